@@ -1,0 +1,3 @@
+"""logpath: reconstruct packet journeys from netfilter LOG lines."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,20 @@
+"""Command line: a thin shell over the library. ``main`` is the console script."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Importing the command modules registers their commands on ``app``.
+from logpath.cli import commands as _commands  # noqa: F401
+from logpath.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Run the CLI. ``--traceback`` anywhere shows tracebacks instead of one-line messages."""
+    if "--traceback" in sys.argv:
+        sys.argv.remove("--traceback")
+        os.environ["LOGPATH_TRACEBACK"] = "1"
+    app()

@@ -1,0 +1,1 @@
+"""Renderers: terminal timeline, PNG/SVG sequence diagram, HTML report."""
