@@ -231,6 +231,15 @@ def add_namespaces(lab: Lab) -> None:
         lab.exec(role, "ip", "link", "set", "lo", "up")
 
 
+def add_veth(host: str, name: str, peer_namespace: str) -> None:
+    """A veth pair: ``name`` in host, ``eth0`` in the peer's namespace, both with fixed MACs."""
+    peer_mac = MACS[peer_namespace.rsplit("-", 1)[1]]
+    run(
+        *f"ip -n {host} link add {name} address {MACS[name]} type veth".split(),
+        *f"peer name eth0 address {peer_mac} netns {peer_namespace}".split(),
+    )
+
+
 def add_bridge(lab: Lab) -> None:
     """The bridge in host, with both containers on veth ports (hairpin on, like docker)."""
     host = lab.ns("host")
@@ -240,8 +249,7 @@ def add_bridge(lab: Lab) -> None:
     run("ip", "-n", host, "link", "set", BRIDGE, "up")
     for role, ip4, ip6 in (("c1", C1_IP, C1_IP6), ("c2", C2_IP, C2_IP6)):
         port = f"veth{role}"
-        run("ip", "-n", host, "link", "add", port, "address", MACS[port], "type", "veth",
-            "peer", "name", "eth0", "address", MACS[role], "netns", lab.ns(role))
+        add_veth(host, port, lab.ns(role))
         run("ip", "-n", host, "link", "set", port, "master", BRIDGE, "up")
         lab.exec("host", "bridge", "link", "set", "dev", port, "hairpin", "on")
         lab.exec(role, "ip", "addr", "add", f"{ip4}/24", "dev", "eth0")
@@ -254,8 +262,7 @@ def add_bridge(lab: Lab) -> None:
 def add_uplink(lab: Lab) -> None:
     """The host's uplink up0 to the lan namespace, which routes the bridge subnet back."""
     host = lab.ns("host")
-    run("ip", "-n", host, "link", "add", "up0", "address", MACS["up0"], "type", "veth",
-        "peer", "name", "eth0", "address", MACS["lan"], "netns", lab.ns("lan"))
+    add_veth(host, "up0", lab.ns("lan"))
     run("ip", "-n", host, "addr", "add", f"{UPLINK_IP}/24", "dev", "up0")
     run("ip", "-n", host, "link", "set", "up0", "up")
     lab.exec("lan", "ip", "addr", "add", f"{LAN_IP}/24", "dev", "eth0")

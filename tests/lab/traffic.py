@@ -255,16 +255,28 @@ def burst_masquerade(lab: Lab) -> int:
 
 SCENARIOS = [
     Scenario("c2c", "TCP c1 -> c2 172.30.0.3:9001, switched by the bridge", c2c),
-    Scenario("bridge-rst", "TCP c1 -> 172.30.0.1:9002 (bridge address), no listener: RST", bridge_rst),
+    Scenario(
+        "bridge-rst", "TCP c1 -> 172.30.0.1:9002 (bridge address), no listener: RST", bridge_rst
+    ),
     Scenario("c1-host", "TCP c1 -> 10.77.0.1:9003 (host's uplink address)", c1_host),
     Scenario("host-c1", "TCP host -> c1 172.30.0.2:9004", host_c1),
     Scenario("masquerade", "TCP c1 -> lan 10.77.0.2:9005, MASQUERADE to 10.77.0.1", masquerade),
     Scenario("dnat", "TCP lan -> 10.77.0.1:8080, DNAT to c1 172.30.0.2:80", dnat),
-    Scenario("hairpin", "TCP c2 -> 10.77.0.1:8080, DNAT to c1:80 + MASQUERADE to 172.30.0.1", hairpin),
-    Scenario("hairpin-self", "TCP c1 -> 10.77.0.1:8080 -> c1:80 itself (hairpin port)", hairpin_self),
-    Scenario("icmp-echo", "ICMP echo c1 -> lan 10.77.0.2, id 0x4c50 seq 1 and 2, masqueraded", icmp_echo),
-    Scenario("icmp-error", "UDP c1 -> lan 10.77.0.2:9009 closed: ICMP port unreachable", icmp_error),
+    Scenario(
+        "hairpin", "TCP c2 -> 10.77.0.1:8080, DNAT to c1:80 + MASQUERADE to 172.30.0.1", hairpin
+    ),
+    Scenario(
+        "hairpin-self", "TCP c1 -> 10.77.0.1:8080 -> c1:80 itself (hairpin port)", hairpin_self
+    ),
+    Scenario(
+        "icmp-echo", "ICMP echo c1 -> lan 10.77.0.2, id 0x4c50 seq 1 and 2, masqueraded", icmp_echo
+    ),
+    Scenario(
+        "icmp-error", "UDP c1 -> lan 10.77.0.2:9009 closed: ICMP port unreachable", icmp_error
+    ),
     Scenario("udp", "UDP c1 -> lan 10.77.0.2:9010, one request one response, masqueraded", udp),
     Scenario("ipv6", "TCP c1 -> [fd00:30::3]:9011 (bridged), c1 -> [fd00:30::1]:9012 (host)", ipv6),
-    Scenario("burst", f"{BURST_SIZE} concurrent TCP c1 -> lan 10.77.0.2:9020, masqueraded", burst_masquerade),
+    Scenario(
+        "burst", f"{BURST_SIZE} concurrent TCP c1 -> 10.77.0.2:9020, masqueraded", burst_masquerade
+    ),
 ]
