@@ -1,0 +1,337 @@
+"""Packets: the hops that are one packet seen at successive hooks, on one host or several.
+
+A packet keeps, between the hooks of one host, its source address and port (SNAT happens after
+the last LOG rule of POSTROUTING, so it is never visible on the host that applies it), its IP ID,
+LEN, TCP flags, SEQ/ACK and window; its destination may change once (DNAT, or the de-SNAT of a
+reply, both in nat PREROUTING/OUTPUT) and its TTL drops by one when it is routed
+(NETFILTER_LOG_FORMATS.md §7). Hops are grouped in two passes:
+
+1. per host, by that invariant identity, in time and hook order (vectorised; only the few
+   candidate groups where two packets interleave are untangled one hop at a time);
+2. across hosts (or on re-entering the same host, e.g. loopback or a container's namespace): a
+   packet that leaves by FORWARD/OUTPUT/POSTROUTING joins the packet that enters the next
+   PREROUTING with the same identity, destination and TTL, moments later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from logpath.errors import LogpathError
+
+# Netfilter hook stages in traversal order; a packet's hops never go back to an earlier stage
+# on the same host (PREROUTING -> INPUT|FORWARD -> POSTROUTING, OUTPUT -> POSTROUTING).
+HOOK_STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}
+
+# Table priorities within a hook (include/uapi/linux/netfilter_ipv4.h): raw before mangle before
+# nat (DNAT, -100) before filter (0) before security (50); SNAT/nat INPUT run at +100.
+TABLE_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+
+# The identity a packet keeps between the hooks of one host (ports and addresses of the
+# destination side may be DNATed, so they are compared later, hop by hop).
+IDENTITY = [
+    "kind",
+    "family",
+    "proto",
+    "len",
+    "id",
+    "flags",
+    "seq",
+    "ack",
+    "window",
+    "icmp_type",
+    "icmp_code",
+    "icmp_id",
+    "icmp_seq",
+    "inner_src",
+    "inner_dst",
+    "inner_sport",
+    "inner_dport",
+    "arp_opcode",
+    "arp_ipsrc",
+    "arp_ipdst",
+]
+LOCAL_KEY = ["host", *IDENTITY, "src", "sport"]
+
+# Hops further apart than this are not one packet (syslog without [uptime] has 1 s resolution).
+MAX_HOP_GAP = 2.0
+
+COLUMNS = ("packet", "leg", "hop_n")
+"""Columns group_packets adds: ``packet`` (int64, numbered by first hop in time), ``leg`` (int64,
+0 on the first host, 1 on the next...) and ``hop_n``
+(int64, 0-based position of the hop in its packet's journey)."""
+
+
+class PacketError(LogpathError):
+    """The hop table lacks what packet grouping needs."""
+
+
+def group_packets(hops: pd.DataFrame) -> pd.DataFrame:
+    """Number the packets: hops that are one packet seen at successive hooks get one ``packet``.
+
+    Args:
+        hops: the hop table with ``hook`` (and ``table``) resolved, e.g. by
+            ``logpath.hooks.resolve_hooks``.
+
+    Returns:
+        A copy sorted by packet and hop order, with ``packet``, ``leg`` and ``hop_n`` added.
+
+    Example:
+        >>> packets = group_packets(resolve_hooks(store.read_hops(port=12580), ruleset))
+    """
+    missing = {"hook", "src", "dst", "lineno"} - set(hops.columns)
+    if missing:
+        raise PacketError(f"the hop table lacks the columns {sorted(missing)} needed for packets")
+    frame = _prepare(hops)
+    if frame.empty:
+        return _finish(frame.assign(_segment=0, _packet=0, _leg=0))
+    frame["_segment"] = _local_packets(frame)
+    packet, leg = _join_across_hosts(frame)
+    frame["_packet"] = packet[frame["_segment"].to_numpy()]
+    frame["_leg"] = leg[frame["_segment"].to_numpy()]
+    return _finish(frame)
+
+
+def hook_rank(hook: pd.Series, table: pd.Series) -> pd.Series:
+    """Order of each hop within one host's traversal: hook stage, then table priority."""
+    stage = hook.map(HOOK_STAGE).astype("float64").fillna(0.0)
+    priority = table.map(TABLE_PRIORITY).astype("float64")
+    nat = hook.map(NAT_PRIORITY).astype("float64").where(table.eq("nat"))
+    # an unknown table (nft chains live in user-named tables) ranks with filter
+    return stage * 1000.0 + priority.fillna(nat).fillna(0.0)
+
+
+def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
+    """Copy with every identity column present and the helper columns (named ``_...``)."""
+    frame = hops.reset_index(drop=True)
+    absent = [
+        c
+        for c in [
+            *LOCAL_KEY,
+            "table",
+            "uptime",
+            "ts",
+            "ttl",
+            "dport",
+            "prefix",
+            "in_iface",
+            "out_iface",
+        ]
+        if c not in frame.columns
+    ]
+    frame = frame.assign(**dict.fromkeys(absent))
+    hook = frame["hook"].astype("object").fillna(_hook_from_interfaces(frame))
+    frame["_hook"] = hook
+    frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
+    frame["_stage"] = hook.map(HOOK_STAGE).astype("float64").fillna(0.0)
+    frame["_ts"] = _epoch_seconds(frame["ts"])
+    uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
+    # one clock per host for ordering: uptime when logged, else wall-clock seconds
+    frame["_t"] = uptime.fillna(frame["_ts"]).fillna(0.0)
+    frame["_prefix"] = frame["prefix"].astype("object").fillna("")
+    frame["_ttl"] = pd.to_numeric(frame["ttl"], errors="coerce").astype("float64")
+    return frame
+
+
+def _hook_from_interfaces(frame: pd.DataFrame) -> pd.Series:
+    """The IN/OUT guess for hops whose hook is unknown (both set: FORWARD; IN only: PREROUTING)."""
+    has_in = frame["in_iface"].notna().to_numpy()
+    has_out = frame["out_iface"].notna().to_numpy()
+    guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))
+    return pd.Series(guess, index=frame.index, dtype="object")
+
+
+def _epoch_seconds(ts: pd.Series) -> pd.Series:
+    """Seconds since the epoch as float (NaN where the hop has no wall-clock time)."""
+    stamps = pd.to_datetime(ts, utc=True)
+    if stamps.isna().all():
+        return pd.Series(np.nan, index=ts.index)
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return seconds.astype("float64")
+
+
+def _local_packets(frame: pd.DataFrame) -> np.ndarray:
+    """Segment id per hop: one packet on one host (pass 1)."""
+    frame["_key"] = frame.groupby(LOCAL_KEY, dropna=False, sort=False).ngroup().to_numpy()
+    order = np.lexsort(
+        (
+            frame["lineno"].to_numpy(),
+            frame["_rank"].to_numpy(),
+            frame["_t"].to_numpy(),
+            frame["_key"].to_numpy(),
+        )
+    )
+    segment = np.empty(len(frame), dtype=np.int64)
+    segment[order] = np.cumsum(~_continues(frame.iloc[order])) - 1
+    tangled = _tangled_keys(frame)
+    if tangled.size:
+        _untangle(frame, segment, tangled)
+    return _dense(segment)
+
+
+def _continues(ordered: pd.DataFrame) -> np.ndarray:
+    """For hops sorted by key and time: does each hop continue the previous hop's packet?"""
+    key, t, rank = (ordered[c].to_numpy() for c in ("_key", "_t", "_rank"))
+    prefix, ttl = ordered["_prefix"].to_numpy(), ordered["_ttl"].to_numpy()
+    continues = np.zeros(len(ordered), dtype=bool)
+    if len(ordered) < 2:
+        return continues
+    gap = t[1:] - t[:-1]
+    later_hook = (rank[1:] > rank[:-1]) | ((rank[1:] == rank[:-1]) & (prefix[1:] != prefix[:-1]))
+    drop = ttl[:-1] - ttl[1:]
+    ttl_ok = np.isnan(drop) | ((drop >= 0) & (drop <= 1))
+    continues[1:] = (key[1:] == key[:-1]) & (gap >= 0) & (gap <= MAX_HOP_GAP) & later_hook & ttl_ok
+    return continues
+
+
+def _tangled_keys(frame: pd.DataFrame) -> np.ndarray:
+    """Keys where two packets may interleave: one hook (and prefix) logged more than once."""
+    counts = frame.groupby(["_key", "_rank", "_prefix"], sort=False).size()
+    return counts[counts > 1].index.get_level_values("_key").unique().to_numpy()
+
+
+def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> None:
+    """Reassign the hops of tangled keys, one at a time, to the open packet they continue best."""
+    next_id = int(segment.max()) + 1
+    rows = frame[frame["_key"].isin(tangled)].sort_values(["_key", "_t", "_rank", "lineno"])
+    for _, group in rows.groupby("_key", sort=False):
+        matched = _match_hops(group)
+        for index, packet in matched.items():
+            segment[index] = next_id + packet
+        next_id += max(matched.values()) + 1
+
+
+class _OpenPacket:
+    """The last hop of a packet still being assembled by ``_match_hops``."""
+
+    __slots__ = ("dport", "dst", "prefixes", "rank", "t", "ttl")
+
+    def __init__(self) -> None:
+        self.prefixes: set[str] = set()
+
+    def can_take(self, hop: pd.Series) -> bool:
+        """Could ``hop`` be this packet's next hop (later hook, moments later, TTL kept or -1)?"""
+        gap = hop["_t"] - self.t
+        if not 0 <= gap <= MAX_HOP_GAP:
+            return False
+        if hop["_rank"] < self.rank or (
+            hop["_rank"] == self.rank and hop["_prefix"] in self.prefixes
+        ):
+            return False
+        drop = self.ttl - hop["_ttl"]
+        return bool(np.isnan(drop) or 0 <= drop <= 1)
+
+    def score(self, hop: pd.Series) -> tuple[int, float]:
+        """Prefer the packet with the same destination (no NAT between), then the latest."""
+        same = int(_same(self.dst, hop["dst"])) + int(_same(self.dport, hop["dport"]))
+        return same, self.t
+
+    def take(self, hop: pd.Series) -> None:
+        """Make ``hop`` this packet's last hop."""
+        self.t, self.rank, self.ttl = hop["_t"], hop["_rank"], hop["_ttl"]
+        self.dst, self.dport = hop["dst"], hop["dport"]
+        self.prefixes.add(hop["_prefix"])
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality where two missing values are equal."""
+    return bool(pd.isna(a) and pd.isna(b)) if pd.isna(a) or pd.isna(b) else bool(a == b)
+
+
+def _match_hops(group: pd.DataFrame) -> dict[int, int]:
+    """Greedy matching in time order: each hop joins the open packet it continues best."""
+    packets: list[_OpenPacket] = []
+    assigned: dict[int, int] = {}
+    for index, hop in group.iterrows():
+        fits = [(p.score(hop), n) for n, p in enumerate(packets) if p.can_take(hop)]
+        if fits:
+            n = max(fits)[1]
+        else:
+            packets.append(_OpenPacket())
+            n = len(packets) - 1
+        packets[n].take(hop)
+        assigned[int(index)] = n  # type: ignore[arg-type]
+    return assigned
+
+
+def _dense(ids: np.ndarray) -> np.ndarray:
+    """Renumber ids 0..n-1 (keeping their order)."""
+    return np.unique(ids, return_inverse=True)[1].astype(np.int64)
+
+
+def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 2: per segment, its packet id and its leg (0 = first host on the journey)."""
+    ordered = frame.sort_values(["_segment", "_t", "_rank", "lineno"])
+    first = ordered.drop_duplicates("_segment", keep="first")
+    last = ordered.drop_duplicates("_segment", keep="last")
+    links = _exit_entry_links(
+        last[last["out_iface"].notna()],
+        first[(first["_stage"] == 0) & first["out_iface"].isna() & first["in_iface"].notna()],
+    )
+    count = int(frame["_segment"].max()) + 1
+    parent = np.arange(count, dtype=np.int64)
+    entry = links["_segment_entry"].to_numpy(dtype=np.int64)
+    parent[entry] = links["_segment_exit"].to_numpy(dtype=np.int64)
+    return _roots_and_depths(parent)
+
+
+def _exit_entry_links(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFrame:
+    """Pairs (exit segment, entry segment) that are one packet passing from one host to the next.
+
+    Same identity, destination, destination port and TTL (the next host sees the TTL the
+    packet left with); the source may differ only by SNAT; moments apart.
+    """
+    columns = ["_segment", "_t", "_ts", "host", "src", "sport"]
+    keys = [*IDENTITY, "dst", "dport", "_ttl"]
+    pairs = exits[[*keys, *columns]].merge(
+        entries[[*keys, *columns]], on=keys, suffixes=("_exit", "_entry")
+    )
+    same_host = pairs["host_exit"].isna() & pairs["host_entry"].isna() | (
+        pairs["host_exit"] == pairs["host_entry"]
+    )
+    # the same host (or one log without host names) shares one clock; others share wall time
+    gap = (pairs["_t_entry"] - pairs["_t_exit"]).where(
+        same_host, pairs["_ts_entry"] - pairs["_ts_exit"]
+    )
+    low = np.where(same_host, 0.0, -MAX_HOP_GAP)
+    same_src = pairs["src_exit"] == pairs["src_entry"]
+    port_kept = pairs["sport_exit"].isna() & pairs["sport_entry"].isna() | (
+        pairs["sport_exit"] == pairs["sport_entry"]
+    )
+    fits = (gap >= low) & (gap <= MAX_HOP_GAP) & (~same_src | port_kept.fillna(False))
+    fits &= pairs["_segment_exit"] != pairs["_segment_entry"]
+    pairs = pairs.assign(_gap=gap.abs())[fits.fillna(False).to_numpy(dtype=bool)]
+    pairs = (
+        pairs.sort_values("_gap").drop_duplicates("_segment_exit").drop_duplicates("_segment_entry")
+    )
+    return pairs[["_segment_exit", "_segment_entry"]]
+
+
+def _roots_and_depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pointer jumping: the first segment of each chain and each segment's position in it."""
+    depth = (parent != np.arange(parent.size)).astype(np.int64)
+    for _ in range(64):  # 2**64 hosts deep: ends even if a clock skew made a cycle
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            break
+        depth = depth + depth[parent]
+        parent = grand
+    return parent, depth
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Renumber packets by the time of their first hop, order the hops, drop helper columns."""
+    frame = frame.sort_values(["_packet", "_leg", "_t", "_rank", "lineno"])
+    start = frame.groupby("_packet", sort=False).agg(
+        ts=("_ts", "min"), t=("_t", "first"), line=("lineno", "first")
+    )
+    order = start.sort_values(["ts", "t", "line"], na_position="last").index
+    number = pd.Series(np.arange(len(order), dtype=np.int64), index=order)
+    frame["packet"] = number.reindex(frame["_packet"]).to_numpy()
+    frame["leg"] = frame["_leg"].astype("int64")
+    frame = frame.sort_values(["packet", "leg", "_t", "_rank", "lineno"], kind="stable")
+    frame["hop_n"] = frame.groupby("packet", sort=False).cumcount().astype("int64")
+    helpers = [c for c in frame.columns if c.startswith("_")]
+    return frame.drop(columns=helpers).reset_index(drop=True)
