@@ -1,0 +1,367 @@
+"""Where each hop was logged: its table, chain and netfilter hook, and the evidence for it.
+
+In order of trust: a legacy TRACE line names table and chain itself; a ruleset maps the LOG
+prefix to the rule's table and chain (and a user chain to the hooks that reach it); prefix
+conventions (``grammars/prefixes.toml``) read them from the prefix's words; otherwise the IN=/OUT=
+pattern gives a guess that the packet stage may refine by the order of the hops.
+
+    >>> hops = resolve_hooks(hop_table, load_ruleset("samples/seed/iptables.final.rules"))
+    >>> hops.loc[hops.prefix == "[TonyBai]-FwdId0Od0:", ["table", "chain", "hook"]]
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from logpath.errors import InputError
+from logpath.rules import HOOKS, Location, Ruleset, hook_admits
+
+__all__ = [
+    "RESOLVED_COLUMNS",
+    "Conventions",
+    "PrefixMatch",
+    "guess_hook",
+    "load_conventions",
+    "resolve_hooks",
+]
+
+# Columns resolve_hooks adds; categoricals, because millions of hops share a few values.
+# nf_family: the nft family of the chain when a ruleset says (bridge/netdev hooks have the same
+# names as the IP ones; this tells them apart), else null.
+RESOLVED_COLUMNS = ("table", "chain", "hook", "evidence", "nf_family")
+
+# The hop columns a hop's location depends on: one resolution per distinct combination.
+KEY_COLUMNS = ("prefix", "in_iface", "out_iface", "trace_table", "trace_chain")
+
+EVIDENCE = ("trace", "ruleset", "prefix", "guess")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefix conventions
+
+
+@dataclass(frozen=True)
+class PrefixMatch:
+    """What a prefix convention says about a hop."""
+
+    table: str | None
+    chain: str | None
+    hook: str | None
+    convention: str  # the name of the convention that matched
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One ``[[convention]]`` of a prefixes file."""
+
+    name: str
+    pattern: re.Pattern[str] | None  # None for the generic word reader
+    table: str | None
+    hook: str | None  # a hook, "{group}", "by-interfaces", or None
+    chain: str | None
+    source: str  # the file it came from
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The prefix conventions in force: ordered conventions and the words for tables and hooks."""
+
+    conventions: tuple[Convention, ...]
+    table_words: tuple[tuple[str, str], ...]  # (word, table)
+    hook_words: tuple[tuple[str, str], ...]  # (word, HOOK)
+
+    def match(
+        self, prefix: str | None, in_iface: str | None = None, out_iface: str | None = None
+    ) -> PrefixMatch | None:
+        """The first convention that reads a hook out of ``prefix``, or None."""
+        if not prefix:
+            return None
+        for convention in self.conventions:
+            found = self._apply(convention, prefix, in_iface, out_iface)
+            if found is not None and found.hook is not None:
+                return found
+        return None
+
+    def _apply(
+        self, convention: Convention, prefix: str, in_iface: str | None, out_iface: str | None
+    ) -> PrefixMatch | None:
+        if convention.pattern is None:
+            return self._read_words(convention.name, prefix)
+        match = convention.pattern.search(prefix)
+        if match is None:
+            return None
+        groups = {key: value for key, value in match.groupdict().items() if value is not None}
+        hook = expand(convention.hook, groups)
+        hook = (
+            hook_from_interfaces(in_iface, out_iface)
+            if hook == "by-interfaces"
+            else self.hook_named(hook)
+        )
+        table = expand(convention.table, groups)
+        table = self.table_named(table) or table
+        return PrefixMatch(table, expand(convention.chain, groups), hook, convention.name)
+
+    def hook_named(self, word: str | None) -> str | None:
+        """The hook a word names (``pre`` -> PREROUTING), or the word if it is a hook already."""
+        if word is None:
+            return None
+        if word.upper() in (*HOOKS, "INGRESS", "EGRESS"):
+            return word.upper()
+        return dict(self.hook_words).get(word.lower())
+
+    def table_named(self, word: str | None) -> str | None:
+        """The table a word names (``mgl`` -> mangle), or None."""
+        return None if word is None else dict(self.table_words).get(word.lower())
+
+    def _read_words(self, name: str, prefix: str) -> PrefixMatch | None:
+        words = [word.lower() for word in WORD.findall(prefix)]
+        hooks = set(names_in(words, dict(self.hook_words)))
+        tables = set(names_in(words, dict(self.table_words)))
+        if len(hooks) != 1 or len(tables) > 1:
+            return None
+        return PrefixMatch(next(iter(tables), None), None, hooks.pop(), name)
+
+
+# Words of a prefix: camelCase humps, runs of capitals, lower-case runs, digit runs.
+WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def names_in(words: list[str], vocabulary: dict[str, str]) -> Iterable[str]:
+    """What the words name, joining up to three neighbours ("post" "routing" -> postrouting)."""
+    for start in range(len(words)):
+        for end in range(start + 1, min(start + 3, len(words)) + 1):
+            named = vocabulary.get("".join(words[start:end]))
+            if named is not None:
+                yield named
+
+
+def expand(template: str | None, groups: dict[str, str]) -> str | None:
+    """A convention value with ``{group}`` replaced by the text the pattern captured."""
+    if template is None:
+        return None
+    try:
+        return template.format(**groups)
+    except KeyError:
+        return None
+
+
+def hook_from_interfaces(in_iface: str | None, out_iface: str | None) -> str | None:
+    """For chains reached from filter INPUT/FORWARD/OUTPUT: the hook IN=/OUT= point to."""
+    has_in, has_out = bool(in_iface), bool(out_iface)
+    if has_in and has_out:
+        return "FORWARD"
+    if has_in:
+        return "INPUT"
+    return "OUTPUT" if has_out else None
+
+
+def load_conventions(paths: Sequence[str | Path] = (), *, user: bool = True) -> Conventions:
+    """The conventions in force: the user's files first, then logpath's own.
+
+    Args:
+        paths: extra prefixes files (``--prefixes FILE``); the last one given is tried first.
+        user: also read ``prefixes.toml`` in the user's config directory if it exists.
+    Raises:
+        InputError: a prefixes file cannot be read or does not follow the format.
+    """
+    builtin = resources.files("logpath.grammars").joinpath("prefixes.toml")
+    files: list[tuple[str, str]] = [("logpath's prefixes.toml", builtin.read_text("utf-8"))]
+    if user and user_prefixes_file().is_file():
+        files.append(read_prefixes_file(user_prefixes_file()))
+    files.extend(read_prefixes_file(Path(path)) for path in paths)
+    parsed = [parse_prefixes(text, source) for source, text in files]
+    conventions = tuple(c for _, _, file_conventions in reversed(parsed) for c in file_conventions)
+    tables = tuple(word for table_words, _, _ in reversed(parsed) for word in table_words)
+    hooks = tuple(word for _, hook_words, _ in reversed(parsed) for word in hook_words)
+    return Conventions(conventions, tables, hooks)
+
+
+def user_prefixes_file() -> Path:
+    """``$XDG_CONFIG_HOME/logpath/prefixes.toml`` (``~/.config/logpath/prefixes.toml``)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("logpath")) / "prefixes.toml"
+
+
+def read_prefixes_file(path: Path) -> tuple[str, str]:
+    """(name, text) of a prefixes file, or an InputError naming it."""
+    try:
+        return str(path), path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the prefixes file: {error}") from None
+
+
+def parse_prefixes(
+    text: str, source: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[Convention]]:
+    """The table words, hook words and conventions of one prefixes file."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"{source}: not valid TOML: {error}") from None
+    vocabulary = data.get("vocabulary", {})
+    tables = vocabulary_words(vocabulary.get("tables", {}), source, upper=False)
+    hooks = vocabulary_words(vocabulary.get("hooks", {}), source, upper=True)
+    entries = data.get("convention", [])
+    return tables, hooks, [make_convention(entry, source) for entry in entries]
+
+
+def vocabulary_words(section: dict[str, Any], source: str, upper: bool) -> list[tuple[str, str]]:
+    """(word, name) pairs of a ``[vocabulary.*]`` table, checked."""
+    pairs = []
+    for name, words in section.items():
+        if upper and name.upper() not in (*HOOKS, "INGRESS", "EGRESS"):
+            raise InputError(f"{source}: [vocabulary.hooks] {name} is not a netfilter hook")
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise InputError(f"{source}: vocabulary {name} must be a list of words")
+        pairs.extend((word.lower(), name.upper() if upper else name) for word in words)
+    return pairs
+
+
+def make_convention(entry: dict[str, Any], source: str) -> Convention:
+    """One checked ``[[convention]]``."""
+    name = str(entry.get("name", "?"))
+    if entry.get("words"):
+        return Convention(name, None, None, None, None, source)
+    if "pattern" not in entry or "hook" not in entry:
+        raise InputError(f"{source}: convention {name!r} needs a pattern and a hook")
+    flags = re.IGNORECASE if entry.get("ignore_case") else 0
+    try:
+        pattern = re.compile(entry["pattern"], flags)
+    except re.error as error:
+        raise InputError(f"{source}: convention {name!r}: bad pattern: {error}") from None
+    return Convention(name, pattern, entry.get("table"), entry["hook"], entry.get("chain"), source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving a hop table
+
+
+def guess_hook(in_iface: str | None, out_iface: str | None) -> str | None:
+    """The hook IN=/OUT= suggest: IN only -> PREROUTING (or INPUT), OUT only -> OUTPUT (or
+    POSTROUTING), both -> FORWARD (or POSTROUTING); neither -> None."""
+    has_in, has_out = bool(in_iface), bool(out_iface)
+    if has_in and has_out:
+        return "FORWARD"
+    if has_in:
+        return "PREROUTING"
+    return "OUTPUT" if has_out else None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where one (prefix, IN, OUT, TRACE) combination was logged."""
+
+    table: str | None
+    chain: str | None
+    hook: str | None
+    evidence: str
+    nf_family: str | None = None
+
+
+def resolve_hooks(
+    hops: pd.DataFrame, ruleset: Ruleset | None = None, conventions: Conventions | None = None
+) -> pd.DataFrame:
+    """The hop table with ``table``, ``chain``, ``hook``, ``evidence`` and ``nf_family`` added.
+
+    Each distinct (prefix, in_iface, out_iface, trace_table, trace_chain) is resolved once, so
+    millions of hops cost what their few distinct combinations cost.
+
+    Args:
+        hops: the hop table (columns of ``logpath.hops``; missing key columns count as null).
+        ruleset: the ruleset the logs were written under, if known.
+        conventions: prefix conventions; by default ``load_conventions()``.
+    Returns:
+        A copy of ``hops`` with the five columns added (categoricals; null where unknown).
+    """
+    conventions = conventions if conventions is not None else load_conventions()
+    keys = key_frame(hops)
+    codes, uniques = factorize_rows(keys)
+    resolved = [resolve_one(row, ruleset, conventions) for row in uniques.itertuples(index=False)]
+    result = hops.copy()
+    for column in RESOLVED_COLUMNS:
+        values = [getattr(item, column) for item in resolved]
+        categories = pd.Categorical(values)
+        result[column] = pd.Categorical.from_codes(
+            categories.codes[codes], categories=categories.categories
+        )
+    return result
+
+
+def key_frame(hops: pd.DataFrame) -> pd.DataFrame:
+    """The key columns as plain objects, "" and NaN both turned into None."""
+    frame = pd.DataFrame(index=hops.index)
+    for column in KEY_COLUMNS:
+        values = hops[column] if column in hops.columns else pd.Series(None, index=hops.index)
+        values = values.astype("object")
+        frame[column] = values.where(values.notna() & values.ne(""), None)
+    return frame
+
+
+def factorize_rows(keys: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+    """(code of each row, the distinct rows in first-seen order)."""
+    if keys.empty:
+        return pd.Series([], dtype="int64").to_numpy(), keys
+    codes = keys.groupby(list(KEY_COLUMNS), dropna=False, sort=False).ngroup().to_numpy()
+    uniques = keys.drop_duplicates().reset_index(drop=True)
+    return codes, uniques
+
+
+def resolve_one(row: Any, ruleset: Ruleset | None, conventions: Conventions) -> Resolved:
+    """Where one key combination was logged, from the best evidence available."""
+    if row.trace_table is not None:
+        return from_trace(row, ruleset)
+    if ruleset is not None:
+        found = from_ruleset(row, ruleset)
+        if found is not None:
+            return found
+    match = conventions.match(row.prefix, row.in_iface, row.out_iface)
+    if match is not None:
+        return Resolved(match.table, match.chain, match.hook, "prefix")
+    return Resolved(None, None, guess_hook(row.in_iface, row.out_iface), "guess")
+
+
+def from_trace(row: Any, ruleset: Ruleset | None) -> Resolved:
+    """A TRACE line names table and chain; a user chain's hook comes from the ruleset."""
+    chain = row.trace_chain
+    if chain in HOOKS:
+        return Resolved(row.trace_table, chain, chain, "trace")
+    hooks = ruleset.hooks_of(row.trace_table, chain) if ruleset is not None else []
+    fitting = [hook for hook in hooks if hook_admits(hook, row.in_iface, row.out_iface)]
+    hook = fitting[0] if len(fitting) == 1 else None
+    return Resolved(row.trace_table, chain, hook, "trace")
+
+
+def from_ruleset(row: Any, ruleset: Ruleset) -> Resolved | None:
+    """The LOG rules with this prefix whose interface conditions and hook fit IN=/OUT=.
+
+    Fields on which the fitting rules disagree are left null; None when no rule fits.
+    """
+    fitting = [
+        location
+        for location in ruleset.locations(row.prefix)
+        if location.admits(row.in_iface, row.out_iface)
+    ]
+    if not fitting:
+        return None
+    return Resolved(
+        agreed(fitting, "table"),
+        agreed(fitting, "chain"),
+        agreed(fitting, "hook"),
+        "ruleset",
+        agreed(fitting, "family"),
+    )
+
+
+def agreed(locations: list[Location], field: str) -> str | None:
+    """The value all locations share for ``field``, or None if they differ."""
+    values = {getattr(location, field) for location in locations}
+    return values.pop() if len(values) == 1 else None
