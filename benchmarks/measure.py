@@ -1,0 +1,145 @@
+"""Run a command and measure it from outside: wall time, peak RSS, and the machine it ran on.
+
+Peak memory is taken two ways because logpath may use worker processes: GNU time's `%M`
+(ru_maxrss: the largest single process, the child or any descendant it waited for), and a
+sampler that sums the resident set of the whole process tree every 20 ms and keeps the maximum.
+The command runs under /usr/bin/time rather than straight from Python because the kernel
+carries the pre-exec memory's high-water mark into ru_maxrss at exec: a child forked from this
+~70 MB Python would report at least 70 MB whatever it really used.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+RESULTS_DIR = BENCH_DIR / "results"
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+SAMPLE_SECONDS = 0.02
+GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """What one run of a command cost and printed."""
+
+    command: list[str]
+    returncode: int
+    wall_seconds: float
+    max_rss_kb: int  # largest single process (wait4 ru_maxrss)
+    tree_peak_kb: int  # largest sampled sum over the process tree
+    stdout: str
+    stderr: str
+
+
+def children_of() -> dict[int, list[int]]:
+    """Map each pid to its child pids, read from /proc/<pid>/stat."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        tree.setdefault(parent, []).append(int(entry))
+    return tree
+
+
+def tree_rss_kb(root: int) -> int:
+    """Resident set of `root` and all its descendants, in KiB."""
+    tree, total, todo = children_of(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(tree.get(pid, []))
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def run_measured(command: list[str]) -> Measurement:
+    """Run `command` to completion and measure it; its output is spooled to temporary files."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r") as rss,
+    ):
+        timed = [GNU_TIME, "-f", "%M", "-o", rss.name, *command] if GNU_TIME else command
+        started = time.perf_counter()
+        child = subprocess.Popen(timed, stdout=out, stderr=err, text=True)
+        peak = [0]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(SAMPLE_SECONDS):
+                peak[0] = max(peak[0], tree_rss_kb(child.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        # GNU time writes "Command exited with non-zero status N" before %M on failure.
+        reported = rss.read().split()
+        max_rss = int(reported[-1]) if GNU_TIME and reported else usage.ru_maxrss
+        return Measurement(
+            command, child.returncode, wall, max_rss, peak[0], out.read(), err.read()
+        )
+
+
+def logpath_executable() -> str:
+    """The `logpath` console script next to this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / "logpath"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("logpath")
+    if found is None:
+        raise SystemExit("logpath is not installed: run `pip install -e .` in the repository")
+    return found
+
+
+def has_command(name: str) -> bool:
+    """Whether `logpath NAME --help` works (the command exists in this checkout)."""
+    probe = subprocess.run(
+        [logpath_executable(), name, "--help"], capture_output=True, text=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def machine() -> dict[str, str]:
+    """CPU model, core count, memory, OS and Python: the context a figure needs."""
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "cpu": model,
+        "nproc": str(os.cpu_count()),
+        "memory": f"{memory_kb / 1024 / 1024:.1f} GiB",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def mib(kb: int) -> str:
+    """KiB as MiB with one decimal."""
+    return f"{kb / 1024:.1f} MiB"
