@@ -7,9 +7,13 @@ or reply, and every hop whether the addresses it shows are the original or the t
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 FLOW_DIRECTIONS = ("orig", "reply")
 NAT_TYPES = ("snat", "dnat", "redirect")
@@ -138,3 +142,573 @@ def _iso(when: datetime | None) -> str | None:
     if when is None:
         return None
     return when.isoformat().replace("+00:00", "Z")
+
+
+# Protocols whose conntrack tuple has ports; others show only addresses in NAT records.
+PORTED = frozenset({"tcp", "udp", "udplite", "sctp", "dccp"})
+# ICMP echo request/reply types (v4, v6): the echo identifier stands in for the source port.
+ECHO_TYPES = frozenset({0, 8, 128, 129})
+ECHO_REPLY_TYPES = frozenset({0, 129})
+# How long an idle tuple stays one connection (conntrack defaults: udp 120 s after a reply,
+# icmp 30 s); tcp connections end by FIN/RST and a new SYN instead.
+IDLE_TIMEOUT = {"udp": 180.0, "udplite": 180.0, "icmp": 30.0, "icmpv6": 30.0}
+DEFAULT_IDLE_TIMEOUT = 600.0
+
+HOP_COLUMNS = ("flow", "direction", "related", "translated", "nat_mark")
+"""Columns assign_flows adds per hop: ``flow`` (flow id), ``direction`` ("orig"|"reply"),
+``related`` (an ICMP error quoting the flow's packet), ``translated`` (bool) and ``nat_mark``
+(what NAT changed since the previous hop of the packet, or None)."""
+
+
+def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
+    """Per hop the conntrack view: ``t_proto``, ``t_src``, ``t_sport``, ``t_dst``, ``t_dport``.
+
+    An ICMP error is keyed by the packet it quotes (``inner_*``), so it joins that packet's
+    flow; an ICMP echo's identifier takes the source port's place.
+    """
+    related = _column(hops, "inner_src").notna() & _column(hops, "inner_dst").notna()
+    proto = _column(hops, "proto").astype("object")
+    echo = proto.isin(["icmp", "icmpv6"]) & _column(hops, "icmp_type").isin(ECHO_TYPES)
+    sport = _int_column(hops, "sport").where(~echo, _int_column(hops, "icmp_id"))
+    inner_proto = _column(hops, "inner_proto").astype("object")
+    inner_sport = _int_column(hops, "inner_sport").fillna(_int_column(hops, "inner_icmp_id"))
+    return pd.DataFrame(
+        {
+            "t_proto": proto.where(~related, inner_proto),
+            "t_src": _column(hops, "src").where(~related, _column(hops, "inner_src")),
+            "t_sport": sport.where(~related, inner_sport),
+            "t_dst": _column(hops, "dst").where(~related, _column(hops, "inner_dst")),
+            "t_dport": _int_column(hops, "dport").where(~related, _int_column(hops, "inner_dport")),
+            "related": related.to_numpy(dtype=bool),
+        },
+        index=hops.index,
+    )
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or all-null when the table does not have it."""
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(None, index=frame.index, dtype="object")
+
+
+def _int_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column as nullable Int64."""
+    return pd.to_numeric(_column(frame, name), errors="coerce").astype("Int64")
+
+
+def assign_flows(packets: pd.DataFrame) -> pd.DataFrame:
+    """Give every hop its connection: ``flow``, ``direction``, ``related``, ``translated``.
+
+    Args:
+        packets: hops grouped by ``logpath.packets.group_packets`` (``packet``, ``leg``,
+            ``hop_n``).
+
+    Returns:
+        A copy with the columns of HOP_COLUMNS added, hops in packet order.
+
+    Example:
+        >>> flows = summarise_flows(assign_flows(group_packets(hops)))
+    """
+    frame = packets.reset_index(drop=True)
+    if frame.empty:
+        empty = dict.fromkeys(HOP_COLUMNS)
+        return frame.assign(**empty)
+    frame = pd.concat([frame, hop_tuples(frame)], axis=1)
+    frame["_key"], frame["_rkey"] = _directed_keys(frame)
+    table = _packet_table(frame)
+    table["_conn"] = _connections(frame, table)
+    conns = _orient(frame, table)
+    frame = frame.merge(conns, on="packet", how="left")
+    frame["translated"] = _translated(frame)
+    frame["nat_mark"] = _nat_marks(frame)
+    return frame.drop(columns=[c for c in frame.columns if c.startswith(("_", "t_"))])
+
+
+def _directed_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """String key of each hop's tuple, and of the same tuple seen from the other side."""
+    text = {
+        c: frame[c].astype("object").where(frame[c].notna(), "")
+        for c in frame.columns
+        if c.startswith("t_")
+    }
+    text = {c: v.astype(str) for c, v in text.items()}
+    echo = frame["t_proto"].isin(["icmp", "icmpv6"])
+    # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
+    rsport = text["t_dport"].where(~echo, text["t_sport"])
+    rdport = text["t_sport"].where(~echo, text["t_dport"])
+    key = text["t_proto"] + "|" + text["t_src"] + "|" + text["t_sport"] + "|" + text["t_dst"]
+    key = key + "|" + text["t_dport"]
+    rkey = text["t_proto"] + "|" + text["t_dst"] + "|" + rsport + "|" + text["t_src"]
+    rkey = rkey + "|" + rdport
+    return key, rkey
+
+
+def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per packet: when it started, its flags, protocol and whether it is an ICMP error."""
+    time = _clock(frame)
+    first = frame.assign(_time=time).drop_duplicates("packet")
+    return pd.DataFrame(
+        {
+            "packet": first["packet"].to_numpy(),
+            "_time": first["_time"].to_numpy(),
+            "_flags": first["flags"].astype("object").fillna("").to_numpy()
+            if "flags" in first
+            else "",
+            "_proto": first["t_proto"].astype("object").to_numpy(),
+            "_related": first["related"].to_numpy(dtype=bool),
+            "_icmp_type": _int_column(first, "icmp_type").to_numpy(),
+        }
+    ).reset_index(drop=True)
+
+
+def _clock(frame: pd.DataFrame) -> pd.Series:
+    """Seconds for gaps between packets: wall clock when known, else uptime."""
+    stamps = pd.to_datetime(_column(frame, "ts"), utc=True)
+    wall = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    uptime = pd.to_numeric(_column(frame, "uptime"), errors="coerce")
+    return wall.astype("float64").fillna(uptime.astype("float64")).fillna(0.0)
+
+
+def _connections(frame: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+    """Connection number per packet: linked tuples (NAT, replies), split where a tuple is reused."""
+    component = _components(frame).reindex(table["packet"]).to_numpy()
+    order = np.lexsort((table["packet"].to_numpy(), component))
+    ordered = table.iloc[order]
+    comp = component[order]
+    same = np.r_[False, comp[1:] == comp[:-1]]
+    gap = np.r_[np.inf, np.diff(ordered["_time"].to_numpy())]
+    timeout = ordered["_proto"].map(IDLE_TIMEOUT).fillna(DEFAULT_IDLE_TIMEOUT).to_numpy()
+    flags = ordered["_flags"].to_numpy()
+    # a fresh SYN after the handshake moved on is the tuple reused by a new connection
+    prev_flags = np.r_[[""], flags[:-1]]
+    reused = (flags == "SYN") & ~np.isin(prev_flags, ["SYN", "ACK SYN"])
+    new = ~same | (gap > timeout) | reused
+    conn = np.empty(len(table), dtype=np.int64)
+    conn[order] = np.cumsum(new) - 1
+    return conn
+
+
+def _components(frame: pd.DataFrame) -> pd.Series:
+    """Per packet the smallest packet number linked to it through shared tuples (either way)."""
+    canonical = frame["_key"].where(frame["_key"] <= frame["_rkey"], frame["_rkey"])
+    pairs = pd.DataFrame({"packet": frame["packet"], "key": pd.factorize(canonical)[0]})
+    pairs = pairs.drop_duplicates()
+    label = pairs["packet"].to_numpy()
+    while True:
+        by_key = pd.Series(label).groupby(pairs["key"].to_numpy()).transform("min").to_numpy()
+        by_packet = pd.Series(by_key).groupby(pairs["packet"].to_numpy()).transform("min")
+        if np.array_equal(by_packet.to_numpy(), label):
+            break
+        label = by_packet.to_numpy()
+    return pd.Series(label, index=pairs["packet"].to_numpy()).groupby(level=0).min()
+
+
+def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per packet: its flow id, direction, and the flow's orig and reply tuple keys."""
+    keys = frame.groupby("packet", sort=False)["_key"].agg(frozenset).to_dict()
+    reverse = dict(zip(frame["_key"], frame["_rkey"], strict=True))
+    first_key = frame.drop_duplicates("packet").set_index("packet")["_key"].to_dict()
+    last_key = frame.drop_duplicates("packet", keep="last").set_index("packet")["_key"].to_dict()
+    starts = _flow_starts(frame)
+    rows = []
+    for _, group in table.groupby("_conn", sort=False):
+        packets = group["packet"].tolist()
+        direction = _directions(group, keys, reverse)
+        orig_key, reply_key = _conn_tuples(group, direction, first_key, last_key, reverse)
+        flow_id = _flow_id(orig_key, starts[packets[0]])
+        rows += [(p, flow_id, direction[p], orig_key, reply_key) for p in packets]
+    return pd.DataFrame(rows, columns=["packet", "flow", "direction", "orig_key", "reply_key"])
+
+
+def _directions(
+    group: pd.DataFrame, keys: dict[int, frozenset[str]], reverse: dict[str, str]
+) -> dict[int, str]:
+    """Orig or reply per packet: the first packet (or its answer, if that came first) is orig;
+    a packet sharing a tuple with orig packets is orig, one showing their reverse is reply."""
+    first = group.iloc[0]
+    seed = keys[int(first["packet"])]
+    orig: set[str] = set(seed)
+    if _looks_like_answer(first):
+        orig = {reverse[k] for k in seed}
+    reply: set[str] = set()
+    decided: dict[int, str] = {}
+    for _ in range(3):
+        for packet in group["packet"].tolist():
+            own = keys[packet]
+            if packet in decided:
+                continue
+            if own & orig:
+                decided[packet] = "orig"
+                orig |= own
+            elif own & reply or {reverse[k] for k in own} & orig:
+                decided[packet] = "reply"
+                reply |= own
+    return {p: decided.get(p, "orig") for p in group["packet"].tolist()}
+
+
+def _looks_like_answer(packet: pd.Series) -> bool:
+    """A SYN-ACK or echo reply seen before its question: the flow started unseen."""
+    if packet["_related"]:
+        return False
+    if packet["_flags"] == "ACK SYN":
+        return True
+    return bool(pd.notna(packet["_icmp_type"]) and packet["_icmp_type"] in ECHO_REPLY_TYPES)
+
+
+def _conn_tuples(
+    group: pd.DataFrame,
+    direction: dict[int, str],
+    first_key: dict[int, str],
+    last_key: dict[int, str],
+    reverse: dict[str, str],
+) -> tuple[str, str]:
+    """The orig tuple (first hop of the first orig packet) and the reply tuple (first hop of the
+    first answer, as it arrives before de-NAT; without answers, the orig after DNAT reversed)."""
+    plain = group[~group["_related"].to_numpy(dtype=bool)]
+    candidates = plain if not plain.empty else group
+    origs = [p for p in candidates["packet"] if direction[p] == "orig"]
+    replies = [p for p in candidates["packet"] if direction[p] == "reply"]
+    if origs:
+        orig_key = first_key[origs[0]]
+        reply_key = first_key[replies[0]] if replies else reverse[last_key[origs[0]]]
+        return orig_key, reply_key
+    reply_key = first_key[replies[0]]
+    return reverse[reply_key], reply_key
+
+
+def _flow_starts(frame: pd.DataFrame) -> dict[int, str]:
+    """Per packet, where and when its first hop was logged (part of the flow id)."""
+    first = frame.drop_duplicates("packet")
+    when = pd.to_datetime(_column(first, "ts"), utc=True).astype("object")
+    uptime = _column(first, "uptime").astype("object")
+    host = _column(first, "host").astype("object")
+    source = _column(first, "source").astype("object")
+    return {
+        int(p): f"{h}|{s}|{w}|{u}"
+        for p, h, s, w, u in zip(first["packet"], host, source, when, uptime, strict=True)
+    }
+
+
+def _flow_id(orig_key: str, start: str) -> str:
+    """A short stable id: the same store gives the same ids run after run."""
+    return hashlib.sha1(f"{orig_key}|{start}".encode()).hexdigest()[:10]
+
+
+def key_tuple(key: str) -> tuple[str, ConnTuple]:
+    """The protocol and tuple of a key written by _directed_keys (``proto|src|sport|dst|dport``)."""
+    proto, src, sport, dst, dport = key.split("|")
+    return proto, ConnTuple(src, int(sport) if sport else None, dst, int(dport) if dport else None)
+
+
+def _translated(frame: pd.DataFrame) -> pd.Series:
+    """Does the hop show other addresses than its direction's conntrack tuple?"""
+    own = frame["orig_key"].where(frame["direction"] == "orig", frame["reply_key"])
+    plain = frame["_key"] != own
+    either = (frame["_key"] != frame["orig_key"]) & (frame["_key"] != frame["reply_key"])
+    return plain.where(~frame["related"].astype(bool), either).astype(bool)
+
+
+def _nat_marks(frame: pd.DataFrame) -> pd.Series:
+    """What NAT changed since the previous hop of the same packet.
+
+    dst changed on an orig packet: "dnat"; on a reply: "de-snat"; src changed (only visible on
+    the next host): "snat" for orig, "de-dnat" for reply.
+    """
+    prev = frame.groupby("packet", sort=False)[["t_src", "t_sport", "t_dst", "t_dport"]].shift(1)
+    started = prev["t_src"].notna()
+    dst_moved = started & (
+        (prev["t_dst"] != frame["t_dst"]) | _differs(prev["t_dport"], frame["t_dport"])
+    )
+    src_moved = started & (
+        (prev["t_src"] != frame["t_src"]) | _differs(prev["t_sport"], frame["t_sport"])
+    )
+    orig = frame["direction"] == "orig"
+    mark = pd.Series(None, index=frame.index, dtype="object")
+    mark = mark.mask(dst_moved & orig, "dnat").mask(dst_moved & ~orig, "de-snat")
+    mark = mark.mask(src_moved & orig, "snat").mask(src_moved & ~orig, "de-dnat")
+    return mark
+
+
+def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Element-wise inequality where two missing values are equal."""
+    both_missing = a.isna() & b.isna()
+    return (~both_missing & ((a != b) | a.isna() | b.isna())).fillna(True).astype(bool)
+
+
+def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
+    """Per packet its fate (see ``journeys.Packet.fate``) and, when stopped, the last hook seen.
+
+    A packet is stopped when its journey ends at a hook (on a host, entering by an interface)
+    from which other packets of the same flow and direction went on to a later hook. nat-table
+    hops are not evidence: nat chains see only a connection's first packet.
+    """
+    last = hops.drop_duplicates("packet", keep="last").set_index("packet")
+    stage = last["hook"].map(_STAGE).fillna(0)
+    fate = pd.Series("seen", index=last.index, dtype="object")
+    local = last["in_iface"].isna()
+    fate = fate.mask(last["hook"].eq("INPUT"), "delivered")
+    fate = fate.mask(last["hook"].isin(["FORWARD", "POSTROUTING"]) & ~local, "forwarded")
+    fate = fate.mask(last["hook"].isin(["OUTPUT", "POSTROUTING"]) & local, "sent")
+    if "role" in last.columns:
+        fate = fate.mask(last["role"].eq("bridge") & last["physout"].notna(), "switched")
+    reach = _furthest_stage(hops)
+    place = pd.MultiIndex.from_arrays(
+        [
+            last["flow"],
+            last["direction"],
+            last["host"].astype("object").fillna(""),
+            last["in_iface"].astype("object").fillna(""),
+        ]
+    )
+    further = reach.reindex(place).to_numpy() > stage.to_numpy()
+    stopped = pd.Series(further, index=last.index) & ~last["related"].astype(bool)
+    fate = fate.mask(stopped, "stopped")
+    return pd.DataFrame(
+        {"fate": fate, "stopped_at": last["hook"].where(stopped, None).astype("object")}
+    )
+
+
+_STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}
+
+
+def _furthest_stage(hops: pd.DataFrame) -> pd.Series:
+    """The furthest hook stage reached per (flow, direction, host, entry interface)."""
+    entry = hops.groupby("packet", sort=False)["in_iface"].transform("first")
+    evidence = hops.assign(
+        _stage=hops["hook"].map(_STAGE).fillna(0),
+        _host=hops["host"].astype("object").fillna(""),
+        _in=entry.astype("object").fillna(""),
+    )
+    evidence = evidence[evidence["table"].astype("object").ne("nat")]
+    return evidence.groupby(["flow", "direction", "_host", "_in"])["_stage"].max()
+
+
+def tcp_events(flags: pd.Series) -> pd.Series:
+    """The TCP event a packet shows: SYN, SYN-ACK, RST, FIN or ACK (None without flags)."""
+    text = flags.astype("object").fillna("")
+    words = text.str.split()
+    has = {w: words.map(lambda f, w=w: w in f) for w in ("SYN", "ACK", "RST", "FIN")}
+    event = pd.Series(None, index=flags.index, dtype="object")
+    event = event.mask(has["ACK"], "ACK").mask(has["FIN"], "FIN")
+    event = event.mask(has["SYN"], "SYN").mask(has["SYN"] & has["ACK"], "SYN-ACK")
+    return event.mask(has["RST"], "RST")
+
+
+def tcp_state(events: list[str], directions: list[str]) -> str:
+    """The connection's state after these events (conntrack's names, simplified)."""
+    if "RST" in events:
+        return "reset"
+    fins = {d for e, d in zip(events, directions, strict=True) if e == "FIN"}
+    if len(fins) == 2:
+        return "closed"
+    if fins:
+        return "fin-wait"
+    if "SYN-ACK" in events:
+        return "established" if "ACK" in events[events.index("SYN-ACK") :] else "syn-recv"
+    if "SYN" in events:
+        return "syn-sent" if set(events) == {"SYN"} else "established"
+    return "established"
+
+
+def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
+    """One Flow record per flow of ``assign_flows``'s output, in order of first appearance.
+
+    Example:
+        >>> [flow.to_json() for flow in summarise_flows(assign_flows(group_packets(hops)))]
+    """
+    if hops.empty:
+        return []
+    frame = hops.reset_index(drop=True)
+    frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
+    stats = _flow_stats(frame)
+    nat = infer_translations(frame)
+    return [_flow_record(flow_id, row, nat.get(flow_id, ())) for flow_id, row in stats.iterrows()]
+
+
+def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per flow: counts, times, hosts, TCP events, answered, stopped packets."""
+    packets = frame.drop_duplicates("packet").copy()
+    packets["_event"] = tcp_events(_column(packets, "flags"))
+    fates = packet_fates(frame)
+    packets["_stopped"] = fates["fate"].reindex(packets["packet"]).eq("stopped").to_numpy()
+    packets["_answer"] = packets["direction"].eq("reply") & ~packets["related"].astype(bool)
+    stamps = pd.to_datetime(_column(frame, "ts"), utc=True)
+    grouped = frame.assign(_ts=stamps).groupby("flow", sort=False)
+    stats = pd.DataFrame(
+        {
+            "orig_key": grouped["orig_key"].first(),
+            "reply_key": grouped["reply_key"].first(),
+            "family": grouped["family"].first() if "family" in frame else None,
+            "hops": grouped.size(),
+            "first_seen": grouped["_ts"].min(),
+            "last_seen": grouped["_ts"].max(),
+            "hosts": grouped["host"].agg(lambda h: tuple(sorted(set(h.dropna())))),
+        }
+    )
+    per_packet = packets.groupby("flow", sort=False)
+    stats["packets"] = per_packet.size()
+    stats["answered"] = per_packet["_answer"].any()
+    stats["stopped"] = per_packet["_stopped"].sum()
+    stats["events"] = per_packet["_event"].agg(list)
+    stats["directions"] = per_packet["direction"].agg(list)
+    return stats
+
+
+def _flow_record(flow_id: str, row: pd.Series, nat: tuple[Translation, ...]) -> Flow:
+    """Build the Flow record from its row of ``_flow_stats``."""
+    proto, orig = key_tuple(row["orig_key"])
+    _, reply = key_tuple(row["reply_key"])
+    events = [(e, d) for e, d in zip(row["events"], row["directions"], strict=True) if e]
+    progression = tuple(dict.fromkeys(e for e, _ in events)) if proto == "tcp" else ()
+    if proto == "tcp":
+        state = tcp_state([e for e, _ in events], [d for _, d in events])
+    else:
+        state = "replied" if row["answered"] else "unreplied"
+    family = row["family"]
+    return Flow(
+        id=flow_id,
+        proto=proto,
+        family=int(family) if pd.notna(family) else (6 if ":" in orig.src else 4),
+        orig=orig,
+        reply=reply,
+        nat=nat,
+        packets=int(row["packets"]),
+        hops=int(row["hops"]),
+        first_seen=_when(row["first_seen"]),
+        last_seen=_when(row["last_seen"]),
+        state=state,
+        progression=progression,
+        answered=bool(row["answered"]),
+        hosts=row["hosts"],
+        stopped=int(row["stopped"]),
+    )
+
+
+def _when(stamp: object) -> datetime | None:
+    """A pandas timestamp as a datetime (None when missing)."""
+    if stamp is None or pd.isna(stamp):
+        return None
+    return pd.Timestamp(stamp).to_pydatetime()
+
+
+def infer_translations(frame: pd.DataFrame) -> dict[str, tuple[Translation, ...]]:
+    """NAT translations per flow, from what changed between hops and from the reply tuple.
+
+    ``frame``: assign_flows output with the ``t_*`` tuple columns of ``hop_tuples``.
+    """
+    found: dict[str, list[Translation]] = {}
+    for flow_id, translation in _translations_between_hops(frame):
+        found.setdefault(flow_id, []).append(translation)
+    for flow_id, translation in _translations_from_tuples(frame):
+        found.setdefault(flow_id, []).append(translation)
+    return {flow_id: _unique(items) for flow_id, items in found.items()}
+
+
+def _unique(items: list[Translation]) -> tuple[Translation, ...]:
+    """Drop translations already found by other evidence (same type, from, to and hook)."""
+    seen: dict[tuple[str, str, str, str], Translation] = {}
+    for item in items:
+        seen.setdefault((item.type, item.from_addr, item.to_addr, item.hook), item)
+    return tuple(seen.values())
+
+
+def _endpoint(proto: str, addr: object, port: object) -> str:
+    """``addr[:port]`` for a tuple side (ports only for protocols that have them)."""
+    has_port = proto in PORTED and port is not None and not pd.isna(port)
+    return format_endpoint(str(addr), int(port) if has_port else None)  # type: ignore[call-overload]
+
+
+def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
+    """Translations proven by a hop showing other addresses than the previous hop of its packet."""
+    columns = ["t_src", "t_sport", "t_dst", "t_dport", "hook", "host"]
+    prev = frame.groupby("packet", sort=False)[columns].shift(1)
+    marked = frame["nat_mark"].notna() & ~frame["related"].astype(bool)
+    local_in = set(
+        zip(
+            frame["packet"][frame["hook"].eq("INPUT")],
+            frame["leg"][frame["hook"].eq("INPUT")],
+            strict=True,
+        )
+    )
+    found = []
+    for index in frame.index[marked.to_numpy()]:
+        hop, before = frame.loc[index], prev.loc[index]
+        proto = str(hop["t_proto"])
+        now_dst = _endpoint(proto, hop["t_dst"], hop["t_dport"])
+        was_dst = _endpoint(proto, before["t_dst"], before["t_dport"])
+        now_src = _endpoint(proto, hop["t_src"], hop["t_sport"])
+        was_src = _endpoint(proto, before["t_src"], before["t_sport"])
+        mark, host = hop["nat_mark"], _text(hop["host"])
+        if mark == "dnat":
+            kind = "redirect" if (hop["packet"], hop["leg"]) in local_in else "dnat"
+            hook = before["hook"] if before["hook"] in ("PREROUTING", "OUTPUT") else "PREROUTING"
+            found.append(
+                (hop["flow"], Translation(kind, was_dst, now_dst, hook, host, "dst-change"))
+            )
+        elif mark == "de-snat":
+            found.append(
+                (
+                    hop["flow"],
+                    Translation("snat", now_dst, was_dst, "POSTROUTING", host, "dst-change"),
+                )
+            )
+        elif mark == "snat":
+            found.append(
+                (
+                    hop["flow"],
+                    Translation(
+                        "snat", was_src, now_src, "POSTROUTING", _text(before["host"]), "cross-host"
+                    ),
+                )
+            )
+        else:  # de-dnat: the reply's source is restored on the host that applied the DNAT
+            found.append(
+                (
+                    hop["flow"],
+                    Translation(
+                        "dnat", now_src, was_src, "PREROUTING", _text(before["host"]), "cross-host"
+                    ),
+                )
+            )
+    return found
+
+
+def _text(value: object) -> str | None:
+    """A string, or None for a missing value."""
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
+    """SNAT when answers return to another address than the orig source; DNAT when they come
+    from another address than the orig destination (the first packet never showed it)."""
+    flows = frame.groupby("flow", sort=False).agg(
+        orig_key=("orig_key", "first"),
+        reply_key=("reply_key", "first"),
+        first_hook=("hook", "first"),
+        hosts=("host", lambda h: tuple(set(h.dropna()))),
+    )
+    local = set(frame["flow"][frame["hook"].eq("INPUT") & frame["direction"].eq("orig")])
+    found = []
+    for flow_id, row in flows.iterrows():
+        proto, orig = key_tuple(row["orig_key"])
+        _, reply = key_tuple(row["reply_key"])
+        host = row["hosts"][0] if len(row["hosts"]) == 1 else None
+        client = _endpoint(proto, orig.src, orig.sport)
+        answered_to = _endpoint(proto, reply.dst, reply.dport)
+        if client != answered_to:
+            found.append(
+                (
+                    str(flow_id),
+                    Translation("snat", client, answered_to, "POSTROUTING", host, "reply-dst"),
+                )
+            )
+        server = _endpoint(proto, orig.dst, orig.dport)
+        answered_from = _endpoint(proto, reply.src, reply.sport)
+        if server != answered_from:
+            kind = "redirect" if flow_id in local else "dnat"
+            hook = "OUTPUT" if row["first_hook"] == "OUTPUT" else "PREROUTING"
+            found.append(
+                (str(flow_id), Translation(kind, server, answered_from, hook, host, "reply-src"))
+            )
+    return found
