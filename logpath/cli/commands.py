@@ -2,3 +2,5 @@
 
 One line per command module; keep them sorted.
 """
+
+from logpath.cli import ingest  # noqa: F401

@@ -1,0 +1,160 @@
+"""`logpath ingest`, `logpath hops` and `logpath rejected`: fill the store and look at its hops."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from logpath.cli.app import (
+    CsvOption,
+    ExitStatus,
+    HostOption,
+    JsonOption,
+    PortOption,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    command,
+)
+from logpath.errors import RulesetError, UsageError
+from logpath.hops import hops_to_json
+from logpath.ingest import IngestSummary, ingest
+from logpath.render.tables import print_hops, print_rejected, print_summary
+from logpath.store import Store, hop_filter
+
+
+@command("ingest")
+def ingest_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Log files (syslog, kern.log, journal exports, dmesg); - reads standard input."
+        ),
+    ],
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+    year: Annotated[
+        int | None,
+        typer.Option(
+            "--year",
+            help="Year of timestamps that carry none (RFC 3164); default: the file's mtime.",
+        ),
+    ] = None,
+    rules: Annotated[
+        str | None,
+        typer.Option(
+            "--rules",
+            help="A ruleset (iptables-save or nft list ruleset output) to keep with the hops.",
+        ),
+    ] = None,
+) -> None:
+    """Read netfilter LOG lines into the hop store.
+
+    Example: logpath ingest /var/log/syslog /var/log/syslog.1
+    """
+    target = Store(store)
+    ruleset = _load_ruleset(rules) if rules else None
+    console = Console(stderr=True)
+    with _progress(console, enabled=not as_json and console.is_terminal) as report:
+        summary = ingest(paths, target, year=year, ruleset=ruleset, progress=report)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=1))
+    else:
+        print_summary(Console(), summary, target.path)
+    for error in summary.errors:
+        typer.echo(f"logpath: {error}", err=True)
+    if summary.errors and not summary.lines:
+        raise typer.Exit(ExitStatus.ERROR)
+
+
+def _load_ruleset(path: str) -> dict[str, object]:
+    try:
+        from logpath.rules import load_ruleset
+    except ImportError as error:  # pragma: no cover - the rules module ships with logpath
+        raise RulesetError(f"{path}: rulesets cannot be read by this build ({error})") from None
+    ruleset = load_ruleset(path)
+    data: dict[str, object] = ruleset.to_json()
+    return data
+
+
+class _progress:
+    """A progress bar on a terminal (big inputs), nothing otherwise."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} lines"),
+            console=console,
+            transient=True,
+        )
+        self.tasks: dict[str, object] = {}
+
+    def __enter__(self) -> _progress | None:
+        if not self.enabled:
+            return None
+        self.bar.start()
+        return self
+
+    def __call__(self, name: str, lines: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(name, total=None)
+        self.bar.update(self.tasks[name], completed=lines)  # type: ignore[arg-type]
+
+    def __exit__(self, *args: object) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+@command("hops")
+def hops_command(
+    store: StoreOption = None,
+    port: PortOption = None,
+    host: HostOption = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Only hops whose LOG prefix contains this text.")
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """List stored hops, one per netfilter log line.
+
+    Example: logpath hops --port 12580 --json
+    """
+    if as_json and as_csv:
+        raise UsageError("--json and --csv cannot be used together")
+    selected = hop_filter(port=port, host=host, prefix=prefix, since=since, until=until)
+    hops = Store(store).read_hops(selected)
+    if as_json:
+        typer.echo(hops_to_json(hops))
+    elif as_csv:
+        hops.drop(columns=["raw"]).to_csv(sys.stdout, index=False)
+    else:
+        print_hops(Console(), hops)
+
+
+@command("rejected")
+def rejected_command(
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the lines that looked like netfilter lines but did not parse, with the reason.
+
+    Example: logpath rejected --store ./store
+    """
+    rejected = Store(store).read_rejected()
+    if as_json:
+        typer.echo(rejected.to_json(orient="records", indent=1))
+    else:
+        print_rejected(Console(), rejected)
+
+
+__all__ = ["IngestSummary", "hops_command", "ingest_command", "rejected_command"]

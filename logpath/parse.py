@@ -1,0 +1,231 @@
+"""Parse stage: numbered text lines in, raw hop fields and rejected-line records out.
+
+Every line ends up in exactly one place: a hop (the fields as the strings on the line, typed later
+by ``logpath.hops``), a ``Rejected`` record (it looked like a netfilter line but the grammar says
+where it is wrong), or a skip count with a reason.
+
+Speed: the grammar (``logpath.grammars``) is the one definition of a line. Its compiled form
+(``grammars.fastpath``) matches most lines: first the common IPv4 shape (few groups, fast), then
+the whole grammar as one regex. Only lines neither regex matches go through pyparsing, which then
+says why the line is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyparsing as pp
+
+from logpath.grammars import headers, netfilter
+from logpath.grammars.fastpath import FastPattern, compile_grammar
+
+SKIP_NOT_NETFILTER = "not a netfilter line"
+SKIP_BLANK = "blank line"
+SKIP_INVALID_UTF8 = "invalid UTF-8"
+SKIP_TOO_LONG = "line longer than 64 KiB"
+
+MAX_LINE = 65536  # nf_log lines are < 1 KiB (§10.9); anything this long is not one of them
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A line that looked like a netfilter line but does not parse."""
+
+    source: str  # the file it came from
+    lineno: int  # 1-based line number in that file
+    column: int  # 1-based column where the grammar gave up
+    expected: str  # what the grammar expected there, e.g. "SRC=<IPv4 address> DST=<...>"
+    found: str  # the text found there (a few characters)
+    text: str  # the whole line
+
+
+@dataclass
+class ParsedLines:
+    """The result of parsing a batch of lines."""
+
+    fields: dict[str, pa.Array]  # one string array per field (header and body), one item per hop
+    lineno: list[int]  # the line number of each hop
+    raw: list[str]  # each hop's line as read
+    rejected: list[Rejected] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    lines: int = 0
+
+    @property
+    def hops(self) -> int:
+        return len(self.lineno)
+
+
+def _line_grammar(body: pp.ParserElement, kind: pp.ParserElement | None) -> pp.ParserElement:
+    line = body if kind is None else kind + pp.Opt(headers.repeated) + body
+    line = pp.And([line])
+    line.leave_whitespace(recursive=True)
+    return line
+
+
+LINE = pp.Opt(headers.header) + netfilter.body
+LINE.leave_whitespace(recursive=True)
+LINE.set_name("netfilter log line")
+
+
+@dataclass(frozen=True)
+class HeaderKind:
+    """One header format with the line patterns compiled for it (None: a bare message)."""
+
+    header: re.Pattern[str] | None  # the header alone, to pick the kind as the grammar would
+    common: FastPattern  # header + the common IPv4 shape
+    whole: FastPattern  # header + the whole body grammar
+
+
+@cache
+def header_kinds() -> tuple[HeaderKind, ...]:
+    """Every header kind in grammar order, then the bare message (compiled once per process)."""
+    kinds = [
+        HeaderKind(
+            re.compile(kind.pattern),
+            compile_grammar(_line_grammar(netfilter.common_body, kind)),
+            compile_grammar(_line_grammar(netfilter.body, kind)),
+        )
+        for kind in headers.KINDS
+    ]
+    bare = HeaderKind(
+        None,
+        compile_grammar(_line_grammar(netfilter.common_body, None)),
+        compile_grammar(_line_grammar(netfilter.body, None)),
+    )
+    return (*kinds, bare)
+
+
+@cache
+def all_fields() -> tuple[str, ...]:
+    """Every field a line can produce, header fields first."""
+    names: dict[str, None] = {}
+    for kind in header_kinds():
+        names.update(dict.fromkeys(kind.whole.field_names))
+    return tuple(names)
+
+
+def kind_of(line: str, kinds: tuple[HeaderKind, ...]) -> int:
+    """The index of the first header kind that fits the start of the line (last: bare)."""
+    for index, kind in enumerate(kinds):
+        if kind.header is None or kind.header.match(line):
+            return index
+    return len(kinds) - 1
+
+
+def message_end(line: str) -> int:
+    """Where the message ends: trailing space dropped, and rsyslog's "repeated" bracket too."""
+    text = line.rstrip()
+    if text.endswith("]") and "message repeated " in text[:120]:
+        text = text[:-1].rstrip()
+    return len(text)
+
+
+def parse_line(text: str) -> dict[str, str]:
+    """Parse one whole line with the pyparsing grammar; raises pp.ParseException if it is wrong."""
+    result = LINE.parse_string(text[: message_end(text)], parse_all=True)
+    return {k: v for k, v in result.as_dict().items() if isinstance(v, str)}
+
+
+def fast_parse_line(text: str) -> dict[str, str] | None:
+    """Parse one line with the compiled regexes; None where neither matches."""
+    end = message_end(text)
+    kinds = header_kinds()
+    kind = kinds[kind_of(text, kinds)]
+    for pattern in (kind.common, kind.whole):
+        match = pattern.regex.match(text, 0, end)
+        if match:
+            return pattern.fields(match)
+    return None
+
+
+def is_candidate(line: str) -> bool:
+    """Cheap test for "might be a netfilter line": every format has IN= and OUT= in it."""
+    return "OUT=" in line and "IN=" in line
+
+
+def reject(source: str, lineno: int, text: str) -> Rejected:
+    """Ask the grammar why a line does not parse and record its answer."""
+    try:
+        parse_line(text)
+    except pp.ParseBaseException as error:
+        column = error.loc + 1
+        found = text[error.loc : error.loc + 20].split(" ")[0] or text[error.loc : error.loc + 1]
+        expected = str(error.msg).removeprefix("Expected ")
+        return Rejected(source, lineno, column, expected, found or "end of line", text)
+    raise AssertionError(f"the fast path refused a line the grammar accepts: {text!r}")
+
+
+def _to_array(values: tuple[str | None, ...]) -> pa.Array:
+    # Most groups of a pattern are empty on most lines (TRACE, TUNNEL, SEQ...); any() is cheap.
+    if not any(values):
+        return pa.array(values, pa.string()) if "" in values else pa.nulls(len(values), pa.string())
+    return pa.array(values, pa.string())
+
+
+class _Columns:
+    """Collects matches of one pattern into per-field lists without building a dict per line."""
+
+    def __init__(self, pattern: FastPattern) -> None:
+        self.pattern = pattern
+        self.rows: list[tuple[str | None, ...]] = []
+        self.lineno: list[int] = []
+        self.raw: list[str] = []
+
+    def add(self, groups: tuple[str | None, ...], lineno: int, line: str) -> None:
+        self.rows.append(groups)
+        self.lineno.append(lineno)
+        self.raw.append(line)
+
+    def to_fields(self, names: tuple[str, ...]) -> dict[str, pa.Array]:
+        # Transpose in C (zip), convert in C (pa.array) and fold renamed groups in C (coalesce):
+        # a Python loop over fields x lines here cost more than the matching itself.
+        n = len(self.rows)
+        transposed = list(zip(*self.rows, strict=True)) if n else []
+        out: dict[str, pa.Array] = {}
+        for name, indexes in self.pattern.group_indexes():
+            if not n:
+                break
+            columns = [_to_array(transposed[i - 1]) for i in indexes]
+            out[name] = columns[0] if len(columns) == 1 else pc.coalesce(*columns)
+        empty = pa.nulls(n, pa.string())
+        return {name: out.get(name, empty) for name in names}
+
+
+def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
+    """Parse numbered lines from one source into raw hop fields, rejects and skip counts."""
+    kinds = header_kinds()
+    buckets = [_Columns(p) for kind in kinds for p in (kind.common, kind.whole)]
+    result = ParsedLines(fields={}, lineno=[], raw=[])
+    for lineno, line in lines:
+        result.lines += 1
+        if not is_candidate(line):
+            result.skipped[SKIP_BLANK if not line.strip() else SKIP_NOT_NETFILTER] += 1
+            continue
+        if len(line) > MAX_LINE:
+            result.skipped[SKIP_TOO_LONG] += 1
+            continue
+        end = message_end(line)
+        index = 2 * kind_of(line, kinds)
+        for bucket in buckets[index : index + 2]:
+            match = bucket.pattern.regex.match(line, 0, end)
+            if match:
+                bucket.add(match.groups(), lineno, line)
+                break
+        else:
+            result.rejected.append(reject(source, lineno, line))
+    names = all_fields()
+    used = [bucket for bucket in buckets if bucket.rows]
+    parts = [bucket.to_fields(names) for bucket in used]
+    empty = pa.nulls(0, pa.string())
+    result.fields = {
+        name: pa.concat_arrays([part[name] for part in parts]) if parts else empty for name in names
+    }
+    result.lineno = [n for bucket in used for n in bucket.lineno]
+    result.raw = [t for bucket in used for t in bucket.raw]
+    return result

@@ -1,0 +1,292 @@
+"""The hop store: a Parquet dataset in one directory, written atomically, read with filters.
+
+Layout::
+
+    DIR/manifest.json      what is committed: parts, sources read so far, ruleset, skip counts
+    DIR/hops/*.parquet     one file per ingest run (row groups per chunk), schema HOP_SCHEMA
+    DIR/rejected/*.parquet the rejected lines of each run
+    DIR/lock               held (flock) by the one writer
+
+A run writes its parts under new names and then replaces manifest.json in one ``os.replace``:
+a run killed at any moment leaves the previous manifest, which does not name the new parts (they
+are removed by the next writer). Readers only read parts the manifest names.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import platformdirs
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from logpath.errors import StoreError, StoreLockedError, UsageError
+from logpath.hops import HOP_SCHEMA
+from logpath.parse import Rejected
+
+MANIFEST = "manifest.json"
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("lineno", pa.int64()),
+        ("column", pa.int32()),
+        ("expected", pa.string()),
+        ("found", pa.string()),
+        ("text", pa.string()),
+    ]
+)
+
+
+def default_store() -> Path:
+    """$LOGPATH_STORE, else the user's data directory (XDG)."""
+    env = os.environ.get("LOGPATH_STORE")
+    return Path(env) if env else Path(platformdirs.user_data_dir("logpath")) / "store"
+
+
+@dataclass
+class SourceState:
+    """How far one file's content has been read (keyed by the hash of its first line)."""
+
+    name: str  # the path it was last read from
+    lines: int  # lines read so far
+
+
+@dataclass
+class Manifest:
+    """What the store holds."""
+
+    version: int = 1
+    parts: list[str] = field(default_factory=list)
+    rejected_parts: list[str] = field(default_factory=list)
+    sources: dict[str, SourceState] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    ruleset: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{path}: the store's manifest is damaged ({error})") from None
+        data["sources"] = {k: SourceState(**v) for k, v in data.get("sources", {}).items()}
+        return cls(**data)
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+
+class Store:
+    """A hop store directory."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else default_store()
+
+    @property
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.path / MANIFEST)
+
+    def exists(self) -> bool:
+        return (self.path / MANIFEST).exists()
+
+    def require(self) -> Manifest:
+        """The manifest, or a clear error when nothing was ingested into this store yet."""
+        if not self.exists():
+            raise StoreError(
+                f"{self.path}: no hop store here\n\n"
+                f"Run `logpath ingest FILE --store {self.path}` first."
+            )
+        return self.manifest
+
+    @contextmanager
+    def writer(self) -> Iterator[StoreWriter]:
+        """Hold the store's lock and collect one run's writes; commit them at the end."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "hops").mkdir(exist_ok=True)
+        (self.path / "rejected").mkdir(exist_ok=True)
+        with _locked(self.path / "lock"):
+            writer = StoreWriter(self, self.manifest)
+            writer.remove_orphans()
+            try:
+                yield writer
+            finally:
+                writer.close()
+            writer.commit()
+
+    def read_hops(
+        self, filter_: ds.Expression | None = None, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """Hops matching a pyarrow filter expression, in file and line order."""
+        table = self.read_table(filter_, columns)
+        return table.to_pandas(types_mapper=_pandas_type)
+
+    def read_table(
+        self, filter_: ds.Expression | None = None, columns: list[str] | None = None
+    ) -> pa.Table:
+        manifest = self.require()
+        files = [str(self.path / "hops" / p) for p in manifest.parts]
+        if not files:
+            return HOP_SCHEMA.empty_table().select(columns or HOP_SCHEMA.names)
+        dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
+        return dataset.to_table(filter=filter_, columns=columns)
+
+    def read_rejected(self) -> pd.DataFrame:
+        manifest = self.require()
+        files = [str(self.path / "rejected" / p) for p in manifest.rejected_parts]
+        if not files:
+            return REJECTED_SCHEMA.empty_table().to_pandas()
+        return ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table().to_pandas()
+
+
+def _pandas_type(type_: pa.DataType) -> Any:
+    # Nullable integers stay integers (a port is 8080, not 8080.0); strings stay str.
+    if pa.types.is_integer(type_):
+        return pd.ArrowDtype(type_)
+    return None
+
+
+class StoreWriter:
+    """One ingest run's writes: hop and rejected parts, and the manifest changes."""
+
+    def __init__(self, store: Store, manifest: Manifest) -> None:
+        self.store = store
+        self.manifest = manifest
+        run = uuid.uuid4().hex[:12]
+        self.hops_name = f"hops-{run}.parquet"
+        self.rejected_name = f"rejected-{run}.parquet"
+        self._hops: pq.ParquetWriter | None = None
+        self._rejected: pq.ParquetWriter | None = None
+
+    def remove_orphans(self) -> None:
+        """Delete parts a killed run left behind (the manifest never named them)."""
+        for folder, kept in (
+            ("hops", self.manifest.parts),
+            ("rejected", self.manifest.rejected_parts),
+        ):
+            for path in (self.store.path / folder).glob("*.parquet"):
+                if path.name not in kept:
+                    path.unlink()
+
+    def add_hops(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self._hops is None:
+            path = self.store.path / "hops" / self.hops_name
+            self._hops = pq.ParquetWriter(path, HOP_SCHEMA, compression="zstd")
+        self._hops.write_table(table)
+
+    def add_rejected(self, rejected: list[Rejected]) -> None:
+        if not rejected:
+            return
+        if self._rejected is None:
+            path = self.store.path / "rejected" / self.rejected_name
+            self._rejected = pq.ParquetWriter(path, REJECTED_SCHEMA)
+        rows = [asdict(r) for r in rejected]
+        self._rejected.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA))
+
+    def close(self) -> None:
+        for writer in (self._hops, self._rejected):
+            if writer is not None:
+                writer.close()
+
+    def commit(self) -> None:
+        if self._hops is not None:
+            self.manifest.parts.append(self.hops_name)
+        if self._rejected is not None:
+            self.manifest.rejected_parts.append(self.rejected_name)
+        target = self.store.path / MANIFEST
+        temporary = target.with_suffix(".tmp")
+        with temporary.open("w") as handle:
+            handle.write(self.manifest.dump())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[IO[str]]:
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreLockedError(
+            f"{path.parent}: the store is being written by {holder}\n\n"
+            "Wait for that ingest to finish, or use another --store."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"logpath ingest (pid {os.getpid()})")
+    handle.flush()
+    try:
+        yield handle
+    finally:
+        handle.seek(0)
+        handle.truncate()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def hop_filter(
+    *,
+    port: int | None = None,
+    host: str | None = None,
+    prefix: str | None = None,
+    proto: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> ds.Expression | None:
+    """A filter pushed down into the Parquet scan: only matching row groups are read."""
+    terms: list[ds.Expression] = []
+    if port is not None:
+        terms.append((ds.field("sport") == port) | (ds.field("dport") == port))
+    if host is not None:
+        address = _normal_address(host)
+        terms.append((ds.field("src") == address) | (ds.field("dst") == address))
+    if prefix is not None:
+        terms.append(pc.match_substring(ds.field("prefix").cast(pa.string()), prefix))
+    if proto is not None:
+        terms.append(ds.field("proto").cast(pa.string()) == proto.lower())
+    if since is not None:
+        terms.append(ds.field("ts") >= _timestamp(since, "--since"))
+    if until is not None:
+        terms.append(ds.field("ts") <= _timestamp(until, "--until"))
+    if not terms:
+        return None
+    combined = terms[0]
+    for term in terms[1:]:
+        combined = combined & term
+    return combined
+
+
+def _normal_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"--host {text!r} is not an IPv4 or IPv6 address") from None
+
+
+def _timestamp(text: str, option: str) -> pa.Scalar:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not a time (use ISO 8601, e.g. 2026-01-14T14:47)"
+        ) from None
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return pa.scalar(stamp.to_pydatetime(), pa.timestamp("us", tz="UTC"))
