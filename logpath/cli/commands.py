@@ -4,3 +4,4 @@ One line per command module; keep them sorted.
 """
 
 from logpath.cli import ingest  # noqa: F401
+from logpath.cli import instrument  # noqa: F401
