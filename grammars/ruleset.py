@@ -98,9 +98,14 @@ class ParsedRuleset:
 BANG, COLON = pp.Literal.using_each("!:")
 
 quoted_string = pp.QuotedString('"', esc_char="\\", unquote_results=True).set_name('"quoted text"')
-unterminated_quote = pp.Regex(r'"[^"]*$').add_condition(
-    lambda: False, message='closing quote (") of this quoted text', fatal=True
-)
+
+
+def _unterminated(text: str, loc: int, _tokens: pp.ParseResults) -> None:
+    """A quote opened and never closed: stop here, naming the quote's column."""
+    raise pp.ParseFatalException(text, loc, 'Expected closing quote (") of this quoted text')
+
+
+unterminated_quote = pp.Regex(r'"[^"]*$').set_parse_action(_unterminated)
 # A bare value: not an option (-x / --xx), not a lone "!" (that negates the next option).
 bare_value = pp.Regex(r'(?!--?[A-Za-z])(?!!(\s|$))[^\s"]+').set_name("option value")
 option_value = quoted_string | unterminated_quote | bare_value
@@ -651,3 +656,17 @@ def brace_balance(line: str) -> int:
 def nft_comment_free(line: str) -> str:
     """A rule line without its ``# handle N`` comment and indentation."""
     return re.sub(r'\s+#[^"]*$', "", line).strip()
+
+
+# pyparsing expands tabs before parsing unless told not to; nft indents with tabs, and a BadLine
+# column must point into the line as written.
+for _grammar in (
+    iptables_statement,
+    IPTABLES_SALVAGE,
+    chain_decl,
+    nft_top_statement,
+    nft_table_statement,
+    nft_chain_statement,
+    nft_rule,
+):
+    _grammar.parse_with_tabs()
