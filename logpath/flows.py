@@ -446,10 +446,14 @@ def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
     last = hops.drop_duplicates("packet", keep="last").set_index("packet")
     stage = last["hook"].map(_STAGE).fillna(0)
     fate = pd.Series("seen", index=last.index, dtype="object")
-    local = last["in_iface"].isna()
+    # IN= is empty at POSTROUTING even for forwarded packets: ask the leg's first hop instead
+    leg = [hops["packet"].to_numpy(), hops["leg"].to_numpy()]
+    entered = hops["in_iface"].astype("object").groupby(leg).transform("first")
+    local = entered.groupby(hops["packet"].to_numpy()).last().reindex(last.index).isna()
     fate = fate.mask(last["hook"].eq("INPUT"), "delivered")
     fate = fate.mask(last["hook"].isin(["FORWARD", "POSTROUTING"]) & ~local, "forwarded")
     fate = fate.mask(last["hook"].isin(["OUTPUT", "POSTROUTING"]) & local, "sent")
+    fate = fate.mask(last["leg"].gt(0) & last["hook"].eq("PREROUTING"), "arrived")
     if "role" in last.columns:
         fate = fate.mask(last["role"].eq("bridge") & last["physout"].notna(), "switched")
     reach = _furthest_stage(hops)

@@ -10,7 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from logpath.flows import Flow
+import pandas as pd
+
+from logpath.bridge import assign_roles
+from logpath.errors import NotFoundError
+from logpath.flows import Flow, assign_flows, packet_fates, summarise_flows
+from logpath.hooks import resolve_hooks
+from logpath.hops import HOP_COLUMNS, hop_to_json
+from logpath.packets import group_packets, refine_guessed_hooks
+from logpath.rules import Ruleset
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,8 @@ class Packet:
     fate: str
     """What became of it as far as the logs show: "delivered" (INPUT), "forwarded" (left by
     FORWARD/POSTROUTING), "sent" (OUTPUT/POSTROUTING of a local packet), "switched" (bridged
-    between ports), "stopped" (ends where a later hook was expected) or "seen" (one hook only)."""
+    between ports), "arrived" (reached the next host, logged there at PREROUTING only), "stopped"
+    (ends where a later hook was expected) or "seen" (nothing later was expected)."""
     stopped_at: str | None
     """When fate is "stopped": the last hook seen, e.g. "PREROUTING"."""
     hops: tuple[JourneyHop, ...]
@@ -119,3 +128,123 @@ class Journey:
             "flow": self.flow.to_json(),
             "packets": [packet.to_json() for packet in self.packets],
         }
+
+
+def trace_hops(hops: pd.DataFrame, ruleset: Ruleset | None = None) -> pd.DataFrame:
+    """Every stage after parsing: hooks, packets, flows, bridge roles, on one hop table.
+
+    Args:
+        hops: the hop table (``Store.read_hops()``).
+        ruleset: the ruleset the logs were written under, if known.
+
+    Returns:
+        The hops with ``table``/``chain``/``hook``/``evidence`` (hooks), ``packet``/``leg``/
+        ``hop_n`` (packets), ``flow``/``direction``/``related``/``translated``/``nat_mark``/
+        ``orig_key``/``reply_key`` (flows) and ``role``/``role_switch`` (bridge) added.
+
+    Example:
+        >>> traced = trace_hops(Store(path).read_hops())
+    """
+    resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
+    packets = refine_guessed_hooks(group_packets(resolved))
+    return assign_roles(assign_flows(packets))
+
+
+def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None) -> Journey:
+    """The journey of one flow of ``trace_hops`` output (optionally only its packet ``packet``).
+
+    Raises:
+        NotFoundError: no such flow, or no such packet in it.
+    """
+    hops = traced[traced["flow"] == flow_id]
+    if hops.empty:
+        raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
+    flow = summarise_flows(hops)[0]
+    fates = packet_fates(hops)
+    packets = [
+        _packet_record(n, group, fates.loc[number])
+        for n, (number, group) in enumerate(hops.groupby("packet", sort=True), start=1)
+    ]
+    if packet is not None:
+        packets = [p for p in packets if p.n == packet]
+        if not packets:
+            raise NotFoundError(f"flow {flow_id} has no packet {packet} (it has {flow.packets})")
+    return Journey(flow=flow, packets=tuple(packets))
+
+
+def _packet_record(n: int, hops: pd.DataFrame, fate: pd.Series) -> Packet:
+    """One Packet record from its hops (already in journey order)."""
+    first = hops.iloc[0]
+    return Packet(
+        n=n,
+        direction=str(first["direction"]),
+        summary=packet_summary(first),
+        fate=str(fate["fate"]),
+        stopped_at=None if pd.isna(fate["stopped_at"]) else str(fate["stopped_at"]),
+        hops=tuple(_journey_hop(row) for row in hops.to_dict("records")),
+    )
+
+
+def packet_summary(hop: Mapping[str, Any]) -> str:
+    """A short description of a packet from one of its hops: "SYN", "SYN-ACK", "echo-request"."""
+    proto = _value(hop.get("proto"))
+    if _value(hop.get("inner_src")) is not None:
+        return (
+            f"{proto} error type {_value(hop.get('icmp_type'))} code {_value(hop.get('icmp_code'))}"
+        )
+    if proto == "tcp":
+        words = (_value(hop.get("flags")) or "").split()
+        named = [w for w in ("SYN", "FIN", "RST", "PSH", "ACK") if w in words]
+        return "-".join(named) or "no flags"
+    if proto in ("icmp", "icmpv6"):
+        kind = ICMP_NAMES.get((proto, _value(hop.get("icmp_type"))))
+        return kind or f"{proto} type {_value(hop.get('icmp_type'))}"
+    length = _value(hop.get("len"))
+    return f"{proto} {length} bytes" if length is not None else str(proto)
+
+
+ICMP_NAMES = {
+    ("icmp", 8): "echo-request",
+    ("icmp", 0): "echo-reply",
+    ("icmpv6", 128): "echo-request",
+    ("icmpv6", 129): "echo-reply",
+}
+
+
+def _value(value: object) -> Any:
+    """A cell as a plain Python value (None for missing)."""
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        return value
+    return value.item() if hasattr(value, "item") else value
+
+
+def _journey_hop(row: dict[str, Any]) -> JourneyHop:
+    """One JourneyHop from a traced hop row."""
+    fields = hop_to_json({c: row.get(c) for c in HOP_COLUMNS})
+    marks = (row["nat_mark"],) if _value(row.get("nat_mark")) is not None else ()
+    return JourneyHop(
+        fields=fields,
+        table=_value(row.get("table")),
+        chain=_value(row.get("chain")),
+        hook=_value(row.get("hook")),
+        evidence=str(_value(row.get("evidence")) or "guess"),
+        role=_value(row.get("role")),
+        role_switch=bool(row.get("role_switch")),
+        translated=bool(row.get("translated")),
+        nat=marks,
+        host=_value(row.get("host")),
+        in_iface=_value(row.get("in_iface")),
+        out_iface=_value(row.get("out_iface")),
+        physin=_value(row.get("physin")),
+        physout=_value(row.get("physout")),
+        src=_value(row.get("src")),
+        sport=_value(row.get("sport")),
+        dst=_value(row.get("dst")),
+        dport=_value(row.get("dport")),
+        ttl=_value(row.get("ttl")),
+    )

@@ -335,3 +335,31 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     frame["hop_n"] = frame.groupby("packet", sort=False).cumcount().astype("int64")
     helpers = [c for c in frame.columns if c.startswith("_")]
     return frame.drop(columns=helpers).reset_index(drop=True)
+
+
+# The other hook an IN/OUT pattern allows: IN only is PREROUTING or INPUT, OUT only is OUTPUT or
+# POSTROUTING, both is FORWARD or POSTROUTING (logpath.hooks.guess_hook picks the first).
+LATER_HOOK = {"PREROUTING": "INPUT", "OUTPUT": "POSTROUTING", "FORWARD": "POSTROUTING"}
+
+
+def refine_guessed_hooks(packets: pd.DataFrame) -> pd.DataFrame:
+    """Correct hooks guessed from IN/OUT by the packet's hop order (evidence stays "guess").
+
+    A guessed hook is moved to the later hook its IN/OUT pattern allows when an earlier hop of
+    the packet on the same host already reached that later stage, or when the destination
+    changed since the packet's first hop there (DNAT happens between the two hooks).
+    """
+    if "evidence" not in packets.columns or not packets["evidence"].eq("guess").any():
+        return packets
+    frame = packets.copy()
+    hook = frame["hook"].astype("object")
+    stage = hook.map(HOOK_STAGE).astype("float64")
+    leg = [frame["packet"].to_numpy(), frame["leg"].to_numpy()]
+    reached = stage.groupby(leg).transform(lambda s: s.shift(1).cummax())
+    first_dst = frame["dst"].astype("object").groupby(leg).transform("first")
+    later = hook.map(LATER_HOOK)
+    moved = frame["dst"].astype("object").ne(first_dst) & hook.isin(["PREROUTING", "OUTPUT"])
+    refine = frame["evidence"].eq("guess") & later.notna()
+    refine &= (reached >= later.map(HOOK_STAGE)).fillna(False) | moved
+    frame["hook"] = hook.where(~refine, later)
+    return frame

@@ -1,0 +1,201 @@
+"""A bridge's two roles: switch between its ports (L2) or the host's network card (L3).
+
+With br_netfilter (``bridge-nf-call-iptables=1``) bridged frames pass iptables and their hops
+carry PHYSIN/PHYSOUT, the bridge ports. Nothing here knows a bridge by name: the bridges, their
+own MAC address and what lives behind each port are learned from the hops themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+ROLES = ("bridge", "nic")
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+@dataclass(frozen=True)
+class BridgeFacts:
+    """What the logs tell about one bridge on one host."""
+
+    host: str | None
+    """Syslog host the bridge lives on."""
+    name: str
+    """The bridge device (IN=/OUT= of hops with PHYSIN/PHYSOUT), e.g. docker0."""
+    mac: str | None
+    """The bridge's own MAC: destination of frames it hands up to the host stack."""
+    port_macs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per port (PHYSIN), the source MACs of frames that entered by it."""
+    port_addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per port, the source IP addresses of frames that entered by it."""
+
+
+def learn_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFacts]:
+    """The bridges seen in the hops, keyed by (host, bridge name).
+
+    A device is a bridge when a hop entering by it has PHYSIN or one leaving by it has PHYSOUT.
+    Its own MAC is the destination MAC of frames it delivered to the host (INPUT) or routed
+    (FORWARD without PHYSOUT): the host stack only sees frames addressed to it.
+    """
+    frame = _with_columns(hops)
+    names = pd.concat(
+        [
+            frame.loc[frame["physin"].notna(), ["host", "in_iface"]].set_axis(
+                ["host", "name"], axis=1
+            ),
+            frame.loc[frame["physout"].notna(), ["host", "out_iface"]].set_axis(
+                ["host", "name"], axis=1
+            ),
+        ]
+    ).dropna(subset=["name"])
+    facts = {}
+    for host, name in names.drop_duplicates().itertuples(index=False):
+        here = frame[_same_host(frame["host"], host) & frame["in_iface"].eq(name)]
+        facts[(_text(host), str(name))] = BridgeFacts(
+            host=_text(host),
+            name=str(name),
+            mac=_own_mac(here) or _addressed_to_bridge(here),
+            port_macs=_behind_ports(here, "macsrc"),
+            port_addresses=_behind_ports(here, "src"),
+        )
+    return facts
+
+
+def _with_columns(hops: pd.DataFrame) -> pd.DataFrame:
+    """The hops with every column this module reads (missing ones all null)."""
+    needed = [
+        "host",
+        "in_iface",
+        "out_iface",
+        "physin",
+        "physout",
+        "macdst",
+        "macsrc",
+        "src",
+        "hook",
+        "ttl",
+    ]
+    absent = [c for c in needed if c not in hops.columns]
+    frame = hops.assign(**dict.fromkeys(absent))
+    for column in needed:
+        frame[column] = frame[column].astype("object")
+    return frame
+
+
+def _same_host(column: pd.Series, host: object) -> pd.Series:
+    """Rows of this host (a missing host matches missing hosts)."""
+    if host is None or pd.isna(host):
+        return column.isna()
+    return column.eq(host)
+
+
+def _text(value: object) -> str | None:
+    """A string, or None for a missing value."""
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _own_mac(here: pd.DataFrame) -> str | None:
+    """The most frequent destination MAC of frames the bridge handed up to the host stack."""
+    handed_up = here["hook"].eq("INPUT") | (here["hook"].eq("FORWARD") & here["physout"].isna())
+    macs = here.loc[handed_up & here["macdst"].notna(), "macdst"]
+    if macs.empty:
+        return None
+    return str(macs.value_counts().index[0])
+
+
+def _addressed_to_bridge(here: pd.DataFrame) -> str | None:
+    """Fallback when nothing was delivered or routed: the destination MAC of entering frames
+    that is neither broadcast nor the MAC of a port's host, for an IP not behind any port."""
+    entered = here[here["physin"].notna() & here["macdst"].notna()]
+    port_macs = set(entered["macsrc"].dropna())
+    port_ips = set(entered["src"].dropna())
+    other = ~entered["macdst"].isin(port_macs | {BROADCAST}) & ~entered["dst"].isin(port_ips)
+    macs = entered.loc[other, "macdst"]
+    return None if macs.empty else str(macs.value_counts().index[0])
+
+
+def _behind_ports(here: pd.DataFrame, column: str) -> dict[str, tuple[str, ...]]:
+    """Per bridge port, the distinct values of ``column`` on frames that entered by it."""
+    entered = here[here["physin"].notna() & here[column].notna()]
+    grouped = entered.groupby("physin")[column].agg(lambda v: tuple(sorted(set(v))))
+    return {str(port): values for port, values in grouped.items()}
+
+
+def assign_roles(
+    packets: pd.DataFrame, bridges: dict[tuple[str | None, str], BridgeFacts] | None = None
+) -> pd.DataFrame:
+    """Add ``role`` ("bridge"|"nic"|None) and ``role_switch`` (bool) to each hop.
+
+    Args:
+        packets: hops grouped into packets (``packet``, ``hop_n``) with hooks resolved.
+        bridges: learned facts; by default learned from ``packets`` themselves.
+
+    Returns:
+        A copy with the two columns; hops not on a bridge have role None.
+    """
+    bridges = bridges if bridges is not None else learn_bridges(packets)
+    frame = _with_columns(packets)
+    own = _own_mac_per_hop(frame, bridges)
+    role = _role_by_hop(frame, own)
+    role = _role_from_next_hop(frame, role)
+    result = packets.copy()
+    result["role"] = role.astype("object")
+    result["role_switch"] = _switches(frame["packet"], result["role"])
+    return result
+
+
+def _own_mac_per_hop(
+    frame: pd.DataFrame, bridges: dict[tuple[str | None, str], BridgeFacts]
+) -> pd.Series:
+    """The own MAC of the bridge each hop entered by (None when not a bridge or unknown)."""
+    known = {key: facts.mac for key, facts in bridges.items()}
+    keys = zip(frame["host"].map(_text), frame["in_iface"].map(_text), strict=True)
+    return pd.Series([known.get(key) for key in keys], index=frame.index, dtype="object")
+
+
+def _role_by_hop(frame: pd.DataFrame, own: pd.Series) -> pd.Series:
+    """The role each hop shows on its own (None where the hop alone cannot tell)."""
+    bridges = {name for _, name in _bridge_names(frame)}
+    on_in = frame["in_iface"].isin(bridges)
+    on_out = frame["out_iface"].isin(bridges)
+    both_ports = frame["physin"].notna() & frame["physout"].notna()
+    hook = frame["hook"]
+    to_own = frame["macdst"].notna() & frame["macdst"].eq(own)
+    to_other = frame["macdst"].notna() & own.notna() & ~to_own
+    conditions = [
+        both_ports,  # switched between two ports of the bridge
+        on_in & hook.eq("INPUT"),  # delivered to a host socket
+        on_in & frame["out_iface"].notna() & frame["physout"].isna(),  # routed by the host
+        on_in & hook.eq("PREROUTING") & to_own,  # addressed to the bridge itself
+        on_in & hook.eq("PREROUTING") & (to_other | frame["macdst"].eq(BROADCAST)),
+        on_out & frame["physout"].isna(),  # sent or routed into the bridge by the host
+        on_out & frame["in_iface"].isna(),  # a host socket's packet leaving by a port
+    ]
+    choices = ["bridge", "nic", "nic", "nic", "bridge", "nic", "nic"]
+    role = np.select(conditions, choices, default="")
+    return pd.Series(role, index=frame.index, dtype="object").replace("", None)
+
+
+def _bridge_names(frame: pd.DataFrame) -> set[tuple[object, object]]:
+    """(host, device) pairs that are bridges: seen with PHYSIN in or PHYSOUT out."""
+    entered = frame.loc[frame["physin"].notna(), ["host", "in_iface"]].itertuples(index=False)
+    left = frame.loc[frame["physout"].notna(), ["host", "out_iface"]].itertuples(index=False)
+    pairs = {tuple(row) for row in entered} | {tuple(row) for row in left}
+    return {(host, name) for host, name in pairs if isinstance(name, str)}
+
+
+def _role_from_next_hop(frame: pd.DataFrame, role: pd.Series) -> pd.Series:
+    """A PREROUTING hop on a bridge whose MAC tells nothing takes the role of its next hop."""
+    bridges = {name for _, name in _bridge_names(frame)}
+    undecided = role.isna() & frame["in_iface"].isin(bridges)
+    following = role.groupby(frame["packet"].to_numpy()).bfill()
+    return role.where(~undecided, following)
+
+
+def _switches(packet: pd.Series, role: pd.Series) -> pd.Series:
+    """True on a hop whose role differs from the last known role earlier on the packet."""
+    before = role.groupby(packet.to_numpy()).transform(lambda r: r.shift(1).ffill())
+    return (role.notna() & before.notna() & role.ne(before)).astype(bool)
