@@ -154,11 +154,13 @@ def _timestamps(fields: dict[str, pa.Array], year: int | None, mtime: datetime) 
         has = col.notna() & (col != "-")
         if has.any():
             text = col[has].str.replace(",", ".", regex=False)
-            ts[has] = pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
+            stamps = pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
+            ts[has] = stamps.astype(ts.dtype)
     unix = fields["unix"].to_pandas()
     has = unix.notna()
     if has.any():
-        ts[has] = pd.to_datetime(unix[has].astype(float), unit="s", utc=True)
+        seconds = pd.to_datetime(unix[has].astype(float), unit="s", utc=True)
+        ts[has] = seconds.astype(ts.dtype)
     return pa.array(ts, pa.timestamp("us", tz="UTC"))
 
 

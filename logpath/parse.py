@@ -155,7 +155,7 @@ def reject(source: str, lineno: int, text: str) -> Rejected:
         parse_line(text)
     except pp.ParseBaseException as error:
         column = error.loc + 1
-        found = text[error.loc : error.loc + 20].split(" ")[0] or text[error.loc : error.loc + 1]
+        found = text[error.loc :].lstrip(" ").split(" ")[0][:40]
         expected = str(error.msg).removeprefix("Expected ")
         return Rejected(source, lineno, column, expected, found or "end of line", text)
     raise AssertionError(f"the fast path refused a line the grammar accepts: {text!r}")

@@ -73,8 +73,9 @@ def print_rejected(console: Console, rejected: pd.DataFrame) -> None:
             f"{escape(row.source)}:{row.lineno}:{row.column}: expected {escape(row.expected)}, "
             f"found {escape(repr(row.found))}",
             highlight=False,
+            emoji=False,
         )
         if row.text:
-            console.print("  " + escape(row.text), highlight=False, soft_wrap=True)
-            console.print("  " + " " * (row.column - 1) + "^", highlight=False)
+            console.print("  " + escape(row.text), highlight=False, emoji=False, soft_wrap=True)
+            console.print("  " + " " * (row.column - 1) + "^", highlight=False, emoji=False)
     console.print(f"{len(rejected):,} rejected line(s)")
