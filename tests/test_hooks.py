@@ -1,0 +1,330 @@
+"""Where each hop was logged: TRACE, ruleset, prefix conventions, IN/OUT guess (real parsed lines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from logpath.errors import InputError
+from logpath.hooks import Conventions, PrefixMatch, load_conventions, resolve_hooks
+from logpath.hops import build_hops
+from logpath.parse import parse_lines
+from logpath.rules import load_ruleset, parse_ruleset
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+SEED_LOG = SAMPLES / "seed" / "syslog"
+SEED_RULES = SAMPLES / "seed" / "iptables.final.rules"
+FORMATS = SAMPLES / "formats"
+RULES = SAMPLES / "rules"
+
+
+def hop_table(path: Path, lines: list[str] | None = None) -> pd.DataFrame:
+    """The hop table of a log file (or of the given lines), through the real parser."""
+    text = lines if lines is not None else path.read_text("utf-8").splitlines()
+    parsed = parse_lines(str(path), enumerate(text, start=1))
+    return build_hops(parsed, str(path), year=2016).to_pandas()
+
+
+def located(hops: pd.DataFrame, *extra: str) -> list[tuple[object, ...]]:
+    columns = ["table", "chain", "hook", "evidence", *extra]
+    frame = hops[columns].astype("object")
+    return [tuple(None if pd.isna(v) else v for v in row) for row in frame.itertuples(index=False)]
+
+
+@pytest.fixture(scope="module")
+def conventions() -> Conventions:
+    return load_conventions(user=False)
+
+
+# --- the seed: lines and ruleset of the article -----------------------------------------------
+
+RAW_PRE = ("raw", "PREROUTING", "PREROUTING", "ruleset")
+F_IN = ("filter", "INPUT", "INPUT", "ruleset")
+F_OUT = ("filter", "OUTPUT", "OUTPUT", "ruleset")
+FWD_D0_D0 = ("filter", "FwdId0Od0", "FORWARD", "ruleset")
+FWD_D0_ND0 = ("filter", "FwdId0Ond0", "FORWARD", "ruleset")
+FWD_OD0 = ("filter", "FwdOd0", "FORWARD", "ruleset")
+NAT_POST = ("nat", "LogNatPostRouting", "POSTROUTING", "ruleset")
+
+# samples/seed/README.md: journeys 1-6 are lines 1-4, 5-7, 8-12, 13-15, 16-22, 23-27.
+SEED_EXPECTED = [
+    RAW_PRE, FWD_D0_D0, RAW_PRE, FWD_OD0,  # 1: container1 -> container2, on the bridge
+    RAW_PRE, F_IN, F_OUT,  # 2: container1 -> 172.17.0.1, RST
+    RAW_PRE, F_IN, F_OUT, RAW_PRE, F_IN,  # 3: container1 -> 10.10.126.101
+    F_OUT, F_IN, F_OUT,  # 4: host -> container1
+    RAW_PRE, FWD_D0_ND0, NAT_POST, RAW_PRE, FWD_OD0, RAW_PRE, FWD_D0_ND0,  # 5: MASQUERADE
+    RAW_PRE, RAW_PRE, FWD_D0_ND0, RAW_PRE, FWD_OD0,  # 6: LAN -> container1
+]  # fmt: skip
+
+
+def test_seed_hops_resolved_with_the_seed_ruleset(conventions: Conventions) -> None:
+    hops = hop_table(SEED_LOG)
+    resolved = resolve_hooks(hops, load_ruleset(SEED_RULES), conventions)
+    assert len(resolved) == 27
+    assert located(resolved) == SEED_EXPECTED
+    assert set(resolved["nf_family"].astype("object")) == {"ip"}
+    # the hop table itself is unchanged, the new columns come on a copy
+    assert "hook" not in hops.columns
+    assert resolved["lineno"].tolist() == list(range(1, 28))
+
+
+def test_seed_hops_without_ruleset_read_the_prefixes(conventions: Conventions) -> None:
+    resolved = resolve_hooks(hop_table(SEED_LOG), None, conventions)
+    by_prefix = dict(zip(resolved["prefix"].astype(str), located(resolved), strict=True))
+    assert by_prefix == {
+        "[TonyBai]-RawPrerouting:": ("raw", None, "PREROUTING", "prefix"),
+        "[TonyBai]-FwdId0Od0:": (None, None, "FORWARD", "prefix"),  # "Fwd"
+        "[TonyBai]-FwdOd0:": (None, None, "FORWARD", "prefix"),
+        "[TonyBai]-FilterInput:": ("filter", None, "INPUT", "prefix"),
+        "[TonyBai]-FilterOutput:": ("filter", None, "OUTPUT", "prefix"),
+        "[TonyBai]-FwdId0Ond0:": (None, None, "FORWARD", "prefix"),
+        "[TonyBai]-NatPostRouting:": ("nat", None, "POSTROUTING", "prefix"),
+    }
+
+
+def test_many_hops_resolved_per_distinct_combination(conventions: Conventions) -> None:
+    hops = hop_table(SEED_LOG)
+    many = pd.concat([hops] * 400, ignore_index=True)  # 10,800 hops, 14 distinct combinations
+    resolved = resolve_hooks(many, load_ruleset(SEED_RULES), conventions)
+    assert located(resolved) == SEED_EXPECTED * 400
+    assert resolved["hook"].dtype == "category"
+
+
+# --- the formats reference's router: conventions, then its genuine ruleset --------------------
+
+NAT_FORWARD = FORMATS / "ipv4-nat-forward.log"
+
+
+def test_formats_prefixes_by_convention(conventions: Conventions) -> None:
+    resolved = resolve_hooks(hop_table(NAT_FORWARD), None, conventions)
+    seen = dict(zip(resolved["prefix"].astype(str), located(resolved), strict=True))
+    assert seen == {
+        "fmtR raw-PRE: ": ("raw", None, "PREROUTING", "prefix"),
+        "fmtR mangle-PRE: ": ("mangle", None, "PREROUTING", "prefix"),
+        "fmtR nat-PRE: ": ("nat", None, "PREROUTING", "prefix"),
+        "fmtR filter-FWD: ": ("filter", None, "FORWARD", "prefix"),
+        "fmtR mangle-POST: ": ("mangle", None, "POSTROUTING", "prefix"),
+        "fmtR nat-POST: ": ("nat", None, "POSTROUTING", "prefix"),
+        "fmtB raw-PRE: ": ("raw", None, "PREROUTING", "prefix"),
+        "fmtR raw-PRE-rep: ": ("raw", None, "PREROUTING", "prefix"),
+        "fmtR filter-FWD-rep: ": ("filter", None, "FORWARD", "prefix"),
+        "fmtR mangle-POST-rep: ": ("mangle", None, "POSTROUTING", "prefix"),
+    }
+
+
+def test_formats_router_with_its_ruleset(conventions: Conventions) -> None:
+    router = load_ruleset(RULES / "router.iptables-legacy-save.rules")
+    resolved = resolve_hooks(hop_table(NAT_FORWARD), router, conventions)
+    seen = dict(zip(resolved["prefix"].astype(str), located(resolved), strict=True))
+    assert seen == {
+        "fmtR raw-PRE: ": ("raw", "PREROUTING", "PREROUTING", "ruleset"),
+        "fmtR mangle-PRE: ": ("mangle", "PREROUTING", "PREROUTING", "ruleset"),
+        "fmtR nat-PRE: ": ("nat", "fmt-dnat", "PREROUTING", "ruleset"),
+        "fmtR filter-FWD: ": ("filter", "fmt-fwd", "FORWARD", "ruleset"),
+        "fmtR mangle-POST: ": ("mangle", "POSTROUTING", "POSTROUTING", "ruleset"),
+        "fmtR nat-POST: ": ("nat", "POSTROUTING", "POSTROUTING", "ruleset"),
+        # the server's line: not in the router's ruleset, so the prefix decides
+        "fmtB raw-PRE: ": ("raw", None, "PREROUTING", "prefix"),
+        "fmtR raw-PRE-rep: ": ("raw", "PREROUTING", "PREROUTING", "ruleset"),
+        "fmtR filter-FWD-rep: ": ("filter", "fmt-fwd", "FORWARD", "ruleset"),
+        "fmtR mangle-POST-rep: ": ("mangle", "POSTROUTING", "POSTROUTING", "ruleset"),
+    }
+
+
+def test_one_prefix_in_two_chains_picked_by_in_and_out(conventions: Conventions) -> None:
+    # Two of the router's real lines, relabelled with the prefix its fmt-drop chain logs with
+    # (reached from INPUT with ! -i lo, and from FORWARD).
+    lines = NAT_FORWARD.read_text("utf-8").splitlines()
+    raw_pre, filter_fwd = lines[0], lines[3]
+    relabelled = [
+        raw_pre.replace("fmtR raw-PRE: ", "fmtR drop: "),
+        filter_fwd.replace("fmtR filter-FWD: ", "fmtR drop: "),
+        raw_pre.replace("fmtR raw-PRE: ", "fmtR drop: ").replace("IN=ra ", "IN=lo "),
+    ]
+    router = load_ruleset(RULES / "router.iptables-legacy-save.rules")
+    resolved = resolve_hooks(hop_table(NAT_FORWARD, relabelled), router, conventions)
+    assert located(resolved) == [
+        ("filter", "fmt-drop", "INPUT", "ruleset"),
+        ("filter", "fmt-drop", "FORWARD", "ruleset"),
+        # IN=lo: no rule with this prefix fits (! -i lo), and "drop" names no hook: a guess
+        (None, None, "PREROUTING", "guess"),
+    ]
+
+
+# --- TRACE lines -------------------------------------------------------------------------------
+
+TRACE_LOG = FORMATS / "trace-legacy.log"
+
+
+def test_trace_lines_name_table_and_chain(conventions: Conventions) -> None:
+    resolved = resolve_hooks(hop_table(TRACE_LOG), None, conventions)
+    seen = dict(
+        zip(
+            zip(
+                resolved["trace_table"].astype(str),
+                resolved["trace_chain"].astype(str),
+                strict=True,
+            ),
+            located(resolved),
+            strict=True,
+        )
+    )
+    assert seen[("raw", "PREROUTING")] == ("raw", "PREROUTING", "PREROUTING", "trace")
+    assert seen[("nat", "INPUT")] == ("nat", "INPUT", "INPUT", "trace")
+    # a user chain without a ruleset: the chain is known, the hook is not
+    assert seen[("filter", "fmtchain")] == ("filter", "fmtchain", None, "trace")
+
+
+def test_trace_user_chain_maps_through_the_ruleset(conventions: Conventions) -> None:
+    # The formats reference's server: filter INPUT rule 2 jumps to fmtchain (§5.1).
+    ruleset = parse_ruleset(
+        "*filter\n:INPUT ACCEPT [0:0]\n:fmtchain - [0:0]\n"
+        "-A INPUT -p tcp -m tcp --dport 7000 -j TRACE\n-A INPUT -p tcp -j fmtchain\n"
+        "-A fmtchain -s 10.0.0.0/8 -j RETURN\nCOMMIT\n"
+    )
+    resolved = resolve_hooks(hop_table(TRACE_LOG), ruleset, conventions)
+    user = resolved[resolved["trace_chain"].astype(str) == "fmtchain"]
+    assert len(user) == 5
+    assert set(located(user)) == {("filter", "fmtchain", "INPUT", "trace")}
+
+
+# --- conventions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "in_iface", "out_iface", "expected"),
+    [
+        ("lp:nat:post ", "ra", "rb", PrefixMatch("nat", None, "POSTROUTING", "logpath")),
+        ("lp:raw:pre:web ", "eth0", None, PrefixMatch("raw", None, "PREROUTING", "logpath")),
+        ("lp:security:fwd:x ", "a", "b", PrefixMatch("security", None, "FORWARD", "logpath")),
+        ("[UFW BLOCK] ", "eth0", None, PrefixMatch("filter", None, "INPUT", "ufw")),
+        ("[UFW BLOCK] ", "eth0", "eth1", PrefixMatch("filter", None, "FORWARD", "ufw")),
+        ("[UFW AUDIT] ", None, "eth0", PrefixMatch("filter", None, "OUTPUT", "ufw")),
+        ("filter_IN_public_REJECT: ", "eth0", None, PrefixMatch("filter", None, "INPUT", "firewalld")),
+        ("filter_FWD_internal_DROP: ", "a", "b", PrefixMatch("filter", None, "FORWARD", "firewalld")),
+        ("FINAL_REJECT: ", "eth0", None, PrefixMatch("filter", None, "INPUT", "firewalld-final")),
+        ("rpfilter_DROP: ", "eth0", None, PrefixMatch(None, None, "PREROUTING", "firewalld-rpfilter")),
+        ("DOCKER-USER drop: ", "eth0", "docker0", PrefixMatch("filter", "DOCKER-USER", "FORWARD", "docker-user")),
+        ("[TonyBai]-EnterNatInput:", "docker0", None, PrefixMatch("nat", None, "INPUT", "names")),
+        ("MANGLE_POST_ROUTING ", None, "eth0", PrefixMatch("mangle", None, "POSTROUTING", "names")),
+        ("fmtND ingress: ", "p1", None, PrefixMatch(None, None, "INGRESS", "names")),
+    ],
+)  # fmt: skip
+def test_conventions(
+    conventions: Conventions,
+    prefix: str,
+    in_iface: str | None,
+    out_iface: str | None,
+    expected: PrefixMatch,
+) -> None:
+    assert conventions.match(prefix, in_iface, out_iface) == expected
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "fmtN has=eq IN=fake OUT=x: ",  # names two hooks: no convention decides
+        "[TonyBai]-Enter iptables:",
+        "nf_ct_proto_6: invalid new ",
+        "raw-nat-PRE: ",  # two tables
+        "",
+        None,
+    ],
+)
+def test_prefixes_that_name_no_single_hook(conventions: Conventions, prefix: str | None) -> None:
+    assert conventions.match(prefix, "eth0", None) is None
+
+
+def test_guess_from_in_and_out(conventions: Conventions) -> None:
+    resolved = resolve_hooks(hop_table(FORMATS / "prefix-pitfalls.log"), None, conventions)
+    seen = dict(zip(resolved["prefix"].astype(str), located(resolved), strict=True))
+    assert seen["fmtN has=eq IN=fake OUT=x: "] == (None, None, "PREROUTING", "guess")  # IN=ra
+    assert seen["PPPPPPPPPPPPPPPPPPPPPPPPPPPPP"] == (None, None, "OUTPUT", "guess")  # OUT=a0
+    (lines,) = [r for r in FORMATS.joinpath("ipv4-nat-forward.log").read_text().splitlines()[3:4]]
+    unlabelled = hop_table(NAT_FORWARD, [lines.replace("fmtR filter-FWD: ", "")])
+    assert located(resolve_hooks(unlabelled, None, conventions)) == [
+        (None, None, "FORWARD", "guess")
+    ]
+
+
+def test_user_conventions_come_first(tmp_path: Path) -> None:
+    mine = tmp_path / "prefixes.toml"
+    mine.write_text(
+        "[vocabulary.hooks]\nPREROUTING = ['vorher']\n\n"
+        "[[convention]]\nname = 'acme'\npattern = '^ACME-(?P<where>A|B) '\n"
+        "table = 'mangle'\nhook = '{where}'\nchain = 'acme-{where}'\n\n"
+        "[[convention]]\nname = 'acme-fallback'\npattern = '^ACME-'\nhook = 'by-interfaces'\n"
+    )
+    # 'A'/'B' are no hook words: the convention says nothing, the next one decides
+    conventions = load_conventions([mine], user=False)
+    assert conventions.match("ACME-A x", "eth0", None) == PrefixMatch(
+        None, None, "INPUT", "acme-fallback"
+    )
+    assert conventions.match("nat-vorher: ", "eth0", None) == PrefixMatch(
+        "nat", None, "PREROUTING", "names"
+    )
+    assert conventions.match("lp:nat:post ", "a", "b") == PrefixMatch(
+        "nat", None, "POSTROUTING", "logpath"
+    )
+
+
+def test_bad_prefixes_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[convention]\nname = 1\n")
+    with pytest.raises(InputError) as error:
+        load_conventions([broken], user=False)
+    assert str(error.value).startswith(f"{broken}: not valid TOML: ")
+    bad_regex = tmp_path / "regex.toml"
+    bad_regex.write_text("[[convention]]\nname = 'x'\npattern = '(('\nhook = 'INPUT'\n")
+    with pytest.raises(InputError) as error:
+        load_conventions([bad_regex], user=False)
+    assert str(error.value) == (
+        f"{bad_regex}: convention 'x': bad pattern: missing ), unterminated subpattern at position 1"
+    )
+    no_hook = tmp_path / "nohook.toml"
+    no_hook.write_text("[vocabulary.hooks]\nSIDEWAYS = ['side']\n")
+    with pytest.raises(InputError) as error:
+        load_conventions([no_hook], user=False)
+    assert str(error.value) == f"{no_hook}: [vocabulary.hooks] SIDEWAYS is not a netfilter hook"
+    with pytest.raises(InputError) as error:
+        load_conventions([tmp_path / "absent.toml"], user=False)
+    assert str(error.value).startswith(f"{tmp_path / 'absent.toml'}: cannot read the prefixes file")
+
+
+# --- nft bridge and netdev families ------------------------------------------------------------
+
+BRIDGE_NFT = """table bridge fmtnb {
+\tchain fwd {
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tlog prefix "fmtNB fwd: "
+\t\tlog prefix "fmtNB fwd-ether: " flags ether
+\t}
+}
+table netdev fmtnd {
+\tchain ingress {
+\t\ttype filter hook ingress device "p1" priority filter; policy accept;
+\t\tlog prefix "fmtND ingress: "
+\t}
+}
+"""
+
+
+def test_nft_bridge_and_netdev_hooks(conventions: Conventions) -> None:
+    resolved = resolve_hooks(
+        hop_table(FORMATS / "nft-bridge-netdev.log"), parse_ruleset(BRIDGE_NFT), conventions
+    )
+    seen = dict(zip(resolved["prefix"].astype(str), located(resolved, "nf_family"), strict=True))
+    assert seen == {
+        "fmtNB fwd: ": ("fmtnb", "fwd", "FORWARD", "ruleset", "bridge"),
+        "fmtNB fwd-ether: ": ("fmtnb", "fwd", "FORWARD", "ruleset", "bridge"),
+        "fmtND ingress: ": ("fmtnd", "ingress", "INGRESS", "ruleset", "netdev"),
+    }
+
+
+def test_empty_hop_table(conventions: Conventions) -> None:
+    empty = hop_table(SEED_LOG, [])
+    resolved = resolve_hooks(empty, load_ruleset(SEED_RULES), conventions)
+    assert len(resolved) == 0
+    assert {"table", "chain", "hook", "evidence", "nf_family"} <= set(resolved.columns)
