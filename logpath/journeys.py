@@ -6,19 +6,30 @@ These are the records renderers draw (terminal timeline, sequence diagram) and w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
-from logpath.errors import NotFoundError
-from logpath.flows import Flow, assign_flows, packet_fates, summarise_flows
+from logpath.errors import NotFoundError, UsageError
+from logpath.flows import (
+    NAT_TYPES,
+    ConnTuple,
+    Flow,
+    assign_flows,
+    format_endpoint,
+    packet_fates,
+    summarise_flows,
+)
 from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_COLUMNS, hop_to_json
 from logpath.packets import group_packets, refine_guessed_hooks
 from logpath.rules import Ruleset
+from logpath.store import Store, hop_filter
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,9 @@ def trace_hops(hops: pd.DataFrame, ruleset: Ruleset | None = None) -> pd.DataFra
         >>> traced = trace_hops(Store(path).read_hops())
     """
     resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
+    # resolve_hooks gives categoricals; the later stages compare and fill them as plain text
+    where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
+    resolved = resolved.astype(dict.fromkeys(where, "object"))
     packets = refine_guessed_hooks(group_packets(resolved))
     return assign_roles(assign_flows(packets))
 
@@ -248,3 +262,141 @@ def _journey_hop(row: dict[str, Any]) -> JourneyHop:
         dport=_value(row.get("dport")),
         ttl=_value(row.get("ttl")),
     )
+
+
+NAT_CHOICES = {"snat": ("snat",), "dnat": ("dnat", "redirect"), "any": NAT_TYPES}
+# Widening a selection to the rest of its connections reads this much around it (seconds).
+WIDEN_MARGIN = 600.0
+
+
+@dataclass(frozen=True)
+class FlowQuery:
+    """What ``logpath flows`` asks: hop filters pushed down into the store, then flow filters."""
+
+    port: int | None = None
+    """Only flows with a hop to or from this port."""
+    host: str | None = None
+    """Only flows with a hop from or to this address."""
+    proto: str | None = None
+    """Only flows of this protocol."""
+    nat: str | None = None
+    """Only flows with this kind of NAT: "snat", "dnat" (DNAT or REDIRECT) or "any"."""
+    since: str | None = None
+    """Only flows with a hop at or after this time (ISO 8601)."""
+    until: str | None = None
+    """Only flows with a hop at or before this time."""
+
+
+def store_ruleset(store: Store) -> Ruleset | None:
+    """The ruleset kept in the store at ingest (``logpath ingest --rules``), if any."""
+    kept = store.require().ruleset
+    if not kept:
+        return None
+    return Ruleset.from_json(kept if isinstance(kept, str) else json.dumps(kept))
+
+
+def select_flows(store: Store, query: FlowQuery) -> tuple[pd.DataFrame, list[Flow]]:
+    """The flows matching ``query`` and their traced hops, reading only what they need.
+
+    The store's pushed-down filter picks the matching hops first; the selection is then widened
+    to the other hops of their connections (same ports, NAT changes addresses but seldom the
+    client port), and only those are grouped into packets and flows.
+
+    Example:
+        >>> traced, flows = select_flows(Store(path), FlowQuery(port=12580))
+    """
+    if query.nat is not None and query.nat not in NAT_CHOICES:
+        raise UsageError(f"--nat {query.nat!r}: use snat, dnat or any")
+    hop_query = {k: getattr(query, k) for k in ("port", "host", "proto", "since", "until")}
+    selective = any(v is not None for v in hop_query.values())
+    selected = store.read_hops(hop_filter(**hop_query)) if selective else None
+    hops = _widen(store, selected) if selected is not None else store.read_hops()
+    traced = trace_hops(hops, store_ruleset(store))
+    if selected is not None:
+        wanted = set(zip(selected["source"], selected["lineno"], strict=True))
+        picked = [pair in wanted for pair in zip(traced["source"], traced["lineno"], strict=True)]
+        traced = traced[traced["flow"].isin(set(traced.loc[picked, "flow"]))]
+    flows = summarise_flows(traced)
+    if query.nat is not None:
+        kinds = NAT_CHOICES[query.nat]
+        flows = [f for f in flows if any(t.type in kinds for t in f.nat)]
+        traced = traced[traced["flow"].isin({f.id for f in flows})]
+    return traced, flows
+
+
+def _widen(store: Store, selected: pd.DataFrame) -> pd.DataFrame:
+    """The selected hops plus every hop sharing one of their ports (or ICMP ids), nearby in time."""
+    if selected.empty:
+        return selected
+    ports = pd.concat([selected[c] for c in ("sport", "dport", "inner_sport", "inner_dport")])
+    ports = sorted({int(p) for p in ports.dropna()})
+    ids = sorted({int(i) for i in selected["icmp_id"].dropna()})
+    term = ds.field("sport").isin(ports) | ds.field("dport").isin(ports)
+    term = term | ds.field("inner_sport").isin(ports) | ds.field("inner_dport").isin(ports)
+    if ids:
+        term = term | ds.field("icmp_id").isin(ids) | ds.field("inner_icmp_id").isin(ids)
+    stamps = selected["ts"].dropna()
+    if not stamps.empty:
+        margin = pd.Timedelta(seconds=WIDEN_MARGIN)
+        low = (stamps.min() - margin).to_pydatetime()
+        high = (stamps.max() + margin).to_pydatetime()
+        near = (ds.field("ts") >= low) & (ds.field("ts") <= high)
+        term = term & (near | ds.field("ts").is_null())
+    return store.read_hops(term)
+
+
+def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
+    """The journey of flow ``flow_id`` (as ``logpath flows`` named it) from the store.
+
+    Raises:
+        NotFoundError: no such flow, or no such packet in it.
+    """
+    traced = trace_hops(store.read_hops(), store_ruleset(store))
+    return build_journey(traced, flow_id, packet)
+
+
+def journey_text(journey: Journey) -> str:
+    """A plain text timeline: the flow, then one block per packet, one line per hop."""
+    flow = journey.flow
+    lines = [
+        f"flow {flow.id}  {flow.proto}  {_side(flow.orig)}  state {flow.state}"
+        + ("" if flow.answered else "  (unanswered)"),
+        f"  reply {_side(flow.reply)}",
+    ]
+    lines += [
+        f"  nat {t.type} {t.from_addr} -> {t.to_addr} at {t.hook}"
+        + (f" on {t.host}" if t.host else "")
+        for t in flow.nat
+    ]
+    for packet in journey.packets:
+        lines.append("")
+        fate = packet.fate + (f" at {packet.stopped_at}" if packet.stopped_at else "")
+        lines.append(f"packet {packet.n}  {packet.direction}  {packet.summary}  -> {fate}")
+        lines += [_hop_line(hop) for hop in packet.hops]
+    return "\n".join(lines) + "\n"
+
+
+def _side(side: ConnTuple) -> str:
+    """``src:sport -> dst:dport``."""
+    return f"{format_endpoint(side.src, side.sport)} -> {format_endpoint(side.dst, side.dport)}"
+
+
+def _hop_line(hop: JourneyHop) -> str:
+    """One hop: where, which interfaces, what addresses, role and NAT marks."""
+    where = f"{hop.table or '?'} {hop.hook or '?'}" + (
+        "" if hop.evidence != "guess" else " (guess)"
+    )
+    ifaces = f"IN={hop.in_iface or ''} OUT={hop.out_iface or ''}"
+    if hop.physin or hop.physout:
+        ifaces += f" PHYSIN={hop.physin or ''} PHYSOUT={hop.physout or ''}"
+    addresses = (
+        f"{format_endpoint(str(hop.src), hop.sport)} -> {format_endpoint(str(hop.dst), hop.dport)}"
+    )
+    marks = [f"TTL={hop.ttl}"] if hop.ttl is not None else []
+    if hop.role:
+        marks.append(f"role={hop.role}" + (" (switch)" if hop.role_switch else ""))
+    marks += [f"[{mark}]" for mark in hop.nat]
+    if hop.translated:
+        marks.append("translated")
+    host = f"{hop.host}: " if hop.host else ""
+    return f"  {host}{where:<24} {ifaces:<40} {addresses}  {' '.join(marks)}"

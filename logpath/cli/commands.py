@@ -3,5 +3,6 @@
 One line per command module; keep them sorted.
 """
 
+from logpath.cli import flows  # noqa: F401
 from logpath.cli import ingest  # noqa: F401
 from logpath.cli import instrument  # noqa: F401

@@ -1,0 +1,135 @@
+"""`logpath flows` and `logpath journey`: connections and the packets' journeys through them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from logpath.cli.app import (
+    CsvOption,
+    HostOption,
+    JsonOption,
+    PortOption,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    command,
+)
+from logpath.errors import UsageError
+from logpath.flows import Flow, format_endpoint
+from logpath.journeys import FlowQuery, journey_text, load_journey, select_flows
+from logpath.store import Store
+
+ProtoOption = Annotated[
+    str | None, typer.Option("--proto", help="Only this protocol (tcp, udp, icmp, icmpv6, ...).")
+]
+NatOption = Annotated[
+    str | None,
+    typer.Option("--nat", help="Only flows with NAT: snat, dnat (DNAT or REDIRECT) or any."),
+]
+CSV_COLUMNS = (
+    "id proto family orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
+    "reply_dport nat packets hops first_seen last_seen state answered stopped"
+).split()
+
+
+@command("flows")
+def flows_command(
+    store: StoreOption = None,
+    port: PortOption = None,
+    host: HostOption = None,
+    proto: ProtoOption = None,
+    nat: NatOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Connections as conntrack sees them: orig and reply tuples, NAT, state.
+
+    Example: logpath flows --port 12580 --nat snat
+    """
+    if as_json and as_csv:
+        raise UsageError("--json and --csv exclude each other: choose one")
+    query = FlowQuery(port=port, host=host, proto=proto, nat=nat, since=since, until=until)
+    _, flows = select_flows(Store(store), query)
+    if as_json:
+        typer.echo(json.dumps([flow.to_json() for flow in flows], indent=1))
+    elif as_csv:
+        typer.echo(flows_csv(flows), nl=False)
+    else:
+        print_flows(_console(), flows)
+
+
+@command("journey")
+def journey_command(
+    flow_id: Annotated[str, typer.Argument(help="A flow id from `logpath flows`.")],
+    store: StoreOption = None,
+    packet: Annotated[
+        int | None, typer.Option("--packet", help="Only packet N of the flow (1-based).", min=1)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One connection's packets, hop by hop: hooks, interfaces, bridge roles, NAT.
+
+    Example: logpath journey 3f5d7f1cd6 --packet 2
+    """
+    journey = load_journey(Store(store), flow_id, packet)
+    if as_json:
+        typer.echo(json.dumps(journey.to_json(), indent=1))
+    else:
+        typer.echo(journey_text(journey), nl=False)
+
+
+def _console() -> Console:
+    """The terminal, or a wide page when the output goes to a pipe or file (no wrapping)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def print_flows(console: Console, flows: list[Flow]) -> None:
+    """A readable table of flows, one row each."""
+    table = Table("id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state")
+    for flow in flows:
+        table.add_row(
+            flow.id,
+            flow.proto,
+            _side(flow.orig.src, flow.orig.sport, flow.orig.dst, flow.orig.dport),
+            _side(flow.reply.src, flow.reply.sport, flow.reply.dst, flow.reply.dport),
+            "\n".join(f"{t.type} {t.from_addr}→{t.to_addr}" for t in flow.nat),
+            str(flow.packets),
+            str(flow.hops),
+            flow.first_seen.isoformat(sep=" ", timespec="seconds")[:19] if flow.first_seen else "",
+            flow.state + ("" if flow.answered else " (no answer)"),
+        )
+    console.print(table)
+    console.print(f"{len(flows):,} flow(s)")
+
+
+def _side(src: str, sport: int | None, dst: str, dport: int | None) -> str:
+    """``src:sport → dst:dport``."""
+    return f"{format_endpoint(src, sport)} → {format_endpoint(dst, dport)}"
+
+
+def flows_csv(flows: list[Flow]) -> str:
+    """Flows as CSV, one row each; NAT translations joined by ``;``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for flow in flows:
+        data = flow.to_json()
+        writer.writerow(
+            [data["id"], data["proto"], data["family"]]
+            + [data["orig"][k] for k in ("src", "sport", "dst", "dport")]
+            + [data["reply"][k] for k in ("src", "sport", "dst", "dport")]
+            + [";".join(f"{t['type']} {t['from']}>{t['to']} {t['hook']}" for t in data["nat"])]
+            + [data[k] for k in ("packets", "hops", "first_seen", "last_seen", "state")]
+            + [data["answered"], data["stopped"]]
+        )
+    return out.getvalue()
