@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pyparsing as pp
 
 ppc = pp.common
+
+
+def field(results: pp.ParseResults, name: str, default: Any = None) -> Any:
+    """A named result, or ``default`` (ParseResults.get is untyped)."""
+    return results[name] if name in results else default  # noqa: SIM401
+
 
 # ---------------------------------------------------------------------------------------------
 # Records
@@ -95,7 +102,7 @@ class ParsedRuleset:
 # ---------------------------------------------------------------------------------------------
 # iptables-save grammar (also ip6tables-save, ebtables-save, and `iptables -S`)
 
-BANG, COLON = pp.Literal.using_each("!:")
+BANG, COLON = pp.Literal.using_each("!:")  # type: ignore[no-untyped-call]
 
 quoted_string = pp.QuotedString('"', esc_char="\\", unquote_results=True).set_name('"quoted text"')
 
@@ -162,7 +169,7 @@ SAVE_FAMILIES = {
 # ---------------------------------------------------------------------------------------------
 # nft list ruleset grammar
 
-LBRACE, RBRACE, SEMI, EQUALS = pp.Literal.using_each("{};=")
+LBRACE, RBRACE, SEMI, EQUALS = pp.Literal.using_each("{};=")  # type: ignore[no-untyped-call]
 nft_word = pp.Regex(r'[^\s"{};#]+').set_name("word")
 nft_value = quoted_string | unterminated_quote | nft_word
 nft_family = pp.one_of("ip ip6 inet bridge arp netdev", as_keyword=True).set_name(
@@ -203,7 +210,8 @@ nft_policy_line = pp.Keyword("policy").suppress() + nft_word("policy") + SEMI.su
 nft_meta_line = (pp.Keyword("comment") + nft_value) | (pp.Keyword("flags") + pp.Regex(r".*"))
 
 # Inside a rule: the statements logpath needs, and any other token.
-nft_set = pp.Forward().set_name("{ ... }")
+nft_set = pp.Forward()
+nft_set.set_name("{ ... }")
 nft_iface_match = pp.Group(
     pp.Opt(pp.Keyword("meta")).suppress()
     + pp.one_of("iifname oifname iif oif", as_keyword=True)("key")
@@ -314,7 +322,9 @@ def lenient_chain_decl(text: str) -> pp.ParseResults | None:
     if match is None:
         return None
     try:
-        return chain_decl.parse_string(f":{match[1]} {match[2]}{match[3] or ''}", parse_all=True)
+        text = f":{match[1]} {match[2]}{match[3] or ''}"
+        result: pp.ParseResults = chain_decl.parse_string(text, parse_all=True)
+        return result
     except pp.ParseBaseException:
         return None
 
@@ -407,7 +417,7 @@ def apply_save_statement(
 
 def save_chain(lineno: int, table: str, statement: pp.ParseResults) -> ChainRecord:
     """A chain record from ``:CHAIN POLICY [p:b]``, ``-P CHAIN POLICY`` or ``-N CHAIN``."""
-    declared = statement.get("policy")
+    declared = field(statement, "policy")
     chain_policy = None if declared in (None, "-") else declared
     return ChainRecord(lineno, None, table, statement["chain"], chain_policy, None, None, None)
 
@@ -442,7 +452,7 @@ def save_rule(lineno: int, table: str, line: str, statement: pp.ParseResults) ->
 def option_fields(option: pp.ParseResults) -> tuple[str, str | None, bool]:
     """(name, first value, negated) of one parsed ``[!] -x [!] value...`` option."""
     option_values = list(option["values"])
-    negated = bool(option.get("negated")) or bool(option.get("negated_after"))
+    negated = bool(field(option, "negated")) or bool(field(option, "negated_after"))
     return option["name"], (option_values[0] if option_values else None), negated
 
 
@@ -568,7 +578,7 @@ def read_nft_chain_line(state: _NftState, lineno: int, line: str) -> None:
             state.chain.family,
             state.chain.table,
             state.chain.name,
-            statement.get("policy"),
+            field(statement, "policy"),
             statement["hook"],
             statement["type"],
             statement["priority"].strip(),
@@ -599,7 +609,7 @@ def nft_rule_record(
     jumps = [jump for jump in walk(tokens) if named(jump) == "jump"]
     top_jumps = [jump for jump in top if named(jump) == "jump"]
     target = top_jumps[-1]["target"] if top_jumps else (verdicts[-1] if verdicts else None)
-    prefix = printed[0].get("log_prefix", "") if printed else None
+    prefix = field(printed[0], "log_prefix", "") if printed else None
     return RuleRecord(
         lineno=lineno,
         family=chain.family,
@@ -611,7 +621,7 @@ def nft_rule_record(
         goto=any(jump["kind"] == "goto" for jump in top_jumps),
         logs=bool(printed),
         log_prefix=prefix,
-        log_level=printed[0].get("log_level") if printed else None,
+        log_level=field(printed[0], "log_level") if printed else None,
         trace=any(named(token) == "nftrace" for token in top),
         matches=tuple(nft_iface_matches(top)),
     )
@@ -642,7 +652,7 @@ def nft_iface_matches(top: list[object]) -> list[IfaceMatch]:
         if named(token) == "iface_match" and isinstance(token, pp.ParseResults):
             iface = token["iface"]
             if isinstance(iface, str):
-                negated = token.get("op") == "!="
+                negated = field(token, "op") == "!="
                 matches.append(IfaceMatch(NFT_IFACE_KEYS[token["key"]], iface, negated))
     return matches
 

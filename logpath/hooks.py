@@ -216,7 +216,7 @@ def parse_prefixes(
 
 def vocabulary_words(section: dict[str, Any], source: str, upper: bool) -> list[tuple[str, str]]:
     """(word, name) pairs of a ``[vocabulary.*]`` table, checked."""
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for name, words in section.items():
         if upper and name.upper() not in (*HOOKS, "INGRESS", "EGRESS"):
             raise InputError(f"{source}: [vocabulary.hooks] {name} is not a netfilter hook")

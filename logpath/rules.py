@@ -83,7 +83,7 @@ class Location:
 def iface_admits(match: IfaceMatch, in_iface: str | None, out_iface: str | None) -> bool:
     """Whether one ``-i``/``-o`` condition (negated or not) holds for a hop's IN=/OUT=."""
     value = in_iface if match.direction == "in" else out_iface
-    return iface_name_matches(match.name, value) != match.negated
+    return bool(iface_name_matches(match.name, value) != match.negated)
 
 
 def iface_name_matches(pattern: str, name: str | None) -> bool:
@@ -215,7 +215,7 @@ def base_hook(ruleset: Ruleset, chain: ChainRecord | tuple[str, str]) -> str | N
     """The hook a base chain is attached to; None for a user chain."""
     if isinstance(chain, ChainRecord):
         if chain.hook is not None:
-            return chain.hook.upper()
+            return str(chain.hook).upper()
         if ruleset.format == "nft":
             return None
         table, name = chain.table, chain.name
