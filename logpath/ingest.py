@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 
 from logpath.errors import InputError
 from logpath.hops import build_hops
@@ -50,6 +49,7 @@ class IngestSummary:
         }
 
 
+Numbered = tuple[int, str | RawLine]
 Progress = Callable[[str, int], None]  # (source name, lines read so far in it)
 
 
@@ -146,8 +146,17 @@ def _prepend(
     yield from rest
 
 
-def _chunks(
-    items: Iterator[tuple[int, str | RawLine]], size: int
-) -> Iterator[list[tuple[int, str | RawLine]]]:
-    while chunk := list(islice(items, size)):
+def _chunks(items: Iterator[Numbered], size: int) -> Iterator[list[Numbered]]:
+    chunk: list[Numbered] = []
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    except InputError:
+        if chunk:  # keep the lines read before a damaged gzip stream ended
+            yield chunk
+        raise
+    if chunk:
         yield chunk

@@ -154,7 +154,8 @@ def reject(source: str, lineno: int, text: str) -> Rejected:
     try:
         parse_line(text)
     except pp.ParseBaseException as error:
-        column = error.loc + 1
+        # tokens carry their leading space; point at the word, not at the space before it
+        column = error.loc + 1 + (text[error.loc : error.loc + 1] == " ")
         found = text[error.loc :].lstrip(" ").split(" ")[0][:40]
         expected = str(error.msg).removeprefix("Expected ")
         return Rejected(source, lineno, column, expected, found or "end of line", text)

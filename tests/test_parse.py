@@ -277,7 +277,7 @@ def test_rejected_line_says_what_was_expected_where() -> None:
     ) == (
         "kern.log",
         7,
-        line.index(" BOGUS") + 1,
+        line.index("BOGUS") + 1,
         "end of line",
         "BOGUS=1",
     )

@@ -74,8 +74,11 @@ def print_rejected(console: Console, rejected: pd.DataFrame) -> None:
             f"found {escape(repr(row.found))}",
             highlight=False,
             emoji=False,
+            soft_wrap=True,
         )
         if row.text:
             console.print("  " + escape(row.text), highlight=False, emoji=False, soft_wrap=True)
-            console.print("  " + " " * (row.column - 1) + "^", highlight=False, emoji=False)
+            console.print(
+                "  " + " " * (row.column - 1) + "^", highlight=False, emoji=False, soft_wrap=True
+            )
     console.print(f"{len(rejected):,} rejected line(s)")

@@ -1,0 +1,230 @@
+"""`logpath ingest`, `logpath hops`, `logpath rejected` through the CLI, on the seed's lines."""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logpath.cli import app
+
+SEED = Path(__file__).resolve().parent.parent / "samples" / "seed" / "syslog"
+runner = CliRunner()
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def ingest(store: Path, *paths: str, input: str | None = None) -> dict[str, int]:
+    code, out, err = run(
+        "ingest", *paths, "--store", str(store), "--json", "--year", "2016", input=input
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
+def hops(store: Path, *args: str) -> list[dict[str, object]]:
+    code, out, err = run("hops", "--store", str(store), "--json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_ingest_seed_then_list_hops(tmp_path: Path) -> None:
+    summary = ingest(tmp_path, str(SEED))
+    assert {k: summary[k] for k in ("lines", "netfilter_lines", "hops", "rejected", "skipped")} == {
+        "lines": 27,
+        "netfilter_lines": 27,
+        "hops": 27,
+        "rejected": 0,
+        "skipped": 0,
+    }
+    listed = hops(tmp_path)
+    assert [h["lineno"] for h in listed] == list(range(1, 28))
+    fifth = listed[16]  # journey 5's SYN at FORWARD
+    assert {
+        k: fifth[k]
+        for k in (
+            "ts",
+            "uptime",
+            "host",
+            "prefix",
+            "in",
+            "out",
+            "physin",
+            "physout",
+            "src",
+            "dst",
+            "proto",
+            "sport",
+            "dport",
+            "ttl",
+            "id",
+            "flags",
+            "trace",
+            "len",
+            "mac",
+            "icmp_type",
+        )
+    } == {
+        "ts": "2016-01-14T14:47:17Z",
+        "uptime": 846795.243931,
+        "host": "pc-baim",
+        "prefix": "[TonyBai]-FwdId0Ond0:",
+        "in": "docker0",
+        "out": "eth0",
+        "physin": "vethd9f6465",
+        "physout": None,
+        "src": "172.17.0.2",
+        "dst": "10.10.126.187",
+        "proto": "tcp",
+        "sport": 55148,
+        "dport": 12580,
+        "ttl": 63,
+        "id": 34160,
+        "flags": ["SYN"],
+        "trace": None,
+        "len": 60,
+        "mac": "02:42:f9:f8:c9:ad:02:42:ac:11:00:02:08:00",
+        "icmp_type": None,
+    }
+    assert fifth["source"] == str(SEED)
+
+
+def test_ingest_is_idempotent_and_incremental(tmp_path: Path) -> None:
+    log = tmp_path / "syslog"
+    lines = SEED.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:10]))
+    store = tmp_path / "store"
+    assert ingest(store, str(log))["hops"] == 10
+    assert ingest(store, str(log))["hops"] == 0
+    log.write_text("".join(lines))  # the file grew
+    assert ingest(store, str(log))["hops"] == 17
+    assert len(hops(store)) == 27
+    # rotation: syslog became syslog.1 (same content), a new syslog started
+    log.rename(tmp_path / "syslog.1")
+    log.write_text(lines[0].replace("10:08:12", "10:09:00"))
+    summary = ingest(store, str(log), str(tmp_path / "syslog.1"))
+    assert (summary["hops"], summary["already_stored"]) == (1, 27)
+
+
+def test_rotated_set_is_read_oldest_first(tmp_path: Path) -> None:
+    lines = SEED.read_text().splitlines(keepends=True)
+    with gzip.open(tmp_path / "syslog.2.gz", "wt") as handle:
+        handle.write("".join(lines[:5]))
+    (tmp_path / "syslog.1").write_text("".join(lines[5:15]))
+    (tmp_path / "syslog").write_text("".join(lines[15:]))
+    store = tmp_path / "store"
+    names = [str(tmp_path / n) for n in ("syslog", "syslog.1", "syslog.2.gz")]
+    assert ingest(store, *names)["hops"] == 27
+    order = [(Path(str(h["source"])).name, h["lineno"]) for h in hops(store)]
+    assert (
+        order[0] == ("syslog.2.gz", 1)
+        and order[5] == ("syslog.1", 1)
+        and order[-1] == ("syslog", 12)
+    )
+
+
+def test_standard_input(tmp_path: Path) -> None:
+    assert ingest(tmp_path, "-", input=SEED.read_text())["hops"] == 27
+    assert ingest(tmp_path, "-", input=SEED.read_text())["hops"] == 0
+
+
+def test_hops_filters(tmp_path: Path) -> None:
+    ingest(tmp_path, str(SEED))
+    assert len(hops(tmp_path, "--port", "55148")) == 7
+    assert {h["prefix"] for h in hops(tmp_path, "--prefix", "FwdOd0")} == {"[TonyBai]-FwdOd0:"}
+    # journey 3 (5 lines) and the masqueraded SYN-ACK of journey 5
+    assert len(hops(tmp_path, "--host", "10.10.126.101")) == 6
+    assert len(hops(tmp_path, "--since", "2016-01-14T14:47", "--until", "2016-01-14T15:00")) == 7
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    code, _, err = run("ingest", str(tmp_path / "nope.log"), "--store", str(tmp_path / "s"))
+    assert code == 1
+    assert err == f"logpath: {tmp_path / 'nope.log'}: no such file\n"
+    code, _out, err = run("ingest", str(tmp_path), "--store", str(tmp_path / "s"))
+    assert code == 1
+    assert "is a directory" in err
+
+
+def test_missing_file_does_not_stop_the_others(tmp_path: Path) -> None:
+    code, out, err = run("ingest", "missing.log", str(SEED), "--store", str(tmp_path), "--json")
+    assert code == 0
+    assert json.loads(out)["hops"] == 27
+    assert err == "logpath: missing.log: no such file\n"
+
+
+def test_invalid_utf8_and_binary_lines_are_rejected_with_reasons(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_bytes(SEED.read_bytes() + b"\xff\xfe garbage \x00\x01\n")
+    summary = ingest(tmp_path / "s", str(log))
+    assert (summary["hops"], summary["rejected"]) == (27, 1)
+    _code, out, _ = run("rejected", "--store", str(tmp_path / "s"), "--json")
+    (row,) = json.loads(out)
+    assert (row["lineno"], row["expected"], row["found"]) == (
+        28,
+        "UTF-8 text",
+        "invalid UTF-8 at column 1",
+    )
+
+
+def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
+    data = gzip.compress(SEED.read_bytes() * 200)
+    (tmp_path / "syslog.1.gz").write_bytes(data[: len(data) // 2])
+    code, out, err = run(
+        "ingest", str(tmp_path / "syslog.1.gz"), "--store", str(tmp_path / "s"), "--json"
+    )
+    assert code == 0
+    assert "compressed data is truncated or damaged" in err and "syslog.1.gz" in err
+    assert json.loads(out)["hops"] > 0
+
+
+def test_a_10_megabyte_line_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text("IN= OUT= " + "x" * 10_000_000 + "\n" + SEED.read_text())
+    summary = ingest(tmp_path / "s", str(log))
+    assert summary["hops"] == 27
+    assert summary["skipped_by_reason"] == {"line longer than 64 KiB": 1}
+
+
+def test_rejected_lines_listed_with_caret(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(
+        "fw: IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 BOGUS\n"
+    )
+    assert ingest(tmp_path / "s", str(log))["rejected"] == 1
+    code, out, _ = run("rejected", "--store", str(tmp_path / "s"))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"{log}:1:82: expected end of line, found 'BOGUS'"
+    assert lines[1][2 + 81 :] == "BOGUS"
+    assert lines[2] == "  " + " " * 81 + "^"
+
+
+def test_a_second_writer_is_refused(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    ingest(store, str(SEED))
+    with (store / "lock").open("a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = run("ingest", str(SEED), "--store", str(store))
+    assert code == 4
+    assert err.startswith(f"logpath: {store}: the store is being written by")
+    assert len(hops(store)) == 27
+
+
+def test_hops_on_an_empty_store_directory(tmp_path: Path) -> None:
+    code, _, err = run("hops", "--store", str(tmp_path))
+    assert code == 1
+    assert "no hop store here" in err
+
+
+@pytest.mark.parametrize("command", ["ingest", "hops", "rejected"])
+def test_help(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0 and "Example: logpath" in out
