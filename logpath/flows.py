@@ -344,7 +344,11 @@ def _directions(
             elif own & reply or {reverse[k] for k in own} & orig:
                 decided[packet] = "reply"
                 reply |= own
-    return {p: decided.get(p, "orig") for p in group["packet"].tolist()}
+    direction = {p: decided.get(p, "orig") for p in group["packet"].tolist()}
+    # an ICMP error quoting an orig packet travels back, in the reply direction (and vice versa)
+    for packet in group.loc[group["_related"].to_numpy(dtype=bool), "packet"].tolist():
+        direction[packet] = "reply" if direction[packet] == "orig" else "orig"
+    return direction
 
 
 def _looks_like_answer(packet: pd.Series) -> bool:
@@ -415,7 +419,20 @@ def _nat_marks(frame: pd.DataFrame) -> pd.Series:
     dst changed on an orig packet: "dnat"; on a reply: "de-snat"; src changed (only visible on
     the next host): "snat" for orig, "de-dnat" for reply.
     """
-    prev = frame.groupby("packet", sort=False)[["t_src", "t_sport", "t_dst", "t_dport"]].shift(1)
+    # an ICMP error's own addresses, not the quoted packet's, tell what NAT did to it
+    related = frame["related"].astype(bool)
+    shown = pd.DataFrame(
+        {
+            "packet": frame["packet"],
+            "t_src": frame["src"],
+            "t_sport": frame["t_sport"].mask(related),
+            "t_dst": frame["dst"],
+            "t_dport": frame["t_dport"].mask(related),
+        }
+    )
+    prev = shown.groupby("packet", sort=False)[["t_src", "t_sport", "t_dst", "t_dport"]].shift(1)
+    orig = frame["direction"] == "orig"
+    frame = shown
     started = prev["t_src"].notna()
     dst_moved = started & (
         (prev["t_dst"] != frame["t_dst"]) | _differs(prev["t_dport"], frame["t_dport"])
@@ -423,7 +440,6 @@ def _nat_marks(frame: pd.DataFrame) -> pd.Series:
     src_moved = started & (
         (prev["t_src"] != frame["t_src"]) | _differs(prev["t_sport"], frame["t_sport"])
     )
-    orig = frame["direction"] == "orig"
     mark = pd.Series(None, index=frame.index, dtype="object")
     mark = mark.mask(dst_moved & orig, "dnat").mask(dst_moved & ~orig, "de-snat")
     mark = mark.mask(src_moved & orig, "snat").mask(src_moved & ~orig, "de-dnat")
@@ -606,6 +622,8 @@ def infer_translations(frame: pd.DataFrame) -> dict[str, tuple[Translation, ...]
         found.setdefault(flow_id, []).append(translation)
     for flow_id, translation in _translations_from_tuples(frame):
         found.setdefault(flow_id, []).append(translation)
+    for flow_id, translation in _translations_from_quotes(frame):
+        found.setdefault(flow_id, []).append(translation)
     return {flow_id: _unique(items) for flow_id, items in found.items()}
 
 
@@ -715,4 +733,20 @@ def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translatio
             found.append(
                 (str(flow_id), Translation(kind, server, answered_from, hook, host, "reply-src"))
             )
+    return found
+
+
+def _translations_from_quotes(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
+    """SNAT shown by an ICMP error: it arrives quoting the packet as it left, source translated."""
+    related = frame[frame["related"].astype(bool)].drop_duplicates("flow")
+    found = []
+    for row in related.itertuples(index=False):
+        proto, orig = key_tuple(str(row.orig_key))
+        client = _endpoint(proto, orig.src, orig.sport)
+        quoted = _endpoint(proto, row.t_src, row.t_sport)
+        if quoted != client and row.t_dst == orig.dst:
+            translation = Translation(
+                "snat", client, quoted, "POSTROUTING", _text(row.host), "icmp-quote"
+            )
+            found.append((str(row.flow), translation))
     return found

@@ -45,8 +45,7 @@ IDENTITY = [
     "icmp_code",
     "icmp_id",
     "icmp_seq",
-    "inner_src",
-    "inner_dst",
+    # not inner_src/inner_dst: conntrack de-NATs the packet an ICMP error quotes, too
     "inner_sport",
     "inner_dport",
     "arp_opcode",
