@@ -58,9 +58,10 @@ TABLE_HOOKS = {
 }
 DEFAULT_TABLES = ("raw", "mangle", "nat", "filter")
 # nft base chain type and priority that match each iptables table (nft(8), "Standard priority
-# names"); nat INPUT runs at srcnat like iptables' nat INPUT, nat OUTPUT at dstnat.
+# names"). nft accepts the names dstnat/srcnat only at prerouting/postrouting, so nat INPUT
+# and OUTPUT get iptables' numbers (NF_IP_PRI_NAT_SRC 100, NF_IP_PRI_NAT_DST -100).
 NFT_PRIORITIES = {"raw": "raw", "mangle": "mangle", "filter": "filter", "security": "security"}
-NFT_NAT_PRIORITIES = {"pre": "dstnat", "out": "dstnat", "in": "srcnat", "post": "srcnat"}
+NFT_NAT_PRIORITIES = {"pre": "dstnat", "out": "-100", "in": "100", "post": "srcnat"}
 PROTOCOLS = ("tcp", "udp", "icmp")
 PORTED = ("tcp", "udp")
 TAG = re.compile(r"[A-Za-z0-9_-]{1,8}")

@@ -148,7 +148,7 @@ def test_nft_script_uses_its_own_table_at_the_standard_priorities():
         '\t\ttcp sport { 80 } tcp dport != { 80 } log prefix "lp:nat:pre "\n'
         "\t}\n"
         "\tchain nat_in {\n"
-        "\t\ttype nat hook input priority srcnat; policy accept;\n"
+        "\t\ttype nat hook input priority 100; policy accept;\n"
         '\t\ttcp dport { 80 } log prefix "lp:nat:in "\n'
         '\t\ttcp sport { 80 } tcp dport != { 80 } log prefix "lp:nat:in "\n'
         "\t}\n"
