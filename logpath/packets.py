@@ -130,6 +130,9 @@ def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
     frame["_t"] = uptime.fillna(frame["_ts"]).fillna(0.0)
     frame["_prefix"] = frame["prefix"].astype("object").fillna("")
+    # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
+    guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False
+    frame["_guess"] = np.asarray(guessed | frame["hook"].isna(), dtype=bool)
     frame["_ttl"] = pd.to_numeric(frame["ttl"], errors="coerce").astype("float64")
     return frame
 
@@ -174,11 +177,13 @@ def _continues(ordered: pd.DataFrame) -> np.ndarray:
     """For hops sorted by key and time: does each hop continue the previous hop's packet?"""
     key, t, rank = (ordered[c].to_numpy() for c in ("_key", "_t", "_rank"))
     prefix, ttl = ordered["_prefix"].to_numpy(), ordered["_ttl"].to_numpy()
+    guess = ordered["_guess"].to_numpy()
     continues = np.zeros(len(ordered), dtype=bool)
     if len(ordered) < 2:
         return continues
     gap = t[1:] - t[:-1]
-    later_hook = (rank[1:] > rank[:-1]) | ((rank[1:] == rank[:-1]) & (prefix[1:] != prefix[:-1]))
+    same_rank = (rank[1:] == rank[:-1]) | guess[1:] | guess[:-1]
+    later_hook = (rank[1:] > rank[:-1]) | (same_rank & (prefix[1:] != prefix[:-1]))
     drop = ttl[:-1] - ttl[1:]
     ttl_ok = np.isnan(drop) | ((drop >= 0) & (drop <= 1))
     continues[1:] = (key[1:] == key[:-1]) & (gap >= 0) & (gap <= MAX_HOP_GAP) & later_hook & ttl_ok
@@ -205,7 +210,7 @@ def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> 
 class _OpenPacket:
     """The last hop of a packet still being assembled by ``_match_hops``."""
 
-    __slots__ = ("dport", "dst", "prefixes", "rank", "t", "ttl")
+    __slots__ = ("dport", "dst", "guess", "prefixes", "rank", "t", "ttl")
 
     def __init__(self) -> None:
         self.prefixes: set[str] = set()
@@ -215,9 +220,9 @@ class _OpenPacket:
         gap = hop["_t"] - self.t
         if not 0 <= gap <= MAX_HOP_GAP:
             return False
-        if hop["_rank"] < self.rank or (
-            hop["_rank"] == self.rank and hop["_prefix"] in self.prefixes
-        ):
+        if hop["_prefix"] in self.prefixes:
+            return False
+        if hop["_rank"] < self.rank and not (hop["_guess"] or self.guess):
             return False
         drop = self.ttl - hop["_ttl"]
         return bool(np.isnan(drop) or 0 <= drop <= 1)
@@ -230,6 +235,7 @@ class _OpenPacket:
     def take(self, hop: pd.Series) -> None:
         """Make ``hop`` this packet's last hop."""
         self.t, self.rank, self.ttl = hop["_t"], hop["_rank"], hop["_ttl"]
+        self.guess = bool(hop["_guess"])
         self.dst, self.dport = hop["dst"], hop["dport"]
         self.prefixes.add(hop["_prefix"])
 

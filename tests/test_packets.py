@@ -1,0 +1,131 @@
+"""Packets from real logs: the seed article's lines, the formats router, the lab's burst."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from logpath.hooks import resolve_hooks
+from logpath.ingest import ingest
+from logpath.packets import group_packets, refine_guessed_hooks
+from logpath.rules import load_ruleset
+from logpath.store import Store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def read_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFrame:
+    """Ingest samples into a fresh store and resolve their hooks."""
+    store = Store(tmp / "store")
+    ingest([str(SAMPLES / name) for name in names], store, year=2026)
+    ruleset = load_ruleset(SAMPLES / rules) if rules else None
+    return resolve_hooks(store.read_hops(), ruleset)
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    hops = read_sample(
+        tmp_path_factory.mktemp("seed"), "seed/syslog", rules="seed/iptables.final.rules"
+    )
+    return group_packets(hops)
+
+
+def packet_of(packets: pd.DataFrame, **match: object) -> pd.DataFrame:
+    """The hops of the one packet whose first hop matches ``match``."""
+    first = packets[packets["hop_n"] == 0]
+    for column, value in match.items():
+        first = first[first[column] == value]
+    assert len(first) == 1, f"{len(first)} packets match {match}"
+    return packets[packets["packet"] == first["packet"].iloc[0]]
+
+
+def test_seed_lines_make_sixteen_packets(seed: pd.DataFrame) -> None:
+    assert len(seed) == 27
+    assert seed["packet"].nunique() == 16
+    # packets are numbered in time order
+    starts = seed[seed["hop_n"] == 0].sort_values("packet")["uptime"].to_list()
+    assert starts == sorted(starts)
+
+
+def test_journey_5_syn_is_one_packet_through_three_hooks(seed: pd.DataFrame) -> None:
+    syn = packet_of(seed, sport=55148, flags="SYN")
+    assert syn["hook"].to_list() == ["PREROUTING", "FORWARD", "POSTROUTING"]
+    assert syn["prefix"].to_list() == [
+        "[TonyBai]-RawPrerouting:",
+        "[TonyBai]-FwdId0Ond0:",
+        "[TonyBai]-NatPostRouting:",
+    ]
+    # routed: TTL drops by one before FORWARD
+    assert syn["ttl"].to_list() == [64, 63, 63]
+
+
+def test_journey_5_reply_keeps_together_across_the_de_snat(seed: pd.DataFrame) -> None:
+    reply = packet_of(seed, dport=55148, flags="ACK SYN")
+    assert reply["dst"].to_list() == ["10.10.126.101", "172.17.0.2"]
+    assert reply["hook"].to_list() == ["PREROUTING", "FORWARD"]
+    assert reply["chain"].to_list() == ["PREROUTING", "FwdOd0"]
+
+
+def test_id_zero_syn_acks_stay_separate_packets(seed: pd.DataFrame) -> None:
+    zero = seed[(seed["id"] == 0) & (seed["hop_n"] == 0)]
+    # five SYN-ACKs with IP ID 0 (journeys 1, 3, 4, 5, 6), each its own packet
+    assert len(zero) == 5
+    assert sorted(zero["dport"].to_list()) == [43292, 44120, 53225, 55148, 59373]
+    sizes = seed[seed["packet"].isin(zero["packet"])].groupby("packet").size()
+    assert sorted(sizes.to_list()) == [1, 1, 2, 2, 2]
+
+
+def test_router_packet_joins_the_next_host(tmp_path: Path) -> None:
+    packets = group_packets(read_sample(tmp_path, "formats/ipv4-nat-forward.log"))
+    assert packets["packet"].nunique() == 8
+    syn = packet_of(packets, flags="SYN")
+    assert syn["prefix"].str.strip().to_list() == [
+        "fmtR raw-PRE:",
+        "fmtR mangle-PRE:",
+        "fmtR nat-PRE:",
+        "fmtR filter-FWD:",
+        "fmtR mangle-POST:",
+        "fmtR nat-POST:",
+        "fmtB raw-PRE:",
+    ]
+    assert syn["leg"].to_list() == [0, 0, 0, 0, 0, 0, 1]
+    # MASQUERADE is visible only downstream, on the next host
+    assert syn["src"].to_list()[-2:] == ["198.51.100.10", "203.0.113.1"]
+    assert syn["dst"].to_list()[2:4] == ["198.51.100.1", "203.0.113.20"]
+
+
+def test_burst_of_200_concurrent_connections(tmp_path: Path) -> None:
+    packets = group_packets(read_sample(tmp_path, "lab/burst.log"))
+    per_packet = packets.groupby("packet")
+    # one packet never mixes two connections: the client port is constant per packet
+    client = packets["sport"].where(packets["dport"] == 9020, packets["dport"])
+    assert client.groupby(packets["packet"]).nunique().max() == 1
+    # and its hops run forward in time
+    assert per_packet["uptime"].is_monotonic_increasing.all()
+    assert client.nunique() == 200
+
+
+def test_guessed_hook_after_a_known_input_hook_is_input(tmp_path: Path) -> None:
+    hops = read_sample(tmp_path, "lab/c1-host.log")
+    # hide where filter INPUT logged: its prefix no longer names a table or hook
+    blind = hops.drop(columns=["table", "chain", "hook", "evidence", "nf_family"])
+    blind["prefix"] = blind["prefix"].astype(str).replace("lp:filter:in:lab ", "blind7 ")
+    packets = group_packets(resolve_hooks(blind))
+    syn = packet_of(packets, flags="SYN", dport=9003)
+    assert syn["evidence"].astype(str).to_list().count("guess") == 1
+    guessed = syn[syn["evidence"].astype(str) == "guess"]
+    assert guessed["hook"].astype(str).to_list() == ["PREROUTING"]  # what IN/OUT alone says
+    refined = packet_of(refine_guessed_hooks(packets), flags="SYN", dport=9003)
+    # it still belongs to the SYN's packet, logged after mangle INPUT: so it is INPUT too
+    assert refined["prefix"].astype(str).str.strip().to_list() == [
+        "lp:raw:pre:lab",
+        "lp:mangle:pre:lab",
+        "lp:nat:pre:lab",
+        "lp:mangle:in:lab",
+        "blind7",
+        "lp:nat:in:lab",
+    ]
+    assert refined["hook"].to_list()[3:] == ["INPUT", "INPUT", "INPUT"]
+    assert refined["evidence"].astype(str).to_list()[4] == "guess"
