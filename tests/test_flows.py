@@ -1,0 +1,201 @@
+"""Connections from real logs: the seed's six journeys, the formats router, the lab captures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from logpath.flows import ConnTuple, Flow, Translation, summarise_flows
+from logpath.ingest import ingest
+from logpath.journeys import build_journey, store_ruleset, trace_hops
+from logpath.rules import load_ruleset
+from logpath.store import Store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def trace_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFrame:
+    """Ingest samples (and a ruleset) into a fresh store and trace every hop."""
+    store = Store(tmp / "store")
+    ruleset = load_ruleset(SAMPLES / rules).to_json() if rules else None
+    ingest([str(SAMPLES / name) for name in names], store, year=2026, ruleset=ruleset)  # type: ignore[arg-type]
+    return trace_hops(store.read_hops(), store_ruleset(store))
+
+
+def flow_by_port(flows: list[Flow], port: int) -> Flow:
+    """The one flow whose orig tuple has this source port."""
+    found = [flow for flow in flows if flow.orig.sport == port]
+    assert len(found) == 1, [flow.orig for flow in flows]
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    return trace_sample(
+        tmp_path_factory.mktemp("seed"), "seed/syslog", rules="seed/iptables.final.rules"
+    )
+
+
+@pytest.fixture(scope="module")
+def seed_flows(seed: pd.DataFrame) -> list[Flow]:
+    return summarise_flows(seed)
+
+
+def test_seed_has_the_six_journeys(seed_flows: list[Flow]) -> None:
+    assert [(f.orig.src, f.orig.sport, f.orig.dst, f.orig.dport) for f in seed_flows] == [
+        ("172.17.0.2", 43292, "172.17.0.3", 12580),  # 1 container -> container
+        ("172.17.0.2", 41362, "172.17.0.1", 12580),  # 2 container -> docker0, nothing listens
+        ("172.17.0.2", 59373, "10.10.126.101", 12580),  # 3 container -> host address
+        ("172.17.0.1", 44120, "172.17.0.2", 12580),  # 4 host -> container
+        ("172.17.0.2", 55148, "10.10.126.187", 12580),  # 5 container -> LAN host, MASQUERADE
+        ("10.10.126.187", 53225, "172.17.0.2", 12580),  # 6 LAN host -> container, routed
+    ]
+    assert [f.packets for f in seed_flows] == [2, 2, 3, 3, 3, 3]
+    assert [f.hops for f in seed_flows] == [4, 3, 5, 3, 7, 5]
+    assert {f.proto for f in seed_flows} == {"tcp"}
+    assert {f.hosts for f in seed_flows} == {("pc-baim",)}
+
+
+def test_journey_5_masquerade_from_the_reply(seed_flows: list[Flow]) -> None:
+    flow = flow_by_port(seed_flows, 55148)
+    assert flow.reply == ConnTuple("10.10.126.187", 12580, "10.10.126.101", 55148)
+    assert flow.nat == (
+        Translation(
+            "snat",
+            "172.17.0.2:55148",
+            "10.10.126.101:55148",
+            "POSTROUTING",
+            "pc-baim",
+            "dst-change",
+        ),
+    )
+    assert flow.state == "established"
+    assert flow.progression == ("SYN", "SYN-ACK", "ACK")
+
+
+def test_journey_5_reply_de_nat_between_raw_prerouting_and_forward(seed: pd.DataFrame) -> None:
+    flow = flow_by_port(summarise_flows(seed), 55148)
+    journey = build_journey(seed, flow.id)
+    reply = journey.packets[1]
+    assert (reply.direction, reply.summary, reply.fate) == ("reply", "SYN-ACK", "forwarded")
+    assert [(h.table, h.chain, h.hook) for h in reply.hops] == [
+        ("raw", "PREROUTING", "PREROUTING"),
+        ("filter", "FwdOd0", "FORWARD"),
+    ]
+    assert [h.dst for h in reply.hops] == ["10.10.126.101", "172.17.0.2"]
+    assert [h.translated for h in reply.hops] == [False, True]
+    assert [h.nat for h in reply.hops] == [(), ("de-snat",)]
+    # the SYN: nat POSTROUTING still shows the container's address, MASQUERADE acts after it
+    syn = journey.packets[0]
+    assert [h.chain for h in syn.hops] == ["PREROUTING", "FwdId0Ond0", "LogNatPostRouting"]
+    assert [h.src for h in syn.hops] == ["172.17.0.2"] * 3
+    assert [h.ttl for h in syn.hops] == [64, 63, 63]
+    assert [h.translated for h in syn.hops] == [False, False, False]
+
+
+def test_journey_2_is_answered_by_a_reset(seed_flows: list[Flow]) -> None:
+    flow = flow_by_port(seed_flows, 41362)
+    assert (flow.state, flow.progression, flow.answered) == ("reset", ("SYN", "RST"), True)
+    assert flow.nat == ()
+
+
+def test_journey_1_handshake_seen_up_to_syn_ack(seed_flows: list[Flow]) -> None:
+    flow = flow_by_port(seed_flows, 43292)
+    assert (flow.state, flow.progression) == ("syn-recv", ("SYN", "SYN-ACK"))
+
+
+def test_journey_6_syn_stops_at_prerouting(seed: pd.DataFrame) -> None:
+    flow = flow_by_port(summarise_flows(seed), 53225)
+    assert flow.stopped == 1 and flow.nat == ()
+    journey = build_journey(seed, flow.id)
+    assert [(p.direction, p.summary, p.fate, p.stopped_at) for p in journey.packets] == [
+        ("orig", "SYN", "stopped", "PREROUTING"),
+        ("reply", "SYN-ACK", "forwarded", None),
+        ("orig", "ACK", "forwarded", None),
+    ]
+
+
+def test_flow_ids_are_stable_across_runs(seed: pd.DataFrame, tmp_path: Path) -> None:
+    again = trace_sample(tmp_path, "seed/syslog", rules="seed/iptables.final.rules")
+    assert [f.id for f in summarise_flows(again)] == [f.id for f in summarise_flows(seed)]
+    assert len({f.id for f in summarise_flows(seed)}) == 6
+
+
+def test_router_dnat_and_masquerade(tmp_path: Path) -> None:
+    (flow,) = summarise_flows(trace_sample(tmp_path, "formats/ipv4-nat-forward.log"))
+    assert flow.orig == ConnTuple("198.51.100.10", 34054, "198.51.100.1", 8080)
+    assert flow.reply == ConnTuple("203.0.113.20", 8080, "203.0.113.1", 34054)
+    assert [(t.type, t.from_addr, t.to_addr, t.hook) for t in flow.nat] == [
+        ("dnat", "198.51.100.1:8080", "203.0.113.20:8080", "PREROUTING"),
+        ("snat", "198.51.100.10:34054", "203.0.113.1:34054", "POSTROUTING"),
+    ]
+    assert (flow.packets, flow.hops, flow.state) == (8, 36, "closed")
+
+
+LAB_NAT = {
+    "dnat": [("dnat", "10.77.0.1:8080", "172.30.0.2:80", "PREROUTING")],
+    "masquerade": [("snat", "172.30.0.2:{port}", "10.77.0.1:{port}", "POSTROUTING")],
+    "hairpin": [
+        ("dnat", "10.77.0.1:8080", "172.30.0.2:80", "PREROUTING"),
+        ("snat", "172.30.0.3:{port}", "172.30.0.1:{port}", "POSTROUTING"),
+    ],
+    "udp": [("snat", "172.30.0.2:{port}", "10.77.0.1:{port}", "POSTROUTING")],
+    "c1-host": [],
+    "host-c1": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAB_NAT))
+def test_lab_nat(name: str, tmp_path: Path) -> None:
+    (flow,) = summarise_flows(trace_sample(tmp_path, f"lab/{name}.log"))
+    expected = [
+        (kind, a.format(port=flow.orig.sport), b.format(port=flow.orig.sport), hook)
+        for kind, a, b, hook in LAB_NAT[name]
+    ]
+    assert [(t.type, t.from_addr, t.to_addr, t.hook) for t in flow.nat] == expected
+    assert flow.answered
+
+
+def test_lab_icmp_echo_id_is_the_sport(tmp_path: Path) -> None:
+    (flow,) = summarise_flows(trace_sample(tmp_path, "lab/icmp-echo.log"))
+    assert (flow.proto, flow.family, flow.packets, flow.state) == ("icmp", 4, 4, "replied")
+    assert flow.orig == ConnTuple("172.30.0.2", 19536, "10.77.0.2", None)
+    assert flow.reply == ConnTuple("10.77.0.2", 19536, "10.77.0.1", None)
+    assert [(t.type, t.from_addr, t.to_addr) for t in flow.nat] == [
+        ("snat", "172.30.0.2", "10.77.0.1")
+    ]
+
+
+def test_lab_icmp_error_joins_the_udp_flow_it_quotes(tmp_path: Path) -> None:
+    traced = trace_sample(tmp_path, "lab/icmp-error.log")
+    (flow,) = summarise_flows(traced)
+    assert (flow.proto, flow.packets, flow.answered, flow.state) == ("udp", 2, False, "unreplied")
+    assert flow.orig.dport == 9009
+    assert [(t.type, t.to_addr, t.evidence) for t in flow.nat] == [
+        ("snat", f"10.77.0.1:{flow.orig.sport}", "icmp-quote")
+    ]
+    error = build_journey(traced, flow.id).packets[1]
+    assert (error.direction, error.summary) == ("reply", "icmp error type 3 code 3")
+    assert [h.dst for h in error.hops][:2] == ["10.77.0.1", "10.77.0.1"]
+    assert error.hops[2].dst == "172.30.0.2" and error.hops[2].nat == ("de-snat",)
+
+
+def test_lab_ipv6_flows(tmp_path: Path) -> None:
+    flows = summarise_flows(trace_sample(tmp_path, "lab/ipv6.log"))
+    assert [(f.family, f.orig.dst, f.orig.dport, f.state) for f in flows] == [
+        (6, "fd00:30::3", 9011, "closed"),
+        (6, "fd00:30::1", 9012, "closed"),
+    ]
+    assert [f.nat for f in flows] == [(), ()]
+
+
+def test_lab_burst_two_hundred_masqueraded_connections(tmp_path: Path) -> None:
+    flows = summarise_flows(trace_sample(tmp_path, "lab/burst.log"))
+    assert len(flows) == 200
+    assert {f.orig.dst for f in flows} == {"10.77.0.2"}
+    assert len({f.orig.sport for f in flows}) == 200
+    assert all(f.reply.dst == "10.77.0.1" and f.reply.dport == f.orig.sport for f in flows)
+    assert {f.state for f in flows} == {"closed"}
+    assert all([t.type for t in f.nat] == ["snat"] for f in flows)
