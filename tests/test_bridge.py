@@ -1,0 +1,102 @@
+"""A bridge's two roles, learned from the logs: the seed's docker0 and the lab's lpbr0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from logpath.bridge import BridgeFacts, learn_bridges
+from logpath.flows import summarise_flows
+from logpath.ingest import ingest
+from logpath.journeys import build_journey, store_ruleset, trace_hops
+from logpath.rules import load_ruleset
+from logpath.store import Store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def trace_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFrame:
+    """Ingest samples (and a ruleset) into a fresh store and trace every hop."""
+    store = Store(tmp / "store")
+    ruleset = load_ruleset(SAMPLES / rules).to_json() if rules else None
+    ingest([str(SAMPLES / name) for name in names], store, year=2026, ruleset=ruleset)  # type: ignore[arg-type]
+    return trace_hops(store.read_hops(), store_ruleset(store))
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    return trace_sample(
+        tmp_path_factory.mktemp("seed"), "seed/syslog", rules="seed/iptables.final.rules"
+    )
+
+
+def roles(traced: pd.DataFrame, sport: int) -> list[list[tuple[str | None, str | None]]]:
+    """(hook, role) of every hop, packet by packet, of the flow with this orig source port."""
+    (flow,) = [f for f in summarise_flows(traced) if f.orig.sport == sport]
+    journey = build_journey(traced, flow.id)
+    return [[(h.hook, h.role) for h in packet.hops] for packet in journey.packets]
+
+
+def test_docker0_learned_from_the_seed(seed: pd.DataFrame) -> None:
+    assert learn_bridges(seed) == {
+        ("pc-baim", "docker0"): BridgeFacts(
+            host="pc-baim",
+            name="docker0",
+            mac="02:42:f9:f8:c9:ad",
+            port_macs={
+                "vethd9f6465": ("02:42:ac:11:00:02",),
+                "vethfcceafa": ("02:42:ac:11:00:03",),
+            },
+            port_addresses={"vethd9f6465": ("172.17.0.2",), "vethfcceafa": ("172.17.0.3",)},
+        )
+    }
+
+
+def test_journey_1_docker0_switches(seed: pd.DataFrame) -> None:
+    assert roles(seed, 43292) == [
+        [("PREROUTING", "bridge"), ("FORWARD", "bridge")],
+        [("PREROUTING", "bridge"), ("FORWARD", "bridge")],
+    ]
+
+
+def test_journey_2_docker0_is_the_hosts_nic(seed: pd.DataFrame) -> None:
+    assert roles(seed, 41362) == [
+        [("PREROUTING", "nic"), ("INPUT", "nic")],
+        [("OUTPUT", "nic")],
+    ]
+
+
+def test_journey_5_only_docker0_hops_have_a_role(seed: pd.DataFrame) -> None:
+    # eth0 is no bridge; nat POSTROUTING shows IN= empty and OUT=eth0
+    assert roles(seed, 55148) == [
+        [("PREROUTING", "nic"), ("FORWARD", "nic"), ("POSTROUTING", None)],
+        [("PREROUTING", None), ("FORWARD", "nic")],
+        [("PREROUTING", "nic"), ("FORWARD", "nic")],
+    ]
+
+
+def test_lab_hairpin_switches_role_after_dnat(tmp_path: Path) -> None:
+    traced = trace_sample(tmp_path, "lab/hairpin.log")
+    assert learn_bridges(traced)[("lab-host", "lpbr0")].mac == "02:00:ac:1e:00:01"
+    (flow,) = summarise_flows(traced)
+    syn = build_journey(traced, flow.id).packets[0]
+    # addressed to the bridge (the gateway), DNATed back to c1: br_netfilter bridges it
+    assert [(h.table, h.hook, h.role, h.role_switch) for h in syn.hops] == [
+        ("raw", "PREROUTING", "nic", False),
+        ("mangle", "PREROUTING", "nic", False),
+        ("nat", "PREROUTING", "nic", False),
+        ("mangle", "FORWARD", "bridge", True),
+        ("filter", "FORWARD", "bridge", False),
+        ("mangle", "POSTROUTING", "bridge", False),
+        ("nat", "POSTROUTING", "bridge", False),
+    ]
+    assert [h.ttl for h in syn.hops] == [64] * 7
+    assert syn.fate == "switched"
+
+
+def test_lab_c2c_is_switched_throughout(tmp_path: Path) -> None:
+    traced = trace_sample(tmp_path, "lab/c2c.log")
+    assert set(traced["role"]) == {"bridge"}
+    assert not traced["role_switch"].any()
