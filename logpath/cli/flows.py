@@ -95,7 +95,9 @@ def _console() -> Console:
 
 def print_flows(console: Console, flows: list[Flow]) -> None:
     """A readable table of flows, one row each."""
-    table = Table("id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state")
+    table = Table()
+    for name in ("id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state"):
+        table.add_column(name, no_wrap=True)
     for flow in flows:
         table.add_row(
             flow.id,

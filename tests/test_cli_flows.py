@@ -1,0 +1,144 @@
+"""`logpath flows` and `logpath journey` through the CLI, on the seed's lines and ruleset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logpath.cli import app
+
+SEED = Path(__file__).resolve().parent.parent / "samples" / "seed"
+runner = CliRunner()
+CONTRACT = {"id", "proto", "family", "orig", "reply", "nat", "packets", "hops", "first_seen",
+            "last_seen", "state"}  # fmt: skip
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("store"))
+    rules = str(SEED / "iptables.final.rules")
+    code, _, err = run("ingest", str(SEED / "syslog"), "--store", path, "--year", "2016",
+                       "--rules", rules, "--json")  # fmt: skip
+    assert code == 0, err
+    return path
+
+
+def flows(store: str, *args: str) -> list[dict[str, object]]:
+    code, out, err = run("flows", "--store", store, "--json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_flows_json_contract(store: str) -> None:
+    listed = flows(store)
+    assert len(listed) == 6
+    assert all(set(flow) >= CONTRACT for flow in listed)
+    masquerade = listed[4]
+    assert masquerade["orig"] == {
+        "src": "172.17.0.2", "sport": 55148, "dst": "10.10.126.187", "dport": 12580
+    }  # fmt: skip
+    assert masquerade["reply"] == {
+        "src": "10.10.126.187", "sport": 12580, "dst": "10.10.126.101", "dport": 55148
+    }  # fmt: skip
+    assert [{k: t[k] for k in ("type", "from", "to", "hook")} for t in masquerade["nat"]] == [
+        {"type": "snat", "from": "172.17.0.2:55148", "to": "10.10.126.101:55148",
+         "hook": "POSTROUTING"}
+    ]  # fmt: skip
+    assert masquerade["first_seen"] == "2016-01-14T14:47:17Z"
+    assert [flow["state"] for flow in listed] == [
+        "syn-recv", "reset", "established", "established", "established", "established"
+    ]  # fmt: skip
+    assert flows(store) == listed  # same ids run after run
+
+
+def test_flows_filters(store: str) -> None:
+    assert [f["orig"]["sport"] for f in flows(store, "--port", "55148")] == [55148]  # type: ignore[index]
+    assert [f["orig"]["sport"] for f in flows(store, "--nat", "snat")] == [55148]  # type: ignore[index]
+    assert flows(store, "--nat", "dnat") == []
+    by_host = flows(store, "--host", "10.10.126.187")
+    assert [f["orig"]["sport"] for f in by_host] == [55148, 53225]  # type: ignore[index]
+    assert len(flows(store, "--port", "12580", "--proto", "tcp")) == 6
+    late = flows(store, "--since", "2016-01-14T14:30")
+    assert [f["orig"]["sport"] for f in late] == [55148, 53225]  # type: ignore[index]
+
+
+def test_flows_csv(store: str) -> None:
+    code, out, _ = run("flows", "--store", store, "--csv", "--port", "41362")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("id,proto,family,orig_src,orig_sport,orig_dst,orig_dport,")
+    assert lines[1].split(",")[1:] == [
+        "tcp", "4", "172.17.0.2", "41362", "172.17.0.1", "12580", "172.17.0.1", "12580",
+        "172.17.0.2", "41362", "", "2", "3", "2016-01-14T12:53:02Z", "2016-01-14T12:53:02Z",
+        "reset", "True", "0",
+    ]  # fmt: skip
+
+
+def test_flows_table(store: str) -> None:
+    code, out, _ = run("flows", "--store", store, "--port", "55148")
+    assert code == 0
+    assert "172.17.0.2:55148 → 10.10.126.187:12580" in out
+    assert "10.10.126.187:12580 → 10.10.126.101:55148" in out
+    assert "snat 172.17.0.2:55148→10.10.126.101:55148" in out
+    assert out.rstrip().endswith("1 flow(s)")
+
+
+def test_journey_text(store: str) -> None:
+    (flow,) = flows(store, "--port", "41362")
+    code, out, _ = run("journey", str(flow["id"]), "--store", store)
+    assert code == 0
+    assert out == (
+        f"flow {flow['id']}  tcp  172.17.0.2:41362 -> 172.17.0.1:12580  state reset\n"
+        "  reply 172.17.0.1:12580 -> 172.17.0.2:41362\n"
+        "\n"
+        "packet 1  orig  SYN  -> delivered\n"
+        "  pc-baim: raw PREROUTING           IN=docker0 OUT= PHYSIN=vethd9f6465 PHYSOUT="
+        " 172.17.0.2:41362 -> 172.17.0.1:12580  TTL=64 role=nic\n"
+        "  pc-baim: filter INPUT             IN=docker0 OUT= PHYSIN=vethd9f6465 PHYSOUT="
+        " 172.17.0.2:41362 -> 172.17.0.1:12580  TTL=64 role=nic\n"
+        "\n"
+        "packet 2  reply  RST-ACK  -> sent\n"
+        "  pc-baim: filter OUTPUT            IN= OUT=docker0                         "
+        " 172.17.0.1:12580 -> 172.17.0.2:41362  TTL=64 role=nic\n"
+    )
+
+
+def test_journey_json_contract(store: str) -> None:
+    (flow,) = flows(store, "--port", "55148")
+    code, out, err = run("journey", str(flow["id"]), "--store", store, "--json")
+    assert code == 0, err
+    journey = json.loads(out)
+    assert journey["flow"] == flow
+    assert [(p["n"], p["direction"], p["summary"]) for p in journey["packets"]] == [
+        (1, "orig", "SYN"), (2, "reply", "SYN-ACK"), (3, "orig", "ACK")
+    ]  # fmt: skip
+    reply = journey["packets"][1]["hops"]
+    assert [(h["chain"], h["hook"], h["evidence"], h["in"], h["out"], h["dst"], h["translated"])
+            for h in reply] == [
+        ("PREROUTING", "PREROUTING", "ruleset", "eth0", None, "10.10.126.101", False),
+        ("FwdOd0", "FORWARD", "ruleset", "eth0", "docker0", "172.17.0.2", True),
+    ]  # fmt: skip
+    assert [h["role"] for h in reply] == [None, "nic"]
+    assert reply[0]["flags"] == ["ACK", "SYN"] and reply[0]["lineno"] == 19
+    code, out, _ = run("journey", str(flow["id"]), "--store", store, "--json", "--packet", "3")
+    assert [p["n"] for p in json.loads(out)["packets"]] == [3]
+
+
+def test_journey_errors(store: str) -> None:
+    code, _, err = run("journey", "0123456789", "--store", store)
+    assert (code, err) == (3, "logpath: no flow '0123456789' in the store (see `logpath flows`)\n")
+    (flow,) = flows(store, "--port", "41362")
+    code, _, err = run("journey", str(flow["id"]), "--store", store, "--packet", "7")
+    assert (code, err) == (3, f"logpath: flow {flow['id']} has no packet 7 (it has 2)\n")
+    code, _, err = run("flows", "--store", store, "--json", "--csv")
+    assert (code, err) == (1, "logpath: --json and --csv exclude each other: choose one\n")
+    code, _, err = run("flows", "--store", store, "--nat", "masquerade")
+    assert (code, err) == (1, "logpath: --nat 'masquerade': use snat, dnat or any\n")
