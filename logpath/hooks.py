@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from logpath.errors import InputError
@@ -283,36 +284,53 @@ def resolve_hooks(
         A copy of ``hops`` with the five columns added (categoricals; null where unknown).
     """
     conventions = conventions if conventions is not None else load_conventions()
-    keys = key_frame(hops)
-    codes, uniques = factorize_rows(keys)
+    codes, first_rows = factorize_rows(hops)
+    present = [column for column in KEY_COLUMNS if column in hops.columns]
+    uniques = key_frame(hops[present].iloc[first_rows])
     resolved = [resolve_one(row, ruleset, conventions) for row in uniques.itertuples(index=False)]
-    result = hops.copy()
+    result = hops.copy(deep=False)  # the new columns only; the hop columns are shared
     for column in RESOLVED_COLUMNS:
-        values = [getattr(item, column) for item in resolved]
-        categories = pd.Categorical(values)
+        categories = pd.Categorical([getattr(item, column) for item in resolved])
         result[column] = pd.Categorical.from_codes(
             categories.codes[codes], categories=categories.categories
         )
     return result
 
 
+def key_column(hops: pd.DataFrame, column: str) -> pd.Series:
+    """One key column; a missing column is all null."""
+    if column in hops.columns:
+        return hops[column]
+    return pd.Series(None, index=hops.index, dtype="object")
+
+
 def key_frame(hops: pd.DataFrame) -> pd.DataFrame:
     """The key columns as plain objects, "" and NaN both turned into None."""
     frame = pd.DataFrame(index=hops.index)
     for column in KEY_COLUMNS:
-        values = hops[column] if column in hops.columns else pd.Series(None, index=hops.index)
-        values = values.astype("object")
+        values = key_column(hops, column).astype("object")
         frame[column] = values.where(values.notna() & values.ne(""), None)
     return frame
 
 
-def factorize_rows(keys: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
-    """(code of each row, the distinct rows in first-seen order)."""
-    if keys.empty:
-        return pd.Series([], dtype="int64").to_numpy(), keys
-    codes = keys.groupby(list(KEY_COLUMNS), dropna=False, sort=False).ngroup().to_numpy()
-    uniques = keys.drop_duplicates().reset_index(drop=True)
-    return codes, uniques
+def factorize_rows(hops: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each hop's key combination, the position of each combination's first hop).
+
+    Column by column with ``pd.factorize`` (categoricals factorize by their codes), folding the
+    codes into one compact integer per row: no Python objects per hop.
+    """
+    codes = np.zeros(len(hops), dtype=np.int64)
+    for column in KEY_COLUMNS:
+        column_codes, uniques = pd.factorize(key_column(hops, column))
+        column_codes = np.where(np.isin(column_codes, empty_positions(uniques)), -1, column_codes)
+        codes, _ = pd.factorize(codes * (len(uniques) + 1) + (column_codes + 1))
+    _, first_rows = np.unique(codes, return_index=True)
+    return codes, first_rows
+
+
+def empty_positions(uniques: Any) -> list[int]:
+    """Where "" sits among a column's distinct values (it means the same as null)."""
+    return [position for position, value in enumerate(uniques) if value == ""]
 
 
 def resolve_one(row: Any, ruleset: Ruleset | None, conventions: Conventions) -> Resolved:
