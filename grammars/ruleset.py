@@ -38,7 +38,7 @@ def field(results: pp.ParseResults, name: str, default: Any = None) -> Any:
 class IfaceMatch:
     """An interface condition of a rule: ``-i docker0``, ``! -o docker0``, ``oifname != "eth0"``."""
 
-    direction: str  # "in" (-i, iifname, iif) or "out" (-o, oifname, oif)
+    direction: str  # "in" (-i, iifname, iif), "out" (-o, oifname, oif), "physin"/"physout"
     name: str  # interface name; iptables' trailing "+" and nft's trailing "*" are wildcards
     negated: bool  # True for "! -o docker0" / "oifname != ..."
 
@@ -456,11 +456,18 @@ def option_fields(option: pp.ParseResults) -> tuple[str, str | None, bool]:
     return option["name"], (option_values[0] if option_values else None), negated
 
 
-SAVE_IFACE_OPTIONS = {"-i": "in", "--in-interface": "in", "-o": "out", "--out-interface": "out"}
+SAVE_IFACE_OPTIONS = {
+    "-i": "in",
+    "--in-interface": "in",
+    "-o": "out",
+    "--out-interface": "out",
+    "--physdev-in": "physin",  # -m physdev: the bridge port (PHYSIN= on the log line)
+    "--physdev-out": "physout",
+}
 
 
 def save_iface_matches(options: list[tuple[str, str | None, bool]]) -> list[IfaceMatch]:
-    """The ``-i``/``-o`` conditions (with ``!``) among a rule's options."""
+    """The ``-i``/``-o``/``--physdev-in``/``--physdev-out`` conditions (with ``!``)."""
     return [
         IfaceMatch(SAVE_IFACE_OPTIONS[name], value, negated)
         for name, value, negated in options

@@ -5,8 +5,10 @@ prefix to the rule's table and chain (and a user chain to the hooks that reach i
 conventions (``grammars/prefixes.toml``) read them from the prefix's words; otherwise the IN=/OUT=
 pattern gives a guess that the packet stage may refine by the order of the hops.
 
-    >>> hops = resolve_hooks(hop_table, load_ruleset("samples/seed/iptables.final.rules"))
-    >>> hops.loc[hops.prefix == "[TonyBai]-FwdId0Od0:", ["table", "chain", "hook"]]
+Example (``hops`` a hop table of ``samples/seed/syslog``)::
+
+    resolved = resolve_hooks(hops, load_ruleset("samples/seed/iptables.final.rules"))
+    # the "[TonyBai]-FwdId0Od0:" hops: table filter, chain FwdId0Od0, hook FORWARD, "ruleset"
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ __all__ = [
 RESOLVED_COLUMNS = ("table", "chain", "hook", "evidence", "nf_family")
 
 # The hop columns a hop's location depends on: one resolution per distinct combination.
-KEY_COLUMNS = ("prefix", "in_iface", "out_iface", "trace_table", "trace_chain")
+KEY_COLUMNS = ("prefix", "in_iface", "out_iface", "physin", "physout", "trace_table", "trace_chain")
 
 EVIDENCE = ("trace", "ruleset", "prefix", "guess")
 
@@ -269,25 +271,29 @@ class Resolved:
 
 
 def resolve_hooks(
-    hops: pd.DataFrame, ruleset: Ruleset | None = None, conventions: Conventions | None = None
+    hops: pd.DataFrame,
+    ruleset: Ruleset | Sequence[Ruleset] | None = None,
+    conventions: Conventions | None = None,
 ) -> pd.DataFrame:
     """The hop table with ``table``, ``chain``, ``hook``, ``evidence`` and ``nf_family`` added.
 
-    Each distinct (prefix, in_iface, out_iface, trace_table, trace_chain) is resolved once, so
-    millions of hops cost what their few distinct combinations cost.
+    Each distinct (prefix, in_iface, out_iface, physin, physout, trace_table, trace_chain) is
+    resolved once, so millions of hops cost what their few distinct combinations cost.
 
     Args:
         hops: the hop table (columns of ``logpath.hops``; missing key columns count as null).
-        ruleset: the ruleset the logs were written under, if known.
+        ruleset: the ruleset the logs were written under, if known; or several (for example
+            iptables-save and ip6tables-save output), whose fitting rules are pooled.
         conventions: prefix conventions; by default ``load_conventions()``.
     Returns:
         A copy of ``hops`` with the five columns added (categoricals; null where unknown).
     """
     conventions = conventions if conventions is not None else load_conventions()
+    rulesets = [ruleset] if isinstance(ruleset, Ruleset) else list(ruleset or [])
     codes, first_rows = factorize_rows(hops)
     present = [column for column in KEY_COLUMNS if column in hops.columns]
     uniques = key_frame(hops[present].iloc[first_rows])
-    resolved = [resolve_one(row, ruleset, conventions) for row in uniques.itertuples(index=False)]
+    resolved = [resolve_one(row, rulesets, conventions) for row in uniques.itertuples(index=False)]
     result = hops.copy(deep=False)  # the new columns only; the hop columns are shared
     for column in RESOLVED_COLUMNS:
         categories = pd.Categorical([getattr(item, column) for item in resolved])
@@ -333,40 +339,40 @@ def empty_positions(uniques: Any) -> list[int]:
     return [position for position, value in enumerate(uniques) if value == ""]
 
 
-def resolve_one(row: Any, ruleset: Ruleset | None, conventions: Conventions) -> Resolved:
+def resolve_one(row: Any, rulesets: list[Ruleset], conventions: Conventions) -> Resolved:
     """Where one key combination was logged, from the best evidence available."""
     if row.trace_table is not None:
-        return from_trace(row, ruleset)
-    if ruleset is not None:
-        found = from_ruleset(row, ruleset)
-        if found is not None:
-            return found
+        return from_trace(row, rulesets)
+    found = from_rulesets(row, rulesets)
+    if found is not None:
+        return found
     match = conventions.match(row.prefix, row.in_iface, row.out_iface)
     if match is not None:
         return Resolved(match.table, match.chain, match.hook, "prefix")
     return Resolved(None, None, guess_hook(row.in_iface, row.out_iface), "guess")
 
 
-def from_trace(row: Any, ruleset: Ruleset | None) -> Resolved:
+def from_trace(row: Any, rulesets: list[Ruleset]) -> Resolved:
     """A TRACE line names table and chain; a user chain's hook comes from the ruleset."""
     chain = row.trace_chain
     if chain in HOOKS:
         return Resolved(row.trace_table, chain, chain, "trace")
-    hooks = ruleset.hooks_of(row.trace_table, chain) if ruleset is not None else []
+    hooks = {hook for ruleset in rulesets for hook in ruleset.hooks_of(row.trace_table, chain)}
     fitting = [hook for hook in hooks if hook_admits(hook, row.in_iface, row.out_iface)]
     hook = fitting[0] if len(fitting) == 1 else None
     return Resolved(row.trace_table, chain, hook, "trace")
 
 
-def from_ruleset(row: Any, ruleset: Ruleset) -> Resolved | None:
-    """The LOG rules with this prefix whose interface conditions and hook fit IN=/OUT=.
+def from_rulesets(row: Any, rulesets: list[Ruleset]) -> Resolved | None:
+    """The LOG rules with this prefix whose interface conditions and hook fit the hop.
 
     Fields on which the fitting rules disagree are left null; None when no rule fits.
     """
     fitting = [
         location
+        for ruleset in rulesets
         for location in ruleset.locations(row.prefix)
-        if location.admits(row.in_iface, row.out_iface)
+        if location.admits(row.in_iface, row.out_iface, row.physin, row.physout)
     ]
     if not fitting:
         return None

@@ -73,16 +73,27 @@ class Location:
     matches: tuple[IfaceMatch, ...] = ()  # -i/-o conditions on the path and on the LOG rule
     lineno: int = field(default=0, compare=False)  # line of the (first) LOG rule in the file
 
-    def admits(self, in_iface: str | None, out_iface: str | None) -> bool:
-        """True when a hop logged with these IN=/OUT= could have been logged here."""
+    def admits(
+        self,
+        in_iface: str | None,
+        out_iface: str | None,
+        physin: str | None = None,
+        physout: str | None = None,
+    ) -> bool:
+        """True when a hop logged with these IN=/OUT= (PHYSIN=/PHYSOUT=) could be from here."""
+        seen = {"in": in_iface, "out": out_iface, "physin": physin, "physout": physout}
         return hook_admits(self.hook, in_iface, out_iface) and all(
-            iface_admits(match, in_iface, out_iface) for match in self.matches
+            iface_admits(match, seen) for match in self.matches
         )
 
 
-def iface_admits(match: IfaceMatch, in_iface: str | None, out_iface: str | None) -> bool:
-    """Whether one ``-i``/``-o`` condition (negated or not) holds for a hop's IN=/OUT=."""
-    value = in_iface if match.direction == "in" else out_iface
+def iface_admits(match: IfaceMatch, seen: dict[str, str | None]) -> bool:
+    """Whether one interface condition (negated or not) holds for a hop's interfaces.
+
+    An absent interface never matches a name, so only a negated condition holds for it; this is
+    also what xt_physdev does for a packet that was not bridged (physdev_mt()).
+    """
+    value = seen.get(match.direction)
     return bool(iface_name_matches(match.name, value) != match.negated)
 
 

@@ -328,3 +328,54 @@ def test_empty_hop_table(conventions: Conventions) -> None:
     resolved = resolve_hooks(empty, load_ruleset(SEED_RULES), conventions)
     assert len(resolved) == 0
     assert {"table", "chain", "hook", "evidence", "nf_family"} <= set(resolved.columns)
+
+
+# --- bridge ports, disagreeing rules, several rulesets -----------------------------------------
+
+BRIDGE_LOG = FORMATS / "bridge-br-netfilter.log"
+BRIDGE_RULES = """*raw
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -j LOG --log-prefix "fmtBR raw-PRE: "
+COMMIT
+*mangle
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -j LOG --log-prefix "fmtBR raw-PRE: "
+COMMIT
+*filter
+:FORWARD ACCEPT [0:0]
+:from-p1 - [0:0]
+:from-p2 - [0:0]
+-A FORWARD -m physdev --physdev-in p1 -j from-p1
+-A FORWARD -m physdev ! --physdev-in p1 -j from-p2
+-A from-p1 -j LOG --log-prefix "fmtBR filter-FWD: "
+-A from-p2 -m physdev --physdev-out p1 -j LOG --log-prefix "fmtBR filter-FWD: "
+COMMIT
+"""
+
+
+def test_bridge_ports_pick_the_chain(conventions: Conventions) -> None:
+    hops = hop_table(BRIDGE_LOG)
+    resolved = resolve_hooks(hops, parse_ruleset(BRIDGE_RULES), conventions)
+    forward = resolved[resolved["prefix"].astype(str) == "fmtBR filter-FWD: "]
+    ports = list(zip(forward["physin"].astype(str), forward["physout"].astype(str), strict=True))
+    assert sorted(set(ports)) == [("p1", "p2"), ("p2", "p1")]
+    chains = {port: row for port, row in zip(ports, located(forward), strict=True)}
+    assert chains[("p1", "p2")] == ("filter", "from-p1", "FORWARD", "ruleset")
+    assert chains[("p2", "p1")] == ("filter", "from-p2", "FORWARD", "ruleset")
+
+
+def test_rules_that_disagree_leave_the_field_open(conventions: Conventions) -> None:
+    # The same prefix logged in raw and in mangle PREROUTING: the hook is sure, the table is not.
+    resolved = resolve_hooks(hop_table(BRIDGE_LOG), parse_ruleset(BRIDGE_RULES), conventions)
+    pre = resolved[resolved["prefix"].astype(str) == "fmtBR raw-PRE: "]
+    assert set(located(pre)) == {(None, "PREROUTING", "PREROUTING", "ruleset")}
+
+
+def test_several_rulesets_are_pooled(conventions: Conventions) -> None:
+    hops = pd.concat([hop_table(SEED_LOG), hop_table(NAT_FORWARD)], ignore_index=True)
+    rulesets = [load_ruleset(SEED_RULES), load_ruleset(RULES / "router.iptables-nft.nft")]
+    resolved = resolve_hooks(hops, rulesets, conventions)
+    assert located(resolved)[:27] == SEED_EXPECTED
+    router = dict(zip(resolved["prefix"].astype(str)[27:], located(resolved)[27:], strict=True))
+    assert router["fmtR filter-FWD: "] == ("filter", "fmt-fwd", "FORWARD", "ruleset")
+    assert router["fmtR nat-PRE: "] == ("nat", "fmt-dnat", "PREROUTING", "ruleset")
