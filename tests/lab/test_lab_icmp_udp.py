@@ -33,12 +33,17 @@ def test_icmp_port_unreachable_quotes_the_translated_packet(scenario):
     error = packet(hops, proto="icmp", icmp_type=3)
     arrival = at(error, "raw:pre")
     assert (arrival["icmp_code"], arrival["dst"]) == (3, "10.77.0.1")
-    assert (arrival["inner_src"], arrival["inner_dst"]) == ("10.77.0.1", "10.77.0.2")
-    assert (arrival["inner_proto"], arrival["inner_dport"]) == ("udp", 9009)
+    inner = arrival["inner"]  # the quoted packet, as `logpath hops --json` nests it
+    assert (inner["src"], inner["dst"], inner["proto"], inner["dport"]) == (
+        "10.77.0.1",
+        "10.77.0.2",
+        "udp",
+        9009,
+    )
     # conntrack rewrites the quoted packet too when it reverses the MASQUERADE
     forward = at(error, "filter:fwd")
-    assert (forward["dst"], forward["inner_src"]) == ("172.30.0.2", "172.30.0.2")
-    assert forward["inner_sport"] == datagram[0]["sport"]
+    assert (forward["dst"], forward["inner"]["src"]) == ("172.30.0.2", "172.30.0.2")
+    assert forward["inner"]["sport"] == datagram[0]["sport"]
 
 
 def test_udp_request_and_response(scenario):
