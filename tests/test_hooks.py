@@ -379,3 +379,31 @@ def test_several_rulesets_are_pooled(conventions: Conventions) -> None:
     router = dict(zip(resolved["prefix"].astype(str)[27:], located(resolved)[27:], strict=True))
     assert router["fmtR filter-FWD: "] == ("filter", "fmt-fwd", "FORWARD", "ruleset")
     assert router["fmtR nat-PRE: "] == ("nat", "fmt-dnat", "PREROUTING", "ruleset")
+
+
+# --- genuine kernel captures of the lab (samples/lab) -----------------------------------------
+
+LAB = SAMPLES / "lab"
+HOOK_WORDS = {"pre": "PREROUTING", "in": "INPUT", "fwd": "FORWARD", "out": "OUTPUT"}
+
+
+def test_lab_captures_agree_with_their_ruleset_and_their_prefixes(
+    conventions: Conventions,
+) -> None:
+    # samples/rules/lab-host.iptables-save.rules: the lab host's ruleset (tests/lab/topology.py,
+    # tag "lab") loaded with iptables-restore and ip6tables-restore, saved with both -save tools.
+    hops = pd.concat([hop_table(path) for path in sorted(LAB.glob("*.log"))], ignore_index=True)
+    assert len(hops) > 10_000
+    ruleset = load_ruleset(RULES / "lab-host.iptables-save.rules")
+    assert ruleset.bad_lines == ()
+    by_rules = resolve_hooks(hops, ruleset, conventions)
+    by_prefix = resolve_hooks(hops, None, conventions)
+    # every real hop fits its LOG rule's hook (IN=/OUT= pattern included): none falls through
+    assert set(by_rules["evidence"].astype(str)) == {"ruleset"}
+    assert set(by_prefix["evidence"].astype(str)) == {"prefix"}
+    parts = hops["prefix"].astype(str).str.split(":")
+    expected_hook = parts.str[2].map({**HOOK_WORDS, "post": "POSTROUTING"})
+    for resolved in (by_rules, by_prefix):
+        assert resolved["table"].astype(str).tolist() == parts.str[1].tolist()
+        assert resolved["hook"].astype(str).tolist() == expected_hook.tolist()
+    assert by_rules["chain"].astype(str).tolist() == expected_hook.tolist()  # built-in chains
