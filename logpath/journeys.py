@@ -176,7 +176,7 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
     flow = summarise_flows(hops)[0]
     fates = packet_fates(hops)
     packets = [
-        _packet_record(n, group, fates.loc[number])
+        _packet_record(n, _mark_applied_nat(group, flow), fates.loc[number])
         for n, (number, group) in enumerate(hops.groupby("packet", sort=True), start=1)
     ]
     if packet is not None:
@@ -184,6 +184,26 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
         if not packets:
             raise NotFoundError(f"flow {flow_id} has no packet {packet} (it has {flow.packets})")
     return Journey(flow=flow, packets=tuple(packets))
+
+
+def _mark_applied_nat(hops: pd.DataFrame, flow: Flow) -> pd.DataFrame:
+    """Mark where SNAT (or a reply's de-DNAT) is applied: after the packet's last POSTROUTING
+    hop on the NATing host, which still shows the old address (nat POSTROUTING runs last)."""
+    direction = hops["direction"].iloc[0]
+    if hops["related"].iloc[0]:
+        return hops
+    kinds = {"orig": ("snat", "snat"), "reply": ("dnat", "de-dnat")}[direction]
+    hosts = {t.host for t in flow.nat if t.type == kinds[0]}
+    if not hosts:
+        return hops
+    last_post = hops[hops["hook"].eq("POSTROUTING")]
+    if None not in hosts:
+        last_post = last_post[last_post["host"].isin(hosts)]
+    if last_post.empty or pd.notna(hops.loc[last_post.index[-1], "nat_mark"]):
+        return hops
+    marked = hops.copy()
+    marked.loc[last_post.index[-1], "nat_mark"] = kinds[1]
+    return marked
 
 
 def _packet_record(n: int, hops: pd.DataFrame, fate: pd.Series) -> Packet:

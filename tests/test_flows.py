@@ -93,6 +93,8 @@ def test_journey_5_reply_de_nat_between_raw_prerouting_and_forward(seed: pd.Data
     assert [h.src for h in syn.hops] == ["172.17.0.2"] * 3
     assert [h.ttl for h in syn.hops] == [64, 63, 63]
     assert [h.translated for h in syn.hops] == [False, False, False]
+    # ... so the SNAT is marked as applied after that last hop
+    assert [h.nat for h in syn.hops] == [(), (), ("snat",)]
 
 
 def test_journey_2_is_answered_by_a_reset(seed_flows: list[Flow]) -> None:
