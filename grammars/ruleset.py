@@ -219,8 +219,13 @@ nft_iface_match = pp.Group(
     + ~pp.one_of("vmap map", as_keyword=True)  # a verdict map is not a condition
     + (nft_value | nft_set)("iface")
 )("iface_match")
+# nft list ruleset prints a log prefix between quotes without escaping anything (nftables 1.0.6
+# shows iptables' --log-prefix 'a"b' as: log prefix "a"b"), so the prefix ends at the first quote
+# followed by a space, a semicolon or the end of the line.
+nft_log_prefix = pp.Regex(r'"(?P<text>.*?)"(?=[\s;]|$)').set_name('"prefix text"')
+nft_log_prefix.set_parse_action(lambda tokens: tokens["text"])
 nft_log_option = (
-    pp.Keyword("prefix").suppress() + nft_value("log_prefix")
+    pp.Keyword("prefix").suppress() + (nft_log_prefix | unterminated_quote)("log_prefix")
     | pp.Keyword("level").suppress() + nft_word("log_level")
     | pp.Keyword("group").suppress() + nft_word("log_group")
     | pp.one_of("snaplen queue-threshold", as_keyword=True).suppress() + nft_word

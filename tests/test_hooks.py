@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from logpath.errors import InputError
 from logpath.hooks import Conventions, PrefixMatch, load_conventions, resolve_hooks
@@ -407,3 +409,20 @@ def test_lab_captures_agree_with_their_ruleset_and_their_prefixes(
         assert resolved["table"].astype(str).tolist() == parts.str[1].tolist()
         assert resolved["hook"].astype(str).tolist() == expected_hook.tolist()
     assert by_rules["chain"].astype(str).tolist() == expected_hook.tolist()  # built-in chains
+
+
+BUILTIN_CONVENTIONS = load_conventions(user=False)
+LP_TABLES = ["raw", "mangle", "nat", "filter", "security"]
+LP_HOOKS = {**HOOK_WORDS, "post": "POSTROUTING"}
+
+
+@given(
+    st.sampled_from(LP_TABLES),
+    st.sampled_from(sorted(LP_HOOKS)),
+    st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True)),
+)
+def test_logpath_scheme_always_read(table: str, hook: str, tag: str | None) -> None:
+    conventions = BUILTIN_CONVENTIONS
+    prefix = f"lp:{table}:{hook}" + (f":{tag}" if tag else "") + " "
+    found = conventions.match(prefix, "eth0", None)
+    assert found == PrefixMatch(table, None, LP_HOOKS[hook], "logpath")

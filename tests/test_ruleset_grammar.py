@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from logpath.grammars.ruleset import (
     BadLine,
     IfaceMatch,
@@ -300,3 +302,46 @@ def test_damaged_nft_lines_are_reported_and_the_rest_read() -> None:
         BadLine(10, 1, "} (the file ends inside a block)", "", ""),
     )
     assert [(r.chain, r.log_prefix) for r in parsed.rules] == [("y", "kept: ")]
+
+
+# --- quoting: what the tools print, read back ---------------------------------------------------
+
+# The kernel keeps at most 29 prefix characters for iptables LOG; any printable ASCII may occur.
+PREFIX_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=29)
+
+
+def iptables_save_quote(text: str) -> str:
+    """How iptables-save 1.8.9 prints a --log-prefix (checked: a"b\\c -> "a\\"b\\\\c", it's ->
+    "it\\'s")."""
+    return '"' + "".join("\\" + c if c in "\\\"'" else c for c in text) + '"'
+
+
+@given(PREFIX_TEXT)
+def test_iptables_save_prefixes_read_back(prefix: str) -> None:
+    line = f"-A INPUT -p tcp -j LOG --log-prefix {iptables_save_quote(prefix)} --log-level 7"
+    parsed = parse_iptables_save(f"*filter\n:INPUT ACCEPT [0:0]\n{line}\nCOMMIT\n")
+    assert parsed.bad_lines == ()
+    (rule,) = parsed.rules
+    assert (rule.log_prefix, rule.log_level) == (prefix, "7")
+
+
+@given(PREFIX_TEXT.filter(lambda text: '"' not in text))
+def test_nft_prefixes_read_back(prefix: str) -> None:
+    nft = (
+        "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter;\n"
+        f'\t\tiifname "eth0" counter packets 0 bytes 0 log prefix "{prefix}" level debug\n\t}}\n}}\n'
+    )
+    parsed = parse_nft_ruleset(nft)
+    assert parsed.bad_lines == ()
+    (rule,) = parsed.rules
+    assert (rule.log_prefix, rule.log_level) == (prefix, "debug")
+
+
+def test_nft_prints_prefix_quotes_unescaped() -> None:
+    # nftables 1.0.6 lists iptables-nft's --log-prefix 'a"b\c [x]: ' exactly like this:
+    nft = (
+        "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter;\n"
+        '\t\tcounter packets 0 bytes 0 log prefix "a"b\\c [x]: "\n\t}\n}\n'
+    )
+    (rule,) = parse_nft_ruleset(nft).rules
+    assert rule.log_prefix == 'a"b\\c [x]: '
