@@ -3,6 +3,7 @@
 One line per command module; keep them sorted.
 """
 
+from logpath.cli import doctor  # noqa: F401
 from logpath.cli import flows  # noqa: F401
 from logpath.cli import ingest  # noqa: F401
 from logpath.cli import instrument  # noqa: F401

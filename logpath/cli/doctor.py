@@ -1,0 +1,41 @@
+"""``logpath doctor``: check what decides whether LOG lines exist and are complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logpath.cli.app import JsonOption, command
+from logpath.doctor import Check, run_checks
+
+
+def render_checks(checks: list[Check]) -> str:
+    """One block per check: ``[status] name: value`` then the advice, indented."""
+    blocks = []
+    for check in checks:
+        head = f"[{check.status}] {check.name}: {check.value if check.value is not None else '?'}"
+        blocks.append(f"{head}\n    {check.advice}")
+    return "\n".join(blocks) + "\n"
+
+
+@command("doctor")
+def doctor(
+    json_output: JsonOption = False,
+    root: Annotated[
+        Path,
+        typer.Option("--root", help="Read /proc, /sys and /etc under this directory instead of /."),
+    ] = Path("/"),
+) -> None:
+    """Check br_netfilter, nf_log_all_netns, ip_forward, backend, syslog and printk settings.
+
+    Runs without root (what it cannot read is reported as unknown) and changes nothing.
+    Example: logpath doctor --json
+    """
+    checks = run_checks(root)
+    if json_output:
+        typer.echo(json.dumps([check.to_json() for check in checks], indent=2))
+    else:
+        typer.echo(render_checks(checks), nl=False)
