@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from logpath.packets import missing
+
 ROLES = ("bridge", "nic")
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
@@ -87,14 +89,14 @@ def _with_columns(hops: pd.DataFrame) -> pd.DataFrame:
 
 def _same_host(column: pd.Series, host: object) -> pd.Series:
     """Rows of this host (a missing host matches missing hosts)."""
-    if host is None or pd.isna(host):
+    if missing(host):
         return column.isna()
-    return column.eq(host)
+    return column.eq(str(host))
 
 
 def _text(value: object) -> str | None:
     """A string, or None for a missing value."""
-    return None if value is None or pd.isna(value) else str(value)
+    return None if missing(value) else str(value)
 
 
 def _own_mac(here: pd.DataFrame) -> str | None:
@@ -120,8 +122,10 @@ def _addressed_to_bridge(here: pd.DataFrame) -> str | None:
 def _behind_ports(here: pd.DataFrame, column: str) -> dict[str, tuple[str, ...]]:
     """Per bridge port, the distinct values of ``column`` on frames that entered by it."""
     entered = here[here["physin"].notna() & here[column].notna()]
-    grouped = entered.groupby("physin")[column].agg(lambda v: tuple(sorted(set(v))))
-    return {str(port): values for port, values in grouped.items()}
+    return {
+        str(port): tuple(sorted({str(v) for v in values}))
+        for port, values in entered.groupby("physin")[column]
+    }
 
 
 def assign_roles(

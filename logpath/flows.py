@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from logpath.packets import missing
+
 FLOW_DIRECTIONS = ("orig", "reply")
 NAT_TYPES = ("snat", "dnat", "redirect")
 
@@ -306,10 +308,14 @@ def _components(frame: pd.DataFrame) -> pd.Series:
 
 def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per packet: its flow id, direction, and the flow's orig and reply tuple keys."""
-    keys = frame.groupby("packet", sort=False)["_key"].agg(frozenset).to_dict()
+    keys: dict[int, frozenset[str]] = {
+        int(str(p)): frozenset(k) for p, k in frame.groupby("packet", sort=False)["_key"]
+    }
     reverse = dict(zip(frame["_key"], frame["_rkey"], strict=True))
-    first_key = frame.drop_duplicates("packet").set_index("packet")["_key"].to_dict()
-    last_key = frame.drop_duplicates("packet", keep="last").set_index("packet")["_key"].to_dict()
+    firsts = frame.drop_duplicates("packet")
+    lasts = frame.drop_duplicates("packet", keep="last")
+    first_key = dict(zip(firsts["packet"].astype(int), firsts["_key"], strict=True))
+    last_key = dict(zip(lasts["packet"].astype(int), lasts["_key"], strict=True))
     starts = _flow_starts(frame)
     rows = []
     for _, group in table.groupby("_conn", sort=False):
@@ -543,7 +549,10 @@ def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
     frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
     stats = _flow_stats(frame)
     nat = infer_translations(frame)
-    return [_flow_record(flow_id, row, nat.get(flow_id, ())) for flow_id, row in stats.iterrows()]
+    return [
+        _flow_record(str(flow_id), row, nat.get(str(flow_id), ()))
+        for flow_id, row in stats.iterrows()
+    ]
 
 
 def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
@@ -563,7 +572,7 @@ def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
             "hops": grouped.size(),
             "first_seen": grouped["_ts"].min(),
             "last_seen": grouped["_ts"].max(),
-            "hosts": grouped["host"].agg(lambda h: tuple(sorted(set(h.dropna())))),
+            "hosts": grouped["host"].agg(_distinct),
         }
     )
     per_packet = packets.groupby("flow", sort=False)
@@ -605,11 +614,16 @@ def _flow_record(flow_id: str, row: pd.Series, nat: tuple[Translation, ...]) -> 
     )
 
 
+def _distinct(values: pd.Series) -> tuple[str, ...]:
+    """The distinct non-missing values, sorted, as a tuple."""
+    return tuple(sorted({str(v) for v in values if not missing(v)}))
+
+
 def _when(stamp: object) -> datetime | None:
     """A pandas timestamp as a datetime (None when missing)."""
-    if stamp is None or pd.isna(stamp):
+    if missing(stamp):
         return None
-    return pd.Timestamp(stamp).to_pydatetime()
+    return pd.Timestamp(stamp).to_pydatetime()  # type: ignore[arg-type]
 
 
 def infer_translations(frame: pd.DataFrame) -> dict[str, tuple[Translation, ...]]:
@@ -637,7 +651,7 @@ def _unique(items: list[Translation]) -> tuple[Translation, ...]:
 
 def _endpoint(proto: str, addr: object, port: object) -> str:
     """``addr[:port]`` for a tuple side (ports only for protocols that have them)."""
-    has_port = proto in PORTED and port is not None and not pd.isna(port)
+    has_port = proto in PORTED and not missing(port)
     return format_endpoint(str(addr), int(port) if has_port else None)  # type: ignore[call-overload]
 
 
@@ -698,7 +712,7 @@ def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translati
 
 def _text(value: object) -> str | None:
     """A string, or None for a missing value."""
-    return None if value is None or pd.isna(value) else str(value)
+    return None if missing(value) else str(value)
 
 
 def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translation]]:

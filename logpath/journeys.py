@@ -27,7 +27,7 @@ from logpath.flows import (
 )
 from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_COLUMNS, hop_to_json
-from logpath.packets import group_packets, refine_guessed_hooks
+from logpath.packets import group_packets, missing, refine_guessed_hooks
 from logpath.rules import Ruleset
 from logpath.store import Store, hop_filter
 
@@ -175,8 +175,9 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
     flow = summarise_flows(hops)[0]
     fates = packet_fates(hops)
+    fate, stopped_at = fates["fate"].to_dict(), fates["stopped_at"].to_dict()
     packets = [
-        _packet_record(n, _mark_applied_nat(group, flow), fates.loc[number])
+        _packet_record(n, _mark_applied_nat(group, flow), fate[number], stopped_at[number])
         for n, (number, group) in enumerate(hops.groupby("packet", sort=True), start=1)
     ]
     if packet is not None:
@@ -206,16 +207,18 @@ def _mark_applied_nat(hops: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     return marked
 
 
-def _packet_record(n: int, hops: pd.DataFrame, fate: pd.Series) -> Packet:
+def _packet_record(n: int, hops: pd.DataFrame, fate: str, stopped_at: object) -> Packet:
     """One Packet record from its hops (already in journey order)."""
     first = hops.iloc[0]
     return Packet(
         n=n,
         direction=str(first["direction"]),
-        summary=packet_summary(first),
-        fate=str(fate["fate"]),
-        stopped_at=None if pd.isna(fate["stopped_at"]) else str(fate["stopped_at"]),
-        hops=tuple(_journey_hop(row) for row in hops.to_dict("records")),
+        summary=packet_summary({str(k): v for k, v in first.items()}),
+        fate=str(fate),
+        stopped_at=None if missing(stopped_at) else str(stopped_at),
+        hops=tuple(
+            _journey_hop({str(k): v for k, v in row.items()}) for row in hops.to_dict("records")
+        ),
     )
 
 
@@ -247,13 +250,8 @@ ICMP_NAMES = {
 
 def _value(value: object) -> Any:
     """A cell as a plain Python value (None for missing)."""
-    if value is None:
+    if missing(value):
         return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        return value
     return value.item() if hasattr(value, "item") else value
 
 

@@ -15,6 +15,8 @@ reply, both in nat PREROUTING/OUTPUT) and its TTL drops by one when it is routed
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -65,6 +67,13 @@ COLUMNS = ("packet", "leg", "hop_n")
 
 class PacketError(LogpathError):
     """The hop table lacks what packet grouping needs."""
+
+
+def missing(value: object) -> bool:
+    """True for a missing cell: None, NaN, pd.NA or NaT."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
 
 
 def group_packets(hops: pd.DataFrame) -> pd.DataFrame:
@@ -242,7 +251,9 @@ class _OpenPacket:
 
 def _same(a: object, b: object) -> bool:
     """Equality where two missing values are equal."""
-    return bool(pd.isna(a) and pd.isna(b)) if pd.isna(a) or pd.isna(b) else bool(a == b)
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    return bool(a == b)
 
 
 def _match_hops(group: pd.DataFrame) -> dict[int, int]:
@@ -257,7 +268,7 @@ def _match_hops(group: pd.DataFrame) -> dict[int, int]:
             packets.append(_OpenPacket())
             n = len(packets) - 1
         packets[n].take(hop)
-        assigned[int(index)] = n  # type: ignore[arg-type]
+        assigned[int(str(index))] = n
     return assigned
 
 
