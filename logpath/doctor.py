@@ -127,7 +127,14 @@ def detect_situation(system: System) -> Situation:
 
 
 def container_marker(system: System) -> str | None:
-    """The first sign of a container runtime: a marker file or a cgroup path."""
+    """The first sign of a container runtime: a marker file or a cgroup path.
+
+    Kernel threads (kthreadd is PID 2) are visible only from the host's PID namespace; seeing
+    them means we are not in a container, whatever files an image left behind (this test
+    machine's root file system has a /.dockerenv).
+    """
+    if system.read("proc/2/comm") == "kthreadd":
+        return None
     for marker, runtime in ((".dockerenv", "docker"), ("run/.containerenv", "podman")):
         if system.path(marker).exists():
             return f"/{marker} exists ({runtime})"
@@ -153,16 +160,18 @@ def sysctl_name(path: str) -> str:
 
 
 def where_to_act(situation: Situation, namespaced: bool) -> str:
-    """How to change a setting from here: directly, or on the host."""
+    """How to change a setting from here: directly, in this namespace, or on the host."""
     if situation.on_host:
         return ""
-    if namespaced:
+    locked = situation.proc_sys_read_only or situation.user_namespace
+    if not namespaced:
+        return " This is a host setting: change it on the host, not in this container or namespace."
+    if locked:
         return (
-            " You are not on the host (see 'where'): set it in the namespace that holds the "
-            "bridge, e.g. on the host with `ip netns exec` or `docker run --sysctl`; "
-            "/proc/sys is read-only in an unprivileged container."
+            " /proc/sys cannot be changed from here: on the host, set it in this namespace with "
+            "`nsenter --net` / `ip netns exec`, or start the container with `--sysctl`."
         )
-    return " This is a host setting: change it on the host, not in this container or namespace."
+    return " It belongs to this network namespace: setting it here does not change the host's."
 
 
 def check_where(situation: Situation) -> Check:
@@ -183,10 +192,14 @@ def check_where(situation: Situation) -> Check:
     if situation.proc_sys_read_only:
         parts.append("/proc/sys read-only")
     advice = (
-        "Not the host: nf_log_all_netns and printk settings are the host's and cannot be seen "
-        "or changed from here, and with /proc/sys read-only `sysctl -w` fails (like "
-        "kernel.shmmax in a container). Run `logpath doctor` on the host too."
+        "Not the host's view: nf_log_all_netns exists only on the host, and the printk "
+        "settings shown are global (the host's). Run `logpath doctor` on the host too."
     )
+    if situation.proc_sys_read_only or situation.user_namespace:
+        advice += (
+            " /proc/sys cannot be changed from here, so `sysctl -w` fails (the seed article's "
+            "kernel.shmmax trap): change settings on the host."
+        )
     return Check("where", Status.WARN, ", ".join(parts) or "unknown", advice)
 
 
@@ -530,7 +543,7 @@ def not_running(daemons: set[str], rsyslog_files: list[str], ng_files: list[str]
 
 def no_daemon_advice(situation: Situation) -> str:
     """What to do when no daemon keeps the kernel's lines."""
-    if not situation.on_host:
+    if situation.container and not situation.on_host:
         return (
             "No syslog daemon here, which is normal in a container: the kernel log is the "
             "host's, so read the host's syslog or journal (or `dmesg` on the host)."

@@ -32,6 +32,7 @@ HOST = {
     "proc/self/mounts": "proc /proc proc rw,relatime 0 0\n",
     "proc/412/comm": "rsyslogd\n",
     "proc/1/comm": "systemd\n",
+    "proc/2/comm": "kthreadd\n",  # kernel threads: the host's PID namespace
     "proc/1/cgroup": "0::/init.scope\n",
     "etc/rsyslog.conf": (
         'module(load="imklog")   # provides kernel logging support\n'
@@ -127,6 +128,7 @@ def test_inside_an_unprivileged_container(tmp_path):
         "proc/self/uid_map": "         0     100000      65536\n",
         "proc/self/mounts": "proc /proc proc rw 0 0\nproc /proc/sys proc ro,nosuid 0 0\n",
         ".dockerenv": "",
+        "proc/2/comm": None,  # a container's PID namespace shows no kernel threads
     }
     checks = checks_of(fake_root(tmp_path, files))
     assert checks["where"][:2] == (
@@ -137,7 +139,12 @@ def test_inside_an_unprivileged_container(tmp_path):
     assert "kernel.shmmax" in checks["where"][2]
     assert checks["nf_log_all_netns"][:2] == ("unknown", None)
     assert "host" in checks["nf_log_all_netns"][2]
-    assert "docker run --sysctl" in checks["bridge-nf-call-iptables"][2]
+    assert "`--sysctl`" in checks["bridge-nf-call-iptables"][2]
+
+
+def test_a_marker_file_in_the_host_pid_namespace_is_not_a_container(tmp_path):
+    checks = checks_of(fake_root(tmp_path, {**HOST, ".dockerenv": ""}))
+    assert checks["where"][:2] == ("ok", "initial network namespace, /proc/sys writable")
 
 
 def test_rebound_logger_and_loud_console(tmp_path):
