@@ -163,22 +163,29 @@ class Ruleset:
         """Every LOG prefix in the ruleset, in first-use order."""
         return list(self._prefix_index)
 
-    def to_json(self) -> str:
-        """The ruleset as JSON text (what the store keeps)."""
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+    def to_json(self) -> dict[str, Any]:
+        """The ruleset as a JSON-ready dict (what the store keeps in its manifest)."""
+        return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, text: str) -> Ruleset:
-        """The ruleset back from ``to_json`` text."""
-        data = json.loads(text)
-        return cls(
-            source=data["source"],
-            format=data["format"],
-            family=data["family"],
-            chains=tuple(ChainRecord(**chain) for chain in data["chains"]),
-            rules=tuple(rule_from_dict(rule) for rule in data["rules"]),
-            bad_lines=tuple(BadLine(**bad) for bad in data["bad_lines"]),
-        )
+    def from_json(cls, data: dict[str, Any] | str) -> Ruleset:
+        """The ruleset back from ``to_json`` (the dict, or its JSON text).
+
+        Raises:
+            RulesetError: the data is not a ruleset written by ``to_json``.
+        """
+        try:
+            loaded = json.loads(data) if isinstance(data, str) else data
+            return cls(
+                source=loaded["source"],
+                format=loaded["format"],
+                family=loaded["family"],
+                chains=tuple(ChainRecord(**chain) for chain in loaded["chains"]),
+                rules=tuple(rule_from_dict(rule) for rule in loaded["rules"]),
+                bad_lines=tuple(BadLine(**bad) for bad in loaded["bad_lines"]),
+            )
+        except (ValueError, TypeError, KeyError) as error:
+            raise RulesetError(f"the stored ruleset is damaged ({error!r})") from None
 
     @functools.cached_property
     def _entries(

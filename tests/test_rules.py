@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,10 +109,16 @@ def test_seed_bad_lines_kept_and_described(seed: Ruleset) -> None:
 
 
 def test_json_round_trip(seed: Ruleset) -> None:
-    back = Ruleset.from_json(seed.to_json())
+    stored = json.loads(json.dumps(seed.to_json()))  # as the store's manifest keeps it
+    back = Ruleset.from_json(stored)
     assert back == seed
+    assert Ruleset.from_json(json.dumps(stored)) == seed
     assert back.locations("[TonyBai]-FwdId0Ond0:") == seed.locations("[TonyBai]-FwdId0Ond0:")
     assert back.bad_lines[3].salvaged == ":OUTPUT ACCEPT [6:364]"
+    damaged = {key: value for key, value in stored.items() if key != "rules"}
+    with pytest.raises(RulesetError) as error:
+        Ruleset.from_json(damaged)
+    assert str(error.value) == "the stored ruleset is damaged (KeyError('rules'))"
 
 
 # --- nft and the router ------------------------------------------------------------------------
