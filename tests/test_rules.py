@@ -250,3 +250,13 @@ def test_empty_and_unreadable_rulesets(tmp_path: Path) -> None:
         "  :P OSTROUTING ACCEPT\n"
         "     ^"
     )
+
+
+def test_seed_ruleset_as_nft_lists_it_gives_the_same_locations(seed: Ruleset) -> None:
+    # samples/rules/seed.iptables-nft.nft: the article's file loaded with iptables-nft-restore,
+    # then `nft list ruleset`.
+    listed = load_ruleset(RULES / "seed.iptables-nft.nft")
+    assert listed.bad_lines == ()
+    assert listed.prefixes == seed.prefixes
+    for prefix in seed.prefixes:
+        assert listed.locations(prefix) == seed.locations(prefix), prefix
