@@ -163,7 +163,9 @@ def where_to_act(situation: Situation, namespaced: bool) -> str:
     """How to change a setting from here: directly, in this namespace, or on the host."""
     if situation.on_host:
         return ""
-    locked = situation.proc_sys_read_only or situation.user_namespace
+    # a user namespace's root may change the net.* settings of the network namespaces it
+    # owns (rootless containers); a read-only /proc/sys (docker's default) stops everyone
+    locked = situation.proc_sys_read_only
     if not namespaced:
         return " This is a host setting: change it on the host, not in this container or namespace."
     if locked:
@@ -195,11 +197,13 @@ def check_where(situation: Situation) -> Check:
         "Not the host's view: nf_log_all_netns exists only on the host, and the printk "
         "settings shown are global (the host's). Run `logpath doctor` on the host too."
     )
-    if situation.proc_sys_read_only or situation.user_namespace:
+    if situation.proc_sys_read_only:
         advice += (
-            " /proc/sys cannot be changed from here, so `sysctl -w` fails (the seed article's "
+            " /proc/sys is read-only here, so `sysctl -w` fails (the seed article's "
             "kernel.shmmax trap): change settings on the host."
         )
+    elif situation.user_namespace:
+        advice += " Root here is not root on the host: host-wide settings are out of reach."
     return Check("where", Status.WARN, ", ".join(parts) or "unknown", advice)
 
 
@@ -555,12 +559,13 @@ def no_daemon_advice(situation: Situation) -> str:
     )
 
 
-def check_dmesg_access(system: System) -> Check:
-    """Whether an unprivileged user may read the kernel log (kernel.dmesg_restrict)."""
+def check_dmesg_access(system: System, situation: Situation) -> Check:
+    """Whether this user may read the kernel log (kernel.dmesg_restrict)."""
     value, problem = read_setting(system, "kernel/dmesg_restrict")
     if problem:
         return unreadable("dmesg_restrict", "kernel/dmesg_restrict", problem)
-    if value == "1" and os.geteuid() != 0:
+    # CAP_SYSLOG counts only in the initial user namespace: a container's root is refused too
+    if value == "1" and (os.geteuid() != 0 or situation.user_namespace):
         return Check(
             "dmesg_restrict",
             Status.WARN,
@@ -591,7 +596,7 @@ def run_checks(root: Path = Path("/"), runner: Runner | None = run_command) -> l
         check_backend(system),
         check_nf_log_binding(system),
         check_syslog(system, situation),
-        check_dmesg_access(system),
+        check_dmesg_access(system, situation),
         check_console(system, situation),
         check_ratelimits(system),
     ]

@@ -129,6 +129,7 @@ def test_inside_an_unprivileged_container(tmp_path):
         "proc/self/mounts": "proc /proc proc rw 0 0\nproc /proc/sys proc ro,nosuid 0 0\n",
         ".dockerenv": "",
         "proc/2/comm": None,  # a container's PID namespace shows no kernel threads
+        "proc/sys/kernel/dmesg_restrict": "1\n",
     }
     checks = checks_of(fake_root(tmp_path, files))
     assert checks["where"][:2] == (
@@ -140,6 +141,7 @@ def test_inside_an_unprivileged_container(tmp_path):
     assert checks["nf_log_all_netns"][:2] == ("unknown", None)
     assert "host" in checks["nf_log_all_netns"][2]
     assert "`--sysctl`" in checks["bridge-nf-call-iptables"][2]
+    assert checks["dmesg_restrict"][:2] == ("warn", "1")  # CAP_SYSLOG of a userns root: none
 
 
 def test_a_marker_file_in_the_host_pid_namespace_is_not_a_container(tmp_path):
