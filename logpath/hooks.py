@@ -42,7 +42,16 @@ __all__ = [
 RESOLVED_COLUMNS = ("table", "chain", "hook", "evidence", "nf_family")
 
 # The hop columns a hop's location depends on: one resolution per distinct combination.
-KEY_COLUMNS = ("prefix", "in_iface", "out_iface", "physin", "physout", "trace_table", "trace_chain")
+KEY_COLUMNS = (
+    "prefix",
+    "in_iface",
+    "out_iface",
+    "physin",
+    "physout",
+    "trace_table",
+    "trace_chain",
+    "kind",
+)
 
 EVIDENCE = ("trace", "ruleset", "prefix", "guess")
 
@@ -248,14 +257,18 @@ def make_convention(entry: dict[str, Any], source: str) -> Convention:
 # Resolving a hop table
 
 
-def guess_hook(in_iface: str | None, out_iface: str | None) -> str | None:
+def guess_hook(in_iface: str | None, out_iface: str | None, kind: str | None = None) -> str | None:
     """The hook IN=/OUT= suggest: IN only -> PREROUTING (or INPUT), OUT only -> OUTPUT (or
-    POSTROUTING), both -> FORWARD (or POSTROUTING); neither -> None."""
+    POSTROUTING), both -> FORWARD (or POSTROUTING); neither -> None.
+
+    ARP has no routing hooks (nft's arp family has only input and output), so an ARP line with
+    IN only is guessed INPUT.
+    """
     has_in, has_out = bool(in_iface), bool(out_iface)
     if has_in and has_out:
         return "FORWARD"
     if has_in:
-        return "PREROUTING"
+        return "INPUT" if kind == "arp" else "PREROUTING"
     return "OUTPUT" if has_out else None
 
 
@@ -277,8 +290,8 @@ def resolve_hooks(
 ) -> pd.DataFrame:
     """The hop table with ``table``, ``chain``, ``hook``, ``evidence`` and ``nf_family`` added.
 
-    Each distinct (prefix, in_iface, out_iface, physin, physout, trace_table, trace_chain) is
-    resolved once, so millions of hops cost what their few distinct combinations cost.
+    Each distinct combination of KEY_COLUMNS (prefix, interfaces, TRACE table and chain, kind)
+    is resolved once, so millions of hops cost what their few distinct combinations cost.
 
     Args:
         hops: the hop table (columns of ``logpath.hops``; missing key columns count as null).
@@ -349,7 +362,7 @@ def resolve_one(row: Any, rulesets: list[Ruleset], conventions: Conventions) -> 
     match = conventions.match(row.prefix, row.in_iface, row.out_iface)
     if match is not None:
         return Resolved(match.table, match.chain, match.hook, "prefix")
-    return Resolved(None, None, guess_hook(row.in_iface, row.out_iface), "guess")
+    return Resolved(None, None, guess_hook(row.in_iface, row.out_iface, row.kind), "guess")
 
 
 def from_trace(row: Any, rulesets: list[Ruleset]) -> Resolved:

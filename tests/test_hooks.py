@@ -1,4 +1,4 @@
-"""Where each hop was logged: TRACE, ruleset, prefix conventions, IN/OUT guess (real parsed lines)."""
+"""Where each hop was logged: TRACE, ruleset, prefix conventions, guess (real parsed lines)."""
 
 from __future__ import annotations
 
@@ -426,3 +426,13 @@ def test_logpath_scheme_always_read(table: str, hook: str, tag: str | None) -> N
     prefix = f"lp:{table}:{hook}" + (f":{tag}" if tag else "") + " "
     found = conventions.match(prefix, "eth0", None)
     assert found == PrefixMatch(table, None, LP_HOOKS[hook], "logpath")
+
+
+def test_arp_lines_are_guessed_input(conventions: Conventions) -> None:
+    # samples/formats/arp-nft.log: nft arp family, "fmtN arp-ether:" names no hook
+    resolved = resolve_hooks(hop_table(FORMATS / "arp-nft.log"), None, conventions)
+    seen = dict(zip(resolved["prefix"].astype(str), located(resolved), strict=True))
+    assert seen == {
+        "fmtN arp-in: ": (None, None, "INPUT", "prefix"),
+        "fmtN arp-ether: ": (None, None, "INPUT", "guess"),
+    }
