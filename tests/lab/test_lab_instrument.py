@@ -121,3 +121,34 @@ def test_instrument_rules_load_log_at_their_hooks_and_remove_cleanly(lab, loader
     hops = json.loads(done.stdout)
     assert len(hops) == len(log.records)
     assert places(hops[: len(FORWARDED)]) == FORWARDED
+    assert_resolved_without_ruleset(store)
+
+
+HOOK_NAMES = {
+    "pre": "PREROUTING",
+    "in": "INPUT",
+    "fwd": "FORWARD",
+    "out": "OUTPUT",
+    "post": "POSTROUTING",
+}
+
+
+def assert_resolved_without_ruleset(store) -> None:
+    """Each connection's first packet: logpath puts every hop at the hook its prefix names."""
+    flows = json.loads(logpath("flows", "--store", str(store), "--json").stdout)
+    expected = {
+        ("172.30.0.2", LAN_IP): FORWARDED,
+        (LAN_IP, UPLINK_IP): DELIVERED,
+        (UPLINK_IP, LAN_IP): SENT,
+    }
+    assert {(flow["orig"]["src"], flow["orig"]["dst"]) for flow in flows} == set(expected)
+    for flow in flows:
+        done = logpath("journey", flow["id"], "--store", str(store), "--json")
+        assert done.returncode == 0, done.stderr
+        syn = json.loads(done.stdout)["packets"][0]
+        assert syn["summary"] == "SYN"
+        resolved = [(hop["table"], hop["hook"], hop["evidence"]) for hop in syn["hops"]]
+        wanted = expected[(flow["orig"]["src"], flow["orig"]["dst"])]
+        assert resolved == [
+            (place.split(":")[0], HOOK_NAMES[place.split(":")[1]], "prefix") for place in wanted
+        ]
