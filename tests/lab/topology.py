@@ -270,17 +270,23 @@ def add_uplink(lab: Lab) -> None:
     lab.exec("lan", "ip", "route", "add", SUBNET, "via", UPLINK_IP)
 
 
+def load_br_netfilter() -> None:
+    """Make sure br_netfilter is there (built in, or loaded with modprobe on a modular kernel)."""
+    if not Path("/proc/sys/net/bridge").is_dir():
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+    if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        raise LabUnavailable("br_netfilter is not available (modprobe br_netfilter failed)")
+
+
 def configure_host(lab: Lab) -> None:
     """Forwarding, br_netfilter, logging in every namespace, and the host's ruleset."""
     write_sysctl("net/netfilter/nf_log_all_netns", "1")  # host settings: initial namespace
     host = lab.ns("host")
     write_sysctl("net/ipv4/ip_forward", "1", host)
     write_sysctl("net/ipv6/conf/all/forwarding", "1", host)
+    load_br_netfilter()
     for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
-        path = f"net/bridge/{name}"
-        if not Path(f"/proc/sys/{path}").exists():
-            raise LabUnavailable(f"no /proc/sys/{path}: br_netfilter is not loaded")
-        write_sysctl(path, "1", host)
+        write_sysctl(f"net/bridge/{name}", "1", host)
     lab.exec("host", "iptables-restore", stdin=ruleset(lab.tag, 4))
     lab.exec("host", "ip6tables-restore", stdin=ruleset(lab.tag, 6))
 
