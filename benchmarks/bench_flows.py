@@ -73,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             f"- store: `{store.name}` (ingested from {args.lines:,} generated lines, seed "
             f"{args.seed})",
             "",
-            "| command | wall s | peak RSS (largest process) | peak RSS (process tree) | flows |",
-            "|---|---:|---:|---:|---:|",
+            "| command | wall s | CPU s | peak RSS (largest process) | peak RSS (process tree) "
+            "| load before | flows |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             f"| `logpath flows --port {args.port} --json` | {m.wall_seconds:.2f} "
-            f"| {mib(m.max_rss_kb)} | {mib(m.tree_peak_kb)} | {count:,} |",
+            f"| {m.cpu_seconds:.2f} | {mib(m.max_rss_kb)} | {mib(m.tree_peak_kb)} "
+            f"| {m.load_before:.2f} | {count:,} |",
             "",
             "Reproduce: `.venv/bin/python benchmarks/bench_flows.py`",
             "",

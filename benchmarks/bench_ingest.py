@@ -146,9 +146,9 @@ def render(path: Path, runs: list[Run | None], facts: dict[str, int], started: s
         f"- file: `{path.name}`, {facts['lines']:,} lines "
         f"({facts['netfilter_lines']:,} netfilter), {facts['bytes'] / 1e6:.1f} MB",
         "",
-        "| tool | lines | wall s | lines/s | peak RSS (largest process) | peak RSS (process tree) "
-        "| counts |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| tool | lines | wall s | lines/s | CPU s | lines/CPU-s | peak RSS (largest process) "
+        "| peak RSS (process tree) | load before | counts |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     done = [run for run in runs if run is not None]
     for run in done:
@@ -156,9 +156,19 @@ def render(path: Path, runs: list[Run | None], facts: dict[str, int], started: s
         counts = ", ".join(f"{key}={value:,}" for key, value in run.counts.items())
         out.append(
             f"| {run.tool} | {run.lines:,} | {m.wall_seconds:.2f} | {run.lines_per_second:,.0f} "
-            f"| {mib(m.max_rss_kb)} | {mib(m.tree_peak_kb)} | {counts} |"
+            f"| {m.cpu_seconds:.2f} | {run.lines / max(m.cpu_seconds, 1e-9):,.0f} "
+            f"| {mib(m.max_rss_kb)} | {mib(m.tree_peak_kb)} | {m.load_before:.2f} | {counts} |"
         )
-    out += ["", *targets(*runs, facts), "", "Commands:", ""]
+    out += [
+        "",
+        "`load before` is the 1-minute load average when the run started; on this 2-CPU",
+        "machine anything above ~0.5 means other work shared the CPUs and wall times are high.",
+        "",
+        *targets(*runs, facts),
+        "",
+        "Commands:",
+        "",
+    ]
     out += [f"    {run.command}" for run in done]
     out += ["", "Reproduce: `.venv/bin/python benchmarks/bench_ingest.py`", ""]
     return "\n".join(out)

@@ -38,6 +38,8 @@ class Measurement:
     wall_seconds: float
     max_rss_kb: int  # largest single process (wait4 ru_maxrss)
     tree_peak_kb: int  # largest sampled sum over the process tree
+    cpu_seconds: float  # user + system time of the command and its waited-for children
+    load_before: float  # 1-minute load average when it started: other work skews wall time
     stdout: str
     stderr: str
 
@@ -77,7 +79,8 @@ def run_measured(command: list[str]) -> Measurement:
         tempfile.TemporaryFile("w+") as err,
         tempfile.NamedTemporaryFile("r") as rss,
     ):
-        timed = [GNU_TIME, "-f", "%M", "-o", rss.name, *command] if GNU_TIME else command
+        timed = [GNU_TIME, "-f", "%M %U %S", "-o", rss.name, *command] if GNU_TIME else command
+        load = os.getloadavg()[0]
         started = time.perf_counter()
         child = subprocess.Popen(timed, stdout=out, stderr=err, text=True)
         peak = [0]
@@ -96,11 +99,14 @@ def run_measured(command: list[str]) -> Measurement:
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        # GNU time writes "Command exited with non-zero status N" before %M on failure.
+        # GNU time writes "Command exited with non-zero status N" before its line on failure.
         reported = rss.read().split()
-        max_rss = int(reported[-1]) if GNU_TIME and reported else usage.ru_maxrss
+        if GNU_TIME and len(reported) >= 3:
+            max_rss, cpu = int(reported[-3]), float(reported[-2]) + float(reported[-1])
+        else:
+            max_rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         return Measurement(
-            command, child.returncode, wall, max_rss, peak[0], out.read(), err.read()
+            command, child.returncode, wall, max_rss, peak[0], cpu, load, out.read(), err.read()
         )
 
 
