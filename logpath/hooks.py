@@ -13,6 +13,7 @@ Example (``hops`` a hop table of ``samples/seed/syslog``)::
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -80,6 +81,7 @@ class Convention:
     hook: str | None  # a hook, "{group}", "by-interfaces", or None
     chain: str | None
     source: str  # the file it came from
+    hook_map: tuple[tuple[str, str], ...] = ()  # this convention's own words for hooks
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,16 @@ class Conventions:
     conventions: tuple[Convention, ...]
     table_words: tuple[tuple[str, str], ...]  # (word, table)
     hook_words: tuple[tuple[str, str], ...]  # (word, HOOK)
+
+    @functools.cached_property
+    def hook_vocabulary(self) -> dict[str, str]:
+        """word -> hook; where files disagree on a word, the first (the user's) wins."""
+        return dict(reversed(self.hook_words))
+
+    @functools.cached_property
+    def table_vocabulary(self) -> dict[str, str]:
+        """word -> table; where files disagree on a word, the first (the user's) wins."""
+        return dict(reversed(self.table_words))
 
     def match(
         self, prefix: str | None, in_iface: str | None = None, out_iface: str | None = None
@@ -112,11 +124,10 @@ class Conventions:
             return None
         groups = {key: value for key, value in match.groupdict().items() if value is not None}
         hook = expand(convention.hook, groups)
-        hook = (
-            hook_from_interfaces(in_iface, out_iface)
-            if hook == "by-interfaces"
-            else self.hook_named(hook)
-        )
+        if hook == "by-interfaces":
+            hook = hook_from_interfaces(in_iface, out_iface)
+        else:
+            hook = dict(convention.hook_map).get(hook or "") or self.hook_named(hook)
         table = expand(convention.table, groups)
         table = self.table_named(table) or table
         return PrefixMatch(table, expand(convention.chain, groups), hook, convention.name)
@@ -127,16 +138,16 @@ class Conventions:
             return None
         if word.upper() in (*HOOKS, "INGRESS", "EGRESS"):
             return word.upper()
-        return dict(self.hook_words).get(word.lower())
+        return self.hook_vocabulary.get(word.lower())
 
     def table_named(self, word: str | None) -> str | None:
         """The table a word names (``mgl`` -> mangle), or None."""
-        return None if word is None else dict(self.table_words).get(word.lower())
+        return None if word is None else self.table_vocabulary.get(word.lower())
 
     def _read_words(self, name: str, prefix: str) -> PrefixMatch | None:
         words = [word.lower() for word in WORD.findall(prefix)]
-        hooks = set(names_in(words, dict(self.hook_words)))
-        tables = set(names_in(words, dict(self.table_words)))
+        hooks = set(names_in(words, self.hook_vocabulary))
+        tables = set(names_in(words, self.table_vocabulary))
         if len(hooks) != 1 or len(tables) > 1:
             return None
         return PrefixMatch(next(iter(tables), None), None, hooks.pop(), name)
@@ -250,7 +261,15 @@ def make_convention(entry: dict[str, Any], source: str) -> Convention:
         pattern = re.compile(entry["pattern"], flags)
     except re.error as error:
         raise InputError(f"{source}: convention {name!r}: bad pattern: {error}") from None
-    return Convention(name, pattern, entry.get("table"), entry["hook"], entry.get("chain"), source)
+    hook_map = entry.get("hook_map", {})
+    if not isinstance(hook_map, dict) or any(
+        str(hook).upper() not in (*HOOKS, "INGRESS", "EGRESS") for hook in hook_map.values()
+    ):
+        raise InputError(f"{source}: convention {name!r}: hook_map values must be hooks")
+    pairs = tuple((word, str(hook).upper()) for word, hook in hook_map.items())
+    return Convention(
+        name, pattern, entry.get("table"), entry["hook"], entry.get("chain"), source, pairs
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -206,6 +206,7 @@ def test_trace_user_chain_maps_through_the_ruleset(conventions: Conventions) -> 
         ("[UFW AUDIT] ", None, "eth0", PrefixMatch("filter", None, "OUTPUT", "ufw")),
         ("filter_IN_public_REJECT: ", "eth0", None, PrefixMatch("filter", None, "INPUT", "firewalld")),
         ("filter_FWD_internal_DROP: ", "a", "b", PrefixMatch("filter", None, "FORWARD", "firewalld")),
+        ("filter_FWDO_work_REJECT: ", "a", "b", PrefixMatch("filter", None, "FORWARD", "firewalld")),
         ("FINAL_REJECT: ", "eth0", None, PrefixMatch("filter", None, "INPUT", "firewalld-final")),
         ("rpfilter_DROP: ", "eth0", None, PrefixMatch(None, None, "PREROUTING", "firewalld-rpfilter")),
         ("DOCKER-USER drop: ", "eth0", "docker0", PrefixMatch("filter", "DOCKER-USER", "FORWARD", "docker-user")),
@@ -254,7 +255,7 @@ def test_guess_from_in_and_out(conventions: Conventions) -> None:
 def test_user_conventions_come_first(tmp_path: Path) -> None:
     mine = tmp_path / "prefixes.toml"
     mine.write_text(
-        "[vocabulary.hooks]\nPREROUTING = ['vorher']\n\n"
+        "[vocabulary.hooks]\nPREROUTING = ['vorher']\nFORWARD = ['pre']\n\n"
         "[[convention]]\nname = 'acme'\npattern = '^ACME-(?P<where>A|B) '\n"
         "table = 'mangle'\nhook = '{where}'\nchain = 'acme-{where}'\n\n"
         "[[convention]]\nname = 'acme-fallback'\npattern = '^ACME-'\nhook = 'by-interfaces'\n"
@@ -266,6 +267,12 @@ def test_user_conventions_come_first(tmp_path: Path) -> None:
     )
     assert conventions.match("nat-vorher: ", "eth0", None) == PrefixMatch(
         "nat", None, "PREROUTING", "names"
+    )
+    # the user's word wins over logpath's ("pre" is PREROUTING in logpath's own vocabulary)
+    assert conventions.match("my-pre-x ", "a", "b") == PrefixMatch(None, None, "FORWARD", "names")
+    # ... but logpath's own scheme keeps its words (its hook_map)
+    assert conventions.match("lp:raw:pre ", "a", None) == PrefixMatch(
+        "raw", None, "PREROUTING", "logpath"
     )
     assert conventions.match("lp:nat:post ", "a", "b") == PrefixMatch(
         "nat", None, "POSTROUTING", "logpath"
@@ -290,6 +297,13 @@ def test_bad_prefixes_files(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         load_conventions([no_hook], user=False)
     assert str(error.value) == f"{no_hook}: [vocabulary.hooks] SIDEWAYS is not a netfilter hook"
+    bad_map = tmp_path / "map.toml"
+    bad_map.write_text(
+        "[[convention]]\nname = 'm'\npattern = 'x'\nhook = 'x'\nhook_map = { x = 'UP' }\n"
+    )
+    with pytest.raises(InputError) as error:
+        load_conventions([bad_map], user=False)
+    assert str(error.value) == f"{bad_map}: convention 'm': hook_map values must be hooks"
     with pytest.raises(InputError) as error:
         load_conventions([tmp_path / "absent.toml"], user=False)
     assert str(error.value).startswith(f"{tmp_path / 'absent.toml'}: cannot read the prefixes file")
