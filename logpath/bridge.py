@@ -201,5 +201,6 @@ def _role_from_next_hop(frame: pd.DataFrame, role: pd.Series) -> pd.Series:
 
 def _switches(packet: pd.Series, role: pd.Series) -> pd.Series:
     """True on a hop whose role differs from the last known role earlier on the packet."""
-    before = role.groupby(packet.to_numpy()).transform(lambda r: r.shift(1).ffill())
+    keys = packet.to_numpy()
+    before = role.groupby(keys).shift(1).groupby(keys).ffill()
     return (role.notna() & before.notna() & role.ne(before)).astype(bool)

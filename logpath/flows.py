@@ -8,9 +8,10 @@ or reply, and every hop whether the addresses it shows are the original or the t
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -306,68 +307,90 @@ def _components(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(label, index=pairs["packet"].to_numpy()).groupby(level=0).min()
 
 
+class _PacketFacts(NamedTuple):
+    """What orientation needs to know of one packet."""
+
+    packet: int
+    related: bool
+    flags: str
+    icmp_type: object
+
+
 def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per packet: its flow id, direction, and the flow's orig and reply tuple keys."""
-    keys: dict[int, frozenset[str]] = {
-        int(str(p)): frozenset(k) for p, k in frame.groupby("packet", sort=False)["_key"]
-    }
-    reverse = dict(zip(frame["_key"], frame["_rkey"], strict=True))
+    keys: dict[int, set[str]] = {}
+    for packet, key in zip(frame["packet"].tolist(), frame["_key"].tolist(), strict=True):
+        keys.setdefault(packet, set()).add(key)
+    reverse = dict(zip(frame["_key"].tolist(), frame["_rkey"].tolist(), strict=True))
     firsts = frame.drop_duplicates("packet")
     lasts = frame.drop_duplicates("packet", keep="last")
-    first_key = dict(zip(firsts["packet"].astype(int), firsts["_key"], strict=True))
-    last_key = dict(zip(lasts["packet"].astype(int), lasts["_key"], strict=True))
+    first_key = dict(zip(firsts["packet"].tolist(), firsts["_key"].tolist(), strict=True))
+    last_key = dict(zip(lasts["packet"].tolist(), lasts["_key"].tolist(), strict=True))
     starts = _flow_starts(frame)
     rows = []
-    for _, group in table.groupby("_conn", sort=False):
-        packets = group["packet"].tolist()
+    for group in _connection_groups(table):
         direction = _directions(group, keys, reverse)
         orig_key, reply_key = _conn_tuples(group, direction, first_key, last_key, reverse)
-        flow_id = _flow_id(orig_key, starts[packets[0]])
-        rows += [(p, flow_id, direction[p], orig_key, reply_key) for p in packets]
+        flow_id = _flow_id(orig_key, starts[group[0].packet])
+        rows += [(p.packet, flow_id, direction[p.packet], orig_key, reply_key) for p in group]
     return pd.DataFrame(rows, columns=["packet", "flow", "direction", "orig_key", "reply_key"])
 
 
+def _connection_groups(table: pd.DataFrame) -> list[list[_PacketFacts]]:
+    """The packets of each connection, in time order, as plain records."""
+    ordered = table.sort_values(["_conn", "packet"])
+    facts = [
+        _PacketFacts(int(p), bool(r), str(f), None if missing(t) else t)
+        for p, r, f, t in zip(
+            ordered["packet"].tolist(),
+            ordered["_related"].tolist(),
+            ordered["_flags"].tolist(),
+            ordered["_icmp_type"].tolist(),
+            strict=True,
+        )
+    ]
+    conns = ordered["_conn"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, conns[1:] != conns[:-1], True])
+    return [facts[a:b] for a, b in itertools.pairwise(bounds)]
+
+
 def _directions(
-    group: pd.DataFrame, keys: dict[int, frozenset[str]], reverse: dict[str, str]
+    group: list[_PacketFacts], keys: dict[int, set[str]], reverse: dict[str, str]
 ) -> dict[int, str]:
     """Orig or reply per packet: the first packet (or its answer, if that came first) is orig;
     a packet sharing a tuple with orig packets is orig, one showing their reverse is reply."""
-    first = group.iloc[0]
-    seed = keys[int(first["packet"])]
-    orig: set[str] = set(seed)
-    if _looks_like_answer(first):
-        orig = {reverse[k] for k in seed}
+    seed = keys[group[0].packet]
+    orig = {reverse[k] for k in seed} if _looks_like_answer(group[0]) else set(seed)
     reply: set[str] = set()
     decided: dict[int, str] = {}
     for _ in range(3):
-        for packet in group["packet"].tolist():
-            own = keys[packet]
-            if packet in decided:
+        for facts in group:
+            own = keys[facts.packet]
+            if facts.packet in decided:
                 continue
             if own & orig:
-                decided[packet] = "orig"
+                decided[facts.packet] = "orig"
                 orig |= own
             elif own & reply or {reverse[k] for k in own} & orig:
-                decided[packet] = "reply"
+                decided[facts.packet] = "reply"
                 reply |= own
-    direction = {p: decided.get(p, "orig") for p in group["packet"].tolist()}
+    direction = {p.packet: decided.get(p.packet, "orig") for p in group}
     # an ICMP error quoting an orig packet travels back, in the reply direction (and vice versa)
-    for packet in group.loc[group["_related"].to_numpy(dtype=bool), "packet"].tolist():
-        direction[packet] = "reply" if direction[packet] == "orig" else "orig"
+    for facts in group:
+        if facts.related:
+            direction[facts.packet] = "reply" if direction[facts.packet] == "orig" else "orig"
     return direction
 
 
-def _looks_like_answer(packet: pd.Series) -> bool:
+def _looks_like_answer(packet: _PacketFacts) -> bool:
     """A SYN-ACK or echo reply seen before its question: the flow started unseen."""
-    if packet["_related"]:
+    if packet.related:
         return False
-    if packet["_flags"] == "ACK SYN":
-        return True
-    return bool(pd.notna(packet["_icmp_type"]) and packet["_icmp_type"] in ECHO_REPLY_TYPES)
+    return packet.flags == "ACK SYN" or packet.icmp_type in ECHO_REPLY_TYPES
 
 
 def _conn_tuples(
-    group: pd.DataFrame,
+    group: list[_PacketFacts],
     direction: dict[int, str],
     first_key: dict[int, str],
     last_key: dict[int, str],
@@ -375,10 +398,9 @@ def _conn_tuples(
 ) -> tuple[str, str]:
     """The orig tuple (first hop of the first orig packet) and the reply tuple (first hop of the
     first answer, as it arrives before de-NAT; without answers, the orig after DNAT reversed)."""
-    plain = group[~group["_related"].to_numpy(dtype=bool)]
-    candidates = plain if not plain.empty else group
-    origs = [p for p in candidates["packet"] if direction[p] == "orig"]
-    replies = [p for p in candidates["packet"] if direction[p] == "reply"]
+    candidates = [p.packet for p in group if not p.related] or [p.packet for p in group]
+    origs = [p for p in candidates if direction[p] == "orig"]
+    replies = [p for p in candidates if direction[p] == "reply"]
     if origs:
         orig_key = first_key[origs[0]]
         reply_key = first_key[replies[0]] if replies else reverse[last_key[origs[0]]]

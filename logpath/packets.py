@@ -15,7 +15,9 @@ reply, both in nat PREROUTING/OUTPUT) and its TTL drops by one when it is routed
 
 from __future__ import annotations
 
+import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -209,11 +211,19 @@ def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> 
     """Reassign the hops of tangled keys, one at a time, to the open packet they continue best."""
     next_id = int(segment.max()) + 1
     rows = frame[frame["_key"].isin(tangled)].sort_values(["_key", "_t", "_rank", "lineno"])
-    for _, group in rows.groupby("_key", sort=False):
-        matched = _match_hops(group)
-        for index, packet in matched.items():
-            segment[index] = next_id + packet
+    records = rows[MATCH_COLUMNS].to_dict("records")
+    index = rows.index.to_numpy()
+    keys = rows["_key"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    for start, end in itertools.pairwise(bounds.tolist()):
+        matched = _match_hops(index[start:end].tolist(), records[start:end])
+        for row, packet in matched.items():
+            segment[row] = next_id + packet
         next_id += max(matched.values()) + 1
+
+
+# What _match_hops reads of each hop.
+MATCH_COLUMNS = ["_t", "_rank", "_prefix", "_ttl", "_guess", "dst", "dport"]
 
 
 class _OpenPacket:
@@ -224,7 +234,7 @@ class _OpenPacket:
     def __init__(self) -> None:
         self.prefixes: set[str] = set()
 
-    def can_take(self, hop: pd.Series) -> bool:
+    def can_take(self, hop: dict[str, Any]) -> bool:
         """Could ``hop`` be this packet's next hop (later hook, moments later, TTL kept or -1)?"""
         gap = hop["_t"] - self.t
         if not 0 <= gap <= MAX_HOP_GAP:
@@ -236,12 +246,12 @@ class _OpenPacket:
         drop = self.ttl - hop["_ttl"]
         return bool(np.isnan(drop) or 0 <= drop <= 1)
 
-    def score(self, hop: pd.Series) -> tuple[int, float]:
+    def score(self, hop: dict[str, Any]) -> tuple[int, float]:
         """Prefer the packet with the same destination (no NAT between), then the latest."""
         same = int(_same(self.dst, hop["dst"])) + int(_same(self.dport, hop["dport"]))
         return same, self.t
 
-    def take(self, hop: pd.Series) -> None:
+    def take(self, hop: dict[str, Any]) -> None:
         """Make ``hop`` this packet's last hop."""
         self.t, self.rank, self.ttl = hop["_t"], hop["_rank"], hop["_ttl"]
         self.guess = bool(hop["_guess"])
@@ -256,11 +266,11 @@ def _same(a: object, b: object) -> bool:
     return bool(a == b)
 
 
-def _match_hops(group: pd.DataFrame) -> dict[int, int]:
+def _match_hops(index: list[int], hops: list[dict[str, Any]]) -> dict[int, int]:
     """Greedy matching in time order: each hop joins the open packet it continues best."""
     packets: list[_OpenPacket] = []
     assigned: dict[int, int] = {}
-    for index, hop in group.iterrows():
+    for row, hop in zip(index, hops, strict=True):
         fits = [(p.score(hop), n) for n, p in enumerate(packets) if p.can_take(hop)]
         if fits:
             n = max(fits)[1]
@@ -268,7 +278,7 @@ def _match_hops(group: pd.DataFrame) -> dict[int, int]:
             packets.append(_OpenPacket())
             n = len(packets) - 1
         packets[n].take(hop)
-        assigned[int(str(index))] = n
+        assigned[row] = n
     return assigned
 
 
@@ -371,7 +381,7 @@ def refine_guessed_hooks(packets: pd.DataFrame) -> pd.DataFrame:
     hook = frame["hook"].astype("object")
     stage = hook.map(HOOK_STAGE).astype("float64")
     leg = [frame["packet"].to_numpy(), frame["leg"].to_numpy()]
-    reached = stage.groupby(leg).transform(lambda s: s.shift(1).cummax())
+    reached = stage.groupby(leg).cummax().groupby(leg).shift(1)
     first_dst = frame["dst"].astype("object").groupby(leg).transform("first")
     later = hook.map(LATER_HOOK)
     moved = frame["dst"].astype("object").ne(first_dst) & hook.isin(["PREROUTING", "OUTPUT"])
