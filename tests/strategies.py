@@ -355,15 +355,19 @@ def owner_and_mark(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 @st.composite
 def icmpv6_section(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     """`TYPE= CODE=` with echo ID/SEQ, or an error quoting the offending IPv6 packet (§3)."""
-    icmp_type = draw(st.sampled_from((128, 129, 133, 134, 135, 136, 143, 1, 2, 3)))
+    icmp_type = draw(st.sampled_from((128, 129, 133, 134, 135, 136, 143, 1, 2, 3, 4)))
     code = draw(st.integers(0, 6))
     text = f"TYPE={icmp_type} CODE={code} "
     expected: dict[str, Any] = {"icmp_type": icmp_type, "icmp_code": code}
     if icmp_type in (128, 129):
         ident, seq = draw(port()), draw(port())
         return text + f"ID={ident} SEQ={seq} ", expected | {"icmp_id": ident, "icmp_seq": seq}
-    if icmp_type not in (1, 2, 3):
+    if icmp_type not in (1, 2, 3, 4):
         return text, expected
+    if icmp_type == 4:  # parameter problem: the pointer as 8 hex digits, then the quote
+        pointer = draw(st.integers(0, 2**32 - 1))
+        text += f"POINTER={pointer:08x} "
+        expected["parameter"] = pointer
     (src, src_c), (dst, dst_c) = draw(ipv6_full()), draw(ipv6_full())
     length, hoplimit = draw(st.integers(40, 65535)), draw(st.integers(0, 255))
     sport, dport, udplen = draw(port()), draw(port()), draw(st.integers(8, 65535))
@@ -389,7 +393,7 @@ def icmpv6_section(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 @st.composite
 def ipv6_packet(draw: st.DrawFn, trace: bool) -> tuple[str, dict[str, Any], bool]:
-    """`SRC= DST= LEN= TC= HOPLIMIT= FLOWLBL=` and the L4 section (no extension headers)."""
+    """`SRC= DST= LEN= TC= HOPLIMIT= FLOWLBL=`, extension headers and the L4 section."""
     (src, src_c), (dst, dst_c) = draw(ipv6_full()), draw(ipv6_full())
     length, tc, hoplimit = (
         draw(st.integers(40, 65575)),
@@ -407,10 +411,17 @@ def ipv6_packet(draw: st.DrawFn, trace: bool) -> tuple[str, dict[str, Any], bool
         "ttl": hoplimit,
         "flowlbl": flowlbl,
     }
+    ext, ext_fields, walk = draw(ipv6_extension_headers())
+    text += ext
+    expected |= ext_fields
+    if walk == "esp":  # the walk ends at ESP: no PROTO, nothing after
+        return text, expected, True
     number = draw(st.sampled_from((6, 17, 58, 136)) | st.sampled_from((47, 132, 59, 200)))
     name = NAMED_V6.get(number)
     expected["proto"] = name.lower() if name else str(number)
     text += f"PROTO={name or number} "
+    if walk == "later-fragment":  # a non-first fragment: the protocol and nothing of L4
+        return text, expected, False
     if name in ("TCP", "UDP", "UDPLITE") and draw(st.integers(0, 9)) == 0:
         cut, fields = incomplete(draw(st.integers(0, 19)))
         return text + cut, expected | fields, True
@@ -423,6 +434,46 @@ def ipv6_packet(draw: st.DrawFn, trace: bool) -> tuple[str, dict[str, Any], bool
     else:
         l4, fields = "", {}
     return text + l4, expected | fields, False
+
+
+@st.composite
+def ipv6_extension_headers(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
+    """The extension headers nf_log walks (§3) and how the walk ended.
+
+    Without --log-ip-options only a fragment header is printed (`FRAG:<bytes> [INCOMPLETE
+    ]ID:<8 hex> `); with it every header is wrapped in `OPT ( ... ) `, hop-by-hop, routing and
+    destination options with no content. The walk ends "later-fragment" (offset != 0: no L4),
+    "esp" (the line ends: `OPT ( ESP SPI=0x.. )` without trailing space, or nothing at all),
+    or "l4". Expected: `frag` (bytes, 0 included) and `mf` (INCOMPLETE) for a fragment header,
+    `spi` for an AH or ESP header shown with options.
+    """
+    with_options = draw(st.booleans())
+    chosen = draw(
+        st.lists(st.sampled_from(("hbh", "dstopts", "routing", "frag", "ah")), max_size=3)
+    )
+    order = [name for name in ("hbh", "dstopts", "routing", "frag", "ah") if name in chosen]
+    text, expected = "", {}
+    for name in order:
+        if name == "frag":
+            offset, more = draw(st.integers(0, 8191)) * 8, draw(st.booleans())
+            offset = draw(st.sampled_from((0, offset)))
+            core = f"FRAG:{offset} {'INCOMPLETE ' if more else ''}ID:{draw(st.integers(0, 2**32 - 1)):08x} "
+            text += f"OPT ( {core}) " if with_options else core
+            expected |= {"frag": offset, "mf": more}
+            if offset:
+                return text, expected, "later-fragment"
+        elif with_options and name == "ah":
+            spi = draw(st.integers(0, 2**32 - 1))
+            text += f"OPT ( AH SPI=0x{spi:x} ) "
+            expected["spi"] = spi
+        elif with_options:
+            text += "OPT ( ) "
+    if draw(st.integers(0, 9)) == 0:
+        if with_options:
+            spi = draw(st.integers(0, 2**32 - 1))
+            return text + f"OPT ( ESP SPI=0x{spi:x} )", expected | {"spi": spi}, "esp"
+        return text, expected, "esp"
+    return text, expected, "l4"
 
 
 # ---- whole bodies ------------------------------------------------------------------------------

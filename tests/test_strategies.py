@@ -38,7 +38,10 @@ IPV4 = (
 IPV6 = (
     rf"SRC=(?P<src>{V6}) DST=(?P<dst>{V6}) LEN=(?P<len>\d+) TC=(?P<tc>\d+) "
     r"HOPLIMIT=(?P<ttl>\d+) FLOWLBL=(?P<flowlbl>\d+) "
+    r"(?P<ext>(?:OPT \( [^)]*\) |FRAG:\d+ (?:INCOMPLETE )?ID:[0-9a-f]{8} )*)"
 )
+V6_FRAGMENT = re.compile(r"FRAG:(\d+) (INCOMPLETE )?ID:")
+V6_SPI = re.compile(r"(?:AH|ESP) SPI=0x([0-9a-f]+)")
 TAIL = (
     r"(?:PROTO=(?P<proto>\w+) (?P<l4>.*?))?"
     r"(?:UID=(?P<uid>\d+) GID=(?P<gid>\d+) )?(?:MARK=0x(?P<mark>[0-9a-f]+) )?"
@@ -56,7 +59,8 @@ L4 = {
     "udp": re.compile(rf"(?:{CUT}|SPT=(?P<sport>\d+) DPT=(?P<dport>\d+) LEN=(?P<udplen>\d+) )?"),
     "icmp": re.compile(
         rf"(?:{CUT}|TYPE=(?P<icmp_type>\d+) CODE=(?P<icmp_code>\d+) "
-        r"(?:ID=(?P<icmp_id>\d+) SEQ=(?P<icmp_seq>\d+) |PARAMETER=(?P<parameter>\d+) )?"
+        r"(?:ID=(?P<icmp_id>\d+) SEQ=(?P<icmp_seq>\d+) |PARAMETER=(?P<parameter>\d+) "
+        r"|POINTER=(?P<pointer>[0-9a-f]{8}) )?"
         rf"(?:GATEWAY=(?P<gateway>{V4}) )?"
         r"(?:INCOMPLETE \[(?P<cut>\d+) bytes\] |\[(?P<quote>.*)\] (?:MTU=(?P<mtu>\d+) )?)?)?"
     ),
@@ -123,7 +127,7 @@ SAMPLE_HEADERS = {
     "ipv4-tcp-basic.log": "dmesg",
     "journal-cat.log": "bare",
 }
-# Real dmesg-layout captures of plain IPv4/IPv6 lines (no v6 extension headers, no TRUNCATED).
+# Real dmesg-layout captures of IPv4/IPv6 lines (those ending in TRUNCATED are left out).
 PLAIN_SAMPLES = (
     "ipv4-tcp-basic.log",
     "ipv4-tcp-options.log",
@@ -137,6 +141,7 @@ PLAIN_SAMPLES = (
     "loopback-tun.log",
     "bridge-br-netfilter.log",
     "ipv6.log",
+    "ipv6-exthdr-crafted.log",
     "trace-legacy.log",
 )
 
@@ -158,6 +163,9 @@ def ip_fields(family: int, rest: str, quoted: bool = False) -> dict[str, Any] | 
     groups = {k: v for k, v in found.groupdict().items() if v is not None}
     l4 = groups.pop("l4", "")
     fields: dict[str, Any] = {"family": family}
+    ext = groups.pop("ext", "")
+    if not quoted:
+        fields |= extension_fields(ext)
     if family == 4:
         fields |= {flag: flag in groups for flag in ("ce", "df", "mf")}
     for key, value in groups.items():
@@ -184,6 +192,8 @@ def l4_fields(family: int, proto: str, l4: str) -> dict[str, Any] | None:
     quote = groups.pop("quote", None)
     if "cut" in groups:
         groups["incomplete"] = groups.pop("cut")
+    if "pointer" in groups:
+        groups["parameter"] = str(int(groups.pop("pointer"), 16))
     flags = groups.pop("flags", "").split()
     fields = {key: convert(key, value) for key, value in groups.items()}
     if flags:
@@ -194,6 +204,18 @@ def l4_fields(family: int, proto: str, l4: str) -> dict[str, Any] | None:
         if inner is None:
             return None
         fields |= quoted_fields(inner)
+    return fields
+
+
+def extension_fields(ext: str) -> dict[str, Any]:
+    """IPv6 extension headers: the fragment's offset (bytes) and M bit, an AH/ESP SPI."""
+    fields: dict[str, Any] = {}
+    fragment = V6_FRAGMENT.search(ext)
+    if fragment:
+        fields |= {"frag": int(fragment.group(1)), "mf": fragment.group(2) is not None}
+    spi = V6_SPI.search(ext)
+    if spi:
+        fields["spi"] = int(spi.group(1), 16)
     return fields
 
 
@@ -290,8 +312,7 @@ def body_of_dmesg_line(line: str) -> str:
 @pytest.mark.parametrize("name", PLAIN_SAMPLES)
 def test_reference_reader_accepts_every_plain_sample_line(name: str) -> None:
     lines = [body_of_dmesg_line(line) for line in sample_lines(name)]
-    plain = [line for line in lines if "TRUNCATED" not in line and "OPT ( " not in line]
-    plain = [line for line in plain if not re.search(r"FRAG:\d+ (INCOMPLETE )?ID:", line)]
+    plain = [line for line in lines if "TRUNCATED" not in line]
     assert plain, name
     unread = [line for line in plain if read_body(line) is None]
     assert unread == []
@@ -325,6 +346,20 @@ def test_reference_reader_fields_of_a_real_ipv6_line() -> None:
     assert (fields["src"], fields["dst"]) == ("fd00:a::10", "fd00:b::20")
     assert (fields["family"], fields["ttl"], fields["proto"]) == (6, 63, "icmpv6")
     assert fields["macproto"] == "86dd"
+
+
+def test_reference_reader_fields_of_real_ipv6_extension_headers() -> None:
+    lines = [body_of_dmesg_line(line) for line in sample_lines("ipv6-exthdr-crafted.log")]
+    first = read_body(next(line for line in lines if "OPT ( FRAG:0 INCOMPLETE" in line))
+    later = read_body(next(line for line in lines if "FRAG:952 ID:" in line))
+    esp = read_body(next(line for line in lines if "ESP SPI=" in line))
+    pointer = read_body(next(line for line in lines if "POINTER=00000028" in line))
+    assert first is not None and later is not None and esp is not None and pointer is not None
+    assert (first["frag"], first["mf"], first["dport"], first["udplen"]) == (0, True, 53, 1508)
+    assert (later["frag"], later["mf"], later["proto"]) == (952, False, "udp")
+    assert "dport" not in later
+    assert esp["spi"] == 0xC0FFEE and "proto" not in esp
+    assert (pointer["parameter"], pointer["inner_proto"]) == (40, "200")
 
 
 def test_reference_reader_fields_of_real_arp_and_trace_lines() -> None:
