@@ -573,7 +573,7 @@ def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
     nat = infer_translations(frame)
     return [
         _flow_record(str(flow_id), row, nat.get(str(flow_id), ()))
-        for flow_id, row in stats.iterrows()
+        for flow_id, row in stats.to_dict("index").items()
     ]
 
 
@@ -594,9 +594,9 @@ def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
             "hops": grouped.size(),
             "first_seen": grouped["_ts"].min(),
             "last_seen": grouped["_ts"].max(),
-            "hosts": grouped["host"].agg(_distinct),
         }
     )
+    stats["hosts"] = _hosts_per_flow(frame).reindex(stats.index)
     per_packet = packets.groupby("flow", sort=False)
     stats["packets"] = per_packet.size()
     stats["answered"] = per_packet["_answer"].any()
@@ -606,7 +606,7 @@ def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
     return stats
 
 
-def _flow_record(flow_id: str, row: pd.Series, nat: tuple[Translation, ...]) -> Flow:
+def _flow_record(flow_id: str, row: dict[str, Any], nat: tuple[Translation, ...]) -> Flow:
     """Build the Flow record from its row of ``_flow_stats``."""
     proto, orig = key_tuple(row["orig_key"])
     _, reply = key_tuple(row["reply_key"])
@@ -636,9 +636,13 @@ def _flow_record(flow_id: str, row: pd.Series, nat: tuple[Translation, ...]) -> 
     )
 
 
-def _distinct(values: pd.Series) -> tuple[str, ...]:
-    """The distinct non-missing values, sorted, as a tuple."""
-    return tuple(sorted({str(v) for v in values if not missing(v)}))
+def _hosts_per_flow(frame: pd.DataFrame) -> pd.Series:
+    """Per flow, the sorted tuple of the syslog hosts that logged it."""
+    pairs = frame[["flow", "host"]].dropna().drop_duplicates().sort_values(["flow", "host"])
+    hosts: dict[str, tuple[str, ...]] = {flow: () for flow in frame["flow"].unique().tolist()}
+    for flow, host in zip(pairs["flow"].tolist(), pairs["host"].tolist(), strict=True):
+        hosts[flow] = (*hosts[flow], str(host))
+    return pd.Series(hosts, dtype="object")
 
 
 def _when(stamp: object) -> datetime | None:
@@ -680,56 +684,35 @@ def _endpoint(proto: str, addr: object, port: object) -> str:
 def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
     """Translations proven by a hop showing other addresses than the previous hop of its packet."""
     columns = ["t_src", "t_sport", "t_dst", "t_dport", "hook", "host"]
-    prev = frame.groupby("packet", sort=False)[columns].shift(1)
-    marked = frame["nat_mark"].notna() & ~frame["related"].astype(bool)
-    local_in = set(
-        zip(
-            frame["packet"][frame["hook"].eq("INPUT")],
-            frame["leg"][frame["hook"].eq("INPUT")],
-            strict=True,
-        )
-    )
-    found = []
-    for index in frame.index[marked.to_numpy()]:
-        hop, before = frame.loc[index], prev.loc[index]
-        proto = str(hop["t_proto"])
-        now_dst = _endpoint(proto, hop["t_dst"], hop["t_dport"])
-        was_dst = _endpoint(proto, before["t_dst"], before["t_dport"])
-        now_src = _endpoint(proto, hop["t_src"], hop["t_sport"])
-        was_src = _endpoint(proto, before["t_src"], before["t_sport"])
-        mark, host = hop["nat_mark"], _text(hop["host"])
-        if mark == "dnat":
-            kind = "redirect" if (hop["packet"], hop["leg"]) in local_in else "dnat"
-            hook = before["hook"] if before["hook"] in ("PREROUTING", "OUTPUT") else "PREROUTING"
-            found.append(
-                (hop["flow"], Translation(kind, was_dst, now_dst, hook, host, "dst-change"))
-            )
-        elif mark == "de-snat":
-            found.append(
-                (
-                    hop["flow"],
-                    Translation("snat", now_dst, was_dst, "POSTROUTING", host, "dst-change"),
-                )
-            )
-        elif mark == "snat":
-            found.append(
-                (
-                    hop["flow"],
-                    Translation(
-                        "snat", was_src, now_src, "POSTROUTING", _text(before["host"]), "cross-host"
-                    ),
-                )
-            )
-        else:  # de-dnat: the reply's source is restored on the host that applied the DNAT
-            found.append(
-                (
-                    hop["flow"],
-                    Translation(
-                        "dnat", now_src, was_src, "PREROUTING", _text(before["host"]), "cross-host"
-                    ),
-                )
-            )
-    return found
+    prev = frame.groupby("packet", sort=False)[columns].shift(1).add_prefix("was_")
+    inputs = frame["hook"].eq("INPUT")
+    local_in = set(zip(frame["packet"][inputs], frame["leg"][inputs], strict=True))
+    marked = (frame["nat_mark"].notna() & ~frame["related"].astype(bool)).to_numpy()
+    rows = pd.concat([frame.loc[marked, ["flow", "packet", "leg", "nat_mark", "t_proto", *columns]],
+                      prev.loc[marked]], axis=1)  # fmt: skip
+    rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
+    return [_translation_at(hop, local_in) for hop in rows.to_dict("records")]
+
+
+def _translation_at(hop: dict[str, Any], local_in: set[tuple[int, int]]) -> tuple[str, Translation]:
+    """The translation one NAT-marked hop proves (``was_*``: the previous hop's values)."""
+    proto = str(hop["t_proto"])
+    now_dst = _endpoint(proto, hop["t_dst"], hop["t_dport"])
+    was_dst = _endpoint(proto, hop["was_t_dst"], hop["was_t_dport"])
+    now_src = _endpoint(proto, hop["t_src"], hop["t_sport"])
+    was_src = _endpoint(proto, hop["was_t_src"], hop["was_t_sport"])
+    mark, host, was_host = hop["nat_mark"], _text(hop["host"]), _text(hop["was_host"])
+    if mark == "dnat":
+        kind = "redirect" if (hop["packet"], hop["leg"]) in local_in else "dnat"
+        hook = hop["was_hook"] if hop["was_hook"] in ("PREROUTING", "OUTPUT") else "PREROUTING"
+        translation = Translation(kind, was_dst, now_dst, hook, host, "dst-change")
+    elif mark == "de-snat":
+        translation = Translation("snat", now_dst, was_dst, "POSTROUTING", host, "dst-change")
+    elif mark == "snat":
+        translation = Translation("snat", was_src, now_src, "POSTROUTING", was_host, "cross-host")
+    else:  # de-dnat: the reply's source is restored on the host that applied the DNAT
+        translation = Translation("dnat", now_src, was_src, "PREROUTING", was_host, "cross-host")
+    return str(hop["flow"]), translation
 
 
 def _text(value: object) -> str | None:
@@ -744,11 +727,11 @@ def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translatio
         orig_key=("orig_key", "first"),
         reply_key=("reply_key", "first"),
         first_hook=("hook", "first"),
-        hosts=("host", lambda h: tuple(set(h.dropna()))),
     )
+    flows["hosts"] = _hosts_per_flow(frame).reindex(flows.index)
     local = set(frame["flow"][frame["hook"].eq("INPUT") & frame["direction"].eq("orig")])
     found = []
-    for flow_id, row in flows.iterrows():
+    for flow_id, row in flows.to_dict("index").items():
         proto, orig = key_tuple(row["orig_key"])
         _, reply = key_tuple(row["reply_key"])
         host = row["hosts"][0] if len(row["hosts"]) == 1 else None
