@@ -445,7 +445,7 @@ def ipv6_extension_headers(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     destination options with no content. The walk ends "later-fragment" (offset != 0: no L4),
     "esp" (the line ends: `OPT ( ESP SPI=0x.. )` without trailing space, or nothing at all),
     or "l4". Expected: `frag` (bytes, 0 included) and `mf` (INCOMPLETE) for a fragment header,
-    `spi` for an AH or ESP header shown with options.
+    `spi` for an AH or ESP header shown with options (the first one when both are).
     """
     with_options = draw(st.booleans())
     chosen = draw(
@@ -471,7 +471,8 @@ def ipv6_extension_headers(draw: st.DrawFn) -> tuple[str, dict[str, Any], str]:
     if draw(st.integers(0, 9)) == 0:
         if with_options:
             spi = draw(st.integers(0, 2**32 - 1))
-            return text + f"OPT ( ESP SPI=0x{spi:x} )", expected | {"spi": spi}, "esp"
+            # one `spi` column: an AH header's (met first on the walk) wins over ESP's
+            return text + f"OPT ( ESP SPI=0x{spi:x} )", {"spi": spi} | expected, "esp"
         return text, expected, "esp"
     return text, expected, "l4"
 

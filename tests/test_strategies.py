@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from strategies import header, netfilter_body, netfilter_line
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "formats"
-FAST = settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 
 IFACE = r"[^\s/:]{0,15}"
 V4 = r"\d{1,3}(?:\.\d{1,3}){3}"
