@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pyparsing as pp
 
@@ -79,8 +80,13 @@ def _translate(expr: pp.ParserElement, namer: _Namer) -> str:
 class FastPattern:
     """A grammar compiled to one regular expression."""
 
-    regex: re.Pattern[str]
+    pattern: str  # the regular expression's text
     aliases: dict[str, str]  # regex group name -> field name
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled expression; compiled on first use (a whole-grammar one takes ~50 ms)."""
+        return re.compile(self.pattern)
 
     @property
     def field_names(self) -> list[str]:
@@ -107,4 +113,4 @@ def compile_grammar(expr: pp.ParserElement, *, head: str = "") -> FastPattern:
     """Translate ``expr`` into a regex; ``head`` is a regex put in front (e.g. a line header)."""
     namer = _Namer()
     pattern = namer.rename(head) + _translate(expr, namer)
-    return FastPattern(re.compile(pattern), dict(namer.aliases))
+    return FastPattern(pattern, dict(namer.aliases))

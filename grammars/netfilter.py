@@ -50,7 +50,12 @@ trace_prefix = leaf(
     rf"(?P<trace_type>rule|return|policy):(?P<trace_rulenum>{UINT}) )(?=IN=)",
     "TRACE: <table>:<chain>:<type>:<rulenum>",
 )
-free_prefix = leaf(rf"(?P<prefix>.*?)(?={BODY_START})", "<prefix>IN=<interface> OUT=<interface>")
+# Written as an unrolled loop (skip non-"I" characters; at an "I", go on unless the anchor starts
+# there) rather than ".*?(?=anchor)": the same language, about twice as fast to match.
+free_prefix = leaf(
+    rf"(?P<prefix>[^I]*+(?:I(?!{BODY_START[1:]})[^I]*+)*+)(?=IN=)",
+    "<prefix>IN=<interface> OUT=<interface>",
+)
 prefix = trace_prefix | free_prefix
 
 in_out = leaf(rf"IN=(?P<in_iface>{IFACE}) OUT=(?P<out_iface>{IFACE})", "IN=<if> OUT=<if>")
@@ -58,7 +63,7 @@ physin = leaf(rf" PHYSIN=(?P<physin>{IFACE})", "PHYSIN=<port>")
 physout = leaf(rf" PHYSOUT=(?P<physout>{IFACE})", "PHYSOUT=<port>")
 
 mac_raw = leaf(
-    r" MAC=(?P<mac>(?:[0-9a-f]{2}(?::[0-9a-f]{2})*)?)"
+    r" MAC=(?P<mac>[0-9a-f:]*)"  # dev->hard_header_len bytes as %02x joined by ":"
     rf"(?: TUNNEL=(?P<tunnel>{IPV4}->{IPV4}))?",
     "MAC=<link-layer header>",
 )

@@ -162,11 +162,17 @@ def reject(source: str, lineno: int, text: str) -> Rejected:
     raise AssertionError(f"the fast path refused a line the grammar accepts: {text!r}")
 
 
-def _to_array(values: tuple[str | None, ...]) -> pa.Array:
-    # Most groups of a pattern are empty on most lines (TRACE, TUNNEL, SEQ...); any() is cheap.
+def _to_array(values: tuple[str, ...]) -> pa.Array:
+    """One field of many lines as an arrow string array; "" (group not matched) becomes null.
+
+    Converting Python strings one by one cost more than matching the line. Lines never contain
+    a newline, so the values are joined with one in C and split again by arrow.
+    """
     if not any(values):
-        return pa.array(values, pa.string()) if "" in values else pa.nulls(len(values), pa.string())
-    return pa.array(values, pa.string())
+        return pa.nulls(len(values), pa.string())
+    parts = pc.split_pattern(pa.array(["\n".join(values)], pa.large_string()), "\n")
+    strings = parts.flatten().cast(pa.string())
+    return pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)
 
 
 class _Columns:
@@ -174,11 +180,15 @@ class _Columns:
 
     def __init__(self, pattern: FastPattern) -> None:
         self.pattern = pattern
-        self.rows: list[tuple[str | None, ...]] = []
+        self.rows: list[tuple[str, ...]] = []
         self.lineno: list[int] = []
         self.raw: list[str] = []
 
-    def add(self, groups: tuple[str | None, ...], lineno: int, line: str) -> None:
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return self.pattern.regex
+
+    def add(self, groups: tuple[str, ...], lineno: int, line: str) -> None:
         self.rows.append(groups)
         self.lineno.append(lineno)
         self.raw.append(line)
@@ -201,7 +211,9 @@ class _Columns:
 def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
     """Parse numbered lines from one source into raw hop fields, rejects and skip counts."""
     kinds = header_kinds()
+    # the whole-grammar patterns are compiled only when a line needs one
     buckets = [_Columns(p) for kind in kinds for p in (kind.common, kind.whole)]
+    syslog = buckets[0].regex
     result = ParsedLines(fields={}, lineno=[], raw=[])
     for lineno, line in lines:
         result.lines += 1
@@ -212,11 +224,17 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
             result.skipped[SKIP_TOO_LONG] += 1
             continue
         end = message_end(line)
+        # Kind 0 (RFC 3164, most syslog files) is the grammar's first header choice, so a line its
+        # pattern matches needs no search for the kind; every other kind is looked up in order.
+        match = syslog.match(line, 0, end)
+        if match:
+            buckets[0].add(match.groups(""), lineno, line)
+            continue
         index = 2 * kind_of(line, kinds)
-        for bucket in buckets[index : index + 2]:
-            match = bucket.pattern.regex.match(line, 0, end)
+        for bucket in buckets[index + (index == 0) : index + 2]:
+            match = bucket.regex.match(line, 0, end)
             if match:
-                bucket.add(match.groups(), lineno, line)
+                bucket.add(match.groups(""), lineno, line)
                 break
         else:
             result.rejected.append(reject(source, lineno, line))
