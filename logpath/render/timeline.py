@@ -1,0 +1,200 @@
+"""Terminal timeline of a journey: a header per connection, a block per packet, a line per hop.
+
+Drawn with rich on a Console the caller gives: colour when that console supports it, plain text
+under NO_COLOR or when piped (rich decides from the console, never from the terminal itself), and
+columns fitted to the console's width. Role switches (bridge ⇄ nic) and NAT stand out.
+
+    python -m logpath.render.timeline STORE FLOW_ID
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from logpath.flows import ConnTuple, Flow, format_endpoint
+from logpath.journeys import Journey, JourneyHop, Packet
+
+# Styles: one place, so the HTML report (rich's export) and the terminal agree.
+STYLE = {
+    "flow": "bold",
+    "orig": "bold cyan",
+    "reply": "bold magenta",
+    "nat": "bold black on yellow",
+    "translated": "yellow",
+    "switch": "bold white on blue",
+    "bridge": "blue",
+    "nic": "green",
+    "guess": "dim",
+    "fate": "bold",
+    "stopped": "bold white on red",
+    "muted": "dim",
+}
+ARROW = {"orig": "→", "reply": "←"}
+
+
+def print_timeline(console: Console, journeys: Sequence[Journey]) -> None:
+    """Print each journey: its connection header, then its packets and their hops.
+
+    Example:
+        >>> print_timeline(Console(width=120, no_color=True), [journey])
+    """
+    for number, journey in enumerate(journeys):
+        if number:
+            console.print()
+        console.print(timeline(journey, console.width))
+
+
+def timeline(journey: Journey, width: int) -> Group:
+    """One journey as a rich renderable (the header line, then one block per packet), laid out
+    for a console ``width`` columns wide."""
+    parts: list[Text | Table] = [flow_header(journey.flow)]
+    many_hosts = len({hop.host for packet in journey.packets for hop in packet.hops}) > 1
+    for packet in journey.packets:
+        parts.append(packet_header(packet))
+        parts.append(hop_table(packet, width, many_hosts))
+    return Group(*parts)
+
+
+def flow_header(flow: Flow) -> Text:
+    """One line: id, protocol, orig and reply tuples, NAT, state."""
+    header = Text()
+    header.append(f"flow {flow.id} ", STYLE["flow"])
+    header.append(f"{flow.proto}  ")
+    header.append("orig ", STYLE["orig"])
+    header.append(f"{_tuple(flow.orig)}  ")
+    header.append("reply ", STYLE["reply"])
+    header.append(f"{_tuple(flow.reply)}  ")
+    for translation in flow.nat:
+        mark = f"{translation.type.upper()} {translation.from_addr}→{translation.to_addr}"
+        header.append(mark, STYLE["nat"])
+        header.append(f" @{translation.hook}  ")
+    header.append(f"state {flow.state}", STYLE["fate"])
+    if not flow.answered:
+        header.append(" (unanswered)", STYLE["stopped"])
+    if flow.stopped:
+        header.append(f" {flow.stopped} stopped", STYLE["stopped"])
+    return header
+
+
+def _tuple(side: ConnTuple) -> str:
+    return f"{format_endpoint(side.src, side.sport)}→{format_endpoint(side.dst, side.dport)}"
+
+
+def packet_header(packet: Packet) -> Text:
+    """``#2 ← reply SYN-ACK len 60 → forwarded``: number, direction, TCP summary, fate."""
+    first = packet.hops[0].fields if packet.hops else {}
+    text = Text("\n")
+    text.append(f"#{packet.n} {ARROW.get(packet.direction, '?')} {packet.direction} ", "bold")
+    text.append(packet.summary, STYLE.get(packet.direction, ""))
+    details = [f"{key} {first[key]}" for key in ("len", "id", "seq") if first.get(key) is not None]
+    if details:
+        text.append("  " + " ".join(details), STYLE["muted"])
+    text.append("  ⇒ ")
+    if packet.fate == "stopped":
+        text.append(f"stopped after {packet.stopped_at}", STYLE["stopped"])
+    else:
+        text.append(packet.fate, STYLE["fate"])
+    return text
+
+
+# Below this width a hop takes two lines: place, addresses, TTL; then interfaces and marks.
+WIDE = 110
+
+
+def hop_table(packet: Packet, width: int, with_host: bool = False) -> Table:
+    """One row per hop (two on a narrow console): hook, table/chain, interfaces, addresses,
+    TTL, role, NAT marks."""
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
+    if with_host:
+        table.add_column("host", no_wrap=True)
+    table.add_column("where", no_wrap=True)
+    if width >= WIDE:
+        table.add_column("interfaces", no_wrap=True)
+    table.add_column("addresses", no_wrap=True)
+    table.add_column("ttl", no_wrap=True, justify="right")
+    if width >= WIDE:
+        table.add_column("marks", overflow="fold")
+    for hop in packet.hops:
+        host = [Text(hop.host or "-")] if with_host else []
+        if width >= WIDE:
+            cells = [hop_place(hop, chain=True), hop_interfaces(hop), hop_addresses(hop)]
+            table.add_row(*host, *cells, _ttl(hop), hop_marks(hop))
+        else:
+            table.add_row(*host, hop_place(hop, chain=False), hop_addresses(hop), _ttl(hop))
+            below = hop_interfaces(hop).append("  ").append_text(hop_marks(hop))
+            chain = Text(f"    {hop.chain}" if _own_chain(hop) else "", STYLE["muted"])
+            table.add_row(*([Text("")] if with_host else []), chain, below)
+    return table
+
+
+def hop_place(hop: JourneyHop, chain: bool) -> Text:
+    """``raw PREROUTING`` (+ the user chain when it is not the hook's own, ``?`` for a guess)."""
+    text = Text(f"  {hop.table or '?'} {hop.hook or '?'}")
+    if chain and _own_chain(hop):
+        text.append(f" ({hop.chain})", STYLE["muted"])
+    if hop.evidence == "guess":
+        text.append(" (guess)", STYLE["guess"])
+    return text
+
+
+def _own_chain(hop: JourneyHop) -> bool:
+    """True when the LOG rule sits in a chain not named after its hook (a user chain)."""
+    return bool(hop.chain) and hop.chain != hop.hook
+
+
+def hop_interfaces(hop: JourneyHop) -> Text:
+    """``docker0[vethd9f6465] → eth0``: IN and OUT, each with its bridge port in brackets."""
+    entered = (hop.in_iface or "") + (f"[{hop.physin}]" if hop.physin else "")
+    left = (hop.out_iface or "") + (f"[{hop.physout}]" if hop.physout else "")
+    return Text(f"{entered or '·'} → {left or '·'}")
+
+
+def hop_addresses(hop: JourneyHop) -> Text:
+    """``src:sport → dst:dport`` as this hop shows them (highlighted when translated)."""
+    text = f"{_endpoint(hop.src, hop.sport)} → {_endpoint(hop.dst, hop.dport)}"
+    return Text(text, STYLE["translated"] if hop.translated else "")
+
+
+def _endpoint(addr: str | None, port: int | None) -> str:
+    return format_endpoint(addr or "?", port)
+
+
+def _ttl(hop: JourneyHop) -> Text:
+    return Text(f"TTL {hop.ttl}" if hop.ttl is not None else "")
+
+
+def hop_marks(hop: JourneyHop) -> Text:
+    """The bridge role (``⇄ nic`` where it switches), NAT marks, ``translated``."""
+    text = Text()
+    if hop.role_switch and hop.role:
+        text.append(f"⇄ {hop.role}", STYLE["switch"])
+    elif hop.role:
+        text.append(hop.role, STYLE.get(hop.role, ""))
+    for mark in hop.nat:
+        text.append(" " if text else "")
+        text.append(mark.upper(), STYLE["nat"])
+    if hop.translated:
+        text.append(" translated" if text else "translated", STYLE["translated"])
+    return text
+
+
+def _demo(argv: list[str]) -> int:
+    """``python -m logpath.render.timeline STORE FLOW_ID``: print one journey's timeline."""
+    from logpath.journeys import load_journey
+    from logpath.store import Store
+
+    if len(argv) != 2:
+        print("usage: python -m logpath.render.timeline STORE FLOW_ID", file=sys.stderr)
+        return 2
+    print_timeline(Console(), [load_journey(Store(Path(argv[0])), argv[1])])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_demo(sys.argv[1:]))

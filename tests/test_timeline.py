@@ -1,0 +1,112 @@
+"""The terminal timeline (logpath.render.timeline) on the seed article's MASQUERADE journey."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from logpath.cli import app
+from logpath.journeys import FlowQuery, Journey, load_journey, select_flows
+from logpath.render.timeline import print_timeline
+from logpath.store import Store
+
+SEED = Path(__file__).resolve().parent.parent / "samples" / "seed"
+
+
+@pytest.fixture(scope="module")
+def seed_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    path = tmp_path_factory.mktemp("seed")
+    result = CliRunner().invoke(app, ["ingest", str(SEED / "syslog"), "--store", str(path),
+                                      "--year", "2016", "--rules", str(SEED / "iptables.final.rules")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return Store(path)
+
+
+def journey_to(store: Store, dst: str) -> Journey:
+    """The journey of the seed's connection to ``dst`` (one each in the article)."""
+    _, flows = select_flows(store, FlowQuery())
+    (flow,) = [f for f in flows if f.orig.dst == dst]
+    return load_journey(store, flow.id)
+
+
+def render(journey: Journey, width: int, **options: bool) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, no_color=True, force_terminal=False, **options)
+    print_timeline(console, [journey])
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+
+MASQUERADE_120 = """\
+flow {id} tcp  orig 172.17.0.2:55148→10.10.126.187:12580  reply 10.10.126.187:12580→10.10.126.101:55148  SNAT
+172.17.0.2:55148→10.10.126.101:55148 @POSTROUTING  state established
+
+#1 → orig SYN  len 60 id 34160  ⇒ forwarded
+  raw PREROUTING                      docker0[vethd9f6465] → ·    172.17.0.2:55148 → 10.10.126.187:12580 TTL 64 nic
+  filter FORWARD (FwdId0Ond0)         docker0[vethd9f6465] → eth0 172.17.0.2:55148 → 10.10.126.187:12580 TTL 63 nic
+  nat POSTROUTING (LogNatPostRouting) [vethd9f6465] → eth0        172.17.0.2:55148 → 10.10.126.187:12580 TTL 63 SNAT
+
+#2 ← reply SYN-ACK  len 60 id 0  ⇒ forwarded
+  raw PREROUTING          eth0 → ·       10.10.126.187:12580 → 10.10.126.101:55148 TTL 64
+  filter FORWARD (FwdOd0) eth0 → docker0 10.10.126.187:12580 → 172.17.0.2:55148    TTL 63 nic DE-SNAT translated
+
+#3 → orig ACK  len 52 id 34161  ⇒ forwarded
+  raw PREROUTING              docker0[vethd9f6465] → ·    172.17.0.2:55148 → 10.10.126.187:12580 TTL 64 nic
+  filter FORWARD (FwdId0Ond0) docker0[vethd9f6465] → eth0 172.17.0.2:55148 → 10.10.126.187:12580 TTL 63 nic"""
+
+MASQUERADE_80 = """\
+flow {id} tcp  orig 172.17.0.2:55148→10.10.126.187:12580  reply
+10.10.126.187:12580→10.10.126.101:55148  SNAT
+172.17.0.2:55148→10.10.126.101:55148 @POSTROUTING  state established
+
+#1 → orig SYN  len 60 id 34160  ⇒ forwarded
+  raw PREROUTING      172.17.0.2:55148 → 10.10.126.187:12580 TTL 64
+                      docker0[vethd9f6465] → ·  nic
+  filter FORWARD      172.17.0.2:55148 → 10.10.126.187:12580 TTL 63
+    FwdId0Ond0        docker0[vethd9f6465] → eth0  nic
+  nat POSTROUTING     172.17.0.2:55148 → 10.10.126.187:12580 TTL 63
+    LogNatPostRouting [vethd9f6465] → eth0  SNAT
+
+#2 ← reply SYN-ACK  len 60 id 0  ⇒ forwarded
+  raw PREROUTING 10.10.126.187:12580 → 10.10.126.101:55148 TTL 64
+                 eth0 → ·
+  filter FORWARD 10.10.126.187:12580 → 172.17.0.2:55148    TTL 63
+    FwdOd0       eth0 → docker0  nic DE-SNAT translated
+
+#3 → orig ACK  len 52 id 34161  ⇒ forwarded
+  raw PREROUTING 172.17.0.2:55148 → 10.10.126.187:12580 TTL 64
+                 docker0[vethd9f6465] → ·  nic
+  filter FORWARD 172.17.0.2:55148 → 10.10.126.187:12580 TTL 63
+    FwdId0Ond0   docker0[vethd9f6465] → eth0  nic"""
+
+
+def test_masquerade_timeline_wide(seed_store: Store) -> None:
+    journey = journey_to(seed_store, "10.10.126.187")  # its id hashes the source path
+    assert render(journey, 120) == MASQUERADE_120.format(id=journey.flow.id)
+
+
+def test_masquerade_timeline_narrow(seed_store: Store) -> None:
+    journey = journey_to(seed_store, "10.10.126.187")
+    assert render(journey, 80) == MASQUERADE_80.format(id=journey.flow.id)
+
+
+def test_switched_journey_shows_bridge_role_and_both_ports(seed_store: Store) -> None:
+    text = render(journey_to(seed_store, "172.17.0.3"), 140)
+    lines = text.splitlines()
+    assert lines[2] == "#1 → orig SYN  len 60 id 24284  ⇒ switched"
+    assert lines[4] == (
+        "  filter FORWARD (FwdId0Od0) docker0[vethd9f6465] → docker0[vethfcceafa] "
+        "172.17.0.2:43292 → 172.17.0.3:12580 TTL 64 bridge"
+    )
+
+
+def test_colour_only_when_the_console_has_it(seed_store: Store) -> None:
+    journey = journey_to(seed_store, "10.10.126.187")
+    out = io.StringIO()
+    print_timeline(Console(file=out, width=120, force_terminal=True, color_system="standard"),
+                   [journey])  # fmt: skip
+    assert "\x1b[" in out.getvalue()  # the NAT mark and roles are coloured
+    assert "\x1b[" not in render(journey, 120)
