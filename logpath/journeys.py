@@ -7,11 +7,14 @@ These are the records renderers draw (terminal timeline, sequence diagram) and w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
@@ -26,10 +29,11 @@ from logpath.flows import (
     summarise_flows,
 )
 from logpath.hooks import resolve_hooks
-from logpath.hops import HOP_COLUMNS, hop_to_json
+from logpath.hops import HOP_COLUMNS, HOP_SCHEMA, hop_to_json
 from logpath.packets import group_packets, missing, refine_guessed_hooks
 from logpath.rules import Ruleset
 from logpath.store import Store, hop_filter
+from logpath.store import _pandas_type as store_pandas_type
 
 
 @dataclass(frozen=True)
@@ -283,6 +287,18 @@ def _journey_hop(row: dict[str, Any]) -> JourneyHop:
 
 
 NAT_CHOICES = {"snat": ("snat",), "dnat": ("dnat", "redirect"), "any": NAT_TYPES}
+# What trace_hops reads (flows need no more; journeys read every column for their hop fields).
+TRACE_COLUMNS = frozenset(
+    {"source", "lineno", "host", "ts", "uptime", "kind", "prefix", "in_iface", "out_iface",
+     "physin", "physout", "macdst", "macsrc", "family", "src", "dst", "len", "ttl", "id",
+     "proto", "sport", "dport", "seq", "ack", "window", "flags", "icmp_type", "icmp_code",
+     "icmp_id", "icmp_seq", "inner_src", "inner_dst", "inner_proto", "inner_sport",
+     "inner_dport", "inner_icmp_id", "arp_opcode", "arp_ipsrc", "arp_ipdst", "trace_table",
+     "trace_chain", "trace_type", "trace_rulenum"}
+)  # fmt: skip
+# What a selection needs to find the rest of its connections.
+SELECTED_COLUMNS = ["source", "lineno", "ts", "sport", "dport", "inner_sport", "inner_dport",
+                    "icmp_id", "inner_icmp_id"]  # fmt: skip
 # Widening a selection to the rest of its connections reads this much around it (seconds).
 WIDEN_MARGIN = 600.0
 
@@ -327,8 +343,12 @@ def select_flows(store: Store, query: FlowQuery) -> tuple[pd.DataFrame, list[Flo
         raise UsageError(f"--nat {query.nat!r}: use snat, dnat or any")
     hop_query = {k: getattr(query, k) for k in ("port", "host", "proto", "since", "until")}
     selective = any(v is not None for v in hop_query.values())
-    selected = store.read_hops(hop_filter(**hop_query)) if selective else None
-    hops = _widen(store, selected) if selected is not None else store.read_hops()
+    hop_columns = [c for c in HOP_COLUMNS if c in TRACE_COLUMNS]
+    selected = store.read_hops(hop_filter(**hop_query), SELECTED_COLUMNS) if selective else None
+    if selected is None:
+        hops = store.read_hops(columns=hop_columns)
+    else:
+        hops = _widen(store, selected, hop_columns)
     traced = trace_hops(hops, store_ruleset(store))
     if selected is not None:
         wanted = set(zip(selected["source"], selected["lineno"], strict=True))
@@ -342,25 +362,78 @@ def select_flows(store: Store, query: FlowQuery) -> tuple[pd.DataFrame, list[Flo
     return traced, flows
 
 
-def _widen(store: Store, selected: pd.DataFrame) -> pd.DataFrame:
-    """The selected hops plus every hop sharing one of their ports (or ICMP ids), nearby in time."""
-    if selected.empty:
-        return selected
-    ports = pd.concat([selected[c] for c in ("sport", "dport", "inner_sport", "inner_dport")])
-    ports = sorted({int(p) for p in ports.dropna()})
-    ids = sorted({int(i) for i in selected["icmp_id"].dropna()})
-    term = ds.field("sport").isin(ports) | ds.field("dport").isin(ports)
-    term = term | ds.field("inner_sport").isin(ports) | ds.field("inner_dport").isin(ports)
-    if ids:
-        term = term | ds.field("icmp_id").isin(ids) | ds.field("inner_icmp_id").isin(ids)
-    stamps = selected["ts"].dropna()
-    if not stamps.empty:
-        margin = pd.Timedelta(seconds=WIDEN_MARGIN)
-        low = (stamps.min() - margin).to_pydatetime()
-        high = (stamps.max() + margin).to_pydatetime()
-        near = (ds.field("ts") >= low) & (ds.field("ts") <= high)
-        term = term & (near | ds.field("ts").is_null())
-    return store.read_hops(term)
+def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The selected hops plus every hop sharing one of their ports (or ICMP ids) near in time.
+
+    Scans the store batch by batch and keeps only matching rows: memory follows the selection.
+    """
+    port_windows = _windows(selected, ("sport", "dport", "inner_sport", "inner_dport"))
+    id_windows = _windows(selected, ("icmp_id", "inner_icmp_id"))
+    kept = []
+    for batch in _hop_batches(store, columns):
+        stamps = _batch_seconds(batch)
+        near = np.zeros(batch.num_rows, dtype=bool)
+        for column in ("sport", "dport", "inner_sport", "inner_dport"):
+            near |= _near(batch, column, stamps, port_windows)
+        for column in ("icmp_id", "inner_icmp_id"):
+            near |= _near(batch, column, stamps, id_windows)
+        if near.any():
+            kept.append(batch.filter(pa.array(near)))
+    table = pa.Table.from_batches(kept, schema=pa.schema([HOP_SCHEMA.field(c) for c in columns]))
+    # the store's own pandas types (nullable integers stay integers), as read_hops gives them
+    return table.to_pandas(types_mapper=store_pandas_type)
+
+
+def _hop_batches(store: Store, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The store's hops, a record batch at a time (the layout Store.read_table reads)."""
+    files = [str(store.path / "hops" / part) for part in store.require().parts]
+    if not files:
+        return iter(())
+    dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
+    # little readahead: memory should follow the selection, not the store
+    return iter(dataset.to_batches(columns=columns, batch_readahead=2, fragment_readahead=1))
+
+
+def _windows(selected: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Per value of these columns (ports, ICMP ids), the time window around its selected hops."""
+    seconds = _seconds(selected["ts"])
+    values = pd.concat(
+        [pd.DataFrame({"value": selected[c], "t": seconds}) for c in columns]
+    ).dropna(subset=["value"])
+    windows = values.groupby("value")["t"].agg(["min", "max"]).sort_index()
+    # a hop without wall-clock time cannot be placed in time: its port matches at any time
+    untimed = values[values["t"].isna()]["value"].unique()
+    windows.loc[windows.index.isin(untimed), ["min", "max"]] = np.nan
+    windows["low"] = windows["min"] - WIDEN_MARGIN
+    windows["high"] = windows["max"] + WIDEN_MARGIN
+    return windows
+
+
+def _seconds(stamps: pd.Series) -> np.ndarray:
+    """Epoch seconds (NaN where missing)."""
+    stamps = pd.to_datetime(stamps, utc=True)
+    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype="float64")
+
+
+def _batch_seconds(batch: pa.RecordBatch) -> np.ndarray:
+    """Epoch seconds of a batch's ``ts`` column (NaN where missing)."""
+    micros = pc.cast(batch.column("ts"), pa.int64())
+    return micros.to_numpy(zero_copy_only=False).astype("float64") / 1e6
+
+
+def _near(
+    batch: pa.RecordBatch, column: str, stamps: np.ndarray, windows: pd.DataFrame
+) -> np.ndarray:
+    """Rows whose ``column`` value is one of the windows' values, inside its time window."""
+    if windows.empty:
+        return np.zeros(batch.num_rows, dtype=bool)
+    keys = windows.index.to_numpy(dtype="float64")
+    values = pc.cast(batch.column(column), pa.float64()).to_numpy(zero_copy_only=False)
+    slot = np.clip(np.searchsorted(keys, values), 0, len(keys) - 1)
+    hit = keys[slot] == values
+    low, high = windows["low"].to_numpy()[slot], windows["high"].to_numpy()[slot]
+    timeless = np.isnan(stamps) | np.isnan(low)
+    return hit & (timeless | ((stamps >= low) & (stamps <= high)))
 
 
 def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
