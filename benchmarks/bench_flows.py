@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- store: `{store.name}` (ingested from {args.lines:,} generated lines, seed "
             f"{args.seed})",
             "",
-            "| command | wall s | CPU s | peak RSS (largest process) | peak RSS (process tree) "
+            "| command | wall s | CPU s | peak RSS (largest process) | peak PSS (process tree) "
             "| load before | flows |",
             "|---|---:|---:|---:|---:|---:|---:|",
             f"| `logpath flows --port {args.port} --json` | {m.wall_seconds:.2f} "

@@ -2,7 +2,7 @@
 
 Peak memory is taken two ways because logpath may use worker processes: GNU time's `%M`
 (ru_maxrss: the largest single process, the child or any descendant it waited for), and a
-sampler that sums the resident set of the whole process tree every 20 ms and keeps the maximum.
+sampler that sums the memory (PSS) of the whole process tree every 20 ms and keeps the maximum.
 The command runs under /usr/bin/time rather than straight from Python because the kernel
 carries the pre-exec memory's high-water mark into ru_maxrss at exec: a child forked from this
 ~70 MB Python would report at least 70 MB whatever it really used.
@@ -37,7 +37,7 @@ class Measurement:
     returncode: int
     wall_seconds: float
     max_rss_kb: int  # largest single process (wait4 ru_maxrss)
-    tree_peak_kb: int  # largest sampled sum over the process tree
+    tree_peak_kb: int  # largest sampled PSS sum over the process tree
     cpu_seconds: float  # user + system time of the command and its waited-for children
     load_before: float  # 1-minute load average when it started: other work skews wall time
     stdout: str
@@ -59,16 +59,28 @@ def children_of() -> dict[int, list[int]]:
     return tree
 
 
+def memory_kb(pid: int) -> int:
+    """A process's proportional set size (shared pages split among their users), in KiB.
+
+    Worker processes forked from the parent share its pages copy-on-write; summing their RSS
+    would count those pages once per worker, summing PSS counts them once.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def tree_rss_kb(root: int) -> int:
-    """Resident set of `root` and all its descendants, in KiB."""
+    """Memory (PSS) of `root` and all its descendants, in KiB."""
     tree, total, todo = children_of(), 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(tree.get(pid, []))
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
-        except (OSError, IndexError, ValueError):
-            continue
+        total += memory_kb(pid)
     return total
 
 
