@@ -1,0 +1,625 @@
+"""Sequence diagram of a journey: lifelines for the places a packet passes, an arrow per hop.
+
+Like Wireshark's Flow Graph, but for the inside of a host. First ``layout()`` computes a plain
+model from a Journey (lifelines, arrows, labels, role bands, NAT marks, notes for collapsed
+packets); then ``paint()`` draws it with matplotlib (Agg, no screen). The lifelines come from the
+hops themselves: the sender (address, MAC), the bridge ports (PHYSIN/PHYSOUT), a bridge (when it
+switches, and as the interface it is to the host), the host stack, other interfaces, the receiver.
+
+    python -m logpath.render.diagram STORE FLOW_ID OUT.png
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from logpath.errors import UsageError
+from logpath.flows import Flow, format_endpoint
+from logpath.journeys import Journey, JourneyHop, Packet
+
+# Beyond this many packets a connection is summarised: repeated packets collapse into a note.
+MAX_PACKETS = 30
+# Packets kept at the start and the end when even the collapsed list is longer than that.
+KEEP_HEAD, KEEP_TAIL = 20, 8
+# Left-to-right rank of each kind of lifeline, the orig direction reading left to right.
+RANK = {"sender": 0, "sender-port": 1, "sender-dev": 2, "stack": 3, "receiver-dev": 4,
+        "receiver-port": 5, "receiver": 6}  # fmt: skip
+HOOK_SHORT = {"PREROUTING": "PRE", "INPUT": "IN", "FORWARD": "FWD", "OUTPUT": "OUT",
+              "POSTROUTING": "POST"}  # fmt: skip
+# Packets leaving by these fates get a dashed arrow to where they are going.
+LEAVING = ("forwarded", "sent", "switched")
+
+
+@dataclass(frozen=True)
+class Lifeline:
+    """A place a packet passes: an endpoint, a bridge port, a bridge, a host stack, a device."""
+
+    key: str
+    """Identity: "sender", "receiver", "stack:HOST", "dev:HOST:NAME", "port:HOST:NAME"."""
+    kind: str
+    """"endpoint", "port", "bridge", "stack" or "iface"."""
+    title: str
+    """First line of its head: an address, a device name or the host name."""
+    detail: str
+    """Second line: a MAC, "port of docker0", "bridge 02:42:…", "host stack", "interface"."""
+
+
+@dataclass(frozen=True)
+class Arrow:
+    """One hop (or a packet leaving after its last hop) drawn between two lifelines."""
+
+    row: int
+    """Row from the top (0-based); rows hold packet headers, arrows and notes."""
+    start: int
+    """Index of the lifeline it leaves."""
+    end: int
+    """Index of the lifeline it reaches (equal to start for a hop at the same place)."""
+    label: str
+    """TCP flags (or summary) and the addresses at that point, e.g. "SYN 1.2.3.4:5 → …"."""
+    where: str
+    """The hook and table/chain, TTL and role: "raw PREROUTING · TTL 64 · nic"."""
+    hook: str | None
+    """The hook of the hop (None for a leaving arrow)."""
+    kind: str
+    """"hop" or "leave" (dashed: the packet goes on, as the fate says)."""
+    translated: bool
+    """True when the addresses shown are NAT-translated."""
+    via: tuple[int, ...]
+    """Lifelines the packet is known to cross on this arrow (its PHYSIN/IN or OUT/PHYSOUT)."""
+
+
+@dataclass(frozen=True)
+class PacketHeader:
+    """The line above a packet's arrows."""
+
+    row: int
+    """Its row."""
+    n: int
+    """Packet number in the flow."""
+    direction: str
+    """"orig" or "reply"."""
+    text: str
+    """"#1 → orig SYN ⇒ forwarded"."""
+
+
+@dataclass(frozen=True)
+class RoleBand:
+    """Consecutive hops of one packet where a bridge plays one role."""
+
+    first_row: int
+    """First row of the band."""
+    last_row: int
+    """Last row of the band."""
+    role: str
+    """"bridge" (switching between ports) or "nic" (the host's network card)."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A mark at one arrow: a role switch or a NAT translation."""
+
+    row: int
+    """Row of the arrow it marks."""
+    lifeline: int
+    """Lifeline it stands on."""
+    text: str
+    """"bridge ⇄ nic", "SNAT 172.17.0.2:55148 → 10.10.126.101:55148"."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """A row of text: packets collapsed or left out."""
+
+    row: int
+    """Its row."""
+    text: str
+    """What was collapsed, with counts and packet numbers."""
+
+
+@dataclass(frozen=True)
+class Diagram:
+    """Everything ``paint`` draws, computed from a Journey by ``layout``."""
+
+    title: str
+    """The connection: id, protocol, tuples, NAT, state."""
+    lifelines: tuple[Lifeline, ...]
+    """Left to right."""
+    arrows: tuple[Arrow, ...]
+    """In time order."""
+    packets: tuple[PacketHeader, ...]
+    """Packet headers in order."""
+    bands: tuple[RoleBand, ...]
+    """Role bands."""
+    switches: tuple[Marker, ...]
+    """Where a bridge switches role."""
+    nat_marks: tuple[Marker, ...]
+    """Where NAT changes the addresses."""
+    notes: tuple[Note, ...]
+    """Collapsed or omitted packets."""
+    rows: int
+    """Number of rows."""
+
+
+def layout(journey: Journey) -> Diagram:
+    """The diagram model of a journey (lifelines from its hops, one arrow per hop).
+
+    Example:
+        >>> [line.title for line in layout(journey).lifelines]
+        ['172.17.0.2', 'vethd9f6465', 'docker0', 'pc-baim', 'eth0', '10.10.126.187']
+    """
+    lifelines = find_lifelines(journey)
+    index = {line.key: i for i, line in enumerate(lifelines)}
+    builder = _Rows(journey.flow, index, _endpoints(journey))
+    for item in summarise_packets(journey.packets):
+        if isinstance(item, str):
+            builder.note(item)
+        else:
+            builder.packet(item)
+    return Diagram(
+        title=flow_title(journey.flow),
+        lifelines=tuple(lifelines),
+        arrows=tuple(builder.arrows),
+        packets=tuple(builder.headers),
+        bands=tuple(builder.bands),
+        switches=tuple(builder.switches),
+        nat_marks=tuple(builder.nat_marks),
+        notes=tuple(builder.notes),
+        rows=builder.row,
+    )
+
+
+def flow_title(flow: Flow) -> str:
+    """``flow ID tcp  orig A → B  reply C → D  SNAT x → y  established``."""
+    orig = f"{_at(flow.orig.src, flow.orig.sport)} → {_at(flow.orig.dst, flow.orig.dport)}"
+    reply = f"{_at(flow.reply.src, flow.reply.sport)} → {_at(flow.reply.dst, flow.reply.dport)}"
+    nat = "".join(f"  {t.type.upper()} {t.from_addr} → {t.to_addr}" for t in flow.nat)
+    return f"flow {flow.id} {flow.proto}   orig {orig}   reply {reply}{nat}   {flow.state}"
+
+
+def _at(addr: str | None, port: int | None) -> str:
+    return format_endpoint(addr or "?", port)
+
+
+def place_key(hop: JourneyHop) -> str:
+    """Where a hop was logged: on the bridge when it switches, else in its host's stack."""
+    if hop.role == "bridge":
+        return f"dev:{hop.host}:{hop.in_iface or hop.out_iface}"
+    return f"stack:{hop.host}"
+
+
+def _all_hops(journey: Journey) -> list[tuple[Packet, JourneyHop]]:
+    return [(packet, hop) for packet in journey.packets for hop in packet.hops]
+
+
+def _endpoints(journey: Journey) -> dict[str, str]:
+    """The lifeline keys of the sender and the receiver (a host stack when local)."""
+    orig = [hop for packet, hop in _all_hops(journey) if packet.direction == "orig"]
+    ends = {"sender": "sender", "receiver": "receiver"}
+    if orig and orig[0].hook == "OUTPUT":
+        ends["sender"] = f"stack:{orig[0].host}"
+    delivered = [hop for hop in orig if hop.hook == "INPUT"]
+    if delivered:
+        ends["receiver"] = f"stack:{delivered[0].host}"
+    return ends
+
+
+def find_lifelines(journey: Journey) -> list[Lifeline]:
+    """The lifelines a journey needs, ordered as the orig direction travels (left to right)."""
+    ends = _endpoints(journey)
+    found: dict[str, tuple[int, Lifeline]] = {}
+
+    def add(rank: str, line: Lifeline) -> None:
+        found.setdefault(line.key, (RANK[rank], line))
+
+    bridges = _bridge_names(journey)
+    if ends["sender"] == "sender":
+        add("sender", _endpoint_line(journey, "sender"))
+    for packet, hop in _all_hops(journey):
+        near, far = ("sender", "receiver") if packet.direction == "orig" else ("receiver", "sender")
+        for name, side in ((hop.physin, near), (hop.physout, far)):
+            if name:
+                add(f"{side}-port", _port_line(hop, name, bridges))
+        for name, side in ((hop.in_iface, near), (hop.out_iface, far)):
+            if name:
+                add(f"{side}-dev", _device_line(hop.host, name, bridges))
+        if not place_key(hop).startswith("dev:"):
+            add("stack", Lifeline(f"stack:{hop.host}", "stack", hop.host or "host", "host stack"))
+    if ends["receiver"] == "receiver":
+        add("receiver", _endpoint_line(journey, "receiver"))
+    ordered = sorted(enumerate(found.values()), key=lambda item: (item[1][0], item[0]))
+    return [line for _, (_, line) in ordered]
+
+
+def _bridge_names(journey: Journey) -> dict[tuple[str | None, str], str | None]:
+    """Bridges seen (a device with PHYSIN in or PHYSOUT out), with their own MAC when known."""
+    bridges: dict[tuple[str | None, str], str | None] = {}
+    for _, hop in _all_hops(journey):
+        if hop.physin and hop.in_iface:
+            bridges.setdefault((hop.host, hop.in_iface), None)
+        if hop.physout and hop.out_iface:
+            bridges.setdefault((hop.host, hop.out_iface), None)
+    for _, hop in _all_hops(journey):
+        # the host stack sees only frames addressed to the bridge's own MAC
+        key = (hop.host, hop.in_iface or "")
+        if key in bridges and hop.role == "nic" and hop.hook in ("INPUT", "FORWARD"):
+            bridges[key] = bridges[key] or hop.fields.get("macdst")
+    return bridges
+
+
+def _port_line(
+    hop: JourneyHop, name: str, bridges: Mapping[tuple[str | None, str], object]
+) -> Lifeline:
+    bridge = hop.in_iface if name == hop.physin else hop.out_iface
+    detail = f"port of {bridge}" if (hop.host, bridge or "") in bridges else "bridge port"
+    return Lifeline(f"port:{hop.host}:{name}", "port", name, detail)
+
+
+def _device_line(
+    host: str | None, name: str, bridges: dict[tuple[str | None, str], str | None]
+) -> Lifeline:
+    if (host, name) in bridges:
+        mac = bridges[(host, name)]
+        return Lifeline(f"dev:{host}:{name}", "bridge", name, f"bridge {mac}" if mac else "bridge")
+    return Lifeline(f"dev:{host}:{name}", "iface", name, "interface")
+
+
+def _endpoint_line(journey: Journey, end: str) -> Lifeline:
+    """The sender (orig source) or the receiver (the server that answers, after any DNAT)."""
+    flow = journey.flow
+    address = flow.orig.src if end == "sender" else flow.reply.src
+    # its MAC: the source MAC of the first hop of a packet it sent (when it is on a local link)
+    direction = "orig" if end == "sender" else "reply"
+    sent = [p.hops[0] for p in journey.packets if p.direction == direction and p.hops]
+    mac = sent[0].fields.get("macsrc") if sent else None
+    detail = str(mac) if mac else ("client" if end == "sender" else "server")
+    if end == "receiver" and flow.reply.src != flow.orig.dst:
+        detail += f" (asked as {flow.orig.dst})"
+    return Lifeline(end, "endpoint", address, detail)
+
+
+def summarise_packets(packets: Sequence[Packet]) -> list[Packet | str]:
+    """The packets to draw, with notes in place of the ones left out.
+
+    Up to MAX_PACKETS all are drawn. Beyond, a packet that repeats one already drawn (same
+    direction, summary, fate and hops at the same places) is collapsed: each run of such
+    packets becomes a note with its count; if still too many, the middle is left out.
+    """
+    if len(packets) <= MAX_PACKETS:
+        return list(packets)
+    items: list[Packet | str] = []
+    seen: set[tuple[object, ...]] = set()
+    run: list[Packet] = []
+    for packet in packets:
+        signature = _signature(packet)
+        if signature in seen:
+            run.append(packet)
+            continue
+        if run:
+            items.append(_collapsed(run))
+            run = []
+        items.append(packet)
+        seen.add(signature)
+    if run:
+        items.append(_collapsed(run))
+    return _cut_middle(items)
+
+
+def _signature(packet: Packet) -> tuple[object, ...]:
+    return (packet.direction, packet.summary, packet.fate,
+            tuple((hop.table, hop.hook, place_key(hop)) for hop in packet.hops))  # fmt: skip
+
+
+def _collapsed(run: list[Packet]) -> str:
+    kinds = sorted({f"{p.direction} {p.summary}" for p in run})
+    return f"… {len(run)} more packet(s) like the ones above (#{run[0].n}–#{run[-1].n}: " + (
+        ", ".join(kinds) + ")"
+    )
+
+
+def _cut_middle(items: list[Packet | str]) -> list[Packet | str]:
+    drawn = [i for i, item in enumerate(items) if not isinstance(item, str)]
+    if len(drawn) <= MAX_PACKETS:
+        return items
+    head_end, tail_start = drawn[KEEP_HEAD], drawn[-KEEP_TAIL]
+    left_out = [item for item in items[head_end:tail_start] if not isinstance(item, str)]
+    numbers = [p.n for p in left_out]
+    note = f"… packets #{numbers[0]}–#{numbers[-1]} left out ({len(numbers)} drawn in summary)"
+    return [*items[:head_end], note, *items[tail_start:]]
+
+
+class _Rows:
+    """Accumulates rows of the diagram, packet after packet."""
+
+    def __init__(self, flow: Flow, index: dict[str, int], ends: dict[str, str]) -> None:
+        self.flow, self.index, self.ends = flow, index, ends
+        self.row = 0
+        self.arrows: list[Arrow] = []
+        self.headers: list[PacketHeader] = []
+        self.bands: list[RoleBand] = []
+        self.switches: list[Marker] = []
+        self.nat_marks: list[Marker] = []
+        self.notes: list[Note] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(Note(self.row, text))
+        self.row += 1
+
+    def packet(self, packet: Packet) -> None:
+        arrow = "→" if packet.direction == "orig" else "←"
+        fate = f"stopped after {packet.stopped_at}" if packet.fate == "stopped" else packet.fate
+        text = f"#{packet.n} {arrow} {packet.direction}  {packet.summary}  ⇒ {fate}"
+        self.headers.append(PacketHeader(self.row, packet.n, packet.direction, text))
+        self.row += 1
+        near, far = ("sender", "receiver") if packet.direction == "orig" else ("receiver", "sender")
+        previous = self.index[self.ends[near]]
+        if packet.hops and packet.hops[0].hook == "OUTPUT":
+            previous = self.index[place_key(packet.hops[0])]  # a local socket sent it
+        spans = []
+        for number, hop in enumerate(packet.hops):
+            first = self.row
+            previous = self._hop(packet, hop, previous, entering=number == 0)
+            spans.append((hop.role, first, self.row - 1))
+        if packet.fate in LEAVING and packet.hops:
+            self._leave(packet.hops[-1], previous, self.index[self.ends[far]])
+        self._bands(spans)
+
+    def _hop(self, packet: Packet, hop: JourneyHop, previous: int, entering: bool) -> int:
+        """The hop's arrow, then a row for each mark it carries (role switch, NAT)."""
+        end = self.index[place_key(hop)]
+        via = _via(self.index, hop, ("physin", "in_iface")) if entering else ()
+        label = f"{packet.summary}  {_at(hop.src, hop.sport)} → {_at(hop.dst, hop.dport)}"
+        self.arrows.append(
+            Arrow(
+                self.row,
+                previous,
+                end,
+                label,
+                hop_where(hop),
+                hop.hook,
+                "hop",
+                hop.translated,
+                _between(via, previous, end),
+            )
+        )
+        self.row += 1
+        if hop.role_switch and hop.role:
+            other = "nic" if hop.role == "bridge" else "bridge"
+            bridge = hop.in_iface or hop.out_iface
+            self.switches.append(Marker(self.row, end, f"{bridge}: {other} ⇄ {hop.role}"))
+            self.row += 1
+        for mark in hop.nat:
+            self.nat_marks.append(Marker(self.row, end, nat_text(self.flow, mark)))
+            self.row += 1
+        return end
+
+    def _leave(self, last: JourneyHop, start: int, end: int) -> None:
+        src, dst = _at(last.src, last.sport), _at(last.dst, last.dport)
+        src = _applied(self.flow, last, src)
+        device = last.physout or last.out_iface
+        label = f"leaves by {device}  {src} → {dst}" if device else f"{src} → {dst}"
+        via = _via(self.index, last, ("out_iface", "physout"))
+        translated = last.translated or src != _at(last.src, last.sport)
+        self.arrows.append(
+            Arrow(
+                self.row,
+                start,
+                end,
+                label,
+                "",
+                None,
+                "leave",
+                translated,
+                _between(via, start, end),
+            )
+        )
+        self.row += 1
+
+    def _bands(self, spans: list[tuple[str | None, int, int]]) -> None:
+        """One band per run of consecutive hops (rows first..last) with the same role."""
+        run: list[tuple[str | None, int, int]] = []
+        for span in [*spans, (None, -1, -1)]:
+            if run and span[0] != run[0][0]:
+                if run[0][0]:
+                    self.bands.append(RoleBand(run[0][1], run[-1][2], str(run[0][0])))
+                run = []
+            run.append(span)
+
+
+def _between(lanes: tuple[int, ...], start: int, end: int) -> tuple[int, ...]:
+    """The lanes strictly between an arrow's two ends (where a crossing dot can be drawn)."""
+    low, high = sorted((start, end))
+    return tuple(lane for lane in lanes if low < lane < high)
+
+
+def _via(index: dict[str, int], hop: JourneyHop, names: tuple[str, str]) -> tuple[int, ...]:
+    """Lifelines of the devices a hop names (PHYSIN/IN entering, OUT/PHYSOUT leaving)."""
+    keys = []
+    for name in names:
+        device = getattr(hop, name)
+        if device:
+            keys.append(f"{'port' if name.startswith('phys') else 'dev'}:{hop.host}:{device}")
+    return tuple(index[key] for key in keys if key in index)
+
+
+def hop_where(hop: JourneyHop) -> str:
+    """``raw PREROUTING (chain) · TTL 64 · nic`` for the gutter beside a hop's arrow."""
+    where = f"{hop.table or '?'} {hop.hook or '?'}"
+    if hop.chain and hop.chain != hop.hook:
+        where += f" ({hop.chain})"
+    if hop.evidence == "guess":
+        where += " (guess)"
+    parts = [where]
+    if hop.ttl is not None:
+        parts.append(f"TTL {hop.ttl}")
+    if hop.role:
+        parts.append(hop.role)
+    return " · ".join(parts)
+
+
+def nat_text(flow: Flow, mark: str) -> str:
+    """``SNAT 172.17.0.2:55148 → 10.10.126.101:55148`` for a hop's NAT mark."""
+    wanted = {"snat": ("snat",), "de-snat": ("snat",), "dnat": ("dnat", "redirect"),
+              "de-dnat": ("dnat", "redirect")}.get(mark, ())  # fmt: skip
+    found = [t for t in flow.nat if t.type in wanted]
+    if not found:
+        return mark.upper()
+    translation = found[0]
+    if mark.startswith("de-"):
+        return f"{mark.upper()} {translation.to_addr} → {translation.from_addr}"
+    where = f"  (applied at {translation.hook})"
+    return f"{translation.type.upper()} {translation.from_addr} → {translation.to_addr}{where}"
+
+
+def _applied(flow: Flow, last: JourneyHop, src: str) -> str:
+    """The source a packet leaves with when SNAT (or a reply's de-DNAT) acts after its last
+    hop: nat POSTROUTING logs before it translates, so the line still shows the old one."""
+    for mark, kinds, pick in (("snat", ("snat",), "to"), ("de-dnat", ("dnat", "redirect"), "from")):
+        found = [t for t in flow.nat if t.type in kinds]
+        if mark in last.nat and found:
+            return found[0].to_addr if pick == "to" else found[0].from_addr
+    return src
+
+
+# Painting: sizes in inches (one data unit is one inch on the figure).
+LANE_W, ROW_H, HEAD_H, TITLE_H, GUTTER_W, MARGIN = 1.9, 0.34, 0.75, 0.45, 3.3, 0.5
+COLOURS = {"orig": "#1f5fa8", "reply": "#8e2c8e", "nat": "#f2c94c", "bridge": "#dbe9f7",
+           "nic": "#e4f3df", "switch": "#2f4f9f", "translated": "#b35900",
+           "life": "#9a9a9a"}  # fmt: skip
+
+
+def figure_size(diagram: Diagram) -> tuple[float, float]:
+    """Width and height in inches."""
+    width = 2 * MARGIN + len(diagram.lifelines) * LANE_W + GUTTER_W
+    height = TITLE_H + HEAD_H + (diagram.rows + 0.5) * ROW_H + MARGIN / 2
+    return width, height
+
+
+def paint(diagram: Diagram) -> Figure:
+    """Draw the model on a new matplotlib Figure (Agg canvas, never a window)."""
+    width, height = figure_size(diagram)
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.set_xlim(0, width)
+    axes.set_ylim(0, height)
+    axes.axis("off")
+    top = height - TITLE_H - HEAD_H
+    axes.text(MARGIN, height - TITLE_H / 2, diagram.title, fontsize=9, weight="bold", va="center")
+    _paint_bands(axes, diagram, top)
+    _paint_lifelines(axes, diagram, top)
+    for header in diagram.packets:
+        axes.text(MARGIN, _y(top, header.row), header.text, fontsize=8, weight="bold",
+                  va="center", color=COLOURS[header.direction])  # fmt: skip
+    for note in diagram.notes:
+        axes.text(MARGIN, _y(top, note.row), note.text, fontsize=8, style="italic", va="center")
+    for arrow in diagram.arrows:
+        _paint_arrow(axes, arrow, top, width - GUTTER_W - MARGIN / 2, len(diagram.lifelines))
+    for marker in diagram.switches:
+        _paint_marker(axes, marker, top, "white", COLOURS["switch"])
+    for marker in diagram.nat_marks:
+        _paint_marker(axes, marker, top, "black", COLOURS["nat"])
+    return figure
+
+
+def _x(lane: int) -> float:
+    return MARGIN + LANE_W * (lane + 0.5)
+
+
+def _y(top: float, row: int) -> float:
+    return top - (row + 0.5) * ROW_H
+
+
+def _paint_lifelines(axes: Axes, diagram: Diagram, top: float) -> None:
+    bottom = _y(top, diagram.rows)
+    face = {"stack": "#fff4d6", "bridge": COLOURS["bridge"], "endpoint": "#eeeeee"}
+    for lane, line in enumerate(diagram.lifelines):
+        x = _x(lane)
+        axes.plot([x, x], [top, bottom], color=COLOURS["life"], lw=0.8, ls="--", zorder=1)
+        box = {"boxstyle": "round,pad=0.3", "fc": face.get(line.kind, "white"), "ec": "#555555"}
+        head = f"{line.title}\n{line.detail}"
+        axes.text(x, top + HEAD_H / 2, head, ha="center", va="center", fontsize=7.5, bbox=box)
+
+
+def _paint_bands(axes: Axes, diagram: Diagram, top: float) -> None:
+    left, right = MARGIN, MARGIN + len(diagram.lifelines) * LANE_W
+    for band in diagram.bands:
+        y_top = top - band.first_row * ROW_H
+        y_bottom = top - (band.last_row + 1) * ROW_H
+        axes.fill_between([left, right], y_bottom, y_top, color=COLOURS[band.role], zorder=0)
+        name = "switch (L2)" if band.role == "bridge" else "NIC (L3)"
+        axes.text(right - 0.05, y_top - 0.02, name, fontsize=6, ha="right", va="top", color="#555")
+
+
+def _paint_arrow(axes: Axes, arrow: Arrow, top: float, gutter: float, lanes: int) -> None:
+    y = _y(top, arrow.row)
+    start, end = _x(arrow.start), _x(arrow.end)
+    colour = COLOURS["translated"] if arrow.translated else "black"
+    if arrow.start == arrow.end:  # a hop at the same place: a short loop on the lifeline
+        loop = {"arrowstyle": "->", "color": colour, "lw": 1.0, "connectionstyle": "arc3,rad=-1.2"}
+        axes.annotate("", xy=(start + 0.02, y - 0.09), xytext=(start + 0.02, y + 0.09),
+                      arrowprops=loop, zorder=4)  # fmt: skip
+        # label on the side away from the gutter when the loop is on the last lifeline
+        label_x, align = (
+            (start - 0.12, "right") if arrow.end == lanes - 1 else (start + 0.22, "left")
+        )
+    else:
+        line = {"arrowstyle": "-|>", "color": colour, "lw": 1.1,
+                "ls": "dashed" if arrow.kind == "leave" else "solid"}  # fmt: skip
+        axes.annotate("", xy=(end, y), xytext=(start, y), arrowprops=line, zorder=4)
+        label_x, align = (start + end) / 2, "center"
+    box = {"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8}
+    axes.text(label_x, y + 0.025, arrow.label, fontsize=6.5, ha=align, va="bottom",
+              color=colour, zorder=5, bbox=box)  # fmt: skip
+    for lane in arrow.via:
+        axes.plot([_x(lane)], [y], marker="o", ms=3.5, color=colour, zorder=5)
+    if arrow.hook:
+        short = HOOK_SHORT.get(arrow.hook, arrow.hook)
+        axes.text(end, y - 0.03, short, fontsize=5.5, ha="center", va="top", color="#444")
+    axes.text(gutter, y, arrow.where, fontsize=6.5, va="center", color="#333333")
+
+
+def _paint_marker(axes: Axes, marker: Marker, top: float, ink: str, face: str) -> None:
+    x, y = _x(marker.lifeline), _y(top, marker.row)
+    axes.plot([x], [y], marker="D", ms=6, color=face, mec="black", mew=0.6, zorder=6)
+    box = {"boxstyle": "round,pad=0.2", "fc": face, "ec": "none"}
+    axes.text(x + 0.12, y, marker.text, fontsize=7, ha="left", va="center", color=ink,
+              weight="bold", zorder=6, bbox=box)  # fmt: skip
+
+
+def save_diagram(journey: Journey, path: Path, dpi: int = 110) -> Diagram:
+    """Lay out and paint a journey into ``path`` (.png or .svg); returns the model drawn.
+
+    Raises:
+        UsageError: the file name ends in neither .png nor .svg.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise UsageError(f"{path}: write a .png or a .svg file (the name ends in {suffix!r})")
+    diagram = layout(journey)
+    figure = paint(diagram)
+    metadata = {"Date": None} if suffix == ".svg" else {"Software": "logpath"}
+    figure.savefig(path, dpi=dpi, format=suffix[1:], metadata=metadata)
+    return diagram
+
+
+def _demo(argv: list[str]) -> int:
+    """``python -m logpath.render.diagram STORE FLOW_ID OUT.png``."""
+    from logpath.journeys import load_journey
+    from logpath.store import Store
+
+    if len(argv) != 3:
+        print("usage: python -m logpath.render.diagram STORE FLOW_ID OUT.png", file=sys.stderr)
+        return 2
+    save_diagram(load_journey(Store(Path(argv[0])), argv[1]), Path(argv[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_demo(sys.argv[1:]))

@@ -1,0 +1,216 @@
+"""The sequence diagram (logpath.render.diagram): the layout model against the journeys, then
+the painted PNG/SVG."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logpath.cli import app
+from logpath.errors import UsageError
+from logpath.journeys import FlowQuery, Journey, load_journey, select_flows
+from logpath.render.diagram import (
+    MAX_PACKETS,
+    Lifeline,
+    Marker,
+    RoleBand,
+    layout,
+    save_diagram,
+    summarise_packets,
+)
+from logpath.store import Store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+runner = CliRunner()
+
+
+def ingest(path: Path, *files: Path, options: tuple[str, ...] = ()) -> Store:
+    result = runner.invoke(app, ["ingest", *map(str, files), "--store", str(path), *options])
+    assert result.exit_code == 0, result.output
+    return Store(path)
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    rules = str(SAMPLES / "seed" / "iptables.final.rules")
+    return ingest(tmp_path_factory.mktemp("seed"), SAMPLES / "seed" / "syslog",
+                  options=("--year", "2016", "--rules", rules))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dnat(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    return ingest(tmp_path_factory.mktemp("dnat"), SAMPLES / "lab" / "dnat.log")
+
+
+def journey_to(store: Store, dst: str) -> Journey:
+    _, flows = select_flows(store, FlowQuery())
+    (flow,) = [f for f in flows if f.orig.dst == dst]
+    return load_journey(store, flow.id)
+
+
+def arrows(journey: Journey) -> list[tuple[int, int, int, str, str, bool, tuple[int, ...]]]:
+    """(row, start, end, label, kind, translated, via) of every arrow."""
+    return [(a.row, a.start, a.end, a.label, a.kind, a.translated, a.via)
+            for a in layout(journey).arrows]  # fmt: skip
+
+
+def test_journey_1_stays_on_the_bridge(seed: Store) -> None:
+    """container1 → container2: every hop on docker0 as a switch, between its two ports."""
+    journey = journey_to(seed, "172.17.0.3")
+    diagram = layout(journey)
+    assert diagram.lifelines == (
+        Lifeline("sender", "endpoint", "172.17.0.2", "02:42:ac:11:00:02"),
+        Lifeline("port:pc-baim:vethd9f6465", "port", "vethd9f6465", "port of docker0"),
+        Lifeline("dev:pc-baim:docker0", "bridge", "docker0", "bridge"),
+        Lifeline("port:pc-baim:vethfcceafa", "port", "vethfcceafa", "port of docker0"),
+        Lifeline("receiver", "endpoint", "172.17.0.3", "02:42:ac:11:00:03"),
+    )
+    # fmt: off
+    assert arrows(journey) == [
+        (1, 0, 2, "SYN  172.17.0.2:43292 → 172.17.0.3:12580", "hop", False, (1,)),
+        (2, 2, 2, "SYN  172.17.0.2:43292 → 172.17.0.3:12580", "hop", False, ()),
+        (3, 2, 4, "leaves by vethfcceafa  172.17.0.2:43292 → 172.17.0.3:12580", "leave", False, (3,)),
+        (5, 4, 2, "SYN-ACK  172.17.0.3:12580 → 172.17.0.2:43292", "hop", False, (3,)),
+        (6, 2, 2, "SYN-ACK  172.17.0.3:12580 → 172.17.0.2:43292", "hop", False, ()),
+        (7, 2, 0, "leaves by vethd9f6465  172.17.0.3:12580 → 172.17.0.2:43292", "leave", False, (1,)),
+    ]
+    # fmt: on
+    assert [a.where for a in diagram.arrows if a.kind == "hop"] == [
+        "raw PREROUTING · TTL 64 · bridge",
+        "filter FORWARD (FwdId0Od0) · TTL 64 · bridge",
+        "raw PREROUTING · TTL 64 · bridge",
+        "filter FORWARD (FwdOd0) · TTL 64 · bridge",
+    ]
+    assert [(p.row, p.text) for p in diagram.packets] == [
+        (0, "#1 → orig  SYN  ⇒ switched"), (4, "#2 ← reply  SYN-ACK  ⇒ switched")
+    ]  # fmt: skip
+    assert diagram.bands == (RoleBand(1, 2, "bridge"), RoleBand(5, 6, "bridge"))
+    assert diagram.switches == () and diagram.nat_marks == () and diagram.notes == ()
+    assert diagram.rows == 8
+
+
+def test_journey_5_masquerade(seed: Store) -> None:
+    """container1 → LAN host: routed by the host, MASQUERADE after nat POSTROUTING logged,
+    the SYN-ACK de-NATed between raw PREROUTING and FORWARD."""
+    journey = journey_to(seed, "10.10.126.187")
+    diagram = layout(journey)
+    assert [(line.key, line.kind, line.title, line.detail) for line in diagram.lifelines] == [
+        ("sender", "endpoint", "172.17.0.2", "02:42:ac:11:00:02"),
+        ("port:pc-baim:vethd9f6465", "port", "vethd9f6465", "port of docker0"),
+        ("dev:pc-baim:docker0", "bridge", "docker0", "bridge 02:42:f9:f8:c9:ad"),
+        ("stack:pc-baim", "stack", "pc-baim", "host stack"),
+        ("dev:pc-baim:eth0", "iface", "eth0", "interface"),
+        ("receiver", "endpoint", "10.10.126.187", "00:19:bb:5e:0a:86"),
+    ]
+    # fmt: off
+    assert arrows(journey) == [
+        (1, 0, 3, "SYN  172.17.0.2:55148 → 10.10.126.187:12580", "hop", False, (1, 2)),
+        (2, 3, 3, "SYN  172.17.0.2:55148 → 10.10.126.187:12580", "hop", False, ()),
+        (3, 3, 3, "SYN  172.17.0.2:55148 → 10.10.126.187:12580", "hop", False, ()),
+        # MASQUERADE acts after the nat POSTROUTING LOG: the SYN leaves with the host's address
+        (5, 3, 5, "leaves by eth0  10.10.126.101:55148 → 10.10.126.187:12580", "leave", True, (4,)),
+        (7, 5, 3, "SYN-ACK  10.10.126.187:12580 → 10.10.126.101:55148", "hop", False, (4,)),
+        (8, 3, 3, "SYN-ACK  10.10.126.187:12580 → 172.17.0.2:55148", "hop", True, ()),
+        (10, 3, 0, "leaves by docker0  10.10.126.187:12580 → 172.17.0.2:55148", "leave", True, (2,)),
+        (12, 0, 3, "ACK  172.17.0.2:55148 → 10.10.126.187:12580", "hop", False, (1, 2)),
+        (13, 3, 3, "ACK  172.17.0.2:55148 → 10.10.126.187:12580", "hop", False, ()),
+        (14, 3, 5, "leaves by eth0  172.17.0.2:55148 → 10.10.126.187:12580", "leave", False, (4,)),
+    ]
+    # fmt: on
+    assert [a.where for a in diagram.arrows][:3] == [
+        "raw PREROUTING · TTL 64 · nic",
+        "filter FORWARD (FwdId0Ond0) · TTL 63 · nic",
+        "nat POSTROUTING (LogNatPostRouting) · TTL 63",
+    ]
+    assert diagram.nat_marks == (
+        Marker(4, 3, "SNAT 172.17.0.2:55148 → 10.10.126.101:55148  (applied at POSTROUTING)"),
+        Marker(9, 3, "DE-SNAT 10.10.126.101:55148 → 172.17.0.2:55148"),
+    )
+    assert diagram.bands == (RoleBand(1, 2, "nic"), RoleBand(8, 9, "nic"), RoleBand(12, 13, "nic"))
+    assert diagram.switches == ()
+
+
+def test_lab_dnat_published_port(dnat: Store) -> None:
+    """LAN → 10.77.0.1:8080, DNAT to 172.30.0.2:80 behind the lab bridge (real kernel lines)."""
+    journey = journey_to(dnat, "10.77.0.1")
+    diagram = layout(journey)
+    assert [(line.kind, line.title, line.detail) for line in diagram.lifelines] == [
+        ("endpoint", "10.77.0.2", "02:00:0a:4d:00:02"),
+        ("iface", "up0", "interface"),
+        ("stack", "lab-host", "host stack"),
+        ("bridge", "lpbr0", "bridge 02:00:ac:1e:00:01"),
+        ("port", "vethc1", "port of lpbr0"),
+        ("endpoint", "172.30.0.2", "02:00:ac:1e:00:02 (asked as 10.77.0.1)"),
+    ]
+    assert arrows(journey)[:10] == [
+        (1, 0, 2, "SYN  10.77.0.2:49338 → 10.77.0.1:8080", "hop", False, (1,)),
+        (2, 2, 2, "SYN  10.77.0.2:49338 → 10.77.0.1:8080", "hop", False, ()),
+        (3, 2, 2, "SYN  10.77.0.2:49338 → 10.77.0.1:8080", "hop", False, ()),
+        # the first hop after nat PREROUTING shows the new destination
+        (4, 2, 2, "SYN  10.77.0.2:49338 → 172.30.0.2:80", "hop", True, ()),
+        (6, 2, 2, "SYN  10.77.0.2:49338 → 172.30.0.2:80", "hop", True, ()),
+        (7, 2, 2, "SYN  10.77.0.2:49338 → 172.30.0.2:80", "hop", True, ()),
+        (8, 2, 2, "SYN  10.77.0.2:49338 → 172.30.0.2:80", "hop", True, ()),
+        (9, 2, 5, "leaves by lpbr0  10.77.0.2:49338 → 172.30.0.2:80", "leave", True, (3,)),
+        (11, 5, 2, "SYN-ACK  172.30.0.2:80 → 10.77.0.2:49338", "hop", False, (4, 3)),
+        (12, 2, 2, "SYN-ACK  172.30.0.2:80 → 10.77.0.2:49338", "hop", False, ()),
+    ]
+    hops = sum(len(p.hops) for p in journey.packets)
+    assert len([a for a in diagram.arrows if a.kind == "hop"]) == hops == 52
+    assert [a.hook for a in diagram.arrows[:8]] == ["PREROUTING"] * 3 + ["FORWARD"] * 2 + [
+        "POSTROUTING"] * 2 + [None]  # fmt: skip
+    dnat_marks = [m.text for m in diagram.nat_marks if m.text.startswith("DNAT")]
+    de_dnat = [m.text for m in diagram.nat_marks if m.text.startswith("DE-DNAT")]
+    assert dnat_marks == ["DNAT 10.77.0.1:8080 → 172.30.0.2:80  (applied at PREROUTING)"] * 5
+    assert de_dnat == ["DE-DNAT 172.30.0.2:80 → 10.77.0.1:8080"] * 5
+    # the reply leaves with the published address restored (de-DNAT after POSTROUTING)
+    leaving = [a.label for a in diagram.arrows if a.kind == "leave"]
+    assert leaving[:2] == ["leaves by lpbr0  10.77.0.2:49338 → 172.30.0.2:80",
+                           "leaves by up0  10.77.0.1:8080 → 10.77.0.2:49338"]  # fmt: skip
+    assert [p.text for p in diagram.packets][:2] == [
+        "#1 → orig  SYN  ⇒ forwarded", "#2 ← reply  SYN-ACK  ⇒ forwarded"
+    ]  # fmt: skip
+
+
+def test_big_connection_is_summarised(dnat: Store) -> None:
+    """Repeat the lab connection's packets 8 times: 80 packets collapse to fewer than 30."""
+    journey = journey_to(dnat, "10.77.0.1")
+    many = [p for _ in range(8) for p in journey.packets]
+    many = [type(p)(n, p.direction, p.summary, p.fate, p.stopped_at, p.hops)
+            for n, p in enumerate(many, start=1)]  # fmt: skip
+    items = summarise_packets(many)
+    drawn = [item for item in items if not isinstance(item, str)]
+    notes = [item for item in items if isinstance(item, str)]
+    assert len(many) > MAX_PACKETS >= len(drawn)
+    assert [p.n for p in drawn] == [1, 2, 3, 4, 5, 6, 8, 9]  # 7 and 10 repeat 3 and 5
+    assert notes[0] == "… 1 more packet(s) like the ones above (#7–#7: orig ACK)"
+    assert notes[-1].startswith("… 71 more packet(s) like the ones above (#10–#80: ")
+    # the summary drops packets, never hops of a drawn packet
+    assert summarise_packets(journey.packets) == list(journey.packets)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_png_and_svg_have_sane_sizes(seed: Store, dnat: Store, tmp_path: Path) -> None:
+    small = tmp_path / "j1.png"
+    save_diagram(journey_to(seed, "172.17.0.3"), small)
+    width, height = png_size(small)
+    assert 1000 <= width <= 2500 and 300 <= height <= 900
+    big = tmp_path / "dnat.png"
+    save_diagram(journey_to(dnat, "10.77.0.1"), big)
+    width, height = png_size(big)
+    assert 1000 <= width <= 2500 and 2000 <= height <= 5000  # 52 hops, 10 packets
+    svg = tmp_path / "j5.svg"
+    save_diagram(journey_to(seed, "10.10.126.187"), svg)
+    text = svg.read_text()
+    assert text.startswith("<?xml") and "</svg>" in text and 20_000 < len(text) < 2_000_000
+    with pytest.raises(UsageError, match=r"write a \.png or a \.svg file"):
+        save_diagram(journey_to(seed, "172.17.0.3"), tmp_path / "j1.jpg")
