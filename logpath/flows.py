@@ -423,8 +423,20 @@ def _flow_starts(frame: pd.DataFrame) -> dict[int, str]:
 
 
 def _flow_id(orig_key: str, start: str) -> str:
-    """A short stable id: the same store gives the same ids run after run."""
-    return hashlib.sha1(f"{orig_key}|{start}".encode()).hexdigest()[:10]
+    """A short stable id: the same store gives the same ids run after run.
+
+    The orig source port (or ICMP echo id) follows the hash, ``a768564ace-55148``, so that
+    ``logpath journey`` can find the flow's hops without reading the whole store.
+    """
+    digest = hashlib.sha1(f"{orig_key}|{start}".encode()).hexdigest()[:10]
+    sport = orig_key.split("|")[2]
+    return f"{digest}-{sport}" if sport else digest
+
+
+def flow_id_port(flow_id: str) -> int | None:
+    """The orig source port (or ICMP echo id) a flow id carries, if any."""
+    _, _, port = flow_id.partition("-")
+    return int(port) if port.isdigit() else None
 
 
 def key_tuple(key: str) -> tuple[str, ConnTuple]:

@@ -24,6 +24,7 @@ from logpath.flows import (
     ConnTuple,
     Flow,
     assign_flows,
+    flow_id_port,
     format_endpoint,
     packet_fates,
     summarise_flows,
@@ -329,7 +330,9 @@ def store_ruleset(store: Store) -> Ruleset | None:
     return Ruleset.from_json(kept if isinstance(kept, str) else json.dumps(kept))
 
 
-def select_flows(store: Store, query: FlowQuery) -> tuple[pd.DataFrame, list[Flow]]:
+def select_flows(
+    store: Store, query: FlowQuery, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, list[Flow]]:
     """The flows matching ``query`` and their traced hops, reading only what they need.
 
     The store's pushed-down filter picks the matching hops first; the selection is then widened
@@ -343,7 +346,7 @@ def select_flows(store: Store, query: FlowQuery) -> tuple[pd.DataFrame, list[Flo
         raise UsageError(f"--nat {query.nat!r}: use snat, dnat or any")
     hop_query = {k: getattr(query, k) for k in ("port", "host", "proto", "since", "until")}
     selective = any(v is not None for v in hop_query.values())
-    hop_columns = [c for c in HOP_COLUMNS if c in TRACE_COLUMNS]
+    hop_columns = columns or [c for c in HOP_COLUMNS if c in TRACE_COLUMNS]
     # the store's own scan is the fastest way to the selection (pushed-down filter, threads)
     selected = store.read_hops(hop_filter(**hop_query), SELECTED_COLUMNS) if selective else None
     if selected is None:
@@ -447,7 +450,11 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     Raises:
         NotFoundError: no such flow, or no such packet in it.
     """
-    traced = trace_hops(store.read_hops(), store_ruleset(store))
+    port = flow_id_port(flow_id)
+    if port is None:
+        traced = trace_hops(store.read_hops(), store_ruleset(store))
+    else:
+        traced, _ = select_flows(store, FlowQuery(port=port), columns=list(HOP_COLUMNS))
     return build_journey(traced, flow_id, packet)
 
 

@@ -57,6 +57,10 @@ def test_flows_json_contract(store: str) -> None:
         "syn-recv", "reset", "established", "established", "established", "established"
     ]  # fmt: skip
     assert flows(store) == listed  # same ids run after run
+    # an id carries the orig source port, so `journey` reads only that port's hops
+    assert [str(flow["id"]).split("-")[1] for flow in listed] == [
+        "43292", "41362", "59373", "44120", "55148", "53225"
+    ]  # fmt: skip
 
 
 def test_flows_filters(store: str) -> None:

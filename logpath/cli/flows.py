@@ -90,7 +90,7 @@ def journey_command(
 def _console() -> Console:
     """The terminal, or a wide page when the output goes to a pipe or file (no wrapping)."""
     console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return console if console.is_terminal else Console(width=1000)
 
 
 def print_flows(console: Console, flows: list[Flow]) -> None:
