@@ -6,17 +6,23 @@ stays flat however large the file, and commits everything a run read in one step
 
 from __future__ import annotations
 
-from collections import Counter
+import itertools
+import multiprocessing
+import os
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
 
 from logpath.errors import InputError
 from logpath.hops import build_hops
-from logpath.lines import RawLine, Source, identity, open_source, read_lines, rotation_order
+from logpath.lines import Block, RawLine, Source, identity, open_source, read_blocks, rotation_order
 from logpath.parse import Rejected, parse_lines
 from logpath.store import SourceState, Store, StoreWriter
-
-CHUNK_LINES = 100_000
 
 
 @dataclass
@@ -53,6 +59,82 @@ Numbered = tuple[int, str | RawLine]
 Progress = Callable[[str, int], None]  # (source name, lines read so far in it)
 
 
+@dataclass
+class ChunkResult:
+    """What parsing one chunk of a source gave (sent back from a worker process)."""
+
+    hops: pa.Table
+    rejected: list[Rejected]
+    skipped: Counter[str]
+    lines: int
+    last_lineno: int
+
+
+def parse_chunk(
+    name: str, mtime: datetime, year: int | None, block: Block, after: int
+) -> ChunkResult:
+    """Parse and type one block's lines numbered above ``after`` (runs in a worker process)."""
+    chunk = block.numbered(after)
+    text = [(n, t) for n, t in chunk if isinstance(t, str)]
+    undecodable = [
+        Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "")
+        for _, t in chunk
+        if isinstance(t, RawLine)
+    ]
+    parsed = parse_lines(name, text)
+    parsed.rejected.extend(undecodable)
+    hops = build_hops(parsed, name, year=year, mtime=mtime)
+    lines = parsed.lines + len(undecodable)
+    return ChunkResult(hops, parsed.rejected, parsed.skipped, lines, block.end)
+
+
+class _Workers:
+    """Runs parse_chunk on every core, handing results back in input order.
+
+    The first chunk is parsed in this process, so small inputs (tests, a seed file) never pay
+    for starting workers; from the second chunk on, at most two chunks per worker are in flight,
+    which keeps memory flat. Workers are spawned, not forked: Arrow's thread pools do not
+    survive a fork.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: deque[Future[ChunkResult]] = deque()
+        self.submitted = 0
+
+    def submit(self, *args: Any) -> Iterator[ChunkResult]:
+        """Queue one chunk; yield the results that are due, oldest first."""
+        self.submitted += 1
+        if self.workers <= 1 or self.submitted == 1:
+            yield from self.drain()
+            yield parse_chunk(*args)
+            return
+        if self.pool is None:
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        self.pending.append(self.pool.submit(parse_chunk, *args))
+        while len(self.pending) > 2 * self.workers:
+            yield self.pending.popleft().result()
+
+    def drain(self) -> Iterator[ChunkResult]:
+        """Yield every result still in flight, oldest first."""
+        while self.pending:
+            yield self.pending.popleft().result()
+
+    def close(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def worker_count() -> int:
+    """Processes to parse with: $LOGPATH_WORKERS, else every core."""
+    configured = os.environ.get("LOGPATH_WORKERS", "")
+    return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
+
+
 def ingest(
     paths: Iterable[str],
     store: Store,
@@ -66,15 +148,19 @@ def ingest(
     An input that cannot be read is reported in ``errors`` and the others are still ingested.
     """
     summary = IngestSummary()
-    with store.writer() as writer:
-        if ruleset is not None:
-            writer.manifest.ruleset = ruleset
-        for name in rotation_order(list(paths)):
-            try:
-                source = open_source(name)
-                _ingest_source(source, writer, summary, year, progress)
-            except InputError as error:
-                summary.errors.append(str(error))
+    workers = _Workers(worker_count())
+    try:
+        with store.writer() as writer:
+            if ruleset is not None:
+                writer.manifest.ruleset = ruleset
+            for name in rotation_order(list(paths)):
+                try:
+                    source = open_source(name)
+                    _ingest_source(source, writer, summary, year, progress, workers)
+                except InputError as error:
+                    summary.errors.append(str(error))
+    finally:
+        workers.close()
     return summary
 
 
@@ -84,79 +170,48 @@ def _ingest_source(
     summary: IngestSummary,
     year: int | None,
     progress: Progress | None,
+    workers: _Workers,
 ) -> None:
     summary.files += 1
-    lines = read_lines(source)
-    first = next(lines, None)
+    blocks = read_blocks(source)
+    first = next(blocks, None)
     if first is None:
         return
-    key = identity(first[1] if isinstance(first[1], str) else "")
+    key = identity(first.first_line())
     state = writer.manifest.sources.get(key) or SourceState(source.name, 0)
     done = state.lines
     writer.manifest.sources[key] = state
     state.name = source.name
-    numbered = _prepend(first, lines)
+
+    def record(result: ChunkResult) -> None:
+        _record(result, writer, summary)
+        state.lines = max(state.lines, result.last_lineno)
+        if progress:
+            progress(source.name, result.last_lineno)
+
     try:
-        for chunk in _chunks(numbered, CHUNK_LINES):
-            fresh = [(n, t) for n, t in chunk if n > done]
-            summary.already_stored += len(chunk) - len(fresh)
-            if fresh:
-                _ingest_chunk(source, fresh, writer, summary, year)
-                state.lines = fresh[-1][0]
-            if progress:
-                progress(source.name, chunk[-1][0])
+        for block in itertools.chain([first], blocks):
+            summary.already_stored += max(0, min(done, block.end) - block.start + 1)
+            if block.end > done:
+                for result in workers.submit(source.name, source.mtime, year, block, done):
+                    record(result)
     finally:
+        # what was parsed before a damaged gzip ended is kept, in order
+        for result in workers.drain():
+            record(result)
         state.lines = max(state.lines, done)
 
 
-def _ingest_chunk(
-    source: Source,
-    chunk: list[tuple[int, str | RawLine]],
-    writer: StoreWriter,
-    summary: IngestSummary,
-    year: int | None,
-) -> None:
-    text = [(n, t) for n, t in chunk if isinstance(t, str)]
-    undecodable = [
-        Rejected(source.name, t.lineno, 1, "UTF-8 text", t.error, "")
-        for _, t in chunk
-        if isinstance(t, RawLine)
-    ]
-    parsed = parse_lines(source.name, text)
-    parsed.rejected.extend(undecodable)
-    parsed.lines += len(undecodable)
-    writer.add_hops(build_hops(parsed, source.name, year=year, mtime=source.mtime))
-    writer.add_rejected(parsed.rejected)
-    summary.lines += parsed.lines
-    summary.hops += parsed.hops
-    summary.rejected += len(parsed.rejected)
-    summary.netfilter_lines += parsed.hops + len(parsed.rejected)
-    summary.skipped += sum(parsed.skipped.values())
-    summary.skipped_by_reason.update(parsed.skipped)
-    summary.rejected_by_reason.update(f"expected {r.expected}" for r in parsed.rejected)
+def _record(result: ChunkResult, writer: StoreWriter, summary: IngestSummary) -> None:
+    writer.add_hops(result.hops)
+    writer.add_rejected(result.rejected)
+    summary.lines += result.lines
+    summary.hops += result.hops.num_rows
+    summary.rejected += len(result.rejected)
+    summary.netfilter_lines += result.hops.num_rows + len(result.rejected)
+    summary.skipped += sum(result.skipped.values())
+    summary.skipped_by_reason.update(result.skipped)
+    summary.rejected_by_reason.update(f"expected {r.expected}" for r in result.rejected)
     skipped = writer.manifest.skipped
-    for reason, count in parsed.skipped.items():
+    for reason, count in result.skipped.items():
         skipped[reason] = skipped.get(reason, 0) + count
-
-
-def _prepend(
-    first: tuple[int, str | RawLine], rest: Iterator[tuple[int, str | RawLine]]
-) -> Iterator[tuple[int, str | RawLine]]:
-    yield first
-    yield from rest
-
-
-def _chunks(items: Iterator[Numbered], size: int) -> Iterator[list[Numbered]]:
-    chunk: list[Numbered] = []
-    try:
-        for item in items:
-            chunk.append(item)
-            if len(chunk) == size:
-                yield chunk
-                chunk = []
-    except InputError:
-        if chunk:  # keep the lines read before a damaged gzip stream ended
-            yield chunk
-        raise
-    if chunk:
-        yield chunk

@@ -85,34 +85,19 @@ def _open_binary(source: Source) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def read_lines(source: Source) -> Iterator[tuple[int, str | RawLine]]:
-    """Yield (line number, text) for every line; undecodable lines come as RawLine.
-
-    A truncated or damaged gzip stops the iteration with InputError after every complete line.
-    """
-    with _open_binary(source) as stream:
-        first = stream.peek(1)[:1] if hasattr(stream, "peek") else b""
-        records = _journal_lines(stream) if first == b"{" else _text_lines(stream)
-        try:
-            yield from records
-        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-            raise InputError(
-                f"{source.name}: compressed data is truncated or damaged ({error}); "
-                "the lines before the damage were read"
-            ) from None
-
-
 def _text_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | RawLine]]:
-    lineno = 0
-    export: list[bytes] | None = None
     for lineno, data in enumerate(stream, 1):
-        if (lineno == 1 and data.startswith(b"__CURSOR=")) or export is not None:
-            export = export if export is not None else []
-            yield from _export_record(export, data, lineno)
-            continue
         yield lineno, _decode(data, lineno)
-    if export:
-        yield from _export_record(export, b"\n", lineno + 1)
+
+
+def _export_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | RawLine]]:
+    """journalctl -o export: one line per record, numbered by the record's first line."""
+    pending: list[bytes] = []
+    lineno = 0
+    for lineno, data in enumerate(stream, 1):
+        yield from _export_record(pending, data, lineno)
+    if pending:
+        yield from _export_record(pending, b"\n", lineno + 1)
 
 
 def _decode(data: bytes, lineno: int) -> str | RawLine:
@@ -162,6 +147,120 @@ def _journal_to_line(record: dict[str, object]) -> str:
     pri = record.get("PRIORITY", "4")
     host = record.get("_HOSTNAME") or "-"
     return f"<{pri}>1 {stamp} {host} kernel - - - {uptime}{message or ''}"
+
+
+# journalctl -o export starts with a trusted field (__CURSOR=, __REALTIME_TIMESTAMP=, ...)
+JOURNAL_EXPORT = re.compile(rb"__[A-Z][A-Z_]*=")
+BLOCK_BYTES = 4 << 20  # what one worker parses at a time: ~20,000 syslog lines
+JOURNAL_BLOCK_LINES = 20_000
+
+
+@dataclass
+class Block:
+    """Consecutive lines of one source, cut so that they can be parsed in another process."""
+
+    start: int  # line number of the first line
+    count: int  # how many lines
+    data: bytes = b""  # the lines as read, each ending in a newline (the very last may not)
+    # or the lines already made, with their numbers (journald records span several lines)
+    lines: list[tuple[int, str | RawLine]] | None = None
+
+    @property
+    def end(self) -> int:
+        """Line number of the last line."""
+        return self.lines[-1][0] if self.lines else self.start + self.count - 1
+
+    def numbered(self, after: int = 0) -> list[tuple[int, str | RawLine]]:
+        """The lines with their numbers, leaving out those numbered ``after`` or less."""
+        if self.lines is not None:
+            return [(n, item) for n, item in self.lines if n > after]
+        else:
+            try:
+                items: list[str | RawLine] = list(self.data.decode("utf-8").split("\n"))
+            except UnicodeDecodeError:
+                items = [
+                    _decode(raw, self.start + i) for i, raw in enumerate(self.data.split(b"\n"))
+                ]
+            if self.data.endswith(b"\n"):
+                items.pop()
+        first = max(after - self.start + 1, 0)
+        return [
+            (self.start + i, item.rstrip("\r") if isinstance(item, str) else item)
+            for i, item in enumerate(items[first:], first)
+        ]
+
+    def first_line(self) -> str:
+        """The first line's text (it identifies the file across renames)."""
+        if self.lines is not None:
+            first = self.lines[0][1] if self.lines else ""
+            return first if isinstance(first, str) else ""
+        return self.data.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+
+def read_blocks(source: Source) -> Iterator[Block]:
+    """Cut a source into blocks of whole lines.
+
+    Plain text is read in large reads, so that this process does no work per line; gzip is read
+    line by line, so that a truncated stream still yields every complete line before InputError.
+    journald's JSON and export formats are turned into lines here.
+    """
+    with _open_binary(source) as stream:
+        head = stream.peek(64)[:64] if hasattr(stream, "peek") else b""
+        try:
+            if head.startswith(b"{") or JOURNAL_EXPORT.match(head):
+                yield from _line_blocks(read_lines_from(stream, head))
+            elif source.gzip or source.name == STDIN:
+                yield from _gathered_blocks(stream)
+            else:
+                yield from _read_blocks(stream)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise InputError(
+                f"{source.name}: compressed data is truncated or damaged ({error}); "
+                "the lines before the damage were read"
+            ) from None
+
+
+def _read_blocks(stream: IO[bytes]) -> Iterator[Block]:
+    start = 1
+    while data := stream.read(BLOCK_BYTES):
+        if not data.endswith(b"\n"):
+            data += stream.readline()
+        count = data.count(b"\n") + (not data.endswith(b"\n"))
+        yield Block(start, count, data)
+        start += count
+
+
+def _gathered_blocks(stream: IO[bytes]) -> Iterator[Block]:
+    start, pending, size = 1, [], 0
+    try:
+        for raw in stream:
+            pending.append(raw)
+            size += len(raw)
+            if size >= BLOCK_BYTES:
+                yield Block(start, len(pending), b"".join(pending))
+                start, pending, size = start + len(pending), [], 0
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        if pending:  # a damaged stream still gives the complete lines read before it
+            yield Block(start, len(pending), b"".join(pending))
+        raise
+    if pending:
+        yield Block(start, len(pending), b"".join(pending))
+
+
+def _line_blocks(lines: Iterator[tuple[int, str | RawLine]]) -> Iterator[Block]:
+    pending: list[tuple[int, str | RawLine]] = []
+    for item in lines:
+        pending.append(item)
+        if len(pending) == JOURNAL_BLOCK_LINES:
+            yield Block(pending[0][0], len(pending), lines=pending)
+            pending = []
+    if pending:
+        yield Block(pending[0][0], len(pending), lines=pending)
+
+
+def read_lines_from(stream: IO[bytes], head: bytes) -> Iterator[tuple[int, str | RawLine]]:
+    """Numbered lines of a journald JSON or export stream."""
+    return _journal_lines(stream) if head.startswith(b"{") else _export_lines(stream)
 
 
 def identity(first_line: str) -> str:

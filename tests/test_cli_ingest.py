@@ -228,3 +228,48 @@ def test_hops_on_an_empty_store_directory(tmp_path: Path) -> None:
 def test_help(command: str) -> None:
     code, out, _ = run(command, "--help")
     assert code == 0 and "Example: logpath" in out
+
+
+FORMATS = SEED.parent.parent / "formats"
+
+
+def test_journal_json_keeps_wall_clock_uptime_host_and_level(tmp_path: Path) -> None:
+    assert ingest(tmp_path, str(FORMATS / "journal.json"))["hops"] == 6
+    first = hops(tmp_path)[0]
+    assert {
+        k: first[k] for k in ("lineno", "ts", "uptime", "host", "level", "prefix", "in", "src")
+    } == {
+        "lineno": 1,
+        "ts": "2026-11-25T16:54:47.311694Z",  # __REALTIME_TIMESTAMP
+        "uptime": 556.675729,  # _SOURCE_MONOTONIC_TIMESTAMP
+        "host": "vm",
+        "level": 4,
+        "prefix": "fmtA icmp-in: ",
+        "in": "lo",
+        "src": "127.0.0.1",
+    }
+
+
+def test_journal_export_records_are_numbered_by_their_first_line(tmp_path: Path) -> None:
+    summary = ingest(tmp_path, str(FORMATS / "journal-export.txt"))
+    assert (summary["lines"], summary["hops"]) == (3, 3)
+    listed = hops(tmp_path)
+    assert [h["lineno"] for h in listed] == [1, 13, 27]
+    # the first record of the sample has no __REALTIME_TIMESTAMP: no wall clock, uptime kept
+    assert (listed[0]["ts"], listed[0]["uptime"]) == (None, 506.794619)
+    assert listed[1]["ts"] == "2026-11-25T16:54:26.206427Z"
+
+
+def test_big_input_is_parsed_by_workers_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # small blocks force several worker processes; line numbers and order must come out intact
+    import logpath.lines
+
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 2048)
+    monkeypatch.setenv("LOGPATH_WORKERS", "2")
+    log = tmp_path / "kern.log"
+    log.write_text(SEED.read_text() * 20)
+    summary = ingest(tmp_path / "s", str(log))
+    assert (summary["lines"], summary["hops"]) == (540, 540)
+    assert [h["lineno"] for h in hops(tmp_path / "s")] == list(range(1, 541))
