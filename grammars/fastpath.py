@@ -54,7 +54,7 @@ def _translate(expr: pp.ParserElement, namer: _Namer) -> str:
     if expr.parseAction:
         raise CompileError(f"parse actions cannot be compiled: {expr}")
     if isinstance(expr, pp.Regex):
-        return f"(?>{namer.rename(expr.pattern)})"
+        return f"(?>{namer.rename(str(expr.pattern))})"
     if isinstance(expr, pp.Literal):
         return re.escape(expr.match)
     if isinstance(expr, pp.StringEnd):

@@ -26,7 +26,9 @@ KERNEL_TAG = rf"{KERNEL_COLON}(?:{UPTIME})?"
 
 def leaf(pattern: str, label: str) -> pp.Regex:
     """A header as it looks on the line; its label names the format in error messages."""
-    return pp.Regex(pattern).set_name(label)
+    token = pp.Regex(pattern)
+    token.set_name(label)
+    return token
 
 
 # RFC 3164 (rsyslog traditional, syslog-ng default, journalctl -o short / short-precise): no year.

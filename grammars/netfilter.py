@@ -36,7 +36,9 @@ BODY_START = r"IN=[^ ]* OUT=[^ ]*(?: (?:PHYSIN=|PHYSOUT=|MAC=|MACSRC=|SRC=|ARP |
 
 def leaf(pattern: str, label: str) -> pp.Regex:
     """A token as it looks on the line; its label is what an error message says was expected."""
-    return pp.Regex(pattern).set_name(label)
+    token = pp.Regex(pattern)
+    token.set_name(label)
+    return token
 
 
 def incomplete(p: str) -> pp.Regex:

@@ -11,7 +11,7 @@ import ipaddress
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -319,5 +319,7 @@ def hop_to_json(hop: dict[str, Any]) -> dict[str, Any]:
 
 def hops_to_json(hops: pd.DataFrame) -> str:
     """A JSON array of hops."""
-    records = hops.astype(object).where(hops.notna(), None).to_dict("records")
+    records = cast(
+        "list[dict[str, Any]]", hops.astype(object).where(hops.notna(), None).to_dict("records")
+    )
     return json.dumps([hop_to_json(r) for r in records], indent=1)

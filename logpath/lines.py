@@ -13,12 +13,12 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from logpath.errors import InputError
 
@@ -79,7 +79,7 @@ def _open_binary(source: Source) -> Iterator[IO[bytes]]:
         yield sys.stdin.buffer
     elif source.gzip:
         with gzip.open(source.name, "rb") as handle:
-            yield handle
+            yield cast("IO[bytes]", handle)
     else:
         with open(source.name, "rb") as handle:
             yield handle
@@ -115,7 +115,7 @@ def _journal_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | RawLine]]:
             continue
         try:
             record = json.loads(data)
-        except ValueError as error:
+        except json.JSONDecodeError as error:
             yield lineno, RawLine(lineno, f"not a JSON object ({error.msg})")
             continue
         yield lineno, _journal_to_line(record)
@@ -132,7 +132,7 @@ def _export_record(pending: list[bytes], data: bytes, lineno: int) -> Iterator[t
     yield start, _journal_to_line(fields)
 
 
-def _journal_to_line(record: dict[str, object]) -> str:
+def _journal_to_line(record: Mapping[str, object]) -> str:
     message = record.get("MESSAGE")
     if isinstance(message, list):  # journald writes non-UTF-8 messages as byte arrays
         message = bytes(int(b) for b in message).decode("utf-8", "replace")

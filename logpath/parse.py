@@ -140,7 +140,8 @@ def fast_parse_line(text: str) -> dict[str, str] | None:
     for pattern in (kind.common, kind.whole):
         match = pattern.regex.match(text, 0, end)
         if match:
-            return pattern.fields(match)
+            fields: dict[str, str] = pattern.fields(match)
+            return fields
     return None
 
 
@@ -186,7 +187,8 @@ class _Columns:
 
     @property
     def regex(self) -> re.Pattern[str]:
-        return self.pattern.regex
+        compiled: re.Pattern[str] = self.pattern.regex
+        return compiled
 
     def add(self, groups: tuple[str, ...], lineno: int, line: str) -> None:
         self.rows.append(groups)

@@ -131,7 +131,8 @@ class Store:
     ) -> pd.DataFrame:
         """Hops matching a pyarrow filter expression, in file and line order."""
         table = self.read_table(filter_, columns)
-        return table.to_pandas(types_mapper=_pandas_type)
+        frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_type)
+        return frame
 
     def read_table(
         self, filter_: ds.Expression | None = None, columns: list[str] | None = None
@@ -146,9 +147,11 @@ class Store:
     def read_rejected(self) -> pd.DataFrame:
         manifest = self.require()
         files = [str(self.path / "rejected" / p) for p in manifest.rejected_parts]
-        if not files:
-            return REJECTED_SCHEMA.empty_table().to_pandas()
-        return ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table().to_pandas()
+        table = REJECTED_SCHEMA.empty_table()
+        if files:
+            table = ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table()
+        frame: pd.DataFrame = table.to_pandas()
+        return frame
 
 
 def _pandas_type(type_: pa.DataType) -> Any:

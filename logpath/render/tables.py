@@ -68,17 +68,18 @@ def print_hops(console: Console, hops: pd.DataFrame) -> None:
 
 def print_rejected(console: Console, rejected: pd.DataFrame) -> None:
     """Each rejected line with a caret under the column where the grammar gave up."""
-    for row in rejected.itertuples(index=False):
+    for row in rejected.to_dict("records"):
+        source, text, column = str(row["source"]), str(row["text"] or ""), int(row["column"])
         console.print(
-            f"{escape(row.source)}:{row.lineno}:{row.column}: expected {escape(row.expected)}, "
-            f"found {escape(repr(row.found))}",
+            f"{escape(source)}:{row['lineno']}:{column}: expected {escape(str(row['expected']))}, "
+            f"found {escape(repr(str(row['found'])))}",
             highlight=False,
             emoji=False,
             soft_wrap=True,
         )
-        if row.text:
-            console.print("  " + escape(row.text), highlight=False, emoji=False, soft_wrap=True)
+        if text:
+            console.print("  " + escape(text), highlight=False, emoji=False, soft_wrap=True)
             console.print(
-                "  " + " " * (row.column - 1) + "^", highlight=False, emoji=False, soft_wrap=True
+                "  " + " " * (column - 1) + "^", highlight=False, emoji=False, soft_wrap=True
             )
     console.print(f"{len(rejected):,} rejected line(s)")
