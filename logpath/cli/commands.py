@@ -7,3 +7,4 @@ from logpath.cli import doctor  # noqa: F401
 from logpath.cli import flows  # noqa: F401
 from logpath.cli import ingest  # noqa: F401
 from logpath.cli import instrument  # noqa: F401
+from logpath.cli import render  # noqa: F401

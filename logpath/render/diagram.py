@@ -593,8 +593,8 @@ def _paint_marker(axes: Axes, marker: Marker, top: float, ink: str, face: str) -
               weight="bold", zorder=6, bbox=box)  # fmt: skip
 
 
-def save_diagram(journey: Journey, path: Path, dpi: int = 110) -> Diagram:
-    """Lay out and paint a journey into ``path`` (.png or .svg); returns the model drawn.
+def picture_format(path: Path) -> str:
+    """ "png" or "svg" from the file name.
 
     Raises:
         UsageError: the file name ends in neither .png nor .svg.
@@ -602,10 +602,20 @@ def save_diagram(journey: Journey, path: Path, dpi: int = 110) -> Diagram:
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg"):
         raise UsageError(f"{path}: write a .png or a .svg file (the name ends in {suffix!r})")
+    return suffix[1:]
+
+
+def save_diagram(journey: Journey, path: Path, dpi: int = 110) -> Diagram:
+    """Lay out and paint a journey into ``path`` (.png or .svg); returns the model drawn.
+
+    Raises:
+        UsageError: the file name ends in neither .png nor .svg.
+    """
+    suffix = picture_format(path)
     diagram = layout(journey)
     figure = paint(diagram)
-    metadata = {"Date": None} if suffix == ".svg" else {"Software": "logpath"}
-    figure.savefig(path, dpi=dpi, format=suffix[1:], metadata=metadata)
+    metadata = {"Date": None} if suffix == "svg" else {"Software": "logpath"}
+    figure.savefig(path, dpi=dpi, format=suffix, metadata=metadata)
     return diagram
 
 

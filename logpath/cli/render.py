@@ -1,0 +1,75 @@
+"""`logpath render` (a journey's sequence diagram) and `logpath report` (the HTML report)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from logpath.cli.app import (
+    HostOption,
+    PortOption,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    command,
+)
+from logpath.cli.flows import NatOption, ProtoOption
+from logpath.journeys import FlowQuery, load_journey
+from logpath.render.diagram import picture_format, save_diagram
+from logpath.render.report import DIAGRAM_LIMIT, write_report
+from logpath.store import Store
+
+
+@command("render")
+def render_command(
+    flow_id: Annotated[str, typer.Argument(help="A flow id from `logpath flows`.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="The picture to write: FILE.png or FILE.svg.")
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Draw one connection's journey as a sequence diagram (PNG or SVG).
+
+    Example: logpath render 08e3ad5cfb-55148 -o masquerade.png
+    """
+    picture_format(output)  # a wrong name fails before the store is read
+    journey = load_journey(Store(store), flow_id)
+    diagram = save_diagram(journey, output)
+    arrows = sum(1 for arrow in diagram.arrows if arrow.kind == "hop")
+    typer.echo(
+        f"{output}: {len(journey.packets)} packet(s), {arrows} hop arrow(s), "
+        f"{len(diagram.lifelines)} lifeline(s)"
+    )
+
+
+@command("report")
+def report_command(
+    store: StoreOption = None,
+    port: PortOption = None,
+    host: HostOption = None,
+    proto: ProtoOption = None,
+    nat: NatOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Directory to write (default: reports/<UTC timestamp>/)."
+        ),
+    ] = None,
+    diagrams: Annotated[
+        int, typer.Option("--diagrams", help="Draw diagrams for the first N connections.", min=0)
+    ] = DIAGRAM_LIMIT,
+) -> None:
+    """Write an HTML report of the connections (with the `logpath flows` filters).
+
+    Example: logpath report --port 12580 -o reports/seed
+    """
+    now = datetime.now(UTC)
+    out_dir = output or Path("reports") / now.strftime("%Y%m%dT%H%M%SZ")
+    query = FlowQuery(port=port, host=host, proto=proto, nat=nat, since=since, until=until)
+    result = write_report(Store(store), query, out_dir, now, diagrams)
+    typer.echo(f"{result.page}: {result.flows:,} connection(s), {result.diagrams:,} diagram(s)")
