@@ -50,7 +50,7 @@ class _Namer:
         return f"(?P<{alias}>"
 
 
-def _translate(expr: pp.ParserElement, namer: _Namer) -> str:
+def _translate(expr: pp.ParserElement, namer: _Namer, end: str = r"\Z") -> str:
     if expr.parseAction:
         raise CompileError(f"parse actions cannot be compiled: {expr}")
     if isinstance(expr, pp.Regex):
@@ -58,21 +58,21 @@ def _translate(expr: pp.ParserElement, namer: _Namer) -> str:
     if isinstance(expr, pp.Literal):
         return re.escape(expr.match)
     if isinstance(expr, pp.StringEnd):
-        return r"\Z"
+        return end
     if isinstance(expr, pp.Empty):
         return ""
     if isinstance(expr, pp.And):
-        return "".join(_translate(e, namer) for e in expr.exprs)
+        return "".join(_translate(e, namer, end) for e in expr.exprs)
     if isinstance(expr, pp.MatchFirst):
-        return "(?>" + "|".join(_translate(e, namer) for e in expr.exprs) + ")"
+        return "(?>" + "|".join(_translate(e, namer, end) for e in expr.exprs) + ")"
     if isinstance(expr, pp.Opt):
-        return f"(?:{_translate(expr.expr, namer)})?+"
+        return f"(?:{_translate(expr.expr, namer, end)})?+"
     if isinstance(expr, pp.ZeroOrMore):
-        return f"(?:{_translate(expr.expr, namer)})*+"
+        return f"(?:{_translate(expr.expr, namer, end)})*+"
     if isinstance(expr, pp.OneOrMore):
-        return f"(?:{_translate(expr.expr, namer)})++"
+        return f"(?:{_translate(expr.expr, namer, end)})++"
     if isinstance(expr, (pp.Suppress, pp.Group, pp.Combine)):
-        return _translate(expr.expr, namer)
+        return _translate(expr.expr, namer, end)
     raise CompileError(f"cannot compile {type(expr).__name__}: {expr}")
 
 
@@ -109,8 +109,15 @@ class FastPattern:
         yield from by_field.items()
 
 
-def compile_grammar(expr: pp.ParserElement, *, head: str = "") -> FastPattern:
-    """Translate ``expr`` into a regex; ``head`` is a regex put in front (e.g. a line header)."""
+def compile_grammar(expr: pp.ParserElement, *, head: str = "", end: str = r"\Z") -> FastPattern:
+    r"""Translate ``expr`` into a regex.
+
+    Args:
+        expr: the grammar.
+        head: a regex put in front (e.g. a line header).
+        end: what the grammar's StringEnd becomes; r" *\Z" lets a pattern match a line with its
+            trailing spaces still on, where the grammar is given the line without them.
+    """
     namer = _Namer()
-    pattern = namer.rename(head) + _translate(expr, namer)
+    pattern = namer.rename(head) + _translate(expr, namer, end)
     return FastPattern(pattern, dict(namer.aliases))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -210,43 +210,67 @@ class _Columns:
         return {name: out.get(name, empty) for name in names}
 
 
+@cache
+def syslog_pattern() -> FastPattern:
+    """The common shape after an RFC 3164 header, matching with trailing spaces still on."""
+    grammar = _line_grammar(netfilter.common_body, headers.KINDS[0])
+    return compile_grammar(grammar, end=r" *\Z")
+
+
 def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
-    """Parse numbered lines from one source into raw hop fields, rejects and skip counts."""
+    """Parse numbered lines from one source into raw hop fields, rejects and skip counts.
+
+    The hops come out in line order.
+    """
+    lines = lines if isinstance(lines, Sequence) else list(lines)
     kinds = header_kinds()
     # the whole-grammar patterns are compiled only when a line needs one
     buckets = [_Columns(p) for kind in kinds for p in (kind.common, kind.whole)]
-    syslog = buckets[0].regex
-    result = ParsedLines(fields={}, lineno=[], raw=[])
+    # The hot path, for most lines of a syslog file: kind 0 (RFC 3164) is the grammar's first
+    # header choice, so a line this pattern matches needs no search for its kind, and the pattern
+    # allows the trailing spaces that message_end() would strip. Appends are bound once.
+    syslog = syslog_pattern().regex.match
+    syslog_rows, syslog_lineno, syslog_raw = [], [], []
+    skipped = Counter[str]()
+    result = ParsedLines(fields={}, lineno=[], raw=[], skipped=skipped, lines=len(lines))
     for lineno, line in lines:
-        result.lines += 1
-        if not is_candidate(line):
-            result.skipped[SKIP_BLANK if not line.strip() else SKIP_NOT_NETFILTER] += 1
+        if "OUT=" not in line or "IN=" not in line:  # is_candidate(), inlined
+            skipped[SKIP_BLANK if not line.strip() else SKIP_NOT_NETFILTER] += 1
             continue
         if len(line) > MAX_LINE:
-            result.skipped[SKIP_TOO_LONG] += 1
+            skipped[SKIP_TOO_LONG] += 1
+            continue
+        match = syslog(line)
+        if match:
+            syslog_rows.append(match.groups(""))
+            syslog_lineno.append(lineno)
+            syslog_raw.append(line)
             continue
         end = message_end(line)
-        # Kind 0 (RFC 3164, most syslog files) is the grammar's first header choice, so a line its
-        # pattern matches needs no search for the kind; every other kind is looked up in order.
-        match = syslog.match(line, 0, end)
-        if match:
-            buckets[0].add(match.groups(""), lineno, line)
-            continue
         index = 2 * kind_of(line, kinds)
-        for bucket in buckets[index + (index == 0) : index + 2]:
+        for bucket in buckets[index : index + 2]:
             match = bucket.regex.match(line, 0, end)
             if match:
                 bucket.add(match.groups(""), lineno, line)
                 break
         else:
             result.rejected.append(reject(source, lineno, line))
+    hot = _Columns(syslog_pattern())
+    hot.rows, hot.lineno, hot.raw = syslog_rows, syslog_lineno, syslog_raw
+    buckets.insert(0, hot)
     names = all_fields()
     used = [bucket for bucket in buckets if bucket.rows]
     parts = [bucket.to_fields(names) for bucket in used]
     empty = pa.nulls(0, pa.string())
-    result.fields = {
+    fields = {
         name: pa.concat_arrays([part[name] for part in parts]) if parts else empty for name in names
     }
-    result.lineno = [n for bucket in used for n in bucket.lineno]
-    result.raw = [t for bucket in used for t in bucket.raw]
+    lineno = [n for bucket in used for n in bucket.lineno]
+    raw = [t for bucket in used for t in bucket.raw]
+    if len(used) > 1:  # buckets hold different patterns' lines: put them back in line order
+        order = pc.sort_indices(pa.array(lineno, pa.int64()))
+        fields = {name: values.take(order) for name, values in fields.items()}
+        lineno = [lineno[i] for i in order.to_pylist()]
+        raw = [raw[i] for i in order.to_pylist()]
+    result.fields, result.lineno, result.raw = fields, lineno, raw
     return result

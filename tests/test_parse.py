@@ -291,3 +291,13 @@ def test_non_netfilter_lines_are_skipped_with_a_reason() -> None:
     )
     assert parsed.hops == 0 and parsed.rejected == []
     assert dict(parsed.skipped) == {"not a netfilter line": 1, "blank line": 1}
+
+
+def test_hops_come_out_in_line_order_whatever_pattern_matched_them() -> None:
+    ipv6 = (SAMPLES / "formats" / "ipv6.log").read_text().splitlines()[0]
+    mixed = [SEED[0], ipv6, SEED[1], "[  12.000000] " + SEED[2].split("] ", 1)[1], SEED[3]]
+    parsed = parse_lines("mixed", list(enumerate(mixed, 1)))
+    assert parsed.lineno == [1, 2, 3, 4, 5]
+    assert parsed.raw == mixed
+    assert parsed.fields["uptime"].to_pylist()[3] == "12.000000"
+    assert parsed.fields["src"].to_pylist()[1].startswith("fd00:")
