@@ -584,7 +584,7 @@ def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
     stats = _flow_stats(frame)
     nat = infer_translations(frame)
     return [
-        _flow_record(str(flow_id), row, nat.get(str(flow_id), ()))
+        _flow_record(str(flow_id), {str(k): v for k, v in row.items()}, nat.get(str(flow_id), ()))
         for flow_id, row in stats.to_dict("index").items()
     ]
 
@@ -703,7 +703,8 @@ def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translati
     rows = pd.concat([frame.loc[marked, ["flow", "packet", "leg", "nat_mark", "t_proto", *columns]],
                       prev.loc[marked]], axis=1)  # fmt: skip
     rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
-    return [_translation_at(hop, local_in) for hop in rows.to_dict("records")]
+    records = [{str(k): v for k, v in hop.items()} for hop in rows.to_dict("records")]
+    return [_translation_at(hop, local_in) for hop in records]
 
 
 def _translation_at(hop: dict[str, Any], local_in: set[tuple[int, int]]) -> tuple[str, Translation]:

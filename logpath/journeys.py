@@ -385,7 +385,8 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
             kept.append(batch.filter(pa.array(near)))
     table = pa.Table.from_batches(kept, schema=pa.schema([HOP_SCHEMA.field(c) for c in columns]))
     # the store's own pandas types (nullable integers stay integers), as read_hops gives them
-    return table.to_pandas(types_mapper=store_pandas_type)
+    hops: pd.DataFrame = table.to_pandas(types_mapper=store_pandas_type)
+    return hops
 
 
 def _hop_batches(store: Store, columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -426,7 +427,8 @@ def _seconds(stamps: pd.Series) -> np.ndarray:
 def _batch_seconds(batch: pa.RecordBatch) -> np.ndarray:
     """Epoch seconds of a batch's ``ts`` column (NaN where missing)."""
     micros = pc.cast(batch.column("ts"), pa.int64())
-    return micros.to_numpy(zero_copy_only=False).astype("float64") / 1e6
+    seconds: np.ndarray = micros.to_numpy(zero_copy_only=False).astype("float64") / 1e6
+    return seconds
 
 
 def _near(
@@ -441,7 +443,8 @@ def _near(
     hit = keys[slot] == values
     low, high = windows["low"].to_numpy()[slot], windows["high"].to_numpy()[slot]
     timeless = np.isnan(stamps) | np.isnan(low)
-    return hit & (timeless | ((stamps >= low) & (stamps <= high)))
+    near: np.ndarray = hit & (timeless | ((stamps >= low) & (stamps <= high)))
+    return near
 
 
 def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:

@@ -216,7 +216,8 @@ def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> 
     keys = rows["_key"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
     for start, end in itertools.pairwise(bounds.tolist()):
-        matched = _match_hops(index[start:end].tolist(), records[start:end])
+        hops = [{str(k): v for k, v in hop.items()} for hop in records[start:end]]
+        matched = _match_hops(index[start:end].tolist(), hops)
         for row, packet in matched.items():
             segment[row] = next_id + packet
         next_id += max(matched.values()) + 1
