@@ -477,9 +477,18 @@ def journey_text(journey: Journey) -> str:
     for packet in journey.packets:
         lines.append("")
         fate = packet.fate + (f" at {packet.stopped_at}" if packet.stopped_at else "")
+        if packet.stopped_at and _answered_after(journey, packet):
+            fate += " (answered later: not logged further, not dropped)"
         lines.append(f"packet {packet.n}  {packet.direction}  {packet.summary}  -> {fate}")
         lines += [_hop_line(hop) for hop in packet.hops]
     return "\n".join(lines) + "\n"
+
+
+def _answered_after(journey: Journey, packet: Packet) -> bool:
+    """Did a packet travel the other way after this one (so this one got through)?"""
+    return any(
+        later.n > packet.n and later.direction != packet.direction for later in journey.packets
+    )
 
 
 def _side(side: ConnTuple) -> str:

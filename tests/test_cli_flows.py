@@ -146,3 +146,17 @@ def test_journey_errors(store: str) -> None:
     assert (code, err) == (1, "logpath: --json and --csv exclude each other: choose one\n")
     code, _, err = run("flows", "--store", store, "--nat", "masquerade")
     assert (code, err) == (1, "logpath: --nat 'masquerade': use snat, dnat or any\n")
+
+
+def test_journey_text_flags_the_stopped_syn(store: str) -> None:
+    (flow,) = flows(store, "--port", "53225")
+    code, out, _ = run("journey", str(flow["id"]), "--store", store)
+    assert code == 0
+    blocks = out.split("\n\n")
+    assert blocks[1].splitlines() == [
+        "packet 1  orig  SYN  -> stopped at PREROUTING"
+        " (answered later: not logged further, not dropped)",
+        "  pc-baim: raw PREROUTING           IN=eth0 OUT=                            "
+        " 10.10.126.187:53225 -> 172.17.0.2:12580  TTL=64",
+    ]
+    assert blocks[2].splitlines()[0] == "packet 2  reply  SYN-ACK  -> forwarded"
