@@ -201,3 +201,56 @@ def test_lab_burst_two_hundred_masqueraded_connections(tmp_path: Path) -> None:
     assert all(f.reply.dst == "10.77.0.1" and f.reply.dport == f.orig.sport for f in flows)
     assert {f.state for f in flows} == {"closed"}
     assert all([t.type for t in f.nat] == ["snat"] for f in flows)
+
+
+# Captured from a real kernel (6.18, iptables 1.8.9): client netns 10.99.0.2 connects to
+# 10.99.0.1:8080 in a router netns whose nat PREROUTING has
+# `-p tcp --dport 8080 -j REDIRECT --to-ports 9000` and a listener on 9000; LOG rules in raw
+# PREROUTING/OUTPUT, nat PREROUTING/INPUT and filter INPUT/OUTPUT (dmesg layout).
+REDIRECT_CAPTURE = (
+    "[ 2484.687518] lp:raw:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=17859 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=64240 RES=0x00 SYN URGP=0 ",
+    "[ 2484.687612] lp:nat:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=17859 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=64240 RES=0x00 SYN URGP=0 ",
+    "[ 2484.687623] lp:filter:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=17859 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=64240 RES=0x00 SYN URGP=0 ",
+    "[ 2484.687629] lp:nat:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=17859 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=64240 RES=0x00 SYN URGP=0 ",
+    "[ 2484.687704] lp:raw:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=0 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=65160 RES=0x00 ACK SYN URGP=0 ",
+    "[ 2484.687711] lp:filter:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=0 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=65160 RES=0x00 ACK SYN URGP=0 ",
+    "[ 2484.687735] lp:raw:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17860 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=63 RES=0x00 ACK URGP=0 ",
+    "[ 2484.687741] lp:filter:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17860 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=63 RES=0x00 ACK URGP=0 ",
+    "[ 2484.695966] lp:raw:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=17861 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=63 RES=0x00 ACK PSH URGP=0 ",
+    "[ 2484.695990] lp:filter:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=17861 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=63 RES=0x00 ACK PSH URGP=0 ",
+    "[ 2484.696014] lp:raw:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=58843 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK URGP=0 ",
+    "[ 2484.696019] lp:filter:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=58843 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK URGP=0 ",
+    "[ 2484.699888] lp:raw:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=58844 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK PSH URGP=0 ",
+    "[ 2484.699904] lp:filter:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=56 TOS=0x00 PREC=0x00 TTL=64 ID=58844 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK PSH URGP=0 ",
+    "[ 2484.699973] lp:raw:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17862 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=63 RES=0x00 ACK URGP=0 ",
+    "[ 2484.699981] lp:filter:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17862 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=63 RES=0x00 ACK URGP=0 ",
+    "[ 2484.700013] lp:raw:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=58845 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK FIN URGP=0 ",
+    "[ 2484.700017] lp:filter:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=58845 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK FIN URGP=0 ",
+    "[ 2484.747881] lp:raw:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17863 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=63 RES=0x00 ACK URGP=0 ",
+    "[ 2484.747904] lp:filter:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17863 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=63 RES=0x00 ACK URGP=0 ",
+    "[ 2484.900255] lp:raw:pre:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17864 DF PROTO=TCP SPT=35162 DPT=8080 WINDOW=63 RES=0x00 ACK FIN URGP=0 ",
+    "[ 2484.900281] lp:filter:in:rd IN=lpflwr0 OUT= MAC=d2:93:88:eb:c8:9e:86:e7:18:57:ea:e5:08:00 SRC=10.99.0.2 DST=10.99.0.1 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=17864 DF PROTO=TCP SPT=35162 DPT=9000 WINDOW=63 RES=0x00 ACK FIN URGP=0 ",
+    "[ 2484.900301] lp:raw:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=0 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK URGP=0 ",
+    "[ 2484.900307] lp:filter:out:rd IN= OUT=lpflwr0 SRC=10.99.0.1 DST=10.99.0.2 LEN=52 TOS=0x00 PREC=0x00 TTL=64 ID=0 DF PROTO=TCP SPT=9000 DPT=35162 WINDOW=64 RES=0x00 ACK URGP=0 ",
+)
+
+
+def test_redirect_to_a_local_port(tmp_path: Path) -> None:
+    log = tmp_path / "redirect.dmesg"
+    log.write_text("\n".join(REDIRECT_CAPTURE) + "\n")
+    traced = trace_sample(tmp_path, str(log))
+    (flow,) = summarise_flows(traced)
+    assert flow.orig == ConnTuple("10.99.0.2", 35162, "10.99.0.1", 8080)
+    # the answer comes from the port REDIRECT chose, on the address the SYN came to
+    assert flow.reply == ConnTuple("10.99.0.1", 9000, "10.99.0.2", 35162)
+    assert [(t.type, t.from_addr, t.to_addr, t.hook) for t in flow.nat] == [
+        ("redirect", "10.99.0.1:8080", "10.99.0.1:9000", "PREROUTING")
+    ]
+    syn = build_journey(traced, flow.id).packets[0]
+    assert [(h.table, h.hook, h.dport, h.translated) for h in syn.hops] == [
+        ("raw", "PREROUTING", 8080, False),
+        ("nat", "PREROUTING", 8080, False),
+        ("filter", "INPUT", 9000, True),
+        ("nat", "INPUT", 9000, True),
+    ]
+    assert syn.fate == "delivered"
