@@ -254,3 +254,30 @@ def test_redirect_to_a_local_port(tmp_path: Path) -> None:
         ("nat", "INPUT", 9000, True),
     ]
     assert syn.fate == "delivered"
+
+
+def test_all_lab_captures_together_keep_apart(tmp_path: Path) -> None:
+    names = sorted(p.name for p in (SAMPLES / "lab").glob("*.log"))
+    flows = summarise_flows(trace_sample(tmp_path, *(f"lab/{name}" for name in names)))
+    # 12 scenarios with one connection, ipv6 with two, burst with 200
+    assert len(flows) == 213
+    assert {f.hosts for f in flows} == {("lab-host",)}
+    scenarios = sorted(
+        (f.proto, f.orig.dport, tuple(t.type for t in f.nat)) for f in flows if f.orig.dport != 9020
+    )
+    assert scenarios == [
+        ("icmp", None, ("snat",)),  # icmp-echo, masqueraded
+        ("tcp", 8080, ("dnat",)),  # dnat: LAN host to the published port
+        ("tcp", 8080, ("dnat", "snat")),  # hairpin
+        ("tcp", 8080, ("dnat", "snat")),  # hairpin-self
+        ("tcp", 9001, ()),  # c2c
+        ("tcp", 9002, ()),  # bridge-rst
+        ("tcp", 9003, ()),  # c1-host
+        ("tcp", 9004, ()),  # host-c1
+        ("tcp", 9005, ("snat",)),  # masquerade
+        ("tcp", 9011, ()),  # ipv6, bridged
+        ("tcp", 9012, ()),  # ipv6, to the host
+        ("udp", 9009, ("snat",)),  # icmp-error: the refused UDP, SNAT seen in the quote
+        ("udp", 9010, ("snat",)),  # udp
+    ]
+    assert sum(f.stopped for f in flows) == 0
