@@ -371,6 +371,10 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
 
     Scans the store batch by batch and keeps only matching rows: memory follows the selection.
     """
+    schema = pa.schema([HOP_SCHEMA.field(c) for c in columns])
+    if selected.empty:
+        hops: pd.DataFrame = schema.empty_table().to_pandas(types_mapper=store_pandas_type)
+        return hops
     port_windows = _windows(selected, ("sport", "dport", "inner_sport", "inner_dport"))
     id_windows = _windows(selected, ("icmp_id", "inner_icmp_id"))
     kept = []
@@ -383,10 +387,10 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
             near |= _near(batch, column, stamps, id_windows)
         if near.any():
             kept.append(batch.filter(pa.array(near)))
-    table = pa.Table.from_batches(kept, schema=pa.schema([HOP_SCHEMA.field(c) for c in columns]))
+    table = pa.Table.from_batches(kept, schema=schema)
     # the store's own pandas types (nullable integers stay integers), as read_hops gives them
-    hops: pd.DataFrame = table.to_pandas(types_mapper=store_pandas_type)
-    return hops
+    widened: pd.DataFrame = table.to_pandas(types_mapper=store_pandas_type)
+    return widened
 
 
 def _hop_batches(store: Store, columns: list[str]) -> Iterator[pa.RecordBatch]:
