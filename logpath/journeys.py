@@ -7,7 +7,7 @@ These are the records renderers draw (terminal timeline, sequence diagram) and w
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
 from logpath.errors import NotFoundError, UsageError
@@ -33,8 +32,7 @@ from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_COLUMNS, HOP_SCHEMA, hop_to_json
 from logpath.packets import group_packets, missing, refine_guessed_hooks
 from logpath.rules import Ruleset
-from logpath.store import Store, hop_filter
-from logpath.store import _pandas_type as store_pandas_type
+from logpath.store import Store, hop_filter, to_frame
 
 
 @dataclass(frozen=True)
@@ -373,12 +371,11 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
     """
     schema = pa.schema([HOP_SCHEMA.field(c) for c in columns])
     if selected.empty:
-        hops: pd.DataFrame = schema.empty_table().to_pandas(types_mapper=store_pandas_type)
-        return hops
+        return to_frame(schema.empty_table())
     port_windows = _windows(selected, ("sport", "dport", "inner_sport", "inner_dport"))
     id_windows = _windows(selected, ("icmp_id", "inner_icmp_id"))
     kept = []
-    for batch in _hop_batches(store, columns):
+    for batch in store.hop_batches(columns):
         stamps = _batch_seconds(batch)
         near = np.zeros(batch.num_rows, dtype=bool)
         for column in ("sport", "dport", "inner_sport", "inner_dport"):
@@ -388,23 +385,7 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
         if near.any():
             kept.append(batch.filter(pa.array(near)))
     table = pa.Table.from_batches(kept, schema=schema)
-    # the store's own pandas types (nullable integers stay integers), as read_hops gives them
-    widened: pd.DataFrame = table.to_pandas(types_mapper=store_pandas_type)
-    return widened
-
-
-def _hop_batches(store: Store, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """The store's hops, a record batch at a time (the layout Store.read_table reads)."""
-    files = [str(store.path / "hops" / part) for part in store.require().parts]
-    if not files:
-        return iter(())
-    dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
-    # little readahead: memory should follow the selection, not the store
-    return iter(
-        dataset.to_batches(
-            columns=columns, batch_size=32768, batch_readahead=1, fragment_readahead=0
-        )
-    )
+    return to_frame(table)
 
 
 def _windows(selected: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

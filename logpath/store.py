@@ -131,14 +131,30 @@ class Store:
     ) -> pd.DataFrame:
         """Hops matching a pyarrow filter expression, in file and line order."""
         table = self.read_table(filter_, columns)
-        frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_type)
-        return frame
+        return to_frame(table)
+
+    def hop_batches(
+        self, columns: list[str] | None = None, batch_size: int = 32768
+    ) -> Iterator[pa.RecordBatch]:
+        """The stored hops a record batch at a time, with little readahead: a caller that keeps
+        only some rows of each batch holds memory for those rows, not for the store."""
+        files = self._hop_files()
+        if not files:
+            return iter(())
+        dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
+        return iter(
+            dataset.to_batches(
+                columns=columns, batch_size=batch_size, batch_readahead=1, fragment_readahead=0
+            )
+        )
+
+    def _hop_files(self) -> list[str]:
+        return [str(self.path / "hops" / p) for p in self.require().parts]
 
     def read_table(
         self, filter_: ds.Expression | None = None, columns: list[str] | None = None
     ) -> pa.Table:
-        manifest = self.require()
-        files = [str(self.path / "hops" / p) for p in manifest.parts]
+        files = self._hop_files()
         if not files:
             return HOP_SCHEMA.empty_table().select(columns or HOP_SCHEMA.names)
         dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
@@ -152,6 +168,13 @@ class Store:
             table = ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table()
         frame: pd.DataFrame = table.to_pandas()
         return frame
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A hop table as pandas, with the store's types: a port stays an integer (8080, not 8080.0),
+    even where some rows have none."""
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_type)
+    return frame
 
 
 def _pandas_type(type_: pa.DataType) -> Any:
