@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logpath.cli import app
-from logpath.journeys import FlowQuery
-from logpath.render.report import write_report
+from logpath.journeys import FlowQuery, build_journey, select_flows
+from logpath.render.report import flow_journeys, write_report
 from logpath.store import Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -124,3 +124,18 @@ def test_report_and_render_commands(seed: Store, tmp_path: Path) -> None:
     )
     code, _, err = run("render", "nope", "--store", str(seed.path), "-o", str(picture))
     assert (code, err) == (3, "logpath: no flow 'nope' in the store (see `logpath flows`)\n")
+
+
+def test_batch_journeys_equal_build_journey(seed: Store, tmp_path: Path) -> None:
+    """The report builds every journey in one pass; each equals build_journey's, field by field."""
+    hairpin = ingest(tmp_path / "hairpin", SAMPLES / "lab" / "hairpin.log")
+    for store in (seed, hairpin):
+        traced, flows = select_flows(store, FlowQuery())
+        batch = flow_journeys(traced, flows)
+        one_by_one = [build_journey(traced, flow.id) for flow in flows]
+        assert batch == one_by_one
+        assert [h.fields for j in batch for p in j.packets for h in p.hops] == [
+            h.fields for j in one_by_one for p in j.packets for h in p.hops
+        ]
+        marks = [m for j in batch for p in j.packets for h in p.hops for m in h.nat]
+        assert marks.count("snat") >= 1  # the MASQUERADE (seed) and the hairpin SNAT are marked
