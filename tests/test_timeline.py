@@ -111,3 +111,21 @@ def test_colour_only_when_the_console_has_it(seed_store: Store) -> None:
                    [journey])  # fmt: skip
     assert "\x1b[" in out.getvalue()  # the NAT mark and roles are coloured
     assert "\x1b[" not in render(journey, 120)
+
+
+def test_journey_command_prints_the_timeline(seed_store: Store) -> None:
+    """`logpath journey` (piped: no colour, one line per hop) for journey 2 (RST from the host)."""
+    journey = journey_to(seed_store, "172.17.0.1")
+    result = CliRunner().invoke(app, ["journey", journey.flow.id, "--store", str(seed_store.path)])
+    assert result.exit_code == 0, result.output
+    assert [line.rstrip() for line in result.stdout.splitlines()] == [
+        f"flow {journey.flow.id} tcp  orig 172.17.0.2:41362→172.17.0.1:12580  "
+        "reply 172.17.0.1:12580→172.17.0.2:41362  state reset",
+        "",
+        "#1 → orig SYN  len 60 id 29166  ⇒ delivered",
+        "  raw PREROUTING docker0[vethd9f6465] → · 172.17.0.2:41362 → 172.17.0.1:12580 TTL 64 nic",
+        "  filter INPUT   docker0[vethd9f6465] → · 172.17.0.2:41362 → 172.17.0.1:12580 TTL 64 nic",
+        "",
+        "#2 ← reply RST-ACK  len 40 id 781  ⇒ sent",
+        "  filter OUTPUT · → docker0 172.17.0.1:12580 → 172.17.0.2:41362 TTL 64 nic",
+    ]

@@ -23,7 +23,8 @@ from logpath.cli.app import (
 )
 from logpath.errors import UsageError
 from logpath.flows import Flow, format_endpoint
-from logpath.journeys import FlowQuery, journey_text, load_journey, select_flows
+from logpath.journeys import FlowQuery, load_journey, select_flows
+from logpath.render.timeline import print_timeline
 from logpath.store import Store
 
 ProtoOption = Annotated[
@@ -84,7 +85,7 @@ def journey_command(
     if as_json:
         typer.echo(json.dumps(journey.to_json(), indent=1))
     else:
-        typer.echo(journey_text(journey), nl=False)
+        print_timeline(_console(), [journey])
 
 
 def _console() -> Console:
