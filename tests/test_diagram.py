@@ -214,3 +214,21 @@ def test_png_and_svg_have_sane_sizes(seed: Store, dnat: Store, tmp_path: Path) -
     assert text.startswith("<?xml") and "</svg>" in text and 20_000 < len(text) < 2_000_000
     with pytest.raises(UsageError, match=r"write a \.png or a \.svg file"):
         save_diagram(journey_to(seed, "172.17.0.3"), tmp_path / "j1.jpg")
+
+
+def test_lab_hairpin_marks_the_role_switches(tmp_path: Path) -> None:
+    """c2 → 10.77.0.1:8080 DNATed back to c1 on the same bridge: routed (nic) at PREROUTING,
+    then bridged (br_netfilter keeps it on lpbr0) from FORWARD on; both NATs are marked."""
+    store = ingest(tmp_path, SAMPLES / "lab" / "hairpin.log")
+    diagram = layout(journey_to(store, "10.77.0.1"))
+    assert [line.title for line in diagram.lifelines] == [
+        "172.30.0.3", "vethc2", "lpbr0", "lab-host", "vethc1", "172.30.0.2"
+    ]  # fmt: skip
+    first_packet = [m for m in (*diagram.switches, *diagram.nat_marks) if m.row < 12]
+    assert sorted(first_packet, key=lambda m: m.row) == [
+        Marker(5, 2, "lpbr0: nic ⇄ bridge"),
+        Marker(6, 2, "DNAT 10.77.0.1:8080 → 172.30.0.2:80  (applied at PREROUTING)"),
+        Marker(10, 2, "SNAT 172.30.0.3:52806 → 172.30.0.1:52806  (applied at POSTROUTING)"),
+    ]
+    assert diagram.bands[:2] == (RoleBand(1, 3, "nic"), RoleBand(4, 10, "bridge"))
+    assert diagram.arrows[3].start == 3 and diagram.arrows[3].end == 2  # stack → bridge
