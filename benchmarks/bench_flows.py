@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +43,24 @@ def ingested_store(lines: int, seed: int) -> Path:
     return store
 
 
+def connections_opened(path: Path, port: int) -> int:
+    """How many connections to `port` the file opens: distinct (SRC, DST, SPT) of bare SYNs.
+
+    A bare SYN (flags exactly `SYN`) starts a connection; its hops at several hooks share
+    the tuple (a DNAT rewrite changes DST, but the generator's published ports are not 12580).
+    """
+    syn = re.compile(rf"SRC=(\S+) DST=(\S+) .*SPT=(\d+) DPT={port} .*RES=0x\w\w SYN URGP=")
+    needle = f"DPT={port} "
+    seen = set()
+    with path.open(encoding="ascii", errors="replace") as lines:
+        for line in lines:
+            if needle in line and " SYN URGP=" in line:
+                found = syn.search(line)
+                if found:
+                    seen.add(found.groups())
+    return len(seen)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure `logpath flows` on the ingested store; print and write the result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"logpath flows failed (exit {m.returncode}):\n{m.stderr[-2000:]}")
     flows = json.loads(m.stdout)
     count = len(flows) if isinstance(flows, list) else len(flows.get("flows", []))
+    opened = connections_opened(ensure_syslog(args.lines, args.seed), args.port)
     host = machine()
     report = "\n".join(
         [
@@ -79,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| `logpath flows --port {args.port} --json` | {m.wall_seconds:.2f} "
             f"| {m.cpu_seconds:.2f} | {mib(m.max_rss_kb)} | {mib(m.tree_peak_kb)} "
             f"| {m.load_before:.2f} | {count:,} |",
+            "",
+            f"The generated file opens {opened:,} connections to port {args.port} (distinct "
+            f"bare-SYN tuples): logpath found {count:,} flows"
+            f" ({'equal' if count == opened else 'DIFFERENT'}).",
             "",
             "Reproduce: `.venv/bin/python benchmarks/bench_flows.py`",
             "",
