@@ -26,10 +26,10 @@ def seed_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return Store(path)
 
 
-def journey_to(store: Store, dst: str) -> Journey:
-    """The journey of the seed's connection to ``dst`` (one each in the article)."""
+def journey_to(store: Store, dst: str, src: str = "") -> Journey:
+    """The journey of the seed's connection to ``dst`` (from ``src``: one each in the article)."""
     _, flows = select_flows(store, FlowQuery())
-    (flow,) = [f for f in flows if f.orig.dst == dst]
+    (flow,) = [f for f in flows if f.orig.dst == dst and f.orig.src.startswith(src)]
     return load_journey(store, flow.id)
 
 
@@ -129,3 +129,16 @@ def test_journey_command_prints_the_timeline(seed_store: Store) -> None:
         "#2 ← reply RST-ACK  len 40 id 781  ⇒ sent",
         "  filter OUTPUT · → docker0 172.17.0.1:12580 → 172.17.0.2:41362 TTL 64 nic",
     ]
+
+
+def test_stopped_syn_answered_later(seed_store: Store) -> None:
+    """Journey 6: the SYN is logged at raw PREROUTING only, yet the SYN-ACK came back."""
+    journey = journey_to(seed_store, "172.17.0.2", src="10.10.126.187")
+    lines = render(journey, 160).splitlines()
+    assert lines[0].endswith("state established  1 packet(s) stopped")
+    assert lines[2:4] == [
+        "#1 → orig SYN  len 60 id 48735  ⇒ stopped after PREROUTING "
+        "(answered later: not logged further, not dropped)",
+        "  raw PREROUTING eth0 → · 10.10.126.187:53225 → 172.17.0.2:12580 TTL 64",
+    ]
+    assert journey.packets[0].fate == "stopped"

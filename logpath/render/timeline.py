@@ -56,7 +56,7 @@ def timeline(journey: Journey, width: int) -> Group:
     parts: list[Text | Table] = [flow_header(journey.flow)]
     many_hosts = len({hop.host for packet in journey.packets for hop in packet.hops}) > 1
     for packet in journey.packets:
-        parts.append(packet_header(packet))
+        parts.append(packet_header(packet, answered_later(journey, packet)))
         parts.append(hop_table(packet, width, many_hosts))
     return Group(*parts)
 
@@ -78,7 +78,7 @@ def flow_header(flow: Flow) -> Text:
     if not flow.answered:
         header.append(" (unanswered)", STYLE["stopped"])
     if flow.stopped:
-        header.append(f" {flow.stopped} stopped", STYLE["stopped"])
+        header.append(f"  {flow.stopped} packet(s) stopped", STYLE["translated"])
     return header
 
 
@@ -86,8 +86,17 @@ def _tuple(side: ConnTuple) -> str:
     return f"{format_endpoint(side.src, side.sport)}→{format_endpoint(side.dst, side.dport)}"
 
 
-def packet_header(packet: Packet) -> Text:
-    """``#2 ← reply SYN-ACK len 60 → forwarded``: number, direction, TCP summary, fate."""
+def answered_later(journey: Journey, packet: Packet) -> bool:
+    """True when a packet went the other way after this one: a stopped packet then got
+    through, it was only not logged further (a LOG rule matching only some packets)."""
+    return any(
+        later.n > packet.n and later.direction != packet.direction for later in journey.packets
+    )
+
+
+def packet_header(packet: Packet, answered: bool = False) -> Text:
+    """``#2 ← reply SYN-ACK len 60 → forwarded``: number, direction, TCP summary, fate
+    (``answered``: the packet was answered later, see ``answered_later``)."""
     first = packet.hops[0].fields if packet.hops else {}
     text = Text("\n")
     text.append(f"#{packet.n} {ARROW.get(packet.direction, '?')} {packet.direction} ", "bold")
@@ -96,7 +105,10 @@ def packet_header(packet: Packet) -> Text:
     if details:
         text.append("  " + " ".join(details), STYLE["muted"])
     text.append("  ⇒ ")
-    if packet.fate == "stopped":
+    if packet.fate == "stopped" and answered:
+        text.append(f"stopped after {packet.stopped_at}", STYLE["translated"])
+        text.append(" (answered later: not logged further, not dropped)", STYLE["muted"])
+    elif packet.fate == "stopped":
         text.append(f"stopped after {packet.stopped_at}", STYLE["stopped"])
     else:
         text.append(packet.fate, STYLE["fate"])
