@@ -48,6 +48,10 @@ class ConnTuple:
         """The same tuple seen from the other side (ports swap, except an ICMP echo id)."""
         return ConnTuple(self.dst, self.dport, self.src, self.sport)
 
+    def __str__(self) -> str:
+        """``src:sport → dst:dport``, as tables and timelines print it."""
+        return f"{format_endpoint(self.src, self.sport)} → {format_endpoint(self.dst, self.dport)}"
+
     def to_json(self) -> dict[str, Any]:
         """``{"src", "sport", "dst", "dport"}`` as in the flows contract."""
         return {"src": self.src, "sport": self.sport, "dst": self.dst, "dport": self.dport}

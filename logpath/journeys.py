@@ -20,11 +20,9 @@ from logpath.bridge import assign_roles
 from logpath.errors import NotFoundError, UsageError
 from logpath.flows import (
     NAT_TYPES,
-    ConnTuple,
     Flow,
     assign_flows,
     flow_id_port,
-    format_endpoint,
     packet_fates,
     summarise_flows,
 )
@@ -444,59 +442,3 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     else:
         traced, _ = select_flows(store, FlowQuery(port=port), columns=list(HOP_COLUMNS))
     return build_journey(traced, flow_id, packet)
-
-
-def journey_text(journey: Journey) -> str:
-    """A plain text timeline: the flow, then one block per packet, one line per hop."""
-    flow = journey.flow
-    lines = [
-        f"flow {flow.id}  {flow.proto}  {_side(flow.orig)}  state {flow.state}"
-        + ("" if flow.answered else "  (unanswered)"),
-        f"  reply {_side(flow.reply)}",
-    ]
-    lines += [
-        f"  nat {t.type} {t.from_addr} -> {t.to_addr} at {t.hook}"
-        + (f" on {t.host}" if t.host else "")
-        for t in flow.nat
-    ]
-    for packet in journey.packets:
-        lines.append("")
-        fate = packet.fate + (f" at {packet.stopped_at}" if packet.stopped_at else "")
-        if packet.stopped_at and _answered_after(journey, packet):
-            fate += " (answered later: not logged further, not dropped)"
-        lines.append(f"packet {packet.n}  {packet.direction}  {packet.summary}  -> {fate}")
-        lines += [_hop_line(hop) for hop in packet.hops]
-    return "\n".join(lines) + "\n"
-
-
-def _answered_after(journey: Journey, packet: Packet) -> bool:
-    """Did a packet travel the other way after this one (so this one got through)?"""
-    return any(
-        later.n > packet.n and later.direction != packet.direction for later in journey.packets
-    )
-
-
-def _side(side: ConnTuple) -> str:
-    """``src:sport -> dst:dport``."""
-    return f"{format_endpoint(side.src, side.sport)} -> {format_endpoint(side.dst, side.dport)}"
-
-
-def _hop_line(hop: JourneyHop) -> str:
-    """One hop: where, which interfaces, what addresses, role and NAT marks."""
-    where = f"{hop.table or '?'} {hop.hook or '?'}" + (
-        "" if hop.evidence != "guess" else " (guess)"
-    )
-    ifaces = f"IN={hop.in_iface or ''} OUT={hop.out_iface or ''}"
-    if hop.physin or hop.physout:
-        ifaces += f" PHYSIN={hop.physin or ''} PHYSOUT={hop.physout or ''}"
-    addresses = (
-        f"{format_endpoint(str(hop.src), hop.sport)} -> {format_endpoint(str(hop.dst), hop.dport)}"
-    )
-    marks = [f"TTL={hop.ttl}"] if hop.ttl is not None else []
-    if hop.role:
-        marks.append(f"role={hop.role}" + (" (switch)" if hop.role_switch else ""))
-    marks += [f"[{mark}]" for mark in hop.nat]
-    if hop.translated:
-        marks.append("translated")
-    host = f"{hop.host}: " if hop.host else ""
-    return f"  {host}{where:<24} {ifaces:<40} {addresses}  {' '.join(marks)}"

@@ -95,26 +95,6 @@ def test_flows_table(store: str) -> None:
     assert out.rstrip().endswith("1 flow(s)")
 
 
-def test_journey_text(store: str) -> None:
-    (flow,) = flows(store, "--port", "41362")
-    code, out, _ = run("journey", str(flow["id"]), "--store", store)
-    assert code == 0
-    assert out == (
-        f"flow {flow['id']}  tcp  172.17.0.2:41362 -> 172.17.0.1:12580  state reset\n"
-        "  reply 172.17.0.1:12580 -> 172.17.0.2:41362\n"
-        "\n"
-        "packet 1  orig  SYN  -> delivered\n"
-        "  pc-baim: raw PREROUTING           IN=docker0 OUT= PHYSIN=vethd9f6465 PHYSOUT="
-        " 172.17.0.2:41362 -> 172.17.0.1:12580  TTL=64 role=nic\n"
-        "  pc-baim: filter INPUT             IN=docker0 OUT= PHYSIN=vethd9f6465 PHYSOUT="
-        " 172.17.0.2:41362 -> 172.17.0.1:12580  TTL=64 role=nic\n"
-        "\n"
-        "packet 2  reply  RST-ACK  -> sent\n"
-        "  pc-baim: filter OUTPUT            IN= OUT=docker0                         "
-        " 172.17.0.1:12580 -> 172.17.0.2:41362  TTL=64 role=nic\n"
-    )
-
-
 def test_journey_json_contract(store: str) -> None:
     (flow,) = flows(store, "--port", "55148")
     code, out, err = run("journey", str(flow["id"]), "--store", store, "--json")
@@ -146,17 +126,3 @@ def test_journey_errors(store: str) -> None:
     assert (code, err) == (1, "logpath: --json and --csv exclude each other: choose one\n")
     code, _, err = run("flows", "--store", store, "--nat", "masquerade")
     assert (code, err) == (1, "logpath: --nat 'masquerade': use snat, dnat or any\n")
-
-
-def test_journey_text_flags_the_stopped_syn(store: str) -> None:
-    (flow,) = flows(store, "--port", "53225")
-    code, out, _ = run("journey", str(flow["id"]), "--store", store)
-    assert code == 0
-    blocks = out.split("\n\n")
-    assert blocks[1].splitlines() == [
-        "packet 1  orig  SYN  -> stopped at PREROUTING"
-        " (answered later: not logged further, not dropped)",
-        "  pc-baim: raw PREROUTING           IN=eth0 OUT=                            "
-        " 10.10.126.187:53225 -> 172.17.0.2:12580  TTL=64",
-    ]
-    assert blocks[2].splitlines()[0] == "packet 2  reply  SYN-ACK  -> forwarded"

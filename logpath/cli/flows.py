@@ -22,7 +22,7 @@ from logpath.cli.app import (
     command,
 )
 from logpath.errors import UsageError
-from logpath.flows import Flow, format_endpoint
+from logpath.flows import Flow
 from logpath.journeys import FlowQuery, load_journey, select_flows
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
@@ -103,8 +103,8 @@ def print_flows(console: Console, flows: list[Flow]) -> None:
         table.add_row(
             flow.id,
             flow.proto,
-            _side(flow.orig.src, flow.orig.sport, flow.orig.dst, flow.orig.dport),
-            _side(flow.reply.src, flow.reply.sport, flow.reply.dst, flow.reply.dport),
+            str(flow.orig),
+            str(flow.reply),
             "\n".join(f"{t.type} {t.from_addr}→{t.to_addr}" for t in flow.nat),
             str(flow.packets),
             str(flow.hops),
@@ -113,11 +113,6 @@ def print_flows(console: Console, flows: list[Flow]) -> None:
         )
     console.print(table)
     console.print(f"{len(flows):,} flow(s)")
-
-
-def _side(src: str, sport: int | None, dst: str, dport: int | None) -> str:
-    """``src:sport → dst:dport``."""
-    return f"{format_endpoint(src, sport)} → {format_endpoint(dst, dport)}"
 
 
 def flows_csv(flows: list[Flow]) -> str:

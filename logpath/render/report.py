@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from rich.console import Console
 
-from logpath.flows import Flow, format_endpoint, packet_fates
+from logpath.flows import Flow, packet_fates
 
 # _journey_hop/_mark_applied_nat: journeys' own record builders, so that a batch of journeys
 # is exactly what build_journey gives for each (a batch build_journeys belongs in journeys.py)
@@ -220,10 +220,6 @@ def filter_section(query: FlowQuery, count: int) -> str:
     return f"<h2>Filter</h2>\n<p><code>{_e(words)}</code>: {count:,} connection(s).</p>"
 
 
-def _side(src: str, sport: int | None, dst: str, dport: int | None) -> str:
-    return f"{format_endpoint(src, sport)} → {format_endpoint(dst, dport)}"
-
-
 def summary_section(flows: Sequence[Flow]) -> str:
     """One row per connection, linking to its section."""
     if not flows:
@@ -233,8 +229,8 @@ def summary_section(flows: Sequence[Flow]) -> str:
         [
             flow.id,
             flow.proto,
-            _side(flow.orig.src, flow.orig.sport, flow.orig.dst, flow.orig.dport),
-            _side(flow.reply.src, flow.reply.sport, flow.reply.dst, flow.reply.dport),
+            str(flow.orig),
+            str(flow.reply),
             ", ".join(t.type for t in flow.nat),
             flow.first_seen.isoformat(sep=" ", timespec="seconds")[:19] if flow.first_seen else "",
             flow.state + ("" if flow.answered else " (no answer)"),
