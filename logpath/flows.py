@@ -401,13 +401,21 @@ def _conn_tuples(
     reverse: dict[str, str],
 ) -> tuple[str, str]:
     """The orig tuple (first hop of the first orig packet) and the reply tuple (first hop of the
-    first answer, as it arrives before de-NAT; without answers, the orig after DNAT reversed)."""
+    first answer, as it arrives before de-NAT). Without answers: the packet an ICMP error quotes
+    as it arrives, reversed (it shows the orig after SNAT, which the NATing host never logs),
+    else the orig after DNAT reversed."""
     candidates = [p.packet for p in group if not p.related] or [p.packet for p in group]
     origs = [p for p in candidates if direction[p] == "orig"]
     replies = [p for p in candidates if direction[p] == "reply"]
     if origs:
         orig_key = first_key[origs[0]]
-        reply_key = first_key[replies[0]] if replies else reverse[last_key[origs[0]]]
+        errors = [p.packet for p in group if p.related and direction[p.packet] == "reply"]
+        if replies:
+            reply_key = first_key[replies[0]]
+        elif errors:
+            reply_key = reverse[first_key[errors[0]]]
+        else:
+            reply_key = reverse[last_key[origs[0]]]
         return orig_key, reply_key
     reply_key = first_key[replies[0]]
     return reverse[reply_key], reply_key
@@ -450,11 +458,15 @@ def key_tuple(key: str) -> tuple[str, ConnTuple]:
 
 
 def _translated(frame: pd.DataFrame) -> pd.Series:
-    """Does the hop show other addresses than its direction's conntrack tuple?"""
+    """Does the hop show other addresses than its direction's conntrack tuple?
+
+    An ICMP error is keyed by the packet it quotes, which went the other way: the quote is
+    untranslated when it is the reverse of the error's own direction's tuple.
+    """
     own = frame["orig_key"].where(frame["direction"] == "orig", frame["reply_key"])
     plain = frame["_key"] != own
-    either = (frame["_key"] != frame["orig_key"]) & (frame["_key"] != frame["reply_key"])
-    return plain.where(~frame["related"].astype(bool), either).astype(bool)
+    quoted = frame["_rkey"] != own
+    return plain.where(~frame["related"].astype(bool), quoted).astype(bool)
 
 
 def _nat_marks(frame: pd.DataFrame) -> pd.Series:
@@ -676,9 +688,10 @@ def infer_translations(frame: pd.DataFrame) -> dict[str, tuple[Translation, ...]
     found: dict[str, list[Translation]] = {}
     for flow_id, translation in _translations_between_hops(frame):
         found.setdefault(flow_id, []).append(translation)
-    for flow_id, translation in _translations_from_tuples(frame):
-        found.setdefault(flow_id, []).append(translation)
+    # quotes before tuples: without an answer, the reply tuple itself comes from an error's quote
     for flow_id, translation in _translations_from_quotes(frame):
+        found.setdefault(flow_id, []).append(translation)
+    for flow_id, translation in _translations_from_tuples(frame):
         found.setdefault(flow_id, []).append(translation)
     return {flow_id: _unique(items) for flow_id, items in found.items()}
 

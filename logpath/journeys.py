@@ -306,6 +306,8 @@ class FlowQuery:
 
     port: int | None = None
     """Only flows with a hop to or from this port."""
+    ident: int | None = None
+    """Only flows with a hop with this port or ICMP echo id (the number in a flow id)."""
     host: str | None = None
     """Only flows with a hop from or to this address."""
     proto: str | None = None
@@ -340,7 +342,9 @@ def select_flows(
     """
     if query.nat is not None and query.nat not in NAT_CHOICES:
         raise UsageError(f"--nat {query.nat!r}: use snat, dnat or any")
-    hop_query = {k: getattr(query, k) for k in ("port", "host", "proto", "since", "until")}
+    hop_query = {
+        k: getattr(query, k) for k in ("port", "ident", "host", "proto", "since", "until")
+    }
     selective = any(v is not None for v in hop_query.values())
     hop_columns = columns or [c for c in HOP_COLUMNS if c in TRACE_COLUMNS]
     # the store's own scan is the fastest way to the selection (pushed-down filter, threads)
@@ -440,5 +444,5 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     if port is None:
         traced = trace_hops(store.read_hops(), store_ruleset(store))
     else:
-        traced, _ = select_flows(store, FlowQuery(port=port), columns=list(HOP_COLUMNS))
+        traced, _ = select_flows(store, FlowQuery(ident=port), columns=list(HOP_COLUMNS))
     return build_journey(traced, flow_id, packet)

@@ -271,6 +271,7 @@ def _locked(path: Path) -> Iterator[IO[str]]:
 def hop_filter(
     *,
     port: int | None = None,
+    ident: int | None = None,
     host: str | None = None,
     prefix: str | None = None,
     proto: str | None = None,
@@ -281,6 +282,12 @@ def hop_filter(
     terms: list[ds.Expression] = []
     if port is not None:
         terms.append((ds.field("sport") == port) | (ds.field("dport") == port))
+    if ident is not None:  # a flow id's number: the client port, or the ICMP echo identifier
+        terms.append(
+            (ds.field("sport") == ident)
+            | (ds.field("dport") == ident)
+            | (ds.field("icmp_id") == ident)
+        )
     if host is not None:
         address = _normal_address(host)
         terms.append((ds.field("src") == address) | (ds.field("dst") == address))

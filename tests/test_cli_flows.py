@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from logpath.cli import app
 
 SEED = Path(__file__).resolve().parent.parent / "samples" / "seed"
+SAMPLES = SEED.parent
 runner = CliRunner()
 CONTRACT = {"id", "proto", "family", "orig", "reply", "nat", "packets", "hops", "first_seen",
             "last_seen", "state"}  # fmt: skip
@@ -126,3 +127,41 @@ def test_journey_errors(store: str) -> None:
     assert (code, err) == (1, "logpath: --json and --csv exclude each other: choose one\n")
     code, _, err = run("flows", "--store", store, "--nat", "masquerade")
     assert (code, err) == (1, "logpath: --nat 'masquerade': use snat, dnat or any\n")
+
+
+def lab_store(tmp_path: Path, name: str) -> str:
+    store = str(tmp_path / name)
+    code, _, err = run("ingest", str(SAMPLES / "lab" / f"{name}.log"), "--store", store)
+    assert code == 0, err
+    return store
+
+
+def test_journey_of_an_icmp_echo_is_found_by_its_echo_id(tmp_path: Path) -> None:
+    store = lab_store(tmp_path, "icmp-echo")
+    (flow,) = flows(store)
+    assert str(flow["id"]).endswith(f"-{flow['orig']['sport']}")  # the echo identifier
+    code, out, err = run("journey", str(flow["id"]), "--store", store, "--json")
+    assert code == 0, err
+    journey = json.loads(out)
+    assert journey["flow"]["id"] == flow["id"]
+    assert {p["summary"] for p in journey["packets"]} == {"echo-request", "echo-reply"}
+
+
+def test_unanswered_masqueraded_udp_takes_its_reply_tuple_from_the_icmp_error(
+    tmp_path: Path,
+) -> None:
+    store = lab_store(tmp_path, "icmp-error")
+    (flow,) = flows(store)
+    sport = flow["orig"]["sport"]
+    # conntrack's reply goes to the masqueraded address, which only the error's quote shows
+    assert flow["reply"] == {"src": "10.77.0.2", "sport": 9009, "dst": "10.77.0.1", "dport": sport}
+    code, out, err = run("journey", str(flow["id"]), "--store", store, "--json")
+    assert code == 0, err
+    error = json.loads(out)["packets"][1]
+    assert [(h["hook"], h["dst"], h["translated"]) for h in error["hops"]] == [
+        ("PREROUTING", "10.77.0.1", False),
+        ("PREROUTING", "10.77.0.1", False),
+        ("FORWARD", "172.30.0.2", True),
+        ("FORWARD", "172.30.0.2", True),
+        ("POSTROUTING", "172.30.0.2", True),
+    ]
