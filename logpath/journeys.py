@@ -7,7 +7,7 @@ These are the records renderers draw (terminal timeline, sequence diagram) and w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,17 +175,69 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
     if hops.empty:
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
     flow = summarise_flows(hops)[0]
+    (journey,) = build_journeys(hops, [flow])
+    if packet is None:
+        return journey
+    packets = tuple(p for p in journey.packets if p.n == packet)
+    if not packets:
+        raise NotFoundError(f"flow {flow_id} has no packet {packet} (it has {flow.packets})")
+    return Journey(flow=flow, packets=packets)
+
+
+def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]:
+    """The journey of every flow of ``trace_hops`` output, in the flows' order.
+
+    One pass over all of them (one ``packet_fates``, one ``to_dict``): building them one flow at a
+    time took 165 ms a flow, 2 min 45 s for a report of 992 connections.
+    """
+    if not flows:
+        return []
+    hops = _with_applied_nat(traced.reset_index(drop=True), flows)
     fates = packet_fates(hops)
     fate, stopped_at = fates["fate"].to_dict(), fates["stopped_at"].to_dict()
-    packets = [
-        _packet_record(n, _mark_applied_nat(group, flow), fate[number], stopped_at[number])
-        for n, (number, group) in enumerate(hops.groupby("packet", sort=True), start=1)
+    packets: dict[int, list[dict[str, Any]]] = {}
+    for row in hops.to_dict("records"):
+        packets.setdefault(int(row["packet"]), []).append({str(k): v for k, v in row.items()})
+    per_flow: dict[str, list[int]] = {}
+    for number in sorted(packets):  # build_journey numbers packets in this order
+        per_flow.setdefault(str(packets[number][0]["flow"]), []).append(number)
+    return [
+        Journey(
+            flow=flow,
+            packets=tuple(
+                _packet(n, packets[number], fate[number], stopped_at[number])
+                for n, number in enumerate(per_flow.get(flow.id, []), start=1)
+            ),
+        )
+        for flow in flows
     ]
-    if packet is not None:
-        packets = [p for p in packets if p.n == packet]
-        if not packets:
-            raise NotFoundError(f"flow {flow_id} has no packet {packet} (it has {flow.packets})")
-    return Journey(flow=flow, packets=tuple(packets))
+
+
+def _with_applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
+    """``nat_mark`` where SNAT or a reply's de-DNAT is applied, packet by packet (only the
+    packets of connections with NAT need it)."""
+    natted = {flow.id: flow for flow in flows if flow.nat}
+    subset = hops[hops["flow"].isin(set(natted))]
+    if subset.empty:
+        return hops
+    marked = hops.copy()
+    for _, group in subset.groupby("packet", sort=False):
+        done = _mark_applied_nat(group, natted[str(group["flow"].iloc[0])])
+        if done is not group:
+            marked.loc[done.index, "nat_mark"] = done["nat_mark"]
+    return marked
+
+
+def _packet(n: int, rows: list[dict[str, Any]], fate: object, stopped_at: object) -> Packet:
+    """One Packet record from its hop rows (already in journey order)."""
+    return Packet(
+        n=n,
+        direction=str(rows[0]["direction"]),
+        summary=packet_summary(rows[0]),
+        fate=str(fate),
+        stopped_at=None if missing(stopped_at) else str(stopped_at),
+        hops=tuple(_journey_hop(row) for row in rows),
+    )
 
 
 def _mark_applied_nat(hops: pd.DataFrame, flow: Flow) -> pd.DataFrame:
@@ -206,21 +258,6 @@ def _mark_applied_nat(hops: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     marked = hops.copy()
     marked.loc[last_post.index[-1], "nat_mark"] = kinds[1]
     return marked
-
-
-def _packet_record(n: int, hops: pd.DataFrame, fate: str, stopped_at: object) -> Packet:
-    """One Packet record from its hops (already in journey order)."""
-    first = hops.iloc[0]
-    return Packet(
-        n=n,
-        direction=str(first["direction"]),
-        summary=packet_summary({str(k): v for k, v in first.items()}),
-        fate=str(fate),
-        stopped_at=None if missing(stopped_at) else str(stopped_at),
-        hops=tuple(
-            _journey_hop({str(k): v for k, v in row.items()}) for row in hops.to_dict("records")
-        ),
-    )
 
 
 def packet_summary(hop: Mapping[str, Any]) -> str:
@@ -342,9 +379,7 @@ def select_flows(
     """
     if query.nat is not None and query.nat not in NAT_CHOICES:
         raise UsageError(f"--nat {query.nat!r}: use snat, dnat or any")
-    hop_query = {
-        k: getattr(query, k) for k in ("port", "ident", "host", "proto", "since", "until")
-    }
+    hop_query = {k: getattr(query, k) for k in ("port", "ident", "host", "proto", "since", "until")}
     selective = any(v is not None for v in hop_query.values())
     hop_columns = columns or [c for c in HOP_COLUMNS if c in TRACE_COLUMNS]
     # the store's own scan is the fastest way to the selection (pushed-down filter, threads)

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logpath.cli import app
-from logpath.journeys import FlowQuery, build_journey, select_flows
-from logpath.render.report import flow_journeys, write_report
+from logpath.journeys import FlowQuery, build_journey, build_journeys, select_flows
+from logpath.render.report import write_report
 from logpath.store import Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -131,7 +131,7 @@ def test_batch_journeys_equal_build_journey(seed: Store, tmp_path: Path) -> None
     hairpin = ingest(tmp_path / "hairpin", SAMPLES / "lab" / "hairpin.log")
     for store in (seed, hairpin):
         traced, flows = select_flows(store, FlowQuery())
-        batch = flow_journeys(traced, flows)
+        batch = build_journeys(traced, flows)
         one_by_one = [build_journey(traced, flow.id) for flow in flows]
         assert batch == one_by_one
         assert [h.fields for j in batch for p in j.packets for h in p.hops] == [
