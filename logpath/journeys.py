@@ -23,6 +23,7 @@ from logpath.flows import (
     Flow,
     assign_flows,
     flow_id_port,
+    format_endpoint,
     packet_fates,
     summarise_flows,
 )
@@ -242,22 +243,43 @@ def _packet(n: int, rows: list[dict[str, Any]], fate: object, stopped_at: object
 
 def _mark_applied_nat(hops: pd.DataFrame, flow: Flow) -> pd.DataFrame:
     """Mark where SNAT (or a reply's de-DNAT) is applied: after the packet's last POSTROUTING
-    hop on the NATing host, which still shows the old address (nat POSTROUTING runs last)."""
+    hop on the NATing host, which still shows the old address (nat POSTROUTING runs last).
+
+    Conntrack translates every packet of the connection, but only the first one passes the nat
+    table: when no POSTROUTING hop was logged, the mark goes after the last hop that routed the
+    packet out (FORWARD or OUTPUT) while it still shows the address NAT replaces.
+    """
     direction = hops["direction"].iloc[0]
     if hops["related"].iloc[0]:
         return hops
     kinds = {"orig": ("snat", "snat"), "reply": ("dnat", "de-dnat")}[direction]
-    hosts = {t.host for t in flow.nat if t.type == kinds[0]}
-    if not hosts:
+    translations = [t for t in flow.nat if t.type == kinds[0]]
+    if not translations:
         return hops
-    last_post = hops[hops["hook"].eq("POSTROUTING")]
-    if None not in hosts:
-        last_post = last_post[last_post["host"].isin(hosts)]
-    if last_post.empty or pd.notna(hops.loc[last_post.index[-1], "nat_mark"]):
+    hosts = {t.host for t in translations}
+    on_host = hops if None in hosts else hops[hops["host"].isin(hosts)]
+    last = on_host[on_host["hook"].eq("POSTROUTING")]
+    if last.empty:
+        routed = on_host[on_host["hook"].isin(["FORWARD", "OUTPUT"]) & on_host["out_iface"].notna()]
+        replaced = translations[0].from_addr if kinds[0] == "snat" else translations[0].to_addr
+        last = routed[_endpoints(routed, "src", "sport") == replaced]
+    if last.empty or pd.notna(hops.loc[last.index[-1], "nat_mark"]):
         return hops
     marked = hops.copy()
-    marked.loc[last_post.index[-1], "nat_mark"] = kinds[1]
+    marked.loc[last.index[-1], "nat_mark"] = kinds[1]
     return marked
+
+
+def _endpoints(hops: pd.DataFrame, address: str, port: str) -> pd.Series:
+    """``addr:port`` (or ``addr``) per hop, as translations write them."""
+    return pd.Series(
+        [
+            format_endpoint(str(a), None if missing(p) else int(p))
+            for a, p in zip(hops[address], hops[port], strict=True)
+        ],
+        index=hops.index,
+        dtype="object",
+    )
 
 
 def packet_summary(hop: Mapping[str, Any]) -> str:

@@ -165,3 +165,16 @@ def test_unanswered_masqueraded_udp_takes_its_reply_tuple_from_the_icmp_error(
         ("FORWARD", "172.30.0.2", True),
         ("POSTROUTING", "172.30.0.2", True),
     ]
+
+
+def test_every_masqueraded_packet_is_marked_not_only_the_first(store: str) -> None:
+    # nat POSTROUTING logs only the SYN; conntrack masquerades the ACK too, after its FORWARD hop
+    (flow,) = flows(store, "--port", "55148")
+    code, out, err = run("journey", str(flow["id"]), "--store", store, "--json")
+    assert code == 0, err
+    packets = json.loads(out)["packets"]
+    assert [(p["summary"], p["hops"][-1]["hook"], p["hops"][-1]["nat"]) for p in packets] == [
+        ("SYN", "POSTROUTING", ["snat"]),
+        ("SYN-ACK", "FORWARD", ["de-snat"]),
+        ("ACK", "FORWARD", ["snat"]),
+    ]

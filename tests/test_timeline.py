@@ -55,7 +55,7 @@ SNAT 172.17.0.2:55148→10.10.126.101:55148 @POSTROUTING  state established
 
 #3 → orig ACK  len 52 id 34161  ⇒ forwarded
   raw PREROUTING              docker0[vethd9f6465] → ·    172.17.0.2:55148 → 10.10.126.187:12580 TTL 64 nic
-  filter FORWARD (FwdId0Ond0) docker0[vethd9f6465] → eth0 172.17.0.2:55148 → 10.10.126.187:12580 TTL 63 nic"""
+  filter FORWARD (FwdId0Ond0) docker0[vethd9f6465] → eth0 172.17.0.2:55148 → 10.10.126.187:12580 TTL 63 nic SNAT"""
 
 MASQUERADE_80 = """\
 flow {id} tcp  orig 172.17.0.2:55148→10.10.126.187:12580  reply
@@ -80,7 +80,7 @@ flow {id} tcp  orig 172.17.0.2:55148→10.10.126.187:12580  reply
   raw PREROUTING 172.17.0.2:55148 → 10.10.126.187:12580 TTL 64
                  docker0[vethd9f6465] → ·  nic
   filter FORWARD 172.17.0.2:55148 → 10.10.126.187:12580 TTL 63
-    FwdId0Ond0   docker0[vethd9f6465] → eth0  nic"""
+    FwdId0Ond0   docker0[vethd9f6465] → eth0  nic SNAT"""
 
 
 def test_masquerade_timeline_wide(seed_store: Store) -> None:
