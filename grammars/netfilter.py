@@ -24,7 +24,15 @@ IPV6 = (
     r"[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}"  # the kernel prints 8 full groups; accept short forms
 )
 MAC = r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}"
-UINT = r"\d+"
+# The kernel prints these as %u of fields of known width; bounding the digits makes an absurd
+# value a rejected line (with the reason) instead of an integer overflow further on.
+U8 = r"\d{1,3}"
+U16 = r"\d{1,5}"
+U32 = r"\d{1,10}"
+UINT = U32
+HEX2 = r"[0-9a-fA-F]{2}"
+HEX4 = r"[0-9a-fA-F]{4}"
+HEX32 = r"[0-9a-fA-F]{1,8}"
 HEX = r"[0-9a-fA-F]+"
 IFACE = r"[^ ]*"  # interface names have no spaces (dev_valid_name); empty when no device
 TCP_FLAG = r"(?:AE|CWR|ECE|URG|ACK|PSH|RST|SYN|FIN)(?![A-Z=])"  # not the URG of URGP=
@@ -42,14 +50,14 @@ def leaf(pattern: str, label: str) -> pp.Regex:
 
 
 def incomplete(p: str) -> pp.Regex:
-    return leaf(rf" INCOMPLETE \[(?P<{p}incomplete>{UINT}) bytes\]", "INCOMPLETE [<n> bytes]")
+    return leaf(rf" INCOMPLETE \[(?P<{p}incomplete>{U16}) bytes\]", "INCOMPLETE [<n> bytes]")
 
 
 # --- prefix, interfaces, link layer ------------------------------------------------------------
 
 trace_prefix = leaf(
     r"(?P<prefix>TRACE: (?P<trace_table>[^: ]+):(?P<trace_chain>[^: ]+):"
-    rf"(?P<trace_type>rule|return|policy):(?P<trace_rulenum>{UINT}) )(?=IN=)",
+    rf"(?P<trace_type>rule|return|policy):(?P<trace_rulenum>{U32}) )(?=IN=)",
     "TRACE: <table>:<chain>:<type>:<rulenum>",
 )
 # Written as an unrolled loop (skip non-"I" characters; at an "I", go on unless the anchor starts
@@ -71,7 +79,7 @@ mac_raw = leaf(
 )
 mac_decoded = leaf(
     rf" MACSRC=(?P<macsrc>{MAC}) MACDST=(?P<macdst>{MAC})"
-    rf"(?: VPROTO=(?P<vproto>{HEX}) VID=(?P<vid>{UINT}))? MACPROTO=(?P<macproto>{HEX})",
+    rf"(?: VPROTO=(?P<vproto>{HEX}) VID=(?P<vid>{U16}))? MACPROTO=(?P<macproto>{HEX})",
     "MACSRC=<mac> MACDST=<mac> MACPROTO=<hex>",
 )
 link = mac_raw | mac_decoded
@@ -81,13 +89,13 @@ link = mac_raw | mac_decoded
 
 def tcp(p: str = "") -> pp.ParserElement:
     """TCP after PROTO=TCP: ports, optional SEQ/ACK, window, flags in kernel order, options."""
-    ports = leaf(rf" SPT=(?P<{p}sport>{UINT}) DPT=(?P<{p}dport>{UINT})", "SPT=<port> DPT=<port>")
-    sequence = leaf(rf" SEQ=(?P<{p}seq>{UINT}) ACK=(?P<{p}ack>{UINT})", "SEQ=<n> ACK=<n>")
+    ports = leaf(rf" SPT=(?P<{p}sport>{U16}) DPT=(?P<{p}dport>{U16})", "SPT=<port> DPT=<port>")
+    sequence = leaf(rf" SEQ=(?P<{p}seq>{U32}) ACK=(?P<{p}ack>{U32})", "SEQ=<n> ACK=<n>")
     window = leaf(
-        rf" WINDOW=(?P<{p}window>{UINT}) RES=0x(?P<{p}res>{HEX})", "WINDOW=<n> RES=0x<hex>"
+        rf" WINDOW=(?P<{p}window>{U16}) RES=0x(?P<{p}res>{HEX2})", "WINDOW=<n> RES=0x<hex>"
     )
     flags = leaf(rf" (?P<{p}flags>{TCP_FLAG}(?: {TCP_FLAG})*)", "<TCP flag>")
-    urgp = leaf(rf" URGP=(?P<{p}urgp>{UINT})", "URGP=<n>")
+    urgp = leaf(rf" URGP=(?P<{p}urgp>{U16})", "URGP=<n>")
     options = leaf(rf" OPT \((?P<{p}tcpopt>{HEX}|TRUNCATED)\)", "OPT (<hex>)")
     header = ports + pp.Opt(sequence) + window + pp.Opt(flags) + urgp + pp.Opt(options)
     return pp.Opt(incomplete(p) | header)
@@ -96,7 +104,7 @@ def tcp(p: str = "") -> pp.ParserElement:
 def udp(p: str = "") -> pp.ParserElement:
     """UDP/UDPLITE: ports and the UDP length (the line's second LEN=)."""
     header = leaf(
-        rf" SPT=(?P<{p}sport>{UINT}) DPT=(?P<{p}dport>{UINT}) LEN=(?P<{p}udplen>{UINT})",
+        rf" SPT=(?P<{p}sport>{U16}) DPT=(?P<{p}dport>{U16}) LEN=(?P<{p}udplen>{U16})",
         "SPT=<port> DPT=<port> LEN=<n>",
     )
     return pp.Opt(incomplete(p) | header)
@@ -113,26 +121,26 @@ def proto_udp(p: str) -> pp.ParserElement:
 def proto_spi(p: str) -> pp.ParserElement:
     """AH and ESP print their SPI; a non-first ESP fragment prints nothing after PROTO=ESP."""
     return leaf(
-        rf" PROTO=(?P<{p}proto>AH|ESP)(?: SPI=0x(?P<{p}spi>{HEX}))?", "PROTO=AH|ESP SPI=0x<hex>"
+        rf" PROTO=(?P<{p}proto>AH|ESP)(?: SPI=0x(?P<{p}spi>{HEX32}))?", "PROTO=AH|ESP SPI=0x<hex>"
     )
 
 
 def proto_number(p: str) -> pp.ParserElement:
-    return leaf(rf" PROTO=(?P<{p}proto>{UINT})", "PROTO=<number>")
+    return leaf(rf" PROTO=(?P<{p}proto>{U8})", "PROTO=<number>")
 
 
 def icmp_type_code(p: str, name: str) -> pp.Regex:
     return leaf(
-        rf" PROTO=(?P<{p}proto>{name}) TYPE=(?P<{p}icmp_type>{UINT}) CODE=(?P<{p}icmp_code>{UINT})",
+        rf" PROTO=(?P<{p}proto>{name}) TYPE=(?P<{p}icmp_type>{U8}) CODE=(?P<{p}icmp_code>{U8})",
         f"PROTO={name} TYPE=<n> CODE=<n>",
     )
 
 
 def echo(p: str) -> pp.Regex:
-    return leaf(rf" ID=(?P<{p}icmp_id>{UINT}) SEQ=(?P<{p}icmp_seq>{UINT})", "ID=<n> SEQ=<n>")
+    return leaf(rf" ID=(?P<{p}icmp_id>{U16}) SEQ=(?P<{p}icmp_seq>{U16})", "ID=<n> SEQ=<n>")
 
 
-mtu = leaf(rf" MTU=(?P<mtu>{UINT})", "MTU=<n>")
+mtu = leaf(rf" MTU=(?P<mtu>{U16})", "MTU=<n>")
 
 # --- IPv4 ---------------------------------------------------------------------------------------
 
@@ -143,12 +151,12 @@ def ipv4_header(p: str = "", lead: str = " ") -> pp.ParserElement:
         rf"{lead}SRC=(?P<{p}src>{IPV4}) DST=(?P<{p}dst>{IPV4})", "SRC=<IPv4 address> DST=<...>"
     )
     fixed = leaf(
-        rf" LEN=(?P<{p}len>{UINT}) TOS=0x(?P<{p}tos>{HEX}) PREC=0x(?P<{p}prec>{HEX})"
-        rf" TTL=(?P<{p}ttl>{UINT}) ID=(?P<{p}id>{UINT})",
+        rf" LEN=(?P<{p}len>{U16}) TOS=0x(?P<{p}tos>{HEX2}) PREC=0x(?P<{p}prec>{HEX2})"
+        rf" TTL=(?P<{p}ttl>{U8}) ID=(?P<{p}id>{U16})",
         "LEN=<n> TOS=0x<hex> PREC=0x<hex> TTL=<n> ID=<n>",
     )
     bits = leaf(rf"(?P<{p}ce> CE)?(?P<{p}df> DF)?(?P<{p}mf> MF)?", "CE|DF|MF")
-    frag = leaf(rf" FRAG:(?P<{p}frag>{UINT})", "FRAG:<offset>")
+    frag = leaf(rf" FRAG:(?P<{p}frag>{U16})", "FRAG:<offset>")
     options = leaf(rf" OPT \((?P<{p}ipopt>{HEX}|TRUNCATED)\)", "OPT (<hex>)")
     return addresses + fixed + bits + pp.Opt(frag) + pp.Opt(options)
 
@@ -162,7 +170,7 @@ def quoted_ipv4() -> pp.ParserElement:
 
 
 icmp_gateway = leaf(rf" GATEWAY=(?P<gateway>{IPV4})", "GATEWAY=<IPv4 address>")
-icmp_parameter = leaf(rf" PARAMETER=(?P<parameter>{UINT})", "PARAMETER=<n>")
+icmp_parameter = leaf(rf" PARAMETER=(?P<parameter>{U8})", "PARAMETER=<n>")
 icmp4 = icmp_type_code("", "ICMP") + pp.Opt(
     echo("")
     | incomplete("")
@@ -185,8 +193,8 @@ def ipv6_header(p: str = "", lead: str = " ") -> pp.ParserElement:
         rf"{lead}SRC=(?P<{p}src>{IPV6}) DST=(?P<{p}dst>{IPV6})", "SRC=<IPv6 address> DST=<...>"
     )
     fixed = leaf(
-        rf" LEN=(?P<{p}len>{UINT}) TC=(?P<{p}tc>{UINT}) HOPLIMIT=(?P<{p}ttl>{UINT})"
-        rf" FLOWLBL=(?P<{p}flowlbl>{UINT})",
+        rf" LEN=(?P<{p}len>{U16}) TC=(?P<{p}tc>{U8}) HOPLIMIT=(?P<{p}ttl>{U8})"
+        rf" FLOWLBL=(?P<{p}flowlbl>{U32})",
         "LEN=<n> TC=<n> HOPLIMIT=<n> FLOWLBL=<n>",
     )
     return addresses + fixed
@@ -194,18 +202,9 @@ def ipv6_header(p: str = "", lead: str = " ") -> pp.ParserElement:
 
 # Extension headers: a fragment header prints its offset (in bytes) and id; with
 # --log-ip-options every walked header is wrapped in "OPT ( ... )".
-fragment6 = leaf(
-    rf" FRAG:(?P<frag>{UINT})(?P<more> INCOMPLETE)? ID:(?P<fragid>{HEX})",
-    "FRAG:<offset> ID:<hex>",
-)
-ext_option = leaf(
-    rf" OPT \((?: FRAG:(?P<optfrag>{UINT})(?P<optmore> INCOMPLETE)? ID:(?P<optfragid>{HEX})"
-    rf"| (?P<optproto>AH|ESP) SPI=0x(?P<optspi>{HEX}))? \)",
-    "OPT ( ... )",
-)
 ext_headers = leaf(
-    rf"(?P<exthdrs>(?: OPT \((?: FRAG:{UINT}(?: INCOMPLETE)? ID:{HEX}| (?:AH|ESP) SPI=0x{HEX})? \)"
-    rf"| FRAG:{UINT}(?: INCOMPLETE)? ID:{HEX})+)",
+    rf"(?P<exthdrs>(?: OPT \((?: FRAG:{U16}(?: INCOMPLETE)? ID:{HEX}| (?:AH|ESP) SPI=0x{HEX})? \)"
+    rf"| FRAG:{U16}(?: INCOMPLETE)? ID:{HEX})+)",
     "OPT ( ... ) or FRAG:<offset> ID:<hex>",
 )
 
@@ -217,7 +216,7 @@ def quoted_ipv6() -> pp.ParserElement:
     return leaf(r" \[", "[") + ipv6_header(p, lead="") + pp.Opt(l4) + leaf(r" \]", "]")
 
 
-pointer6 = leaf(rf" POINTER=(?P<parameter>{HEX})", "POINTER=<hex>")
+pointer6 = leaf(rf" POINTER=(?P<parameter>{HEX32})", "POINTER=<hex>")
 icmp6 = icmp_type_code("", "ICMPv6") + pp.Opt(
     echo("") | incomplete("") | (pointer6 + pp.Opt(quoted_ipv6())) | (quoted_ipv6() + pp.Opt(mtu))
 )
@@ -227,14 +226,14 @@ ipv6 = ipv6_header() + pp.Opt(ext_headers) + pp.Opt(ipv6_l4)
 
 # --- after L4: socket owner and mark (outer packet only) ----------------------------------------
 
-owner = leaf(rf" UID=(?P<uid>{UINT}) GID=(?P<gid>{UINT})", "UID=<n> GID=<n>")
-mark = leaf(rf" MARK=0x(?P<mark>{HEX})", "MARK=0x<hex>")
+owner = leaf(rf" UID=(?P<uid>{U32}) GID=(?P<gid>{U32})", "UID=<n> GID=<n>")
+mark = leaf(rf" MARK=0x(?P<mark>{HEX32})", "MARK=0x<hex>")
 trailer = pp.Opt(owner) + pp.Opt(mark)
 
 # --- ARP (nf_log_syslog.c:60-110): no trailing space, MACSRC/MACDST twice with flags ether ------
 
 arp = leaf(
-    rf" ARP HTYPE=(?P<arp_htype>{UINT}) PTYPE=0x(?P<arp_ptype>{HEX}) OPCODE=(?P<arp_opcode>{UINT})"
+    rf" ARP HTYPE=(?P<arp_htype>{U16}) PTYPE=0x(?P<arp_ptype>{HEX4}) OPCODE=(?P<arp_opcode>{U16})"
     rf"(?: MACSRC=(?P<arp_macsrc>{MAC}) IPSRC=(?P<arp_ipsrc>{IPV4})"
     rf" MACDST=(?P<arp_macdst>{MAC}) IPDST=(?P<arp_ipdst>{IPV4}))?",
     "ARP HTYPE=<n> PTYPE=0x<hex> OPCODE=<n>",
@@ -249,19 +248,19 @@ ebt_link = leaf(
     rf"(?P<ebt> MAC source = )(?P<macsrc>{MAC}) MAC dest = (?P<macdst>{MAC}) proto = 0x(?P<macproto>{HEX})",
     "MAC source = <mac> MAC dest = <mac> proto = 0x<hex>",
 )
-ebt_ports = leaf(rf" SPT=(?P<sport>{UINT}) DPT=(?P<dport>{UINT})", "SPT=<port> DPT=<port>")
+ebt_ports = leaf(rf" SPT=(?P<sport>{U16}) DPT=(?P<dport>{U16})", "SPT=<port> DPT=<port>")
 ebt_ip = leaf(
-    rf" IP SRC=(?P<src>{IPV4}) IP DST=(?P<dst>{IPV4}), IP tos=0x(?P<tos>{HEX}),"
-    rf" IP proto=(?P<proto>{UINT})",
+    rf" IP SRC=(?P<src>{IPV4}) IP DST=(?P<dst>{IPV4}), IP tos=0x(?P<tos>{HEX2}),"
+    rf" IP proto=(?P<proto>{U8})",
     "IP SRC=<ip> IP DST=<ip>, IP tos=0x<hex>, IP proto=<n>",
 )
 ebt_ip6 = leaf(
-    rf" IPv6 SRC=(?P<src>{IPV6}) IPv6 DST=(?P<dst>{IPV6}), IPv6 priority=0x(?P<tc>{HEX}),"
-    rf" Next Header=(?P<proto>{UINT})",
+    rf" IPv6 SRC=(?P<src>{IPV6}) IPv6 DST=(?P<dst>{IPV6}), IPv6 priority=0x(?P<tcx>[0-9a-fA-F]),"
+    rf" Next Header=(?P<proto>{U8})",
     "IPv6 SRC=<ip> IPv6 DST=<ip>, IPv6 priority=0x<hex>, Next Header=<n>",
 )
 ebt_arp = leaf(
-    rf" ARP HTYPE=(?P<arp_htype>{UINT}), PTYPE=0x(?P<arp_ptype>{HEX}), OPCODE=(?P<arp_opcode>{UINT})"
+    rf" ARP HTYPE=(?P<arp_htype>{U16}), PTYPE=0x(?P<arp_ptype>{HEX4}), OPCODE=(?P<arp_opcode>{U16})"
     rf"(?: ARP MAC SRC=(?P<arp_macsrc>{MAC}) ARP IP SRC=(?P<arp_ipsrc>{IPV4})"
     rf" ARP MAC DST=(?P<arp_macdst>{MAC}) ARP IP DST=(?P<arp_ipdst>{IPV4}))?",
     "ARP HTYPE=<n>, PTYPE=0x<hex>, OPCODE=<n>",

@@ -71,11 +71,11 @@ HOP_SCHEMA = pa.schema(
         ("mtu", pa.int32()),
         ("gateway", _STR),
         ("parameter", pa.int64()),
-        ("spi", _STR),
+        ("spi", pa.int64()),
         ("incomplete", pa.int32()),
         ("truncated", pa.bool_()),
-        ("uid", pa.int32()),
-        ("gid", pa.int32()),
+        ("uid", pa.int64()),
+        ("gid", pa.int64()),
         ("mark", pa.int64()),
         ("inner_src", _STR),
         ("inner_dst", _STR),
@@ -91,7 +91,7 @@ HOP_SCHEMA = pa.schema(
         ("trace_table", _DICT),
         ("trace_chain", _DICT),
         ("trace_type", _DICT),
-        ("trace_rulenum", pa.int32()),
+        ("trace_rulenum", pa.int64()),
         ("arp_htype", pa.int16()),
         ("arp_ptype", pa.int32()),
         ("arp_opcode", pa.int16()),
@@ -159,8 +159,13 @@ def _timestamps(fields: dict[str, pa.Array], year: int | None, mtime: datetime) 
     unix = fields["unix"].to_pandas()
     has = unix.notna()
     if has.any():
-        seconds = pd.to_datetime(unix[has].astype(float), unit="s", utc=True)
-        ts[has] = seconds.astype(ts.dtype)
+        # from the digits, not through a float: 1483228801.000001 must keep its microsecond
+        whole, _, fraction = unix[has].str.partition(".").T.to_numpy()
+        micros = [
+            int(w) * 1_000_000 + int((f + "000000")[:6])
+            for w, f in zip(whole, fraction, strict=True)
+        ]
+        ts[has] = pd.to_datetime(micros, unit="us", utc=True).astype(ts.dtype)
     return pa.array(ts, pa.timestamp("us", tz="UTC"))
 
 
@@ -186,12 +191,14 @@ def _kind(fields: dict[str, pa.Array]) -> pa.Array:
     return pc.if_else(pc.is_valid(fields["ebt"]), "ebt", kind)
 
 
-def _ethernet_macs(mac: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """MAC= of an Ethernet frame is dst(6):src(6):type(2), 41 characters (§2.1)."""
+def _ethernet_macs(mac: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """MAC= of an Ethernet frame is dst(6):src(6):type(2), 41 characters (§2.1); other link
+    layers (loopback has the same length, tun none, SIT more) give no MAC addresses here."""
     ethernet = pc.equal(pc.utf8_length(mac), 41)
     dst = pc.if_else(ethernet, pc.utf8_slice_codeunits(mac, 0, 17), None)
     src = pc.if_else(ethernet, pc.utf8_slice_codeunits(mac, 18, 35), None)
-    return dst, src
+    kind = pc.replace_substring(pc.utf8_slice_codeunits(mac, 36, 41), ":", "")
+    return dst, src, pc.if_else(ethernet, kind, None)
 
 
 def _extension(exthdrs: pa.Array, pattern: str) -> pa.Array:
@@ -222,7 +229,7 @@ def build_hops(
     f = parsed.fields
     reference = mtime or datetime.now(UTC)
     mac = _empty_to_null(f["mac"])
-    eth_dst, eth_src = _ethernet_macs(mac)
+    eth_dst, eth_src, eth_type = _ethernet_macs(mac)
     columns: dict[str, pa.Array] = {
         "ts": _timestamps(f, year, reference),
         "uptime": _uptime(f),
@@ -232,9 +239,7 @@ def build_hops(
         "mac": mac,
         "macdst": pc.coalesce(f["macdst"], eth_dst),
         "macsrc": pc.coalesce(f["macsrc"], eth_src),
-        "macproto": pc.coalesce(
-            f["macproto"], pc.replace_substring(pc.utf8_slice_codeunits(mac, 36, 41), ":", "")
-        ),
+        "macproto": pc.coalesce(f["macproto"], eth_type),
         "proto": _proto(f["proto"]),
         "inner_proto": _proto(f["inner_proto"]),
         # IPv4 counts FRAG: in 8-byte units, IPv6 in bytes (§3); we store bytes.
@@ -242,7 +247,20 @@ def build_hops(
             pc.multiply(pc.cast(f["frag"], pa.int32()), 8),
             pc.cast(_extension(f["exthdrs"], r"FRAG:(?P<v>\d+)"), pa.int32()),
         ),
-        "spi": pc.coalesce(f["spi"], _extension(f["exthdrs"], r"SPI=0x(?P<v>[0-9a-f]+)")),
+        "spi": _map_distinct(
+            pc.coalesce(f["spi"], _extension(f["exthdrs"], r"SPI=0x(?P<v>[0-9a-fA-F]+)")),
+            lambda v: int(v, 16),
+            pa.int64(),
+        ),
+        # ebt_log prints the IPv6 priority in hex, nf_log the traffic class in decimal
+        "tc": pc.coalesce(
+            pc.cast(f["tc"], pa.int16()), _map_distinct(f["tcx"], lambda v: int(v, 16), pa.int16())
+        ),
+        # an IPv6 fragment header's INCOMPLETE is its "more fragments" bit
+        "mf": pc.or_(
+            pc.is_valid(f["mf"]),
+            pc.fill_null(pc.match_substring(f["exthdrs"], " INCOMPLETE "), False),
+        ),
         "parameter": pc.coalesce(
             pc.cast(
                 pc.if_else(

@@ -273,3 +273,34 @@ def test_big_input_is_parsed_by_workers_in_order(
     summary = ingest(tmp_path / "s", str(log))
     assert (summary["lines"], summary["hops"]) == (540, 540)
     assert [h["lineno"] for h in hops(tmp_path / "s")] == list(range(1, 541))
+
+
+def test_field_edge_cases_found_by_the_generated_lines(tmp_path: Path) -> None:
+    body = "IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 "
+    v6 = (
+        "IN=b0 OUT= SRC=fd00:000a:0000:0000:0000:0000:0000:0099 "
+        "DST=fd00:000b:0000:0000:0000:0000:0000:0020 LEN=1000 TC=0 HOPLIMIT=63 FLOWLBL=0 "
+    )
+    log = tmp_path / "k.log"
+    log.write_text(
+        # a nobody-like UID above 2^31 (overflowed a 32-bit column and crashed the ingest)
+        f"1483228801.000001 vm kernel: a: {body}PROTO=UDP SPT=1 DPT=2 LEN=8 UID=4294967294 GID=4294967294 \n"
+        # tun: no link-layer header, so no MAC addresses and no ethertype
+        f"b: IN=tun0 OUT= MAC= SRC=10.0.0.1 DST=10.0.0.2 LEN=20 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=47 \n"
+        # an IPv6 first fragment: INCOMPLETE is the more-fragments bit
+        f"c: {v6}FRAG:0 INCOMPLETE ID:00abcdef PROTO=UDP SPT=40105 DPT=53 LEN=1508 \n"
+        f"d: {body}PROTO=ESP SPI=0xc0de \n"
+        # a port no kernel prints: rejected with the reason, not an overflow
+        f"e: {body}PROTO=UDP SPT=1234567 DPT=2 LEN=8 \n"
+    )
+    summary = ingest(tmp_path / "s", str(log))
+    assert (summary["hops"], summary["rejected"]) == (4, 1)
+    a, b, c, d = hops(tmp_path / "s")
+    assert (a["uid"], a["gid"], a["ts"]) == (4294967294, 4294967294, "2017-01-01T00:00:01.000001Z")
+    assert (b["mac"], b["macsrc"], b["macdst"], b["macproto"]) == (None, None, None, None)
+    assert (c["mf"], c["frag"], c["family"]) == (True, 0, 6)
+    assert d["spi"] == 0xC0DE
+    code, out, _ = run("rejected", "--store", str(tmp_path / "s"), "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert (row["lineno"], row["found"]) == (5, "SPT=1234567")
