@@ -18,8 +18,7 @@ from logpath.cli.app import (
 )
 from logpath.cli.flows import NatOption, ProtoOption
 from logpath.journeys import FlowQuery, load_journey
-from logpath.render.diagram import picture_format, save_diagram
-from logpath.render.report import DIAGRAM_LIMIT, write_report
+from logpath.render import DIAGRAM_LIMIT
 from logpath.store import Store
 
 
@@ -35,6 +34,9 @@ def render_command(
 
     Example: logpath render 08e3ad5cfb-55148 -o masquerade.png
     """
+    # matplotlib loads here, not when any command starts (it costs every command 0.3 s)
+    from logpath.render.diagram import picture_format, save_diagram
+
     picture_format(output)  # a wrong name fails before the store is read
     journey = load_journey(Store(store), flow_id)
     diagram = save_diagram(journey, output)
@@ -68,6 +70,8 @@ def report_command(
 
     Example: logpath report --port 12580 -o reports/seed
     """
+    from logpath.render.report import write_report
+
     now = datetime.now(UTC)
     out_dir = output or Path("reports") / now.strftime("%Y%m%dT%H%M%SZ")
     query = FlowQuery(port=port, host=host, proto=proto, nat=nat, since=since, until=until)

@@ -24,12 +24,11 @@ from rich.console import Console
 
 from logpath.flows import Flow
 from logpath.journeys import FlowQuery, Journey, build_journeys, select_flows
+from logpath.render import DIAGRAM_LIMIT
 from logpath.render.diagram import save_diagram
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
 
-# Diagrams are drawn for the first this many connections (each takes ~0.1-0.5 s to paint).
-DIAGRAM_LIMIT = 50
 # Rejected lines shown in full (all are counted).
 REJECTED_SHOWN = 20
 TIMELINE_WIDTH = 140
