@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
 from logpath.errors import NotFoundError, UsageError
@@ -431,20 +432,36 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
     schema = pa.schema([HOP_SCHEMA.field(c) for c in columns])
     if selected.empty:
         return to_frame(schema.empty_table())
-    port_windows = _windows(selected, ("sport", "dport", "inner_sport", "inner_dport"))
-    id_windows = _windows(selected, ("icmp_id", "inner_icmp_id"))
+    port_windows = _windows(selected, PORT_COLUMNS)
+    id_windows = _windows(selected, ID_COLUMNS)
+    # the scan itself (C, pushed down) drops every row without one of the values; the time
+    # windows are then checked on the few rows left
+    candidates = _any_value(PORT_COLUMNS, port_windows) | _any_value(ID_COLUMNS, id_windows)
     kept = []
-    for batch in store.hop_batches(columns):
+    for batch in store.hop_batches(columns, filter_=candidates):
         stamps = _batch_seconds(batch)
         near = np.zeros(batch.num_rows, dtype=bool)
-        for column in ("sport", "dport", "inner_sport", "inner_dport"):
+        for column in PORT_COLUMNS:
             near |= _near(batch, column, stamps, port_windows)
-        for column in ("icmp_id", "inner_icmp_id"):
+        for column in ID_COLUMNS:
             near |= _near(batch, column, stamps, id_windows)
         if near.any():
             kept.append(batch.filter(pa.array(near)))
     table = pa.Table.from_batches(kept, schema=schema)
     return to_frame(table)
+
+
+PORT_COLUMNS = ("sport", "dport", "inner_sport", "inner_dport")
+ID_COLUMNS = ("icmp_id", "inner_icmp_id")
+
+
+def _any_value(columns: tuple[str, ...], windows: pd.DataFrame) -> ds.Expression:
+    """Rows where one of ``columns`` holds one of the windows' values (false when none)."""
+    values = pa.array(windows.index.to_numpy(dtype="int64"), pa.int64())
+    expression = ds.scalar(False)
+    for column in columns:
+        expression = expression | ds.field(column).cast(pa.int64()).isin(values)
+    return expression
 
 
 def _windows(selected: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -134,7 +134,10 @@ class Store:
         return to_frame(table)
 
     def hop_batches(
-        self, columns: list[str] | None = None, batch_size: int = 32768
+        self,
+        columns: list[str] | None = None,
+        batch_size: int = 32768,
+        filter_: ds.Expression | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The stored hops a record batch at a time, with little readahead: a caller that keeps
         only some rows of each batch holds memory for those rows, not for the store."""
@@ -144,7 +147,11 @@ class Store:
         dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
         return iter(
             dataset.to_batches(
-                columns=columns, batch_size=batch_size, batch_readahead=1, fragment_readahead=0
+                columns=columns,
+                filter=filter_,
+                batch_size=batch_size,
+                batch_readahead=1,
+                fragment_readahead=0,
             )
         )
 
