@@ -27,6 +27,7 @@ from measure import (
     logpath_executable,
     machine,
     mib,
+    publish,
     run_measured,
 )
 
@@ -108,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
-    print(report)
+    publish(report, args.output)
     return 0
 
 

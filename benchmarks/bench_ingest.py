@@ -33,6 +33,7 @@ from measure import (
     logpath_executable,
     machine,
     mib,
+    publish,
     run_measured,
 )
 
@@ -270,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     fw = None if args.no_fwlogwatch else fastest(args.repeat, run_fwlogwatch, path, args.lines)
     announce("fwlogwatch", fw)
     report = render(path, [*runs, fw], truth(path), started, args.repeat)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
-    print(report)
+    publish(report, args.output)
     return 0
 
 

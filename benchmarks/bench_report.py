@@ -21,7 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate_syslog import write_syslog
-from measure import OUT_DIR, RESULTS_DIR, logpath_executable, machine, mib, run_measured
+from measure import (
+    OUT_DIR,
+    RESULTS_DIR,
+    logpath_executable,
+    machine,
+    mib,
+    publish,
+    run_measured,
+)
 
 
 def ingested_store(lines: int, seed: int) -> Path:
@@ -75,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
-    print(report)
+    publish(report, args.output)
     return 0
 
 

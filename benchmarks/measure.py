@@ -161,3 +161,10 @@ def machine() -> dict[str, str]:
 def mib(kb: int) -> str:
     """KiB as MiB with one decimal."""
     return f"{kb / 1024:.1f} MiB"
+
+
+def publish(report: str, output: Path) -> None:
+    """Write a results page (creating its folder) and show it."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(report)
+    print(report)
