@@ -224,12 +224,6 @@ def test_hops_on_an_empty_store_directory(tmp_path: Path) -> None:
     assert "no hop store here" in err
 
 
-@pytest.mark.parametrize("command", ["ingest", "hops", "rejected"])
-def test_help(command: str) -> None:
-    code, out, _ = run(command, "--help")
-    assert code == 0 and "Example: logpath" in out
-
-
 FORMATS = SEED.parent.parent / "formats"
 
 
