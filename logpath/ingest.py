@@ -74,13 +74,8 @@ def parse_chunk(
     name: str, mtime: datetime, year: int | None, block: Block, after: int
 ) -> ChunkResult:
     """Parse and type one block's lines numbered above ``after`` (runs in a worker process)."""
-    chunk = block.numbered(after)
-    text = [(n, t) for n, t in chunk if isinstance(t, str)]
-    undecodable = [
-        Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "")
-        for _, t in chunk
-        if isinstance(t, RawLine)
-    ]
+    text, raw_lines = block.texts(after)
+    undecodable = [Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "") for t in raw_lines]
     parsed = parse_lines(name, text)
     parsed.rejected.extend(undecodable)
     hops = build_hops(parsed, name, year=year, mtime=mtime)

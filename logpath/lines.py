@@ -13,7 +13,7 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -170,24 +170,43 @@ class Block:
         """Line number of the last line."""
         return self.lines[-1][0] if self.lines else self.start + self.count - 1
 
-    def numbered(self, after: int = 0) -> list[tuple[int, str | RawLine]]:
-        """The lines with their numbers, leaving out those numbered ``after`` or less."""
+    def texts(self, after: int = 0) -> tuple[Iterable[tuple[int, str]], list[RawLine]]:
+        """The numbered text lines above line ``after``, and the lines that are not UTF-8.
+
+        A clean block is decoded and split in C and numbered by ``enumerate``: no per-line
+        work here, the parser's loop is the first to touch each line.
+        """
         if self.lines is not None:
-            return [(n, item) for n, item in self.lines if n > after]
-        else:
-            try:
-                items: list[str | RawLine] = list(self.data.decode("utf-8").split("\n"))
-            except UnicodeDecodeError:
-                items = [
-                    _decode(raw, self.start + i) for i, raw in enumerate(self.data.split(b"\n"))
-                ]
-            if self.data.endswith(b"\n"):
-                items.pop()
+            kept = [(n, item) for n, item in self.lines if n > after]
+            return (
+                [(n, t) for n, t in kept if isinstance(t, str)],
+                [t for _, t in kept if isinstance(t, RawLine)],
+            )
         first = max(after - self.start + 1, 0)
-        return [
-            (self.start + i, item.rstrip("\r") if isinstance(item, str) else item)
-            for i, item in enumerate(items[first:], first)
-        ]
+        try:
+            text = self.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._texts_line_by_line(first)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        items = text.split("\n")
+        if self.data.endswith(b"\n"):
+            items.pop()
+        return enumerate(items[first:], self.start + first), []
+
+    def _texts_line_by_line(self, first: int) -> tuple[list[tuple[int, str]], list[RawLine]]:
+        raws = self.data.split(b"\n")
+        if self.data.endswith(b"\n"):
+            raws.pop()
+        texts: list[tuple[int, str]] = []
+        undecodable: list[RawLine] = []
+        for i, raw in enumerate(raws[first:], self.start + first):
+            item = _decode(raw, i)
+            if isinstance(item, str):
+                texts.append((i, item))
+            else:
+                undecodable.append(item)
+        return texts, undecodable
 
     def first_line(self) -> str:
         """The first line's text (it identifies the file across renames)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -222,7 +222,6 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
 
     The hops come out in line order.
     """
-    lines = lines if isinstance(lines, Sequence) else list(lines)
     kinds = header_kinds()
     # the whole-grammar patterns are compiled only when a line needs one
     buckets = [_Columns(p) for kind in kinds for p in (kind.common, kind.whole)]
@@ -232,8 +231,10 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
     syslog = syslog_pattern().regex.match
     syslog_rows, syslog_lineno, syslog_raw = [], [], []
     skipped = Counter[str]()
-    result = ParsedLines(fields={}, lineno=[], raw=[], skipped=skipped, lines=len(lines))
+    result = ParsedLines(fields={}, lineno=[], raw=[], skipped=skipped)
+    count = 0
     for lineno, line in lines:
+        count += 1
         if "OUT=" not in line or "IN=" not in line:  # is_candidate(), inlined
             skipped[SKIP_BLANK if not line.strip() else SKIP_NOT_NETFILTER] += 1
             continue
@@ -255,6 +256,7 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
                 break
         else:
             result.rejected.append(reject(source, lineno, line))
+    result.lines = count
     hot = _Columns(syslog_pattern())
     hot.rows, hot.lineno, hot.raw = syslog_rows, syslog_lineno, syslog_raw
     buckets.insert(0, hot)
@@ -265,12 +267,12 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
     fields = {
         name: pa.concat_arrays([part[name] for part in parts]) if parts else empty for name in names
     }
-    lineno = [n for bucket in used for n in bucket.lineno]
+    numbers = [n for bucket in used for n in bucket.lineno]
     raw = [t for bucket in used for t in bucket.raw]
     if len(used) > 1:  # buckets hold different patterns' lines: put them back in line order
-        order = pc.sort_indices(pa.array(lineno, pa.int64()))
+        order = pc.sort_indices(pa.array(numbers, pa.int64()))
         fields = {name: values.take(order) for name, values in fields.items()}
-        lineno = [lineno[i] for i in order.to_pylist()]
+        numbers = [numbers[i] for i in order.to_pylist()]
         raw = [raw[i] for i in order.to_pylist()]
-    result.fields, result.lineno, result.raw = fields, lineno, raw
+    result.fields, result.lineno, result.raw = fields, numbers, raw
     return result
