@@ -143,7 +143,8 @@ def _timestamps(fields: dict[str, pa.Array], year: int | None, mtime: datetime) 
     month = fields["month"].to_pandas()
     has = month.notna()
     if has.any():
-        years = month[has].map(lambda m: year or _year_for(m, mtime)).astype(str)
+        year_of = {m: str(year or _year_for(m, mtime)) for m in month[has].unique()}
+        years = month[has].map(year_of)
         clock = fields["clock"].to_pandas()[has]
         clock = clock.where(clock.str.contains(".", regex=False), clock + ".0")
         day = fields["day"].to_pandas()[has].str.strip()
