@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,21 @@ def test_field_edge_cases_found_by_the_generated_lines(tmp_path: Path) -> None:
     assert code == 0
     (row,) = json.loads(out)
     assert (row["lineno"], row["found"]) == (5, "SPT=1234567")
+
+
+def test_year_comes_from_the_file_time_across_new_year(tmp_path: Path) -> None:
+    import os
+    from datetime import datetime
+
+    body = SEED.read_text().splitlines()[0].split(" pc-baim ", 1)[1]
+    log = tmp_path / "syslog"
+    log.write_text(f"Dec 31 23:59:59 pc-baim {body}\nJan  1 00:00:01 pc-baim {body}\n")
+    written = datetime(2027, 1, 1, 0, 5, tzinfo=UTC).timestamp()
+    os.utime(log, (written, written))
+    code, out, err = run("ingest", str(log), "--store", str(tmp_path / "s"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["hops"] == 2
+    assert [h["ts"] for h in hops(tmp_path / "s")] == [
+        "2026-12-31T23:59:59Z",
+        "2027-01-01T00:00:01Z",
+    ]
