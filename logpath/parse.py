@@ -27,8 +27,11 @@ from logpath.grammars.fastpath import FastPattern, compile_grammar
 
 SKIP_NOT_NETFILTER = "not a netfilter line"
 SKIP_BLANK = "blank line"
-SKIP_INVALID_UTF8 = "invalid UTF-8"
 SKIP_TOO_LONG = "line longer than 64 KiB"
+# Trace output of user-space tools (§5.2 of the format reference), not kernel LOG lines: told
+# apart so that the user sees what was passed over; reading them is not implemented yet.
+SKIP_NFT_MONITOR = "nft monitor trace output (not read by logpath yet)"
+SKIP_XTABLES_MONITOR = "xtables-monitor --trace output (not read by logpath yet)"
 
 MAX_LINE = 65536  # nf_log lines are < 1 KiB (§10.9); anything this long is not one of them
 
@@ -145,6 +148,17 @@ def fast_parse_line(text: str) -> dict[str, str] | None:
     return None
 
 
+def skip_reason(line: str) -> str:
+    """Why a line without IN=/OUT= is passed over."""
+    if not line.strip():
+        return SKIP_BLANK
+    if line.startswith("trace id "):
+        return SKIP_NFT_MONITOR
+    if line.startswith(("PACKET: ", " TRACE: ")):
+        return SKIP_XTABLES_MONITOR
+    return SKIP_NOT_NETFILTER
+
+
 def is_candidate(line: str) -> bool:
     """Cheap test for "might be a netfilter line": every format has IN= and OUT= in it."""
     return "OUT=" in line and "IN=" in line
@@ -236,7 +250,7 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
     for lineno, line in lines:
         count += 1
         if "OUT=" not in line or "IN=" not in line:  # is_candidate(), inlined
-            skipped[SKIP_BLANK if not line.strip() else SKIP_NOT_NETFILTER] += 1
+            skipped[skip_reason(line)] += 1
             continue
         if len(line) > MAX_LINE:
             skipped[SKIP_TOO_LONG] += 1
@@ -255,6 +269,9 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
                 bucket.add(match.groups(""), lineno, line)
                 break
         else:
+            if line.startswith(("PACKET: ", " TRACE: ")):
+                skipped[SKIP_XTABLES_MONITOR] += 1
+                continue
             result.rejected.append(reject(source, lineno, line))
     result.lines = count
     hot = _Columns(syslog_pattern())

@@ -301,3 +301,16 @@ def test_hops_come_out_in_line_order_whatever_pattern_matched_them() -> None:
     assert parsed.raw == mixed
     assert parsed.fields["uptime"].to_pylist()[3] == "12.000000"
     assert parsed.fields["src"].to_pylist()[1].startswith("fd00:")
+
+
+def test_user_space_trace_output_is_skipped_with_its_own_reason() -> None:
+    lines = [
+        *(SAMPLES / "formats" / "nft-monitor-trace.txt").read_text().splitlines()[:3],
+        *(SAMPLES / "formats" / "xtables-monitor-trace.txt").read_text().splitlines()[:3],
+    ]
+    parsed = parse_lines("monitor", list(enumerate(lines, 1)))
+    assert (parsed.hops, parsed.rejected) == (0, [])
+    assert dict(parsed.skipped) == {
+        "nft monitor trace output (not read by logpath yet)": 3,
+        "xtables-monitor --trace output (not read by logpath yet)": 3,
+    }
