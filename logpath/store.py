@@ -155,6 +155,10 @@ class Store:
             )
         )
 
+    def hop_count(self) -> int:
+        """How many hops the store holds (from the Parquet footers: nothing else is read)."""
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in self._hop_files())
+
     def _hop_files(self) -> list[str]:
         return [str(self.path / "hops" / p) for p in self.require().parts]
 

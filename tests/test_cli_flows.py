@@ -124,9 +124,9 @@ def test_journey_errors(store: str) -> None:
     code, _, err = run("journey", str(flow["id"]), "--store", store, "--packet", "7")
     assert (code, err) == (3, f"logpath: flow {flow['id']} has no packet 7 (it has 2)\n")
     code, _, err = run("flows", "--store", store, "--json", "--csv")
-    assert (code, err) == (1, "logpath: --json and --csv exclude each other: choose one\n")
+    assert (code, err) == (2, "logpath: --json and --csv exclude each other: choose one\n")
     code, _, err = run("flows", "--store", store, "--nat", "masquerade")
-    assert (code, err) == (1, "logpath: --nat 'masquerade': use snat, dnat or any\n")
+    assert (code, err) == (2, "logpath: --nat 'masquerade': use snat, dnat or any\n")
 
 
 def lab_store(tmp_path: Path, name: str) -> str:
@@ -178,3 +178,19 @@ def test_every_masqueraded_packet_is_marked_not_only_the_first(store: str) -> No
         ("SYN-ACK", "FORWARD", ["de-snat"]),
         ("ACK", "FORWARD", ["snat"]),
     ]
+
+
+def test_a_big_store_is_not_traced_whole_without_asking(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logpath.journeys
+
+    monkeypatch.setattr(logpath.journeys, "UNFILTERED_HOPS", 20)  # the seed store holds 27
+    code, _, err = run("flows", "--store", store)
+    assert code == 2
+    assert err == (
+        f"logpath: {store}: the store holds 27 hops; tracing them all takes minutes and "
+        "gigabytes\n\nNarrow it with --port, --host, --proto, --since or --until, or pass --all.\n"
+    )
+    assert len(flows(store, "--all")) == 6
+    assert len(flows(store, "--port", "12580")) == 6

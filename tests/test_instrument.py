@@ -261,9 +261,9 @@ def test_cli_remove_nft():
     )
 
 
-def test_cli_error_is_one_message_and_exit_code_1():
+def test_cli_error_is_one_message_and_the_usage_exit_code():
     result = runner.invoke(app, ["instrument", "--hooks", "nat:fwd"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # ExitStatus.USAGE, as click's own option errors
     assert (
         result.output
         == "logpath: --hooks: the nat table has no fwd hook (it has pre, in, out, post)\n"

@@ -119,7 +119,7 @@ def test_report_and_render_commands(seed: Store, tmp_path: Path) -> None:
     assert picture.read_text().rstrip().endswith("</svg>")
     code, _, err = run("render", flow_id, "--store", str(seed.path), "-o", "x.gif")
     assert (code, err) == (
-        1,
+        2,
         "logpath: x.gif: write a .png or a .svg file (the name ends in '.gif')\n",
     )
     code, _, err = run("render", "nope", "--store", str(seed.path), "-o", str(picture))

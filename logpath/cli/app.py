@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from logpath.errors import LogpathError, NotFoundError, StoreLockedError
+from logpath.errors import LogpathError, NotFoundError, StoreLockedError, UsageError
 
 app = typer.Typer(
     name="logpath",
@@ -69,6 +69,8 @@ def exit_status(error: LogpathError) -> ExitStatus:
         return ExitStatus.LOCKED
     if isinstance(error, NotFoundError):
         return ExitStatus.NOT_FOUND
+    if isinstance(error, UsageError):
+        return ExitStatus.USAGE
     return ExitStatus.ERROR
 
 

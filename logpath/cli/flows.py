@@ -34,6 +34,9 @@ NatOption = Annotated[
     str | None,
     typer.Option("--nat", help="Only flows with NAT: snat, dnat (DNAT or REDIRECT) or any."),
 ]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Trace a big store whole even without a filter.")
+]
 CSV_COLUMNS = (
     "id proto family orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
     "reply_dport nat packets hops first_seen last_seen state answered stopped"
@@ -49,6 +52,7 @@ def flows_command(
     nat: NatOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    everything: AllOption = False,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
@@ -58,7 +62,9 @@ def flows_command(
     """
     if as_json and as_csv:
         raise UsageError("--json and --csv exclude each other: choose one")
-    query = FlowQuery(port=port, host=host, proto=proto, nat=nat, since=since, until=until)
+    query = FlowQuery(
+        port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
+    )
     _, flows = select_flows(Store(store), query)
     if as_json:
         typer.echo(json.dumps([flow.to_json() for flow in flows], indent=1))

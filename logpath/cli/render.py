@@ -16,7 +16,7 @@ from logpath.cli.app import (
     UntilOption,
     command,
 )
-from logpath.cli.flows import NatOption, ProtoOption
+from logpath.cli.flows import AllOption, NatOption, ProtoOption
 from logpath.journeys import FlowQuery, load_journey
 from logpath.render import DIAGRAM_LIMIT
 from logpath.store import Store
@@ -62,6 +62,7 @@ def report_command(
             "-o", "--output", help="Directory to write (default: reports/<UTC timestamp>/)."
         ),
     ] = None,
+    everything: AllOption = False,
     diagrams: Annotated[
         int, typer.Option("--diagrams", help="Draw diagrams for the first N connections.", min=0)
     ] = DIAGRAM_LIMIT,
@@ -74,6 +75,8 @@ def report_command(
 
     now = datetime.now(UTC)
     out_dir = output or Path("reports") / now.strftime("%Y%m%dT%H%M%SZ")
-    query = FlowQuery(port=port, host=host, proto=proto, nat=nat, since=since, until=until)
+    query = FlowQuery(
+        port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
+    )
     result = write_report(Store(store), query, out_dir, now, diagrams)
     typer.echo(f"{result.page}: {result.flows:,} connection(s), {result.diagrams:,} diagram(s)")

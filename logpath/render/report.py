@@ -147,8 +147,14 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]], numeric: int
 
 def filter_section(query: FlowQuery, count: int) -> str:
     """The filter used (``logpath flows`` options) and how many connections it selected."""
-    used = [(f"--{name}", value) for name, value in vars(query).items() if value is not None]
-    words = " ".join(f"{name} {value}" for name, value in used) or "(none: every connection)"
+    used = [
+        f"--{name} {value}"
+        for name, value in vars(query).items()
+        if value is not None and name not in ("everything", "ident")
+    ]
+    if query.everything:
+        used.append("--all")
+    words = " ".join(used) or "(none: every connection)"
     return f"<h2>Filter</h2>\n<p><code>{_e(words)}</code>: {count:,} connection(s).</p>"
 
 
