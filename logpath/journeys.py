@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
 from logpath.errors import NotFoundError, UsageError
@@ -455,11 +454,10 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
         return to_frame(schema.empty_table())
     port_windows = _windows(selected, PORT_COLUMNS)
     id_windows = _windows(selected, ID_COLUMNS)
-    # the scan itself (C, pushed down) drops every row without one of the values; the time
-    # windows are then checked on the few rows left
-    candidates = _any_value(PORT_COLUMNS, port_windows) | _any_value(ID_COLUMNS, id_windows)
+    # No filter pushed down into the scan: evaluating isin over six columns cost more (0.37 s)
+    # than decoding everything (0.23 s) and testing the windows with numpy below.
     kept = []
-    for batch in store.hop_batches(columns, filter_=candidates):
+    for batch in store.hop_batches(columns):
         stamps = _batch_seconds(batch)
         near = np.zeros(batch.num_rows, dtype=bool)
         for column in PORT_COLUMNS:
@@ -474,15 +472,6 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
 
 PORT_COLUMNS = ("sport", "dport", "inner_sport", "inner_dport")
 ID_COLUMNS = ("icmp_id", "inner_icmp_id")
-
-
-def _any_value(columns: tuple[str, ...], windows: pd.DataFrame) -> ds.Expression:
-    """Rows where one of ``columns`` holds one of the windows' values (false when none)."""
-    values = pa.array(windows.index.to_numpy(dtype="int64"), pa.int64())
-    expression = ds.scalar(False)
-    for column in columns:
-        expression = expression | ds.field(column).cast(pa.int64()).isin(values)
-    return expression
 
 
 def _windows(selected: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
