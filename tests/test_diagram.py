@@ -7,11 +7,12 @@ import struct
 from pathlib import Path
 
 import pytest
+from seedstore import journey_to
 from typer.testing import CliRunner
 
 from logpath.cli import app
 from logpath.errors import UsageError
-from logpath.journeys import FlowQuery, Journey, load_journey, select_flows
+from logpath.journeys import Journey
 from logpath.render.diagram import (
     MAX_PACKETS,
     Lifeline,
@@ -34,21 +35,8 @@ def ingest(path: Path, *files: Path, options: tuple[str, ...] = ()) -> Store:
 
 
 @pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    rules = str(SAMPLES / "seed" / "iptables.final.rules")
-    return ingest(tmp_path_factory.mktemp("seed"), SAMPLES / "seed" / "syslog",
-                  options=("--year", "2016", "--rules", rules))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
 def dnat(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return ingest(tmp_path_factory.mktemp("dnat"), SAMPLES / "lab" / "dnat.log")
-
-
-def journey_to(store: Store, dst: str) -> Journey:
-    _, flows = select_flows(store, FlowQuery())
-    (flow,) = [f for f in flows if f.orig.dst == dst]
-    return load_journey(store, flow.id)
 
 
 def arrows(journey: Journey) -> list[tuple[int, int, int, str, str, bool, tuple[int, ...]]]:
@@ -57,9 +45,9 @@ def arrows(journey: Journey) -> list[tuple[int, int, int, str, str, bool, tuple[
             for a in layout(journey).arrows]  # fmt: skip
 
 
-def test_journey_1_stays_on_the_bridge(seed: Store) -> None:
+def test_journey_1_stays_on_the_bridge(seed_store: Store) -> None:
     """container1 → container2: every hop on docker0 as a switch, between its two ports."""
-    journey = journey_to(seed, "172.17.0.3")
+    journey = journey_to(seed_store, "172.17.0.3")
     diagram = layout(journey)
     assert diagram.lifelines == (
         Lifeline("sender", "endpoint", "172.17.0.2", "02:42:ac:11:00:02"),
@@ -92,10 +80,10 @@ def test_journey_1_stays_on_the_bridge(seed: Store) -> None:
     assert diagram.rows == 8
 
 
-def test_journey_5_masquerade(seed: Store) -> None:
+def test_journey_5_masquerade(seed_store: Store) -> None:
     """container1 → LAN host: routed by the host, MASQUERADE after nat POSTROUTING logged,
     the SYN-ACK de-NATed between raw PREROUTING and FORWARD."""
-    journey = journey_to(seed, "10.10.126.187")
+    journey = journey_to(seed_store, "10.10.126.187")
     diagram = layout(journey)
     assert [(line.key, line.kind, line.title, line.detail) for line in diagram.lifelines] == [
         ("sender", "endpoint", "172.17.0.2", "02:42:ac:11:00:02"),
@@ -201,9 +189,9 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def test_png_and_svg_have_sane_sizes(seed: Store, dnat: Store, tmp_path: Path) -> None:
+def test_png_and_svg_have_sane_sizes(seed_store: Store, dnat: Store, tmp_path: Path) -> None:
     small = tmp_path / "j1.png"
-    save_diagram(journey_to(seed, "172.17.0.3"), small)
+    save_diagram(journey_to(seed_store, "172.17.0.3"), small)
     width, height = png_size(small)
     assert 1000 <= width <= 2500 and 300 <= height <= 900
     big = tmp_path / "dnat.png"
@@ -211,11 +199,11 @@ def test_png_and_svg_have_sane_sizes(seed: Store, dnat: Store, tmp_path: Path) -
     width, height = png_size(big)
     assert 1000 <= width <= 2500 and 2000 <= height <= 5000  # 52 hops, 10 packets
     svg = tmp_path / "j5.svg"
-    save_diagram(journey_to(seed, "10.10.126.187"), svg)
+    save_diagram(journey_to(seed_store, "10.10.126.187"), svg)
     text = svg.read_text()
     assert text.startswith("<?xml") and "</svg>" in text and 20_000 < len(text) < 2_000_000
     with pytest.raises(UsageError, match=r"write a \.png or a \.svg file"):
-        save_diagram(journey_to(seed, "172.17.0.3"), tmp_path / "j1.jpg")
+        save_diagram(journey_to(seed_store, "172.17.0.3"), tmp_path / "j1.jpg")
 
 
 def test_lab_hairpin_marks_the_role_switches(tmp_path: Path) -> None:

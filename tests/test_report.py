@@ -32,13 +32,6 @@ def ingest(store: Path, *files: Path, options: tuple[str, ...] = ()) -> Store:
 
 
 @pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    rules = str(SAMPLES / "seed" / "iptables.final.rules")
-    return ingest(tmp_path_factory.mktemp("seed"), SAMPLES / "seed" / "syslog",
-                  options=("--year", "2016", "--rules", rules))  # fmt: skip
-
-
-@pytest.fixture(scope="module")
 def crafted(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """The seed's first line with a LOG prefix that is HTML, and a line the grammar rejects."""
     folder = tmp_path_factory.mktemp("crafted")
@@ -70,8 +63,8 @@ def _only_flow(page: str) -> str:
     return flow_id
 
 
-def test_empty_selection(seed: Store, tmp_path: Path) -> None:
-    result = write_report(seed, FlowQuery(port=1), tmp_path / "empty", WHEN)
+def test_empty_selection(seed_store: Store, tmp_path: Path) -> None:
+    result = write_report(seed_store, FlowQuery(port=1), tmp_path / "empty", WHEN)
     page = result.page.read_text()
     assert (result.flows, result.diagrams) == (0, 0)
     assert "<p><code>--port 1</code>: 0 connection(s).</p>" in page
@@ -81,8 +74,8 @@ def test_empty_selection(seed: Store, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["index.html"]
 
 
-def test_seed_report(seed: Store, tmp_path: Path) -> None:
-    result = write_report(seed, FlowQuery(), tmp_path, WHEN, diagram_limit=4)
+def test_seed_report(seed_store: Store, tmp_path: Path) -> None:
+    result = write_report(seed_store, FlowQuery(), tmp_path, WHEN, diagram_limit=4)
     page = result.page.read_text()
     assert (result.flows, result.diagrams) == (6, 4)
     assert "Generated 2026-11-25T12:00:00+00:00" in page
@@ -106,30 +99,32 @@ def test_seed_report(seed: Store, tmp_path: Path) -> None:
     assert all(20_000 < png.stat().st_size < 1_000_000 for png in tmp_path.glob("*.png"))
 
 
-def test_report_and_render_commands(seed: Store, tmp_path: Path) -> None:
+def test_report_and_render_commands(seed_store: Store, tmp_path: Path) -> None:
     out = tmp_path / "r"
-    code, stdout, err = run("report", "--store", str(seed.path), "--nat", "snat", "-o", str(out))
+    code, stdout, err = run(
+        "report", "--store", str(seed_store.path), "--nat", "snat", "-o", str(out)
+    )
     assert code == 0, err
     assert stdout == f"{out / 'index.html'}: 1 connection(s), 1 diagram(s)\n"
     (flow_id,) = re.findall(r'id="flow-([^"]+)"', (out / "index.html").read_text())
     picture = tmp_path / "j5.svg"
-    code, stdout, err = run("render", flow_id, "--store", str(seed.path), "-o", str(picture))
+    code, stdout, err = run("render", flow_id, "--store", str(seed_store.path), "-o", str(picture))
     assert code == 0, err
     assert stdout == f"{picture}: 3 packet(s), 7 hop arrow(s), 6 lifeline(s)\n"
     assert picture.read_text().rstrip().endswith("</svg>")
-    code, _, err = run("render", flow_id, "--store", str(seed.path), "-o", "x.gif")
+    code, _, err = run("render", flow_id, "--store", str(seed_store.path), "-o", "x.gif")
     assert (code, err) == (
         2,
         "logpath: x.gif: write a .png or a .svg file (the name ends in '.gif')\n",
     )
-    code, _, err = run("render", "nope", "--store", str(seed.path), "-o", str(picture))
+    code, _, err = run("render", "nope", "--store", str(seed_store.path), "-o", str(picture))
     assert (code, err) == (3, "logpath: no flow 'nope' in the store (see `logpath flows`)\n")
 
 
-def test_batch_journeys_equal_build_journey(seed: Store, tmp_path: Path) -> None:
+def test_batch_journeys_equal_build_journey(seed_store: Store, tmp_path: Path) -> None:
     """The report builds every journey in one pass; each equals build_journey's, field by field."""
     hairpin = ingest(tmp_path / "hairpin", SAMPLES / "lab" / "hairpin.log")
-    for store in (seed, hairpin):
+    for store in (seed_store, hairpin):
         traced, flows = select_flows(store, FlowQuery())
         batch = build_journeys(traced, flows)
         one_by_one = [build_journey(traced, flow.id) for flow in flows]

@@ -5,32 +5,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pytest
 from rich.console import Console
+from seedstore import journey_to
 from typer.testing import CliRunner
 
 from logpath.cli import app
-from logpath.journeys import FlowQuery, Journey, load_journey, select_flows
+from logpath.journeys import Journey
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
 
 SEED = Path(__file__).resolve().parent.parent / "samples" / "seed"
-
-
-@pytest.fixture(scope="module")
-def seed_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    path = tmp_path_factory.mktemp("seed")
-    result = CliRunner().invoke(app, ["ingest", str(SEED / "syslog"), "--store", str(path),
-                                      "--year", "2016", "--rules", str(SEED / "iptables.final.rules")])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return Store(path)
-
-
-def journey_to(store: Store, dst: str, src: str = "") -> Journey:
-    """The journey of the seed's connection to ``dst`` (from ``src``: one each in the article)."""
-    _, flows = select_flows(store, FlowQuery())
-    (flow,) = [f for f in flows if f.orig.dst == dst and f.orig.src.startswith(src)]
-    return load_journey(store, flow.id)
 
 
 def render(journey: Journey, width: int, **options: bool) -> str:
