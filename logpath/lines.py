@@ -85,11 +85,6 @@ def _open_binary(source: Source) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def _text_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | RawLine]]:
-    for lineno, data in enumerate(stream, 1):
-        yield lineno, _decode(data, lineno)
-
-
 def _export_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | RawLine]]:
     """journalctl -o export: one line per record, numbered by the record's first line."""
     pending: list[bytes] = []
