@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from logpath.errors import InputError
 from logpath.hops import build_hops
-from logpath.lines import Block, RawLine, Source, identity, open_source, read_blocks, rotation_order
+from logpath.lines import Block, Source, identity, open_source, read_blocks, rotation_order
 from logpath.parse import Rejected, parse_lines
 from logpath.store import SourceState, Store, StoreWriter
 
@@ -55,7 +55,6 @@ class IngestSummary:
         }
 
 
-Numbered = tuple[int, str | RawLine]
 Progress = Callable[[str, int], None]  # (source name, lines read so far in it)
 
 
