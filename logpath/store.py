@@ -138,7 +138,6 @@ class Store:
         self,
         columns: list[str] | None = None,
         batch_size: int = 32768,
-        filter_: ds.Expression | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """The stored hops a record batch at a time, with little readahead: a caller that keeps
         only some rows of each batch holds memory for those rows, not for the store."""
@@ -148,7 +147,6 @@ class Store:
         return iter(
             dataset.to_batches(
                 columns=columns,
-                filter=filter_,
                 batch_size=batch_size,
                 batch_readahead=1,
                 fragment_readahead=0,
