@@ -89,10 +89,10 @@ def fix_tag(text: str, tag: str) -> str:
     return re.sub(rf"^(lp:[a-z]+:[a-z]+:){re.escape(tag)}(?= )", rf"\g<1>{FIXED_TAG}", text)
 
 
-def syslog_line(record: KernelRecord, text: str, boot: float) -> str:
+def syslog_line(record: KernelRecord, text: str, boot: float, host: str = SYSLOG_HOST) -> str:
     """RFC 3164 as rsyslog writes kernel lines read from /proc/kmsg (UTC wall time)."""
     stamp = time.strftime("%b %e %H:%M:%S", time.gmtime(boot + record.usec / 1e6))
-    return f"{stamp} {SYSLOG_HOST} kernel: {record.uptime()} {text}"
+    return f"{stamp} {host} kernel: {record.uptime()} {text}"
 
 
 def write_formats(records: list[KernelRecord], tag: str, stem: Path) -> None:

@@ -31,7 +31,8 @@ from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
 LOCK_DIR = Path(tempfile.gettempdir()) / "logpath-lab"
-NAMESPACE_PATTERN = re.compile(r"^(lp[0-9a-f]{6}-)(host|c1|c2|lan)$")
+# the one-host lab's roles, then the two-host lab's (tests/lab/twohosts.py)
+NAMESPACE_PATTERN = re.compile(r"^(lp[0-9a-f]{6}-)(host|c1|c2|lan|hosta|hostb|client|server)$")
 
 BRIDGE = "lpbr0"
 SUBNET = "172.30.0.0/24"

@@ -1,0 +1,245 @@
+"""Two Docker-like hosts joined by a routed link, each a namespace with LOG rules of its own.
+
+Layout (every name carries the run's prefix ``lp<6 hex>-``)::
+
+    client eth0 172.31.0.2 --vethcl-- lpbra 172.31.0.1/24 [hosta] wan0 10.78.0.1/24
+                                                                    |  (veth)
+    server eth0 172.29.0.2 --vethsv-- lpbrb 172.29.0.1/24 [hostb] wan0 10.78.0.2/24
+
+hosta: ip_forward=1, br_netfilter, MASQUERADE for 172.31.0.0/24 leaving by any interface but
+lpbra (Docker's rule). hostb: the same for its own bridge, plus two published ports: DNAT
+``-d 10.78.0.2 -p tcp --dport 8080 --to-destination 172.29.0.2:80`` (and 8081 to :81) in nat
+PREROUTING; its filter FORWARD drops every other SYN to the server's port 81 (``statistic``
+nth), so the first SYN of a connection to 8081 dies there and its retransmission goes through.
+client and server only route through their host's bridge address; neither knows the other's
+subnet, so the connections exist only thanks to both translations.
+
+Each host logs first in every chain of raw, mangle, nat and filter (TCP ports 80, 81, 8080 and
+8081, and ICMP), with the logpath-native prefix ``lp:<table>:<hook>:<host>-<tag> ``; one kernel
+logs for both, and the host word in the prefix tells whose hook wrote a record.
+
+Used by tests/lab/test_lab_two_hosts.py and as a script, to write the committed samples:
+``python -m tests.lab.twohosts capture samples/lab``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import topology as t
+from .capture import KernelRecord, boot_time, capture, syslog_line
+from .topology import Lab
+from .traffic import Scenario, tcp_request, tcp_server
+
+HOSTS = ("hosta", "hostb")
+ROLES = ("hosta", "hostb", "client", "server")
+
+BRIDGE_A, BRIDGE_B = "lpbra", "lpbrb"
+SUBNET_A, SUBNET_B = "172.31.0.0/24", "172.29.0.0/24"
+BRIDGE_A_IP, CLIENT_IP = "172.31.0.1", "172.31.0.2"
+BRIDGE_B_IP, SERVER_IP = "172.29.0.1", "172.29.0.2"
+WAN = "wan0"  # the link's interface has the same name on both hosts, as eth0 would
+HOSTA_WAN_IP, HOSTB_WAN_IP = "10.78.0.1", "10.78.0.2"
+PUBLISHED_PORT, SERVER_PORT = 8080, 80
+# the second published port, where hostb drops the first SYN of each connection
+LOSSY_PORT, LOSSY_SERVER_PORT = 8081, 81
+# (namespace role, interface) -> MAC
+MACS = {
+    ("hosta", BRIDGE_A): "02:00:ac:1f:00:01",
+    ("hosta", "vethcl"): "02:00:ac:1f:01:02",
+    ("client", "eth0"): "02:00:ac:1f:00:02",
+    ("hosta", WAN): "02:00:0a:4e:00:01",
+    ("hostb", WAN): "02:00:0a:4e:00:02",
+    ("hostb", BRIDGE_B): "02:00:ac:1d:00:01",
+    ("hostb", "vethsv"): "02:00:ac:1d:01:02",
+    ("server", "eth0"): "02:00:ac:1d:00:02",
+}
+TCP_PORTS = f"{SERVER_PORT},{LOSSY_SERVER_PORT},{PUBLISHED_PORT},{LOSSY_PORT}"
+# rules after the LOG rule of each (table, chain), per host
+RULES = {
+    "hosta": {
+        ("nat", "POSTROUTING"): [f"-A POSTROUTING -s {SUBNET_A} ! -o {BRIDGE_A} -j MASQUERADE"]
+    },
+    "hostb": {
+        ("nat", "PREROUTING"): [
+            f"-A PREROUTING -d {HOSTB_WAN_IP}/32 -p tcp --dport {published} "
+            f"-j DNAT --to-destination {SERVER_IP}:{port}"
+            for published, port in ((PUBLISHED_PORT, SERVER_PORT), (LOSSY_PORT, LOSSY_SERVER_PORT))
+        ],
+        ("nat", "POSTROUTING"): [f"-A POSTROUTING -s {SUBNET_B} ! -o {BRIDGE_B} -j MASQUERADE"],
+        # nth 2 from packet 0: the 1st, 3rd... SYN to port 81 is dropped
+        ("filter", "FORWARD"): [
+            f"-A FORWARD -p tcp --dport {LOSSY_SERVER_PORT} --syn "
+            "-m statistic --mode nth --every 2 --packet 0 -j DROP"
+        ],
+    },
+}
+PREFIX = re.compile(r"^lp:[a-z]+:[a-z]+:(?P<host>host[ab])-(?P<tag>\S+) ")
+
+
+def host_tag(host: str, tag: str) -> str:
+    """The last word of a host's LOG prefixes: ``hosta-x3f09a1``."""
+    return f"{host}-{tag}"
+
+
+def ruleset(host: str, tag: str) -> str:
+    """iptables-restore input for one host: LOG first in every chain, then its other rules."""
+    lines: list[str] = []
+    for table, chains in t.LOG_HOOKS.items():
+        lines.append(f"*{table}")
+        for chain in chains:
+            prefix = f"lp:{table}:{t.HOOK_WORDS[chain]}:{host_tag(host, tag)} "
+            assert len(prefix) <= 29, prefix  # the LOG target's limit
+            target = f'-j LOG --log-prefix "{prefix}"'
+            lines += [
+                f"-A {chain} -p tcp -m multiport --ports {TCP_PORTS} {target}",
+                f"-A {chain} -p icmp {target}",
+            ]
+            lines += RULES[host].get((table, chain), [])
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def veth(lab: Lab, role: str, name: str, peer_role: str, peer_name: str) -> None:
+    """A veth pair: ``name`` in ``role``'s namespace, ``peer_name`` in ``peer_role``'s."""
+    t.run(
+        *f"ip -n {lab.ns(role)} link add {name} address {MACS[role, name]} type veth".split(),
+        *f"peer name {peer_name} address {MACS[peer_role, peer_name]}".split(),
+        *f"netns {lab.ns(peer_role)}".split(),
+    )
+
+
+def add_bridge(lab: Lab, host: str, bridge: str, bridge_ip: str, port: str, member: str) -> None:
+    """A bridge in ``host`` with one container (``member``) on a veth port, routed via it."""
+    ip = {"client": CLIENT_IP, "server": SERVER_IP}[member]
+    t.run("ip", "-n", lab.ns(host), "link", "add", bridge, "address", MACS[host, bridge],
+          "type", "bridge")  # fmt: skip
+    t.run("ip", "-n", lab.ns(host), "addr", "add", f"{bridge_ip}/24", "dev", bridge)
+    t.run("ip", "-n", lab.ns(host), "link", "set", bridge, "up")
+    veth(lab, host, port, member, "eth0")
+    t.run("ip", "-n", lab.ns(host), "link", "set", port, "master", bridge, "up")
+    lab.exec(member, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
+    lab.exec(member, "ip", "link", "set", "eth0", "up")
+    lab.exec(member, "ip", "route", "add", "default", "via", bridge_ip)
+
+
+def add_link(lab: Lab) -> None:
+    """The routed link between the hosts (no route to the other's bridge subnet: NAT only)."""
+    veth(lab, "hosta", WAN, "hostb", WAN)
+    for host, ip in (("hosta", HOSTA_WAN_IP), ("hostb", HOSTB_WAN_IP)):
+        lab.exec(host, "ip", "addr", "add", f"{ip}/24", "dev", WAN)
+        lab.exec(host, "ip", "link", "set", WAN, "up")
+
+
+def configure_hosts(lab: Lab) -> None:
+    """Forwarding, br_netfilter and each host's ruleset; logging in every namespace."""
+    t.write_sysctl("net/netfilter/nf_log_all_netns", "1")
+    t.load_br_netfilter()
+    for host in HOSTS:
+        t.write_sysctl("net/ipv4/ip_forward", "1", lab.ns(host))
+        t.write_sysctl("net/bridge/bridge-nf-call-iptables", "1", lab.ns(host))
+        lab.exec(host, "iptables-restore", stdin=ruleset(host, lab.tag))
+
+
+def build(lab: Lab | None = None) -> Lab:
+    """Build the two hosts and their containers; on any failure remove what was made."""
+    t.check_prerequisites()
+    lab = lab or t.new_lab()
+    t.take_lock(lab)
+    try:
+        for role in ROLES:
+            t.run("ip", "netns", "add", lab.ns(role))
+            lab.namespaces.append(lab.ns(role))
+            lab.exec(role, "ip", "link", "set", "lo", "up")
+        add_bridge(lab, "hosta", BRIDGE_A, BRIDGE_A_IP, "vethcl", "client")
+        add_bridge(lab, "hostb", BRIDGE_B, BRIDGE_B_IP, "vethsv", "server")
+        add_link(lab)
+        configure_hosts(lab)
+    except BaseException:
+        t.teardown(lab)
+        raise
+    return lab
+
+
+def requests(lab: Lab) -> tuple[bytes, bytes]:
+    """Two TCP exchanges, one after the other: client -> hostb's published ports 8080, then
+    8081 (whose first SYN hostb drops: the client retransmits it after a second)."""
+    with tcp_server(lab, "server", SERVER_PORT), tcp_server(lab, "server", LOSSY_SERVER_PORT):
+        clean = tcp_request(lab, "client", HOSTB_WAN_IP, PUBLISHED_PORT)
+        lossy = tcp_request(lab, "client", HOSTB_WAN_IP, LOSSY_PORT)
+    return clean, lossy
+
+
+SCENARIO = Scenario(
+    "two-hosts",
+    "TCP client -> 10.78.0.2:8080 and :8081 via hosta (MASQUERADE) and hostb (DNAT to "
+    "172.29.0.2:80 and :81; hostb drops the first SYN to :81)",
+    requests,
+)
+
+
+def host_of(record: KernelRecord) -> str:
+    """The host whose LOG rule wrote a record, read from its prefix."""
+    match = PREFIX.match(record.text)
+    assert match, record.text
+    return match.group("host")
+
+
+def split(records: Iterable[KernelRecord]) -> dict[str, list[KernelRecord]]:
+    """The records per host, in kernel order."""
+    per_host: dict[str, list[KernelRecord]] = {host: [] for host in HOSTS}
+    for record in records:
+        per_host[host_of(record)].append(record)
+    return per_host
+
+
+def write_syslogs(records: list[KernelRecord], stem: Path) -> dict[str, Path]:
+    """``<stem>-a.log`` for hosta and ``<stem>-b.log`` for hostb, each under its own host name.
+
+    The record texts are written as the kernel wrote them (the run's tag is kept).
+    """
+    boot = boot_time()
+    written = {}
+    for host, own in split(records).items():
+        path = stem.with_name(f"{stem.name}-{host[-1]}.log")
+        path.write_text("".join(syslog_line(r, r.text, boot, host) + "\n" for r in own))
+        written[host] = path
+    return written
+
+
+def write_samples(records: list[KernelRecord], outdir: Path) -> dict[str, Path]:
+    """The two syslog files, and both hosts' records together as dmesg and /dev/kmsg show them."""
+    stem = outdir / SCENARIO.name
+    written = write_syslogs(records, stem)
+    dmesg = [f"{r.uptime()} {r.text}\n" for r in records]
+    kmsg = [f"{r.level},{r.seq},{r.usec},{r.flags};{r.text}\n" for r in records]
+    stem.with_suffix(".dmesg").write_text("".join(dmesg))
+    stem.with_suffix(".kmsg").write_text("".join(kmsg))
+    return written
+
+
+def main(argv: list[str]) -> int:
+    """``capture OUTDIR``: build the two hosts, run the exchange, write the samples, tear down."""
+    if len(argv) != 2 or argv[0] != "capture":
+        print("usage: python -m tests.lab.twohosts capture OUTDIR")
+        return 2
+    t.clean_leftovers()
+    lab = build()
+    try:
+        records, result = capture(lab, SCENARIO)
+        outdir = Path(argv[1])
+        outdir.mkdir(parents=True, exist_ok=True)
+        written = write_samples(records, outdir)
+        counts = {host: len(lines) for host, lines in split(records).items()}
+        print(f"{SCENARIO.name}: {counts} lines, result={result!r}, files {sorted(written)}")
+    finally:
+        t.teardown(lab)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
