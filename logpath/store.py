@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 import platformdirs
 import pyarrow as pa
@@ -199,8 +200,20 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
 def _pandas_type(type_: pa.DataType) -> Any:
     # Nullable integers stay integers (a port is 8080, not 8080.0); strings stay str.
     if pa.types.is_integer(type_):
-        return pd.ArrowDtype(type_)
+        return _MASKED_INTEGERS[type_]
+    if pa.types.is_string(type_):
+        return _PYTHON_STRINGS
     return None
+
+
+_PYTHON_STRINGS = pd.StringDtype("python", na_value=np.nan)
+
+
+_MASKED_INTEGERS = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+}
 
 
 class StoreWriter:
