@@ -330,9 +330,10 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     lasts = frame.drop_duplicates("packet", keep="last")
     first_key = dict(zip(firsts["packet"].tolist(), firsts["_key"].tolist(), strict=True))
     last_key = dict(zip(lasts["packet"].tolist(), lasts["_key"].tolist(), strict=True))
-    starts = _flow_starts(frame)
+    groups = _connection_groups(table)
+    starts = _flow_starts(frame, {group[0].packet for group in groups})
     rows = []
-    for group in _connection_groups(table):
+    for group in groups:
         direction = _directions(group, keys, reverse)
         orig_key, reply_key = _conn_tuples(group, direction, first_key, last_key, reverse)
         flow_id = _flow_id(orig_key, starts[group[0].packet])
@@ -421,9 +422,13 @@ def _conn_tuples(
     return reverse[reply_key], reply_key
 
 
-def _flow_starts(frame: pd.DataFrame) -> dict[int, str]:
-    """Per packet, where and when its first hop was logged (part of the flow id)."""
+def _flow_starts(frame: pd.DataFrame, packets: set[int]) -> dict[int, str]:
+    """Per packet of ``packets``, where and when its first hop was logged (part of the flow id).
+
+    Only for the packets that start a connection: formatting every packet's time cost more than
+    the rest of the orientation."""
     first = frame.drop_duplicates("packet")
+    first = first[first["packet"].isin(packets)]
     when = pd.to_datetime(_column(first, "ts"), utc=True).astype("object")
     uptime = _column(first, "uptime").astype("object")
     host = _column(first, "host").astype("object")
@@ -563,12 +568,22 @@ def _furthest_stage(hops: pd.DataFrame) -> pd.Series:
 def tcp_events(flags: pd.Series) -> pd.Series:
     """The TCP event a packet shows: SYN, SYN-ACK, RST, FIN or ACK (None without flags)."""
     text = flags.astype("object").fillna("")
-    words = text.str.split()
-    has = {w: words.map(lambda f, w=w: w in f) for w in ("SYN", "ACK", "RST", "FIN")}
-    event = pd.Series(None, index=flags.index, dtype="object")
-    event = event.mask(has["ACK"], "ACK").mask(has["FIN"], "FIN")
-    event = event.mask(has["SYN"], "SYN").mask(has["SYN"] & has["ACK"], "SYN-ACK")
-    return event.mask(has["RST"], "RST")
+    # few distinct flag sets: decide each once, then look it up per packet
+    event_of = {value: _tcp_event(value) for value in text.unique().tolist()}
+    return pd.Series(
+        [event_of[value] for value in text.tolist()], index=flags.index, dtype="object"
+    )
+
+
+def _tcp_event(flags: str) -> str | None:
+    words = set(flags.split())
+    if "RST" in words:
+        return "RST"
+    if "SYN" in words:
+        return "SYN-ACK" if "ACK" in words else "SYN"
+    if "FIN" in words:
+        return "FIN"
+    return "ACK" if "ACK" in words else None
 
 
 def tcp_state(events: list[str], directions: list[str]) -> str:
@@ -629,8 +644,19 @@ def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
     stats["packets"] = per_packet.size()
     stats["answered"] = per_packet["_answer"].any()
     stats["stopped"] = per_packet["_stopped"].sum()
-    stats["events"] = per_packet["_event"].agg(list)
-    stats["directions"] = per_packet["direction"].agg(list)
+    # one pass in Python: groupby(...).agg(list) cost 30 ms a column on 8,000 packets
+    events: dict[str, list[object]] = {}
+    directions: dict[str, list[object]] = {}
+    for flow, event, direction in zip(
+        packets["flow"].tolist(),
+        packets["_event"].tolist(),
+        packets["direction"].tolist(),
+        strict=True,
+    ):
+        events.setdefault(flow, []).append(event)
+        directions.setdefault(flow, []).append(direction)
+    stats["events"] = pd.Series(events, dtype="object")
+    stats["directions"] = pd.Series(directions, dtype="object")
     return stats
 
 

@@ -65,7 +65,7 @@ def flows_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
-    _, flows = select_flows(Store(store), query)
+    _, flows = select_flows(Store(store), query, roles=False)
     if as_json:
         typer.echo(json.dumps([flow.to_json() for flow in flows], indent=1))
     elif as_csv:
