@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -17,4 +18,9 @@ def main() -> None:
     if "--traceback" in sys.argv:
         sys.argv.remove("--traceback")
         os.environ["LOGPATH_TRACEBACK"] = "1"
-    app()
+    try:
+        app()
+    finally:
+        # The command is done; at exit the interpreter would walk every object the tables
+        # left behind (0.2 s after `flows` on a big store). Frozen objects are skipped.
+        gc.freeze()
