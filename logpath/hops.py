@@ -11,13 +11,15 @@ import ipaddress
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpath.parse import ParsedLines
+if TYPE_CHECKING:  # parsing is not needed to read a store
+    from logpath.parse import ParsedLines
+
 
 _STR = pa.string()
 _DICT = pa.dictionary(pa.int32(), pa.string())

@@ -356,6 +356,8 @@ TRACE_COLUMNS = frozenset(
      "inner_dport", "inner_icmp_id", "arp_opcode", "arp_ipsrc", "arp_ipdst", "trace_table",
      "trace_chain", "trace_type", "trace_rulenum"}
 )  # fmt: skip
+# Read only to decide bridge roles (select_flows(roles=False) skips them).
+ROLE_COLUMNS = frozenset({"macdst", "macsrc"})
 # What a selection needs to find the rest of its connections.
 SELECTED_COLUMNS = ["source", "lineno", "ts", "sport", "dport", "inner_sport", "inner_dport",
                     "icmp_id", "inner_icmp_id"]  # fmt: skip
@@ -410,7 +412,8 @@ def select_flows(
     _refuse_unbounded(store, query)
     hop_query = {k: getattr(query, k) for k in ("port", "ident", "host", "proto", "since", "until")}
     selective = any(v is not None for v in hop_query.values())
-    hop_columns = columns or [c for c in HOP_COLUMNS if c in TRACE_COLUMNS]
+    traced_columns = TRACE_COLUMNS if roles else TRACE_COLUMNS - ROLE_COLUMNS
+    hop_columns = columns or [c for c in HOP_COLUMNS if c in traced_columns]
     # the store's own scan is the fastest way to the selection (pushed-down filter, threads)
     selected = store.read_hops(hop_filter(**hop_query), SELECTED_COLUMNS) if selective else None
     if selected is None:

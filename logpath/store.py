@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,9 @@ import pyarrow.parquet as pq
 
 from logpath.errors import StoreError, StoreLockedError, UsageError
 from logpath.hops import HOP_SCHEMA
-from logpath.parse import Rejected
+
+if TYPE_CHECKING:  # parsing is not needed to read a store
+    from logpath.parse import Rejected
 
 MANIFEST = "manifest.json"
 REJECTED_SCHEMA = pa.schema(
@@ -210,9 +212,14 @@ _PYTHON_STRINGS = pd.StringDtype("python", na_value=np.nan)
 
 
 _MASKED_INTEGERS = {
-    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.UInt8Dtype(),
+    pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(),
+    pa.uint64(): pd.UInt64Dtype(),
 }
 
 
