@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from logpath.errors import RulesetError
-from logpath.grammars.ruleset import (
+from logpath.grammars.ruleset_records import (
     BadLine,
     ChainRecord,
     IfaceMatch,
     ParsedRuleset,
     RuleRecord,
-    parse_iptables_save,
-    parse_nft_ruleset,
 )
 
 __all__ = [
@@ -378,6 +376,9 @@ def decode_ruleset(data: bytes, source: str) -> str:
 
 def parse_ruleset(text: str, source: str = "-") -> Ruleset:
     """Read ruleset text (the format is detected from its first statement)."""
+    # the grammars are built on import (pyparsing, ~30 ms): only commands reading a ruleset pay
+    from logpath.grammars.ruleset import parse_iptables_save, parse_nft_ruleset
+
     form = detect_format(text, source)
     parsed: ParsedRuleset = parse_nft_ruleset(text) if form == "nft" else parse_iptables_save(text)
     if not parsed.chains and not parsed.rules:
