@@ -223,6 +223,11 @@ _MASKED_INTEGERS = {
 }
 
 
+# Hops per Parquet row group. One ingest block (~11,000 hops) a group made 107 groups for 2M
+# lines; 64Ki-hop groups read a third faster (fewer, longer runs to decode per column).
+ROW_GROUP_ROWS = 65_536
+
+
 class StoreWriter:
     """One ingest run's writes: hop and rejected parts, and the manifest changes."""
 
@@ -234,6 +239,7 @@ class StoreWriter:
         self.rejected_name = f"rejected-{run}.parquet"
         self._hops: pq.ParquetWriter | None = None
         self._rejected: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
 
     def remove_orphans(self) -> None:
         """Delete parts a killed run left behind (the manifest never named them)."""
@@ -248,10 +254,19 @@ class StoreWriter:
     def add_hops(self, table: pa.Table) -> None:
         if not table.num_rows:
             return
+        self._pending.append(table)
+        if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the hops gathered so far as one row group."""
+        if not self._pending:
+            return
         if self._hops is None:
             path = self.store.path / "hops" / self.hops_name
             self._hops = pq.ParquetWriter(path, HOP_SCHEMA, compression="zstd")
-        self._hops.write_table(table)
+        self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
+        self._pending = []
 
     def add_rejected(self, rejected: list[Rejected]) -> None:
         if not rejected:
@@ -263,6 +278,7 @@ class StoreWriter:
         self._rejected.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA))
 
     def close(self) -> None:
+        self._write_pending()
         for writer in (self._hops, self._rejected):
             if writer is not None:
                 writer.close()

@@ -1,0 +1,38 @@
+"""The hop store's files: how ingest blocks become Parquet row groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from logpath.hops import HOP_SCHEMA
+from logpath.store import ROW_GROUP_ROWS, Store
+
+
+def hop_block(first: int, count: int) -> pa.Table:
+    """A block of hops as one ingest worker hands it over: line numbers first..first+count-1."""
+    columns = {field.name: pa.nulls(count, field.type) for field in HOP_SCHEMA}
+    columns["lineno"] = pa.array(range(first, first + count), pa.int64())
+    columns["source"] = pa.array(["syslog"] * count).dictionary_encode()
+    return pa.table(columns, schema=HOP_SCHEMA)
+
+
+def test_small_blocks_are_gathered_into_large_row_groups(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    block = 5_000
+    blocks = 2 * ROW_GROUP_ROWS // block + 3  # two full groups and a remainder
+    with store.writer() as writer:
+        for n in range(blocks):
+            writer.add_hops(hop_block(n * block, block))
+    (part,) = (tmp_path / "store" / "hops").glob("*.parquet")
+    groups = [
+        pq.ParquetFile(part).metadata.row_group(i).num_rows
+        for i in range(pq.ParquetFile(part).metadata.num_row_groups)
+    ]
+    assert len(groups) == 3
+    assert all(rows >= ROW_GROUP_ROWS for rows in groups[:-1])
+    assert sum(groups) == blocks * block
+    # nothing lost or reordered on the way
+    assert store.read_hops(columns=["lineno"])["lineno"].tolist() == list(range(blocks * block))
