@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -32,3 +36,15 @@ def test_public_names_resolve(name: str) -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         logpath.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(("chosen", "used"), [(None, "jemalloc"), ("system", "system")])
+def test_the_cli_gives_arrow_jemalloc_unless_the_user_chose(chosen: str | None, used: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = "import logpath.cli, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == used
