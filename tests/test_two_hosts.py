@@ -1,4 +1,4 @@
-"""Two hosts' logs ingested together: packets join across hosts (samples/lab/two-hosts-*.log).
+"""Two hosts' logs ingested together: packets join across hosts (samples/lab/two-hosts/).
 
 The committed captures of the two-host lab (tests/lab/twohosts.py), read through the CLI like
 tests/lab/test_lab_two_hosts.py reads a live capture, so CI without root checks them too.
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from logpath.cli import app
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "lab"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "lab" / "two-hosts"
 FILES = {"hosta": SAMPLES / "two-hosts-a.log", "hostb": SAMPLES / "two-hosts-b.log"}
 SYSLOG = re.compile(
     r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (host[ab]) kernel: (\[ *\d+\.\d{6}\] .*)$"

@@ -19,7 +19,7 @@ Each host logs first in every chain of raw, mangle, nat and filter (TCP ports 80
 logs for both, and the host word in the prefix tells whose hook wrote a record.
 
 Used by tests/lab/test_lab_two_hosts.py and as a script, to write the committed samples:
-``python -m tests.lab.twohosts capture samples/lab``.
+``python -m tests.lab.twohosts capture samples/lab/two-hosts``.
 """
 
 from __future__ import annotations
