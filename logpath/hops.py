@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -343,4 +343,14 @@ def hops_to_json(hops: pd.DataFrame) -> str:
     records = cast(
         "list[dict[str, Any]]", hops.astype(object).where(hops.notna(), None).to_dict("records")
     )
-    return json.dumps([hop_to_json(r) for r in records], indent=1)
+    return json_array(hop_to_json(r) for r in records)
+
+
+def json_array(items: Iterable[Any]) -> str:
+    """A JSON array written one item per line: valid JSON that still greps and diffs by line.
+
+    Each line comes from json's C encoder; ``indent=`` makes json fall back to its pure-Python
+    encoder, which took 0.1 s for the 1,393 flows of the flows benchmark.
+    """
+    lines = [json.dumps(item) for item in items]
+    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"

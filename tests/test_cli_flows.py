@@ -64,6 +64,15 @@ def test_flows_json_contract(store: str) -> None:
     ]  # fmt: skip
 
 
+def test_flows_json_prints_one_flow_per_line(store: str) -> None:
+    code, out, _ = run("flows", "--store", store, "--json")
+    lines = out.splitlines()
+    assert code == 0 and (lines[0], lines[-1]) == ("[", "]")
+    assert [json.loads(line.rstrip(",")) for line in lines[1:-1]] == json.loads(out)
+    _, none, _ = run("flows", "--store", store, "--json", "--port", "1")
+    assert json.loads(none) == []
+
+
 def test_flows_filters(store: str) -> None:
     assert [f["orig"]["sport"] for f in flows(store, "--port", "55148")] == [55148]  # type: ignore[index]
     assert [f["orig"]["sport"] for f in flows(store, "--nat", "snat")] == [55148]  # type: ignore[index]

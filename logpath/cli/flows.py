@@ -23,6 +23,7 @@ from logpath.cli.app import (
 )
 from logpath.errors import UsageError
 from logpath.flows import Flow
+from logpath.hops import json_array
 from logpath.journeys import FlowQuery, load_journey, select_flows
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
@@ -67,7 +68,7 @@ def flows_command(
     )
     _, flows = select_flows(Store(store), query, roles=False)
     if as_json:
-        typer.echo(json.dumps([flow.to_json() for flow in flows], indent=1))
+        typer.echo(json_array(flow.to_json() for flow in flows))
     elif as_csv:
         typer.echo(flows_csv(flows), nl=False)
     else:
