@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
 from logpath.errors import NotFoundError, UsageError
@@ -468,7 +469,7 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
     # No filter pushed down into the scan: evaluating isin over six columns cost more (0.37 s)
     # than decoding everything (0.23 s) and looking the values up in the windows below.
     kept = []
-    for batch in store.hop_batches(columns):
+    for batch in store.hop_batches(columns, _time_span(selected)):
         stamps = _batch_seconds(batch)
         near = np.zeros(batch.num_rows, dtype=bool)
         for column in PORT_COLUMNS:
@@ -479,6 +480,21 @@ def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataF
             kept.append(batch.filter(pa.array(near)))
     table = pa.Table.from_batches(kept, schema=schema)
     return to_frame(table)
+
+
+def _time_span(selected: pd.DataFrame) -> ds.Expression | None:
+    """The widening's time bounds: the store's row groups are in time order, so their
+    statistics let the scan skip those outside (a three-hour question on the 35-hour benchmark
+    store reads a tenth of it). Hops without wall-clock time are always in."""
+    seconds = _seconds(selected["ts"])
+    if np.isnan(seconds).any():
+        return None
+    low = pd.Timestamp(seconds.min() - WIDEN_MARGIN, unit="s", tz="UTC")
+    high = pd.Timestamp(seconds.max() + WIDEN_MARGIN, unit="s", tz="UTC")
+    ts = ds.field("ts")
+    micros = pa.timestamp("us", tz="UTC")
+    inside = (ts >= pa.scalar(low, micros)) & (ts <= pa.scalar(high, micros))
+    return inside | ts.is_null()
 
 
 PORT_COLUMNS = ("sport", "dport", "inner_sport", "inner_dport")

@@ -140,13 +140,26 @@ class Store:
     def hop_batches(
         self,
         columns: list[str] | None = None,
+        within: ds.Expression | None = None,
         batch_size: int = 32768,
     ) -> Iterator[pa.RecordBatch]:
         """The stored hops a record batch at a time, with little readahead: a caller that keeps
-        only some rows of each batch holds memory for those rows, not for the store."""
+        only some rows of each batch holds memory for those rows, not for the store.
+
+        ``within`` skips the row groups whose statistics rule it out; the rows of the groups
+        read are not filtered (testing every row cost the widening scan 15% when nothing could
+        be skipped).
+        """
         dataset = self._hop_dataset()
         if dataset is None:
             return iter(())
+        if within is not None:
+            groups = [
+                g for part in dataset.get_fragments() for g in part.split_by_row_group(within)
+            ]
+            dataset = ds.FileSystemDataset(
+                groups, dataset.schema, dataset.format, dataset.filesystem
+            )
         return iter(
             dataset.to_batches(
                 columns=columns,

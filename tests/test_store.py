@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from logpath.hops import HOP_SCHEMA
@@ -36,3 +38,23 @@ def test_small_blocks_are_gathered_into_large_row_groups(tmp_path: Path) -> None
     assert sum(groups) == blocks * block
     # nothing lost or reordered on the way
     assert store.read_hops(columns=["lineno"])["lineno"].tolist() == list(range(blocks * block))
+
+
+def test_hop_batches_skip_row_groups_outside_the_time_span(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    days = [datetime(2026, 1, day, 12, tzinfo=UTC) for day in (8, 9, 10)] + [None]
+    with store.writer() as writer:
+        for n, day in enumerate(days):  # one row group a day, the last without wall-clock time
+            block = hop_block(n * ROW_GROUP_ROWS, ROW_GROUP_ROWS)
+            stamps = pa.array([day] * ROW_GROUP_ROWS, HOP_SCHEMA.field("ts").type)
+            writer.add_hops(block.set_column(block.schema.get_field_index("ts"), "ts", stamps))
+    ts = ds.field("ts")
+    span = (ts >= datetime(2026, 1, 9, tzinfo=UTC)) & (ts < datetime(2026, 1, 10, tzinfo=UTC))
+    read = [b for b in store.hop_batches(["lineno", "ts"], within=span | ts.is_null())]
+    lines = pa.concat_arrays([b.column("lineno") for b in read]).to_pylist()
+    second, untimed = (
+        range(ROW_GROUP_ROWS, 2 * ROW_GROUP_ROWS),
+        range(3 * ROW_GROUP_ROWS, 4 * ROW_GROUP_ROWS),
+    )
+    assert lines == [*second, *untimed]
+    assert sum(b.num_rows for b in store.hop_batches(["lineno"])) == 4 * ROW_GROUP_ROWS
