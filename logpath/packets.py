@@ -10,7 +10,8 @@ reply, both in nat PREROUTING/OUTPUT) and its TTL drops by one when it is routed
    candidate groups where two packets interleave are untangled one hop at a time);
 2. across hosts (or on re-entering the same host, e.g. loopback or a container's namespace): a
    packet that leaves by FORWARD/OUTPUT/POSTROUTING joins the packet that enters the next
-   PREROUTING with the same identity, destination and TTL, moments later.
+   PREROUTING with the same identity, destination and TTL, moments later; on another host that
+   logs no PREROUTING hop, the packet first seen there at INPUT or FORWARD.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
             "prefix",
             "in_iface",
             "out_iface",
+            "physout",
         ]
         if c not in frame.columns
     ]
@@ -293,9 +295,22 @@ def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ordered = frame.sort_values(["_segment", "_t", "_rank", "lineno"])
     first = ordered.drop_duplicates("_segment", keep="first")
     last = ordered.drop_duplicates("_segment", keep="last")
-    links = _exit_entry_links(
-        last[last["out_iface"].notna()],
-        first[(first["_stage"] == 0) & first["out_iface"].isna() & first["in_iface"].notna()],
+    exits = last[last["out_iface"].notna()]
+    entering = first["in_iface"].notna()
+    pairs = _exit_entry_pairs(
+        exits, first[entering & (first["_stage"] == 0) & first["out_iface"].isna()]
+    )
+    if first["host"].nunique() > 1:
+        # A host that logs only in filter INPUT/FORWARD (the usual setup) first shows an
+        # arriving packet there, not at PREROUTING: without these entries each host's hops of
+        # a connection made a packet, and a flow, of their own (tests/test_two_hosts.py).
+        late = first[entering & (first["_stage"] == 1) & first["host"].notna()]
+        if not late.empty:
+            pairs = pd.concat([pairs, _late_entry_pairs(exits, late)])
+    links = (
+        pairs.sort_values("_gap", kind="stable")
+        .drop_duplicates("_segment_exit")
+        .drop_duplicates("_segment_entry")
     )
     count = int(frame["_segment"].max()) + 1
     parent = np.arange(count, dtype=np.int64)
@@ -304,14 +319,17 @@ def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return _roots_and_depths(parent)
 
 
-def _exit_entry_links(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFrame:
-    """Pairs (exit segment, entry segment) that are one packet passing from one host to the next.
+def _exit_entry_pairs(
+    exits: pd.DataFrame, entries: pd.DataFrame, keys: list[str] | None = None
+) -> pd.DataFrame:
+    """Pairs (exit segment, entry segment) that may be one packet passing from one host to the
+    next, with ``_gap`` (seconds apart); the closest pairs are kept by ``_join_across_hosts``.
 
-    Same identity, destination, destination port and TTL (the next host sees the TTL the
-    packet left with); the source may differ only by SNAT; moments apart.
+    By default, same identity, destination, destination port and TTL (the next host sees the
+    TTL the packet left with); the source may differ only by SNAT; moments apart.
     """
-    columns = ["_segment", "_t", "_ts", "host", "src", "sport"]
-    keys = [*IDENTITY, "dst", "dport", "_ttl"]
+    keys = keys or [*IDENTITY, "dst", "dport", "_ttl"]
+    columns = [c for c in ["_segment", "_t", "_ts", "host", "src", "sport", "dst"] if c not in keys]
     pairs = exits[[*keys, *columns]].merge(
         entries[[*keys, *columns]], on=keys, suffixes=("_exit", "_entry")
     )
@@ -330,10 +348,37 @@ def _exit_entry_links(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFram
     fits = (gap >= low) & (gap <= MAX_HOP_GAP) & (~same_src | port_kept.fillna(False))
     fits &= pairs["_segment_exit"] != pairs["_segment_entry"]
     pairs = pairs.assign(_gap=gap.abs())[fits.fillna(False).to_numpy(dtype=bool)]
-    pairs = (
-        pairs.sort_values("_gap").drop_duplicates("_segment_exit").drop_duplicates("_segment_entry")
+    return pairs.sort_values("_gap")
+
+
+def _late_entry_pairs(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFrame:
+    """Exit-entry pairs where the entry, on another host, is first seen at INPUT or FORWARD.
+
+    Its PREROUTING (unlogged) may have changed its destination: DNAT, or the de-SNAT of a
+    reply. NAT keeps the client's port unless it is taken, so an orig packet still has its
+    source port and a reply its destination port: the pair must share one of them (or, without
+    ports, the destination). A routed FORWARD hop shows the TTL already lowered; a bridged one
+    (PHYSOUT) does not. Hosts' clocks differ, so they are compared by wall-clock time, in
+    neighbouring buckets of MAX_HOP_GAP seconds (a join on ports alone would pair, say, every
+    SYN-ACK a server port sent with IP ID 0 with every other).
+    """
+    routed = entries["_hook"].eq("FORWARD") & entries["physout"].isna()
+    entries = entries.assign(
+        _ttl=entries["_ttl"] + routed.astype("float64"),
+        _bucket=np.floor(entries["_ts"] / MAX_HOP_GAP),
     )
-    return pairs[["_segment_exit", "_segment_entry"]]
+    bucket = np.floor(exits["_ts"] / MAX_HOP_GAP)
+    exits = pd.concat([exits.assign(_bucket=bucket + step) for step in (-1.0, 0.0, 1.0)])
+    keys = [*IDENTITY, "_ttl", "_bucket", "_port"]
+    found = [
+        _exit_entry_pairs(
+            exits.assign(_port=exits[port]), entries.assign(_port=entries[port]), keys
+        )
+        for port in ("sport", "dport")
+    ]
+    pairs = pd.concat(found)
+    other_host = pairs["host_exit"] != pairs["host_entry"]
+    return pairs[other_host & (pairs["_port"].notna() | (pairs["dst_exit"] == pairs["dst_entry"]))]
 
 
 def _roots_and_depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

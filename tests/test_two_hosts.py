@@ -33,8 +33,8 @@ def run_json(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def ingest(path: Path, *hosts: str) -> check.Store:
-    run_json("ingest", *(str(FILES[host]) for host in hosts), "--store", str(path))
+def ingest(path: Path, *hosts: str, files: dict[str, Path] = FILES) -> check.Store:
+    run_json("ingest", *(str(files[host]) for host in hosts), "--store", str(path))
     return check.Store(run_json, str(path))
 
 
@@ -94,3 +94,9 @@ def test_hostb_alone(tmp_path: Path) -> None:
     store = ingest(tmp_path, "hostb")
     check.check_joined(store, ("hostb",))
     check.check_dropped_syn_fate(store, ("hostb",))
+
+
+@pytest.mark.parametrize("kept", check.NO_PREROUTING.values(), ids=check.NO_PREROUTING.keys())
+def test_hosts_that_log_no_prerouting_hop_still_join(tmp_path: Path, kept: set[str]) -> None:
+    files = check.keep_only(FILES, kept, tmp_path)
+    check.check_joined_without_prerouting(ingest(tmp_path / "store", *th.HOSTS, files=files))

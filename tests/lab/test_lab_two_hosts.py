@@ -98,3 +98,13 @@ def test_hostb_alone(run: Run) -> None:
     store = run.stores["hostb",]
     check.check_joined(store, ("hostb",))
     check.check_dropped_syn_fate(store, ("hostb",))
+
+
+@pytest.mark.parametrize("kept", check.NO_PREROUTING.values(), ids=check.NO_PREROUTING.keys())
+def test_hosts_that_log_no_prerouting_hop_still_join(
+    run: Run, kept: set[str], tmp_path: Path
+) -> None:
+    files = check.keep_only(run.files, kept, tmp_path)
+    path = tmp_path / "store"
+    logpath_json("ingest", *(str(files[host]) for host in twohosts.HOSTS), "--store", str(path))
+    check.check_joined_without_prerouting(check.Store(logpath_json, str(path)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import twohosts as th
@@ -245,3 +246,62 @@ def check_dropped_syn_fate(store: Store, hosts: tuple[str, ...] = th.HOSTS) -> N
     syn = dropped_syn(store.journey(flow["id"])["packets"])
     assert (syn["fate"], syn["stopped_at"]) == ("stopped", "FORWARD"), (syn["fate"], flow)
     assert flow["stopped"] == 1
+
+
+# What hosts with LOG rules in only these chains would have written: exactly these of their
+# lines (a LOG rule changes no packet, so the other rules' absence changes none of these).
+NO_PREROUTING = {
+    "filter-forward-only": {"filter:fwd"},
+    "from-forward-on": {"mangle:fwd", "filter:fwd", "mangle:post", "nat:post"},
+}
+
+
+def place_of_line(line: str) -> str:
+    """``table:hook`` of a syslog line's LOG prefix."""
+    text = line.split("] ", 1)[1]
+    return ":".join(text.split(":")[1:3])
+
+
+def keep_only(files: dict[str, Path], kept: set[str], outdir: Path) -> dict[str, Path]:
+    """Copies of the syslog files in outdir with only the lines logged at the ``kept`` places."""
+    written = {}
+    for host, path in files.items():
+        lines = path.read_text().splitlines(keepends=True)
+        written[host] = outdir / path.name
+        written[host].write_text("".join(line for line in lines if place_of_line(line) in kept))
+    return written
+
+
+def check_joined_without_prerouting(store: Store) -> None:
+    """Both hosts logged from FORWARD on only: still one flow per connection, every packet
+    joined across the hosts in path order, with the TTL and addresses of its hooks."""
+    flows = store.flows()
+    assert len(flows) == len(PORTS), [f["orig"] for f in flows]
+    hops = store.hops()
+    for published, server_port in PORTS.items():
+        flow = connection_flow(flows, published)
+        client_port = flow["orig"]["sport"]
+        assert flow["hosts"] == list(th.HOSTS)
+        assert flow["orig"] == {"src": th.CLIENT_IP, "sport": client_port,
+                                "dst": th.HOSTB_WAN_IP, "dport": published}  # fmt: skip
+        assert flow["reply"] == {"src": th.SERVER_IP, "sport": server_port,
+                                 "dst": th.HOSTA_WAN_IP, "dport": client_port}  # fmt: skip
+        assert {(n["type"], n["from"], n["to"], n["hook"]) for n in flow["nat"]} == {
+            n[:4] for n in expected_nat(published, client_port, th.HOSTS)
+        }
+        connection = lines_of(hops, client_port)
+        assert flow["hops"] == len(connection)
+        # every packet passes filter FORWARD once on each host: count where it enters the lab
+        entered = {("hosta", th.BRIDGE_A), ("hostb", th.BRIDGE_B)}
+        fwd = [h for h in connection if place(h) == "filter:fwd"]
+        assert flow["packets"] == sum((h["host"], h["in"]) in entered for h in fwd)
+        for packet in store.journey(flow["id"])["packets"]:
+            direction = packet["direction"]
+            hosts = [h["host"] for h in packet["hops"]]
+            assert hosts == sorted(hosts, key=PATH[direction].index), (packet["n"], hosts)
+            assert set(hosts) == set(th.HOSTS), (packet["n"], hosts)
+            for hop in packet["hops"]:
+                # every kept hop is past routing: one less per router so far, this one included
+                before = PATH[direction].index(hop["host"])
+                assert hop["ttl"] == DEFAULT_TTL - before - 1
+                check_addresses(hop, direction, published, client_port)
