@@ -524,8 +524,7 @@ def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
     stage = last["hook"].map(_STAGE).fillna(0)
     fate = pd.Series("seen", index=last.index, dtype="object")
     # IN= is empty at POSTROUTING even for forwarded packets: ask the leg's first hop instead
-    leg = [hops["packet"].to_numpy(), hops["leg"].to_numpy()]
-    entered = hops["in_iface"].astype("object").groupby(leg).transform("first")
+    entered = _leg_entries(hops)
     local = entered.groupby(hops["packet"].to_numpy()).last().reindex(last.index).isna()
     fate = fate.mask(last["hook"].eq("INPUT"), "delivered")
     fate = fate.mask(last["hook"].isin(["FORWARD", "POSTROUTING"]) & ~local, "forwarded")
@@ -533,13 +532,15 @@ def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
     fate = fate.mask(last["leg"].gt(0) & last["hook"].eq("PREROUTING"), "arrived")
     if "role" in last.columns:
         fate = fate.mask(last["role"].eq("bridge") & last["physout"].notna(), "switched")
-    reach = _furthest_stage(hops)
+    reach = _furthest_stage(hops, entered)
+    # where the packet's last leg entered its host (a packet may cross several hosts)
+    last_entry = entered.groupby(hops["packet"].to_numpy()).last().reindex(last.index)
     place = pd.MultiIndex.from_arrays(
         [
             last["flow"],
             last["direction"],
             last["host"].astype("object").fillna(""),
-            last["in_iface"].astype("object").fillna(""),
+            last_entry.fillna(""),
         ]
     )
     further = reach.reindex(place).to_numpy() > stage.to_numpy()
@@ -553,13 +554,20 @@ def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
 _STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}
 
 
-def _furthest_stage(hops: pd.DataFrame) -> pd.Series:
+def _leg_entries(hops: pd.DataFrame) -> pd.Series:
+    """Per hop, the interface its packet entered the hop's host by: the first IN= of the
+    packet's leg on that host (None for a packet sent from the host itself)."""
+    leg = [hops["packet"].to_numpy(), hops["leg"].to_numpy()]
+    entered: pd.Series = hops["in_iface"].astype("object").groupby(leg).transform("first")
+    return entered
+
+
+def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:
     """The furthest hook stage reached per (flow, direction, host, entry interface)."""
-    entry = hops.groupby("packet", sort=False)["in_iface"].transform("first")
     evidence = hops.assign(
         _stage=hops["hook"].map(_STAGE).fillna(0),
         _host=hops["host"].astype("object").fillna(""),
-        _in=entry.astype("object").fillna(""),
+        _in=entered.fillna(""),
     )
     evidence = evidence[evidence["table"].astype("object").ne("nat")]
     return evidence.groupby(["flow", "direction", "_host", "_in"])["_stage"].max()

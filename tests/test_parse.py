@@ -12,7 +12,11 @@ from logpath.parse import fast_parse_line, is_candidate, parse_line, parse_lines
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE_FILES = sorted(
     p
-    for p in [*SAMPLES.glob("formats/*"), *SAMPLES.glob("lab/*.log"), SAMPLES / "seed" / "syslog"]
+    for p in [
+        *SAMPLES.glob("formats/*"),
+        *SAMPLES.glob("lab/**/*.log"),
+        SAMPLES / "seed" / "syslog",
+    ]
     if p.suffix in {".log", ".txt", ""} and "monitor-trace" not in p.name
 )
 SEED = (SAMPLES / "seed" / "syslog").read_text().splitlines()

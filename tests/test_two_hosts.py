@@ -72,12 +72,6 @@ def test_every_packet_joins_its_hops_across_hosts(both: check.Store) -> None:
     check.check_dropped_syn(packets[th.LOSSY_PORT])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="logpath/flows.py packet_fates/_furthest_stage key a packet's place by its first "
-    "hop's IN= (on hosta), but its last hop is on hostb: a packet stopped on the second host "
-    "is never 'stopped'",
-)
 def test_a_syn_dropped_on_the_second_host_is_stopped_there(both: check.Store) -> None:
     check.check_dropped_syn_fate(both)
 
