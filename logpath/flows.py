@@ -700,7 +700,9 @@ def _flow_record(flow_id: str, row: dict[str, Any], nat: tuple[Translation, ...]
 
 def _hosts_per_flow(frame: pd.DataFrame) -> pd.Series:
     """Per flow, the sorted tuple of the syslog hosts that logged it."""
-    pairs = frame[["flow", "host"]].dropna().drop_duplicates().sort_values(["flow", "host"])
+    pairs = frame[["flow", "host"]].dropna().drop_duplicates()
+    # by name, not by the order the store's host dictionary happens to list them
+    pairs = pairs.assign(host=pairs["host"].astype(str)).sort_values(["flow", "host"])
     hosts: dict[str, tuple[str, ...]] = {flow: () for flow in frame["flow"].unique().tolist()}
     for flow, host in zip(pairs["flow"].tolist(), pairs["host"].tolist(), strict=True):
         hosts[flow] = (*hosts[flow], str(host))

@@ -297,6 +297,12 @@ def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     last = ordered.drop_duplicates("_segment", keep="last")
     exits = last[last["out_iface"].notna()]
     entering = first["in_iface"].notna()
+    if first["host"].nunique() > 1:
+        # compare hosts' lines on one clock: each host's wall clock set back by its offset
+        ahead = _clock_offsets(exits, first[entering])
+        if ahead:
+            exits = exits.assign(_ts=exits["_ts"] - _offsets(exits["host"], ahead))
+            first = first.assign(_ts=first["_ts"] - _offsets(first["host"], ahead))
     pairs = _exit_entry_pairs(
         exits, first[entering & (first["_stage"] == 0) & first["out_iface"].isna()]
     )
@@ -317,6 +323,72 @@ def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     entry = links["_segment_entry"].to_numpy(dtype=np.int64)
     parent[entry] = links["_segment_exit"].to_numpy(dtype=np.int64)
     return _roots_and_depths(parent)
+
+
+def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, float]:
+    """Seconds each host's wall clock runs ahead of the others', learned from the packets seen
+    leaving one host and entering another; {} when all agree within MAX_HOP_GAP.
+
+    Hosts without NTP, or logging local time in different zones, disagree by seconds to hours,
+    and packets are joined across hosts by wall-clock time. A packet with a non-zero IP ID shows
+    the same identity on both hosts (same IP ID, length, flags, TCP window...) and arrives with
+    the TTL it left with (one more than a routed FORWARD hop shows), whatever the clocks say:
+    the median time difference of such pairs between two hosts is their offset (the transit
+    itself takes microseconds). A link between two hosts counts when at least
+    MIN_CLOCK_PAIRS pairs give it and most of them agree with their median within
+    MAX_HOP_GAP, so a chance match of identities does not move a clock.
+    """
+    routed = entries["_hook"].eq("FORWARD") & entries["physout"].isna()
+    entries = entries.assign(_ttl=entries["_ttl"] + routed.astype("float64"))
+    keys = [*IDENTITY, "_ttl"]
+    strong = exits[pd.to_numeric(exits["id"], errors="coerce").fillna(0).ne(0)]
+    pairs = strong[[*keys, "host", "_ts"]].merge(
+        entries[[*keys, "host", "_ts"]], on=keys, suffixes=("_exit", "_entry")
+    )
+    pairs = pairs[
+        pairs["host_exit"].notna()
+        & pairs["host_entry"].notna()
+        & (pairs["host_exit"] != pairs["host_entry"])
+    ]
+    if pairs.empty:
+        return {}
+    pairs = pairs.assign(_d=pairs["_ts_entry"] - pairs["_ts_exit"])
+    links: dict[tuple[str, str], float] = {}
+    for (exit_host, entry_host), d in pairs.groupby(["host_exit", "host_entry"])["_d"]:
+        median = float(d.median())
+        agree = (d - median).abs().le(MAX_HOP_GAP).mean()
+        if len(d) >= MIN_CLOCK_PAIRS and agree > 0.5:
+            links[(str(exit_host), str(entry_host))] = median
+    # walk the links from the host seen in most of them: its clock is the reference
+    ahead: dict[str, float] = {}
+    counts = pd.Series([h for pair in links for h in pair]).value_counts()
+    for reference in counts.index:
+        if reference in ahead:
+            continue
+        ahead[reference] = 0.0
+        todo = [reference]
+        while todo:
+            host = todo.pop()
+            for (a, b), median in links.items():
+                if a == host and b not in ahead:
+                    ahead[b] = ahead[a] + median
+                    todo.append(b)
+                elif b == host and a not in ahead:
+                    ahead[a] = ahead[b] - median
+                    todo.append(a)
+    if all(abs(offset) <= MAX_HOP_GAP for offset in ahead.values()):
+        return {}
+    return ahead
+
+
+def _offsets(hosts: pd.Series, ahead: dict[str, float]) -> np.ndarray:
+    """Per row, its host's clock offset (0 for a host without one)."""
+    offsets: np.ndarray = hosts.astype("object").map(ahead).astype("float64").fillna(0.0).to_numpy()
+    return offsets
+
+
+# Packets two hosts must share before their clocks are taken to differ.
+MIN_CLOCK_PAIRS = 3
 
 
 def _exit_entry_pairs(

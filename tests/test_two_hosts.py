@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,31 @@ def test_hostb_alone(tmp_path: Path) -> None:
 def test_hosts_that_log_no_prerouting_hop_still_join(tmp_path: Path, kept: set[str]) -> None:
     files = check.keep_only(FILES, kept, tmp_path)
     check.check_joined_without_prerouting(ingest(tmp_path / "store", *th.HOSTS, files=files))
+
+
+def shifted(path: Path, seconds: float, uptime: float, outdir: Path) -> Path:
+    """A copy of a host's log as if its clock ran ``seconds`` ahead and it had booted at
+    another time (its kernel [uptime] moved by ``uptime``): a second machine's view."""
+
+    def shift(line: str) -> str:
+        stamp = datetime.strptime(f"2026 {line[:15]}", "%Y %b %d %H:%M:%S")
+        moved = (stamp + timedelta(seconds=seconds)).strftime("%b %d %H:%M:%S")
+        head, rest = line[15:].split("[", 1)
+        up, tail = rest.split("]", 1)
+        return f"{moved}{head}[{float(up) + uptime:12.6f}]{tail}"
+
+    target = outdir / f"shifted-{path.name}"
+    target.write_text("".join(shift(line) + "\n" for line in path.read_text().splitlines()))
+    return target
+
+
+@pytest.mark.parametrize("ahead", [37.0, -3 * 3600.0], ids=["37 s ahead", "3 h behind"])
+def test_packets_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahead: float) -> None:
+    # hostb's wall clock is off (no NTP, or local time in another zone): the hosts' offset is
+    # learned from the packets both logged, and the connections join as with one clock
+    files = {**FILES, "hostb": shifted(FILES["hostb"], ahead, 123_456.5, tmp_path)}
+    store = ingest(tmp_path / "store", *th.HOSTS, files=files)
+    assert len(store.flows()) == 2
+    packets = check.check_joined(store)
+    check.check_dropped_syn(packets[th.LOSSY_PORT])
+    check.check_dropped_syn_fate(store)
