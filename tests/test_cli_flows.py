@@ -105,6 +105,19 @@ def test_flows_table(store: str) -> None:
     assert out.rstrip().endswith("1 flow(s)")
 
 
+def test_flows_table_lines_up_its_columns(store: str) -> None:
+    code, out, _ = run("flows", "--store", store)
+    title, *rows, count = out.splitlines()
+    assert code == 0 and len(rows) == 6 and count == "6 flow(s)"
+    listed = flows(store)
+    orig, pkts_end = title.index("orig"), title.index("pkts") + len("pkts")
+    for row, flow in zip(rows, listed, strict=True):
+        assert row.startswith(f"{flow['id']}  ")
+        # text columns start under their title, numbers end under theirs
+        assert row[orig:].startswith(f"{flow['orig']['src']}:{flow['orig']['sport']} → ")
+        assert row[:pkts_end].endswith(f" {flow['packets']}")
+
+
 def test_journey_json_contract(store: str) -> None:
     (flow,) = flows(store, "--port", "55148")
     code, out, err = run("journey", str(flow["id"]), "--store", store, "--json")

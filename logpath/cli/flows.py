@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from logpath.cli.app import (
     CsvOption,
@@ -25,6 +24,7 @@ from logpath.errors import UsageError
 from logpath.flows import Flow
 from logpath.hops import json_array
 from logpath.journeys import FlowQuery, load_journey, select_flows
+from logpath.render.tables import print_table
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
 
@@ -102,24 +102,24 @@ def _console() -> Console:
 
 
 def print_flows(console: Console, flows: list[Flow]) -> None:
-    """A readable table of flows, one row each."""
-    table = Table()
-    for name in ("id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state"):
-        table.add_column(name, no_wrap=True)
-    for flow in flows:
-        table.add_row(
+    """A readable table of flows, one line each."""
+    titles = ["id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state"]
+    rows = (
+        [
             flow.id,
             flow.proto,
             str(flow.orig),
             str(flow.reply),
-            "\n".join(f"{t.type} {t.from_addr}→{t.to_addr}" for t in flow.nat),
+            ", ".join(f"{t.type} {t.from_addr}→{t.to_addr}" for t in flow.nat),
             str(flow.packets),
             str(flow.hops),
             flow.first_seen.isoformat(sep=" ", timespec="seconds")[:19] if flow.first_seen else "",
             flow.state + ("" if flow.answered else " (no answer)"),
-        )
-    console.print(table)
-    console.print(f"{len(flows):,} flow(s)")
+        ]
+        for flow in flows
+    )
+    print_table(console, titles, rows, right={"pkts", "hops"})
+    console.out(f"{len(flows):,} flow(s)", highlight=False)
 
 
 def flows_csv(flows: list[Flow]) -> str:
