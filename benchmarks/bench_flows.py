@@ -4,8 +4,8 @@ Uses the store bench_ingest.py left in benchmarks/out/ (ingesting the generated 
 there is none), measures the command as a subprocess (wall time, peak RSS) and writes
 benchmarks/results/flows-latest.md. Port 12580 (the seed article's test port) is about 2% of
 the generated traffic, so this measures how fast a selective question is answered. The question
-runs --runs times (the median is the figure; the machine is shared). The same question on the
-first quarter of the store, and a narrower one on the whole store, show what memory follows:
+runs --runs times with --json (the median is the figure; the machine is shared), then three times
+as a user types it (the table). The same question on the first quarter of the store, and a narrower one on the whole store, show what memory follows:
 the flows selected, not the store's size.
 
     .venv/bin/python benchmarks/bench_flows.py [--lines N] [--seed S] [--port 12580] [--runs 5]
@@ -67,16 +67,19 @@ def connections_opened(path: Path, port: int) -> int:
 
 
 def measure_flows(store: Path, extra: list[str], runs: int) -> tuple[list[Measurement], int]:
-    """Run `logpath flows ... --json` on `store` `runs` times; the runs and the flows found."""
-    command = [logpath_executable(), "flows", *extra, "--store", str(store), "--json"]
+    """Run `logpath flows ...` on `store` `runs` times; the runs and the flows found (from the
+    JSON array with --json, else from the table's closing "N flow(s)" line)."""
+    command = [logpath_executable(), "flows", *extra, "--store", str(store)]
     measured = []
     for _ in range(runs):
         m = run_measured(command)
         if m.returncode != 0:
             raise SystemExit(f"logpath flows failed (exit {m.returncode}):\n{m.stderr[-2000:]}")
         measured.append(m)
-    flows = json.loads(measured[-1].stdout)
-    return measured, len(flows) if isinstance(flows, list) else len(flows.get("flows", []))
+    if "--json" in extra:
+        return measured, len(json.loads(measured[-1].stdout))
+    last = measured[-1].stdout.rstrip().splitlines()[-1]
+    return measured, int(last.split()[0].replace(",", ""))
 
 
 def row(label: str, store: Path, measured: list[Measurement], flows: int) -> str:
@@ -108,15 +111,26 @@ def main(argv: list[str] | None = None) -> int:
         )
     store = ingested_store(args.lines, args.seed)
     port = ["--port", str(args.port)]
-    measured, count = measure_flows(store, port, args.runs)
+    measured, count = measure_flows(store, [*port, "--json"], args.runs)
     opened = connections_opened(ensure_syslog(args.lines, args.seed), args.port)
     # memory follows the selection: the same question on a quarter of the store, and a
     # narrower one (three hours of the ~35 the file covers) on the whole store
     quarter = quarter_store(args.lines, args.seed)
     narrow = [*port, "--since", NARROW[0], "--until", NARROW[1]]
-    rows = [row(f"flows --port {args.port}", store, measured, count)]
-    rows.append(row(f"flows --port {args.port}", quarter, *measure_flows(quarter, port, 3)))
-    rows.append(row(f"flows {' '.join(narrow)}", store, *measure_flows(store, narrow, 3)))
+    rows = [row(f"flows --port {args.port} --json", store, measured, count)]
+    rows.append(row(f"flows --port {args.port}", store, *measure_flows(store, port, 3)))
+    rows.append(
+        row(
+            f"flows --port {args.port} --json",
+            quarter,
+            *measure_flows(quarter, [*port, "--json"], 3),
+        )
+    )
+    rows.append(
+        row(
+            f"flows {' '.join(narrow)} --json", store, *measure_flows(store, [*narrow, "--json"], 3)
+        )
+    )
     baseline = run_measured([logpath_executable(), "--help"])
     host = machine()
     report = "\n".join(
@@ -127,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- machine: {host['nproc']} CPUs, {host['cpu']}, {host['memory']} RAM",
             f"- store: `{store.name}` (ingested from {args.lines:,} generated lines, seed "
             f"{args.seed}); `{quarter.name}`: its first quarter",
-            f"- every command ends in `--store DIR --json`; wall times of each run listed, "
+            "- every command ends in `--store DIR` (without `--json` it prints the table); "
+            "wall times of each run listed, "
             f"CPU and peak RSS of the median run; `logpath --help` alone peaks at "
             f"{mib(baseline.max_rss_kb)} (the imports)",
             "",
