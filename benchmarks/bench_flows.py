@@ -4,9 +4,10 @@ Uses the store bench_ingest.py left in benchmarks/out/ (ingesting the generated 
 there is none), measures the command as a subprocess (wall time, peak RSS) and writes
 benchmarks/results/flows-latest.md. Port 12580 (the seed article's test port) is about 2% of
 the generated traffic, so this measures how fast a selective question is answered. The question
-runs --runs times with --json (the median is the figure; the machine is shared), then three times
-as a user types it (the table). The same question on the first quarter of the store, and a narrower one on the whole store, show what memory follows:
-the flows selected, not the store's size.
+runs --runs times with --json (the median is the figure; the machine is shared), then three
+times as a user types it (the table). The same question on the first quarter of the store, and a
+narrower one on the whole store, show what memory follows: the flows selected, not the store's
+size.
 
     .venv/bin/python benchmarks/bench_flows.py [--lines N] [--seed S] [--port 12580] [--runs 5]
 """
