@@ -270,7 +270,10 @@ def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clock(frame: pd.DataFrame) -> pd.Series:
-    """Seconds for gaps between packets: wall clock when known, else uptime."""
+    """Seconds for gaps between packets: group_packets' one clock for all hosts, else the wall
+    clock when known, else uptime."""
+    if "clock" in frame.columns:
+        return frame["clock"].astype("float64").fillna(0.0)
     stamps = pd.to_datetime(_column(frame, "ts"), utc=True)
     wall = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     uptime = pd.to_numeric(_column(frame, "uptime"), errors="coerce")

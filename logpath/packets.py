@@ -62,10 +62,11 @@ LOCAL_KEY = ["host", *IDENTITY, "src", "sport"]
 # Hops further apart than this are not one packet (syslog without [uptime] has 1 s resolution).
 MAX_HOP_GAP = 2.0
 
-COLUMNS = ("packet", "leg", "hop_n")
+COLUMNS = ("packet", "leg", "hop_n", "clock")
 """Columns group_packets adds: ``packet`` (int64, numbered by first hop in time), ``leg`` (int64,
-0 on the first host, 1 on the next...) and ``hop_n``
-(int64, 0-based position of the hop in its packet's journey)."""
+0 on the first host, 1 on the next...), ``hop_n`` (int64, 0-based position of the hop in its
+packet's journey) and ``clock`` (float64 seconds on one clock for all hosts: the wall clock made
+precise by the kernel's uptime and set back by the host's offset, else the uptime)."""
 
 
 class PacketError(LogpathError):
@@ -87,7 +88,7 @@ def group_packets(hops: pd.DataFrame) -> pd.DataFrame:
             ``logpath.hooks.resolve_hooks``.
 
     Returns:
-        A copy sorted by packet and hop order, with ``packet``, ``leg`` and ``hop_n`` added.
+        A copy sorted by packet and hop order, with the COLUMNS added.
 
     Example:
         >>> packets = group_packets(resolve_hooks(store.read_hops(port=12580), ruleset))
@@ -97,11 +98,14 @@ def group_packets(hops: pd.DataFrame) -> pd.DataFrame:
         raise PacketError(f"the hop table lacks the columns {sorted(missing)} needed for packets")
     frame = _prepare(hops)
     if frame.empty:
-        return _finish(frame.assign(_segment=0, _packet=0, _leg=0))
+        return _finish(frame.assign(_segment=0, _packet=0, _leg=0, clock=0.0))
     frame["_segment"] = _local_packets(frame)
-    packet, leg = _join_across_hosts(frame)
+    packet, leg, ahead = _join_across_hosts(frame)
     frame["_packet"] = packet[frame["_segment"].to_numpy()]
     frame["_leg"] = leg[frame["_segment"].to_numpy()]
+    if ahead:  # from here on, every host's lines on one clock
+        frame["_ts"] = frame["_ts"] - _offsets(frame["host"], ahead)
+    frame["clock"] = frame["_ts"].fillna(frame["_t"])
     return _finish(frame)
 
 
@@ -138,10 +142,11 @@ def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
     frame["_hook"] = hook
     frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
     frame["_stage"] = hook.map(HOOK_STAGE).astype("float64").fillna(0.0)
-    frame["_ts"] = _epoch_seconds(frame["ts"])
+    stamps = _epoch_seconds(frame["ts"])
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
-    frame["_t"] = uptime.fillna(frame["_ts"]).fillna(0.0)
+    frame["_t"] = uptime.fillna(stamps).fillna(0.0)
+    frame["_ts"] = _fine_wall_clock(stamps, uptime, frame["host"])
     frame["_prefix"] = frame["prefix"].astype("object").fillna("")
     # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
     guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False
@@ -156,6 +161,25 @@ def _hook_from_interfaces(frame: pd.DataFrame) -> pd.Series:
     has_out = frame["out_iface"].notna().to_numpy()
     guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))
     return pd.Series(guess, index=frame.index, dtype="object")
+
+
+def _fine_wall_clock(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> pd.Series:
+    """Wall-clock seconds with the kernel's microseconds, where a line has both.
+
+    Syslog stamps whole seconds; the kernel's [uptime] is precise but counts from each host's
+    own boot, so it orders one host's lines and not two hosts'. Per host, its boot time is the
+    median of stamp - uptime, and a line's time is boot + uptime when that lies within
+    FINE_CLOCK_SLACK of its own stamp (not after a reboot or a clock step), else its stamp.
+    """
+    boot = (
+        (stamps - uptime).groupby(host.astype("object").fillna("").to_numpy()).transform("median")
+    )
+    fine = boot + uptime
+    return fine.where((fine - stamps).abs() <= FINE_CLOCK_SLACK, stamps)
+
+
+# How far boot + uptime may be from a line's own (whole-second) stamp.
+FINE_CLOCK_SLACK = 1.5
 
 
 def _epoch_seconds(ts: pd.Series) -> pd.Series:
@@ -290,13 +314,15 @@ def _dense(ids: np.ndarray) -> np.ndarray:
     return np.unique(ids, return_inverse=True)[1].astype(np.int64)
 
 
-def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Pass 2: per segment, its packet id and its leg (0 = first host on the journey)."""
+def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Pass 2: per segment, its packet id and its leg (0 = first host on the journey); and how
+    far each host's clock runs ahead ({} with one host, or when no packet shows it)."""
     ordered = frame.sort_values(["_segment", "_t", "_rank", "lineno"])
     first = ordered.drop_duplicates("_segment", keep="first")
     last = ordered.drop_duplicates("_segment", keep="last")
     exits = last[last["out_iface"].notna()]
     entering = first["in_iface"].notna()
+    ahead: dict[str, float] = {}
     if first["host"].nunique() > 1:
         # compare hosts' lines on one clock: each host's wall clock set back by its offset
         ahead = _clock_offsets(exits, first[entering])
@@ -322,12 +348,13 @@ def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     parent = np.arange(count, dtype=np.int64)
     entry = links["_segment_entry"].to_numpy(dtype=np.int64)
     parent[entry] = links["_segment_exit"].to_numpy(dtype=np.int64)
-    return _roots_and_depths(parent)
+    packet, leg = _roots_and_depths(parent)
+    return packet, leg, ahead
 
 
 def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, float]:
     """Seconds each host's wall clock runs ahead of the others', learned from the packets seen
-    leaving one host and entering another; {} when all agree within MAX_HOP_GAP.
+    leaving one host and entering another; {} when no packet links two hosts.
 
     Hosts without NTP, or logging local time in different zones, disagree by seconds to hours,
     and packets are joined across hosts by wall-clock time. A packet with a non-zero IP ID shows
@@ -376,8 +403,6 @@ def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, floa
                 elif b == host and a not in ahead:
                     ahead[a] = ahead[b] - median
                     todo.append(a)
-    if all(abs(offset) <= MAX_HOP_GAP for offset in ahead.values()):
-        return {}
     return ahead
 
 

@@ -123,3 +123,16 @@ def test_packets_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahead: fl
     packets = check.check_joined(store)
     check.check_dropped_syn(packets[th.LOSSY_PORT])
     check.check_dropped_syn_fate(store)
+    # and the packets of each connection come in the order they had on the shared clock
+    one_clock = ingest(tmp_path / "one-clock", *th.HOSTS)
+    assert packet_order(store) == packet_order(one_clock)
+
+
+def packet_order(store: check.Store) -> dict[int, list[tuple[str, str]]]:
+    """Per connection (orig source port), its packets' (direction, summary) in journey order."""
+    return {
+        flow["orig"]["sport"]: [
+            (p["direction"], p["summary"]) for p in store.journey(flow["id"])["packets"]
+        ]
+        for flow in store.flows()
+    }
