@@ -6,6 +6,8 @@ These are the records renderers draw (terminal timeline, sequence diagram) and w
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +116,13 @@ class Packet:
     """When fate is "stopped": the last hook seen, e.g. "PREROUTING"."""
     hops: tuple[JourneyHop, ...]
     """Hops in time (hook) order."""
+    sent_again_as: int | None = None
+    """When stopped: the number of the next packet if it is this one sent again (a TCP
+    retransmission: same flags and length, and sequence number where logged). The first copy
+    was then dropped or lost where it stopped."""
+    answered_by: int | None = None
+    """When stopped: the number of the next packet if it went the other way, answering. The
+    packet then went on, only its later hooks were not logged."""
 
     def to_json(self) -> dict[str, Any]:
         """``{"n", "direction", "summary", "fate", "hops"}`` as in the journey contract."""
@@ -123,6 +132,8 @@ class Packet:
             "summary": self.summary,
             "fate": self.fate,
             "stopped_at": self.stopped_at,
+            "sent_again_as": self.sent_again_as,
+            "answered_by": self.answered_by,
             "hops": [hop.to_json() for hop in self.hops],
         }
 
@@ -210,13 +221,44 @@ def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]
     return [
         Journey(
             flow=flow,
-            packets=tuple(
-                _packet(n, packets[number], fate[number], stopped_at[number])
-                for n, number in enumerate(per_flow.get(flow.id, []), start=1)
+            packets=_what_followed(
+                [
+                    _packet(n, packets[number], fate[number], stopped_at[number])
+                    for n, number in enumerate(per_flow.get(flow.id, []), start=1)
+                ]
             ),
         )
         for flow in flows
     ]
+
+
+def _what_followed(packets: list[Packet]) -> tuple[Packet, ...]:
+    """Say of each stopped packet whether the next one sent it again or answered it."""
+    told = list(packets)
+    for i, (packet, after) in enumerate(itertools.pairwise(packets)):
+        if packet.fate != "stopped":
+            continue
+        if after.direction == packet.direction and _sent_again(packet, after):
+            told[i] = dataclasses.replace(packet, sent_again_as=after.n)
+        elif after.direction != packet.direction and not _related(after):
+            told[i] = dataclasses.replace(packet, answered_by=after.n)
+    return tuple(told)
+
+
+def _sent_again(first: Packet, later: Packet) -> bool:
+    """A TCP retransmission: the same flags and length, and the same sequence number when the
+    LOG rule logged it (--log-tcp-sequence); a SYN or SYN-ACK carries no data to tell apart."""
+    a, b = first.hops[0].fields, later.hops[0].fields
+    if a.get("proto") != "tcp" or first.summary != later.summary or a.get("len") != b.get("len"):
+        return False
+    if a.get("seq") is not None and b.get("seq") is not None:
+        return bool(a["seq"] == b["seq"])
+    return first.summary in ("SYN", "SYN-ACK")
+
+
+def _related(packet: Packet) -> bool:
+    """An ICMP error about the connection, not an answer from its peer."""
+    return bool(packet.hops and packet.hops[0].fields.get("inner"))
 
 
 def _with_applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:

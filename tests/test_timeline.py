@@ -122,7 +122,9 @@ def test_stopped_syn_answered_later(seed_store: Store) -> None:
     assert lines[0].endswith("state established  1 packet(s) stopped")
     assert lines[2:4] == [
         "#1 → orig SYN  len 60 id 48735  ⇒ stopped after PREROUTING "
-        "(answered later: not logged further, not dropped)",
+        "(answered by #2: it went on, its later hooks not logged)",
         "  raw PREROUTING eth0 → · 10.10.126.187:53225 → 172.17.0.2:12580 TTL 64",
     ]
     assert journey.packets[0].fate == "stopped"
+    assert (journey.packets[0].answered_by, journey.packets[0].sent_again_as) == (2, None)
+    assert journey.packets[1].summary == "SYN-ACK"

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from logpath.errors import UsageError
 from logpath.flows import Flow, format_endpoint
 from logpath.journeys import Journey, JourneyHop, Packet
-from logpath.render.timeline import answered_later
+from logpath.render.timeline import stopped_note
 
 # Beyond this many packets a connection is summarised: repeated packets collapse into a note.
 MAX_PACKETS = 30
@@ -157,8 +157,7 @@ def layout(journey: Journey) -> Diagram:
     """
     lifelines = find_lifelines(journey)
     index = {line.key: i for i, line in enumerate(lifelines)}
-    answered = {p.n for p in journey.packets if answered_later(journey, p)}
-    builder = _Rows(journey.flow, index, _endpoints(journey), answered)
+    builder = _Rows(journey.flow, index, _endpoints(journey))
     for item in summarise_packets(journey.packets):
         if isinstance(item, str):
             builder.note(item)
@@ -339,10 +338,8 @@ def _cut_middle(items: list[Packet | str]) -> list[Packet | str]:
 class _Rows:
     """Accumulates rows of the diagram, packet after packet."""
 
-    def __init__(
-        self, flow: Flow, index: dict[str, int], ends: dict[str, str], answered: set[int]
-    ) -> None:
-        self.flow, self.index, self.ends, self.answered = flow, index, ends, answered
+    def __init__(self, flow: Flow, index: dict[str, int], ends: dict[str, str]) -> None:
+        self.flow, self.index, self.ends = flow, index, ends
         self.row = 0
         self.arrows: list[Arrow] = []
         self.headers: list[PacketHeader] = []
@@ -358,8 +355,8 @@ class _Rows:
     def packet(self, packet: Packet) -> None:
         arrow = "→" if packet.direction == "orig" else "←"
         fate = f"stopped after {packet.stopped_at}" if packet.fate == "stopped" else packet.fate
-        if packet.fate == "stopped" and packet.n in self.answered:
-            fate += " (answered later: not logged further, not dropped)"
+        if packet.fate == "stopped" and stopped_note(packet):
+            fate += f" ({stopped_note(packet)})"
         text = f"#{packet.n} {arrow} {packet.direction}  {packet.summary}  ⇒ {fate}"
         self.headers.append(PacketHeader(self.row, packet.n, packet.direction, text))
         self.row += 1

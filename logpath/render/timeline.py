@@ -56,7 +56,7 @@ def timeline(journey: Journey, width: int) -> Group:
     parts: list[Text | Table] = [flow_header(journey.flow)]
     many_hosts = len({hop.host for packet in journey.packets for hop in packet.hops}) > 1
     for packet in journey.packets:
-        parts.append(packet_header(packet, answered_later(journey, packet)))
+        parts.append(packet_header(packet))
         parts.append(hop_table(packet, width, many_hosts))
     return Group(*parts)
 
@@ -86,17 +86,18 @@ def _tuple(side: ConnTuple) -> str:
     return f"{format_endpoint(side.src, side.sport)}→{format_endpoint(side.dst, side.dport)}"
 
 
-def answered_later(journey: Journey, packet: Packet) -> bool:
-    """True when a packet went the other way after this one: a stopped packet then got
-    through, it was only not logged further (a LOG rule matching only some packets)."""
-    return any(
-        later.n > packet.n and later.direction != packet.direction for later in journey.packets
-    )
+def stopped_note(packet: Packet) -> str:
+    """What the next packet tells of a stopped one ("" when it tells nothing)."""
+    if packet.sent_again_as is not None:
+        return f"sent again as #{packet.sent_again_as}: this one was dropped or lost here"
+    if packet.answered_by is not None:
+        return f"answered by #{packet.answered_by}: it went on, its later hooks not logged"
+    return ""
 
 
-def packet_header(packet: Packet, answered: bool = False) -> Text:
-    """``#2 ← reply SYN-ACK len 60 → forwarded``: number, direction, TCP summary, fate
-    (``answered``: the packet was answered later, see ``answered_later``)."""
+def packet_header(packet: Packet) -> Text:
+    """``#2 ← reply SYN-ACK len 60 → forwarded``: number, direction, TCP summary, fate (and
+    for a stopped packet, what the next packet tells of it)."""
     first = packet.hops[0].fields if packet.hops else {}
     text = Text("\n")
     text.append(f"#{packet.n} {ARROW.get(packet.direction, '?')} {packet.direction} ", "bold")
@@ -105,11 +106,14 @@ def packet_header(packet: Packet, answered: bool = False) -> Text:
     if details:
         text.append("  " + " ".join(details), STYLE["muted"])
     text.append("  ⇒ ")
-    if packet.fate == "stopped" and answered:
+    note = stopped_note(packet) if packet.fate == "stopped" else ""
+    if packet.answered_by is not None:
         text.append(f"stopped after {packet.stopped_at}", STYLE["translated"])
-        text.append(" (answered later: not logged further, not dropped)", STYLE["muted"])
+        text.append(f" ({note})", STYLE["muted"])
     elif packet.fate == "stopped":
         text.append(f"stopped after {packet.stopped_at}", STYLE["stopped"])
+        if note:
+            text.append(f" ({note})", STYLE["muted"])
     else:
         text.append(packet.fate, STYLE["fate"])
     return text

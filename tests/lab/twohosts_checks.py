@@ -246,6 +246,11 @@ def check_dropped_syn_fate(store: Store, hosts: tuple[str, ...] = th.HOSTS) -> N
     syn = dropped_syn(store.journey(flow["id"])["packets"])
     assert (syn["fate"], syn["stopped_at"]) == ("stopped", "FORWARD"), (syn["fate"], flow)
     assert flow["stopped"] == 1
+    # the client sent it again, and that copy got through: this one was dropped
+    packets = store.journey(flow["id"])["packets"]
+    again = packets[syn["n"]]  # the next packet (n is 1-based)
+    assert (again["direction"], again["summary"], again["fate"]) == ("orig", "SYN", "forwarded")
+    assert (syn["sent_again_as"], syn["answered_by"]) == (again["n"], None)
 
 
 # What hosts with LOG rules in only these chains would have written: exactly these of their
