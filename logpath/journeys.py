@@ -263,17 +263,33 @@ def _related(packet: Packet) -> bool:
 
 def _with_applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
     """``nat_mark`` where SNAT or a reply's de-DNAT is applied, packet by packet (only the
-    packets of connections with NAT need it)."""
+    packets of connections with NAT need it).
+
+    Works on plain tuples of the few columns it reads: a pandas selection per packet copied
+    every column and took 17 s for the 4,000 NATed packets of the report benchmark.
+    """
     natted = {flow.id: flow for flow in flows if flow.nat}
-    subset = hops[hops["flow"].isin(set(natted))]
+    subset = hops.loc[hops["flow"].isin(set(natted)), list(_NAT_COLUMNS)]
     if subset.empty:
         return hops
+    per_packet: dict[object, list[Any]] = {}
+    for row in subset.itertuples():
+        per_packet.setdefault(row.packet, []).append(row)
+    marks = {}
+    for rows in per_packet.values():
+        applied = _applied_nat(rows, natted[str(rows[0].flow)])
+        if applied is not None:
+            marks[applied[0]] = applied[1]
+    if not marks:
+        return hops
     marked = hops.copy()
-    for _, group in subset.groupby("packet", sort=False):
-        done = _mark_applied_nat(group, natted[str(group["flow"].iloc[0])])
-        if done is not group:
-            marked.loc[done.index, "nat_mark"] = done["nat_mark"]
+    marked.loc[list(marks), "nat_mark"] = list(marks.values())
     return marked
+
+
+# What _applied_nat reads of each hop.
+_NAT_COLUMNS = ("packet", "flow", "direction", "related", "host", "hook", "out_iface", "src",
+                "sport", "nat_mark")  # fmt: skip
 
 
 def _packet(n: int, rows: list[dict[str, Any]], fate: object, stopped_at: object) -> Packet:
@@ -288,45 +304,36 @@ def _packet(n: int, rows: list[dict[str, Any]], fate: object, stopped_at: object
     )
 
 
-def _mark_applied_nat(hops: pd.DataFrame, flow: Flow) -> pd.DataFrame:
-    """Mark where SNAT (or a reply's de-DNAT) is applied: after the packet's last POSTROUTING
-    hop on the NATing host, which still shows the old address (nat POSTROUTING runs last).
+def _applied_nat(rows: list[Any], flow: Flow) -> tuple[object, str] | None:
+    """Where SNAT (or a reply's de-DNAT) is applied to one packet, as (hop index, mark): after
+    the packet's last POSTROUTING hop on the NATing host, which still shows the old address (nat
+    POSTROUTING runs last). None when nothing is applied or the hop is marked already.
 
     Conntrack translates every packet of the connection, but only the first one passes the nat
     table: when no POSTROUTING hop was logged, the mark goes after the last hop that routed the
     packet out (FORWARD or OUTPUT) while it still shows the address NAT replaces.
     """
-    direction = hops["direction"].iloc[0]
-    if hops["related"].iloc[0]:
-        return hops
-    kinds = {"orig": ("snat", "snat"), "reply": ("dnat", "de-dnat")}[direction]
-    translations = [t for t in flow.nat if t.type == kinds[0]]
+    if rows[0].related:
+        return None
+    applied, mark = {"orig": ("snat", "snat"), "reply": ("dnat", "de-dnat")}[rows[0].direction]
+    translations = [t for t in flow.nat if t.type == applied]
     if not translations:
-        return hops
+        return None
     hosts = {t.host for t in translations}
-    on_host = hops if None in hosts else hops[hops["host"].isin(hosts)]
-    last = on_host[on_host["hook"].eq("POSTROUTING")]
-    if last.empty:
-        routed = on_host[on_host["hook"].isin(["FORWARD", "OUTPUT"]) & on_host["out_iface"].notna()]
-        replaced = translations[0].from_addr if kinds[0] == "snat" else translations[0].to_addr
-        last = routed[_endpoints(routed, "src", "sport") == replaced]
-    if last.empty or pd.notna(hops.loc[last.index[-1], "nat_mark"]):
-        return hops
-    marked = hops.copy()
-    marked.loc[last.index[-1], "nat_mark"] = kinds[1]
-    return marked
-
-
-def _endpoints(hops: pd.DataFrame, address: str, port: str) -> pd.Series:
-    """``addr:port`` (or ``addr``) per hop, as translations write them."""
-    return pd.Series(
-        [
-            format_endpoint(str(a), None if missing(p) else int(p))
-            for a, p in zip(hops[address], hops[port], strict=True)
-        ],
-        index=hops.index,
-        dtype="object",
-    )
+    on_host = rows if None in hosts else [r for r in rows if r.host in hosts]
+    last = [r for r in on_host if r.hook == "POSTROUTING"]
+    if not last:
+        replaced = translations[0].from_addr if applied == "snat" else translations[0].to_addr
+        last = [
+            r
+            for r in on_host
+            if r.hook in ("FORWARD", "OUTPUT")
+            and not missing(r.out_iface)
+            and format_endpoint(str(r.src), None if missing(r.sport) else int(r.sport)) == replaced
+        ]
+    if not last or not missing(last[-1].nat_mark):
+        return None
+    return last[-1].Index, mark
 
 
 def packet_summary(hop: Mapping[str, Any]) -> str:
