@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from seedstore import journey_to
 from typer.testing import CliRunner
@@ -128,3 +129,12 @@ def test_stopped_syn_answered_later(seed_store: Store) -> None:
     assert journey.packets[0].fate == "stopped"
     assert (journey.packets[0].answered_by, journey.packets[0].sent_again_as) == (2, None)
     assert journey.packets[1].summary == "SYN-ACK"
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 109, 110, 160])
+def test_no_line_is_wider_than_the_console(seed_store: Store, width: int) -> None:
+    # hop rows are lined up directly when they fit, else laid out by rich's Table
+    for destination in ("10.10.126.187", "172.17.0.3", "172.17.0.1"):
+        lines = render(journey_to(seed_store, destination), width).splitlines()
+        assert max(len(line) for line in lines) <= width
+        assert any(line.startswith("  raw P") for line in lines)  # narrower: cut with …
