@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -340,10 +340,15 @@ def hop_to_json(hop: dict[str, Any]) -> dict[str, Any]:
 
 def hops_to_json(hops: pd.DataFrame) -> str:
     """A JSON array of hops."""
+    return json_array(hop_records(hops))
+
+
+def hop_records(hops: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """The hops as ``logpath hops --json`` writes each of them."""
     records = cast(
         "list[dict[str, Any]]", hops.astype(object).where(hops.notna(), None).to_dict("records")
     )
-    return json_array(hop_to_json(r) for r in records)
+    return (hop_to_json(r) for r in records)
 
 
 def json_array(items: Iterable[Any]) -> str:

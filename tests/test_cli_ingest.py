@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import gzip
+import io
 import json
 from datetime import UTC
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from logpath.cli import app
+from logpath.cli import ingest as cli_ingest
 
 SEED = Path(__file__).resolve().parent.parent / "samples" / "seed" / "syslog"
 runner = CliRunner()
@@ -217,6 +220,33 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
     assert code == 4
     assert err.startswith(f"logpath: {store}: the store is being written by")
     assert len(hops(store)) == 27
+
+
+def test_hops_exports_stream_every_hop_in_line_order(tmp_path: Path) -> None:
+    lab = sorted((SEED.parent.parent / "lab").glob("*.log"))
+    ingest(tmp_path, *map(str, lab))
+    listed = hops(tmp_path)
+    counts = {str(path): len(path.read_text().splitlines()) for path in lab}
+    lines = [(name, n) for name, count in counts.items() for n in range(1, count + 1)]
+    assert [(h["source"], h["lineno"]) for h in listed] == lines
+    code, out, _ = run("hops", "--store", str(tmp_path), "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [(r["source"], int(r["lineno"])) for r in rows] == lines
+    _, none, _ = run("hops", "--store", str(tmp_path), "--json", "--port", "1")
+    _, header, _ = run("hops", "--store", str(tmp_path), "--csv", "--port", "1")
+    assert (json.loads(none), header.splitlines()[1:]) == ([], [])
+    assert header.startswith("ts,uptime,host,")
+
+
+def test_a_long_hop_table_needs_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(tmp_path, str(SEED))
+    monkeypatch.setattr(cli_ingest, "TABLE_HOPS", 20)
+    code, _, err = run("hops", "--store", str(tmp_path))
+    assert code == 2 and "27 hops match: too many to read as a table" in err
+    code, out, _ = run("hops", "--store", str(tmp_path), "--all")
+    assert code == 0 and out.rstrip().endswith("27 hop(s)")
+    code, out, _ = run("hops", "--store", str(tmp_path), "--port", "55148")
+    assert code == 0 and out.rstrip().endswith("7 hop(s)")
 
 
 def test_hops_on_an_empty_store_directory(tmp_path: Path) -> None:
