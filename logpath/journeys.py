@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
+from logpath.clocks import CLOCK_COLUMNS, learn_offsets
 from logpath.errors import NotFoundError, UsageError
 from logpath.flows import (
     NAT_TYPES,
@@ -443,6 +445,39 @@ def store_ruleset(store: Store) -> Ruleset | None:
     if not kept:
         return None
     return Ruleset.from_json(kept if isinstance(kept, str) else json.dumps(kept))
+
+
+def store_clock_offsets(store: Store) -> dict[str, float]:
+    """How far each host's wall clock runs ahead, learned once from the whole store.
+
+    A question about one connection selects too few packets to learn the hosts' offset from
+    (an IPv6 connection: none, it has no IP ID), so it is learned from every packet the store's
+    hosts share and kept beside the store (CLOCKS_FILE) until ingest adds a part.
+    """
+    parts = list(store.require().parts)
+    kept_at = store.path / CLOCKS_FILE
+    try:
+        kept = json.loads(kept_at.read_text())
+        if kept["parts"] == parts:
+            return {str(host): float(ahead) for host, ahead in kept["ahead"].items()}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not learned yet, or for other parts
+    hosts = store.read_table(columns=["host"]).column("host").cast(pa.string())
+    ahead: dict[str, float] = {}
+    if pc.count_distinct(hosts).as_py() > 1:
+        shared = store.read_hops(ds.field("id") != 0, CLOCK_COLUMNS)
+        ahead = learn_offsets(shared)
+    try:
+        temporary = kept_at.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"parts": parts, "ahead": ahead}))
+        os.replace(temporary, kept_at)
+    except OSError:
+        pass  # a store we may not write to: learned again next time
+    return ahead
+
+
+# Where store_clock_offsets keeps what it learned, in the store's directory.
+CLOCKS_FILE = "clocks.json"
 
 
 def select_flows(

@@ -1,0 +1,133 @@
+"""Hosts' clocks: one clock for the lines of several hosts.
+
+Packets are joined across hosts by wall-clock time, and hosts without NTP, or logging local time
+in different zones, disagree by seconds to hours. A packet with a non-zero IP ID shows the same
+identity (IP ID, length, flags, TCP window...) on every host it crosses, whatever their clocks
+say: the median time difference of such packets between two hosts is their offset (the transit
+itself takes microseconds).
+
+``learn_offsets`` learns them from a whole store (``logpath.journeys.store_clock_offsets``
+keeps the answer beside the store), so that a question about one connection, too few packets to
+learn from, still puts both hosts' lines on one clock; ``logpath.packets`` learns them from the
+hops it groups when it is given none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+# What a packet keeps from host to host, whatever NAT and routing do to it (not its addresses,
+# ports or TTL); the IP ID makes it nearly unique.
+PACKET_IDENTITY = ["proto", "len", "id", "flags", "window", "seq", "ack", "icmp_type",
+                   "icmp_code", "icmp_id", "icmp_seq"]  # fmt: skip
+# What learn_offsets reads of each hop.
+CLOCK_COLUMNS = ["host", "ts", "uptime", *PACKET_IDENTITY]
+# Two hosts' clocks are compared only on this many packets or more, most of which agree with
+# their median within AGREEMENT seconds: a chance match of identities moves no clock.
+MIN_CLOCK_PAIRS = 3
+AGREEMENT = 2.0
+# A packet identity logged on one host over a longer span than this is two packets (the IP ID
+# came round again): it is left out.
+SAME_PACKET_SPAN = 10.0
+# How far boot + uptime may be from a line's own (whole-second) stamp.
+FINE_CLOCK_SLACK = 1.5
+
+
+def fine_wall_clock(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> pd.Series:
+    """Wall-clock seconds with the kernel's microseconds, where a line has both.
+
+    Syslog stamps whole seconds; the kernel's [uptime] is precise but counts from each host's
+    own boot, so it orders one host's lines and not two hosts'. Per host, its boot time is the
+    median of stamp - uptime, and a line's time is boot + uptime when that lies within
+    FINE_CLOCK_SLACK of its own stamp (not after a reboot or a clock step), else its stamp.
+    """
+    hosts = host.astype("object").fillna("").to_numpy()
+    boot = (stamps - uptime).groupby(hosts).transform("median")
+    fine = boot + uptime
+    return fine.where((fine - stamps).abs() <= FINE_CLOCK_SLACK, stamps)
+
+
+def learn_offsets(hops: pd.DataFrame) -> dict[str, float]:
+    """Seconds each host's wall clock runs ahead, from every packet several hosts logged.
+
+    Args:
+        hops: hop rows with the CLOCK_COLUMNS (``Store.read_hops(columns=CLOCK_COLUMNS)``).
+
+    Returns:
+        Host name to seconds ahead of the reference host (the one linked to most others, at
+        0.0); {} when fewer than two hosts share packets.
+    """
+    ids = pd.to_numeric(hops["id"], errors="coerce")
+    frame = hops[ids.notna() & ids.ne(0) & hops["host"].notna()]
+    if frame.empty or frame["host"].nunique() < 2:
+        return {}
+    stamps = (pd.to_datetime(frame["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
+    frame = frame.assign(
+        host=frame["host"].astype(str),
+        _t=fine_wall_clock(stamps.astype("float64"), uptime, frame["host"]),
+    ).dropna(subset=["_t"])
+    # one time per packet and host: when the host first logged it
+    seen = frame.groupby(["host", *PACKET_IDENTITY], dropna=False, observed=True)["_t"].agg(
+        ["min", "max"]
+    )
+    seen = seen[seen["max"] - seen["min"] <= SAME_PACKET_SPAN]["min"].rename("_t").reset_index()
+    pairs = seen.merge(seen, on=PACKET_IDENTITY, suffixes=("_a", "_b"))
+    pairs = pairs[pairs["host_a"] < pairs["host_b"]]
+    return solve(pairs["host_a"], pairs["host_b"], pairs["_t_b"] - pairs["_t_a"])
+
+
+def solve(
+    first: pd.Series, second: pd.Series, later: pd.Series, agreement: float = AGREEMENT
+) -> dict[str, float]:
+    """Hosts' offsets from time differences of packets seen by two hosts.
+
+    Args:
+        first, second: per pair of sightings, the host that saw the packet and the other one.
+        later: how many seconds later ``second``'s clock stamped it than ``first``'s.
+        agreement: how close to their median most differences of a link must be.
+
+    Returns:
+        Host to seconds ahead of the reference host (the one in most links, at 0.0).
+    """
+    frame = pd.DataFrame(
+        {"a": first.to_numpy(), "b": second.to_numpy(), "d": later.to_numpy(dtype="float64")}
+    )
+    links: dict[tuple[str, str], float] = {}
+    for (a, b), d in frame.groupby(["a", "b"])["d"]:
+        median = float(d.median())
+        if len(d) >= MIN_CLOCK_PAIRS and (d - median).abs().le(agreement).mean() > 0.5:
+            links[(str(a), str(b))] = median
+    return _walk(links)
+
+
+def _walk(links: Mapping[tuple[str, str], float]) -> dict[str, float]:
+    """Offsets along the links, from the host in most of them (its clock is the reference)."""
+    ahead: dict[str, float] = {}
+    counts = pd.Series([host for pair in links for host in pair]).value_counts()
+    for reference in counts.index:
+        if reference in ahead:
+            continue
+        ahead[str(reference)] = 0.0
+        todo = [str(reference)]
+        while todo:
+            host = todo.pop()
+            for (a, b), median in links.items():
+                if a == host and b not in ahead:
+                    ahead[b] = ahead[a] + median
+                    todo.append(b)
+                elif b == host and a not in ahead:
+                    ahead[a] = ahead[b] - median
+                    todo.append(a)
+    return ahead
+
+
+def offsets_of(hosts: pd.Series, ahead: Mapping[str, float]) -> np.ndarray:
+    """Per row, its host's offset in seconds (0 for a host without one)."""
+    offsets: np.ndarray = (
+        hosts.astype("object").map(dict(ahead)).astype("float64").fillna(0.0).to_numpy()
+    )
+    return offsets

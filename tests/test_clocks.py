@@ -1,0 +1,54 @@
+"""Hosts' clocks, learned from the two-host lab capture with one host's clock moved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_two_hosts import FILES, shifted
+
+from logpath.clocks import CLOCK_COLUMNS, learn_offsets
+from logpath.ingest import ingest
+from logpath.journeys import CLOCKS_FILE, store_clock_offsets
+from logpath.store import Store
+
+
+def two_hosts(tmp_path: Path, ahead: float) -> Store:
+    """Both hosts' logs in one store, hostb's clock ``ahead`` seconds off (and rebooted)."""
+    store = Store(tmp_path / "store")
+    hostb = shifted(FILES["hostb"], ahead, 123_456.5, tmp_path)
+    ingest([str(FILES["hosta"]), str(hostb)], store, year=2026)
+    return store
+
+
+@pytest.mark.parametrize("ahead", [0.0, 37.0, -3 * 3600.0])
+def test_the_offset_is_learned_to_the_millisecond(tmp_path: Path, ahead: float) -> None:
+    # both namespaces logged on one kernel clock: the moved clock is the only difference
+    learned = learn_offsets(two_hosts(tmp_path, ahead).read_hops(columns=CLOCK_COLUMNS))
+    assert set(learned) == {"hosta", "hostb"} and 0.0 in learned.values()
+    assert learned["hostb"] - learned["hosta"] == pytest.approx(ahead, abs=0.001)
+
+
+def test_one_host_has_no_offset(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ingest([str(FILES["hosta"])], store, year=2026)
+    assert learn_offsets(store.read_hops(columns=CLOCK_COLUMNS)) == {}
+    assert store_clock_offsets(store) == {}
+
+
+def test_the_store_keeps_its_offsets_until_a_part_is_added(tmp_path: Path) -> None:
+    store = two_hosts(tmp_path, 37.0)
+    learned = store_clock_offsets(store)
+    kept = json.loads((store.path / CLOCKS_FILE).read_text())
+    assert kept == {"parts": store.require().parts, "ahead": learned}
+    # what is kept is what is answered, without learning again
+    (store.path / CLOCKS_FILE).write_text(json.dumps({**kept, "ahead": {"hostb": 1.5}}))
+    assert store_clock_offsets(store) == {"hostb": 1.5}
+    # a new part (another ingest) makes it learn again
+    extra = tmp_path / "extra.log"
+    extra.write_text(FILES["hosta"].read_text().replace("hosta", "hostc"))
+    ingest([str(extra)], store, year=2026)
+    again = store_clock_offsets(store)
+    assert again["hostb"] - again["hosta"] == pytest.approx(37.0, abs=0.001)
+    assert again["hostc"] == pytest.approx(again["hosta"], abs=0.001)
