@@ -58,6 +58,11 @@ IDENTITY = [
     "arp_ipdst",
 ]
 LOCAL_KEY = ["host", *IDENTITY, "src", "sport"]
+# Across hosts, not inner_dport either: the host that DNATed the packet an ICMP error quotes
+# de-NATs the quote with the error's source, in POSTROUTING after its last LOG rule, so the next
+# host logs the published port where the first logged the server's (a port unreachable from a
+# published UDP port was two packets, one per host: tests/test_two_hosts.py, udp-icmp-ipv6).
+CROSS_HOST_IDENTITY = [c for c in IDENTITY if c != "inner_dport"]
 
 # Hops further apart than this are not one packet (syslog without [uptime] has 1 s resolution).
 MAX_HOP_GAP = 2.0
@@ -367,7 +372,7 @@ def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, floa
     """
     routed = entries["_hook"].eq("FORWARD") & entries["physout"].isna()
     entries = entries.assign(_ttl=entries["_ttl"] + routed.astype("float64"))
-    keys = [*IDENTITY, "_ttl"]
+    keys = [*CROSS_HOST_IDENTITY, "_ttl"]
     strong = exits[pd.to_numeric(exits["id"], errors="coerce").fillna(0).ne(0)]
     pairs = strong[[*keys, "host", "_ts"]].merge(
         entries[[*keys, "host", "_ts"]], on=keys, suffixes=("_exit", "_entry")
@@ -425,7 +430,7 @@ def _exit_entry_pairs(
     By default, same identity, destination, destination port and TTL (the next host sees the
     TTL the packet left with); the source may differ only by SNAT; moments apart.
     """
-    keys = keys or [*IDENTITY, "dst", "dport", "_ttl"]
+    keys = keys or [*CROSS_HOST_IDENTITY, "dst", "dport", "_ttl"]
     columns = [c for c in ["_segment", "_t", "_ts", "host", "src", "sport", "dst"] if c not in keys]
     pairs = exits[[*keys, *columns]].merge(
         entries[[*keys, *columns]], on=keys, suffixes=("_exit", "_entry")
@@ -466,7 +471,7 @@ def _late_entry_pairs(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFram
     )
     bucket = np.floor(exits["_ts"] / MAX_HOP_GAP)
     exits = pd.concat([exits.assign(_bucket=bucket + step) for step in (-1.0, 0.0, 1.0)])
-    keys = [*IDENTITY, "_ttl", "_bucket", "_port"]
+    keys = [*CROSS_HOST_IDENTITY, "_ttl", "_bucket", "_port"]
     found = [
         _exit_entry_pairs(
             exits.assign(_port=exits[port]), entries.assign(_port=entries[port]), keys

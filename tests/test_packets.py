@@ -129,3 +129,19 @@ def test_guessed_hook_after_a_known_input_hook_is_input(tmp_path: Path) -> None:
     ]
     assert refined["hook"].to_list()[3:] == ["INPUT", "INPUT", "INPUT"]
     assert refined["evidence"].astype(str).to_list()[4] == "guess"
+
+
+def test_icmp_error_joins_the_next_host_which_sees_its_quote_de_dnatted(tmp_path: Path) -> None:
+    # hostb DNATed the datagram to 10.78.0.2:8054 to the server's port 54; the server's port
+    # unreachable quotes port 54 on hostb, which de-DNATs the quote in POSTROUTING, after its
+    # last LOG rule: hosta logs 8054 (samples/lab/README.md, udp-icmp-ipv6)
+    two_hosts = "lab/two-hosts/udp-icmp-ipv6"
+    hops = read_sample(tmp_path, f"{two_hosts}-a.log", f"{two_hosts}-b.log")
+    packets = group_packets(hops)
+    error = packets[(packets["proto"] == "icmp") & (packets["icmp_type"] == 3)]
+    assert error["packet"].nunique() == 1
+    # raw and mangle PREROUTING, mangle and filter FORWARD, mangle POSTROUTING on each host (a
+    # related packet passes no nat chain)
+    assert error["host"].astype(str).to_list() == ["hostb"] * 5 + ["hosta"] * 5
+    assert error["leg"].to_list() == [0] * 5 + [1] * 5
+    assert error["inner_dport"].to_list() == [54] * 5 + [8054] * 5

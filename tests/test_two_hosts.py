@@ -1,7 +1,9 @@
 """Two hosts' logs ingested together: packets join across hosts (samples/lab/two-hosts/).
 
 The committed captures of the two-host lab (tests/lab/twohosts.py), read through the CLI like
-tests/lab/test_lab_two_hosts.py reads a live capture, so CI without root checks them too.
+tests/lab/test_lab_two_hosts.py reads a live capture, so CI without root checks them too: the
+TCP connections (``two-hosts-*.log``) and the UDP, ICMP and IPv6 exchanges
+(``udp-icmp-ipv6-*.log``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from typing import Any
 import pytest
 from lab import twohosts as th
 from lab import twohosts_checks as check
+from lab import twohosts_protocol_checks as other
 from typer.testing import CliRunner
 
 from logpath.cli import app
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "lab" / "two-hosts"
 FILES = {"hosta": SAMPLES / "two-hosts-a.log", "hostb": SAMPLES / "two-hosts-b.log"}
+OTHER = th.OTHER_PROTOCOLS.name
+OTHER_FILES = {host: SAMPLES / f"{OTHER}-{host[-1]}.log" for host in th.HOSTS}
 SYSLOG = re.compile(
     r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (host[ab]) kernel: (\[ *\d+\.\d{6}\] .*)$"
 )
@@ -44,12 +49,14 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> check.Store:
     return ingest(tmp_path_factory.mktemp("both"), "hosta", "hostb")
 
 
-def test_samples_are_one_kernel_log_split_by_host() -> None:
-    dmesg = (SAMPLES / "two-hosts.dmesg").read_text().splitlines()
-    kmsg = (SAMPLES / "two-hosts.kmsg").read_text().splitlines()
+@pytest.mark.parametrize("scenario", [th.SCENARIO.name, OTHER])
+def test_samples_are_one_kernel_log_split_by_host(scenario: str) -> None:
+    dmesg = (SAMPLES / f"{scenario}.dmesg").read_text().splitlines()
+    kmsg = (SAMPLES / f"{scenario}.kmsg").read_text().splitlines()
     assert [line.split(";", 1)[1] for line in kmsg] == [line.split("] ", 1)[1] for line in dmesg]
     split: dict[str, list[str]] = {}
-    for host, path in FILES.items():
+    files = FILES if scenario == th.SCENARIO.name else OTHER_FILES
+    for host, path in files.items():
         matches = [SYSLOG.match(line) for line in path.read_text().splitlines()]
         assert all(matches)
         assert {m.group(1) for m in matches if m} == {host}
@@ -136,3 +143,61 @@ def packet_order(store: check.Store) -> dict[int, list[tuple[str, str]]]:
         ]
         for flow in store.flows()
     }
+
+
+@pytest.fixture(scope="module")
+def other_both(tmp_path_factory: pytest.TempPathFactory) -> check.Store:
+    return ingest(tmp_path_factory.mktemp("other-both"), *th.HOSTS, files=OTHER_FILES)
+
+
+def test_udp_icmp_and_ipv6_samples_hold_the_four_exchanges() -> None:
+    # each exchange left lines on both hosts: the checks below are not vacuous
+    hops = [
+        {"host": host, "family": 6 if "HOPLIMIT=" in line else 4, "line": line}
+        for host, path in OTHER_FILES.items()
+        for line in path.read_text().splitlines()
+    ]
+    assert {(h["host"], h["family"]) for h in hops} == {
+        (host, f) for host in th.HOSTS for f in (4, 6)
+    }
+    for marker in ("PROTO=UDP", "TYPE=8 ", "TYPE=0 ", "TYPE=3 CODE=3 [SRC="):
+        assert {h["host"] for h in hops if marker in h["line"]} == set(th.HOSTS), marker
+
+
+@pytest.mark.parametrize("name", other.EXCHANGES)
+def test_each_udp_icmp_ipv6_exchange_is_one_flow_through_both_hosts(
+    other_both: check.Store, name: str
+) -> None:
+    listing = other.Listing.of(other_both)
+    assert len(listing.flows) == len(other.EXCHANGES)
+    other.check_journey(listing, other.EXCHANGES[name], th.HOSTS)
+
+
+def test_udp_icmp_ipv6_every_line_is_in_an_exchange(other_both: check.Store) -> None:
+    other.check_all(other_both)
+
+
+@pytest.mark.parametrize("host", th.HOSTS)
+def test_udp_icmp_ipv6_one_host_alone(tmp_path: Path, host: str) -> None:
+    # each host's file alone: the same exchanges, with that host's hops only
+    other.check_all(ingest(tmp_path, host, files=OTHER_FILES), (host,))
+
+
+@pytest.mark.parametrize("ahead", [37.0, -3 * 3600.0], ids=["37 s ahead", "3 h behind"])
+def test_udp_icmp_ipv6_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahead: float) -> None:
+    # the offset is learned from the IPv4 packets (their IP IDs); the IPv6 ones, which have
+    # none, join on the clock it gives
+    files = {**OTHER_FILES, "hostb": shifted(OTHER_FILES["hostb"], ahead, 123_456.5, tmp_path)}
+    other.check_flows(ingest(tmp_path / "store", *th.HOSTS, files=files))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="journey groups only the hops near its flow's port: too few packets there (IPv6: "
+    "none, no IP ID) to learn the hosts' clock offset that `flows` learned from the whole store",
+)
+@pytest.mark.parametrize("name", ["udp", "tcp6"])
+def test_udp_icmp_ipv6_journeys_across_hosts_whose_clocks_differ(tmp_path: Path, name: str) -> None:
+    files = {**OTHER_FILES, "hostb": shifted(OTHER_FILES["hostb"], 37.0, 123_456.5, tmp_path)}
+    store = ingest(tmp_path / "store", *th.HOSTS, files=files)
+    other.check_journey(store, other.EXCHANGES[name], th.HOSTS)

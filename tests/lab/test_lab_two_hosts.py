@@ -1,13 +1,13 @@
 """Two hosts, each a namespace with its own LOG rules, on this machine's kernel (needs root).
 
-The two-host lab (tests/lab/twohosts.py) is built for this module, its traffic runs once, and
-the kernel's lines are split into one syslog file per host (hosta, hostb), fed to logpath
-through its CLI: both files into one store, and each file alone into a store of its own.
+The two-host lab (tests/lab/twohosts.py) is built for this module, each scenario's traffic runs
+once (the TCP connections, then the UDP, ICMP and IPv6 exchanges), and the kernel's lines of
+each are split into one syslog file per host (hosta, hostb), fed to logpath through its CLI:
+both files into one store, and each file alone into a store of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import pytest
 
 from . import topology, twohosts
 from . import twohosts_checks as check
+from . import twohosts_protocol_checks as other
 from .capture import KernelRecord, capture
 from .conftest import logpath_json
 
@@ -23,7 +24,8 @@ pytestmark = pytest.mark.lab
 
 @dataclass
 class Run:
-    """One live run: the kernel records, the traffic's result and a store per host set."""
+    """One live run of a scenario: the kernel records, the traffic's result and a store per
+    host set."""
 
     records: list[KernelRecord]
     result: object
@@ -32,8 +34,8 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """Build the two hosts, capture the exchanges, tear down; then ingest the split files."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Build the two hosts, capture every scenario, tear down; then ingest the split files."""
     try:
         topology.check_prerequisites()
         topology.clean_leftovers()
@@ -41,21 +43,38 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     except topology.LabUnavailable as reason:
         pytest.skip(f"lab unavailable: {reason}")
     try:
-        records, result = capture(lab, twohosts.SCENARIO)
+        captured = {scenario.name: capture(lab, scenario) for scenario in twohosts.SCENARIOS}
     finally:
         topology.teardown(lab)
-    workdir = tmp_path_factory.mktemp("two-hosts")
-    files = twohosts.write_syslogs(records, workdir / "two-hosts")
-    stores: dict[tuple[str, ...], check.Store] = {}
-    for hosts in [twohosts.HOSTS, ("hosta",), ("hostb",)]:
-        path = workdir / f"store-{'-'.join(hosts)}"
-        logpath_json("ingest", *(str(files[host]) for host in hosts), "--store", str(path))
-        stores[hosts] = check.Store(logpath_json, str(path))
-    yield Run(records, result, files, stores)
+    found = {}
+    for name, (records, result) in captured.items():
+        workdir = tmp_path_factory.mktemp(name)
+        files = twohosts.write_syslogs(records, workdir / name)
+        stores: dict[tuple[str, ...], check.Store] = {}
+        for hosts in [twohosts.HOSTS, ("hosta",), ("hostb",)]:
+            path = workdir / f"store-{'-'.join(hosts)}"
+            logpath_json("ingest", *(str(files[host]) for host in hosts), "--store", str(path))
+            stores[hosts] = check.Store(logpath_json, str(path))
+        found[name] = Run(records, result, files, stores)
+    return found
 
 
-def test_both_exchanges_worked_and_each_host_logged_them(run: Run) -> None:
-    assert run.result == (b"pong", b"pong")
+@pytest.fixture(scope="module")
+def run(runs: dict[str, Run]) -> Run:
+    """The TCP connections' run."""
+    return runs[twohosts.SCENARIO.name]
+
+
+@pytest.fixture(scope="module")
+def other_run(runs: dict[str, Run]) -> Run:
+    """The UDP, ICMP and IPv6 exchanges' run."""
+    return runs[twohosts.OTHER_PROTOCOLS.name]
+
+
+@pytest.mark.parametrize("scenario", [s.name for s in twohosts.SCENARIOS])
+def test_every_exchange_worked_and_each_host_logged_it(runs: dict[str, Run], scenario: str) -> None:
+    run = runs[scenario]
+    assert run.result == twohosts.RESULTS[scenario]
     per_host = twohosts.split(run.records)
     assert set(per_host) == {"hosta", "hostb"}
     assert all(per_host.values())
@@ -102,3 +121,22 @@ def test_hosts_that_log_no_prerouting_hop_still_join(
     path = tmp_path / "store"
     logpath_json("ingest", *(str(files[host]) for host in twohosts.HOSTS), "--store", str(path))
     check.check_joined_without_prerouting(check.Store(logpath_json, str(path)))
+
+
+@pytest.mark.parametrize("name", other.EXCHANGES)
+def test_each_udp_icmp_ipv6_exchange_is_one_flow_through_both_hosts(
+    other_run: Run, name: str
+) -> None:
+    store = other_run.stores[twohosts.HOSTS]
+    listing = other.Listing.of(store)
+    assert len(listing.flows) == len(other.EXCHANGES)
+    other.check_journey(listing, other.EXCHANGES[name], twohosts.HOSTS)
+
+
+def test_udp_icmp_ipv6_every_line_is_in_an_exchange(other_run: Run) -> None:
+    other.check_all(other_run.stores[twohosts.HOSTS])
+
+
+@pytest.mark.parametrize("host", twohosts.HOSTS)
+def test_udp_icmp_ipv6_one_host_alone(other_run: Run, host: str) -> None:
+    other.check_all(other_run.stores[host,], (host,))
