@@ -458,8 +458,9 @@ def _late_entry_pairs(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFram
 
     Its PREROUTING (unlogged) may have changed its destination: DNAT, or the de-SNAT of a
     reply. NAT keeps the client's port unless it is taken, so an orig packet still has its
-    source port and a reply its destination port: the pair must share one of them (or, without
-    ports, the destination). A routed FORWARD hop shows the TTL already lowered; a bridged one
+    source port and a reply its destination port: the pair must share one of them (an ICMP
+    echo its id, an ICMP error the source port of the packet it quotes; without any, the
+    destination). A routed FORWARD hop shows the TTL already lowered; a bridged one
     (PHYSOUT) does not. Hosts' clocks differ, so they are compared by wall-clock time, in
     neighbouring buckets of MAX_HOP_GAP seconds (a join on ports alone would pair, say, every
     SYN-ACK a server port sent with IP ID 0 with every other).
@@ -480,7 +481,12 @@ def _late_entry_pairs(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFram
     ]
     pairs = pd.concat(found)
     other_host = pairs["host_exit"] != pairs["host_entry"]
-    return pairs[other_host & (pairs["_port"].notna() | (pairs["dst_exit"] == pairs["dst_entry"]))]
+    # An ICMP echo's id and the source port of the packet an ICMP error quotes are kept by NAT
+    # like a port, and the pair shares them already (identity): without them, an echo reply
+    # or an error arriving de-SNATed (new destination) stayed a packet of its own on each host
+    # (tests/test_two_hosts.py, udp-icmp-ipv6 without PREROUTING lines).
+    ported = pairs["_port"].notna() | pairs["icmp_id"].notna() | pairs["inner_sport"].notna()
+    return pairs[other_host & (ported | (pairs["dst_exit"] == pairs["dst_entry"]))]
 
 
 def _roots_and_depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -183,6 +183,25 @@ def test_udp_icmp_ipv6_one_host_alone(tmp_path: Path, host: str) -> None:
     other.check_all(ingest(tmp_path, host, files=OTHER_FILES), (host,))
 
 
+@pytest.fixture(scope="module")
+def other_without_prerouting(tmp_path_factory: pytest.TempPathFactory) -> dict[str, other.Listing]:
+    """Per NO_PREROUTING variant, a store of the udp-icmp-ipv6 files with only its lines."""
+    found = {}
+    for variant, kept in check.NO_PREROUTING.items():
+        workdir = tmp_path_factory.mktemp(variant)
+        files = check.keep_only(OTHER_FILES, kept, workdir)
+        found[variant] = other.Listing.of(ingest(workdir / "store", *th.HOSTS, files=files))
+    return found
+
+
+@pytest.mark.parametrize(("variant", "name"), other.without_prerouting(strict=True))
+def test_udp_icmp_ipv6_hosts_that_log_no_prerouting_hop_still_join(
+    other_without_prerouting: dict[str, other.Listing], variant: str, name: str
+) -> None:
+    listing = other_without_prerouting[variant]
+    other.check_joined_without_prerouting(listing, check.NO_PREROUTING[variant], name)
+
+
 @pytest.mark.parametrize("ahead", [37.0, -3 * 3600.0], ids=["37 s ahead", "3 h behind"])
 def test_udp_icmp_ipv6_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahead: float) -> None:
     # the offset is learned from the IPv4 packets (their IP IDs); the IPv6 ones, which have

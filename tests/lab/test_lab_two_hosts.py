@@ -140,3 +140,26 @@ def test_udp_icmp_ipv6_every_line_is_in_an_exchange(other_run: Run) -> None:
 @pytest.mark.parametrize("host", twohosts.HOSTS)
 def test_udp_icmp_ipv6_one_host_alone(other_run: Run, host: str) -> None:
     other.check_all(other_run.stores[host,], (host,))
+
+
+@pytest.fixture(scope="module")
+def other_without_prerouting(
+    other_run: Run, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, other.Listing]:
+    """Per NO_PREROUTING variant, a store of the live udp-icmp-ipv6 lines with only its lines."""
+    found = {}
+    for variant, kept in check.NO_PREROUTING.items():
+        workdir = tmp_path_factory.mktemp(variant)
+        files = check.keep_only(other_run.files, kept, workdir)
+        path = workdir / "store"
+        logpath_json("ingest", *(str(files[host]) for host in twohosts.HOSTS), "--store", str(path))
+        found[variant] = other.Listing.of(check.Store(logpath_json, str(path)))
+    return found
+
+
+@pytest.mark.parametrize(("variant", "name"), other.without_prerouting(strict=False))
+def test_udp_icmp_ipv6_hosts_that_log_no_prerouting_hop_still_join(
+    other_without_prerouting: dict[str, other.Listing], variant: str, name: str
+) -> None:
+    listing = other_without_prerouting[variant]
+    other.check_joined_without_prerouting(listing, check.NO_PREROUTING[variant], name)
