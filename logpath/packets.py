@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from logpath.clocks import fine_wall_clock, offsets_of, solve
 from logpath.errors import LogpathError
 
 # Netfilter hook stages in traversal order; a packet's hops never go back to an earlier stage
@@ -85,12 +87,14 @@ def missing(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def group_packets(hops: pd.DataFrame) -> pd.DataFrame:
+def group_packets(hops: pd.DataFrame, clocks: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Number the packets: hops that are one packet seen at successive hooks get one ``packet``.
 
     Args:
         hops: the hop table with ``hook`` (and ``table``) resolved, e.g. by
             ``logpath.hooks.resolve_hooks``.
+        clocks: seconds each host's clock runs ahead (``logpath.clocks``), learned from more
+            than these hops; by default learned from these hops.
 
     Returns:
         A copy sorted by packet and hop order, with the COLUMNS added.
@@ -105,11 +109,11 @@ def group_packets(hops: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return _finish(frame.assign(_segment=0, _packet=0, _leg=0, clock=0.0))
     frame["_segment"] = _local_packets(frame)
-    packet, leg, ahead = _join_across_hosts(frame)
+    packet, leg, ahead = _join_across_hosts(frame, clocks)
     frame["_packet"] = packet[frame["_segment"].to_numpy()]
     frame["_leg"] = leg[frame["_segment"].to_numpy()]
     if ahead:  # from here on, every host's lines on one clock
-        frame["_ts"] = frame["_ts"] - _offsets(frame["host"], ahead)
+        frame["_ts"] = frame["_ts"] - offsets_of(frame["host"], ahead)
     frame["clock"] = frame["_ts"].fillna(frame["_t"])
     return _finish(frame)
 
@@ -151,7 +155,7 @@ def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
     frame["_t"] = uptime.fillna(stamps).fillna(0.0)
-    frame["_ts"] = _fine_wall_clock(stamps, uptime, frame["host"])
+    frame["_ts"] = fine_wall_clock(stamps, uptime, frame["host"])
     frame["_prefix"] = frame["prefix"].astype("object").fillna("")
     # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
     guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False
@@ -166,25 +170,6 @@ def _hook_from_interfaces(frame: pd.DataFrame) -> pd.Series:
     has_out = frame["out_iface"].notna().to_numpy()
     guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))
     return pd.Series(guess, index=frame.index, dtype="object")
-
-
-def _fine_wall_clock(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> pd.Series:
-    """Wall-clock seconds with the kernel's microseconds, where a line has both.
-
-    Syslog stamps whole seconds; the kernel's [uptime] is precise but counts from each host's
-    own boot, so it orders one host's lines and not two hosts'. Per host, its boot time is the
-    median of stamp - uptime, and a line's time is boot + uptime when that lies within
-    FINE_CLOCK_SLACK of its own stamp (not after a reboot or a clock step), else its stamp.
-    """
-    boot = (
-        (stamps - uptime).groupby(host.astype("object").fillna("").to_numpy()).transform("median")
-    )
-    fine = boot + uptime
-    return fine.where((fine - stamps).abs() <= FINE_CLOCK_SLACK, stamps)
-
-
-# How far boot + uptime may be from a line's own (whole-second) stamp.
-FINE_CLOCK_SLACK = 1.5
 
 
 def _epoch_seconds(ts: pd.Series) -> pd.Series:
@@ -319,7 +304,9 @@ def _dense(ids: np.ndarray) -> np.ndarray:
     return np.unique(ids, return_inverse=True)[1].astype(np.int64)
 
 
-def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+def _join_across_hosts(
+    frame: pd.DataFrame, clocks: Mapping[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Pass 2: per segment, its packet id and its leg (0 = first host on the journey); and how
     far each host's clock runs ahead ({} with one host, or when no packet shows it)."""
     ordered = frame.sort_values(["_segment", "_t", "_rank", "lineno"])
@@ -330,10 +317,10 @@ def _join_across_hosts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dic
     ahead: dict[str, float] = {}
     if first["host"].nunique() > 1:
         # compare hosts' lines on one clock: each host's wall clock set back by its offset
-        ahead = _clock_offsets(exits, first[entering])
+        ahead = dict(clocks) if clocks else _clock_offsets(exits, first[entering])
         if ahead:
-            exits = exits.assign(_ts=exits["_ts"] - _offsets(exits["host"], ahead))
-            first = first.assign(_ts=first["_ts"] - _offsets(first["host"], ahead))
+            exits = exits.assign(_ts=exits["_ts"] - offsets_of(exits["host"], ahead))
+            first = first.assign(_ts=first["_ts"] - offsets_of(first["host"], ahead))
     pairs = _exit_entry_pairs(
         exits, first[entering & (first["_stage"] == 0) & first["out_iface"].isna()]
     )
@@ -367,7 +354,7 @@ def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, floa
     the TTL it left with (one more than a routed FORWARD hop shows), whatever the clocks say:
     the median time difference of such pairs between two hosts is their offset (the transit
     itself takes microseconds). A link between two hosts counts when at least
-    MIN_CLOCK_PAIRS pairs give it and most of them agree with their median within
+    clocks.MIN_CLOCK_PAIRS pairs give it and most of them agree with their median within
     MAX_HOP_GAP, so a chance match of identities does not move a clock.
     """
     routed = entries["_hook"].eq("FORWARD") & entries["physout"].isna()
@@ -384,41 +371,10 @@ def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, floa
     ]
     if pairs.empty:
         return {}
-    pairs = pairs.assign(_d=pairs["_ts_entry"] - pairs["_ts_exit"])
-    links: dict[tuple[str, str], float] = {}
-    for (exit_host, entry_host), d in pairs.groupby(["host_exit", "host_entry"])["_d"]:
-        median = float(d.median())
-        agree = (d - median).abs().le(MAX_HOP_GAP).mean()
-        if len(d) >= MIN_CLOCK_PAIRS and agree > 0.5:
-            links[(str(exit_host), str(entry_host))] = median
-    # walk the links from the host seen in most of them: its clock is the reference
-    ahead: dict[str, float] = {}
-    counts = pd.Series([h for pair in links for h in pair]).value_counts()
-    for reference in counts.index:
-        if reference in ahead:
-            continue
-        ahead[reference] = 0.0
-        todo = [reference]
-        while todo:
-            host = todo.pop()
-            for (a, b), median in links.items():
-                if a == host and b not in ahead:
-                    ahead[b] = ahead[a] + median
-                    todo.append(b)
-                elif b == host and a not in ahead:
-                    ahead[a] = ahead[b] - median
-                    todo.append(a)
-    return ahead
-
-
-def _offsets(hosts: pd.Series, ahead: dict[str, float]) -> np.ndarray:
-    """Per row, its host's clock offset (0 for a host without one)."""
-    offsets: np.ndarray = hosts.astype("object").map(ahead).astype("float64").fillna(0.0).to_numpy()
-    return offsets
-
-
-# Packets two hosts must share before their clocks are taken to differ.
-MIN_CLOCK_PAIRS = 3
+    later = pairs["_ts_entry"] - pairs["_ts_exit"]
+    return solve(
+        pairs["host_exit"].astype(str), pairs["host_entry"].astype(str), later, MAX_HOP_GAP
+    )
 
 
 def _exit_entry_pairs(

@@ -210,11 +210,6 @@ def test_udp_icmp_ipv6_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahe
     other.check_flows(ingest(tmp_path / "store", *th.HOSTS, files=files))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="journey groups only the hops near its flow's port: too few packets there (IPv6: "
-    "none, no IP ID) to learn the hosts' clock offset that `flows` learned from the whole store",
-)
 @pytest.mark.parametrize("name", ["udp", "tcp6"])
 def test_udp_icmp_ipv6_journeys_across_hosts_whose_clocks_differ(tmp_path: Path, name: str) -> None:
     files = {**OTHER_FILES, "hostb": shifted(OTHER_FILES["hostb"], 37.0, 123_456.5, tmp_path)}
