@@ -760,7 +760,8 @@ def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translati
                       prev.loc[marked]], axis=1)  # fmt: skip
     rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
     records = [{str(k): v for k, v in hop.items()} for hop in rows.to_dict("records")]
-    return [_translation_at(hop, local_in) for hop in records]
+    found = [_translation_at(hop, local_in) for hop in records]
+    return found + [t for hop in records for t in _second_translation_at(hop, local_in)]
 
 
 def _translation_at(hop: dict[str, Any], local_in: set[tuple[int, int]]) -> tuple[str, Translation]:
@@ -782,6 +783,28 @@ def _translation_at(hop: dict[str, Any], local_in: set[tuple[int, int]]) -> tupl
     else:  # de-dnat: the reply's source is restored on the host that applied the DNAT
         translation = Translation("dnat", now_src, was_src, "PREROUTING", was_host, "cross-host")
     return str(hop["flow"]), translation
+
+
+def _second_translation_at(
+    hop: dict[str, Any], local_in: set[tuple[int, int]]
+) -> list[tuple[str, Translation]]:
+    """The translation this host applied when the hop is the first its host logged of the
+    packet, past its PREROUTING, and the previous host had translated the source already: both
+    addresses changed at once and ``nat_mark`` names only the source's change. Without it, a
+    DNAT seen only so (an unanswered datagram through hosts that log from FORWARD on) had no
+    host (tests/test_two_hosts.py, udp-icmp-ipv6)."""
+    proto = str(hop["t_proto"])
+    now_dst = _endpoint(proto, hop["t_dst"], hop["t_dport"])
+    was_dst = _endpoint(proto, hop["was_t_dst"], hop["was_t_dport"])
+    if hop["nat_mark"] not in ("snat", "de-dnat") or now_dst == was_dst:
+        return []
+    host = _text(hop["host"])
+    if hop["nat_mark"] == "snat":  # an orig packet: this host's DNAT
+        kind = "redirect" if (hop["packet"], hop["leg"]) in local_in else "dnat"
+        translation = Translation(kind, was_dst, now_dst, "PREROUTING", host, "dst-change")
+    else:  # a reply: this host's de-SNAT
+        translation = Translation("snat", now_dst, was_dst, "POSTROUTING", host, "dst-change")
+    return [(str(hop["flow"]), translation)]
 
 
 def _text(value: object) -> str | None:

@@ -291,9 +291,7 @@ def check_joined_without_prerouting(store: Store) -> None:
                                 "dst": th.HOSTB_WAN_IP, "dport": published}  # fmt: skip
         assert flow["reply"] == {"src": th.SERVER_IP, "sport": server_port,
                                  "dst": th.HOSTA_WAN_IP, "dport": client_port}  # fmt: skip
-        assert {(n["type"], n["from"], n["to"], n["hook"]) for n in flow["nat"]} == {
-            n[:4] for n in expected_nat(published, client_port, th.HOSTS)
-        }
+        assert nat_of(flow) == expected_nat(published, client_port, th.HOSTS)
         connection = lines_of(hops, client_port)
         assert flow["hops"] == len(connection)
         # every packet passes filter FORWARD once on each host: count where it enters the lab
