@@ -15,6 +15,7 @@ hops it groups when it is given none.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -36,40 +37,90 @@ SAME_PACKET_SPAN = 10.0
 FINE_CLOCK_SLACK = 1.5
 
 
-def fine_wall_clock(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> pd.Series:
+@dataclass(frozen=True)
+class Clocks:
+    """One clock for several hosts' lines, learned from a whole store (``learn_clocks``)."""
+
+    boot: Mapping[str, float] = field(default_factory=dict)
+    """Per host, when it booted by its own wall clock (epoch seconds at uptime 0)."""
+    ahead: Mapping[str, float] = field(default_factory=dict)
+    """Per host, how many seconds its wall clock runs ahead of the reference host's."""
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        return {"boot": dict(self.boot), "ahead": dict(self.ahead)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Mapping[str, float]]) -> Clocks:
+        return cls(
+            boot={str(h): float(t) for h, t in data["boot"].items()},
+            ahead={str(h): float(t) for h, t in data["ahead"].items()},
+        )
+
+
+def boot_times(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> dict[str, float]:
+    """Per host, the median of stamp - uptime over its lines: its boot by its wall clock."""
+    boots = (stamps - uptime).groupby(host.astype("object").fillna("").to_numpy()).median()
+    return {str(h): float(t) for h, t in boots.dropna().items()}
+
+
+def fine_wall_clock(
+    stamps: pd.Series, uptime: pd.Series, host: pd.Series, boot: Mapping[str, float] | None = None
+) -> pd.Series:
     """Wall-clock seconds with the kernel's microseconds, where a line has both.
 
     Syslog stamps whole seconds; the kernel's [uptime] is precise but counts from each host's
-    own boot, so it orders one host's lines and not two hosts'. Per host, its boot time is the
-    median of stamp - uptime, and a line's time is boot + uptime when that lies within
-    FINE_CLOCK_SLACK of its own stamp (not after a reboot or a clock step), else its stamp.
+    own boot, so it orders one host's lines and not two hosts'. A line's time is its host's
+    boot time + its uptime when that lies within FINE_CLOCK_SLACK of its own stamp (not after a
+    reboot or a clock step), else its stamp. The boot times are ``boot`` (learned from a whole
+    store: every subset of its lines must land on the same clock), else the median of stamp -
+    uptime over these lines.
     """
-    hosts = host.astype("object").fillna("").to_numpy()
-    boot = (stamps - uptime).groupby(hosts).transform("median")
-    fine = boot + uptime
+    hosts = host.astype("object").fillna("")
+    own = boot_times(stamps, uptime, host)
+    known = {**own, **(boot or {})}
+    fine = hosts.map(known).astype("float64") + uptime
     return fine.where((fine - stamps).abs() <= FINE_CLOCK_SLACK, stamps)
 
 
-def learn_offsets(hops: pd.DataFrame) -> dict[str, float]:
+def learn_clocks(lines: pd.DataFrame, shared: pd.DataFrame) -> Clocks:
+    """Each host's boot time and clock offset.
+
+    Args:
+        lines: host, ts and uptime of every line (the boot times are taken over all of them).
+        shared: the CLOCK_COLUMNS of the lines with a non-zero IP ID (the packets hosts share).
+    """
+    boot = boot_times(_epoch(lines["ts"]), _uptime(lines), lines["host"])
+    return Clocks(boot=boot, ahead=learn_offsets(shared, boot))
+
+
+def _epoch(ts: pd.Series) -> pd.Series:
+    seconds = (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return seconds.astype("float64")
+
+
+def _uptime(lines: pd.DataFrame) -> pd.Series:
+    return pd.to_numeric(lines["uptime"], errors="coerce").astype("float64")
+
+
+def learn_offsets(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> dict[str, float]:
     """Seconds each host's wall clock runs ahead, from every packet several hosts logged.
 
     Args:
         hops: hop rows with the CLOCK_COLUMNS (``Store.read_hops(columns=CLOCK_COLUMNS)``).
+        boot: the hosts' boot times (``boot_times`` of all their lines), for fine clocks.
 
     Returns:
         Host name to seconds ahead of the reference host (the one linked to most others, at
         0.0); {} when fewer than two hosts share packets.
     """
+    if hops.empty:
+        return {}
     ids = pd.to_numeric(hops["id"], errors="coerce")
     frame = hops[ids.notna() & ids.ne(0) & hops["host"].notna()]
     if frame.empty or frame["host"].nunique() < 2:
         return {}
-    stamps = (pd.to_datetime(frame["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
-    frame = frame.assign(
-        host=frame["host"].astype(str),
-        _t=fine_wall_clock(stamps.astype("float64"), uptime, frame["host"]),
-    ).dropna(subset=["_t"])
+    fine = fine_wall_clock(_epoch(frame["ts"]), _uptime(frame), frame["host"], boot)
+    frame = frame.assign(host=frame["host"].astype(str), _t=fine).dropna(subset=["_t"])
     # one time per packet and host: when the host first logged it
     seen = frame.groupby(["host", *PACKET_IDENTITY], dropna=False, observed=True)["_t"].agg(
         ["min", "max"]

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
-from logpath.clocks import CLOCK_COLUMNS, learn_offsets
+from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
 from logpath.errors import NotFoundError, UsageError
 from logpath.flows import (
     NAT_TYPES,
@@ -162,7 +162,7 @@ def trace_hops(
     ruleset: Ruleset | None = None,
     *,
     roles: bool = True,
-    clocks: Mapping[str, float] | None = None,
+    clocks: Clocks | None = None,
 ) -> pd.DataFrame:
     """Every stage after parsing: hooks, packets, flows, bridge roles, on one hop table.
 
@@ -171,7 +171,7 @@ def trace_hops(
         ruleset: the ruleset the logs were written under, if known.
         roles: decide bridge roles. Journeys show them; flow summaries do not depend on them
             (``logpath flows`` skips them: a tenth of its time on a big store).
-        clocks: how far each host's clock runs ahead (``store_clock_offsets``); by default
+        clocks: the hosts' boot times and clock offsets (``store_clocks``); by default
             learned from these hops.
 
     Returns:
@@ -453,36 +453,37 @@ def store_ruleset(store: Store) -> Ruleset | None:
     return Ruleset.from_json(kept if isinstance(kept, str) else json.dumps(kept))
 
 
-def store_clock_offsets(store: Store) -> dict[str, float]:
-    """How far each host's wall clock runs ahead, learned once from the whole store.
+def store_clocks(store: Store) -> Clocks:
+    """The hosts' boot times and clock offsets, learned once from the whole store.
 
     A question about one connection selects too few packets to learn the hosts' offset from
-    (an IPv6 connection: none, it has no IP ID), so it is learned from every packet the store's
-    hosts share and kept beside the store (CLOCKS_FILE) until ingest adds a part.
+    (an IPv6 connection: none, it has no IP ID), and every subset of the store's lines must land
+    on the same clock, so both are learned from all of them and kept beside the store
+    (CLOCKS_FILE) until ingest adds a part.
     """
     parts = list(store.require().parts)
     kept_at = store.path / CLOCKS_FILE
     try:
         kept = json.loads(kept_at.read_text())
         if kept["parts"] == parts:
-            return {str(host): float(ahead) for host, ahead in kept["ahead"].items()}
-    except (OSError, ValueError, KeyError, TypeError):
+            return Clocks.from_json(kept)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # not learned yet, or for other parts
-    hosts = store.read_table(columns=["host"]).column("host").cast(pa.string())
-    ahead: dict[str, float] = {}
-    if pc.count_distinct(hosts).as_py() > 1:
+    lines = store.read_hops(columns=["host", "ts", "uptime"])
+    shared = lines.iloc[:0]
+    if lines["host"].nunique() > 1:
         shared = store.read_hops(ds.field("id") != 0, CLOCK_COLUMNS)
-        ahead = learn_offsets(shared)
+    clocks = learn_clocks(lines, shared)
     try:
         temporary = kept_at.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"parts": parts, "ahead": ahead}))
+        temporary.write_text(json.dumps({"parts": parts, **clocks.to_json()}))
         os.replace(temporary, kept_at)
     except OSError:
         pass  # a store we may not write to: learned again next time
-    return ahead
+    return clocks
 
 
-# Where store_clock_offsets keeps what it learned, in the store's directory.
+# Where store_clocks keeps what it learned, in the store's directory.
 CLOCKS_FILE = "clocks.json"
 
 
@@ -511,7 +512,7 @@ def select_flows(
         hops = store.read_hops(columns=hop_columns)
     else:
         hops = _widen(store, selected, hop_columns)
-    traced = trace_hops(hops, store_ruleset(store), roles=roles, clocks=store_clock_offsets(store))
+    traced = trace_hops(hops, store_ruleset(store), roles=roles, clocks=store_clocks(store))
     if selected is not None:
         picked = _line_keys(traced).isin(_line_keys(selected))
         traced = traced[traced["flow"].isin(set(traced.loc[picked, "flow"]))]
@@ -656,9 +657,7 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     """
     port = flow_id_port(flow_id)
     if port is None:
-        traced = trace_hops(
-            store.read_hops(), store_ruleset(store), clocks=store_clock_offsets(store)
-        )
+        traced = trace_hops(store.read_hops(), store_ruleset(store), clocks=store_clocks(store))
     else:
         traced, _ = select_flows(store, FlowQuery(ident=port), columns=list(HOP_COLUMNS))
     return build_journey(traced, flow_id, packet)

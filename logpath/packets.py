@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from logpath.clocks import fine_wall_clock, offsets_of, solve
+from logpath.clocks import Clocks, fine_wall_clock, offsets_of, solve
 from logpath.errors import LogpathError
 
 # Netfilter hook stages in traversal order; a packet's hops never go back to an earlier stage
@@ -87,14 +87,14 @@ def missing(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def group_packets(hops: pd.DataFrame, clocks: Mapping[str, float] | None = None) -> pd.DataFrame:
+def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFrame:
     """Number the packets: hops that are one packet seen at successive hooks get one ``packet``.
 
     Args:
         hops: the hop table with ``hook`` (and ``table``) resolved, e.g. by
             ``logpath.hooks.resolve_hooks``.
-        clocks: seconds each host's clock runs ahead (``logpath.clocks``), learned from more
-            than these hops; by default learned from these hops.
+        clocks: the hosts' boot times and clock offsets (``logpath.clocks``), learned from more
+            than these hops (a store); by default learned from these hops.
 
     Returns:
         A copy sorted by packet and hop order, with the COLUMNS added.
@@ -105,11 +105,11 @@ def group_packets(hops: pd.DataFrame, clocks: Mapping[str, float] | None = None)
     missing = {"hook", "src", "dst", "lineno"} - set(hops.columns)
     if missing:
         raise PacketError(f"the hop table lacks the columns {sorted(missing)} needed for packets")
-    frame = _prepare(hops)
+    frame = _prepare(hops, clocks.boot if clocks else None)
     if frame.empty:
         return _finish(frame.assign(_segment=0, _packet=0, _leg=0, clock=0.0))
     frame["_segment"] = _local_packets(frame)
-    packet, leg, ahead = _join_across_hosts(frame, clocks)
+    packet, leg, ahead = _join_across_hosts(frame, clocks.ahead if clocks else None)
     frame["_packet"] = packet[frame["_segment"].to_numpy()]
     frame["_leg"] = leg[frame["_segment"].to_numpy()]
     if ahead:  # from here on, every host's lines on one clock
@@ -127,7 +127,7 @@ def hook_rank(hook: pd.Series, table: pd.Series) -> pd.Series:
     return stage * 1000.0 + priority.fillna(nat).fillna(0.0)
 
 
-def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
+def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Copy with every identity column present and the helper columns (named ``_...``)."""
     frame = hops.reset_index(drop=True)
     absent = [
@@ -155,7 +155,7 @@ def _prepare(hops: pd.DataFrame) -> pd.DataFrame:
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
     frame["_t"] = uptime.fillna(stamps).fillna(0.0)
-    frame["_ts"] = fine_wall_clock(stamps, uptime, frame["host"])
+    frame["_ts"] = fine_wall_clock(stamps, uptime, frame["host"], boot)
     frame["_prefix"] = frame["prefix"].astype("object").fillna("")
     # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
     guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_two_hosts import FILES, shifted
 
-from logpath.clocks import CLOCK_COLUMNS, learn_offsets
+from logpath.clocks import CLOCK_COLUMNS, fine_wall_clock, learn_offsets
 from logpath.ingest import ingest
-from logpath.journeys import CLOCKS_FILE, store_clock_offsets
+from logpath.journeys import CLOCKS_FILE, store_clocks
 from logpath.store import Store
 
 
@@ -34,21 +35,38 @@ def test_one_host_has_no_offset(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     ingest([str(FILES["hosta"])], store, year=2026)
     assert learn_offsets(store.read_hops(columns=CLOCK_COLUMNS)) == {}
-    assert store_clock_offsets(store) == {}
+    clocks = store_clocks(store)
+    assert clocks.ahead == {} and set(clocks.boot) == {"hosta"}
 
 
-def test_the_store_keeps_its_offsets_until_a_part_is_added(tmp_path: Path) -> None:
+def test_the_store_keeps_its_clocks_until_a_part_is_added(tmp_path: Path) -> None:
     store = two_hosts(tmp_path, 37.0)
-    learned = store_clock_offsets(store)
+    clocks = store_clocks(store)
+    assert clocks.ahead["hostb"] - clocks.ahead["hosta"] == pytest.approx(37.0, abs=0.001)
+    # hostb "booted" 123,456.5 s earlier by its moved clock, and 37 s later
+    assert clocks.boot["hostb"] - clocks.boot["hosta"] == pytest.approx(37.0 - 123_456.5, abs=1)
     kept = json.loads((store.path / CLOCKS_FILE).read_text())
-    assert kept == {"parts": store.require().parts, "ahead": learned}
+    assert kept == {"parts": store.require().parts, **clocks.to_json()}
     # what is kept is what is answered, without learning again
     (store.path / CLOCKS_FILE).write_text(json.dumps({**kept, "ahead": {"hostb": 1.5}}))
-    assert store_clock_offsets(store) == {"hostb": 1.5}
+    assert store_clocks(store).ahead == {"hostb": 1.5}
     # a new part (another ingest) makes it learn again
     extra = tmp_path / "extra.log"
     extra.write_text(FILES["hosta"].read_text().replace("hosta", "hostc"))
     ingest([str(extra)], store, year=2026)
-    again = store_clock_offsets(store)
+    again = store_clocks(store).ahead
     assert again["hostb"] - again["hosta"] == pytest.approx(37.0, abs=0.001)
     assert again["hostc"] == pytest.approx(again["hosta"], abs=0.001)
+
+
+def test_any_subset_of_a_hosts_lines_lands_on_the_same_clock(tmp_path: Path) -> None:
+    # the boot time comes from all the host's lines: a few of them alone give the same times
+    store = two_hosts(tmp_path, 37.0)
+    lines = store.read_hops(columns=["host", "ts", "uptime"])
+    clocks = store_clocks(store)
+    stamps = (pd.to_datetime(lines["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    uptime = lines["uptime"].astype("float64")
+    whole = fine_wall_clock(stamps, uptime, lines["host"], clocks.boot)
+    part = lines.index[::7]
+    some = fine_wall_clock(stamps[part], uptime[part], lines["host"][part], clocks.boot)
+    assert some.tolist() == whole[part].tolist()
