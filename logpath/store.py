@@ -155,37 +155,36 @@ class Store:
         dataset = self._hop_dataset()
         if dataset is None:
             return iter(())
-        if filter_ is not None:  # the dataset scanner reads the filter's columns too
-            return iter(
-                dataset.to_batches(
-                    columns=columns,
-                    filter=filter_,
-                    batch_size=batch_size,
-                    batch_readahead=1,
-                    fragment_readahead=0,
-                )
+        if filter_ is None and within is None:
+            return self._part_batches(dataset, columns, batch_size)
+        if within is not None:
+            groups = [
+                g for part in dataset.get_fragments() for g in part.split_by_row_group(within)
+            ]
+            dataset = ds.FileSystemDataset(
+                groups, dataset.schema, dataset.format, dataset.filesystem
             )
-        return self._part_batches(dataset, columns, within, batch_size)
+        # the scanner decodes in its own threads while the caller works on the previous batch
+        # (the widening scan: 0.1-0.2 s faster than the Parquet reader), and reads the filter's
+        # columns even when they are not asked for
+        return iter(
+            dataset.to_batches(
+                columns=columns,
+                filter=filter_,
+                batch_size=batch_size,
+                batch_readahead=1,
+                fragment_readahead=0,
+            )
+        )
 
     def _part_batches(
-        self,
-        dataset: ds.Dataset,
-        columns: list[str] | None,
-        within: ds.Expression | None,
-        batch_size: int,
+        self, dataset: ds.Dataset, columns: list[str] | None, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
-        """Each part's row groups (those ``within`` may match) read by the Parquet reader:
-        it decodes the columns of one row group at a time. The dataset scanner read ahead
-        whenever its consumer was slower than it: 500 MB of buffers for a CSV export."""
+        """Every part read by the Parquet reader, one row group at a time: the dataset scanner
+        read ahead whenever its consumer was slower than it (500 MB of buffers for a CSV
+        export of the whole store)."""
         for part in dataset.get_fragments():
-            groups = None
-            if within is not None:
-                split = part.split_by_row_group(within)
-                groups = [group.id for piece in split for group in piece.row_groups]
-                if not groups:
-                    continue
-            reader = pq.ParquetFile(part.path)
-            yield from reader.iter_batches(batch_size, row_groups=groups, columns=columns)
+            yield from pq.ParquetFile(part.path).iter_batches(batch_size, columns=columns)
 
     def count_hops(self, filter_: ds.Expression | None) -> int:
         """How many stored hops match ``filter_`` (only the filter's columns are read)."""
