@@ -6,6 +6,16 @@ from typing import Any
 
 Hop = dict[str, Any]
 
+# The table:hook places, in netfilter's order, a packet passes on a host that logs first in
+# every chain of raw, mangle, nat and filter, as that host forwards it (or, with br_netfilter,
+# bridges it), delivers it to itself or sends it.
+HOOK_PLACES = {
+    "forward": ["raw:pre", "mangle:pre", "nat:pre", "mangle:fwd", "filter:fwd", "mangle:post",
+                "nat:post"],
+    "deliver": ["raw:pre", "mangle:pre", "nat:pre", "mangle:in", "filter:in", "nat:in"],
+    "send": ["raw:out", "mangle:out", "nat:out", "filter:out", "mangle:post", "nat:post"],
+}  # fmt: skip
+
 
 def place(hop: Hop) -> str:
     """``table:hook`` from a logpath-native prefix, e.g. ``lp:nat:pre:x1a2b3c `` -> ``nat:pre``."""

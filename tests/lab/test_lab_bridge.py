@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from .hopview import at, packet, places
+from .hopview import HOOK_PLACES, at, packet, places
 from .topology import MACS
 
 pytestmark = pytest.mark.lab
 
-SWITCHED = [
-    "raw:pre",
-    "mangle:pre",
-    "nat:pre",
-    "mangle:fwd",
-    "filter:fwd",
-    "mangle:post",
-    "nat:post",
-]
+# br_netfilter hands a bridged frame to the same hooks as a forwarded packet
+SWITCHED = HOOK_PLACES["forward"]
 
 
 def test_every_kernel_record_becomes_one_hop(scenario):

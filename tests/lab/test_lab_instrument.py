@@ -16,7 +16,7 @@ import pytest
 
 from .capture import KernelLog
 from .conftest import logpath
-from .hopview import places
+from .hopview import HOOK_PLACES, places
 from .topology import LAN_IP, UPLINK_IP
 from .traffic import tcp_request, tcp_server
 
@@ -36,17 +36,7 @@ LOADERS = {
     ),
     "nft": (["nft", "-f", "-"], "nft", ["nft", "-s", "list", "ruleset"]),
 }
-FORWARDED = [
-    "raw:pre",
-    "mangle:pre",
-    "nat:pre",
-    "mangle:fwd",
-    "filter:fwd",
-    "mangle:post",
-    "nat:post",
-]
-DELIVERED = ["raw:pre", "mangle:pre", "nat:pre", "mangle:in", "filter:in", "nat:in"]
-SENT = ["raw:out", "mangle:out", "nat:out", "filter:out", "mangle:post", "nat:post"]
+FORWARDED, DELIVERED, SENT = (HOOK_PLACES[r] for r in ("forward", "deliver", "send"))
 
 
 def ruleset(lab, save: list[str]) -> list[str]:

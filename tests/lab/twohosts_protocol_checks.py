@@ -23,24 +23,12 @@ from typing import Any
 import pytest
 
 from . import twohosts as th
+from .hopview import HOOK_PLACES
 from .traffic import ECHO_ID
 from .twohosts_checks import DEFAULT_TTL, HOOKS, PATH, Json, Store, place, prefix_host
 
-# The hooks, in netfilter's order, a packet passes on a host that forwards it, delivers it to
-# itself or sends it (logged first in every chain of raw, mangle, nat and filter).
-ROLE_PLACES = {
-    "forward": [
-        "raw:pre",
-        "mangle:pre",
-        "nat:pre",
-        "mangle:fwd",
-        "filter:fwd",
-        "mangle:post",
-        "nat:post",
-    ],
-    "deliver": ["raw:pre", "mangle:pre", "nat:pre", "mangle:in", "filter:in", "nat:in"],
-    "send": ["raw:out", "mangle:out", "nat:out", "filter:out", "mangle:post", "nat:post"],
-}
+# The hooks a packet passes on a host that forwards it, delivers it to itself or sends it.
+ROLE_PLACES = HOOK_PLACES
 # what a packet's journey ends as, by the role of the last host that logged it
 FATE = {"forward": "forwarded", "deliver": "delivered", "send": "sent"}
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY, ICMP_UNREACHABLE, ICMP_PORT_UNREACHABLE = 8, 0, 3, 3
