@@ -538,7 +538,7 @@ def _refuse_unbounded(store: Store, query: FlowQuery) -> None:
     filters = (query.port, query.ident, query.host, query.proto, query.since, query.until)
     if query.everything or any(value is not None for value in filters):
         return
-    count = store.hop_count()
+    count = store.count_hops()
     if count > UNFILTERED_HOPS:
         raise UsageError(
             f"{store.path}: the store holds {count:,} hops; tracing them all takes minutes and "

@@ -186,14 +186,11 @@ class Store:
         for part in dataset.get_fragments():
             yield from pq.ParquetFile(part.path).iter_batches(batch_size, columns=columns)
 
-    def count_hops(self, filter_: ds.Expression | None) -> int:
-        """How many stored hops match ``filter_`` (only the filter's columns are read)."""
+    def count_hops(self, filter_: ds.Expression | None = None) -> int:
+        """How many stored hops match ``filter_``: only the filter's columns are read, and
+        without a filter only the Parquet footers."""
         dataset = self._hop_dataset()
         return 0 if dataset is None else dataset.count_rows(filter=filter_)
-
-    def hop_count(self) -> int:
-        """How many hops the store holds (from the Parquet footers: nothing else is read)."""
-        return sum(pq.ParquetFile(path).metadata.num_rows for path in self._hop_files())
 
     def _hop_files(self) -> list[str]:
         return [str(self.path / "hops" / p) for p in self.require().parts]
