@@ -209,7 +209,7 @@ def assign_flows(packets: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         packets: hops grouped by ``logpath.packets.group_packets`` (``packet``, ``leg``,
-            ``hop_n``).
+            ``hop_n``, ``clock``).
 
     Returns:
         A copy with the columns of HOP_COLUMNS added, hops in packet order.
@@ -270,14 +270,8 @@ def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _clock(frame: pd.DataFrame) -> pd.Series:
-    """Seconds for gaps between packets: group_packets' one clock for all hosts, else the wall
-    clock when known, else uptime."""
-    if "clock" in frame.columns:
-        return frame["clock"].astype("float64").fillna(0.0)
-    stamps = pd.to_datetime(_column(frame, "ts"), utc=True)
-    wall = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    uptime = pd.to_numeric(_column(frame, "uptime"), errors="coerce")
-    return wall.astype("float64").fillna(uptime.astype("float64")).fillna(0.0)
+    """Seconds for gaps between packets: group_packets' one clock for all hosts."""
+    return frame["clock"].astype("float64").fillna(0.0)
 
 
 def _connections(frame: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
