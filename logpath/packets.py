@@ -315,7 +315,8 @@ def _join_across_hosts(
     exits = last[last["out_iface"].notna()]
     entering = first["in_iface"].notna()
     ahead: dict[str, float] = {}
-    if first["host"].nunique() > 1:
+    several_hosts = first["host"].nunique() > 1
+    if several_hosts:
         # compare hosts' lines on one clock: each host's wall clock set back by its offset
         ahead = dict(clocks) if clocks else _clock_offsets(exits, first[entering])
         if ahead:
@@ -324,7 +325,7 @@ def _join_across_hosts(
     pairs = _exit_entry_pairs(
         exits, first[entering & (first["_stage"] == 0) & first["out_iface"].isna()]
     )
-    if first["host"].nunique() > 1:
+    if several_hosts:
         # A host that logs only in filter INPUT/FORWARD (the usual setup) first shows an
         # arriving packet there, not at PREROUTING: without these entries each host's hops of
         # a connection made a packet, and a flow, of their own (tests/test_two_hosts.py).
