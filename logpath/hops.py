@@ -352,10 +352,19 @@ def hop_records(hops: pd.DataFrame) -> Iterator[dict[str, Any]]:
 
 
 def json_array(items: Iterable[Any]) -> str:
-    """A JSON array written one item per line: valid JSON that still greps and diffs by line.
+    """A JSON array written one item per line (``json_array_parts`` joined)."""
+    return "".join(json_array_parts(items))
+
+
+def json_array_parts(items: Iterable[Any]) -> Iterator[str]:
+    """A JSON array one item per line, in pieces to write as they come: valid JSON that still
+    greps and diffs by line, ``[]`` when empty.
 
     Each line comes from json's C encoder; ``indent=`` makes json fall back to its pure-Python
     encoder, which took 0.1 s for the 1,393 flows of the flows benchmark.
     """
-    lines = [json.dumps(item) for item in items]
-    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+    separator = "[\n"
+    for item in items:
+        yield separator + json.dumps(item)
+        separator = ",\n"
+    yield "[]" if separator == "[\n" else "\n]"

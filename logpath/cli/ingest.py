@@ -25,7 +25,7 @@ from logpath.cli.app import (
     command,
 )
 from logpath.errors import RulesetError, UsageError
-from logpath.hops import HOP_SCHEMA, hop_records
+from logpath.hops import HOP_SCHEMA, hop_records, json_array_parts
 from logpath.render.tables import print_hops, print_rejected, print_summary
 from logpath.store import Store, hop_filter, to_frame
 
@@ -163,12 +163,9 @@ TABLE_HOPS = 300_000
 
 def _write_json(frames: Iterator[pd.DataFrame]) -> None:
     """The hops as one JSON array, one hop per line, as hops_to_json writes them."""
-    separator = "[\n"
-    for frame in frames:
-        for record in hop_records(frame):
-            sys.stdout.write(separator + json.dumps(record))
-            separator = ",\n"
-    sys.stdout.write("[]\n" if separator == "[\n" else "\n]\n")
+    records = (record for frame in frames for record in hop_records(frame))
+    sys.stdout.writelines(json_array_parts(records))
+    sys.stdout.write("\n")
 
 
 def _write_csv(frames: Iterator[pd.DataFrame]) -> None:
