@@ -157,7 +157,7 @@ def other_without_prerouting(
     return found
 
 
-@pytest.mark.parametrize(("variant", "name"), other.without_prerouting(strict=False))
+@pytest.mark.parametrize(("variant", "name"), other.without_prerouting())
 def test_udp_icmp_ipv6_hosts_that_log_no_prerouting_hop_still_join(
     other_without_prerouting: dict[str, other.Listing], variant: str, name: str
 ) -> None:

@@ -456,30 +456,11 @@ def check_joined_without_prerouting(store: Store | Listing, kept: set[str], name
         check_packet(packet, exchange, port, hosts, kept)
 
 
-# The cases of check_joined_without_prerouting (variant of twohosts_checks.NO_PREROUTING,
-# exchange) that the hosts' clocks defeated while the store's offsets were learned on other fine
-# clocks than packet grouping's (per-host boot times taken over different lines): packets
-# without an IP ID (IPv6) join across hosts on the clock alone. Since logpath.clocks learns the
-# boot times once from all the store's lines, none is expected to fail; the mechanism stays for
-# a case that will.
-CLOCK_LIMITED: dict[tuple[str, str], str] = {}
-CLOCK_LIMITED_LIVE: dict[tuple[str, str], str] = {**CLOCK_LIMITED}
-
-
-def without_prerouting(strict: bool) -> list[Any]:
-    """pytest parameters (variant, exchange) for check_joined_without_prerouting, the clock
-    limited ones expected to fail: strictly on the samples (CLOCK_LIMITED do fail there); not
-    strictly live (CLOCK_LIMITED_LIVE), where the hosts' fine clocks differ from run to run."""
-    limited = CLOCK_LIMITED if strict else CLOCK_LIMITED_LIVE
+def without_prerouting() -> list[Any]:
+    """pytest parameters (variant, exchange) for check_joined_without_prerouting: every
+    NO_PREROUTING variant with every exchange."""
     return [
-        pytest.param(
-            variant,
-            name,
-            id=f"{variant}-{name}",
-            marks=[pytest.mark.xfail(strict=strict, reason=limited[variant, name])]
-            if (variant, name) in limited
-            else [],
-        )
+        pytest.param(variant, name, id=f"{variant}-{name}")
         for variant in ("filter-forward-only", "from-forward-on")
         for name in EXCHANGES
     ]
