@@ -7,18 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_two_hosts import FILES, shifted
+from lab import twohosts as th
 
 from logpath.clocks import CLOCK_COLUMNS, fine_wall_clock, learn_offsets
 from logpath.ingest import ingest
 from logpath.journeys import CLOCKS_FILE, store_clocks
 from logpath.store import Store
 
+FILES = th.sample_files("two-hosts")
+
 
 def two_hosts(tmp_path: Path, ahead: float) -> Store:
     """Both hosts' logs in one store, hostb's clock ``ahead`` seconds off (and rebooted)."""
     store = Store(tmp_path / "store")
-    hostb = shifted(FILES["hostb"], ahead, 123_456.5, tmp_path)
+    hostb = th.shifted(FILES["hostb"], ahead, 123_456.5, tmp_path)
     ingest([str(FILES["hosta"]), str(hostb)], store, year=2026)
     return store
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,9 @@ from typer.testing import CliRunner
 
 from logpath.cli import app
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "lab" / "two-hosts"
-FILES = {"hosta": SAMPLES / "two-hosts-a.log", "hostb": SAMPLES / "two-hosts-b.log"}
+FILES = th.sample_files("two-hosts")
 OTHER = th.OTHER_PROTOCOLS.name
-OTHER_FILES = {host: SAMPLES / f"{OTHER}-{host[-1]}.log" for host in th.HOSTS}
+OTHER_FILES = th.sample_files(OTHER)
 SYSLOG = re.compile(
     r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (host[ab]) kernel: (\[ *\d+\.\d{6}\] .*)$"
 )
@@ -51,8 +49,8 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> check.Store:
 
 @pytest.mark.parametrize("scenario", [th.SCENARIO.name, OTHER])
 def test_samples_are_one_kernel_log_split_by_host(scenario: str) -> None:
-    dmesg = (SAMPLES / f"{scenario}.dmesg").read_text().splitlines()
-    kmsg = (SAMPLES / f"{scenario}.kmsg").read_text().splitlines()
+    dmesg = (th.SAMPLES / f"{scenario}.dmesg").read_text().splitlines()
+    kmsg = (th.SAMPLES / f"{scenario}.kmsg").read_text().splitlines()
     assert [line.split(";", 1)[1] for line in kmsg] == [line.split("] ", 1)[1] for line in dmesg]
     split: dict[str, list[str]] = {}
     files = FILES if scenario == th.SCENARIO.name else OTHER_FILES
@@ -104,27 +102,11 @@ def test_hosts_that_log_no_prerouting_hop_still_join(tmp_path: Path, kept: set[s
     check.check_joined_without_prerouting(ingest(tmp_path / "store", *th.HOSTS, files=files))
 
 
-def shifted(path: Path, seconds: float, uptime: float, outdir: Path) -> Path:
-    """A copy of a host's log as if its clock ran ``seconds`` ahead and it had booted at
-    another time (its kernel [uptime] moved by ``uptime``): a second machine's view."""
-
-    def shift(line: str) -> str:
-        stamp = datetime.strptime(f"2026 {line[:15]}", "%Y %b %d %H:%M:%S")
-        moved = (stamp + timedelta(seconds=seconds)).strftime("%b %d %H:%M:%S")
-        head, rest = line[15:].split("[", 1)
-        up, tail = rest.split("]", 1)
-        return f"{moved}{head}[{float(up) + uptime:12.6f}]{tail}"
-
-    target = outdir / f"shifted-{path.name}"
-    target.write_text("".join(shift(line) + "\n" for line in path.read_text().splitlines()))
-    return target
-
-
 @pytest.mark.parametrize("ahead", [37.0, -3 * 3600.0], ids=["37 s ahead", "3 h behind"])
 def test_packets_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahead: float) -> None:
     # hostb's wall clock is off (no NTP, or local time in another zone): the hosts' offset is
     # learned from the packets both logged, and the connections join as with one clock
-    files = {**FILES, "hostb": shifted(FILES["hostb"], ahead, 123_456.5, tmp_path)}
+    files = {**FILES, "hostb": th.shifted(FILES["hostb"], ahead, 123_456.5, tmp_path)}
     store = ingest(tmp_path / "store", *th.HOSTS, files=files)
     assert len(store.flows()) == 2
     packets = check.check_joined(store)
@@ -206,12 +188,12 @@ def test_udp_icmp_ipv6_hosts_that_log_no_prerouting_hop_still_join(
 def test_udp_icmp_ipv6_join_across_hosts_whose_clocks_differ(tmp_path: Path, ahead: float) -> None:
     # the offset is learned from the IPv4 packets (their IP IDs); the IPv6 ones, which have
     # none, join on the clock it gives
-    files = {**OTHER_FILES, "hostb": shifted(OTHER_FILES["hostb"], ahead, 123_456.5, tmp_path)}
+    files = {**OTHER_FILES, "hostb": th.shifted(OTHER_FILES["hostb"], ahead, 123_456.5, tmp_path)}
     other.check_flows(ingest(tmp_path / "store", *th.HOSTS, files=files))
 
 
 @pytest.mark.parametrize("name", ["udp", "tcp6"])
 def test_udp_icmp_ipv6_journeys_across_hosts_whose_clocks_differ(tmp_path: Path, name: str) -> None:
-    files = {**OTHER_FILES, "hostb": shifted(OTHER_FILES["hostb"], 37.0, 123_456.5, tmp_path)}
+    files = {**OTHER_FILES, "hostb": th.shifted(OTHER_FILES["hostb"], 37.0, 123_456.5, tmp_path)}
     store = ingest(tmp_path / "store", *th.HOSTS, files=files)
     other.check_journey(store, other.EXCHANGES[name], th.HOSTS)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import topology as t
@@ -285,6 +286,32 @@ def split(records: Iterable[KernelRecord]) -> dict[str, list[KernelRecord]]:
     for record in records:
         per_host[host_of(record)].append(record)
     return per_host
+
+
+# Where `capture` writes the committed samples (samples/lab/two-hosts/).
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "lab" / "two-hosts"
+
+
+def sample_files(scenario: str) -> dict[str, Path]:
+    """The committed syslog file of each host for ``scenario``, named as write_syslogs names
+    them."""
+    return {host: SAMPLES / f"{scenario}-{host[-1]}.log" for host in HOSTS}
+
+
+def shifted(path: Path, seconds: float, uptime: float, outdir: Path) -> Path:
+    """A copy of a host's log as if its clock ran ``seconds`` ahead and it had booted at
+    another time (its kernel [uptime] moved by ``uptime``): a second machine's view."""
+
+    def shift(line: str) -> str:
+        stamp = datetime.strptime(f"2026 {line[:15]}", "%Y %b %d %H:%M:%S")
+        moved = (stamp + timedelta(seconds=seconds)).strftime("%b %d %H:%M:%S")
+        head, rest = line[15:].split("[", 1)
+        up, tail = rest.split("]", 1)
+        return f"{moved}{head}[{float(up) + uptime:12.6f}]{tail}"
+
+    target = outdir / f"shifted-{path.name}"
+    target.write_text("".join(shift(line) + "\n" for line in path.read_text().splitlines()))
+    return target
 
 
 def write_syslogs(records: list[KernelRecord], stem: Path) -> dict[str, Path]:
