@@ -1,16 +1,26 @@
-"""The seed article's lines and ruleset ingested through the CLI, and its journeys by address.
-
-Shared by the render tests (timeline, diagram, report); the fixture is in conftest.py.
+"""Stores of the bundled samples for tests: the seed article's lines and ruleset ingested
+through the CLI and its journeys by address (the render tests; the fixture is in conftest.py),
+and any samples ingested and traced whole (the flow and bridge tests).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from logpath.cli import app
-from logpath.journeys import FlowQuery, Journey, load_journey, select_flows
+from logpath.ingest import ingest
+from logpath.journeys import (
+    FlowQuery,
+    Journey,
+    load_journey,
+    select_flows,
+    store_ruleset,
+    trace_hops,
+)
+from logpath.rules import load_ruleset
 from logpath.store import Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -30,3 +40,11 @@ def journey_to(store: Store, dst: str, src: str = "") -> Journey:
     _, flows = select_flows(store, FlowQuery())
     (flow,) = [f for f in flows if f.orig.dst == dst and f.orig.src.startswith(src)]
     return load_journey(store, flow.id)
+
+
+def trace_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFrame:
+    """Ingest samples (and a ruleset) into a fresh store and trace every hop."""
+    store = Store(tmp / "store")
+    ruleset = load_ruleset(SAMPLES / rules).to_json() if rules else None
+    ingest([str(SAMPLES / name) for name in names], store, year=2026, ruleset=ruleset)  # type: ignore[arg-type]
+    return trace_hops(store.read_hops(), store_ruleset(store))

@@ -6,22 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from seedstore import SAMPLES, trace_sample
 
 from logpath.flows import ConnTuple, Flow, Translation, summarise_flows
 from logpath.ingest import ingest
-from logpath.journeys import build_journey, store_ruleset, trace_hops
-from logpath.rules import load_ruleset
+from logpath.journeys import build_journey, trace_hops
 from logpath.store import Store
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-
-
-def trace_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFrame:
-    """Ingest samples (and a ruleset) into a fresh store and trace every hop."""
-    store = Store(tmp / "store")
-    ruleset = load_ruleset(SAMPLES / rules).to_json() if rules else None
-    ingest([str(SAMPLES / name) for name in names], store, year=2026, ruleset=ruleset)  # type: ignore[arg-type]
-    return trace_hops(store.read_hops(), store_ruleset(store))
 
 
 def flow_by_port(flows: list[Flow], port: int) -> Flow:
