@@ -253,11 +253,17 @@ def add_bridge(lab: Lab) -> None:
         add_veth(host, port, lab.ns(role))
         run("ip", "-n", host, "link", "set", port, "master", BRIDGE, "up")
         lab.exec("host", "bridge", "link", "set", "dev", port, "hairpin", "on")
-        lab.exec(role, "ip", "addr", "add", f"{ip4}/24", "dev", "eth0")
-        lab.exec(role, "ip", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
-        lab.exec(role, "ip", "link", "set", "eth0", "up")
-        lab.exec(role, "ip", "route", "add", "default", "via", BRIDGE_IP)
-        lab.exec(role, "ip", "-6", "route", "add", "default", "via", BRIDGE_IP6)
+        address_member(lab, role, (ip4, BRIDGE_IP), (ip6, BRIDGE_IP6))
+
+
+def address_member(lab: Lab, role: str, ipv4: tuple[str, str], ipv6: tuple[str, str]) -> None:
+    """A container's eth0 on a bridge: its (address, gateway) for IPv4 (/24) and IPv6 (/64,
+    no duplicate address detection, which would hold the first connection back ~2 s)."""
+    lab.exec(role, "ip", "addr", "add", f"{ipv4[0]}/24", "dev", "eth0")
+    lab.exec(role, "ip", "addr", "add", f"{ipv6[0]}/64", "dev", "eth0", "nodad")
+    lab.exec(role, "ip", "link", "set", "eth0", "up")
+    lab.exec(role, "ip", "route", "add", "default", "via", ipv4[1])
+    lab.exec(role, "ip", "-6", "route", "add", "default", "via", ipv6[1])
 
 
 def add_uplink(lab: Lab) -> None:

@@ -169,11 +169,7 @@ def add_bridge(lab: Lab, host: str, bridge: str, port: str, member: str) -> None
     t.run("ip", "-n", lab.ns(host), "link", "set", bridge, "up")
     veth(lab, host, port, member, "eth0")
     t.run("ip", "-n", lab.ns(host), "link", "set", port, "master", bridge, "up")
-    lab.exec(member, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
-    lab.exec(member, "ip", "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
-    lab.exec(member, "ip", "link", "set", "eth0", "up")
-    lab.exec(member, "ip", "route", "add", "default", "via", bridge_ip)
-    lab.exec(member, "ip", "-6", "route", "add", "default", "via", bridge_ip6)
+    t.address_member(lab, member, (ip, bridge_ip), (ip6, bridge_ip6))
 
 
 def add_link(lab: Lab) -> None:
