@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from logpath.netfilter import HOOK_STAGE
 from logpath.packets import missing
 
 FLOW_DIRECTIONS = ("orig", "reply")
@@ -518,7 +519,7 @@ def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
     hops are not evidence: nat chains see only a connection's first packet.
     """
     last = hops.drop_duplicates("packet", keep="last").set_index("packet")
-    stage = last["hook"].map(_STAGE).fillna(0)
+    stage = last["hook"].map(HOOK_STAGE).fillna(0)
     fate = pd.Series("seen", index=last.index, dtype="object")
     # IN= is empty at POSTROUTING even for forwarded packets: ask the leg's first hop instead
     entered = _leg_entries(hops)
@@ -548,9 +549,6 @@ def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-_STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}
-
-
 def _leg_entries(hops: pd.DataFrame) -> pd.Series:
     """Per hop, the interface its packet entered the hop's host by: the first IN= of the
     packet's leg on that host (None for a packet sent from the host itself)."""
@@ -562,7 +560,7 @@ def _leg_entries(hops: pd.DataFrame) -> pd.Series:
 def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:
     """The furthest hook stage reached per (flow, direction, host, entry interface)."""
     evidence = hops.assign(
-        _stage=hops["hook"].map(_STAGE).fillna(0),
+        _stage=hops["hook"].map(HOOK_STAGE).fillna(0),
         _host=hops["host"].astype("object").fillna(""),
         _in=entered.fillna(""),
     )

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from logpath.errors import InputError
-from logpath.rules import HOOKS, Location, Ruleset, hook_admits
+from logpath.netfilter import HOOK_NAMES, HOOKS, filter_hook, guess_hook, hook_admits
+from logpath.rules import Location, Ruleset
 
 __all__ = [
     "RESOLVED_COLUMNS",
@@ -125,7 +126,7 @@ class Conventions:
         groups = {key: value for key, value in match.groupdict().items() if value is not None}
         hook = expand(convention.hook, groups)
         if hook == "by-interfaces":
-            hook = hook_from_interfaces(in_iface, out_iface)
+            hook = filter_hook(in_iface, out_iface)
         else:
             hook = dict(convention.hook_map).get(hook or "") or self.hook_named(hook)
         table = expand(convention.table, groups)
@@ -136,7 +137,7 @@ class Conventions:
         """The hook a word names (``pre`` -> PREROUTING), or the word if it is a hook already."""
         if word is None:
             return None
-        if word.upper() in (*HOOKS, "INGRESS", "EGRESS"):
+        if word.upper() in HOOK_NAMES:
             return word.upper()
         return self.hook_vocabulary.get(word.lower())
 
@@ -174,16 +175,6 @@ def expand(template: str | None, groups: dict[str, str]) -> str | None:
         return template.format(**groups)
     except KeyError:
         return None
-
-
-def hook_from_interfaces(in_iface: str | None, out_iface: str | None) -> str | None:
-    """For chains reached from filter INPUT/FORWARD/OUTPUT: the hook IN=/OUT= point to."""
-    has_in, has_out = bool(in_iface), bool(out_iface)
-    if has_in and has_out:
-        return "FORWARD"
-    if has_in:
-        return "INPUT"
-    return "OUTPUT" if has_out else None
 
 
 def load_conventions(paths: Sequence[str | Path] = (), *, user: bool = True) -> Conventions:
@@ -241,7 +232,7 @@ def vocabulary_words(section: dict[str, Any], source: str, upper: bool) -> list[
     """(word, name) pairs of a ``[vocabulary.*]`` table, checked."""
     pairs: list[tuple[str, str]] = []
     for name, words in section.items():
-        if upper and name.upper() not in (*HOOKS, "INGRESS", "EGRESS"):
+        if upper and name.upper() not in HOOK_NAMES:
             raise InputError(f"{source}: [vocabulary.hooks] {name} is not a netfilter hook")
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
             raise InputError(f"{source}: vocabulary {name} must be a list of words")
@@ -263,7 +254,7 @@ def make_convention(entry: dict[str, Any], source: str) -> Convention:
         raise InputError(f"{source}: convention {name!r}: bad pattern: {error}") from None
     hook_map = entry.get("hook_map", {})
     if not isinstance(hook_map, dict) or any(
-        str(hook).upper() not in (*HOOKS, "INGRESS", "EGRESS") for hook in hook_map.values()
+        str(hook).upper() not in HOOK_NAMES for hook in hook_map.values()
     ):
         raise InputError(f"{source}: convention {name!r}: hook_map values must be hooks")
     pairs = tuple((word, str(hook).upper()) for word, hook in hook_map.items())
@@ -274,21 +265,6 @@ def make_convention(entry: dict[str, Any], source: str) -> Convention:
 
 # ---------------------------------------------------------------------------------------------
 # Resolving a hop table
-
-
-def guess_hook(in_iface: str | None, out_iface: str | None, kind: str | None = None) -> str | None:
-    """The hook IN=/OUT= suggest: IN only -> PREROUTING (or INPUT), OUT only -> OUTPUT (or
-    POSTROUTING), both -> FORWARD (or POSTROUTING); neither -> None.
-
-    ARP has no routing hooks (nft's arp family has only input and output), so an ARP line with
-    IN only is guessed INPUT.
-    """
-    has_in, has_out = bool(in_iface), bool(out_iface)
-    if has_in and has_out:
-        return "FORWARD"
-    if has_in:
-        return "INPUT" if kind == "arp" else "PREROUTING"
-    return "OUTPUT" if has_out else None
 
 
 @dataclass(frozen=True)

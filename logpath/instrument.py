@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from logpath.errors import UsageError
+from logpath.netfilter import BUILTIN_CHAINS
 
 HOOK_CHAINS = {
     "pre": "PREROUTING",
@@ -48,13 +49,10 @@ NFT_HOOKS = {
     "out": "output",
     "post": "postrouting",
 }
-# The built-in chains of each iptables table, in packet order.
+# The built-in chains of each iptables table, in packet order (words as in HOOK_CHAINS).
 TABLE_HOOKS = {
-    "raw": ("pre", "out"),
-    "mangle": ("pre", "in", "fwd", "out", "post"),
-    "nat": ("pre", "in", "out", "post"),
-    "filter": ("in", "fwd", "out"),
-    "security": ("in", "fwd", "out"),
+    table: tuple(word for word, hook in HOOK_CHAINS.items() if hook in BUILTIN_CHAINS[table])
+    for table in ("raw", "mangle", "nat", "filter", "security")
 }
 DEFAULT_TABLES = ("raw", "mangle", "nat", "filter")
 # nft base chain type and priority that match each iptables table (nft(8), "Standard priority

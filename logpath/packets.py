@@ -26,15 +26,13 @@ import pandas as pd
 
 from logpath.clocks import Clocks, fine_wall_clock, offsets_of, solve
 from logpath.errors import LogpathError
-
-# Netfilter hook stages in traversal order; a packet's hops never go back to an earlier stage
-# on the same host (PREROUTING -> INPUT|FORWARD -> POSTROUTING, OUTPUT -> POSTROUTING).
-HOOK_STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}
-
-# Table priorities within a hook (include/uapi/linux/netfilter_ipv4.h): raw before mangle before
-# nat (DNAT, -100) before filter (0) before security (50); SNAT/nat INPUT run at +100.
-TABLE_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
-NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+from logpath.netfilter import (
+    HOOK_STAGE,
+    LATER_HOOK,
+    NAT_PRIORITY,
+    TABLE_PRIORITY,
+    guess_hooks,
+)
 
 # The identity a packet keeps between the hooks of one host (ports and addresses of the
 # destination side may be DNATed, so they are compared later, hop by hop).
@@ -147,7 +145,7 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
         if c not in frame.columns
     ]
     frame = frame.assign(**dict.fromkeys(absent))
-    hook = frame["hook"].astype("object").fillna(_hook_from_interfaces(frame))
+    hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
     frame["_hook"] = hook
     frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
     frame["_stage"] = hook.map(HOOK_STAGE).astype("float64").fillna(0.0)
@@ -162,14 +160,6 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     frame["_guess"] = np.asarray(guessed | frame["hook"].isna(), dtype=bool)
     frame["_ttl"] = pd.to_numeric(frame["ttl"], errors="coerce").astype("float64")
     return frame
-
-
-def _hook_from_interfaces(frame: pd.DataFrame) -> pd.Series:
-    """The IN/OUT guess for hops whose hook is unknown (both set: FORWARD; IN only: PREROUTING)."""
-    has_in = frame["in_iface"].notna().to_numpy()
-    has_out = frame["out_iface"].notna().to_numpy()
-    guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))
-    return pd.Series(guess, index=frame.index, dtype="object")
 
 
 def _epoch_seconds(ts: pd.Series) -> pd.Series:
@@ -472,11 +462,6 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     frame["hop_n"] = frame.groupby("packet", sort=False).cumcount().astype("int64")
     helpers = [c for c in frame.columns if c.startswith("_")]
     return frame.drop(columns=helpers).reset_index(drop=True)
-
-
-# The other hook an IN/OUT pattern allows: IN only is PREROUTING or INPUT, OUT only is OUTPUT or
-# POSTROUTING, both is FORWARD or POSTROUTING (logpath.hooks.guess_hook picks the first).
-LATER_HOOK = {"PREROUTING": "INPUT", "OUTPUT": "POSTROUTING", "FORWARD": "POSTROUTING"}
 
 
 def refine_guessed_hooks(packets: pd.DataFrame) -> pd.DataFrame:

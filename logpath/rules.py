@@ -27,33 +27,18 @@ from logpath.grammars.ruleset_records import (
     ParsedRuleset,
     RuleRecord,
 )
+from logpath.netfilter import BUILTIN_CHAINS, HOOKS, hook_admits, traversal_rank
 
 __all__ = [
-    "HOOKS",
     "BadLine",
     "IfaceMatch",
     "Location",
     "Ruleset",
     "describe_bad_line",
-    "hook_admits",
     "iface_admits",
     "load_ruleset",
     "parse_ruleset",
 ]
-
-# The netfilter hooks in the order a routed packet meets them; INGRESS/EGRESS are netdev hooks.
-HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
-
-# Built-in chains per iptables table (iptables-extensions(8), ebtables(8)); a chain with one of
-# these names in its table is attached to the hook of the same name.
-BUILTIN_CHAINS = {
-    "raw": {"PREROUTING", "OUTPUT"},
-    "mangle": set(HOOKS),
-    "nat": {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
-    "filter": {"INPUT", "FORWARD", "OUTPUT"},
-    "security": {"INPUT", "FORWARD", "OUTPUT"},
-    "broute": {"BROUTING"},
-}
 
 # A user chain reached by very many paths (a big Kubernetes ruleset) keeps this many; beyond it
 # the interface conditions of further paths are dropped rather than enumerated.
@@ -104,24 +89,6 @@ def iface_name_matches(pattern: str, name: str | None) -> bool:
     return name == pattern
 
 
-def hook_admits(hook: str | None, in_iface: str | None, out_iface: str | None) -> bool:
-    """Whether IN=/OUT= fit the hook (§7 of the formats reference: which hooks set which).
-
-    PREROUTING and INPUT have no OUT, FORWARD has both, OUTPUT has no IN, POSTROUTING has an OUT.
-    """
-    has_in, has_out = bool(in_iface), bool(out_iface)
-    rules = {
-        "PREROUTING": has_in and not has_out,
-        "INPUT": has_in and not has_out,
-        "FORWARD": has_in and has_out,
-        "OUTPUT": not has_in,
-        "POSTROUTING": has_out,
-        "INGRESS": has_in,
-        "EGRESS": has_out,
-    }
-    return rules.get(hook or "", True)
-
-
 @dataclass(frozen=True)
 class Ruleset:
     """A ruleset as read from one file: chains, rules, and the lines that could not be read."""
@@ -154,7 +121,7 @@ class Ruleset:
             if table_name == table and chain_name == chain
             for hook, _matches in entries
         }
-        return sorted(hooks, key=hook_rank)
+        return sorted(hooks, key=traversal_rank)
 
     @property
     def prefixes(self) -> list[str]:
@@ -207,12 +174,6 @@ def rule_from_dict(data: dict[str, Any]) -> RuleRecord:
     """A RuleRecord from its ``dataclasses.asdict`` form."""
     matches = tuple(IfaceMatch(**match) for match in data["matches"])
     return RuleRecord(**{**data, "jumps": tuple(data["jumps"]), "matches": matches})
-
-
-def hook_rank(hook: str) -> int:
-    """Sort key: the hook order a packet meets (netdev hooks around it)."""
-    order = ("INGRESS", *HOOKS, "EGRESS", "BROUTING")
-    return order.index(hook) if hook in order else len(order)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""The kernel's netfilter facts every stage relies on: hooks, their order, tables, priorities.
+
+These are facts of the kernel, not of any log format (the line grammar is
+``logpath.grammars.netfilter``). Each is written once, here: the packet stage orders hops by
+them, the ruleset reader attaches built-in chains to hooks by them, the hook resolver guesses
+from IN=/OUT= by them, and ``instrument`` writes LOG rules for them.
+
+Sources: net/netfilter/core.c and include/uapi/linux/netfilter_ipv4.h (hooks and priorities),
+iptables-extensions(8) and ebtables(8) (built-in chains), nf_log_syslog.c (which of IN=/OUT= a
+hook prints: §7 of the formats reference).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# The IP hooks in the order a routed packet meets them.
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+# netdev hooks (nft only) come before and after all of them; BROUTING is ebtables' broute table.
+NETDEV_HOOKS = ("INGRESS", "EGRESS")
+HOOK_NAMES = (*HOOKS, *NETDEV_HOOKS)
+TRAVERSAL = ("INGRESS", *HOOKS, "EGRESS", "BROUTING")
+
+# Hook stages in traversal order; a packet's hops never go back to an earlier stage on the same
+# host (PREROUTING -> INPUT|FORWARD -> POSTROUTING, OUTPUT -> POSTROUTING).
+HOOK_STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTING": 2}
+
+# Table priorities within a hook (include/uapi/linux/netfilter_ipv4.h): raw before mangle before
+# nat (DNAT, -100) before filter (0) before security (50); SNAT/nat INPUT run at +100.
+TABLE_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+
+# Built-in chains per iptables table (iptables-extensions(8), ebtables(8)); a chain with one of
+# these names in its table is attached to the hook of the same name.
+BUILTIN_CHAINS = {
+    "raw": frozenset({"PREROUTING", "OUTPUT"}),
+    "mangle": frozenset(HOOKS),
+    "nat": frozenset({"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}),
+    "filter": frozenset({"INPUT", "FORWARD", "OUTPUT"}),
+    "security": frozenset({"INPUT", "FORWARD", "OUTPUT"}),
+    "broute": frozenset({"BROUTING"}),
+}
+
+# The other hook an IN/OUT pattern allows: IN only is PREROUTING or INPUT, OUT only is OUTPUT or
+# POSTROUTING, both is FORWARD or POSTROUTING (guess_hook picks the first; the packet stage may
+# move a guess to the second by the packet's hop order).
+LATER_HOOK = {"PREROUTING": "INPUT", "OUTPUT": "POSTROUTING", "FORWARD": "POSTROUTING"}
+
+
+def traversal_rank(hook: str) -> int:
+    """Sort key: the order a packet meets the hooks (netdev hooks around them; unknown last)."""
+    return TRAVERSAL.index(hook) if hook in TRAVERSAL else len(TRAVERSAL)
+
+
+def hook_admits(hook: str | None, in_iface: str | None, out_iface: str | None) -> bool:
+    """Whether IN=/OUT= fit the hook (§7 of the formats reference: which hooks set which).
+
+    PREROUTING and INPUT have no OUT, FORWARD has both, OUTPUT has no IN, POSTROUTING has an OUT.
+    """
+    has_in, has_out = bool(in_iface), bool(out_iface)
+    rules = {
+        "PREROUTING": has_in and not has_out,
+        "INPUT": has_in and not has_out,
+        "FORWARD": has_in and has_out,
+        "OUTPUT": not has_in,
+        "POSTROUTING": has_out,
+        "INGRESS": has_in,
+        "EGRESS": has_out,
+    }
+    return rules.get(hook or "", True)
+
+
+def guess_hook(in_iface: str | None, out_iface: str | None, kind: str | None = None) -> str | None:
+    """The hook IN=/OUT= suggest: IN only -> PREROUTING (or INPUT), OUT only -> OUTPUT (or
+    POSTROUTING), both -> FORWARD (or POSTROUTING); neither -> None.
+
+    ARP has no routing hooks (nft's arp family has only input and output), so an ARP line with
+    IN only is guessed INPUT.
+    """
+    has_in, has_out = bool(in_iface), bool(out_iface)
+    if has_in and has_out:
+        return "FORWARD"
+    if has_in:
+        return "INPUT" if kind == "arp" else "PREROUTING"
+    return "OUTPUT" if has_out else None
+
+
+def guess_hooks(in_iface: pd.Series, out_iface: pd.Series) -> pd.Series:
+    """``guess_hook`` over whole columns, for IP hops (neither IN nor OUT: OUTPUT)."""
+    has_in = in_iface.notna().to_numpy()
+    has_out = out_iface.notna().to_numpy()
+    guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))
+    return pd.Series(guess, index=in_iface.index, dtype="object")
+
+
+def filter_hook(in_iface: str | None, out_iface: str | None) -> str | None:
+    """For chains reached from filter INPUT/FORWARD/OUTPUT: the hook IN=/OUT= point to."""
+    has_in, has_out = bool(in_iface), bool(out_iface)
+    if has_in and has_out:
+        return "FORWARD"
+    if has_in:
+        return "INPUT"
+    return "OUTPUT" if has_out else None
