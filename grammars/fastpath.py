@@ -7,7 +7,12 @@ grammar), we derive it from the grammar's own elements:
 - a ``Regex`` leaf becomes an atomic group ``(?>...)``: pyparsing never backtracks into a token
   once it matched, and neither does an atomic group;
 - ``And`` is concatenation, ``MatchFirst`` an atomic alternation ``(?>a|b)`` (the first
-  alternative that matches wins and is kept, as in a PEG), ``Opt`` a possessive ``?+``;
+  alternative that matches wins and is kept, as in a PEG);
+- ``Opt``, ``ZeroOrMore`` and ``OneOrMore`` are greedy quantifiers in an atomic group,
+  ``(?>(?:x)?)``, ``(?>(?:x)*)``, ``(?>(?:x)+)``: as many repetitions as match, never given back.
+  That is what the possessive ``?+``, ``*+``, ``++`` mean, but Python 3.11.0-3.11.4 match nested
+  possessive quantifiers wrongly (CPython gh-106052, fixed in 3.11.5 by compiling them to this
+  very form), so neither the translation nor the grammar's tokens use them;
 - named groups that occur more than once (``sport`` in the TCP and the UDP branch) are renamed
   ``sport__1``, ``sport__2`` ...; ``FastPattern.fields`` folds them back.
 
@@ -66,11 +71,11 @@ def _translate(expr: pp.ParserElement, namer: _Namer, end: str = r"\Z") -> str:
     if isinstance(expr, pp.MatchFirst):
         return "(?>" + "|".join(_translate(e, namer, end) for e in expr.exprs) + ")"
     if isinstance(expr, pp.Opt):
-        return f"(?:{_translate(expr.expr, namer, end)})?+"
+        return f"(?>(?:{_translate(expr.expr, namer, end)})?)"
     if isinstance(expr, pp.ZeroOrMore):
-        return f"(?:{_translate(expr.expr, namer, end)})*+"
+        return f"(?>(?:{_translate(expr.expr, namer, end)})*)"
     if isinstance(expr, pp.OneOrMore):
-        return f"(?:{_translate(expr.expr, namer, end)})++"
+        return f"(?>(?:{_translate(expr.expr, namer, end)})+)"
     if isinstance(expr, (pp.Suppress, pp.Group, pp.Combine)):
         return _translate(expr.expr, namer, end)
     raise CompileError(f"cannot compile {type(expr).__name__}: {expr}")

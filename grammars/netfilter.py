@@ -61,9 +61,11 @@ trace_prefix = leaf(
     "TRACE: <table>:<chain>:<type>:<rulenum>",
 )
 # Written as an unrolled loop (skip non-"I" characters; at an "I", go on unless the anchor starts
-# there) rather than ".*?(?=anchor)": the same language, about twice as fast to match.
+# there) rather than ".*?(?=anchor)": the same language, about twice as fast to match. The loop is
+# an atomic group, not possessive quantifiers, which Python 3.11.0-3.11.4 match wrongly when
+# nested (CPython gh-106052: this token matched nothing at all on Debian 12's 3.11.2).
 free_prefix = leaf(
-    rf"(?P<prefix>[^I]*+(?:I(?!{BODY_START[1:]})[^I]*+)*+)(?=IN=)",
+    rf"(?P<prefix>(?>[^I]*(?:I(?!{BODY_START[1:]})[^I]*)*))(?=IN=)",
     "<prefix>IN=<interface> OUT=<interface>",
 )
 prefix = trace_prefix | free_prefix

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parser  # type: ignore[attr-defined]
+
 import pyparsing as pp
 import pytest
 from hypothesis import HealthCheck, given, settings
-from logpath.grammars import netfilter
-from logpath.grammars.fastpath import CompileError, compile_grammar
+from logpath.grammars import headers, netfilter, ruleset
+from logpath.grammars.fastpath import CompileError, FastPattern, compile_grammar
 from strategies import netfilter_line
 
+from logpath import parse
 from logpath.parse import fast_parse_line, parse_line
 
 
@@ -38,3 +43,81 @@ def test_the_compiled_body_keeps_peg_semantics() -> None:
     line = "x: IN=a OUT= SRC=1.1.1.1 DST=2.2.2.2 LEN=40 TOS=0x00 PREC=0x00 TTL=1 ID=1 PROTO=TCP SPT=1 DPT=2 WINDOW=3 RES=0x00 URG ACK URGP=0"
     match = pattern.regex.match(line)
     assert match is not None and pattern.fields(match)["flags"] == "URG ACK"
+
+
+# --- no possessive quantifiers: Python 3.11.0-3.11.4 match them wrongly (CPython gh-106052) ------
+
+
+def has_possessive_quantifier(pattern: str) -> bool:
+    """Whether ``re`` parses ``pattern`` into a possessive repeat (not fooled by \\+ or [+])."""
+
+    def walk(node: object) -> bool:
+        if isinstance(node, sre_parser.SubPattern):
+            return any(op is sre_constants.POSSESSIVE_REPEAT or walk(av) for op, av in node.data)
+        if isinstance(node, tuple | list):
+            return any(walk(item) for item in node)
+        return False
+
+    return walk(sre_parser.parse(pattern))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "possessive"),
+    [
+        (r"[^I]*+(?:I(?!N=)[^I]*+)*+", True),
+        (r"(?:ab)++", True),
+        (r"a?+", True),
+        (r"\d{1,3}+", True),
+        (r"[*+]++", True),
+        (r"(?>(?:ab)+)", False),
+        (r"a\++", False),
+        (r"[+]+", False),
+        (r"\d{1,3}\+", False),
+        (r"(?P<x>a+)(?=\+)", False),
+    ],
+)
+def test_the_possessive_finder_reads_patterns_as_re_does(pattern: str, possessive: bool) -> None:
+    assert has_possessive_quantifier(pattern) is possessive
+
+
+def grammar_tokens() -> Iterator[pp.Regex]:
+    """Every Regex token reachable from the grammar modules' elements (and the parse stage's)."""
+    roots = [
+        value
+        for module in (headers, netfilter, ruleset, parse)
+        for value in vars(module).values()
+        if isinstance(value, pp.ParserElement)
+    ]
+    seen: set[int] = set()
+    while roots:
+        element = roots.pop()
+        if id(element) in seen:
+            continue
+        seen.add(id(element))
+        if isinstance(element, pp.Regex):
+            yield element
+        roots.extend(getattr(element, "exprs", []))
+        if isinstance(getattr(element, "expr", None), pp.ParserElement):
+            roots.append(element.expr)
+
+
+def compiled_patterns() -> Iterator[tuple[str, FastPattern]]:
+    for index, kind in enumerate(parse.header_kinds()):
+        yield f"kind {index} common", kind.common
+        yield f"kind {index} whole", kind.whole
+    yield "syslog", parse.syslog_pattern()
+
+
+def test_no_compiled_pattern_has_a_possessive_quantifier() -> None:
+    patterns = list(compiled_patterns())
+    assert len(patterns) == 2 * (len(headers.KINDS) + 1) + 1
+    offending = [name for name, fast in patterns if has_possessive_quantifier(fast.pattern)]
+    assert offending == []
+
+
+def test_no_grammar_token_has_a_possessive_quantifier() -> None:
+    tokens = list(grammar_tokens())
+    assert netfilter.free_prefix in tokens and headers.rfc3164 in tokens
+    assert len(tokens) > 50
+    offending = [str(t.pattern) for t in tokens if has_possessive_quantifier(str(t.pattern))]
+    assert offending == []
