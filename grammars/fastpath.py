@@ -87,6 +87,7 @@ class FastPattern:
 
     pattern: str  # the regular expression's text
     aliases: dict[str, str]  # regex group name -> field name
+    grammar: pp.ParserElement = field(compare=False, repr=False)  # what it was compiled from
 
     @cached_property
     def regex(self) -> re.Pattern[str]:
@@ -105,6 +106,34 @@ class FastPattern:
             if value is not None:
                 found.setdefault(self.aliases[alias], value)
         return found
+
+    def misreading(self, line: str) -> str | None:
+        """What this pattern reads in ``line`` otherwise than the grammar (None: the same).
+
+        The translation has the grammar's meaning only where the running ``re`` implements atomic
+        groups and lookarounds as documented; Python releases have had bugs there (see the module
+        docstring), and this is how a caller finds out. ``line`` is given as the grammar is given
+        it, without trailing white space. Both must give the same fields or both refuse the line.
+        """
+        try:
+            match = self.regex.match(line)
+        except Exception as error:  # an engine bug can also raise (SystemError, CPython gh-101955)
+            return f"the pattern fails with {type(error).__name__} ({error})"
+        fast = None if match is None else self.fields(match)
+        try:
+            result = self.grammar.parse_string(line, parse_all=True)
+        except pp.ParseBaseException:
+            slow = None
+        else:
+            slow = {k: v for k, v in result.as_dict().items() if isinstance(v, str)}
+        if fast == slow:
+            return None
+        if fast is None:
+            return "the pattern does not match it, the grammar accepts it"
+        if slow is None:
+            return "the pattern matches it, the grammar refuses it"
+        name = min(k for k in fast.keys() | slow.keys() if fast.get(k) != slow.get(k))
+        return f"the pattern reads {name}={fast.get(name)!r}, the grammar {slow.get(name)!r}"
 
     def group_indexes(self) -> Iterator[tuple[str, list[int]]]:
         """For each field, the group numbers that can hold it (used to build columns quickly)."""
@@ -125,4 +154,4 @@ def compile_grammar(expr: pp.ParserElement, *, head: str = "", end: str = r"\Z")
     """
     namer = _Namer()
     pattern = namer.rename(head) + _translate(expr, namer, end)
-    return FastPattern(pattern, dict(namer.aliases))
+    return FastPattern(pattern, dict(namer.aliases), expr)

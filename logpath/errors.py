@@ -19,6 +19,10 @@ class StoreLockedError(StoreError):
     """Another process is writing to the same store."""
 
 
+class UnsupportedPythonError(LogpathError):
+    """The running Python cannot run logpath correctly (its ``re`` misreads the grammar)."""
+
+
 class RulesetError(LogpathError):
     """A ruleset file cannot be read at all."""
 

@@ -12,7 +12,9 @@ says why the line is wrong.
 
 from __future__ import annotations
 
+import platform
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyparsing as pp
 
+from logpath.errors import UnsupportedPythonError
 from logpath.grammars import headers, netfilter
 from logpath.grammars.fastpath import FastPattern, compile_grammar
 
@@ -101,7 +104,54 @@ def header_kinds() -> tuple[HeaderKind, ...]:
         compile_grammar(_line_grammar(netfilter.common_body, None)),
         compile_grammar(_line_grammar(netfilter.body, None)),
     )
+    check_regex_engine((*kinds, bare))
     return (*kinds, bare)
+
+
+# Real lines (samples/seed/syslog; samples/formats/prefix-pitfalls.log, bridge-br-netfilter.log)
+# that the compiled patterns must read as the grammar does: the seed's first line, a prefix holding
+# "IN=" itself, and an ICMP error quoting a packet (the whole grammar). Python 3.11.2's re read the
+# prefix of every line wrongly (CPython gh-106052, with the possessive quantifiers logpath used
+# then): a Python with such a bug is refused, not trusted with a store.
+KNOWN_LINES = (
+    "Jan 14 10:08:12 pc-baim kernel: [830038.910054] [TonyBai]-RawPrerouting:IN=docker0 "
+    "OUT= PHYSIN=vethd9f6465 MAC=02:42:ac:11:00:03:02:42:ac:11:00:02:08:00 "
+    "SRC=172.17.0.2 DST=172.17.0.3 LEN=60 TOS=0x10 PREC=0x00 TTL=64 ID=24284 DF "
+    "PROTO=TCP SPT=43292 DPT=12580 WINDOW=29200 RES=0x00 SYN URGP=0",
+    "[  391.998959] fmtN has=eq IN=fake OUT=x: IN=ra OUT= "
+    "MAC=02:00:00:0a:00:01:02:00:00:0a:00:10:08:00 SRC=198.51.100.10 DST=203.0.113.20 "
+    "LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=18268 DF PROTO=TCP SPT=39714 DPT=9443 "
+    "WINDOW=64480 RES=0x00 SYN URGP=0",
+    "[  376.800476] fmtBR raw-PRE: IN=br0 OUT= PHYSIN=p2 "
+    "MAC=02:00:00:0c:00:11:02:00:00:0c:00:12:08:00 SRC=192.0.2.12 DST=192.0.2.11 LEN=59 "
+    "TOS=0x00 PREC=0xC0 TTL=64 ID=46799 PROTO=ICMP TYPE=3 CODE=3 [SRC=192.0.2.11 "
+    "DST=192.0.2.12 LEN=31 TOS=0x00 PREC=0x00 TTL=64 ID=830 DF PROTO=UDP SPT=41000 "
+    "DPT=5000 LEN=11 ]",
+)
+
+
+def check_regex_engine(kinds: tuple[HeaderKind, ...]) -> None:
+    """Raise UnsupportedPythonError unless every pattern reads the known lines as the grammar.
+
+    Falling back to pyparsing would not help: its tokens are matched by the same ``re``, a
+    hundred times slower.
+    """
+    for line in KNOWN_LINES:
+        index = kind_of(line, kinds)
+        patterns = [kinds[index].common, kinds[index].whole]
+        if index == 0:
+            patterns.insert(0, syslog_pattern())
+        problems = [p for p in (pattern.misreading(line) for pattern in patterns) if p]
+        if not problems and kinds[index].whole.regex.match(line) is None:
+            problems.append("both the pattern and the grammar refuse it")
+        if problems:
+            shown = line if len(line) <= 80 else f"{line[:80]}..."
+            raise UnsupportedPythonError(
+                f"Python {platform.python_version()} ({sys.executable}) cannot run logpath: its "
+                "re module reads netfilter lines otherwise than logpath's grammar, so every line "
+                f"would be misread. On the known line {shown!r}: {problems[0]}. Install logpath "
+                "with another Python 3.11 or newer, and report this Python version."
+            )
 
 
 @cache

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import platform
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
+from typing import Any
 
 import pyparsing as pp
 import pytest
@@ -12,9 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from logpath.grammars import headers, netfilter, ruleset
 from logpath.grammars.fastpath import CompileError, FastPattern, compile_grammar
 from strategies import netfilter_line
+from typer.testing import CliRunner
 
 from logpath import parse
+from logpath.cli import app
 from logpath.parse import fast_parse_line, parse_line
+
+SEED = Path(__file__).resolve().parent.parent / "samples" / "seed" / "syslog"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,3 +131,94 @@ def test_no_grammar_token_has_a_possessive_quantifier() -> None:
     assert len(tokens) > 50
     offending = [str(t.pattern) for t in tokens if has_possessive_quantifier(str(t.pattern))]
     assert offending == []
+
+
+# --- the check of the running re at first use of the compiled patterns -------------------------
+
+
+def gh106052() -> bool:
+    """Python 3.11.0-3.11.4: a possessive repeat of a pattern that backtracks matches too much."""
+    match = re.match(r"(?:ab?c)*+", "aca")
+    return match is None or match.span() != (0, 2)
+
+
+def gh101955() -> bool:
+    """Every 3.11, 3.12 before 3.12.8, 3.13.0: a possessive repeat over captures can raise."""
+    try:
+        re.match(r"((x)|y|z)*+", "xyz")
+    except SystemError:
+        return True
+    return False
+
+
+# The prefix token after its group name: the loop that the cases below replace.
+PREFIX_LOOP = netfilter.free_prefix.pattern.removeprefix("(?P<prefix>")
+AHEAD = netfilter.BODY_START[1:]
+
+
+@pytest.mark.parametrize(
+    ("loop", "misbehaves"),
+    [
+        # logpath's own prefix up to this change: read nothing on Debian 12's Python 3.11.2
+        pytest.param(rf"[^I]*+(?:I(?!{AHEAD})[^I]*+)*+)(?=IN=)", gh106052, id="gh-106052"),
+        # raises SystemError on the second known line, a prefix holding "IN="
+        pytest.param(rf"((I(?!{AHEAD}))|[^I])*+)(?=IN=)", gh101955, id="gh-101955"),
+        # on every Python: a pattern that stops at the first "IN=", as a broken engine might
+        pytest.param(r".*?)(?=IN=)", lambda: True, id="first-IN="),
+    ],
+)
+def test_a_python_whose_re_misreads_the_grammar_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, loop: str, misbehaves: Callable[[], bool]
+) -> None:
+    if not misbehaves():
+        pytest.skip(f"Python {platform.python_version()}'s re reads this pattern right")
+
+    def compile_misbehaving(expr: pp.ParserElement, **options: Any) -> FastPattern:
+        fast = compile_grammar(expr, **options)
+        assert PREFIX_LOOP in fast.pattern
+        return replace(fast, pattern=fast.pattern.replace(PREFIX_LOOP, loop))
+
+    store = tmp_path / "store"
+    monkeypatch.setattr(parse, "compile_grammar", compile_misbehaving)
+    parse.header_kinds.cache_clear()
+    parse.syslog_pattern.cache_clear()
+    try:
+        result = runner.invoke(app, ["ingest", str(SEED), "--store", str(store), "--year", "2016"])
+    finally:
+        monkeypatch.undo()
+        parse.header_kinds.cache_clear()
+        parse.syslog_pattern.cache_clear()
+    assert result.exit_code == 1, result.output
+    message = result.stderr
+    assert message.startswith(f"logpath: Python {platform.python_version()} (")
+    assert "cannot run logpath: its re module reads netfilter lines otherwise" in message
+    assert "On the known line '" in message
+    assert "Install logpath with another Python 3.11 or newer" in message
+    assert "Traceback" not in message
+    # nothing was stored, and the same command on this Python's re as it is stores every hop
+    listed = runner.invoke(app, ["hops", "--store", str(store), "--json"])
+    assert listed.exit_code != 0 or json.loads(listed.stdout) == []
+    result = runner.invoke(
+        app, ["ingest", str(SEED), "--store", str(store), "--year", "2016", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["hops"] == 27
+
+
+def test_the_check_passes_on_this_python_and_the_known_lines_are_real() -> None:
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    real = {
+        line.rstrip()
+        for name in (
+            "seed/syslog",
+            "formats/prefix-pitfalls.log",
+            "formats/bridge-br-netfilter.log",
+        )
+        for path in [samples / name]
+        for line in path.read_text().splitlines()
+    }
+    assert set(parse.KNOWN_LINES) <= real
+    parse.check_regex_engine(parse.header_kinds())  # raises on a Python that misreads them
+
+
+runner = CliRunner()
