@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from logpath.errors import LogpathError, NotFoundError, StoreLockedError, UsageError
+from logpath.render.output import visible_lines
 
 app = typer.Typer(
     name="logpath",
@@ -88,7 +89,8 @@ def command(name: str | None = None) -> Callable[[F], F]:
             except LogpathError as error:
                 if os.environ.get("LOGPATH_TRACEBACK"):
                     raise
-                typer.echo(f"logpath: {error}", err=True)
+                # the message may quote a file name or a line: shown, never obeyed
+                typer.echo(f"logpath: {visible_lines(str(error))}", err=True)
                 raise typer.Exit(exit_status(error)) from None
 
         app.command(name)(run)

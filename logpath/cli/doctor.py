@@ -10,14 +10,16 @@ import typer
 
 from logpath.cli.app import JsonOption, command
 from logpath.doctor import Check, run_checks
+from logpath.render.output import visible
 
 
 def render_checks(checks: list[Check]) -> str:
-    """One block per check: ``[status] name: value`` then the advice, indented."""
+    """One block per check: ``[status] name: value`` then the advice, indented (both may quote
+    what a file under /proc, /sys or /etc holds, or an interface's name: ``visible``)."""
     blocks = []
     for check in checks:
         head = f"[{check.status}] {check.name}: {check.value if check.value is not None else '?'}"
-        blocks.append(f"{head}\n    {check.advice}")
+        blocks.append(f"{visible(head)}\n    {visible(check.advice)}")
     return "\n".join(blocks) + "\n"
 
 

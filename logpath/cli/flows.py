@@ -24,6 +24,7 @@ from logpath.errors import UsageError
 from logpath.flows import Flow
 from logpath.hops import json_array
 from logpath.journeys import FlowQuery, load_journey, select_flows
+from logpath.render.output import csv_row
 from logpath.render.tables import print_table
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
@@ -123,13 +124,13 @@ def print_flows(console: Console, flows: list[Flow]) -> None:
 
 
 def flows_csv(flows: list[Flow]) -> str:
-    """Flows as CSV, one row each; NAT translations joined by ``;``."""
+    """Flows as CSV, one row each; NAT translations joined by ``;``; each cell ``csv_cell``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for flow in flows:
         data = flow.to_json()
-        writer.writerow(
+        row = (
             [data["id"], data["proto"], data["family"]]
             + [data["orig"][k] for k in ("src", "sport", "dst", "dport")]
             + [data["reply"][k] for k in ("src", "sport", "dst", "dport")]
@@ -137,4 +138,5 @@ def flows_csv(flows: list[Flow]) -> str:
             + [data[k] for k in ("packets", "hops", "first_seen", "last_seen", "state")]
             + [data["answered"], data["stopped"]]
         )
+        writer.writerow(csv_row(row))
     return out.getvalue()

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 from typing import Annotated
 
-import pandas as pd
 import pyarrow as pa
 import typer
 from rich.console import Console
@@ -26,6 +25,7 @@ from logpath.cli.app import (
 )
 from logpath.errors import RulesetError, UsageError
 from logpath.hops import HOP_SCHEMA, hop_records, json_array_parts
+from logpath.render.output import csv_columns, visible, visible_lines
 from logpath.render.tables import print_hops, print_rejected, print_summary
 from logpath.store import Store, hop_filter, to_frame
 
@@ -72,7 +72,7 @@ def ingest_command(
     else:
         print_summary(Console(), summary, target.path)
     for error in summary.errors:
-        typer.echo(f"logpath: {error}", err=True)
+        typer.echo(f"logpath: {visible_lines(str(error))}", err=True)
     if summary.errors and not summary.lines:
         raise typer.Exit(ExitStatus.ERROR)
 
@@ -88,12 +88,13 @@ def _load_ruleset(path: str) -> dict[str, object]:
 
 
 class _progress:
-    """A progress bar on a terminal (big inputs), nothing otherwise."""
+    """A progress bar on a terminal (big inputs), nothing otherwise; a file's name is shown
+    ``visible`` and not read as rich markup."""
 
     def __init__(self, console: Console, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             TextColumn("{task.completed:,} lines"),
             console=console,
@@ -109,7 +110,7 @@ class _progress:
 
     def __call__(self, name: str, lines: int) -> None:
         if name not in self.tasks:
-            self.tasks[name] = self.bar.add_task(name, total=None)
+            self.tasks[name] = self.bar.add_task(visible(name), total=None)
         self.bar.update(self.tasks[name], completed=lines)  # type: ignore[arg-type]
 
     def __exit__(self, *args: object) -> None:
@@ -145,7 +146,7 @@ def hops_command(
         # written batch by batch: memory stays flat however many hops the store holds
         # (read whole, 1.2 million hops took 9 GB as JSON)
         write = _write_json if as_json else _write_csv
-        write(to_frame(pa.Table.from_batches([b])) for b in hops.hop_batches(filter_=selected))
+        write(pa.Table.from_batches([b]) for b in hops.hop_batches(filter_=selected))
         return
     count = hops.count_hops(selected)
     if count > TABLE_HOPS and not everything:
@@ -161,18 +162,21 @@ def hops_command(
 TABLE_HOPS = 300_000
 
 
-def _write_json(frames: Iterator[pd.DataFrame]) -> None:
-    """The hops as one JSON array, one hop per line, as hops_to_json writes them."""
-    records = (record for frame in frames for record in hop_records(frame))
+def _write_json(tables: Iterator[pa.Table]) -> None:
+    """The hops as one JSON array, one hop per line, as hops_to_json writes them (json escapes
+    every control character: the exact text, safe on a terminal)."""
+    records = (record for table in tables for record in hop_records(to_frame(table)))
     sys.stdout.writelines(json_array_parts(records))
     sys.stdout.write("\n")
 
 
-def _write_csv(frames: Iterator[pd.DataFrame]) -> None:
-    """The hops as CSV, the header once (every column but the raw line)."""
+def _write_csv(tables: Iterator[pa.Table]) -> None:
+    """The hops as CSV, the header once (every column but the raw line), each text cell made
+    safe for a terminal and a spreadsheet by ``csv_columns``."""
     header = True
-    for frame in frames:
-        frame.drop(columns=["raw"]).to_csv(sys.stdout, index=False, header=header)
+    for table in tables:
+        frame = to_frame(csv_columns(table.drop_columns(["raw"])))
+        frame.to_csv(sys.stdout, index=False, header=header)
         header = False
     if header:  # no hop: the header alone
         sys.stdout.write(",".join(c for c in HOP_SCHEMA.names if c != "raw") + "\n")

@@ -19,6 +19,7 @@ from logpath.cli.app import (
 from logpath.cli.flows import AllOption, NatOption, ProtoOption
 from logpath.journeys import FlowQuery, load_journey
 from logpath.render import DIAGRAM_LIMIT
+from logpath.render.output import visible
 from logpath.store import Store
 
 
@@ -42,7 +43,7 @@ def render_command(
     diagram = save_diagram(journey, output)
     arrows = sum(1 for arrow in diagram.arrows if arrow.kind == "hop")
     typer.echo(
-        f"{output}: {len(journey.packets)} packet(s), {arrows} hop arrow(s), "
+        f"{visible(str(output))}: {len(journey.packets)} packet(s), {arrows} hop arrow(s), "
         f"{len(diagram.lifelines)} lifeline(s)"
     )
 
@@ -79,4 +80,5 @@ def report_command(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
     result = write_report(Store(store), query, out_dir, now, diagrams)
-    typer.echo(f"{result.page}: {result.flows:,} connection(s), {result.diagrams:,} diagram(s)")
+    page = visible(str(result.page))
+    typer.echo(f"{page}: {result.flows:,} connection(s), {result.diagrams:,} diagram(s)")

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,6 +24,7 @@ from matplotlib.figure import Figure
 from logpath.errors import UsageError
 from logpath.flows import Flow, format_endpoint
 from logpath.journeys import Journey, JourneyHop, Packet
+from logpath.render.output import visible
 from logpath.render.timeline import stopped_note
 
 # Beyond this many packets a connection is summarised: repeated packets collapse into a note.
@@ -514,14 +516,15 @@ def paint(diagram: Diagram) -> Figure:
     axes.set_ylim(0, height)
     axes.axis("off")
     top = height - TITLE_H - HEAD_H
-    axes.text(MARGIN, height - TITLE_H / 2, diagram.title, fontsize=9, weight="bold", va="center")
+    _write(axes, MARGIN, height - TITLE_H / 2, diagram.title, fontsize=9, weight="bold",
+           va="center")  # fmt: skip
     _paint_bands(axes, diagram, top)
     _paint_lifelines(axes, diagram, top)
     for header in diagram.packets:
-        axes.text(MARGIN, _y(top, header.row), header.text, fontsize=8, weight="bold",
-                  va="center", color=COLOURS[header.direction])  # fmt: skip
+        _write(axes, MARGIN, _y(top, header.row), header.text, fontsize=8, weight="bold",
+               va="center", color=COLOURS[header.direction])  # fmt: skip
     for note in diagram.notes:
-        axes.text(MARGIN, _y(top, note.row), note.text, fontsize=8, style="italic", va="center")
+        _write(axes, MARGIN, _y(top, note.row), note.text, fontsize=8, style="italic", va="center")
     for arrow in diagram.arrows:
         _paint_arrow(axes, arrow, top, width - GUTTER_W - MARGIN / 2, len(diagram.lifelines))
     for marker in diagram.switches:
@@ -529,6 +532,15 @@ def paint(diagram: Diagram) -> Figure:
     for marker in diagram.nat_marks:
         _paint_marker(axes, marker, top, "black", COLOURS["nat"])
     return figure
+
+
+def _write(axes: Axes, x: float, y: float, *lines: str, **style: Any) -> None:
+    """Lines of text on the diagram as they are: control characters made ``visible`` (a font
+    has no glyph for them, SVG is XML, which has no place for most of them, and a newline in a
+    name is not a second line), and no mathtext (``$`` in a host name or chain would be read as
+    TeX, and ``$\\frac$`` ends the drawing)."""
+    text = "\n".join(visible(line) for line in lines)
+    axes.text(x, y, text, parse_math=False, **style)
 
 
 def _x(lane: int) -> float:
@@ -546,8 +558,8 @@ def _paint_lifelines(axes: Axes, diagram: Diagram, top: float) -> None:
         x = _x(lane)
         axes.plot([x, x], [top, bottom], color=COLOURS["life"], lw=0.8, ls="--", zorder=1)
         box = {"boxstyle": "round,pad=0.3", "fc": face.get(line.kind, "white"), "ec": "#555555"}
-        head = f"{line.title}\n{line.detail}"
-        axes.text(x, top + HEAD_H / 2, head, ha="center", va="center", fontsize=7.5, bbox=box)
+        _write(axes, x, top + HEAD_H / 2, line.title, line.detail, ha="center", va="center",
+               fontsize=7.5, bbox=box)  # fmt: skip
 
 
 def _paint_bands(axes: Axes, diagram: Diagram, top: float) -> None:
@@ -557,7 +569,8 @@ def _paint_bands(axes: Axes, diagram: Diagram, top: float) -> None:
         y_bottom = top - (band.last_row + 1) * ROW_H
         axes.fill_between([left, right], y_bottom, y_top, color=COLOURS[band.role], zorder=0)
         name = "switch (L2)" if band.role == "bridge" else "NIC (L3)"
-        axes.text(right - 0.05, y_top - 0.02, name, fontsize=6, ha="right", va="top", color="#555")
+        _write(axes, right - 0.05, y_top - 0.02, name, fontsize=6, ha="right", va="top",
+               color="#555")  # fmt: skip
 
 
 def _paint_arrow(axes: Axes, arrow: Arrow, top: float, gutter: float, lanes: int) -> None:
@@ -578,22 +591,22 @@ def _paint_arrow(axes: Axes, arrow: Arrow, top: float, gutter: float, lanes: int
         axes.annotate("", xy=(end, y), xytext=(start, y), arrowprops=line, zorder=4)
         label_x, align = (start + end) / 2, "center"
     box = {"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8}
-    axes.text(label_x, y + 0.025, arrow.label, fontsize=6.5, ha=align, va="bottom",
-              color=colour, zorder=5, bbox=box)  # fmt: skip
+    _write(axes, label_x, y + 0.025, arrow.label, fontsize=6.5, ha=align, va="bottom",
+           color=colour, zorder=5, bbox=box)  # fmt: skip
     for lane in arrow.via:
         axes.plot([_x(lane)], [y], marker="o", ms=3.5, color=colour, zorder=5)
     if arrow.hook:
         short = HOOK_SHORT.get(arrow.hook, arrow.hook)
-        axes.text(end, y - 0.03, short, fontsize=5.5, ha="center", va="top", color="#444")
-    axes.text(gutter, y, arrow.where, fontsize=6.5, va="center", color="#333333")
+        _write(axes, end, y - 0.03, short, fontsize=5.5, ha="center", va="top", color="#444")
+    _write(axes, gutter, y, arrow.where, fontsize=6.5, va="center", color="#333333")
 
 
 def _paint_marker(axes: Axes, marker: Marker, top: float, ink: str, face: str) -> None:
     x, y = _x(marker.lifeline), _y(top, marker.row)
     axes.plot([x], [y], marker="D", ms=6, color=face, mec="black", mew=0.6, zorder=6)
     box = {"boxstyle": "round,pad=0.2", "fc": face, "ec": "none"}
-    axes.text(x + 0.12, y, marker.text, fontsize=7, ha="left", va="center", color=ink,
-              weight="bold", zorder=6, bbox=box)  # fmt: skip
+    _write(axes, x + 0.12, y, marker.text, fontsize=7, ha="left", va="center", color=ink,
+           weight="bold", zorder=6, bbox=box)  # fmt: skip
 
 
 def picture_format(path: Path) -> str:

@@ -3,12 +3,12 @@
 The page holds the filter used, a summary table of the connections, per connection its
 timeline (rich's own HTML export of the terminal timeline), its diagram and its log lines, a NAT
 table, hop counts per hook and per interface, and what ingest skipped or rejected. Every piece
-of log text goes through ``html.escape`` (rich escapes what it exports).
+of text goes through ``html_text`` (control characters made visible, then HTML-escaped) a line
+at a time; the timelines are made visible as they are built, and rich escapes what it exports.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import re
 from collections import Counter
@@ -26,6 +26,7 @@ from logpath.flows import Flow
 from logpath.journeys import FlowQuery, Journey, build_journeys, select_flows
 from logpath.render import DIAGRAM_LIMIT
 from logpath.render.diagram import save_diagram
+from logpath.render.output import html_text, visible
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
 
@@ -120,7 +121,13 @@ def image_name(flow: Flow) -> str:
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text))
+    return html_text(text)
+
+
+def _pre(lines: Iterable[str]) -> str:
+    """Lines in a ``<pre>``, each escaped on its own (a newline inside one is shown as
+    ``\\n``, not kept)."""
+    return "<pre>" + "\n".join(_e(line) for line in lines) + "</pre>"
 
 
 def _page(title: str, sections: Iterable[str]) -> str:
@@ -248,12 +255,16 @@ def ingest_section(store: Store) -> str:
     parts.append(_table(["rejected: expected", "lines"], by_reason.items(), numeric=1))
     shown = rejected.head(REJECTED_SHOWN)
     lines = [
-        f"{row.source}:{row.lineno}:{row.column}: expected {row.expected}, found {row.found!r}\n"
-        f"  {row.text}"
+        line
         for row in shown.itertuples(index=False)
+        for line in (
+            f"{row.source}:{row.lineno}:{row.column}: expected {row.expected}, "
+            f"found '{visible(str(row.found))}'",
+            f"  {row.text}",
+        )
     ]
     more = len(rejected) - len(shown)
-    parts.append("<pre>" + _e("\n".join(lines)) + "</pre>")
+    parts.append(_pre(lines))
     if more:
         parts.append(f'<p class="note">… and {more:,} more (`logpath rejected` lists them).</p>')
     return "\n".join(parts)
@@ -293,9 +304,8 @@ def connection_section(journey: Journey, image: str | None, raw: dict[tuple[str,
     return (
         f'<section class="flow" id="flow-{flow_id}">\n<h3>flow {flow_id}</h3>\n'
         f"{timeline_html(journey)}\n{picture}\n"
-        f"<details><summary>log lines ({len(lines)})</summary>\n"
-        f"<pre>{_e(chr(10).join(lines))}</pre>"
-        "\n</details>\n</section>"
+        f"<details><summary>log lines ({len(lines)})</summary>\n{_pre(lines)}\n</details>\n"
+        "</section>"
     )
 
 

@@ -1,4 +1,8 @@
-"""Plain tables for the terminal: the ingest summary, hops, rejected lines, any text table."""
+"""Plain tables for the terminal: the ingest summary, hops, rejected lines, any text table.
+
+Every piece of text here may come from a log line or a file name: it is printed with
+``console.out`` (no rich markup, no emoji codes) after ``visible`` (no control character).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
+
+from logpath.render.output import visible
 
 if TYPE_CHECKING:
     from logpath.ingest import IngestSummary
@@ -34,17 +39,19 @@ HOP_COLUMNS = [
 
 def print_summary(console: Console, summary: IngestSummary, store: Path) -> None:
     """What an ingest run did, with skipped and rejected lines by reason."""
-    console.print(
+    lines = [
         f"{summary.files} file(s), {summary.lines:,} new line(s): {summary.hops:,} hop(s) stored "
-        f"in {escape(str(store))}, {summary.rejected:,} rejected, {summary.skipped:,} skipped"
+        f"in {visible(str(store))}, {summary.rejected:,} rejected, {summary.skipped:,} skipped"
         + (f", {summary.already_stored:,} already stored" if summary.already_stored else "")
-    )
+    ]
+    # a reason may quote what a line held
     for reason, count in summary.skipped_by_reason.most_common():
-        console.print(f"  skipped  {count:>9,}  {escape(reason)}")
+        lines.append(f"  skipped  {count:>9,}  {visible(reason)}")
     for reason, count in summary.rejected_by_reason.most_common(10):
-        console.print(f"  rejected {count:>9,}  {escape(reason)}")
+        lines.append(f"  rejected {count:>9,}  {visible(reason)}")
     if summary.rejected:
-        console.print("  (`logpath rejected` lists the rejected lines)")
+        lines.append("  (`logpath rejected` lists the rejected lines)")
+    console.out("\n".join(lines), highlight=False)
 
 
 def _cell(value: object) -> str:
@@ -75,9 +82,10 @@ def text_table(
 
     Plain fixed-width text, like ``ss`` or ``conntrack -L``: greps, cuts and sorts, and takes
     milliseconds for thousands of rows where rich's Table took 0.5 ms a row (0.7 s for the
-    1,393 flows of the benchmark).
+    1,393 flows of the benchmark). Each cell is ``visible``: one row a line, whatever a log
+    put in it, and its width is the width shown.
     """
-    cells = [list(titles), *([" ".join(str(c).split("\n")) for c in row] for row in rows)]
+    cells = [list(titles), *([visible(str(c)) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(titles))]
     aligned = [str.rjust if t in right else str.ljust for t in titles]
     return [
@@ -100,19 +108,20 @@ def print_table(
 
 
 def print_rejected(console: Console, rejected: pd.DataFrame) -> None:
-    """Each rejected line with a caret under the column where the grammar gave up."""
+    """Each rejected line with a caret under the column where the grammar gave up.
+
+    The line is shown ``visible``; the caret stands under the same character of the escaped
+    line (an escape before it, ``\\x1b`` for one ESC, moves it right).
+    """
     for row in rejected.to_dict("records"):
         source, text, column = str(row["source"]), str(row["text"] or ""), int(row["column"])
-        console.print(
-            f"{escape(source)}:{row['lineno']}:{column}: expected {escape(str(row['expected']))}, "
-            f"found {escape(repr(str(row['found'])))}",
-            highlight=False,
-            emoji=False,
-            soft_wrap=True,
+        found = visible(str(row["found"]))
+        message = (
+            f"{visible(source)}:{row['lineno']}:{column}: "
+            f"expected {visible(str(row['expected']))}, found '{found}'"
         )
+        console.out(message, highlight=False)
         if text:
-            console.print("  " + escape(text), highlight=False, emoji=False, soft_wrap=True)
-            console.print(
-                "  " + " " * (column - 1) + "^", highlight=False, emoji=False, soft_wrap=True
-            )
-    console.print(f"{len(rejected):,} rejected line(s)")
+            caret = len(visible(text[: column - 1]))
+            console.out(f"  {visible(text)}\n  {' ' * caret}^", highlight=False)
+    console.out(f"{len(rejected):,} rejected line(s)", highlight=False)

@@ -2,7 +2,9 @@
 
 Drawn with rich on a Console the caller gives: colour when that console supports it, plain text
 under NO_COLOR or when piped (rich decides from the console, never from the terminal itself), and
-columns fitted to the console's width. Role switches (bridge ⇄ nic) and NAT stand out.
+columns fitted to the console's width. Role switches (bridge ⇄ nic) and NAT stand out. Text
+from the log (host names, interfaces, chains, ...) is ``visible``: no control character of it
+reaches the terminal or the report.
 
     python -m logpath.render.timeline STORE FLOW_ID
 """
@@ -19,6 +21,7 @@ from rich.text import Text
 
 from logpath.flows import ConnTuple, Flow, format_endpoint
 from logpath.journeys import Journey, JourneyHop, Packet
+from logpath.render.output import visible
 
 # Styles: one place, so the HTML report (rich's export) and the terminal agree.
 STYLE = {
@@ -65,15 +68,15 @@ def flow_header(flow: Flow) -> Text:
     """One line: id, protocol, orig and reply tuples, NAT, state."""
     header = Text()
     header.append(f"flow {flow.id} ", STYLE["flow"])
-    header.append(f"{flow.proto}  ")
+    header.append(visible(f"{flow.proto}  "))
     header.append("orig ", STYLE["orig"])
     header.append(f"{_tuple(flow.orig)}  ")
     header.append("reply ", STYLE["reply"])
     header.append(f"{_tuple(flow.reply)}  ")
     for translation in flow.nat:
         mark = f"{translation.type.upper()} {translation.from_addr}→{translation.to_addr}"
-        header.append(mark, STYLE["nat"])
-        header.append(f" @{translation.hook}  ")
+        header.append(visible(mark), STYLE["nat"])
+        header.append(visible(f" @{translation.hook}  "))
     header.append(f"state {flow.state}", STYLE["fate"])
     if not flow.answered:
         header.append(" (unanswered)", STYLE["stopped"])
@@ -83,7 +86,9 @@ def flow_header(flow: Flow) -> Text:
 
 
 def _tuple(side: ConnTuple) -> str:
-    return f"{format_endpoint(side.src, side.sport)}→{format_endpoint(side.dst, side.dport)}"
+    return visible(
+        f"{format_endpoint(side.src, side.sport)}→{format_endpoint(side.dst, side.dport)}"
+    )
 
 
 def stopped_note(packet: Packet) -> str:
@@ -101,17 +106,17 @@ def packet_header(packet: Packet) -> Text:
     first = packet.hops[0].fields if packet.hops else {}
     text = Text("\n")
     text.append(f"#{packet.n} {ARROW.get(packet.direction, '?')} {packet.direction} ", "bold")
-    text.append(packet.summary, STYLE.get(packet.direction, ""))
+    text.append(visible(packet.summary), STYLE.get(packet.direction, ""))
     details = [f"{key} {first[key]}" for key in ("len", "id", "seq") if first.get(key) is not None]
     if details:
         text.append("  " + " ".join(details), STYLE["muted"])
     text.append("  ⇒ ")
     note = stopped_note(packet) if packet.fate == "stopped" else ""
     if packet.answered_by is not None:
-        text.append(f"stopped after {packet.stopped_at}", STYLE["translated"])
+        text.append(visible(f"stopped after {packet.stopped_at}"), STYLE["translated"])
         text.append(f" ({note})", STYLE["muted"])
     elif packet.fate == "stopped":
-        text.append(f"stopped after {packet.stopped_at}", STYLE["stopped"])
+        text.append(visible(f"stopped after {packet.stopped_at}"), STYLE["stopped"])
         if note:
             text.append(f" ({note})", STYLE["muted"])
     else:
@@ -128,14 +133,14 @@ def hop_table(packet: Packet, width: int, with_host: bool = False) -> Table | Gr
     TTL, role, NAT marks."""
     rows: list[list[Text]] = []
     for hop in packet.hops:
-        host = [Text(hop.host or "-")] if with_host else []
+        host = [Text(visible(hop.host or "-"))] if with_host else []
         if width >= WIDE:
             cells = [hop_place(hop, chain=True), hop_interfaces(hop), hop_addresses(hop)]
             rows.append([*host, *cells, _ttl(hop), hop_marks(hop)])
         else:
             rows.append([*host, hop_place(hop, chain=False), hop_addresses(hop), _ttl(hop)])
             below = hop_interfaces(hop).append("  ").append_text(hop_marks(hop))
-            chain = Text(f"    {hop.chain}" if _own_chain(hop) else "", STYLE["muted"])
+            chain = Text(visible(f"    {hop.chain}") if _own_chain(hop) else "", STYLE["muted"])
             rows.append([*([Text("")] if with_host else []), chain, below])
     if not rows:
         return Group()
@@ -175,9 +180,9 @@ def _line_up(cells: list[Text], widths: list[int], right: int) -> Text:
 
 def hop_place(hop: JourneyHop, chain: bool) -> Text:
     """``raw PREROUTING`` (+ the user chain when it is not the hook's own, ``?`` for a guess)."""
-    text = Text(f"  {hop.table or '?'} {hop.hook or '?'}")
+    text = Text(visible(f"  {hop.table or '?'} {hop.hook or '?'}"))
     if chain and _own_chain(hop):
-        text.append(f" ({hop.chain})", STYLE["muted"])
+        text.append(visible(f" ({hop.chain})"), STYLE["muted"])
     if hop.evidence == "guess":
         text.append(" (guess)", STYLE["guess"])
     return text
@@ -192,13 +197,13 @@ def hop_interfaces(hop: JourneyHop) -> Text:
     """``docker0[vethd9f6465] → eth0``: IN and OUT, each with its bridge port in brackets."""
     entered = (hop.in_iface or "") + (f"[{hop.physin}]" if hop.physin else "")
     left = (hop.out_iface or "") + (f"[{hop.physout}]" if hop.physout else "")
-    return Text(f"{entered or '·'} → {left or '·'}")
+    return Text(visible(f"{entered or '·'} → {left or '·'}"))
 
 
 def hop_addresses(hop: JourneyHop) -> Text:
     """``src:sport → dst:dport`` as this hop shows them (highlighted when translated)."""
     text = f"{_endpoint(hop.src, hop.sport)} → {_endpoint(hop.dst, hop.dport)}"
-    return Text(text, STYLE["translated"] if hop.translated else "")
+    return Text(visible(text), STYLE["translated"] if hop.translated else "")
 
 
 def _endpoint(addr: str | None, port: int | None) -> str:

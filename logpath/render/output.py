@@ -1,0 +1,162 @@
+"""The one way text from a log line or a file name reaches a reader: terminal, HTML, CSV.
+
+A log line is data that someone else wrote. A LOG prefix is whatever a rule's author chose, an
+interface name whatever the kernel accepted, a syslog host name whatever the sender claimed, a
+file name whatever was on disk. Shown raw, ``\\x1b[2J`` clears the reader's screen, ``\\x1b]0;…``
+retitles the terminal, U+202E reverses the text after it, and a spreadsheet runs a CSV cell
+that starts with ``=``. So every command's output passes through here:
+
+- ``visible``: text for the terminal. Control characters (C0, tab and newline included: a cell
+  never spans two lines; DEL; C1), the invisible format characters (bidi marks, embeddings,
+  overrides and isolates, zero-width characters, the BOM, tag characters), line and paragraph
+  separators and lone surrogates are written as Python writes them: ``\\x1b``, ``\\u202e``,
+  ``\\t``.
+  A backslash stays as it is, so ``visible(visible(s)) == visible(s)``: text escaped twice on
+  its way is not mangled (the exact bytes are in ``--json``, which escapes them its own way).
+  Rich markup is no concern here: every caller prints with ``console.out``, rich ``Text`` or
+  ``typer.echo``, none of which reads markup.
+- ``html_text``: ``visible``, then ``html.escape``.
+- ``csv_cell`` and ``csv_columns``: ``visible`` (CSV has no escape of its own, RFC 4180 allows
+  no control character in a field, and CSV is read in terminals and greps line by line), then
+  OWASP's rule against formula injection: a text cell starting with ``= + - @``, tab or
+  carriage return gets a leading ``'``. Numeric columns are left alone, so numbers stay numbers.
+
+Most text is clean: each function first looks for something to escape and returns the text
+itself when there is nothing. ``csv_columns`` does that a column at a time in Arrow.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# Code points shown escaped: Unicode's categories Cc (controls), Cf (format: bidi, zero-width,
+# BOM, tags, ...), Zl and Zp (line and paragraph separators) and Cs (surrogates, which only
+# surrogateescape'd file names carry), as of Unicode 15 (tests check them against the running
+# Python's unicodedata). Spelled out: reading the whole Unicode database costs 0.2 s a start.
+HIDDEN = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xD800, 0xDFFF),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)  # fmt: skip
+_HIDDEN = re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in HIDDEN) + "]")
+# The same set for Arrow's RE2, which works on UTF-8 and so never meets a surrogate.
+_HIDDEN_RE2 = (
+    "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in HIDDEN if a < 0xD800 or a > 0xDFFF) + "]"
+)
+
+# OWASP's characters that make a spreadsheet read a cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START_RE2 = r"^[=+\-@\t\r]"
+# logpath's own placeholder (standard input's name, a journal record without a host): a lone
+# "-" is no formula, and quoting it would change the one value most CSV files carry.
+_PLACEHOLDER = "-"
+
+
+# As Python writes them; every other character by its code.
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with every control and invisible character written as an escape.
+
+    Example:
+        >>> visible("fw\\x1b[2J\\u202eIN:")
+        'fw\\\\x1b[2J\\\\u202eIN:'
+    """
+    if text.isprintable():  # in C, a superset of HIDDEN: most text leaves here
+        return text
+    return _HIDDEN.sub(_escaped, text)
+
+
+def visible_lines(text: str) -> str:
+    """``visible`` line by line: for a message whose own lines are meant (an error with a hint
+    below it); a newline inside a quoted name or line is not told apart from those."""
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
+def html_text(text: object) -> str:
+    """Text for an HTML page: control characters made visible, then HTML-escaped."""
+    return html.escape(visible(str(text)))
+
+
+def csv_cell(value: object) -> object:
+    """One CSV cell: text made visible and kept from being read as a formula; other values
+    (numbers, booleans, None) as they are.
+
+    Example:
+        >>> csv_cell('=HYPERLINK("http://x")'), csv_cell(-1), csv_cell("-")
+        ('\\'=HYPERLINK("http://x")', -1, '-')
+    """
+    if not isinstance(value, str):
+        return value
+    text = visible(value)
+    if text.startswith(FORMULA_START) and text != _PLACEHOLDER:
+        return "'" + text
+    return text
+
+
+def csv_row(values: Iterable[object]) -> list[object]:
+    """``csv_cell`` on each value of a row."""
+    return [csv_cell(value) for value in values]
+
+
+def csv_columns(table: pa.Table) -> pa.Table:
+    """``csv_cell`` on every text column of an Arrow table, a column at a time.
+
+    Each column is searched in Arrow (RE2, no Python per cell); only cells that hold a control
+    character are escaped one by one, and a dictionary column is neutralised in its dictionary.
+    """
+    columns = [_csv_column(column) for column in table.columns]
+    return pa.Table.from_arrays(columns, schema=table.schema)  # text stays text
+
+
+def _csv_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if not (_is_text(column.type) or _is_text_dictionary(column.type)):
+        return column
+    return pa.chunked_array([_csv_array(chunk) for chunk in column.chunks], column.type)
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_string(type_) or pa.types.is_large_string(type_))
+
+
+def _is_text_dictionary(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_dictionary(type_) and _is_text(type_.value_type))
+
+
+def _csv_array(array: pa.Array) -> pa.Array:
+    if isinstance(array, pa.DictionaryArray):
+        return pa.DictionaryArray.from_arrays(array.indices, _csv_array(array.dictionary))
+    hidden = pc.match_substring_regex(array, _HIDDEN_RE2)
+    if pc.any(hidden).as_py():
+        # rare: a control character in a log; only those cells go through Python
+        cells = zip(array.to_pylist(), hidden.to_pylist(), strict=True)
+        array = pa.array([visible(v) if found else v for v, found in cells], array.type)
+    formula = pc.and_(
+        pc.match_substring_regex(array, _FORMULA_START_RE2),
+        pc.not_equal(array, pa.scalar(_PLACEHOLDER, array.type)),
+    )
+    if pc.any(formula).as_py():
+        quoted = pc.binary_join_element_wise(pa.scalar("'", array.type), array, "")
+        array = pc.if_else(formula, quoted, array)
+    return array
