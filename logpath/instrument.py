@@ -65,6 +65,10 @@ PORTED = ("tcp", "udp")
 TAG = re.compile(r"[A-Za-z0-9_-]{1,8}")
 RATE = re.compile(r"[1-9]\d*/(second|minute|hour|day)")
 PORT = re.compile(r"(\d{1,5})(?:[-:](\d{1,5}))?")
+# An interface name as the kernel takes one (IFNAMSIZ: at most 15 bytes) in the characters
+# names are made of: the name is written into rules for iptables-restore and nft, where a space,
+# a quote or a control character would make other rules than the ones asked for.
+IFACE_NAME = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 PREFIX_LIMIT = 29  # iptables LOG --log-prefix holds at most 29 characters
 MULTIPORT_LIMIT = 15  # xt_multiport: a range counts as two
 
@@ -144,6 +148,11 @@ def places_of(item: str) -> set[Place]:
 
 def check_plan(plan: Plan) -> None:
     """Raise UsageError for a value iptables or nft would reject, naming the option."""
+    bridge = plan.selection.bridge
+    if bridge is not None and (not IFACE_NAME.fullmatch(bridge) or bridge in (".", "..")):
+        raise UsageError(
+            f"--bridge {bridge!r}: expected an interface name, 1 to 15 of A-Z a-z 0-9 _ . @ + -"
+        )
     if plan.tag is not None and not TAG.fullmatch(plan.tag):
         raise UsageError(f"--tag {plan.tag!r}: use 1 to 8 of A-Z a-z 0-9 _ -")
     if plan.rate is not None and not RATE.fullmatch(plan.rate):

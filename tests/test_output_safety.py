@@ -267,6 +267,20 @@ def test_doctor_shows_an_interface_name_escaped(tmp_path: Path) -> None:
     assert "Bridges here: br\\x1b]0;x\\x07\\u202e." in out
 
 
+def test_instrument_refuses_a_bridge_name_that_is_not_one(tmp_path: Path) -> None:
+    """The rules are meant for iptables-restore and nft: a name with a space, a quote or a
+    control character would write other rules than the ones asked for."""
+    for name in ("br0 -j ACCEPT", 'br0" accept', "br\x1b]0;x\x07", "a-name-too-long-16"):
+        code, out, err = run("instrument", "--port", "80", "--proto", "tcp", "--bridge", name)
+        assert code == 2, (name, out)
+        assert out == ""
+        assert_shown(err)
+        assert "--bridge" in err
+    code, out, err = run("instrument", "--port", "80", "--proto", "tcp", "--bridge", "br-1a2b.10")
+    assert code == 0, err
+    assert "-i br-1a2b.10 " in out
+
+
 @pytest.mark.skipif(sys.maxunicode < 0x10FFFF, reason="narrow build")
 def test_every_control_and_format_character_is_escaped() -> None:
     """The set ``visible`` escapes covers the running Python's Unicode categories Cc, Cf, Zl,
