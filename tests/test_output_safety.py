@@ -205,6 +205,33 @@ def test_csv_cells_cannot_run_as_formulas(store: Path) -> None:
     assert rows[7]["prefix"] == "[TonyBai]-FilterOutput:"
 
 
+def test_csv_cells_are_neutralised_in_every_batch(tmp_path: Path) -> None:
+    """`hops --csv` streams the store 32,768 hops at a time, each batch a slice of what Parquet
+    decoded: a formula or an escape sequence is caught wherever it falls."""
+    seed = SEED.read_text().splitlines()
+    lines = [seed[i % len(seed)] for i in range(40_000)]
+    planted = {1: "=1+1:", 32_768: "@A1:", 32_769: "\x1b]0;x\x07:", 40_000: "-1+1:"}
+    for number, prefix in planted.items():
+        lines[number - 1] = lines[number - 1].replace("[TonyBai]-", prefix, 1)
+    log = tmp_path / "big.log"
+    log.write_text("\n".join(lines) + "\n")
+    code, out, err = run("ingest", str(log), "--store", str(tmp_path / "s"), "--year", "2016")
+    assert code == 0, out + err
+    for options in ((), ("--port", "12580")):
+        code, out, err = run("hops", "--store", str(tmp_path / "s"), "--csv", *options)
+        assert code == 0, err
+        assert_shown(out)
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert len(rows) == 40_000
+        changed = {int(r["lineno"]): r["prefix"] for r in rows if not r["prefix"].startswith("[")}
+        assert changed == {
+            1: "'=1+1:RawPrerouting:",
+            32_768: "'@A1:FwdId0Ond0:",
+            32_769: "\\x1b]0;x\\x07:NatPostRouting:",
+            40_000: "'-1+1:FilterOutput:",
+        }
+
+
 def test_json_keeps_the_exact_text_escaped(store: Path) -> None:
     """json escapes every control character: the exact text comes back, nothing raw is shown.
     (Already so before the output layer: this pins it.)"""
@@ -279,6 +306,30 @@ def test_instrument_refuses_a_bridge_name_that_is_not_one(tmp_path: Path) -> Non
     code, out, err = run("instrument", "--port", "80", "--proto", "tcp", "--bridge", "br-1a2b.10")
     assert code == 0, err
     assert "-i br-1a2b.10 " in out
+
+
+def test_csv_columns_equal_csv_cell_on_every_kind_of_column() -> None:
+    """The column-at-a-time neutraliser gives what ``csv_cell`` gives each cell, on slices
+    (offsets not at zero), large strings, dictionaries and nulls."""
+    import pyarrow as pa
+
+    from logpath.render.output import csv_cell, csv_columns
+
+    cells = ["docker0", "-", "=1", "+a", "-b", "@c", "\tx", "\rx", "a\x1bb", "é", "\u202e", "",
+             None, "x=1", "--", "plain text"] * 7  # fmt: skip
+    expected = [csv_cell(c) for c in cells]
+    for array in (
+        pa.array(cells, pa.string()),
+        pa.array(cells, pa.large_string()),
+        pa.array(cells, pa.string()).dictionary_encode(),
+    ):
+        for start, stop in ((0, len(cells)), (5, 40), (18, 19), (24, 25), (30, 30)):
+            piece = array.slice(start, stop - start)
+            table = pa.table({"text": piece, "number": pa.array(range(stop - start))})
+            result = csv_columns(table)
+            assert result.column("text").to_pylist() == expected[start:stop], (array.type, start)
+            assert result.column("number").to_pylist() == list(range(stop - start))
+            assert result.schema == table.schema
 
 
 @pytest.mark.skipif(sys.maxunicode < 0x10FFFF, reason="narrow build")
