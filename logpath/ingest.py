@@ -12,7 +12,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +20,15 @@ import pyarrow as pa
 
 from logpath.errors import InputError
 from logpath.hops import build_hops
-from logpath.lines import Block, Source, identity, open_source, read_blocks, rotation_order
+from logpath.lines import (
+    Block,
+    Extent,
+    Reading,
+    Source,
+    first_line_identity,
+    open_source,
+    rotation_order,
+)
 from logpath.parse import Rejected, parse_lines
 from logpath.store import SourceState, Store, StoreWriter
 
@@ -36,8 +44,12 @@ class IngestSummary:
     rejected: int = 0  # netfilter-looking lines that do not parse (`logpath rejected` lists them)
     skipped: int = 0  # other lines, by reason in skipped_by_reason
     already_stored: int = 0  # lines skipped because an earlier run stored them
+    held_back: int = 0  # lines left for the next run (still being written), by reason below
     skipped_by_reason: Counter[str] = field(default_factory=Counter)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    held_back_by_reason: Counter[str] = field(default_factory=Counter)
+    # inputs whose first lines were read before under another name (rotated, renamed, copied)
+    recognised: list[Recognised] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # inputs that could not be read (or not all)
 
     def to_json(self) -> dict[str, object]:
@@ -49,10 +61,23 @@ class IngestSummary:
             "rejected": self.rejected,
             "skipped": self.skipped,
             "already_stored": self.already_stored,
+            "held_back": self.held_back,
             "skipped_by_reason": dict(self.skipped_by_reason),
             "rejected_by_reason": dict(self.rejected_by_reason),
+            "held_back_by_reason": dict(self.held_back_by_reason),
+            "recognised": [asdict(r) for r in self.recognised],
             "errors": self.errors,
         }
+
+
+@dataclass(frozen=True)
+class Recognised:
+    """An input whose first lines are those of a file read before under another name."""
+
+    name: str  # the input
+    read_as: str  # the name its lines were read under
+    lines: int  # lines read before (not read again)
+    new_lines: int  # lines after them, read now (0: the same lines, already stored)
 
 
 Progress = Callable[[str, int], None]  # (source name, lines read so far in it)
@@ -166,34 +191,88 @@ def _ingest_source(
     progress: Progress | None,
     workers: _Workers,
 ) -> None:
-    summary.files += 1
-    blocks = read_blocks(source)
-    first = next(blocks, None)
-    if first is None:
+    """Read one source on from where the runs before stopped, then close it.
+
+    The manifest's ``sources`` holds what was read of every file (its ``Extent``), keyed by
+    the extent's digest: a file that continues one is read from the extent's end, and the
+    entry is replaced by the longer extent. An entry of a store written before extents (keyed
+    by a hash of the first line) is trusted as that store did, once: the file whose first line
+    it matches is read from its start with the entry's lines not parsed again, and the entry
+    becomes that file's extent.
+    """
+    with source.open() as text:
+        summary.files += 1
+        sources = writer.manifest.sources
+        known = {key: extent for key, extent in map(_keyed_extent, sources.items()) if extent}
+        reading = Reading(text, known)
+        earlier = sources.pop(reading.continues) if reading.continues else None
+        summary.already_stored += reading.before.lines
+        older: str | None = None  # the key of an older store's entry this file matched
+        done = 0  # lines read again but not parsed: that entry's
+
+        def record(result: ChunkResult) -> None:
+            _record(result, writer, summary)
+            if progress:
+                progress(text.name, result.last_lineno)
+
+        blocks = reading.blocks()
+        try:
+            if earlier is None:
+                first = next(blocks, None)
+                if first is None:
+                    return
+                key = first_line_identity(first.first_line())
+                if key in sources and _extent(sources[key]) is None:
+                    older, earlier = key, sources.pop(key)
+                    done = earlier.lines
+                blocks = itertools.chain([first], blocks)
+            for block in blocks:
+                summary.already_stored += max(0, min(done, block.end) - block.start + 1)
+                if block.end > done:
+                    for result in workers.submit(text.name, text.mtime, year, block, done):
+                        record(result)
+        finally:
+            # what was parsed before a damaged gzip ended is kept, in order
+            for result in workers.drain():
+                record(result)
+            _remember(text.name, reading, earlier, older, sources, summary)
+
+
+def _extent(state: SourceState) -> Extent | None:
+    """A manifest entry's extent (None for an entry of a store written before extents)."""
+    if state.size is None or state.digest is None or state.head is None:
+        return None
+    return Extent(state.lines, state.size, state.digest, state.head)
+
+
+def _keyed_extent(item: tuple[str, SourceState]) -> tuple[str, Extent | None]:
+    return item[0], _extent(item[1])
+
+
+def _remember(
+    name: str,
+    reading: Reading,
+    earlier: SourceState | None,
+    older: str | None,
+    sources: dict[str, SourceState],
+    summary: IngestSummary,
+) -> None:
+    """Record what has now been read of input ``name``, and say what was not read."""
+    summary.held_back += sum(reading.held_back.values())
+    summary.held_back_by_reason.update(reading.held_back)
+    extent = reading.extent()
+    if older is not None and earlier is not None and extent.lines < earlier.lines:
+        # shorter than the file the older store's entry was made from: that entry stays
+        sources[older] = earlier
         return
-    key = identity(first.first_line())
-    state = writer.manifest.sources.get(key) or SourceState(source.name, 0)
-    done = state.lines
-    writer.manifest.sources[key] = state
-    state.name = source.name
-
-    def record(result: ChunkResult) -> None:
-        _record(result, writer, summary)
-        state.lines = max(state.lines, result.last_lineno)
-        if progress:
-            progress(source.name, result.last_lineno)
-
-    try:
-        for block in itertools.chain([first], blocks):
-            summary.already_stored += max(0, min(done, block.end) - block.start + 1)
-            if block.end > done:
-                for result in workers.submit(source.name, source.mtime, year, block, done):
-                    record(result)
-    finally:
-        # what was parsed before a damaged gzip ended is kept, in order
-        for result in workers.drain():
-            record(result)
-        state.lines = max(state.lines, done)
+    if extent.lines:
+        sources[extent.digest] = SourceState(
+            name, extent.lines, extent.size, extent.digest, extent.head
+        )
+    if earlier is not None and earlier.name != name:
+        summary.recognised.append(
+            Recognised(name, earlier.name, earlier.lines, extent.lines - earlier.lines)
+        )
 
 
 def _record(result: ChunkResult, writer: StoreWriter, summary: IngestSummary) -> None:

@@ -60,10 +60,30 @@ def default_store() -> Path:
 
 @dataclass
 class SourceState:
-    """How far one file's content has been read (keyed by the hash of its first line)."""
+    """What has been read of one file's text: whole lines from its start, and a hash of them
+    (``logpath.lines.Extent``), keyed by that hash.
+
+    Stores written before extents keyed a file by a hash of its first line and kept only
+    ``name`` and ``lines``; ingest trusts such an entry once, as those stores did, and
+    replaces it with the extent of the file it matched.
+    """
 
     name: str  # the path it was last read from
     lines: int  # lines read so far
+    size: int | None = None  # their bytes (decompressed)
+    digest: str | None = None  # SHA-256 of those bytes
+    head: str | None = None  # SHA-256 of their first KiB
+
+    def __post_init__(self) -> None:
+        # read back from manifest.json: a wrong type is damage, to be said so (Manifest.load)
+        counts = [self.lines] if self.size is None else [self.lines, self.size]
+        hashes = [h for h in (self.digest, self.head) if h is not None]
+        if (
+            not isinstance(self.name, str)
+            or not all(type(n) is int and n >= 0 for n in counts)
+            or not all(isinstance(h, str) for h in hashes)
+        ):
+            raise ValueError(f"the entry of source {self.name!r} is not one ingest wrote")
 
 
 @dataclass

@@ -43,6 +43,7 @@ def print_summary(console: Console, summary: IngestSummary, store: Path) -> None
         f"{summary.files} file(s), {summary.lines:,} new line(s): {summary.hops:,} hop(s) stored "
         f"in {visible(str(store))}, {summary.rejected:,} rejected, {summary.skipped:,} skipped"
         + (f", {summary.already_stored:,} already stored" if summary.already_stored else "")
+        + (f", {summary.held_back:,} held back" if summary.held_back else "")
     ]
     # a reason may quote what a line held
     for reason, count in summary.skipped_by_reason.most_common():
@@ -51,6 +52,15 @@ def print_summary(console: Console, summary: IngestSummary, store: Path) -> None
         lines.append(f"  rejected {count:>9,}  {visible(reason)}")
     if summary.rejected:
         lines.append("  (`logpath rejected` lists the rejected lines)")
+    for reason, count in summary.held_back_by_reason.most_common():
+        lines.append(f"  held back {count:>8,}  {visible(reason)}")
+    for seen in summary.recognised:  # a rotated, renamed or copied file
+        name, earlier = visible(seen.name), visible(seen.read_as)
+        lines.append(
+            f"  {name}: the same lines as {earlier}, already stored"
+            if not seen.new_lines
+            else f"  {name}: continues {earlier}, whose {seen.lines:,} line(s) were read before"
+        )
     console.out("\n".join(lines), highlight=False)
 
 
