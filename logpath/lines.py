@@ -608,12 +608,20 @@ def _recognise(
     return found[0], head, found[1]
 
 
+# zlib's words for a gzip member's trailer that does not match the text inflated
+_ZLIB_REASONS = {
+    "incorrect data check": "its CRC-32 does not match the text",
+    "incorrect length check": "its length does not match the text",
+}
+
+
 def _damaged(source: Text, lines: int, error: BaseException) -> str:
     """The message for an input whose reading stopped after ``lines`` whole lines."""
     if isinstance(error, EOFError):
         reason = "it ends early: the file is truncated"
     elif isinstance(error, zlib.error):  # "Error -3 while decompressing data: invalid ..."
         reason = str(error).rpartition(": ")[2]
+        reason = _ZLIB_REASONS.get(reason, reason)
     elif isinstance(error, gzip.BadGzipFile):
         reason = str(error)
     else:

@@ -412,3 +412,24 @@ def test_fifos_written_one_after_the_other(tmp_path: Path) -> None:
     assert summary["recognised"] == [
         {"name": "second", "read_as": "first", "lines": 2700, "new_lines": 0}
     ]
+
+
+def test_gzip_members_padding_and_a_bad_checksum(tmp_path: Path) -> None:
+    """Members one after another and zero padding are one text; a CRC that does not match is
+    damage after the last line (the lines were stored: only the CRC tells they may be wrong)."""
+    lines = SEED.read_text().splitlines(keepends=True)
+    first, rest = "".join(lines[:10]).encode(), "".join(lines[10:]).encode()
+    members = gzip.compress(first) + gzip.compress(rest) + b"\0" * 512
+    (tmp_path / "syslog.2.gz").write_bytes(members)
+    assert ingest(tmp_path / "s", tmp_path / "syslog.2.gz")["hops"] == 27
+    whole = bytearray(gzip.compress(SEED.read_bytes()))
+    whole[-8] ^= 0xFF  # the trailer's CRC-32
+    (tmp_path / "syslog.3.gz").write_bytes(whole)
+    _code, out, err = run(
+        "ingest", str(tmp_path / "syslog.3.gz"), "--store", str(tmp_path / "t"), "--json"
+    )
+    assert json.loads(out)["hops"] == 27
+    assert err == (
+        f"logpath: {tmp_path / 'syslog.3.gz'}: compressed data is damaged after line 27 "
+        "(its CRC-32 does not match the text); lines 1-27 were read, nothing after them\n"
+    )
