@@ -144,7 +144,7 @@ def test_the_progress_bar_shows_a_file_name_escaped(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "from logpath.cli import main; main()", "ingest", str(log),
                "--store", str(tmp_path / "store"), "--year", "2016"]  # fmt: skip
     controller, terminal = pty.openpty()
-    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm"}
+    env = {**os.environ, "COLUMNS": "500", "TERM": "xterm"}
     with subprocess.Popen(command, stdout=terminal, stderr=terminal, env=env) as process:
         os.close(terminal)
         screen = b""
