@@ -19,6 +19,14 @@ class StoreLockedError(StoreError):
     """Another process is writing to the same store."""
 
 
+class StoreWriteError(StoreError):
+    """The store cannot be written (read-only, full disk): the run stored nothing."""
+
+
+class WorkerError(LogpathError):
+    """A parse worker process died (killed, out of memory): the run stored nothing."""
+
+
 class UnsupportedPythonError(LogpathError):
     """The running Python cannot run logpath correctly (its ``re`` misreads the grammar)."""
 
@@ -33,3 +41,17 @@ class NotFoundError(LogpathError):
 
 class UsageError(LogpathError):
     """Options that contradict each other or a value out of range."""
+
+
+class Stopped(BaseException):  # a stop, not an error: like KeyboardInterrupt
+    """A signal (SIGTERM, SIGINT) ended the run; what it wrote was removed, unless it was
+    already committed (``stored``).
+
+    Not a LogpathError, nor an Exception at all: no ``except Exception`` on the way may take it
+    for a failure to report and carry on.
+    """
+
+    def __init__(self, signal: int) -> None:
+        super().__init__(signal)
+        self.signal = signal
+        self.stored = False  # the run had committed when the signal came (set by the store)

@@ -10,17 +10,23 @@ Layout::
 A run writes its parts under new names and then replaces manifest.json in one ``os.replace``:
 a run killed at any moment leaves the previous manifest, which does not name the new parts (they
 are removed by the next writer). Readers only read parts the manifest names.
+
+A run that fails (full disk, a signal, a worker killed) removes what it wrote at once: its parts
+could be what fills the disk. A store that cannot be written is refused before any input is
+read; a store whose manifest or parts are damaged is reported, file by file, by every command.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import ipaddress
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -33,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from logpath.errors import StoreError, StoreLockedError, UsageError
+from logpath.errors import Stopped, StoreError, StoreLockedError, StoreWriteError, UsageError
 from logpath.hops import HOP_SCHEMA
 
 if TYPE_CHECKING:  # parsing is not needed to read a store
@@ -104,12 +110,39 @@ class Manifest:
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError) as error:
-            raise StoreError(f"{path}: the store's manifest is damaged ({error})") from None
-        data["sources"] = {k: SourceState(**v) for k, v in data.get("sources", {}).items()}
-        return cls(**data)
+            raise StoreError(
+                f"{path}: the store's manifest is damaged ({error})\n\n{_DAMAGED_REMEDY}"
+            ) from None
+        try:
+            return cls._from_json(data)
+        except (TypeError, ValueError, AttributeError) as error:
+            raise StoreError(
+                f"{path}: the store's manifest is damaged ({error})\n\n{_DAMAGED_REMEDY}"
+            ) from None
+
+    @classmethod
+    def _from_json(cls, data: Any) -> Manifest:
+        # every manifest a run wrote has these keys: one without them (`{}`, `[]`) is not a new
+        # store, and taken for one its parts would be removed as a killed run's leftovers
+        if not isinstance(data, dict) or not data.keys() >= _MANIFEST_KEYS:
+            raise ValueError(f"not a JSON object with {', '.join(sorted(_MANIFEST_KEYS))}")
+        data["sources"] = {k: SourceState(**v) for k, v in data["sources"].items()}
+        manifest = cls(**data)
+        if not isinstance(manifest.parts, list) or not isinstance(manifest.rejected_parts, list):
+            raise ValueError("parts and rejected_parts are not lists")
+        if not isinstance(manifest.skipped, dict):
+            raise ValueError("skipped is not an object")
+        for name in [*manifest.parts, *manifest.rejected_parts]:
+            # a name, not a path: a manifest never makes logpath read outside the store
+            if not isinstance(name, str) or Path(name).name != name or name in ("", "..", "."):
+                raise ValueError(f"{name!r} is not a part's file name")
+        return manifest
 
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+
+_MANIFEST_KEYS = {"version", "parts", "rejected_parts", "sources"}
 
 
 class Store:
@@ -118,6 +151,7 @@ class Store:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path else default_store()
         self._opened: tuple[tuple[str, ...], ds.Dataset | None] | None = None
+        self._checked: tuple[str, ...] = ()  # parts found whole (_check_parts)
 
     @property
     def manifest(self) -> Manifest:
@@ -127,28 +161,90 @@ class Store:
         return (self.path / MANIFEST).exists()
 
     def require(self) -> Manifest:
-        """The manifest, or a clear error when nothing was ingested into this store yet."""
+        """The manifest, or a clear error when nothing was ingested into this store yet or
+        when the store is damaged."""
+        self._refuse_a_file()
         if not self.exists():
             raise StoreError(
                 f"{self.path}: no hop store here\n\n"
                 f"Run `logpath ingest FILE --store {self.path}` first."
             )
-        return self.manifest
+        manifest = self.manifest
+        self._check_parts(manifest)
+        return manifest
+
+    def _refuse_a_file(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(
+                f"{self.path}: is a file, not a hop store (a store is a directory)\n\n"
+                "Give --store a directory, or a path that does not exist yet."
+            )
+
+    def _check_parts(self, manifest: Manifest) -> None:
+        """Every part the manifest names is there and whole (checked once per Store)."""
+        names = (
+            *(f"hops/{name}" for name in manifest.parts),
+            *(f"rejected/{name}" for name in manifest.rejected_parts),
+        )
+        if names != self._checked:
+            for name in names:
+                _check_part(self.path / name)
+            self._checked = names
 
     @contextmanager
     def writer(self) -> Iterator[StoreWriter]:
-        """Hold the store's lock and collect one run's writes; commit them at the end."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "hops").mkdir(exist_ok=True)
-        (self.path / "rejected").mkdir(exist_ok=True)
+        """Hold the store's lock and collect one run's writes; commit them at the end.
+
+        A run that fails removes the parts it wrote. ``check_writable`` says beforehand
+        whether a run could be written at all.
+        """
+        self._prepare(create=True)
         with _locked(self.path / "lock"):
-            writer = StoreWriter(self, self.manifest)
+            manifest = self.require() if self.exists() else Manifest()
+            writer = StoreWriter(self, manifest)
             writer.remove_orphans()
             try:
                 yield writer
-            finally:
                 writer.close()
-            writer.commit()
+                writer.commit()
+            except BaseException as error:
+                stored = writer.abort()
+                if isinstance(error, Stopped):
+                    error.stored = stored
+                raise
+
+    def check_writable(self) -> None:
+        """Refuse, before a run reads any input and without creating anything, a store it
+        could not write: a file, a read-only mount, another user's directory, a damaged
+        store."""
+        self._prepare(create=False)
+        if self.exists():
+            self.require()
+
+    def _prepare(self, create: bool) -> None:
+        """Check that files can be created in the store's directories (made if ``create``),
+        or in the directory that will hold it."""
+        self._refuse_a_file()
+        own = [self.path, self.path / "hops", self.path / "rejected"]
+        folders = own
+        if not create:
+            # where the first missing directory would be made
+            folders = [f for f in own if f.exists()] or [_nearest_existing(self.path)]
+        for folder in folders:
+            try:
+                if create:
+                    folder.mkdir(parents=True, exist_ok=True)
+                elif not folder.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, "Not a directory")
+                # an unnamed file, gone when closed: nothing is left behind even by kill -9
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as error:
+                raise StoreWriteError(
+                    f"{folder if folder in own else self.path}: the store cannot be written "
+                    f"({_reason(error)})\n\n"
+                    "Nothing was read. Use another --store, or make this one writable."
+                ) from None
 
     def read_hops(
         self, filter_: ds.Expression | None = None, columns: list[str] | None = None
@@ -177,25 +273,29 @@ class Store:
             return iter(())
         if filter_ is None and within is None:
             return self._part_batches(dataset, columns, batch_size)
-        if within is not None:
-            groups = [
-                g for part in dataset.get_fragments() for g in part.split_by_row_group(within)
-            ]
-            dataset = ds.FileSystemDataset(
-                groups, dataset.schema, dataset.format, dataset.filesystem
-            )
-        # the scanner decodes in its own threads while the caller works on the previous batch
-        # (the widening scan: 0.1-0.2 s faster than the Parquet reader), and reads the filter's
-        # columns even when they are not asked for
-        return iter(
-            dataset.to_batches(
+        with self._reading():
+            if within is not None:
+                groups = [
+                    g for part in dataset.get_fragments() for g in part.split_by_row_group(within)
+                ]
+                dataset = ds.FileSystemDataset(
+                    groups, dataset.schema, dataset.format, dataset.filesystem
+                )
+            # the scanner decodes in its own threads while the caller works on the previous
+            # batch (the widening scan: 0.1-0.2 s faster than the Parquet reader), and reads the
+            # filter's columns even when they are not asked for
+            batches = dataset.to_batches(
                 columns=columns,
                 filter=filter_,
                 batch_size=batch_size,
                 batch_readahead=1,
                 fragment_readahead=0,
             )
-        )
+        return self._read_through(batches)
+
+    def _read_through(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        with self._reading():
+            yield from batches
 
     def _part_batches(
         self, dataset: ds.Dataset, columns: list[str] | None, batch_size: int
@@ -203,14 +303,45 @@ class Store:
         """Every part read by the Parquet reader, one row group at a time: the dataset scanner
         read ahead whenever its consumer was slower than it (500 MB of buffers for a CSV
         export of the whole store)."""
+        wanted = _hop_schema(columns)
         for part in dataset.get_fragments():
-            yield from pq.ParquetFile(part.path).iter_batches(batch_size, columns=columns)
+            with self._reading(part.path):
+                for batch in pq.ParquetFile(part.path).iter_batches(batch_size, columns=columns):
+                    # a part an older logpath wrote has narrower columns (the scanner widens
+                    # them itself)
+                    yield batch if batch.schema.equals(wanted) else batch.cast(wanted)
+
+    @contextmanager
+    def _reading(self, part: str | None = None, folder: str = "hops") -> Iterator[None]:
+        """Damage the footer check cannot see (a part overwritten inside) as a StoreError
+        naming the part: the dataset scanner's errors do not, so then each part is read
+        again, alone, to find it."""
+        try:
+            yield
+        except (OSError, pa.ArrowException) as error:
+            where = part or self._damaged_part(folder) or self.path
+            raise StoreError(
+                f"{where}: the store is damaged and cannot be read ({_oneline(error)})"
+                f"\n\n{_DAMAGED_REMEDY}"
+            ) from None
+
+    def _damaged_part(self, folder: str) -> Path | None:
+        manifest = self.manifest
+        for name in manifest.parts if folder == "hops" else manifest.rejected_parts:
+            path = self.path / folder / name
+            try:
+                for _ in pq.ParquetFile(path).iter_batches():
+                    pass
+            except (OSError, pa.ArrowException):
+                return path
+        return None
 
     def count_hops(self, filter_: ds.Expression | None = None) -> int:
         """How many stored hops match ``filter_``: only the filter's columns are read, and
         without a filter only the Parquet footers."""
         dataset = self._hop_dataset()
-        return 0 if dataset is None else dataset.count_rows(filter=filter_)
+        with self._reading():
+            return 0 if dataset is None else dataset.count_rows(filter=filter_)
 
     def _hop_files(self) -> list[str]:
         return [str(self.path / "hops" / p) for p in self.require().parts]
@@ -218,9 +349,7 @@ class Store:
     def read_table(
         self, filter_: ds.Expression | None = None, columns: list[str] | None = None
     ) -> pa.Table:
-        schema = (
-            HOP_SCHEMA if columns is None else pa.schema([HOP_SCHEMA.field(c) for c in columns])
-        )
+        schema = _hop_schema(columns)
         # batch by batch with little readahead, not dataset.to_table: its default readahead
         # decoded 16 batches of every column at once (1.1 GB for the 27,000 hops of one port on
         # the 2M-line store)
@@ -231,9 +360,10 @@ class Store:
         part's footer, ~0.1 s on a 2M-line store, and a command may scan several times."""
         files = tuple(self._hop_files())
         if self._opened is None or self._opened[0] != files:
-            dataset = (
-                ds.dataset(list(files), schema=HOP_SCHEMA, format="parquet") if files else None
-            )
+            with self._reading():
+                dataset = (
+                    ds.dataset(list(files), schema=HOP_SCHEMA, format="parquet") if files else None
+                )
             self._opened = (files, dataset)
         return self._opened[1]
 
@@ -242,9 +372,57 @@ class Store:
         files = [str(self.path / "rejected" / p) for p in manifest.rejected_parts]
         table = REJECTED_SCHEMA.empty_table()
         if files:
-            table = ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table()
+            with self._reading(folder="rejected"):
+                table = ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table()
         frame: pd.DataFrame = table.to_pandas()
         return frame
+
+
+_DAMAGED_REMEDY = (
+    "Restore the store's files from a backup, or ingest the logs again into a new --store."
+)
+
+
+def _check_part(path: Path) -> None:
+    """A part the manifest names exists and is a whole Parquet file: it starts and ends with
+    Parquet's magic (a copy cut short, a disk that filled up, has no footer)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 4, 0))
+            tail = handle.read(4)
+    except FileNotFoundError:
+        raise StoreError(
+            f"{path}: this part of the store is missing (the store's manifest names it)"
+            f"\n\n{_DAMAGED_REMEDY}"
+        ) from None
+    except OSError as error:
+        raise StoreError(
+            f"{path}: this part of the store cannot be read ({_reason(error)})"
+        ) from None
+    if size < 12 or head != b"PAR1" or tail != b"PAR1":
+        raise StoreError(
+            f"{path}: this part of the store is damaged: not a whole Parquet file "
+            f"({size:,} bytes, no Parquet footer: cut short?)\n\n{_DAMAGED_REMEDY}"
+        )
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next(folder for folder in [path, *path.absolute().parents] if folder.exists())
+
+
+def _oneline(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _reason(error: OSError) -> str:
+    """What went wrong, as the system says it ("No space left on device")."""
+    return os.strerror(error.errno) if error.errno else str(error)
+
+
+def _hop_schema(columns: list[str] | None) -> pa.Schema:
+    return HOP_SCHEMA if columns is None else pa.schema([HOP_SCHEMA.field(c) for c in columns])
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -295,6 +473,7 @@ class StoreWriter:
         self._hops: pq.ParquetWriter | None = None
         self._rejected: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
+        self.failed = False  # a write failed: the run is lost, later writes are dropped
 
     def remove_orphans(self) -> None:
         """Delete parts a killed run left behind (the manifest never named them)."""
@@ -304,10 +483,31 @@ class StoreWriter:
         ):
             for path in (self.store.path / folder).glob("*.parquet"):
                 if path.name not in kept:
-                    path.unlink()
+                    with self._writing(path):
+                        path.unlink()
+
+    @contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """A failed write as a StoreWriteError naming the file. The run cannot be committed
+        after it; writes asked for after it are dropped, so that the first failure is the one
+        reported."""
+        try:
+            yield
+        except OSError as error:
+            self.failed = True
+            full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise StoreWriteError(
+                f"{path}: {_reason(error)}; nothing of this run was stored, and what it wrote "
+                "was removed\n\n"
+                + (
+                    "Free some space (or use another --store) and ingest again."
+                    if full
+                    else "Check the store's directory (or use another --store) and ingest again."
+                )
+            ) from None
 
     def add_hops(self, table: pa.Table) -> None:
-        if not table.num_rows:
+        if not table.num_rows or self.failed:
             return
         self._pending.append(table)
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
@@ -315,46 +515,81 @@ class StoreWriter:
 
     def _write_pending(self) -> None:
         """Write the hops gathered so far as one row group."""
-        if not self._pending:
+        if not self._pending or self.failed:
             return
-        if self._hops is None:
-            path = self.store.path / "hops" / self.hops_name
-            self._hops = pq.ParquetWriter(path, HOP_SCHEMA, compression="zstd")
-        self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
+        path = self.store.path / "hops" / self.hops_name
+        with self._writing(path):
+            if self._hops is None:
+                self._hops = pq.ParquetWriter(path, HOP_SCHEMA, compression="zstd")
+            self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
         self._pending = []
 
     def add_rejected(self, rejected: list[Rejected]) -> None:
-        if not rejected:
+        if not rejected or self.failed:
             return
-        if self._rejected is None:
-            path = self.store.path / "rejected" / self.rejected_name
-            self._rejected = pq.ParquetWriter(path, REJECTED_SCHEMA)
-        rows = [asdict(r) for r in rejected]
-        self._rejected.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA))
+        path = self.store.path / "rejected" / self.rejected_name
+        with self._writing(path):
+            if self._rejected is None:
+                self._rejected = pq.ParquetWriter(path, REJECTED_SCHEMA)
+            rows = [asdict(r) for r in rejected]
+            self._rejected.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA))
 
     def close(self) -> None:
         self._write_pending()
-        for writer in (self._hops, self._rejected):
+        for writer, folder, name in (
+            (self._hops, "hops", self.hops_name),
+            (self._rejected, "rejected", self.rejected_name),
+        ):
             if writer is not None:
-                writer.close()
+                with self._writing(self.store.path / folder / name):
+                    writer.close()
 
     def commit(self) -> None:
+        if self.failed:  # a failure the ingest took for an input's and carried on after
+            raise StoreWriteError(f"{self.store.path}: a write failed; nothing was stored")
         if self._hops is not None:
             self.manifest.parts.append(self.hops_name)
         if self._rejected is not None:
             self.manifest.rejected_parts.append(self.rejected_name)
         target = self.store.path / MANIFEST
         temporary = target.with_suffix(".tmp")
-        with temporary.open("w") as handle:
-            handle.write(self.manifest.dump())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        with self._writing(temporary):
+            with temporary.open("w") as handle:
+                handle.write(self.manifest.dump())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+
+    def abort(self) -> bool:
+        """Forget the run: close its parts and delete them and a half-written manifest now,
+        not at the next run: they may be what fills the disk. Unless the manifest on disk
+        names them: a signal can come between the commit's ``os.replace`` and its return.
+        Whether the run was committed after all."""
+        for writer in (self._hops, self._rejected):
+            if writer is not None:
+                with suppress(OSError, pa.ArrowException):  # a writer a full disk broke
+                    writer.close()
+        self._hops = self._rejected = None
+        with suppress(StoreError):
+            on_disk = Manifest.load(self.store.path / MANIFEST)
+            if self.hops_name in on_disk.parts or self.rejected_name in on_disk.rejected_parts:
+                return True
+        for path in (
+            self.store.path / "hops" / self.hops_name,
+            self.store.path / "rejected" / self.rejected_name,
+            (self.store.path / MANIFEST).with_suffix(".tmp"),
+        ):
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
+        return False
 
 
 @contextmanager
 def _locked(path: Path) -> Iterator[IO[str]]:
-    handle = path.open("a+")
+    try:
+        handle = path.open("a+")
+    except OSError as error:
+        raise StoreWriteError(f"{path}: the store cannot be written ({_reason(error)})") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -365,15 +600,16 @@ def _locked(path: Path) -> Iterator[IO[str]]:
             f"{path.parent}: the store is being written by {holder}\n\n"
             "Wait for that ingest to finish, or use another --store."
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"logpath ingest (pid {os.getpid()})")
-    handle.flush()
+    # who holds the lock, for a second writer's message: written unbuffered, and only a note,
+    # so that on a full disk the run still starts (and removes the parts a killed run left)
+    with suppress(OSError):
+        os.ftruncate(handle.fileno(), 0)
+        os.write(handle.fileno(), f"logpath ingest (pid {os.getpid()})".encode())
     try:
         yield handle
     finally:
-        handle.seek(0)
-        handle.truncate()
+        with suppress(OSError):
+            os.ftruncate(handle.fileno(), 0)
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
