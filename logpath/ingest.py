@@ -6,19 +6,23 @@ stays flat however large the file, and commits everything a run read in one step
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import multiprocessing
 import os
+import signal
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
-from logpath.errors import InputError
+from logpath.errors import InputError, Stopped, WorkerError
 from logpath.hops import build_hops
 from logpath.lines import (
     Block,
@@ -113,7 +117,7 @@ class _Workers:
     The first chunk is parsed in this process, so small inputs (tests, a seed file) never pay
     for starting workers; from the second chunk on, at most two chunks per worker are in flight,
     which keeps memory flat. Workers are spawned, not forked: Arrow's thread pools do not
-    survive a fork.
+    survive a fork. They die with this process, however it ends (``_worker_started``).
     """
 
     def __init__(self, workers: int) -> None:
@@ -121,6 +125,8 @@ class _Workers:
         self.pool: ProcessPoolExecutor | None = None
         self.pending: deque[Future[ChunkResult]] = deque()
         self.submitted = 0
+        # an exception that ingest's own caller is handling: no end of this run (see drain)
+        self.outer = sys.exc_info()[1]
 
     def submit(self, *args: Any) -> Iterator[ChunkResult]:
         """Queue one chunk; yield the results that are due, oldest first."""
@@ -131,21 +137,91 @@ class _Workers:
             return
         if self.pool is None:
             context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_worker_started,
+                initargs=(os.getpid(),),
+            )
         self.pending.append(self.pool.submit(parse_chunk, *args))
         while len(self.pending) > 2 * self.workers:
-            yield self.pending.popleft().result()
+            yield _result(self.pending.popleft())
 
     def drain(self) -> Iterator[ChunkResult]:
-        """Yield every result still in flight, oldest first."""
+        """Yield every result still in flight, oldest first.
+
+        Callers drain in a ``finally`` clause, to keep what was parsed before an input's
+        damage. When what unwinds through it is no input's error but the run's end (a signal,
+        a full disk, a dead worker), nothing is waited for: the run stores nothing anyway, and a
+        stopped ingest must stop now, not after the chunks in flight.
+        """
+        unwinding = sys.exc_info()[1]
+        if unwinding not in (None, self.outer) and not isinstance(unwinding, (InputError, OSError)):
+            for future in self.pending:
+                future.cancel()
+            self.pending.clear()
+            return
         while self.pending:
-            yield self.pending.popleft().result()
+            yield _result(self.pending.popleft())
 
     def close(self) -> None:
         for future in self.pending:
             future.cancel()
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+
+    def kill(self) -> None:
+        """End the workers now, not after the chunks already handed to them (seconds of
+        work): the run is abandoned."""
+        if self.pool is None:
+            return
+        terminate = getattr(self.pool, "terminate_workers", None)  # Python 3.14
+        if terminate is not None:
+            terminate()
+            return
+        if _FEEDER_HANGS:
+            self.pool._call_queue._reader.close()  # type: ignore[attr-defined]
+        for process in list(self.pool._processes.values()):  # before 3.14, no public way
+            process.kill()
+
+
+# Before 3.11.5 (Debian 12 has 3.11.2) a pool whose worker died hung for ever: its feeder thread
+# stayed blocked writing a chunk into the call queue's pipe, which no worker read any more, while
+# this process held the pipe's read end open (python/cpython#94777). Closing that end here, as
+# later versions do themselves, ends the write.
+_FEEDER_HANGS = sys.version_info < (3, 11, 5)
+
+
+def _result(future: Future[ChunkResult]) -> ChunkResult:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerError(
+            "a parse worker process died (killed, or out of memory?); nothing of this run "
+            "was stored"
+        ) from None
+
+
+# prctl(2): the signal the kernel sends this process when its parent exits
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_started(parent: int) -> None:
+    """First thing in every worker process: tie its life to the ingest that started it.
+
+    Workers wait on a queue they hold both ends of, so without this a killed ingest (kill -9,
+    an OOM kill) left them, and multiprocessing's resource tracker whose pipe they keep open,
+    running under init. A worker holds no file of the store: SIGKILL loses nothing.
+    """
+    # Ctrl-C and a stop reach the whole process group; the ingest alone handles them, shutting
+    # the pool down and removing what it wrote
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the ingest died before prctl took effect
+        os._exit(1)
 
 
 def worker_count() -> int:
@@ -165,22 +241,54 @@ def ingest(
     """Read ``paths`` (``-`` is standard input) into ``store``; return what was done.
 
     An input that cannot be read is reported in ``errors`` and the others are still ingested.
+    A store that cannot be written is refused before any input is read, and when no input can
+    be opened, no store is made. Anything else that goes wrong (the store, a worker, a signal)
+    is raised, and the run stores nothing.
     """
     summary = IngestSummary()
+    store.check_writable()  # before standard input, say, is read
+    sources = _opened(rotation_order(list(paths)), summary)
+    first = next(sources, None)
+    if first is None:
+        return summary
     workers = _Workers(worker_count())
+    stored = False
     try:
         with store.writer() as writer:
             if ruleset is not None:
                 writer.manifest.ruleset = ruleset
-            for name in rotation_order(list(paths)):
+            for source in itertools.chain([first], sources):
                 try:
-                    source = open_source(name)
                     _ingest_source(source, writer, summary, year, progress, workers)
                 except InputError as error:
                     summary.errors.append(str(error))
+                except OSError as error:  # an input that fails while it is read (EIO)
+                    reason = error.strerror or str(error)
+                    summary.errors.append(f"{source.name}: cannot be read ({reason})")
+        stored = True
+    except BaseException:
+        workers.kill()
+        raise
     finally:
-        workers.close()
+        try:
+            first.close()  # not read when the store refused the run
+            workers.close()
+        except Stopped as stop:  # the signal came while the pool shut down
+            stop.stored = stop.stored or stored
+            raise
     return summary
+
+
+def _opened(names: list[str], summary: IngestSummary) -> Iterator[Source]:
+    """The inputs, each opened when its turn comes (a FIFO's writer may wait for the one
+    before it); those that cannot be opened go to ``summary.errors``."""
+    for name in names:
+        try:
+            source = open_source(name)
+        except InputError as error:
+            summary.errors.append(str(error))
+            continue
+        yield source
 
 
 def _ingest_source(

@@ -1,16 +1,23 @@
-"""A hostile world through the CLI: damaged and misplaced stores, a full disk.
+"""A hostile world through the CLI: damaged and misplaced stores, a full disk, a read-only
+store, killed and stopped ingests, and the exit codes that tell a script what happened.
 
-The full-disk case mounts a tmpfs (root only).
+The full-disk and read-only cases mount a tmpfs or a read-only bind mount (root only); the
+process cases run `logpath ingest` as a real process on a generated 44 MB syslog and look for
+what it leaves behind in /proc.
 """
 
 from __future__ import annotations
 
 import fcntl
+import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,6 +94,15 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def store(pristine: Path, tmp_path: Path) -> Path:
     """A copy of the pristine store, this test's to damage."""
     return Path(shutil.copytree(pristine, tmp_path / "store"))
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 200,000-line (44 MB) Docker-host syslog: ingest runs its parse workers for seconds."""
+    path = tmp_path_factory.mktemp("big") / "syslog"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate_syslog.py"),
+                    "--lines", "200000", str(path)], check=True, capture_output=True)  # fmt: skip
+    return path
 
 
 # --- damaged and misplaced stores -----------------------------------------------------------
@@ -268,3 +284,224 @@ def test_a_full_disk_is_one_message_and_the_run_leaves_nothing_behind(
         assert hops > 15_000
         assert hop_count(store) == 27 + 13 + hops
         assert_only_committed_parts(store)
+
+
+def test_a_read_only_store_is_refused_before_any_input_is_read(
+    pristine: Path, tmp_path: Path
+) -> None:
+    source = Path(shutil.copytree(pristine, tmp_path / "store"))
+    with mounted(tmp_path / "ro", "--bind", str(source)) as ro:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        # standard input stays open: an ingest that read it before looking at the store would
+        # wait for ever
+        process = subprocess.Popen(
+            [sys.executable, "-c", CLI, "ingest", "-", "--store", str(ro)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            code = process.wait(timeout=60)
+        finally:
+            process.kill()
+            out, err = process.communicate()
+        assert code == ExitStatus.ERROR
+        assert err == (
+            f"logpath: {ro}: the store cannot be written (Read-only file system)\n\n"
+            "Nothing was read. Use another --store, or make this one writable.\n"
+        )
+        assert out == ""
+        assert hop_count(ro) == 27  # and it is still read
+
+
+# --- killed and stopped ingests ----------------------------------------------------------------
+
+
+def marked(marker: str) -> dict[int, str]:
+    """The live processes whose environment carries this test's marker, with their command."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+        if f"{MARKER}={marker}".encode() in environ and state != "Z":
+            found[int(entry.name)] = command
+    return found
+
+
+def _workers_busy(marker: str) -> bool:
+    """Both parse workers started and past their initialiser (they ignore SIGTERM, the ingest
+    handles it), or, without one, parsing for a while."""
+    busy = 0
+    for pid, command in marked(marker).items():
+        if "spawn_main" not in command:
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ignored = int(status.split("SigIgn:")[1].split()[0], 16)
+        cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        busy += bool(ignored & (1 << (signal.SIGTERM - 1))) or cpu > 4
+    return busy >= 2
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@contextmanager
+def ingesting(
+    log: Path, store: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`logpath ingest` as a process with two workers, marked; whatever it leaves is killed
+    afterwards (by pid) so that a failing test does not leave it running either."""
+    marker = uuid.uuid4().hex
+    env = {**os.environ, MARKER: marker, "LOGPATH_WORKERS": "2"}
+    # files, not pipes: a worker left behind would hold a pipe open and hang the test
+    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
+        process = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(log), "--store",
+                                    str(store)], env=env, stdout=out, stderr=err)  # fmt: skip
+    try:
+        assert wait_for(lambda: _workers_busy(marker), 120), "the workers never started"
+        yield process, marker
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for pid in marked(marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_a_killed_or_stopped_ingest_leaves_no_process_behind(
+    store: Path, big_log: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
+    with ingesting(big_log, store, tmp_path) as (process, marker):
+        running = " ".join(marked(marker).values())
+        assert "multiprocessing.resource_tracker" in running and "spawn_main" in running
+        process.send_signal(signum)
+        code = process.wait(timeout=60)
+        # the workers and multiprocessing's resource tracker go with it
+        assert wait_for(lambda: not marked(marker), 10), marked(marker)
+    err = (tmp_path / "err").read_text()
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        # the parts it was writing are left; the next writer removes them
+        result = run("ingest", str(SEED), "--store", str(store))
+        assert result.exit_code == 0, result.stderr
+    else:  # stopped: cleaned up, and says so
+        assert (code, err) == (
+            128 + signum,
+            f"logpath: stopped by {signum.name}; nothing of this run was stored\n",
+        )
+    assert_only_committed_parts(store)
+    assert_lock_free(store)
+    assert hop_count(store) == 27
+
+
+def test_a_killed_worker_ends_the_run_with_a_message(
+    store: Path, big_log: Path, tmp_path: Path
+) -> None:
+    with ingesting(big_log, store, tmp_path) as (process, marker):
+        worker = min(pid for pid, command in marked(marker).items() if "spawn_main" in command)
+        os.kill(worker, signal.SIGKILL)  # as the OOM killer would
+        code = process.wait(timeout=60)
+        assert wait_for(lambda: not marked(marker), 10), marked(marker)
+    assert code == ExitStatus.ERROR
+    assert (tmp_path / "err").read_text() == (
+        "logpath: a parse worker process died (killed, or out of memory?); nothing of this run "
+        "was stored\n"
+    )
+    assert_only_committed_parts(store)
+    assert hop_count(store) == 27
+
+
+# --- exit codes -----------------------------------------------------------------------------
+
+
+def test_an_ingest_that_can_read_no_input_makes_no_store(tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    result = run("ingest", str(tmp_path / "missing.log"), str(tmp_path), "--store", str(new))
+    assert result.exit_code == ExitStatus.ERROR
+    assert f"logpath: {tmp_path / 'missing.log'}: no such file\n" in result.stderr
+    assert f"logpath: {tmp_path}: is a directory, not a log file\n" in result.stderr
+    assert result.stdout == ""
+    assert not new.exists()
+
+
+def _truncated_gzip(tmp: Path) -> Path:
+    data = gzip.compress(OTHER.read_bytes() * 50)
+    path = tmp / "kern.log.1.gz"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda tmp: tmp / "missing.log",
+        lambda tmp: tmp,  # a directory
+        _truncated_gzip,
+    ],
+    ids=["missing", "directory", "truncated gzip"],
+)
+def test_an_unreadable_input_is_exit_1_and_the_others_are_stored(
+    tmp_path: Path, bad: Callable[[Path], Path]
+) -> None:
+    path = bad(tmp_path)
+    store = tmp_path / "store"
+    result = run("ingest", str(path), str(SEED), "--store", str(store), "--year", "2016")
+    assert result.exit_code == ExitStatus.ERROR
+    assert f"logpath: {path}: " in result.stderr
+    hops = json.loads(run("hops", "--store", str(store), "--json").stdout)
+    assert sum(h["source"] == str(SEED) for h in hops) == 27
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        (BOGUS * 3, "all 3 netfilter line(s) rejected (`logpath rejected` says why)"),
+        (
+            "Jan 14 10:08:12 pc-baim sshd[812]: Accepted publickey for root from 10.0.0.9\n"
+            "Jan 14 10:08:13 pc-baim systemd[1]: Started Session 4 of user root.\n",
+            "none is a netfilter LOG line",
+        ),
+    ],
+    ids=["every line rejected", "no netfilter line"],
+)
+def test_lines_read_but_no_hop_stored_is_exit_5(tmp_path: Path, lines: str, says: str) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text(lines)
+    store = str(tmp_path / "store")
+    result = run("ingest", str(log), "--store", store)
+    assert result.exit_code == ExitStatus.NOTHING_PARSED == 5
+    count = len(lines.splitlines())
+    assert result.stderr == f"logpath: {count} new line(s) read, no hop stored: {says}\n"
+    # read again, nothing is new: that is no failure
+    assert run("ingest", str(log), "--store", store).exit_code == 0
+
+
+def test_the_exit_codes_are_in_the_help_and_the_readme() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    help_lines = [line.strip() for line in result.stdout.splitlines()]
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+    for status in ExitStatus:
+        assert any(line.startswith(f"{status.value}  ") for line in help_lines), status
+        assert f"| {status.value} |" in section, status
+    assert any(line.startswith("128+N  stopped by signal N") for line in help_lines)
+    assert "| 128+N |" in section

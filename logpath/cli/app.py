@@ -9,32 +9,53 @@ from __future__ import annotations
 import enum
 import functools
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from logpath.errors import LogpathError, NotFoundError, StoreLockedError, UsageError
+from logpath.errors import LogpathError, NotFoundError, Stopped, StoreLockedError, UsageError
 from logpath.render.output import visible_lines
+
+
+class ExitStatus(enum.IntEnum):
+    """Process exit codes (EXIT_CODES says them to the user)."""
+
+    OK = 0  # done; skipped/rejected lines are reported, not failures
+    ERROR = 1  # an input or the store could not be read or written (ingest: the others' lines
+    # are stored)
+    USAGE = 2  # bad options (typer/click uses 2 as well)
+    NOT_FOUND = 3  # the flow/packet asked for does not exist
+    LOCKED = 4  # another process holds the store
+    NOTHING_PARSED = 5  # ingest read new lines but stored no hop from them
+    # 128 + N: stopped by signal N (SIGINT 130, SIGTERM 143), what the run wrote removed
+
+
+# What each exit code means, for `logpath --help`; the README's "Exit codes" says the same.
+EXIT_CODES = """\
+Exit codes:
+  0  done (skipped and rejected lines are reported, not failures)
+  1  an input or the store could not be read or written
+     (ingest still stores the lines of the inputs it could read)
+  2  usage error
+  3  the flow or packet asked for does not exist
+  4  another ingest is writing to the store
+  5  ingest read new lines but stored no hop: none was a netfilter line,
+     or every one was rejected (`logpath rejected` says why)
+  128+N  stopped by signal N (130 Ctrl-C, 143 SIGTERM): the run stored nothing"""
 
 app = typer.Typer(
     name="logpath",
     help="Reconstruct packet journeys from netfilter LOG lines (syslog, journald, dmesg).",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-class ExitStatus(enum.IntEnum):
-    """Process exit codes."""
-
-    OK = 0  # done; skipped/rejected lines are reported, not failures
-    ERROR = 1  # a LogpathError: nothing (or not everything asked for) could be done
-    USAGE = 2  # bad options (typer/click uses 2 as well)
-    NOT_FOUND = 3  # the flow/packet asked for does not exist
-    LOCKED = 4  # another process holds the store
 
 
 StoreOption = Annotated[
@@ -92,8 +113,36 @@ def command(name: str | None = None) -> Callable[[F], F]:
                 # the message may quote a file name or a line: shown, never obeyed
                 typer.echo(f"logpath: {visible_lines(str(error))}", err=True)
                 raise typer.Exit(exit_status(error)) from None
+            except Stopped as stop:
+                name = signal.Signals(stop.signal).name
+                done = "the run was stored" if stop.stored else "nothing of this run was stored"
+                typer.echo(f"logpath: stopped by {name}; {done}", err=True)
+                raise typer.Exit(128 + stop.signal) from None
 
         app.command(name)(run)
         return func
 
     return register
+
+
+# The signals that end a run which must clean up after itself (ingest: its parts, its workers).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into ``Stopped`` in this (the main) thread, so that the
+    run unwinds: its ``finally`` and ``except BaseException`` clauses remove what it wrote and
+    shut its workers down. A second signal while that runs is ignored (kill -9 remains)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

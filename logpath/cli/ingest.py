@@ -22,6 +22,7 @@ from logpath.cli.app import (
     StoreOption,
     UntilOption,
     command,
+    stopped_by_signals,
 )
 from logpath.errors import RulesetError, UsageError
 from logpath.hops import HOP_SCHEMA, hop_records, json_array_parts
@@ -57,6 +58,9 @@ def ingest_command(
 ) -> None:
     """Read netfilter LOG lines into the hop store.
 
+    Exit code 1 when an input could not be read (the others' lines are stored), 5 when new
+    lines were read but none gave a hop.
+
     Example: logpath ingest /var/log/syslog /var/log/syslog.1
     """
     # the parser builds its grammars on import (~50 ms): only this command needs them
@@ -65,16 +69,30 @@ def ingest_command(
     target = Store(store)
     ruleset = _load_ruleset(rules) if rules else None
     console = Console(stderr=True)
-    with _progress(console, enabled=not as_json and console.is_terminal) as report:
+    with (
+        stopped_by_signals(),
+        _progress(console, enabled=not as_json and console.is_terminal) as report,
+    ):
         summary = ingest(paths, target, year=year, ruleset=ruleset, progress=report)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=1))
-    else:
+    elif summary.files:  # else no input could be opened: the store was not touched
         print_summary(Console(), summary, target.path)
     for error in summary.errors:
         typer.echo(f"logpath: {visible_lines(str(error))}", err=True)
-    if summary.errors and not summary.lines:
+    if summary.errors:
         raise typer.Exit(ExitStatus.ERROR)
+    if summary.lines and not summary.hops:
+        typer.echo(
+            f"logpath: {summary.lines:,} new line(s) read, no hop stored: "
+            + (
+                f"all {summary.rejected:,} netfilter line(s) rejected (`logpath rejected` says why)"
+                if summary.rejected
+                else "none is a netfilter LOG line"
+            ),
+            err=True,
+        )
+        raise typer.Exit(ExitStatus.NOTHING_PARSED)
 
 
 def _load_ruleset(path: str) -> dict[str, object]:
