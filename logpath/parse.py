@@ -16,7 +16,7 @@ import platform
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -77,6 +77,57 @@ def _line_grammar(body: pp.ParserElement, kind: pp.ParserElement | None) -> pp.P
 LINE = pp.Opt(headers.header) + netfilter.body
 LINE.leave_whitespace(recursive=True)
 LINE.set_name("netfilter log line")
+
+
+class _Furthest:
+    """Where the grammar got furthest before failing, and the tokens that failed there.
+
+    pyparsing reports the last failure, not the furthest: a token failing inside an optional
+    part (a bad TOS= in the IPv4 header) makes the part match nothing, and the error then says
+    "end of line" where that part began (at SRC=). The furthest failure is where the line stops
+    being a netfilter line (the usual PEG error position); every token reports its failures here.
+    """
+
+    def __init__(self) -> None:
+        self.loc = -1
+        self.tokens: dict[int, pp.ParserElement] = {}  # by id: pyparsing's == compares slowly
+
+    def reset(self) -> None:
+        self.loc, self.tokens = -1, {}
+
+    def __call__(self, text: str, loc: int, token: pp.ParserElement, error: Exception) -> None:
+        if loc > self.loc:
+            self.loc, self.tokens = loc, {id(token): token}
+        elif loc == self.loc:
+            self.tokens[id(token)] = token
+
+    def expected(self, text: str) -> str:
+        """The tokens that failed there, those whose key is the text found there if any; of a
+        long list the first few and the last (usually "end of line")."""
+        found = text[self.loc :].lstrip(" ")
+        labels = list(dict.fromkeys(t.name for t in self.tokens.values()))
+        keyed = [label for label in labels if _key(label) and found.startswith(_key(label))]
+        if not keyed and len(labels) > 5:
+            labels = [*labels[:3], "...", labels[-1]]
+        return " or ".join(keyed or labels)
+
+
+def _key(label: str) -> str:
+    """The literal text a token's label starts with ("SRC=" of "SRC=<IPv4 address> ...")."""
+    return label.split("<", 1)[0].strip()
+
+
+def _leaves(expr: pp.ParserElement) -> Iterator[pp.ParserElement]:
+    inner = getattr(expr, "exprs", None) or [e for e in [getattr(expr, "expr", None)] if e]
+    if not inner:
+        yield expr
+    for sub in inner:
+        yield from _leaves(sub)
+
+
+_FURTHEST = _Furthest()
+for _token in _leaves(LINE):
+    _token.set_fail_action(_FURTHEST)
 
 
 @dataclass(frozen=True)
@@ -216,13 +267,16 @@ def is_candidate(line: str) -> bool:
 
 def reject(source: str, lineno: int, text: str) -> Rejected:
     """Ask the grammar why a line does not parse and record its answer."""
+    _FURTHEST.reset()  # one line's failures at a time
     try:
         parse_line(text)
     except pp.ParseBaseException as error:
+        loc, expected = error.loc, str(error.msg).removeprefix("Expected ")
+        if _FURTHEST.loc >= loc:
+            loc, expected = _FURTHEST.loc, _FURTHEST.expected(text)
         # tokens carry their leading space; point at the word, not at the space before it
-        column = error.loc + 1 + (text[error.loc : error.loc + 1] == " ")
-        found = text[error.loc :].lstrip(" ").split(" ")[0][:40]
-        expected = str(error.msg).removeprefix("Expected ")
+        column = loc + 1 + (text[loc : loc + 1] == " ")
+        found = text[loc:].lstrip(" ").split(" ")[0][:40]
         return Rejected(source, lineno, column, expected, found or "end of line", text)
     raise AssertionError(f"the fast path refused a line the grammar accepts: {text!r}")
 

@@ -282,7 +282,7 @@ def test_rejected_line_says_what_was_expected_where() -> None:
         "kern.log",
         7,
         line.index("BOGUS") + 1,
-        "end of line",
+        "OPT (<hex>) or UID=<n> GID=<n> or MARK=0x<hex> or end of line",
         "BOGUS=1",
     )
     with pytest.raises(pp.ParseException):
