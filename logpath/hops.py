@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -70,7 +72,7 @@ HOP_SCHEMA = pa.schema(
         ("icmp_code", pa.int16()),
         ("icmp_id", pa.int32()),
         ("icmp_seq", pa.int32()),
-        ("mtu", pa.int32()),
+        ("mtu", pa.int64()),  # ICMPv6 packet-too-big: 32 bits
         ("gateway", _STR),
         ("parameter", pa.int64()),
         ("spi", pa.int64()),
@@ -94,9 +96,9 @@ HOP_SCHEMA = pa.schema(
         ("trace_chain", _DICT),
         ("trace_type", _DICT),
         ("trace_rulenum", pa.int64()),
-        ("arp_htype", pa.int16()),
+        ("arp_htype", pa.int32()),  # unsigned 16-bit on the line: HTYPE=65535 is legitimate
         ("arp_ptype", pa.int32()),
-        ("arp_opcode", pa.int16()),
+        ("arp_opcode", pa.int32()),
         ("arp_macsrc", _STR),
         ("arp_ipsrc", _STR),
         ("arp_macdst", _STR),
@@ -109,8 +111,84 @@ HOP_SCHEMA = pa.schema(
 )
 HOP_COLUMNS = tuple(HOP_SCHEMA.names)
 
-# Fields printed in hexadecimal on the line (TOS=0x10, MARK=0x2a, POINTER=00000028 ...).
-_HEX = {"tos", "prec", "res", "mark", "arp_ptype", "parameter_hex"}
+# Fields printed in hexadecimal on the line (TOS=0x10, MARK=0x2a ...): the grammar bounds their
+# digits (HEX2, HEX4, HEX32), so each fits its column.
+_HEX = {"tos", "prec", "res", "mark", "arp_ptype"}
+
+# --- what the kernel can print -----------------------------------------------------------------
+# The grammar gives a decimal field's shape (digits); its width is here: the largest value the
+# kernel can print in it (nf_log_syslog.c, ebt_log.c, §2-4 of the format reference), and what a
+# line with a larger one is rejected as expecting. Such a line is no kernel line, and its value
+# would overflow the column or be stored as a fact. A packet quoted in an ICMP error (inner_*)
+# has the same limits.
+_U8, _U16, _U32 = 2**8 - 1, 2**16 - 1, 2**32 - 1
+DECIMAL_LIMITS: dict[str, tuple[int, str]] = {
+    "len": (_U16, "an IPv4 length 0-65535"),
+    "ttl": (_U8, "a TTL 0-255"),
+    "id": (_U16, "an IP ID 0-65535"),
+    "frag": (2**13 - 1, "a fragment offset 0-8191"),  # 13 bits, in 8-byte units
+    "tc": (_U8, "a traffic class 0-255"),
+    "flowlbl": (2**20 - 1, "a flow label 0-1048575"),
+    "proto": (_U8, "a protocol number 0-255"),
+    "sport": (_U16, "a port 0-65535"),
+    "dport": (_U16, "a port 0-65535"),
+    "seq": (_U32, "a sequence number 0-4294967295"),
+    "ack": (_U32, "an acknowledgement number 0-4294967295"),
+    "window": (_U16, "a window 0-65535"),
+    "urgp": (_U16, "an urgent pointer 0-65535"),
+    "udplen": (_U16, "a UDP length 0-65535"),
+    "icmp_type": (_U8, "an ICMP type 0-255"),
+    "icmp_code": (_U8, "an ICMP code 0-255"),
+    "icmp_id": (_U16, "an ICMP echo id 0-65535"),
+    "icmp_seq": (_U16, "an ICMP echo sequence 0-65535"),
+    "mtu": (_U16, "an MTU 0-65535"),
+    "parameter": (_U8, "a parameter problem pointer 0-255"),
+    "incomplete": (_U16, "a byte count 0-65535"),
+    "uid": (_U32, "a user id 0-4294967295"),
+    "gid": (_U32, "a group id 0-4294967295"),
+    "trace_rulenum": (_U32, "a rule number 0-4294967295"),
+    "vid": (2**12 - 1, "a VLAN id 0-4095"),
+    "arp_htype": (_U16, "an ARP hardware type 0-65535"),
+    "arp_opcode": (_U16, "an ARP opcode 0-65535"),
+    "repeated": (2**31 - 1, "a repeat count 0-2147483647"),  # rsyslog's counter is an int
+    # The printk time and a /dev/kmsg record's microseconds (u64 nanoseconds in the kernel):
+    # bounded by the 292 years pandas can hold as a duration.
+    "uptime": (9_223_372_036, "seconds since boot 0-9223372036"),
+    "usec": (9_223_372_036_854_775, "microseconds since boot 0-9223372036854775"),
+}
+# IPv6 prints these wider or names them otherwise: LEN is the payload length + 40, the
+# packet-too-big MTU has 32 bits, the TTL is the hop limit.
+IPV6_LIMITS: dict[str, tuple[int, str]] = {
+    "len": (_U16 + 40, "an IPv6 length 0-65575"),
+    "ttl": (_U8, "a hop limit 0-255"),
+    "mtu": (_U32, "an MTU 0-4294967295"),
+}
+IPV6_FRAG_LIMIT = (0xFFF8, "an IPv6 fragment offset 0-65528")  # in bytes: 13 bits << 3
+# Interface names have at most 15 bytes (IFNAMSIZ); TRACE's table and chain names at most 31.
+NAME_LIMITS = {
+    "in_iface": 15,
+    "out_iface": 15,
+    "physin": 15,
+    "physout": 15,
+    "trace_table": 31,
+    "trace_chain": 31,
+}
+# MAC=: the link-layer header byte by byte as %02x, joined by ":" (none on a tun device).
+_LINK_HEADER = r"^(?:[0-9a-f]{2}(?::[0-9a-f]{2})*)?$"
+# IP and TCP options: at most 40 bytes, printed byte by byte as %02X, or TRUNCATED.
+_OPTIONS = r"^(?:(?:[0-9A-F]{2}){1,40}|TRUNCATED)$"
+OPTION_FIELDS = ("ipopt", "tcpopt", "inner_ipopt", "inner_tcpopt")
+# An IPv4 address as %pI4 prints it: four decimal bytes, no leading zeros.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_IPV4_ADDRESS = re.compile(_IPV4)
+ADDRESS_FIELDS = ("src", "dst", "inner_src", "inner_dst", "gateway", "arp_ipsrc", "arp_ipdst")
+# The header's time: pandas holds nanoseconds from 1677-09-21 to 2262-04-11, and a time outside
+# them, stored, would break every later command on the store.
+STAMP_FIELDS = ("month", "iso", "full", "ctime", "unix")
+EARLIEST = pd.Timestamp("1677-09-22", tz="UTC")
+LATEST = pd.Timestamp("2262-04-11", tz="UTC")  # exclusive
+STAMP_EXPECTED = "a date from 1677-09-22 to 2262-04-10"
 _FLAG_WORDS = {"ce", "df", "mf", "truncated"}
 _ICMP_NAMES = {"ICMP": "icmp", "ICMPv6": "icmpv6"}
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -121,11 +199,6 @@ def _map_distinct(values: pa.Array, func: Callable[[str], Any], type_: pa.DataTy
     encoded = pc.dictionary_encode(values)
     mapped = pa.array([func(v) for v in encoded.dictionary.to_pylist()], type_)
     return pc.take(mapped, encoded.indices)
-
-
-def _compress_ipv6(text: str) -> str:
-    # The kernel prints 8 zero-padded groups (%pI6); everything else uses the compressed form.
-    return str(ipaddress.ip_address(text)) if ":" in text else text
 
 
 def _number(values: pa.Array, name: str, type_: pa.DataType) -> pa.Array:
@@ -139,9 +212,14 @@ def _year_for(month: str, reference: datetime) -> int:
     return reference.year - (1 if _MONTHS.index(month) + 1 > reference.month else 0)
 
 
-def _timestamps(fields: dict[str, pa.Array], year: int | None, mtime: datetime) -> pa.Array:
+def _timestamps(
+    fields: dict[str, pa.Array], year: int | None, mtime: datetime
+) -> tuple[pa.Array, pa.Array]:
+    """Each line's header time, and where a header has a time that is no date pandas can hold
+    (Feb 30, hour 25, the year 5138): such a line is rejected, not stored without its time."""
     n = len(fields["host"])
     ts = pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]")
+    stamped = pd.Series(False, index=range(n))
     month = fields["month"].to_pandas()
     has = month.notna()
     if has.any():
@@ -151,7 +229,9 @@ def _timestamps(fields: dict[str, pa.Array], year: int | None, mtime: datetime) 
         clock = clock.where(clock.str.contains(".", regex=False), clock + ".0")
         day = fields["day"].to_pandas()[has].str.strip()
         text = years + "-" + month[has] + "-" + day + " " + clock
-        ts[has] = pd.to_datetime(text, format="%Y-%b-%d %H:%M:%S.%f", utc=True, errors="coerce")
+        stamps = pd.to_datetime(text, format="%Y-%b-%d %H:%M:%S.%f", utc=True, errors="coerce")
+        ts[has] = stamps.astype(ts.dtype)  # nanoseconds (16:53:58.434324050) cut to micro
+        stamped |= has
     for name, fmt in (("iso", "ISO8601"), ("ctime", "%a %b %d %H:%M:%S %Y"), ("full", None)):
         col = fields[name].to_pandas()
         has = col.notna() & (col != "-")
@@ -159,17 +239,23 @@ def _timestamps(fields: dict[str, pa.Array], year: int | None, mtime: datetime) 
             text = col[has].str.replace(",", ".", regex=False)
             stamps = pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
             ts[has] = stamps.astype(ts.dtype)
+            stamped |= has
     unix = fields["unix"].to_pandas()
     has = unix.notna()
     if has.any():
-        # from the digits, not through a float: 1483228801.000001 must keep its microsecond
+        # from the digits, not through a float: 1483228801.000001 must keep its microsecond;
+        # more than 11 digits of seconds is past the year 5000 (rejected below), and too many
+        # for a 64-bit count of microseconds
         whole, _, fraction = unix[has].str.partition(".").T.to_numpy()
         micros = [
-            int(w) * 1_000_000 + int((f + "000000")[:6])
+            int(w) * 1_000_000 + int((f + "000000")[:6]) if len(w) <= 11 else None
             for w, f in zip(whole, fraction, strict=True)
         ]
-        ts[has] = pd.to_datetime(micros, unit="us", utc=True).astype(ts.dtype)
-    return pa.array(ts, pa.timestamp("us", tz="UTC"))
+        counts = pd.Series(micros, index=unix[has].index, dtype="Int64")
+        ts[has] = pd.to_datetime(counts, unit="us", utc=True).astype(ts.dtype)
+        stamped |= has
+    bad = stamped & ~((ts >= EARLIEST) & (ts < LATEST))
+    return pa.array(ts, pa.timestamp("us", tz="UTC")), pa.array(bad, pa.bool_())
 
 
 def _uptime(fields: dict[str, pa.Array]) -> pa.Array:
@@ -218,10 +304,176 @@ def _empty_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), None, values)
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """The rows whose field ``name`` holds a value the kernel cannot print there."""
+
+    rows: pa.Array  # bool, one per hop
+    name: str  # the field the rejected line's column points at
+    expected: str
+    key: str = ""  # finds the value inside the field (FRAG: in exthdrs)
+
+
+_TOO_LONG = "9" * 18  # above every limit, and still an int64
+
+
+def _numbers(f: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """The decimal fields parsed once (int64; the uptime float64): checked against their
+    limits, then typed from these. A number of more digits than an int64 holds becomes one
+    above every limit."""
+    numbers: dict[str, pa.Array] = {}
+    for name, values in f.items():
+        base = name.removeprefix("inner_")
+        if base not in DECIMAL_LIMITS or base == "proto" or values.null_count == len(values):
+            continue
+        numbers[name] = pc.cast(values, pa.float64()) if base == "uptime" else _integers(values)
+    return numbers
+
+
+def _integers(digits: pa.Array) -> pa.Array:
+    length = pc.binary_length(digits)
+    if (pc.max(length).as_py() or 0) > len(_TOO_LONG):
+        digits = pc.if_else(pc.greater(length, len(_TOO_LONG)), _TOO_LONG, digits)
+    return pc.cast(digits, pa.int64())
+
+
+def _above(values: pa.Array, high: int) -> pa.Array:
+    return pc.fill_null(pc.greater(values, high), False)
+
+
+def _decimal_problems(f: dict[str, pa.Array], numbers: dict[str, pa.Array]) -> Iterator[_Problem]:
+    for name, values in numbers.items():
+        base = name.removeprefix("inner_")
+        high, expected = DECIMAL_LIMITS[base]
+        if pc.max(values).as_py() <= high:  # one pass, and usually the end of it
+            continue
+        if base not in IPV6_LIMITS:
+            yield _Problem(_above(values, high), name, expected)
+            continue
+        v6_high, v6_expected = IPV6_LIMITS[base]
+        family = f["inner_src" if name.startswith("inner_") else "src"]
+        is_v6 = pc.fill_null(pc.match_substring(family, ":"), False)
+        yield _Problem(pc.and_(_above(values, high), pc.invert(is_v6)), name, expected)
+        yield _Problem(pc.and_(_above(values, v6_high), is_v6), name, v6_expected)
+    high, expected = DECIMAL_LIMITS["proto"]  # PROTO=TCP, or the number of an unnamed one
+    for name in ("proto", "inner_proto"):
+        values = f[name]
+        number = pc.if_else(pc.fill_null(pc.utf8_is_digit(values), False), values, None)
+        if number.null_count < len(number):
+            yield _Problem(_above(_integers(number), high), name, expected)
+    frag = _extension(f["exthdrs"], r"FRAG:(?P<v>\d+)")
+    if frag.null_count < len(frag):
+        high, expected = IPV6_FRAG_LIMIT
+        yield _Problem(_above(_integers(frag), high), "exthdrs", expected, "FRAG:")
+
+
+def _normal_address(text: str) -> str | None:
+    """An address as stored, None for no address: IPv4 as %pI4 prints it; IPv6 compressed, the
+    form everything else uses (the kernel prints 8 zero-padded groups, %pI6)."""
+    if ":" not in text:
+        return text if _IPV4_ADDRESS.fullmatch(text) else None
+    try:
+        return str(ipaddress.IPv6Address(text))
+    except ValueError:
+        return None
+
+
+def _addresses(f: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """The address fields in their stored form, null where a value is no address (each
+    distinct value once: addresses repeat a lot)."""
+    return {
+        name: _map_distinct(f[name], _normal_address, _STR)
+        for name in ADDRESS_FIELDS
+        if f[name].null_count < len(f[name])
+    }
+
+
+def _address_problems(f: dict[str, pa.Array], addresses: dict[str, pa.Array]) -> Iterator[_Problem]:
+    for name, normal in addresses.items():
+        values = f[name]
+        if normal.null_count == values.null_count:
+            continue
+        bad = pc.and_(pc.is_valid(values), pc.is_null(normal))
+        is_v6 = pc.fill_null(pc.match_substring(values, ":"), False)
+        yield _Problem(pc.and_(bad, pc.invert(is_v6)), name, "an IPv4 address")
+        yield _Problem(pc.and_(bad, is_v6), name, "an IPv6 address")
+    tunnel = f["tunnel"]
+    if tunnel.null_count < len(tunnel):
+        ok = pc.match_substring_regex(tunnel, f"^{_IPV4}->{_IPV4}$")
+        yield _Problem(
+            pc.invert(pc.fill_null(ok, True)), "tunnel", "<IPv4 address>-><IPv4 address>"
+        )
+
+
+def _text_problems(f: dict[str, pa.Array]) -> Iterator[_Problem]:
+    for name, most in NAME_LIMITS.items():
+        length = pc.binary_length(f[name])
+        if (pc.max(length).as_py() or 0) > most:
+            yield _Problem(_above(length, most), name, f"a name of at most {most} bytes")
+    for name in OPTION_FIELDS:
+        values = f[name]
+        if values.null_count < len(values):
+            ok = pc.fill_null(pc.match_substring_regex(values, _OPTIONS), True)
+            yield _Problem(pc.invert(ok), name, "at most 40 bytes of options in hex")
+    mac = f["mac"]
+    if mac.null_count < len(mac):  # a record cut inside it: half an address (its few values)
+        encoded = pc.dictionary_encode(mac)
+        whole = pc.match_substring_regex(encoded.dictionary, _LINK_HEADER)
+        ok = pc.fill_null(pc.take(whole, encoded.indices), True)
+        yield _Problem(pc.invert(ok), "mac", "a link-layer header in hex bytes (02:42:ac:...)")
+
+
+def _problems(
+    f: dict[str, pa.Array],
+    numbers: dict[str, pa.Array],
+    addresses: dict[str, pa.Array],
+    stamp_bad: pa.Array,
+) -> list[_Problem]:
+    """Every field check that some row fails (usually none)."""
+    checks = [
+        *_decimal_problems(f, numbers),
+        *_address_problems(f, addresses),
+        *_text_problems(f),
+    ]
+    if pc.any(stamp_bad).as_py():
+        checks += [
+            _Problem(pc.and_(stamp_bad, pc.is_valid(f[name])), name, STAMP_EXPECTED)
+            for name in STAMP_FIELDS
+        ]
+    return [check for check in checks if pc.any(check.rows).as_py()]
+
+
+def _reject_impossible(parsed: ParsedLines, source: str, problems: list[_Problem]) -> pa.Array:
+    """Move the lines with an impossible value to ``parsed.rejected``, each with its leftmost
+    such value; return which of the hops are kept."""
+    from logpath.parse import reject_value  # parsing is not needed to read a store
+
+    found: dict[int, list[_Problem]] = {}
+    for problem in problems:
+        for row in pc.indices_nonzero(problem.rows).to_pylist():
+            found.setdefault(row, []).append(problem)
+    rejected = {
+        row: min(
+            (
+                reject_value(source, parsed.lineno[row], parsed.raw[row], p.name, p.expected, p.key)
+                for p in row_problems
+            ),
+            key=lambda r: r.column,
+        )
+        for row, row_problems in found.items()
+    }
+    return parsed.move_to_rejected(rejected)
+
+
 def build_hops(
     parsed: ParsedLines, source: str, *, year: int | None = None, mtime: datetime | None = None
 ) -> pa.Table:
     """Type the parsed fields into a table with ``HOP_SCHEMA``.
+
+    A line with a value the kernel cannot print there (a port above 65535, SRC=999.17.0.2, a
+    date pandas cannot hold, see DECIMAL_LIMITS and below) is moved from ``parsed``'s hops to
+    ``parsed.rejected``, with that value's column and range: every line still ends up in exactly
+    one place, and no impossible value is stored as a fact.
 
     Args:
         parsed: what ``logpath.parse.parse_lines`` returned.
@@ -229,12 +481,20 @@ def build_hops(
         year: the year of RFC 3164 timestamps; by default from ``mtime``.
         mtime: the file's modification time (now when not given).
     """
-    f = parsed.fields
     reference = mtime or datetime.now(UTC)
+    ts, stamp_bad = _timestamps(parsed.fields, year, reference)
+    numbers, addresses = _numbers(parsed.fields), _addresses(parsed.fields)
+    problems = _problems(parsed.fields, numbers, addresses, stamp_bad)
+    if problems:
+        keep = _reject_impossible(parsed, source, problems)
+        ts = ts.filter(keep)
+        numbers = {name: values.filter(keep) for name, values in numbers.items()}
+        addresses = {name: values.filter(keep) for name, values in addresses.items()}
+    f = {**parsed.fields, **numbers}
     mac = _empty_to_null(f["mac"])
     eth_dst, eth_src, eth_type = _ethernet_macs(mac)
     columns: dict[str, pa.Array] = {
-        "ts": _timestamps(f, year, reference),
+        "ts": ts,
         "uptime": _uptime(f),
         "level": _level(f),
         "kind": _kind(f),
@@ -264,21 +524,16 @@ def build_hops(
             pc.is_valid(f["mf"]),
             pc.fill_null(pc.match_substring(f["exthdrs"], " INCOMPLETE "), False),
         ),
+        # ICMP's PARAMETER= is decimal, ICMPv6's POINTER= hex
         "parameter": pc.coalesce(
-            pc.cast(
-                pc.if_else(
-                    pc.match_substring_regex(f["parameter"], "^[0-9]{1,7}$"), f["parameter"], None
-                ),
-                pa.int64(),
-            ),
-            _map_distinct(f["parameter"], lambda v: int(v, 16), pa.int64()),
+            pc.cast(f["parameter"], pa.int64()),
+            _map_distinct(f["pointer"], lambda v: int(v, 16), pa.int64()),
         ),
         "source": pa.array([source] * parsed.hops, _STR),
         "lineno": pa.array(parsed.lineno, pa.int64()),
         "raw": pa.array(parsed.raw, _STR),
     }
-    for name in ("src", "dst", "inner_src", "inner_dst"):
-        columns[name] = _map_distinct(f[name], _compress_ipv6, _STR)
+    columns.update(addresses)
     for field in HOP_SCHEMA:
         name = field.name
         if name in columns:

@@ -45,8 +45,8 @@ class Rejected:
 
     source: str  # the file it came from
     lineno: int  # 1-based line number in that file
-    column: int  # 1-based column where the grammar gave up
-    expected: str  # what the grammar expected there, e.g. "SRC=<IPv4 address> DST=<...>"
+    column: int  # 1-based column where the grammar gave up, or of the value out of range
+    expected: str  # what was expected there, e.g. "SRC=<IPv4 address> DST=<...>", "a port 0-65535"
     found: str  # the text found there (a few characters)
     text: str  # the whole line
 
@@ -65,6 +65,18 @@ class ParsedLines:
     @property
     def hops(self) -> int:
         return len(self.lineno)
+
+    def move_to_rejected(self, rejected: dict[int, Rejected]) -> pa.Array:
+        """Take the hops at these indexes out (their lines are rejected after all, for a value
+        the kernel cannot print) and record them as rejected, every line still in one place;
+        return which hops were kept."""
+        keep = pa.array([i not in rejected for i in range(self.hops)], pa.bool_())
+        self.fields = {name: values.filter(keep) for name, values in self.fields.items()}
+        self.lineno = [n for i, n in enumerate(self.lineno) if i not in rejected]
+        self.raw = [t for i, t in enumerate(self.raw) if i not in rejected]
+        self.rejected.extend(rejected.values())
+        self.rejected.sort(key=lambda r: r.lineno)
+        return keep
 
 
 def _line_grammar(body: pp.ParserElement, kind: pp.ParserElement | None) -> pp.ParserElement:
@@ -279,6 +291,50 @@ def reject(source: str, lineno: int, text: str) -> Rejected:
         found = text[loc:].lstrip(" ").split(" ")[0][:40]
         return Rejected(source, lineno, column, expected, found or "end of line", text)
     raise AssertionError(f"the fast path refused a line the grammar accepts: {text!r}")
+
+
+def field_spans(text: str) -> dict[str, tuple[int, int]]:
+    """Where each field of a line the compiled patterns accept lies in it (start, end).
+
+    Only asked for the few lines whose value is rejected after matching: the patterns give what
+    the grammar gives (tests/test_parse.py), so the spans are the grammar's.
+    """
+    kinds = header_kinds()
+    kind = kinds[kind_of(text, kinds)]
+    for pattern in (kind.common, kind.whole):
+        match = pattern.regex.match(text, 0, message_end(text))
+        if match:
+            spans: dict[str, tuple[int, int]] = {}
+            for alias, name in pattern.aliases.items():
+                if match.group(alias) is not None:
+                    spans.setdefault(name, match.span(alias))
+            return spans
+    raise AssertionError(f"no compiled pattern matches a line they matched before: {text!r}")
+
+
+def reject_value(
+    source: str, lineno: int, text: str, name: str, expected: str, key: str = ""
+) -> Rejected:
+    """A line whose field ``name`` holds a value the kernel cannot print there.
+
+    The column and the text found are those of the value with its key, as for a line the
+    grammar rejects ("TTL=99999", "SRC=999.17.0.2" in "[SRC=999.17.0.2"). ``key`` finds a value
+    inside a field that holds several (``FRAG:`` in ``exthdrs``); the time of an RFC 3164 header
+    is its month, day and clock together.
+    """
+    spans = field_spans(text)
+    start, end = spans[name]
+    if key:
+        start = text.index(key, start, end) + len(key)
+        end = start + len(text[start:end].split(" ", 1)[0])
+    elif name == "month":
+        end = spans["clock"][1]
+    if text[start - 1 : start] in ("=", ":"):  # from the key on
+        start -= 1
+        while start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            start -= 1
+    # a whole IPv6 address or MAC header with its key (the grammar's found text stops at 40)
+    return Rejected(source, lineno, start + 1, expected, text[start:end][:64], text)
 
 
 def _to_array(values: tuple[str, ...]) -> pa.Array:

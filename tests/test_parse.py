@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyparsing as pp
 import pytest
 
-from logpath.parse import fast_parse_line, is_candidate, parse_line, parse_lines
+from logpath.hops import DECIMAL_LIMITS
+from logpath.parse import fast_parse_line, header_kinds, is_candidate, parse_line, parse_lines
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SAMPLE_FILES = sorted(
@@ -318,3 +320,18 @@ def test_user_space_trace_output_is_skipped_with_its_own_reason() -> None:
         "nft monitor trace output (not read by logpath yet)": 3,
         "xtables-monitor --trace output (not read by logpath yet)": 3,
     }
+
+
+def test_every_decimal_field_of_the_grammar_has_a_limit() -> None:
+    # The grammar gives a decimal field as bare digits (DEC): logpath.hops must bound each one,
+    # or a number no kernel prints is stored, or overflows its column. kseq (a /dev/kmsg record's
+    # sequence number) is not stored.
+    decimal = {
+        pattern.aliases[alias]
+        for kind in header_kinds()
+        for pattern in (kind.common, kind.whole)
+        for alias in re.findall(r"\(\?P<(\w+)>\\d\+\)", pattern.pattern)
+    }
+    assert {"ttl", "inner_ttl", "flowlbl", "repeated", "arp_htype"} <= decimal
+    unbounded = {name for name in decimal if name.removeprefix("inner_") not in DECIMAL_LIMITS}
+    assert unbounded == {"kseq"}
