@@ -195,23 +195,31 @@ class Store:
     def writer(self) -> Iterator[StoreWriter]:
         """Hold the store's lock and collect one run's writes; commit them at the end.
 
-        A run that fails removes the parts it wrote. ``check_writable`` says beforehand
+        A run that fails removes the parts it wrote, and the directories it made when the
+        store was new: a failed ingest leaves nothing. ``check_writable`` says beforehand
         whether a run could be written at all.
         """
+        own = [self.path / "hops", self.path / "rejected"]
+        made = _missing(self.path) + [f for f in own if not f.exists()]
         self._prepare(create=True)
-        with _locked(self.path / "lock"):
-            manifest = self.require() if self.exists() else Manifest()
-            writer = StoreWriter(self, manifest)
-            writer.remove_orphans()
-            try:
-                yield writer
-                writer.close()
-                writer.commit()
-            except BaseException as error:
-                stored = writer.abort()
-                if isinstance(error, Stopped):
-                    error.stored = stored
-                raise
+        try:
+            with _locked(self.path / "lock"):
+                manifest = self.require() if self.exists() else Manifest()
+                writer = StoreWriter(self, manifest)
+                writer.remove_orphans()
+                try:
+                    yield writer
+                    writer.close()
+                    writer.commit()
+                except BaseException as error:
+                    stored = writer.abort()
+                    if isinstance(error, Stopped):
+                        error.stored = stored
+                    raise
+        except BaseException:
+            if self.path in made and not self.exists():
+                _remove_new_store(self.path, made)
+            raise
 
     def check_writable(self) -> None:
         """Refuse, before a run reads any input and without creating anything, a store it
@@ -406,6 +414,21 @@ def _check_part(path: Path) -> None:
             f"{path}: this part of the store is damaged: not a whole Parquet file "
             f"({size:,} bytes, no Parquet footer: cut short?)\n\n{_DAMAGED_REMEDY}"
         )
+
+
+def _missing(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, outermost first."""
+    missing = [folder for folder in [path, *path.parents] if not folder.exists()]
+    return missing[::-1]
+
+
+def _remove_new_store(path: Path, made: list[Path]) -> None:
+    """Remove what a failed first run made: its lock and the (empty) directories."""
+    with suppress(OSError):
+        (path / "lock").unlink(missing_ok=True)
+    for folder in reversed(made):
+        with suppress(OSError):
+            folder.rmdir()
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -260,6 +260,12 @@ def test_a_full_disk_is_one_message_and_the_run_leaves_nothing_behind(
         store = Path(shutil.copytree(pristine, disk / "store"))
         (disk / "filler").write_bytes(b"\0" * 400_000)  # what else fills the disk
         free = shutil.disk_usage(disk).free
+        # a new store that fills the disk on its first run: nothing of it is left
+        result = run("ingest", str(log), "--store", str(disk / "new" / "store"))
+        assert result.exit_code == ExitStatus.ERROR
+        assert "No space left on device" in result.stderr
+        assert not (disk / "new").exists()
+        assert shutil.disk_usage(disk).free == free
         result = run("ingest", str(log), "--store", str(store))
         assert result.exit_code == ExitStatus.ERROR
         (written,) = [line for line in result.stderr.splitlines() if line.startswith("logpath:")]
