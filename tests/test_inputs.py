@@ -318,7 +318,7 @@ GOOD = FORMATS / "rsyslog-traditional.log"  # another host's kern.log, 40 lines,
 
 def _ingest_damaged(tmp_path: Path, damaged: Path) -> tuple[dict[str, object], str]:
     """Ingest a damaged file beside a good one: the run says so and stores the good one."""
-    _code, out, err = run(
+    code, out, err = run(
         "ingest",
         str(damaged),
         str(GOOD),
@@ -329,6 +329,7 @@ def _ingest_damaged(tmp_path: Path, damaged: Path) -> tuple[dict[str, object], s
         "2016",
     )
     summary = json.loads(out)
+    assert code == 1
     assert summary["errors"] == [err.removeprefix("logpath: ").rstrip("\n")]
     assert err.startswith(f"logpath: {damaged}: compressed data is damaged")
     assert "Traceback" not in err and "Aborted" not in err
@@ -414,6 +415,19 @@ def test_fifos_written_one_after_the_other(tmp_path: Path) -> None:
     ]
 
 
+def test_a_damaged_source_entry_in_the_manifest_is_reported(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    ingest(store, SEED)
+    manifest = json.loads((store / "manifest.json").read_text())
+    (entry,) = manifest["sources"].values()
+    entry["size"] = "a lot"
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run("ingest", str(SEED), "--store", str(store))
+    assert code == 1
+    assert err.startswith(f"logpath: {store / 'manifest.json'}: the store's manifest is damaged")
+    assert "is not one ingest wrote" in err
+
+
 def test_gzip_members_padding_and_a_bad_checksum(tmp_path: Path) -> None:
     """Members one after another and zero padding are one text; a CRC that does not match is
     damage after the last line (the lines were stored: only the CRC tells they may be wrong)."""
@@ -425,10 +439,10 @@ def test_gzip_members_padding_and_a_bad_checksum(tmp_path: Path) -> None:
     whole = bytearray(gzip.compress(SEED.read_bytes()))
     whole[-8] ^= 0xFF  # the trailer's CRC-32
     (tmp_path / "syslog.3.gz").write_bytes(whole)
-    _code, out, err = run(
+    code, out, err = run(
         "ingest", str(tmp_path / "syslog.3.gz"), "--store", str(tmp_path / "t"), "--json"
     )
-    assert json.loads(out)["hops"] == 27
+    assert (code, json.loads(out)["hops"]) == (1, 27)
     assert err == (
         f"logpath: {tmp_path / 'syslog.3.gz'}: compressed data is damaged after line 27 "
         "(its CRC-32 does not match the text); lines 1-27 were read, nothing after them\n"
