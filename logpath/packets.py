@@ -274,17 +274,28 @@ def _same(a: object, b: object) -> bool:
 
 
 def _match_hops(index: list[int], hops: list[dict[str, Any]]) -> dict[int, int]:
-    """Greedy matching in time order: each hop joins the open packet it continues best."""
-    packets: list[_OpenPacket] = []
+    """Greedy matching in time order: each hop joins the open packet it continues best.
+
+    Hops come sorted by ``_t``, and a packet takes no hop more than MAX_HOP_GAP after its last
+    one: a packet that fell that far behind is closed for good and no longer scanned. Without
+    this, every SYN-ACK of one listener (IP ID 0, one window: one identity key) was compared
+    with every packet of that key before it, quadratic in the listener's connections.
+    """
+    opened: list[tuple[int, _OpenPacket]] = []  # (packet number n, packet), n ascending
+    count = 0
     assigned: dict[int, int] = {}
     for row, hop in zip(index, hops, strict=True):
-        fits = [(p.score(hop), n) for n, p in enumerate(packets) if p.can_take(hop)]
+        now = hop["_t"]
+        opened = [(n, p) for n, p in opened if now - p.t <= MAX_HOP_GAP]
+        fits = [(p.score(hop), n, p) for n, p in opened if p.can_take(hop)]
         if fits:
-            n = max(fits)[1]
+            # the tie-break stays the packet number: the latest opened of equal scores
+            _, n, packet = max(fits, key=lambda fit: (fit[0], fit[1]))
         else:
-            packets.append(_OpenPacket())
-            n = len(packets) - 1
-        packets[n].take(hop)
+            n, packet = count, _OpenPacket()
+            count += 1
+            opened.append((n, packet))
+        packet.take(hop)
         assigned[row] = n
     return assigned
 

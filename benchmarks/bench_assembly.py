@@ -1,0 +1,132 @@
+"""Assembly benchmark (issue 10, point 2): the whole trace of a store's hops, stage by stage.
+
+Reads every hop of a store (``Store(path).read_hops()``) and runs what ingest will run once:
+``trace_hops`` (hooks, packets, guessed-hook refinement, flows, bridge roles), then
+``summarise_flows`` and ``packet_fates``; prints the seconds of each stage and hops/s.
+
+With ``--check FILE`` it writes a canonical digest of the outputs to FILE (the flows as JSON,
+then per hop in trace order: source, lineno, packet, flow, direction, hook, nat_mark, role and
+the packet's fate), or, when FILE exists, compares against it: an optimisation must change
+nothing. ``--profile FILE`` writes cProfile statistics of the whole trace.
+
+The store is only read, but ``store_clocks`` may write ``clocks.json`` into it: point this at a
+copy of a store someone else uses.
+
+    .venv/bin/python benchmarks/bench_assembly.py STORE [--check FILE] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from logpath.bridge import assign_roles
+from logpath.flows import assign_flows, packet_fates, summarise_flows
+from logpath.hooks import resolve_hooks
+from logpath.journeys import store_clocks, store_ruleset
+from logpath.packets import group_packets, refine_guessed_hooks
+from logpath.store import Store
+
+# Per hop, what the digest records (fate comes from packet_fates, per packet).
+DIGEST_COLUMNS = ["source", "lineno", "packet", "flow", "direction", "hook", "nat_mark", "role"]
+
+
+@contextmanager
+def stage(name: str, times: dict[str, float]) -> Iterator[None]:
+    """Add the CPU-bound wall seconds of the block to ``times[name]``."""
+    start = time.perf_counter()
+    yield
+    times[name] = times.get(name, 0.0) + time.perf_counter() - start
+
+
+def trace(store: Store, times: dict[str, float]) -> tuple[pd.DataFrame, list[Any], pd.DataFrame]:
+    """The stages of ``journeys.trace_hops`` one by one, then the summaries and fates."""
+    with stage("read", times):
+        hops = store.read_hops()
+        ruleset = store_ruleset(store)
+        clocks = store_clocks(store)
+    with stage("resolve_hooks", times):
+        resolved = resolve_hooks(hops, ruleset)
+        where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
+        resolved = resolved.astype(dict.fromkeys(where, "object"))
+    with stage("group_packets", times):
+        packets = group_packets(resolved, clocks)
+    with stage("refine_guessed_hooks", times):
+        packets = refine_guessed_hooks(packets)
+    with stage("assign_flows", times):
+        flows = assign_flows(packets)
+    with stage("assign_roles", times):
+        traced = assign_roles(flows)
+    with stage("summarise_flows", times):
+        summaries = summarise_flows(traced)
+    with stage("packet_fates", times):
+        fates = packet_fates(traced)
+    return traced, summaries, fates
+
+
+def digest_lines(traced: pd.DataFrame, summaries: list[Any], fates: pd.DataFrame) -> Iterator[str]:
+    """The canonical text of the outputs, one line per flow and per hop."""
+    for flow in summaries:
+        yield json.dumps(flow.to_json(), sort_keys=True, default=str)
+    fate = fates["fate"].reindex(traced["packet"]).to_numpy()
+    columns = [traced[c].astype("object").tolist() for c in DIGEST_COLUMNS]
+    for *row, packet_fate in zip(*columns, fate.tolist(), strict=True):
+        yield json.dumps([None if pd.isna(v) else v for v in (*row, packet_fate)], default=str)
+
+
+def check(path: Path, lines: Iterator[str]) -> bool:
+    """Write the digest to ``path``, or compare with it; True when it is the same."""
+    text = "".join(line + "\n" for line in lines)
+    if not path.exists():
+        path.write_text(text)
+        print(f"digest written to {path} ({hashlib.sha256(text.encode()).hexdigest()[:16]})")
+        return True
+    kept = path.read_text()
+    if kept == text:
+        print(f"digest identical to {path} ({hashlib.sha256(text.encode()).hexdigest()[:16]})")
+        return True
+    old, new = kept.splitlines(), text.splitlines()
+    first = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), None)
+    print(f"digest DIFFERS from {path}: {len(old)} vs {len(new)} lines", file=sys.stderr)
+    if first is not None:
+        print(f"  first difference at line {first + 1}:\n  - {old[first]}\n  + {new[first]}")
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("store", type=Path)
+    parser.add_argument("--check", type=Path, help="write, or compare with, the output digest")
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    args = parser.parse_args(argv)
+    times: dict[str, float] = {}
+    store = Store(args.store)
+    run: Callable[[], tuple[pd.DataFrame, list[Any], pd.DataFrame]] = lambda: trace(store, times)  # noqa: E731
+    if args.profile:
+        profiler = cProfile.Profile()
+        traced, summaries, fates = profiler.runcall(run)
+        profiler.dump_stats(args.profile)
+    else:
+        traced, summaries, fates = run()
+    total = sum(v for k, v in times.items() if k != "read")
+    for name, seconds in times.items():
+        print(f"{name:22} {seconds:8.2f} s")
+    print(f"{'assembly (no read)':22} {total:8.2f} s  {len(traced):,} hops  "
+          f"{len(traced) / total:,.0f} hops/s  {len(summaries):,} flows")  # fmt: skip
+    if args.check and not check(args.check, digest_lines(traced, summaries, fates)):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
