@@ -27,6 +27,7 @@ from test_doctor import HOST, fake_root
 from typer.testing import CliRunner
 
 from logpath.cli import app
+from logpath.render.report import SCRIPT
 
 SEED = Path(__file__).resolve().parent.parent / "samples" / "seed" / "syslog"
 runner = CliRunner()
@@ -252,14 +253,32 @@ def test_the_report_has_no_control_character_and_no_injected_tag(
     out_dir = tmp_path / "report"
     code, out, err = run("report", "--store", str(store), "-o", str(out_dir), "--diagrams", "1")
     assert code == 0, out + err
-    page = (out_dir / "index.html").read_text(encoding="utf-8")
-    assert_shown(page)
-    assert "<script" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\t:IN=docker0" in page
-    assert "\\x1b]0;pwned\\x07\\x1b[2J:IN=docker0" in page
-    # the port in a timeline (rich's HTML export) and the rejected line, escaped
-    assert "docker0[v$\\frac$\\x1b]0;x\\x07]" in page
-    assert "URGP=0 \\x1b[2J\\u202e" in page
+    index = (out_dir / "index.html").read_text(encoding="utf-8")
+    # the report's own script, once and as written; nothing else
+    ours = f"<script>{SCRIPT}</script>"
+    assert index.count(ours) == 1
+    index = index.replace(ours, "")
+    flows = [p.read_text(encoding="utf-8") for p in sorted(out_dir.glob("flows/*.html"))]
+    diagrams = [p.read_text(encoding="utf-8") for p in sorted(out_dir.glob("flows/*.svg"))]
+    assert len(flows) == 6 and len(diagrams) == 1
+    for page in (index, *flows, *diagrams):
+        assert_shown(page)
+        assert "<script" not in page
+    ET.fromstring(diagrams[0])  # well-formed XML
+    # the links: file names built from a safe pattern
+    links = re.findall(r'<a href="([^"]*)"', index)
+    assert sorted(link for link in links if link.startswith("flows/")) == sorted(
+        f"flows/{p.name}" for p in out_dir.glob("flows/*.html")
+    )
+    assert all(re.fullmatch(r"flows/[0-9a-f]+-[0-9]+\.html|#[a-z=%0-9]*", link) for link in links)
+    pages = "\n".join(flows)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\t:IN=docker0" in pages
+    assert "\\x1b]0;pwned\\x07\\x1b[2J:IN=docker0" in pages
+    # the file name in each log line's place, the port in a timeline (rich's HTML export)
+    assert "seed\\x1b]0;file\\x07.log:1: " in pages
+    assert "docker0[v$\\frac$\\x1b]0;x\\x07]" in pages
+    # the rejected line, in the index
+    assert "URGP=0 \\x1b[2J\\u202e" in index
 
 
 @pytest.mark.parametrize("suffix", [".png", ".svg"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,14 @@ from typer.testing import CliRunner
 
 from logpath.cli import app
 from logpath.journeys import FlowQuery, build_journey, build_journeys, select_flows
-from logpath.render.report import write_report
+from logpath.render.report import (
+    SCRIPT,
+    page_name,
+    problems,
+    problems_first,
+    rank,
+    write_report,
+)
 from logpath.store import Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -43,63 +51,146 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Store:
     return ingest(folder / "store", log, options=("--year", "2016"))
 
 
+def pages(out_dir: Path) -> tuple[str, dict[str, str]]:
+    """index.html without the report's own script (checked to be there once, as written), and
+    every connection page by file name."""
+    index = (out_dir / "index.html").read_text(encoding="utf-8")
+    ours = f"<script>{SCRIPT}</script>"
+    assert index.count(ours) == 1
+    flows = {
+        p.name: p.read_text(encoding="utf-8") for p in sorted((out_dir / "flows").glob("*.html"))
+    }
+    return index.replace(ours, ""), flows
+
+
 def test_log_text_is_escaped(crafted: Store, tmp_path: Path) -> None:
     result = write_report(crafted, FlowQuery(), tmp_path, WHEN)
-    page = result.page.read_text()
-    assert result.flows == 1 and result.diagrams == 1
-    assert "<script" not in page.lower() and "<b>64" not in page
+    index, flows = pages(tmp_path)
+    assert (result.flows, result.diagrams, result.pages) == (1, 1, 1)
+    for page in (index, *flows.values()):
+        assert "<script" not in page.lower() and "<b>64" not in page
+    (flow_id,) = re.findall(r'<a href="flows/([0-9a-f]+-[0-9]+)\.html">', index)
+    (name,) = flows
+    assert name == f"{flow_id}.html"
     # the accepted line's prefix, in the connection's log lines
     assert (
         "[830038.910054] &lt;script&gt;alert(1)&lt;/script&gt;IN=docker0 OUT= PHYSIN=vethd9f6465"
-    ) in page
+    ) in flows[name]
     # the rejected line, counted by reason and shown in full
     assert (
         "<tr><td>LEN=&lt;n&gt; TOS=0x&lt;hex&gt; PREC=0x&lt;hex&gt; TTL=&lt;n&gt; ID=&lt;n&gt;</td>"
         '<td class="n">1</td></tr>'
-    ) in page
-    assert "TTL=&lt;b&gt;64 ID=24284" in page
-    assert (tmp_path / f"{re.sub(r'[^A-Za-z0-9._-]', '_', _only_flow(page))}.png").exists()
+    ) in index
+    assert "TTL=&lt;b&gt;64 ID=24284" in index
+    assert f'<img src="{flow_id}.svg"' in flows[name]
+    svg = (tmp_path / "flows" / f"{flow_id}.svg").read_text()
+    assert "<script" not in svg and ET.fromstring(svg).tag.endswith("svg")
+    # the prefix is drawn as text, escaped for XML
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg or "alert(1)" not in svg
 
 
-def _only_flow(page: str) -> str:
-    (flow_id,) = re.findall(r'<section class="flow" id="flow-([^"]+)">', page)
-    return flow_id
+@pytest.mark.parametrize(
+    ("flow_id", "name"),
+    [
+        ("08e3ad5cfb-55148", "08e3ad5cfb-55148"),
+        ("0a-1", "0a-1"),
+        ("../../etc/passwd-1", "flow-"),
+        ("<b>-1", "flow-"),
+        ("08E3AD5CFB-55148", "flow-"),
+        ("08e3ad5cfb-55148\n", "flow-"),
+        ("08e3ad5cfb-55148/x", "flow-"),
+        ("", "flow-"),
+    ],
+)
+def test_page_names_are_built_from_a_safe_pattern(flow_id: str, name: str) -> None:
+    made = page_name(flow_id)
+    assert made.startswith(name) and re.fullmatch(r"[0-9a-z-]{1,60}", made)
+    if name == "flow-":
+        assert len(made) == 25 and made != page_name(flow_id + "x")
 
 
 def test_empty_selection(seed_store: Store, tmp_path: Path) -> None:
     result = write_report(seed_store, FlowQuery(port=1), tmp_path / "empty", WHEN)
     page = result.page.read_text()
-    assert (result.flows, result.diagrams) == (0, 0)
+    assert (result.flows, result.diagrams, result.pages) == (0, 0, 0)
     assert "<p><code>--port 1</code>: 0 connection(s).</p>" in page
     assert "<p>No connection matches the filter.</p>" in page
     assert "<p>No translation in the selected connections.</p>" in page
     assert "<p>No hop.</p>" in page and "<p>No line rejected.</p>" in page
+    assert '<table id="flows">' not in page
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["index.html"]
 
 
 def test_seed_report(seed_store: Store, tmp_path: Path) -> None:
     result = write_report(seed_store, FlowQuery(), tmp_path, WHEN, diagram_limit=4)
-    page = result.page.read_text()
-    assert (result.flows, result.diagrams) == (6, 4)
-    assert "Generated 2026-11-25T12:00:00+00:00" in page
-    assert "Diagrams are drawn for the first 4 of 6 connections" in page
-    assert page.count('<section class="flow"') == 6
-    assert page.count("(no diagram: beyond the diagram limit)") == 2
+    index, flows = pages(tmp_path)
+    assert (result.flows, result.diagrams, result.pages) == (6, 4, 6)
+    assert "Generated 2026-11-25T12:00:00+00:00" in index
+    assert "Diagrams are drawn for the first 4 of 6 connections, problems first" in index
+    assert "Pages are written for" not in index
+    # the table: one row per connection, problems first, each linking to its page
+    rows = re.findall(r'<tr><td><a href="flows/([^"]+)\.html">([^<]+)</a></td>'
+                      r'<td class="problem">([^<]*)</td>', index)  # fmt: skip
+    assert [f"{name}.html" for name, _, _ in rows] == list(
+        sorted(flows, key=[f"{n}.html" for n, _, _ in rows].index)
+    )
+    assert sorted(f"{name}.html" for name, _, _ in rows) == sorted(flows)
+    assert all(name == flow_id for name, flow_id, _ in rows)
+    ranks = [rank(flow) for flow in problems_first(select_flows(seed_store, FlowQuery())[1])]
+    assert ranks == sorted(ranks)
+    problems_column = [problem for _, _, problem in rows]
+    assert problems_column == [
+        ", ".join(problems(flow))
+        for flow in problems_first(select_flows(seed_store, FlowQuery())[1])
+    ]
+    # the summary: counts, each linking to the table filtered on it
+    assert re.search(r'<tr><td><a href="#filter=no%20answer">nothing came back</a></td>'
+                     r'<td class="n">\d+</td></tr>', index)  # fmt: skip
+    assert '<tr><td><a href="#filter=snat">NAT: SNAT</a></td><td class="n">1</td></tr>' in index
+    assert '<tr><td><a href="#">all connections</a></td><td class="n">6</td></tr>' in index
     # the NAT table: the article's MASQUERADE
     assert re.search(
         r"<td>SNAT</td><td>172\.17\.0\.2:55148</td><td>10\.10\.126\.101:55148</td>"
-        r"<td>POSTROUTING</td><td>pc-baim</td>", page
+        r"<td>POSTROUTING</td><td>pc-baim</td>", index
     )  # fmt: skip
     # hop counts per hook, in the kernel's order: 27 hops in all
-    hooks = re.findall(r"<tr><td>([A-Z]+)</td><td>(\w+)</td><td class=\"n\">(\d+)</td></tr>", page)
+    hooks = re.findall(r"<tr><td>([A-Z]+)</td><td>(\w+)</td><td class=\"n\">(\d+)</td></tr>", index)
     assert [h[:2] for h in hooks] == [("PREROUTING", "raw"), ("INPUT", "filter"),
         ("FORWARD", "filter"), ("OUTPUT", "filter"), ("POSTROUTING", "nat")]  # fmt: skip
     assert sum(int(h[2]) for h in hooks) == 27
-    assert "<tr><td>eth0</td>" in page and "<tr><td>vethd9f6465</td>" in page
-    # the timeline as HTML, with the summary of the masqueraded connection
-    assert "172.17.0.2:55148→10.10.126.187:12580" in page
-    assert len(list(tmp_path.glob("*.png"))) == 4
-    assert all(20_000 < png.stat().st_size < 1_000_000 for png in tmp_path.glob("*.png"))
+    assert "<tr><td>eth0</td>" in index and "<tr><td>vethd9f6465</td>" in index
+    # the pages: a timeline each (the masqueraded connection's summary), 27 log lines in all
+    assert sum("172.17.0.2:55148→10.10.126.187:12580" in page for page in flows.values()) == 1
+    logged = [re.search(r"<h2>Log lines \((\d+)\)</h2>", page) for page in flows.values()]
+    assert sum(int(m.group(1)) for m in logged if m) == 27
+    assert all('<a href="../index.html">' in page for page in flows.values())
+    # diagrams for the first four in the table's order, the command for the other two
+    drawn = [name for name, _, _ in rows[:4]]
+    assert sorted(p.stem for p in (tmp_path / "flows").glob("*.svg")) == sorted(drawn)
+    for name, flow_id, _ in rows[4:]:
+        assert (
+            f"<pre>logpath render {flow_id} -o {flow_id}.png --store {seed_store.path}</pre>"
+            in (flows[f"{name}.html"])
+        )
+    assert all(5_000 < svg.stat().st_size < 1_000_000 for svg in tmp_path.glob("flows/*.svg"))
+    assert index.count("<tr>") < 40  # small: no timeline, no log line in the index
+    assert "<pre" not in index.replace("<pre>logpath", "")
+
+
+def test_pages_beyond_the_page_limit(seed_store: Store, tmp_path: Path) -> None:
+    """Past the page limit the table still lists every connection, with the command."""
+    result = write_report(seed_store, FlowQuery(), tmp_path, WHEN, diagram_limit=1, page_limit=2)
+    index, flows = pages(tmp_path)
+    assert (result.flows, result.diagrams, result.pages) == (6, 1, 2)
+    assert len(flows) == 2 and len(list(tmp_path.glob("flows/*.svg"))) == 1
+    assert "Pages are written for the first 2 of 6 connections, problems first" in index
+    listed = re.findall(
+        r"<tr><td>([0-9a-f]+-[0-9]+) <code>logpath journey \1 --store ([^<]+)</code></td>", index
+    )
+    assert len(listed) == 4 and {store for _, store in listed} == {str(seed_store.path)}
+    linked = re.findall(r'<tr><td><a href="flows/([^"]+)\.html">', index)
+    assert sorted(f"{name}.html" for name in linked) == sorted(flows)
+    assert index.rindex('<tr><td><a href="flows/') < index.index("<tr><td>" + listed[0][0])
 
 
 def test_report_and_render_commands(seed_store: Store, tmp_path: Path) -> None:
@@ -109,7 +200,8 @@ def test_report_and_render_commands(seed_store: Store, tmp_path: Path) -> None:
     )
     assert code == 0, err
     assert stdout == f"{out / 'index.html'}: 1 connection(s), 1 diagram(s)\n"
-    (flow_id,) = re.findall(r'id="flow-([^"]+)"', (out / "index.html").read_text())
+    (flow_id,) = re.findall(r'<a href="flows/([^"]+)\.html">', (out / "index.html").read_text())
+    assert (out / "flows" / f"{flow_id}.svg").exists()
     picture = tmp_path / "j5.svg"
     code, stdout, err = run("render", flow_id, "--store", str(seed_store.path), "-o", str(picture))
     assert code == 0, err

@@ -65,10 +65,14 @@ def report_command(
     ] = None,
     everything: AllOption = False,
     diagrams: Annotated[
-        int, typer.Option("--diagrams", help="Draw diagrams for the first N connections.", min=0)
+        int,
+        typer.Option(
+            "--diagrams", help="Draw diagrams for the first N connections (problems first).", min=0
+        ),
     ] = DIAGRAM_LIMIT,
 ) -> None:
-    """Write an HTML report of the connections (with the `logpath flows` filters).
+    """Write an HTML report of the connections (with the `logpath flows` filters): index.html
+    (summary, problems first, and a sortable, filterable table) and a page per connection.
 
     Example: logpath report --port 12580 -o reports/seed
     """
