@@ -183,7 +183,8 @@ def _local_packets(frame: pd.DataFrame) -> np.ndarray:
         )
     )
     segment = np.empty(len(frame), dtype=np.int64)
-    segment[order] = np.cumsum(~_continues(frame.iloc[order])) - 1
+    compared = frame[["_key", "_t", "_rank", "_prefix", "_ttl", "_guess"]]
+    segment[order] = np.cumsum(~_continues(compared.iloc[order])) - 1
     tangled = _tangled_keys(frame)
     if tangled.size:
         _untangle(frame, segment, tangled)
@@ -216,7 +217,9 @@ def _tangled_keys(frame: pd.DataFrame) -> np.ndarray:
 def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> None:
     """Reassign the hops of tangled keys, one at a time, to the open packet they continue best."""
     next_id = int(segment.max()) + 1
-    rows = frame[frame["_key"].isin(tangled)].sort_values(["_key", "_t", "_rank", "lineno"])
+    tangled_rows = frame["_key"].isin(tangled).to_numpy()
+    rows = frame.loc[tangled_rows, ["_key", "lineno", *MATCH_COLUMNS]]
+    rows = rows.sort_values(["_key", "_t", "_rank", "lineno"])
     records = rows[MATCH_COLUMNS].to_dict("records")
     index = rows.index.to_numpy()
     keys = rows["_key"].to_numpy()
@@ -310,7 +313,9 @@ def _join_across_hosts(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Pass 2: per segment, its packet id and its leg (0 = first host on the journey); and how
     far each host's clock runs ahead ({} with one host, or when no packet shows it)."""
-    ordered = frame.sort_values(["_segment", "_t", "_rank", "lineno"])
+    # the columns read below, not the whole hop table, sorted
+    ordered = frame[[c for c in JOIN_COLUMNS if c in frame.columns]]
+    ordered = ordered.sort_values(["_segment", "_t", "_rank", "lineno"])
     first = ordered.drop_duplicates("_segment", keep="first")
     last = ordered.drop_duplicates("_segment", keep="last")
     exits = last[last["out_iface"].notna()]
@@ -344,6 +349,18 @@ def _join_across_hosts(
     parent[entry] = links["_segment_exit"].to_numpy(dtype=np.int64)
     packet, leg = _roots_and_depths(parent)
     return packet, leg, ahead
+
+
+# What _join_across_hosts and its helpers read of each hop.
+JOIN_COLUMNS = list(
+    dict.fromkeys(
+        [
+            *CROSS_HOST_IDENTITY,
+            *("id", "dst", "dport", "src", "sport", "host", "in_iface", "out_iface", "physout"),
+            *("_segment", "_t", "_ts", "_rank", "_stage", "_hook", "_ttl", "lineno"),
+        ]
+    )
+)
 
 
 def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, float]:
@@ -460,19 +477,46 @@ def _roots_and_depths(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _finish(frame: pd.DataFrame) -> pd.DataFrame:
-    """Renumber packets by the time of their first hop, order the hops, drop helper columns."""
-    frame = frame.sort_values(["_packet", "_leg", "_t", "_rank", "lineno"])
-    start = frame.groupby("_packet", sort=False).agg(
+    """Renumber packets by the time of their first hop, order the hops, drop helper columns.
+
+    The order is found on the few sort columns and the hop table taken once in it: sorting the
+    whole table (every hop column) twice was most of this step on a million hops.
+    """
+    hop_order = _hop_order(frame)
+    ordered = frame[["_packet", "_ts", "_t", "lineno"]].take(hop_order)
+    start = ordered.groupby("_packet", sort=False).agg(
         ts=("_ts", "min"), t=("_t", "first"), line=("lineno", "first")
     )
     order = start.sort_values(["ts", "t", "line"], na_position="last").index
     number = pd.Series(np.arange(len(order), dtype=np.int64), index=order)
-    frame["packet"] = number.reindex(frame["_packet"]).to_numpy()
-    frame["leg"] = frame["_leg"].astype("int64")
-    frame = frame.sort_values(["packet", "leg", "_t", "_rank", "lineno"], kind="stable")
-    frame["hop_n"] = frame.groupby("packet", sort=False).cumcount().astype("int64")
+    packet = number.reindex(ordered["_packet"]).to_numpy()
+    # hops already in (packet, leg, time, hook, line) order within a packet: only the packets
+    # move, to their new numbers (a stable sort keeps each packet's hops in order)
+    regroup = np.argsort(packet, kind="stable")
+    taken = hop_order[regroup]
+    packet = packet[regroup]
     helpers = [c for c in frame.columns if c.startswith("_")]
-    return frame.drop(columns=helpers).reset_index(drop=True)
+    result = frame.drop(columns=helpers).take(taken).reset_index(drop=True)
+    result["packet"] = packet
+    result["leg"] = frame["_leg"].to_numpy()[taken].astype("int64")
+    first_hop = np.ones(len(packet), dtype=bool)
+    first_hop[1:] = packet[1:] != packet[:-1]
+    start_of = np.maximum.accumulate(np.where(first_hop, np.arange(len(packet)), 0))
+    result["hop_n"] = (np.arange(len(packet)) - start_of).astype("int64")
+    return result
+
+
+def _hop_order(frame: pd.DataFrame) -> np.ndarray:
+    """Positions of the hops sorted by packet, leg, time, hook rank and line (stable)."""
+    return np.lexsort(
+        (
+            frame["lineno"].to_numpy(dtype="float64", na_value=np.inf),
+            frame["_rank"].to_numpy(dtype="float64"),
+            frame["_t"].to_numpy(dtype="float64"),
+            frame["_leg"].to_numpy(),
+            frame["_packet"].to_numpy(),
+        )
+    )
 
 
 def refine_guessed_hooks(packets: pd.DataFrame) -> pd.DataFrame:
