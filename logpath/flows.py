@@ -357,13 +357,19 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     last_key = dict(zip(lasts["packet"].tolist(), lasts["_key"].tolist(), strict=True))
     groups = _connection_groups(table)
     starts = _flow_starts(frame, {group[0].packet for group in groups})
-    rows = []
+    # built column by column: a DataFrame from one tuple per packet cost a second per million
+    columns: dict[str, list[object]] = {
+        c: [] for c in ("packet", "flow", "direction", "orig_key", "reply_key")
+    }
     for group in groups:
-        direction = _directions(group, keys, reverse)
+        direction = _directions(group, keys, reverse)  # in the group's packet order
         orig_key, reply_key = _conn_tuples(group, direction, first_key, last_key, reverse)
         flow_id = _flow_id(orig_key, starts[group[0].packet])
-        rows += [(p.packet, flow_id, direction[p.packet], orig_key, reply_key) for p in group]
-    return pd.DataFrame(rows, columns=["packet", "flow", "direction", "orig_key", "reply_key"])
+        columns["packet"] += direction.keys()
+        columns["direction"] += direction.values()
+        for column, value in (("flow", flow_id), ("orig_key", orig_key), ("reply_key", reply_key)):
+            columns[column] += [value] * len(group)
+    return pd.DataFrame(columns)
 
 
 def _connection_groups(table: pd.DataFrame) -> list[list[_PacketFacts]]:
@@ -644,6 +650,10 @@ def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
     frame = hops.reset_index(drop=True)
     frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
     stats = _flow_stats(frame)
+    for column in ("first_seen", "last_seen"):
+        if pd.api.types.is_datetime64_any_dtype(stats[column]):
+            # converted column-wise: one pd.Timestamp per flow and side cost a second a million
+            stats[column] = stats[column].dt.to_pydatetime()
     nat = infer_translations(frame)
     return [
         _flow_record(str(flow_id), row, nat.get(str(flow_id), ())) for flow_id, row in _rows(stats)
@@ -744,6 +754,8 @@ def _hosts_per_flow(frame: pd.DataFrame) -> pd.Series:
 
 def _when(stamp: object) -> datetime | None:
     """A pandas timestamp as a datetime (None when missing)."""
+    if type(stamp) is datetime:  # already converted by summarise_flows
+        return stamp
     if missing(stamp):
         return None
     return pd.Timestamp(stamp).to_pydatetime()  # type: ignore[arg-type]
@@ -792,7 +804,7 @@ def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translati
     rows = pd.concat([frame.loc[marked, ["flow", "packet", "leg", "nat_mark", "t_proto", *columns]],
                       prev], axis=1)  # fmt: skip
     rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
-    records = [{str(k): v for k, v in hop.items()} for hop in rows.to_dict("records")]
+    records = [row for _, row in _rows(rows)]
     found = [_translation_at(hop, local_in) for hop in records]
     return found + [t for hop in records for t in _second_translation_at(hop, local_in)]
 
@@ -857,11 +869,12 @@ def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translatio
     local = set(frame["flow"][frame["hook"].eq("INPUT") & frame["direction"].eq("orig")])
     found = []
     for flow_id, row in _rows(flows):
-        proto, orig = key_tuple(row["orig_key"])
-        _, reply = key_tuple(row["reply_key"])
+        # the endpoints straight from the key text: a ConnTuple per flow cost more than the rest
+        proto, src, sport, dst, dport = str(row["orig_key"]).split("|")
+        _, reply_src, reply_sport, reply_dst, reply_dport = str(row["reply_key"]).split("|")
         host = row["hosts"][0] if len(row["hosts"]) == 1 else None
-        client = _endpoint(proto, orig.src, orig.sport)
-        answered_to = _endpoint(proto, reply.dst, reply.dport)
+        client = _key_endpoint(proto, src, sport)
+        answered_to = _key_endpoint(proto, reply_dst, reply_dport)
         if client != answered_to:
             found.append(
                 (
@@ -869,8 +882,8 @@ def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translatio
                     Translation("snat", client, answered_to, "POSTROUTING", host, "reply-dst"),
                 )
             )
-        server = _endpoint(proto, orig.dst, orig.dport)
-        answered_from = _endpoint(proto, reply.src, reply.sport)
+        server = _key_endpoint(proto, dst, dport)
+        answered_from = _key_endpoint(proto, reply_src, reply_sport)
         if server != answered_from:
             kind = "redirect" if flow_id in local else "dnat"
             hook = "OUTPUT" if row["first_hook"] == "OUTPUT" else "PREROUTING"
@@ -878,6 +891,11 @@ def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translatio
                 (str(flow_id), Translation(kind, server, answered_from, hook, host, "reply-src"))
             )
     return found
+
+
+def _key_endpoint(proto: str, addr: str, port: str) -> str:
+    """``_endpoint`` of one side of a tuple key (``key_tuple``'s fields, not yet parsed)."""
+    return format_endpoint(addr, int(port) if port and proto in PORTED else None)
 
 
 def _translations_from_quotes(frame: pd.DataFrame) -> list[tuple[str, Translation]]:

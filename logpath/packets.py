@@ -220,13 +220,14 @@ def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> 
     tangled_rows = frame["_key"].isin(tangled).to_numpy()
     rows = frame.loc[tangled_rows, ["_key", "lineno", *MATCH_COLUMNS]]
     rows = rows.sort_values(["_key", "_t", "_rank", "lineno"])
-    records = rows[MATCH_COLUMNS].to_dict("records")
+    # column by column: to_dict("records") boxed every cell one at a time
+    names, columns = MATCH_COLUMNS, [rows[c].tolist() for c in MATCH_COLUMNS]
+    records = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
     index = rows.index.to_numpy()
     keys = rows["_key"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
     for start, end in itertools.pairwise(bounds.tolist()):
-        hops = [{str(k): v for k, v in hop.items()} for hop in records[start:end]]
-        matched = _match_hops(index[start:end].tolist(), hops)
+        matched = _match_hops(index[start:end].tolist(), records[start:end])
         for row, packet in matched.items():
             segment[row] = next_id + packet
         next_id += max(matched.values()) + 1
@@ -254,7 +255,7 @@ class _OpenPacket:
         if hop["_rank"] < self.rank and not (hop["_guess"] or self.guess):
             return False
         drop = self.ttl - hop["_ttl"]
-        return bool(np.isnan(drop) or 0 <= drop <= 1)
+        return bool(math.isnan(drop) or 0 <= drop <= 1)
 
     def score(self, hop: dict[str, Any]) -> tuple[int, float]:
         """Prefer the packet with the same destination (no NAT between), then the latest."""
