@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from logpath.render.report import (
     problems,
     problems_first,
     rank,
+    summary_section,
     write_report,
 )
 from logpath.store import Store
@@ -82,11 +84,37 @@ def test_log_text_is_escaped(crafted: Store, tmp_path: Path) -> None:
         '<td class="n">1</td></tr>'
     ) in index
     assert "TTL=&lt;b&gt;64 ID=24284" in index
+    assert 'nothing came back</a></td><td class="n">1</td>' in index
+    assert '<td class="problem">no answer</td>' in index
     assert f'<img src="{flow_id}.svg"' in flows[name]
     svg = (tmp_path / "flows" / f"{flow_id}.svg").read_text()
     assert "<script" not in svg and ET.fromstring(svg).tag.endswith("svg")
     # the prefix is drawn as text, escaped for XML
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg or "alert(1)" not in svg
+
+
+def test_problems_come_first(seed_store: Store) -> None:
+    """No answer, then stopped packets, then reset, then NAT, then the rest; each in time order."""
+    _, flows = select_flows(seed_store, FlowQuery())
+    plain = next(
+        f for f in flows if f.answered and not f.stopped and not f.nat and f.state != "reset"
+    )
+    made = [
+        replace(plain, id="a-1", nat=next(f for f in flows if f.nat).nat),
+        replace(plain, id="b-2"),
+        replace(plain, id="c-3", state="reset"),
+        replace(plain, id="d-4", stopped=2),
+        replace(plain, id="e-5", answered=False, stopped=1, state="syn-sent"),
+        replace(plain, id="f-6", answered=False, state="syn-sent"),
+    ]
+    assert [f.id for f in problems_first(made)] == ["e-5", "f-6", "d-4", "c-3", "a-1", "b-2"]
+    assert [problems(f) for f in problems_first(made)] == [
+        ["no answer", "1 stopped"], ["no answer"], ["2 stopped"], ["reset"], [], []
+    ]  # fmt: skip
+    summary = summary_section(made)
+    for what, count in [("nothing came back", 2), ("dropped, or lost to the logs", 2),
+                        ("ended by a TCP reset", 1), ("NAT: SNAT", 1), ("all connections", 6)]:  # fmt: skip
+        assert re.search(f'{re.escape(what)}</a></td><td class="n">{count}</td>', summary)
 
 
 @pytest.mark.parametrize(
