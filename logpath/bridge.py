@@ -43,6 +43,8 @@ def learn_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFact
     (FORWARD without PHYSOUT): the host stack only sees frames addressed to it.
     """
     frame = _with_columns(hops)
+    # only the columns read here: each bridge's hops were copied with every hop column
+    frame = frame[[c for c in [*READ_COLUMNS, "dst"] if c in frame.columns]]
     names = pd.concat(
         [
             frame.loc[frame["physin"].notna(), ["host", "in_iface"]].set_axis(
@@ -66,23 +68,26 @@ def learn_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFact
     return facts
 
 
+# The hop columns this module reads (made present, as plain objects, by _with_columns).
+READ_COLUMNS = [
+    "host",
+    "in_iface",
+    "out_iface",
+    "physin",
+    "physout",
+    "macdst",
+    "macsrc",
+    "src",
+    "hook",
+    "ttl",
+]
+
+
 def _with_columns(hops: pd.DataFrame) -> pd.DataFrame:
     """The hops with every column this module reads (missing ones all null)."""
-    needed = [
-        "host",
-        "in_iface",
-        "out_iface",
-        "physin",
-        "physout",
-        "macdst",
-        "macsrc",
-        "src",
-        "hook",
-        "ttl",
-    ]
-    absent = [c for c in needed if c not in hops.columns]
+    absent = [c for c in READ_COLUMNS if c not in hops.columns]
     frame = hops.assign(**dict.fromkeys(absent))
-    for column in needed:
+    for column in READ_COLUMNS:
         frame[column] = frame[column].astype("object")
     return frame
 

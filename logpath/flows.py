@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -339,37 +340,54 @@ class _PacketFacts(NamedTuple):
 
 
 def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Per packet: its flow id, direction, and the flow's orig and reply tuple keys."""
-    code, distinct = pd.factorize(frame["_key"])
-    texts = distinct.tolist()
-    # the distinct (packet, tuple) pairs: a packet shows one tuple, or a few across NAT, over
-    # its hops (a set update per hop was a Python loop over a million of them)
-    pairs = np.unique(frame["packet"].to_numpy(dtype=np.int64) * len(texts) + code)
-    keys: dict[int, set[str]] = {}
-    packets, codes = np.divmod(pairs, len(texts))
-    for packet, key in zip(packets.tolist(), codes.tolist(), strict=True):
-        keys.setdefault(packet, set()).add(texts[key])
-    first_of = np.unique(code, return_index=True)[1]
-    reverse = dict(zip(texts, frame["_rkey"].to_numpy()[first_of].tolist(), strict=True))
-    firsts = _first_hops(frame, ["packet", "_key"])
-    lasts = _first_hops(frame, ["packet", "_key"], keep="last")
-    first_key = dict(zip(firsts["packet"].tolist(), firsts["_key"].tolist(), strict=True))
-    last_key = dict(zip(lasts["packet"].tolist(), lasts["_key"].tolist(), strict=True))
+    """Per packet: its flow id, direction, and the flow's orig and reply tuple keys.
+
+    Tuples are compared as integer codes (one per distinct key text, the reverse tuples' texts
+    included) and written back as text at the end: sets of strings per packet, filled one hop
+    at a time, were most of the orientation's time on a million hops.
+    """
+    count = len(frame)
+    code, texts = pd.factorize(pd.concat([frame["_key"], frame["_rkey"]], ignore_index=True))
+    tuple_code, reverse_code = code[:count], code[count:]
+    reverse = np.empty(len(texts), dtype=np.int64)
+    reverse[tuple_code] = reverse_code  # the reverse is a function of the tuple
+    keys = _tuples_per_packet(frame["packet"].to_numpy(dtype=np.int64), tuple_code)
+    first = ~frame["packet"].duplicated().to_numpy()
+    last = ~frame["packet"].duplicated(keep="last").to_numpy()
+    first_key = dict(zip(frame["packet"][first].tolist(), tuple_code[first].tolist(), strict=True))
+    last_key = dict(zip(frame["packet"][last].tolist(), tuple_code[last].tolist(), strict=True))
     groups = _connection_groups(table)
     starts = _flow_starts(frame, {group[0].packet for group in groups})
+    text = texts.tolist()
+    reverse_of = reverse.tolist()
     # built column by column: a DataFrame from one tuple per packet cost a second per million
     columns: dict[str, list[object]] = {
         c: [] for c in ("packet", "flow", "direction", "orig_key", "reply_key")
     }
     for group in groups:
-        direction = _directions(group, keys, reverse)  # in the group's packet order
-        orig_key, reply_key = _conn_tuples(group, direction, first_key, last_key, reverse)
+        direction = _directions(group, keys, reverse_of)  # in the group's packet order
+        orig, reply = _conn_tuples(group, direction, first_key, last_key, reverse_of)
+        orig_key, reply_key = text[orig], text[reply]
         flow_id = _flow_id(orig_key, starts[group[0].packet])
         columns["packet"] += direction.keys()
         columns["direction"] += direction.values()
         for column, value in (("flow", flow_id), ("orig_key", orig_key), ("reply_key", reply_key)):
             columns[column] += [value] * len(group)
     return pd.DataFrame(columns)
+
+
+def _tuples_per_packet(packet: np.ndarray, tuple_code: np.ndarray) -> dict[int, set[int]]:
+    """The set of tuple codes each packet's hops show: one for most packets, more across NAT.
+
+    A one-element set per packet from its first hop, then the hops showing another tuple added
+    one by one (a set update per hop was a Python loop over a million of them)."""
+    first_code = pd.Series(tuple_code).groupby(packet, sort=False).transform("first").to_numpy()
+    first = ~pd.Series(packet).duplicated().to_numpy()
+    keys = {p: {c} for p, c in zip(packet[first].tolist(), tuple_code[first].tolist(), strict=True)}
+    other = tuple_code != first_code
+    for p, c in zip(packet[other].tolist(), tuple_code[other].tolist(), strict=True):
+        keys[p].add(c)
+    return keys
 
 
 def _connection_groups(table: pd.DataFrame) -> list[list[_PacketFacts]]:
@@ -391,13 +409,13 @@ def _connection_groups(table: pd.DataFrame) -> list[list[_PacketFacts]]:
 
 
 def _directions(
-    group: list[_PacketFacts], keys: dict[int, set[str]], reverse: dict[str, str]
+    group: list[_PacketFacts], keys: dict[int, set[int]], reverse: Sequence[int]
 ) -> dict[int, str]:
     """Orig or reply per packet: the first packet (or its answer, if that came first) is orig;
     a packet sharing a tuple with orig packets is orig, one showing their reverse is reply."""
     seed = keys[group[0].packet]
     orig = {reverse[k] for k in seed} if _looks_like_answer(group[0]) else set(seed)
-    reply: set[str] = set()
+    reply: set[int] = set()
     decided: dict[int, str] = {}
     for _ in range(3):
         for facts in group:
@@ -428,10 +446,10 @@ def _looks_like_answer(packet: _PacketFacts) -> bool:
 def _conn_tuples(
     group: list[_PacketFacts],
     direction: dict[int, str],
-    first_key: dict[int, str],
-    last_key: dict[int, str],
-    reverse: dict[str, str],
-) -> tuple[str, str]:
+    first_key: dict[int, int],
+    last_key: dict[int, int],
+    reverse: Sequence[int],
+) -> tuple[int, int]:
     """The orig tuple (first hop of the first orig packet) and the reply tuple (first hop of the
     first answer, as it arrives before de-NAT). Without answers: the packet an ICMP error quotes
     as it arrives, reversed (it shows the orig after SNAT, which the NATing host never logs),
@@ -593,12 +611,17 @@ def _leg_entries(hops: pd.DataFrame) -> pd.Series:
 
 def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:
     """The furthest hook stage reached per (flow, direction, host, entry interface)."""
-    evidence = hops.assign(
-        _stage=hops["hook"].map(HOOK_STAGE).fillna(0),
-        _host=hops["host"].astype("object").fillna(""),
-        _in=entered.fillna(""),
+    evidence = pd.DataFrame(
+        {
+            "flow": hops["flow"],
+            "direction": hops["direction"],
+            "_host": hops["host"].astype("object").fillna(""),
+            "_in": entered.fillna(""),
+            "_stage": hops["hook"].map(HOOK_STAGE).fillna(0),
+        }
     )
-    evidence = evidence[evidence["table"].astype("object").ne("nat")]
+    # only the columns grouped: filtering the whole hop table copied every column
+    evidence = evidence[hops["table"].astype("object").ne("nat").to_numpy(dtype=bool)]
     return evidence.groupby(["flow", "direction", "_host", "_in"])["_stage"].max()
 
 
