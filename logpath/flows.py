@@ -673,11 +673,12 @@ def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
     frame = hops.reset_index(drop=True)
     frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
     stats = _flow_stats(frame)
+    # the per-flow tuples and hosts are in the stats already: not grouped a second time
+    nat = _infer_translations(frame, stats)
     for column in ("first_seen", "last_seen"):
         if pd.api.types.is_datetime64_any_dtype(stats[column]):
             # converted column-wise: one pd.Timestamp per flow and side cost a second a million
             stats[column] = stats[column].dt.to_pydatetime()
-    nat = infer_translations(frame)
     return [
         _flow_record(str(flow_id), row, nat.get(str(flow_id), ())) for flow_id, row in _rows(stats)
     ]
@@ -707,6 +708,7 @@ def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
         {
             "orig_key": grouped["orig_key"].first(),
             "reply_key": grouped["reply_key"].first(),
+            "first_hook": grouped["hook"].first(),
             "family": grouped["family"].first() if "family" in frame else None,
             "hops": grouped.size(),
             "first_seen": grouped["_ts"].min(),
@@ -789,13 +791,20 @@ def infer_translations(frame: pd.DataFrame) -> dict[str, tuple[Translation, ...]
 
     ``frame``: assign_flows output with the ``t_*`` tuple columns of ``hop_tuples``.
     """
+    return _infer_translations(frame, _flow_tuples(frame))
+
+
+def _infer_translations(
+    frame: pd.DataFrame, flows: pd.DataFrame
+) -> dict[str, tuple[Translation, ...]]:
+    """``infer_translations`` with ``_flow_tuples`` already known (``_flow_stats`` has them)."""
     found: dict[str, list[Translation]] = {}
     for flow_id, translation in _translations_between_hops(frame):
         found.setdefault(flow_id, []).append(translation)
     # quotes before tuples: without an answer, the reply tuple itself comes from an error's quote
     for flow_id, translation in _translations_from_quotes(frame):
         found.setdefault(flow_id, []).append(translation)
-    for flow_id, translation in _translations_from_tuples(frame):
+    for flow_id, translation in _translations_from_tuples(frame, flows):
         found.setdefault(flow_id, []).append(translation)
     return {flow_id: _unique(items) for flow_id, items in found.items()}
 
@@ -880,16 +889,27 @@ def _text(value: object) -> str | None:
     return None if missing(value) else str(value)
 
 
-def _translations_from_tuples(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
-    """SNAT when answers return to another address than the orig source; DNAT when they come
-    from another address than the orig destination (the first packet never showed it)."""
+def _flow_tuples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per flow: ``orig_key``, ``reply_key``, ``first_hook`` and ``hosts``."""
     flows = frame.groupby("flow", sort=False).agg(
         orig_key=("orig_key", "first"),
         reply_key=("reply_key", "first"),
         first_hook=("hook", "first"),
     )
     flows["hosts"] = _hosts_per_flow(frame).reindex(flows.index)
-    local = set(frame["flow"][frame["hook"].eq("INPUT") & frame["direction"].eq("orig")])
+    return flows
+
+
+def _translations_from_tuples(
+    frame: pd.DataFrame, flows: pd.DataFrame
+) -> list[tuple[str, Translation]]:
+    """SNAT when answers return to another address than the orig source; DNAT when they come
+    from another address than the orig destination (the first packet never showed it).
+
+    ``flows``: ``_flow_tuples`` of ``frame``."""
+    delivered = frame["hook"].eq("INPUT") & frame["direction"].eq("orig")
+    local = set(frame["flow"][delivered].unique().tolist())
+    flows = flows[["orig_key", "reply_key", "first_hook", "hosts"]]
     found = []
     for flow_id, row in _rows(flows):
         # the endpoints straight from the key text: a ConnTuple per flow cost more than the rest
