@@ -151,7 +151,7 @@ def assign_roles(
     own = _own_mac_per_hop(frame, bridges)
     role = _role_by_hop(frame, own, names)
     role = _role_from_next_hop(frame, role, names)
-    result = packets.copy()
+    result = packets.copy(deep=False)  # copy-on-write: the hop columns are shared, not copied
     result["role"] = role.astype("object")
     result["role_switch"] = _switches(frame["packet"], result["role"])
     return result

@@ -118,11 +118,19 @@ def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFr
 
 def hook_rank(hook: pd.Series, table: pd.Series) -> pd.Series:
     """Order of each hop within one host's traversal: hook stage, then table priority."""
-    stage = hook.map(HOOK_STAGE).astype("float64").fillna(0.0)
-    priority = table.map(TABLE_PRIORITY).astype("float64")
-    nat = hook.map(NAT_PRIORITY).astype("float64").where(table.eq("nat"))
+    stage = _map_few(hook, HOOK_STAGE).fillna(0.0)
+    priority = _map_few(table, TABLE_PRIORITY)
+    nat = _map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
     # an unknown table (nft chains live in user-named tables) ranks with filter
     return stage * 1000.0 + priority.fillna(nat).fillna(0.0)
+
+
+def _map_few(values: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
+    """``values.map(mapping)`` as float64 (NaN where unmapped), looked up once per distinct
+    value: a million hops show a few hooks and tables."""
+    code, distinct = pd.factorize(values)
+    mapped = np.array([mapping.get(value, np.nan) for value in distinct] + [np.nan])
+    return pd.Series(mapped[code].astype("float64"), index=values.index)
 
 
 def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -148,7 +156,7 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
     frame["_hook"] = hook
     frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
-    frame["_stage"] = hook.map(HOOK_STAGE).astype("float64").fillna(0.0)
+    frame["_stage"] = _map_few(hook, HOOK_STAGE).fillna(0.0)
     stamps = _epoch_seconds(frame["ts"])
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
