@@ -2,11 +2,11 @@
 
 The library behind the ``logpath`` command, one module per stage of the pipeline::
 
-    from logpath import Store, ingest, FlowQuery, select_flows, load_journey
+    from logpath import Store, ingest, FlowQuery, find_flows, load_journey
 
     store = Store("/tmp/store")
     ingest(["/var/log/syslog"], store)
-    traced, flows = select_flows(store, FlowQuery(port=12580))
+    flows = find_flows(store, FlowQuery(port=12580))
     journey = load_journey(store, flows[0].id)
 
 Names are imported on first use, so that ``import logpath`` (or ``logpath.grammars``) stays cheap.
@@ -28,10 +28,12 @@ _PUBLIC = {
     "ingest": "logpath.ingest",
     "load_ruleset": "logpath.rules",
     "resolve_hooks": "logpath.hooks",
-    "FlowQuery": "logpath.journeys",
-    "select_flows": "logpath.journeys",
-    "trace_hops": "logpath.journeys",
-    "load_journey": "logpath.journeys",
+    "FlowQuery": "logpath.query",
+    "find_flows": "logpath.query",
+    "select_flows": "logpath.query",
+    "load_journey": "logpath.query",
+    "assemble": "logpath.assembly",
+    "trace_hops": "logpath.assembly",
     "build_journeys": "logpath.journeys",
     "Flow": "logpath.flows",
     "Journey": "logpath.journeys",

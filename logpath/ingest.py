@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from logpath.assembly import Provenance, assemble_store
 from logpath.errors import InputError, Stopped, WorkerError
 from logpath.hops import build_hops
 from logpath.lines import (
@@ -265,6 +266,7 @@ def ingest(
                 except OSError as error:  # an input that fails while it is read (EIO)
                     reason = error.strerror or str(error)
                     summary.errors.append(f"{source.name}: cannot be read ({reason})")
+            _assemble(store, writer)
         stored = True
     except BaseException:
         workers.kill()
@@ -277,6 +279,14 @@ def ingest(
             stop.stored = stop.stored or stored
             raise
     return summary
+
+
+def _assemble(store: Store, writer: StoreWriter) -> None:
+    """Assemble the store's connections again, for this run's commit, when its hops (or the
+    ruleset, or the conventions) changed: queries read them instead of deriving them."""
+    manifest = writer.manifest
+    if not Provenance.now(writer.hop_parts(), manifest.ruleset).matches(manifest.assembly):
+        assemble_store(store, writer)
 
 
 def _opened(names: list[str], summary: IngestSummary) -> Iterator[Source]:

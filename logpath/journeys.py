@@ -8,35 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
-from logpath.bridge import assign_roles
-from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
-from logpath.errors import NotFoundError, UsageError
-from logpath.flows import (
-    NAT_TYPES,
-    Flow,
-    assign_flows,
-    flow_id_port,
-    format_endpoint,
-    packet_fates,
-    summarise_flows,
-)
-from logpath.hooks import resolve_hooks
-from logpath.hops import HOP_COLUMNS, HOP_SCHEMA, hop_to_json
-from logpath.packets import group_packets, missing, refine_guessed_hooks
-from logpath.rules import Ruleset
-from logpath.store import Store, hop_filter, to_frame
+from logpath.assembly import with_journey_marks
+from logpath.errors import NotFoundError
+from logpath.flows import Flow, summarise_flows
+from logpath.hops import HOP_COLUMNS, hop_to_json
+from logpath.packets import missing
 
 
 @dataclass(frozen=True)
@@ -157,39 +139,6 @@ class Journey:
         }
 
 
-def trace_hops(
-    hops: pd.DataFrame,
-    ruleset: Ruleset | None = None,
-    *,
-    roles: bool = True,
-    clocks: Clocks | None = None,
-) -> pd.DataFrame:
-    """Every stage after parsing: hooks, packets, flows, bridge roles, on one hop table.
-
-    Args:
-        hops: the hop table (``Store.read_hops()``).
-        ruleset: the ruleset the logs were written under, if known.
-        roles: decide bridge roles. Journeys show them; flow summaries do not depend on them
-            (``logpath flows`` skips them: a tenth of its time on a big store).
-        clocks: the hosts' boot times and clock offsets (``store_clocks``); by default
-            learned from these hops.
-
-    Returns:
-        The hops with ``table``/``chain``/``hook``/``evidence`` (hooks), ``packet``/``leg``/
-        ``hop_n`` (packets), ``flow``/``direction``/``related``/``translated``/``nat_mark``/
-        ``orig_key``/``reply_key`` (flows) and ``role``/``role_switch`` (bridge) added.
-
-    Example:
-        >>> traced = trace_hops(Store(path).read_hops())
-    """
-    resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
-    # resolve_hooks gives categoricals; the later stages compare and fill them as plain text
-    where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
-    resolved = resolved.astype(dict.fromkeys(where, "object"))
-    flows = assign_flows(refine_guessed_hooks(group_packets(resolved, clocks)))
-    return assign_roles(flows) if roles else flows
-
-
 def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None) -> Journey:
     """The journey of one flow of ``trace_hops`` output (optionally only its packet ``packet``).
 
@@ -212,14 +161,15 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
 def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]:
     """The journey of every flow of ``trace_hops`` output, in the flows' order.
 
-    One pass over all of them (one ``packet_fates``, one ``to_dict``): building them one flow at a
-    time took 165 ms a flow, 2 min 45 s for a report of 992 connections.
+    The fates and NAT marks are the trace's own when it was read from a store (assembly found
+    them at ingest); hops traced in memory get them here, for all flows at once (one flow at a
+    time took 165 ms a flow, 2 min 45 s for a report of 992 connections).
     """
     if not flows:
         return []
-    hops = _with_applied_nat(traced.reset_index(drop=True), flows)
-    fates = packet_fates(hops)
-    fate, stopped_at = fates["fate"].to_dict(), fates["stopped_at"].to_dict()
+    hops = traced.reset_index(drop=True)
+    if "fate" not in hops.columns:  # hops traced in memory, not read from a store's trace
+        hops = with_journey_marks(hops, flows)
     packets: dict[int, list[dict[str, Any]]] = {}
     for row in hops.to_dict("records"):
         packets.setdefault(int(row["packet"]), []).append({str(k): v for k, v in row.items()})
@@ -231,7 +181,7 @@ def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]
             flow=flow,
             packets=_what_followed(
                 [
-                    _packet(n, packets[number], fate[number], stopped_at[number])
+                    _packet(n, packets[number])
                     for n, number in enumerate(per_flow.get(flow.id, []), start=1)
                 ]
             ),
@@ -269,39 +219,9 @@ def _related(packet: Packet) -> bool:
     return bool(packet.hops and packet.hops[0].fields.get("inner"))
 
 
-def _with_applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
-    """``nat_mark`` where SNAT or a reply's de-DNAT is applied, packet by packet (only the
-    packets of connections with NAT need it).
-
-    Works on plain tuples of the few columns it reads: a pandas selection per packet copied
-    every column and took 17 s for the 4,000 NATed packets of the report benchmark.
-    """
-    natted = {flow.id: flow for flow in flows if flow.nat}
-    subset = hops.loc[hops["flow"].isin(set(natted)), list(_NAT_COLUMNS)]
-    if subset.empty:
-        return hops
-    per_packet: dict[object, list[Any]] = {}
-    for row in subset.itertuples():
-        per_packet.setdefault(row.packet, []).append(row)
-    marks = {}
-    for rows in per_packet.values():
-        applied = _applied_nat(rows, natted[str(rows[0].flow)])
-        if applied is not None:
-            marks[applied[0]] = applied[1]
-    if not marks:
-        return hops
-    marked = hops.copy()
-    marked.loc[list(marks), "nat_mark"] = list(marks.values())
-    return marked
-
-
-# What _applied_nat reads of each hop.
-_NAT_COLUMNS = ("packet", "flow", "direction", "related", "host", "hook", "out_iface", "src",
-                "sport", "nat_mark")  # fmt: skip
-
-
-def _packet(n: int, rows: list[dict[str, Any]], fate: object, stopped_at: object) -> Packet:
+def _packet(n: int, rows: list[dict[str, Any]]) -> Packet:
     """One Packet record from its hop rows (already in journey order)."""
+    fate, stopped_at = rows[0]["fate"], rows[0]["stopped_at"]
     return Packet(
         n=n,
         direction=str(rows[0]["direction"]),
@@ -310,38 +230,6 @@ def _packet(n: int, rows: list[dict[str, Any]], fate: object, stopped_at: object
         stopped_at=None if missing(stopped_at) else str(stopped_at),
         hops=tuple(_journey_hop(row) for row in rows),
     )
-
-
-def _applied_nat(rows: list[Any], flow: Flow) -> tuple[object, str] | None:
-    """Where SNAT (or a reply's de-DNAT) is applied to one packet, as (hop index, mark): after
-    the packet's last POSTROUTING hop on the NATing host, which still shows the old address (nat
-    POSTROUTING runs last). None when nothing is applied or the hop is marked already.
-
-    Conntrack translates every packet of the connection, but only the first one passes the nat
-    table: when no POSTROUTING hop was logged, the mark goes after the last hop that routed the
-    packet out (FORWARD or OUTPUT) while it still shows the address NAT replaces.
-    """
-    if rows[0].related:
-        return None
-    applied, mark = {"orig": ("snat", "snat"), "reply": ("dnat", "de-dnat")}[rows[0].direction]
-    translations = [t for t in flow.nat if t.type == applied]
-    if not translations:
-        return None
-    hosts = {t.host for t in translations}
-    on_host = rows if None in hosts else [r for r in rows if r.host in hosts]
-    last = [r for r in on_host if r.hook == "POSTROUTING"]
-    if not last:
-        replaced = translations[0].from_addr if applied == "snat" else translations[0].to_addr
-        last = [
-            r
-            for r in on_host
-            if r.hook in ("FORWARD", "OUTPUT")
-            and not missing(r.out_iface)
-            and format_endpoint(str(r.src), None if missing(r.sport) else int(r.sport)) == replaced
-        ]
-    if not last or not missing(last[-1].nat_mark):
-        return None
-    return last[-1].Index, mark
 
 
 def packet_summary(hop: Mapping[str, Any]) -> str:
@@ -380,7 +268,9 @@ def _value(value: object) -> Any:
 def _journey_hop(row: dict[str, Any]) -> JourneyHop:
     """One JourneyHop from a traced hop row."""
     fields = hop_to_json({c: row.get(c) for c in HOP_COLUMNS})
-    marks = (row["nat_mark"],) if _value(row.get("nat_mark")) is not None else ()
+    # what changed since the previous hop, or what NAT applies after this one
+    mark = _value(row.get("nat_mark")) or _value(row.get("applied_nat"))
+    marks = (mark,) if mark is not None else ()
     return JourneyHop(
         fields=fields,
         table=_value(row.get("table")),
@@ -402,262 +292,3 @@ def _journey_hop(row: dict[str, Any]) -> JourneyHop:
         dport=_value(row.get("dport")),
         ttl=_value(row.get("ttl")),
     )
-
-
-NAT_CHOICES = {"snat": ("snat",), "dnat": ("dnat", "redirect"), "any": NAT_TYPES}
-# What trace_hops reads (flows need no more; journeys read every column for their hop fields).
-TRACE_COLUMNS = frozenset(
-    {"source", "lineno", "host", "ts", "uptime", "kind", "prefix", "in_iface", "out_iface",
-     "physin", "physout", "macdst", "macsrc", "family", "src", "dst", "len", "ttl", "id",
-     "proto", "sport", "dport", "seq", "ack", "window", "flags", "icmp_type", "icmp_code",
-     "icmp_id", "icmp_seq", "inner_src", "inner_dst", "inner_proto", "inner_sport",
-     "inner_dport", "inner_icmp_id", "arp_opcode", "arp_ipsrc", "arp_ipdst", "trace_table",
-     "trace_chain", "trace_type", "trace_rulenum"}
-)  # fmt: skip
-# Read only to decide bridge roles (select_flows(roles=False) skips them).
-ROLE_COLUMNS = frozenset({"macdst", "macsrc"})
-# What a selection needs to find the rest of its connections.
-SELECTED_COLUMNS = ["source", "lineno", "ts", "sport", "dport", "inner_sport", "inner_dport",
-                    "icmp_id", "inner_icmp_id"]  # fmt: skip
-# Widening a selection to the rest of its connections reads this much around it (seconds).
-WIDEN_MARGIN = 600.0
-
-
-@dataclass(frozen=True)
-class FlowQuery:
-    """What ``logpath flows`` asks: hop filters pushed down into the store, then flow filters."""
-
-    port: int | None = None
-    """Only flows with a hop to or from this port."""
-    ident: int | None = None
-    """Only flows with a hop with this port or ICMP echo id (the number in a flow id)."""
-    host: str | None = None
-    """Only flows with a hop from or to this address."""
-    proto: str | None = None
-    """Only flows of this protocol."""
-    nat: str | None = None
-    """Only flows with this kind of NAT: "snat", "dnat" (DNAT or REDIRECT) or "any"."""
-    since: str | None = None
-    """Only flows with a hop at or after this time (ISO 8601)."""
-    until: str | None = None
-    """Only flows with a hop at or before this time."""
-    everything: bool = False
-    """Trace a big store whole even without a filter (``--all``)."""
-
-
-def store_ruleset(store: Store) -> Ruleset | None:
-    """The ruleset kept in the store at ingest (``logpath ingest --rules``), if any."""
-    kept = store.require().ruleset
-    if not kept:
-        return None
-    return Ruleset.from_json(kept if isinstance(kept, str) else json.dumps(kept))
-
-
-def store_clocks(store: Store) -> Clocks:
-    """The hosts' boot times and clock offsets, learned once from the whole store.
-
-    A question about one connection selects too few packets to learn the hosts' offset from
-    (an IPv6 connection: none, it has no IP ID), and every subset of the store's lines must land
-    on the same clock, so both are learned from all of them and kept beside the store
-    (CLOCKS_FILE) until ingest adds a part.
-    """
-    parts = list(store.require().parts)
-    kept_at = store.path / CLOCKS_FILE
-    try:
-        kept = json.loads(kept_at.read_text())
-        if kept["parts"] == parts:
-            return Clocks.from_json(kept)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # not learned yet, or for other parts
-    lines = store.read_hops(columns=["host", "ts", "uptime"])
-    shared = lines.iloc[:0]
-    if lines["host"].nunique() > 1:
-        shared = store.read_hops(ds.field("id") != 0, CLOCK_COLUMNS)
-    clocks = learn_clocks(lines, shared)
-    try:
-        temporary = kept_at.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"parts": parts, **clocks.to_json()}))
-        os.replace(temporary, kept_at)
-    except OSError:
-        pass  # a store we may not write to: learned again next time
-    return clocks
-
-
-# Where store_clocks keeps what it learned, in the store's directory.
-CLOCKS_FILE = "clocks.json"
-
-
-def select_flows(
-    store: Store, query: FlowQuery, columns: list[str] | None = None, *, roles: bool = True
-) -> tuple[pd.DataFrame, list[Flow]]:
-    """The flows matching ``query`` and their traced hops, reading only what they need.
-
-    The store's pushed-down filter picks the matching hops first; the selection is then widened
-    to the other hops of their connections (same ports, NAT changes addresses but seldom the
-    client port), and only those are grouped into packets and flows.
-
-    Example:
-        >>> traced, flows = select_flows(Store(path), FlowQuery(port=12580))
-    """
-    if query.nat is not None and query.nat not in NAT_CHOICES:
-        raise UsageError(f"--nat {query.nat!r}: use snat, dnat or any")
-    _refuse_unbounded(store, query)
-    hop_query = {k: getattr(query, k) for k in ("port", "ident", "host", "proto", "since", "until")}
-    selective = any(v is not None for v in hop_query.values())
-    traced_columns = TRACE_COLUMNS if roles else TRACE_COLUMNS - ROLE_COLUMNS
-    hop_columns = columns or [c for c in HOP_COLUMNS if c in traced_columns]
-    # the store's own scan is the fastest way to the selection (pushed-down filter, threads)
-    selected = store.read_hops(hop_filter(**hop_query), SELECTED_COLUMNS) if selective else None
-    if selected is None:
-        hops = store.read_hops(columns=hop_columns)
-    else:
-        hops = _widen(store, selected, hop_columns)
-    traced = trace_hops(hops, store_ruleset(store), roles=roles, clocks=store_clocks(store))
-    if selected is not None:
-        picked = _line_keys(traced).isin(_line_keys(selected))
-        traced = traced[traced["flow"].isin(set(traced.loc[picked, "flow"]))]
-    flows = summarise_flows(traced)
-    if query.nat is not None:
-        kinds = NAT_CHOICES[query.nat]
-        flows = [f for f in flows if any(t.type in kinds for t in f.nat)]
-        traced = traced[traced["flow"].isin({f.id for f in flows})]
-    return traced, flows
-
-
-def _line_keys(hops: pd.DataFrame) -> pd.MultiIndex:
-    """Where each hop was read (source file, line number): a hop's identity in the store."""
-    return pd.MultiIndex.from_arrays([hops["source"].astype("object"), hops["lineno"]])
-
-
-# Without a filter, a store bigger than this is traced whole only when asked (--all): it takes
-# about a minute and 3 GB per million hops (2M-line benchmark store: 54 s, 3.1 GB).
-UNFILTERED_HOPS = 300_000
-
-
-def _refuse_unbounded(store: Store, query: FlowQuery) -> None:
-    filters = (query.port, query.ident, query.host, query.proto, query.since, query.until)
-    if query.everything or any(value is not None for value in filters):
-        return
-    count = store.count_hops()
-    if count > UNFILTERED_HOPS:
-        raise UsageError(
-            f"{store.path}: the store holds {count:,} hops; tracing them all takes minutes and "
-            "gigabytes\n\nNarrow it with --port, --host, --proto, --since or --until, "
-            "or pass --all."
-        )
-
-
-def _widen(store: Store, selected: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The selected hops plus every hop sharing one of their ports (or ICMP ids) near in time.
-
-    Scans the store batch by batch and keeps only matching rows: memory follows the selection.
-    """
-    schema = pa.schema([HOP_SCHEMA.field(c) for c in columns])
-    if selected.empty:
-        return to_frame(schema.empty_table())
-    port_windows = _Windows.around(selected, PORT_COLUMNS)
-    id_windows = _Windows.around(selected, ID_COLUMNS)
-    # No filter pushed down into the scan: evaluating isin over six columns cost more (0.37 s)
-    # than decoding everything (0.23 s) and looking the values up in the windows below.
-    kept = []
-    for batch in store.hop_batches(columns, _time_span(selected)):
-        stamps = _batch_seconds(batch)
-        near = np.zeros(batch.num_rows, dtype=bool)
-        for column in PORT_COLUMNS:
-            near |= port_windows.near(batch.column(column), stamps)
-        for column in ID_COLUMNS:
-            near |= id_windows.near(batch.column(column), stamps)
-        if near.any():
-            kept.append(batch.filter(pa.array(near)))
-    table = pa.Table.from_batches(kept, schema=schema)
-    return to_frame(table)
-
-
-def _time_span(selected: pd.DataFrame) -> ds.Expression | None:
-    """The widening's time bounds: the store's row groups are in time order, so their
-    statistics let the scan skip those outside (a three-hour question on the 35-hour benchmark
-    store reads a tenth of it). Hops without wall-clock time are always in."""
-    seconds = _seconds(selected["ts"])
-    if np.isnan(seconds).any():
-        return None
-    low = pd.Timestamp(seconds.min() - WIDEN_MARGIN, unit="s", tz="UTC")
-    high = pd.Timestamp(seconds.max() + WIDEN_MARGIN, unit="s", tz="UTC")
-    ts = ds.field("ts")
-    micros = pa.timestamp("us", tz="UTC")
-    inside = (ts >= pa.scalar(low, micros)) & (ts <= pa.scalar(high, micros))
-    return inside | ts.is_null()
-
-
-PORT_COLUMNS = ("sport", "dport", "inner_sport", "inner_dport")
-ID_COLUMNS = ("icmp_id", "inner_icmp_id")
-
-
-@dataclass(frozen=True)
-class _Windows:
-    """Per 16-bit value (a port or an ICMP id), the time window in which a hop showing it joins
-    the selection: a table indexed by the value itself, so testing a million hops is one lookup
-    each (binary search over the selected values took half the widening scan)."""
-
-    low: np.ndarray
-    """Epoch seconds; NaN where the value was not selected, -inf where it matches at any time."""
-    high: np.ndarray
-    """Epoch seconds; NaN where the value was not selected, +inf where it matches at any time."""
-
-    @classmethod
-    def around(cls, selected: pd.DataFrame, columns: tuple[str, ...]) -> _Windows:
-        """The windows of the values these columns show in the selected hops, widened by
-        WIDEN_MARGIN on both sides."""
-        seconds = _seconds(selected["ts"])
-        low, high = np.full(VALUES, np.nan), np.full(VALUES, np.nan)
-        for column in columns:
-            values = selected[column].to_numpy(dtype="float64", na_value=np.nan)
-            shown = ~np.isnan(values)
-            value, stamp = values[shown].astype(np.int64), seconds[shown]
-            np.fmin.at(low, value, stamp - WIDEN_MARGIN)  # fmin/fmax skip the NaN start
-            np.fmax.at(high, value, stamp + WIDEN_MARGIN)
-            # a hop without wall-clock time cannot be placed in time: its value matches always
-            untimed = value[np.isnan(stamp)]
-            low[untimed], high[untimed] = -np.inf, np.inf
-        return cls(low, high)
-
-    def near(self, column: pa.Array | pa.ChunkedArray, stamps: np.ndarray) -> np.ndarray:
-        """Rows whose value in ``column`` is a selected one, at a time inside its window (or
-        without wall-clock time)."""
-        values = pc.fill_null(column, -1).to_numpy(zero_copy_only=False)
-        valid = (values >= 0) & (values < VALUES)
-        slot = np.where(valid, values, 0)
-        low, high = self.low[slot], self.high[slot]
-        near: np.ndarray = valid & (
-            ((stamps >= low) & (stamps <= high)) | (np.isnan(stamps) & ~np.isnan(low))
-        )
-        return near
-
-
-VALUES = 1 << 16  # ports and ICMP ids are 16-bit
-
-
-def _seconds(stamps: pd.Series) -> np.ndarray:
-    """Epoch seconds (NaN where missing)."""
-    stamps = pd.to_datetime(stamps, utc=True)
-    return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype="float64")
-
-
-def _batch_seconds(batch: pa.RecordBatch) -> np.ndarray:
-    """Epoch seconds of a batch's ``ts`` column (NaN where missing)."""
-    micros = pc.cast(batch.column("ts"), pa.int64())
-    seconds: np.ndarray = micros.to_numpy(zero_copy_only=False).astype("float64") / 1e6
-    return seconds
-
-
-def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
-    """The journey of flow ``flow_id`` (as ``logpath flows`` named it) from the store.
-
-    Raises:
-        NotFoundError: no such flow, or no such packet in it.
-    """
-    port = flow_id_port(flow_id)
-    if port is None:
-        traced = trace_hops(store.read_hops(), store_ruleset(store), clocks=store_clocks(store))
-    else:
-        traced, _ = select_flows(store, FlowQuery(ident=port), columns=list(HOP_COLUMNS))
-    return build_journey(traced, flow_id, packet)

@@ -5,11 +5,19 @@ Layout::
     DIR/manifest.json      what is committed: parts, sources read so far, ruleset, skip counts
     DIR/hops/*.parquet     one file per ingest run (row groups per chunk), schema HOP_SCHEMA
     DIR/rejected/*.parquet the rejected lines of each run
+    DIR/assembled/         connections assembled from all the hops (``logpath.assembly``):
+                           flows-*.parquet (one row per connection) and trace-*.parquet (every
+                           hop with its hook, packet, connection and fate), sorted by flow
     DIR/lock               held (flock) by the one writer
 
 A run writes its parts under new names and then replaces manifest.json in one ``os.replace``:
 a run killed at any moment leaves the previous manifest, which does not name the new parts (they
 are removed by the next writer). Readers only read parts the manifest names.
+
+The assembled tables are a cache of the hops, rebuilt by the run that adds hops and named in
+the same manifest: a reader sees hops and connections of one commit. The files a commit
+replaces are removed by the next writer, not at once, so that a reader still reading them is
+not cut short.
 
 A run that fails (full disk, a signal, a worker killed) removes what it wrote at once: its parts
 could be what fills the disk. A store that cannot be written is refused before any input is
@@ -46,6 +54,8 @@ if TYPE_CHECKING:  # parsing is not needed to read a store
     from logpath.parse import Rejected
 
 MANIFEST = "manifest.json"
+# The store's directories (beside the manifest and the lock).
+FOLDERS = ("hops", "rejected", "assembled")
 REJECTED_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
@@ -102,6 +112,9 @@ class Manifest:
     sources: dict[str, SourceState] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     ruleset: dict[str, Any] | None = None
+    assembly: dict[str, Any] | None = None
+    """What ``logpath.assembly`` built from ``parts``: its file names under ``assembled/``
+    (``flows``, ``trace``) and what it depended on (``logpath.assembly.Provenance``)."""
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
@@ -132,7 +145,12 @@ class Manifest:
             raise ValueError("parts and rejected_parts are not lists")
         if not isinstance(manifest.skipped, dict):
             raise ValueError("skipped is not an object")
-        for name in [*manifest.parts, *manifest.rejected_parts]:
+        if manifest.assembly is not None and not (
+            isinstance(manifest.assembly, dict)
+            and all(isinstance(manifest.assembly.get(k), str) for k in ASSEMBLED)
+        ):
+            raise ValueError("assembly is not an object naming the assembled files")
+        for name in [*manifest.parts, *manifest.rejected_parts, *_assembled(manifest)]:
             # a name, not a path: a manifest never makes logpath read outside the store
             if not isinstance(name, str) or Path(name).name != name or name in ("", "..", "."):
                 raise ValueError(f"{name!r} is not a part's file name")
@@ -143,6 +161,15 @@ class Manifest:
 
 
 _MANIFEST_KEYS = {"version", "parts", "rejected_parts", "sources"}
+# The assembled tables, as the manifest's ``assembly`` names their files.
+ASSEMBLED = ("flows", "trace")
+
+
+def _assembled(manifest: Manifest) -> list[str]:
+    """The files under ``assembled/`` the manifest names."""
+    if not manifest.assembly:
+        return []
+    return [manifest.assembly[kind] for kind in ASSEMBLED]
 
 
 class Store:
@@ -185,6 +212,7 @@ class Store:
         names = (
             *(f"hops/{name}" for name in manifest.parts),
             *(f"rejected/{name}" for name in manifest.rejected_parts),
+            *(f"assembled/{name}" for name in _assembled(manifest)),
         )
         if names != self._checked:
             for name in names:
@@ -199,7 +227,7 @@ class Store:
         store was new: a failed ingest leaves nothing. ``check_writable`` says beforehand
         whether a run could be written at all.
         """
-        own = [self.path / "hops", self.path / "rejected"]
+        own = [self.path / folder for folder in FOLDERS]
         made = _missing(self.path) + [f for f in own if not f.exists()]
         self._prepare(create=True)
         try:
@@ -233,7 +261,7 @@ class Store:
         """Check that files can be created in the store's directories (made if ``create``),
         or in the directory that will hold it."""
         self._refuse_a_file()
-        own = [self.path, self.path / "hops", self.path / "rejected"]
+        own = [self.path, *(self.path / folder for folder in FOLDERS)]
         folders = own
         if not create:
             # where the first missing directory would be made
@@ -335,7 +363,12 @@ class Store:
 
     def _damaged_part(self, folder: str) -> Path | None:
         manifest = self.manifest
-        for name in manifest.parts if folder == "hops" else manifest.rejected_parts:
+        names = {
+            "hops": manifest.parts,
+            "rejected": manifest.rejected_parts,
+            "assembled": _assembled(manifest),
+        }[folder]
+        for name in names:
             path = self.path / folder / name
             try:
                 for _ in pq.ParquetFile(path).iter_batches():
@@ -350,6 +383,18 @@ class Store:
         dataset = self._hop_dataset()
         with self._reading():
             return 0 if dataset is None else dataset.count_rows(filter=filter_)
+
+    def read_parts(self, parts: list[str], columns: list[str] | None = None) -> pa.Table:
+        """Every hop of these parts (a run about to commit reads its own part with the
+        committed ones), in part and line order."""
+        schema = _hop_schema(columns)
+        files = [str(self.path / "hops" / name) for name in parts]
+        if not files:
+            return schema.empty_table()
+        with self._reading():
+            dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
+            batches = dataset.to_batches(columns=columns, batch_readahead=1, fragment_readahead=0)
+            return pa.Table.from_batches(batches, schema=schema)
 
     def _hop_files(self) -> list[str]:
         return [str(self.path / "hops" / p) for p in self.require().parts]
@@ -374,6 +419,30 @@ class Store:
                 )
             self._opened = (files, dataset)
         return self._opened[1]
+
+    def assembled_path(self, kind: str) -> Path | None:
+        """The file of the assembled table ``kind`` the manifest names (None without one)."""
+        manifest = self.require()
+        if not manifest.assembly:
+            return None
+        return self.path / "assembled" / str(manifest.assembly[kind])
+
+    @contextmanager
+    def reading(self, path: Path) -> Iterator[None]:
+        """Damage found while decoding ``path`` (a file of this store) as a StoreError
+        naming it."""
+        with self._reading(str(path)):
+            yield
+
+    def assembled_dataset(self, kind: str) -> ds.Dataset | None:
+        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest, or None
+        when the store has none yet (written by an older logpath). Whether it is current is
+        for ``logpath.assembly`` to say (``Manifest.assembly`` holds what it was built from)."""
+        path = self.assembled_path(kind)
+        if path is None:
+            return None
+        with self._reading(str(path), folder="assembled"):
+            return ds.dataset(str(path), format="parquet")
 
     def read_rejected(self) -> pd.DataFrame:
         manifest = self.require()
@@ -490,19 +559,23 @@ class StoreWriter:
     def __init__(self, store: Store, manifest: Manifest) -> None:
         self.store = store
         self.manifest = manifest
-        run = uuid.uuid4().hex[:12]
-        self.hops_name = f"hops-{run}.parquet"
-        self.rejected_name = f"rejected-{run}.parquet"
+        self.run = uuid.uuid4().hex[:12]
+        self.hops_name = f"hops-{self.run}.parquet"
+        self.rejected_name = f"rejected-{self.run}.parquet"
         self._hops: pq.ParquetWriter | None = None
         self._rejected: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
+        self._assembled: list[Path] = []  # written by this run, named at commit
+        self._closed = False
         self.failed = False  # a write failed: the run is lost, later writes are dropped
 
     def remove_orphans(self) -> None:
-        """Delete parts a killed run left behind (the manifest never named them)."""
+        """Delete parts a killed run left behind (the manifest never named them), and the
+        assembled tables an earlier commit replaced."""
         for folder, kept in (
             ("hops", self.manifest.parts),
             ("rejected", self.manifest.rejected_parts),
+            ("assembled", _assembled(self.manifest)),
         ):
             for path in (self.store.path / folder).glob("*.parquet"):
                 if path.name not in kept:
@@ -547,6 +620,28 @@ class StoreWriter:
             self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
         self._pending = []
 
+    def hop_parts(self) -> list[str]:
+        """The parts holding every hop once this run commits: the committed ones and this
+        run's (closed first: the assembly reads it)."""
+        self.close()
+        written = [self.hops_name] if self._hops is not None else []
+        return [*self.manifest.parts, *written]
+
+    def add_assembled(
+        self, tables: dict[str, pa.Table], provenance: dict[str, Any], row_group: int
+    ) -> None:
+        """Write the assembled tables (``ASSEMBLED``), named in the manifest at commit."""
+        if self.failed:
+            return
+        assembly = dict(provenance)
+        for kind in ASSEMBLED:
+            path = self.store.path / "assembled" / f"{kind}-{self.run}.parquet"
+            self._assembled.append(path)
+            with self._writing(path):
+                pq.write_table(tables[kind], path, compression="zstd", row_group_size=row_group)
+            assembly[kind] = path.name
+        self.manifest.assembly = assembly
+
     def add_rejected(self, rejected: list[Rejected]) -> None:
         if not rejected or self.failed:
             return
@@ -558,6 +653,8 @@ class StoreWriter:
             self._rejected.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA))
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._write_pending()
         for writer, folder, name in (
             (self._hops, "hops", self.hops_name),
@@ -566,6 +663,7 @@ class StoreWriter:
             if writer is not None:
                 with self._writing(self.store.path / folder / name):
                     writer.close()
+        self._closed = True
 
     def commit(self) -> None:
         if self.failed:  # a failure the ingest took for an input's and carried on after
@@ -600,6 +698,7 @@ class StoreWriter:
         for path in (
             self.store.path / "hops" / self.hops_name,
             self.store.path / "rejected" / self.rejected_name,
+            *self._assembled,
             (self.store.path / MANIFEST).with_suffix(".tmp"),
         ):
             with suppress(OSError):

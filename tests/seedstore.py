@@ -10,16 +10,11 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from logpath.assembly import trace_hops
 from logpath.cli import app
 from logpath.ingest import ingest
-from logpath.journeys import (
-    FlowQuery,
-    Journey,
-    load_journey,
-    select_flows,
-    store_ruleset,
-    trace_hops,
-)
+from logpath.journeys import Journey
+from logpath.query import FlowQuery, load_journey, select_flows, store_ruleset
 from logpath.rules import load_ruleset
 from logpath.store import Store
 

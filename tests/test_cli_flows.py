@@ -202,17 +202,10 @@ def test_every_masqueraded_packet_is_marked_not_only_the_first(store: str) -> No
     ]
 
 
-def test_a_big_store_is_not_traced_whole_without_asking(
-    store: str, monkeypatch: pytest.MonkeyPatch
+def test_without_a_filter_every_connection_is_listed_and_all_changes_nothing(
+    store: str,
 ) -> None:
-    import logpath.journeys
-
-    monkeypatch.setattr(logpath.journeys, "UNFILTERED_HOPS", 20)  # the seed store holds 27
-    code, _, err = run("flows", "--store", store)
-    assert code == 2
-    assert err == (
-        f"logpath: {store}: the store holds 27 hops; tracing them all takes minutes and "
-        "gigabytes\n\nNarrow it with --port, --host, --proto, --since or --until, or pass --all.\n"
-    )
-    assert len(flows(store, "--all")) == 6
+    # connections are assembled at ingest: listing all of them costs no tracing (issue 10)
+    assert flows(store) == flows(store, "--all")
+    assert len(flows(store)) == 6
     assert len(flows(store, "--port", "12580")) == 6

@@ -113,6 +113,12 @@ def _part(store: Path, folder: str = "hops") -> Path:
     return part
 
 
+def _assembled(store: Path, kind: str) -> Path:
+    """The assembled table ``kind`` ("flows" or "trace") the manifest names."""
+    manifest = json.loads((store / "manifest.json").read_text())
+    return store / "assembled" / manifest["assembly"][kind]
+
+
 def _write_manifest(text: str) -> Callable[[Path], Path]:
     def damage(store: Path) -> Path:
         (store / "manifest.json").write_text(text)
@@ -200,11 +206,17 @@ def test_a_damaged_or_misplaced_store_is_one_message_naming_the_file(
     assert _snapshot(store) == before
 
 
-@pytest.mark.parametrize("command", ["hops", "flows", "journey", "render", "report"])
+# The file each command reads first: hops the hop parts; flows the assembled connections; journey
+# and render one connection's hops, report all of them, in the assembled trace.
+READS = {"hops": "hops", "flows": "flows", "journey": "trace", "render": "trace", "report": "trace"}
+
+
+@pytest.mark.parametrize("command", list(READS))
 def test_a_part_damaged_inside_is_named_by_every_command_that_reads_it(
     store: Path, tmp_path: Path, command: str
 ) -> None:
-    part = _part(store)
+    kind = READS[command]
+    part = _part(store) if kind == "hops" else _assembled(store, kind)
     data = bytearray(part.read_bytes())
     data[1000:4000] = b"\xff" * 3000  # the footer is whole: the damage shows when decoding
     part.write_bytes(bytes(data))
@@ -215,7 +227,7 @@ def test_a_part_damaged_inside_is_named_by_every_command_that_reads_it(
 
 def test_a_port_query_names_the_damaged_part_too(store: Path) -> None:
     # a filtered query goes through the dataset scanner, whose errors name no file
-    part = _part(store)
+    part = _assembled(store, "trace")
     data = bytearray(part.read_bytes())
     data[1000:4000] = b"\xff" * 3000
     part.write_bytes(bytes(data))
@@ -253,12 +265,12 @@ def mounted(target: Path, *options: str) -> Iterator[Path]:
 def test_a_full_disk_is_one_message_and_the_run_leaves_nothing_behind(
     pristine: Path, tmp_path: Path
 ) -> None:
-    log = tmp_path / "syslog"  # 30,000 lines: an 850 kB hop part
+    log = tmp_path / "syslog"  # 30,000 lines: an 850 kB hop part, ~600 kB assembled
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate_syslog.py"),
                     "--lines", "30000", str(log)], check=True, capture_output=True)  # fmt: skip
-    with mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=1m", "tmpfs") as disk:
+    with mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=2m", "tmpfs") as disk:
         store = Path(shutil.copytree(pristine, disk / "store"))
-        (disk / "filler").write_bytes(b"\0" * 400_000)  # what else fills the disk
+        (disk / "filler").write_bytes(b"\0" * 1_200_000)  # what else fills the disk
         free = shutil.disk_usage(disk).free
         # a new store that fills the disk on its first run: nothing of it is left
         result = run("ingest", str(log), "--store", str(disk / "new" / "store"))

@@ -11,7 +11,7 @@ from lab import twohosts as th
 
 from logpath.clocks import CLOCK_COLUMNS, fine_wall_clock, learn_offsets
 from logpath.ingest import ingest
-from logpath.journeys import CLOCKS_FILE, store_clocks
+from logpath.query import store_clocks
 from logpath.store import Store
 
 FILES = th.sample_files("two-hosts")
@@ -47,11 +47,10 @@ def test_the_store_keeps_its_clocks_until_a_part_is_added(tmp_path: Path) -> Non
     assert clocks.ahead["hostb"] - clocks.ahead["hosta"] == pytest.approx(37.0, abs=0.001)
     # hostb "booted" 123,456.5 s earlier by its moved clock, and 37 s later
     assert clocks.boot["hostb"] - clocks.boot["hosta"] == pytest.approx(37.0 - 123_456.5, abs=1)
-    kept = json.loads((store.path / CLOCKS_FILE).read_text())
-    assert kept == {"parts": store.require().parts, **clocks.to_json()}
-    # what is kept is what is answered, without learning again
-    (store.path / CLOCKS_FILE).write_text(json.dumps({**kept, "ahead": {"hostb": 1.5}}))
-    assert store_clocks(store).ahead == {"hostb": 1.5}
+    # learned at ingest, under the store's lock, and kept in the manifest with the assembly
+    manifest = json.loads((store.path / "manifest.json").read_text())
+    assert manifest["assembly"]["clocks"] == clocks.to_json()
+    assert manifest["assembly"]["parts"] == store.require().parts
     # a new part (another ingest) makes it learn again
     extra = tmp_path / "extra.log"
     extra.write_text(FILES["hosta"].read_text().replace("hosta", "hostc"))
@@ -59,6 +58,10 @@ def test_the_store_keeps_its_clocks_until_a_part_is_added(tmp_path: Path) -> Non
     again = store_clocks(store).ahead
     assert again["hostb"] - again["hosta"] == pytest.approx(37.0, abs=0.001)
     assert again["hostc"] == pytest.approx(again["hosta"], abs=0.001)
+    assert (
+        json.loads((store.path / "manifest.json").read_text())["assembly"]["clocks"]["ahead"]
+        == again
+    )
 
 
 def test_any_subset_of_a_hosts_lines_lands_on_the_same_clock(tmp_path: Path) -> None:

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from seedstore import SAMPLES, trace_sample
 
+from logpath.assembly import trace_hops
 from logpath.flows import ConnTuple, Flow, Translation, summarise_flows
 from logpath.ingest import ingest
-from logpath.journeys import build_journey, trace_hops
+from logpath.journeys import build_journey
 from logpath.store import Store
 
 

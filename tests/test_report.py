@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from logpath.cli import app
-from logpath.journeys import FlowQuery, build_journey, build_journeys, select_flows
+from logpath.journeys import build_journey, build_journeys
+from logpath.query import FlowQuery, select_flows
 from logpath.render.report import (
     SCRIPT,
     page_name,

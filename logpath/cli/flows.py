@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 import typer
@@ -22,8 +23,8 @@ from logpath.cli.app import (
 )
 from logpath.errors import UsageError
 from logpath.flows import Flow
-from logpath.hops import json_array
-from logpath.journeys import FlowQuery, load_journey, select_flows
+from logpath.hops import json_array_parts
+from logpath.query import FlowQuery, iter_flows, load_journey
 from logpath.render.output import csv_row
 from logpath.render.tables import print_table
 from logpath.render.timeline import print_timeline
@@ -37,7 +38,10 @@ NatOption = Annotated[
     typer.Option("--nat", help="Only flows with NAT: snat, dnat (DNAT or REDIRECT) or any."),
 ]
 AllOption = Annotated[
-    bool, typer.Option("--all", help="Trace a big store whole even without a filter.")
+    bool,
+    typer.Option(
+        "--all", help="Every connection (the default without a filter; kept for old scripts)."
+    ),
 ]
 CSV_COLUMNS = (
     "id proto family orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
@@ -67,13 +71,16 @@ def flows_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
-    _, flows = select_flows(Store(store), query, roles=False)
+    flows = iter_flows(Store(store), query)
     if as_json:
-        typer.echo(json_array(flow.to_json() for flow in flows))
+        for piece in json_array_parts(flow.to_json() for flow in flows):
+            typer.echo(piece, nl=False)
+        typer.echo("")
     elif as_csv:
-        typer.echo(flows_csv(flows), nl=False)
+        for piece in flows_csv(flows):
+            typer.echo(piece, nl=False)
     else:
-        print_flows(_console(), flows)
+        print_flows(_console(), list(flows))
 
 
 @command("journey")
@@ -123,12 +130,13 @@ def print_flows(console: Console, flows: list[Flow]) -> None:
     console.out(f"{len(flows):,} flow(s)", highlight=False)
 
 
-def flows_csv(flows: list[Flow]) -> str:
-    """Flows as CSV, one row each; NAT translations joined by ``;``; each cell ``csv_cell``."""
+def flows_csv(flows: Iterable[Flow]) -> Iterator[str]:
+    """Flows as CSV, one row each, a piece at a time; NAT translations joined by ``;``; each
+    cell ``csv_cell``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for flow in flows:
+    for n, flow in enumerate(flows, start=1):
         data = flow.to_json()
         row = (
             [data["id"], data["proto"], data["family"]]
@@ -139,4 +147,8 @@ def flows_csv(flows: list[Flow]) -> str:
             + [data["answered"], data["stopped"]]
         )
         writer.writerow(csv_row(row))
-    return out.getvalue()
+        if n % 1024 == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()

@@ -17,7 +17,7 @@ from logpath.cli.app import (
     command,
 )
 from logpath.cli.flows import AllOption, NatOption, ProtoOption
-from logpath.journeys import FlowQuery, load_journey
+from logpath.query import FlowQuery, load_journey
 from logpath.render import DIAGRAM_LIMIT
 from logpath.render.output import visible
 from logpath.store import Store

@@ -637,7 +637,7 @@ def save_diagram(journey: Journey, path: Path, dpi: int = 110) -> Diagram:
 
 def _demo(argv: list[str]) -> int:
     """``python -m logpath.render.diagram STORE FLOW_ID OUT.png``."""
-    from logpath.journeys import load_journey
+    from logpath.query import load_journey
     from logpath.store import Store
 
     if len(argv) != 3:

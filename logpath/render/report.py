@@ -39,7 +39,8 @@ import pyarrow.dataset as ds
 from rich.console import Console
 
 from logpath.flows import Flow
-from logpath.journeys import FlowQuery, Journey, build_journeys, select_flows
+from logpath.journeys import Journey, build_journeys
+from logpath.query import FlowQuery, select_flows
 from logpath.render import DIAGRAM_LIMIT
 from logpath.render.output import html_text, visible
 from logpath.render.timeline import print_timeline

@@ -231,7 +231,7 @@ def hop_marks(hop: JourneyHop) -> Text:
 
 def _demo(argv: list[str]) -> int:
     """``python -m logpath.render.timeline STORE FLOW_ID``: print one journey's timeline."""
-    from logpath.journeys import load_journey
+    from logpath.query import load_journey
     from logpath.store import Store
 
     if len(argv) != 2:

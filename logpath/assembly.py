@@ -1,0 +1,517 @@
+"""Assembly: the hops of a store made into packets and connections once, when they are ingested.
+
+Every stage after parsing runs here, in one pass, and its results are stored beside the hops
+(``Store`` ``assembled/``): a flows table (one row per connection: tuples, NAT, state, counts,
+time span) and a trace table (every hop with its hook, packet, connection, NAT mark, bridge
+role and its packet's fate), sorted by connection. Commands read them (``logpath.query``); they
+derive nothing.
+
+Connections are local in time, so the hops are assembled in chunks, in time order: after each
+chunk the connections that cannot grow any more (their last hop is older than the longest idle
+timeout before the chunk's end) are kept, and the hops of the others are carried into the next
+chunk. Time and memory grow with the chunk, not with the store. What the chunks share is
+learned from the whole store first: the hosts' clocks. (The bridges' MACs are learned from each
+chunk's hops: a chunk holds enough of them.)
+
+The stored tables are a cache of the hops: ``assemble`` on the same hops gives the same tables
+(``tests/test_assembly.py`` re-assembles a store from scratch and compares). They depend also on
+the ruleset kept at ingest, on the prefix conventions in force and on this module's version
+(``Provenance``); a store whose tables depend on anything else is assembled again when read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from logpath.bridge import assign_roles
+from logpath.clocks import CLOCK_COLUMNS, Clocks, fine_wall_clock, learn_clocks, offsets_of
+from logpath.flows import (
+    DEFAULT_IDLE_TIMEOUT,
+    IDLE_TIMEOUT,
+    ConnTuple,
+    Flow,
+    Translation,
+    assign_flows,
+    format_endpoint,
+    packet_fates,
+    summarise_flows,
+)
+from logpath.hooks import resolve_hooks, user_prefixes_file
+from logpath.hops import HOP_SCHEMA
+from logpath.packets import MAX_HOP_GAP, group_packets, missing, refine_guessed_hooks
+from logpath.rules import Ruleset
+from logpath.store import Store, StoreWriter, to_frame
+
+# Bump when what assembly computes changes: stores assembled before are assembled again.
+VERSION = 1
+
+# Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
+# carried from one chunk into the next.
+CHUNK_HOPS = 200_000
+# A connection whose last hop is this much older than the newest hop read can grow no more:
+# a later packet of its tuple would start a new connection (flows.IDLE_TIMEOUT), and a later
+# hop cannot join one of its packets (packets.MAX_HOP_GAP).
+SETTLED_AFTER = max(DEFAULT_IDLE_TIMEOUT, *IDLE_TIMEOUT.values()) + 4 * MAX_HOP_GAP
+
+# Rows per Parquet row group of the assembled tables: a journey reads one group of the trace.
+ROW_GROUP_ROWS = 65_536
+
+# What assembly adds to each hop (the hop's own columns come first, all but ``raw``).
+TRACE_ADDED = pa.schema(
+    [
+        ("table", pa.string()),  # netfilter table, chain, hook and how the hook was found
+        ("chain", pa.string()),
+        ("hook", pa.string()),
+        ("evidence", pa.string()),
+        ("flow_n", pa.int64()),  # the connection's row in the flows table
+        ("flow", pa.string()),
+        ("packet", pa.int64()),  # unique in the store, in time order within a connection
+        ("leg", pa.int64()),  # 0 on the first host of the packet's journey, 1 on the next...
+        ("hop_n", pa.int64()),  # position in the packet's journey
+        ("direction", pa.string()),  # orig or reply
+        ("orig_key", pa.string()),  # the connection's tuples (flows.key_tuple)
+        ("reply_key", pa.string()),
+        ("related", pa.bool_()),  # an ICMP error quoting a packet of the connection
+        ("translated", pa.bool_()),  # shows NAT-translated addresses
+        ("nat_mark", pa.string()),  # what NAT changed since the packet's previous hop
+        ("applied_nat", pa.string()),  # where SNAT or de-DNAT is applied (after this hop)
+        ("role", pa.string()),  # on a bridge: "bridge" or "nic"
+        ("role_switch", pa.bool_()),
+        ("fate", pa.string()),  # the packet's fate (flows.packet_fates), on each of its hops
+        ("stopped_at", pa.string()),
+    ]
+)
+TRACE_SCHEMA = pa.schema([f for f in HOP_SCHEMA if f.name != "raw"] + list(TRACE_ADDED))
+
+_ENDPOINT = [("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
+             ("dport", pa.int32())]  # fmt: skip
+FLOW_SCHEMA = pa.schema(
+    [
+        ("flow_n", pa.int64()),
+        ("id", pa.string()),
+        ("proto", pa.string()),
+        ("family", pa.int8()),
+        *[(f"orig_{name}", type_) for name, type_ in _ENDPOINT],
+        *[(f"reply_{name}", type_) for name, type_ in _ENDPOINT],
+        ("nat", pa.string()),  # JSON: the translations as Flow.to_json writes them
+        ("packets", pa.int64()),
+        ("hops", pa.int64()),
+        ("first_seen", pa.timestamp("us", tz="UTC")),
+        ("last_seen", pa.timestamp("us", tz="UTC")),
+        ("state", pa.string()),
+        ("progression", pa.list_(pa.string())),
+        ("answered", pa.bool_()),
+        ("hosts", pa.list_(pa.string())),
+        ("stopped", pa.int64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What the assembled tables were built from: when it changes, they are built again."""
+
+    version: int
+    """This module's VERSION."""
+    parts: list[str]
+    """The hop parts (the manifest's ``parts``) assembled."""
+    ruleset: str
+    """SHA-256 of the ruleset kept at ingest ("" without one)."""
+    conventions: str
+    """SHA-256 of the prefix conventions in force (logpath's and the user's prefixes.toml)."""
+    clocks: dict[str, dict[str, float]]
+    """The hosts' clocks learned from the hops (``Clocks.to_json``)."""
+
+    @classmethod
+    def now(cls, store_parts: list[str], ruleset: dict[str, Any] | str | None) -> Provenance:
+        """What an assembly of these parts under this ruleset would depend on today."""
+        kept = ruleset if isinstance(ruleset, str) else json.dumps(ruleset, sort_keys=True)
+        return cls(
+            version=VERSION,
+            parts=list(store_parts),
+            ruleset=_digest(kept) if ruleset else "",
+            conventions=conventions_digest(),
+            clocks={},
+        )
+
+    def matches(self, assembly: dict[str, Any] | None) -> bool:
+        """Whether the manifest's ``assembly`` was built from the same things."""
+        if not assembly:
+            return False
+        kept = {k: assembly.get(k) for k in ("version", "parts", "ruleset", "conventions")}
+        return kept == {k: v for k, v in asdict(self).items() if k != "clocks"}
+
+
+def conventions_digest() -> str:
+    """SHA-256 of the prefix conventions ``resolve_hooks`` reads by default."""
+    builtin = resources.files("logpath.grammars").joinpath("prefixes.toml").read_bytes()
+    user = user_prefixes_file()
+    try:
+        own = user.read_bytes() if user.is_file() else b""
+    except OSError:
+        own = b""  # resolve_hooks says what is wrong with it
+    return _digest(builtin.hex() + "|" + own.hex())
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """The assembled tables of a store, and the clocks they were built on."""
+
+    flows: pa.Table
+    """One row per connection (FLOW_SCHEMA), in order of first appearance."""
+    trace: pa.Table
+    """Every hop with what assembly found (TRACE_SCHEMA), sorted by flow_n, packet, hop_n."""
+    clocks: Clocks
+    """The hosts' clocks learned from the hops."""
+
+
+def assemble_store(store: Store, writer: StoreWriter | None = None) -> Assembled:
+    """Assemble every hop of ``store`` (and of ``writer``'s run, if given); with a writer, the
+    tables are written for its commit."""
+    manifest = writer.manifest if writer else store.require()
+    parts = writer.hop_parts() if writer else manifest.parts
+    provenance = Provenance.now(parts, manifest.ruleset)
+    hops = store.read_parts(parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    assembled = assemble(hops, kept_ruleset(manifest.ruleset))
+    if writer is not None:
+        kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
+        tables = {"flows": assembled.flows, "trace": assembled.trace}
+        writer.add_assembled(tables, kept, ROW_GROUP_ROWS)
+    return assembled
+
+
+def kept_ruleset(kept: dict[str, Any] | str | None) -> Ruleset | None:
+    """The ruleset a manifest keeps (``logpath ingest --rules``), if any."""
+    if not kept:
+        return None
+    return Ruleset.from_json(kept if isinstance(kept, str) else json.dumps(kept))
+
+
+def assemble(
+    hops: pa.Table, ruleset: Ruleset | None = None, *, chunk_hops: int = CHUNK_HOPS
+) -> Assembled:
+    """Packets, connections, NAT, bridge roles and fates of these hops, as tables.
+
+    Args:
+        hops: hop rows (columns of HOP_SCHEMA; ``raw`` is not needed).
+        ruleset: the ruleset the logs were written under, if known.
+        chunk_hops: hops assembled at a time (tests make it small to prove that chunks change
+            nothing).
+    """
+    clocks = _learn_clocks(hops)
+    when = _seconds(hops, clocks)
+    kept = _Kept()
+    if np.isnan(when).any() or len(when) <= chunk_hops:
+        # hops without wall-clock time cannot be placed among the others: one chunk
+        rows = np.arange(len(when), dtype=np.int64)
+        traced, flows = trace_chunk(_frame(hops, rows), ruleset, clocks)
+        kept.add(traced, flows, when)
+        return kept.numbered(clocks, in_time_order=False)
+    order = np.argsort(when, kind="stable")
+    carried = np.empty(0, dtype=np.int64)
+    for start in range(0, len(order), chunk_hops):
+        rows = np.concatenate([carried, order[start : start + chunk_hops]])
+        newest = when[order[min(start + chunk_hops, len(order)) - 1]]
+        last = start + chunk_hops >= len(order)
+        traced, flows = trace_chunk(_frame(hops, rows), ruleset, clocks)
+        ended = _flow_ends(traced, when)
+        growing = set() if last else set(ended.index[ended >= newest - SETTLED_AFTER])
+        settled = [flow for flow in flows if flow.id not in growing]
+        open_hops = traced["flow"].isin(growing).to_numpy()
+        carried = np.sort(traced["assembly_row"].to_numpy()[open_hops])
+        kept.add(traced[~open_hops], settled, when)
+    return kept.numbered(clocks, in_time_order=True)
+
+
+def trace_chunk(
+    hops: pd.DataFrame, ruleset: Ruleset | None, clocks: Clocks | None
+) -> tuple[pd.DataFrame, list[Flow]]:
+    """Every stage after parsing, once each, on one chunk of hops: hooks, packets, connections,
+    bridge roles (the bridges' MACs learned from the chunk's hops), the connections' summaries,
+    then NAT marks and fates for journeys."""
+    traced = trace_hops(hops, ruleset, clocks=clocks)
+    flows = summarise_flows(traced)
+    return with_journey_marks(traced, flows), flows
+
+
+def trace_hops(
+    hops: pd.DataFrame,
+    ruleset: Ruleset | None = None,
+    *,
+    roles: bool = True,
+    clocks: Clocks | None = None,
+) -> pd.DataFrame:
+    """Every stage after parsing on a hop table, without storing: hooks, packets, flows and
+    (with ``roles``) bridge roles added to each hop. What assembly does a chunk at a time, for
+    a library user or a test holding hops in memory.
+
+    Example:
+        >>> traced = trace_hops(Store(path).read_hops())
+    """
+    resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
+    flows = assign_flows(refine_guessed_hooks(group_packets(_plain_hooks(resolved), clocks)))
+    return assign_roles(flows) if roles else flows
+
+
+def _flow_ends(traced: pd.DataFrame, when: np.ndarray) -> pd.Series:
+    """Per flow, the time of its last hop on the one clock (``_seconds``)."""
+    seconds = pd.Series(when[traced["assembly_row"].to_numpy()], index=traced.index)
+    ends: pd.Series = seconds.groupby(traced["flow"].to_numpy()).max()
+    return ends
+
+
+class _Kept:
+    """The settled connections of every chunk, numbered at the end."""
+
+    def __init__(self) -> None:
+        self.flows: list[pa.Table] = []
+        self.traces: list[pa.Table] = []
+        self.starts: list[np.ndarray] = []
+        self.packets = 0  # packet numbers used so far: each chunk numbers its own from 0
+
+    def add(self, traced: pd.DataFrame, flows: list[Flow], when: np.ndarray) -> None:
+        if not flows:
+            return
+        traced = traced.assign(packet=traced["packet"].to_numpy() + self.packets)
+        self.packets = int(traced["packet"].max()) + 1
+        firsts = traced.groupby("flow", sort=False)["assembly_row"].min()
+        self.starts.append(when[firsts.reindex([flow.id for flow in flows]).to_numpy()])
+        self.flows.append(flows_table(flows))
+        self.traces.append(trace_table(traced))
+
+    def numbered(self, clocks: Clocks, *, in_time_order: bool) -> Assembled:
+        """The tables with ``flow_n``: connections by their first hop's time (chunks settle
+        them out of order), the trace sorted by connection, packet and hop."""
+        if not self.flows:
+            empty = FLOW_SCHEMA.empty_table()
+            return Assembled(empty, TRACE_SCHEMA.empty_table(), clocks)
+        flows = pa.concat_tables(self.flows)
+        order = np.arange(flows.num_rows)
+        if in_time_order:
+            order = np.argsort(np.concatenate(self.starts), kind="stable")
+        flows = flows.take(pa.array(order))
+        numbers = pa.array(np.arange(flows.num_rows, dtype=np.int64))
+        flows = flows.add_column(0, "flow_n", numbers)
+        trace = pa.concat_tables(self.traces)
+        flow_n = pc.index_in(trace["flow"], value_set=flows["id"])
+        trace = trace.set_column(
+            trace.schema.get_field_index("flow_n"), "flow_n", flow_n.cast(pa.int64())
+        )
+        trace = trace.sort_by([("flow_n", "ascending"), ("packet", "ascending"),
+                               ("hop_n", "ascending")])  # fmt: skip
+        return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
+
+
+def with_journey_marks(traced: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
+    """The traced hops with what a journey shows besides: where SNAT or a reply's de-DNAT is
+    applied (``applied_nat``) and each packet's ``fate`` and ``stopped_at`` (on each hop)."""
+    hops = applied_nat(traced.reset_index(drop=True), flows)
+    fates = packet_fates(hops)
+    packets = hops["packet"].to_numpy()
+    hops["fate"] = fates["fate"].reindex(packets).to_numpy()
+    hops["stopped_at"] = fates["stopped_at"].reindex(packets).to_numpy()
+    return hops
+
+
+def applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
+    """``applied_nat``: where SNAT or a reply's de-DNAT is applied, packet by packet (only the
+    packets of connections with NAT need it). It is never visible between two hops of the
+    NATing host (nat POSTROUTING runs last), so ``nat_mark`` cannot show it.
+
+    Works on plain tuples of the few columns it reads: a pandas selection per packet copied
+    every column and took 17 s for the 4,000 NATed packets of the report benchmark.
+    """
+    hops = hops.assign(applied_nat=None)
+    natted = {flow.id: flow for flow in flows if flow.nat}
+    subset = hops.loc[hops["flow"].isin(set(natted)), list(_NAT_COLUMNS)]
+    if subset.empty:
+        return hops
+    per_packet: dict[object, list[Any]] = {}
+    for row in subset.itertuples():
+        per_packet.setdefault(row.packet, []).append(row)
+    marks = {}
+    for rows in per_packet.values():
+        applied = _applied_nat(rows, natted[str(rows[0].flow)])
+        if applied is not None:
+            marks[applied[0]] = applied[1]
+    if marks:
+        hops.loc[list(marks), "applied_nat"] = list(marks.values())
+    return hops
+
+
+# What _applied_nat reads of each hop.
+_NAT_COLUMNS = ("packet", "flow", "direction", "related", "host", "hook", "out_iface", "src",
+                "sport", "nat_mark")  # fmt: skip
+
+
+def _applied_nat(rows: list[Any], flow: Flow) -> tuple[object, str] | None:
+    """Where SNAT (or a reply's de-DNAT) is applied to one packet, as (hop index, mark): after
+    the packet's last POSTROUTING hop on the NATing host, which still shows the old address (nat
+    POSTROUTING runs last). None when nothing is applied or the hop is marked already.
+
+    Conntrack translates every packet of the connection, but only the first one passes the nat
+    table: when no POSTROUTING hop was logged, the mark goes after the last hop that routed the
+    packet out (FORWARD or OUTPUT) while it still shows the address NAT replaces.
+    """
+    if rows[0].related:
+        return None
+    applied, mark = {"orig": ("snat", "snat"), "reply": ("dnat", "de-dnat")}[rows[0].direction]
+    translations = [t for t in flow.nat if t.type == applied]
+    if not translations:
+        return None
+    hosts = {t.host for t in translations}
+    on_host = rows if None in hosts else [r for r in rows if r.host in hosts]
+    last = [r for r in on_host if r.hook == "POSTROUTING"]
+    if not last:
+        replaced = translations[0].from_addr if applied == "snat" else translations[0].to_addr
+        last = [
+            r
+            for r in on_host
+            if r.hook in ("FORWARD", "OUTPUT")
+            and not missing(r.out_iface)
+            and format_endpoint(str(r.src), None if missing(r.sport) else int(r.sport)) == replaced
+        ]
+    if not last or not missing(last[-1].nat_mark):
+        return None
+    return last[-1].Index, mark
+
+
+def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:
+    """These rows of the hops as pandas, each with ``assembly_row`` (its row in ``hops``)."""
+    frame = to_frame(hops.take(pa.array(rows)))
+    frame["assembly_row"] = rows
+    return frame
+
+
+def trace_table(traced: pd.DataFrame) -> pa.Table:
+    """Traced hops as TRACE_SCHEMA rows (``flow_n`` null until the connections are numbered)."""
+    columns = {}
+    for field in TRACE_SCHEMA:
+        if field.name == "flow_n":
+            columns[field.name] = pa.nulls(len(traced), pa.int64())
+            continue
+        values = traced[field.name] if field.name in traced.columns else None
+        if values is None:
+            columns[field.name] = pa.nulls(len(traced), field.type)
+            continue
+        columns[field.name] = _arrow(values, field.type)
+    return pa.table(columns, schema=TRACE_SCHEMA)
+
+
+def _arrow(values: pd.Series, type_: pa.DataType) -> pa.Array:
+    """A pandas column as an Arrow array of the stored type."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype("object")
+    if pa.types.is_dictionary(type_):
+        plain = pa.array(values.astype("object").where(values.notna(), None), pa.string())
+        return plain.dictionary_encode().cast(type_)
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return pa.array(values.astype("object").where(values.notna(), None), type_)
+    return pa.array(values, type_, from_pandas=True)
+
+
+def flows_table(flows: Sequence[Flow]) -> pa.Table:
+    """Flow records as FLOW_SCHEMA rows (``flow_n`` left out: numbered once all are known)."""
+
+    def side(flow: Flow, which: str) -> list[Any]:
+        t: ConnTuple = getattr(flow, which)
+        return [t.src, t.sport, t.dst, t.dport]
+
+    rows = {name: [] for name in FLOW_SCHEMA.names if name != "flow_n"}  # type: dict[str, list[Any]]
+    for flow in flows:
+        rows["id"].append(flow.id)
+        rows["proto"].append(flow.proto)
+        rows["family"].append(flow.family)
+        for which in ("orig", "reply"):
+            for name, value in zip(
+                ("src", "sport", "dst", "dport"), side(flow, which), strict=True
+            ):
+                rows[f"{which}_{name}"].append(value)
+        rows["nat"].append(json.dumps([t.to_json() for t in flow.nat]))
+        rows["packets"].append(flow.packets)
+        rows["hops"].append(flow.hops)
+        rows["first_seen"].append(flow.first_seen)
+        rows["last_seen"].append(flow.last_seen)
+        rows["state"].append(flow.state)
+        rows["progression"].append(list(flow.progression))
+        rows["answered"].append(flow.answered)
+        rows["hosts"].append(list(flow.hosts))
+        rows["stopped"].append(flow.stopped)
+    schema = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
+    return pa.table(rows, schema=schema)
+
+
+def flows_from_table(table: pa.Table) -> list[Flow]:
+    """The Flow records of FLOW_SCHEMA rows."""
+    return [_flow(row) for row in table.to_pylist()]
+
+
+def _flow(row: dict[str, Any]) -> Flow:
+    def side(which: str) -> ConnTuple:
+        return ConnTuple(
+            row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
+        )
+
+    nat = tuple(
+        Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
+        for t in json.loads(row["nat"])
+    )
+    return Flow(
+        id=row["id"],
+        proto=row["proto"],
+        family=row["family"],
+        orig=side("orig"),
+        reply=side("reply"),
+        nat=nat,
+        packets=row["packets"],
+        hops=row["hops"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        state=row["state"],
+        progression=tuple(row["progression"]),
+        answered=row["answered"],
+        hosts=tuple(row["hosts"]),
+        stopped=row["stopped"],
+    )
+
+
+def _learn_clocks(hops: pa.Table) -> Clocks:
+    """The hosts' boot times and clock offsets, learned from every hop: every chunk, and every
+    question later, puts the hosts' lines on this one clock."""
+    lines = to_frame(hops.select(["host", "ts", "uptime"]))
+    shared = lines.iloc[:0]
+    if lines["host"].nunique() > 1:
+        shared = to_frame(hops.select(CLOCK_COLUMNS).filter(pc.not_equal(hops["id"], 0)))
+    return learn_clocks(lines, shared)
+
+
+def _plain_hooks(resolved: pd.DataFrame) -> pd.DataFrame:
+    """resolve_hooks gives categoricals; the later stages compare and fill them as plain text."""
+    where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
+    return resolved.astype(dict.fromkeys(where, "object"))
+
+
+def _seconds(hops: pa.Table, clocks: Clocks) -> np.ndarray:
+    """Per hop, seconds on one clock for all hosts (as group_packets puts them), NaN where the
+    hop has no wall-clock time."""
+    frame = to_frame(hops.select(["host", "ts", "uptime"]))
+    stamps = pd.to_datetime(frame["ts"], utc=True)
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("float64")
+    uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
+    fine = fine_wall_clock(seconds, uptime, frame["host"], clocks.boot)
+    result: np.ndarray = fine.to_numpy(dtype="float64") - offsets_of(frame["host"], clocks.ahead)
+    return result

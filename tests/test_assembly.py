@@ -1,0 +1,179 @@
+"""Assembly at ingest (issue 10): the stored connections are a cache of the hops.
+
+They must equal an assembly of the same hops from scratch, whatever the runs that stored the
+hops and however the hops were cut into chunks; a question reads them and derives nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import logpath.assembly
+import logpath.flows
+import logpath.journeys
+from logpath.assembly import assemble, kept_ruleset
+from logpath.hops import HOP_SCHEMA
+from logpath.ingest import ingest
+from logpath.query import FlowQuery, find_flows, load_journey
+from logpath.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / "samples" / "lab"
+# lab captures of one host (NAT, a bridge, IPv6, ICMP errors), ingested in two runs
+FIRST = [LAB / "masquerade.log", LAB / "dnat.log", LAB / "hairpin.log"]
+LATER = [LAB / "ipv6.log", LAB / "icmp-error.log", LAB / "bridge-rst.log", LAB / "c2c.log"]
+
+
+def reassembled(store: Store, chunk_hops: int = logpath.assembly.CHUNK_HOPS) -> Any:
+    """The store's hops assembled again, from scratch."""
+    manifest = store.require()
+    hops = store.read_parts(manifest.parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    return assemble(hops, kept_ruleset(manifest.ruleset), chunk_hops=chunk_hops)
+
+
+def stored(store: Store, kind: str) -> pa.Table:
+    path = store.assembled_path(kind)
+    assert path is not None
+    return pq.read_table(path)
+
+
+def by_line(trace: pa.Table) -> list[dict[str, Any]]:
+    """The trace's rows in line order (source, line number), each packet numbered within its
+    connection: the store-wide numbers of packets and connections depend on the order chunks
+    settle them in, what they hold does not."""
+    rows = trace.to_pylist()
+    first: dict[str, list[int]] = {}
+    for row in rows:
+        packets = first.setdefault(row["flow"], [])
+        if row["packet"] not in packets:
+            packets.append(row["packet"])
+    for row in rows:
+        row["packet"] = sorted(first[row["flow"]]).index(row["packet"])
+        del row["flow_n"]
+    return sorted(rows, key=lambda row: (row["source"], row["lineno"]))
+
+
+def test_stored_connections_equal_a_reassembly_from_scratch(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in FIRST], store)
+    first = find_flows(store, FlowQuery())
+    ingest([str(p) for p in LATER], store)  # a second run: the connections are assembled again
+    assert len(store.require().parts) == 2
+    again = reassembled(store)
+    assert stored(store, "flows").equals(again.flows.cast(stored(store, "flows").schema))
+    assert by_line(stored(store, "trace")) == by_line(again.trace)
+    # and one run over every file stores the same connections
+    once = Store(tmp_path / "once")
+    ingest([str(p) for p in FIRST + LATER], once)
+    everything = find_flows(store, FlowQuery())
+    assert [f.to_json() for f in find_flows(once, FlowQuery())] == [f.to_json() for f in everything]
+    assert {f.id for f in first} < {f.id for f in everything}
+    assert sum(f.hops for f in everything) == store.count_hops()
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """28 minutes of a replayed Docker host (7,391 connections, 89,355 hops)."""
+    folder = tmp_path_factory.mktemp("replay")
+    log = folder / "syslog"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "replay_syslog.py"), str(log),
+         "--lines", "150000", "--seed", "3"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    store = Store(folder / "store")
+    ingest([str(log)], store)
+    return store
+
+
+def test_chunks_change_nothing(replayed: Store) -> None:
+    # 20,000 hops a chunk span ~6 minutes, less than a connection may stay idle: every chunk
+    # carries open connections into the next
+    whole = stored(replayed, "flows")
+    chunked = reassembled(replayed, chunk_hops=20_000)
+    assert replayed.count_hops() > 4 * 20_000
+    assert chunked.flows.num_rows == whole.num_rows == 7_391
+
+    def keyed(flows: pa.Table) -> dict[str, dict[str, Any]]:
+        return {r["id"]: {k: v for k, v in r.items() if k != "flow_n"} for r in flows.to_pylist()}
+
+    assert keyed(chunked.flows) == keyed(whole)
+    assert by_line(chunked.trace) == by_line(stored(replayed, "trace"))
+
+
+def test_a_journey_derives_nothing(replayed: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`logpath journey` reads the connection and its hops; no stage runs again."""
+    flow = find_flows(replayed, FlowQuery(port=12580))[100]
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a journey derived what assembly stored")
+
+    for module, name in [
+        (logpath.flows, "hop_tuples"),
+        (logpath.flows, "summarise_flows"),
+        (logpath.flows, "packet_fates"),
+        (logpath.flows, "assign_flows"),
+        (logpath.journeys, "summarise_flows"),
+        (logpath.journeys, "with_journey_marks"),
+        (logpath.assembly, "trace_hops"),
+        (logpath.assembly, "assemble"),
+    ]:
+        monkeypatch.setattr(module, name, refuse)
+    journey = load_journey(replayed, flow.id)
+    assert journey.flow == flow
+    assert len(journey.packets) == flow.packets
+    assert sum(len(p.hops) for p in journey.packets) == flow.hops
+    assert all(p.fate for p in journey.packets)
+
+
+def test_assembly_runs_each_stage_once_a_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: dict[str, int] = {}
+
+    def counted(module: Any, name: str) -> None:
+        original = getattr(module, name)
+
+        def count(*args: Any, **kwargs: Any) -> Any:
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, count)
+
+    for name in ("trace_hops", "summarise_flows", "with_journey_marks"):
+        counted(logpath.assembly, name)
+    ingest([str(p) for p in FIRST], Store(tmp_path / "store"))
+    assert calls == {"trace_hops": 1, "summarise_flows": 1, "with_journey_marks": 1}
+
+
+def test_an_older_store_is_assembled_when_first_read(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in FIRST], store)
+    expected = [f.to_json() for f in find_flows(store, FlowQuery())]
+    # a store written before assembly: no assembled tables in the manifest
+    manifest = json.loads((store.path / "manifest.json").read_text())
+    del manifest["assembly"]
+    (store.path / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(store.path / "assembled")
+    # held by a writer: assembled in memory for this question, and nothing written
+    with (store.path / "lock").open("a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert [f.to_json() for f in find_flows(store, FlowQuery())] == expected
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert "assembly" not in json.loads((store.path / "manifest.json").read_text())
+    # free: assembled once and kept
+    assert [f.to_json() for f in find_flows(store, FlowQuery())] == expected
+    assert (
+        json.loads((store.path / "manifest.json").read_text())["assembly"]["parts"]
+        == (manifest["parts"])
+    )
