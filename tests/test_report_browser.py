@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from logpath.journeys import FlowQuery, select_flows
+from logpath.query import FlowQuery, select_flows
 from logpath.render.report import problems_first, write_report
 from logpath.store import Store
 
