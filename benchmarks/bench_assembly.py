@@ -33,8 +33,8 @@ import pandas as pd
 from logpath.bridge import assign_roles
 from logpath.flows import assign_flows, packet_fates, summarise_flows
 from logpath.hooks import resolve_hooks
-from logpath.journeys import store_clocks, store_ruleset
 from logpath.packets import group_packets, refine_guessed_hooks
+from logpath.query import store_clocks, store_ruleset
 from logpath.store import Store
 
 # Per hop, what the digest records (fate comes from packet_fates, per packet).
