@@ -9,8 +9,9 @@ then per hop in trace order: source, lineno, packet, flow, direction, hook, nat_
 the packet's fate), or, when FILE exists, compares against it: an optimisation must change
 nothing. ``--profile FILE`` writes cProfile statistics of the whole trace.
 
-The store is only read, but ``store_clocks`` may write ``clocks.json`` into it: point this at a
-copy of a store someone else uses.
+The store is only read: the clocks are learned from its hops here (``learn_clocks``, as the
+assembly does), not taken from ``logpath.query.store_clocks``, which assembles the store and
+writes the result into it when it has not been assembled yet.
 
     .venv/bin/python benchmarks/bench_assembly.py STORE [--check FILE] [--profile FILE]
 """
@@ -29,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
+from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
 from logpath.flows import assign_flows, packet_fates, summarise_flows
 from logpath.hooks import resolve_hooks
 from logpath.packets import group_packets, refine_guessed_hooks
-from logpath.query import store_clocks, store_ruleset
+from logpath.query import store_ruleset
 from logpath.store import Store
 
 # Per hop, what the digest records (fate comes from packet_fates, per packet).
@@ -51,6 +54,15 @@ def stage(name: str, times: dict[str, tuple[float, float]]) -> Iterator[None]:
     times[name] = (was_wall + time.perf_counter() - wall, was_cpu + time.process_time() - cpu)
 
 
+def hop_clocks(store: Store) -> Clocks:
+    """The hosts' boot times and clock offsets learned from all the store's hops (read only)."""
+    lines = store.read_hops(columns=["host", "ts", "uptime"])
+    shared = lines.iloc[:0]
+    if lines["host"].nunique() > 1:
+        shared = store.read_hops(ds.field("id") != 0, CLOCK_COLUMNS)
+    return learn_clocks(lines, shared)
+
+
 def trace(
     store: Store, times: dict[str, tuple[float, float]]
 ) -> tuple[pd.DataFrame, list[Any], pd.DataFrame]:
@@ -58,7 +70,7 @@ def trace(
     with stage("read", times):
         hops = store.read_hops()
         ruleset = store_ruleset(store)
-        clocks = store_clocks(store)
+        clocks = hop_clocks(store)
     with stage("resolve_hooks", times):
         resolved = resolve_hooks(hops, ruleset)
         where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
