@@ -31,7 +31,7 @@ from logpath.cli.app import ExitStatus
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "samples" / "seed" / "syslog"
 OTHER = ROOT / "samples" / "formats" / "ipv4-tcp-basic.log"  # 13 hops of another host
-JOURNEY = "08e3ad5cfb-55148"  # the seed's MASQUERADE journey
+JOURNEY = "08e3ad5cfb-55148"  # a flow id (commands that fail before looking it up)
 # A line that looks like a netfilter line but does not parse (as in test_cli_ingest.py).
 BOGUS = "fw: IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 BOGUS\n"
 CLI = "from logpath.cli import main; main()"
@@ -171,13 +171,13 @@ DAMAGES: dict[str, tuple[Callable[[Path], Path], str]] = {
 }
 
 
-def _commands(tmp: Path) -> dict[str, list[str]]:
+def _commands(tmp: Path, flow: str = JOURNEY) -> dict[str, list[str]]:
     return {
         "ingest": ["ingest", str(OTHER)],
         "hops": ["hops"],
         "flows": ["flows"],
-        "journey": ["journey", JOURNEY],
-        "render": ["render", JOURNEY, "-o", str(tmp / "j.svg")],
+        "journey": ["journey", flow],
+        "render": ["render", flow, "-o", str(tmp / "j.svg")],
         "report": ["report", "-o", str(tmp / "report")],
         "rejected": ["rejected"],
     }
@@ -216,11 +216,14 @@ def test_a_part_damaged_inside_is_named_by_every_command_that_reads_it(
     store: Path, tmp_path: Path, command: str
 ) -> None:
     kind = READS[command]
+    # the seed's MASQUERADE connection (its id depends on where the checkout is)
+    listed = json.loads(run("flows", "--port", "55148", "--json", "--store", str(store)).stdout)
+    (flow,) = [f["id"] for f in listed]
     part = _part(store) if kind == "hops" else _assembled(store, kind)
     data = bytearray(part.read_bytes())
     data[1000:4000] = b"\xff" * 3000  # the footer is whole: the damage shows when decoding
     part.write_bytes(bytes(data))
-    result = run(*_commands(tmp_path)[command], "--store", str(store))
+    result = run(*_commands(tmp_path, flow)[command], "--store", str(store))
     assert result.exit_code == ExitStatus.ERROR
     assert result.stderr.startswith(f"logpath: {part}: the store is damaged and cannot be read")
 
