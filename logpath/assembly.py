@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -486,8 +487,26 @@ def flows_table(flows: Sequence[Flow]) -> pa.Table:
 
 
 def flows_from_table(table: pa.Table) -> list[Flow]:
-    """The Flow records of FLOW_SCHEMA rows."""
-    return [_flow(row) for row in table.to_pylist()]
+    """The Flow records of FLOW_SCHEMA rows (read column by column: a dict per row cost
+    more than the records themselves)."""
+    columns = {
+        name: _datetimes(table[name])
+        if pa.types.is_timestamp(table.schema.field(name).type)
+        else table[name].to_pylist()
+        for name in table.column_names
+    }
+    rows = zip(*columns.values(), strict=True)
+    return [_flow(dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def _datetimes(column: pa.ChunkedArray) -> list[datetime | None]:
+    """A UTC timestamp column as datetimes (Arrow's own conversion, through a time zone
+    database, took 2 s for the 97,318 connections of the 2M-line store)."""
+    micros = pc.cast(column, pa.int64()).to_pylist()
+    return [None if us is None else EPOCH + timedelta(microseconds=us) for us in micros]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _flow(row: dict[str, Any]) -> Flow:
@@ -496,10 +515,12 @@ def _flow(row: dict[str, Any]) -> Flow:
             row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
         )
 
-    nat = tuple(
-        Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
-        for t in json.loads(row["nat"])
-    )
+    nat = ()
+    if row["nat"] != "[]":  # most connections: no NAT, nothing to decode
+        nat = tuple(
+            Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
+            for t in json.loads(row["nat"])
+        )
     return Flow(
         id=row["id"],
         proto=row["proto"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Annotated
@@ -73,8 +74,10 @@ def flows_command(
     )
     flows = iter_flows(Store(store), query)
     if as_json:
-        for piece in json_array_parts(flow.to_json() for flow in flows):
-            typer.echo(piece, nl=False)
+        # a write per 1,000 flows, not per flow (a tenth of `flows --all --json`)
+        pieces = json_array_parts(f.to_json() for f in flows)
+        while batch := "".join(itertools.islice(pieces, 1000)):
+            typer.echo(batch, nl=False)
         typer.echo("")
     elif as_csv:
         for piece in flows_csv(flows):
