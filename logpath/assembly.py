@@ -515,7 +515,7 @@ def _flow(row: dict[str, Any]) -> Flow:
             row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
         )
 
-    nat = ()
+    nat: tuple[Translation, ...] = ()
     if row["nat"] != "[]":  # most connections: no NAT, nothing to decode
         nat = tuple(
             Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
