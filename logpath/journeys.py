@@ -150,12 +150,22 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
     flow = summarise_flows(hops)[0]
     (journey,) = build_journeys(hops, [flow])
+    return only_packet(journey, packet)
+
+
+def only_packet(journey: Journey, packet: int | None) -> Journey:
+    """The journey with only its packet number ``packet`` (all of it for None).
+
+    Raises:
+        NotFoundError: the flow has no such packet.
+    """
     if packet is None:
         return journey
     packets = tuple(p for p in journey.packets if p.n == packet)
     if not packets:
-        raise NotFoundError(f"flow {flow_id} has no packet {packet} (it has {flow.packets})")
-    return Journey(flow=flow, packets=packets)
+        flow = journey.flow
+        raise NotFoundError(f"flow {flow.id} has no packet {packet} (it has {flow.packets})")
+    return Journey(flow=journey.flow, packets=packets)
 
 
 def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]:

@@ -28,7 +28,7 @@ from logpath.assembly import (
 from logpath.clocks import Clocks
 from logpath.errors import NotFoundError, StoreLockedError, StoreWriteError, UsageError
 from logpath.flows import NAT_TYPES, Flow
-from logpath.journeys import Journey, build_journeys
+from logpath.journeys import Journey, build_journeys, only_packet
 from logpath.rules import Ruleset
 from logpath.store import Store, hop_filter, to_frame
 
@@ -234,14 +234,4 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     number = row["flow_n"][0].as_py()
     traced = to_frame(tables.scan("trace", filter=ds.field("flow_n") == number))
     (journey,) = build_journeys(traced, [flow])
-    if packet is None:
-        return journey
-    packets = tuple(p for p in journey.packets if p.n == packet)
-    if not packets:
-        raise NotFoundError(f"flow {flow_id} has no packet {packet} (it has {flow.packets})")
-    return Journey(flow=flow, packets=packets)
-
-
-def count_flows(store: Store) -> int:
-    """How many connections the store holds."""
-    return int(assembled(store).flows.count_rows())
+    return only_packet(journey, packet)
