@@ -40,6 +40,7 @@ from rich.console import Console
 
 from logpath.flows import Flow
 from logpath.journeys import Journey, build_journeys
+from logpath.netfilter import NAT_PRIORITY, TABLE_PRIORITY, traversal_rank
 from logpath.query import FlowQuery, select_flows
 from logpath.render import DIAGRAM_LIMIT
 from logpath.render.output import html_text, visible
@@ -565,16 +566,12 @@ def hop_count_section(traced: pd.DataFrame) -> str:
     )
 
 
-HOOK_ORDER = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
-TABLE_ORDER = ("raw", "mangle", "nat", "filter", "security")
-
-
-def _order(item: tuple[tuple[str, str], int]) -> tuple[int, int, str]:
-    """Hooks in the kernel's order, tables in priority order within a hook."""
+def _order(item: tuple[tuple[str, str], int]) -> tuple[int, bool, int, str]:
+    """Hooks in the kernel's order, tables in priority order within a hook (the nat table's
+    depends on the hook; an unknown table last)."""
     (hook, table), _ = item
-    rank = HOOK_ORDER.index(hook) if hook in HOOK_ORDER else len(HOOK_ORDER)
-    within = TABLE_ORDER.index(table) if table in TABLE_ORDER else len(TABLE_ORDER)
-    return rank, within, f"{hook} {table}"
+    priority = NAT_PRIORITY.get(hook) if table == "nat" else TABLE_PRIORITY.get(table)
+    return traversal_rank(hook), priority is None, priority or 0, f"{hook} {table}"
 
 
 def ingest_section(store: Store) -> str:
