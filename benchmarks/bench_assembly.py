@@ -34,7 +34,8 @@ import pyarrow.dataset as ds
 
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
-from logpath.flows import assign_flows, packet_fates, summarise_flows
+from logpath.fates import packet_fates
+from logpath.flows import assign_flows, summarise_flows
 from logpath.hooks import resolve_hooks
 from logpath.packets import group_packets, refine_guessed_hooks
 from logpath.query import store_ruleset

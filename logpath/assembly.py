@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, fine_wall_clock, learn_clocks, offsets_of
+from logpath.fates import packet_fates
 from logpath.flows import (
     DEFAULT_IDLE_TIMEOUT,
     IDLE_TIMEOUT,
@@ -43,7 +44,6 @@ from logpath.flows import (
     Flow,
     Translation,
     assign_flows,
-    packet_fates,
     summarise_flows,
 )
 from logpath.hooks import resolve_hooks, user_prefixes_file
@@ -98,7 +98,7 @@ TRACE_ADDED = pa.schema(
         ("applied_nat", pa.string()),  # where SNAT or de-DNAT is applied (after this hop)
         ("role", pa.string()),  # on a bridge: "bridge" or "nic"
         ("role_switch", pa.bool_()),
-        ("fate", pa.string()),  # the packet's fate (flows.packet_fates), on each of its hops
+        ("fate", pa.string()),  # the packet's fate (fates.packet_fates), on each of its hops
         ("stopped_at", pa.string()),
     ]
 )

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from logpath.netfilter import HOOK_STAGE
+from logpath.fates import packet_fates
 from logpath.packets import missing
 
 FLOW_DIRECTIONS = ("orig", "reply")
@@ -560,69 +560,6 @@ def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
     """Element-wise inequality where two missing values are equal."""
     both_missing = a.isna() & b.isna()
     return (~both_missing & ((a != b) | a.isna() | b.isna())).fillna(True).astype(bool)
-
-
-def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
-    """Per packet its fate (see ``journeys.Packet.fate``) and, when stopped, the last hook seen.
-
-    A packet is stopped when its journey ends at a hook (on a host, entering by an interface)
-    from which other packets of the same flow and direction went on to a later hook. nat-table
-    hops are not evidence: nat chains see only a connection's first packet.
-    """
-    wanted = ["packet", "hook", "leg", "flow", "direction", "host", "role", "physout", "related"]
-    last = _first_hops(hops, wanted, keep="last").set_index("packet")
-    stage = last["hook"].map(HOOK_STAGE).fillna(0)
-    fate = pd.Series("seen", index=last.index, dtype="object")
-    # IN= is empty at POSTROUTING even for forwarded packets: ask the leg's first hop instead
-    entered = _leg_entries(hops)
-    # where the packet's last leg entered its host (a packet may cross several hosts)
-    last_entry = entered.groupby(hops["packet"].to_numpy()).last().reindex(last.index)
-    local = last_entry.isna()
-    fate = fate.mask(last["hook"].eq("INPUT"), "delivered")
-    fate = fate.mask(last["hook"].isin(["FORWARD", "POSTROUTING"]) & ~local, "forwarded")
-    fate = fate.mask(last["hook"].isin(["OUTPUT", "POSTROUTING"]) & local, "sent")
-    fate = fate.mask(last["leg"].gt(0) & last["hook"].eq("PREROUTING"), "arrived")
-    if "role" in last.columns:
-        fate = fate.mask(last["role"].eq("bridge") & last["physout"].notna(), "switched")
-    reach = _furthest_stage(hops, entered)
-    place = pd.MultiIndex.from_arrays(
-        [
-            last["flow"],
-            last["direction"],
-            last["host"].astype("object").fillna(""),
-            last_entry.fillna(""),
-        ]
-    )
-    further = reach.reindex(place).to_numpy() > stage.to_numpy()
-    stopped = pd.Series(further, index=last.index) & ~last["related"].astype(bool)
-    fate = fate.mask(stopped, "stopped")
-    return pd.DataFrame(
-        {"fate": fate, "stopped_at": last["hook"].where(stopped, None).astype("object")}
-    )
-
-
-def _leg_entries(hops: pd.DataFrame) -> pd.Series:
-    """Per hop, the interface its packet entered the hop's host by: the first IN= of the
-    packet's leg on that host (None for a packet sent from the host itself)."""
-    leg = [hops["packet"].to_numpy(), hops["leg"].to_numpy()]
-    entered: pd.Series = hops["in_iface"].astype("object").groupby(leg).transform("first")
-    return entered
-
-
-def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:
-    """The furthest hook stage reached per (flow, direction, host, entry interface)."""
-    evidence = pd.DataFrame(
-        {
-            "flow": hops["flow"],
-            "direction": hops["direction"],
-            "_host": hops["host"].astype("object").fillna(""),
-            "_in": entered.fillna(""),
-            "_stage": hops["hook"].map(HOOK_STAGE).fillna(0),
-        }
-    )
-    # only the columns grouped: filtering the whole hop table copied every column
-    evidence = evidence[hops["table"].astype("object").ne("nat").to_numpy(dtype=bool)]
-    return evidence.groupby(["flow", "direction", "_host", "_in"])["_stage"].max()
 
 
 def tcp_events(flags: pd.Series) -> pd.Series:

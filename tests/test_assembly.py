@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logpath.assembly
+import logpath.fates
 import logpath.flows
 import logpath.journeys
 from logpath.assembly import assemble, kept_ruleset
@@ -122,6 +123,8 @@ def test_a_journey_derives_nothing(replayed: Store, monkeypatch: pytest.MonkeyPa
         (logpath.flows, "hop_tuples"),
         (logpath.flows, "summarise_flows"),
         (logpath.flows, "packet_fates"),
+        (logpath.fates, "packet_fates"),
+        (logpath.assembly, "packet_fates"),
         (logpath.flows, "assign_flows"),
         (logpath.journeys, "summarise_flows"),
         (logpath.journeys, "with_journey_marks"),

@@ -1,0 +1,78 @@
+"""Fates: what became of each packet, as far as the logs show.
+
+A packet's fate is read from where its journey ends (``journeys.Packet.fate``): delivered at
+INPUT, forwarded, sent, switched by a bridge, arrived on the next host, or stopped where other
+packets of its connection went on. The evidence is the hooks the connection's packets reached,
+not the verdicts of the rules (which LOG lines do not show).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from logpath.netfilter import HOOK_STAGE
+
+
+def packet_fates(hops: pd.DataFrame) -> pd.DataFrame:
+    """Per packet its fate (see ``journeys.Packet.fate``) and, when stopped, the last hook seen.
+
+    A packet is stopped when its journey ends at a hook (on a host, entering by an interface)
+    from which other packets of the same flow and direction went on to a later hook. nat-table
+    hops are not evidence: nat chains see only a connection's first packet.
+    """
+    wanted = ["packet", "hook", "leg", "flow", "direction", "host", "role", "physout", "related"]
+    # each packet's last hop, only the columns read (a copy of all ~90 cost more than the rest)
+    rows = ~hops["packet"].duplicated(keep="last").to_numpy()
+    last = hops.loc[rows, [c for c in wanted if c in hops.columns]].set_index("packet")
+    stage = last["hook"].map(HOOK_STAGE).fillna(0)
+    fate = pd.Series("seen", index=last.index, dtype="object")
+    # IN= is empty at POSTROUTING even for forwarded packets: ask the leg's first hop instead
+    entered = _leg_entries(hops)
+    # where the packet's last leg entered its host (a packet may cross several hosts)
+    last_entry = entered.groupby(hops["packet"].to_numpy()).last().reindex(last.index)
+    local = last_entry.isna()
+    fate = fate.mask(last["hook"].eq("INPUT"), "delivered")
+    fate = fate.mask(last["hook"].isin(["FORWARD", "POSTROUTING"]) & ~local, "forwarded")
+    fate = fate.mask(last["hook"].isin(["OUTPUT", "POSTROUTING"]) & local, "sent")
+    fate = fate.mask(last["leg"].gt(0) & last["hook"].eq("PREROUTING"), "arrived")
+    if "role" in last.columns:
+        fate = fate.mask(last["role"].eq("bridge") & last["physout"].notna(), "switched")
+    reach = _furthest_stage(hops, entered)
+    place = pd.MultiIndex.from_arrays(
+        [
+            last["flow"],
+            last["direction"],
+            last["host"].astype("object").fillna(""),
+            last_entry.fillna(""),
+        ]
+    )
+    further = reach.reindex(place).to_numpy() > stage.to_numpy()
+    stopped = pd.Series(further, index=last.index) & ~last["related"].astype(bool)
+    fate = fate.mask(stopped, "stopped")
+    return pd.DataFrame(
+        {"fate": fate, "stopped_at": last["hook"].where(stopped, None).astype("object")}
+    )
+
+
+def _leg_entries(hops: pd.DataFrame) -> pd.Series:
+    """Per hop, the interface its packet entered the hop's host by: the first IN= of the
+    packet's leg on that host (None for a packet sent from the host itself)."""
+    leg = [hops["packet"].to_numpy(), hops["leg"].to_numpy()]
+    entered: pd.Series = hops["in_iface"].astype("object").groupby(leg).transform("first")
+    return entered
+
+
+def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:
+    """The furthest hook stage reached per (flow, direction, host, entry interface)."""
+    evidence = pd.DataFrame(
+        {
+            "flow": hops["flow"],
+            "direction": hops["direction"],
+            "_host": hops["host"].astype("object").fillna(""),
+            "_in": entered.fillna(""),
+            "_stage": hops["hook"].map(HOOK_STAGE).fillna(0),
+        }
+    )
+    # only the columns grouped: filtering the whole hop table copied every column
+    evidence = evidence[hops["table"].astype("object").ne("nat").to_numpy(dtype=bool)]
+    return evidence.groupby(["flow", "direction", "_host", "_in"])["_stage"].max()
