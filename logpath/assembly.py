@@ -251,12 +251,13 @@ def assemble(
 def trace_chunk(
     hops: pd.DataFrame, ruleset: Ruleset | None, clocks: Clocks | None
 ) -> tuple[pd.DataFrame, list[Flow]]:
-    """Every stage after parsing, once each, on one chunk of hops: hooks, packets, connections,
-    bridge roles (the bridges' MACs learned from the chunk's hops), the connections' summaries,
-    then NAT marks and fates for journeys."""
-    traced = trace_hops(hops, ruleset, clocks=clocks)
-    flows = summarise_flows(traced)
-    return with_journey_marks(traced, flows), flows
+    """Every stage after parsing, once each, on one chunk of hops: hooks, packets, connections
+    (their tuples kept for the summaries), bridge roles (the bridges' MACs learned from the
+    chunk's hops), fates, the connections' summaries, then the NAT marks journeys show."""
+    traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True)
+    fates = packet_fates(traced)
+    flows = summarise_flows(traced, fates=fates)
+    return with_journey_marks(traced, flows, fates), flows
 
 
 def trace_hops(
@@ -265,6 +266,7 @@ def trace_hops(
     *,
     roles: bool = True,
     clocks: Clocks | None = None,
+    keep_tuples: bool = False,
 ) -> pd.DataFrame:
     """Every stage after parsing on a hop table, without storing: hooks, packets, flows and
     (with ``roles``) bridge roles added to each hop. What assembly does a chunk at a time, for
@@ -274,7 +276,8 @@ def trace_hops(
         >>> traced = trace_hops(Store(path).read_hops())
     """
     resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
-    flows = assign_flows(refine_guessed_hooks(group_packets(_plain_hooks(resolved), clocks)))
+    packets = refine_guessed_hooks(group_packets(_plain_hooks(resolved), clocks))
+    flows = assign_flows(packets, keep_tuples=keep_tuples)
     return assign_roles(flows) if roles else flows
 
 
@@ -338,11 +341,14 @@ class _Kept:
         return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
 
 
-def with_journey_marks(traced: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
+def with_journey_marks(
+    traced: pd.DataFrame, flows: Sequence[Flow], fates: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The traced hops with what a journey shows besides: where SNAT or a reply's de-DNAT is
-    applied (``applied_nat``) and each packet's ``fate`` and ``stopped_at`` (on each hop)."""
+    applied (``applied_nat``) and each packet's ``fate`` and ``stopped_at`` (on each hop);
+    ``fates`` is ``packet_fates`` of these hops when the caller has it."""
     hops = applied_nat(traced.reset_index(drop=True), flows)
-    fates = packet_fates(hops)
+    fates = packet_fates(hops) if fates is None else fates
     packets = hops["packet"].to_numpy()
     hops["fate"] = fates["fate"].reindex(packets).to_numpy()
     hops["stopped_at"] = fates["stopped_at"].reindex(packets).to_numpy()

@@ -169,6 +169,10 @@ HOP_COLUMNS = ("flow", "direction", "related", "translated", "nat_mark")
 (what NAT changed since the previous hop of the packet, or None)."""
 
 
+# The conntrack view hop_tuples adds (besides ``related``).
+TUPLE_COLUMNS = ("t_proto", "t_src", "t_sport", "t_dst", "t_dport")
+
+
 def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     """Per hop the conntrack view: ``t_proto``, ``t_src``, ``t_sport``, ``t_dst``, ``t_dport``.
 
@@ -206,12 +210,14 @@ def _int_column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(_column(frame, name), errors="coerce").astype("Int64")
 
 
-def assign_flows(packets: pd.DataFrame) -> pd.DataFrame:
+def assign_flows(packets: pd.DataFrame, *, keep_tuples: bool = False) -> pd.DataFrame:
     """Give every hop its connection: ``flow``, ``direction``, ``related``, ``translated``.
 
     Args:
         packets: hops grouped by ``logpath.packets.group_packets`` (``packet``, ``leg``,
             ``hop_n``, ``clock``).
+        keep_tuples: keep ``hop_tuples``' columns (``t_*``), for ``summarise_flows`` to use
+            instead of computing them again.
 
     Returns:
         A copy with the columns of HOP_COLUMNS added, hops in packet order.
@@ -234,7 +240,8 @@ def assign_flows(packets: pd.DataFrame) -> pd.DataFrame:
         frame[column] = per_hop[column]
     frame["translated"] = _translated(frame)
     frame["nat_mark"] = _nat_marks(frame)
-    return frame.drop(columns=[c for c in frame.columns if c.startswith(("_", "t_"))])
+    helpers = ("_",) if keep_tuples else ("_", "t_")
+    return frame.drop(columns=[c for c in frame.columns if c.startswith(helpers)])
 
 
 def _directed_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -599,8 +606,11 @@ def tcp_state(events: list[str], directions: list[str]) -> str:
     return "established"
 
 
-def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
+def summarise_flows(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> list[Flow]:
     """One Flow record per flow of ``assign_flows``'s output, in order of first appearance.
+
+    ``fates``: ``packet_fates`` of these hops, when the caller has them already; the tuples
+    are taken from the hops when ``assign_flows`` kept them.
 
     Example:
         >>> [flow.to_json() for flow in summarise_flows(assign_flows(group_packets(hops)))]
@@ -608,8 +618,9 @@ def summarise_flows(hops: pd.DataFrame) -> list[Flow]:
     if hops.empty:
         return []
     frame = hops.reset_index(drop=True)
-    frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
-    stats = _flow_stats(frame)
+    if not set(TUPLE_COLUMNS) <= set(frame.columns):
+        frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
+    stats = _flow_stats(frame, packet_fates(frame) if fates is None else fates)
     # the per-flow tuples and hosts are in the stats already: not grouped a second time
     nat = _infer_translations(frame, stats)
     for column in ("first_seen", "last_seen"):
@@ -632,11 +643,10 @@ def _rows(table: pd.DataFrame) -> list[tuple[object, dict[str, Any]]]:
     ]
 
 
-def _flow_stats(frame: pd.DataFrame) -> pd.DataFrame:
+def _flow_stats(frame: pd.DataFrame, fates: pd.DataFrame) -> pd.DataFrame:
     """Per flow: counts, times, hosts, TCP events, answered, stopped packets."""
     packets = _first_hops(frame, ["packet", "flags", "flow", "direction", "related"]).copy()
     packets["_event"] = tcp_events(_column(packets, "flags"))
-    fates = packet_fates(frame)
     packets["_stopped"] = fates["fate"].reindex(packets["packet"]).eq("stopped").to_numpy()
     packets["_answer"] = packets["direction"].eq("reply") & ~packets["related"].astype(bool)
     stamps = pd.to_datetime(_column(frame, "ts"), utc=True)

@@ -142,21 +142,30 @@ def test_a_journey_derives_nothing(replayed: Store, monkeypatch: pytest.MonkeyPa
 def test_assembly_runs_each_stage_once_a_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Tuples, summaries and fates are computed once (they were two or three times a journey)."""
     calls: dict[str, int] = {}
 
-    def counted(module: Any, name: str) -> None:
-        original = getattr(module, name)
+    def counted(modules: list[Any], name: str) -> None:
+        original = getattr(modules[0], name)
 
         def count(*args: Any, **kwargs: Any) -> Any:
             calls[name] = calls.get(name, 0) + 1
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(module, name, count)
+        for module in modules:  # every module that calls it by its own imported name
+            monkeypatch.setattr(module, name, count)
 
-    for name in ("trace_hops", "summarise_flows", "with_journey_marks"):
-        counted(logpath.assembly, name)
-    ingest([str(p) for p in FIRST], Store(tmp_path / "store"))
-    assert calls == {"trace_hops": 1, "summarise_flows": 1, "with_journey_marks": 1}
+    counted([logpath.flows], "hop_tuples")
+    counted([logpath.fates, logpath.flows, logpath.assembly], "packet_fates")
+    counted([logpath.flows, logpath.assembly], "summarise_flows")
+    counted([logpath.assembly], "trace_hops")
+    counted([logpath.assembly], "with_journey_marks")
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in FIRST], store)
+    assert calls == dict.fromkeys(
+        ["hop_tuples", "packet_fates", "summarise_flows", "trace_hops", "with_journey_marks"], 1
+    )
+    assert len(find_flows(store, FlowQuery())) == 3  # one connection a capture
 
 
 def test_an_older_store_is_assembled_when_first_read(tmp_path: Path) -> None:
