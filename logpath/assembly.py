@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.bridge import assign_roles
-from logpath.clocks import CLOCK_COLUMNS, Clocks, fine_wall_clock, learn_clocks, offsets_of
+from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks, one_clock
 from logpath.fates import packet_fates
 from logpath.flows import (
     DEFAULT_IDLE_TIMEOUT,
@@ -140,8 +140,6 @@ class Provenance:
     """SHA-256 of the ruleset kept at ingest ("" without one)."""
     conventions: str
     """SHA-256 of the prefix conventions in force (logpath's and the user's prefixes.toml)."""
-    clocks: dict[str, dict[str, float]]
-    """The hosts' clocks learned from the hops (``Clocks.to_json``)."""
 
     @classmethod
     def now(cls, store_parts: list[str], ruleset: dict[str, Any] | str | None) -> Provenance:
@@ -152,15 +150,13 @@ class Provenance:
             parts=list(store_parts),
             ruleset=_digest(kept) if ruleset else "",
             conventions=conventions_digest(),
-            clocks={},
         )
 
     def matches(self, assembly: dict[str, Any] | None) -> bool:
         """Whether the manifest's ``assembly`` was built from the same things."""
         if not assembly:
             return False
-        kept = {k: assembly.get(k) for k in ("version", "parts", "ruleset", "conventions")}
-        return kept == {k: v for k, v in asdict(self).items() if k != "clocks"}
+        return {k: assembly.get(k) for k in asdict(self)} == asdict(self)
 
 
 def conventions_digest() -> str:
@@ -199,6 +195,7 @@ def assemble_store(store: Store, writer: StoreWriter | None = None) -> Assembled
     hops = store.read_parts(parts, [c for c in HOP_SCHEMA.names if c != "raw"])
     assembled = assemble(hops, kept_ruleset(manifest.ruleset))
     if writer is not None:
+        # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
         tables = {"flows": assembled.flows, "trace": assembled.trace}
         writer.add_assembled(tables, kept, ROW_GROUP_ROWS)
@@ -223,8 +220,9 @@ def assemble(
         chunk_hops: hops assembled at a time (tests make it small to prove that chunks change
             nothing).
     """
-    clocks = _learn_clocks(hops)
-    when = _seconds(hops, clocks)
+    lines = to_frame(hops.select(["host", "ts", "uptime"]))
+    clocks = _learn_clocks(hops, lines)
+    when = one_clock(lines, clocks)
     kept = _Kept()
     if np.isnan(when).any() or len(when) <= chunk_hops:
         # hops without wall-clock time cannot be placed among the others: one chunk
@@ -282,7 +280,7 @@ def trace_hops(
 
 
 def _flow_ends(traced: pd.DataFrame, when: np.ndarray) -> pd.Series:
-    """Per flow, the time of its last hop on the one clock (``_seconds``)."""
+    """Per flow, the time of its last hop on the one clock (``clocks.one_clock``)."""
     seconds = pd.Series(when[traced["assembly_row"].to_numpy()], index=traced.index)
     ends: pd.Series = seconds.groupby(traced["flow"].to_numpy()).max()
     return ends
@@ -546,10 +544,10 @@ def _flow(row: dict[str, Any]) -> Flow:
     )
 
 
-def _learn_clocks(hops: pa.Table) -> Clocks:
-    """The hosts' boot times and clock offsets, learned from every hop: every chunk, and every
-    question later, puts the hosts' lines on this one clock."""
-    lines = to_frame(hops.select(["host", "ts", "uptime"]))
+def _learn_clocks(hops: pa.Table, lines: pd.DataFrame) -> Clocks:
+    """The hosts' boot times and clock offsets, learned from every hop (``lines``: their host,
+    ts and uptime): every chunk, and every question later, puts the hosts' lines on this one
+    clock."""
     shared = lines.iloc[:0]
     if lines["host"].nunique() > 1:
         shared = to_frame(hops.select(CLOCK_COLUMNS).filter(pc.not_equal(hops["id"], 0)))
@@ -560,15 +558,3 @@ def _plain_hooks(resolved: pd.DataFrame) -> pd.DataFrame:
     """resolve_hooks gives categoricals; the later stages compare and fill them as plain text."""
     where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
     return resolved.astype(dict.fromkeys(where, "object"))
-
-
-def _seconds(hops: pa.Table, clocks: Clocks) -> np.ndarray:
-    """Per hop, seconds on one clock for all hosts (as group_packets puts them), NaN where the
-    hop has no wall-clock time."""
-    frame = to_frame(hops.select(["host", "ts", "uptime"]))
-    stamps = pd.to_datetime(frame["ts"], utc=True)
-    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().astype("float64")
-    uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
-    fine = fine_wall_clock(seconds, uptime, frame["host"], clocks.boot)
-    result: np.ndarray = fine.to_numpy(dtype="float64") - offsets_of(frame["host"], clocks.ahead)
-    return result

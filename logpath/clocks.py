@@ -97,6 +97,14 @@ def learn_clocks(lines: pd.DataFrame, shared: pd.DataFrame) -> Clocks:
     return Clocks(boot=boot, ahead=learn_offsets(shared, boot))
 
 
+def one_clock(lines: pd.DataFrame, clocks: Clocks) -> np.ndarray:
+    """Per line (host, ts, uptime), seconds on one clock for all hosts: its fine wall-clock time
+    set back by its host's offset, as ``logpath.packets`` places hops; NaN without a date."""
+    fine = fine_wall_clock(_epoch(lines["ts"]), _uptime(lines), lines["host"], clocks.boot)
+    seconds: np.ndarray = fine.to_numpy(dtype="float64") - offsets_of(lines["host"], clocks.ahead)
+    return seconds
+
+
 def _epoch(ts: pd.Series) -> pd.Series:
     seconds = (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return seconds.astype("float64")
