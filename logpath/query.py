@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,25 +86,25 @@ class Tables:
     """The store whose files they are (None when assembled in memory)."""
 
     def scan(self, kind: str, **scan: Any) -> pa.Table:
-        """Rows of the table ``kind`` ("flows" or "trace"): ``Dataset.to_table`` arguments;
-        a damaged file is named."""
-        dataset = self.flows if kind == "flows" else self.trace
-        if self.store is None:
-            return dataset.to_table(**scan)
-        path = self.store.assembled_path(kind)
-        assert path is not None
-        with self.store.reading(path):
+        """Rows of the table ``kind`` ("flows" or "trace"): ``Dataset.to_table`` arguments."""
+        with self._reading(kind) as dataset:
             return dataset.to_table(**scan)
 
     def batches(self, kind: str, **scan: Any) -> Iterator[pa.RecordBatch]:
         """``scan``, a batch at a time."""
+        with self._reading(kind) as dataset:
+            yield from dataset.to_batches(**scan)
+
+    @contextmanager
+    def _reading(self, kind: str) -> Iterator[ds.Dataset]:
+        """The table's dataset, a damaged file named (its path is the dataset's one file)."""
         dataset = self.flows if kind == "flows" else self.trace
-        path = self.store.assembled_path(kind) if self.store else None
-        if path is None or self.store is None:
-            yield from dataset.to_batches(**scan)
+        if self.store is None:
+            yield dataset
             return
-        with self.store.reading(path):
-            yield from dataset.to_batches(**scan)
+        (path,) = dataset.files
+        with self.store.reading(Path(path)):
+            yield dataset
 
 
 def assembled(store: Store) -> Tables:
