@@ -393,8 +393,7 @@ class Store:
             return schema.empty_table()
         with self._reading():
             dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
-            batches = dataset.to_batches(columns=columns, batch_readahead=1, fragment_readahead=0)
-            return pa.Table.from_batches(batches, schema=schema)
+        return pa.Table.from_batches(self._part_batches(dataset, columns, 32768), schema=schema)
 
     def _hop_files(self) -> list[str]:
         return [str(self.path / "hops" / p) for p in self.require().parts]
