@@ -48,6 +48,7 @@ from logpath.flows import (
 )
 from logpath.hooks import resolve_hooks, user_prefixes_file
 from logpath.hops import HOP_SCHEMA
+from logpath.nat import applied_nat
 from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
 from logpath.rules import Ruleset
 from logpath.store import Store, StoreWriter, to_frame
@@ -90,7 +91,7 @@ TRACE_ADDED = pa.schema(
         ("leg", pa.int64()),  # 0 on the first host of the packet's journey, 1 on the next...
         ("hop_n", pa.int64()),  # position in the packet's journey
         ("direction", pa.string()),  # orig or reply
-        ("orig_key", pa.string()),  # the connection's tuples (flows.key_tuple)
+        ("orig_key", pa.string()),  # the connection's tuples (records.key_tuple)
         ("reply_key", pa.string()),
         ("related", pa.bool_()),  # an ICMP error quoting a packet of the connection
         ("translated", pa.bool_()),  # shows NAT-translated addresses
@@ -351,78 +352,6 @@ def with_journey_marks(
     hops["fate"] = fates["fate"].reindex(packets).to_numpy()
     hops["stopped_at"] = fates["stopped_at"].reindex(packets).to_numpy()
     return hops
-
-
-def applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
-    """``applied_nat``: where SNAT or a reply's de-DNAT is applied, packet by packet. It is
-    never visible between two hops of the NATing host (nat POSTROUTING runs last), so
-    ``nat_mark`` cannot show it.
-
-    The mark goes on the packet's last POSTROUTING hop on the NATing host, which still shows
-    the old address; when none was logged (conntrack translates every packet of a connection,
-    but only the first passes the nat table), on the last hop that routed the packet out
-    (FORWARD or OUTPUT) while it still showed the address NAT replaces. Not on a hop marked
-    already, nor on an ICMP error. Vectorised: a loop over packets took a quarter of the
-    assembly on a Docker host where half the connections are DNATed.
-    """
-    hops = hops.assign(applied_nat=None)
-    applied = pd.DataFrame(_applications(flows), columns=["flow", "direction", "host", "replaced"])
-    if applied.empty:
-        return hops
-    rows = hops[["flow", "direction", "host", "hook", "out_iface", "src", "sport"]].copy()
-    rows = rows[~hops["related"].astype(bool)].astype({"host": "object"})
-    rows["_at"] = rows.index
-    # the hops on the NATing host (any host, when the translation's host is not known)
-    anywhere = applied[applied["host"].isna()].drop(columns="host")
-    known = applied[applied["host"].notna()]
-    on_host = pd.concat(
-        [
-            rows.merge(anywhere, on=["flow", "direction"]),
-            rows.merge(known, on=["flow", "direction", "host"]),
-        ]
-    ).drop_duplicates("_at")
-    packet = hops["packet"].to_numpy()
-    on_host["_packet"] = packet[on_host["_at"].to_numpy()]
-    post = on_host[on_host["hook"].eq("POSTROUTING")]
-    routed = on_host[
-        on_host["hook"].isin(["FORWARD", "OUTPUT"])
-        & on_host["out_iface"].notna()
-        & _endpoints(on_host["src"], on_host["sport"]).eq(on_host["replaced"])
-    ]
-    routed = routed[~routed["_packet"].isin(post["_packet"])]
-    last = pd.concat([post, routed]).groupby("_packet")["_at"].max().to_numpy()
-    last = last[hops["nat_mark"].iloc[last].isna().to_numpy()]
-    marks = np.where(hops["direction"].iloc[last].eq("orig"), "snat", "de-dnat")
-    hops.loc[last, "applied_nat"] = marks
-    return hops
-
-
-def _applications(flows: Sequence[Flow]) -> list[tuple[str, str, str | None, str]]:
-    """Per connection and direction, where NAT is applied to its packets: (flow, direction,
-    host, the address NAT replaces) for SNAT on orig packets and DNAT on replies (de-DNAT)."""
-    found = []
-    for flow in flows:
-        for direction, kind in (("orig", "snat"), ("reply", "dnat")):
-            translations = [t for t in flow.nat if t.type == kind]
-            if not translations:
-                continue
-            replaced = translations[0].from_addr if kind == "snat" else translations[0].to_addr
-            hosts = {t.host for t in translations}
-            for host in [None] if None in hosts else sorted(h for h in hosts if h is not None):
-                found.append((flow.id, direction, host, replaced))
-    return found
-
-
-def _endpoints(addr: pd.Series, port: pd.Series) -> pd.Series:
-    """``format_endpoint`` of each row: ``addr``, ``addr:port`` or ``[addr]:port``."""
-    text = addr.astype("object").fillna("").astype(str)
-    number = pd.to_numeric(port, errors="coerce")
-    with_port = number.notna()
-    shown = number.astype("Int64").astype(str)
-    v6 = text.str.contains(":", regex=False)
-    bracketed = ("[" + text + "]").where(v6, text)
-    result: pd.Series = (bracketed + ":" + shown).where(with_port, text)
-    return result
 
 
 def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -18,143 +17,29 @@ import numpy as np
 import pandas as pd
 
 from logpath.fates import packet_fates
+from logpath.nat import infer_translations, nat_marks, translated
 from logpath.packets import missing
+from logpath.records import (
+    NAT_TYPES,
+    PORTED,
+    ConnTuple,
+    Flow,
+    Translation,
+    format_endpoint,
+    key_tuple,
+)
+
+__all__ = [  # the records, importable from here as before they had a module of their own
+    "NAT_TYPES",
+    "PORTED",
+    "ConnTuple",
+    "Flow",
+    "Translation",
+    "format_endpoint",
+    "key_tuple",
+]
 
 FLOW_DIRECTIONS = ("orig", "reply")
-NAT_TYPES = ("snat", "dnat", "redirect")
-
-
-def format_endpoint(addr: str, port: int | None) -> str:
-    """``addr[:port]`` as the NAT contract writes it; an IPv6 address with a port is bracketed."""
-    if port is None:
-        return addr
-    if ":" in addr:
-        return f"[{addr}]:{port}"
-    return f"{addr}:{port}"
-
-
-@dataclass(frozen=True)
-class ConnTuple:
-    """One direction of a connection as conntrack keys it (src, sport -> dst, dport)."""
-
-    src: str
-    """Source address (IPv6 in compressed form)."""
-    sport: int | None
-    """Source port; the echo identifier for ICMP echo; None when the protocol has none."""
-    dst: str
-    """Destination address."""
-    dport: int | None
-    """Destination port; None for ICMP and protocols without ports."""
-
-    def reversed(self) -> ConnTuple:
-        """The same tuple seen from the other side (ports swap, except an ICMP echo id)."""
-        return ConnTuple(self.dst, self.dport, self.src, self.sport)
-
-    def __str__(self) -> str:
-        """``src:sport → dst:dport``, as tables and timelines print it."""
-        return f"{format_endpoint(self.src, self.sport)} → {format_endpoint(self.dst, self.dport)}"
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"src", "sport", "dst", "dport"}`` as in the flows contract."""
-        return {"src": self.src, "sport": self.sport, "dst": self.dst, "dport": self.dport}
-
-
-@dataclass(frozen=True)
-class Translation:
-    """One NAT translation of a connection, inferred from the hops."""
-
-    type: str
-    """"snat" (SNAT or MASQUERADE), "dnat" or "redirect" (DNAT to a local address)."""
-    from_addr: str
-    """The address[:port] before translation (written ``from`` in JSON)."""
-    to_addr: str
-    """The address[:port] after translation (written ``to`` in JSON)."""
-    hook: str
-    """Where the translation is applied: PREROUTING/OUTPUT for DNAT, POSTROUTING for SNAT."""
-    host: str | None = None
-    """The syslog host whose netfilter applied it, when known."""
-    evidence: str = ""
-    """Why we believe it: "dst-change", "reply-dst", "reply-src", "cross-host"."""
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"type", "from", "to", "hook"}`` plus the host and evidence."""
-        return {
-            "type": self.type,
-            "from": self.from_addr,
-            "to": self.to_addr,
-            "hook": self.hook,
-            "host": self.host,
-            "evidence": self.evidence,
-        }
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One connection as conntrack sees it, summarised from its packets."""
-
-    id: str
-    """Stable id: a short hash of proto, the orig tuple and the first hop's time and place."""
-    proto: str
-    """Protocol name ("tcp", "udp", "icmp", "icmpv6", ...) or number as str."""
-    family: int
-    """4 or 6."""
-    orig: ConnTuple
-    """The original tuple, as the first packet showed it before any NAT."""
-    reply: ConnTuple
-    """The reply tuple, as answers arrive before de-NAT (src = server after DNAT, dst = client
-    after SNAT)."""
-    nat: tuple[Translation, ...]
-    """NAT translations applied to this connection (empty when none)."""
-    packets: int
-    """Number of packets (related ICMP errors included)."""
-    hops: int
-    """Number of hops (log lines) of those packets."""
-    first_seen: datetime | None
-    """Wall-clock time of the first hop (UTC), None when the logs carry no date."""
-    last_seen: datetime | None
-    """Wall-clock time of the last hop (UTC)."""
-    state: str
-    """Last state: tcp "syn-sent", "syn-recv", "established", "fin-wait", "closed", "reset";
-    other protocols "unreplied" or "replied"."""
-    progression: tuple[str, ...]
-    """TCP events in order of first appearance: SYN, SYN-ACK, ACK, FIN, RST (empty for others)."""
-    answered: bool
-    """True when at least one packet travelled in the reply direction."""
-    hosts: tuple[str, ...]
-    """Syslog hosts whose logs show this flow."""
-    stopped: int
-    """Number of packets whose journey stops where a later hook was expected."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The flow as ``logpath flows --json`` prints it (issue 3 contract, extended)."""
-        return {
-            "id": self.id,
-            "proto": self.proto,
-            "family": self.family,
-            "orig": self.orig.to_json(),
-            "reply": self.reply.to_json(),
-            "nat": [translation.to_json() for translation in self.nat],
-            "packets": self.packets,
-            "hops": self.hops,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
-            "state": self.state,
-            "progression": list(self.progression),
-            "answered": self.answered,
-            "hosts": list(self.hosts),
-            "stopped": self.stopped,
-        }
-
-
-def _iso(when: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, or None."""
-    if when is None:
-        return None
-    return when.isoformat().replace("+00:00", "Z")
-
-
-# Protocols whose conntrack tuple has ports; others show only addresses in NAT records.
-PORTED = frozenset({"tcp", "udp", "udplite", "sctp", "dccp"})
 # ICMP echo request/reply types (v4, v6): the echo identifier stands in for the source port.
 ECHO_TYPES = frozenset({0, 8, 128, 129})
 ECHO_REPLY_TYPES = frozenset({0, 129})
@@ -238,8 +123,8 @@ def assign_flows(packets: pd.DataFrame, *, keep_tuples: bool = False) -> pd.Data
     per_hop = conns.reindex(frame["packet"].to_numpy()).set_axis(frame.index)
     for column in conns.columns:
         frame[column] = per_hop[column]
-    frame["translated"] = _translated(frame)
-    frame["nat_mark"] = _nat_marks(frame)
+    frame["translated"] = translated(frame)
+    frame["nat_mark"] = nat_marks(frame)
     helpers = ("_",) if keep_tuples else ("_", "t_")
     return frame.drop(columns=[c for c in frame.columns if c.startswith(helpers)])
 
@@ -512,63 +397,6 @@ def flow_id_port(flow_id: str) -> int | None:
     return int(port) if port.isdigit() else None
 
 
-def key_tuple(key: str) -> tuple[str, ConnTuple]:
-    """The protocol and tuple of a key written by _directed_keys (``proto|src|sport|dst|dport``)."""
-    proto, src, sport, dst, dport = key.split("|")
-    return proto, ConnTuple(src, int(sport) if sport else None, dst, int(dport) if dport else None)
-
-
-def _translated(frame: pd.DataFrame) -> pd.Series:
-    """Does the hop show other addresses than its direction's conntrack tuple?
-
-    An ICMP error is keyed by the packet it quotes, which went the other way: the quote is
-    untranslated when it is the reverse of the error's own direction's tuple.
-    """
-    own = frame["orig_key"].where(frame["direction"] == "orig", frame["reply_key"])
-    plain = frame["_key"] != own
-    quoted = frame["_rkey"] != own
-    return plain.where(~frame["related"].astype(bool), quoted).astype(bool)
-
-
-def _nat_marks(frame: pd.DataFrame) -> pd.Series:
-    """What NAT changed since the previous hop of the same packet.
-
-    dst changed on an orig packet: "dnat"; on a reply: "de-snat"; src changed (only visible on
-    the next host): "snat" for orig, "de-dnat" for reply.
-    """
-    # an ICMP error's own addresses, not the quoted packet's, tell what NAT did to it
-    related = frame["related"].astype(bool)
-    shown = pd.DataFrame(
-        {
-            "packet": frame["packet"],
-            "t_src": frame["src"],
-            "t_sport": frame["t_sport"].mask(related),
-            "t_dst": frame["dst"],
-            "t_dport": frame["t_dport"].mask(related),
-        }
-    )
-    prev = shown.groupby("packet", sort=False)[["t_src", "t_sport", "t_dst", "t_dport"]].shift(1)
-    orig = frame["direction"] == "orig"
-    frame = shown
-    started = prev["t_src"].notna()
-    dst_moved = started & (
-        (prev["t_dst"] != frame["t_dst"]) | _differs(prev["t_dport"], frame["t_dport"])
-    )
-    src_moved = started & (
-        (prev["t_src"] != frame["t_src"]) | _differs(prev["t_sport"], frame["t_sport"])
-    )
-    mark = pd.Series(None, index=frame.index, dtype="object")
-    mark = mark.mask(dst_moved & orig, "dnat").mask(dst_moved & ~orig, "de-snat")
-    mark = mark.mask(src_moved & orig, "snat").mask(src_moved & ~orig, "de-dnat")
-    return mark
-
-
-def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
-    """Element-wise inequality where two missing values are equal."""
-    both_missing = a.isna() & b.isna()
-    return (~both_missing & ((a != b) | a.isna() | b.isna())).fillna(True).astype(bool)
-
-
 def tcp_events(flags: pd.Series) -> pd.Series:
     """The TCP event a packet shows: SYN, SYN-ACK, RST, FIN or ACK (None without flags)."""
     text = flags.astype("object").fillna("")
@@ -622,7 +450,7 @@ def summarise_flows(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) ->
         frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
     stats = _flow_stats(frame, packet_fates(frame) if fates is None else fates)
     # the per-flow tuples and hosts are in the stats already: not grouped a second time
-    nat = _infer_translations(frame, stats)
+    nat = infer_translations(frame, stats)
     for column in ("first_seen", "last_seen"):
         if pd.api.types.is_datetime64_any_dtype(stats[column]):
             # converted column-wise: one pd.Timestamp per flow and side cost a second a million
@@ -731,174 +559,3 @@ def _when(stamp: object) -> datetime | None:
     if missing(stamp):
         return None
     return pd.Timestamp(stamp).to_pydatetime()  # type: ignore[arg-type]
-
-
-def infer_translations(frame: pd.DataFrame) -> dict[str, tuple[Translation, ...]]:
-    """NAT translations per flow, from what changed between hops and from the reply tuple.
-
-    ``frame``: assign_flows output with the ``t_*`` tuple columns of ``hop_tuples``.
-    """
-    return _infer_translations(frame, _flow_tuples(frame))
-
-
-def _infer_translations(
-    frame: pd.DataFrame, flows: pd.DataFrame
-) -> dict[str, tuple[Translation, ...]]:
-    """``infer_translations`` with ``_flow_tuples`` already known (``_flow_stats`` has them)."""
-    found: dict[str, list[Translation]] = {}
-    for flow_id, translation in _translations_between_hops(frame):
-        found.setdefault(flow_id, []).append(translation)
-    # quotes before tuples: without an answer, the reply tuple itself comes from an error's quote
-    for flow_id, translation in _translations_from_quotes(frame):
-        found.setdefault(flow_id, []).append(translation)
-    for flow_id, translation in _translations_from_tuples(frame, flows):
-        found.setdefault(flow_id, []).append(translation)
-    return {flow_id: _unique(items) for flow_id, items in found.items()}
-
-
-def _unique(items: list[Translation]) -> tuple[Translation, ...]:
-    """Drop translations already found by other evidence (same type, from, to and hook)."""
-    seen: dict[tuple[str, str, str, str], Translation] = {}
-    for item in items:
-        seen.setdefault((item.type, item.from_addr, item.to_addr, item.hook), item)
-    return tuple(seen.values())
-
-
-def _endpoint(proto: str, addr: object, port: object) -> str:
-    """``addr[:port]`` for a tuple side (ports only for protocols that have them)."""
-    has_port = proto in PORTED and not missing(port)
-    return format_endpoint(str(addr), int(port) if has_port else None)  # type: ignore[call-overload]
-
-
-def _translations_between_hops(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
-    """Translations proven by a hop showing other addresses than the previous hop of its packet."""
-    columns = ["t_src", "t_sport", "t_dst", "t_dport", "hook", "host"]
-    marked = (frame["nat_mark"].notna() & ~frame["related"].astype(bool)).to_numpy()
-    # the previous hop only within the packets NAT changed, not for every hop of the store
-    changed = frame["packet"].isin(frame["packet"][marked].unique()).to_numpy()
-    within = frame.loc[changed, ["packet", *columns]].groupby("packet", sort=False)[columns]
-    prev = within.shift(1).add_prefix("was_")[marked[changed]]
-    inputs = frame.loc[frame["hook"].eq("INPUT"), ["packet", "leg"]].drop_duplicates()
-    local_in = set(zip(inputs["packet"].tolist(), inputs["leg"].tolist(), strict=True))
-    rows = pd.concat([frame.loc[marked, ["flow", "packet", "leg", "nat_mark", "t_proto", *columns]],
-                      prev], axis=1)  # fmt: skip
-    rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
-    records = [row for _, row in _rows(rows)]
-    found = [_translation_at(hop, local_in) for hop in records]
-    return found + [t for hop in records for t in _second_translation_at(hop, local_in)]
-
-
-def _translation_at(hop: dict[str, Any], local_in: set[tuple[int, int]]) -> tuple[str, Translation]:
-    """The translation one NAT-marked hop proves (``was_*``: the previous hop's values)."""
-    proto = str(hop["t_proto"])
-    now_dst = _endpoint(proto, hop["t_dst"], hop["t_dport"])
-    was_dst = _endpoint(proto, hop["was_t_dst"], hop["was_t_dport"])
-    now_src = _endpoint(proto, hop["t_src"], hop["t_sport"])
-    was_src = _endpoint(proto, hop["was_t_src"], hop["was_t_sport"])
-    mark, host, was_host = hop["nat_mark"], _text(hop["host"]), _text(hop["was_host"])
-    if mark == "dnat":
-        kind = "redirect" if (hop["packet"], hop["leg"]) in local_in else "dnat"
-        hook = hop["was_hook"] if hop["was_hook"] in ("PREROUTING", "OUTPUT") else "PREROUTING"
-        translation = Translation(kind, was_dst, now_dst, hook, host, "dst-change")
-    elif mark == "de-snat":
-        translation = Translation("snat", now_dst, was_dst, "POSTROUTING", host, "dst-change")
-    elif mark == "snat":
-        translation = Translation("snat", was_src, now_src, "POSTROUTING", was_host, "cross-host")
-    else:  # de-dnat: the reply's source is restored on the host that applied the DNAT
-        translation = Translation("dnat", now_src, was_src, "PREROUTING", was_host, "cross-host")
-    return str(hop["flow"]), translation
-
-
-def _second_translation_at(
-    hop: dict[str, Any], local_in: set[tuple[int, int]]
-) -> list[tuple[str, Translation]]:
-    """The translation this host applied when the hop is the first its host logged of the
-    packet, past its PREROUTING, and the previous host had translated the source already: both
-    addresses changed at once and ``nat_mark`` names only the source's change. Without it, a
-    DNAT seen only so (an unanswered datagram through hosts that log from FORWARD on) had no
-    host (tests/test_two_hosts.py, udp-icmp-ipv6)."""
-    proto = str(hop["t_proto"])
-    now_dst = _endpoint(proto, hop["t_dst"], hop["t_dport"])
-    was_dst = _endpoint(proto, hop["was_t_dst"], hop["was_t_dport"])
-    if hop["nat_mark"] not in ("snat", "de-dnat") or now_dst == was_dst:
-        return []
-    host = _text(hop["host"])
-    if hop["nat_mark"] == "snat":  # an orig packet: this host's DNAT
-        kind = "redirect" if (hop["packet"], hop["leg"]) in local_in else "dnat"
-        translation = Translation(kind, was_dst, now_dst, "PREROUTING", host, "dst-change")
-    else:  # a reply: this host's de-SNAT
-        translation = Translation("snat", now_dst, was_dst, "POSTROUTING", host, "dst-change")
-    return [(str(hop["flow"]), translation)]
-
-
-def _text(value: object) -> str | None:
-    """A string, or None for a missing value."""
-    return None if missing(value) else str(value)
-
-
-def _flow_tuples(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per flow: ``orig_key``, ``reply_key``, ``first_hook`` and ``hosts``."""
-    flows = frame.groupby("flow", sort=False).agg(
-        orig_key=("orig_key", "first"),
-        reply_key=("reply_key", "first"),
-        first_hook=("hook", "first"),
-    )
-    flows["hosts"] = _hosts_per_flow(frame).reindex(flows.index)
-    return flows
-
-
-def _translations_from_tuples(
-    frame: pd.DataFrame, flows: pd.DataFrame
-) -> list[tuple[str, Translation]]:
-    """SNAT when answers return to another address than the orig source; DNAT when they come
-    from another address than the orig destination (the first packet never showed it).
-
-    ``flows``: ``_flow_tuples`` of ``frame``."""
-    delivered = frame["hook"].eq("INPUT") & frame["direction"].eq("orig")
-    local = set(frame["flow"][delivered].unique().tolist())
-    flows = flows[["orig_key", "reply_key", "first_hook", "hosts"]]
-    found = []
-    for flow_id, row in _rows(flows):
-        # the endpoints straight from the key text: a ConnTuple per flow cost more than the rest
-        proto, src, sport, dst, dport = str(row["orig_key"]).split("|")
-        _, reply_src, reply_sport, reply_dst, reply_dport = str(row["reply_key"]).split("|")
-        host = row["hosts"][0] if len(row["hosts"]) == 1 else None
-        client = _key_endpoint(proto, src, sport)
-        answered_to = _key_endpoint(proto, reply_dst, reply_dport)
-        if client != answered_to:
-            found.append(
-                (
-                    str(flow_id),
-                    Translation("snat", client, answered_to, "POSTROUTING", host, "reply-dst"),
-                )
-            )
-        server = _key_endpoint(proto, dst, dport)
-        answered_from = _key_endpoint(proto, reply_src, reply_sport)
-        if server != answered_from:
-            kind = "redirect" if flow_id in local else "dnat"
-            hook = "OUTPUT" if row["first_hook"] == "OUTPUT" else "PREROUTING"
-            found.append(
-                (str(flow_id), Translation(kind, server, answered_from, hook, host, "reply-src"))
-            )
-    return found
-
-
-def _key_endpoint(proto: str, addr: str, port: str) -> str:
-    """``_endpoint`` of one side of a tuple key (``key_tuple``'s fields, not yet parsed)."""
-    return format_endpoint(addr, int(port) if port and proto in PORTED else None)
-
-
-def _translations_from_quotes(frame: pd.DataFrame) -> list[tuple[str, Translation]]:
-    """SNAT shown by an ICMP error: it arrives quoting the packet as it left, source translated."""
-    related = frame[frame["related"].astype(bool)].drop_duplicates("flow")
-    found = []
-    for row in related.itertuples(index=False):
-        proto, orig = key_tuple(str(row.orig_key))
-        client = _endpoint(proto, orig.src, orig.sport)
-        quoted = _endpoint(proto, row.t_src, row.t_sport)
-        if quoted != client and row.t_dst == orig.dst:
-            translation = Translation(
-                "snat", client, quoted, "POSTROUTING", _text(row.host), "icmp-quote"
-            )
-            found.append((str(row.flow), translation))
-    return found
