@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -54,7 +55,7 @@ from logpath.rules import Ruleset
 from logpath.store import Store, StoreWriter, to_frame
 
 # Bump when what assembly computes changes: stores assembled before are assembled again.
-VERSION = 1
+VERSION = 2  # 2: packets numbered in the order of their connections
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
 # carried from one chunk into the next.
@@ -187,14 +188,16 @@ class Assembled:
     """The hosts' clocks learned from the hops."""
 
 
-def assemble_store(store: Store, writer: StoreWriter | None = None) -> Assembled:
+def assemble_store(
+    store: Store, writer: StoreWriter | None = None, executor: Executor | None = None
+) -> Assembled:
     """Assemble every hop of ``store`` (and of ``writer``'s run, if given); with a writer, the
-    tables are written for its commit."""
+    tables are written for its commit; with an ``executor``, on two cores (``assemble``)."""
     manifest = writer.manifest if writer else store.require()
     parts = writer.hop_parts() if writer else manifest.parts
     provenance = Provenance.now(parts, manifest.ruleset)
     hops = store.read_parts(parts, [c for c in HOP_SCHEMA.names if c != "raw"])
-    assembled = assemble(hops, kept_ruleset(manifest.ruleset))
+    assembled = assemble(hops, kept_ruleset(manifest.ruleset), executor=executor)
     if writer is not None:
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
@@ -211,7 +214,11 @@ def kept_ruleset(kept: dict[str, Any] | str | None) -> Ruleset | None:
 
 
 def assemble(
-    hops: pa.Table, ruleset: Ruleset | None = None, *, chunk_hops: int = CHUNK_HOPS
+    hops: pa.Table,
+    ruleset: Ruleset | None = None,
+    *,
+    chunk_hops: int = CHUNK_HOPS,
+    executor: Executor | None = None,
 ) -> Assembled:
     """Packets, connections, NAT, bridge roles and fates of these hops, as tables.
 
@@ -220,6 +227,8 @@ def assemble(
         ruleset: the ruleset the logs were written under, if known.
         chunk_hops: hops assembled at a time (tests make it small to prove that chunks change
             nothing).
+        executor: worker processes (an ingest's): with one, a store of two chunks or more is
+            assembled on two cores (``_assemble_in_two``).
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = _learn_clocks(hops, lines)
@@ -232,19 +241,96 @@ def assemble(
         kept.add(traced, flows, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
+    if executor is not None and len(order) >= 2 * chunk_hops:
+        return _assemble_in_two(hops, when, order, ruleset, clocks, chunk_hops, executor)
+    _assemble_chunks(hops, when, order, ruleset, clocks, chunk_hops, kept)
+    return kept.numbered(hops, clocks, in_time_order=True)
+
+
+def _assemble_chunks(
+    hops: pa.Table,
+    when: np.ndarray,
+    rows: np.ndarray,
+    ruleset: Ruleset | None,
+    clocks: Clocks,
+    chunk_hops: int,
+    kept: _Kept,
+    *,
+    settle: bool = True,
+) -> np.ndarray:
+    """Assemble these rows of ``hops`` (in time order) a chunk at a time into ``kept``,
+    carrying the connections still open at a chunk's end into the next. Returns the rows of
+    those still open after the last chunk: none when ``settle``, else those the hops after
+    ``rows`` may still join."""
     carried = np.empty(0, dtype=np.int64)
-    for start in range(0, len(order), chunk_hops):
-        rows = np.concatenate([carried, order[start : start + chunk_hops]])
-        newest = when[order[min(start + chunk_hops, len(order)) - 1]]
-        last = start + chunk_hops >= len(order)
-        traced, flows = trace_chunk(_frame(hops, rows), ruleset, clocks)
+    for start in range(0, len(rows), chunk_hops):
+        chunk = np.concatenate([carried, rows[start : start + chunk_hops]])
+        newest = when[rows[min(start + chunk_hops, len(rows)) - 1]]
+        last = settle and start + chunk_hops >= len(rows)
+        traced, flows = trace_chunk(_frame(hops, chunk), ruleset, clocks)
         ended = _flow_ends(traced, when)
         growing = set() if last else set(ended.index[ended >= newest - SETTLED_AFTER])
         settled = [flow for flow in flows if flow.id not in growing]
         open_hops = traced["flow"].isin(growing).to_numpy()
         carried = np.sort(traced["assembly_row"].to_numpy()[open_hops])
         kept.add(traced[~open_hops], settled, when)
+    return carried
+
+
+def _assemble_in_two(
+    hops: pa.Table,
+    when: np.ndarray,
+    order: np.ndarray,
+    ruleset: Ruleset | None,
+    clocks: Clocks,
+    chunk_hops: int,
+    executor: Executor,
+) -> Assembled:
+    """``assemble`` on two cores: the later half of time in a worker process while this one
+    does the earlier half, then the seam between them again.
+
+    The worker starts without the connections still open at the seam. Those are carried out
+    of the earlier half, and assembled again with every connection of the later half that
+    starts within SETTLED_AFTER of the seam: no hop later than that can join a connection the
+    earlier half left open (the argument the chunks' carry rests on), so the later half's
+    other connections are what one process would have found.
+    """
+    middle = len(order) // 2
+    seam = when[order[middle]]
+    later = order[np.searchsorted(when[order], seam, side="left") :]
+    earlier = order[: len(order) - len(later)]
+    ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
+    future = executor.submit(
+        assemble_later, hops.take(later), when[later], ruleset_text, clocks.to_json(), chunk_hops
+    )
+    kept = _Kept()
+    open_rows = _assemble_chunks(
+        hops, when, earlier, ruleset, clocks, chunk_hops, kept, settle=False
+    )
+    theirs: _Kept = future.result()
+    theirs.renumber_rows(later, when)
+    restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
+    seam_rows = np.concatenate([open_rows, np.sort(restarted)])
+    seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
+    _assemble_chunks(hops, when, seam_rows, ruleset, clocks, chunk_hops, kept)
+    kept.extend(theirs)
     return kept.numbered(hops, clocks, in_time_order=True)
+
+
+def assemble_later(
+    hops: pa.Table,
+    when: np.ndarray,
+    ruleset: str | None,
+    clocks: dict[str, Any],
+    chunk_hops: int,
+) -> _Kept:
+    """The worker's half of ``_assemble_in_two`` (runs in an ingest's worker process): these
+    hops assembled as if they were all there is, rows numbered within them."""
+    kept = _Kept()
+    rows = np.arange(len(when), dtype=np.int64)
+    known = Ruleset.from_json(ruleset) if ruleset is not None else None
+    _assemble_chunks(hops, when, rows, known, Clocks.from_json(clocks), chunk_hops, kept)
+    return kept
 
 
 def trace_chunk(
@@ -306,6 +392,46 @@ class _Kept:
         self.flows.append(flows_table(flows))
         self.traces.append(_found(traced))
 
+    def renumber_rows(self, rows: np.ndarray, when: np.ndarray) -> None:
+        """What a worker kept of a part of the hops (``assemble_later``), its rows made rows
+        of all hops (``rows[i]`` is the row of the part's i-th hop); ``when`` is all hops' one
+        clock, for the connections' first hops."""
+        for i, trace in enumerate(self.traces):
+            own = rows[trace["assembly_row"].to_numpy()]
+            trace = trace.set_column(
+                trace.schema.get_field_index("assembly_row"), "assembly_row", pa.array(own)
+            )
+            firsts = trace.group_by("flow").aggregate([("assembly_row", "min")])
+            at = pc.index_in(self.flows[i]["id"], value_set=firsts["flow"]).to_numpy()
+            self.starts[i] = when[firsts["assembly_row_min"].to_numpy()[at]]
+            self.traces[i] = trace
+
+    def drop_started_before(self, limit: float) -> np.ndarray:
+        """Forget the connections whose first hop is before ``limit``; the rows of their hops."""
+        dropped = []
+        for i, starts in enumerate(self.starts):
+            early = starts < limit
+            if not early.any():
+                continue
+            ids = self.flows[i]["id"].filter(pa.array(early))
+            self.flows[i] = self.flows[i].filter(pa.array(~early))
+            self.starts[i] = starts[~early]
+            theirs = pc.is_in(self.traces[i]["flow"], value_set=ids)
+            dropped.append(self.traces[i]["assembly_row"].filter(theirs).to_numpy())
+            self.traces[i] = self.traces[i].filter(pc.invert(theirs))
+        return np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
+
+    def extend(self, other: _Kept) -> None:
+        """Keep ``other``'s connections too (its packet numbers moved past ours)."""
+        for trace in other.traces:
+            packet = pc.add(trace["packet"], self.packets)
+            self.traces.append(
+                trace.set_column(trace.schema.get_field_index("packet"), "packet", packet)
+            )
+        self.flows += other.flows
+        self.starts += other.starts
+        self.packets += other.packets
+
     def numbered(self, hops: pa.Table, clocks: Clocks, *, in_time_order: bool) -> Assembled:
         """The tables with ``flow_n``: connections by their first hop's time (chunks settle
         them out of order), the trace sorted by connection, packet and hop, each row the hop's
@@ -328,6 +454,12 @@ class _Kept:
                 found, [("flow_n", "ascending"), ("packet", "ascending"), ("hop_n", "ascending")]
             )
         )
+        # packets numbered in the order of their connections, as one chunk would: the chunks
+        # (and the two halves of _assemble_in_two) number theirs in the order they settle
+        flow_n, packet = found["flow_n"].to_numpy(), found["packet"].to_numpy()
+        new = np.r_[True, (flow_n[1:] != flow_n[:-1]) | (packet[1:] != packet[:-1])]
+        packets = pa.array(np.cumsum(new) - 1, pa.int64())
+        found = found.set_column(found.schema.get_field_index("packet"), "packet", packets)
         own = hops.take(found["assembly_row"])
         columns = [
             own[field.name] if field.name in own.column_names else found[field.name]

@@ -266,7 +266,7 @@ def ingest(
                 except OSError as error:  # an input that fails while it is read (EIO)
                     reason = error.strerror or str(error)
                     summary.errors.append(f"{source.name}: cannot be read ({reason})")
-            _assemble(store, writer)
+            _assemble(store, writer, workers.pool)
         stored = True
     except BaseException:
         workers.kill()
@@ -281,12 +281,19 @@ def ingest(
     return summary
 
 
-def _assemble(store: Store, writer: StoreWriter) -> None:
+def _assemble(store: Store, writer: StoreWriter, pool: ProcessPoolExecutor | None) -> None:
     """Assemble the store's connections again, for this run's commit, when its hops (or the
-    ruleset, or the conventions) changed: queries read them instead of deriving them."""
+    ruleset, or the conventions) changed: queries read them instead of deriving them. The
+    parse workers, when the run started them, take half of it."""
     manifest = writer.manifest
     if not Provenance.now(writer.hop_parts(), manifest.ruleset).matches(manifest.assembly):
-        assemble_store(store, writer)
+        try:
+            assemble_store(store, writer, pool)
+        except BrokenProcessPool:
+            raise WorkerError(
+                "a worker process died while assembling (killed, or out of memory?); nothing "
+                "of this run was stored"
+            ) from None
 
 
 def _opened(names: list[str], summary: IngestSummary) -> Iterator[Source]:

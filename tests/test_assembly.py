@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,19 @@ def test_chunks_change_nothing(replayed: Store) -> None:
 
     assert keyed(chunked.flows) == keyed(whole)
     assert by_line(chunked.trace) == by_line(stored(replayed, "trace"))
+
+
+def test_two_processes_change_nothing(replayed: Store) -> None:
+    # an ingest's workers take the later half of time; the connections open across the seam
+    # between the halves are assembled again: the tables are those of one process, row by row
+    manifest = replayed.require()
+    hops = replayed.read_parts(manifest.parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    one = assemble(hops, chunk_hops=20_000)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        two = assemble(hops, chunk_hops=20_000, executor=pool)
+    assert two.flows.equals(one.flows)
+    assert two.trace.equals(one.trace)
+    assert one.flows.num_rows == 7_391
 
 
 def test_a_journey_derives_nothing(replayed: Store, monkeypatch: pytest.MonkeyPatch) -> None:
