@@ -78,6 +78,15 @@ PIPELINE_COLUMNS = ["source", "lineno", "host", "ts", "uptime", "kind", "prefix"
 
 # Rows per Parquet row group of the assembled tables: a journey reads one group of the trace.
 ROW_GROUP_ROWS = 65_536
+# The share of the hops (in time) an ingest assembles itself when its workers take the rest:
+# it also reads the hops, assembles the seam again and writes the tables (on the 2M-line replay,
+# 34 CPU-s against the worker's 26 at half and half).
+EARLIER_SHARE = 0.42
+# ... and only when the later hops span more than this many SETTLED_AFTER: the connections
+# starting within one SETTLED_AFTER of the seam are assembled twice (on the 36 minutes of the
+# 200,000-line replay, with 20,000-hop chunks, two processes took twice as long as one; the
+# 2M-line replay spans 6 hours).
+SEAM_SHARE = 4
 
 # What assembly adds to each hop (the hop's own columns come first, all but ``raw``).
 TRACE_ADDED = pa.schema(
@@ -241,8 +250,11 @@ def assemble(
         kept.add(traced, flows, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
-    if executor is not None and len(order) >= 2 * chunk_hops:
-        return _assemble_in_two(hops, when, order, ruleset, clocks, chunk_hops, executor)
+    seam = when[order[int(len(order) * EARLIER_SHARE)]]
+    # the seam is assembled twice: worth it when it is a small part of the later hops' time
+    worth_two = when[order[-1]] - seam > SEAM_SHARE * SETTLED_AFTER
+    if executor is not None and len(order) >= 2 * chunk_hops and worth_two:
+        return _assemble_in_two(hops, when, order, seam, ruleset, clocks, chunk_hops, executor)
     _assemble_chunks(hops, when, order, ruleset, clocks, chunk_hops, kept)
     return kept.numbered(hops, clocks, in_time_order=True)
 
@@ -281,22 +293,21 @@ def _assemble_in_two(
     hops: pa.Table,
     when: np.ndarray,
     order: np.ndarray,
+    seam: float,
     ruleset: Ruleset | None,
     clocks: Clocks,
     chunk_hops: int,
     executor: Executor,
 ) -> Assembled:
-    """``assemble`` on two cores: the later half of time in a worker process while this one
-    does the earlier half, then the seam between them again.
+    """``assemble`` on two cores: the later part of time in a worker process while this one
+    does the earlier (``EARLIER_SHARE`` of the hops), then the seam between them again.
 
     The worker starts without the connections still open at the seam. Those are carried out
-    of the earlier half, and assembled again with every connection of the later half that
+    of the earlier part, and assembled again with every connection of the later part that
     starts within SETTLED_AFTER of the seam: no hop later than that can join a connection the
-    earlier half left open (the argument the chunks' carry rests on), so the later half's
+    earlier part left open (the argument the chunks' carry rests on), so the later part's
     other connections are what one process would have found.
     """
-    middle = len(order) // 2
-    seam = when[order[middle]]
     later = order[np.searchsorted(when[order], seam, side="left") :]
     earlier = order[: len(order) - len(later)]
     ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
