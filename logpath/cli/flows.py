@@ -44,6 +44,11 @@ AllOption = Annotated[
         "--all", help="Every connection (the default without a filter; kept for old scripts)."
     ),
 ]
+# The flows-table columns the table shows.
+TABLE_COLUMNS = (
+    "id proto orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
+    "reply_dport nat packets hops first_seen state answered"
+).split()
 CSV_COLUMNS = (
     "id proto family orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
     "reply_dport nat packets hops first_seen last_seen state answered stopped"
@@ -68,7 +73,8 @@ def flows_command(
     Example: logpath flows --port 12580 --nat snat
     """
     from logpath.hops import json_array_parts
-    from logpath.query import FlowQuery, iter_flows
+    from logpath.query import FlowQuery, flow_rows, iter_flows
+    from logpath.render.tables import print_flows
     from logpath.store import Store
 
     if as_json and as_csv:
@@ -76,18 +82,18 @@ def flows_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
-    flows = iter_flows(Store(store), query)
     if as_json:
+        flows = iter_flows(Store(store), query)
         # a write per 1,000 flows, not per flow (a tenth of `flows --all --json`)
         pieces = json_array_parts(f.to_json() for f in flows)
         while batch := "".join(itertools.islice(pieces, 1000)):
             typer.echo(batch, nl=False)
         typer.echo("")
     elif as_csv:
-        for piece in flows_csv(flows):
+        for piece in flows_csv(iter_flows(Store(store), query)):
             typer.echo(piece, nl=False)
     else:
-        print_flows(_console(), list(flows))
+        print_flows(_console(), flow_rows(Store(store), query, TABLE_COLUMNS))
 
 
 @command("journey")
@@ -120,29 +126,6 @@ def _console() -> Console:
 
     console = Console()
     return console if console.is_terminal else Console(width=1000)
-
-
-def print_flows(console: Console, flows: list[Flow]) -> None:
-    """A readable table of flows, one line each."""
-    from logpath.render.tables import print_table
-
-    titles = ["id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state"]
-    rows = (
-        [
-            flow.id,
-            flow.proto,
-            str(flow.orig),
-            str(flow.reply),
-            ", ".join(f"{t.type} {t.from_addr}→{t.to_addr}" for t in flow.nat),
-            str(flow.packets),
-            str(flow.hops),
-            flow.first_seen.isoformat(sep=" ", timespec="seconds")[:19] if flow.first_seen else "",
-            flow.state + ("" if flow.answered else " (no answer)"),
-        ]
-        for flow in flows
-    )
-    print_table(console, titles, rows, right={"pkts", "hops"})
-    console.out(f"{len(flows):,} flow(s)", highlight=False)
 
 
 def flows_csv(flows: Iterable[Flow]) -> Iterator[str]:

@@ -102,6 +102,20 @@ def html_text(text: object) -> str:
     return html.escape(visible(str(text)))
 
 
+def visible_array(array: pa.Array) -> pa.Array:
+    """``visible`` on every cell of an Arrow string array: searched in Arrow (RE2), and only
+    the cells that hold a character to escape go through Python."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    hidden = pc.match_substring_regex(array, _HIDDEN_RE2)
+    if not pc.any(hidden).as_py():
+        return array
+    # rare: a control character in a log
+    cells = zip(array.to_pylist(), hidden.to_pylist(), strict=True)
+    return pa.array([visible(v) if found else v for v, found in cells], array.type)
+
+
 def csv_cell(value: object) -> object:
     """One CSV cell: text made visible and kept from being read as a formula; other values
     (numbers, booleans, None) as they are.
@@ -165,11 +179,7 @@ def _csv_array(array: pa.Array) -> pa.Array:
         return pa.DictionaryArray.from_arrays(array.indices, _csv_array(array.dictionary))
     if _plain(array):
         return array
-    hidden = pc.match_substring_regex(array, _HIDDEN_RE2)
-    if pc.any(hidden).as_py():
-        # rare: a control character in a log; only those cells go through Python
-        cells = zip(array.to_pylist(), hidden.to_pylist(), strict=True)
-        array = pa.array([visible(v) if found else v for v, found in cells], array.type)
+    array = visible_array(array)
     formula = pc.and_(
         pc.match_substring_regex(array, _FORMULA_START_RE2),
         pc.not_equal(array, pa.scalar(_PLACEHOLDER, array.type)),
