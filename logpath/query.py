@@ -263,11 +263,14 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
         NotFoundError: no such flow, or no such packet in it.
     """
     tables = assembled(store)
-    row = tables.scan("flows", filter=ds.field("id") == flow_id)
-    if not row.num_rows:
+    # the id's number first, from two columns; then its row, from the one row group the
+    # statistics of the sorted ``flow_n`` leave (every column of every row group: 2.5x longer)
+    found = tables.scan("flows", columns=["flow_n"], filter=ds.field("id") == flow_id)
+    if not found.num_rows:
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
+    number = found["flow_n"][0].as_py()
+    row = tables.scan("flows", filter=ds.field("flow_n") == number)
     (flow,) = flows_from_table(row.cast(FLOW_SCHEMA))
-    number = row["flow_n"][0].as_py()
     traced = to_frame(tables.scan("trace", filter=ds.field("flow_n") == number))
     (journey,) = build_journeys(traced, [flow])
     return only_packet(journey, packet)
