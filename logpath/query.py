@@ -7,6 +7,7 @@ prefix conventions, is assembled again first (and kept, when the store can be wr
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from logpath.assembly import (
@@ -157,16 +159,48 @@ def matching_flow_numbers(tables: Tables, query: FlowQuery) -> np.ndarray | None
 def iter_flows(store: Store, query: FlowQuery) -> Iterator[Flow]:
     """The connections matching ``query``, in order of first appearance, read a batch at a
     time: memory follows the batch, not the store."""
+    for rows in _flow_batches(store, query):
+        yield from flows_from_table(rows)
+
+
+def flow_rows(store: Store, query: FlowQuery, columns: list[str] | None = None) -> pa.Table:
+    """The flows-table rows (FLOW_SCHEMA: ``columns``, or all) of the connections matching
+    ``query``, in order of first appearance: what a table of them is drawn from, a column at a
+    time (a Flow record per row cost 3.1 s of the 4.7 s of `flows --port` on 47,606 flows)."""
+    wanted = columns or FLOW_SCHEMA.names
+    batches = list(_flow_batches(store, query, wanted))
+    if not batches:
+        return pa.schema([FLOW_SCHEMA.field(c) for c in wanted]).empty_table()
+    return pa.concat_tables(batches)
+
+
+def _flow_batches(
+    store: Store, query: FlowQuery, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """``flow_rows`` a batch (FLOW_BATCH rows read) at a time."""
     tables = assembled(store)
     numbers = matching_flow_numbers(tables, query)
     if numbers is not None and not len(numbers):
         return
     condition = None if numbers is None else _numbered(numbers)
     kinds = NAT_CHOICES[query.nat] if query.nat is not None else None
-    for batch in tables.batches("flows", filter=condition, batch_size=FLOW_BATCH):
-        for flow in flows_from_table(pa.Table.from_batches([batch])):
-            if kinds is None or any(t.type in kinds for t in flow.nat):
-                yield flow
+    read = columns if columns is None or kinds is None or "nat" in columns else [*columns, "nat"]
+    for batch in tables.batches("flows", columns=read, filter=condition, batch_size=FLOW_BATCH):
+        rows = pa.Table.from_batches([batch])
+        if kinds is not None:
+            rows = rows.filter(_translated(rows["nat"], kinds))
+            if columns is not None and "nat" not in columns:
+                rows = rows.drop_columns(["nat"])
+        yield rows
+
+
+def _translated(nat: pa.ChunkedArray, kinds: tuple[str, ...]) -> pa.Array:
+    """For each row's ``nat`` (a JSON list of translations): has it one of these kinds?
+    Each distinct list is decoded once (most connections share one)."""
+    plain = nat.combine_chunks()
+    distinct = pc.unique(plain)
+    found = [any(t["type"] in kinds for t in json.loads(v)) for v in distinct.to_pylist()]
+    return pa.array(found, pa.bool_()).take(pc.index_in(plain, value_set=distinct))
 
 
 def _numbered(numbers: np.ndarray) -> ds.Expression:
@@ -229,11 +263,14 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
         NotFoundError: no such flow, or no such packet in it.
     """
     tables = assembled(store)
-    row = tables.scan("flows", filter=ds.field("id") == flow_id)
-    if not row.num_rows:
+    # the id's number first, from two columns; then its row, from the one row group the
+    # statistics of the sorted ``flow_n`` leave (every column of every row group: 2.5x longer)
+    found = tables.scan("flows", columns=["flow_n"], filter=ds.field("id") == flow_id)
+    if not found.num_rows:
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
+    number = found["flow_n"][0].as_py()
+    row = tables.scan("flows", filter=ds.field("flow_n") == number)
     (flow,) = flows_from_table(row.cast(FLOW_SCHEMA))
-    number = row["flow_n"][0].as_py()
     traced = to_frame(tables.scan("trace", filter=ds.field("flow_n") == number))
     (journey,) = build_journeys(traced, [flow])
     return only_packet(journey, packet)

@@ -48,3 +48,12 @@ def test_the_cli_gives_arrow_jemalloc_unless_the_user_chose(chosen: str | None, 
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == used
+
+
+def test_starting_the_cli_imports_no_library_a_command_loads() -> None:
+    """Listing the commands imports their modules: each imports its library (pandas, Arrow,
+    numpy, rich's console, matplotlib) in the command, so that a command pays for its own."""
+    heavy = ("pandas", "pyarrow", "numpy", "matplotlib", "rich.console", "pyparsing")
+    code = f"import sys, logpath.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from logpath.cli.app import JsonOption, command
-from logpath.doctor import Check, run_checks
 from logpath.render.output import visible
+
+# The checks are imported by the command that runs (see logpath.cli.flows).
+if TYPE_CHECKING:
+    from logpath.doctor import Check
 
 
 def render_checks(checks: list[Check]) -> str:
@@ -36,6 +39,8 @@ def doctor(
     Runs without root (what it cannot read is reported as unknown) and changes nothing.
     Example: logpath doctor --json
     """
+    from logpath.doctor import run_checks
+
     checks = run_checks(root)
     if json_output:
         typer.echo(json.dumps([check.to_json() for check in checks], indent=2))

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
 
 from logpath.cli.app import (
     CsvOption,
@@ -25,10 +22,12 @@ from logpath.cli.app import (
     stopped_by_signals,
 )
 from logpath.errors import RulesetError, UsageError
-from logpath.hops import HOP_SCHEMA, hop_records, json_array_parts
-from logpath.render.output import csv_columns, visible, visible_lines
-from logpath.render.tables import print_hops, print_rejected, print_summary
-from logpath.store import Store, hop_filter, to_frame
+from logpath.render.output import visible, visible_lines
+
+# The library (pandas, Arrow, rich) is imported by the command that runs (see logpath.cli.flows).
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from rich.console import Console
 
 
 @command("ingest")
@@ -63,8 +62,12 @@ def ingest_command(
 
     Example: logpath ingest /var/log/syslog /var/log/syslog.1
     """
+    from rich.console import Console
+
     # the parser builds its grammars on import (~50 ms): only this command needs them
     from logpath.ingest import ingest
+    from logpath.render.tables import print_summary
+    from logpath.store import Store
 
     target = Store(store)
     ruleset = _load_ruleset(rules) if rules else None
@@ -110,6 +113,8 @@ class _progress:
     ``visible`` and not read as rich markup."""
 
     def __init__(self, console: Console, enabled: bool) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
         self.enabled = enabled
         self.bar = Progress(
             TextColumn("{task.description}", markup=False),
@@ -156,6 +161,12 @@ def hops_command(
 
     Example: logpath hops --port 12580 --json
     """
+    import pyarrow as pa
+    from rich.console import Console
+
+    from logpath.render.tables import print_hops
+    from logpath.store import Store, hop_filter
+
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
     selected = hop_filter(port=port, host=host, prefix=prefix, since=since, until=until)
@@ -183,6 +194,9 @@ TABLE_HOPS = 300_000
 def _write_json(tables: Iterator[pa.Table]) -> None:
     """The hops as one JSON array, one hop per line, as hops_to_json writes them (json escapes
     every control character: the exact text, safe on a terminal)."""
+    from logpath.hops import hop_records, json_array_parts
+    from logpath.store import to_frame
+
     records = (record for table in tables for record in hop_records(to_frame(table)))
     sys.stdout.writelines(json_array_parts(records))
     sys.stdout.write("\n")
@@ -191,6 +205,10 @@ def _write_json(tables: Iterator[pa.Table]) -> None:
 def _write_csv(tables: Iterator[pa.Table]) -> None:
     """The hops as CSV, the header once (every column but the raw line), each text cell made
     safe for a terminal and a spreadsheet by ``csv_columns``."""
+    from logpath.hops import HOP_SCHEMA
+    from logpath.render.output import csv_columns
+    from logpath.store import to_frame
+
     header = True
     for table in tables:
         frame = to_frame(csv_columns(table.drop_columns(["raw"])))
@@ -209,6 +227,11 @@ def rejected_command(
 
     Example: logpath rejected --store ./store
     """
+    from rich.console import Console
+
+    from logpath.render.tables import print_rejected
+    from logpath.store import Store
+
     rejected = Store(store).read_rejected()
     if as_json:
         typer.echo(rejected.to_json(orient="records", indent=1))

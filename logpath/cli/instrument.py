@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from logpath.cli.app import command
-from logpath.instrument import Plan, Selection, parse_places, render
 
 
 @command("instrument")
@@ -51,6 +50,9 @@ def instrument(
 
     Example: logpath instrument --port 8080 --bridge docker0 | iptables-restore --noflush
     """
+    # imported here: logpath.netfilter loads pandas (see logpath.cli.flows)
+    from logpath.instrument import Plan, Selection, parse_places, render
+
     selection = Selection(
         ports=tuple(port or ()),
         addr=addr,

@@ -17,10 +17,10 @@ from logpath.cli.app import (
     command,
 )
 from logpath.cli.flows import AllOption, NatOption, ProtoOption
-from logpath.query import FlowQuery, load_journey
 from logpath.render import DIAGRAM_LIMIT
 from logpath.render.output import visible
-from logpath.store import Store
+
+# The library is imported by the command that runs (see logpath.cli.flows).
 
 
 @command("render")
@@ -36,7 +36,9 @@ def render_command(
     Example: logpath render 08e3ad5cfb-55148 -o masquerade.png
     """
     # matplotlib loads here, not when any command starts (it costs every command 0.3 s)
+    from logpath.query import load_journey
     from logpath.render.diagram import picture_format, save_diagram
+    from logpath.store import Store
 
     picture_format(output)  # a wrong name fails before the store is read
     journey = load_journey(Store(store), flow_id)
@@ -76,7 +78,9 @@ def report_command(
 
     Example: logpath report --port 12580 -o reports/seed
     """
+    from logpath.query import FlowQuery
     from logpath.render.report import write_report
+    from logpath.store import Store
 
     now = datetime.now(UTC)
     out_dir = output or Path("reports") / now.strftime("%Y%m%dT%H%M%SZ")

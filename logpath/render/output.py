@@ -30,10 +30,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+# numpy and Arrow load in the functions that use them (the CSV columns): every command shows
+# its errors through ``visible``, and Arrow's compute functions cost 0.1-0.3 s to import.
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Code points shown escaped: Unicode's categories Cc (controls), Cf (format: bidi, zero-width,
 # BOM, tags, ...), Zl and Zp (line and paragraph separators) and Cs (lone surrogates: a file
@@ -100,6 +102,20 @@ def html_text(text: object) -> str:
     return html.escape(visible(str(text)))
 
 
+def visible_array(array: pa.Array) -> pa.Array:
+    """``visible`` on every cell of an Arrow string array: searched in Arrow (RE2), and only
+    the cells that hold a character to escape go through Python."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    hidden = pc.match_substring_regex(array, _HIDDEN_RE2)
+    if not pc.any(hidden).as_py():
+        return array
+    # rare: a control character in a log
+    cells = zip(array.to_pylist(), hidden.to_pylist(), strict=True)
+    return pa.array([visible(v) if found else v for v, found in cells], array.type)
+
+
 def csv_cell(value: object) -> object:
     """One CSV cell: text made visible and kept from being read as a formula; other values
     (numbers, booleans, None) as they are.
@@ -129,34 +145,41 @@ def csv_columns(table: pa.Table) -> pa.Table:
     in Arrow (RE2), only its cells that hold a control character are escaped one by one, and a
     dictionary column is neutralised in its dictionary.
     """
+    import pyarrow as pa
+
     columns = [_csv_column(column) for column in table.columns]
     return pa.Table.from_arrays(columns, schema=table.schema)  # text stays text
 
 
 def _csv_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    import pyarrow as pa
+
     if not (_is_text(column.type) or _is_text_dictionary(column.type)):
         return column
     return pa.chunked_array([_csv_array(chunk) for chunk in column.chunks], column.type)
 
 
 def _is_text(type_: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return bool(pa.types.is_string(type_) or pa.types.is_large_string(type_))
 
 
 def _is_text_dictionary(type_: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return bool(pa.types.is_dictionary(type_) and _is_text(type_.value_type))
 
 
 def _csv_array(array: pa.Array) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if isinstance(array, pa.DictionaryArray):
         return pa.DictionaryArray.from_arrays(array.indices, _csv_array(array.dictionary))
     if _plain(array):
         return array
-    hidden = pc.match_substring_regex(array, _HIDDEN_RE2)
-    if pc.any(hidden).as_py():
-        # rare: a control character in a log; only those cells go through Python
-        cells = zip(array.to_pylist(), hidden.to_pylist(), strict=True)
-        array = pa.array([visible(v) if found else v for v, found in cells], array.type)
+    array = visible_array(array)
     formula = pc.and_(
         pc.match_substring_regex(array, _FORMULA_START_RE2),
         pc.not_equal(array, pa.scalar(_PLACEHOLDER, array.type)),
@@ -168,7 +191,7 @@ def _csv_array(array: pa.Array) -> pa.Array:
     return array
 
 
-_FORMULA_BYTES = np.frombuffer("".join(FORMULA_START).encode(), np.uint8)
+_FORMULA_BYTES = "".join(FORMULA_START).encode()
 
 
 def _plain(array: pa.Array) -> bool:
@@ -176,6 +199,9 @@ def _plain(array: pa.Array) -> bool:
     array's bytes with numpy: min, max and the first byte of each cell (0.17 s for every text
     column of a 360,704-hop store, where the two RE2 searches took 1.5 s). It may say False
     wrongly, never True: the bytes of a null cell count too, and send the array the exact way."""
+    import numpy as np
+    import pyarrow as pa
+
     offsets_buffer, data_buffer = array.buffers()[1:3]
     if offsets_buffer is None or data_buffer is None or len(array) == 0:
         return True
@@ -186,7 +212,7 @@ def _plain(array: pa.Array) -> bool:
         return False
     lengths = np.diff(offsets)
     first = np.frombuffer(data_buffer, np.uint8)[offsets[:-1][lengths > 0]]
-    formula = np.isin(first, _FORMULA_BYTES)
+    formula = np.isin(first, np.frombuffer(_FORMULA_BYTES, np.uint8))
     # a lone "-" is the placeholder, left as it is
     formula &= ~((lengths[lengths > 0] == 1) & (first == ord(_PLACEHOLDER)))
     return not formula.any()
