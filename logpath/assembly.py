@@ -283,21 +283,51 @@ def assemble_added(
     when = one_clock(lines, clocks)
     if np.isnan(when).any() or new.num_rows == 0:
         return None
-    old = np.arange(trace.num_rows, dtype=np.int64)
+    spans = _stored_spans(trace, when[: trace.num_rows])
+    if spans is None:
+        return None
+    first, last, rows_of = spans
+    if not pc.equal(flows["flow_n"], pa.array(np.arange(flows.num_rows))).to_numpy().all() or (
+        flows.num_rows != len(first)
+    ):
+        return None  # not the flows of this trace, row i connection i
     # the earliest a new hop could join a stored connection, with the carry's margin
     reach = float(when[trace.num_rows :].min()) - SETTLED_AFTER
-    flow = trace["flow"].to_numpy(zero_copy_only=False)
-    seconds = pd.Series(when[old])
-    ends = seconds.groupby(flow, dropna=False).transform("max").to_numpy()
-    # a hop of no connection stands or falls on its own time
-    ends = np.where(pd.isna(flow), when[old], ends)
-    standing = ends < reach
+    standing_flows = last < reach
+    # a hop of no connection (none in the stores seen) stands or falls on its own time
+    standing = np.r_[
+        np.repeat(standing_flows, rows_of), when[rows_of.sum() : trace.num_rows] < reach
+    ]
+    old = np.arange(trace.num_rows, dtype=np.int64)
     kept = _Kept()
-    kept.add_stored(trace.filter(pa.array(standing)), old[standing], flows, when)
+    kept.add_stored(
+        trace.filter(pa.array(standing)),
+        old[standing],
+        flows.take(pa.array(np.flatnonzero(standing_flows))),
+        first[standing_flows],
+    )
     again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
     again = again[np.argsort(when[again], kind="stable")]
     _trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept)
     return kept.numbered(hops, clocks)
+
+
+def _stored_spans(
+    trace: pa.Table, when: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per stored connection (by flow_n), the times of its first and last hop, and its hops:
+    the stored trace holds each connection's hops together, in flow_n order, and the hops of
+    no connection last (``_Kept.numbered``); None for a trace not in that order."""
+    number = pc.fill_null(trace["flow_n"], -1).to_numpy()
+    named = int((number >= 0).sum())
+    ordered = number[:named]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if named else np.empty(0, int)
+    # runs numbered 0, 1, 2...: each connection's hops together, in flow_n order
+    if (number[named:] >= 0).any() or not np.array_equal(ordered[starts], np.arange(len(starts))):
+        return None
+    first = np.minimum.reduceat(when[:named], starts) if named else np.empty(0)
+    last = np.maximum.reduceat(when[:named], starts) if named else np.empty(0)
+    return first, last, np.diff(np.r_[starts, named])
 
 
 def _stored_table(store: Store, name: str) -> pa.Table:
@@ -439,21 +469,16 @@ class _Kept:
         self.traces.append(_found(traced))
 
     def add_stored(
-        self, trace: pa.Table, rows: np.ndarray, flows: pa.Table, when: np.ndarray
+        self, trace: pa.Table, rows: np.ndarray, flows: pa.Table, starts: np.ndarray
     ) -> None:
         """Stored trace rows (TRACE_SCHEMA), at ``rows`` of the hops, and the stored flows
-        they belong to (``flows`` may hold others: they are left out), as they are."""
+        they belong to (FLOW_SCHEMA) with the times of their first hops, as they are."""
         if not trace.num_rows:
             return
-        ids = pc.unique(trace["flow"].drop_null())
-        flows = flows.filter(pc.is_in(flows["id"], value_set=ids))
-        flows = flows.drop_columns(["flow_n"]).cast(_FLOW_COLUMNS_SCHEMA)
-        packet = trace["packet"].to_numpy()
         # the chunks traced after these number their packets above them
-        self.packets = max(self.packets, int(packet.max()) + 1)
-        flow = pd.Series(trace["flow"].to_numpy(zero_copy_only=False))
-        self.starts.append(_flow_starts(flow, rows, flows["id"].to_pylist(), when))
-        self.flows.append(flows)
+        self.packets = max(self.packets, int(pc.max(trace["packet"]).as_py()) + 1)
+        self.starts.append(starts)
+        self.flows.append(flows.drop_columns(["flow_n"]).cast(_FLOW_COLUMNS_SCHEMA))
         found = trace.select(TRACE_ADDED.names).cast(TRACE_ADDED)
         self.traces.append(found.add_column(0, "assembly_row", pa.array(rows, pa.int64())))
 
