@@ -277,6 +277,8 @@ def assemble_added(
         [trace.select(HOP_COLUMNS).cast(_HOP_COLUMNS_SCHEMA), new.cast(_HOP_COLUMNS_SCHEMA)]
     )
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
+    if not stored.get("clocks"):
+        return None
     clocks = Clocks.from_json(stored["clocks"])
     if not _clocks_agree(_learn_clocks(hops, lines), clocks):
         return None

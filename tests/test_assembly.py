@@ -23,7 +23,8 @@ import logpath.assembly
 import logpath.fates
 import logpath.flows
 import logpath.journeys
-from logpath.assembly import assemble, kept_ruleset
+from logpath.assembly import BOOT_DRIFT, PLACEMENT_DRIFT, _clocks_agree, assemble, kept_ruleset
+from logpath.clocks import Clocks
 from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ingest
 from logpath.query import FlowQuery, find_flows, load_journey
@@ -316,3 +317,39 @@ def test_a_run_of_lines_stored_already_assembles_nothing(
     summary = ingest([str(renamed)], store)
     assert summary.already_stored == CUT and summary.hops == 0
     assert traced == [] and store.require().assembly == assembly
+
+
+def test_hops_without_wall_clock_time_assemble_everything(
+    first_run: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dmesg capture has uptimes and no date: its hops cannot be placed among the stored
+    ones, so every hop is assembled again, in one chunk, as from scratch."""
+    store = copied(first_run, tmp_path / "store")
+    traced = traced_hops(monkeypatch)
+    ingest([str(LAB / "udp.dmesg")], store)
+    assert traced == [store.count_hops()]
+    assert stored(store, "trace").equals(reassembled(store).trace)
+
+
+def test_stored_clocks_stand_while_new_lines_move_them_a_little() -> None:
+    stored = Clocks(boot={"gw": 1000.0, "web": 2000.0}, ahead={"gw": 0.0, "web": 3.25})
+    # a boot time learned again over more lines: both hosts' lines move alike (the offset
+    # learned from them moves with it)
+    assert _clocks_agree(
+        Clocks(boot={"gw": 1000.05, "web": 2000.02}, ahead={"gw": 0.0, "web": 3.22}), stored
+    )
+    assert not _clocks_agree(
+        Clocks(boot={"gw": 1000.0 + 2 * BOOT_DRIFT, "web": 2000.0 + 2 * BOOT_DRIFT},
+               ahead={"gw": 0.0, "web": 3.25}),
+        stored,
+    )  # fmt: skip
+    # one host moved against the other: packets across them may join otherwise
+    assert not _clocks_agree(
+        Clocks(
+            boot={"gw": 1000.0, "web": 2000.0}, ahead={"gw": 0.0, "web": 3.25 + 2 * PLACEMENT_DRIFT}
+        ),
+        stored,
+    )
+    # a host seen for the first time, or a link between hosts learned now
+    assert not _clocks_agree(Clocks(boot={**stored.boot, "db": 5.0}, ahead=stored.ahead), stored)
+    assert not _clocks_agree(Clocks(boot=stored.boot, ahead={}), stored)
