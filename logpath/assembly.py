@@ -489,7 +489,8 @@ class _Kept:
         (chunks settle them out of order, and a store assembled a run at a time keeps some),
         the trace sorted by connection, packet and hop, packets numbered from 0 in that order,
         each row the hop's own columns (from ``hops``) beside what assembly found. However the
-        hops were cut into chunks or runs, the same hops are numbered alike."""
+        hops were cut into chunks or runs, the same connections get the same numbers, and so
+        do their packets (in the order their chunk found them: by time)."""
         if not self.flows:
             empty = FLOW_SCHEMA.empty_table()
             return Assembled(empty, TRACE_SCHEMA.empty_table(), clocks)
