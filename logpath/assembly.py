@@ -17,6 +17,12 @@ The stored tables are a cache of the hops: ``assemble`` on the same hops gives t
 (``tests/test_assembly.py`` re-assembles a store from scratch and compares). They depend also on
 the ruleset kept at ingest, on the prefix conventions in force and on this module's version
 (``Provenance``); a store whose tables depend on anything else is assembled again when read.
+
+An ingest that only adds hops re-assembles only what they can touch (``assemble_added``): the
+same argument as the chunks', with the new hops' earliest time in place of a chunk's end. The
+stored connections that ended SETTLED_AFTER before it stay as they are; the others' hops are
+taken back from the trace table and assembled with the new ones. Connections and packets are
+numbered by time (``_Kept.numbered``), so the tables are those of one assembly of every hop.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks, one_clock
@@ -55,7 +62,7 @@ from logpath.rules import Ruleset
 from logpath.store import Store, StoreWriter, to_frame
 
 # Bump when what assembly computes changes: stores assembled before are assembled again.
-VERSION = 2  # 2: packets numbered in the order of their connections
+VERSION = 2  # 2: connections by their first hop's time, packets numbered in their order
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
 # carried from one chunk into the next.
@@ -201,18 +208,162 @@ def assemble_store(
     store: Store, writer: StoreWriter | None = None, executor: Executor | None = None
 ) -> Assembled:
     """Assemble every hop of ``store`` (and of ``writer``'s run, if given); with a writer, the
-    tables are written for its commit; with an ``executor``, on two cores (``assemble``)."""
+    tables are written for its commit; with an ``executor``, on two cores (``assemble``).
+
+    When the hops only grew since the stored tables were built (same version, ruleset,
+    conventions and clocks), only what the new hops can touch is assembled again
+    (``assemble_added``); otherwise everything is, from scratch.
+    """
     manifest = writer.manifest if writer else store.require()
     parts = writer.hop_parts() if writer else manifest.parts
     provenance = Provenance.now(parts, manifest.ruleset)
-    hops = store.read_parts(parts, [c for c in HOP_SCHEMA.names if c != "raw"])
-    assembled = assemble(hops, kept_ruleset(manifest.ruleset), executor=executor)
+    ruleset = kept_ruleset(manifest.ruleset)
+    assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
+    if assembled is None:
+        hops = store.read_parts(parts, HOP_COLUMNS)
+        assembled = assemble(hops, ruleset, executor=executor)
     if writer is not None:
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
         tables = {"flows": assembled.flows, "trace": assembled.trace}
         writer.add_assembled(tables, kept, ROW_GROUP_ROWS)
     return assembled
+
+
+# A hop's own columns: what the hop parts hold but ``raw`` (the trace table holds these too).
+HOP_COLUMNS = [c for c in HOP_SCHEMA.names if c != "raw"]
+_HOP_COLUMNS_SCHEMA = pa.schema([HOP_SCHEMA.field(c) for c in HOP_COLUMNS])
+
+# How far clocks learned again (over the stored hops and the new ones) may be from the stored
+# clocks for the stored connections to stand. Every new line moves its host's boot time (a median
+# of stamp - uptime over its lines): by 50 ms when 164 lab lines join 156, by microseconds on a
+# large store. Were they required equal, every ingest would assemble from scratch. The stored
+# tables keep the clocks they were built on, and new hops are assembled on those, as long as
+#  - every host's lines move together by at most BOOT_DRIFT: the stages compare one host's
+#    lines with each other, and its fine time (boot + uptime) with its whole-second stamp
+#    (within FINE_CLOCK_SLACK, 1.5 s, where a line's fine time lies 0-1 s after its stamp);
+#  - hosts move against each other by at most PLACEMENT_DRIFT: packets are joined across
+#    hosts, and their hops ordered, by time on the one clock.
+# Beyond either, everything is assembled again, on the clocks learned again.
+BOOT_DRIFT = 0.1
+PLACEMENT_DRIFT = 0.001
+
+
+def assemble_added(
+    store: Store,
+    stored: dict[str, Any] | None,
+    provenance: Provenance,
+    ruleset: Ruleset | None,
+    *,
+    chunk_hops: int = CHUNK_HOPS,
+) -> Assembled | None:
+    """The stored tables with what hops added since can touch assembled again, or None when
+    they must be assembled from scratch.
+
+    The stored tables stand when they were built by this version, under the same ruleset and
+    conventions, from parts that are all still there (the first of ``provenance.parts``), and
+    when the clocks learned again from every hop agree with theirs (``BOOT_DRIFT``,
+    ``PLACEMENT_DRIFT``). Every hop must have its wall-clock time (without it, a hop cannot be
+    placed in time), and the trace must hold every stored hop.
+
+    A stored connection whose last hop is older than the new hops' earliest by SETTLED_AFTER
+    (on the one clock) cannot be joined by any of them: the argument by which a chunk settles
+    its connections (``assemble``). It is kept as stored, with its id, hops and packets. The
+    hops of every other stored connection are taken back from the trace table (it holds each
+    hop's own columns) and assembled again with the new hops; the tables are then numbered as
+    one assembly of every hop numbers them (``_Kept.numbered``).
+    """
+    if not stored or any(
+        stored.get(name) != getattr(provenance, name)
+        for name in ("version", "ruleset", "conventions")
+    ):
+        return None
+    before = list(stored.get("parts") or [])
+    added = provenance.parts[len(before) :]
+    if provenance.parts[: len(before)] != before or not added:
+        return None
+    trace, flows = (_stored_table(store, stored[kind]) for kind in ("trace", "flows"))
+    if trace.num_rows != store.count_parts(before):
+        return None  # the trace is not every stored hop: it cannot stand for them
+    new = store.read_parts(added, HOP_COLUMNS)
+    hops = pa.concat_tables(
+        [trace.select(HOP_COLUMNS).cast(_HOP_COLUMNS_SCHEMA), new.cast(_HOP_COLUMNS_SCHEMA)]
+    )
+    lines = to_frame(hops.select(["host", "ts", "uptime"]))
+    if not stored.get("clocks"):
+        return None
+    clocks = Clocks.from_json(stored["clocks"])
+    if not _clocks_agree(_learn_clocks(hops, lines), clocks):
+        return None
+    when = one_clock(lines, clocks)
+    if np.isnan(when).any() or new.num_rows == 0:
+        return None
+    spans = _stored_spans(trace, when[: trace.num_rows])
+    if spans is None:
+        return None
+    first, last, rows_of = spans
+    if not pc.equal(flows["flow_n"], pa.array(np.arange(flows.num_rows))).to_numpy().all() or (
+        flows.num_rows != len(first)
+    ):
+        return None  # not the flows of this trace, row i connection i
+    # the earliest a new hop could join a stored connection, with the carry's margin
+    reach = float(when[trace.num_rows :].min()) - SETTLED_AFTER
+    standing_flows = last < reach
+    # a hop of no connection (none in the stores seen) stands or falls on its own time
+    standing = np.r_[
+        np.repeat(standing_flows, rows_of), when[rows_of.sum() : trace.num_rows] < reach
+    ]
+    old = np.arange(trace.num_rows, dtype=np.int64)
+    kept = _Kept()
+    kept.add_stored(
+        trace.filter(pa.array(standing)),
+        old[standing],
+        flows.take(pa.array(np.flatnonzero(standing_flows))),
+        first[standing_flows],
+    )
+    again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
+    again = again[np.argsort(when[again], kind="stable")]
+    _trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept)
+    return kept.numbered(hops, clocks)
+
+
+def _stored_spans(
+    trace: pa.Table, when: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per stored connection (by flow_n), the times of its first and last hop, and its hops:
+    the stored trace holds each connection's hops together, in flow_n order, and the hops of
+    no connection last (``_Kept.numbered``); None for a trace not in that order."""
+    number = pc.fill_null(trace["flow_n"], -1).to_numpy()
+    named = int((number >= 0).sum())
+    ordered = number[:named]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if named else np.empty(0, int)
+    # runs numbered 0, 1, 2...: each connection's hops together, in flow_n order
+    if (number[named:] >= 0).any() or not np.array_equal(ordered[starts], np.arange(len(starts))):
+        return None
+    first = np.minimum.reduceat(when[:named], starts) if named else np.empty(0)
+    last = np.maximum.reduceat(when[:named], starts) if named else np.empty(0)
+    return first, last, np.diff(np.r_[starts, named])
+
+
+def _stored_table(store: Store, name: str) -> pa.Table:
+    path = store.path / "assembled" / name
+    with store.reading(path):
+        return pq.read_table(path)
+
+
+def _clocks_agree(learned: Clocks, stored: Clocks) -> bool:
+    """The same hosts, each placed on the one clock (boot time less offset) where it was, give
+    or take BOOT_DRIFT, and all of them moved by the same to within PLACEMENT_DRIFT."""
+    if set(learned.boot) != set(stored.boot) or set(learned.ahead) != set(stored.ahead):
+        return False
+    moved = [
+        (learned.boot[h] - learned.ahead.get(h, 0.0)) - (stored.boot[h] - stored.ahead.get(h, 0.0))
+        for h in learned.boot
+    ]
+    boots = [abs(learned.boot[h] - stored.boot[h]) for h in learned.boot]
+    return max(boots, default=0.0) <= BOOT_DRIFT and (
+        max(moved, default=0.0) - min(moved, default=0.0) <= PLACEMENT_DRIFT
+    )
 
 
 def kept_ruleset(kept: dict[str, Any] | str | None) -> Ruleset | None:
@@ -243,8 +394,9 @@ def assemble(
     clocks = _learn_clocks(hops, lines)
     when = one_clock(lines, clocks)
     kept = _Kept()
-    if np.isnan(when).any() or len(when) <= chunk_hops:
-        # hops without wall-clock time cannot be placed among the others: one chunk
+    if np.isnan(when).any():
+        # hops without wall-clock time cannot be placed among the others: one chunk, and
+        # the connections in the order they appear
         rows = np.arange(len(when), dtype=np.int64)
         traced, flows = trace_chunk(_frame(hops, rows), ruleset, clocks)
         kept.add(traced, flows, when)
@@ -255,14 +407,14 @@ def assemble(
     worth_two = when[order[-1]] - seam > SEAM_SHARE * SETTLED_AFTER
     if executor is not None and len(order) >= 2 * chunk_hops and worth_two:
         return _assemble_in_two(hops, when, order, seam, ruleset, clocks, chunk_hops, executor)
-    _assemble_chunks(hops, when, order, ruleset, clocks, chunk_hops, kept)
-    return kept.numbered(hops, clocks, in_time_order=True)
+    _trace_in_chunks(hops, order, when, ruleset, clocks, chunk_hops, kept)
+    return kept.numbered(hops, clocks)
 
 
-def _assemble_chunks(
+def _trace_in_chunks(
     hops: pa.Table,
-    when: np.ndarray,
     rows: np.ndarray,
+    when: np.ndarray,
     ruleset: Ruleset | None,
     clocks: Clocks,
     chunk_hops: int,
@@ -270,7 +422,7 @@ def _assemble_chunks(
     *,
     settle: bool = True,
 ) -> np.ndarray:
-    """Assemble these rows of ``hops`` (in time order) a chunk at a time into ``kept``,
+    """Trace the hops at ``rows`` (in time order) a chunk at a time into ``kept``,
     carrying the connections still open at a chunk's end into the next. Returns the rows of
     those still open after the last chunk: none when ``settle``, else those the hops after
     ``rows`` may still join."""
@@ -315,17 +467,17 @@ def _assemble_in_two(
         assemble_later, hops.take(later), when[later], ruleset_text, clocks.to_json(), chunk_hops
     )
     kept = _Kept()
-    open_rows = _assemble_chunks(
-        hops, when, earlier, ruleset, clocks, chunk_hops, kept, settle=False
+    open_rows = _trace_in_chunks(
+        hops, earlier, when, ruleset, clocks, chunk_hops, kept, settle=False
     )
     theirs: _Kept = future.result()
     theirs.renumber_rows(later, when)
     restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
     seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
-    _assemble_chunks(hops, when, seam_rows, ruleset, clocks, chunk_hops, kept)
+    _trace_in_chunks(hops, seam_rows, when, ruleset, clocks, chunk_hops, kept)
     kept.extend(theirs)
-    return kept.numbered(hops, clocks, in_time_order=True)
+    return kept.numbered(hops, clocks)
 
 
 def assemble_later(
@@ -340,7 +492,7 @@ def assemble_later(
     kept = _Kept()
     rows = np.arange(len(when), dtype=np.int64)
     known = Ruleset.from_json(ruleset) if ruleset is not None else None
-    _assemble_chunks(hops, when, rows, known, Clocks.from_json(clocks), chunk_hops, kept)
+    _trace_in_chunks(hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept)
     return kept
 
 
@@ -385,7 +537,7 @@ def _flow_ends(traced: pd.DataFrame, when: np.ndarray) -> pd.Series:
 
 
 class _Kept:
-    """The settled connections of every chunk, numbered at the end."""
+    """The settled connections of every chunk (and those a store keeps), numbered at the end."""
 
     def __init__(self) -> None:
         self.flows: list[pa.Table] = []
@@ -398,8 +550,7 @@ class _Kept:
             return
         traced = traced.assign(packet=traced["packet"].to_numpy() + self.packets)
         self.packets = int(traced["packet"].max()) + 1
-        firsts = traced.groupby("flow", sort=False)["assembly_row"].min()
-        self.starts.append(when[firsts.reindex([flow.id for flow in flows]).to_numpy()])
+        self.starts.append(_flow_starts(traced["flow"], traced["assembly_row"], flows, when))
         self.flows.append(flows_table(flows))
         self.traces.append(_found(traced))
 
@@ -412,9 +563,8 @@ class _Kept:
             trace = trace.set_column(
                 trace.schema.get_field_index("assembly_row"), "assembly_row", pa.array(own)
             )
-            firsts = trace.group_by("flow").aggregate([("assembly_row", "min")])
-            at = pc.index_in(self.flows[i]["id"], value_set=firsts["flow"]).to_numpy()
-            self.starts[i] = when[firsts["assembly_row_min"].to_numpy()[at]]
+            flow = pd.Series(trace["flow"].to_numpy(zero_copy_only=False))
+            self.starts[i] = _flow_starts(flow, own, self.flows[i]["id"].to_pylist(), when)
             self.traces[i] = trace
 
     def drop_started_before(self, limit: float) -> np.ndarray:
@@ -443,17 +593,35 @@ class _Kept:
         self.starts += other.starts
         self.packets += other.packets
 
-    def numbered(self, hops: pa.Table, clocks: Clocks, *, in_time_order: bool) -> Assembled:
-        """The tables with ``flow_n``: connections by their first hop's time (chunks settle
-        them out of order), the trace sorted by connection, packet and hop, each row the hop's
-        own columns (from ``hops``) beside what assembly found."""
+    def add_stored(
+        self, trace: pa.Table, rows: np.ndarray, flows: pa.Table, starts: np.ndarray
+    ) -> None:
+        """Stored trace rows (TRACE_SCHEMA), at ``rows`` of the hops, and the stored flows
+        they belong to (FLOW_SCHEMA) with the times of their first hops, as they are."""
+        if not trace.num_rows:
+            return
+        # the chunks traced after these number their packets above them
+        self.packets = max(self.packets, int(pc.max(trace["packet"]).as_py()) + 1)
+        self.starts.append(starts)
+        self.flows.append(flows.drop_columns(["flow_n"]).cast(_FLOW_COLUMNS_SCHEMA))
+        found = trace.select(TRACE_ADDED.names).cast(TRACE_ADDED)
+        self.traces.append(found.add_column(0, "assembly_row", pa.array(rows, pa.int64())))
+
+    def numbered(self, hops: pa.Table, clocks: Clocks, *, in_time_order: bool = True) -> Assembled:
+        """The tables with ``flow_n``: connections by their first hop's time, ties by id
+        (chunks settle them out of order, and a store assembled a run at a time keeps some),
+        the trace sorted by connection, packet and hop, packets numbered from 0 in that order,
+        each row the hop's own columns (from ``hops``) beside what assembly found. However the
+        hops were cut into chunks or runs, the same connections get the same numbers, and so
+        do their packets (in the order their chunk found them: by time)."""
         if not self.flows:
             empty = FLOW_SCHEMA.empty_table()
             return Assembled(empty, TRACE_SCHEMA.empty_table(), clocks)
         flows = pa.concat_tables(self.flows)
         order = np.arange(flows.num_rows)
         if in_time_order:
-            order = np.argsort(np.concatenate(self.starts), kind="stable")
+            ids = flows["id"].to_numpy(zero_copy_only=False)
+            order = np.lexsort((ids, np.concatenate(self.starts)))
         flows = flows.take(pa.array(order))
         numbers = pa.array(np.arange(flows.num_rows, dtype=np.int64))
         flows = flows.add_column(0, "flow_n", numbers)
@@ -465,12 +633,9 @@ class _Kept:
                 found, [("flow_n", "ascending"), ("packet", "ascending"), ("hop_n", "ascending")]
             )
         )
-        # packets numbered in the order of their connections, as one chunk would: the chunks
-        # (and the two halves of _assemble_in_two) number theirs in the order they settle
-        flow_n, packet = found["flow_n"].to_numpy(), found["packet"].to_numpy()
-        new = np.r_[True, (flow_n[1:] != flow_n[:-1]) | (packet[1:] != packet[:-1])]
-        packets = pa.array(np.cumsum(new) - 1, pa.int64())
-        found = found.set_column(found.schema.get_field_index("packet"), "packet", packets)
+        found = found.set_column(
+            found.schema.get_field_index("packet"), "packet", _dense(found["packet"])
+        )
         own = hops.take(found["assembly_row"])
         columns = [
             own[field.name] if field.name in own.column_names else found[field.name]
@@ -481,6 +646,31 @@ class _Kept:
             schema=TRACE_SCHEMA,
         )
         return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
+
+
+_FLOW_COLUMNS_SCHEMA = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
+
+
+def _flow_starts(
+    flow: pd.Series, rows: Any, flows: Sequence[Flow] | Sequence[str], when: np.ndarray
+) -> np.ndarray:
+    """Per connection of ``flows`` (records or ids), the time of its first hop on the one clock
+    (``flow``, ``rows``: each hop's connection and row)."""
+    ids = [f if isinstance(f, str) else f.id for f in flows]
+    seconds = pd.Series(when[np.asarray(rows, dtype=np.int64)], index=flow.index)
+    firsts = seconds.groupby(flow.to_numpy(), sort=False).min()
+    starts: np.ndarray = firsts.reindex(ids).to_numpy(dtype="float64")
+    return starts
+
+
+def _dense(packet: pa.ChunkedArray) -> pa.Array:
+    """Packet numbers in the order given, renumbered 0, 1, 2...: every chunk and every run
+    numbers its own, the table shows one numbering."""
+    values = packet.to_numpy()
+    if not len(values):
+        return pa.array(values, pa.int64())
+    changed = np.r_[True, values[1:] != values[:-1]]
+    return pa.array(np.cumsum(changed) - 1, pa.int64())
 
 
 def with_journey_marks(

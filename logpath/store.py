@@ -395,6 +395,11 @@ class Store:
             dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
         return pa.Table.from_batches(self._part_batches(dataset, columns, 32768), schema=schema)
 
+    def count_parts(self, parts: list[str]) -> int:
+        """The hops these parts hold, from their footers."""
+        with self._reading():
+            return sum(pq.read_metadata(self.path / "hops" / name).num_rows for name in parts)
+
     def _hop_files(self) -> list[str]:
         return [str(self.path / "hops" / p) for p in self.require().parts]
 
