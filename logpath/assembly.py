@@ -402,11 +402,11 @@ def assemble(
         kept.add(traced, flows, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
-    seam = when[order[int(len(order) * EARLIER_SHARE)]]
-    # the seam is assembled twice: worth it when it is a small part of the later hops' time
-    worth_two = when[order[-1]] - seam > SEAM_SHARE * SETTLED_AFTER
-    if executor is not None and len(order) >= 2 * chunk_hops and worth_two:
-        return _assemble_in_two(hops, when, order, seam, ruleset, clocks, chunk_hops, executor)
+    if executor is not None and len(order) >= 2 * chunk_hops:
+        seam = when[order[int(len(order) * EARLIER_SHARE)]]
+        # the seam is assembled twice: worth it when it is a small part of the later hops' time
+        if when[order[-1]] - seam > SEAM_SHARE * SETTLED_AFTER:
+            return _assemble_in_two(hops, when, order, seam, ruleset, clocks, chunk_hops, executor)
     _trace_in_chunks(hops, order, when, ruleset, clocks, chunk_hops, kept)
     return kept.numbered(hops, clocks)
 
@@ -463,8 +463,16 @@ def _assemble_in_two(
     later = order[np.searchsorted(when[order], seam, side="left") :]
     earlier = order[: len(order) - len(later)]
     ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
+    # the worker traces (its _frame reads PIPELINE_COLUMNS); the hop's other columns are only
+    # copied into the trace table, here: 43 of 78 columns pickled to it, not all
+    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
     future = executor.submit(
-        assemble_later, hops.take(later), when[later], ruleset_text, clocks.to_json(), chunk_hops
+        assemble_later,
+        traced_columns.take(later),
+        when[later],
+        ruleset_text,
+        clocks.to_json(),
+        chunk_hops,
     )
     kept = _Kept()
     open_rows = _trace_in_chunks(
