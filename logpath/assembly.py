@@ -62,7 +62,9 @@ from logpath.rules import Ruleset
 from logpath.store import Store, StoreWriter, to_frame
 
 # Bump when what assembly computes changes: stores assembled before are assembled again.
-VERSION = 2  # 2: connections by their first hop's time, packets numbered in their order
+# 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
+# LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED)
+VERSION = 3
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
 # carried from one chunk into the next.

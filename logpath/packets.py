@@ -43,8 +43,6 @@ IDENTITY = [
     "len",
     "id",
     "flags",
-    "seq",
-    "ack",
     "window",
     "icmp_type",
     "icmp_code",
@@ -58,6 +56,12 @@ IDENTITY = [
     "arp_ipdst",
 ]
 LOCAL_KEY = ["host", *IDENTITY, "src", "sport"]
+# Fields a LOG rule prints only when asked (``--log-tcp-sequence``; a legacy TRACE line always
+# prints them): where a hop does not show one it is unknown, not different. Two hops are one
+# packet only if they agree on those both show; they are compared hop by hop, never made part of
+# a key (a packet logged with and without the option was two packets, the first "stopped").
+PRINTED_IF_ASKED = {"seq": "_seq", "ack": "_ack"}
+ASKED = list(PRINTED_IF_ASKED.values())  # their helper columns
 # Across hosts, not inner_dport either: the host that DNATed the packet an ICMP error quotes
 # de-NATs the quote with the error's source, in POSTROUTING after its last LOG rule, so the next
 # host logs the published port where the first logged the server's (a port unreachable from a
@@ -149,10 +153,13 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
             "in_iface",
             "out_iface",
             "physout",
+            *PRINTED_IF_ASKED,
         ]
         if c not in frame.columns
     ]
     frame = frame.assign(**dict.fromkeys(absent))
+    for column, helper in PRINTED_IF_ASKED.items():
+        frame[helper] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
     frame["_hook"] = hook
     frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
@@ -191,7 +198,7 @@ def _local_packets(frame: pd.DataFrame) -> np.ndarray:
         )
     )
     segment = np.empty(len(frame), dtype=np.int64)
-    compared = frame[["_key", "_t", "_rank", "_prefix", "_ttl", "_guess"]]
+    compared = frame[["_key", "_t", "_rank", "_prefix", "_ttl", "_guess", *ASKED]]
     segment[order] = np.cumsum(~_continues(compared.iloc[order])) - 1
     tangled = _tangled_keys(frame)
     if tangled.size:
@@ -212,8 +219,19 @@ def _continues(ordered: pd.DataFrame) -> np.ndarray:
     later_hook = (rank[1:] > rank[:-1]) | (same_rank & (prefix[1:] != prefix[:-1]))
     drop = ttl[:-1] - ttl[1:]
     ttl_ok = np.isnan(drop) | ((drop >= 0) & (drop <= 1))
+    shown_alike = np.ones(len(ordered) - 1, dtype=bool)
+    for helper in ASKED:
+        value = ordered[helper].to_numpy()
+        shown_alike &= _agree(value[:-1], value[1:])
     continues[1:] = (key[1:] == key[:-1]) & (gap >= 0) & (gap <= MAX_HOP_GAP) & later_hook & ttl_ok
+    continues[1:] &= shown_alike
     return continues
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise: equal, or not shown by one of the two (NaN)."""
+    agree: np.ndarray = np.isnan(a) | np.isnan(b) | (a == b)
+    return agree
 
 
 def _tangled_keys(frame: pd.DataFrame) -> np.ndarray:
@@ -242,16 +260,18 @@ def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> 
 
 
 # What _match_hops reads of each hop.
-MATCH_COLUMNS = ["_t", "_rank", "_prefix", "_ttl", "_guess", "dst", "dport"]
+MATCH_COLUMNS = ["_t", "_rank", "_prefix", "_ttl", "_guess", "dst", "dport", *ASKED]
 
 
 class _OpenPacket:
     """The last hop of a packet still being assembled by ``_match_hops``."""
 
-    __slots__ = ("dport", "dst", "guess", "prefixes", "rank", "t", "ttl")
+    __slots__ = ("asked", "dport", "dst", "guess", "prefixes", "rank", "t", "ttl")
 
     def __init__(self) -> None:
         self.prefixes: set[str] = set()
+        # what its hops showed of PRINTED_IF_ASKED (NaN: none showed it yet)
+        self.asked = dict.fromkeys(ASKED, math.nan)
 
     def can_take(self, hop: dict[str, Any]) -> bool:
         """Could ``hop`` be this packet's next hop (later hook, moments later, TTL kept or -1)?"""
@@ -263,7 +283,13 @@ class _OpenPacket:
         if hop["_rank"] < self.rank and not (hop["_guess"] or self.guess):
             return False
         drop = self.ttl - hop["_ttl"]
-        return bool(math.isnan(drop) or 0 <= drop <= 1)
+        if not (math.isnan(drop) or 0 <= drop <= 1):
+            return False
+        # a field both show must agree; one that either does not show may be anything
+        return all(
+            math.isnan(shown) or math.isnan(hop[helper]) or shown == hop[helper]
+            for helper, shown in self.asked.items()
+        )
 
     def score(self, hop: dict[str, Any]) -> tuple[int, float]:
         """Prefer the packet with the same destination (no NAT between), then the latest."""
@@ -276,6 +302,9 @@ class _OpenPacket:
         self.guess = bool(hop["_guess"])
         self.dst, self.dport = hop["dst"], hop["dport"]
         self.prefixes.add(hop["_prefix"])
+        for helper in ASKED:
+            if not math.isnan(hop[helper]):
+                self.asked[helper] = hop[helper]
 
 
 def _same(a: object, b: object) -> bool:
@@ -367,6 +396,7 @@ JOIN_COLUMNS = list(
             *CROSS_HOST_IDENTITY,
             *("id", "dst", "dport", "src", "sport", "host", "in_iface", "out_iface", "physout"),
             *("_segment", "_t", "_ts", "_rank", "_stage", "_hook", "_ttl", "lineno"),
+            *ASKED,
         ]
     )
 )
@@ -415,7 +445,8 @@ def _exit_entry_pairs(
     TTL the packet left with); the source may differ only by SNAT; moments apart.
     """
     keys = keys or [*CROSS_HOST_IDENTITY, "dst", "dport", "_ttl"]
-    columns = [c for c in ["_segment", "_t", "_ts", "host", "src", "sport", "dst"] if c not in keys]
+    columns = [c for c in ["_segment", "_t", "_ts", "host", "src", "sport", "dst", *ASKED]
+               if c not in keys]  # fmt: skip
     pairs = exits[[*keys, *columns]].merge(
         entries[[*keys, *columns]], on=keys, suffixes=("_exit", "_entry")
     )
@@ -433,6 +464,8 @@ def _exit_entry_pairs(
     )
     fits = (gap >= low) & (gap <= MAX_HOP_GAP) & (~same_src | port_kept.fillna(False))
     fits &= pairs["_segment_exit"] != pairs["_segment_entry"]
+    for helper in ASKED:
+        fits &= _agree(pairs[f"{helper}_exit"].to_numpy(), pairs[f"{helper}_entry"].to_numpy())
     pairs = pairs.assign(_gap=gap.abs())[fits.fillna(False).to_numpy(dtype=bool)]
     return pairs.sort_values("_gap")
 

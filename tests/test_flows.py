@@ -250,8 +250,8 @@ def test_redirect_to_a_local_port(tmp_path: Path) -> None:
 def test_all_lab_captures_together_keep_apart(tmp_path: Path) -> None:
     names = sorted(p.name for p in (SAMPLES / "lab").glob("*.log"))
     flows = summarise_flows(trace_sample(tmp_path, *(f"lab/{name}" for name in names)))
-    # 12 scenarios with one connection, ipv6 with two, burst with 200
-    assert len(flows) == 213
+    # 13 scenarios with one connection, ipv6 with two, burst with 200
+    assert len(flows) == 214
     assert {f.hosts for f in flows} == {("lab-host",)}
     scenarios = sorted(
         (f.proto, f.orig.dport, tuple(t.type for t in f.nat)) for f in flows if f.orig.dport != 9020
@@ -268,6 +268,7 @@ def test_all_lab_captures_together_keep_apart(tmp_path: Path) -> None:
         ("tcp", 9005, ("snat",)),  # masquerade
         ("tcp", 9011, ()),  # ipv6, bridged
         ("tcp", 9012, ()),  # ipv6, to the host
+        ("tcp", 9030, ()),  # log-options: c1-host with every LOG option at raw
         ("udp", 9009, ("snat",)),  # icmp-error: the refused UDP, SNAT seen in the quote
         ("udp", 9010, ("snat",)),  # udp
     ]

@@ -145,3 +145,35 @@ def test_icmp_error_joins_the_next_host_which_sees_its_quote_de_dnatted(tmp_path
     assert error["host"].astype(str).to_list() == ["hostb"] * 5 + ["hosta"] * 5
     assert error["leg"].to_list() == [0] * 5 + [1] * 5
     assert error["inner_dport"].to_list() == [54] * 5 + [8054] * 5
+
+
+def packets_by_hooks(tmp_path: Path, sample: str) -> list[list[tuple[str, str, str]]]:
+    """Each packet of a one-connection lab capture as its hops' (table, hook, flags), in order."""
+    packets = group_packets(read_sample(tmp_path, sample))
+    return [
+        list(zip(hops["table"], hops["hook"], hops["flags"].astype(str), strict=True))
+        for _, hops in packets.sort_values(["packet", "hop_n"]).groupby("packet", sort=False)
+    ]
+
+
+def test_a_log_rule_printing_more_options_does_not_split_the_packet(tmp_path: Path) -> None:
+    # the same exchange as c1-host, but the raw table's LOG rules print every option (SEQ/ACK,
+    # TCP and IP options, UID): a field one hop shows and the next does not is unknown there
+    options = read_sample(tmp_path / "c", "lab/log-options.log")
+    assert options["seq"].notna().sum() == 10 and options["seq"].isna().sum() == 32
+    assert options["uid"].notna().any()
+    assert packets_by_hooks(tmp_path / "a", "lab/log-options.log") == packets_by_hooks(
+        tmp_path / "b", "lab/c1-host.log"
+    )
+
+
+def test_different_sequence_numbers_are_different_packets(tmp_path: Path) -> None:
+    # two hops that both show SEQ and disagree are two packets, whatever else they share
+    hops = read_sample(tmp_path, "lab/log-options.log")
+    raw = hops["table"].eq("raw") & hops["seq"].notna()
+    first, second = hops.index[raw][:2]  # the SYN and the SYN-ACK, each with SEQ
+    hops.loc[second, [c for c in hops.columns if c not in ("seq", "ack", "lineno")]] = hops.loc[
+        first, [c for c in hops.columns if c not in ("seq", "ack", "lineno")]
+    ].to_numpy()
+    packets = group_packets(hops)
+    assert packets.loc[first, "packet"] != packets.loc[second, "packet"]

@@ -122,10 +122,12 @@ def capture(lab: Lab, scenario: Scenario) -> tuple[list[KernelRecord], object]:
     raise LostRecords(f"{scenario.name}: {log.lost} kernel records lost (ring overrun)")
 
 
-def capture_all(lab: Lab, outdir: Path) -> None:
-    """Capture every scenario into outdir, printing one summary line per scenario."""
+def capture_all(lab: Lab, outdir: Path, names: list[str] | None = None) -> None:
+    """Capture every scenario (or those named) into outdir, printing one summary line each."""
     outdir.mkdir(parents=True, exist_ok=True)
     for scenario in SCENARIOS:
+        if names and scenario.name not in names:
+            continue
         records, result = capture(lab, scenario)
         write_formats(records, lab.tag, outdir / scenario.name)
         shown = result if not isinstance(result, bytes | tuple) or len(str(result)) < 40 else "ok"

@@ -115,3 +115,14 @@ def test_masquerade_journey_roles_and_translation(scenario):
         "172.30.0.2",
         True,
     )
+
+
+def test_log_options_on_one_hook_keep_each_packet_whole(scenario):
+    # raw's LOG rules print SEQ/ACK, TCP and IP options and UID, the other tables' none: the
+    # packets are those of the same exchange logged without options, none of them stopped
+    plain = one_flow(scenario("c1-host").flows(), src="172.30.0.2", dport=9003)
+    options = one_flow(scenario("log-options").flows(), src="172.30.0.2", dport=9030)
+    assert any("SEQ=" in record.text for record in scenario("log-options").records)
+    assert (options["packets"], options["hops"]) == (plain["packets"], plain["hops"])
+    assert options["state"] == plain["state"] == "closed"
+    assert options["stopped"] == 0

@@ -326,16 +326,17 @@ def teardown(lab: Lab) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``capture OUTDIR``: build the lab, run every scenario, write the samples, tear down."""
+    """``capture OUTDIR [SCENARIO...]``: build the lab, run every scenario (or those named),
+    write the samples, tear down."""
     from .capture import capture_all
 
-    if len(argv) != 2 or argv[0] != "capture":
-        print("usage: python -m tests.lab.topology capture OUTDIR")
+    if len(argv) < 2 or argv[0] != "capture":
+        print("usage: python -m tests.lab.topology capture OUTDIR [SCENARIO...]")
         return 2
     clean_leftovers()
     lab = build()
     try:
-        capture_all(lab, Path(argv[1]))
+        capture_all(lab, Path(argv[1]), argv[2:])
     finally:
         teardown(lab)
     return 0

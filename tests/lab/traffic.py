@@ -245,6 +245,41 @@ def ipv6(lab: Lab) -> tuple[bytes, bytes]:
     return bridged, to_host
 
 
+# Every option the LOG target has (SEQ/ACK, TCP and IP options, UID/GID of a local socket).
+ALL_LOG_OPTIONS = "--log-tcp-sequence --log-tcp-options --log-ip-options --log-uid"
+OPTIONS_PORT = 9030
+
+
+@contextlib.contextmanager
+def raw_rules_with_every_option(lab: Lab) -> Iterator[None]:
+    """For OPTIONS_PORT, the raw table's LOG rules print every option and the others none.
+
+    Inserted before the standard raw LOG rules, with the same prefix, and followed by an ACCEPT
+    that ends the raw table for the port: one hop per hook still, as when a ruleset's author
+    gave one of a packet's LOG rules more options than the next."""
+    rules = []
+    for chain, word in (("PREROUTING", "pre"), ("OUTPUT", "out")):
+        prefix = f"lp:raw:{word}:{lab.tag} "
+        for side in ("--dport", "--sport"):
+            match = ["-p", "tcp", side, str(OPTIONS_PORT)]
+            rules.append((chain, [*match, "-j", "LOG", "--log-prefix", prefix,
+                                  *ALL_LOG_OPTIONS.split()]))  # fmt: skip
+            rules.append((chain, [*match, "-j", "ACCEPT"]))
+    for position, (chain, rule) in enumerate(rules):
+        number = str(1 + position % 4)
+        lab.exec("host", "iptables", "-t", "raw", "-I", chain, number, *rule)
+    try:
+        yield
+    finally:
+        for chain, rule in rules:
+            lab.exec("host", "iptables", "-t", "raw", "-D", chain, *rule)
+
+
+def log_options(lab: Lab) -> bytes:
+    with raw_rules_with_every_option(lab), tcp_server(lab, "host", OPTIONS_PORT):
+        return tcp_request(lab, "c1", t.UPLINK_IP, OPTIONS_PORT)
+
+
 BURST_SIZE = 200
 
 
@@ -278,5 +313,10 @@ SCENARIOS = [
     Scenario("ipv6", "TCP c1 -> [fd00:30::3]:9011 (bridged), c1 -> [fd00:30::1]:9012 (host)", ipv6),
     Scenario(
         "burst", f"{BURST_SIZE} concurrent TCP c1 -> 10.77.0.2:9020, masqueraded", burst_masquerade
+    ),
+    Scenario(
+        "log-options",
+        f"TCP c1 -> 10.77.0.1:{OPTIONS_PORT}, the raw LOG rules printing every option",
+        log_options,
     ),
 ]
