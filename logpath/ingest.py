@@ -12,9 +12,10 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -180,6 +181,8 @@ class _Workers:
         if terminate is not None:
             terminate()
             return
+        if _CANCELLED_SET_AGAIN:
+            _quiet_pool_manager(self.pool)
         if _FEEDER_HANGS:
             self.pool._call_queue._reader.close()  # type: ignore[attr-defined]
         for process in list(self.pool._processes.values()):  # before 3.14, no public way
@@ -191,6 +194,26 @@ class _Workers:
 # this process held the pipe's read end open (python/cpython#94777). Closing that end here, as
 # later versions do themselves, ends the write.
 _FEEDER_HANGS = sys.version_info < (3, 11, 5)
+
+# Before 3.11.6, the thread that manages a pool, finding its workers killed, set an exception on
+# every pending future, cancelled ones too: InvalidStateError, printed by the thread as a
+# traceback beside "stopped by SIGINT" (python/cpython#107219; seen on Debian's 3.11.2 when a
+# stop came while chunks were queued).
+_CANCELLED_SET_AGAIN = sys.version_info < (3, 11, 6)
+
+
+def _quiet_pool_manager(pool: ProcessPoolExecutor) -> None:
+    """Keep that thread's InvalidStateError off stderr: the run is abandoned, and its futures
+    with it."""
+    manager = getattr(pool, "_executor_manager_thread", None)
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread is manager and args.exc_type is InvalidStateError:
+            return
+        previous(args)
+
+    threading.excepthook = hook
 
 
 def _result(future: Future[ChunkResult]) -> ChunkResult:
