@@ -526,3 +526,32 @@ def test_the_exit_codes_are_in_the_help_and_the_readme() -> None:
         assert f"| {status.value} |" in section, status
     assert any(line.startswith("128+N  stopped by signal N") for line in help_lines)
     assert "| 128+N |" in section
+
+
+def test_a_stop_keeps_the_pool_threads_invalid_state_off_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # python/cpython#107219 (before 3.11.6): the pool's manager thread, finding its workers
+    # killed, raised InvalidStateError on a future the stop had cancelled. The filter _Workers.kill
+    # installs there drops that exception of that thread, and only that.
+    import threading
+    from concurrent.futures import InvalidStateError, ProcessPoolExecutor
+
+    from logpath.ingest import _quiet_pool_manager
+
+    seen: list[tuple[type[BaseException], threading.Thread | None]] = []
+    monkeypatch.setattr(
+        threading, "excepthook", lambda args: seen.append((args.exc_type, args.thread))
+    )
+    with ProcessPoolExecutor(1) as pool:
+        pool.submit(int, 1).result()
+        manager = pool._executor_manager_thread  # type: ignore[attr-defined]
+        _quiet_pool_manager(pool)
+        for exc_type, thread in [
+            (InvalidStateError, manager),
+            (RuntimeError, manager),
+            (InvalidStateError, threading.current_thread()),
+        ]:
+            args = threading.ExceptHookArgs([exc_type, exc_type("x"), None, thread])
+            threading.excepthook(args)
+    assert seen == [(RuntimeError, manager), (InvalidStateError, threading.current_thread())]
