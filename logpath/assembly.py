@@ -282,23 +282,23 @@ def assemble_added(
         return None
     before = list(stored.get("parts") or [])
     added = provenance.parts[len(before) :]
-    if provenance.parts[: len(before)] != before or not added:
+    if provenance.parts[: len(before)] != before or not added or not stored.get("clocks"):
         return None
-    trace, flows = (_stored_table(store, stored[kind]) for kind in ("trace", "flows"))
+    trace, flows = (_stored_table(store, kind) for kind in ("trace", "flows"))
     if trace.num_rows != store.count_parts(before):
         return None  # the trace is not every stored hop: it cannot stand for them
     new = store.read_parts(added, HOP_COLUMNS)
+    if new.num_rows == 0:
+        return None
     hops = pa.concat_tables(
         [trace.select(HOP_COLUMNS).cast(_HOP_COLUMNS_SCHEMA), new.cast(_HOP_COLUMNS_SCHEMA)]
     )
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    if not stored.get("clocks"):
-        return None
     clocks = Clocks.from_json(stored["clocks"])
     if not _clocks_agree(_learn_clocks(hops, lines), clocks):
         return None
     when = one_clock(lines, clocks)
-    if np.isnan(when).any() or new.num_rows == 0:
+    if np.isnan(when).any():
         return None
     spans = _stored_spans(trace, when[: trace.num_rows])
     if spans is None:
@@ -347,8 +347,10 @@ def _stored_spans(
     return first, last, np.diff(np.r_[starts, named])
 
 
-def _stored_table(store: Store, name: str) -> pa.Table:
-    path = store.path / "assembled" / name
+def _stored_table(store: Store, kind: str) -> pa.Table:
+    """The store's assembled table ``kind``, whole (the caller has checked there is one)."""
+    path = store.assembled_path(kind)
+    assert path is not None
     with store.reading(path):
         return pq.read_table(path)
 
