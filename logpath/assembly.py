@@ -59,6 +59,7 @@ from logpath.hops import HOP_SCHEMA
 from logpath.nat import applied_nat
 from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
 from logpath.rules import Ruleset
+from logpath.runtime import without_cyclic_gc
 from logpath.store import Store, StoreWriter, to_frame
 
 # Bump when what assembly computes changes: stores assembled before are assembled again.
@@ -220,10 +221,11 @@ def assemble_store(
     parts = writer.hop_parts() if writer else manifest.parts
     provenance = Provenance.now(parts, manifest.ruleset)
     ruleset = kept_ruleset(manifest.ruleset)
-    assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
-    if assembled is None:
-        hops = store.read_parts(parts, HOP_COLUMNS)
-        assembled = assemble(hops, ruleset, executor=executor)
+    with without_cyclic_gc():
+        assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
+        if assembled is None:
+            hops = store.read_parts(parts, HOP_COLUMNS)
+            assembled = assemble(hops, ruleset, executor=executor)
     if writer is not None:
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
@@ -504,7 +506,8 @@ def assemble_later(
     kept = _Kept()
     rows = np.arange(len(when), dtype=np.int64)
     known = Ruleset.from_json(ruleset) if ruleset is not None else None
-    _trace_in_chunks(hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept)
+    with without_cyclic_gc():
+        _trace_in_chunks(hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept)
     return kept
 
 

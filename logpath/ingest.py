@@ -36,6 +36,7 @@ from logpath.lines import (
     rotation_order,
 )
 from logpath.parse import Rejected, parse_lines
+from logpath.runtime import without_cyclic_gc
 from logpath.store import SourceState, Store, StoreWriter
 
 
@@ -104,6 +105,13 @@ def parse_chunk(
     name: str, mtime: datetime, year: int | None, block: Block, after: int
 ) -> ChunkResult:
     """Parse and type one block's lines numbered above ``after`` (runs in a worker process)."""
+    with without_cyclic_gc():
+        return _parse_block(name, mtime, year, block, after)
+
+
+def _parse_block(
+    name: str, mtime: datetime, year: int | None, block: Block, after: int
+) -> ChunkResult:
     text, raw_lines = block.texts(after)
     undecodable = [Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "") for t in raw_lines]
     parsed = parse_lines(name, text)
