@@ -35,11 +35,12 @@ import pyarrow.dataset as ds
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
 from logpath.fates import packet_fates
-from logpath.flows import assign_flows, summarise_flows
+from logpath.flows import assign_flows
 from logpath.hooks import resolve_hooks
 from logpath.packets import group_packets, refine_guessed_hooks
 from logpath.query import store_ruleset
 from logpath.store import Store
+from logpath.summaries import summarise_flows
 
 # Per hop, what the digest records (fate comes from packet_fates, per packet).
 DIGEST_COLUMNS = ["source", "lineno", "packet", "flow", "direction", "hook", "nat_mark", "role"]

@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -45,15 +44,7 @@ import pyarrow.parquet as pq
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks, one_clock
 from logpath.fates import packet_fates
-from logpath.flows import (
-    DEFAULT_IDLE_TIMEOUT,
-    IDLE_TIMEOUT,
-    ConnTuple,
-    Flow,
-    Translation,
-    assign_flows,
-    summarise_flows,
-)
+from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
 from logpath.hooks import resolve_hooks, user_prefixes_file
 from logpath.hops import HOP_SCHEMA
 from logpath.nat import applied_nat
@@ -61,6 +52,7 @@ from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
 from logpath.rules import Ruleset
 from logpath.runtime import without_cyclic_gc
 from logpath.store import Store, StoreWriter, to_frame
+from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
 # Bump when what assembly computes changes: stores assembled before are assembled again.
 # 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
@@ -124,29 +116,6 @@ TRACE_ADDED = pa.schema(
     ]
 )
 TRACE_SCHEMA = pa.schema([f for f in HOP_SCHEMA if f.name != "raw"] + list(TRACE_ADDED))
-
-_ENDPOINT = [("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
-             ("dport", pa.int32())]  # fmt: skip
-FLOW_SCHEMA = pa.schema(
-    [
-        ("flow_n", pa.int64()),
-        ("id", pa.string()),
-        ("proto", pa.string()),
-        ("family", pa.int8()),
-        *[(f"orig_{name}", type_) for name, type_ in _ENDPOINT],
-        *[(f"reply_{name}", type_) for name, type_ in _ENDPOINT],
-        ("nat", pa.string()),  # JSON: the translations as Flow.to_json writes them
-        ("packets", pa.int64()),
-        ("hops", pa.int64()),
-        ("first_seen", pa.timestamp("us", tz="UTC")),
-        ("last_seen", pa.timestamp("us", tz="UTC")),
-        ("state", pa.string()),
-        ("progression", pa.list_(pa.string())),
-        ("answered", pa.bool_()),
-        ("hosts", pa.list_(pa.string())),
-        ("stopped", pa.int64()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -404,8 +373,8 @@ def assemble(
         # hops without wall-clock time cannot be placed among the others: one chunk, and
         # the connections in the order they appear
         rows = np.arange(len(when), dtype=np.int64)
-        traced, flows = trace_chunk(_frame(hops, rows), ruleset, clocks)
-        kept.add(traced, flows, when)
+        traced, summary = trace_chunk(_frame(hops, rows), ruleset, clocks)
+        kept.add(traced, summary.table, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
     if executor is not None and len(order) >= 2 * chunk_hops:
@@ -437,10 +406,12 @@ def _trace_in_chunks(
         chunk = np.concatenate([carried, rows[start : start + chunk_hops]])
         newest = when[rows[min(start + chunk_hops, len(rows)) - 1]]
         last = settle and start + chunk_hops >= len(rows)
-        traced, flows = trace_chunk(_frame(hops, chunk), ruleset, clocks)
+        traced, summary = trace_chunk(_frame(hops, chunk), ruleset, clocks)
         ended = _flow_ends(traced, when)
         growing = set() if last else set(ended.index[ended >= newest - SETTLED_AFTER])
-        settled = [flow for flow in flows if flow.id not in growing]
+        settled = summary.table.filter(
+            pc.invert(pc.is_in(summary.table["id"], value_set=pa.array(list(growing), pa.string())))
+        )
         open_hops = traced["flow"].isin(growing).to_numpy()
         carried = np.sort(traced["assembly_row"].to_numpy()[open_hops])
         kept.add(traced[~open_hops], settled, when)
@@ -513,14 +484,14 @@ def assemble_later(
 
 def trace_chunk(
     hops: pd.DataFrame, ruleset: Ruleset | None, clocks: Clocks | None
-) -> tuple[pd.DataFrame, list[Flow]]:
+) -> tuple[pd.DataFrame, Summary]:
     """Every stage after parsing, once each, on one chunk of hops: hooks, packets, connections
     (their tuples kept for the summaries), bridge roles (the bridges' MACs learned from the
     chunk's hops), fates, the connections' summaries, then the NAT marks journeys show."""
     traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True)
     fates = packet_fates(traced)
-    flows = summarise_flows(traced, fates=fates)
-    return with_journey_marks(traced, flows, fates), flows
+    summary = summarise(traced, fates=fates)
+    return with_journey_marks(traced, summary.nat, fates), summary
 
 
 def trace_hops(
@@ -560,13 +531,15 @@ class _Kept:
         self.starts: list[np.ndarray] = []
         self.packets = 0  # packet numbers used so far: each chunk numbers its own from 0
 
-    def add(self, traced: pd.DataFrame, flows: list[Flow], when: np.ndarray) -> None:
-        if not flows:
+    def add(self, traced: pd.DataFrame, flows: pa.Table, when: np.ndarray) -> None:
+        """Keep these connections (FLOW_COLUMNS) and their traced hops."""
+        if not flows.num_rows:
             return
         traced = traced.assign(packet=traced["packet"].to_numpy() + self.packets)
         self.packets = int(traced["packet"].max()) + 1
-        self.starts.append(_flow_starts(traced["flow"], traced["assembly_row"], flows, when))
-        self.flows.append(flows_table(flows))
+        ids = flows["id"].to_pylist()
+        self.starts.append(_flow_starts(traced["flow"], traced["assembly_row"], ids, when))
+        self.flows.append(flows)
         self.traces.append(_found(traced))
 
     def renumber_rows(self, rows: np.ndarray, when: np.ndarray) -> None:
@@ -618,7 +591,7 @@ class _Kept:
         # the chunks traced after these number their packets above them
         self.packets = max(self.packets, int(pc.max(trace["packet"]).as_py()) + 1)
         self.starts.append(starts)
-        self.flows.append(flows.drop_columns(["flow_n"]).cast(_FLOW_COLUMNS_SCHEMA))
+        self.flows.append(flows.drop_columns(["flow_n"]).cast(FLOW_COLUMNS))
         found = trace.select(TRACE_ADDED.names).cast(TRACE_ADDED)
         self.traces.append(found.add_column(0, "assembly_row", pa.array(rows, pa.int64())))
 
@@ -663,15 +636,9 @@ class _Kept:
         return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
 
 
-_FLOW_COLUMNS_SCHEMA = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
-
-
-def _flow_starts(
-    flow: pd.Series, rows: Any, flows: Sequence[Flow] | Sequence[str], when: np.ndarray
-) -> np.ndarray:
-    """Per connection of ``flows`` (records or ids), the time of its first hop on the one clock
-    (``flow``, ``rows``: each hop's connection and row)."""
-    ids = [f if isinstance(f, str) else f.id for f in flows]
+def _flow_starts(flow: pd.Series, rows: Any, ids: list[str], when: np.ndarray) -> np.ndarray:
+    """Per connection of ``ids``, the time of its first hop on the one clock (``flow``,
+    ``rows``: each hop's connection and row)."""
     seconds = pd.Series(when[np.asarray(rows, dtype=np.int64)], index=flow.index)
     firsts = seconds.groupby(flow.to_numpy(), sort=False).min()
     starts: np.ndarray = firsts.reindex(ids).to_numpy(dtype="float64")
@@ -689,12 +656,15 @@ def _dense(packet: pa.ChunkedArray) -> pa.Array:
 
 
 def with_journey_marks(
-    traced: pd.DataFrame, flows: Sequence[Flow], fates: pd.DataFrame | None = None
+    traced: pd.DataFrame,
+    nat: Mapping[str, Sequence[Translation]],
+    fates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The traced hops with what a journey shows besides: where SNAT or a reply's de-DNAT is
-    applied (``applied_nat``) and each packet's ``fate`` and ``stopped_at`` (on each hop);
-    ``fates`` is ``packet_fates`` of these hops when the caller has it."""
-    hops = applied_nat(traced.reset_index(drop=True), flows)
+    applied (``applied_nat``, from ``nat``: per flow id its translations) and each packet's
+    ``fate`` and ``stopped_at`` (on each hop); ``fates`` is ``packet_fates`` of these hops when
+    the caller has it."""
+    hops = applied_nat(traced.reset_index(drop=True), nat)
     fates = packet_fates(hops) if fates is None else fates
     packets = hops["packet"].to_numpy()
     hops["fate"] = fates["fate"].reindex(packets).to_numpy()
@@ -734,91 +704,6 @@ def _arrow(values: pd.Series, type_: pa.DataType) -> pa.Array:
     if pa.types.is_string(type_) or pa.types.is_large_string(type_):
         return pa.array(values.astype("object").where(values.notna(), None), type_)
     return pa.array(values, type_, from_pandas=True)
-
-
-def flows_table(flows: Sequence[Flow]) -> pa.Table:
-    """Flow records as FLOW_SCHEMA rows (``flow_n`` left out: numbered once all are known)."""
-
-    def side(flow: Flow, which: str) -> list[Any]:
-        t: ConnTuple = getattr(flow, which)
-        return [t.src, t.sport, t.dst, t.dport]
-
-    rows = {name: [] for name in FLOW_SCHEMA.names if name != "flow_n"}  # type: dict[str, list[Any]]
-    for flow in flows:
-        rows["id"].append(flow.id)
-        rows["proto"].append(flow.proto)
-        rows["family"].append(flow.family)
-        for which in ("orig", "reply"):
-            for name, value in zip(
-                ("src", "sport", "dst", "dport"), side(flow, which), strict=True
-            ):
-                rows[f"{which}_{name}"].append(value)
-        rows["nat"].append(json.dumps([t.to_json() for t in flow.nat]))
-        rows["packets"].append(flow.packets)
-        rows["hops"].append(flow.hops)
-        rows["first_seen"].append(flow.first_seen)
-        rows["last_seen"].append(flow.last_seen)
-        rows["state"].append(flow.state)
-        rows["progression"].append(list(flow.progression))
-        rows["answered"].append(flow.answered)
-        rows["hosts"].append(list(flow.hosts))
-        rows["stopped"].append(flow.stopped)
-    schema = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
-    return pa.table(rows, schema=schema)
-
-
-def flows_from_table(table: pa.Table) -> list[Flow]:
-    """The Flow records of FLOW_SCHEMA rows (read column by column: a dict per row cost
-    more than the records themselves)."""
-    columns = {
-        name: _datetimes(table[name])
-        if pa.types.is_timestamp(table.schema.field(name).type)
-        else table[name].to_pylist()
-        for name in table.column_names
-    }
-    rows = zip(*columns.values(), strict=True)
-    return [_flow(dict(zip(columns, row, strict=True))) for row in rows]
-
-
-def _datetimes(column: pa.ChunkedArray) -> list[datetime | None]:
-    """A UTC timestamp column as datetimes (Arrow's own conversion, through a time zone
-    database, took 2 s for the 97,318 connections of the 2M-line store)."""
-    micros = pc.cast(column, pa.int64()).to_pylist()
-    return [None if us is None else EPOCH + timedelta(microseconds=us) for us in micros]
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _flow(row: dict[str, Any]) -> Flow:
-    def side(which: str) -> ConnTuple:
-        return ConnTuple(
-            row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
-        )
-
-    nat: tuple[Translation, ...] = ()
-    if row["nat"] != "[]":  # most connections: no NAT, nothing to decode
-        nat = tuple(
-            Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
-            for t in json.loads(row["nat"])
-        )
-    return Flow(
-        id=row["id"],
-        proto=row["proto"],
-        family=row["family"],
-        orig=side("orig"),
-        reply=side("reply"),
-        nat=nat,
-        packets=row["packets"],
-        hops=row["hops"],
-        first_seen=row["first_seen"],
-        last_seen=row["last_seen"],
-        state=row["state"],
-        progression=tuple(row["progression"]),
-        answered=row["answered"],
-        hosts=tuple(row["hosts"]),
-        stopped=row["stopped"],
-    )
 
 
 def _learn_clocks(hops: pa.Table, lines: pd.DataFrame) -> Clocks:

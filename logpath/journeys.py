@@ -16,9 +16,10 @@ import pandas as pd
 
 from logpath.assembly import with_journey_marks
 from logpath.errors import NotFoundError
-from logpath.flows import Flow, summarise_flows
+from logpath.flows import Flow
 from logpath.hops import HOP_COLUMNS, hop_to_json
 from logpath.packets import missing
+from logpath.summaries import summarise_flows
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]
         return []
     hops = traced.reset_index(drop=True)
     if "fate" not in hops.columns:  # hops traced in memory, not read from a store's trace
-        hops = with_journey_marks(hops, flows)
+        hops = with_journey_marks(hops, {flow.id: flow.nat for flow in flows})
     packets: dict[int, list[dict[str, Any]]] = {}
     for row in hops.to_dict("records"):
         packets.setdefault(int(row["packet"]), []).append({str(k): v for k, v in row.items()})

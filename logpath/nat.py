@@ -8,14 +8,14 @@ changed address between hops, an ICMP error's quote, the reply tuple).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from logpath.packets import missing
-from logpath.records import PORTED, Flow, Translation, format_endpoint, key_tuple
+from logpath.records import PORTED, Translation, format_endpoint, key_tuple
 
 
 def translated(frame: pd.DataFrame) -> pd.Series:
@@ -82,8 +82,8 @@ def infer_translations(
 
     Args:
         frame: ``assign_flows`` output with the ``t_*`` tuple columns of ``hop_tuples``.
-        flows: per flow id (the index), ``orig_key``, ``reply_key``, ``first_hook`` and
-            ``hosts``.
+        flows: per flow id (the index), ``orig_key``, ``reply_key``, ``first_hook`` (its first
+            hop's hook that is known) and ``host`` (the one host that logged it; None if more).
     """
     between = _translations_between_hops(frame)
     # quotes before tuples: without an answer, the reply tuple itself comes from an error's quote
@@ -223,7 +223,7 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
     server = _key_endpoints(proto, orig[3], orig[4])
     answered_to = _key_endpoints(proto, reply[3], reply[4])
     answered_from = _key_endpoints(proto, reply[1], reply[2])
-    host = flows["hosts"].map(lambda hosts: hosts[0] if len(hosts) == 1 else None)
+    host = flows["host"]
     flow = pd.Series(flows.index.astype(str), index=flows.index)
     snat = client.ne(answered_to).to_numpy()
     dnat = server.ne(answered_from).to_numpy()
@@ -260,7 +260,7 @@ def _endpoint(proto: str, addr: object, port: object) -> str:
     return format_endpoint(str(addr), int(port) if has_port else None)  # type: ignore[call-overload]
 
 
-def applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
+def applied_nat(hops: pd.DataFrame, nat: Mapping[str, Sequence[Translation]]) -> pd.DataFrame:
     """``applied_nat``: where SNAT or a reply's de-DNAT is applied, packet by packet. It is
     never visible between two hops of the NATing host (nat POSTROUTING runs last), so
     ``nat_mark`` cannot show it.
@@ -273,7 +273,7 @@ def applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
     assembly on a Docker host where half the connections are DNATed.
     """
     hops = hops.assign(applied_nat=None)
-    applied = pd.DataFrame(_applications(flows), columns=["flow", "direction", "host", "replaced"])
+    applied = pd.DataFrame(_applications(nat), columns=["flow", "direction", "host", "replaced"])
     if applied.empty:
         return hops
     rows = hops[["flow", "direction", "host", "hook", "out_iface", "src", "sport"]].copy()
@@ -304,17 +304,19 @@ def applied_nat(hops: pd.DataFrame, flows: Sequence[Flow]) -> pd.DataFrame:
     return hops
 
 
-def _applications(flows: Sequence[Flow]) -> list[tuple[str, str, str | None, str]]:
+def _applications(
+    nat: Mapping[str, Sequence[Translation]],
+) -> list[tuple[str, str, str | None, str]]:
     """Per connection and direction, where NAT is applied to its packets: (flow, direction,
     host, the address NAT replaces) for SNAT on orig packets and DNAT on replies (de-DNAT)."""
     found = []
-    for flow in flows:
+    for flow, applied in nat.items():
         for direction, kind in (("orig", "snat"), ("reply", "dnat")):
-            translations = [t for t in flow.nat if t.type == kind]
+            translations = [t for t in applied if t.type == kind]
             if not translations:
                 continue
             replaced = translations[0].from_addr if kind == "snat" else translations[0].to_addr
             hosts = {t.host for t in translations}
             for host in [None] if None in hosts else sorted(h for h in hosts if h is not None):
-                found.append((flow.id, direction, host, replaced))
+                found.append((flow, direction, host, replaced))
     return found

@@ -21,20 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from logpath.assembly import (
-    FLOW_SCHEMA,
-    TRACE_SCHEMA,
-    Provenance,
-    assemble_store,
-    flows_from_table,
-    kept_ruleset,
-)
+from logpath.assembly import TRACE_SCHEMA, Provenance, assemble_store, kept_ruleset
 from logpath.clocks import Clocks
 from logpath.errors import NotFoundError, StoreLockedError, StoreWriteError, UsageError
 from logpath.flows import NAT_TYPES, Flow
 from logpath.journeys import Journey, build_journeys, only_packet
 from logpath.rules import Ruleset
 from logpath.store import Store, hop_filter, to_frame
+from logpath.summaries import FLOW_SCHEMA, flows_from_table
 
 NAT_CHOICES = {"snat": ("snat",), "dnat": ("dnat", "redirect"), "any": NAT_TYPES}
 # Flows read from the flows table at a time when they are streamed (``iter_flows``).

@@ -25,6 +25,7 @@ import logpath.assembly
 import logpath.fates
 import logpath.flows
 import logpath.journeys
+import logpath.summaries
 from logpath.assembly import BOOT_DRIFT, PLACEMENT_DRIFT, _clocks_agree, assemble, kept_ruleset
 from logpath.clocks import Clocks
 from logpath.hops import HOP_SCHEMA
@@ -145,8 +146,9 @@ def test_a_journey_derives_nothing(replayed: Store, monkeypatch: pytest.MonkeyPa
 
     for module, name in [
         (logpath.flows, "hop_tuples"),
-        (logpath.flows, "summarise_flows"),
-        (logpath.flows, "packet_fates"),
+        (logpath.summaries, "summarise"),
+        (logpath.summaries, "summarise_flows"),
+        (logpath.summaries, "packet_fates"),
         (logpath.fates, "packet_fates"),
         (logpath.assembly, "packet_fates"),
         (logpath.flows, "assign_flows"),
@@ -180,14 +182,14 @@ def test_assembly_runs_each_stage_once_a_chunk(
             monkeypatch.setattr(module, name, count)
 
     counted([logpath.flows], "hop_tuples")
-    counted([logpath.fates, logpath.flows, logpath.assembly], "packet_fates")
-    counted([logpath.flows, logpath.assembly], "summarise_flows")
+    counted([logpath.fates, logpath.summaries, logpath.assembly], "packet_fates")
+    counted([logpath.summaries, logpath.assembly], "summarise")
     counted([logpath.assembly], "trace_hops")
     counted([logpath.assembly], "with_journey_marks")
     store = Store(tmp_path / "store")
     ingest([str(p) for p in FIRST], store)
     assert calls == dict.fromkeys(
-        ["hop_tuples", "packet_fates", "summarise_flows", "trace_hops", "with_journey_marks"], 1
+        ["hop_tuples", "packet_fates", "summarise", "trace_hops", "with_journey_marks"], 1
     )
     assert len(find_flows(store, FlowQuery())) == 3  # one connection a capture
 

@@ -9,8 +9,8 @@ import pytest
 from seedstore import trace_sample
 
 from logpath.bridge import BridgeFacts, learn_bridges
-from logpath.flows import summarise_flows
 from logpath.journeys import build_journey
+from logpath.summaries import summarise_flows
 
 
 @pytest.fixture(scope="module")

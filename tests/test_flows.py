@@ -9,10 +9,11 @@ import pytest
 from seedstore import SAMPLES, trace_sample
 
 from logpath.assembly import trace_hops
-from logpath.flows import ConnTuple, Flow, Translation, summarise_flows
+from logpath.flows import ConnTuple, Flow, Translation
 from logpath.ingest import ingest
 from logpath.journeys import build_journey
 from logpath.store import Store
+from logpath.summaries import summarise_flows
 
 
 def flow_by_port(flows: list[Flow], port: int) -> Flow:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from rich.console import Console
 
-from logpath.assembly import flows_table
 from logpath.flows import ConnTuple, Flow, Translation
 from logpath.query import FlowQuery, find_flows, flow_rows
 from logpath.render.tables import print_flows, print_table, text_columns, text_table
 from logpath.store import Store
+from logpath.summaries import flows_table
 
 TITLES = ["name", "count", "last"]
 # controls, bidi and zero-width marks, a wide character, NBSP (str.isspace, not escaped) at
