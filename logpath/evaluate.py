@@ -68,6 +68,9 @@ class Position:
     table: str  # raw, mangle, nat, filter, security, or the nft table name
     chain: str
     rule: int  # 1-based position of the next rule (the LOG rule's position + 1)
+    # nft: the rule that logged also has a verdict ("log prefix ... drop"): ``rule`` is that
+    # rule, which matched already, and only its verdict is still to be taken.
+    take_target: bool = False
 
 
 class Step(NamedTuple):
@@ -257,7 +260,13 @@ class Evaluator:
                     continue
                 for candidate in hooks:
                     if hook_admits(candidate, facts.in_iface, facts.out_iface):
-                        return Position(candidate, key[1], key[2], index + 2)
+                        own = self.action(rule, key)[0] != "continue"  # nft: log ... drop
+                        where = (candidate, key[1], key[2])
+                        return (
+                            Position(*where, index + 1, True)
+                            if own
+                            else Position(*where, index + 2)
+                        )
         return None
 
     # --- entering a chain ----------------------------------------------------------------------
@@ -301,12 +310,26 @@ class Evaluator:
         steps: list[Step],
     ) -> Evaluation:
         run = _Run(facts)
-        outcome = self.run_frames(run, base, frames)
+        outcome = self.take_own_target(run, base, start, frames) if start.take_target else None
+        if outcome is None:
+            outcome = self.run_frames(run, base, frames)
         if outcome.action == "accept":
             later = self.hook_bases(start.hook, run.facts)
             following = later[later.index(base) + 1 :] if base in later else []
             outcome = self.run_hook(run, start.hook, following) or outcome
         return self.finish(run, outcome, steps)
+
+    def take_own_target(
+        self, run: _Run, base: BaseChain, start: Position, frames: list[Frame]
+    ) -> Verdict | None:
+        """The verdict of the rule that logged the packet (nft ``log ... drop``)."""
+        key = frames[-1][0]
+        assert isinstance(key, tuple)
+        index = start.rule - 1
+        frames[-1][1] = index + 1
+        rule = self.rules[key][index]
+        where = (base.hook, key[1], key[2], rule.handle or start.rule)
+        return self.take_target(run, rule, key, where, frames)
 
     # --- hooks and base chains -----------------------------------------------------------------
 
