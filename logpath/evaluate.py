@@ -23,6 +23,7 @@ evaluate) makes the outcome ``undecided``, naming the condition: never a guess.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -186,6 +187,11 @@ class Evaluator:
         self.chains = {self.key_of(chain): chain for chain in ruleset.chains}
         self.known = set(self.rules) | set(self.chains)
         self.bases = [self.base_chain(key, hook) for key, hook in base_chains(ruleset).items()]
+        self.tracked = {
+            family: any(needs_conntrack(rule) for key in self.rules if key[0] in (family, "inet")
+                        for rule in self.rules[key])
+            for family in ("ip", "ip6")
+        }  # fmt: skip
 
     def key_of(self, record: RuleRecord | ChainRecord) -> ChainKey:
         name = record.chain if isinstance(record, RuleRecord) else record.name
@@ -315,7 +321,7 @@ class Evaluator:
             outcome = self.run_frames(run, base, frames)
         if outcome.action == "accept":
             later = self.hook_bases(start.hook, run.facts)
-            following = later[later.index(base) + 1 :] if base in later else []
+            following = later[later.index(base) + 1 :] if base in later else ()
             outcome = self.run_hook(run, start.hook, following) or outcome
         return self.finish(run, outcome, steps)
 
@@ -352,15 +358,19 @@ class Evaluator:
             outcome = undecided(None, None, None, None, "no base chain on the packet's path")
         return run.result(outcome)
 
-    def hook_bases(self, hook: str, facts: PacketFacts) -> list[BaseChain]:
+    def hook_bases(self, hook: str, facts: PacketFacts) -> tuple[BaseChain, ...]:
         """The base chains a packet of this family meets at ``hook``, in priority order."""
-        found = [b for b in self.bases if b.hook == hook and self.family_fits(b.key, facts)]
-        return sorted(found, key=lambda base: base.priority)  # stable: file order at a tie
+        return self.bases_at(hook, facts.family)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (one Evaluator per ruleset, kept while used)
+    def bases_at(self, hook: str, family: str) -> tuple[BaseChain, ...]:
+        found = [b for b in self.bases if b.hook == hook and b.key[0] in (family, "inet")]
+        return tuple(sorted(found, key=lambda base: base.priority))  # stable: file order at a tie
 
     def family_fits(self, key: ChainKey, facts: PacketFacts) -> bool:
         return key[0] in (facts.family, "inet")
 
-    def run_hook(self, run: _Run, hook: str, bases: list[BaseChain]) -> Verdict | None:
+    def run_hook(self, run: _Run, hook: str, bases: Sequence[BaseChain]) -> Verdict | None:
         """Every base chain in turn; the last accept, or the first drop/reject/undecided."""
         outcome = None
         for base in bases:
@@ -399,13 +409,7 @@ class Evaluator:
 
     def tracks(self, family: str) -> bool:
         """Whether some rule of the family makes the kernel track connections."""
-        for key, rules in self.rules.items():
-            if key[0] not in (family, "inet"):
-                continue
-            for rule in rules:
-                if needs_conntrack(rule):
-                    return True
-        return False
+        return self.tracked.get(family, False)
 
     # --- one chain -----------------------------------------------------------------------------
 

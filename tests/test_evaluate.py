@@ -3,6 +3,7 @@ rulesets that drop, reject and fall to a policy, in iptables-save and nft form."
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,13 +44,15 @@ def hop_table(path: Path) -> pd.DataFrame:
     return build_hops(parsed, str(path), year=2026).to_pandas()
 
 
-def value(row: pd.Series, name: str) -> object:
+Row = dict[str, object]  # one hop, None where the line did not show a field
+
+
+def value(row: Row, name: str) -> object:
+    return row[name]
+
+
+def integer(row: Row, name: str) -> int | None:
     item = row[name]
-    return None if pd.isna(item) else item
-
-
-def integer(row: pd.Series, name: str) -> int | None:
-    item = value(row, name)
     return None if item is None else int(item)  # type: ignore[call-overload]
 
 
@@ -60,7 +63,7 @@ class LabHop:
     prefix: str
     table: str
     hook: str
-    row: pd.Series
+    row: Row
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -76,9 +79,10 @@ class LabHop:
 
 def lab_hops(path: Path) -> list[LabHop]:
     hops = []
-    for _index, row in hop_table(path).iterrows():
-        _lp, table, hook, _tag = str(row["prefix"]).strip().split(":")
-        hops.append(LabHop(str(row["prefix"]).strip(), table, HOOK_WORDS[hook.strip()], row))
+    table = hop_table(path).astype(object)
+    for row in table.where(table.notna(), None).to_dict("records"):
+        _lp, table_name, hook, _tag = str(row["prefix"]).strip().split(":")
+        hops.append(LabHop(str(row["prefix"]).strip(), table_name, HOOK_WORDS[hook], row))
     return hops
 
 
@@ -94,6 +98,12 @@ def same_packet(a: LabHop, b: LabHop) -> bool:
     if a.hook == b.hook:
         return b.rank > a.rank
     return b.hook in NEXT_HOOKS.get(a.hook, set())
+
+
+@functools.cache
+def lab_packets(path: Path) -> list[list[LabHop]]:
+    """A capture's hops, grouped by packet (read once for both forms of the ruleset)."""
+    return packets(lab_hops(path))
 
 
 def packets(hops: list[LabHop]) -> list[list[LabHop]]:
@@ -121,7 +131,7 @@ class ConnectionStates:
     def __init__(self) -> None:
         self.seen: set[tuple[object, ...]] = set()
 
-    def state(self, first: pd.Series) -> str:
+    def state(self, first: Row) -> str:
         proto = str(first["proto"])
         flags = str(value(first, "flags") or "").split()
         if proto == "tcp":
@@ -161,19 +171,18 @@ def facts_of(hop: LabHop, ctstate: str) -> PacketFacts:
     )
 
 
-@pytest.fixture(scope="module")
-def lab_rules() -> Evaluator:
-    # the rules that wrote samples/lab/* (iptables-save, then ip6tables-save, into one file)
-    return Evaluator(load_ruleset(RULES / "lab-host.iptables-save.rules"))
+# the rules that wrote samples/lab/* (iptables-save, then ip6tables-save, into one file), and the
+# same rules written in native nft
+LAB_RULES = {name: Evaluator(load_ruleset(RULES / name)) for name in ("lab-host.iptables-save.rules", "lab-host.nft")}  # fmt: skip
 
 
+@pytest.mark.parametrize("rules", sorted(LAB_RULES))
 @pytest.mark.parametrize("capture", sorted(LAB.glob("*.log")), ids=lambda path: path.stem)
-def test_each_next_hop_is_the_next_log_rule_the_ruleset_predicts(
-    capture: Path, lab_rules: Evaluator
-) -> None:
+def test_each_next_hop_is_the_next_log_rule_the_ruleset_predicts(capture: Path, rules: str) -> None:
+    lab_rules = LAB_RULES[rules]
     states = ConnectionStates()
     pairs = 0
-    for packet in packets(lab_hops(capture)):
+    for packet in lab_packets(capture):
         ctstate = states.state(packet[0].row)
         for hop, following in zip(packet, [*packet[1:], None], strict=True):
             facts = facts_of(hop, ctstate)
@@ -185,12 +194,12 @@ def test_each_next_hop_is_the_next_log_rule_the_ruleset_predicts(
             assert result.verdict.action == "accept", (hop.prefix, result.verdict)
             if following is None:
                 # nothing was logged after it at its hook: the ruleset says nothing should be
-                assert predicted == [], (capture.name, hop.row.to_dict(), ctstate)
+                assert predicted == [], (capture.name, hop.row, ctstate)
             else:
                 assert predicted[:1] == [following.prefix], (
                     capture.name,
                     hop.prefix,
-                    hop.row.to_dict(),
+                    hop.row,
                     ctstate,
                     result,
                 )
