@@ -488,7 +488,12 @@ class Evaluator:
                 frames.pop()
             frames.append([into, 0])
         elif action != "continue":
-            return undecided(*where, f"target {action}", rule.text)
+            why = (
+                "a program decides"
+                if "QUEUE" in action.upper()
+                else "a target logpath does not know"
+            )
+            return undecided(*where, f"{action} ({why})", rule.text)
         return None
 
     def action(self, rule: RuleRecord, key: ChainKey) -> tuple[str, ChainKey | None]:
@@ -586,17 +591,28 @@ def undecided(
     return Verdict("undecided", hook, table, chain, rule, text, reason=reason)
 
 
-FACT_OF = {"src": "src", "dst": "dst", "sport": "sport", "dport": "dport", "port": "sport/dport",
-           "proto": "proto", "ctstate": "ct state", "src_type": "local addresses",
-           "dst_type": "local addresses", "icmp_type": "ICMP type", "icmp_code": "ICMP code",
-           "tcp_flags": "TCP flags"}  # fmt: skip
+# The facts each kind of condition reads, and how the user calls them.
+FACT_FIELDS = {
+    "src": ("src",), "dst": ("dst",), "sport": ("sport",), "dport": ("dport",),
+    "port": ("sport", "dport"), "proto": ("proto",), "ctstate": ("ctstate",),
+    "src_type": ("src", "local_addrs"), "dst_type": ("dst", "local_addrs"),
+    "icmp_type": ("icmp_type", "icmp_code"), "icmp_code": ("icmp_code",),
+    "tcp_flags": ("tcp_flags",),
+}  # fmt: skip
+FACT_NAMES = {"local_addrs": "the host's addresses", "ctstate": "the conntrack state"}
 
 
 def describe(match: Match, facts: PacketFacts) -> str:
-    """The condition as the user reads it, and why it cannot be evaluated."""
+    """The condition as the user reads it, and why it cannot be evaluated.
+
+    >>> print(describe(Match("dport", False, ("80",)), PacketFacts("ip", "tcp", "1.1.1.1", None)))
+    dport 80 (not known: the packet's dport)
+    """
     if match.kind == "unsupported":
         return f"{match.values[0]} (a condition logpath does not evaluate)"
-    if match.kind == "limit":
-        return f"limit {' '.join(match.values)}"
     shown = f"{'! ' if match.negated else ''}{match.kind} {','.join(match.values)}"
-    return f"{shown} (the packet's {FACT_OF.get(match.kind, match.kind)} is not known)"
+    missing = [name for name in FACT_FIELDS.get(match.kind, ()) if getattr(facts, name) is None]
+    if missing:
+        names = [FACT_NAMES.get(name, f"the packet's {name}") for name in missing]
+        return f"{shown} (not known: {', '.join(names)})"
+    return f"{shown} (a value logpath does not read)"

@@ -388,7 +388,7 @@ def test_a_condition_that_fails_decides_even_beside_one_that_cannot_be_evaluated
     # a fact the log did not show is named too
     unknown = replace(web, dport=9050, ctstate=None, tcp_flags=None)
     assert evaluate(rules, replace(unknown, dport=None), "INPUT").verdict.reason == (
-        "cannot evaluate dport 9050 (the packet's dport is not known)"
+        "cannot evaluate dport 9050 (not known: the packet's dport)"
     )
 
 
@@ -547,7 +547,7 @@ def test_addrtype_local_from_the_hosts_addresses() -> None:
     local = replace(to_self, local_addrs=frozenset({"192.168.0.10/24", "172.17.0.1/16"}))
     # nat OUTPUT: ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER (an empty chain)
     assert evaluate(seed, to_self, "OUTPUT").verdict.reason == (
-        "cannot evaluate dst_type LOCAL (the packet's local addresses is not known)"
+        "cannot evaluate dst_type LOCAL (not known: the host's addresses)"
     )
     assert evaluate(seed, local, "OUTPUT").verdict.action == "accept"
 
@@ -568,3 +568,15 @@ def test_physdev_and_limit() -> None:
     )
     routed = replace(bridged, physout=None)
     assert evaluate(rules, routed, "FORWARD").verdict.rule == "policy"
+
+
+def test_the_examples_in_the_docstrings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+
+    import logpath.conditions
+    import logpath.evaluate
+
+    monkeypatch.chdir(SAMPLES.parent)  # the examples read samples/rules/...
+    for module in (logpath.evaluate, logpath.conditions):
+        failed, attempted = doctest.testmod(module)
+        assert (failed, attempted > 0) == (0, True), module.__name__
