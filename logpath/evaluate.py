@@ -448,8 +448,11 @@ class Evaluator:
         return self.take_target(run, rule, key, where, frames)
 
     def seen_by(self, facts: PacketFacts, base: BaseChain) -> PacketFacts:
-        """The facts as a chain sees them: before conntrack (raw) a packet has no entry."""
-        if base.priority < CONNTRACK_PRIORITY:
+        """The facts as a chain sees them: before conntrack (raw) a packet has no entry, and
+        its state conditions see INVALID (xt_conntrack, nft_ct), unless it comes back over
+        the loopback, which keeps the entry OUTPUT gave it (nf_conntrack_in: "loopback")."""
+        looped = base.hook == "PREROUTING" and facts.in_iface == "lo"
+        if base.priority < CONNTRACK_PRIORITY and not looped:
             return replace(facts, ctstate="INVALID")
         return facts
 

@@ -580,3 +580,33 @@ def test_the_examples_in_the_docstrings(monkeypatch: pytest.MonkeyPatch) -> None
     for module in (logpath.evaluate, logpath.conditions):
         failed, attempted = doctest.testmod(module)
         assert (failed, attempted > 0) == (0, True), module.__name__
+
+
+def test_a_chain_before_conntrack_sees_no_connection() -> None:
+    rules = parse_ruleset(
+        "*raw\n:PREROUTING ACCEPT [0:0]\n"
+        '-A PREROUTING -m conntrack --ctstate INVALID -j LOG --log-prefix "raw invalid: "\n'
+        "COMMIT\n*filter\n:INPUT ACCEPT [0:0]\n"
+        '-A INPUT -m conntrack --ctstate INVALID -j LOG --log-prefix "filter invalid: "\n'
+        "COMMIT\n"
+    )
+    answer = tcp("10.0.0.9", "10.0.0.1", 40000, "eth0", None, "ESTABLISHED")
+    result = evaluate(rules, answer, "PREROUTING", [Step("INPUT", "eth0", None)])
+    assert [log.prefix for log in result.logs] == ["raw invalid: "]
+    looped = replace(answer, in_iface="lo")  # the loopback keeps the entry OUTPUT gave it
+    assert evaluate(rules, looped, "PREROUTING", [Step("INPUT", "lo", None)]).logs == ()
+
+
+def test_snat_and_redirect_are_reported_with_their_address() -> None:
+    rules = parse_ruleset(
+        "table ip nat {\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+        '\t\tiifname "eth0" tcp dport 80 redirect to :8080\n\t}\n'
+        "\tchain post {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        "\t\tip saddr 172.30.0.0/24 snat to 192.0.2.1\n\t}\n}\n"
+    )
+    web = tcp("172.30.0.2", "198.51.100.7", 80, "eth0", None)
+    result = evaluate(rules, web, "PREROUTING", [Step("POSTROUTING", None, "eth1")])
+    assert [(hit.type, hit.to, hit.rule) for hit in result.nat] == [
+        ("REDIRECT", ":8080", 1),
+        ("SNAT", "192.0.2.1", 1),
+    ]

@@ -482,3 +482,47 @@ def test_sample_rulesets_parse_every_rule_with_conditions(name: str) -> None:
     # the bad-line counts before conditions were kept (only the article's damaged listing has any)
     assert len(parsed.bad_lines) == (5 if name == "seed-iptables.init.rules" else 0)
     assert all(rule.conditions is not None for rule in parsed.rules)
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "options"),
+    [
+        (
+            "-A POSTROUTING -s 10.0.0.0/8 -j SNAT --to-source 192.0.2.1",
+            "SNAT",
+            (("--to-source", "192.0.2.1"),),
+        ),
+        (
+            "-A PREROUTING -p tcp --dport 80 -j REDIRECT --to-ports 8080",
+            "REDIRECT",
+            (("--to-ports", "8080"),),
+        ),
+        ("-A OUTPUT -j RETURN", "RETURN", ()),
+    ],
+)
+def test_iptables_targets(line: str, name: str, options: tuple[tuple[str, str], ...]) -> None:
+    verdict = save_rule_of(line).verdict
+    assert verdict is not None and (verdict.name, verdict.options) == (name, options)
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "options"),
+    [
+        ("ip saddr 10.0.0.0/8 snat to 192.0.2.1", "snat", (("to", "192.0.2.1"),)),
+        ("tcp dport 80 redirect to :8080", "redirect", (("to", ":8080"),)),
+        (
+            'oifname "eth0" masquerade to :1024-2000 random',
+            "masquerade",
+            (("to", ":1024-2000"), ("flags", "random")),
+        ),
+        ("return", "return", ()),
+        (
+            "reject with icmpx type port-unreachable",
+            "reject",
+            (("with", "icmpx port-unreachable"),),
+        ),
+    ],
+)
+def test_nft_verdicts(line: str, name: str, options: tuple[tuple[str, str], ...]) -> None:
+    verdict = nft_rule_of(line).verdict
+    assert verdict is not None and (verdict.name, verdict.options) == (name, options)
