@@ -75,7 +75,11 @@ class Position:
 
 
 class Step(NamedTuple):
-    """One later hook of the packet's path, with the interfaces it has there."""
+    """One later hook of the packet's path, with the interfaces it has there.
+
+    ``(hook, in_iface, out_iface)`` is enough for a routed packet; a bridged one (br_netfilter)
+    gives its bridge ports too: ``physin`` None keeps the packet's, ``physout`` is as given.
+    """
 
     hook: str
     in_iface: str | None
