@@ -45,6 +45,10 @@ class PacketFacts:
     physout: str | None = None  # PHYSOUT=
     tcp_flags: frozenset[str] | None = None  # {"SYN", "ACK"}; None: unknown
     ctstate: str | None = None  # NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED; None: unknown
+    # NEW, and the entry is confirmed already: a retransmission of a first packet that left the
+    # host (passed POSTROUTING/INPUT), whose NAT is decided, so the nat chains do not run again.
+    # A connection's first packet, or a retransmission of one dropped before, is not confirmed.
+    confirmed: bool = False
     # The host's own addresses ("10.77.0.1" or, to tell broadcasts, "10.77.0.1/24"); None: not
     # known, and addrtype/fib type conditions are undecided.
     local_addrs: frozenset[str] | None = None

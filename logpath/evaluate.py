@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -44,6 +44,7 @@ __all__ = [
     "Step",
     "Verdict",
     "evaluate",
+    "facts_from_hop",
     "log_position",
 ]
 
@@ -178,6 +179,60 @@ def log_position(
 ) -> Position | None:
     """Where the traversal goes on after the LOG rule that logged this packet with ``prefix``."""
     return Evaluator(ruleset).log_position(prefix, facts, hook)
+
+
+def facts_from_hop(
+    hop: Mapping[str, object],
+    ctstate: str | None = None,
+    *,
+    confirmed: bool = False,
+    local_addrs: frozenset[str] | None = None,
+) -> PacketFacts:
+    """The facts of a packet as one hop shows it (a row of the hop table, ``HOP_SCHEMA`` names;
+    None or NaN where the line did not show a field).
+
+    The conntrack state and the host's addresses are not on a log line: the caller knows them
+    from the connection (its first packet NEW, later ones ESTABLISHED, ICMP errors RELATED) and
+    from the host.
+    """
+    proto = known(hop.get("proto"))
+    flags = known(hop.get("flags"))
+    if isinstance(flags, str):
+        flags = flags.split()
+    tcp = str(proto).lower() == "tcp"
+    return PacketFacts(
+        family="ip6" if known(hop.get("family")) == 6 else "ip",
+        proto=None if proto is None else str(proto).lower(),
+        src=text(hop.get("src")),
+        dst=text(hop.get("dst")),
+        sport=number(hop.get("sport")),
+        dport=number(hop.get("dport")),
+        icmp_type=number(hop.get("icmp_type")),
+        icmp_code=number(hop.get("icmp_code")),
+        in_iface=text(hop.get("in_iface")) or None,
+        out_iface=text(hop.get("out_iface")) or None,
+        physin=text(hop.get("physin")) or None,
+        physout=text(hop.get("physout")) or None,
+        tcp_flags=frozenset(map(str, flags or ())) if tcp else None,  # type: ignore[call-overload]
+        ctstate=ctstate,
+        confirmed=confirmed,
+        local_addrs=local_addrs,
+    )
+
+
+def known(item: object) -> object:
+    """None for a missing field (None, or NaN as pandas shows one)."""
+    return None if item is None or (isinstance(item, float) and item != item) else item
+
+
+def text(item: object) -> str | None:
+    item = known(item)
+    return None if item is None else str(item)
+
+
+def number(item: object) -> int | None:
+    item = known(item)
+    return None if item is None else int(item)  # type: ignore[call-overload]
 
 
 class Evaluator:
@@ -393,7 +448,9 @@ class Evaluator:
         return outcome
 
     def nat_runs(self, facts: PacketFacts) -> bool | None:
-        """Whether the nat chains see this packet: a new connection's first packet only.
+        """Whether the nat chains see this packet: a new connection's first packet only (the
+        NAT of a confirmed entry is decided: nf_nat_inet_fn runs the chains while
+        !nf_nat_initialized).
 
         Without a conntrack entry no nat chain runs (nf_nat_inet_fn accepts a packet without
         one), and a netns tracks connections of a family only once a rule needs it (a conntrack
@@ -409,7 +466,7 @@ class Evaluator:
             if facts.icmp_type is None:
                 return None
             return facts.icmp_type not in ICMP_ERRORS.get(facts.family, set())
-        return state in ("NEW", "RELATED")
+        return state in ("NEW", "RELATED") and not facts.confirmed
 
     def tracks(self, family: str) -> bool:
         """Whether some rule of the family makes the kernel track connections."""
