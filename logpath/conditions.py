@@ -15,13 +15,13 @@ iptables-extensions(8) and nft(8); where the kernel decides a corner case, the s
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from logpath.grammars.ruleset_records import Match
 from logpath.rules import iface_name_matches
 
-__all__ = ["PacketFacts", "holds"]
+__all__ = ["PacketFacts", "facts_from_hop", "holds"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -52,6 +52,60 @@ class PacketFacts:
     # The host's own addresses ("10.77.0.1" or, to tell broadcasts, "10.77.0.1/24"); None: not
     # known, and addrtype/fib type conditions are undecided.
     local_addrs: frozenset[str] | None = None
+
+
+def facts_from_hop(
+    hop: Mapping[str, object],
+    ctstate: str | None = None,
+    *,
+    confirmed: bool = False,
+    local_addrs: frozenset[str] | None = None,
+) -> PacketFacts:
+    """The facts of a packet as one hop shows it (a row of the hop table, ``HOP_SCHEMA`` names;
+    None or NaN where the line did not show a field).
+
+    The conntrack state and the host's addresses are not on a log line: the caller knows them
+    from the connection (its first packet NEW, later ones ESTABLISHED, ICMP errors RELATED) and
+    from the host.
+    """
+    proto = known(hop.get("proto"))
+    flags = known(hop.get("flags"))
+    if isinstance(flags, str):
+        flags = flags.split()
+    tcp = str(proto).lower() == "tcp"
+    return PacketFacts(
+        family="ip6" if known(hop.get("family")) == 6 else "ip",
+        proto=None if proto is None else str(proto).lower(),
+        src=text(hop.get("src")),
+        dst=text(hop.get("dst")),
+        sport=number(hop.get("sport")),
+        dport=number(hop.get("dport")),
+        icmp_type=number(hop.get("icmp_type")),
+        icmp_code=number(hop.get("icmp_code")),
+        in_iface=text(hop.get("in_iface")) or None,
+        out_iface=text(hop.get("out_iface")) or None,
+        physin=text(hop.get("physin")) or None,
+        physout=text(hop.get("physout")) or None,
+        tcp_flags=frozenset(map(str, flags or ())) if tcp else None,  # type: ignore[call-overload]
+        ctstate=ctstate,
+        confirmed=confirmed,
+        local_addrs=local_addrs,
+    )
+
+
+def known(item: object) -> object:
+    """None for a missing field (None, or NaN as pandas shows one)."""
+    return None if item is None or (isinstance(item, float) and item != item) else item
+
+
+def text(item: object) -> str | None:
+    item = known(item)
+    return None if item is None else str(item)
+
+
+def number(item: object) -> int | None:
+    item = known(item)
+    return None if item is None else int(item)  # type: ignore[call-overload]
 
 
 def holds(match: Match, facts: PacketFacts) -> bool | None:

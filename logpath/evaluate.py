@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from logpath.conditions import PacketFacts, holds
+from logpath.conditions import PacketFacts, facts_from_hop, holds
 from logpath.grammars.ruleset_records import ChainRecord, Match, RuleRecord
 from logpath.netfilter import CONNTRACK_PRIORITY, hook_admits, nft_priority, table_priority
 from logpath.rules import Ruleset, base_chains, chain_family
@@ -179,60 +179,6 @@ def log_position(
 ) -> Position | None:
     """Where the traversal goes on after the LOG rule that logged this packet with ``prefix``."""
     return Evaluator(ruleset).log_position(prefix, facts, hook)
-
-
-def facts_from_hop(
-    hop: Mapping[str, object],
-    ctstate: str | None = None,
-    *,
-    confirmed: bool = False,
-    local_addrs: frozenset[str] | None = None,
-) -> PacketFacts:
-    """The facts of a packet as one hop shows it (a row of the hop table, ``HOP_SCHEMA`` names;
-    None or NaN where the line did not show a field).
-
-    The conntrack state and the host's addresses are not on a log line: the caller knows them
-    from the connection (its first packet NEW, later ones ESTABLISHED, ICMP errors RELATED) and
-    from the host.
-    """
-    proto = known(hop.get("proto"))
-    flags = known(hop.get("flags"))
-    if isinstance(flags, str):
-        flags = flags.split()
-    tcp = str(proto).lower() == "tcp"
-    return PacketFacts(
-        family="ip6" if known(hop.get("family")) == 6 else "ip",
-        proto=None if proto is None else str(proto).lower(),
-        src=text(hop.get("src")),
-        dst=text(hop.get("dst")),
-        sport=number(hop.get("sport")),
-        dport=number(hop.get("dport")),
-        icmp_type=number(hop.get("icmp_type")),
-        icmp_code=number(hop.get("icmp_code")),
-        in_iface=text(hop.get("in_iface")) or None,
-        out_iface=text(hop.get("out_iface")) or None,
-        physin=text(hop.get("physin")) or None,
-        physout=text(hop.get("physout")) or None,
-        tcp_flags=frozenset(map(str, flags or ())) if tcp else None,  # type: ignore[call-overload]
-        ctstate=ctstate,
-        confirmed=confirmed,
-        local_addrs=local_addrs,
-    )
-
-
-def known(item: object) -> object:
-    """None for a missing field (None, or NaN as pandas shows one)."""
-    return None if item is None or (isinstance(item, float) and item != item) else item
-
-
-def text(item: object) -> str | None:
-    item = known(item)
-    return None if item is None else str(item)
-
-
-def number(item: object) -> int | None:
-    item = known(item)
-    return None if item is None else int(item)  # type: ignore[call-overload]
 
 
 class Evaluator:

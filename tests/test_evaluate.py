@@ -649,3 +649,20 @@ def test_two_hosts_each_next_hop_is_predicted_or_undecided_by_name(capture: Path
         ("lp:filter:fwd:hostb-x752842", "lp:mangle:post:hostb-x752842"),
     ]
     assert undecided == (expected if capture.stem == "two-hosts-b" else [])
+
+
+def test_named_sets_and_verdict_maps_are_undecided_by_name() -> None:
+    # samples/rules/host.nft, inet lp input: ct state, iif "lo", ip saddr @blocked, a vmap
+    host = Evaluator(load_ruleset(RULES / "host.nft"))
+    syn = tcp("192.0.2.7", "198.51.100.1", 22, "eth0", None)
+    assert host.evaluate(syn, "INPUT").verdict == Verdict(
+        "undecided", "INPUT", "lp", "input", 3, 'ip saddr @blocked log prefix "host blocked: " drop',
+        reason="cannot evaluate src @blocked (a value logpath does not read)",
+    )  # fmt: skip
+    six = PacketFacts("ip6", "tcp", "fd00::7", "fd00::1", 40000, 22, in_iface="eth0", ctstate="NEW")
+    assert host.evaluate(six, "INPUT").verdict.reason == (  # an ip selector: not for IPv6
+        'cannot evaluate iifname vmap { "eth0" : jump wan_in, "docker0" : jump from_containers }'
+        " (a condition logpath does not evaluate)"
+    )
+    answer = replace(syn, ctstate="ESTABLISHED")
+    assert host.evaluate(answer, "INPUT").verdict.rule == 1
