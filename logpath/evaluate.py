@@ -69,7 +69,7 @@ class Position:
     hook: str  # PREROUTING ... POSTROUTING
     table: str  # raw, mangle, nat, filter, security, or the nft table name
     chain: str
-    rule: int  # 1-based position of the next rule (the LOG rule's position + 1)
+    rule: int  # 1-based position (never the nft handle) of the next rule: the LOG rule's + 1
     # nft: the rule that logged also has a verdict ("log prefix ... drop"): ``rule`` is that
     # rule, which matched already, and only its verdict is still to be taken.
     take_target: bool = False
@@ -498,12 +498,7 @@ class Evaluator:
                 frames.pop()
             frames.append([into, 0])
         elif action != "continue":
-            why = (
-                "a program decides"
-                if "QUEUE" in action.upper()
-                else "a target logpath does not know"
-            )
-            return undecided(*where, f"{action} ({why})", rule.text)
+            return undecided(*where, target_reason(action), rule.text)
         return None
 
     def action(self, rule: RuleRecord, key: ChainKey) -> tuple[str, ChainKey | None]:
@@ -515,7 +510,7 @@ class Evaluator:
         if target.chain is not None:
             into = (key[0], key[1], target.chain)
             if into not in self.known:
-                return f"{target.text} (no such chain)", None
+                return f"{target.text}: no such chain", None
             return ("goto" if target.goto else "jump"), into
         if (key[0], key[1], target.name) in self.known:  # iptables: a chain before an extension
             return "jump", (key[0], key[1], target.name)
@@ -577,6 +572,15 @@ def needs_conntrack(rule: RuleRecord) -> bool:
         if match.kind == "ctstate" or text.startswith(("-m conntrack", "-m state", "ct ")):
             return True
     return False
+
+
+def target_reason(action: str) -> str:
+    """Why a target leaves the outcome undecided."""
+    if action.endswith("no such chain"):
+        return action
+    if "QUEUE" in action.upper():
+        return f"{action} (a program decides)"
+    return f"{action} (a target logpath does not know)"
 
 
 def policy(base: BaseChain) -> Verdict:

@@ -666,3 +666,24 @@ def test_named_sets_and_verdict_maps_are_undecided_by_name() -> None:
     )
     answer = replace(syn, ctstate="ESTABLISHED")
     assert host.evaluate(answer, "INPUT").verdict.rule == 1
+
+
+def test_targets_logpath_cannot_follow_are_undecided_by_name() -> None:
+    rules = parse_ruleset(
+        "*filter\n:INPUT ACCEPT [0:0]\n"
+        "-A INPUT -p udp -j NFQUEUE --queue-num 1\n-A INPUT -p tcp -j TARPIT\nCOMMIT\n"
+    )
+    udp = PacketFacts("ip", "udp", "10.0.0.9", "10.0.0.1", 5353, 53, in_iface="eth0", ctstate="NEW")
+    assert (
+        evaluate(rules, udp, "INPUT").verdict.reason
+        == "-j NFQUEUE --queue-num 1 (a program decides)"
+    )
+    syn = tcp("10.0.0.9", "10.0.0.1", 22, "eth0", None)
+    assert (
+        evaluate(rules, syn, "INPUT").verdict.reason == "-j TARPIT (a target logpath does not know)"
+    )
+    nft = parse_ruleset(
+        "table inet t {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
+        "\t\tjump missing\n\t}\n}\n"
+    )
+    assert evaluate(nft, syn, "INPUT").verdict.reason == "jump missing: no such chain"
