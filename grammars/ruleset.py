@@ -18,14 +18,21 @@ from ``logpath`` but them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyparsing as pp
+from logpath.grammars.ruleset_conditions import (
+    NFT_SELECTORS,
+    SaveOption,
+    nft_conditions,
+    save_conditions,
+)
 from logpath.grammars.ruleset_records import (
     BadLine,
     ChainRecord,
     IfaceMatch,
+    Match,
     ParsedRuleset,
     RuleRecord,
 )
@@ -165,13 +172,28 @@ nft_meta_line = (pp.Keyword("comment") + nft_value) | (pp.Keyword("flags") + pp.
 # Inside a rule: the statements logpath needs, and any other token.
 nft_set = pp.Forward()
 nft_set.set_name("{ ... }")
-nft_iface_match = pp.Group(
-    pp.Opt(pp.Keyword("meta")).suppress()
-    + pp.one_of("iifname oifname iif oif", as_keyword=True)("key")
-    + pp.Opt(pp.one_of("!= =="))("op")
-    + ~pp.one_of("vmap map", as_keyword=True)  # a verdict map is not a condition
-    + (nft_value | nft_set)("iface")
-)("iface_match")
+nft_op = pp.one_of("!= ==")
+nft_map_keyword = pp.one_of("vmap map", as_keyword=True)  # a verdict map is not a condition
+# A condition: a selector logpath evaluates, an optional operator, one value or a set of values.
+# The selectors and the Match kind each gives are in ruleset_conditions.NFT_SELECTORS.
+nft_selector = pp.MatchFirst(
+    pp.And([pp.Keyword(word) for word in phrase.split()]).set_parse_action(pp.replace_with(phrase))
+    for phrase in sorted(NFT_SELECTORS, key=lambda phrase: -len(phrase.split()))
+).set_name("selector")
+nft_element = quoted_string | pp.Regex(r'[^\s"{};#,]+').set_name("set element")
+nft_single_value = quoted_string | pp.Regex(r'(?!\.(\s|$))[^\s"{};#]+').set_name("value")
+nft_values = pp.Group(
+    LBRACE.suppress() + pp.DelimitedList(nft_element, allow_trailing_delim=True) + RBRACE.suppress()
+    | nft_single_value
+)
+nft_match = pp.Group(
+    nft_selector("selector")
+    + pp.Opt(nft_op)("op")
+    + ~nft_map_keyword
+    + nft_values("values")
+    + pp.Opt(pp.Suppress("/") + nft_values("mask"))  # tcp flags syn / fin,syn,rst,ack
+    + ~pp.Literal(".")  # a concatenation (ip saddr . ip daddr) is not one condition
+)("match")
 # nft list ruleset prints a log prefix between quotes without escaping anything (nftables 1.0.6
 # shows iptables' --log-prefix 'a"b' as: log prefix "a"b"), so the prefix ends at the first quote
 # followed by a space, a semicolon or the end of the line.
@@ -192,30 +214,78 @@ nft_jump = pp.Group(pp.one_of("jump goto", as_keyword=True)("kind") + nft_chain_
 nft_nftrace = pp.Group(
     pp.Keyword("meta") + pp.Keyword("nftrace") + pp.Keyword("set") + pp.Literal("1")
 )("nftrace")
-nft_verdict = pp.one_of(
-    "accept drop reject queue continue return masquerade snat dnat redirect", as_keyword=True
+# Statements that change nothing logpath evaluates: counters, marks, comments.
+nft_counter = pp.Group(
+    pp.Keyword("counter")
+    + pp.Opt(
+        pp.Keyword("packets") + nft_word + pp.Keyword("bytes") + nft_word
+        | pp.Keyword("name") + nft_value
+    )
+)("counter")
+nft_set_statement = pp.Group(
+    pp.one_of("meta ct", as_keyword=True) + nft_word + pp.Keyword("set") + nft_value
+)("set_statement")
+nft_rule_comment = pp.Group(pp.Keyword("comment").suppress() + nft_value("text"))("comment")
+nft_limit = pp.Group(
+    pp.Keyword("limit")
+    + pp.Keyword("rate")
+    + pp.Opt(pp.Keyword("over"))
+    + pp.Regex(r"\d+")
+    + pp.Opt(pp.Regex(r"[a-z]*bytes"))
+    + pp.Regex(r"/\s*[a-z]+")
+    + pp.Opt(pp.Keyword("burst") + pp.Regex(r"\d+") + pp.Opt(pp.Regex(r"[a-z]*(packets|bytes)")))
+)("limit")
+# Verdicts: reject with its reason, the NAT statements with their address, and the plain ones.
+nft_reject = pp.Group(
+    pp.Keyword("reject")("kind")
+    + pp.Opt(
+        pp.Keyword("with").suppress()
+        + (
+            pp.Combine(pp.Keyword("tcp") + pp.Keyword("reset"), adjacent=False, join_string=" ")
+            | pp.Combine(
+                pp.one_of("icmp icmpv6 icmpx", as_keyword=True)
+                + pp.Opt(pp.Keyword("type")).suppress()
+                + nft_word,
+                adjacent=False,
+                join_string=" ",
+            )
+        )("with")
+    )
 )("verdict")
-nft_token = nft_iface_match | nft_log | nft_jump | nft_nftrace | nft_verdict | nft_set | nft_value
+nft_nat_flags = pp.Regex(r"(random|fully-random|persistent)(,(random|fully-random|persistent))*")
+nft_nat = pp.Group(
+    pp.one_of("dnat snat masquerade redirect", as_keyword=True)("kind")
+    + pp.Opt(pp.one_of("ip ip6", as_keyword=True)).suppress()
+    + pp.Opt(pp.Keyword("to").suppress() + nft_single_value("to"))
+    + pp.Opt(nft_nat_flags("flags"))
+)("verdict")
+nft_plain_verdict = pp.Group(
+    pp.one_of("accept drop queue continue return", as_keyword=True)("kind")
+)("verdict")
+nft_token = (
+    nft_log
+    | nft_jump
+    | nft_nftrace
+    | nft_set_statement
+    | nft_counter
+    | nft_rule_comment
+    | nft_limit
+    | nft_reject
+    | nft_nat
+    | nft_plain_verdict
+    | nft_match
+    | nft_set
+    | nft_value
+)
 # "-": once a set has opened, a missing "}" is reported as such, not as "end of text".
 nft_set <<= pp.Group(
     LBRACE.suppress() - pp.ZeroOrMore(nft_token | pp.Literal(",")) + RBRACE.suppress()
 )("set")
-nft_rule = pp.ZeroOrMore(nft_token).ignore(nft_comment)
-
-NFT_VERDICTS = frozenset(
-    {
-        "accept",
-        "drop",
-        "reject",
-        "queue",
-        "continue",
-        "return",
-        "masquerade",
-        "snat",
-        "dnat",
-        "redirect",
-    }
-)
+# "# handle N" (nft -a) is kept; any other comment is ignored.
+nft_handle = pp.Suppress("#") + pp.Keyword("handle").suppress() + ppc.integer("handle")
+nft_rule = pp.ZeroOrMore(pp.Group(pp.Located(nft_token))).ignore(
+    pp.Regex(r"#(?!\s*handle\s+\d+\s*$).*")
+) + pp.Opt(nft_handle + pp.StringEnd())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +372,9 @@ class _SaveState:
     chains: list[ChainRecord]
     rules: list[RuleRecord]
     bad_lines: list[BadLine]
+    # iptables-save then ip6tables-save into one file: the later header's family, kept on each
+    # record after it (the file's family is the first header's).
+    section_family: str | None = None
 
 
 def parse_iptables_save(text: str) -> ParsedRuleset:
@@ -351,8 +424,10 @@ def apply_save_statement(
     """Update ``state`` with one parsed statement."""
     if "comment" in statement:
         header = re.match(r"# Generated by (\S+)", statement["comment"])
-        if header and header[1] in SAVE_FAMILIES and state.family is None:
-            state.family = SAVE_FAMILIES[header[1]]
+        if header and header[1] in SAVE_FAMILIES:
+            state.family = state.family or SAVE_FAMILIES[header[1]]
+            section = SAVE_FAMILIES[header[1]]
+            state.section_family = None if section == state.family else section
     elif "table" in statement:
         state.table = statement["table"]
     elif "commit" in statement:
@@ -368,9 +443,11 @@ def apply_save_statement(
             )
         )
     elif "options" in statement:
-        state.rules.append(save_rule(lineno, state.table, line, statement))
+        rule = save_rule(lineno, state.table, line, statement)
+        state.rules.append(replace(rule, family=state.section_family))
     else:
-        state.chains.append(save_chain(lineno, state.table, statement))
+        chain = save_chain(lineno, state.table, statement)
+        state.chains.append(replace(chain, family=state.section_family))
 
 
 def save_chain(lineno: int, table: str, statement: pp.ParseResults) -> ChainRecord:
@@ -382,7 +459,11 @@ def save_chain(lineno: int, table: str, statement: pp.ParseResults) -> ChainReco
 
 def save_rule(lineno: int, table: str, line: str, statement: pp.ParseResults) -> RuleRecord:
     """A rule record from ``-A CHAIN options...``."""
-    options = [option_fields(option) for option in statement["options"]]
+    parsed = [save_option(option) for option in statement["options"]]
+    options = [
+        (option.name, option.values[0] if option.values else None, option.negated)
+        for option in parsed
+    ]
     values = {name: value for name, value, _negated in options}
     target = values.get("-j") or values.get("--jump") or values.get("-g") or values.get("--goto")
     goto = "-g" in values or "--goto" in values
@@ -390,6 +471,7 @@ def save_rule(lineno: int, table: str, line: str, statement: pp.ParseResults) ->
     logs = target in LOG_TARGETS or any(name.startswith("--log") for name in values)
     if logs and prefix is None:
         prefix = ""
+    conditions, verdict = save_conditions(parsed)
     return RuleRecord(
         lineno=lineno,
         family=None,
@@ -404,14 +486,15 @@ def save_rule(lineno: int, table: str, line: str, statement: pp.ParseResults) ->
         log_level=values.get("--log-level"),
         trace=target in TRACE_TARGETS,
         matches=tuple(save_iface_matches(options)),
+        conditions=conditions,
+        verdict=verdict,
     )
 
 
-def option_fields(option: pp.ParseResults) -> tuple[str, str | None, bool]:
-    """(name, first value, negated) of one parsed ``[!] -x [!] value...`` option."""
-    option_values = list(option["values"])
+def save_option(option: pp.ParseResults) -> SaveOption:
+    """One parsed ``[!] -x [!] value...`` option."""
     negated = bool(field(option, "negated")) or bool(field(option, "negated_after"))
-    return option["name"], (option_values[0] if option_values else None), negated
+    return SaveOption(option["name"], tuple(option["values"]), negated)
 
 
 SAVE_IFACE_OPTIONS = {
@@ -567,13 +650,17 @@ def nft_rule_record(
     chain: ChainRecord, lineno: int, line: str, tokens: pp.ParseResults
 ) -> RuleRecord:
     """The RuleRecord of one parsed nft rule line."""
-    top = list(tokens)
+    items = [
+        (item["locn_start"], item["locn_end"], item["value"][0])
+        for item in tokens
+        if isinstance(item, pp.ParseResults) and "locn_start" in item
+    ]
+    top = [token for _start, _end, token in items]
     logs = [token for token in top if named(token) == "log"]
     printed = [log for log in logs if "log_group" not in log]  # "log group N" goes to NFLOG
-    verdicts = [token for token in top if isinstance(token, str) and token in NFT_VERDICTS]
-    jumps = [jump for jump in walk(tokens) if named(jump) == "jump"]
-    top_jumps = [jump for jump in top if named(jump) == "jump"]
-    target = top_jumps[-1]["target"] if top_jumps else (verdicts[-1] if verdicts else None)
+    jumps = [jump for jump in walk(tokens) if named(jump) == "jump" and "target" in jump]
+    conditions, verdict = nft_conditions(items, line)
+    target = None if verdict is None else (verdict.chain or verdict.name)
     prefix = field(printed[0], "log_prefix", "") if printed else None
     return RuleRecord(
         lineno=lineno,
@@ -583,12 +670,15 @@ def nft_rule_record(
         text=nft_comment_free(line),
         target=target,
         jumps=tuple(jump["target"] for jump in jumps),
-        goto=any(jump["kind"] == "goto" for jump in top_jumps),
+        goto=verdict is not None and verdict.goto,
         logs=bool(printed),
         log_prefix=prefix,
         log_level=field(printed[0], "log_level") if printed else None,
         trace=any(named(token) == "nftrace" for token in top),
-        matches=tuple(nft_iface_matches(top)),
+        matches=tuple(nft_iface_matches(conditions)),
+        conditions=conditions,
+        verdict=verdict,
+        handle=field(tokens, "handle"),
     )
 
 
@@ -607,19 +697,13 @@ def walk(tokens: pp.ParseResults) -> list[pp.ParseResults]:
     return found
 
 
-NFT_IFACE_KEYS = {"iifname": "in", "iif": "in", "oifname": "out", "oif": "out"}
-
-
-def nft_iface_matches(top: list[object]) -> list[IfaceMatch]:
+def nft_iface_matches(conditions: tuple[Match, ...]) -> list[IfaceMatch]:
     """The rule's own interface conditions (a set of names is an "any of": not kept)."""
-    matches = []
-    for token in top:
-        if named(token) == "iface_match" and isinstance(token, pp.ParseResults):
-            iface = token["iface"]
-            if isinstance(iface, str):
-                negated = field(token, "op") == "!="
-                matches.append(IfaceMatch(NFT_IFACE_KEYS[token["key"]], iface, negated))
-    return matches
+    return [
+        IfaceMatch(match.kind, match.values[0], match.negated)
+        for match in conditions
+        if match.kind in ("in", "out") and len(match.values) == 1
+    ]
 
 
 def brace_balance(line: str) -> int:

@@ -19,6 +19,35 @@ class IfaceMatch:
 
 
 @dataclass(frozen=True)
+class Match:
+    """One condition of a rule, as written: ``-s 10.0.0.0/8``, ``! --dport 80``, ``ct state new``.
+
+    ``kind`` is one word of logpath's vocabulary (the hop table's where there is one): ``src``,
+    ``dst``, ``proto``, ``sport``, ``dport``, ``port`` (multiport --ports: either), ``in``,
+    ``out``, ``physin``, ``physout``, ``physdev_bridged``, ``physdev_in``, ``physdev_out`` (the
+    --physdev-is-* tests), ``ctstate``, ``src_type``, ``dst_type``, ``icmp_type``, ``icmp_code``,
+    ``tcp_flags``, ``family`` (nft ``ip``/``ip6`` selectors, ``meta nfproto``), ``comment`` (no
+    condition), ``limit`` (rate limits: evaluated as matching, and said so) and ``unsupported``
+    (any other condition: ``values`` holds its text, so it is never dropped silently).
+    """
+
+    kind: str
+    negated: bool  # "! -s ...", "!= ..."
+    values: tuple[str, ...]  # as written, one element per list item ("80", "9000:9099", "NEW")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a rule does when it matches: ``-j REJECT --reject-with tcp-reset``, ``dnat to 1.2.3.4``."""
+
+    name: str  # -j/-g name as written (ACCEPT, DNAT, a chain); nft: accept, drop, jump, dnat, ...
+    chain: str | None  # the chain of "-g CHAIN" / nft "jump CHAIN"/"goto CHAIN"; -j CHAIN: None
+    goto: bool  # -g / goto: the chain does not return here
+    options: tuple[tuple[str, str], ...]  # ("--reject-with", "tcp-reset"); nft: ("to", "1.2.3.4")
+    text: str  # the target as written: "-j DNAT --to-destination 172.30.0.2:80", "masquerade"
+
+
+@dataclass(frozen=True)
 class ChainRecord:
     """A chain declaration: ``:FORWARD ACCEPT [0:0]`` or an nft ``chain NAME { ... }`` block."""
 
@@ -49,6 +78,11 @@ class RuleRecord:
     log_level: str | None  # --log-level / log level as written
     trace: bool  # -j TRACE or nft "meta nftrace set 1"
     matches: tuple[IfaceMatch, ...]  # interface conditions of the rule itself
+    # Every condition of the rule in order, and its target; None: not parsed (a ruleset stored
+    # before logpath kept them), which the evaluator reports as undecided, never as a match.
+    conditions: tuple[Match, ...] | None = None
+    verdict: Target | None = None  # None: no target (the rule only counts or logs)
+    handle: int | None = None  # nft -a: the rule's "# handle N"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,19 @@ HOOK_STAGE = {"PREROUTING": 0, "OUTPUT": 0, "INPUT": 1, "FORWARD": 1, "POSTROUTI
 # nat (DNAT, -100) before filter (0) before security (50); SNAT/nat INPUT run at +100.
 TABLE_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
 NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+# Connection tracking runs at -200 (NF_IP_PRI_CONNTRACK): a chain of a lower priority (raw) sees
+# no conntrack entry yet, so its state conditions see INVALID (xt_conntrack, nft_ct).
+CONNTRACK_PRIORITY = -200
+# nft's priority names for the ip, ip6 and inet families (nft(8), "CHAINS": standard priority
+# names), and the expressions nft prints ("srcnat + 10", "-300").
+NFT_PRIORITY_NAMES = {
+    "raw": -300,
+    "mangle": -150,
+    "dstnat": -100,
+    "filter": 0,
+    "security": 50,
+    "srcnat": 100,
+}
 
 # Built-in chains per iptables table (iptables-extensions(8), ebtables(8)); a chain with one of
 # these names in its table is attached to the hook of the same name.
@@ -46,6 +59,35 @@ BUILTIN_CHAINS = {
 # POSTROUTING, both is FORWARD or POSTROUTING (guess_hook picks the first; the packet stage may
 # move a guess to the second by the packet's hop order).
 LATER_HOOK = {"PREROUTING": "INPUT", "OUTPUT": "POSTROUTING", "FORWARD": "POSTROUTING"}
+
+
+def nft_priority(written: str | None) -> int | None:
+    """The number of an nft base chain priority as written: ``filter``, ``srcnat + 10``, ``-300``.
+
+    >>> nft_priority("srcnat + 10"), nft_priority("-300"), nft_priority("raw")
+    (110, -300, -300)
+    """
+    if written is None:
+        return None
+    words = written.replace("+", " + ").replace(" -", " - ").split()
+    total, sign = 0, 1
+    for word in words:
+        if word in ("+", "-"):
+            sign = 1 if word == "+" else -1
+        elif word in NFT_PRIORITY_NAMES:
+            total, sign = total + sign * NFT_PRIORITY_NAMES[word], 1
+        elif word.lstrip("-").isdigit():
+            total, sign = total + sign * int(word), 1
+        else:
+            return None
+    return total
+
+
+def table_priority(table: str, hook: str) -> int | None:
+    """The priority of an iptables table at a hook (nat: -100 for DNAT, +100 for SNAT)."""
+    if table == "nat":
+        return NAT_PRIORITY.get(hook)
+    return TABLE_PRIORITY.get(table)
 
 
 def traversal_rank(hook: str) -> int:

@@ -24,8 +24,10 @@ from logpath.grammars.ruleset_records import (
     BadLine,
     ChainRecord,
     IfaceMatch,
+    Match,
     ParsedRuleset,
     RuleRecord,
+    Target,
 )
 from logpath.netfilter import BUILTIN_CHAINS, HOOKS, hook_admits, traversal_rank
 
@@ -171,9 +173,34 @@ class Ruleset:
 
 
 def rule_from_dict(data: dict[str, Any]) -> RuleRecord:
-    """A RuleRecord from its ``dataclasses.asdict`` form."""
+    """A RuleRecord from its ``dataclasses.asdict`` form.
+
+    A ruleset stored before logpath kept conditions has no ``conditions``/``verdict``/``handle``:
+    they stay None ("not parsed"), and the evaluator says it cannot decide.
+    """
     matches = tuple(IfaceMatch(**match) for match in data["matches"])
-    return RuleRecord(**{**data, "jumps": tuple(data["jumps"]), "matches": matches})
+    conditions = data.get("conditions")
+    verdict = data.get("verdict")
+    return RuleRecord(
+        **{
+            **data,
+            "jumps": tuple(data["jumps"]),
+            "matches": matches,
+            "conditions": None if conditions is None else tuple(map(match_from_dict, conditions)),
+            "verdict": None if verdict is None else target_from_dict(verdict),
+        }
+    )
+
+
+def match_from_dict(data: dict[str, Any]) -> Match:
+    """A Match from its ``dataclasses.asdict`` form."""
+    return Match(data["kind"], data["negated"], tuple(data["values"]))
+
+
+def target_from_dict(data: dict[str, Any]) -> Target:
+    """A Target from its ``dataclasses.asdict`` form."""
+    options = tuple((name, value) for name, value in data["options"])
+    return Target(data["name"], data["chain"], data["goto"], options, data["text"])
 
 
 # ---------------------------------------------------------------------------------------------

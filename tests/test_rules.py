@@ -121,6 +121,23 @@ def test_json_round_trip(seed: Ruleset) -> None:
     assert str(error.value) == "the stored ruleset is damaged (KeyError('rules'))"
 
 
+def test_json_round_trip_keeps_conditions_and_targets() -> None:
+    for name in ("host-handles.nft", "lab-host.iptables-save.rules"):
+        ruleset = load_ruleset(RULES / name)
+        assert Ruleset.from_json(json.loads(json.dumps(ruleset.to_json()))) == ruleset
+    # a ruleset stored before conditions were kept: read, with nothing parsed (None), not "none"
+    old = load_ruleset(RULES / "router.iptables-legacy-save.rules").to_json()
+    for rule in old["rules"]:
+        del rule["conditions"], rule["verdict"], rule["handle"]
+    back = Ruleset.from_json(json.loads(json.dumps(old)))
+    assert {(rule.conditions, rule.verdict, rule.handle) for rule in back.rules} == {
+        (None, None, None)
+    }
+    assert back.locations("fmtR drop: ") == load_ruleset(
+        RULES / "router.iptables-legacy-save.rules"
+    ).locations("fmtR drop: ")
+
+
 # --- nft and the router ------------------------------------------------------------------------
 
 
