@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks, one_clock
+from logpath.evaluate import Evaluator
 from logpath.fates import packet_fates
 from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
 from logpath.hooks import resolve_hooks, user_prefixes_file
@@ -57,7 +58,7 @@ from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 # Bump when what assembly computes changes: stores assembled before are assembled again.
 # 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
 # LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED)
-VERSION = 3
+VERSION = 4
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
 # carried from one chunk into the next.
@@ -113,6 +114,7 @@ TRACE_ADDED = pa.schema(
         ("role_switch", pa.bool_()),
         ("fate", pa.string()),  # the packet's fate (fates.packet_fates), on each of its hops
         ("stopped_at", pa.string()),
+        ("verdict", pa.string()),  # JSON: the rule that decided the fate (with a ruleset)
     ]
 )
 TRACE_SCHEMA = pa.schema([f for f in HOP_SCHEMA if f.name != "raw"] + list(TRACE_ADDED))
@@ -489,7 +491,7 @@ def trace_chunk(
     (their tuples kept for the summaries), bridge roles (the bridges' MACs learned from the
     chunk's hops), fates, the connections' summaries, then the NAT marks journeys show."""
     traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True)
-    fates = packet_fates(traced)
+    fates = packet_fates(traced, Evaluator(ruleset) if ruleset is not None else None)
     summary = summarise(traced, fates=fates)
     return with_journey_marks(traced, summary.nat, fates), summary
 
@@ -669,6 +671,7 @@ def with_journey_marks(
     packets = hops["packet"].to_numpy()
     hops["fate"] = fates["fate"].reindex(packets).to_numpy()
     hops["stopped_at"] = fates["stopped_at"].reindex(packets).to_numpy()
+    hops["verdict"] = fates["verdict"].reindex(packets).to_numpy()
     return hops
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,12 +94,17 @@ class Packet:
     """Short description: TCP flags ("SYN", "SYN-ACK", "ACK", "RST-ACK"), "echo-request",
     "udp 32 bytes", "icmp error: port-unreachable"."""
     fate: str
-    """What became of it as far as the logs show: "delivered" (INPUT), "forwarded" (left by
-    FORWARD/POSTROUTING), "sent" (OUTPUT/POSTROUTING of a local packet), "switched" (bridged
-    between ports), "arrived" (reached the next host, logged there at PREROUTING only), "stopped"
-    (ends where a later hook was expected) or "seen" (nothing later was expected)."""
+    """What became of it: "delivered" (INPUT), "forwarded" (left by FORWARD/POSTROUTING),
+    "sent" (OUTPUT/POSTROUTING of a local packet), "switched" (bridged between ports), "arrived"
+    (reached the next host, logged there at PREROUTING only), "seen" (nothing later was
+    expected); with the ruleset (``verdict``), "dropped" or "rejected" by a rule, "lost" (a
+    later LOG rule matches it, no line shows it), "unlogged" (it went on where no LOG rule
+    matches); "stopped" (ends where its connection's other packets went on, and nothing answered
+    the connection) or "unknown" (a rule that cannot be evaluated, or without a ruleset, a
+    packet of an answered connection whose logs end early: see ``stopped_at``)."""
     stopped_at: str | None
-    """When fate is "stopped": the last hook seen, e.g. "PREROUTING"."""
+    """When the packet's logs end where a later hook was expected: the last hook seen, e.g.
+    "PREROUTING"."""
     hops: tuple[JourneyHop, ...]
     """Hops in time (hook) order."""
     sent_again_as: int | None = None
@@ -108,6 +114,10 @@ class Packet:
     answered_by: int | None = None
     """When stopped: the number of the next packet if it went the other way, answering. The
     packet then went on, only its later hooks were not logged."""
+    verdict: dict[str, Any] | None = None
+    """The rule that decided its fate, from the ruleset: ``{"action", "hook", "table", "chain",
+    "rule", "text", "evidence", "reason"}``; None without a ruleset (or a line no LOG rule of
+    it writes)."""
 
     def to_json(self) -> dict[str, Any]:
         """``{"n", "direction", "summary", "fate", "hops"}`` as in the journey contract."""
@@ -119,6 +129,7 @@ class Packet:
             "stopped_at": self.stopped_at,
             "sent_again_as": self.sent_again_as,
             "answered_by": self.answered_by,
+            "verdict": self.verdict,
             "hops": [hop.to_json() for hop in self.hops],
         }
 
@@ -205,7 +216,7 @@ def _what_followed(packets: list[Packet]) -> tuple[Packet, ...]:
     """Say of each stopped packet whether the next one sent it again or answered it."""
     told = list(packets)
     for i, (packet, after) in enumerate(itertools.pairwise(packets)):
-        if packet.fate != "stopped":
+        if packet.stopped_at is None:
             continue
         if after.direction == packet.direction and _sent_again(packet, after):
             told[i] = dataclasses.replace(packet, sent_again_as=after.n)
@@ -240,7 +251,16 @@ def _packet(n: int, rows: list[dict[str, Any]]) -> Packet:
         fate=str(fate),
         stopped_at=None if missing(stopped_at) else str(stopped_at),
         hops=tuple(_journey_hop(row) for row in rows),
+        verdict=_verdict(rows[0].get("verdict")),
     )
+
+
+def _verdict(text: object) -> dict[str, Any] | None:
+    """The stored verdict (JSON text), None where there is none."""
+    if not isinstance(text, str):
+        return None
+    verdict: dict[str, Any] = json.loads(text)
+    return verdict
 
 
 def packet_summary(hop: Mapping[str, Any]) -> str:

@@ -320,3 +320,63 @@ def _applications(
             for host in [None] if None in hosts else sorted(h for h in hosts if h is not None):
                 found.append((flow, direction, host, replaced))
     return found
+
+
+# What each NAT target does to a connection, as Translation.type says it.
+RULE_TYPES = {"MASQUERADE": "snat", "SNAT": "snat", "DNAT": "dnat", "REDIRECT": "redirect"}
+
+
+def with_ruleset_translations(
+    frame: pd.DataFrame,
+    fates: pd.DataFrame,
+    found: dict[str, tuple[Translation, ...]],
+) -> dict[str, tuple[Translation, ...]]:
+    """``found`` (the translations the lines show) with those only the ruleset shows: a NAT
+    rule a packet matched after its last logged hop (``fates``' ``nat_rules``), when no line
+    shows a translation of that type for its connection. MASQUERADE's address is the out
+    interface's, as the logs show it (a local address seen on that interface), else said so:
+    ``up0's address``.
+
+    Args:
+        frame: the traced hops (``flow``, ``packet``, ``orig_key``, the interfaces).
+        fates: ``fates.packet_fates`` with the ruleset (a ``nat_rules`` column).
+        found: ``infer_translations``' result.
+    """
+    if "nat_rules" not in fates.columns or fates["nat_rules"].isna().all():
+        return found
+    hits = fates["nat_rules"].dropna().to_dict()
+    addresses = _interface_addresses(frame)
+    merged = dict(found)
+    rows = frame[frame["packet"].isin(list(hits))]
+    last = rows[~rows["packet"].duplicated(keep="last").to_numpy()]
+    columns = ["packet", "flow", "orig_key", "host", "out_iface"]
+    for packet, flow, orig_key, host, out in zip(*(last[c].tolist() for c in columns), strict=True):
+        shown = {t.type for t in merged.get(flow, ())}
+        proto, orig = key_tuple(str(orig_key))
+        added = []
+        for hit in hits[packet]:
+            kind = RULE_TYPES.get(hit.type)
+            if kind is None or kind in shown:
+                continue
+            if kind == "snat":
+                source = _endpoint(proto, orig.src, orig.sport)
+                to = hit.to or addresses.get((host, out)) or f"{out}'s address"
+            else:
+                source = _endpoint(proto, orig.dst, orig.dport)
+                to = hit.to or "an address the rule does not write"
+            added.append(Translation(kind, source, to, hit.hook, _text(host), "ruleset"))
+            shown.add(kind)
+        if added:
+            merged[flow] = (*merged.get(flow, ()), *added)
+    return merged
+
+
+def _interface_addresses(frame: pd.DataFrame) -> dict[tuple[object, object], str]:
+    """Per (host, interface), a local address the logs show on it: the destination of a packet
+    delivered from it (INPUT), or the source of one sent out of it (OUTPUT)."""
+    found: dict[tuple[object, object], str] = {}
+    for hook, iface, addr in (("INPUT", "in_iface", "dst"), ("OUTPUT", "out_iface", "src")):
+        rows = frame[frame["hook"].eq(hook)][["host", iface, addr]].dropna()
+        for host, name, address in zip(*(rows[c].tolist() for c in rows.columns), strict=True):
+            found.setdefault((host, name), str(address))
+    return found

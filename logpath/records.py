@@ -110,6 +110,10 @@ class Flow:
     """Syslog hosts whose logs show this flow."""
     stopped: int
     """Number of packets whose journey stops where a later hook was expected."""
+    dropped: int = 0
+    """Number of packets a rule dropped or rejected (the ruleset's verdict)."""
+    lost: int = 0
+    """Number of packets a later LOG rule matches that no line shows (the ruleset's verdict)."""
 
     def to_json(self) -> dict[str, Any]:
         """The flow as ``logpath flows --json`` prints it (issue 3 contract, extended)."""
@@ -129,6 +133,8 @@ class Flow:
             "answered": self.answered,
             "hosts": list(self.hosts),
             "stopped": self.stopped,
+            "dropped": self.dropped,
+            "lost": self.lost,
         }
 
 

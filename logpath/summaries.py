@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from logpath.fates import packet_fates
 from logpath.flows import TUPLE_COLUMNS, hop_tuples
-from logpath.nat import infer_translations
+from logpath.nat import infer_translations, with_ruleset_translations
 from logpath.records import ConnTuple, Flow, Translation
 
 __all__ = [
@@ -35,6 +35,9 @@ __all__ = [
     "summarise_flows",
     "tcp_events",
 ]
+
+# The fates counted as dropped: by a rule that drops or rejects.
+DROPPED = ["dropped", "rejected"]
 
 _ENDPOINT = [("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
              ("dport", pa.int32())]  # fmt: skip
@@ -56,6 +59,8 @@ FLOW_SCHEMA = pa.schema(
         ("answered", pa.bool_()),
         ("hosts", pa.list_(pa.string())),
         ("stopped", pa.int64()),
+        ("dropped", pa.int64()),
+        ("lost", pa.int64()),
     ]
 )
 """The stored connections table: the Flow record's fields, ``flow_n`` its place in time."""
@@ -112,8 +117,9 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
         },
         index=pd.Index(ids, dtype=object),
     )
-    nat = infer_translations(frame, per_flow)
-    packets = _packets(frame, packet_fates(frame) if fates is None else fates, flows)
+    fates = packet_fates(frame) if fates is None else fates
+    nat = with_ruleset_translations(frame, fates, infer_translations(frame, per_flow))
+    packets = _packets(frame, fates, flows)
     proto, orig = _endpoints(orig_key, "orig")
     _, reply = _endpoints(reply_key, "reply")
     tcp = proto.to_numpy(zero_copy_only=False) == "tcp"
@@ -133,7 +139,9 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
         "progression": _progressions(packets, flows, tcp),
         "answered": pa.array(packets.answered(flows)),
         "hosts": hosts,
-        "stopped": pa.array(flows.count(packets.code, packets.stopped)),
+        "stopped": pa.array(flows.count(packets.code, packets.fate == "stopped")),
+        "dropped": pa.array(flows.count(packets.code, np.isin(packets.fate, DROPPED))),
+        "lost": pa.array(flows.count(packets.code, packets.fate == "lost")),
     }
     return Summary(pa.table(columns, schema=FLOW_COLUMNS), nat)
 
@@ -181,7 +189,7 @@ class _Packets:
     event: np.ndarray  # SYN, SYN-ACK, ACK, FIN, RST (tcp_events), None without flags
     reply: np.ndarray  # travelling in the reply direction
     related: np.ndarray  # an ICMP error quoting the flow's packet
-    stopped: np.ndarray  # its fate is "stopped"
+    fate: np.ndarray  # fates.packet_fates
 
     def answered(self, flows: _Flows) -> np.ndarray:
         return flows.any(self.code, self.reply & ~self.related)
@@ -195,7 +203,7 @@ def _packets(frame: pd.DataFrame, fates: pd.DataFrame, flows: _Flows) -> _Packet
         event=tcp_events(_column(frame, "flags")[rows]).to_numpy(dtype=object),
         reply=frame["direction"].to_numpy(dtype=object)[rows] == "reply",
         related=frame["related"].to_numpy(dtype=bool)[rows],
-        stopped=fates["fate"].reindex(packet).eq("stopped").to_numpy(dtype=bool),
+        fate=fates["fate"].reindex(packet).to_numpy(dtype=object),
     )
 
 
@@ -357,6 +365,8 @@ def flows_table(flows: Sequence[Flow]) -> pa.Table:
         rows["answered"].append(flow.answered)
         rows["hosts"].append(list(flow.hosts))
         rows["stopped"].append(flow.stopped)
+        rows["dropped"].append(flow.dropped)
+        rows["lost"].append(flow.lost)
     return pa.table(rows, schema=FLOW_COLUMNS)
 
 
@@ -411,4 +421,6 @@ def _flow(row: dict[str, Any]) -> Flow:
         answered=row["answered"],
         hosts=tuple(row["hosts"]),
         stopped=row["stopped"],
+        dropped=row.get("dropped", 0),
+        lost=row.get("lost", 0),
     )

@@ -116,17 +116,18 @@ def test_journey_command_prints_the_timeline(seed_store: Store) -> None:
     ]
 
 
-def test_stopped_syn_answered_later(seed_store: Store) -> None:
-    """Journey 6: the SYN is logged at raw PREROUTING only, yet the SYN-ACK came back."""
+def test_syn_answered_later_went_on_unlogged(seed_store: Store) -> None:
+    """Journey 6: the SYN is logged at raw PREROUTING only, yet the SYN-ACK came back; the
+    ruleset says why: FORWARD's policy accepted it and no LOG rule matches it on its way."""
     journey = journey_to(seed_store, "172.17.0.2", src="10.10.126.187")
     lines = render(journey, 160).splitlines()
-    assert lines[0].endswith("state established  1 packet(s) stopped")
+    assert lines[0].endswith("state established")
     assert lines[2:4] == [
-        "#1 → orig SYN  len 60 id 48735  ⇒ stopped after PREROUTING "
-        "(answered by #2: it went on, its later hooks not logged)",
+        "#1 → orig SYN  len 60 id 48735  ⇒ unlogged: accepted by filter FORWARD policy, "
+        "no LOG rule on its way (ruleset)",
         "  raw PREROUTING eth0 → · 10.10.126.187:53225 → 172.17.0.2:12580 TTL 64",
     ]
-    assert journey.packets[0].fate == "stopped"
+    assert journey.packets[0].fate == "unlogged"
     assert (journey.packets[0].answered_by, journey.packets[0].sent_again_as) == (2, None)
     assert journey.packets[1].summary == "SYN-ACK"
 

@@ -47,11 +47,11 @@ AllOption = Annotated[
 # The flows-table columns the table shows.
 TABLE_COLUMNS = (
     "id proto orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
-    "reply_dport nat packets hops first_seen state answered"
+    "reply_dport nat packets hops first_seen state answered dropped lost"
 ).split()
 CSV_COLUMNS = (
     "id proto family orig_src orig_sport orig_dst orig_dport reply_src reply_sport reply_dst "
-    "reply_dport nat packets hops first_seen last_seen state answered stopped"
+    "reply_dport nat packets hops first_seen last_seen state answered stopped dropped lost"
 ).split()
 
 
@@ -144,7 +144,7 @@ def flows_csv(flows: Iterable[Flow]) -> Iterator[str]:
             + [data["reply"][k] for k in ("src", "sport", "dst", "dport")]
             + [";".join(f"{t['type']} {t['from']}>{t['to']} {t['hook']}" for t in data["nat"])]
             + [data[k] for k in ("packets", "hops", "first_seen", "last_seen", "state")]
-            + [data["answered"], data["stopped"]]
+            + [data["answered"], data["stopped"], data["dropped"], data["lost"]]
         )
         writer.writerow(csv_row(row))
         if n % 1024 == 0:

@@ -25,7 +25,7 @@ from logpath.errors import UsageError
 from logpath.flows import Flow, format_endpoint
 from logpath.journeys import Journey, JourneyHop, Packet
 from logpath.render.output import visible
-from logpath.render.timeline import stopped_note
+from logpath.render.timeline import fate_text
 
 # Beyond this many packets a connection is summarised: repeated packets collapse into a note.
 MAX_PACKETS = 30
@@ -356,10 +356,7 @@ class _Rows:
 
     def packet(self, packet: Packet) -> None:
         arrow = "→" if packet.direction == "orig" else "←"
-        fate = f"stopped after {packet.stopped_at}" if packet.fate == "stopped" else packet.fate
-        if packet.fate == "stopped" and stopped_note(packet):
-            fate += f" ({stopped_note(packet)})"
-        text = f"#{packet.n} {arrow} {packet.direction}  {packet.summary}  ⇒ {fate}"
+        text = f"#{packet.n} {arrow} {packet.direction}  {packet.summary}  ⇒ {fate_text(packet)}"
         self.headers.append(PacketHeader(self.row, packet.n, packet.direction, text))
         self.row += 1
         near, far = ("sender", "receiver") if packet.direction == "orig" else ("receiver", "sender")

@@ -258,7 +258,7 @@ def raw_lines(store: Store, traced: pd.DataFrame) -> dict[tuple[str, int], str]:
 
 
 # Problems in the order the report shows them; a connection is ranked by its first.
-PROBLEMS = ("no answer", "stopped", "reset", "nat")
+PROBLEMS = ("no answer", "dropped", "lost", "stopped", "reset", "nat")
 
 
 def problems(flow: Flow) -> list[str]:
@@ -268,6 +268,10 @@ def problems(flow: Flow) -> list[str]:
     found = []
     if not flow.answered:
         found.append("no answer")
+    if flow.dropped:
+        found.append(f"{flow.dropped} dropped")
+    if flow.lost:
+        found.append(f"{flow.lost} lost")
     if flow.stopped:
         found.append(f"{flow.stopped} stopped")
     if flow.state == "reset":
@@ -276,10 +280,11 @@ def problems(flow: Flow) -> list[str]:
 
 
 def rank(flow: Flow) -> int:
-    """0 nothing answered, 1 packets stopped, 2 reset, 3 NAT'd, 4 nothing to remark."""
+    """0 nothing answered, 1 packets dropped, lost or stopped, 2 reset, 3 NAT'd, 4 nothing to
+    remark."""
     if not flow.answered:
         return 0
-    if flow.stopped:
+    if flow.dropped or flow.lost or flow.stopped:
         return 1
     if flow.state == "reset":
         return 2
@@ -450,6 +455,10 @@ def summary_section(flows: Sequence[Flow]) -> str:
     nat = Counter(t.type for flow in flows for t in {t.type: t for t in flow.nat}.values())
     rows = [
         ("no answer", "nothing came back", sum(not f.answered for f in flows)),
+        ("dropped", "packets a rule dropped or rejected (ruleset)",
+         sum(bool(f.dropped) for f in flows)),
+        ("lost", "packets a later LOG rule matches that no line shows (ruleset)",
+         sum(bool(f.lost) for f in flows)),
         ("stopped", "packets stopped where a later hook was expected: dropped, or lost to "
          "the logs", sum(bool(f.stopped) for f in flows)),
         ("reset", "ended by a TCP reset", sum(f.state == "reset" for f in flows)),

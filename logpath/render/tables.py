@@ -161,7 +161,20 @@ def print_columns(
 
 def print_flows(console: Console, flows: pa.Table) -> None:
     """A readable table of flows (flows-table rows), one line each: id, proto, orig and reply
-    tuples, NAT, packets, hops, first seen, state."""
+    tuples, NAT, packets, hops, first seen, state (with the packets the ruleset says were
+    dropped or lost, when there are)."""
+    state = pc.if_else(
+        pc.fill_null(flows["answered"].combine_chunks(), False),
+        flows["state"].combine_chunks(),
+        pc.binary_join_element_wise(flows["state"].combine_chunks(), " (no answer)", ""),
+    )
+    for verdict in ("dropped", "lost"):
+        if verdict in flows.column_names:
+            count = pc.fill_null(flows[verdict].combine_chunks(), 0)
+            told = pc.binary_join_element_wise(pc.cast(count, pa.string()), verdict, " ")
+            state = pc.if_else(
+                pc.greater(count, 0), pc.binary_join_element_wise(state, told, ", "), state
+            )
     columns = [
         flows["id"].combine_chunks(),
         flows["proto"].combine_chunks(),
@@ -171,11 +184,7 @@ def print_flows(console: Console, flows: pa.Table) -> None:
         _integer_texts(flows["packets"]),
         _integer_texts(flows["hops"]),
         _second_texts(flows["first_seen"]),
-        pc.if_else(
-            pc.fill_null(flows["answered"].combine_chunks(), False),
-            flows["state"].combine_chunks(),
-            pc.binary_join_element_wise(flows["state"].combine_chunks(), " (no answer)", ""),
-        ),
+        state,
     ]
     titles = ["id", "proto", "orig", "reply", "nat", "pkts", "hops", "first seen", "state"]
     print_columns(console, titles, columns, right={"pkts", "hops"})

@@ -92,12 +92,44 @@ def _tuple(side: ConnTuple) -> str:
 
 
 def stopped_note(packet: Packet) -> str:
-    """What the next packet tells of a stopped one ("" when it tells nothing)."""
+    """What the next packet tells of one whose logs end early ("" when it tells nothing)."""
     if packet.sent_again_as is not None:
         return f"sent again as #{packet.sent_again_as}: this one was dropped or lost here"
     if packet.answered_by is not None:
         return f"answered by #{packet.answered_by}: it went on, its later hooks not logged"
     return ""
+
+
+# Fates drawn as a packet's journey ending in trouble.
+TROUBLE = frozenset({"stopped", "dropped", "rejected", "lost"})
+
+
+def fate_text(packet: Packet) -> str:
+    """A packet's fate as the timeline and the diagram write it, with its evidence:
+    ``dropped by filter FORWARD #4: -o docker0 -j DROP (ruleset)``, ``stopped after PREROUTING
+    (sent again as #2: ...)``, ``unknown: logs end after PREROUTING (answered by #2: ...)``."""
+    verdict = packet.verdict
+    if packet.fate == "stopped":
+        text = f"stopped after {packet.stopped_at}"
+    elif packet.fate == "unknown" and packet.stopped_at and verdict is None:
+        text = f"unknown: logs end after {packet.stopped_at}"
+    else:
+        text = packet.fate
+    if verdict is not None:
+        rule = verdict.get("rule")
+        name = f"{verdict.get('table')} {verdict.get('chain')}"
+        name += " policy" if rule == "policy" else f" #{rule}"
+        evidence = verdict.get("evidence")
+        if packet.fate in ("dropped", "rejected"):
+            text += f" by {name}: {verdict.get('text')} ({evidence})"
+        elif packet.fate in ("lost", "unknown"):
+            text += f": {verdict.get('reason')} ({evidence})"
+        elif packet.fate == "unlogged":
+            text += f": accepted by {name}, no LOG rule on its way ({evidence})"
+        # an ended journey the rules confirm reads as it did without them
+        return text
+    note = stopped_note(packet) if packet.stopped_at else ""
+    return f"{text} ({note})" if note else text
 
 
 def packet_header(packet: Packet) -> Text:
@@ -111,16 +143,13 @@ def packet_header(packet: Packet) -> Text:
     if details:
         text.append("  " + " ".join(details), STYLE["muted"])
     text.append("  ⇒ ")
-    note = stopped_note(packet) if packet.fate == "stopped" else ""
-    if packet.answered_by is not None:
-        text.append(visible(f"stopped after {packet.stopped_at}"), STYLE["translated"])
-        text.append(f" ({note})", STYLE["muted"])
-    elif packet.fate == "stopped":
-        text.append(visible(f"stopped after {packet.stopped_at}"), STYLE["stopped"])
-        if note:
-            text.append(f" ({note})", STYLE["muted"])
+    if packet.answered_by is not None and packet.verdict is None:
+        style = STYLE["translated"]
+    elif packet.fate in TROUBLE:
+        style = STYLE["stopped"]
     else:
-        text.append(packet.fate, STYLE["fate"])
+        style = STYLE["fate"]
+    text.append(visible(fate_text(packet)), style)
     return text
 
 

@@ -130,5 +130,9 @@ def capture_all(lab: Lab, outdir: Path, names: list[str] | None = None) -> None:
             continue
         records, result = capture(lab, scenario)
         write_formats(records, lab.tag, outdir / scenario.name)
+        if scenario.keeps_rules:
+            rules, result = result  # type: ignore[misc]
+            rules = str(rules).replace(f":{lab.tag} ", f":{FIXED_TAG} ")
+            (outdir / f"{scenario.name}.rules").write_text(rules)
         shown = result if not isinstance(result, bytes | tuple) or len(str(result)) < 40 else "ok"
         print(f"{scenario.name:14} {len(records):6d} lines  result={shown}")

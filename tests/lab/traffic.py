@@ -184,6 +184,9 @@ class Scenario:
     name: str
     description: str
     traffic: Callable[[Lab], object]
+    # the traffic returns (the host's iptables-save output during it, its outcome): the ruleset
+    # is written beside the capture (``<name>.rules``)
+    keeps_rules: bool = False
 
 
 def c2c(lab: Lab) -> bytes:
@@ -280,6 +283,49 @@ def log_options(lab: Lab) -> bytes:
         return tcp_request(lab, "c1", t.UPLINK_IP, OPTIONS_PORT)
 
 
+# Ports the host's FORWARD chain ends for, after its LOG rule logged them (LOG-then-DROP).
+DROPPED_PORT, RESET_PORT, UNREACHABLE_PORT = 9040, 9041, 9042
+VERDICT_RULES = [
+    ["-p", "tcp", "--dport", str(DROPPED_PORT), "-j", "DROP"],
+    ["-p", "tcp", "--dport", str(RESET_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"],
+    ["-p", "udp", "--dport", str(UNREACHABLE_PORT), "-j", "REJECT"],
+]
+
+
+def tcp_unanswered(lab: Lab, role: str, dst: str, port: int, wait: float) -> bool:
+    """Connect and give up after ``wait`` seconds (the SYN and its first retransmission, 1 s
+    later); True when nothing answered."""
+    with make_socket(lab, role, 4, socket.SOCK_STREAM) as sock:
+        sock.settimeout(wait)
+        try:
+            sock.connect((dst, port))
+        except TimeoutError:
+            return True
+        except OSError:
+            return False
+        return False
+
+
+def verdicts(lab: Lab) -> tuple[str, tuple[bool, bool, bytes | None]]:
+    """c1 -> lan through the host's FORWARD chain, which ends each flow after its LOG rule: a
+    DROP (the SYN and its retransmission), a REJECT with tcp-reset, a REJECT with the default
+    icmp-port-unreachable. Returns the host's ruleset as iptables-save printed it with these
+    rules in place (the ruleset the lines were written under), and what each client saw."""
+    for rule in VERDICT_RULES:
+        lab.exec("host", "iptables", "-A", "FORWARD", *rule)
+    try:
+        rules = lab.exec("host", "iptables-save")
+        with tcp_server(lab, "lan", DROPPED_PORT), tcp_server(lab, "lan", RESET_PORT):
+            dropped = tcp_unanswered(lab, "c1", t.LAN_IP, DROPPED_PORT, 1.5)
+            reset = tcp_refused(lab, "c1", t.LAN_IP, RESET_PORT)
+        with udp_server(lab, "lan", UNREACHABLE_PORT):
+            answer = udp_request(lab, "c1", t.LAN_IP, UNREACHABLE_PORT)
+    finally:
+        for rule in VERDICT_RULES:
+            lab.exec("host", "iptables", "-D", "FORWARD", *rule)
+    return rules, (dropped, reset, answer)
+
+
 BURST_SIZE = 200
 
 
@@ -318,5 +364,12 @@ SCENARIOS = [
         "log-options",
         f"TCP c1 -> 10.77.0.1:{OPTIONS_PORT}, the raw LOG rules printing every option",
         log_options,
+    ),
+    Scenario(
+        "verdicts",
+        f"TCP c1 -> lan :{DROPPED_PORT} dropped, :{RESET_PORT} rejected with a RST, UDP "
+        f":{UNREACHABLE_PORT} rejected with ICMP, each after the FORWARD LOG rule",
+        verdicts,
+        keeps_rules=True,
     ),
 ]

@@ -1,0 +1,230 @@
+"""Fates from evidence: the ruleset's verdict for each packet, on genuine kernel captures.
+
+``samples/lab/verdicts.*`` was written by the lab's host while its FORWARD chain ended three
+flows right after its LOG rule (LOG-then-DROP, REJECT with tcp-reset, REJECT with ICMP port
+unreachable); ``samples/lab/verdicts.rules`` is that ruleset as iptables-save printed it then.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from logpath.cli import app
+from logpath.flows import Flow
+from logpath.ingest import ingest
+from logpath.journeys import Journey
+from logpath.query import FlowQuery, find_flows, load_journey
+from logpath.render.timeline import fate_text
+from logpath.rules import load_ruleset
+from logpath.store import Store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+LAB = SAMPLES / "lab"
+LAB_RULES = SAMPLES / "rules" / "lab-host.iptables-save.rules"
+# the captures written under LAB_RULES as they are (log-options added raw rules for its port,
+# verdicts its FORWARD rules: each has its own)
+UNDER_LAB_RULES = sorted(
+    p for p in LAB.glob("*.log") if p.stem not in ("log-options", "verdicts", "burst")
+)
+
+
+def ingested(tmp_path: Path, logs: list[Path], rules: Path | None) -> Store:
+    store = Store(tmp_path / "store")
+    ruleset = load_ruleset(rules).to_json() if rules else None
+    ingest([str(p) for p in logs], store, year=2026, ruleset=ruleset)
+    return store
+
+
+def journeys(store: Store) -> dict[int, tuple[Flow, Journey]]:
+    """Per orig destination port, the flow and its journey."""
+    found = {}
+    for flow in find_flows(store, FlowQuery()):
+        assert flow.orig.dport is not None
+        found[flow.orig.dport] = (flow, load_journey(store, flow.id))
+    return found
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Flow, Journey]]:
+    tmp = tmp_path_factory.mktemp("verdicts")
+    return journeys(ingested(tmp, [LAB / "verdicts.log"], LAB / "verdicts.rules"))
+
+
+def test_log_then_drop_is_dropped_by_the_drop_rule(verdicts) -> None:
+    flow, journey = verdicts[9040]
+    # the SYN and its retransmission, each logged last by filter FORWARD's LOG rule
+    assert [(p.summary, p.fate) for p in journey.packets] == [
+        ("SYN", "dropped"),
+        ("SYN", "dropped"),
+    ]
+    for packet in journey.packets:
+        assert packet.hops[-1].fields["prefix"] == "lp:filter:fwd:lab "
+        assert packet.verdict == {
+            "action": "drop",
+            "hook": "FORWARD",
+            "table": "filter",
+            "chain": "FORWARD",
+            "rule": 4,
+            "text": "-p tcp -m tcp --dport 9040 -j DROP",
+            "evidence": "ruleset",
+            "reason": None,
+        }
+    assert (flow.dropped, flow.lost, flow.stopped) == (2, 0, 0)
+    assert fate_text(journey.packets[0]) == (
+        "dropped by filter FORWARD #4: -p tcp -m tcp --dport 9040 -j DROP (ruleset)"
+    )
+
+
+def test_rejects_name_their_rule(verdicts) -> None:
+    reset_flow, reset = verdicts[9041]
+    assert [(p.summary, p.fate) for p in reset.packets] == [("SYN", "rejected")]
+    assert reset.packets[0].verdict is not None
+    assert reset.packets[0].verdict["text"].endswith("-j REJECT --reject-with tcp-reset")
+    udp_flow, udp = verdicts[9042]
+    assert [p.fate for p in udp.packets] == ["rejected", "sent"]  # the ICMP error, from the host
+    assert udp.packets[0].verdict is not None
+    assert udp.packets[0].verdict["rule"] == 6
+    assert (reset_flow.dropped, udp_flow.dropped) == (1, 1)
+
+
+def test_without_the_ruleset_no_verdict_is_claimed(tmp_path: Path) -> None:
+    found = journeys(ingested(tmp_path, [LAB / "verdicts.log"], None))
+    packets = [p for _, journey in found.values() for p in journey.packets]
+    assert packets and all(p.verdict is None for p in packets)
+    assert not {p.fate for p in packets} & {"dropped", "rejected", "lost", "unlogged"}
+    assert all(flow.dropped == flow.lost == 0 for flow, _ in found.values())
+
+
+def test_a_drop_the_ruleset_does_not_explain_is_lost(tmp_path: Path) -> None:
+    """The same capture read with the lab's usual ruleset (no DROP rule): the dropped SYNs
+    should then have been logged at mangle POSTROUTING, and nothing answered them."""
+    flow, journey = journeys(ingested(tmp_path, [LAB / "verdicts.log"], LAB_RULES))[9040]
+    assert [p.fate for p in journey.packets] == ["lost", "lost"]
+    verdict = journey.packets[0].verdict
+    assert verdict is not None
+    assert verdict["reason"] == (
+        "mangle POSTROUTING #1 (prefix 'lp:mangle:post:lab') matches it at POSTROUTING "
+        "and no line shows it there"
+    )
+    assert (flow.lost, flow.dropped) == (2, 0)
+
+
+def test_the_lab_ruleset_accepts_every_captured_packet(tmp_path: Path) -> None:
+    """Every lab capture with the ruleset it was written under: every packet has the
+    ruleset's verdict, an accept, and its journey ended where the logs say (the kernel logged
+    every hook: nothing lost, nothing unlogged)."""
+    store = ingested(tmp_path, UNDER_LAB_RULES, LAB_RULES)
+    flows = find_flows(store, FlowQuery())
+    assert len(flows) == 13  # one a capture, two in ipv6
+    fates = set()
+    for flow in flows:
+        journey = load_journey(store, flow.id)
+        for packet in journey.packets:
+            assert packet.verdict is not None, (flow.id, packet.n)
+            assert packet.verdict["action"] == "accept", (flow.id, packet.n, packet.verdict)
+            fates.add(packet.fate)
+        assert (flow.dropped, flow.lost, flow.stopped) == (0, 0, 0), flow.id
+    assert fates == {"delivered", "forwarded", "sent", "switched"}
+
+
+def test_no_packet_of_an_answered_connection_is_dropped_stopped_or_lost(tmp_path: Path) -> None:
+    """With or without a ruleset, over the lab's captures and the seed article's."""
+    for logs, rules in (
+        (UNDER_LAB_RULES, LAB_RULES),
+        (UNDER_LAB_RULES, None),
+        ([SAMPLES / "seed" / "syslog"], SAMPLES / "seed" / "iptables.final.rules"),
+        ([SAMPLES / "seed" / "syslog"], None),
+    ):
+        tmp = tmp_path / str(len(list(tmp_path.iterdir())))
+        store = ingested(tmp, list(logs), rules)
+        for flow in find_flows(store, FlowQuery()):
+            if not flow.answered:
+                continue
+            fates = {p.fate for p in load_journey(store, flow.id).packets}
+            assert not fates & {"dropped", "rejected", "stopped", "lost"}, (flow.id, fates, rules)
+
+
+def test_seed_journey_6_syn_went_on_unlogged(seed_store: Store) -> None:
+    """The seed's SYN logged at raw PREROUTING only, then answered: FORWARD's LOG rules match
+    only bridged or established traffic, and its policy accepts it."""
+    (flow,) = [f for f in find_flows(seed_store, FlowQuery()) if f.orig.sport == 53225]
+    syn = load_journey(seed_store, flow.id).packets[0]
+    assert (syn.summary, syn.fate, syn.stopped_at) == ("SYN", "unlogged", "PREROUTING")
+    assert syn.verdict is not None
+    assert (syn.verdict["table"], syn.verdict["chain"], syn.verdict["rule"]) == (
+        "filter",
+        "FORWARD",
+        "policy",
+    )
+    assert flow.stopped == 0
+
+
+def test_flows_and_journey_show_the_verdicts(tmp_path: Path) -> None:
+    """Through the CLI: the flows table counts the dropped packets, CSV and JSON carry the
+    counts, the journey ends each packet with the rule as written."""
+    store = ingested(tmp_path, [LAB / "verdicts.log"], LAB / "verdicts.rules")
+    runner = CliRunner()
+    table = runner.invoke(app, ["flows", "--store", str(store.path)])
+    assert table.exit_code == 0, table.output
+    states = [line.split("  ")[-1] for line in table.output.splitlines()[1:-1]]
+    assert states == [
+        "syn-sent (no answer), 2 dropped",
+        "syn-sent (no answer), 1 dropped",
+        "unreplied (no answer), 1 dropped",
+    ]
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(
+        app, ["flows", "--store", str(store.path), "--csv"]).output)))  # fmt: skip
+    assert [(r["orig_dport"], r["dropped"], r["lost"]) for r in rows] == [
+        ("9040", "2", "0"),
+        ("9041", "1", "0"),
+        ("9042", "1", "0"),
+    ]
+    flow_id = rows[1]["id"]
+    journey = runner.invoke(app, ["journey", flow_id, "--store", str(store.path)])
+    assert (
+        "#1 → orig SYN  len 60 id 297  ⇒ rejected by filter FORWARD #5: -p tcp -m tcp --dport "
+        "9041 -j REJECT --reject-with tcp-reset (ruleset)"
+    ) in journey.output.splitlines()
+    data = json.loads(
+        runner.invoke(app, ["journey", flow_id, "--json", "--store", str(store.path)]).output
+    )
+    assert data["packets"][0]["fate"] == "rejected"
+    assert data["packets"][0]["verdict"]["action"] == "reject"
+
+
+def test_masquerade_no_line_shows_comes_from_the_ruleset(tmp_path: Path) -> None:
+    """The masquerade capture without its replies' raw and mangle PREROUTING lines (what a
+    host logging its uplink only from nat PREROUTING on would have written): no line shows the
+    translated address, the ruleset's MASQUERADE rule still does."""
+    lines = (LAB / "masquerade.log").read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not re.search(r"lp:(raw|mangle):pre:lab IN=up0 ", line)]
+    assert len(kept) == len(lines) - 10
+    capture = tmp_path / "masquerade-no-uplink-prerouting.log"
+    capture.write_text("".join(kept))
+    (bare,) = find_flows(ingested(tmp_path / "bare", [capture], None), FlowQuery())
+    assert bare.nat == ()
+    (flow,) = find_flows(ingested(tmp_path / "ruled", [capture], LAB_RULES), FlowQuery())
+    assert [t.to_json() for t in flow.nat] == [
+        {
+            "type": "snat",
+            "from": f"172.30.0.2:{flow.orig.sport}",
+            "to": "up0's address",
+            "hook": "POSTROUTING",
+            "host": "lab-host",
+            "evidence": "ruleset",
+        }
+    ]
+    # with its replies' lines, the translation is the lines' own, address and port
+    (whole,) = find_flows(
+        ingested(tmp_path / "whole", [LAB / "masquerade.log"], LAB_RULES), FlowQuery()
+    )
+    assert [(t.to_addr, t.evidence) for t in whole.nat] == [
+        (f"10.77.0.1:{whole.orig.sport}", "dst-change")
+    ]
