@@ -115,6 +115,7 @@ TRACE_ADDED = pa.schema(
         ("fate", pa.string()),  # the packet's fate (fates.packet_fates), on each of its hops
         ("stopped_at", pa.string()),
         ("verdict", pa.string()),  # JSON: the rule that decided the fate (with a ruleset)
+        ("rule", pa.string()),  # the rule a TRACE line names, as the ruleset writes it
     ]
 )
 TRACE_SCHEMA = pa.schema([f for f in HOP_SCHEMA if f.name != "raw"] + list(TRACE_ADDED))

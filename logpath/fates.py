@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from logpath.conditions import facts_from_hop
-from logpath.evaluate import Evaluation, Evaluator, NatHit, Step
+from logpath.evaluate import Evaluation, Evaluator, NatHit, Position, Step
 from logpath.netfilter import HOOK_STAGE
 
 # Fates a packet's last hook gives (and the rules confirm): its journey ended where it should.
@@ -123,15 +123,24 @@ def _judged(hops: pd.DataFrame, fates: pd.DataFrame, evaluator: Evaluator) -> pd
         facts = facts_from_hop(hop, state, confirmed=confirmed, local_addrs=local.get(host))
         hook = hop.get("hook")
         prefix = hop.get("prefix")
-        if not isinstance(hook, str) or not isinstance(prefix, str):
+        if not isinstance(hook, str):
             continue
-        start = evaluator.log_position(prefix, facts, hook)
-        if start is None:  # a line no LOG rule of this ruleset writes (TRACE, another host's)
+        if hop.get("trace_table") is not None:
+            start = _traced_position(hop, hook)
+        elif isinstance(prefix, str):
+            start = evaluator.log_position(prefix, facts, hook)
+        else:
+            start = None
+        if start is None:  # a line no LOG rule of this ruleset writes (another host's)
             continue
         steps, known = paths.after(hop, local.get(host))
         found = evaluator.evaluate(facts, start, steps)
         missed = [log for log in found.logs if log.prefix.strip() in logging]
         found = dataclasses.replace(found, logs=tuple(missed))
+        if _decided_where_traced(found, start):
+            found = dataclasses.replace(
+                found, verdict=dataclasses.replace(found.verdict, evidence="trace")
+            )
         fate[packet] = _fate(found, str(fate[packet]), known, bool(answered[hop["flow"]]))
         verdict[packet] = json.dumps(_verdict_json(found))
         if found.nat:
@@ -141,6 +150,26 @@ def _judged(hops: pd.DataFrame, fates: pd.DataFrame, evaluator: Evaluator) -> pd
         verdict=pd.Series(verdict).reindex(fates.index),
         nat_rules=pd.Series(nat, dtype="object").reindex(fates.index),
     )
+
+
+def _traced_position(hop: Mapping[str, Any], hook: str) -> Position | None:
+    """Where a legacy TRACE line says the packet was: a rule that matched (its target still to
+    take), or a chain it fell off (the policy, or the return of a user chain: the rule after)."""
+    table, chain = str(hop["trace_table"]), str(hop.get("trace_chain"))
+    kind, number = hop.get("trace_type"), hop.get("trace_rulenum")
+    if number is None:
+        return None
+    if kind == "rule":
+        return Position(hook, table, chain, int(number), take_target=True)
+    return Position(hook, table, chain, int(number))  # past the last rule: policy or return
+
+
+def _decided_where_traced(found: Evaluation, start: Position) -> bool:
+    """Whether the verdict is the traced rule's own (or the traced chain's policy)."""
+    verdict = found.verdict
+    if (verdict.table, verdict.chain) != (start.table, start.chain):
+        return False
+    return verdict.rule == start.rule or verdict.rule == "policy"
 
 
 def _fate(found: Evaluation, structural: str, path_known: bool, answered: bool) -> str:

@@ -308,7 +308,42 @@ def resolve_hooks(
         result[column] = pd.Categorical.from_codes(
             categories.codes[codes], categories=categories.categories
         )
+    result["rule"] = traced_rules(hops, rulesets)
     return result
+
+
+# What a TRACE line names of its rule, besides the table and chain (resolve_hooks' key has those).
+TRACED = ("family", "trace_table", "trace_chain", "trace_type", "trace_rulenum")
+
+
+def traced_rules(hops: pd.DataFrame, rulesets: Sequence[Ruleset]) -> pd.Series:
+    """Per hop, the rule a legacy TRACE line names, as written in the ruleset (its text, the
+    chain's policy, or the end of a user chain); None for other lines or without the rule.
+    Each distinct (family, table, chain, kind, number) is looked up once."""
+    rules = pd.Series(None, index=hops.index, dtype="object")
+    if not rulesets or "trace_table" not in hops.columns or hops["trace_table"].isna().all():
+        return rules
+    traced = hops.loc[hops["trace_table"].notna(), [c for c in TRACED if c in hops.columns]]
+    for key, rows in traced.groupby([c for c in TRACED if c in traced.columns], dropna=False):
+        values: dict[str, Any] = dict(
+            zip([c for c in TRACED if c in traced.columns], key, strict=True)
+        )
+        family = {4: "ip", 6: "ip6"}.get(values.get("family", 0))
+        number = values.get("trace_rulenum")
+        if number is None or pd.isna(number):
+            continue
+        texts = (
+            ruleset.traced_rule(
+                str(values["trace_table"]),
+                str(values["trace_chain"]),
+                str(values["trace_type"]),
+                int(number),
+                family,
+            )
+            for ruleset in rulesets
+        )
+        rules[rows.index] = next((text for text in texts if text is not None), None)
+    return rules
 
 
 def key_column(hops: pd.DataFrame, column: str) -> pd.Series:

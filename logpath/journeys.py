@@ -66,6 +66,9 @@ class JourneyHop:
     """Destination port as shown."""
     ttl: int | None
     """TTL or hop limit as shown."""
+    rule: str | None = None
+    """For a TRACE line, the rule it names as the ruleset writes it (``-p tcp -j fmtchain``,
+    ``policy ACCEPT``), when the ruleset is known."""
 
     def to_json(self) -> dict[str, Any]:
         """The hop fields of ``logpath hops --json`` plus table/chain/hook/evidence/role/..."""
@@ -79,6 +82,7 @@ class JourneyHop:
             "role_switch": self.role_switch,
             "translated": self.translated,
             "nat": list(self.nat),
+            "rule": self.rule,
         }
 
 
@@ -322,4 +326,5 @@ def _journey_hop(row: dict[str, Any]) -> JourneyHop:
         dst=_value(row.get("dst")),
         dport=_value(row.get("dport")),
         ttl=_value(row.get("ttl")),
+        rule=_value(row.get("rule")),
     )

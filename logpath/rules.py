@@ -125,6 +125,31 @@ class Ruleset:
         }
         return sorted(hooks, key=traversal_rank)
 
+    def traced_rule(
+        self, table: str, chain: str, kind: str, number: int, family: str | None = None
+    ) -> str | None:
+        """What a legacy ``TRACE: table:chain:kind:number`` line names, as written: rule
+        ``number`` of the chain (its text), the chain's policy (``policy DROP``), or the end of a
+        user chain (``return``); None when the ruleset has no such chain or rule.
+
+        ``family``: ip or ip6 (the traced packet's), for a file holding both sections.
+        """
+        fits = [
+            rule
+            for rule in self.rules
+            if rule.table == table
+            and rule.chain == chain
+            and (family is None or rule.family in (None, family, "inet"))
+        ]
+        if kind == "rule":
+            return fits[number - 1].text if 0 < number <= len(fits) else None
+        if kind == "policy":
+            for record in self.chains:
+                if record.table == table and record.name == chain and record.policy:
+                    return f"policy {record.policy}"
+            return None
+        return "return (end of the user chain)" if kind == "return" else None
+
     @property
     def prefixes(self) -> list[str]:
         """Every LOG prefix in the ruleset, in first-use order."""

@@ -228,3 +228,39 @@ def test_masquerade_no_line_shows_comes_from_the_ruleset(tmp_path: Path) -> None
     assert [(t.to_addr, t.evidence) for t in whole.nat] == [
         (f"10.77.0.1:{whole.orig.sport}", "dst-change")
     ]
+
+
+TRACE = LAB / "trace"
+
+
+def test_trace_lines_name_their_rules_and_decide_the_verdict(tmp_path: Path) -> None:
+    """A genuine iptables-legacy TRACE capture (tests/lab/capture_trace.sh) with the ruleset
+    iptables-legacy-save printed: each hop names its rule as written, the user chain's hop is
+    placed at INPUT, and the last traced rule, an ACCEPT, is each packet's verdict (trace)."""
+    store = ingested(tmp_path, [TRACE / "trace-legacy.dmesg"], TRACE / "trace-legacy.rules")
+    (flow,) = find_flows(store, FlowQuery())
+    journey = load_journey(store, flow.id)
+    assert len(journey.packets) == 6
+    for packet in journey.packets:
+        where = [(h.table, h.chain, h.hook, h.fields["trace"]["type"], h.rule) for h in packet.hops]
+        accept = "-p tcp -m tcp --dport 7300 -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT"
+        assert where == [
+            ("raw", "PREROUTING", "PREROUTING", "policy", "policy ACCEPT"),
+            ("filter", "INPUT", "INPUT", "rule", "-p tcp -j lptrchain"),
+            ("filter", "lptrchain", "INPUT", "return", "return (end of the user chain)"),
+            ("filter", "INPUT", "INPUT", "rule", accept),
+        ]
+        assert packet.fate == "delivered"
+        assert packet.verdict is not None
+        assert (packet.verdict["action"], packet.verdict["rule"], packet.verdict["evidence"]) == (
+            "accept",
+            3,
+            "trace",
+        )
+    runner = CliRunner()
+    shown = runner.invoke(app, ["journey", flow.id, "--store", str(store.path)]).output
+    assert "rule 2: -p tcp -j lptrchain" in shown
+    # without the ruleset the lines still name their rules, by number only
+    bare = ingested(tmp_path / "bare", [TRACE / "trace-legacy.dmesg"], None)
+    (hop, *_) = load_journey(bare, flow.id).packets[0].hops
+    assert (hop.rule, hop.fields["trace"]["rulenum"]) == (None, 2)

@@ -244,7 +244,8 @@ def _ttl(hop: JourneyHop) -> Text:
 
 
 def hop_marks(hop: JourneyHop) -> Text:
-    """The bridge role (``⇄ nic`` where it switches), NAT marks, ``translated``."""
+    """The bridge role (``⇄ nic`` where it switches), NAT marks, ``translated``; for a TRACE
+    line, the rule it names (``rule 2: -p tcp -j fmtchain``, with the ruleset)."""
     text = Text()
     if hop.role_switch and hop.role:
         text.append(f"⇄ {hop.role}", STYLE["switch"])
@@ -255,6 +256,11 @@ def hop_marks(hop: JourneyHop) -> Text:
         text.append(mark.upper(), STYLE["nat"])
     if hop.translated:
         text.append(" translated" if text else "translated", STYLE["translated"])
+    trace = hop.fields.get("trace")
+    if trace:
+        named = f"{trace.get('type')} {trace.get('rulenum')}"
+        text.append(" " if text else "")
+        text.append(visible(f"{named}: {hop.rule}" if hop.rule else named), STYLE["muted"])
     return text
 
 
