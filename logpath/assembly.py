@@ -43,7 +43,6 @@ import pyarrow.parquet as pq
 
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks, one_clock
-from logpath.evaluate import Evaluator
 from logpath.fates import packet_fates
 from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
 from logpath.hooks import resolve_hooks, user_prefixes_file
@@ -492,7 +491,12 @@ def trace_chunk(
     (their tuples kept for the summaries), bridge roles (the bridges' MACs learned from the
     chunk's hops), fates, the connections' summaries, then the NAT marks journeys show."""
     traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True)
-    fates = packet_fates(traced, Evaluator(ruleset) if ruleset is not None else None)
+    evaluator = None
+    if ruleset is not None:  # imported only then: questions import this module too
+        from logpath.evaluate import Evaluator
+
+        evaluator = Evaluator(ruleset)
+    fates = packet_fates(traced, evaluator)
     summary = summarise(traced, fates=fates)
     return with_journey_marks(traced, summary.nat, fates), summary
 
