@@ -57,7 +57,7 @@ from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 # Bump when what assembly computes changes: stores assembled before are assembled again.
 # 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
 # LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED)
-VERSION = 4
+VERSION = 5
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
 # carried from one chunk into the next.

@@ -369,6 +369,7 @@ def _join_across_hosts(
     pairs = _exit_entry_pairs(
         exits, first[entering & (first["_stage"] == 0) & first["out_iface"].isna()]
     )
+    pairs = pairs[~_passes_again(frame, pairs)]
     if several_hosts:
         # A host that logs only in filter INPUT/FORWARD (the usual setup) first shows an
         # arriving packet there, not at PREROUTING: without these entries each host's hops of
@@ -387,6 +388,29 @@ def _join_across_hosts(
     parent[entry] = links["_segment_exit"].to_numpy(dtype=np.int64)
     packet, leg = _roots_and_depths(parent)
     return packet, leg, ahead
+
+
+def _passes_again(frame: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """Per pair, whether its entry segment was logged on the same host by a LOG rule (prefix)
+    at a hook where its exit segment was logged too: a packet passes each hook once, so that is
+    another packet with the same identity (IPv6 has no IP ID: the ACKs of one bridged
+    connection, alike in length and flags, once all joined into one). A packet re-entering its
+    host through loopback or a veth shows other hooks (OUTPUT, POSTROUTING; then PREROUTING)."""
+    if pairs.empty:
+        return np.zeros(0, dtype=bool)
+    seen = frame[["_segment", "_prefix", "_hook", "host"]].drop_duplicates()
+    seen = seen.assign(host=seen["host"].astype("object").fillna(""))
+    candidates = pairs[["_segment_exit", "_segment_entry"]].reset_index(drop=True)
+    candidates["_pair"] = np.arange(len(candidates))
+    exits = candidates.merge(seen, left_on="_segment_exit", right_on="_segment")
+    both = exits.merge(
+        seen,
+        left_on=["_segment_entry", "_prefix", "_hook", "host"],
+        right_on=["_segment", "_prefix", "_hook", "host"],
+    )
+    again = np.zeros(len(candidates), dtype=bool)
+    again[both["_pair"].to_numpy()] = True
+    return again
 
 
 # What _join_across_hosts and its helpers read of each hop.

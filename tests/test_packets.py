@@ -177,3 +177,23 @@ def test_different_sequence_numbers_are_different_packets(tmp_path: Path) -> Non
     ].to_numpy()
     packets = group_packets(hops)
     assert packets.loc[first, "packet"] != packets.loc[second, "packet"]
+
+
+def test_ipv6_packets_alike_are_not_merged(tmp_path: Path) -> None:
+    """The lab's bridged IPv6 connection: IPv6 has no IP ID, so its ACKs of one length and
+    flags share every identity field; the later one passed the same hooks again, which one
+    packet never does. Each packet is logged once at each of its five hooks (10 packets)."""
+    packets = group_packets(read_sample(tmp_path, "lab/ipv6.log"))
+    bridged = packets[packets["dst"].isin(["fd00:30::3"]) | packets["src"].isin(["fd00:30::3"])]
+    per_packet = bridged.groupby("packet").apply(
+        lambda hops: list(zip(hops["table"].astype(str), hops["hook"].astype(str), strict=True))
+    )
+    assert len(per_packet) == 10
+    for places in per_packet:
+        assert places == [
+            ("raw", "PREROUTING"),
+            ("mangle", "PREROUTING"),
+            ("mangle", "FORWARD"),
+            ("filter", "FORWARD"),
+            ("mangle", "POSTROUTING"),
+        ]
