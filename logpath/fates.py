@@ -76,11 +76,12 @@ def packet_fates(hops: pd.DataFrame, evaluator: Evaluator | None = None) -> pd.D
             "verdict": pd.Series(None, index=last.index, dtype="object"),
         }
     )
+    answered_by_flow = answered_flows(hops)
     if evaluator is not None:
         from logpath.verdicts import judged
 
-        return judged(hops, fates, evaluator)
-    answered = answered_flows(hops).reindex(last["flow"]).to_numpy(dtype=bool)
+        return judged(hops, fates, evaluator, answered_by_flow)
+    answered = answered_by_flow.reindex(last["flow"]).to_numpy(dtype=bool)
     fates.loc[stopped.to_numpy() & answered, "fate"] = "unknown"
     return fates
 

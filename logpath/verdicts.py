@@ -22,7 +22,6 @@ import pandas as pd
 
 from logpath.conditions import facts_from_hop
 from logpath.evaluate import Evaluation, Evaluator, NatHit, Position, Step
-from logpath.fates import answered_flows
 from logpath.netfilter import HOOK_STAGE
 
 __all__ = ["judged"]
@@ -34,15 +33,18 @@ ENDED = frozenset({"delivered", "forwarded", "sent", "switched", "arrived"})
 FOLLOWING = {"FORWARD": "POSTROUTING", "OUTPUT": "POSTROUTING"}
 
 
-def judged(hops: pd.DataFrame, fates: pd.DataFrame, evaluator: Evaluator) -> pd.DataFrame:
-    """``fates`` with each packet's verdict and the fate it gives (see the module)."""
+def judged(
+    hops: pd.DataFrame, fates: pd.DataFrame, evaluator: Evaluator, answered_flows: pd.Series
+) -> pd.DataFrame:
+    """``fates`` with each packet's verdict and the fate it gives (see the module);
+    ``answered_flows``: per flow, whether a packet travelled the reply way."""
     states = _conntrack_states(hops)
     paths = _Paths(hops)
     local = _local_addresses(hops)
     # a LOG rule that wrote no line in these logs says nothing of one packet it did not log (the
     # ruleset may be newer than the logs: the seed article's final ruleset has such rules)
     logging = set(hops["prefix"].dropna().astype(str).str.strip().unique().tolist())
-    answered = answered_flows(hops).to_dict()
+    answered = answered_flows.to_dict()
     last = hops[~hops["packet"].duplicated(keep="last").to_numpy()]
     # plain dicts in the loop: a pandas item read or write cost more than the verdict itself
     fate, verdict = fates["fate"].to_dict(), fates["verdict"].to_dict()
