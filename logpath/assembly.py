@@ -298,7 +298,8 @@ def assemble_added(
     )
     again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
     again = again[np.argsort(when[again], kind="stable")]
-    _trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept)
+    judge = judges(hops, ruleset)
+    _trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge)
     return kept.numbered(hops, clocks)
 
 
@@ -370,12 +371,13 @@ def assemble(
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = _learn_clocks(hops, lines)
     when = one_clock(lines, clocks)
+    judge = judges(hops, ruleset)
     kept = _Kept()
     if np.isnan(when).any():
         # hops without wall-clock time cannot be placed among the others: one chunk, and
         # the connections in the order they appear
         rows = np.arange(len(when), dtype=np.int64)
-        traced, summary = trace_chunk(_frame(hops, rows), ruleset, clocks)
+        traced, summary = trace_chunk(_frame(hops, rows), ruleset, clocks, judge=judge)
         kept.add(traced, summary.table, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
@@ -383,9 +385,20 @@ def assemble(
         seam = when[order[int(len(order) * EARLIER_SHARE)]]
         # the seam is assembled twice: worth it when it is a small part of the later hops' time
         if when[order[-1]] - seam > SEAM_SHARE * SETTLED_AFTER:
-            return _assemble_in_two(hops, when, order, seam, ruleset, clocks, chunk_hops, executor)
-    _trace_in_chunks(hops, order, when, ruleset, clocks, chunk_hops, kept)
+            return _assemble_in_two(
+                hops, when, order, seam, ruleset, clocks, chunk_hops, executor, judge
+            )
+    _trace_in_chunks(hops, order, when, ruleset, clocks, chunk_hops, kept, judge=judge)
     return kept.numbered(hops, clocks)
+
+
+def judges(hops: pa.Table, ruleset: Ruleset | None) -> bool:
+    """Whether the ruleset judges the packets (``logpath.verdicts``): a store keeps one
+    ruleset, and when several hosts logged the hops nothing says whose it is (its verdicts on
+    another host's packets would be guesses presented as facts); it still places their hops."""
+    if ruleset is None or "host" not in hops.column_names:
+        return ruleset is not None
+    return len(pc.unique(hops["host"].cast(pa.string())).drop_null()) <= 1
 
 
 def _trace_in_chunks(
@@ -398,6 +411,7 @@ def _trace_in_chunks(
     kept: _Kept,
     *,
     settle: bool = True,
+    judge: bool = True,
 ) -> np.ndarray:
     """Trace the hops at ``rows`` (in time order) a chunk at a time into ``kept``,
     carrying the connections still open at a chunk's end into the next. Returns the rows of
@@ -408,7 +422,7 @@ def _trace_in_chunks(
         chunk = np.concatenate([carried, rows[start : start + chunk_hops]])
         newest = when[rows[min(start + chunk_hops, len(rows)) - 1]]
         last = settle and start + chunk_hops >= len(rows)
-        traced, summary = trace_chunk(_frame(hops, chunk), ruleset, clocks)
+        traced, summary = trace_chunk(_frame(hops, chunk), ruleset, clocks, judge=judge)
         ended = _flow_ends(traced, when)
         growing = set() if last else set(ended.index[ended >= newest - SETTLED_AFTER])
         settled = summary.table.filter(
@@ -429,6 +443,7 @@ def _assemble_in_two(
     clocks: Clocks,
     chunk_hops: int,
     executor: Executor,
+    judge: bool,
 ) -> Assembled:
     """``assemble`` on two cores: the later part of time in a worker process while this one
     does the earlier (``EARLIER_SHARE`` of the hops), then the seam between them again.
@@ -452,17 +467,18 @@ def _assemble_in_two(
         ruleset_text,
         clocks.to_json(),
         chunk_hops,
+        judge,
     )
     kept = _Kept()
     open_rows = _trace_in_chunks(
-        hops, earlier, when, ruleset, clocks, chunk_hops, kept, settle=False
+        hops, earlier, when, ruleset, clocks, chunk_hops, kept, settle=False, judge=judge
     )
     theirs: _Kept = future.result()
     theirs.renumber_rows(later, when)
     restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
     seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
-    _trace_in_chunks(hops, seam_rows, when, ruleset, clocks, chunk_hops, kept)
+    _trace_in_chunks(hops, seam_rows, when, ruleset, clocks, chunk_hops, kept, judge=judge)
     kept.extend(theirs)
     return kept.numbered(hops, clocks)
 
@@ -473,6 +489,7 @@ def assemble_later(
     ruleset: str | None,
     clocks: dict[str, Any],
     chunk_hops: int,
+    judge: bool = True,
 ) -> _Kept:
     """The worker's half of ``_assemble_in_two`` (runs in an ingest's worker process): these
     hops assembled as if they were all there is, rows numbered within them."""
@@ -480,19 +497,22 @@ def assemble_later(
     rows = np.arange(len(when), dtype=np.int64)
     known = Ruleset.from_json(ruleset) if ruleset is not None else None
     with without_cyclic_gc():
-        _trace_in_chunks(hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept)
+        _trace_in_chunks(
+            hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept, judge=judge
+        )
     return kept
 
 
 def trace_chunk(
-    hops: pd.DataFrame, ruleset: Ruleset | None, clocks: Clocks | None
+    hops: pd.DataFrame, ruleset: Ruleset | None, clocks: Clocks | None, *, judge: bool = True
 ) -> tuple[pd.DataFrame, Summary]:
     """Every stage after parsing, once each, on one chunk of hops: hooks, packets, connections
     (their tuples kept for the summaries), bridge roles (the bridges' MACs learned from the
-    chunk's hops), fates, the connections' summaries, then the NAT marks journeys show."""
+    chunk's hops), fates (judged by the ruleset when ``judge``: see ``judges``), the
+    connections' summaries, then the NAT marks journeys show."""
     traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True)
     evaluator = None
-    if ruleset is not None:  # imported only then: questions import this module too
+    if ruleset is not None and judge:  # imported only then: questions import this module too
         from logpath.evaluate import Evaluator
 
         evaluator = Evaluator(ruleset)

@@ -92,8 +92,9 @@ def test_flows_csv(store: str) -> None:
     assert lines[1].split(",")[1:] == [
         "tcp", "4", "172.17.0.2", "41362", "172.17.0.1", "12580", "172.17.0.1", "12580",
         "172.17.0.2", "41362", "", "2", "3", "2016-01-14T12:53:02Z", "2016-01-14T12:53:02Z",
-        "reset", "True", "0",
+        "reset", "True", "0", "0", "0",
     ]  # fmt: skip
+    assert lines[0].endswith(",state,answered,stopped,dropped,lost")
 
 
 def test_flows_table(store: str) -> None:

@@ -264,3 +264,20 @@ def test_trace_lines_name_their_rules_and_decide_the_verdict(tmp_path: Path) -> 
     bare = ingested(tmp_path / "bare", [TRACE / "trace-legacy.dmesg"], None)
     (hop, *_) = load_journey(bare, flow.id).packets[0].hops
     assert (hop.rule, hop.fields["trace"]["rulenum"]) == (None, 2)
+
+
+def test_one_ruleset_for_several_hosts_judges_nothing(tmp_path: Path) -> None:
+    """The two-host lab's logs with host A's ruleset: the store cannot tell which host the
+    ruleset is of, so no packet gets a verdict; A's logs alone get them."""
+    logs = [LAB / "two-hosts" / "two-hosts-a.log", LAB / "two-hosts" / "two-hosts-b.log"]
+    rules = SAMPLES / "rules" / "two-hosts-hosta.iptables-save.rules"
+    both = ingested(tmp_path / "both", logs, rules)
+    packets = [
+        p for flow in find_flows(both, FlowQuery()) for p in load_journey(both, flow.id).packets
+    ]
+    assert packets and all(p.verdict is None for p in packets)
+    alone = ingested(tmp_path / "alone", logs[:1], rules)
+    judged = [
+        p for flow in find_flows(alone, FlowQuery()) for p in load_journey(alone, flow.id).packets
+    ]
+    assert judged and all(p.verdict is not None for p in judged if p.hops[-1].fields["prefix"])
