@@ -396,8 +396,10 @@ def judges(hops: pa.Table, ruleset: Ruleset | None) -> bool:
     """Whether the ruleset judges the packets (``logpath.verdicts``): a store keeps one
     ruleset, and when several hosts logged the hops nothing says whose it is (its verdicts on
     another host's packets would be guesses presented as facts); it still places their hops."""
-    if ruleset is None or "host" not in hops.column_names:
-        return ruleset is not None
+    if ruleset is None:
+        return False
+    if "host" not in hops.column_names:
+        return True
     return len(pc.unique(hops["host"].cast(pa.string())).drop_null()) <= 1
 
 

@@ -59,18 +59,18 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     An ICMP error is keyed by the packet it quotes (``inner_*``), so it joins that packet's
     flow; an ICMP echo's identifier takes the source port's place.
     """
-    related = _column(hops, "inner_src").notna() & _column(hops, "inner_dst").notna()
-    proto = _column(hops, "proto").astype("object")
-    echo = proto.isin(["icmp", "icmpv6"]) & _column(hops, "icmp_type").isin(ECHO_TYPES)
+    related = column_or_null(hops, "inner_src").notna() & column_or_null(hops, "inner_dst").notna()
+    proto = column_or_null(hops, "proto").astype("object")
+    echo = proto.isin(["icmp", "icmpv6"]) & column_or_null(hops, "icmp_type").isin(ECHO_TYPES)
     sport = _int_column(hops, "sport").where(~echo, _int_column(hops, "icmp_id"))
-    inner_proto = _column(hops, "inner_proto").astype("object")
+    inner_proto = column_or_null(hops, "inner_proto").astype("object")
     inner_sport = _int_column(hops, "inner_sport").fillna(_int_column(hops, "inner_icmp_id"))
     return pd.DataFrame(
         {
             "t_proto": proto.where(~related, inner_proto),
-            "t_src": _column(hops, "src").where(~related, _column(hops, "inner_src")),
+            "t_src": column_or_null(hops, "src").where(~related, column_or_null(hops, "inner_src")),
             "t_sport": sport.where(~related, inner_sport),
-            "t_dst": _column(hops, "dst").where(~related, _column(hops, "inner_dst")),
+            "t_dst": column_or_null(hops, "dst").where(~related, column_or_null(hops, "inner_dst")),
             "t_dport": _int_column(hops, "dport").where(~related, _int_column(hops, "inner_dport")),
             "related": related.to_numpy(dtype=bool),
         },
@@ -78,7 +78,7 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+def column_or_null(frame: pd.DataFrame, name: str) -> pd.Series:
     """A column, or all-null when the table does not have it."""
     if name in frame.columns:
         return frame[name]
@@ -87,7 +87,7 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 def _int_column(frame: pd.DataFrame, name: str) -> pd.Series:
     """A column as nullable Int64."""
-    return pd.to_numeric(_column(frame, name), errors="coerce").astype("Int64")
+    return pd.to_numeric(column_or_null(frame, name), errors="coerce").astype("Int64")
 
 
 def assign_flows(packets: pd.DataFrame, *, keep_tuples: bool = False) -> pd.DataFrame:
@@ -391,10 +391,10 @@ def _flow_starts(frame: pd.DataFrame, packets: set[int]) -> dict[int, str]:
     the rest of the orientation."""
     first = _first_hops(frame, ["packet", "ts", "uptime", "host", "source"])
     first = first[first["packet"].isin(packets)]
-    when = pd.to_datetime(_column(first, "ts"), utc=True).astype("object")
-    uptime = _column(first, "uptime").astype("object")
-    host = _column(first, "host").astype("object")
-    source = _column(first, "source").astype("object")
+    when = pd.to_datetime(column_or_null(first, "ts"), utc=True).astype("object")
+    uptime = column_or_null(first, "uptime").astype("object")
+    host = column_or_null(first, "host").astype("object")
+    source = column_or_null(first, "source").astype("object")
     return {
         int(p): f"{h}|{s}|{w}|{u}"
         for p, h, s, w, u in zip(first["packet"], host, source, when, uptime, strict=True)

@@ -371,12 +371,22 @@ def with_ruleset_translations(
     return merged
 
 
+def local_addresses(frame: pd.DataFrame) -> pd.DataFrame:
+    """The hosts' own addresses as the logs show them, one row each (``host``, ``iface``,
+    ``addr``): the destination of a packet delivered at INPUT (the interface it came in by),
+    then the source of one sent from OUTPUT (the interface it left by), in the hops' order."""
+    names = ["host", "iface", "addr"]
+    delivered = frame.loc[frame["hook"].eq("INPUT"), ["host", "in_iface", "dst"]]
+    sent = frame.loc[frame["hook"].eq("OUTPUT"), ["host", "out_iface", "src"]]
+    both = pd.concat([delivered.set_axis(names, axis=1), sent.set_axis(names, axis=1)])
+    both = both.dropna(subset=["addr"]).astype({"addr": str})
+    return both.drop_duplicates()
+
+
 def _interface_addresses(frame: pd.DataFrame) -> dict[tuple[object, object], str]:
-    """Per (host, interface), a local address the logs show on it: the destination of a packet
-    delivered from it (INPUT), or the source of one sent out of it (OUTPUT)."""
+    """Per (host, interface), the first local address the logs show on it (``local_addresses``)."""
+    rows = local_addresses(frame).dropna()
     found: dict[tuple[object, object], str] = {}
-    for hook, iface, addr in (("INPUT", "in_iface", "dst"), ("OUTPUT", "out_iface", "src")):
-        rows = frame[frame["hook"].eq(hook)][["host", iface, addr]].dropna()
-        for host, name, address in zip(*(rows[c].tolist() for c in rows.columns), strict=True):
-            found.setdefault((host, name), str(address))
+    for host, name, address in zip(*(rows[c].tolist() for c in rows.columns), strict=True):
+        found.setdefault((host, name), address)
     return found

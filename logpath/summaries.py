@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.fates import packet_fates
-from logpath.flows import TUPLE_COLUMNS, hop_tuples
+from logpath.flows import TUPLE_COLUMNS, column_or_null, hop_tuples
 from logpath.nat import infer_translations, with_ruleset_translations
 from logpath.records import ConnTuple, Flow, Translation
 
@@ -123,7 +123,7 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
     proto, orig = _endpoints(orig_key, "orig")
     _, reply = _endpoints(reply_key, "reply")
     tcp = proto.to_numpy(zero_copy_only=False) == "tcp"
-    stamps = pd.to_datetime(_column(frame, "ts"), utc=True)
+    stamps = pd.to_datetime(column_or_null(frame, "ts"), utc=True)
     columns: dict[str, Any] = {
         "id": pa.array(ids, pa.string()),
         "proto": proto,
@@ -200,18 +200,11 @@ def _packets(frame: pd.DataFrame, fates: pd.DataFrame, flows: _Flows) -> _Packet
     packet = frame["packet"].to_numpy()[rows]
     return _Packets(
         code=flows.code[rows],
-        event=tcp_events(_column(frame, "flags")[rows]).to_numpy(dtype=object),
+        event=tcp_events(column_or_null(frame, "flags")[rows]).to_numpy(dtype=object),
         reply=frame["direction"].to_numpy(dtype=object)[rows] == "reply",
         related=frame["related"].to_numpy(dtype=bool)[rows],
         fate=fates["fate"].reindex(packet).to_numpy(dtype=object),
     )
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A column, or all-null when the table does not have it."""
-    if name in frame.columns:
-        return frame[name]
-    return pd.Series(None, index=frame.index, dtype="object")
 
 
 def _endpoints(keys: np.ndarray, side: str) -> tuple[pa.Array, dict[str, pa.Array]]:
@@ -233,7 +226,7 @@ def _endpoints(keys: np.ndarray, side: str) -> tuple[pa.Array, dict[str, pa.Arra
 
 def _families(frame: pd.DataFrame, flows: _Flows, orig_src: pa.Array) -> pa.Array:
     """4 or 6: as the flow's hops state it, else told by the orig source address."""
-    stated = pd.Series(flows.first_shown(_column(frame, "family")), dtype="float64")
+    stated = pd.Series(flows.first_shown(column_or_null(frame, "family")), dtype="float64")
     v6 = pc.match_substring(orig_src, ":").to_numpy(zero_copy_only=False)
     family = stated.fillna(pd.Series(np.where(v6, 6.0, 4.0)))
     return pa.array(family.to_numpy(dtype=np.int64), pa.int8())

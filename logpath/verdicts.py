@@ -22,15 +22,13 @@ import pandas as pd
 
 from logpath.conditions import facts_from_hop
 from logpath.evaluate import Evaluation, Evaluator, NatHit, Position, Step
-from logpath.netfilter import HOOK_STAGE
+from logpath.nat import local_addresses
+from logpath.netfilter import HOOK_STAGE, LATER_HOOK
 
 __all__ = ["judged"]
 
 # Fates a packet's last hook gives (and the rules confirm): its journey ended where it should.
 ENDED = frozenset({"delivered", "forwarded", "sent", "switched", "arrived"})
-# The hook after a packet's last hop, whatever the routing decided (FORWARD and OUTPUT go on to
-# POSTROUTING); after PREROUTING the route is known only from the connection's other packets.
-FOLLOWING = {"FORWARD": "POSTROUTING", "OUTPUT": "POSTROUTING"}
 
 
 def judged(
@@ -50,14 +48,14 @@ def judged(
     fate, verdict = fates["fate"].to_dict(), fates["verdict"].to_dict()
     nat: dict[int, tuple[NatHit, ...]] = {}
     for hop in _records(last):
+        hook = hop.get("hook")
+        if not isinstance(hook, str):
+            continue
         packet = int(hop["packet"])
         state, confirmed = states[packet]
         host = hop.get("host")
         facts = facts_from_hop(hop, state, confirmed=confirmed, local_addrs=local.get(host))
-        hook = hop.get("hook")
         prefix = hop.get("prefix")
-        if not isinstance(hook, str):
-            continue
         if hop.get("trace_table") is not None:
             start = _traced_position(hop, hook)
         elif isinstance(prefix, str):
@@ -176,14 +174,10 @@ def _conntrack_states(hops: pd.DataFrame) -> dict[int, tuple[str, bool]]:
 
 
 def _local_addresses(hops: pd.DataFrame) -> dict[Any, frozenset[str]]:
-    """Per host, its own addresses as the logs show them: destinations delivered at INPUT and
-    sources sent from OUTPUT."""
-    names = ["host", "addr"]
-    delivered = hops.loc[hops["hook"].eq("INPUT"), ["host", "dst"]].set_axis(names, axis=1)
-    sent = hops.loc[hops["hook"].eq("OUTPUT"), ["host", "src"]].set_axis(names, axis=1)
-    pairs = pd.concat([delivered, sent]).dropna(subset=["addr"]).drop_duplicates()
+    """Per host, its own addresses as the logs show them (``nat.local_addresses``)."""
+    rows = local_addresses(hops)
     found: dict[Any, set[str]] = {}
-    for host, addr in zip(pairs["host"].tolist(), pairs["addr"].astype(str).tolist(), strict=True):
+    for host, addr in zip(rows["host"].tolist(), rows["addr"].tolist(), strict=True):
         found.setdefault(host, set()).add(addr)
     return {host: frozenset(addrs) for host, addrs in found.items()}
 
@@ -211,11 +205,14 @@ class _Paths:
     ) -> tuple[list[Step], bool]:
         """The steps after ``hop``'s hook, and whether the path is known."""
         hook = hop["hook"]
-        if hook in FOLLOWING:
-            out, physout = hop.get("out_iface"), hop.get("physout")
-            return [Step(FOLLOWING[hook], None, out, None, physout)], True
         if hook != "PREROUTING":
-            return [], True  # INPUT and POSTROUTING end a host's path
+            # FORWARD and OUTPUT go on to POSTROUTING whatever the routing decided; INPUT and
+            # POSTROUTING end a host's path. After PREROUTING, the route is known only from
+            # the connection's other packets (or a local destination).
+            if hook not in LATER_HOOK:
+                return [], True
+            out, physout = hop.get("out_iface"), hop.get("physout")
+            return [Step(LATER_HOOK[hook], None, out, None, physout)], True
         known = self.steps.get((hop.get("flow"), hop.get("direction"), hop.get("host")), [])
         later = [s for s in known if HOOK_STAGE.get(s.hook, 0) > 0]
         if later:
