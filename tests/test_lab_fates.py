@@ -217,7 +217,7 @@ def test_rp_filter_without_the_ruleset_claims_nothing(tmp_path_factory) -> None:
     flow, journey = found[9080]
     # its logs end at PREROUTING and nothing of its connection went further: no claim
     assert [(p.fate, p.stopped_at, p.verdict) for p in journey.packets] == [
-        ("seen", None, None)
+        ("unknown", None, None)
     ] * 2
     assert (flow.lost, flow.dropped, flow.stopped) == (0, 0, 0)
 
