@@ -361,3 +361,14 @@ def test_journey_ends_the_packet_with_the_isolation_rule(tmp_path_factory) -> No
     assert [(p["fate"], p["verdict"]["chain"]) for p in data["packets"]] == [
         ("dropped", "LP-ISOLATION")
     ] * 2
+
+
+def test_every_kept_listing_reads_whole() -> None:
+    """Each ruleset the tools printed during the captures is read without a bad line, in the
+    format it is in."""
+    listings = sorted(p for p in FATES.iterdir() if p.suffix in (".rules", ".nft"))
+    assert len(listings) == 18  # 4 cases x 4 listings, verdicts' legacy and nft
+    for path in listings:
+        ruleset = load_ruleset(path)
+        assert ruleset.bad_lines == (), path.name
+        assert ruleset.format == ("nft" if path.suffix == ".nft" else "iptables-save"), path.name
