@@ -15,6 +15,8 @@ from .capture import capture_under
 from .conftest import logpath, logpath_json, write_log
 from .topology import Lab
 
+pytestmark = pytest.mark.lab
+
 BY_NAME = {scenario.name: scenario for scenario in fatecases.SCENARIOS}
 # the listing each front end is judged with: nft's for native nft, iptables-save's otherwise
 LISTING = {"iptables-nft": ".rules", "iptables-legacy": ".rules", "nft": ".nft"}
