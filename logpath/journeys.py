@@ -101,11 +101,11 @@ class Packet:
     fate: str
     """What became of it: "delivered" (INPUT), "forwarded" (left by FORWARD/POSTROUTING),
     "sent" (OUTPUT/POSTROUTING of a local packet), "switched" (bridged between ports), "arrived"
-    (reached the next host, logged there at PREROUTING only), "seen" (nothing later was
-    expected); with the ruleset (``verdict``), "dropped" or "rejected" by a rule, "lost" (a
-    later LOG rule matches it, no line shows it), "unlogged" (it went on where no LOG rule
-    matches); "stopped" (ends where its connection's other packets went on, and nothing answered
-    the connection) or "unknown" (a rule that cannot be evaluated, or without a ruleset, a
+    (reached the next host, logged there at PREROUTING only); with the ruleset (``verdict``),
+    "dropped" or "rejected" by a rule, "lost" (a later LOG rule matches it, no line shows it),
+    "unlogged" (it went on where no LOG rule matches); "stopped" (ends where its connection's
+    other packets went on, and nothing answered the connection) or "unknown" (nothing later was
+    expected and nothing says more, a rule that cannot be evaluated, or without a ruleset, a
     packet of an answered connection whose logs end early: see ``stopped_at``)."""
     stopped_at: str | None
     """When the packet's logs end where a later hook was expected: the last hook seen, e.g.

@@ -18,8 +18,9 @@ from typing import Any
 # assembled before are assembled again.
 # 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
 # LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED); 4: fates
-# and verdicts from the ruleset; 5: a packet passing a hook again on one host is another packet
-VERSION = 5
+# and verdicts from the ruleset; 5: a packet passing a hook again on one host is another packet;
+# 6: "seen" is "unknown", a packet logged at PREROUTING only is judged on both routes (lost)
+VERSION = 6
 
 
 @dataclass(frozen=True)
