@@ -19,8 +19,8 @@ from logpath.store import Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 LAB = SAMPLES / "lab"
-ISOLATION = LAB / "docker-isolation" / "docker-isolation.log"
-ISOLATION_RULES = SAMPLES / "rules" / "docker-isolation.iptables-save.rules"
+ISOLATION = LAB / "docker-bridges" / "docker-bridges.log"
+ISOLATION_RULES = SAMPLES / "rules" / "docker-bridges.iptables-save.rules"
 runner = CliRunner()
 
 
@@ -223,3 +223,20 @@ def test_a_given_hints_list_replaces_logpaths_own(isolation: Store) -> None:
         {"name": "mine", "table": "filter", "chain": "DOCKER-ISOLATION-STAGE-2",
          "packets": [1, 2], "text": "Ask Ana."}
     ]  # fmt: skip
+
+
+def test_rp_filter_drop_is_lost_with_the_log_rule_that_missed_it(isolation: Store) -> None:
+    """c1 → host from an address of the other bridge: rp_filter drops the SYNs after raw
+    PREROUTING. The ruleset says filter INPUT's LOG rule matches them next: lost, not dropped."""
+    journey = _journey(isolation, 9052)
+    assert [p.fate for p in journey.packets] == ["lost", "lost"]
+    assert analyse(journey).findings == (
+        "2 of 2 packets (#1 SYN, #2 SYN) were lost after raw PREROUTING at lpbr0[vethc1] → ·: "
+        "filter INPUT #1 (prefix 'lp:filter:in:lab') matches it at INPUT and no line shows it "
+        "there (ruleset); what stopped it on the way is not in the logs (rp_filter, a missing "
+        "route, a full queue, or a line the kernel did not log).",
+        "No answer was logged.",
+    )
+    # the same host answered c1 from its own address: nothing to say there
+    answered = _journey(isolation, 9053)
+    assert answered.flow.answered and analyse(answered).to_json() == {"text": "", "hints": []}

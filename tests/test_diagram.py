@@ -240,8 +240,8 @@ def to_port(store: Store, dport: int) -> Journey:
 @pytest.fixture(scope="module")
 def isolation(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Docker's isolation between two bridges: a real capture, with its ruleset."""
-    rules = SAMPLES / "rules" / "docker-isolation.iptables-save.rules"
-    log = SAMPLES / "lab" / "docker-isolation" / "docker-isolation.log"
+    rules = SAMPLES / "rules" / "docker-bridges.iptables-save.rules"
+    log = SAMPLES / "lab" / "docker-bridges" / "docker-bridges.log"
     return ingest(tmp_path_factory.mktemp("iso"), log, options=("--rules", str(rules)))
 
 
@@ -336,3 +336,16 @@ def test_every_sample_journey_still_lays_out_and_troubled_ones_paint(
     # seed journey 6 (unlogged), and the verdicts capture's three connections
     assert sorted(marked) == [9040, 9041, 9042, 12580]
     assert len(list(tmp_path.glob("*.svg"))) == 4
+
+
+def test_lost_packets_end_with_their_own_mark(isolation: Store) -> None:
+    """rp_filter's victims (logged at raw PREROUTING only, the INPUT LOG rule missed): an
+    orange triangle, not a cross; the legend explains it."""
+    diagram = layout(to_port(isolation, 9052))
+    assert [(e.row, e.fate, e.text) for e in diagram.endings] == [
+        (2, "lost", "lost after PRE"), (5, "lost", "lost after PRE")
+    ]  # fmt: skip
+    assert diagram.legend == ("lost",)
+    (axes,) = paint(diagram).axes
+    marks = [line.get_marker() for line in axes.get_lines()]
+    assert (marks.count("v"), marks.count("X")) == (3, 0)  # two endings, one legend row

@@ -300,8 +300,8 @@ def test_verdicts_are_listed_and_escaped(tmp_path: Path) -> None:
 
 
 def test_isolation_page_gives_dockers_hint(tmp_path: Path) -> None:
-    store = ingest(tmp_path / "store", SAMPLES / "lab" / "docker-isolation" / "docker-isolation.log",
-                   options=("--rules", str(SAMPLES / "rules" / "docker-isolation.iptables-save.rules")))  # fmt: skip
+    store = ingest(tmp_path / "store", SAMPLES / "lab" / "docker-bridges" / "docker-bridges.log",
+                   options=("--rules", str(SAMPLES / "rules" / "docker-bridges.iptables-save.rules")))  # fmt: skip
     write_report(store, FlowQuery(), tmp_path / "out", WHEN)
     _, flows = pages(tmp_path / "out")
     (isolated,) = [p for p in flows.values() if "172.30.1.2:9050" in p]
@@ -315,6 +315,17 @@ def test_isolation_page_gives_dockers_hint(tmp_path: Path) -> None:
     ) in isolated
     (refused,) = [p for p in flows.values() if "172.30.0.2:9051" in p]
     assert "<li><b>filter DOCKER-USER</b> (packets #1): DOCKER-USER is the chain" in refused
+    # rp_filter's victims: counted lost, in the table and on their page
+    index, _ = pages(tmp_path / "out")
+    assert re.search(r'<td class="n">2</td><td class="n">2</td><td class="n">0</td>'
+                     r'<td class="n">2</td><td>[^<]+</td><td>syn-sent</td>', index)  # fmt: skip
+    (lost,) = [p for p in flows.values() if "172.30.0.1:9052" in p]
+    assert "<tr><th>lost</th><td>2 (a later LOG rule matches, no line shows them)</td></tr>" in lost
+    assert (
+        "<tr><td>#1</td><td>orig</td><td>SYN</td><td>lost</td><td>filter INPUT policy</td>"
+        "<td>policy ACCEPT</td><td>ruleset</td><td>filter INPUT #1 (prefix &#x27;lp:filter:in:lab"
+        "&#x27;) matches it at INPUT and no line shows it there</td></tr>"
+    ) in lost
 
 
 def test_seed_pages_say_nothing_went_wrong(seed_store: Store, tmp_path: Path) -> None:

@@ -145,8 +145,8 @@ def test_no_line_is_wider_than_the_console(seed_store: Store, width: int) -> Non
 def test_journey_ends_with_the_analysis_and_the_chains_hint(tmp_path: Path) -> None:
     """Docker's isolation between two lab bridges (a real capture and the ruleset it was
     written under): the verdicts, then what went wrong and the hint for Docker's chain."""
-    lab = SEED.parent / "lab" / "docker-isolation" / "docker-isolation.log"
-    rules = SEED.parent / "rules" / "docker-isolation.iptables-save.rules"
+    lab = SEED.parent / "lab" / "docker-bridges" / "docker-bridges.log"
+    rules = SEED.parent / "rules" / "docker-bridges.iptables-save.rules"
     store = Store(tmp_path)
     ingest = ["ingest", str(lab), "--store", str(tmp_path), "--rules", str(rules)]
     assert CliRunner().invoke(app, ingest).exit_code == 0
@@ -155,7 +155,7 @@ def test_journey_ends_with_the_analysis_and_the_chains_hint(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     lines = [line.rstrip() for line in result.stdout.splitlines()]
     assert lines[2] == (
-        "#1 → orig SYN  len 60 id 24281  ⇒ dropped by filter DOCKER-ISOLATION-STAGE-2 #2: "
+        "#1 → orig SYN  len 60 id 44848  ⇒ dropped by filter DOCKER-ISOLATION-STAGE-2 #2: "
         "-o lpbr1 -j DROP (ruleset)"
     )
     assert lines[-3:] == [

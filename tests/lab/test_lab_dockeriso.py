@@ -1,6 +1,7 @@
-"""Docker's isolation between two bridges, live (tests/lab/dockeriso.py): the kernel drops the
-SYNs in DOCKER-ISOLATION-STAGE-2 and rejects in DOCKER-USER; logpath, given the ruleset the
-lines were written under, names those rules, says what went wrong and gives Docker's hints."""
+"""Two Docker bridge networks, live (tests/lab/dockeriso.py): the kernel drops the SYNs in
+DOCKER-ISOLATION-STAGE-2, rejects in DOCKER-USER and, by rp_filter, drops a spoofed SYN after
+raw PREROUTING; logpath, given the ruleset the lines were written under, names those rules (or
+the LOG rule that missed the packet), says what went wrong and gives Docker's hints."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         saved = lab.exec("host", "iptables-save")
         rules.write_text(saved.replace(f":{lab.tag} ", f":{FIXED_TAG} "))
         with KernelLog(lab.tag) as log:
-            isolated, refused = dockeriso.traffic(lab)
-        assert (isolated, refused, log.lost) == (True, True, 0)
+            seen = dockeriso.traffic(lab)
+        assert (seen, log.lost) == ((True, True, b"pong", True), 0)
         write_formats(log.records, lab.tag, folder / "capture")
     finally:
         topology.teardown(lab)
@@ -79,3 +80,14 @@ def test_docker_user_rejection_names_the_administrators_rule(store: Path) -> Non
         "lpbr0. No answer was logged."
     )
     assert [h["name"] for h in journey["analysis"]["hints"]] == ["docker-user"]
+
+
+def test_rp_filter_victims_are_lost_and_the_answered_connection_is_fine(store: Path) -> None:
+    spoofed = journey_to(store, dockeriso.SPOOFED_PORT)
+    assert {p["fate"] for p in spoofed["packets"]} == {"lost"}
+    assert (
+        " were lost after raw PREROUTING at lpbr0[vethc1] → ·: filter INPUT #1 (prefix "
+        in (spoofed["analysis"]["text"])
+    )
+    local = journey_to(store, dockeriso.LOCAL_PORT)
+    assert local["flow"]["answered"] and local["analysis"] == {"text": "", "hints": []}
