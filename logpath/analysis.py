@@ -223,14 +223,14 @@ def _place(hop: JourneyHop, host: bool = False) -> str:
     return f"{on}{entered or '·'} → {left or '·'}"
 
 
-def rule_name(verdict: Mapping[str, Any]) -> str:
+def rule_name(verdict: Mapping[str, Any], with_hook: bool = True) -> str:
     """``filter FORWARD #4``, ``filter FORWARD policy``, ``filter DOCKER-USER #2 in FORWARD``
-    (the hook named when the chain is a user chain)."""
+    (the hook named, ``with_hook``, when the chain is a user chain)."""
     rule = verdict.get("rule")
     name = f"{verdict.get('table')} {verdict.get('chain')}"
     name += " policy" if rule == "policy" else f" #{rule}"
     hook = verdict.get("hook")
-    if hook and hook != verdict.get("chain"):
+    if with_hook and hook and hook != verdict.get("chain"):
         name += f" in {hook}"
     return name
 

@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from logpath.analysis import Analysis, analyse
+from logpath.analysis import Analysis, analyse, rule_name
 from logpath.journeys import Journey, JourneyHop, Packet
 from logpath.records import ConnTuple, Flow, format_endpoint
 from logpath.render.output import visible
@@ -132,9 +132,7 @@ def fate_text(packet: Packet) -> str:
     else:
         text = packet.fate
     if verdict is not None:
-        rule = verdict.get("rule")
-        name = f"{verdict.get('table')} {verdict.get('chain')}"
-        name += " policy" if rule == "policy" else f" #{rule}"
+        name = rule_name(verdict, with_hook=False)
         evidence = verdict.get("evidence")
         if packet.fate in ("dropped", "rejected"):
             text += f" by {name}: {verdict.get('text')} ({evidence})"
