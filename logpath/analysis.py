@@ -141,12 +141,16 @@ def _troubled_groups(journey: Journey) -> list[list[Packet]]:
 
 
 def _cause(packet: Packet) -> tuple[object, ...]:
-    """What makes two troubled packets one finding: same fate, rule (or reason) and place."""
+    """What makes two troubled packets one finding: what its sentence says, the same fate, rule
+    (or reason) and place (the rule that accepted a lost packet is not said: nat chains see a
+    connection's first packet only, so two lost SYNs may be accepted in different tables)."""
     verdict = packet.verdict or {}
-    decided = tuple(verdict.get(key) for key in ("table", "chain", "rule", "reason"))
-    last = packet.hops[-1] if packet.hops else None
-    place = (last.hook, last.in_iface, last.out_iface) if last else ()
-    return (packet.fate, packet.stopped_at, decided, place)
+    if packet.fate in ("dropped", "rejected") and packet.verdict:
+        decided: tuple[object, ...] = (rule_name(verdict), verdict.get("evidence"))
+    else:
+        decided = (verdict.get("reason"), verdict.get("evidence"))
+    place = _place(packet.hops[-1], True) if packet.hops else ""
+    return (packet.fate, _last_hook(packet), place, decided)
 
 
 def _finding(packets: list[Packet], total: int, hosts: bool) -> str:
@@ -164,7 +168,7 @@ def _finding(packets: list[Packet], total: int, hosts: bool) -> str:
         return (
             f"{who} {was} lost {after}{where}: {verdict['reason']} ({verdict['evidence']}); "
             "what stopped it on the way is not in the logs (rp_filter, a missing route, a full "
-            "queue, or a line the kernel did not log)."
+            "queue, a rule the ruleset given does not have, or a line the kernel did not log)."
         )
     again = _sent_again(packets)
     if first.fate == "stopped":

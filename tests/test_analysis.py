@@ -234,9 +234,27 @@ def test_rp_filter_drop_is_lost_with_the_log_rule_that_missed_it(isolation: Stor
         "2 of 2 packets (#1 SYN, #2 SYN) were lost after raw PREROUTING at lpbr0[vethc1] → ·: "
         "filter INPUT #1 (prefix 'lp:filter:in:lab') matches it at INPUT and no line shows it "
         "there (ruleset); what stopped it on the way is not in the logs (rp_filter, a missing "
-        "route, a full queue, or a line the kernel did not log).",
+        "route, a full queue, a rule the ruleset given does not have, or a line the kernel did "
+        "not log).",
         "No answer was logged.",
     )
     # the same host answered c1 from its own address: nothing to say there
     answered = _journey(isolation, 9053)
     assert answered.flow.answered and analyse(answered).to_json() == {"text": "", "hints": []}
+
+
+def test_lost_under_a_ruleset_without_the_drop_rules_says_that_cause(tmp_path: Path) -> None:
+    """The verdicts capture judged by the lab's usual ruleset (without the DROP and REJECT rules
+    that were in force): the ruleset says mangle POSTROUTING's LOG rule would have logged the
+    SYNs, so they are lost; the list of causes includes a rule the ruleset given lacks."""
+    store = ingest(tmp_path, LAB / "verdicts.log",
+                   rules=SAMPLES / "rules" / "lab-host.iptables-save.rules")  # fmt: skip
+    journey = _journey(store, 9040)
+    assert [p.fate for p in journey.packets] == ["lost", "lost"]
+    (lost, no_answer) = analyse(journey).findings
+    assert lost.startswith(
+        "2 of 2 packets (#1 SYN, #2 SYN) were lost after filter FORWARD at lpbr0[vethc1] → up0: "
+        "mangle POSTROUTING #1 (prefix 'lp:mangle:post:lab') matches it at POSTROUTING and no "
+        "line shows it there (ruleset); "
+    )
+    assert "a rule the ruleset given does not have" in lost and no_answer == "No answer was logged."
