@@ -45,7 +45,7 @@ ENDING_STYLE = {
     "rejected": ("X", "#c62828", "dropped or rejected by the rule named (ruleset or trace)"),
     "lost": ("v", "#e67e22", "lost: a later LOG rule matches it, no line shows it"),
     "stopped": ("X", "#6d4c41", "stopped: others went on from here; dropped or lost"),
-    "unknown": ("o", "#757575", "unknown: logpath cannot tell (the ruleset would)"),
+    "unknown": ("o", "#757575", "unknown: logpath cannot tell what became of it"),
     "unlogged": (">", "#757575", "went on where no LOG rule matches (ruleset)"),
 }
 # A chain name in an ending's text is cut to this many characters.
