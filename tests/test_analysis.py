@@ -258,3 +258,20 @@ def test_lost_under_a_ruleset_without_the_drop_rules_says_that_cause(tmp_path: P
         "line shows it there (ruleset); "
     )
     assert "a rule the ruleset given does not have" in lost and no_answer == "No answer was logged."
+
+
+def test_lost_syns_accepted_in_different_tables_are_one_finding(tmp_path: Path) -> None:
+    """samples/lab/fates/rp-filter: the spoofed SYN and its retransmission, both lost after nat
+    PREROUTING; the first is accepted by nat INPUT's policy, the second (which the nat table does
+    not see again) by filter INPUT's. The sentence names neither, so it is said once."""
+    fates = LAB / "fates"
+    store = ingest(tmp_path, fates / "rp-filter.log", rules=fates / "rp-filter.rules")
+    _, flows = select_flows(store, FlowQuery())
+    (flow,) = [f for f in flows if f.orig.src == "172.30.0.99"]
+    journey = load_journey(store, flow.id)
+    assert [(p.fate, p.verdict and p.verdict["table"]) for p in journey.packets] == [
+        ("lost", "nat"), ("lost", "filter")
+    ]  # fmt: skip
+    (lost, no_answer) = analyse(journey).findings
+    assert lost.startswith("2 of 2 packets (#1 SYN, #2 SYN) were lost after nat PREROUTING at up0")
+    assert no_answer == "No answer was logged."
