@@ -15,6 +15,8 @@ from . import dockeriso, topology
 from .capture import FIXED_TAG, KernelLog, write_formats
 from .conftest import logpath_json
 
+pytestmark = pytest.mark.lab
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
