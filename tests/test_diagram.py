@@ -6,19 +6,25 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 from seedstore import journey_to
 from typer.testing import CliRunner
 
 from logpath.cli import app
 from logpath.errors import UsageError
-from logpath.journeys import Journey
+from logpath.journeys import Journey, build_journeys
+from logpath.query import FlowQuery, load_journey, select_flows
 from logpath.render.diagram import (
+    ENDING_STYLE,
     MAX_PACKETS,
+    Ending,
     Lifeline,
     Marker,
     RoleBand,
+    figure_size,
     layout,
+    paint,
     save_diagram,
     summarise_packets,
 )
@@ -222,3 +228,124 @@ def test_lab_hairpin_marks_the_role_switches(tmp_path: Path) -> None:
     ]
     assert diagram.bands[:2] == (RoleBand(1, 3, "nic"), RoleBand(4, 10, "bridge"))
     assert diagram.arrows[3].start == 3 and diagram.arrows[3].end == 2  # stack → bridge
+
+
+def to_port(store: Store, dport: int) -> Journey:
+    """The journey of a capture's one connection to port ``dport``."""
+    _, flows = select_flows(store, FlowQuery())
+    (flow,) = [f for f in flows if f.orig.dport == dport]
+    return load_journey(store, flow.id)
+
+
+@pytest.fixture(scope="module")
+def isolation(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Docker's isolation between two bridges: a real capture, with its ruleset."""
+    rules = SAMPLES / "rules" / "docker-bridges.iptables-save.rules"
+    log = SAMPLES / "lab" / "docker-bridges" / "docker-bridges.log"
+    return ingest(tmp_path_factory.mktemp("iso"), log, options=("--rules", str(rules)))
+
+
+def test_dropped_packets_end_with_a_mark_naming_the_rule(isolation: Store) -> None:
+    """Each SYN ends on the host stack (where filter FORWARD logged it) with the rule of
+    DOCKER-ISOLATION-STAGE-2 that dropped it, on a row of its own; the legend says the mark."""
+    diagram = layout(journey_to(isolation, "172.30.1.2"))
+    assert [line.title for line in diagram.lifelines] == [
+        "172.30.0.2", "vethc1", "lpbr0", "lab-host", "lpbr1", "172.30.1.2"
+    ]  # fmt: skip
+    assert diagram.endings == (
+        Ending(3, 3, "dropped", "dropped by filter DOCKER-ISOLATION-STAGE-2 #2"),
+        Ending(7, 3, "dropped", "dropped by filter DOCKER-ISOLATION-STAGE-2 #2"),
+    )
+    assert [a.kind for a in diagram.arrows] == ["hop"] * 4  # no arrow leaves: it died there
+    assert diagram.legend == ("dropped",) and diagram.rows == 8
+
+
+def test_rejected_and_unknown_and_unlogged_are_told_apart(
+    seed_store: Store, dnat: Store, tmp_path: Path
+) -> None:
+    verdicts = ingest(tmp_path / "v", SAMPLES / "lab" / "verdicts.log",
+                      options=("--rules", str(SAMPLES / "lab" / "verdicts.rules")))  # fmt: skip
+    # the UDP datagram rejected; the ICMP error the host sent back leaves as any packet
+    udp = layout(to_port(verdicts, 9042))
+    assert [(e.row, e.lifeline, e.fate, e.text) for e in udp.endings] == [
+        (6, 3, "rejected", "rejected by filter FORWARD #6")
+    ]
+    assert [a.kind for a in udp.arrows][-1] == "leave"
+    two_hosts = ingest(tmp_path / "2h", *sorted((SAMPLES / "lab" / "two-hosts").glob("two-*.log")))
+    diagram = layout(to_port(two_hosts, 8081))
+    assert [(e.fate, e.text) for e in diagram.endings] == [
+        ("unknown", "unknown after FWD (no verdict)")
+    ]
+    # seed journey 6: the SYN went on where no LOG rule matches (FORWARD's policy accepted it)
+    unlogged = layout(journey_to(seed_store, "172.17.0.2", src="10.10.126.187"))
+    assert [(e.row, e.lifeline, e.fate, e.text) for e in unlogged.endings] == [
+        (2, 2, "unlogged", "goes on unlogged (filter FORWARD policy)")
+    ]
+    assert unlogged.legend == ("unlogged",)
+    # the other seed journeys and the lab's answered ones end well: no mark, no legend
+    for diagram in [layout(journey_to(seed_store, d)) for d in ("172.17.0.3", "10.10.126.187")]:
+        assert diagram.endings == () and diagram.legend == ()
+    assert layout(journey_to(dnat, "10.77.0.1")).endings == ()
+
+
+def test_end_mark_is_painted_where_the_packet_died(isolation: Store, tmp_path: Path) -> None:
+    """The painted figure has the red cross at the last hop's lifeline on each ending's row,
+    its text beside it, and the legend; the PNG shows the red there."""
+    journey = journey_to(isolation, "172.30.1.2")
+    diagram = layout(journey)
+    figure = paint(diagram)
+    (axes,) = figure.axes
+    crosses = [line for line in axes.get_lines() if line.get_marker() == "X"]
+    assert len(crosses) == 3  # two endings and the legend's mark
+    assert {line.get_color() for line in crosses} == {ENDING_STYLE["dropped"][1]}
+    texts = [text.get_text() for text in axes.texts]
+    assert texts.count("dropped by filter DOCKER-ISOLATION-STAGE-2 #2") == 2
+    assert "dropped or rejected by the rule named (ruleset or trace)" in texts
+    path = tmp_path / "iso.png"
+    save_diagram(journey, path, dpi=100)
+    pixels = matplotlib.image.imread(path)
+    width, height = figure_size(diagram)
+    assert pixels.shape[:2] == (round(height * 100), round(width * 100))
+    for line in crosses[:2]:
+        x, y = line.get_xdata()[0], line.get_ydata()[0]
+        col, row = round(x * 100), round((height - y) * 100)
+        patch = pixels[row - 4 : row + 5, col - 4 : col + 5, :3]
+        red = (patch[..., 0] > 0.7) & (patch[..., 1] < 0.3) & (patch[..., 2] < 0.3)
+        assert red.sum() >= 20  # the cross's fill, not a stray pixel
+
+
+def test_every_sample_journey_still_lays_out_and_troubled_ones_paint(
+    seed_store: Store, tmp_path: Path
+) -> None:
+    """The seed's six journeys and every lab capture (without a ruleset, and the verdicts
+    capture with one) lay out; those with end marks paint into an SVG."""
+    lab = ingest(tmp_path / "lab", *sorted((SAMPLES / "lab").glob("*.log")))
+    verdicts = ingest(tmp_path / "v", SAMPLES / "lab" / "verdicts.log",
+                      options=("--rules", str(SAMPLES / "lab" / "verdicts.rules")))  # fmt: skip
+    marked = []
+    for store in (seed_store, lab, verdicts):
+        for journey in build_journeys(*select_flows(store, FlowQuery())):
+            diagram = layout(journey)
+            hops = sum(
+                len(p.hops) for p in summarise_packets(journey.packets) if hasattr(p, "hops")
+            )
+            assert len([a for a in diagram.arrows if a.kind == "hop"]) == hops
+            if diagram.endings:
+                marked.append(journey.flow.orig.dport)
+                save_diagram(journey, tmp_path / f"{len(marked)}.svg")
+    # seed journey 6 (unlogged), and the verdicts capture's three connections
+    assert sorted(marked) == [9040, 9041, 9042, 12580]
+    assert len(list(tmp_path.glob("*.svg"))) == 4
+
+
+def test_lost_packets_end_with_their_own_mark(isolation: Store) -> None:
+    """rp_filter's victims (logged at raw PREROUTING only, the INPUT LOG rule missed): an
+    orange triangle, not a cross; the legend explains it."""
+    diagram = layout(to_port(isolation, 9052))
+    assert [(e.row, e.fate, e.text) for e in diagram.endings] == [
+        (2, "lost", "lost after PRE"), (5, "lost", "lost after PRE")
+    ]  # fmt: skip
+    assert diagram.legend == ("lost",)
+    (axes,) = paint(diagram).axes
+    marks = [line.get_marker() for line in axes.get_lines()]
+    assert (marks.count("v"), marks.count("X")) == (3, 0)  # two endings, one legend row

@@ -258,3 +258,84 @@ def test_batch_journeys_equal_build_journey(seed_store: Store, tmp_path: Path) -
         ]
         marks = [m for j in batch for p in j.packets for h in p.hops for m in h.nat]
         assert marks.count("snat") >= 1  # the MASQUERADE (seed) and the hairpin SNAT are marked
+
+
+def test_verdicts_are_listed_and_escaped(tmp_path: Path) -> None:
+    """The lab's LOG-then-DROP capture under its ruleset, the DROP rule given a comment that is
+    HTML: the table counts each connection's dropped and lost packets, and its page lists the
+    packets' verdicts with the rule as written, escaped (ruleset text is data)."""
+    rules = (SAMPLES / "lab" / "verdicts.rules").read_text()
+    drop = "-A FORWARD -p tcp -m tcp --dport 9040 -j DROP"
+    assert drop in rules
+    crafted = tmp_path / "crafted.rules"
+    crafted.write_text(rules.replace(drop, drop.replace(
+        "-j DROP", '-m comment --comment "<img src=x onerror=alert(1)>" -j DROP')))  # fmt: skip
+    store = ingest(tmp_path / "store", SAMPLES / "lab" / "verdicts.log",
+                   options=("--rules", str(crafted)))  # fmt: skip
+    write_report(store, FlowQuery(), tmp_path / "out", WHEN)
+    index, flows = pages(tmp_path / "out")
+    assert all("<img src=x" not in page for page in (index, *flows.values()))
+    svgs = [p.read_text() for p in (tmp_path / "out" / "flows").glob("*.svg")]
+    assert len(svgs) == 3 and all("<img" not in svg for svg in svgs)
+    assert sum("onerror=alert(1)&gt;" in svg for svg in svgs) == 1  # the header, as text
+    counts = re.findall(r'<td class="n">(\d+)</td><td class="n">(\d+)</td><td class="n">(\d+)'
+                        r'</td><td class="n">(\d+)</td><td>[^<]*</td><td>([a-z-]+)</td>', index)  # fmt: skip
+    # packets, hops, dropped, lost, state: the UDP datagram's ICMP error is its 2nd packet
+    assert sorted(counts) == [("1", "5", "1", "0", "syn-sent"), ("2", "10", "2", "0", "syn-sent"),
+                              ("2", "9", "1", "0", "unreplied")]  # fmt: skip
+    (page,) = [p for p in flows.values() if "10.77.0.2:9040" in p]
+    assert (
+        "<tr><td>#1</td><td>orig</td><td>SYN</td><td>dropped</td><td>filter FORWARD #4</td>"
+        "<td>-p tcp -m tcp --dport 9040 -m comment --comment &quot;&lt;img src=x "
+        "onerror=alert(1)&gt;&quot; -j DROP</td><td>ruleset</td><td></td></tr>"
+    ) in page
+    assert "<tr><th>dropped</th><td>2 (dropped or rejected by a rule)</td></tr>" in page
+    assert (
+        '<h2>What went wrong</h2>\n<ul class="problem"><li>2 of 2 packets (#1 SYN, #2 SYN) '
+        "were dropped by filter FORWARD #4 (ruleset) at lpbr0[vethc1] → up0.</li>"
+        "<li>No answer was logged.</li></ul>"
+    ) in page
+    # the timeline says it too, escaped by rich's export
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.split("<h2>Timeline</h2>")[1]
+
+
+def test_isolation_page_gives_dockers_hint(tmp_path: Path) -> None:
+    store = ingest(tmp_path / "store", SAMPLES / "lab" / "docker-bridges" / "docker-bridges.log",
+                   options=("--rules", str(SAMPLES / "rules" / "docker-bridges.iptables-save.rules")))  # fmt: skip
+    write_report(store, FlowQuery(), tmp_path / "out", WHEN)
+    _, flows = pages(tmp_path / "out")
+    (isolated,) = [p for p in flows.values() if "172.30.1.2:9050" in p]
+    assert (
+        "<h3>Hints</h3>\n<ul><li><b>filter DOCKER-ISOLATION-STAGE-2</b> (packets #1, #2): "
+        "Docker&#x27;s network isolation: Docker drops traffic between two of its bridge networks"
+    ) in isolated
+    assert (
+        "<td>dropped</td><td>filter DOCKER-ISOLATION-STAGE-2 #2 in FORWARD</td>"
+        "<td>-o lpbr1 -j DROP</td><td>ruleset</td>"
+    ) in isolated
+    (refused,) = [p for p in flows.values() if "172.30.0.2:9051" in p]
+    assert "<li><b>filter DOCKER-USER</b> (packets #1): DOCKER-USER is the chain" in refused
+    # rp_filter's victims: counted lost, in the table and on their page
+    index, _ = pages(tmp_path / "out")
+    assert re.search(r'<td class="n">2</td><td class="n">2</td><td class="n">0</td>'
+                     r'<td class="n">2</td><td>[^<]+</td><td>syn-sent</td>', index)  # fmt: skip
+    (lost,) = [p for p in flows.values() if "172.30.0.1:9052" in p]
+    assert "<tr><th>lost</th><td>2 (a later LOG rule matches, no line shows them)</td></tr>" in lost
+    assert (
+        "<tr><td>#1</td><td>orig</td><td>SYN</td><td>lost</td><td>filter INPUT policy</td>"
+        "<td>policy ACCEPT</td><td>ruleset</td><td>filter INPUT #1 (prefix &#x27;lp:filter:in:lab"
+        "&#x27;) matches it at INPUT and no line shows it there</td></tr>"
+    ) in lost
+
+
+def test_seed_pages_say_nothing_went_wrong(seed_store: Store, tmp_path: Path) -> None:
+    write_report(seed_store, FlowQuery(), tmp_path, WHEN, diagram_limit=0)
+    _, flows = pages(tmp_path)
+    nothing = (
+        "<h2>What went wrong</h2>\n<p>Nothing: no packet was dropped, lost or stopped, and an "
+        "answer came back.</p>"
+    )
+    assert [nothing in page for page in flows.values()] == [True] * 6
+    # the seed's ruleset judged the packets: each page lists the verdicts
+    assert all("<h2>Verdicts</h2>\n<table>" in page for page in flows.values())
+    assert sum("<td>unlogged</td><td>filter FORWARD policy</td>" in p for p in flows.values()) == 1

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from logpath.cli import app
 from logpath.journeys import Journey
+from logpath.query import FlowQuery, load_journey, select_flows
 from logpath.render.timeline import print_timeline
 from logpath.store import Store
 
@@ -139,3 +140,56 @@ def test_no_line_is_wider_than_the_console(seed_store: Store, width: int) -> Non
         lines = render(journey_to(seed_store, destination), width).splitlines()
         assert max(len(line) for line in lines) <= width
         assert any(line.startswith("  raw P") for line in lines)  # narrower: cut with …
+
+
+def test_journey_ends_with_the_analysis_and_the_chains_hint(tmp_path: Path) -> None:
+    """Docker's isolation between two lab bridges (a real capture and the ruleset it was
+    written under): the verdicts, then what went wrong and the hint for Docker's chain."""
+    lab = SEED.parent / "lab" / "docker-bridges" / "docker-bridges.log"
+    rules = SEED.parent / "rules" / "docker-bridges.iptables-save.rules"
+    store = Store(tmp_path)
+    ingest = ["ingest", str(lab), "--store", str(tmp_path), "--rules", str(rules)]
+    assert CliRunner().invoke(app, ingest).exit_code == 0
+    journey = journey_to(store, "172.30.1.2")
+    result = CliRunner().invoke(app, ["journey", journey.flow.id, "--store", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = [line.rstrip() for line in result.stdout.splitlines()]
+    assert lines[2] == (
+        "#1 → orig SYN  len 60 id 44848  ⇒ dropped by filter DOCKER-ISOLATION-STAGE-2 #2: "
+        "-o lpbr1 -j DROP (ruleset)"
+    )
+    assert lines[-3:] == [
+        "",
+        "analysis: 2 of 2 packets (#1 SYN, #2 SYN) were dropped by filter "
+        "DOCKER-ISOLATION-STAGE-2 #2 in FORWARD (ruleset) at lpbr0[vethc1] → lpbr1. "
+        "No answer was logged.",
+        "hint (filter DOCKER-ISOLATION-STAGE-2): Docker's network isolation: Docker drops "
+        "traffic between two of its bridge networks (stage 1 picks the packets leaving one "
+        "Docker bridge for another, stage 2 drops them). Containers that must talk should share "
+        "a network (`docker network connect NETWORK CONTAINER`); Docker rewrites these chains, "
+        "so a rule added to them does not last: put an exception in DOCKER-USER.",
+    ]
+
+
+def test_analysis_wraps_to_the_console(tmp_path: Path) -> None:
+    """On a narrow console the analysis wraps like any text; nothing is cut."""
+    lab = SEED.parent / "lab" / "verdicts.log"
+    store = Store(tmp_path)
+    ingest = [
+        "ingest",
+        str(lab),
+        "--store",
+        str(tmp_path),
+        "--rules",
+        str(lab.with_suffix(".rules")),
+    ]
+    assert CliRunner().invoke(app, ingest).exit_code == 0
+    _, flows = select_flows(store, FlowQuery())
+    (flow,) = [f for f in flows if f.orig.dport == 9041]
+    text = render(load_journey(store, flow.id), 60)
+    tail = text[text.index("analysis:") :]
+    assert max(len(line) for line in tail.splitlines()) <= 60
+    assert " ".join(tail.split()) == (
+        "analysis: #1 SYN was rejected by filter FORWARD #5 (ruleset) at lpbr0[vethc1] → up0. "
+        "No answer was logged."
+    )

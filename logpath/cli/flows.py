@@ -105,17 +105,20 @@ def journey_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One connection's packets, hop by hop: hooks, interfaces, bridge roles, NAT.
+    """One connection's packets, hop by hop: hooks, interfaces, bridge roles, NAT, verdicts;
+    then what went wrong, with hints for well-known chains.
 
     Example: logpath journey 3f5d7f1cd6 --packet 2
     """
+    from logpath.analysis import analyse
     from logpath.query import load_journey
     from logpath.render.timeline import print_timeline
     from logpath.store import Store
 
     journey = load_journey(Store(store), flow_id, packet)
     if as_json:
-        typer.echo(json.dumps(journey.to_json(), indent=1))
+        data = {**journey.to_json(), "analysis": analyse(journey).to_json()}
+        typer.echo(json.dumps(data, indent=1))
     else:
         print_timeline(_console(), [journey])
 

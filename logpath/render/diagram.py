@@ -38,6 +38,18 @@ HOOK_SHORT = {"PREROUTING": "PRE", "INPUT": "IN", "FORWARD": "FWD", "OUTPUT": "O
               "POSTROUTING": "POST"}  # fmt: skip
 # Packets leaving by these fates get a dashed arrow to where they are going.
 LEAVING = ("forwarded", "sent", "switched")
+# Fates that end a packet's arrows with a mark at its last hop: (marker, colour, legend text).
+# A packet the ruleset lets go on where no LOG rule matches gets a dotted arrow instead.
+ENDING_STYLE = {
+    "dropped": ("X", "#c62828", "dropped or rejected by the rule named (ruleset or trace)"),
+    "rejected": ("X", "#c62828", "dropped or rejected by the rule named (ruleset or trace)"),
+    "lost": ("v", "#e67e22", "lost: a later LOG rule matches it, no line shows it"),
+    "stopped": ("X", "#6d4c41", "stopped: others went on from here; dropped or lost"),
+    "unknown": ("o", "#757575", "unknown: logpath cannot tell what became of it"),
+    "unlogged": (">", "#757575", "went on where no LOG rule matches (ruleset)"),
+}
+# A chain name in an ending's text is cut to this many characters.
+CHAIN_CHARS = 26
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,20 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Ending:
+    """Where a packet's journey ends in trouble (or goes on unlogged), and what ended it."""
+
+    row: int
+    """Its row: the one after the packet's last hop (and that hop's marks)."""
+    lifeline: int
+    """The lifeline of the packet's last hop, where the mark stands."""
+    fate: str
+    """"dropped", "rejected", "lost", "stopped", "unknown" or "unlogged" (``ENDING_STYLE``)."""
+    text: str
+    """The fate and the rule, shortened: "dropped by filter DOCKER-ISOLATION-STAGE-2 #2"."""
+
+
+@dataclass(frozen=True)
 class Diagram:
     """Everything ``paint`` draws, computed from a Journey by ``layout``."""
 
@@ -147,7 +173,12 @@ class Diagram:
     notes: tuple[Note, ...]
     """Collapsed or omitted packets."""
     rows: int
-    """Number of rows."""
+    """Number of rows (the legend's below them)."""
+    endings: tuple[Ending, ...] = ()
+    """Where packets died, or went on unlogged."""
+    legend: tuple[str, ...] = ()
+    """The ending fates drawn, each explained in a legend row below the last row (in
+    ``ENDING_STYLE`` order)."""
 
 
 def layout(journey: Journey) -> Diagram:
@@ -175,7 +206,20 @@ def layout(journey: Journey) -> Diagram:
         nat_marks=tuple(builder.nat_marks),
         notes=tuple(builder.notes),
         rows=builder.row,
+        endings=tuple(builder.endings),
+        legend=legend_fates(builder.endings),
     )
+
+
+def legend_fates(endings: Sequence[Ending]) -> tuple[str, ...]:
+    """The fates whose marks the legend explains: those drawn, one per meaning (dropped and
+    rejected share theirs), in ``ENDING_STYLE`` order."""
+    drawn = {ending.fate for ending in endings}
+    meanings: dict[str, str] = {}
+    for fate, (_, _, meaning) in ENDING_STYLE.items():
+        if fate in drawn:
+            meanings.setdefault(meaning, fate)
+    return tuple(meanings.values())
 
 
 def flow_title(flow: Flow) -> str:
@@ -349,6 +393,7 @@ class _Rows:
         self.switches: list[Marker] = []
         self.nat_marks: list[Marker] = []
         self.notes: list[Note] = []
+        self.endings: list[Ending] = []
 
     def note(self, text: str) -> None:
         self.notes.append(Note(self.row, text))
@@ -370,6 +415,9 @@ class _Rows:
             spans.append((hop.role, first, self.row - 1))
         if packet.fate in LEAVING and packet.hops:
             self._leave(packet.hops[-1], previous, self.index[self.ends[far]])
+        elif packet.fate in ENDING_STYLE and packet.hops:
+            self.endings.append(Ending(self.row, previous, packet.fate, ending_text(packet)))
+            self.row += 1
         self._bands(spans)
 
     def _hop(self, packet: Packet, hop: JourneyHop, previous: int, entering: bool) -> int:
@@ -465,6 +513,34 @@ def hop_where(hop: JourneyHop) -> str:
     return " · ".join(parts)
 
 
+def ending_text(packet: Packet) -> str:
+    """What ended a packet, short enough for the diagram: ``dropped by filter FORWARD #4``,
+    ``lost after PRE``, ``unknown after FWD: no ruleset``, ``goes on unlogged (filter FORWARD
+    policy)``; the rule's text is in the header above."""
+    verdict = packet.verdict
+    rule = _short_rule(verdict) if verdict else None
+    last = packet.stopped_at or (packet.hops[-1].hook if packet.hops else None)
+    after = f" after {HOOK_SHORT.get(last, last)}" if last else ""
+    if packet.fate in ("dropped", "rejected") and rule:
+        return f"{packet.fate} by {rule}"
+    if packet.fate == "unlogged":
+        return f"goes on unlogged ({rule})" if rule else "goes on unlogged"
+    if packet.fate == "unknown":
+        action = verdict.get("action") if verdict else None
+        why = {None: " (no verdict)", "undecided": " (undecided rule)"}.get(action, "")
+        return f"unknown{after}{why}"
+    return f"{packet.fate}{after}"
+
+
+def _short_rule(verdict: Mapping[str, Any]) -> str:
+    """``filter DOCKER-ISOLATION-STAGE-2 #2``, ``filter FORWARD policy``: a long chain cut."""
+    chain = str(verdict.get("chain"))
+    if len(chain) > CHAIN_CHARS:
+        chain = chain[: CHAIN_CHARS - 1] + "…"
+    rule = verdict.get("rule")
+    return f"{verdict.get('table')} {chain} " + ("policy" if rule == "policy" else f"#{rule}")
+
+
 def nat_text(flow: Flow, mark: str) -> str:
     """``SNAT 172.17.0.2:55148 → 10.10.126.101:55148`` for a hop's NAT mark."""
     wanted = {"snat": ("snat",), "de-snat": ("snat",), "dnat": ("dnat", "redirect"),
@@ -497,9 +573,10 @@ COLOURS = {"orig": "#1f5fa8", "reply": "#8e2c8e", "nat": "#f2c94c", "bridge": "#
 
 
 def figure_size(diagram: Diagram) -> tuple[float, float]:
-    """Width and height in inches."""
+    """Width and height in inches (the legend's rows below the diagram's)."""
     width = 2 * MARGIN + len(diagram.lifelines) * LANE_W + GUTTER_W
-    height = TITLE_H + HEAD_H + (diagram.rows + 0.5) * ROW_H + MARGIN / 2
+    rows = diagram.rows + (len(diagram.legend) + 1 if diagram.legend else 0)
+    height = TITLE_H + HEAD_H + (rows + 0.5) * ROW_H + MARGIN / 2
     return width, height
 
 
@@ -528,6 +605,9 @@ def paint(diagram: Diagram) -> Figure:
         _paint_marker(axes, marker, top, "white", COLOURS["switch"])
     for marker in diagram.nat_marks:
         _paint_marker(axes, marker, top, "black", COLOURS["nat"])
+    for ending in diagram.endings:
+        _paint_ending(axes, ending, top, _x(len(diagram.lifelines) - 1))
+    _paint_legend(axes, diagram, top)
     return figure
 
 
@@ -604,6 +684,35 @@ def _paint_marker(axes: Axes, marker: Marker, top: float, ink: str, face: str) -
     box = {"boxstyle": "round,pad=0.2", "fc": face, "ec": "none"}
     _write(axes, x + 0.12, y, marker.text, fontsize=7, ha="left", va="center", color=ink,
            weight="bold", zorder=6, bbox=box)  # fmt: skip
+
+
+def _paint_ending(axes: Axes, ending: Ending, top: float, rightmost: float) -> None:
+    """The end mark on the last hop's lifeline and its text; an unlogged packet's dotted
+    arrow goes on to the right of it instead (the way it went is not logged)."""
+    marker, colour, _ = ENDING_STYLE[ending.fate]
+    x, y = _x(ending.lifeline), _y(top, ending.row)
+    if ending.fate == "unlogged":
+        end = rightmost if x < rightmost else x + LANE_W / 2
+        line = {"arrowstyle": "-|>", "color": colour, "lw": 1.0, "ls": "dotted"}
+        axes.annotate("", xy=(end, y), xytext=(x, y), arrowprops=line, zorder=4)
+    axes.plot([x], [y], marker=marker, ms=9, color=colour, mec="black", mew=0.6, zorder=7)
+    box = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": colour, "lw": 0.8}
+    _write(axes, x + 0.14, y, ending.text, fontsize=7, ha="left", va="center", color=colour,
+           weight="bold", zorder=7, bbox=box)  # fmt: skip
+
+
+def _paint_legend(axes: Axes, diagram: Diagram, top: float) -> None:
+    """Below the diagram: a title row, then a row per end mark drawn and what it means."""
+    if not diagram.legend:
+        return
+    _write(axes, MARGIN, _y(top, diagram.rows), "end marks", fontsize=7, weight="bold",
+           va="center", color="#333333")  # fmt: skip
+    for n, fate in enumerate(diagram.legend, start=1):
+        marker, colour, meaning = ENDING_STYLE[fate]
+        y = _y(top, diagram.rows + n)
+        axes.plot([MARGIN + 0.12], [y], marker=marker, ms=8, color=colour, mec="black",
+                  mew=0.6)  # fmt: skip
+        _write(axes, MARGIN + 0.3, y, meaning, fontsize=7, va="center", color="#333333")
 
 
 def picture_format(path: Path) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from rich.console import Console
 
+from logpath.analysis import Hint, analyse, rule_name
 from logpath.flows import Flow
 from logpath.journeys import Journey, build_journeys
 from logpath.netfilter import NAT_PRIORITY, TABLE_PRIORITY, traversal_rank
@@ -76,7 +78,7 @@ img { max-width: 100%; border: 1px solid #ddd; }
 #flows th[aria-sort=ascending]::after { content: " \\25B2"; }
 #flows th[aria-sort=descending]::after { content: " \\25BC"; }
 #filter { width: 30em; }
-#flows td:first-child, #flows td:nth-child(9) { white-space: nowrap; }
+#flows td:first-child, #flows td:nth-child(11) { white-space: nowrap; }
 """
 # Sorts and filters the connection table. State in the URL fragment, read at load and on every
 # change of it: #filter=TEXT&sort=COLUMN&desc=1 (summary links use it; so do the browser tests).
@@ -363,6 +365,8 @@ def flow_sections(page: FlowPage) -> list[str]:
         '<p><a href="../index.html">← the report</a></p>',
         f"<h1>flow {_e(flow.id)}</h1>",
         facts_table(flow),
+        analysis_section(page.journey),
+        verdicts_section(page.journey),
         "<h2>Diagram</h2>\n" + picture,
         "<h2>Timeline</h2>\n" + timeline_html(page.journey),
         f"<h2>Log lines ({len(page.lines)})</h2>\n" + _pre(page.lines),
@@ -380,6 +384,8 @@ def facts_table(flow: Flow) -> str:
         ("state", flow.state),
         ("progression", " ".join(flow.progression)),
         ("packets", flow.packets),
+        ("dropped", f"{flow.dropped} (dropped or rejected by a rule)"),
+        ("lost", f"{flow.lost} (a later LOG rule matches, no line shows them)"),
         ("hops", flow.hops),
         ("first seen", _when(flow.first_seen)),
         ("last seen", _when(flow.last_seen)),
@@ -387,6 +393,54 @@ def facts_table(flow: Flow) -> str:
     ]
     lines = [f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in rows]
     return "<table>\n" + "\n".join(lines) + "\n</table>"
+
+
+def analysis_section(journey: Journey) -> str:
+    """What went wrong (``logpath.analysis``), with the hints for well-known chains."""
+    analysis = analyse(journey)
+    if not analysis.findings:
+        return (
+            "<h2>What went wrong</h2>\n<p>Nothing: no packet was dropped, lost or stopped, "
+            "and an answer came back.</p>"
+        )
+    found = "".join(f"<li>{_e(finding)}</li>" for finding in analysis.findings)
+    hints = "".join(_hint_item(hint) for hint in analysis.hints)
+    hinted = f"\n<h3>Hints</h3>\n<ul>{hints}</ul>" if hints else ""
+    return f'<h2>What went wrong</h2>\n<ul class="problem">{found}</ul>{hinted}'
+
+
+def _hint_item(hint: Hint) -> str:
+    """``<li><b>filter DOCKER-USER</b> (packets #1): ...</li>``, every piece escaped."""
+    chain = f"{hint.table or '?'} {hint.chain}"
+    packets = ", ".join(f"#{n}" for n in hint.packets)
+    return f"<li><b>{_e(chain)}</b> (packets {_e(packets)}): {_e(hint.text)}</li>"
+
+
+# The verdicts table's columns.
+VERDICT_COLUMNS = ("packet", "direction", "summary", "fate", "rule", "rule text", "evidence",
+                   "reason")  # fmt: skip
+
+
+def verdicts_section(journey: Journey) -> str:
+    """Each packet's fate and the rule that decided it, as the ruleset writes the rule."""
+    packets = journey.packets
+    if not any(packet.verdict for packet in packets):
+        return (
+            "<h2>Verdicts</h2>\n<p>No packet has a verdict: a verdict needs the ruleset the "
+            "lines were written under (<code>logpath ingest --rules FILE</code>).</p>"
+        )
+    rows = [
+        [f"#{p.n}", p.direction, p.summary, p.fate, *_verdict_cells(p.verdict)] for p in packets
+    ]
+    return "<h2>Verdicts</h2>\n" + _table(VERDICT_COLUMNS, rows)
+
+
+def _verdict_cells(verdict: dict[str, Any] | None) -> list[str]:
+    """Rule, its text, evidence, reason; empty cells without a verdict."""
+    if verdict is None:
+        return ["", "", "", ""]
+    fields = ("text", "evidence", "reason")
+    return [rule_name(verdict), *(str(verdict.get(k) or "") for k in fields)]
 
 
 def _nat(flow: Flow) -> str:
@@ -486,6 +540,7 @@ def _fragment(word: str) -> str:
 COLUMNS = (("id", "id", False), ("problem", "problem", False), ("proto", "proto", False),
            ("orig", "orig", False), ("reply", "reply", False), ("nat", "nat", False),
            ("packets", "packets", True), ("hops", "hops", True),
+           ("dropped", "dropped", True), ("lost", "lost", True),
            ("first seen", "first", False), ("state", "state", False))  # fmt: skip
 
 
@@ -533,7 +588,9 @@ def _row(flow: Flow, name: str | None, store: Store) -> str:
         str(flow.reply),
         ", ".join(t.type for t in flow.nat),
     ]
-    numbers = f'<td class="n">{flow.packets}</td><td class="n">{flow.hops}</td>'
+    numbers = "".join(
+        f'<td class="n">{n}</td>' for n in (flow.packets, flow.hops, flow.dropped, flow.lost)
+    )
     after = [_when(flow.first_seen), flow.state]
     return (
         f'<tr><td>{link}</td><td class="problem">{_e(cells[0])}</td>'

@@ -19,6 +19,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from logpath.analysis import Analysis, analyse, rule_name
 from logpath.journeys import Journey, JourneyHop, Packet
 from logpath.records import ConnTuple, Flow, format_endpoint
 from logpath.render.output import visible
@@ -37,6 +38,8 @@ STYLE = {
     "fate": "bold",
     "stopped": "bold white on red",
     "muted": "dim",
+    "analysis": "bold red",
+    "hint": "bold yellow",
 }
 ARROW = {"orig": "→", "reply": "←"}
 
@@ -61,7 +64,20 @@ def timeline(journey: Journey, width: int) -> Group:
     for packet in journey.packets:
         parts.append(packet_header(packet))
         parts.append(hop_table(packet, width, many_hosts))
+    parts.extend(analysis_lines(analyse(journey)))
     return Group(*parts)
+
+
+def analysis_lines(analysis: Analysis) -> list[Text]:
+    """What went wrong, after the packets: ``analysis: ...`` and a ``hint (chain): ...`` per
+    well-known chain; nothing when all went well."""
+    if not analysis.findings:
+        return []
+    lines = [Text("\n").append("analysis: ", STYLE["analysis"]).append(visible(analysis.text))]
+    for hint in analysis.hints:
+        where = visible(f"{hint.table or '?'} {hint.chain}")
+        lines.append(Text("hint ", STYLE["hint"]).append(f"({where}): ").append(hint.text))
+    return lines
 
 
 def flow_header(flow: Flow) -> Text:
@@ -116,9 +132,7 @@ def fate_text(packet: Packet) -> str:
     else:
         text = packet.fate
     if verdict is not None:
-        rule = verdict.get("rule")
-        name = f"{verdict.get('table')} {verdict.get('chain')}"
-        name += " policy" if rule == "policy" else f" #{rule}"
+        name = rule_name(verdict, with_hook=False)
         evidence = verdict.get("evidence")
         if packet.fate in ("dropped", "rejected"):
             text += f" by {name}: {verdict.get('text')} ({evidence})"
