@@ -258,6 +258,28 @@ def _flow_numbers(tables: Tables, ids: list[str]) -> pa.Array:
     return _sorted(tables.read("flows", ["flow_n"], _with_id(ids))["flow_n"])
 
 
+def _numbers_by_prefix(tables: Tables, prefix: str) -> pa.Array:
+    """The ``flow_n`` of the one flow whose id starts with ``prefix`` (as git takes a commit's
+    short hash: ``3f5d7f1cd6`` for ``3f5d7f1cd6-55148``); none when no id does.
+
+    Raises:
+        UsageError: several flows' ids start with it (some of them named).
+    """
+    found = tables.read(
+        "flows",
+        ["flow_n", "id"],
+        Where(test=lambda rows: pc.starts_with(rows["id"], pattern=prefix), needs=("id",)),
+    )
+    if found.num_rows > 1:
+        ids = found["id"].to_pylist()
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5:,} more" if len(ids) > 5 else "")
+        raise UsageError(
+            f"flow id {prefix!r} is ambiguous: {len(ids):,} flows start with it ({shown}); "
+            "give more of it"
+        )
+    return _sorted(found["flow_n"])
+
+
 def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
     """The journey of flow ``flow_id`` (as ``logpath flows`` named it) from the store.
 
@@ -270,7 +292,9 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     tables = assembled(store)
     # the id's number first, from two columns; then its row and its hops, from the one row
     # group of each table the statistics of the sorted ``flow_n`` leave
-    numbers = _flow_numbers(tables, [flow_id])
+    numbers = _flow_numbers(tables, [flow_id]) if flow_id else arrow_array([], pa.int64())
+    if not len(numbers) and flow_id:
+        numbers = _numbers_by_prefix(tables, flow_id)
     if not len(numbers):
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
     (flow,) = flows_from_table(tables.read("flows", where=_numbered(numbers)))

@@ -72,13 +72,19 @@ PortOption = Annotated[
     int | None, typer.Option("--port", help="Only traffic to or from this port.", min=0, max=65535)
 ]
 HostOption = Annotated[
-    str | None, typer.Option("--host", help="Only traffic from or to this address.")
+    str | None,
+    typer.Option("--host", help="Only traffic from or to this address or network (10.0.0.0/8)."),
 ]
 SinceOption = Annotated[
-    str | None, typer.Option("--since", help="Only hops at or after this time (ISO 8601).")
+    str | None,
+    typer.Option(
+        "--since",
+        help="Only hops at or after this time: ISO 8601 (UTC), -2h, yesterday, today 09:00.",
+    ),
 ]
 UntilOption = Annotated[
-    str | None, typer.Option("--until", help="Only hops at or before this time (ISO 8601).")
+    str | None,
+    typer.Option("--until", help="Only hops at or before this time (as --since)."),
 ]
 
 

@@ -93,7 +93,26 @@ def flows_command(
         for piece in flows_csv(iter_flows(Store(store), query)):
             typer.echo(piece, nl=False)
     else:
-        print_flows(_console(), flow_rows(Store(store), query, TABLE_COLUMNS))
+        console = _console()
+        rows = flow_rows(Store(store), query, TABLE_COLUMNS)
+        print_flows(console, rows)
+        if proto is not None:
+            _say_why_other_protocols(console, proto, rows["proto"].to_pylist())
+
+
+def _say_why_other_protocols(console: Console, proto: str, listed: list[str]) -> None:
+    """``--proto icmp`` lists the connections an ICMP error is about (a UDP flow and the port
+    unreachable it met): say so, rather than leave a UDP row unexplained."""
+    from logpath.store import logged_protocol
+
+    wanted = logged_protocol(proto)
+    others = sum(1 for p in listed if p != wanted)
+    if others:
+        console.out(
+            f"({others:,} of them not {wanted} connections: listed for the {wanted} errors "
+            "about them)",
+            highlight=False,
+        )
 
 
 @command("journey")

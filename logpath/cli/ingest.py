@@ -170,8 +170,10 @@ def hops_command(
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
     chosen = hop_filter(port=port, host=host, prefix=prefix, since=since, until=until)
-    selected = None if chosen is None else chosen.expression()
     hops = Store(store)
+    if chosen is not None and chosen.networks:
+        chosen = chosen.with_addresses(hops.addresses())
+    selected = None if chosen is None else chosen.expression()
     if as_json or as_csv:
         # written batch by batch: memory stays flat however many hops the store holds
         # (read whole, 1.2 million hops took 9 GB as JSON)
