@@ -119,7 +119,7 @@ nft_line = nft_header + nft_event + pp.StringEnd().set_name("end of line")
 xt_packet_fields = [
     item(r"IN=(?P<in_iface>[^ ]*)", "IN=<interface>"),
     item(r"OUT=(?P<out_iface>[^ ]*)", "OUT=<interface>"),
-    item(rf"NFPROTO=(?P<trace_nfproto>{DEC})", "NFPROTO=<number>"),
+    item(rf"NFPROTO=(?P<packet_nfproto>{DEC})", "NFPROTO=<number>"),
     item(
         rf"MACSRC=(?P<macsrc>{MAC}) MACDST=(?P<macdst>{MAC}) MACPROTO=(?P<macproto>[0-9a-f]{{4}})",
         "MACSRC=<MAC> MACDST=<MAC> MACPROTO=<hex>",

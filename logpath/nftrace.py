@@ -237,7 +237,6 @@ class _Trace:
     """What is known of one trace id so far."""
 
     fields: dict[str, str] | None = None  # the headers of its last packet line
-    family: str | None = None  # xtables-monitor's PACKET line: the packet's table family
     fresh: bool = False  # a PACKET line (counted) not yet bound to a chain (xtables-monitor)
     visit: _Visit | None = None  # the visit being read
     last_chain: str | None = None  # the chain of its last visit (a jump's or return's origin)
@@ -271,7 +270,6 @@ class TraceReader:
                 return wrong
             trace.fields = fields
             if kind == "PACKET":
-                trace.family = NFPROTO_FAMILIES.get(parsed["trace_nfproto"])
                 trace.fresh = True
                 return None
             trace.visit = _Visit(trace.fields, parsed["trace_family"], parsed["trace_table"],

@@ -28,7 +28,7 @@ from logpath.cli import app
 from logpath.hops import build_hops
 from logpath.ingest import ingest
 from logpath.nftrace import SKIP_FOLDED, SKIP_ORPHAN, tcp_flags
-from logpath.parse import Rejected, parse_lines
+from logpath.parse import Rejected, parse_lines, trace_pattern
 from logpath.query import FlowQuery, find_flows, load_journey
 from logpath.rules import load_ruleset
 from logpath.store import Store
@@ -86,6 +86,15 @@ def test_an_nft_packet_line_gives_the_packet_in_the_log_vocabulary() -> None:
         "len": "60",
     }
     assert (packet["sport"], packet["dport"], packet["tcp_flags"]) == ("51160", "9052", "syn")
+
+
+@pytest.mark.parametrize("path", [NFT, XT, *FORMATS], ids=lambda p: p.name)
+def test_the_compiled_pattern_reads_every_line_as_the_grammar(path: Path) -> None:
+    pattern = trace_pattern()
+    for _, line in numbered(path):
+        found = pattern.regex.match(line)
+        assert found is not None, line
+        assert pattern.fields(found) == trace.parse_line(line), line
 
 
 @pytest.mark.parametrize(
