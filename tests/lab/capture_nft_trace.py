@@ -123,6 +123,26 @@ def capture(
     print(f"{name}: {len(trace.output.splitlines())} trace lines, {len(dmesg)} LOG lines, {result}")
 
 
+def nft_trace(lab: t.Lab, outdir: Path) -> None:
+    """The nft-trace scenario, its table removed after (the lab is left as it was)."""
+    lab.exec("host", "nft", "-f", "-", stdin=NFT_TABLE)
+    try:
+        capture(lab, outdir, "nft-trace", ["nft", "-a", "monitor", "trace"], nft_traffic)
+    finally:
+        lab.exec("host", "nft", "delete", "table", "inet", "lptrace")
+
+
+def xtables_trace(lab: t.Lab, outdir: Path) -> None:
+    """The xtables-trace scenario, its rules removed after."""
+    for rule in XT_RULES:
+        lab.exec("host", "iptables-nft", *rule)
+    try:
+        capture(lab, outdir, "xtables-trace", ["xtables-monitor", "--trace"], xt_traffic)
+    finally:
+        for rule in XT_RULES:
+            lab.exec("host", "iptables-nft", *[("-D" if a == "-A" else a) for a in rule])
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.lab.capture_nft_trace OUTDIR")
@@ -132,12 +152,8 @@ def main(argv: list[str]) -> int:
     t.clean_leftovers()
     lab = t.build()
     try:
-        lab.exec("host", "nft", "-f", "-", stdin=NFT_TABLE)
-        capture(lab, outdir, "nft-trace", ["nft", "-a", "monitor", "trace"], nft_traffic)
-        lab.exec("host", "nft", "delete", "table", "inet", "lptrace")
-        for rule in XT_RULES:
-            lab.exec("host", "iptables-nft", *rule)
-        capture(lab, outdir, "xtables-trace", ["xtables-monitor", "--trace"], xt_traffic)
+        nft_trace(lab, outdir)
+        xtables_trace(lab, outdir)
     finally:
         t.teardown(lab)
     return 0
