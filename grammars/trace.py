@@ -2,10 +2,10 @@
 
 Real lines (samples/lab/trace/nft-trace.txt, xtables-trace.txt; nftables 1.0.6, iptables 1.8.9):
 
-    trace id 7cf5d558 inet lptrace lpfwd packet: iif "lpbr0" oif "up0" ether saddr 02:00:ac:1e:00:02 ether daddr 02:00:ac:1e:00:01 ip saddr 172.30.0.2 ip daddr 10.77.0.2 ip dscp cs0 ip ecn not-ect ip ttl 63 ip id 61440 ip protocol tcp ip length 60 tcp sport 35394 tcp dport 9052 tcp flags == syn tcp window 64240
-    trace id 7cf5d558 inet lptrace lpsub rule tcp dport 9052 drop # handle 8 (verdict drop)
-    PACKET: 2 65f10f24 IN=lpbr0 MACSRC=2:0:ac:1e:0:2 MACDST=2:0:ac:1e:0:1 MACPROTO=0800 SRC=172.30.0.2 DST=10.77.0.2 LEN=60 TOS=0x0 TTL=64 ID=48120 DF SPORT=58574 DPORT=9051 SYN
-     TRACE: 2 65f10f24 raw:PREROUTING:rule:0x9:CONTINUE  -4 -t raw -A PREROUTING -p tcp -m tcp --dport 9051 -j TRACE
+    trace id 502880de inet lptrace lpfwd packet: iif "lpbr0" oif "up0" ether saddr 02:00:ac:1e:00:02 ether daddr 02:00:ac:1e:00:01 ip saddr 172.30.0.2 ip daddr 10.77.0.2 ip dscp cs0 ip ecn not-ect ip ttl 63 ip id 24163 ip protocol tcp ip length 60 tcp sport 41170 tcp dport 9052 tcp flags == syn tcp window 64240
+    trace id 502880de inet lptrace lpfwd rule tcp dport 9052 jump lpsub # handle 11 (verdict jump lpsub)
+    PACKET: 2 d2a5997c IN=lpbr0 MACSRC=2:0:ac:1e:0:2 MACDST=2:0:ac:1e:0:1 MACPROTO=0800 SRC=172.30.0.2 DST=10.77.0.2 LEN=60 TOS=0x0 TTL=64 ID=29346 DF SPORT=38124 DPORT=9051 SYN
+     TRACE: 2 d2a5997c raw:PREROUTING:rule:0x9:CONTINUE  -4 -t raw -A PREROUTING -p tcp -m tcp --dport 9051 -j TRACE
 
 nf_tables sends one trace event per rule that matched, per chain fallen off (policy) and per
 user chain returned from, the packet's headers with the first event of each base chain

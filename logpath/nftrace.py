@@ -12,7 +12,7 @@ user chain, the caller's later lines are another visit.
 The trace id groups the lines of one visit, but it is no packet identity: on Linux 6.18 it is a
 hash of the socket buffer's address and interface, so one packet changes id between
 PREROUTING and FORWARD, and a later packet of the connection reuses an id
-(samples/lab/trace/nft-trace.txt, lines 1-30). ``logpath.packets`` groups the visits by what
+(samples/lab/trace/nft-trace.txt, lines 3-26). ``logpath.packets`` groups the visits by what
 the packet shows, in line order.
 """
 

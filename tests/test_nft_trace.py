@@ -72,7 +72,7 @@ def test_an_nft_packet_line_gives_the_packet_in_the_log_vocabulary() -> None:
         "trace_chain": "lpfwd",
         "trace_type": "rule",
         "trace_rule": "tcp dport 9052 jump lpsub",
-        "trace_handle": "9",
+        "trace_handle": "11",
         "trace_verdict": "jump lpsub",
     }
     packet = trace.parse_line(NFT.read_text().splitlines()[224])
@@ -82,10 +82,10 @@ def test_an_nft_packet_line_gives_the_packet_in_the_log_vocabulary() -> None:
         "src": "172.30.0.2",
         "dst": "10.77.0.2",
         "ttl": "63",
-        "id": "9764",
+        "id": "24163",
         "len": "60",
     }
-    assert (packet["sport"], packet["dport"], packet["tcp_flags"]) == ("51160", "9052", "syn")
+    assert (packet["sport"], packet["dport"], packet["tcp_flags"]) == ("41170", "9052", "syn")
 
 
 @pytest.mark.parametrize("path", [NFT, XT, *FORMATS], ids=lambda p: p.name)
@@ -111,25 +111,25 @@ def test_tcp_flags_are_written_in_the_kernel_log_order(printed: str, logged: str
 
 def test_each_chain_visit_is_one_hop_with_its_verdict() -> None:
     hops = hop_table(NFT)
-    assert len(hops) == 104  # of 296 lines
+    assert len(hops) == 154  # of 446 lines
     drop = hops[hops["trace_verdict"].eq("drop")]
     assert drop[["lineno", "trace_table", "trace_chain", "trace_type", "trace_handle"]].to_dict(
         "records"
     ) == [
         {"lineno": 228, "trace_table": "lptrace", "trace_chain": "lpsub", "trace_type": "rule",
-         "trace_handle": 11},
+         "trace_handle": 13},
         {"lineno": 250, "trace_table": "lptrace", "trace_chain": "lpsub", "trace_type": "rule",
-         "trace_handle": 11},
+         "trace_handle": 13},
     ]  # fmt: skip
     # the user chain's visit carries the packet its base chain saw, and where it came from
     assert drop["trace_from"].tolist() == ["lpfwd", "lpfwd"]
     assert drop["trace_rule"].tolist() == ["tcp dport 9052 drop"] * 2
     assert drop[["src", "sport", "dst", "dport", "ttl", "out_iface"]].iloc[0].tolist() == [
-        "172.30.0.2", 51160, "10.77.0.2", 9052, 63, "up0"
+        "172.30.0.2", 41170, "10.77.0.2", 9052, 63, "up0"
     ]  # fmt: skip
     jumps = hops[hops["trace_verdict"].eq("jump lpsub")]
     assert jumps["lineno"].tolist() == [226, 248]
-    assert Counter(hops["trace_verdict"]) == {"accept": 100, "jump lpsub": 2, "drop": 2}
+    assert Counter(hops["trace_verdict"]) == {"accept": 150, "jump lpsub": 2, "drop": 2}
 
 
 def test_xtables_monitor_visits_read_like_nft_ones() -> None:
@@ -170,7 +170,8 @@ def chains(packet: pd.DataFrame) -> list[str]:
 
 def test_visits_of_one_packet_are_one_packet_in_line_order() -> None:
     hops = traced(NFT)
-    assert hops["packet"].nunique() == 14  # 10 of the TCP exchange, 2 SYNs dropped, 2 echoes
+    # 10 of the TCP exchange, 2 SYNs dropped, 2 echoes, 10 of the TCP exchange over IPv6
+    assert hops["packet"].nunique() == 24
     first = hops[hops["packet"].eq(0)]
     # the trace id changed between PREROUTING and FORWARD (lines 3 and 15): one packet still
     assert first["trace_id"].nunique() == 2
@@ -192,7 +193,9 @@ def test_hooks_come_from_builtin_chain_names_or_the_ruleset() -> None:
     assert pd.isna(drop["hook"])  # lpsub: a user chain, no ruleset to say which hook reaches it
     ruled = traced(NFT, TRACE / "nft-trace.rules")
     where = ruled.drop_duplicates("trace_chain").set_index("trace_chain")["hook"]
-    assert where[["pre", "lpfwd", "lpsub"]].tolist() == ["PREROUTING", "FORWARD", "FORWARD"]
+    assert where[["pre", "lpfwd", "lpsub", "out"]].tolist() == [
+        "PREROUTING", "FORWARD", "FORWARD", "OUTPUT"
+    ]  # fmt: skip
     assert set(ruled["evidence"]) == {"trace"}
 
 
@@ -221,7 +224,7 @@ def test_the_dropped_packets_verdict_is_the_rule_that_dropped_them(nft_store: St
             "hook": "FORWARD",
             "table": "lptrace",
             "chain": "lpsub",
-            "rule": 11,  # the nft handle
+            "rule": 13,  # the nft handle
             "text": "tcp dport 9052 drop",
             "evidence": "nft-trace",
             "reason": None,
@@ -248,6 +251,24 @@ def test_an_accepted_packets_verdict_is_its_last_decision(nft_store: Store) -> N
     assert journey.packets[1].verdict["rule"] == "policy"
     assert journey.packets[1].verdict["text"] == "policy accept"
     assert {p.fate for p in journey.packets} == {"forwarded"}
+
+
+def test_ipv6_visits_read_like_the_log_lines_of_the_same_packets(nft_store: Store) -> None:
+    """IPv6 to the host itself: nft's ip6 length (the payload's) is LOG's LEN less the 40-byte
+    header, and the host's answers are traced at output (no input interface)."""
+    _, journey = journey_of(nft_store, 9054)
+    assert len(journey.packets) == 10
+    syn, syn_ack = journey.packets[:2]
+    assert (syn.summary, syn.fate, syn_ack.summary, syn_ack.fate) == (
+        "SYN", "delivered", "SYN-ACK", "sent"
+    )  # fmt: skip
+    assert [h.hook for h in syn_ack.hops] == ["OUTPUT"] * 4 + ["POSTROUTING"]
+    assert {(h.in_iface, h.out_iface, h.src) for h in syn_ack.hops} == {
+        (None, "lpbr0", "fd00:30::1")
+    }
+    logged = hop_table(TRACE / "nft-trace.dmesg")
+    logged_syn = logged[logged["dport"].eq(9054) & logged["flags"].eq("SYN")].iloc[0]
+    assert syn.hops[0].fields["len"] == logged_syn["len"] == 80
 
 
 def test_xtables_monitor_drop_through_the_cli(tmp_path: Path) -> None:
@@ -296,7 +317,7 @@ def test_a_file_mixing_trace_and_log_lines_reads_both(tmp_path: Path) -> None:
     assert (visits["lineno"] - offset).tolist() == alone["lineno"].tolist()
     assert len(hops) - len(visits) == offset  # every LOG line a hop
     both = traced(mixed)
-    assert both["packet"].nunique() == 14 + traced(TRACE / "nft-trace.dmesg")["packet"].nunique()
+    assert both["packet"].nunique() == 24 + traced(TRACE / "nft-trace.dmesg")["packet"].nunique()
 
 
 # --- errors ------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ the LOG rules too, and a file can mix both):
 - ``nft-trace``: a table ``inet lptrace`` of our own sets ``meta nftrace set 1`` at
   prerouting for TCP ports 9050 and 9052. c1 -> lan 10.77.0.2:9050 is accepted (masqueraded,
   ping/pong); c1 -> lan :9052 is dropped in a user chain ``lpsub`` that a forward base chain
-  jumps to (the SYN and its retransmission); an ICMP echo c1 -> lan. The server's answers
-  (sport 9050) are traced too. ``nft -a monitor trace`` prints rule handles.
+  jumps to (the SYN and its retransmission); an ICMP echo c1 -> lan; TCP over IPv6 c1 ->
+  [fd00:30::1]:9054 (the host itself), whose answers an output chain traces. The server's
+  answers (sport 9050) are traced too. ``nft -a monitor trace`` prints rule handles.
 - ``xtables-trace``: iptables-nft ``-t raw -A PREROUTING -p tcp --dport 9051 -j TRACE``
   (translated to ``meta nftrace set 1``); c1 -> lan :9051 accepted, and a DROP appended to
   filter FORWARD for :9053 (the SYN and its retransmission), read by ``xtables-monitor
@@ -28,9 +29,13 @@ Usage (as root, from the repository root)::
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
+import threading
 import time
+import tty
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +44,7 @@ from . import traffic
 from .capture import FIXED_TAG, KernelLog, fix_tag
 
 ACCEPTED_PORT, XT_ACCEPTED_PORT, DROPPED_PORT, XT_DROPPED_PORT = 9050, 9051, 9052, 9053
+IPV6_PORT = 9054  # c1 -> the host's bridge address fd00:30::1, its answers traced at output
 
 NFT_TABLE = f"""
 table inet lptrace {{
@@ -47,6 +53,7 @@ table inet lptrace {{
         tcp dport {{ {ACCEPTED_PORT}, {DROPPED_PORT} }} meta nftrace set 1
         tcp sport {ACCEPTED_PORT} meta nftrace set 1
         icmp type {{ echo-request, echo-reply }} meta nftrace set 1
+        tcp dport {IPV6_PORT} meta nftrace set 1
     }}
     chain lpfwd {{
         type filter hook forward priority 10; policy accept;
@@ -55,6 +62,10 @@ table inet lptrace {{
     chain lpsub {{
         ip saddr 172.30.0.0/24 counter
         tcp dport {DROPPED_PORT} drop
+    }}
+    chain out {{
+        type filter hook output priority -350; policy accept;
+        tcp sport {IPV6_PORT} meta nftrace set 1
     }}
 }}
 """
@@ -68,24 +79,46 @@ XT_RULES = [
 
 
 class Monitor:
-    """A trace monitor running in the host namespace while the block runs."""
+    """A trace monitor running in the host namespace while the block runs.
+
+    Its output goes to a pseudo-terminal: the tools print with stdio, which holds up to 4 KiB
+    for a pipe (even under ``stdbuf -oL``, for nft) and loses it when the monitor is stopped; a
+    terminal makes stdio write each line as it is printed.
+    """
 
     def __init__(self, lab: t.Lab, argv: list[str]) -> None:
         self.argv = ["ip", "netns", "exec", lab.ns("host"), *argv]
         self.output = ""
+        self._chunks: list[bytes] = []
 
     def __enter__(self) -> Monitor:
-        self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        master, slave = pty.openpty()
+        tty.setraw(slave)  # no "\r\n" for "\n"
+        self.process = subprocess.Popen(self.argv, stdout=slave, stderr=subprocess.DEVNULL)
+        os.close(slave)
+        self._master = master
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         time.sleep(0.5)  # subscribed before the first packet
         return self
 
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # the terminal's other end is closed: the monitor ended
+                return
+            if not chunk:
+                return
+            self._chunks.append(chunk)
+
     def __exit__(self, *exc: object) -> None:
-        time.sleep(0.5)  # the last events of a close
+        time.sleep(1.0)  # the last events of a close, and the monitor printing them
         self.process.terminate()
-        out, _ = self.process.communicate(timeout=10)
-        self.output = out
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
+        os.close(self._master)
+        self.output = b"".join(self._chunks).decode()
 
 
 def nft_traffic(lab: t.Lab) -> object:
@@ -96,7 +129,9 @@ def nft_traffic(lab: t.Lab) -> object:
         answer = traffic.tcp_request(lab, "c1", t.LAN_IP, ACCEPTED_PORT)
         dropped = traffic.tcp_unanswered(lab, "c1", t.LAN_IP, DROPPED_PORT, 1.5)
     echoed = traffic.ping(lab, "c1", t.LAN_IP, 1)
-    return answer, dropped, echoed
+    with traffic.tcp_server(lab, "host", IPV6_PORT, family=6):
+        local = traffic.tcp_request(lab, "c1", t.BRIDGE_IP6, IPV6_PORT, family=6)
+    return answer, dropped, echoed, local
 
 
 def xt_traffic(lab: t.Lab) -> object:
