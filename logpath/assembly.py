@@ -16,7 +16,7 @@ chunk's hops: a chunk holds enough of them.)
 The stored tables are a cache of the hops: ``assemble`` on the same hops gives the same tables
 (``tests/test_assembly.py`` re-assembles a store from scratch and compares). They depend also on
 the ruleset kept at ingest, on the prefix conventions in force and on this module's version
-(``Provenance``); a store whose tables depend on anything else is assembled again when read.
+(``logpath.provenance``); a store whose tables depend on anything else is assembled again when read.
 
 An ingest that only adds hops re-assembles only what they can touch (``assemble_added``): the
 same argument as the chunks', with the new hops' earliest time in place of a chunk's end. The
@@ -27,12 +27,10 @@ numbered by time (``_Kept.numbered``), so the tables are those of one assembly o
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -45,19 +43,15 @@ from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks, one_clock
 from logpath.fates import packet_fates
 from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
-from logpath.hooks import resolve_hooks, user_prefixes_file
+from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_SCHEMA
 from logpath.nat import applied_nat
 from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
+from logpath.provenance import Provenance
 from logpath.rules import Ruleset
 from logpath.runtime import without_cyclic_gc
 from logpath.store import Store, StoreWriter, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
-
-# Bump when what assembly computes changes: stores assembled before are assembled again.
-# 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
-# LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED)
-VERSION = 5
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
 # carried from one chunk into the next.
@@ -119,52 +113,6 @@ TRACE_ADDED = pa.schema(
     ]
 )
 TRACE_SCHEMA = pa.schema([f for f in HOP_SCHEMA if f.name != "raw"] + list(TRACE_ADDED))
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """What the assembled tables were built from: when it changes, they are built again."""
-
-    version: int
-    """This module's VERSION."""
-    parts: list[str]
-    """The hop parts (the manifest's ``parts``) assembled."""
-    ruleset: str
-    """SHA-256 of the ruleset kept at ingest ("" without one)."""
-    conventions: str
-    """SHA-256 of the prefix conventions in force (logpath's and the user's prefixes.toml)."""
-
-    @classmethod
-    def now(cls, store_parts: list[str], ruleset: dict[str, Any] | str | None) -> Provenance:
-        """What an assembly of these parts under this ruleset would depend on today."""
-        kept = ruleset if isinstance(ruleset, str) else json.dumps(ruleset, sort_keys=True)
-        return cls(
-            version=VERSION,
-            parts=list(store_parts),
-            ruleset=_digest(kept) if ruleset else "",
-            conventions=conventions_digest(),
-        )
-
-    def matches(self, assembly: dict[str, Any] | None) -> bool:
-        """Whether the manifest's ``assembly`` was built from the same things."""
-        if not assembly:
-            return False
-        return {k: assembly.get(k) for k in asdict(self)} == asdict(self)
-
-
-def conventions_digest() -> str:
-    """SHA-256 of the prefix conventions ``resolve_hooks`` reads by default."""
-    builtin = resources.files("logpath.grammars").joinpath("prefixes.toml").read_bytes()
-    user = user_prefixes_file()
-    try:
-        own = user.read_bytes() if user.is_file() else b""
-    except OSError:
-        own = b""  # resolve_hooks says what is wrong with it
-    return _digest(builtin.hex() + "|" + own.hex())
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

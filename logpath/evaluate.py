@@ -259,7 +259,24 @@ class Evaluator:
         ``hook``: where the packet was logged; None: any hook whose IN=/OUT= pattern fits the
         packet's interfaces. Prefixes equal apart from surrounding spaces are the same (a parser
         may trim the space before ``IN=``). None when no such LOG rule can have logged it.
+
+        A LOG rule the packet surely matches wins over an earlier one whose match cannot be
+        evaluated: the line is one line, so that earlier rule did not log it (had it matched,
+        both would have written one). samples/lab/fates/masquerade-unlogged.nft: iptables-nft's
+        own multiport rule, listed by nft, before the rule that logged the packet.
         """
+        maybe = None
+        for position, decided in self.log_rules(prefix, facts, hook):
+            if decided:
+                return position
+            maybe = maybe or position
+        return maybe
+
+    def log_rules(
+        self, prefix: str, facts: PacketFacts, hook: str | None
+    ) -> Iterator[tuple[Position, bool]]:
+        """The positions after each LOG rule with ``prefix`` the packet can match at a hook
+        that fits it, and whether it surely matches."""
         for key, rules in self.rules.items():
             if not self.family_fits(key, facts):
                 continue
@@ -267,18 +284,18 @@ class Evaluator:
             for index, rule in enumerate(rules):
                 if not rule.logs or (rule.log_prefix or "").strip() != prefix.strip():
                     continue
-                if rule.conditions is not None and False in self.condition_results(rule, facts):
+                results = self.condition_results(rule, facts) if rule.conditions else []
+                if False in results:
                     continue
-                for candidate in hooks:
-                    if hook_admits(candidate, facts.in_iface, facts.out_iface):
-                        own = self.action(rule, key)[0] != "continue"  # nft: log ... drop
-                        where = (candidate, key[1], key[2])
-                        return (
-                            Position(*where, index + 1, True)
-                            if own
-                            else Position(*where, index + 2)
-                        )
-        return None
+                candidate = next(
+                    (h for h in hooks if hook_admits(h, facts.in_iface, facts.out_iface)), None
+                )
+                if candidate is None:
+                    continue
+                own = self.action(rule, key)[0] != "continue"  # nft: log ... drop
+                where = (candidate, key[1], key[2])
+                position = Position(*where, index + 1, True) if own else Position(*where, index + 2)
+                yield position, rule.conditions is not None and None not in results
 
     # --- entering a chain ----------------------------------------------------------------------
 

@@ -46,7 +46,9 @@ def packet_fates(hops: pd.DataFrame, evaluator: Evaluator | None = None) -> pd.D
     rows = ~hops["packet"].duplicated(keep="last").to_numpy()
     last = hops.loc[rows, [c for c in wanted if c in hops.columns]].set_index("packet")
     stage = last["hook"].map(HOOK_STAGE).fillna(0)
-    fate = pd.Series("seen", index=last.index, dtype="object")
+    # where the logs end says nothing more (at PREROUTING, say, with nothing of its connection
+    # further on): issue 11's contract calls that "unknown", never a fate it cannot show
+    fate = pd.Series("unknown", index=last.index, dtype="object")
     # IN= is empty at POSTROUTING even for forwarded packets: ask the leg's first hop instead
     entered = _leg_entries(hops)
     # where the packet's last leg entered its host (a packet may cross several hosts)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from logpath.errors import InputError
 from logpath.netfilter import HOOK_NAMES, HOOKS, filter_hook, guess_hook, hook_admits
+from logpath.provenance import user_prefixes_file
 from logpath.rules import Location, Ruleset
 
 __all__ = [
@@ -196,13 +197,6 @@ def load_conventions(paths: Sequence[str | Path] = (), *, user: bool = True) -> 
     tables = tuple(word for table_words, _, _ in reversed(parsed) for word in table_words)
     hooks = tuple(word for _, hook_words, _ in reversed(parsed) for word in hook_words)
     return Conventions(conventions, tables, hooks)
-
-
-def user_prefixes_file() -> Path:
-    """``$XDG_CONFIG_HOME/logpath/prefixes.toml`` (``~/.config/logpath/prefixes.toml``)."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("logpath")) / "prefixes.toml"
 
 
 def read_prefixes_file(path: Path) -> tuple[str, str]:

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-if TYPE_CHECKING:  # parsing is not needed to read a store
-    from logpath.parse import ParsedLines
+# pandas is imported by the functions that use it: a journey read from a store turns its hops
+# into JSON (``hop_to_json``) without it.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from logpath.parse import ParsedLines  # parsing is not needed to read a store
 
 
 _STR = pa.string()
@@ -196,8 +199,8 @@ ADDRESS_FIELDS = ("src", "dst", "inner_src", "inner_dst", "gateway", "arp_ipsrc"
 # The header's time: pandas holds nanoseconds from 1677-09-21 to 2262-04-11, and a time outside
 # them, stored, would break every later command on the store.
 STAMP_FIELDS = ("month", "iso", "full", "ctime", "unix")
-EARLIEST = pd.Timestamp("1677-09-22", tz="UTC")
-LATEST = pd.Timestamp("2262-04-11", tz="UTC")  # exclusive
+EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
+LATEST = datetime(2262, 4, 11, tzinfo=UTC)  # exclusive
 STAMP_EXPECTED = "a date from 1677-09-22 to 2262-04-10"
 _FLAG_WORDS = {"ce", "df", "mf", "truncated"}
 _ICMP_NAMES = {"ICMP": "icmp", "ICMPv6": "icmpv6"}
@@ -227,6 +230,8 @@ def _timestamps(
 ) -> tuple[pa.Array, pa.Array]:
     """Each line's header time, and where a header has a time that is no date pandas can hold
     (Feb 30, hour 25, the year 5138): such a line is rejected, not stored without its time."""
+    import pandas as pd
+
     n = len(fields["host"])
     ts = pd.Series(pd.NaT, index=range(n), dtype="datetime64[us, UTC]")
     stamped = pd.Series(False, index=range(n))
@@ -587,7 +592,7 @@ _INNER_PREFIX = "inner_"
 def _plain(value: Any) -> Any:
     if value is None or (isinstance(value, float) and value != value):
         return None
-    if isinstance(value, pd.Timestamp | datetime):
+    if isinstance(value, datetime):  # pandas' Timestamp too
         return value.isoformat().replace("+00:00", "Z")
     if hasattr(value, "item"):  # numpy scalars
         return value.item()

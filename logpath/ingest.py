@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from logpath.assembly import Provenance, assemble_store
+from logpath.assembly import assemble_store
 from logpath.errors import InputError, Stopped, WorkerError
 from logpath.hops import build_hops
 from logpath.lines import (
@@ -36,6 +36,7 @@ from logpath.lines import (
     rotation_order,
 )
 from logpath.parse import Rejected, parse_lines
+from logpath.provenance import Provenance
 from logpath.runtime import without_cyclic_gc
 from logpath.store import SourceState, Store, StoreWriter
 

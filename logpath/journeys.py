@@ -9,18 +9,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from logpath.assembly import with_journey_marks
 from logpath.errors import NotFoundError
-from logpath.flows import Flow
 from logpath.hops import HOP_COLUMNS, hop_to_json
-from logpath.packets import missing
-from logpath.summaries import summarise_flows
+from logpath.records import Flow
+
+# A journey read from a store is built from plain rows (``journeys_from_rows``): pandas, and the
+# stages that trace hops in memory, are imported only by ``build_journey(s)``.
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,11 @@ class Packet:
     fate: str
     """What became of it: "delivered" (INPUT), "forwarded" (left by FORWARD/POSTROUTING),
     "sent" (OUTPUT/POSTROUTING of a local packet), "switched" (bridged between ports), "arrived"
-    (reached the next host, logged there at PREROUTING only), "seen" (nothing later was
-    expected); with the ruleset (``verdict``), "dropped" or "rejected" by a rule, "lost" (a
-    later LOG rule matches it, no line shows it), "unlogged" (it went on where no LOG rule
-    matches); "stopped" (ends where its connection's other packets went on, and nothing answered
-    the connection) or "unknown" (a rule that cannot be evaluated, or without a ruleset, a
+    (reached the next host, logged there at PREROUTING only); with the ruleset (``verdict``),
+    "dropped" or "rejected" by a rule, "lost" (a later LOG rule matches it, no line shows it),
+    "unlogged" (it went on where no LOG rule matches); "stopped" (ends where its connection's
+    other packets went on, and nothing answered the connection) or "unknown" (nothing later was
+    expected and nothing says more, a rule that cannot be evaluated, or without a ruleset, a
     packet of an answered connection whose logs end early: see ``stopped_at``)."""
     stopped_at: str | None
     """When the packet's logs end where a later hook was expected: the last hook seen, e.g.
@@ -161,6 +162,8 @@ def build_journey(traced: pd.DataFrame, flow_id: str, packet: int | None = None)
     Raises:
         NotFoundError: no such flow, or no such packet in it.
     """
+    from logpath.summaries import summarise_flows
+
     hops = traced[traced["flow"] == flow_id]
     if hops.empty:
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
@@ -195,10 +198,20 @@ def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]
         return []
     hops = traced.reset_index(drop=True)
     if "fate" not in hops.columns:  # hops traced in memory, not read from a store's trace
+        from logpath.assembly import with_journey_marks
+
         hops = with_journey_marks(hops, {flow.id: flow.nat for flow in flows})
-    packets: dict[int, list[dict[str, Any]]] = {}
-    for row in hops.to_dict("records"):
-        packets.setdefault(int(row["packet"]), []).append({str(k): v for k, v in row.items()})
+    # missing cells (NaN, NA, NaT) as None, as a row read from the store has them
+    rows = hops.astype(object).where(hops.notna(), None).to_dict("records")
+    return journeys_from_rows([{str(k): v for k, v in row.items()} for row in rows], flows)
+
+
+def journeys_from_rows(rows: Sequence[Mapping[str, Any]], flows: Sequence[Flow]) -> list[Journey]:
+    """The journey of every flow of these trace rows (TRACE_SCHEMA, as dicts, None for a
+    missing cell, in the trace's order), in the flows' order."""
+    packets: dict[int, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        packets.setdefault(int(row["packet"]), []).append(row)
     per_flow: dict[str, list[int]] = {}
     for number in sorted(packets):  # build_journey numbers packets in this order
         per_flow.setdefault(str(packets[number][0]["flow"]), []).append(number)
@@ -245,7 +258,7 @@ def _related(packet: Packet) -> bool:
     return bool(packet.hops and packet.hops[0].fields.get("inner"))
 
 
-def _packet(n: int, rows: list[dict[str, Any]]) -> Packet:
+def _packet(n: int, rows: list[Mapping[str, Any]]) -> Packet:
     """One Packet record from its hop rows (already in journey order)."""
     fate, stopped_at = rows[0]["fate"], rows[0]["stopped_at"]
     return Packet(
@@ -253,7 +266,7 @@ def _packet(n: int, rows: list[dict[str, Any]]) -> Packet:
         direction=str(rows[0]["direction"]),
         summary=packet_summary(rows[0]),
         fate=str(fate),
-        stopped_at=None if missing(stopped_at) else str(stopped_at),
+        stopped_at=None if stopped_at is None else str(stopped_at),
         hops=tuple(_journey_hop(row) for row in rows),
         verdict=_verdict(rows[0].get("verdict")),
     )
@@ -295,12 +308,12 @@ ICMP_NAMES = {
 
 def _value(value: object) -> Any:
     """A cell as a plain Python value (None for missing)."""
-    if missing(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return value.item() if hasattr(value, "item") else value
 
 
-def _journey_hop(row: dict[str, Any]) -> JourneyHop:
+def _journey_hop(row: Mapping[str, Any]) -> JourneyHop:
     """One JourneyHop from a traced hop row."""
     fields = hop_to_json({c: row.get(c) for c in HOP_COLUMNS})
     # what changed since the previous hop, or what NAT applies after this one

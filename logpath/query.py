@@ -10,25 +10,27 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
-from logpath.assembly import TRACE_SCHEMA, Provenance, assemble_store, kept_ruleset
-from logpath.clocks import Clocks
 from logpath.errors import NotFoundError, StoreLockedError, StoreWriteError, UsageError
-from logpath.flows import NAT_TYPES, Flow
-from logpath.journeys import Journey, build_journeys, only_packet
-from logpath.rules import Ruleset
-from logpath.store import Store, hop_filter, to_frame
-from logpath.summaries import FLOW_SCHEMA, flows_from_table
+from logpath.journeys import Journey, journeys_from_rows, only_packet
+from logpath.provenance import Provenance
+from logpath.records import FLOW_SCHEMA, NAT_TYPES, Flow, flows_from_table
+from logpath.rowgroups import MemoryRows, Rows, Where, arrow_array, python_rows
+from logpath.store import Store, hop_filter
+
+# A question that reads a few rows (``journey``, a window of ``flows``) imports no pandas: the
+# stored tables are read by row group (``logpath.rowgroups``), and pandas, with what assembles a
+# store, is imported by the questions that need it (``traced_hops``, an unassembled store).
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from logpath.clocks import Clocks
+    from logpath.rules import Ruleset
 
 NAT_CHOICES = {"snat": ("snat",), "dnat": ("dnat", "redirect"), "any": NAT_TYPES}
 # Flows read from the flows table at a time when they are streamed (``iter_flows``).
@@ -57,11 +59,11 @@ class FlowQuery:
     everything: bool = False
     """Accepted for scripts written when a big store needed ``--all``; it changes nothing."""
 
-    def hop_filter(self) -> ds.Expression | None:
-        """The hop filters as one expression on the trace table (None without any)."""
+    def hop_filter(self) -> Where | None:
+        """The hop filters, over rows of the trace table (None without any)."""
         if self.nat is not None and self.nat not in NAT_CHOICES:
             raise UsageError(f"--nat {self.nat!r}: use snat, dnat or any")
-        return hop_filter(
+        chosen = hop_filter(
             port=self.port,
             ident=self.ident,
             host=self.host,
@@ -69,38 +71,32 @@ class FlowQuery:
             since=self.since,
             until=self.until,
         )
+        return None if chosen is None else chosen.where()
 
 
 @dataclass(frozen=True)
 class Tables:
-    """A store's assembled tables, as datasets to scan with filters."""
+    """A store's assembled tables, to read rows of."""
 
-    flows: ds.Dataset
-    trace: ds.Dataset
-    clocks: Clocks
-    store: Store | None = None
-    """The store whose files they are (None when assembled in memory)."""
+    flows: Rows
+    trace: Rows
+    clocks: dict[str, Any]
+    """The hosts' clocks the tables were built on (``Clocks.to_json``)."""
 
-    def scan(self, kind: str, **scan: Any) -> pa.Table:
-        """Rows of the table ``kind`` ("flows" or "trace"): ``Dataset.to_table`` arguments."""
-        with self._reading(kind) as dataset:
-            return dataset.to_table(**scan)
+    def read(
+        self, kind: str, columns: list[str] | None = None, where: Where | None = None
+    ) -> pa.Table:
+        """Rows of the table ``kind`` ("flows" or "trace")."""
+        return self._rows(kind).read(columns, where)
 
-    def batches(self, kind: str, **scan: Any) -> Iterator[pa.RecordBatch]:
-        """``scan``, a batch at a time."""
-        with self._reading(kind) as dataset:
-            yield from dataset.to_batches(**scan)
+    def batches(
+        self, kind: str, columns: list[str] | None, where: Where | None, batch_size: int
+    ) -> Iterator[pa.Table]:
+        """``read``, a batch at a time."""
+        return self._rows(kind).batches(columns, where, batch_size)
 
-    @contextmanager
-    def _reading(self, kind: str) -> Iterator[ds.Dataset]:
-        """The table's dataset, a damaged file named (its path is the dataset's one file)."""
-        dataset = self.flows if kind == "flows" else self.trace
-        if self.store is None:
-            yield dataset
-            return
-        (path,) = dataset.files
-        with self.store.reading(Path(path)):
-            yield dataset
+    def _rows(self, kind: str) -> Rows:
+        return self.flows if kind == "flows" else self.trace
 
 
 def assembled(store: Store) -> Tables:
@@ -113,41 +109,46 @@ def assembled(store: Store) -> Tables:
     manifest = store.require()
     if Provenance.now(manifest.parts, manifest.ruleset).matches(manifest.assembly):
         return _stored_tables(store)
+    from logpath.assembly import assemble_store
+
     print(f"{store.path}: assembling the connections of the stored hops…", file=sys.stderr)
     try:
         with store.writer() as writer:
             assemble_store(store, writer)
     except (StoreWriteError, StoreLockedError):
         result = assemble_store(store)
-        return Tables(ds.dataset(result.flows), ds.dataset(result.trace), result.clocks)
+        return Tables(MemoryRows(result.flows), MemoryRows(result.trace), result.clocks.to_json())
     return _stored_tables(store)
 
 
 def _stored_tables(store: Store) -> Tables:
-    flows, trace = store.assembled_dataset("flows"), store.assembled_dataset("trace")
+    flows, trace = store.assembled_rows("flows"), store.assembled_rows("trace")
     assembly = store.require().assembly
     assert flows is not None and trace is not None and assembly is not None
-    return Tables(flows, trace, Clocks.from_json(assembly["clocks"]), store)
+    return Tables(flows, trace, assembly["clocks"])
 
 
 def store_ruleset(store: Store) -> Ruleset | None:
     """The ruleset kept in the store at ingest (``logpath ingest --rules``), if any."""
+    from logpath.assembly import kept_ruleset
+
     return kept_ruleset(store.require().ruleset)
 
 
 def store_clocks(store: Store) -> Clocks:
     """The hosts' boot times and clock offsets, learned from all the store's hops at assembly."""
-    return assembled(store).clocks
+    from logpath.clocks import Clocks
+
+    return Clocks.from_json(assembled(store).clocks)
 
 
-def matching_flow_numbers(tables: Tables, query: FlowQuery) -> np.ndarray | None:
+def matching_flow_numbers(tables: Tables, query: FlowQuery) -> pa.Array | None:
     """The ``flow_n`` of the connections with a hop matching the query's hop filters, sorted
     (None when it has none: every connection)."""
     condition = query.hop_filter()
     if condition is None:
         return None
-    numbers = tables.scan("trace", columns=["flow_n"], filter=condition)["flow_n"]
-    return np.unique(numbers.to_numpy())
+    return _sorted(pc.unique(tables.read("trace", ["flow_n"], condition)["flow_n"]))
 
 
 def iter_flows(store: Store, query: FlowQuery) -> Iterator[Flow]:
@@ -179,8 +180,7 @@ def _flow_batches(
     condition = None if numbers is None else _numbered(numbers)
     kinds = NAT_CHOICES[query.nat] if query.nat is not None else None
     read = columns if columns is None or kinds is None or "nat" in columns else [*columns, "nat"]
-    for batch in tables.batches("flows", columns=read, filter=condition, batch_size=FLOW_BATCH):
-        rows = pa.Table.from_batches([batch])
+    for rows in tables.batches("flows", read, condition, FLOW_BATCH):
         if kinds is not None:
             rows = rows.filter(_translated(rows["nat"], kinds))
             if columns is not None and "nat" not in columns:
@@ -194,15 +194,27 @@ def _translated(nat: pa.ChunkedArray, kinds: tuple[str, ...]) -> pa.Array:
     plain = nat.combine_chunks()
     distinct = pc.unique(plain)
     found = [any(t["type"] in kinds for t in json.loads(v)) for v in distinct.to_pylist()]
-    return pa.array(found, pa.bool_()).take(pc.index_in(plain, value_set=distinct))
+    return arrow_array(found, pa.bool_()).take(pc.index_in(plain, value_set=distinct))
 
 
-def _numbered(numbers: np.ndarray) -> ds.Expression:
-    """Rows whose ``flow_n`` is one of ``numbers`` (sorted): the range lets the scan skip the
-    row groups outside it by their statistics."""
-    flow_n = ds.field("flow_n")
-    inside = (flow_n >= int(numbers[0])) & (flow_n <= int(numbers[-1]))
-    return inside & flow_n.isin(pa.array(numbers, pa.int64()))
+def _numbered(numbers: pa.Array) -> Where:
+    """Rows whose ``flow_n`` is one of ``numbers`` (sorted): the tables are sorted by
+    ``flow_n``, so the range leaves only the row groups that hold them."""
+    return Where(
+        ranges=(("flow_n", numbers[0].as_py(), numbers[-1].as_py()),),
+        test=lambda rows: pc.is_in(rows["flow_n"], value_set=numbers),
+        needs=("flow_n",),
+    )
+
+
+def _sorted(numbers: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return pc.take(numbers, pc.sort_indices(numbers))
+
+
+def _with_id(ids: list[str]) -> Where:
+    """Rows of the flows table whose ``id`` is one of ``ids``."""
+    wanted = arrow_array(ids, pa.string())
+    return Where(test=lambda rows: pc.is_in(rows["id"], value_set=wanted), needs=("id",))
 
 
 def find_flows(store: Store, query: FlowQuery) -> list[Flow]:
@@ -228,23 +240,22 @@ def select_flows(
 
 def traced_hops(store: Store, flows: list[Flow], columns: list[str] | None = None) -> pd.DataFrame:
     """The stored trace of these connections (TRACE_SCHEMA columns, or ``columns``)."""
+    from logpath.assembly import TRACE_SCHEMA
+    from logpath.store import to_frame
+
     tables = assembled(store)
     wanted = columns or TRACE_SCHEMA.names
-    if not flows:
-        return to_frame(pa.schema([TRACE_SCHEMA.field(c) for c in wanted]).empty_table())
     numbers = _flow_numbers(tables, [flow.id for flow in flows])
     if not len(numbers):
         return to_frame(pa.schema([TRACE_SCHEMA.field(c) for c in wanted]).empty_table())
-    table = tables.scan("trace", columns=wanted, filter=_numbered(numbers))
-    return to_frame(table)
+    return to_frame(tables.read("trace", wanted, _numbered(numbers)))
 
 
-def _flow_numbers(tables: Tables, ids: list[str]) -> np.ndarray:
+def _flow_numbers(tables: Tables, ids: list[str]) -> pa.Array:
     """The ``flow_n`` of these flow ids, sorted."""
-    found = tables.scan(
-        "flows", columns=["flow_n"], filter=ds.field("id").isin(pa.array(ids, pa.string()))
-    )
-    return np.sort(found["flow_n"].to_numpy())
+    if not ids:
+        return arrow_array([], pa.int64())
+    return _sorted(tables.read("flows", ["flow_n"], _with_id(ids))["flow_n"])
 
 
 def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
@@ -257,14 +268,12 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
         NotFoundError: no such flow, or no such packet in it.
     """
     tables = assembled(store)
-    # the id's number first, from two columns; then its row, from the one row group the
-    # statistics of the sorted ``flow_n`` leave (every column of every row group: 2.5x longer)
-    found = tables.scan("flows", columns=["flow_n"], filter=ds.field("id") == flow_id)
-    if not found.num_rows:
+    # the id's number first, from two columns; then its row and its hops, from the one row
+    # group of each table the statistics of the sorted ``flow_n`` leave
+    numbers = _flow_numbers(tables, [flow_id])
+    if not len(numbers):
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
-    number = found["flow_n"][0].as_py()
-    row = tables.scan("flows", filter=ds.field("flow_n") == number)
-    (flow,) = flows_from_table(row.cast(FLOW_SCHEMA))
-    traced = to_frame(tables.scan("trace", filter=ds.field("flow_n") == number))
-    (journey,) = build_journeys(traced, [flow])
+    (flow,) = flows_from_table(tables.read("flows", where=_numbered(numbers)))
+    traced = tables.read("trace", where=_numbered(numbers))
+    (journey,) = journeys_from_rows(python_rows(traced), [flow])
     return only_packet(journey, packet)

@@ -1,11 +1,18 @@
 """The records every stage after parsing passes on: a connection (``Flow``), its tuples and its
-NAT translations, and how an endpoint and a tuple key are written."""
+NAT translations, and how an endpoint and a tuple key are written; the connections table
+(``FLOW_SCHEMA``) they are stored as, and read back from (``flows_from_table``, Arrow only: a
+question reading a few connections needs no pandas)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import pyarrow as pa
+
+from logpath.rowgroups import python_columns
 
 NAT_TYPES = ("snat", "dnat", "redirect")
 
@@ -153,3 +160,74 @@ def key_tuple(key: str) -> tuple[str, ConnTuple]:
     """The protocol and tuple of a key written by _directed_keys (``proto|src|sport|dst|dport``)."""
     proto, src, sport, dst, dport = key.split("|")
     return proto, ConnTuple(src, int(sport) if sport else None, dst, int(dport) if dport else None)
+
+
+_ENDPOINT = [("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
+             ("dport", pa.int32())]  # fmt: skip
+FLOW_SCHEMA = pa.schema(
+    [
+        ("flow_n", pa.int64()),
+        ("id", pa.string()),
+        ("proto", pa.string()),
+        ("family", pa.int8()),
+        *[(f"orig_{name}", type_) for name, type_ in _ENDPOINT],
+        *[(f"reply_{name}", type_) for name, type_ in _ENDPOINT],
+        ("nat", pa.string()),  # JSON: the translations as Flow.to_json writes them
+        ("packets", pa.int64()),
+        ("hops", pa.int64()),
+        ("first_seen", pa.timestamp("us", tz="UTC")),
+        ("last_seen", pa.timestamp("us", tz="UTC")),
+        ("state", pa.string()),
+        ("progression", pa.list_(pa.string())),
+        ("answered", pa.bool_()),
+        ("hosts", pa.list_(pa.string())),
+        ("stopped", pa.int64()),
+        ("dropped", pa.int64()),
+        ("lost", pa.int64()),
+    ]
+)
+"""The stored connections table: the Flow record's fields, ``flow_n`` its place in time."""
+
+FLOW_COLUMNS = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
+"""FLOW_SCHEMA before the connections are numbered (once every chunk's are known)."""
+
+
+def flows_from_table(table: pa.Table) -> list[Flow]:
+    """The Flow records of FLOW_SCHEMA rows (read column by column: a dict per row cost
+    more than the records themselves)."""
+    columns = python_columns(table)
+    rows = zip(*columns.values(), strict=True)
+    return [_flow(dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def _flow(row: dict[str, Any]) -> Flow:
+    def side(which: str) -> ConnTuple:
+        return ConnTuple(
+            row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
+        )
+
+    nat: tuple[Translation, ...] = ()
+    if row["nat"] != "[]":  # most connections: no NAT, nothing to decode
+        nat = tuple(
+            Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
+            for t in json.loads(row["nat"])
+        )
+    return Flow(
+        id=row["id"],
+        proto=row["proto"],
+        family=row["family"],
+        orig=side("orig"),
+        reply=side("reply"),
+        nat=nat,
+        packets=row["packets"],
+        hops=row["hops"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        state=row["state"],
+        progression=tuple(row["progression"]),
+        answered=row["answered"],
+        hosts=tuple(row["hosts"]),
+        stopped=row["stopped"],
+        dropped=row.get("dropped", 0),
+        lost=row.get("lost", 0),
+    )

@@ -28,30 +28,37 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import ipaddress
 import json
+import operator
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import platformdirs
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from logpath.errors import Stopped, StoreError, StoreLockedError, StoreWriteError, UsageError
 from logpath.hops import HOP_SCHEMA
+from logpath.rowgroups import ParquetRows, Where, arrow_scalar
 
-if TYPE_CHECKING:  # parsing is not needed to read a store
-    from logpath.parse import Rejected
+# pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
+# question that reads a few rows of the assembled tables (``ParquetRows``) should not wait half
+# a second for them.
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    from logpath.parse import Rejected  # parsing is not needed to read a store
 
 MANIFEST = "manifest.json"
 # The store's directories (beside the manifest and the lock).
@@ -304,6 +311,8 @@ class Store:
         read are not filtered (testing every row cost the widening scan 15% when nothing could
         be skipped).
         """
+        import pyarrow.dataset as ds
+
         dataset = self._hop_dataset()
         if dataset is None:
             return iter(())
@@ -387,6 +396,8 @@ class Store:
     def read_parts(self, parts: list[str], columns: list[str] | None = None) -> pa.Table:
         """Every hop of these parts (a run about to commit reads its own part with the
         committed ones), in part and line order."""
+        import pyarrow.dataset as ds
+
         schema = _hop_schema(columns)
         files = [str(self.path / "hops" / name) for name in parts]
         if not files:
@@ -415,6 +426,8 @@ class Store:
     def _hop_dataset(self) -> ds.Dataset | None:
         """The committed hop parts as one dataset, opened once per Store: opening reads every
         part's footer, ~0.1 s on a 2M-line store, and a command may scan several times."""
+        import pyarrow.dataset as ds
+
         files = tuple(self._hop_files())
         if self._opened is None or self._opened[0] != files:
             with self._reading():
@@ -438,17 +451,19 @@ class Store:
         with self._reading(str(path)):
             yield
 
-    def assembled_dataset(self, kind: str) -> ds.Dataset | None:
-        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest, or None
-        when the store has none yet (written by an older logpath). Whether it is current is
-        for ``logpath.assembly`` to say (``Manifest.assembly`` holds what it was built from)."""
+    def assembled_rows(self, kind: str) -> ParquetRows | None:
+        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest, to read
+        by row group, or None when the store has none yet (written by an older logpath).
+        Whether it is current is for ``logpath.assembly`` to say (``Manifest.assembly`` holds
+        what it was built from)."""
         path = self.assembled_path(kind)
         if path is None:
             return None
-        with self._reading(str(path), folder="assembled"):
-            return ds.dataset(str(path), format="parquet")
+        return ParquetRows(path, guard=lambda: self._reading(str(path), folder="assembled"))
 
     def read_rejected(self) -> pd.DataFrame:
+        import pyarrow.dataset as ds
+
         manifest = self.require()
         files = [str(self.path / "rejected" / p) for p in manifest.rejected_parts]
         table = REJECTED_SCHEMA.empty_table()
@@ -524,32 +539,28 @@ def _hop_schema(columns: list[str] | None) -> pa.Schema:
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """A hop table as pandas, with the store's types: a port stays an integer (8080, not 8080.0),
     even where some rows have none."""
-    frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_type)
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_types().get)
     return frame
 
 
-def _pandas_type(type_: pa.DataType) -> Any:
-    # Nullable integers stay integers (a port is 8080, not 8080.0); strings stay str.
-    if pa.types.is_integer(type_):
-        return _MASKED_INTEGERS[type_]
-    if pa.types.is_string(type_):
-        return _PYTHON_STRINGS
-    return None
+@functools.cache
+def _pandas_types() -> dict[pa.DataType, Any]:
+    """The pandas type of each Arrow type that needs one: nullable integers stay integers (a
+    port is 8080, not 8080.0); strings stay str."""
+    import numpy as np
+    import pandas as pd
 
-
-_PYTHON_STRINGS = pd.StringDtype("python", na_value=np.nan)
-
-
-_MASKED_INTEGERS = {
-    pa.int8(): pd.Int8Dtype(),
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.uint8(): pd.UInt8Dtype(),
-    pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(),
-    pa.uint64(): pd.UInt64Dtype(),
-}
+    return {
+        pa.string(): pd.StringDtype("python", na_value=np.nan),
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+    }
 
 
 # Hops per Parquet row group. One ingest block (~11,000 hops) a group made 107 groups for 2M
@@ -740,6 +751,89 @@ def _locked(path: Path) -> Iterator[IO[str]]:
         handle.close()
 
 
+@dataclass(frozen=True)
+class HopFilter:
+    """Which hops a command asks for (``--port``, ``--host``, ``--since``...), defined once and
+    read two ways: pushed into a scan of the hop parts (``expression``), or over the rows read
+    of an assembled table (``where``: no pandas, no dataset scanner)."""
+
+    terms: tuple[tuple[tuple[str, ...], str, Any], ...]
+    """(columns, operator, value): one of the columns compares so with the value; every term
+    holds. Operators: "==", ">=", "<=", "contains"."""
+
+    def expression(self) -> ds.Expression:
+        """The filter as a dataset expression (only matching row groups are read)."""
+        import pyarrow.dataset as ds
+
+        def compare(column: str, op: str, value: Any) -> ds.Expression:
+            field = ds.field(column)
+            if column in _DICTIONARY_COLUMNS:
+                field = field.cast(pa.string())
+            if op == "contains":
+                return pc.match_substring(field, value)
+            return _EXPRESSION_OPERATORS[op](field, _scalar(value))
+
+        return _all_of([_any_of([compare(c, op, v) for c in cs]) for cs, op, v in self.terms])
+
+    def where(self) -> Where:
+        """The filter over rows read: a time range skips the row groups outside it."""
+
+        def test(rows: pa.Table) -> pa.ChunkedArray:
+            def compare(column: str, op: str, value: Any) -> pa.ChunkedArray:
+                values = rows[column]
+                if pa.types.is_dictionary(values.type):
+                    values = values.cast(pa.string())
+                if op == "contains":
+                    return pc.match_substring(values, value)
+                return _ARRAY_OPERATORS[op](values, _scalar(value))
+
+            held = [
+                functools.reduce(pc.or_kleene, [compare(c, op, v) for c in cs])
+                for cs, op, v in self.terms
+            ]
+            return pc.fill_null(
+                functools.reduce(pc.and_kleene, held), arrow_scalar(False, pa.bool_())
+            )
+
+        ranges = tuple(
+            (cs[0], _micros(v) if op == ">=" else None, _micros(v) if op == "<=" else None)
+            for cs, op, v in self.terms
+            if isinstance(v, datetime)
+        )
+        needs = tuple(dict.fromkeys(c for cs, _, _ in self.terms for c in cs))
+        return Where(ranges, test, needs)
+
+
+# Columns the hop parts may hold dictionary-encoded: compared as their text.
+_DICTIONARY_COLUMNS = frozenset({"prefix", "proto"})
+_EXPRESSION_OPERATORS = {"==": operator.eq, ">=": operator.ge, "<=": operator.le}
+_ARRAY_OPERATORS = {"==": pc.equal, ">=": pc.greater_equal, "<=": pc.less_equal}
+
+
+def _all_of(terms: list[ds.Expression]) -> ds.Expression:
+    return functools.reduce(operator.and_, terms)
+
+
+def _any_of(terms: list[ds.Expression]) -> ds.Expression:
+    return functools.reduce(operator.or_, terms)
+
+
+def _scalar(value: Any) -> pa.Scalar:
+    """A value as an Arrow scalar of the stored type (a time: a timestamp; ``arrow_scalar``:
+    no pandas)."""
+    if isinstance(value, datetime):
+        return arrow_scalar(_micros(value), pa.timestamp("us", tz="UTC"))
+    return arrow_scalar(value, pa.string() if isinstance(value, str) else pa.int64())
+
+
+def _micros(when: datetime) -> int:
+    """A time as the stored timestamps' raw value (row group statistics)."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def hop_filter(
     *,
     port: int | None = None,
@@ -749,34 +843,24 @@ def hop_filter(
     proto: str | None = None,
     since: str | None = None,
     until: str | None = None,
-) -> ds.Expression | None:
-    """A filter pushed down into the Parquet scan: only matching row groups are read."""
-    terms: list[ds.Expression] = []
+) -> HopFilter | None:
+    """The hops a command's options select (None: every hop), the options checked."""
+    terms: list[tuple[tuple[str, ...], str, Any]] = []
     if port is not None:
-        terms.append((ds.field("sport") == port) | (ds.field("dport") == port))
+        terms.append((("sport", "dport"), "==", port))
     if ident is not None:  # a flow id's number: the client port, or the ICMP echo identifier
-        terms.append(
-            (ds.field("sport") == ident)
-            | (ds.field("dport") == ident)
-            | (ds.field("icmp_id") == ident)
-        )
+        terms.append((("sport", "dport", "icmp_id"), "==", ident))
     if host is not None:
-        address = _normal_address(host)
-        terms.append((ds.field("src") == address) | (ds.field("dst") == address))
+        terms.append((("src", "dst"), "==", _normal_address(host)))
     if prefix is not None:
-        terms.append(pc.match_substring(ds.field("prefix").cast(pa.string()), prefix))
+        terms.append((("prefix",), "contains", prefix))
     if proto is not None:
-        terms.append(ds.field("proto").cast(pa.string()) == proto.lower())
+        terms.append((("proto",), "==", proto.lower()))
     if since is not None:
-        terms.append(ds.field("ts") >= _timestamp(since, "--since"))
+        terms.append((("ts",), ">=", _timestamp(since, "--since")))
     if until is not None:
-        terms.append(ds.field("ts") <= _timestamp(until, "--until"))
-    if not terms:
-        return None
-    combined = terms[0]
-    for term in terms[1:]:
-        combined = combined & term
-    return combined
+        terms.append((("ts",), "<=", _timestamp(until, "--until")))
+    return HopFilter(tuple(terms)) if terms else None
 
 
 def _normal_address(text: str) -> str:
@@ -786,12 +870,12 @@ def _normal_address(text: str) -> str:
         raise UsageError(f"--host {text!r} is not an IPv4 or IPv6 address") from None
 
 
-def _timestamp(text: str, option: str) -> pa.Scalar:
+def _timestamp(text: str, option: str) -> datetime:
+    """An ISO 8601 time given on the command line, in UTC (a time without a zone is UTC)."""
     try:
-        stamp = pd.Timestamp(text)
+        stamp = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(
             f"{option} {text!r} is not a time (use ISO 8601, e.g. 2026-01-14T14:47)"
         ) from None
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return pa.scalar(stamp.to_pydatetime(), pa.timestamp("us", tz="UTC"))
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)

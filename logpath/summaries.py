@@ -1,10 +1,10 @@
 """The connections table: one row per connection, summarised from its packets.
 
 Counts, times, hosts, TCP state and progression, answered, stopped packets and NAT, computed
-for every connection at once as columns (``FLOW_SCHEMA``), the table assembly stores and the
-questions read. A ``Flow`` record per connection is made only when one is asked for
-(``flows_from_table``): building a record per connection first, then a table from the records,
-was a fifth of the assembly.
+for every connection at once as columns (``FLOW_SCHEMA``, declared in ``logpath.records``), the
+table assembly stores and the questions read. A ``Flow`` record per connection is made only when
+one is asked for (``flows_from_table``): building a record per connection first, then a table
+from the records, was a fifth of the assembly.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,14 @@ import pyarrow.compute as pc
 from logpath.fates import packet_fates
 from logpath.flows import TUPLE_COLUMNS, column_or_null, hop_tuples
 from logpath.nat import infer_translations, with_ruleset_translations
-from logpath.records import ConnTuple, Flow, Translation
+from logpath.records import (
+    FLOW_COLUMNS,
+    FLOW_SCHEMA,
+    ConnTuple,
+    Flow,
+    Translation,
+    flows_from_table,
+)
 
 __all__ = [
     "FLOW_COLUMNS",
@@ -38,35 +44,6 @@ __all__ = [
 
 # The fates counted as dropped: by a rule that drops or rejects.
 DROPPED = ["dropped", "rejected"]
-
-_ENDPOINT = [("src", pa.string()), ("sport", pa.int32()), ("dst", pa.string()),
-             ("dport", pa.int32())]  # fmt: skip
-FLOW_SCHEMA = pa.schema(
-    [
-        ("flow_n", pa.int64()),
-        ("id", pa.string()),
-        ("proto", pa.string()),
-        ("family", pa.int8()),
-        *[(f"orig_{name}", type_) for name, type_ in _ENDPOINT],
-        *[(f"reply_{name}", type_) for name, type_ in _ENDPOINT],
-        ("nat", pa.string()),  # JSON: the translations as Flow.to_json writes them
-        ("packets", pa.int64()),
-        ("hops", pa.int64()),
-        ("first_seen", pa.timestamp("us", tz="UTC")),
-        ("last_seen", pa.timestamp("us", tz="UTC")),
-        ("state", pa.string()),
-        ("progression", pa.list_(pa.string())),
-        ("answered", pa.bool_()),
-        ("hosts", pa.list_(pa.string())),
-        ("stopped", pa.int64()),
-        ("dropped", pa.int64()),
-        ("lost", pa.int64()),
-    ]
-)
-"""The stored connections table: the Flow record's fields, ``flow_n`` its place in time."""
-
-FLOW_COLUMNS = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
-"""FLOW_SCHEMA before the connections are numbered (once every chunk's are known)."""
 
 
 @dataclass(frozen=True)
@@ -361,59 +338,3 @@ def flows_table(flows: Sequence[Flow]) -> pa.Table:
         rows["dropped"].append(flow.dropped)
         rows["lost"].append(flow.lost)
     return pa.table(rows, schema=FLOW_COLUMNS)
-
-
-def flows_from_table(table: pa.Table) -> list[Flow]:
-    """The Flow records of FLOW_SCHEMA rows (read column by column: a dict per row cost
-    more than the records themselves)."""
-    columns = {
-        name: _datetimes(table[name])
-        if pa.types.is_timestamp(table.schema.field(name).type)
-        else table[name].to_pylist()
-        for name in table.column_names
-    }
-    rows = zip(*columns.values(), strict=True)
-    return [_flow(dict(zip(columns, row, strict=True))) for row in rows]
-
-
-def _datetimes(column: pa.ChunkedArray | pa.Array) -> list[datetime | None]:
-    """A UTC timestamp column as datetimes (Arrow's own conversion, through a time zone
-    database, took 2 s for the 97,318 connections of the 2M-line store)."""
-    micros = pc.cast(column, pa.int64()).to_pylist()
-    return [None if us is None else EPOCH + timedelta(microseconds=us) for us in micros]
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _flow(row: dict[str, Any]) -> Flow:
-    def side(which: str) -> ConnTuple:
-        return ConnTuple(
-            row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
-        )
-
-    nat: tuple[Translation, ...] = ()
-    if row["nat"] != "[]":  # most connections: no NAT, nothing to decode
-        nat = tuple(
-            Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
-            for t in json.loads(row["nat"])
-        )
-    return Flow(
-        id=row["id"],
-        proto=row["proto"],
-        family=row["family"],
-        orig=side("orig"),
-        reply=side("reply"),
-        nat=nat,
-        packets=row["packets"],
-        hops=row["hops"],
-        first_seen=row["first_seen"],
-        last_seen=row["last_seen"],
-        state=row["state"],
-        progression=tuple(row["progression"]),
-        answered=row["answered"],
-        hosts=tuple(row["hosts"]),
-        stopped=row["stopped"],
-        dropped=row.get("dropped", 0),
-        lost=row.get("lost", 0),
-    )

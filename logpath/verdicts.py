@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from logpath.conditions import facts_from_hop
-from logpath.evaluate import Evaluation, Evaluator, NatHit, Position, Step
+from logpath.conditions import PacketFacts, facts_from_hop
+from logpath.evaluate import Evaluation, Evaluator, LogHit, NatHit, Position, Step
 from logpath.nat import local_addresses
 from logpath.netfilter import HOOK_STAGE, LATER_HOOK
 
@@ -56,7 +56,8 @@ def judged(
         host = hop.get("host")
         facts = facts_from_hop(hop, state, confirmed=confirmed, local_addrs=local.get(host))
         prefix = hop.get("prefix")
-        if hop.get("trace_table") is not None:
+        traced = hop.get("trace_table") is not None
+        if traced:
             start = _traced_position(hop, hook)
         elif isinstance(prefix, str):
             start = evaluator.log_position(prefix, facts, hook)
@@ -65,15 +66,18 @@ def judged(
         if start is None:  # a line no LOG rule of this ruleset writes (another host's)
             continue
         steps, known = paths.after(hop, local.get(host))
-        found = evaluator.evaluate(facts, start, steps)
-        missed = [log for log in found.logs if log.prefix.strip() in logging]
-        found = dataclasses.replace(found, logs=tuple(missed))
-        if _decided_where_traced(found, start):
+        either = False
+        if known:
+            found = _missed_only(evaluator.evaluate(facts, start, steps), logging)
+        else:
+            found, known, either = _either_route(evaluator, facts, start, hop, logging)
+        # a LOG rule's own chain may decide too (LOG, then DROP): that is the ruleset's word
+        if traced and _decided_where_traced(found, start):
             found = dataclasses.replace(
                 found, verdict=dataclasses.replace(found.verdict, evidence="trace")
             )
         fate[packet] = _fate(found, str(fate[packet]), known, bool(answered[hop["flow"]]))
-        verdict[packet] = json.dumps(_verdict_json(found))
+        verdict[packet] = json.dumps(_verdict_json(found, known, either))
         if found.nat:
             nat[packet] = found.nat
     return fates.assign(
@@ -81,6 +85,47 @@ def judged(
         verdict=pd.Series(verdict).reindex(fates.index),
         nat_rules=pd.Series(nat, dtype="object").reindex(fates.index),
     )
+
+
+def _missed_only(found: Evaluation, logging: set[str]) -> Evaluation:
+    """The evaluation with only the LOG rules it matched that wrote lines in these logs."""
+    missed = [log for log in found.logs if log.prefix.strip() in logging]
+    return dataclasses.replace(found, logs=tuple(missed))
+
+
+# After PREROUTING the routing sends a packet to INPUT (a local address) or to FORWARD: its
+# interfaces there are the in interface, and an out interface only the route knows.
+ROUTES = (("INPUT",), ("FORWARD", "POSTROUTING"))
+
+
+def _either_route(
+    evaluator: Evaluator,
+    facts: PacketFacts,
+    start: Position,
+    hop: Mapping[str, Any],
+    logging: set[str],
+) -> tuple[Evaluation, bool, bool]:
+    """A packet last logged at PREROUTING whose route nothing shows (no later hop of its
+    connection, not to a known local address): when, routed either way, a LOG rule that
+    wrote lines in these logs matches it, no line showing it means it was lost whichever way
+    the host routed it (rp_filter, a failed route: samples/lab/fates/rp-filter.*).
+
+    Returns the evaluation, whether the packet's fate is known from it (dropped before the
+    route, or lost either way), and whether it is the either-way one (the INPUT way's, with
+    one missed LOG rule of each way); otherwise the evaluation to the end of PREROUTING.
+    """
+    found = _missed_only(evaluator.evaluate(facts, start, []), logging)
+    if start.hook != "PREROUTING" or found.verdict.action != "accept":
+        return found, found.verdict.action != "accept", False
+    ways = []
+    for route in ROUTES:
+        in_iface = hop.get("in_iface")
+        steps = [Step(h, in_iface if h != "POSTROUTING" else None, None) for h in route]
+        way = _missed_only(evaluator.evaluate(facts, start, steps), logging)
+        if not way.logs:  # the way a rule cannot be evaluated on says which
+            return (way if way.verdict.action == "undecided" else found), False, False
+        ways.append(way)
+    return dataclasses.replace(ways[0], logs=tuple(way.logs[0] for way in ways)), True, True
 
 
 def _traced_position(hop: Mapping[str, Any], hook: str) -> Position | None:
@@ -122,16 +167,20 @@ def _fate(found: Evaluation, structural: str, path_known: bool, answered: bool) 
     return "unlogged" if path_known else "unknown"
 
 
-def _verdict_json(found: Evaluation) -> dict[str, Any]:
-    """The journey contract's ``verdict``; a lost packet's names the LOG rule that missed it."""
+def _verdict_json(
+    found: Evaluation, path_known: bool = True, either_way: bool = False
+) -> dict[str, Any]:
+    """The journey contract's ``verdict``; a lost packet's names the LOG rule that missed it
+    (one for each way the host may have routed it), one whose route is not known says so."""
     v = found.verdict
     reason = v.reason
-    if v.action == "accept" and found.logs:
-        missed = found.logs[0]
-        reason = (
-            f"{missed.table} {missed.chain} #{missed.rule} (prefix {missed.prefix.strip()!r}) "
-            f"matches it at {missed.hook} and no line shows it there"
-        )
+    if either_way:
+        rules = " or ".join(_log_rule(missed) for missed in found.logs)
+        reason = f"{rules}, whichever way the host routed it, and no line shows it there"
+    elif v.action == "accept" and found.logs:
+        reason = f"{_log_rule(found.logs[0])} and no line shows it there"
+    elif v.action == "accept" and not path_known:
+        reason = "where the host routed it after PREROUTING: no later line of its connection"
     return {
         "action": v.action,
         "hook": v.hook,
@@ -142,6 +191,15 @@ def _verdict_json(found: Evaluation) -> dict[str, Any]:
         "evidence": v.evidence,
         "reason": reason,
     }
+
+
+def _log_rule(hit: LogHit) -> str:
+    """A LOG rule that matches a packet, and where: ``mangle INPUT #1 (prefix 'x') matches it
+    at INPUT``."""
+    return (
+        f"{hit.table} {hit.chain} #{hit.rule} (prefix {hit.prefix.strip()!r}) "
+        f"matches it at {hit.hook}"
+    )
 
 
 def _records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:

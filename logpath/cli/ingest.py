@@ -169,7 +169,8 @@ def hops_command(
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
-    selected = hop_filter(port=port, host=host, prefix=prefix, since=since, until=until)
+    chosen = hop_filter(port=port, host=host, prefix=prefix, since=since, until=until)
+    selected = None if chosen is None else chosen.expression()
     hops = Store(store)
     if as_json or as_csv:
         # written batch by batch: memory stays flat however many hops the store holds

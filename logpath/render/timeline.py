@@ -19,8 +19,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from logpath.flows import ConnTuple, Flow, format_endpoint
 from logpath.journeys import Journey, JourneyHop, Packet
+from logpath.records import ConnTuple, Flow, format_endpoint
 from logpath.render.output import visible
 
 # Styles: one place, so the HTML report (rich's export) and the terminal agree.

@@ -9,6 +9,7 @@ Formats written per scenario (``<name>.log`` etc.):
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends import host_ruleset
 from .topology import Lab
 from .traffic import SCENARIOS, Scenario
 
@@ -85,8 +87,14 @@ def boot_time() -> float:
 
 
 def fix_tag(text: str, tag: str) -> str:
-    """Replace the run's random tag in the LOG prefix by the fixed one (pure text substitution)."""
-    return re.sub(rf"^(lp:[a-z]+:[a-z]+:){re.escape(tag)}(?= )", rf"\g<1>{FIXED_TAG}", text)
+    """Replace the run's random tag in the LOG prefix by the fixed one (pure text substitution):
+    the tag ends the prefix (``lp:<table>:<hook>:<tag> ``, ``lp-isolation:<tag> ``)."""
+    return re.sub(rf"^(lp[:a-z-]*:){re.escape(tag)}(?= )", rf"\g<1>{FIXED_TAG}", text)
+
+
+def fix_tag_everywhere(text: str, tag: str) -> str:
+    """A ruleset listing with the run's tag made the fixed one in each LOG prefix."""
+    return text.replace(f":{tag} ", f":{FIXED_TAG} ")
 
 
 def syslog_line(record: KernelRecord, text: str, boot: float, host: str = SYSLOG_HOST) -> str:
@@ -109,30 +117,52 @@ def write_formats(records: list[KernelRecord], tag: str, stem: Path) -> None:
 
 
 def capture(lab: Lab, scenario: Scenario) -> tuple[list[KernelRecord], object]:
-    """Run a scenario's traffic while reading the kernel log; returns records and the result.
+    """Run a scenario's traffic (under its first backend) while reading the kernel log;
+    returns the records and the traffic's result."""
+    records, result, _ = capture_under(lab, scenario, scenario.backends[0])
+    return records, result
+
+
+def capture_under(
+    lab: Lab, scenario: Scenario, backend: str
+) -> tuple[list[KernelRecord], object, dict[str, str]]:
+    """Run a scenario's traffic while reading the kernel log, under its ruleset in one backend's
+    form; returns the records, the traffic's result and the listings of
+    the ruleset (file suffix -> text, empty for a scenario without rules of its own).
 
     The ring buffer is shared with everything else the kernel logs, so an overrun (records
     lost, perhaps not even ours) makes us run the scenario again, up to ATTEMPTS times.
     """
     for _ in range(ATTEMPTS):
-        with KernelLog(lab.tag) as log:
-            result = scenario.traffic(lab)
+        with contextlib.ExitStack() as stack:
+            listed = {}
+            if scenario.host_rules is not None:
+                listed = stack.enter_context(host_ruleset(lab, backend, scenario.host_rules))
+            with KernelLog(lab.tag) as log:
+                result = scenario.traffic(lab)
         if not log.lost:
-            return log.records, result
+            return log.records, result, listed
     raise LostRecords(f"{scenario.name}: {log.lost} kernel records lost (ring overrun)")
 
 
-def capture_all(lab: Lab, outdir: Path, names: list[str] | None = None) -> None:
-    """Capture every scenario (or those named) into outdir, printing one summary line each."""
+def capture_all(
+    lab: Lab, outdir: Path, names: list[str] | None = None, scenarios: list[Scenario] | None = None
+) -> None:
+    """Capture every scenario (or those named, by scenario or file stem) into outdir under each
+    of its backends, legacy last, printing one summary line each."""
     outdir.mkdir(parents=True, exist_ok=True)
-    for scenario in SCENARIOS:
-        if names and scenario.name not in names:
-            continue
-        records, result = capture(lab, scenario)
-        write_formats(records, lab.tag, outdir / scenario.name)
-        if scenario.keeps_rules:
-            rules, result = result  # type: ignore[misc]
-            rules = str(rules).replace(f":{lab.tag} ", f":{FIXED_TAG} ")
-            (outdir / f"{scenario.name}.rules").write_text(rules)
+    chosen = [
+        (scenario, stem, backend)
+        for scenario in scenarios or SCENARIOS
+        for stem, backend in scenario.variants()
+        if not names or scenario.name in names or stem in names
+    ]
+    # once loaded, x_tables' legacy tables stay registered (empty) until the namespace goes
+    chosen.sort(key=lambda item: item[2] == "iptables-legacy")
+    for scenario, stem, backend in chosen:
+        records, result, listed = capture_under(lab, scenario, backend)
+        write_formats(records, lab.tag, outdir / stem)
+        for suffix, text in listed.items():
+            (outdir / f"{stem}{suffix}").write_text(fix_tag_everywhere(text, lab.tag))
         shown = result if not isinstance(result, bytes | tuple) or len(str(result)) < 40 else "ok"
-        print(f"{scenario.name:14} {len(records):6d} lines  result={shown}")
+        print(f"{stem:20} {len(records):6d} lines  result={shown}")

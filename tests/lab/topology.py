@@ -5,6 +5,8 @@ Layout (every name carries the run's prefix ``lp<6 hex>-``; ``host`` stands for 
     c1 (eth0 172.30.0.2, fd00:30::2)--vethc1-+
                                             lpbr0 172.30.0.1/24, fd00:30::1/64   (in host)
     c2 (eth0 172.30.0.3, fd00:30::3)--vethc2-+
+    c3 (eth0 172.30.1.2)--vethc3-- lpbr1 172.30.1.1/24 (in host; a second bridge, for the
+                                   isolation between bridges of tests/lab/fatecases.py)
     host up0 10.77.0.1/24 ------------ lan eth0 10.77.0.2/24 (route 172.30.0.0/24 via 10.77.0.1)
 
 host: ip_forward=1, br_netfilter with bridge-nf-call-iptables/ip6tables=1, MASQUERADE for
@@ -32,10 +34,11 @@ from pathlib import Path
 CLONE_NEWNET = 0x40000000
 LOCK_DIR = Path(tempfile.gettempdir()) / "logpath-lab"
 # the one-host lab's roles, then the two-host lab's (tests/lab/twohosts.py)
-NAMESPACE_PATTERN = re.compile(r"^(lp[0-9a-f]{6}-)(host|c1|c2|lan|hosta|hostb|client|server)$")
+NAMESPACE_PATTERN = re.compile(r"^(lp[0-9a-f]{6}-)(host|c1|c2|c3|lan|hosta|hostb|client|server)$")
 
 BRIDGE = "lpbr0"
 SUBNET = "172.30.0.0/24"
+BRIDGE2, BRIDGE2_IP, C3_IP = "lpbr1", "172.30.1.1", "172.30.1.2"
 BRIDGE_IP, C1_IP, C2_IP = "172.30.0.1", "172.30.0.2", "172.30.0.3"
 BRIDGE_IP6, C1_IP6, C2_IP6 = "fd00:30::1", "fd00:30::2", "fd00:30::3"
 UPLINK_IP, LAN_IP = "10.77.0.1", "10.77.0.2"
@@ -46,6 +49,9 @@ MACS = {
     "vethc2": "02:00:ac:1e:01:03",
     "c1": "02:00:ac:1e:00:02",
     "c2": "02:00:ac:1e:00:03",
+    "lpbr1": "02:00:ac:1e:10:01",
+    "vethc3": "02:00:ac:1e:11:02",
+    "c3": "02:00:ac:1e:10:02",
     "up0": "02:00:0a:4d:00:01",
     "lan": "02:00:0a:4d:00:02",
 }
@@ -160,7 +166,7 @@ class Lab:
     namespaces: list[str] = field(default_factory=list)
 
     def ns(self, role: str) -> str:
-        """The namespace name of a role: host, c1, c2 or lan."""
+        """The namespace name of a role: host, c1, c2, c3 or lan."""
         return f"{self.prefix}{role}"
 
     def exec(self, role: str, *argv: str, stdin: str | None = None) -> str:
@@ -225,8 +231,8 @@ def take_lock(lab: Lab) -> None:
 
 
 def add_namespaces(lab: Lab) -> None:
-    """Create the four namespaces with loopback up."""
-    for role in ("host", "c1", "c2", "lan"):
+    """Create the five namespaces with loopback up."""
+    for role in ("host", "c1", "c2", "c3", "lan"):
         run("ip", "netns", "add", lab.ns(role))
         lab.namespaces.append(lab.ns(role))
         lab.exec(role, "ip", "link", "set", "lo", "up")
@@ -254,6 +260,19 @@ def add_bridge(lab: Lab) -> None:
         run("ip", "-n", host, "link", "set", port, "master", BRIDGE, "up")
         lab.exec("host", "bridge", "link", "set", "dev", port, "hairpin", "on")
         address_member(lab, role, (ip4, BRIDGE_IP), (ip6, BRIDGE_IP6))
+
+
+def add_second_bridge(lab: Lab) -> None:
+    """The bridge lpbr1 in host with c3 on its port (IPv4 only): another Docker network."""
+    host = lab.ns("host")
+    run("ip", "-n", host, "link", "add", BRIDGE2, "address", MACS[BRIDGE2], "type", "bridge")
+    run("ip", "-n", host, "addr", "add", f"{BRIDGE2_IP}/24", "dev", BRIDGE2)
+    run("ip", "-n", host, "link", "set", BRIDGE2, "up")
+    add_veth(host, "vethc3", lab.ns("c3"))
+    run("ip", "-n", host, "link", "set", "vethc3", "master", BRIDGE2, "up")
+    lab.exec("c3", "ip", "addr", "add", f"{C3_IP}/24", "dev", "eth0")
+    lab.exec("c3", "ip", "link", "set", "eth0", "up")
+    lab.exec("c3", "ip", "route", "add", "default", "via", BRIDGE2_IP)
 
 
 def address_member(lab: Lab, role: str, ipv4: tuple[str, str], ipv6: tuple[str, str]) -> None:
@@ -306,6 +325,7 @@ def build(lab: Lab | None = None) -> Lab:
     try:
         add_namespaces(lab)
         add_bridge(lab)
+        add_second_bridge(lab)
         add_uplink(lab)
         configure_host(lab)
     except BaseException:
@@ -327,16 +347,18 @@ def teardown(lab: Lab) -> None:
 
 def main(argv: list[str]) -> int:
     """``capture OUTDIR [SCENARIO...]``: build the lab, run every scenario (or those named),
-    write the samples, tear down."""
+    write the samples, tear down; ``capture-fates``: the same with tests/lab/fatecases.py's."""
+    from . import fatecases
     from .capture import capture_all
 
-    if len(argv) < 2 or argv[0] != "capture":
-        print("usage: python -m tests.lab.topology capture OUTDIR [SCENARIO...]")
+    if len(argv) < 2 or argv[0] not in ("capture", "capture-fates"):
+        print("usage: python -m tests.lab.topology capture|capture-fates OUTDIR [SCENARIO...]")
         return 2
+    scenarios = fatecases.SCENARIOS if argv[0] == "capture-fates" else None
     clean_leftovers()
     lab = build()
     try:
-        capture_all(lab, Path(argv[1]), argv[2:])
+        capture_all(lab, Path(argv[1]), argv[2:], scenarios)
     finally:
         teardown(lab)
     return 0

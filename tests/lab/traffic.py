@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import topology as t
+from .backends import BACKENDS, HostRules
 from .topology import Lab
 
 TIMEOUT = 5.0
@@ -184,9 +185,21 @@ class Scenario:
     name: str
     description: str
     traffic: Callable[[Lab], object]
-    # the traffic returns (the host's iptables-save output during it, its outcome): the ruleset
-    # is written beside the capture (``<name>.rules``)
-    keeps_rules: bool = False
+    # rules of its own on top of the lab's: the host's ruleset is loaded with them for the
+    # capture, and what the tools print of it is written beside the capture (``<name>.rules``
+    # from iptables-save, ``<name>.nft`` from nft list ruleset)
+    host_rules: HostRules | None = None
+    # the front ends it is captured under (tests/lab/backends.py), each into ``<name><suffix>``
+    backends: tuple[str, ...] = ("iptables-nft",)
+
+    @property
+    def keeps_rules(self) -> bool:
+        """Whether the ruleset is written beside the capture."""
+        return self.host_rules is not None
+
+    def variants(self) -> list[tuple[str, str]]:
+        """(file stem, backend) of each capture of the scenario."""
+        return [(self.name + BACKENDS[backend], backend) for backend in self.backends]
 
 
 def c2c(lab: Lab) -> bytes:
@@ -285,17 +298,30 @@ def log_options(lab: Lab) -> bytes:
 
 # Ports the host's FORWARD chain ends for, after its LOG rule logged them (LOG-then-DROP).
 DROPPED_PORT, RESET_PORT, UNREACHABLE_PORT = 9040, 9041, 9042
-VERDICT_RULES = [
-    ["-p", "tcp", "--dport", str(DROPPED_PORT), "-j", "DROP"],
-    ["-p", "tcp", "--dport", str(RESET_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"],
-    ["-p", "udp", "--dport", str(UNREACHABLE_PORT), "-j", "REJECT"],
-]
+VERDICT_RULES = HostRules(
+    iptables={
+        "filter": [
+            f"-A FORWARD -p tcp --dport {DROPPED_PORT} -j DROP",
+            f"-A FORWARD -p tcp --dport {RESET_PORT} -j REJECT --reject-with tcp-reset",
+            f"-A FORWARD -p udp --dport {UNREACHABLE_PORT} -j REJECT",
+        ]
+    },
+    nft=[
+        f"add rule ip lp-filter forward tcp dport {DROPPED_PORT} drop",
+        f"add rule ip lp-filter forward tcp dport {RESET_PORT} reject with tcp reset",
+        f"add rule ip lp-filter forward udp dport {UNREACHABLE_PORT} reject",
+    ],
+)
 
 
-def tcp_unanswered(lab: Lab, role: str, dst: str, port: int, wait: float) -> bool:
-    """Connect and give up after ``wait`` seconds (the SYN and its first retransmission, 1 s
-    later); True when nothing answered."""
+def tcp_unanswered(
+    lab: Lab, role: str, dst: str, port: int, wait: float, source: tuple[str, int] | None = None
+) -> bool:
+    """Connect (from ``source`` when given) and give up after ``wait`` seconds (the SYN and its
+    first retransmission, 1 s later); True when nothing answered."""
     with make_socket(lab, role, 4, socket.SOCK_STREAM) as sock:
+        if source is not None:
+            sock.bind(source)
         sock.settimeout(wait)
         try:
             sock.connect((dst, port))
@@ -306,24 +332,16 @@ def tcp_unanswered(lab: Lab, role: str, dst: str, port: int, wait: float) -> boo
         return False
 
 
-def verdicts(lab: Lab) -> tuple[str, tuple[bool, bool, bytes | None]]:
+def verdicts(lab: Lab) -> tuple[bool, bool, bytes | None]:
     """c1 -> lan through the host's FORWARD chain, which ends each flow after its LOG rule: a
     DROP (the SYN and its retransmission), a REJECT with tcp-reset, a REJECT with the default
-    icmp-port-unreachable. Returns the host's ruleset as iptables-save printed it with these
-    rules in place (the ruleset the lines were written under), and what each client saw."""
-    for rule in VERDICT_RULES:
-        lab.exec("host", "iptables", "-A", "FORWARD", *rule)
-    try:
-        rules = lab.exec("host", "iptables-save")
-        with tcp_server(lab, "lan", DROPPED_PORT), tcp_server(lab, "lan", RESET_PORT):
-            dropped = tcp_unanswered(lab, "c1", t.LAN_IP, DROPPED_PORT, 1.5)
-            reset = tcp_refused(lab, "c1", t.LAN_IP, RESET_PORT)
-        with udp_server(lab, "lan", UNREACHABLE_PORT):
-            answer = udp_request(lab, "c1", t.LAN_IP, UNREACHABLE_PORT)
-    finally:
-        for rule in VERDICT_RULES:
-            lab.exec("host", "iptables", "-D", "FORWARD", *rule)
-    return rules, (dropped, reset, answer)
+    icmp-port-unreachable (VERDICT_RULES). Returns what each client saw."""
+    with tcp_server(lab, "lan", DROPPED_PORT), tcp_server(lab, "lan", RESET_PORT):
+        dropped = tcp_unanswered(lab, "c1", t.LAN_IP, DROPPED_PORT, 1.5)
+        reset = tcp_refused(lab, "c1", t.LAN_IP, RESET_PORT)
+    with udp_server(lab, "lan", UNREACHABLE_PORT):
+        answer = udp_request(lab, "c1", t.LAN_IP, UNREACHABLE_PORT)
+    return dropped, reset, answer
 
 
 BURST_SIZE = 200
@@ -370,6 +388,6 @@ SCENARIOS = [
         f"TCP c1 -> lan :{DROPPED_PORT} dropped, :{RESET_PORT} rejected with a RST, UDP "
         f":{UNREACHABLE_PORT} rejected with ICMP, each after the FORWARD LOG rule",
         verdicts,
-        keeps_rules=True,
+        host_rules=VERDICT_RULES,
     ),
 ]
