@@ -352,10 +352,14 @@ class Store:
         wanted = _hop_schema(columns)
         for part in dataset.get_fragments():
             with self._reading(part.path):
-                for batch in pq.ParquetFile(part.path).iter_batches(batch_size, columns=columns):
-                    # a part an older logpath wrote has narrower columns (the scanner widens
-                    # them itself)
-                    yield batch if batch.schema.equals(wanted) else batch.cast(wanted)
+                reader = pq.ParquetFile(part.path)
+                held = set(reader.schema_arrow.names)
+                for batch in reader.iter_batches(
+                    batch_size, columns=[c for c in wanted.names if c in held]
+                ):
+                    # a part an older logpath wrote has narrower columns, and lacks the
+                    # columns added since (the scanner widens them itself)
+                    yield batch if batch.schema.equals(wanted) else _widened(batch, wanted)
 
     @contextmanager
     def _reading(self, part: str | None = None, folder: str = "hops") -> Iterator[None]:
@@ -540,6 +544,19 @@ def _oneline(error: Exception) -> str:
 def _reason(error: OSError) -> str:
     """What went wrong, as the system says it ("No space left on device")."""
     return os.strerror(error.errno) if error.errno else str(error)
+
+
+def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of an older part in today's schema: its columns cast, the ones it lacks null."""
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column(f.name).cast(f.type)
+            if f.name in batch.schema.names
+            else pa.nulls(batch.num_rows, f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )
 
 
 def _hop_schema(columns: list[str] | None) -> pa.Schema:
