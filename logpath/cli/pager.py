@@ -118,7 +118,9 @@ def paged(enabled: bool = True) -> Iterator[None]:
         yield
         return
     terminal = sys.stdout
-    output = PagedOutput(terminal, command, shutil.get_terminal_size().lines)
+    # a pseudo-terminal nobody sized says 0 lines: page what a default terminal would not hold
+    lines = shutil.get_terminal_size().lines or 24
+    output = PagedOutput(terminal, command, lines)
     sys.stdout = output
     try:
         yield
