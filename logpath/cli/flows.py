@@ -131,7 +131,7 @@ def journey_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One connection's packets, hop by hop: hooks, interfaces, NAT, verdicts.
+    """One connection's packets, hop by hop: hooks, NAT, verdicts.
 
     Then what went wrong, with hints for well-known chains.
 
