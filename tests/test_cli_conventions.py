@@ -93,6 +93,20 @@ def test_long_output_on_a_terminal_goes_to_the_pager(seed: str, tmp_path: Path) 
     assert (len(paged), paged[-1]) == (29, "27 hop(s)")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("flows", "--json"), ("hops", "--csv"), ("hops", "--json")],
+    ids=["echo", "pandas", "writelines"],
+)
+def test_every_way_a_command_writes_reaches_the_pager(
+    seed: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """typer.echo, pandas' to_csv and writelines all write through the pager."""
+    pager, received = fake_pager(tmp_path)
+    assert on_terminal([*args, "--store", seed], {"LOGPATH_PAGER": pager}, rows=5) == ""
+    assert received.read_text() == run(*args, "--store", seed)[1]
+
+
 def test_pager_is_pager_when_logpath_pager_is_unset(seed: str, tmp_path: Path) -> None:
     pager, received = fake_pager(tmp_path)
     on_terminal(["hops", "--store", seed], {"PAGER": pager})

@@ -60,6 +60,8 @@ class PagedOutput(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click tells a text stream by this: write(b"") fails
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if self.pager is None:
             self.held.append(text)
             self.held_lines += text.count("\n")
