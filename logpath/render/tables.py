@@ -74,7 +74,8 @@ def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, datetime):  # pandas' Timestamp too
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # at the log's precision: a syslog header's whole seconds get no invented .000000
+        return value.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if value.microsecond else ""))
     return str(value)
 
 
