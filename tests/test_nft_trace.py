@@ -368,3 +368,21 @@ def test_every_line_is_a_hop_a_rejection_or_a_skip() -> None:
 def test_the_grammar_names_the_expected_token() -> None:
     with pytest.raises(pp.ParseException):
         trace.parse_line("trace id 7cf5d558 inet lptrace")
+
+
+def test_the_timeline_shows_each_visits_verdict_and_rule(tmp_path: Path) -> None:
+    """Each chain visit of nft monitor trace is shown with its verdict and the rule that gave
+    it (`policy None` before: the legacy TRACE words)."""
+    runner = CliRunner()
+    store = str(tmp_path / "store")
+    done = runner.invoke(app, ["ingest", str(NFT), "--store", store])
+    assert done.exit_code == 0, done.output
+    flows = json.loads(runner.invoke(app, ["flows", "--all", "--json", "--store", store]).output)
+    (dropped, *_) = [f["id"] for f in flows if f["dropped"]]
+    shown = runner.invoke(app, ["journey", dropped, "--store", store, "--packet", "1"])
+    assert shown.exit_code == 0, shown.output
+    hops = [line.split() for line in shown.output.splitlines() if line.startswith("  ")]
+    assert "None" not in shown.output
+    assert hops[0][-2:] == ["policy", "accept"]
+    assert " ".join(hops[-2][-10:]) == "jump lpsub by handle 11: tcp dport 9052 jump lpsub"
+    assert " ".join(hops[-1][-7:]) == "drop by handle 13: tcp dport 9052 drop"

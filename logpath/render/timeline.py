@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -272,10 +273,23 @@ def hop_marks(hop: JourneyHop) -> Text:
         text.append(" translated" if text else "translated", STYLE["translated"])
     trace = hop.fields.get("trace")
     if trace:
-        named = f"{trace.get('type')} {trace.get('rulenum')}"
         text.append(" " if text else "")
-        text.append(visible(f"{named}: {hop.rule}" if hop.rule else named), STYLE["muted"])
+        text.append(visible(_traced(trace, hop.rule)), STYLE["muted"])
     return text
+
+
+def _traced(trace: dict[str, Any], rule: str | None) -> str:
+    """What a trace line says of its chain: a legacy TRACE line, the rule it names
+    (``rule 2: -p tcp -j fmtchain``, the text with the ruleset); a visit of nft monitor trace
+    or xtables-monitor, its verdict and the rule that gave it (``drop by handle 13: tcp dport
+    9052 drop``, ``policy accept``)."""
+    if trace.get("verdict") is None:
+        named = f"{trace.get('type')} {trace.get('rulenum')}"
+        return f"{named}: {rule}" if rule else named
+    if trace.get("type") == "policy":
+        return f"policy {trace['verdict']}"
+    by = f" by handle {trace['handle']}" if trace.get("handle") is not None else ""
+    return f"{trace['verdict']}{by}: {trace['rule']}" if trace.get("rule") else trace["verdict"]
 
 
 def _demo(argv: list[str]) -> int:
