@@ -385,4 +385,4 @@ def test_the_timeline_shows_each_visits_verdict_and_rule(tmp_path: Path) -> None
     assert "None" not in shown.output
     assert hops[0][-2:] == ["policy", "accept"]
     assert " ".join(hops[-2][-10:]) == "jump lpsub by handle 11: tcp dport 9052 jump lpsub"
-    assert " ".join(hops[-1][-7:]) == "drop by handle 13: tcp dport 9052 drop"
+    assert " ".join(hops[-1][-8:]) == "drop by handle 13: tcp dport 9052 drop"
