@@ -20,8 +20,9 @@ from typing import Any
 # LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED); 4: fates
 # and verdicts from the ruleset; 5: a packet passing a hook again on one host is another packet;
 # 6: "seen" is "unknown", a packet logged at PREROUTING only is judged on both routes (lost);
-# 7: nft monitor trace and xtables-monitor --trace visits, their trace columns in the trace
-VERSION = 7
+# 7: nft monitor trace and xtables-monitor --trace visits, their trace columns in the trace;
+# 8: flow ids from the connection's first kernel time stamp, not the file it was read from
+VERSION = 8
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def render_command(
 ) -> None:
     """Draw a connection's journey as a sequence diagram (PNG, SVG).
 
-    Example: logpath render 08e3ad5cfb-55148 -o masquerade.png
+    Example: logpath render 217a626eb5-55148 -o masquerade.png
     """
     # matplotlib loads here, not when any command starts (it costs every command 0.3 s)
     from logpath.query import load_journey
