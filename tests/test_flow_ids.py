@@ -4,6 +4,7 @@ same ids, and any unique prefix of an id finds its flow."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -48,3 +49,40 @@ def test_a_unique_prefix_finds_its_flow_and_an_ambiguous_one_says_so(tmp_path: P
     refused = runner.invoke(app, ["journey", shared, "--store", store])
     assert refused.exit_code == 2, refused.output
     assert f"flow id {shared!r} is ambiguous" in refused.output
+
+
+def test_each_hop_says_its_flow_packet_and_hook(tmp_path: Path) -> None:
+    """From a log line to its journey: `hops` carries where assembly placed each hop."""
+    store = str(tmp_path / "store")
+    runner = CliRunner()
+    seed = LAB.parent / "seed"
+    done = runner.invoke(
+        app,
+        ["ingest", str(seed / "syslog"), "--rules", str(seed / "iptables.final.rules"),
+         "--year", "2016", "--store", store],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    hops = json.loads(runner.invoke(app, ["hops", "--json", "--store", store]).output)
+    flows = {f.id: f for f in find_flows(Store(Path(store)), FlowQuery())}
+    assert len(hops) == 27 and {h["flow"] for h in hops} == set(flows)
+    assert all(h["hook"] and h["table"] and h["packet"] is not None for h in hops)
+    assert [sum(h["flow"] == i for h in hops) for i in flows] == [f.hops for f in flows.values()]
+    # journey 5's SYN at nat POSTROUTING, the line of the seed article's SNAT
+    (snat,) = [h for h in hops if h["prefix"] == "[TonyBai]-NatPostRouting:"]
+    assert (snat["table"], snat["chain"], snat["hook"]) == (
+        "nat",
+        "LogNatPostRouting",
+        "POSTROUTING",
+    )
+    journey = runner.invoke(app, ["journey", snat["flow"], "--json", "--store", store])
+    assert (
+        json.loads(journey.output)["packets"][
+            snat["packet"] - min(h["packet"] for h in hops if h["flow"] == snat["flow"])
+        ]["summary"]
+        == "SYN"
+    )
+    table = runner.invoke(app, ["hops", "--store", store]).output.splitlines()
+    assert table[0].split()[-2:] == ["hook", "flow"]
+    assert table[1].split()[-2:] == ["PREROUTING", hops[0]["flow"]]
+    csv_header = runner.invoke(app, ["hops", "--csv", "--store", store]).output.splitlines()[0]
+    assert csv_header.split(",")[-5:] == ["flow", "packet", "table", "chain", "hook"]

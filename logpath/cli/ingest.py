@@ -159,7 +159,7 @@ def hops_command(
         bool, typer.Option("--all", help="Show the table even of more than 300,000 hops.")
     ] = False,
 ) -> None:
-    """List stored hops, one per netfilter log line.
+    """Stored hops, one per log line, with their flow and hook.
 
     Exit code 1 when no hop matched (as grep).
 
@@ -168,8 +168,9 @@ def hops_command(
     import pyarrow as pa
     from rich.console import Console
 
+    from logpath.query import HopPlaces
     from logpath.render.tables import print_hops
-    from logpath.store import Store, hop_filter
+    from logpath.store import Store, hop_filter, to_frame
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
@@ -178,6 +179,8 @@ def hops_command(
     if chosen is not None and chosen.networks:
         chosen = chosen.with_addresses(hops.addresses())
     selected = None if chosen is None else chosen.expression()
+    # each hop with its connection, packet, table, chain and hook, as assembly placed it
+    places = HopPlaces(hops)
     if as_json or as_csv:
         # written batch by batch: memory stays flat however many hops the store holds
         # (read whole, 1.2 million hops took 9 GB as JSON)
@@ -186,7 +189,7 @@ def hops_command(
 
         def counted(batch: pa.RecordBatch) -> pa.Table:
             written[0] += batch.num_rows
-            return pa.Table.from_batches([batch])
+            return places.beside(pa.Table.from_batches([batch]))
 
         write(counted(b) for b in hops.hop_batches(filter_=selected))
         exit_when_nothing_matched(written[0])
@@ -198,7 +201,7 @@ def hops_command(
             "--host, --prefix, --since or --until, write them with --csv or --json, or pass "
             "--all."
         )
-    print_hops(Console(), hops.read_hops(selected))
+    print_hops(Console(), to_frame(places.beside(hops.read_table(selected))))
     exit_when_nothing_matched(count)
 
 
@@ -222,6 +225,7 @@ def _write_csv(tables: Iterator[pa.Table]) -> None:
     safe for a terminal and a spreadsheet by ``csv_columns``, in the JSON's words: ``in`` and
     ``out`` (the table's ``in_iface``, ``out_iface``) and its times (``iso_times``)."""
     from logpath.hops import HOP_SCHEMA
+    from logpath.query import PLACE_COLUMNS
     from logpath.render.output import csv_columns, iso_times
     from logpath.store import to_frame
 
@@ -233,7 +237,8 @@ def _write_csv(tables: Iterator[pa.Table]) -> None:
         frame.to_csv(sys.stdout, index=False, header=header)
         header = False
     if header:  # no hop: the header alone
-        sys.stdout.write(",".join(_csv_names(c for c in HOP_SCHEMA.names if c != "raw")) + "\n")
+        names = [*(c for c in HOP_SCHEMA.names if c != "raw"), *PLACE_COLUMNS]
+        sys.stdout.write(",".join(_csv_names(names)) + "\n")
 
 
 def _csv_names(columns: Iterable[str]) -> list[str]:

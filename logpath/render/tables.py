@@ -40,6 +40,8 @@ HOP_COLUMNS = [
     ("ttl", "ttl"),
     ("id", "id"),
     ("flags", "flags"),
+    ("hook", "hook"),  # where assembly placed the hop (logpath.query.HopPlaces)
+    ("flow", "flow"),
 ]
 
 
@@ -81,11 +83,12 @@ def _cell(value: object) -> str:
 
 def print_hops(console: Console, hops: pd.DataFrame) -> None:
     """One row per hop, the columns that tell where a packet was."""
-    shown = hops[[name for name, _ in HOP_COLUMNS]]
+    columns = [(name, title) for name, title in HOP_COLUMNS if name in hops.columns]
+    shown = hops[[name for name, _ in columns]]
     rows = shown.astype(object).where(shown.notna(), None).itertuples(index=False)
     print_table(
         console,
-        [title for _, title in HOP_COLUMNS],
+        [title for _, title in columns],
         ([_cell(v) for v in row] for row in rows),
         right={"sport", "dport", "ttl", "id"},
     )
