@@ -14,6 +14,7 @@ import shutil
 
 import pytest
 
+from .backends import HostRules, host_ruleset
 from .capture import KernelLog
 from .conftest import logpath
 from .hopview import HOOK_PLACES, places
@@ -37,6 +38,19 @@ LOADERS = {
     "nft": (["nft", "-f", "-"], "nft", ["nft", "-s", "list", "ruleset"]),
 }
 FORWARDED, DELIVERED, SENT = (HOOK_PLACES[r] for r in ("forward", "deliver", "send"))
+
+
+@pytest.fixture
+def one_backend(lab, loader):
+    """The host's own ruleset under the loader's backend: a real host uses one. With the lab's
+    NAT in nf_tables and the LOG rules in x_tables, the two nat tables were both registered at
+    one priority, and which one bound a connection's NAT first (so that the other's chain was
+    not traversed, nor its LOG rule) depended on the order earlier tests registered them."""
+    if loader == "iptables-legacy":
+        with host_ruleset(lab, "iptables-legacy", HostRules()):
+            yield
+    else:
+        yield
 
 
 def ruleset(lab, save: list[str]) -> list[str]:
@@ -80,7 +94,9 @@ def syn_places(records, src: str, dst: str) -> list[str]:
 
 
 @pytest.mark.parametrize("loader", list(LOADERS))
-def test_instrument_rules_load_log_at_their_hooks_and_remove_cleanly(lab, loader, tmp_path):
+def test_instrument_rules_load_log_at_their_hooks_and_remove_cleanly(
+    lab, loader, one_backend, tmp_path
+):
     if not shutil.which(LOADERS[loader][0][0]):
         pytest.skip(f"{LOADERS[loader][0][0]} is not installed (apt-get install iptables nftables)")
     load, output_format, save = LOADERS[loader]
@@ -166,7 +182,7 @@ def dnat_places(records) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("loader", list(LOADERS))
-def test_instrument_port_follows_a_published_port_through_dnat(lab, loader, tmp_path):
+def test_instrument_port_follows_a_published_port_through_dnat(lab, loader, one_backend, tmp_path):
     if not shutil.which(LOADERS[loader][0][0]):
         pytest.skip(f"{LOADERS[loader][0][0]} is not installed (apt-get install iptables nftables)")
     load, output_format, save = LOADERS[loader]
