@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -224,7 +225,8 @@ def test_analysis_wraps_to_the_console(tmp_path: Path) -> None:
 
 
 def _lab_journey(tmp_path: Path, name: str, rules: str | None = None) -> Journey:
-    """The one connection of a lab capture (samples/lab/NAME), read back from a store."""
+    """The one connection of a lab capture (samples/lab/NAME, or a path), read back from a
+    store."""
     ingest = ["ingest", str(SEED.parent / "lab" / name), "--store", str(tmp_path)]
     if rules:
         ingest += ["--rules", str(SEED.parent / "lab" / rules)]
@@ -294,3 +296,20 @@ def test_trace_rules_by_number_and_text(tmp_path: Path) -> None:
         "rule #3: -p tcp -m tcp --dport 7300 -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT",
     ]
     assert "  rule #N  TRACE: the rule's number in its chain (iptables -L --line-numbers)" in lines
+
+
+def test_de_dnat_on_a_forward_hop_says_it_acts_after(tmp_path: Path) -> None:
+    """The issue's case: LOG rules at raw PREROUTING and filter FORWARD only (the dnat
+    capture's own lines for those two, as `instrument` would log them). The reply's FORWARD hop
+    still shows the container's address; de-DNAT happens after it, at POSTROUTING."""
+    lines = (SEED.parent / "lab" / "dnat.log").read_text().splitlines(keepends=True)
+    kept = tmp_path / "pre-and-forward.log"
+    kept.write_text("".join(line for line in lines if re.search(r"lp:(raw:pre|filter:fwd):", line)))
+    journey = _lab_journey(tmp_path / "s", str(kept))
+    replies = [p for p in journey.packets if p.direction == "reply"]
+    assert [(h.hook, h.src, h.nat, h.nat_after) for p in replies for h in p.hops[-1:]] == [
+        ("FORWARD", "172.30.0.2", ("de-dnat",), True)
+    ] * len(replies) and len(replies) == 5
+    text = render(journey, 150)
+    forward = [line for line in text.splitlines() if "filter FORWARD lpbr0[vethc1] → up0" in line]
+    assert len(forward) == 5 and all(line.endswith(" nic DE-DNAT after") for line in forward)
