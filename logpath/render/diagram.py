@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,8 +241,8 @@ WORDS = {
     "dashed": "the packet leaves that way, as its fate says; no later hook logged it",
     "PRE–POST": "hooks of the hops an arrow stands for: PRE(ROUTING), IN(PUT), FWD (FORWARD), "
     "OUT(PUT), POST(ROUTING)",
-    "×N": "N hops at one place, showing the same addresses, drawn as one arrow; or N packets "
-    "that went the way of one drawn above (logpath render --unfold draws them all)",
+    "×N": "N hops at one place showing the same addresses as one arrow, or N packets that went "
+    "the way of one above as one row (render --unfold draws all)",
 }
 
 
@@ -789,8 +790,9 @@ def figure_size(diagram: Diagram) -> tuple[float, float]:
     return width, _title_h(diagram, width) + HEAD_H + rows + _legend_h(diagram) + MARGIN / 2
 
 
-# Height of a legend row (smaller than a diagram's row: one line of 7 pt text each).
-LEGEND_ROW_H = 0.21
+# Height of a legend row (smaller than a diagram's row: one line of 7 pt text each), and the
+# characters of 7 pt text an inch holds.
+LEGEND_ROW_H, LEGEND_CHARS_PER_INCH = 0.21, 16
 
 
 def _legend_h(diagram: Diagram) -> float:
@@ -974,11 +976,15 @@ def _paint_legend(axes: Axes, diagram: Diagram, top: float) -> None:
 
     _write(axes, MARGIN, row(0), "legend", fontsize=7, weight="bold", va="center",
            color="#333333")  # fmt: skip
+    # a meaning longer than the figure is wide takes two smaller lines of its row
+    room = int((axes.get_xlim()[1] - 2 * MARGIN - 0.9) * LEGEND_CHARS_PER_INCH)
     for n, (word, meaning) in enumerate(diagram.words, start=len(diagram.legend) + 1):
         y = row(n)
         _write(axes, MARGIN + 0.05, y, word, fontsize=7, weight="bold", va="center",
                color="#333333")  # fmt: skip
-        _write(axes, MARGIN + 0.9, y, meaning, fontsize=7, va="center", color="#333333")
+        lines = textwrap.wrap(meaning, int(room * 7 / 6)) if len(meaning) > room else [meaning]
+        _write(axes, MARGIN + 0.9, y, *lines, fontsize=7 if len(lines) == 1 else 6, va="center",
+               color="#333333", linespacing=1.0)  # fmt: skip
     for n, fate in enumerate(diagram.legend, start=1):
         marker, colour, meaning = ENDING_STYLE[fate]
         y = row(n)
