@@ -19,7 +19,11 @@ not run again, unless --retry-timeout gives it one more run with a longer limit 
 machine). Writes benchmarks/results/queries-latest.md.
 
     .venv/bin/python benchmarks/bench_queries.py [--lines 2000000] [--seed 1] [--runs 3]
-        [--timeout 300] [--retry-timeout 1500] [--reuse-store]
+        [--timeout 300] [--retry-timeout 1500] [--reuse-store] [--rules]
+
+With --rules the file is ingested with the replayed host's ruleset (the packets judged at
+ingest: issue 11 asks `flows --port` to stay under 2 s so) into a store of its own, and the
+results go to queries-rules-latest.md.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from measure import (
     publish,
     run_measured,
 )
-from replay_syslog import SERVICE_PORT, write_replay
+from replay_syslog import SERVICE_PORT, host_ruleset, write_replay
 
 TIMED_OUT = 124  # timeout(1)'s exit status when it stopped the command
 GIB = 1024 * 1024  # KiB
@@ -105,6 +109,27 @@ def ensure_replay(lines: int, seed: int) -> tuple[Path, dict[str, Any]]:
     return path, truth
 
 
+def ensure_rules(path: Path) -> Path:
+    """The replayed host's ruleset beside the file (written when missing)."""
+    rules = path.with_suffix(".rules")
+    if not rules.exists():
+        rules.write_text(host_ruleset())
+    return rules
+
+
+def judged(store: Path) -> str:
+    """What the ruleset made of the packets: the dropped and lost counts of every connection
+    (an answered connection should have neither)."""
+    listed = run_measured([logpath_executable(), "flows", "--json", "--store", str(store)])
+    flows = json.loads(listed.stdout) if listed.returncode == 0 else []
+    dropped = sum(f["dropped"] for f in flows)
+    lost = sum(f["lost"] for f in flows)
+    answered = sum(1 for f in flows if f["answered"] and (f["dropped"] or f["lost"]))
+    return (
+        f"{dropped:,} packets dropped, {lost:,} lost, {answered:,} answered connections with either"
+    )
+
+
 def checkout() -> str:
     """The commit measured, and whether logpath's code differs from it (an editable install
     runs the working tree, which others may be editing)."""
@@ -129,10 +154,15 @@ def timed(command: list[str], seconds: float) -> Measurement:
     return run_measured(["timeout", "-k", "10", str(seconds), *command])
 
 
-def ingest(path: Path, store: Path, truth: dict[str, Any], seconds: float) -> tuple[str, str]:
-    """Ingest the file into a fresh store, measured; its table row and the counts' check."""
+def ingest(
+    path: Path, store: Path, truth: dict[str, Any], seconds: float, rules: Path | None = None
+) -> tuple[str, str]:
+    """Ingest the file into a fresh store (with the ruleset ``rules``), measured; its table row
+    and the counts' check."""
     shutil.rmtree(store, ignore_errors=True)
-    m = timed([logpath_executable(), "ingest", str(path), "--store", str(store), "--json"], seconds)
+    given = ["--rules", str(rules)] if rules else []
+    command = [logpath_executable(), "ingest", str(path), *given, "--store", str(store), "--json"]
+    m = timed(command, seconds)
     if m.returncode != 0:
         raise SystemExit(f"logpath ingest failed (exit {m.returncode}):\n{m.stderr[-2000:]}")
     counts = json.loads(m.stdout)
@@ -147,7 +177,8 @@ def ingest(path: Path, store: Path, truth: dict[str, Any], seconds: float) -> tu
         for key, value in expected.items()
     )
     row = (
-        f"| `ingest FILE --json` | {m.wall_seconds:.2f} | {m.wall_seconds:.2f} | "
+        f"| `ingest FILE{' --rules RULES' if rules else ''} --json` | {m.wall_seconds:.2f} "
+        f"| {m.wall_seconds:.2f} | "
         f"{m.cpu_seconds:.2f} | {mib(m.max_rss_kb)} | {mib(m.tree_peak_kb)} "
         f"| {m.load_before:.2f} | {counts.get('hops', 0):,} hops | "
         f"{truth['netfilter_lines']:,} | baseline (issue 10: with assembly <= 1.5x this) |"
@@ -341,18 +372,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse-store", action="store_true", help="keep an existing store (no ingest row)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "queries-latest.md")
+    parser.add_argument(
+        "--rules",
+        action="store_true",
+        help="ingest with the replayed host's ruleset (replay_syslog.host_ruleset, written "
+        "beside the file), into a store of its own: packets judged at ingest",
+    )
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
+    output = args.output or RESULTS_DIR / f"queries{'-rules' if args.rules else ''}-latest.md"
     if not all(has_command(name) for name in ("ingest", "flows", "journey", "report")):
         raise SystemExit("this checkout lacks one of ingest, flows, journey, report")
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     code = checkout()
     path, truth = ensure_replay(args.lines, args.seed)
-    store = OUT_DIR / f"store-{path.stem}"
+    store = OUT_DIR / f"store-{path.stem}{'-rules' if args.rules else ''}"
+    rules = ensure_rules(path) if args.rules else None
     ingest_row, ingest_check = "", "store reused (--reuse-store): ingest not measured"
     if not (args.reuse_store and store.exists()):
         print(f"ingesting {path} into {store} ...", flush=True)
-        ingest_row, ingest_check = ingest(path, store, truth, max(args.timeout, 1800.0))
+        ingest_row, ingest_check = ingest(path, store, truth, max(args.timeout, 1800.0), rules)
     journey_id, journey_note = two_packet_flow(store, truth)
     answers = [
         ask(q, store, args.runs, args.timeout, args.retry_timeout)
@@ -374,7 +413,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{truth['connections_by_port'][f'tcp/{SERVICE_PORT}']:,} to port {SERVICE_PORT}; "
             f"up to {truth['open_at_once']['max']:,} open at once, "
             f"{truth['open_at_once']['mean']:g} on average), written by "
-            f"`replay_syslog.py --lines {args.lines} --seed {args.seed}`; store `{store.name}`",
+            f"`replay_syslog.py --lines {args.lines} --seed {args.seed}`; store `{store.name}`"
+            + (
+                f", ingested with the replayed host's ruleset `{rules.name}` "
+                f"(`replay_syslog.host_ruleset`): {judged(store)}"
+                if rules
+                else ""
+            ),
             f"- ingest counts against the generator's truth: {ingest_check}",
             f"- journey: the DNS query {journey_note}"
             + ("" if journey_id else " (journey not measured)"),
@@ -405,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
-    publish(report, args.output)
+    publish(report, output)
     return 0
 
 

@@ -70,7 +70,8 @@ PIPELINE_COLUMNS = ["source", "lineno", "host", "ts", "uptime", "kind", "prefix"
                     "icmp_type", "icmp_code", "icmp_id", "icmp_seq", "inner_src", "inner_dst",
                     "inner_proto", "inner_sport", "inner_dport", "inner_icmp_id", "arp_opcode",
                     "arp_ipsrc", "arp_ipdst", "trace_table", "trace_chain", "trace_type",
-                    "trace_rulenum"]  # fmt: skip
+                    "trace_rulenum", "trace_id", "trace_family", "trace_verdict", "trace_rule",
+                    "trace_handle", "trace_from"]  # fmt: skip
 
 # Rows per Parquet row group of the assembled tables: a journey reads one group of the trace.
 ROW_GROUP_ROWS = 65_536

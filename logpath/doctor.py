@@ -355,7 +355,9 @@ def check_backend(system: System) -> Check:
         return Check("iptables-backend", Status.OK, value, advice)
     advice = (
         "LOG lines reach the kernel log as usual, but -j TRACE (and nft `meta nftrace`) does "
-        "not: read it with `nft monitor trace` or `xtables-monitor --trace`."
+        "not: capture it while the traffic passes with nft monitor trace (`nft -a monitor trace "
+        "> FILE`: -a adds rule handles) or `xtables-monitor --trace > FILE`, and give FILE to "
+        "`logpath ingest`."
     )
     if legacy_tables:
         advice += " Legacy tables are loaded too: rules in both run, check both rulesets."

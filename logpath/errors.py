@@ -11,6 +11,10 @@ class InputError(LogpathError):
     """An input file cannot be read at all (missing, a directory, unreadable)."""
 
 
+class OutputError(LogpathError):
+    """An output the user named (a picture, a report directory) cannot be written."""
+
+
 class StoreError(LogpathError):
     """The hop store is missing, damaged, or held by another writer."""
 

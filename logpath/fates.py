@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from logpath.netfilter import HOOK_STAGE
+from logpath.nftrace import with_trace_verdicts
 
 if TYPE_CHECKING:  # the evaluator is imported only when a ruleset judges the packets
     from logpath.evaluate import Evaluator
@@ -82,10 +83,10 @@ def packet_fates(hops: pd.DataFrame, evaluator: Evaluator | None = None) -> pd.D
     if evaluator is not None:
         from logpath.verdicts import judged
 
-        return judged(hops, fates, evaluator, answered_by_flow)
+        return with_trace_verdicts(hops, judged(hops, fates, evaluator, answered_by_flow))
     answered = answered_by_flow.reindex(last["flow"]).to_numpy(dtype=bool)
     fates.loc[stopped.to_numpy() & answered, "fate"] = "unknown"
-    return fates
+    return with_trace_verdicts(hops, fates)
 
 
 def answered_flows(hops: pd.DataFrame) -> pd.Series:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from logpath.nat import nat_marks, translated
+from logpath.packets import missing
 from logpath.records import (
     NAT_TYPES,
     PORTED,
@@ -385,24 +386,26 @@ def _first_in_conn(mask: np.ndarray, conn_of: np.ndarray, conns: int) -> np.ndar
 
 
 def _flow_starts(frame: pd.DataFrame, packets: set[int]) -> dict[int, str]:
-    """Per packet of ``packets``, where and when its first hop was logged (part of the flow id).
+    """Per packet of ``packets``, when its first hop was logged (part of the flow id): the
+    kernel's time stamp (microseconds since boot), which every layout of one kernel log shows
+    alike (syslog, dmesg, /dev/kmsg, journald); without one, the host and the header's time.
+    Not the file: the same connection has the same id in every store (issue 15).
 
     Only for the packets that start a connection: formatting every packet's time cost more than
     the rest of the orientation."""
-    first = _first_hops(frame, ["packet", "ts", "uptime", "host", "source"])
+    first = _first_hops(frame, ["packet", "ts", "uptime", "host"])
     first = first[first["packet"].isin(packets)]
     when = pd.to_datetime(column_or_null(first, "ts"), utc=True).astype("object")
     uptime = column_or_null(first, "uptime").astype("object")
     host = column_or_null(first, "host").astype("object")
-    source = column_or_null(first, "source").astype("object")
     return {
-        int(p): f"{h}|{s}|{w}|{u}"
-        for p, h, s, w, u in zip(first["packet"], host, source, when, uptime, strict=True)
+        int(p): f"{h}|{w}" if missing(u) else f"{round(u * 1_000_000)}"
+        for p, h, w, u in zip(first["packet"], host, when, uptime, strict=True)
     }
 
 
 def _flow_id(orig_key: str, start: str) -> str:
-    """A short stable id: the same store gives the same ids run after run.
+    """A short id, the same for one connection in every store and every run.
 
     The orig source port (or ICMP echo id) follows the hash, ``a768564ace-55148``, so that
     ``logpath journey`` can find the flow's hops without reading the whole store.

@@ -99,6 +99,16 @@ HOP_SCHEMA = pa.schema(
         ("trace_chain", _DICT),
         ("trace_type", _DICT),
         ("trace_rulenum", pa.int64()),
+        # a chain visit of nft monitor trace / xtables-monitor --trace (logpath.nftrace): the
+        # trace id, the table's family, the visit's verdict (accept, drop, continue, jump X...),
+        # the rule that gave it as the tool printed it and its handle, and the chain the packet
+        # came from (a jump or a return; null for a base chain entered from its hook)
+        ("trace_id", _STR),
+        ("trace_family", _DICT),
+        ("trace_verdict", _DICT),
+        ("trace_rule", _STR),
+        ("trace_handle", pa.int64()),
+        ("trace_from", _DICT),
         ("arp_htype", pa.int32()),  # unsigned 16-bit on the line: HTYPE=65535 is legitimate
         ("arp_ptype", pa.int32()),
         ("arp_opcode", pa.int32()),
@@ -372,7 +382,7 @@ def _decimal_problems(f: dict[str, pa.Array], numbers: dict[str, pa.Array]) -> I
         yield _Problem(_above(_integers(frag), high), "exthdrs", expected, "FRAG:")
 
 
-def _normal_address(text: str) -> str | None:
+def normal_address(text: str) -> str | None:
     """An address as stored, None for no address: IPv4 as %pI4 prints it; IPv6 compressed, the
     form everything else uses (the kernel prints 8 zero-padded groups, %pI6)."""
     if ":" not in text:
@@ -387,7 +397,7 @@ def _addresses(f: dict[str, pa.Array]) -> dict[str, pa.Array]:
     """The address fields in their stored form, null where a value is no address (each
     distinct value once: addresses repeat a lot)."""
     return {
-        name: _map_distinct(f[name], _normal_address, _STR)
+        name: _map_distinct(f[name], normal_address, _STR)
         for name in ADDRESS_FIELDS
         if f[name].null_count < len(f[name])
     }
@@ -413,6 +423,8 @@ def _address_problems(f: dict[str, pa.Array], addresses: dict[str, pa.Array]) ->
 def _text_problems(f: dict[str, pa.Array]) -> Iterator[_Problem]:
     for name, most in NAME_LIMITS.items():
         length = pc.binary_length(f[name])
+        if name.startswith("trace_") and "trace_id" in f:  # nf_tables: grammars/trace.py
+            length = pc.if_else(pc.is_valid(f["trace_id"]), 0, length)
         if (pc.max(length).as_py() or 0) > most:
             yield _Problem(_above(length, most), name, f"a name of at most {most} bytes")
     for name in OPTION_FIELDS:
@@ -562,7 +574,18 @@ def empty_hops() -> pa.Table:
 # --- JSON -----------------------------------------------------------------------------------------
 
 _JSON_NAMES = {"in_iface": "in", "out_iface": "out"}
-_TRACE = ("trace_table", "trace_chain", "trace_type", "trace_rulenum")
+_TRACE = (
+    "trace_table",
+    "trace_chain",
+    "trace_type",
+    "trace_rulenum",
+    "trace_id",
+    "trace_family",
+    "trace_verdict",
+    "trace_rule",
+    "trace_handle",
+    "trace_from",
+)
 _INNER_PREFIX = "inner_"
 
 

@@ -14,13 +14,23 @@ iptables ``--log-prefix``). Two outputs:
 "Either direction" conditions (a port, an address, the bridge) are split into rules that
 cannot both match one packet (``-s A`` and ``-d A ! -s A``), so each packet logs once per hook.
 
+A port is matched on the packet only in raw, which runs before conntrack. In every later hook
+it is matched on the packet's connection, as conntrack keeps it: a published port's DNAT
+(``--dport 8080 -j DNAT --to-destination 172.17.0.2:12580``) rewrites the packet's port in nat
+PREROUTING, and its replies' in nat POSTROUTING, so ``--dport 8080`` would log nothing of the
+connection in FORWARD or POSTROUTING; its original tuple still says 8080, in both directions
+(issue 15). ``--port`` names a port of the connection: the original destination (``-m conntrack
+--ctorigdstport``, nft ``ct original proto-dst``), else the original source, else the reply's
+source (the container's port behind a DNAT: ``--port 12580``). A packet conntrack has no
+connection for (invalid, untracked) is matched on its own ports.
+
 Example:
-    >>> plan = Plan(Selection(ports=("8080",)), places=parse_places("nat:pre"))
+    >>> plan = Plan(Selection(ports=("8080",)), places=parse_places("raw:pre"))
     >>> print(render(plan, "iptables"), end="")  # doctest: +NORMALIZE_WHITESPACE
     # logpath instrument: load with iptables-restore --noflush
-    *nat
-    -I PREROUTING 1 -p tcp -m multiport --ports 8080 -j LOG --log-prefix "lp:nat:pre "
-    -I PREROUTING 2 -p udp -m multiport --ports 8080 -j LOG --log-prefix "lp:nat:pre "
+    *raw
+    -I PREROUTING 1 -p tcp -m multiport --ports 8080 -j LOG --log-prefix "lp:raw:pre "
+    -I PREROUTING 2 -p udp -m multiport --ports 8080 -j LOG --log-prefix "lp:raw:pre "
     COMMIT
 """
 
@@ -61,6 +71,11 @@ DEFAULT_TABLES = ("raw", "mangle", "nat", "filter")
 NFT_PRIORITIES = {"raw": "raw", "mangle": "mangle", "filter": "filter", "security": "security"}
 NFT_NAT_PRIORITIES = {"pre": "dstnat", "out": "-100", "in": "100", "post": "srcnat"}
 PROTOCOLS = ("tcp", "udp", "icmp")
+# The ends of a connection a --port may name, in the order the rules test them: the original
+# destination (a service, a published port), the original source, the reply's source (the port
+# a DNAT sent the connection to). The reply's destination is the original source unless an
+# SNAT changed the port, which MASQUERADE does only on a clash.
+CONNECTION_PORTS = (("orig", "dst"), ("orig", "src"), ("reply", "src"))
 PORTED = ("tcp", "udp")
 TAG = re.compile(r"[A-Za-z0-9_-]{1,8}")
 RATE = re.compile(r"[1-9]\d*/(second|minute|hour|day)")
@@ -99,6 +114,19 @@ class Plan:
     tag: str | None = None
     family: str = "4"  # "4", "6" or "both"
     rate: str | None = None  # e.g. "10/second"
+
+
+# Said above the rules, which would otherwise surprise whoever asked for --port 8080.
+CONNECTION_PORTS_NOTE = (
+    "# --port after raw: the connection's port (conntrack's original destination, original\n"
+    "# source, reply source), so a connection DNAT sends elsewhere logs at every hook"
+)
+
+
+def port_note(plan: Plan) -> list[str]:
+    """``CONNECTION_PORTS_NOTE`` when some rule matches ports on the connection."""
+    ported = plan.selection.ports and set(protocols(plan.selection)) & set(PORTED)
+    return [CONNECTION_PORTS_NOTE] if ported and any(map(tracked, plan.places)) else []
 
 
 def log_prefix(table: str, hook: str, tag: str | None = None) -> str:
@@ -209,10 +237,36 @@ def families(plan: Plan) -> tuple[int, ...]:
 # --- iptables-restore ------------------------------------------------------------------------
 
 
+class PortTerm(NamedTuple):
+    """One end of a connection in a port range: ``PortTerm("orig", "dst", (8080, 8080))``."""
+
+    direction: str  # "orig" or "reply" (conntrack's two tuples)
+    end: str  # "src" or "dst"
+    ports: tuple[int, int]
+
+
+def tracked(place: Place) -> bool:
+    """Whether conntrack has given the packet its connection when it reaches this place: raw
+    runs at priority -300, conntrack at -200 (NF_IP_PRI_CONNTRACK), every other table after."""
+    return place.table != "raw"
+
+
+def connection_port_rules(ports: tuple[str, ...]) -> list[tuple[list[PortTerm], PortTerm]]:
+    """Disjoint port conditions on the connection: each term, with every earlier one excluded
+    (a connection from 8080 to 8080 logs once, by the first term)."""
+    ranges = [port_range(port) for port in ports]
+    terms = [PortTerm(direction, end, r) for direction, end in CONNECTION_PORTS for r in ranges]
+    return [(terms[:n], term) for n, term in enumerate(terms)]
+
+
 def iptables_matches(plan: Plan, place: Place, family: int) -> list[str]:
     """The match parts of the rules at one place: one string per rule, disjoint."""
     selection = plan.selection
-    proto_parts = [iptables_proto(proto, selection.ports, family) for proto in protocols(selection)]
+    proto_parts = [
+        part
+        for proto in protocols(selection)
+        for part in iptables_proto_alternatives(proto, selection.ports, family, tracked(place))
+    ]
     addr_parts = [""]
     if selection.addr:
         addr_parts = [f"-s {selection.addr}", f"-d {selection.addr} ! -s {selection.addr}"]
@@ -222,6 +276,38 @@ def iptables_matches(plan: Plan, place: Place, family: int) -> list[str]:
         " ".join(part for part in (proto, addr, iface, limit) if part)
         for proto, addr, iface in itertools.product(proto_parts, addr_parts, iface_parts)
     ]
+
+
+def iptables_proto_alternatives(
+    proto: str, ports: tuple[str, ...], family: int, on_connection: bool
+) -> list[str]:
+    """Protocol and ports, on the packet (``iptables_proto``) or on its connection: a rule per
+    port term, and one for the packets conntrack has no connection for."""
+    packet = iptables_proto(proto, ports, family)
+    if not (on_connection and proto in PORTED and ports):
+        return [packet]
+    rules = [
+        f"-p {proto} {iptables_conntrack(excluded, term)}"
+        for excluded, term in connection_port_rules(ports)
+    ]
+    return [*rules, f"{packet} -m conntrack --ctstate INVALID,UNTRACKED"]
+
+
+def iptables_conntrack(excluded: list[PortTerm], term: PortTerm) -> str:
+    """``-m conntrack ! --ctorigdstport 8080 --ctorigsrcport 8080``: the excluded terms negated,
+    then the term; a new ``-m conntrack`` where an option would repeat (several ranges)."""
+    matches: list[list[str]] = []
+    options: set[str] = set()
+    for negated, each in [(True, t) for t in excluded] + [(False, term)]:
+        option = f"--ct{each.direction[:4]}{each.end}port"  # --ctorigdstport, --ctreplsrcport
+        if not matches or option in options:
+            matches.append(["-m conntrack"])
+            options = set()
+        options.add(option)
+        low, high = each.ports
+        value = str(low) if low == high else f"{low}:{high}"
+        matches[-1].append(f"{'! ' if negated else ''}{option} {value}")
+    return " ".join(" ".join(match) for match in matches)
 
 
 def iptables_proto(proto: str, ports: tuple[str, ...], family: int) -> str:
@@ -265,7 +351,10 @@ def iptables_table(plan: Plan, table: str, family: int, remove: bool) -> list[st
 def iptables_restore_input(plan: Plan, family: int, remove: bool = False) -> str:
     """``iptables-restore --noflush`` input (``ip6tables-restore`` for family 6)."""
     tool = "ip6tables-restore" if family == 6 else "iptables-restore"
-    lines = [f"# logpath instrument: {'remove' if remove else 'load'} with {tool} --noflush"]
+    lines = [
+        f"# logpath instrument: {'remove' if remove else 'load'} with {tool} --noflush",
+        *port_note(plan),
+    ]
     for table in TABLE_HOOKS:
         if any(place.table == table for place in plan.places):
             lines += iptables_table(plan, table, family, remove)
@@ -297,12 +386,16 @@ def nft_table_name(plan: Plan) -> str:
 
 def nft_set(ports: tuple[str, ...]) -> str:
     """``{ 80, 9000-9099 }``."""
-    ranges = [port_range(port) for port in ports]
-    return "{ " + ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges) + " }"
+    return "{ " + ", ".join(nft_range(port_range(port)) for port in ports) + " }"
 
 
-def nft_proto_alternatives(proto: str, ports: tuple[str, ...], fams: tuple[int, ...]) -> list[str]:
-    """Protocol and port conditions, either direction split into disjoint rules."""
+def nft_proto_alternatives(
+    proto: str, ports: tuple[str, ...], fams: tuple[int, ...], on_connection: bool = False
+) -> list[str]:
+    """Protocol and port conditions, either direction split into disjoint rules; on the
+    connection (``nft_connection_ports``) where conntrack has given the packet one."""
+    if on_connection and proto in PORTED and ports:
+        return nft_connection_ports(proto, ports)
     if proto == "icmp":
         names = [{4: "icmp", 6: "ipv6-icmp"}[family] for family in fams]
         return [
@@ -319,6 +412,29 @@ def nft_proto_alternatives(proto: str, ports: tuple[str, ...], fams: tuple[int, 
     ]
 
 
+def nft_connection_ports(proto: str, ports: tuple[str, ...]) -> list[str]:
+    """``meta l4proto tcp ct original proto-dst 8080``, a rule per port term (one range a rule:
+    nft 1.0.6 gives an anonymous set of ``ct ... proto-dst`` no type), then the packets
+    conntrack has no connection for, on their own ports."""
+    rules = []
+    for excluded, term in connection_port_rules(ports):
+        parts = [f"{nft_ct_port(t)} != {nft_range(t.ports)}" for t in excluded]
+        parts.append(f"{nft_ct_port(term)} {nft_range(term.ports)}")
+        rules.append(" ".join([f"meta l4proto {proto}", *parts]))
+    untracked = nft_proto_alternatives(proto, ports, ())
+    return [*rules, *(f"ct state invalid,untracked {part}" for part in untracked)]
+
+
+def nft_ct_port(term: PortTerm) -> str:
+    """``ct original proto-dst``, ``ct reply proto-src``."""
+    return f"ct {'original' if term.direction == 'orig' else 'reply'} proto-{term.end}"
+
+
+def nft_range(ports: tuple[int, int]) -> str:
+    low, high = ports
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def nft_matches(plan: Plan, place: Place) -> list[str]:
     """The match parts of the rules at one place: one string per rule, disjoint."""
     selection = plan.selection
@@ -326,7 +442,7 @@ def nft_matches(plan: Plan, place: Place) -> list[str]:
     proto_parts = [
         part
         for proto in protocols(selection)
-        for part in nft_proto_alternatives(proto, selection.ports, fams)
+        for part in nft_proto_alternatives(proto, selection.ports, fams, tracked(place))
     ]
     addr_parts = [""]
     if selection.addr:
@@ -367,6 +483,7 @@ def nft_script(plan: Plan, remove: bool = False) -> str:
     # "destroy"), so loading twice does not double the rules and removing twice is no error.
     lines = [
         f"# logpath instrument: {'remove' if remove else 'load'} with nft -f",
+        *(port_note(plan) if not remove else []),
         f"table {table}",
         f"delete table {table}",
     ]

@@ -651,10 +651,11 @@ def _text_blocks(
             size += len(chunk)
             if size >= BLOCK_BYTES:
                 pending.append(stream.readline())  # a block ends with a whole line
+                after = _rest_of_trace_visit(stream, pending)
                 data = b"".join(pending)
-                pending, size = [], 0
+                pending, size = [after] if after else [], len(after)
                 if not data.endswith(b"\n"):  # the text ends inside that line
-                    pending = [data]
+                    pending = [data, after]
                     break
                 yield _block(tally, data)
     except _DAMAGE:
@@ -669,6 +670,29 @@ def _text_blocks(
         data = data[: data.rfind(b"\n") + 1]
     if data:
         yield _block(tally, data)
+
+
+def _continues_trace_visit(line: bytes) -> bool:
+    """Whether a line goes on a chain visit of a trace (``logpath.nftrace``): a rule, policy or
+    return line of ``nft monitor trace`` (not a packet line), or xtables-monitor's ``TRACE:``."""
+    if line.startswith(b" TRACE: "):
+        return True
+    return line.startswith(b"trace id ") and b" packet: " not in line
+
+
+def _rest_of_trace_visit(stream: io.BufferedReader, block: list[bytes]) -> bytes:
+    """Append to ``block`` the lines after it that go on its last chain visit, so that a
+    visit's lines are parsed together; return the first line that does not (b"" at the end)."""
+    tail = b"".join(block[-2:])  # the block's last line: in the last read, or across two
+    if not tail.endswith(b"\n") or not _is_trace(tail[:-1].rsplit(b"\n", 1)[-1]):
+        return b""
+    while (line := stream.readline()) and _continues_trace_visit(line):
+        block.append(line)
+    return line
+
+
+def _is_trace(line: bytes) -> bool:
+    return line.startswith((b"trace id ", b"PACKET: ", b" TRACE: "))
 
 
 def _block(tally: _Tally, data: bytes) -> Block:

@@ -12,8 +12,12 @@ hook prints: §7 of the formats reference).
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
+# Facts, not tables: pandas only for the one function that guesses hooks for a column of hops
+# (a ruleset read to judge a filter or a protocol's name should not import it).
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The IP hooks in the order a routed packet meets them.
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -130,6 +134,9 @@ def guess_hook(in_iface: str | None, out_iface: str | None, kind: str | None = N
 
 def guess_hooks(in_iface: pd.Series, out_iface: pd.Series) -> pd.Series:
     """``guess_hook`` over whole columns, for IP hops (neither IN nor OUT: OUTPUT)."""
+    import numpy as np
+    import pandas as pd
+
     has_in = in_iface.notna().to_numpy()
     has_out = out_iface.notna().to_numpy()
     guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))

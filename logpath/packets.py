@@ -163,6 +163,11 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
     frame["_hook"] = hook
     frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
+    if "trace_id" in frame and frame["trace_id"].notna().any():
+        # a trace lists a packet's chains in the order it passed them (an nft chain may hook
+        # before raw, at any priority): its visits are ordered by line
+        visits = frame["trace_id"].notna()
+        frame.loc[visits, "_rank"] = frame.loc[visits, "lineno"].astype("float64")
     frame["_stage"] = _map_few(hook, HOOK_STAGE).fillna(0.0)
     stamps = _epoch_seconds(frame["ts"])
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
@@ -187,7 +192,57 @@ def _epoch_seconds(ts: pd.Series) -> pd.Series:
 
 
 def _local_packets(frame: pd.DataFrame) -> np.ndarray:
-    """Segment id per hop: one packet on one host (pass 1)."""
+    """Segment id per hop: one packet on one host (pass 1). The chain visits of an nf_tables
+    trace are grouped by their own rule (``_visit_packets``), the logged hops by time."""
+    visits = frame["trace_id"].notna().to_numpy() if "trace_id" in frame else None
+    if visits is None or not visits.any():
+        return _logged_packets(frame)
+    segment = np.zeros(len(frame), dtype=np.int64)
+    if not visits.all():
+        segment[~visits] = _logged_packets(frame[~visits].reset_index(drop=True))
+    segment[visits] = _visit_packets(frame[visits]) + int(segment.max()) + 1
+    return _dense(segment)
+
+
+# What a trace visit keeps on its way through one host, besides LOCAL_KEY: where it came from
+VISIT_COLUMNS = ["source", "trace_from", "trace_family", "trace_table", "trace_chain", "_ttl"]
+
+
+def _visit_packets(visits: pd.DataFrame) -> np.ndarray:
+    """Packet per trace visit, in line order: a visit joins the packet last seen with its
+    identity (LOCAL_KEY, in the same file) unless that packet entered this base chain already
+    (a packet passes each hook once: the next packet alike, an IPv6 ACK say, starts there) or
+    its TTL went up. The trace id does not decide: the kernel changes it between hooks and
+    reuses it (``logpath.nftrace``). Trace output has no time, so line order is the order."""
+    order = np.lexsort((visits["lineno"].to_numpy(), visits["source"].astype(str).to_numpy()))
+    keys = visits.groupby([*LOCAL_KEY, "source"], dropna=False, sort=False).ngroup().to_numpy()
+    columns = [visits[c].astype("object").where(visits[c].notna(), None).tolist()
+               for c in VISIT_COLUMNS]  # fmt: skip
+    packet = np.empty(len(visits), dtype=np.int64)
+    open_packets: dict[int, tuple[int, set[tuple[Any, ...]], float]] = {}
+    count = 0
+    for row in order.tolist():
+        _, came_from, family, table, chain, ttl = (column[row] for column in columns)
+        found = open_packets.get(int(keys[row]))
+        entered = (family, table, chain) if came_from is None else None
+        if found is None or entered in found[1] or not _ttl_kept(found[2], ttl):
+            found, count = (count, set(), math.nan), count + 1
+        if entered is not None:
+            found[1].add(entered)
+        open_packets[int(keys[row])] = (found[0], found[1], ttl if ttl is not None else found[2])
+        packet[row] = found[0]
+    return _dense(packet)
+
+
+def _ttl_kept(before: float, now: float | None) -> bool:
+    """A packet's TTL stays, or drops by one when it is routed."""
+    if now is None or math.isnan(before) or math.isnan(now):
+        return True
+    return 0 <= before - now <= 1
+
+
+def _logged_packets(frame: pd.DataFrame) -> np.ndarray:
+    """Segment id per logged hop: one packet on one host."""
     frame["_key"] = frame.groupby(LOCAL_KEY, dropna=False, sort=False).ngroup().to_numpy()
     order = np.lexsort(
         (

@@ -25,16 +25,13 @@ import pyarrow.compute as pc
 import pyparsing as pp
 
 from logpath.errors import UnsupportedPythonError
-from logpath.grammars import headers, netfilter
+from logpath.grammars import headers, netfilter, trace
 from logpath.grammars.fastpath import FastPattern, compile_grammar
+from logpath.nftrace import TRACE_FIELDS, TraceReader, is_trace_line
 
 SKIP_NOT_NETFILTER = "not a netfilter line"
 SKIP_BLANK = "blank line"
 SKIP_TOO_LONG = "line longer than 64 KiB"
-# Trace output of user-space tools (§5.2 of the format reference), not kernel LOG lines: told
-# apart so that the user sees what was passed over; reading them is not implemented yet.
-SKIP_NFT_MONITOR = "nft monitor trace output (not read by logpath yet)"
-SKIP_XTABLES_MONITOR = "xtables-monitor --trace output (not read by logpath yet)"
 
 MAX_LINE = 65536  # nf_log lines are < 1 KiB (§10.9); anything this long is not one of them
 
@@ -140,6 +137,9 @@ def _leaves(expr: pp.ParserElement) -> Iterator[pp.ParserElement]:
 _FURTHEST = _Furthest()
 for _token in _leaves(LINE):
     _token.set_fail_action(_FURTHEST)
+_TRACE_FURTHEST = _Furthest()
+for _token in _leaves(trace.line):
+    _token.set_fail_action(_TRACE_FURTHEST)
 
 
 @dataclass(frozen=True)
@@ -219,10 +219,11 @@ def check_regex_engine(kinds: tuple[HeaderKind, ...]) -> None:
 
 @cache
 def all_fields() -> tuple[str, ...]:
-    """Every field a line can produce, header fields first."""
+    """Every field a line can produce, header fields first, then a trace visit's own."""
     names: dict[str, None] = {}
     for kind in header_kinds():
         names.update(dict.fromkeys(kind.whole.field_names))
+    names.update(dict.fromkeys(TRACE_FIELDS))
     return tuple(names)
 
 
@@ -262,13 +263,9 @@ def fast_parse_line(text: str) -> dict[str, str] | None:
 
 
 def skip_reason(line: str) -> str:
-    """Why a line without IN=/OUT= is passed over."""
+    """Why a line without IN=/OUT= (and no trace line) is passed over."""
     if not line.strip():
         return SKIP_BLANK
-    if line.startswith("trace id "):
-        return SKIP_NFT_MONITOR
-    if line.startswith(("PACKET: ", " TRACE: ")):
-        return SKIP_XTABLES_MONITOR
     return SKIP_NOT_NETFILTER
 
 
@@ -291,6 +288,51 @@ def reject(source: str, lineno: int, text: str) -> Rejected:
         found = text[loc:].lstrip(" ").split(" ")[0][:40]
         return Rejected(source, lineno, column, expected, found or "end of line", text)
     raise AssertionError(f"the fast path refused a line the grammar accepts: {text!r}")
+
+
+def reject_trace(source: str, lineno: int, text: str, error: pp.ParseBaseException) -> Rejected:
+    """A trace line the trace grammar refuses, where it got furthest and what it expected."""
+    loc, expected = error.loc, str(error.msg).removeprefix("Expected ")
+    if _TRACE_FURTHEST.loc >= loc:
+        loc, expected = _TRACE_FURTHEST.loc, _TRACE_FURTHEST.expected(text)
+    column = loc + 1 + (text[loc : loc + 1] == " ")
+    found = text[loc:].lstrip(" ").split(" ")[0][:40]
+    return Rejected(source, lineno, column, expected, found or "end of line", text)
+
+
+@cache
+def trace_pattern() -> FastPattern:
+    """The trace grammar compiled (``grammars.fastpath``), trailing spaces allowed: 60,000 lines
+    a second where pyparsing reads 1,300 (samples/lab/trace/nft-trace.txt, this machine)."""
+    return compile_grammar(trace.line, end=r" *\Z")
+
+
+def read_trace_lines(source: str, lines: list[tuple[int, str]], result: ParsedLines) -> _Columns:
+    """The trace lines of a block (nft monitor trace, xtables-monitor --trace) as one hop per
+    chain visit (``logpath.nftrace``), in a bucket of their own; wrong lines to ``result``."""
+    reader = TraceReader()
+    match = trace_pattern().regex.match
+    fields = trace_pattern().fields
+    for lineno, line in lines:
+        found = match(line)
+        if found:
+            parsed = fields(found)
+        else:
+            _TRACE_FURTHEST.reset()
+            try:
+                parsed = trace.parse_line(line)
+            except pp.ParseBaseException as error:
+                result.rejected.append(reject_trace(source, lineno, line, error))
+                continue
+        wrong = reader.add(lineno, line, parsed)
+        if wrong is not None:
+            rejected = Rejected(source, lineno, wrong.column, wrong.expected, wrong.found, line)
+            result.rejected.append(rejected)
+    bucket = _TraceColumns()
+    for lineno, raw, hop in reader.hops():
+        bucket.add_hop(hop, lineno, raw)
+    result.skipped.update(reader.skipped)  # after hops(): it closes the visits still open
+    return bucket
 
 
 def field_spans(text: str) -> dict[str, tuple[int, int]]:
@@ -384,6 +426,23 @@ class _Columns:
         return {name: out.get(name, empty) for name in names}
 
 
+class _TraceColumns(_Columns):
+    """The hops of trace visits: fields by name (not a pattern's groups), fewer by far."""
+
+    def __init__(self) -> None:
+        self.hops: list[dict[str, str]] = []
+        self.rows = []
+        self.lineno = []
+        self.raw = []
+
+    def add_hop(self, hop: dict[str, str], lineno: int, raw: str) -> None:
+        self.hops.append(hop)
+        self.add((), lineno, raw)
+
+    def to_fields(self, names: tuple[str, ...]) -> dict[str, pa.Array]:
+        return {name: pa.array([hop.get(name) for hop in self.hops], pa.string()) for name in names}
+
+
 @cache
 def syslog_pattern() -> FastPattern:
     """The common shape after an RFC 3164 header, matching with trailing spaces still on."""
@@ -406,10 +465,14 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
     syslog_rows, syslog_lineno, syslog_raw = [], [], []
     skipped = Counter[str]()
     result = ParsedLines(fields={}, lineno=[], raw=[], skipped=skipped)
+    traces: list[tuple[int, str]] = []  # read together at the end: a visit spans lines
     count = 0
     for lineno, line in lines:
         count += 1
         if "OUT=" not in line or "IN=" not in line:  # is_candidate(), inlined
+            if line.startswith(trace.STARTS):  # is_trace_line(), inlined
+                traces.append((lineno, line))
+                continue
             skipped[skip_reason(line)] += 1
             continue
         if len(line) > MAX_LINE:
@@ -429,14 +492,17 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
                 bucket.add(match.groups(""), lineno, line)
                 break
         else:
-            if line.startswith(("PACKET: ", " TRACE: ")):
-                skipped[SKIP_XTABLES_MONITOR] += 1
+            if is_trace_line(line):  # xtables-monitor's PACKET: lines have IN= and OUT=
+                traces.append((lineno, line))
                 continue
             result.rejected.append(reject(source, lineno, line))
     result.lines = count
     hot = _Columns(syslog_pattern())
     hot.rows, hot.lineno, hot.raw = syslog_rows, syslog_lineno, syslog_raw
     buckets.insert(0, hot)
+    if traces:
+        buckets.append(read_trace_lines(source, traces, result))
+        result.rejected.sort(key=lambda r: r.lineno)
     names = all_fields()
     used = [bucket for bucket in buckets if bucket.rows]
     parts = [bucket.to_fields(names) for bucket in used]

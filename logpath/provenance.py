@@ -19,8 +19,10 @@ from typing import Any
 # 2: connections by their first hop's time, packets numbered in their order; 3: SEQ/ACK, which a
 # LOG rule prints only when asked, no longer split a packet (packets.PRINTED_IF_ASKED); 4: fates
 # and verdicts from the ruleset; 5: a packet passing a hook again on one host is another packet;
-# 6: "seen" is "unknown", a packet logged at PREROUTING only is judged on both routes (lost)
-VERSION = 6
+# 6: "seen" is "unknown", a packet logged at PREROUTING only is judged on both routes (lost);
+# 7: nft monitor trace and xtables-monitor --trace visits, their trace columns in the trace;
+# 8: flow ids from the connection's first kernel time stamp, not the file it was read from
+VERSION = 8
 
 
 @dataclass(frozen=True)

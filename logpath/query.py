@@ -258,6 +258,28 @@ def _flow_numbers(tables: Tables, ids: list[str]) -> pa.Array:
     return _sorted(tables.read("flows", ["flow_n"], _with_id(ids))["flow_n"])
 
 
+def _numbers_by_prefix(tables: Tables, prefix: str) -> pa.Array:
+    """The ``flow_n`` of the one flow whose id starts with ``prefix`` (as git takes a commit's
+    short hash: ``3f5d7f1cd6`` for ``3f5d7f1cd6-55148``); none when no id does.
+
+    Raises:
+        UsageError: several flows' ids start with it (some of them named).
+    """
+    found = tables.read(
+        "flows",
+        ["flow_n", "id"],
+        Where(test=lambda rows: pc.starts_with(rows["id"], pattern=prefix), needs=("id",)),
+    )
+    if found.num_rows > 1:
+        ids = found["id"].to_pylist()
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5:,} more" if len(ids) > 5 else "")
+        raise UsageError(
+            f"flow id {prefix!r} is ambiguous: {len(ids):,} flows start with it ({shown}); "
+            "give more of it"
+        )
+    return _sorted(found["flow_n"])
+
+
 def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
     """The journey of flow ``flow_id`` (as ``logpath flows`` named it) from the store.
 
@@ -270,10 +292,66 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     tables = assembled(store)
     # the id's number first, from two columns; then its row and its hops, from the one row
     # group of each table the statistics of the sorted ``flow_n`` leave
-    numbers = _flow_numbers(tables, [flow_id])
+    numbers = _flow_numbers(tables, [flow_id]) if flow_id else arrow_array([], pa.int64())
+    if not len(numbers) and flow_id:
+        numbers = _numbers_by_prefix(tables, flow_id)
     if not len(numbers):
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
     (flow,) = flows_from_table(tables.read("flows", where=_numbered(numbers)))
     traced = tables.read("trace", where=_numbered(numbers))
     (journey,) = journeys_from_rows(python_rows(traced), [flow])
     return only_packet(journey, packet)
+
+
+# What assembly found of each hop, which ``logpath hops`` shows beside the hop's own fields: a
+# line can be followed to its connection's journey.
+PLACE_COLUMNS = ["flow", "packet", "table", "chain", "hook"]
+PLACE_SCHEMA = pa.schema(
+    [("flow", pa.string()), ("packet", pa.int64()), ("table", pa.string()),
+     ("chain", pa.string()), ("hook", pa.string())]
+)  # fmt: skip
+
+
+class HopPlaces:
+    """Each stored hop's place (PLACE_COLUMNS), found by its file and line in the trace table.
+
+    The trace is sorted by connection, the hop parts by file and line: a lookup per file, from
+    line number to trace row (an array as long as the file), joins them batch by batch, so that
+    ``hops --json`` still streams (the trace's five columns are held, not its hops).
+    """
+
+    def __init__(self, store: Store) -> None:
+        import numpy as np
+
+        rows = assembled(store).read("trace", ["source", "lineno", *PLACE_COLUMNS])
+        self._places = rows.select(PLACE_COLUMNS).combine_chunks()
+        encoded = pc.dictionary_encode(rows["source"]).combine_chunks()
+        self._sources = encoded.dictionary
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        lines = rows["lineno"].to_numpy()
+        self._rows: list[np.ndarray] = []
+        for code in range(len(self._sources)):
+            mine = np.flatnonzero(codes == code)
+            lookup = np.full(int(lines[mine].max()) + 1 if len(mine) else 0, -1, np.int64)
+            lookup[lines[mine]] = mine
+            self._rows.append(lookup)
+
+    def beside(self, hops: pa.Table) -> pa.Table:
+        """``hops`` (with their ``source`` and ``lineno``) and their places, null where the
+        trace has none (a hop ingested after the tables were assembled cannot be: a question
+        assembles first)."""
+        import numpy as np
+
+        codes = pc.index_in(hops["source"], value_set=self._sources).to_numpy(zero_copy_only=False)
+        lines = hops["lineno"].to_numpy()
+        found = np.full(len(lines), -1, np.int64)
+        for code, lookup in enumerate(self._rows):
+            mine = (codes == code) & (lines < len(lookup))
+            found[mine] = lookup[lines[mine]]
+        taken = self._places.take(pa.array(np.where(found < 0, 0, found)))
+        missing = pa.array(found < 0)
+        for name in PLACE_COLUMNS:
+            column = pc.if_else(missing, pa.nulls(len(found), PLACE_SCHEMA.field(name).type),
+                                taken[name])  # fmt: skip
+            hops = hops.append_column(PLACE_SCHEMA.field(name), column)
+        return hops

@@ -33,12 +33,13 @@ import ipaddress
 import json
 import operator
 import os
+import re
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ import pyarrow.parquet as pq
 
 from logpath.errors import Stopped, StoreError, StoreLockedError, StoreWriteError, UsageError
 from logpath.hops import HOP_SCHEMA
-from logpath.rowgroups import ParquetRows, Where, arrow_scalar
+from logpath.rowgroups import ParquetRows, Where, arrow_array, arrow_scalar
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
 # question that reads a few rows of the assembled tables (``ParquetRows``) should not wait half
@@ -351,10 +352,14 @@ class Store:
         wanted = _hop_schema(columns)
         for part in dataset.get_fragments():
             with self._reading(part.path):
-                for batch in pq.ParquetFile(part.path).iter_batches(batch_size, columns=columns):
-                    # a part an older logpath wrote has narrower columns (the scanner widens
-                    # them itself)
-                    yield batch if batch.schema.equals(wanted) else batch.cast(wanted)
+                reader = pq.ParquetFile(part.path)
+                held = set(reader.schema_arrow.names)
+                for batch in reader.iter_batches(
+                    batch_size, columns=[c for c in wanted.names if c in held]
+                ):
+                    # a part an older logpath wrote has narrower columns, and lacks the
+                    # columns added since (the scanner widens them itself)
+                    yield batch if batch.schema.equals(wanted) else _widened(batch, wanted)
 
     @contextmanager
     def _reading(self, part: str | None = None, folder: str = "hops") -> Iterator[None]:
@@ -385,6 +390,15 @@ class Store:
             except (OSError, pa.ArrowException):
                 return path
         return None
+
+    def addresses(self) -> set[str]:
+        """Every address a stored hop has as its source or destination (a few thousand at most:
+        what a network filter is tested against)."""
+        found: set[str] = set()
+        for batch in self.hop_batches(["src", "dst"]):
+            for column in batch.columns:
+                found.update(a for a in pc.unique(column).to_pylist() if a is not None)
+        return found
 
     def count_hops(self, filter_: ds.Expression | None = None) -> int:
         """How many stored hops match ``filter_``: only the filter's columns are read, and
@@ -530,6 +544,19 @@ def _oneline(error: Exception) -> str:
 def _reason(error: OSError) -> str:
     """What went wrong, as the system says it ("No space left on device")."""
     return os.strerror(error.errno) if error.errno else str(error)
+
+
+def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of an older part in today's schema: its columns cast, the ones it lacks null."""
+    return pa.RecordBatch.from_arrays(
+        [
+            batch.column(f.name).cast(f.type)
+            if f.name in batch.schema.names
+            else pa.nulls(batch.num_rows, f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )
 
 
 def _hop_schema(columns: list[str] | None) -> pa.Schema:
@@ -759,7 +786,8 @@ class HopFilter:
 
     terms: tuple[tuple[tuple[str, ...], str, Any], ...]
     """(columns, operator, value): one of the columns compares so with the value; every term
-    holds. Operators: "==", ">=", "<=", "contains"."""
+    holds. Operators: "==", ">=", "<=", "contains", "in" (one of a set of texts), "in-network"
+    (an address inside an ``ipaddress`` network)."""
 
     def expression(self) -> ds.Expression:
         """The filter as a dataset expression (only matching row groups are read)."""
@@ -771,9 +799,31 @@ class HopFilter:
                 field = field.cast(pa.string())
             if op == "contains":
                 return pc.match_substring(field, value)
+            if op == "in":
+                return field.isin(arrow_array(sorted(value), pa.string()))
+            if op == "in-network":
+                raise ValueError("a network filter needs the store's addresses: with_addresses")
             return _EXPRESSION_OPERATORS[op](field, _scalar(value))
 
         return _all_of([_any_of([compare(c, op, v) for c in cs]) for cs, op, v in self.terms])
+
+    @property
+    def networks(self) -> bool:
+        """Whether a term is an address in a network (``--host 10.0.0.0/8``)."""
+        return any(op == "in-network" for _, op, _ in self.terms)
+
+    def with_addresses(self, addresses: Iterable[str]) -> HopFilter:
+        """The filter with each network term as the list of these addresses inside it (a scan
+        of the hop parts cannot test a network; the store's distinct addresses are few)."""
+        known = list(addresses)
+        return HopFilter(
+            tuple(
+                (cs, "in", frozenset(a for a in known if _in_network(a, v)))
+                if op == "in-network"
+                else (cs, op, v)
+                for cs, op, v in self.terms
+            )
+        )
 
     def where(self) -> Where:
         """The filter over rows read: a time range skips the row groups outside it."""
@@ -785,6 +835,11 @@ class HopFilter:
                     values = values.cast(pa.string())
                 if op == "contains":
                     return pc.match_substring(values, value)
+                if op in ("in", "in-network"):
+                    if op == "in-network":  # tested once per distinct address
+                        distinct = pc.unique(values).to_pylist()
+                        value = [a for a in distinct if a is not None and _in_network(a, value)]
+                    return pc.is_in(values, value_set=arrow_array(sorted(value), pa.string()))
                 return _ARRAY_OPERATORS[op](values, _scalar(value))
 
             held = [
@@ -851,11 +906,14 @@ def hop_filter(
     if ident is not None:  # a flow id's number: the client port, or the ICMP echo identifier
         terms.append((("sport", "dport", "icmp_id"), "==", ident))
     if host is not None:
-        terms.append((("src", "dst"), "==", _normal_address(host)))
+        if "/" in host:
+            terms.append((("src", "dst"), "in-network", _network(host)))
+        else:
+            terms.append((("src", "dst"), "==", _normal_address(host)))
     if prefix is not None:
         terms.append((("prefix",), "contains", prefix))
     if proto is not None:
-        terms.append((("proto",), "==", proto.lower()))
+        terms.append((("proto",), "==", logged_protocol(proto)))
     if since is not None:
         terms.append((("ts",), ">=", _timestamp(since, "--since")))
     if until is not None:
@@ -867,15 +925,78 @@ def _normal_address(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise UsageError(f"--host {text!r} is not an IPv4 or IPv6 address") from None
+        raise UsageError(
+            f"--host {text!r} is not an IPv4 or IPv6 address or network (10.0.0.0/8)"
+        ) from None
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise UsageError(
+            f"--host {text!r} is not an IPv4 or IPv6 network (10.77.0.0/24, fd00::/64)"
+        ) from None
+
+
+def _in_network(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:
+        return False
+
+
+# The protocols as the kernel's LOG target names them (PROTO=TCP...), as the hop table keeps
+# them; any other protocol is logged, and kept, as its number. Numbers and other names of the
+# same protocols (/etc/protocols) are read as these.
+LOGGED_PROTOCOLS = ("tcp", "udp", "udplite", "icmp", "icmpv6", "ah", "esp", "sctp")
+_PROTOCOL_ALIASES = {"6": "tcp", "17": "udp", "136": "udplite", "1": "icmp", "58": "icmpv6",
+                     "ipv6-icmp": "icmpv6", "icmp6": "icmpv6", "51": "ah", "50": "esp",
+                     "132": "sctp", "gre": "47", "ipip": "4", "ipv6": "41", "ospf": "89",
+                     "vrrp": "112", "pim": "103", "igmp": "2", "dccp": "33"}  # fmt: skip
+
+
+def logged_protocol(text: str) -> str:
+    """``--proto``'s protocol as the hop table keeps it, or a UsageError naming the known."""
+    name = text.strip().lower()
+    name = _PROTOCOL_ALIASES.get(name, name)
+    if name in LOGGED_PROTOCOLS or (name.isdigit() and int(name) <= 255):
+        return name
+    known = ", ".join([*LOGGED_PROTOCOLS, *sorted(k for k in _PROTOCOL_ALIASES if not k.isdigit())])
+    raise UsageError(f"--proto {text!r} is not a protocol logpath knows: use {known}, or 0-255")
 
 
 def _timestamp(text: str, option: str) -> datetime:
-    """An ISO 8601 time given on the command line, in UTC (a time without a zone is UTC)."""
+    """A time given on the command line, in UTC: ISO 8601 (without a zone: UTC, the zone the
+    store keeps), or relative to now in this machine's zone: ``-2h``, ``-30m``, ``-1d``,
+    ``now``, ``today``, ``yesterday``, ``today 09:00``."""
+    words = text.strip().lower()
+    now = datetime.now(UTC)
+    ago = _AGO.fullmatch(words)
+    if words == "now":
+        return now
+    if ago:
+        return now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
+    day, _, clock = words.partition(" ")
+    if day in ("today", "yesterday"):
+        local = now.astimezone()
+        date = local.date() - timedelta(days=1 if day == "yesterday" else 0)
+        try:
+            at = time.fromisoformat(clock) if clock else time()
+        except ValueError:
+            raise UsageError(
+                f"{option} {text!r}: {clock!r} is not a time of day (09:00, 09:00:30)"
+            ) from None
+        return datetime.combine(date, at, local.tzinfo).astimezone(UTC)
     try:
         stamp = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(
-            f"{option} {text!r} is not a time (use ISO 8601, e.g. 2026-01-14T14:47)"
+            f"{option} {text!r} is not a time: use ISO 8601 (2026-01-14T14:47, UTC unless it "
+            "says its zone), or -2h, -30m, -1d, now, today, yesterday, today 09:00"
         ) from None
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+_AGO = re.compile(r"-\s*(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

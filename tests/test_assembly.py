@@ -257,6 +257,25 @@ def test_an_older_store_is_assembled_when_first_read(tmp_path: Path) -> None:
     )
 
 
+def test_hop_parts_written_before_columns_were_added_are_read(tmp_path: Path) -> None:
+    """A store written by a logpath whose hop table had fewer columns (the nft trace columns
+    came later) is read and assembled as it was: the missing columns are empty."""
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in FIRST], store)
+    expected = [f.to_json() for f in find_flows(store, FlowQuery())]
+    added = ["trace_id", "trace_family", "trace_verdict", "trace_rule", "trace_handle"]
+    manifest = json.loads((store.path / "manifest.json").read_text())
+    for name in manifest["parts"]:
+        part = store.path / "hops" / name
+        narrower = pq.read_table(part).drop_columns([c for c in added if c in HOP_SCHEMA.names])
+        assert narrower.num_columns < len(HOP_SCHEMA)
+        pq.write_table(narrower, part)
+    del manifest["assembly"]
+    (store.path / "manifest.json").write_text(json.dumps(manifest))
+    assert [f.to_json() for f in find_flows(store, FlowQuery())] == expected
+    assert store.read_hops(columns=["src", "trace_id"])["trace_id"].isna().all()
+
+
 # The replayed syslog cut in two at 04:?? where connections are open: the first 120,000 lines
 # rotated away (syslog.1), the last 30,000 (5.5 minutes) in syslog.
 CUT = 120_000

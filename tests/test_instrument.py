@@ -59,32 +59,55 @@ def test_hooks_by_table_by_hook_and_both():
     )
 
 
+NOTE = (
+    "# --port after raw: the connection's port (conntrack's original destination, original\n"
+    "# source, reply source), so a connection DNAT sends elsewhere logs at every hook\n"
+)
+
+
 def test_iptables_port_rules_insert_at_the_top_and_delete_by_spec():
-    plan = Plan(
-        Selection(ports=("8080", "9000-9099")), parse_places("nat:pre,filter:fwd"), tag="web"
-    )
+    plan = Plan(Selection(ports=("8080", "9000-9099")), parse_places("raw:pre"), tag="web")
     assert render(plan, "iptables") == (
         "# logpath instrument: load with iptables-restore --noflush\n"
-        "*nat\n"
-        '-I PREROUTING 1 -p tcp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:nat:pre:web "\n'
-        '-I PREROUTING 2 -p udp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:nat:pre:web "\n'
-        "COMMIT\n"
-        "*filter\n"
-        '-I FORWARD 1 -p tcp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:filter:fwd:web "\n'
-        '-I FORWARD 2 -p udp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:filter:fwd:web "\n'
+        "*raw\n"
+        '-I PREROUTING 1 -p tcp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:raw:pre:web "\n'
+        '-I PREROUTING 2 -p udp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:raw:pre:web "\n'
         "COMMIT\n"
     )
     assert render(plan, "iptables", remove=True) == (
         "# logpath instrument: remove with iptables-restore --noflush\n"
-        "*nat\n"
-        '-D PREROUTING -p tcp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:nat:pre:web "\n'
-        '-D PREROUTING -p udp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:nat:pre:web "\n'
-        "COMMIT\n"
-        "*filter\n"
-        '-D FORWARD -p tcp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:filter:fwd:web "\n'
-        '-D FORWARD -p udp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:filter:fwd:web "\n'
+        "*raw\n"
+        '-D PREROUTING -p tcp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:raw:pre:web "\n'
+        '-D PREROUTING -p udp -m multiport --ports 8080,9000:9099 -j LOG --log-prefix "lp:raw:pre:web "\n'
         "COMMIT\n"
     )
+
+
+def test_iptables_ports_after_raw_are_the_connections_through_dnat():
+    """A published port's DNAT changes the packet's port in nat PREROUTING: from there on the
+    rules test conntrack's tuples (issue 15), each excluding the ones before it."""
+    plan = Plan(Selection(ports=("8080",), protos=("tcp",)), parse_places("filter:fwd"))
+    assert render(plan, "iptables") == (
+        "# logpath instrument: load with iptables-restore --noflush\n" + NOTE + "*filter\n"
+        '-I FORWARD 1 -p tcp -m conntrack --ctorigdstport 8080 -j LOG --log-prefix "lp:filter:fwd "\n'
+        '-I FORWARD 2 -p tcp -m conntrack ! --ctorigdstport 8080 --ctorigsrcport 8080 -j LOG --log-prefix "lp:filter:fwd "\n'
+        '-I FORWARD 3 -p tcp -m conntrack ! --ctorigdstport 8080 ! --ctorigsrcport 8080 --ctreplsrcport 8080 -j LOG --log-prefix "lp:filter:fwd "\n'
+        '-I FORWARD 4 -p tcp -m multiport --ports 8080 -m conntrack --ctstate INVALID,UNTRACKED -j LOG --log-prefix "lp:filter:fwd "\n'
+        "COMMIT\n"
+    )
+
+
+def test_iptables_several_port_ranges_repeat_the_conntrack_match():
+    """One conntrack match takes each option once: the second range needs a match of its own."""
+    plan = Plan(Selection(ports=("80", "9000-9099"), protos=("tcp",)), parse_places("nat:post"))
+    assert render(plan, "iptables").splitlines()[4:7] == [
+        '-I POSTROUTING 1 -p tcp -m conntrack --ctorigdstport 80 -j LOG --log-prefix "lp:nat:post "',
+        "-I POSTROUTING 2 -p tcp -m conntrack ! --ctorigdstport 80 -m conntrack --ctorigdstport 9000:9099"
+        ' -j LOG --log-prefix "lp:nat:post "',
+        "-I POSTROUTING 3 -p tcp -m conntrack ! --ctorigdstport 80 -m conntrack ! --ctorigdstport 9000:9099"
+        ' --ctorigsrcport 80 -j LOG --log-prefix "lp:nat:post "',
+    ]
+    assert len(render(plan, "iptables").splitlines()) == 4 + 6 + 1 + 1
 
 
 def test_iptables_address_and_bridge_split_into_disjoint_rules():
@@ -132,9 +155,19 @@ def test_nft_script_uses_its_own_table_at_the_standard_priorities():
     plan = Plan(
         Selection(ports=("80",), protos=("tcp",)), parse_places("raw:pre,nat:pre,nat:in,filter:out")
     )
+    connection = [
+        "meta l4proto tcp ct original proto-dst 80",
+        "meta l4proto tcp ct original proto-dst != 80 ct original proto-src 80",
+        "meta l4proto tcp ct original proto-dst != 80 ct original proto-src != 80 ct reply proto-src 80",
+        "ct state invalid,untracked tcp dport { 80 }",
+        "ct state invalid,untracked tcp sport { 80 } tcp dport != { 80 }",
+    ]
+
+    def rules(prefix: str) -> str:
+        return "".join(f'\t\t{match} log prefix "{prefix}"\n' for match in connection)
+
     assert render(plan, "nft") == (
-        "# logpath instrument: load with nft -f\n"
-        "table ip logpath\n"
+        "# logpath instrument: load with nft -f\n" + NOTE + "table ip logpath\n"
         "delete table ip logpath\n"
         "table ip logpath {\n"
         "\tchain raw_pre {\n"
@@ -144,19 +177,14 @@ def test_nft_script_uses_its_own_table_at_the_standard_priorities():
         "\t}\n"
         "\tchain nat_pre {\n"
         "\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
-        '\t\ttcp dport { 80 } log prefix "lp:nat:pre "\n'
-        '\t\ttcp sport { 80 } tcp dport != { 80 } log prefix "lp:nat:pre "\n'
-        "\t}\n"
+        + rules("lp:nat:pre ")
+        + "\t}\n"
         "\tchain nat_in {\n"
-        "\t\ttype nat hook input priority 100; policy accept;\n"
-        '\t\ttcp dport { 80 } log prefix "lp:nat:in "\n'
-        '\t\ttcp sport { 80 } tcp dport != { 80 } log prefix "lp:nat:in "\n'
-        "\t}\n"
+        "\t\ttype nat hook input priority 100; policy accept;\n" + rules("lp:nat:in ") + "\t}\n"
         "\tchain filter_out {\n"
         "\t\ttype filter hook output priority filter; policy accept;\n"
-        '\t\ttcp dport { 80 } log prefix "lp:filter:out "\n'
-        '\t\ttcp sport { 80 } tcp dport != { 80 } log prefix "lp:filter:out "\n'
-        "\t}\n"
+        + rules("lp:filter:out ")
+        + "\t}\n"
         "}\n"
     )
 
@@ -241,13 +269,13 @@ def test_hook_a_table_does_not_have():
 
 def test_cli_prints_the_rules():
     result = runner.invoke(
-        app, ["instrument", "--port", "8080", "--hooks", "nat:pre", "--proto", "tcp"]
+        app, ["instrument", "--port", "8080", "--hooks", "raw:pre", "--proto", "tcp"]
     )
     assert result.exit_code == 0
     assert result.output == (
         "# logpath instrument: load with iptables-restore --noflush\n"
-        "*nat\n"
-        '-I PREROUTING 1 -p tcp -m multiport --ports 8080 -j LOG --log-prefix "lp:nat:pre "\n'
+        "*raw\n"
+        '-I PREROUTING 1 -p tcp -m multiport --ports 8080 -j LOG --log-prefix "lp:raw:pre "\n'
         "COMMIT\n"
     )
 

@@ -309,17 +309,20 @@ def test_hops_come_out_in_line_order_whatever_pattern_matched_them() -> None:
     assert parsed.fields["src"].to_pylist()[1].startswith("fd00:")
 
 
-def test_user_space_trace_output_is_skipped_with_its_own_reason() -> None:
+def test_user_space_trace_output_is_read_one_hop_per_chain_visit() -> None:
+    # the first three lines of each: one visit of nft's inet fmtlog pre (a rule, the policy),
+    # one of xtables-monitor's (a PACKET line, then its TRACE lines)
     lines = [
         *(SAMPLES / "formats" / "nft-monitor-trace.txt").read_text().splitlines()[:3],
         *(SAMPLES / "formats" / "xtables-monitor-trace.txt").read_text().splitlines()[:3],
     ]
     parsed = parse_lines("monitor", list(enumerate(lines, 1)))
-    assert (parsed.hops, parsed.rejected) == (0, [])
-    assert dict(parsed.skipped) == {
-        "nft monitor trace output (not read by logpath yet)": 3,
-        "xtables-monitor --trace output (not read by logpath yet)": 3,
-    }
+    # a visit is stored at the line that gave its verdict; its other lines are in it
+    assert (parsed.rejected, sum(parsed.skipped.values())) == ([], 4)
+    assert parsed.lineno == [3, 6]
+    assert parsed.fields["trace_chain"].to_pylist() == ["pre", "pre"]
+    assert parsed.fields["trace_verdict"].to_pylist() == ["accept", "accept"]
+    assert parsed.fields["id"].to_pylist() == ["52068", "52068"]
 
 
 def test_every_decimal_field_of_the_grammar_has_a_limit() -> None:

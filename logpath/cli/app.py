@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from logpath.cli.pager import paged
 from logpath.errors import LogpathError, NotFoundError, Stopped, StoreLockedError, UsageError
 from logpath.render.output import visible_lines
 
@@ -26,8 +27,10 @@ class ExitStatus(enum.IntEnum):
     """Process exit codes (EXIT_CODES says them to the user)."""
 
     OK = 0  # done; skipped/rejected lines are reported, not failures
-    ERROR = 1  # an input or the store could not be read or written (ingest: the others' lines
-    # are stored)
+    ERROR = 1  # an input, the store or an output could not be read or written (ingest: the
+    # others' lines are stored)
+    NOTHING_MATCHED = 1  # a query (flows, hops) matched nothing, as grep says it: an empty
+    # answer is no failure of the run, but a script asks "was there any?" by the exit code
     USAGE = 2  # bad options (typer/click uses 2 as well)
     NOT_FOUND = 3  # the flow/packet asked for does not exist
     LOCKED = 4  # another process holds the store
@@ -39,8 +42,9 @@ class ExitStatus(enum.IntEnum):
 EXIT_CODES = """\
 Exit codes:
   0  done (skipped and rejected lines are reported, not failures)
-  1  an input or the store could not be read or written
-     (ingest still stores the lines of the inputs it could read)
+  1  an input, the store or an output could not be read or written
+     (ingest still stores the lines of the inputs it could read);
+     or flows/hops matched nothing, as grep
   2  usage error
   3  the flow or packet asked for does not exist
   4  another ingest is writing to the store
@@ -58,6 +62,44 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"logpath {version('logpath')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print logpath's version.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+    no_pager: Annotated[
+        bool,
+        typer.Option(
+            "--no-pager",
+            help="Never page. Long output to a terminal goes through $LOGPATH_PAGER, else "
+            "$PAGER, else less -FRX.",
+        ),
+    ] = False,
+) -> None:
+    # set on every run, before its command: one process may run several (the tests do)
+    _run_options["no_pager"] = no_pager
+
+
+# The options of the run that every command obeys, set by ``_options``.
+_run_options = {"no_pager": False}
+
+
+def paging_wanted() -> bool:
+    """False when ``--no-pager`` was given before the command."""
+    return not _run_options["no_pager"]
+
+
 StoreOption = Annotated[
     Path | None,
     typer.Option(
@@ -72,17 +114,34 @@ PortOption = Annotated[
     int | None, typer.Option("--port", help="Only traffic to or from this port.", min=0, max=65535)
 ]
 HostOption = Annotated[
-    str | None, typer.Option("--host", help="Only traffic from or to this address.")
+    str | None,
+    typer.Option("--host", help="Only traffic from or to this address or network (10.0.0.0/8)."),
 ]
 SinceOption = Annotated[
-    str | None, typer.Option("--since", help="Only hops at or after this time (ISO 8601).")
+    str | None,
+    typer.Option(
+        "--since",
+        help="Only hops at or after this time: ISO 8601 (UTC), -2h, yesterday, today 09:00.",
+    ),
 ]
 UntilOption = Annotated[
-    str | None, typer.Option("--until", help="Only hops at or before this time (ISO 8601).")
+    str | None,
+    typer.Option("--until", help="Only hops at or before this time (as --since)."),
 ]
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_when_nothing_matched(count: int) -> None:
+    """End a query that listed nothing with ExitStatus.NOTHING_MATCHED, as grep does; what it
+    printed (an empty table's count, ``[]``, a CSV header) stands."""
+    if count == 0:
+        raise typer.Exit(ExitStatus.NOTHING_MATCHED)
+
+
+# Said in the help of each query command.
+NOTHING_MATCHED_HELP = "Exit code 1 when nothing matched (as grep)."
 
 
 def exit_status(error: LogpathError) -> ExitStatus:
@@ -106,7 +165,8 @@ def command(name: str | None = None) -> Callable[[F], F]:
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
-                return func(*args, **kwargs)
+                with paged(paging_wanted()):
+                    return func(*args, **kwargs)
             except LogpathError as error:
                 if os.environ.get("LOGPATH_TRACEBACK"):
                     raise

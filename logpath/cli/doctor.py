@@ -34,9 +34,12 @@ def doctor(
         typer.Option("--root", help="Read /proc, /sys and /etc under this directory instead of /."),
     ] = Path("/"),
 ) -> None:
-    """Check br_netfilter, nf_log_all_netns, ip_forward, backend, syslog and printk settings.
+    """Check the kernel and syslog settings LOG lines depend on.
+
+    br_netfilter, nf_log_all_netns, ip_forward, the iptables backend, syslog, printk.
 
     Runs without root (what it cannot read is reported as unknown) and changes nothing.
+
     Example: logpath doctor --json
     """
     from logpath.doctor import run_checks

@@ -7,7 +7,7 @@ import io
 import itertools
 import json
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -20,6 +20,7 @@ from logpath.cli.app import (
     StoreOption,
     UntilOption,
     command,
+    exit_when_nothing_matched,
 )
 from logpath.errors import UsageError
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from logpath.flows import Flow
 
+T = TypeVar("T")
 ProtoOption = Annotated[
     str | None, typer.Option("--proto", help="Only this protocol (tcp, udp, icmp, icmpv6, ...).")
 ]
@@ -68,7 +70,9 @@ def flows_command(
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Connections as conntrack sees them: orig and reply tuples, NAT, state.
+    """Connections as conntrack sees them: orig and reply, NAT, state.
+
+    Exit code 1 when no connection matched (as grep).
 
     Example: logpath flows --port 12580 --nat snat
     """
@@ -82,18 +86,40 @@ def flows_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
+    listed = Counted()
     if as_json:
-        flows = iter_flows(Store(store), query)
+        flows = listed.count(iter_flows(Store(store), query))
         # a write per 1,000 flows, not per flow (a tenth of `flows --all --json`)
         pieces = json_array_parts(f.to_json() for f in flows)
         while batch := "".join(itertools.islice(pieces, 1000)):
             typer.echo(batch, nl=False)
         typer.echo("")
     elif as_csv:
-        for piece in flows_csv(iter_flows(Store(store), query)):
+        for piece in flows_csv(listed.count(iter_flows(Store(store), query))):
             typer.echo(piece, nl=False)
     else:
-        print_flows(_console(), flow_rows(Store(store), query, TABLE_COLUMNS))
+        console = _console()
+        rows = flow_rows(Store(store), query, TABLE_COLUMNS)
+        print_flows(console, rows)
+        listed.items = rows.num_rows
+        if proto is not None:
+            _say_why_other_protocols(console, proto, rows["proto"].to_pylist())
+    exit_when_nothing_matched(listed.items)
+
+
+def _say_why_other_protocols(console: Console, proto: str, listed: list[str]) -> None:
+    """``--proto icmp`` lists the connections an ICMP error is about (a UDP flow and the port
+    unreachable it met): say so, rather than leave a UDP row unexplained."""
+    from logpath.store import logged_protocol
+
+    wanted = logged_protocol(proto)
+    others = sum(1 for p in listed if p != wanted)
+    if others:
+        console.out(
+            f"({others:,} of them not {wanted} connections: listed for the {wanted} errors "
+            "about them)",
+            highlight=False,
+        )
 
 
 @command("journey")
@@ -105,8 +131,9 @@ def journey_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One connection's packets, hop by hop: hooks, interfaces, bridge roles, NAT, verdicts;
-    then what went wrong, with hints for well-known chains.
+    """One connection's packets, hop by hop: hooks, NAT, verdicts.
+
+    Then what went wrong, with hints for well-known chains.
 
     Example: logpath journey 3f5d7f1cd6 --packet 2
     """
@@ -121,6 +148,18 @@ def journey_command(
         typer.echo(json.dumps(data, indent=1))
     else:
         print_timeline(_console(), [journey])
+
+
+class Counted:
+    """How many items went by, counted as they are streamed."""
+
+    def __init__(self) -> None:
+        self.items = 0
+
+    def count(self, items: Iterable[T]) -> Iterator[T]:
+        for item in items:
+            self.items += 1
+            yield item
 
 
 def _console() -> Console:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +19,7 @@ from logpath.cli.app import (
     StoreOption,
     UntilOption,
     command,
+    exit_when_nothing_matched,
     stopped_by_signals,
 )
 from logpath.errors import RulesetError, UsageError
@@ -57,8 +58,9 @@ def ingest_command(
 ) -> None:
     """Read netfilter LOG lines into the hop store.
 
-    Exit code 1 when an input could not be read (the others' lines are stored), 5 when new
-    lines were read but none gave a hop.
+    Exit code 1 when an input could not be read (the others' lines are stored).
+
+    Exit code 5 when new lines were read but none gave a hop.
 
     Example: logpath ingest /var/log/syslog /var/log/syslog.1
     """
@@ -157,26 +159,40 @@ def hops_command(
         bool, typer.Option("--all", help="Show the table even of more than 300,000 hops.")
     ] = False,
 ) -> None:
-    """List stored hops, one per netfilter log line.
+    """Stored hops, one per log line, with their flow and hook.
+
+    Exit code 1 when no hop matched (as grep).
 
     Example: logpath hops --port 12580 --json
     """
     import pyarrow as pa
     from rich.console import Console
 
+    from logpath.query import HopPlaces
     from logpath.render.tables import print_hops
-    from logpath.store import Store, hop_filter
+    from logpath.store import Store, hop_filter, to_frame
 
     if as_json and as_csv:
         raise UsageError("--json and --csv cannot be used together")
     chosen = hop_filter(port=port, host=host, prefix=prefix, since=since, until=until)
-    selected = None if chosen is None else chosen.expression()
     hops = Store(store)
+    if chosen is not None and chosen.networks:
+        chosen = chosen.with_addresses(hops.addresses())
+    selected = None if chosen is None else chosen.expression()
+    # each hop with its connection, packet, table, chain and hook, as assembly placed it
+    places = HopPlaces(hops)
     if as_json or as_csv:
         # written batch by batch: memory stays flat however many hops the store holds
         # (read whole, 1.2 million hops took 9 GB as JSON)
         write = _write_json if as_json else _write_csv
-        write(pa.Table.from_batches([b]) for b in hops.hop_batches(filter_=selected))
+        written = [0]  # the hops written, counted batch by batch
+
+        def counted(batch: pa.RecordBatch) -> pa.Table:
+            written[0] += batch.num_rows
+            return places.beside(pa.Table.from_batches([batch]))
+
+        write(counted(b) for b in hops.hop_batches(filter_=selected))
+        exit_when_nothing_matched(written[0])
         return
     count = hops.count_hops(selected)
     if count > TABLE_HOPS and not everything:
@@ -185,7 +201,8 @@ def hops_command(
             "--host, --prefix, --since or --until, write them with --csv or --json, or pass "
             "--all."
         )
-    print_hops(Console(), hops.read_hops(selected))
+    print_hops(Console(), to_frame(places.beside(hops.read_table(selected))))
+    exit_when_nothing_matched(count)
 
 
 # Beyond this many hops, the table (read whole to line its columns up) needs --all.
@@ -205,18 +222,30 @@ def _write_json(tables: Iterator[pa.Table]) -> None:
 
 def _write_csv(tables: Iterator[pa.Table]) -> None:
     """The hops as CSV, the header once (every column but the raw line), each text cell made
-    safe for a terminal and a spreadsheet by ``csv_columns``."""
+    safe for a terminal and a spreadsheet by ``csv_columns``, in the JSON's words: ``in`` and
+    ``out`` (the table's ``in_iface``, ``out_iface``) and its times (``iso_times``)."""
     from logpath.hops import HOP_SCHEMA
-    from logpath.render.output import csv_columns
+    from logpath.query import PLACE_COLUMNS
+    from logpath.render.output import csv_columns, iso_times
     from logpath.store import to_frame
 
     header = True
     for table in tables:
-        frame = to_frame(csv_columns(table.drop_columns(["raw"])))
+        table = table.drop_columns(["raw"])
+        table = table.set_column(table.column_names.index("ts"), "ts", iso_times(table["ts"]))
+        frame = to_frame(csv_columns(table.rename_columns(_csv_names(table.column_names))))
         frame.to_csv(sys.stdout, index=False, header=header)
         header = False
     if header:  # no hop: the header alone
-        sys.stdout.write(",".join(c for c in HOP_SCHEMA.names if c != "raw") + "\n")
+        names = [*(c for c in HOP_SCHEMA.names if c != "raw"), *PLACE_COLUMNS]
+        sys.stdout.write(",".join(_csv_names(names)) + "\n")
+
+
+def _csv_names(columns: Iterable[str]) -> list[str]:
+    """The hop table's column names as the JSON says them (``in_iface`` is ``in``)."""
+    from logpath.hops import _JSON_NAMES  # the one place the JSON renames a column
+
+    return [_JSON_NAMES.get(name, name) for name in columns]
 
 
 @command("rejected")
@@ -224,7 +253,7 @@ def rejected_command(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the lines that looked like netfilter lines but did not parse, with the reason.
+    """List the netfilter-like lines that did not parse, and why.
 
     Example: logpath rejected --store ./store
     """

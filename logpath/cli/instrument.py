@@ -46,9 +46,11 @@ def instrument(
         bool, typer.Option("--remove", help="Print what deletes these rules instead.")
     ] = False,
 ) -> None:
-    """Print LOG rules with prefixes logpath resolves without a ruleset.
+    """Print LOG rules whose prefixes logpath reads without a ruleset.
 
-    Example: logpath instrument --port 8080 --bridge docker0 | iptables-restore --noflush
+    After raw, --port matches the connection's ports: a published port logs past its DNAT.
+
+    Example: logpath instrument --port 8080 | iptables-restore --noflush
     """
     # imported here: logpath.netfilter loads pandas (see logpath.cli.flows)
     from logpath.instrument import Plan, Selection, parse_places, render

@@ -18,7 +18,7 @@ from logpath.cli.app import (
 )
 from logpath.cli.flows import AllOption, NatOption, ProtoOption
 from logpath.render import DIAGRAM_LIMIT
-from logpath.render.output import visible
+from logpath.render.output import check_output, visible, writing_to
 
 # The library is imported by the command that runs (see logpath.cli.flows).
 
@@ -44,9 +44,9 @@ def render_command(
         ),
     ] = False,
 ) -> None:
-    """Draw one connection's journey as a sequence diagram (PNG or SVG).
+    """Draw a connection's journey as a sequence diagram (PNG, SVG).
 
-    Example: logpath render 08e3ad5cfb-55148 -o masquerade.png --handshake
+    Example: logpath render 217a626eb5-55148 -o masquerade.png --handshake
     """
     # matplotlib loads here, not when any command starts (it costs every command 0.3 s)
     from logpath.query import load_journey
@@ -54,6 +54,7 @@ def render_command(
     from logpath.store import Store
 
     drawing.picture_format(output)  # a wrong name fails before the store is read
+    check_output(output)  # as does a directory that is missing or not writable
     numbers = drawing.packet_numbers(packets) if packets is not None else None
     journey = load_journey(Store(store), flow_id)
     bridges = drawing.bridges_seen(Store(store), journey)
@@ -61,7 +62,8 @@ def render_command(
         journey = drawing.pick_packets(journey, numbers)
     if handshake:
         journey = drawing.handshake(journey)
-    diagram = drawing.save_diagram(journey, output, fold=not unfold, bridges=bridges)
+    with writing_to(output):
+        diagram = drawing.save_diagram(journey, output, fold=not unfold, bridges=bridges)
     hops = [arrow for arrow in diagram.arrows if arrow.kind == "hop"]
     folded = len(journey.packets) - len(diagram.packets)
     typer.echo(
@@ -95,8 +97,9 @@ def report_command(
         ),
     ] = DIAGRAM_LIMIT,
 ) -> None:
-    """Write an HTML report of the connections (with the `logpath flows` filters): index.html
-    (summary, problems first, and a sortable, filterable table) and a page per connection.
+    """Write an HTML report of the connections, with a page for each.
+
+    With the filters of `logpath flows`; index.html has a summary and a table to sort.
 
     Example: logpath report --port 12580 -o reports/seed
     """
@@ -109,6 +112,8 @@ def report_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
-    result = write_report(Store(store), query, out_dir, now, diagrams)
+    check_output(out_dir, directory=True)
+    with writing_to(out_dir):
+        result = write_report(Store(store), query, out_dir, now, diagrams)
     page = visible(str(result.page))
     typer.echo(f"{page}: {result.flows:,} connection(s), {result.diagrams:,} diagram(s)")

@@ -28,9 +28,14 @@ itself when there is nothing. ``csv_columns`` does that a column at a time in Ar
 from __future__ import annotations
 
 import html
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from logpath.errors import OutputError
 
 # numpy and Arrow load in the functions that use them (the CSV columns): every command shows
 # its errors through ``visible``, and Arrow's compute functions cost 0.1-0.3 s to import.
@@ -216,3 +221,63 @@ def _plain(array: pa.Array) -> bool:
     # a lone "-" is the placeholder, left as it is
     formula &= ~((lengths[lengths > 0] == 1) & (first == ord(_PLACEHOLDER)))
     return not formula.any()
+
+
+def iso_times(times: pa.ChunkedArray) -> pa.ChunkedArray:
+    """UTC times as the JSON writes them, at the precision the log had: ``2016-01-14T10:08:12Z``
+    for a syslog line's whole seconds, ``2026-12-01T09:00:01.250313Z`` for a journal's
+    microseconds (no ``.000000`` invented for a header that had none)."""
+    import pyarrow.compute as pc
+
+    text = pc.strftime(times, "%Y-%m-%dT%H:%M:%S")  # Arrow's %S carries the microseconds
+    whole = pc.replace_substring_regex(text, r"\.000000$", "")
+    return pc.binary_join_element_wise(whole, "Z", "")
+
+
+def check_output(path: Path, directory: bool = False) -> None:
+    """Raise OutputError, naming the path and why, when ``path`` (a file, or with
+    ``directory`` a directory created with its parents) cannot be written: checked before the
+    work, so that a long run does not end on a traceback."""
+    if path.is_dir() != directory and path.exists():
+        raise OutputError(
+            f"{_shown(path)}: cannot write: it is "
+            + ("a file, not a directory" if directory else "a directory")
+        )
+    parent = path.parent
+    if directory:  # the nearest directory that exists is where it will be created
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.exists():
+        raise OutputError(
+            f"{_shown(path)}: cannot write: the directory {_shown(parent)} does not exist"
+        )
+    if not parent.is_dir():
+        raise OutputError(f"{_shown(path)}: cannot write: {_shown(parent)} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"{_shown(path)}: cannot write: no permission to write in {_shown(parent)}"
+        )
+
+
+@contextmanager
+def writing_to(path: Path) -> Iterator[None]:
+    """An OSError on ``path`` or a file under it (a full disk, a name too long) becomes one
+    OutputError naming the file and the reason; any other OSError is left as it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None or not _within(Path(os.fsdecode(error.filename)), path):
+            raise
+        reason = error.strerror or str(error)
+        raise OutputError(
+            f"{_shown(Path(os.fsdecode(error.filename)))}: cannot write: {reason}"
+        ) from None
+
+
+def _within(name: Path, path: Path) -> bool:
+    name, path = Path(os.path.abspath(name)), Path(os.path.abspath(path))
+    return name == path or path in name.parents
+
+
+def _shown(path: Path) -> str:
+    return visible(str(path))

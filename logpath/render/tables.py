@@ -40,6 +40,8 @@ HOP_COLUMNS = [
     ("ttl", "ttl"),
     ("id", "id"),
     ("flags", "flags"),
+    ("hook", "hook"),  # where assembly placed the hop (logpath.query.HopPlaces)
+    ("flow", "flow"),
 ]
 
 
@@ -74,17 +76,19 @@ def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, datetime):  # pandas' Timestamp too
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # at the log's precision: a syslog header's whole seconds get no invented .000000
+        return value.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if value.microsecond else ""))
     return str(value)
 
 
 def print_hops(console: Console, hops: pd.DataFrame) -> None:
     """One row per hop, the columns that tell where a packet was."""
-    shown = hops[[name for name, _ in HOP_COLUMNS]]
+    columns = [(name, title) for name, title in HOP_COLUMNS if name in hops.columns]
+    shown = hops[[name for name, _ in columns]]
     rows = shown.astype(object).where(shown.notna(), None).itertuples(index=False)
     print_table(
         console,
-        [title for _, title in HOP_COLUMNS],
+        [title for _, title in columns],
         ([_cell(v) for v in row] for row in rows),
         right={"sport", "dport", "ttl", "id"},
     )

@@ -12,7 +12,7 @@ reaches the terminal or the report.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,18 +344,8 @@ def hop_marks(hop: JourneyHop) -> Text:
     trace = hop.fields.get("trace")
     if trace:
         text.append(" " if text else "")
-        text.append(visible(trace_text(trace, hop.rule)), STYLE["muted"])
+        text.append(visible(_traced(trace, hop.rule)), STYLE["muted"])
     return text
-
-
-def trace_text(trace: Mapping[str, Any], rule: str | None) -> str:
-    """The rule a TRACE line names: ``rule #2: -p tcp -j fmtchain``, ``return #2: ...``, and
-    a chain's policy as ``policy ACCEPT`` (its number only counts the rules before it)."""
-    kind, number = trace.get("type"), trace.get("rulenum")
-    if kind == "policy":
-        return rule or "policy"
-    named = f"{kind} #{number}"
-    return f"{named}: {rule}" if rule else named
 
 
 def quote_text(hop: JourneyHop) -> Text:
@@ -368,6 +358,22 @@ def quote_text(hop: JourneyHop) -> Text:
     if quote.nat:
         text.append(" (" + ", ".join(kind.upper() for kind in quote.nat) + ")", STYLE["nat"])
     return text
+
+
+def _traced(trace: dict[str, Any], rule: str | None) -> str:
+    """What a trace line says of its chain: a legacy TRACE line, the rule it names
+    (``rule #2: -p tcp -j fmtchain``, the text with the ruleset; a policy as ``policy
+    ACCEPT``); a visit of nft monitor trace or xtables-monitor, its verdict and the rule that
+    gave it (``drop by handle 13: tcp dport 9052 drop``, ``policy accept``)."""
+    if trace.get("verdict") is None:
+        if trace.get("type") == "policy":  # its number only counts the rules before it
+            return rule or "policy"
+        named = f"{trace.get('type')} #{trace.get('rulenum')}"
+        return f"{named}: {rule}" if rule else named
+    if trace.get("type") == "policy":
+        return f"policy {trace['verdict']}"
+    by = f" by handle {trace['handle']}" if trace.get("handle") is not None else ""
+    return f"{trace['verdict']}{by}: {trace['rule']}" if trace.get("rule") else trace["verdict"]
 
 
 def _demo(argv: list[str]) -> int:

@@ -17,7 +17,7 @@ import pytest
 from .capture import KernelLog
 from .conftest import logpath
 from .hopview import HOOK_PLACES, places
-from .topology import LAN_IP, UPLINK_IP
+from .topology import C1_IP, C1_SERVICE_PORT, LAN_IP, PUBLISHED_PORT, UPLINK_IP
 from .traffic import tcp_request, tcp_server
 
 pytestmark = pytest.mark.lab
@@ -142,3 +142,67 @@ def assert_resolved_without_ruleset(store) -> None:
         assert resolved == [
             (place.split(":")[0], HOOK_NAMES[place.split(":")[1]], "prefix") for place in wanted
         ]
+
+
+# Where `instrument --port 8080` logs a connection to the published port 10.77.0.1:8080, which
+# the lab DNATs to c1:80 in nat PREROUTING (issue 15). The request: raw:pre sees the packet's
+# own port 8080, every later place the connection's original port (nat only sees the first
+# packet). The reply leaves c1 from port 80 and is de-DNATed only after the LOG rules of
+# POSTROUTING: only the rules on the connection catch it (raw:pre's packet port is 80).
+DNAT_REQUEST = set(FORWARDED)
+DNAT_REPLY = {"mangle:pre", "mangle:fwd", "filter:fwd", "mangle:post"}
+
+
+def dnat_places(records) -> dict[str, set[str]]:
+    """The places each direction of the published-port connection was logged at."""
+    found: dict[str, set[str]] = {"orig": set(), "reply": set()}
+    for record in records:
+        parts = record.text.split(" ", 1)[0].split(":")
+        if f"SRC={LAN_IP} " in record.text:
+            found["orig"].add(f"{parts[1]}:{parts[2]}")
+        elif f"SRC={C1_IP} DST={LAN_IP} " in record.text and " SPT=80 " in record.text:
+            found["reply"].add(f"{parts[1]}:{parts[2]}")
+    return found
+
+
+@pytest.mark.parametrize("loader", list(LOADERS))
+def test_instrument_port_follows_a_published_port_through_dnat(lab, loader, tmp_path):
+    if not shutil.which(LOADERS[loader][0][0]):
+        pytest.skip(f"{LOADERS[loader][0][0]} is not installed (apt-get install iptables nftables)")
+    load, output_format, save = LOADERS[loader]
+    tag = f"n{lab.prefix[2:8]}"
+    before = ruleset(lab, save)
+
+    def rules(*extra: str) -> str:
+        done = logpath("instrument", "--port", str(PUBLISHED_PORT), "--tag", tag, "--format",
+                       output_format, *extra)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    lab.exec("host", *load, stdin=rules())
+    try:
+        with KernelLog(tag) as log, tcp_server(lab, "c1", C1_SERVICE_PORT):
+            assert tcp_request(lab, "lan", UPLINK_IP, PUBLISHED_PORT) == b"pong"
+    finally:
+        lab.exec("host", *load, stdin=rules("--remove"))
+    assert ruleset(lab, save) == before
+    seen = dnat_places(log.records)
+    assert seen == {"orig": DNAT_REQUEST, "reply": DNAT_REPLY}
+    hooks = {direction: {p.split(":")[1] for p in places} for direction, places in seen.items()}
+    assert hooks == {"orig": {"pre", "fwd", "post"}, "reply": {"pre", "fwd", "post"}}
+
+    # the lines through logpath: one connection, its DNAT shown
+    log_file = tmp_path / "dnat.log"
+    log_file.write_text("".join(f"{r.uptime()} {r.text}\n" for r in log.records))
+    store = tmp_path / "store"
+    assert logpath("ingest", str(log_file), "--store", str(store), "--json").returncode == 0
+    (flow,) = json.loads(logpath("flows", "--store", str(store), "--json").stdout)
+    assert (flow["orig"]["dst"], flow["orig"]["dport"]) == (UPLINK_IP, PUBLISHED_PORT)
+    assert (flow["reply"]["src"], flow["reply"]["sport"]) == (C1_IP, C1_SERVICE_PORT)
+    assert [(n["type"], n["from"], n["to"]) for n in flow["nat"]] == [
+        ("dnat", f"{UPLINK_IP}:{PUBLISHED_PORT}", f"{C1_IP}:{C1_SERVICE_PORT}")
+    ]
+    journey = logpath("journey", flow["id"], "--store", str(store))
+    assert journey.returncode == 0, journey.stderr
+    dnat = f"DNAT {UPLINK_IP}:{PUBLISHED_PORT}→{C1_IP}:{C1_SERVICE_PORT} @PREROUTING"
+    assert dnat in journey.stdout.splitlines()[0]
