@@ -23,30 +23,13 @@ from importlib import resources
 from typing import Any
 
 from logpath.errors import InputError
+from logpath.icmp import icmp_name
 from logpath.journeys import Journey, JourneyHop, Packet
 
 # Fates that mean the packet did not get where it was going, or logpath cannot tell.
 TROUBLE = ("dropped", "rejected", "lost", "stopped", "unknown")
 # At most this many packets are named in one sentence; the rest are counted.
 NAMED = 4
-# ICMP errors by (protocol, type, code): what the kernel sends back (RFC 792, RFC 4443).
-ICMP_ERRORS: dict[tuple[object, object, object], str] = {
-    ("icmp", 3, 0): "network unreachable",
-    ("icmp", 3, 1): "host unreachable",
-    ("icmp", 3, 3): "port unreachable",
-    ("icmp", 3, 4): "fragmentation needed",
-    ("icmp", 3, 9): "network prohibited",
-    ("icmp", 3, 10): "host prohibited",
-    ("icmp", 3, 13): "administratively prohibited",
-    ("icmp", 11, 0): "TTL exceeded",
-    ("icmpv6", 1, 0): "no route",
-    ("icmpv6", 1, 1): "administratively prohibited",
-    ("icmpv6", 1, 3): "address unreachable",
-    ("icmpv6", 1, 4): "port unreachable",
-    ("icmpv6", 1, 6): "reject route",
-    ("icmpv6", 2, 0): "packet too big",
-    ("icmpv6", 3, 0): "hop limit exceeded",
-}
 
 
 @dataclass(frozen=True)
@@ -266,7 +249,7 @@ def _icmp_error(packet: Packet) -> str:
     """``#2 port unreachable from 10.77.0.2`` for an ICMP error of the connection."""
     hop = packet.hops[0]
     fields = hop.fields
-    kind = ICMP_ERRORS.get((fields.get("proto"), fields.get("icmp_type"), fields.get("icmp_code")))
+    kind = icmp_name(fields.get("proto"), fields.get("icmp_type"), fields.get("icmp_code"))
     return f"#{packet.n} {kind or packet.summary} from {hop.src}"
 
 

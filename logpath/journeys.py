@@ -7,6 +7,7 @@ These are the records renderers draw (terminal timeline, sequence diagram) and w
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import itertools
 import json
 import math
@@ -16,12 +17,44 @@ from typing import TYPE_CHECKING, Any
 
 from logpath.errors import NotFoundError
 from logpath.hops import HOP_COLUMNS, hop_to_json
-from logpath.records import Flow
+from logpath.icmp import icmp_label
+from logpath.records import Flow, format_endpoint
 
 # A journey read from a store is built from plain rows (``journeys_from_rows``): pandas, and the
 # stages that trace hops in memory, are imported only by ``build_journey(s)``.
 if TYPE_CHECKING:
     import pandas as pd
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The packet an ICMP error quotes, as this hop shows it (NAT translates the quote with
+    the error)."""
+
+    proto: str | None
+    """Its protocol (tcp, udp, icmp, ...)."""
+    src: str
+    """Its source address as quoted."""
+    sport: int | None
+    """Its source port (or ICMP echo id) as quoted."""
+    dst: str
+    """Its destination address as quoted."""
+    dport: int | None
+    """Its destination port as quoted."""
+    direction: str
+    """The direction the quoted packet travelled: "orig" or "reply" (the error's other one)."""
+    nat: tuple[str, ...]
+    """The translations the quote shows done, compared with its direction's conntrack tuple:
+    "snat", "dnat" (empty when it shows the tuple's own addresses)."""
+
+    def __str__(self) -> str:
+        """``udp 172.30.0.2:34834 → 10.77.0.2:9009``."""
+        ends = f"{format_endpoint(self.src, self.sport)} → {format_endpoint(self.dst, self.dport)}"
+        return f"{self.proto} {ends}" if self.proto else ends
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"proto", "src", "sport", "dst", "dport", "direction", "nat"}``."""
+        return {**dataclasses.asdict(self), "nat": list(self.nat)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +103,20 @@ class JourneyHop:
     rule: str | None = None
     """For a TRACE line, the rule it names as the ruleset writes it (``-p tcp -j fmtchain``,
     ``policy ACCEPT``), when the ruleset is known."""
+    nat_after: bool = False
+    """True when the ``nat`` mark is NAT applied after this hop, not a change since the previous
+    one: nat POSTROUTING (or, unlogged, the hop that routed the packet out) logs before the
+    translation, so the hop still shows the addresses it replaces."""
+    quote: Quote | None = None
+    """For an ICMP error, the packet it quotes as this hop shows it."""
+
+    @property
+    def icmp(self) -> str | None:
+        """The ICMP(v6) message by name (``port unreachable``), None for other protocols."""
+        fields = self.fields
+        if fields.get("icmp_type") is None:
+            return None
+        return icmp_label(fields.get("proto"), fields["icmp_type"], fields.get("icmp_code"))
 
     def to_json(self) -> dict[str, Any]:
         """The hop fields of ``logpath hops --json`` plus table/chain/hook/evidence/role/..."""
@@ -83,6 +130,9 @@ class JourneyHop:
             "role_switch": self.role_switch,
             "translated": self.translated,
             "nat": list(self.nat),
+            "nat_after": self.nat_after,
+            "icmp": self.icmp,
+            "quote": self.quote.to_json() if self.quote else None,
             "rule": self.rule,
         }
 
@@ -97,7 +147,7 @@ class Packet:
     """"orig" or "reply" (an ICMP error quoting a packet travels as "reply")."""
     summary: str
     """Short description: TCP flags ("SYN", "SYN-ACK", "ACK", "RST-ACK"), "echo-request",
-    "udp 32 bytes", "icmp error: port-unreachable"."""
+    "udp 32 bytes", "icmp error: port unreachable" (names from ``logpath.icmp``)."""
     fate: str
     """What became of it: "delivered" (INPUT), "forwarded" (left by FORWARD/POSTROUTING),
     "sent" (OUTPUT/POSTROUTING of a local packet), "switched" (bridged between ports), "arrived"
@@ -220,7 +270,7 @@ def journeys_from_rows(rows: Sequence[Mapping[str, Any]], flows: Sequence[Flow])
             flow=flow,
             packets=_what_followed(
                 [
-                    _packet(n, packets[number])
+                    _packet(n, packets[number], flow)
                     for n, number in enumerate(per_flow.get(flow.id, []), start=1)
                 ]
             ),
@@ -258,7 +308,7 @@ def _related(packet: Packet) -> bool:
     return bool(packet.hops and packet.hops[0].fields.get("inner"))
 
 
-def _packet(n: int, rows: list[Mapping[str, Any]]) -> Packet:
+def _packet(n: int, rows: list[Mapping[str, Any]], flow: Flow) -> Packet:
     """One Packet record from its hop rows (already in journey order)."""
     fate, stopped_at = rows[0]["fate"], rows[0]["stopped_at"]
     return Packet(
@@ -267,7 +317,7 @@ def _packet(n: int, rows: list[Mapping[str, Any]]) -> Packet:
         summary=packet_summary(rows[0]),
         fate=str(fate),
         stopped_at=None if stopped_at is None else str(stopped_at),
-        hops=tuple(_journey_hop(row) for row in rows),
+        hops=tuple(_journey_hop(row, flow) for row in rows),
         verdict=_verdict(rows[0].get("verdict")),
     )
 
@@ -283,27 +333,17 @@ def _verdict(text: object) -> dict[str, Any] | None:
 def packet_summary(hop: Mapping[str, Any]) -> str:
     """A short description of a packet from one of its hops: "SYN", "SYN-ACK", "echo-request"."""
     proto = _value(hop.get("proto"))
+    kind, code = _value(hop.get("icmp_type")), _value(hop.get("icmp_code"))
     if _value(hop.get("inner_src")) is not None:
-        return (
-            f"{proto} error type {_value(hop.get('icmp_type'))} code {_value(hop.get('icmp_code'))}"
-        )
+        return f"{proto} error: {icmp_label(proto, kind, code)}"
     if proto == "tcp":
         words = (_value(hop.get("flags")) or "").split()
         named = [w for w in ("SYN", "FIN", "RST", "PSH", "ACK") if w in words]
         return "-".join(named) or "no flags"
     if proto in ("icmp", "icmpv6"):
-        kind = ICMP_NAMES.get((proto, _value(hop.get("icmp_type"))))
-        return kind or f"{proto} type {_value(hop.get('icmp_type'))}"
+        return icmp_label(proto, kind, code)
     length = _value(hop.get("len"))
     return f"{proto} {length} bytes" if length is not None else str(proto)
-
-
-ICMP_NAMES = {
-    ("icmp", 8): "echo-request",
-    ("icmp", 0): "echo-reply",
-    ("icmpv6", 128): "echo-request",
-    ("icmpv6", 129): "echo-reply",
-}
 
 
 def _value(value: object) -> Any:
@@ -313,11 +353,12 @@ def _value(value: object) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _journey_hop(row: Mapping[str, Any]) -> JourneyHop:
-    """One JourneyHop from a traced hop row."""
+def _journey_hop(row: Mapping[str, Any], flow: Flow) -> JourneyHop:
+    """One JourneyHop from a traced hop row of ``flow``."""
     fields = hop_to_json({c: row.get(c) for c in HOP_COLUMNS})
     # what changed since the previous hop, or what NAT applies after this one
-    mark = _value(row.get("nat_mark")) or _value(row.get("applied_nat"))
+    changed, after = _value(row.get("nat_mark")), _value(row.get("applied_nat"))
+    mark = changed or after
     marks = (mark,) if mark is not None else ()
     return JourneyHop(
         fields=fields,
@@ -340,4 +381,35 @@ def _journey_hop(row: Mapping[str, Any]) -> JourneyHop:
         dport=_value(row.get("dport")),
         ttl=_value(row.get("ttl")),
         rule=_value(row.get("rule")),
+        nat_after=changed is None and after is not None,
+        quote=_quote(fields, str(row.get("direction")), flow),
     )
+
+
+def _quote(fields: Mapping[str, Any], direction: str, flow: Flow) -> Quote | None:
+    """The packet an ICMP error quotes (None for any other packet), with the translations its
+    addresses show against the conntrack tuple of the direction it went."""
+    inner = fields.get("inner")
+    if not inner or not inner.get("src"):
+        return None
+    went = "reply" if direction == "orig" else "orig"
+    own = flow.orig if went == "orig" else flow.reply
+    # a port-less quote (ICMP) carries its echo id where the tuple keeps it as sport
+    sport = inner.get("sport") if inner.get("sport") is not None else inner.get("icmp_id")
+    moved_src = not _same(inner["src"], own.src) or (sport is not None and sport != own.sport)
+    moved_dst = not _same(inner.get("dst"), own.dst) or (
+        inner.get("dport") is not None and inner.get("dport") != own.dport
+    )
+    # orig packets are changed at their source by SNAT, replies at theirs by de-DNAT
+    kinds = ("snat", "dnat") if went == "orig" else ("dnat", "snat")
+    nat = tuple(kind for kind, moved in zip(kinds, (moved_src, moved_dst), strict=True) if moved)
+    return Quote(inner.get("proto"), str(inner["src"]), sport, str(inner.get("dst")),
+                 inner.get("dport"), went, nat)  # fmt: skip
+
+
+def _same(address: object, other: object) -> bool:
+    """Two addresses equal as addresses (the log prints IPv6 uncompressed, tuples compress)."""
+    try:
+        return ipaddress.ip_address(str(address)) == ipaddress.ip_address(str(other))
+    except ValueError:
+        return address == other

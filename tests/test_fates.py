@@ -283,7 +283,7 @@ def test_trace_lines_name_their_rules_and_decide_the_verdict(tmp_path: Path) -> 
         )
     runner = CliRunner()
     shown = runner.invoke(app, ["journey", flow.id, "--store", str(store.path)]).output
-    assert "rule 2: -p tcp -j lptrchain" in shown
+    assert "rule #2: -p tcp -j lptrchain" in shown
     # without the ruleset the lines still name their rules, by number only
     bare = ingested(tmp_path / "bare", [TRACE / "trace-legacy.dmesg"], None)
     (hop, *_) = load_journey(bare, flow.id).packets[0].hops

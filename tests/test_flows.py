@@ -173,7 +173,7 @@ def test_lab_icmp_error_joins_the_udp_flow_it_quotes(tmp_path: Path) -> None:
         ("snat", f"10.77.0.1:{flow.orig.sport}", "icmp-quote")
     ]
     error = build_journey(traced, flow.id).packets[1]
-    assert (error.direction, error.summary) == ("reply", "icmp error type 3 code 3")
+    assert (error.direction, error.summary) == ("reply", "icmp error: port unreachable")
     assert [h.dst for h in error.hops][:2] == ["10.77.0.1", "10.77.0.1"]
     assert error.hops[2].dst == "172.30.0.2" and error.hops[2].nat == ("de-snat",)
 

@@ -310,7 +310,7 @@ def test_drop_and_rejects_agree_in_the_three_forms(tmp_path_factory, form) -> No
     assert fates == {
         9040: [("SYN", "dropped"), ("SYN", "dropped")],
         9041: [("SYN", "rejected")],
-        9042: [("udp 32 bytes", "rejected"), ("icmp error type 3 code 3", "sent")],
+        9042: [("udp 32 bytes", "rejected"), ("icmp error: port unreachable", "sent")],
     }
     actions = ["drop", "reject", "reject"]
     for (port, (flow, journey)), action, (rule, text) in zip(

@@ -381,7 +381,8 @@ def test_the_timeline_shows_each_visits_verdict_and_rule(tmp_path: Path) -> None
     (dropped, *_) = [f["id"] for f in flows if f["dropped"]]
     shown = runner.invoke(app, ["journey", dropped, "--store", store, "--packet", "1"])
     assert shown.exit_code == 0, shown.output
-    hops = [line.split() for line in shown.output.splitlines() if line.startswith("  ")]
+    timeline = shown.output.split("\nlegend\n")[0]  # the hops, not the legend's rows after them
+    hops = [line.split() for line in timeline.splitlines() if line.startswith("  ")]
     assert "None" not in shown.output
     assert hops[0][-2:] == ["policy", "accept"]
     assert " ".join(hops[-2][-10:]) == "jump lpsub by handle 11: tcp dport 9052 jump lpsub"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -234,7 +235,7 @@ def test_report_and_render_commands(seed_store: Store, tmp_path: Path) -> None:
     picture = tmp_path / "j5.svg"
     code, stdout, err = run("render", flow_id, "--store", str(seed_store.path), "-o", str(picture))
     assert code == 0, err
-    assert stdout == f"{picture}: 3 packet(s), 7 hop arrow(s), 6 lifeline(s)\n"
+    assert stdout == f"{picture}: 3 packet(s), 7 hop(s) in 5 arrow(s), 6 lifeline(s)\n"
     assert picture.read_text().rstrip().endswith("</svg>")
     code, _, err = run("render", flow_id, "--store", str(seed_store.path), "-o", "x.gif")
     assert (code, err) == (
@@ -339,3 +340,30 @@ def test_seed_pages_say_nothing_went_wrong(seed_store: Store, tmp_path: Path) ->
     # the seed's ruleset judged the packets: each page lists the verdicts
     assert all("<h2>Verdicts</h2>\n<table>" in page for page in flows.values())
     assert sum("<td>unlogged</td><td>filter FORWARD policy</td>" in p for p in flows.values()) == 1
+
+
+def test_each_page_has_one_legend_of_its_words(seed_store: Store, tmp_path: Path) -> None:
+    """Every connection's page explains the words its timeline uses, once; the MASQUERADE
+    page's explains SNAT, DE-SNAT and 'after' (the seed's nat POSTROUTING hop logs before)."""
+    write_report(seed_store, FlowQuery(), tmp_path, WHEN, diagram_limit=0)
+    _, flows = pages(tmp_path)
+    assert [page.count(">legend<") for page in flows.values()] == [1] * 6
+    (masquerade,) = [p for p in flows.values() if "10.10.126.187:12580" in p]
+    text = html.unescape(re.sub(r"<[^>]+>", "", masquerade))
+    for line in (
+        "SNAT        source changed by SNAT or MASQUERADE",
+        "DE-SNAT     a reply's destination given back its original address (SNAT undone)",
+        "after       that NAT acts after this hop: its line still shows the addresses NAT replaces",
+    ):
+        assert line in text
+    assert text.index("legend") > text.index("#3 → orig ACK")  # after the packets
+
+
+def test_report_diagrams_name_every_bridge(tmp_path: Path) -> None:
+    """Docker's two bridges: the dropped SYN's diagram labels lpbr1 a bridge because another
+    connection of the report entered it by a port (the SVG keeps its text as text)."""
+    store = ingest(tmp_path / "store", SAMPLES / "lab" / "docker-bridges" / "docker-bridges.log")
+    write_report(store, FlowQuery(), tmp_path / "out", WHEN)
+    svgs = {p.name: p.read_text() for p in (tmp_path / "out" / "flows").glob("*.svg")}
+    (dropped,) = [svg for svg in svgs.values() if "172.30.1.2:9050" in svg]
+    assert "lpbr1" in dropped and ">interface<" not in dropped and "interface" not in dropped

@@ -30,24 +30,46 @@ def render_command(
         Path, typer.Option("-o", "--output", help="The picture to write: FILE.png or FILE.svg.")
     ],
     store: StoreOption = None,
+    packets: Annotated[
+        str | None,
+        typer.Option("--packets", help="Draw only these packets: numbers and ranges, e.g. 1-3,7."),
+    ] = None,
+    handshake: Annotated[
+        bool, typer.Option("--handshake", help="Draw only the TCP handshake and first data.")
+    ] = False,
+    unfold: Annotated[
+        bool,
+        typer.Option(
+            "--unfold", help="Draw every hop and packet (by default repeats fold into one row)."
+        ),
+    ] = False,
 ) -> None:
     """Draw a connection's journey as a sequence diagram (PNG, SVG).
 
-    Example: logpath render 217a626eb5-55148 -o masquerade.png
+    Example: logpath render 217a626eb5-55148 -o masquerade.png --handshake
     """
     # matplotlib loads here, not when any command starts (it costs every command 0.3 s)
     from logpath.query import load_journey
-    from logpath.render.diagram import picture_format, save_diagram
+    from logpath.render import diagram as drawing
     from logpath.store import Store
 
-    picture_format(output)  # a wrong name fails before the store is read
+    drawing.picture_format(output)  # a wrong name fails before the store is read
     check_output(output)  # as does a directory that is missing or not writable
+    numbers = drawing.packet_numbers(packets) if packets is not None else None
     journey = load_journey(Store(store), flow_id)
+    bridges = drawing.bridges_seen(Store(store), journey)
+    if numbers is not None:
+        journey = drawing.pick_packets(journey, numbers)
+    if handshake:
+        journey = drawing.handshake(journey)
     with writing_to(output):
-        diagram = save_diagram(journey, output)
-    arrows = sum(1 for arrow in diagram.arrows if arrow.kind == "hop")
+        diagram = drawing.save_diagram(journey, output, fold=not unfold, bridges=bridges)
+    hops = [arrow for arrow in diagram.arrows if arrow.kind == "hop"]
+    folded = len(journey.packets) - len(diagram.packets)
     typer.echo(
-        f"{visible(str(output))}: {len(journey.packets)} packet(s), {arrows} hop arrow(s), "
+        f"{visible(str(output))}: {len(journey.packets)} packet(s)"
+        + (f" ({folded} folded: same way as one drawn)" if folded else "")
+        + f", {sum(arrow.count for arrow in hops)} hop(s) in {len(hops)} arrow(s), "
         f"{len(diagram.lifelines)} lifeline(s)"
     )
 

@@ -11,21 +11,26 @@ switches, and as the interface it is to the host), the host stack, other interfa
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from logpath.errors import UsageError
+from logpath.errors import NotFoundError, UsageError
 from logpath.flows import Flow, format_endpoint
 from logpath.journeys import Journey, JourneyHop, Packet
 from logpath.render.output import visible
-from logpath.render.timeline import fate_text
+from logpath.render.timeline import LEGEND, fate_text
+
+if TYPE_CHECKING:
+    from logpath.store import Store
 
 # Beyond this many packets a connection is summarised: repeated packets collapse into a note.
 MAX_PACKETS = 30
@@ -88,6 +93,11 @@ class Arrow:
     """True when the addresses shown are NAT-translated."""
     via: tuple[int, ...]
     """Lifelines the packet is known to cross on this arrow (its PHYSIN/IN or OUT/PHYSOUT)."""
+    count: int = 1
+    """Hops drawn as this one arrow: folded, consecutive hops at one place that show the same
+    addresses and role (``where`` names them all)."""
+    last_hook: str | None = None
+    """The hook of the last hop folded into it, when it differs from ``hook``."""
 
 
 @dataclass(frozen=True)
@@ -179,19 +189,28 @@ class Diagram:
     legend: tuple[str, ...] = ()
     """The ending fates drawn, each explained in a legend row below the last row (in
     ``ENDING_STYLE`` order)."""
+    words: tuple[tuple[str, str], ...] = ()
+    """The other marks and words drawn, with what they mean: a legend row each, below the end
+    marks' (``WORDS`` and the timeline's ``LEGEND``)."""
 
 
-def layout(journey: Journey) -> Diagram:
-    """The diagram model of a journey (lifelines from its hops, one arrow per hop).
+def layout(
+    journey: Journey, fold: bool = True, bridges: Collection[tuple[str | None, str]] = ()
+) -> Diagram:
+    """The diagram model of a journey: lifelines from its hops, an arrow per hop (with
+    ``fold``, the default, an arrow per run of hops at one place showing the same addresses, and
+    a row per run of packets that repeat one drawn before them). ``bridges``: (host, device)
+    known as bridges from other connections (``bridges_seen``), where this one does not show it.
 
     Example:
         >>> [line.title for line in layout(journey).lifelines]
         ['172.17.0.2', 'vethd9f6465', 'docker0', 'pc-baim', 'eth0', '10.10.126.187']
     """
-    lifelines = find_lifelines(journey)
+    lifelines = find_lifelines(journey, bridges)
     index = {line.key: i for i, line in enumerate(lifelines)}
-    builder = _Rows(journey.flow, index, _endpoints(journey))
-    for item in summarise_packets(journey.packets):
+    builder = _Rows(journey.flow, index, _endpoints(journey), fold)
+    items = fold_packets(journey.packets) if fold else summarise_packets(journey.packets)
+    for item in items:
         if isinstance(item, str):
             builder.note(item)
         else:
@@ -208,7 +227,51 @@ def layout(journey: Journey) -> Diagram:
         rows=builder.row,
         endings=tuple(builder.endings),
         legend=legend_fates(builder.endings),
+        words=legend_words(builder),
     )
+
+
+# What the diagram's own marks mean (its words are the timeline's: ``LEGEND``).
+WORDS = {
+    "switch (L2)": LEGEND["bridge"],
+    "NIC (L3)": LEGEND["nic"],
+    "⇄": LEGEND["⇄"],
+    "orange": "an arrow or address NAT translated: " + LEGEND["translated"],
+    "●": "a device the packet is known to cross on that arrow (PHYSIN/IN, OUT/PHYSOUT)",
+    "dashed": "the packet leaves that way, as its fate says; no later hook logged it",
+    "PRE–POST": "hooks of the hops an arrow stands for: PRE(ROUTING), IN(PUT), FWD (FORWARD), "
+    "OUT(PUT), POST(ROUTING)",
+    "×N": "N hops at one place showing the same addresses as one arrow, or N packets that went "
+    "the way of one above as one row (render --unfold draws all)",
+}
+
+
+def legend_words(rows: _Rows) -> tuple[tuple[str, str], ...]:
+    """The marks and words a diagram draws, each with its meaning, in a fixed order."""
+    used: dict[str, str] = {}
+    roles = {band.role for band in rows.bands}
+    kinds = {marker.text.split()[0] for marker in rows.nat_marks}
+    wheres = " ".join(arrow.where for arrow in rows.arrows)
+    shown = {
+        "switch (L2)": "bridge" in roles,
+        "NIC (L3)": "nic" in roles,
+        "⇄": bool(rows.switches),
+        "orange": any(arrow.translated for arrow in rows.arrows),
+        "●": any(arrow.via for arrow in rows.arrows),
+        "dashed": any(arrow.kind == "leave" for arrow in rows.arrows),
+        "PRE–POST": any(arrow.last_hook for arrow in rows.arrows),
+        "×N": any(a.count > 1 for a in rows.arrows) or any("×" in n.text for n in rows.notes),
+    }
+    for word, drawn in shown.items():
+        if drawn:
+            used[word] = WORDS[word]
+    for word in ("DNAT", "REDIRECT", "SNAT", "DE-SNAT", "DE-DNAT"):
+        if word in kinds:
+            used[word] = LEGEND[word]
+    for word in ("?", "(guess)"):
+        if word in wheres.split() or (word == "?" and "? " in wheres):
+            used[word] = LEGEND[word]
+    return tuple(used.items())
 
 
 def legend_fates(endings: Sequence[Ending]) -> tuple[str, ...]:
@@ -257,8 +320,11 @@ def _endpoints(journey: Journey) -> dict[str, str]:
     return ends
 
 
-def find_lifelines(journey: Journey) -> list[Lifeline]:
-    """The lifelines a journey needs, ordered as the orig direction travels (left to right)."""
+def find_lifelines(
+    journey: Journey, known: Collection[tuple[str | None, str]] = ()
+) -> list[Lifeline]:
+    """The lifelines a journey needs, ordered as the orig direction travels (left to right);
+    ``known``: (host, device) other connections show to be bridges."""
     ends = _endpoints(journey)
     found: dict[str, tuple[int, Lifeline]] = {}
 
@@ -266,6 +332,8 @@ def find_lifelines(journey: Journey) -> list[Lifeline]:
         found.setdefault(line.key, (RANK[rank], line))
 
     bridges = _bridge_names(journey)
+    for key in known:
+        bridges.setdefault(key, None)
     if ends["sender"] == "sender":
         add("sender", _endpoint_line(journey, "sender"))
     for packet, hop in _all_hops(journey):
@@ -298,6 +366,36 @@ def _bridge_names(journey: Journey) -> dict[tuple[str | None, str], str | None]:
         if key in bridges and hop.role == "nic" and hop.hook in ("INPUT", "FORWARD"):
             bridges[key] = bridges[key] or hop.fields.get("macdst")
     return bridges
+
+
+def bridges_shown(journeys: Iterable[Journey]) -> frozenset[tuple[str | None, str]]:
+    """(host, device) the journeys show to be bridges: a device entered or left by a port."""
+    return frozenset(key for journey in journeys for key in _bridge_names(journey))
+
+
+def bridges_seen(store: Store, journey: Journey) -> frozenset[tuple[str | None, str]]:
+    """The devices of a journey that other hops of the store show to be bridges (a hop that
+    entered one by a port, PHYSIN, or left one by a port, PHYSOUT), when the journey does not:
+    a routed packet dropped before the bridge switched it never shows its port.
+    Reads only the store's hops through those devices, and nothing when there are none."""
+    import pyarrow.dataset as ds
+
+    shown = _bridge_names(journey)
+    unknown = {(hop.host, name) for _, hop in _all_hops(journey)
+               for name in (hop.in_iface, hop.out_iface) if name} - set(shown)  # fmt: skip
+    if not unknown:
+        return frozenset()
+    names = sorted({name for _, name in unknown})
+    entered = ds.field("in_iface").isin(names) & ds.field("physin").is_valid()
+    left = ds.field("out_iface").isin(names) & ds.field("physout").is_valid()
+    columns = ["host", "in_iface", "out_iface", "physin", "physout"]
+    found: set[tuple[str | None, str]] = set()
+    for batch in store.hop_batches(columns, filter_=entered | left):
+        for row in batch.to_pylist():
+            for name, port in (("in_iface", "physin"), ("out_iface", "physout")):
+                if row[port] and (row["host"], row[name]) in unknown:
+                    found.add((row["host"], row[name]))
+    return frozenset(found)
 
 
 def _port_line(
@@ -381,11 +479,60 @@ def _cut_middle(items: list[Packet | str]) -> list[Packet | str]:
     return [*items[:head_end], note, *items[tail_start:]]
 
 
+def fold_packets(packets: Sequence[Packet]) -> list[Packet | str]:
+    """The packets to draw, each run of packets that go the way of one already drawn (the
+    same direction and fate, hops at the same places showing the same addresses, whatever
+    their flags) folded into one row that counts them: ``×20 #5–#24: orig ACK the same way as
+    #3``; if still more than MAX_PACKETS, the middle is left out."""
+    items: list[Packet | str] = []
+    first: dict[tuple[object, ...], int] = {}
+    run: list[Packet] = []
+    for packet in packets:
+        signature = _way(packet)
+        if signature in first:
+            run.append(packet)
+            continue
+        if run:
+            items.append(_folded(run, first))
+            run = []
+        items.append(packet)
+        first[signature] = packet.n
+    if run:
+        items.append(_folded(run, first))
+    return _cut_middle(items)
+
+
+def _folded(run: list[Packet], first: Mapping[tuple[object, ...], int]) -> str:
+    """``×2 #7, #10: orig ACK, the same way as #3`` for a run of repeated packets."""
+    numbers = [p.n for p in run]
+    consecutive = numbers == list(range(numbers[0], numbers[-1] + 1))
+    named = (f"#{numbers[0]}–#{numbers[-1]}" if consecutive and len(numbers) > 2
+             else ", ".join(f"#{n}" for n in numbers))  # fmt: skip
+    ways: dict[int, list[str]] = {}  # per packet drawn, the kinds of packets that went its way
+    for packet in run:
+        kinds = ways.setdefault(first[_way(packet)], [])
+        kind = f"{packet.direction} {packet.summary}"
+        if kind not in kinds:
+            kinds.append(kind)
+    told = "; ".join(f"{', '.join(kinds)} the same way as #{n}" for n, kinds in ways.items())
+    return f"×{len(run)} {named}: {told}"
+
+
+def _way(packet: Packet) -> tuple[object, ...]:
+    """What a folded packet's drawing would show but its flags: direction, fate, and each hop's
+    place and addresses (with its NAT marks)."""
+    return (packet.direction, packet.fate, packet.stopped_at, tuple(
+        (hop.table, hop.hook, place_key(hop), hop.src, hop.sport, hop.dst, hop.dport, hop.nat)
+        for hop in packet.hops))  # fmt: skip
+
+
 class _Rows:
     """Accumulates rows of the diagram, packet after packet."""
 
-    def __init__(self, flow: Flow, index: dict[str, int], ends: dict[str, str]) -> None:
-        self.flow, self.index, self.ends = flow, index, ends
+    def __init__(
+        self, flow: Flow, index: dict[str, int], ends: dict[str, str], fold: bool = False
+    ) -> None:
+        self.flow, self.index, self.ends, self.fold = flow, index, ends, fold
         self.row = 0
         self.arrows: list[Arrow] = []
         self.headers: list[PacketHeader] = []
@@ -409,10 +556,11 @@ class _Rows:
         if packet.hops and packet.hops[0].hook == "OUTPUT":
             previous = self.index[place_key(packet.hops[0])]  # a local socket sent it
         spans = []
-        for number, hop in enumerate(packet.hops):
+        runs = hop_runs(packet.hops) if self.fold else [[hop] for hop in packet.hops]
+        for number, run in enumerate(runs):
             first = self.row
-            previous = self._hop(packet, hop, previous, entering=number == 0)
-            spans.append((hop.role, first, self.row - 1))
+            previous = self._hop(packet, run, previous, entering=number == 0)
+            spans.append((run[0].role, first, self.row - 1))
         if packet.fate in LEAVING and packet.hops:
             self._leave(packet.hops[-1], previous, self.index[self.ends[far]])
         elif packet.fate in ENDING_STYLE and packet.hops:
@@ -420,8 +568,10 @@ class _Rows:
             self.row += 1
         self._bands(spans)
 
-    def _hop(self, packet: Packet, hop: JourneyHop, previous: int, entering: bool) -> int:
-        """The hop's arrow, then a row for each mark it carries (role switch, NAT)."""
+    def _hop(self, packet: Packet, run: list[JourneyHop], previous: int, entering: bool) -> int:
+        """The arrow of a run of hops (one hop unfolded), then a row for each mark its first
+        hop (role switch) or its last (NAT) carries."""
+        hop, last = run[0], run[-1]
         end = self.index[place_key(hop)]
         via = _via(self.index, hop, ("physin", "in_iface")) if entering else ()
         label = f"{packet.summary}  {_at(hop.src, hop.sport)} → {_at(hop.dst, hop.dport)}"
@@ -431,11 +581,13 @@ class _Rows:
                 previous,
                 end,
                 label,
-                hop_where(hop),
+                run_where(run),
                 hop.hook,
                 "hop",
                 hop.translated,
                 _between(via, previous, end),
+                len(run),
+                last.hook if last.hook != hop.hook else None,
             )
         )
         self.row += 1
@@ -444,7 +596,7 @@ class _Rows:
             bridge = hop.in_iface or hop.out_iface
             self.switches.append(Marker(self.row, end, f"{bridge}: {other} ⇄ {hop.role}"))
             self.row += 1
-        for mark in hop.nat:
+        for mark in (mark for folded in run for mark in folded.nat):
             self.nat_marks.append(Marker(self.row, end, nat_text(self.flow, mark)))
             self.row += 1
         return end
@@ -513,6 +665,65 @@ def hop_where(hop: JourneyHop) -> str:
     return " · ".join(parts)
 
 
+def hop_runs(hops: Sequence[JourneyHop]) -> list[list[JourneyHop]]:
+    """Consecutive hops folded into runs: a hop joins the run before it when it is logged at
+    the same place, shows the same addresses and role, and nothing is marked between them (a
+    role switch starts a run, as a NAT change does; NAT applied after a hop ends one)."""
+    runs: list[list[JourneyHop]] = []
+    for hop in hops:
+        last = runs[-1][-1] if runs else None
+        # a NAT change marks the run's first hop, NAT applied after a hop its last
+        if (
+            last is not None
+            and not last.nat_after
+            and not hop.role_switch
+            and _same_view(last, hop)
+        ):
+            runs[-1].append(hop)
+        else:
+            runs.append([hop])
+    return runs
+
+
+def _same_view(one: JourneyHop, other: JourneyHop) -> bool:
+    keys = ("host", "src", "sport", "dst", "dport", "role", "translated", "evidence")
+    return place_key(one) == place_key(other) and all(
+        getattr(one, key) == getattr(other, key) for key in keys
+    )
+
+
+def run_where(run: Sequence[JourneyHop]) -> str:
+    """``raw, mangle, nat PREROUTING; filter FORWARD (FwdOd0) · TTL 64→63 · nic`` for a run of
+    hops (``hop_where`` for one): the tables of each hook in turn, the TTLs seen, the role."""
+    if len(run) == 1:
+        return hop_where(run[0])
+    places: list[tuple[str, dict[str, None], dict[str, None]]] = []  # hook, tables, chains
+    for hop in run:
+        hook = hop.hook or "?"
+        if not places or places[-1][0] != hook:
+            places.append((hook, {}, {}))
+        places[-1][1][hop.table or "?"] = None
+        if _user_chain(hop):
+            places[-1][2][str(hop.chain)] = None
+    where = "; ".join(
+        f"{', '.join(tables)} {hook}" + (f" ({', '.join(chains)})" if chains else "")
+        for hook, tables, chains in places
+    )
+    if run[0].evidence == "guess":
+        where += " (guess)"
+    parts = [where]
+    ttls = list(dict.fromkeys(hop.ttl for hop in run if hop.ttl is not None))
+    if ttls:
+        parts.append("TTL " + "→".join(str(ttl) for ttl in ttls))
+    if run[0].role:
+        parts.append(run[0].role)
+    return " · ".join(parts)
+
+
+def _user_chain(hop: JourneyHop) -> bool:
+    return bool(hop.chain) and hop.chain != hop.hook
+
+
 def ending_text(packet: Packet) -> str:
     """What ended a packet, short enough for the diagram: ``dropped by filter FORWARD #4``,
     ``lost after PRE``, ``unknown after FWD: no ruleset``, ``goes on unlogged (filter FORWARD
@@ -573,11 +784,42 @@ COLOURS = {"orig": "#1f5fa8", "reply": "#8e2c8e", "nat": "#f2c94c", "bridge": "#
 
 
 def figure_size(diagram: Diagram) -> tuple[float, float]:
-    """Width and height in inches (the legend's rows below the diagram's)."""
+    """Width and height in inches (the title's lines above, the legend's rows below)."""
     width = 2 * MARGIN + len(diagram.lifelines) * LANE_W + GUTTER_W
-    rows = diagram.rows + (len(diagram.legend) + 1 if diagram.legend else 0)
-    height = TITLE_H + HEAD_H + (rows + 0.5) * ROW_H + MARGIN / 2
-    return width, height
+    rows = (diagram.rows + 0.5 + (0.5 if _legend_h(diagram) else 0)) * ROW_H
+    return width, _title_h(diagram, width) + HEAD_H + rows + _legend_h(diagram) + MARGIN / 2
+
+
+# Height of a legend row (smaller than a diagram's row: one line of 7 pt text each), and the
+# characters of 7 pt text an inch holds.
+LEGEND_ROW_H, LEGEND_CHARS_PER_INCH = 0.21, 16
+
+
+def _legend_h(diagram: Diagram) -> float:
+    """The legend's height: a title row, then one per fate, one per word (none without)."""
+    rows = len(diagram.legend) + len(diagram.words)
+    return (rows + 1) * LEGEND_ROW_H if rows else 0.0
+
+
+# Characters of the bold 9 pt title an inch holds (DejaVu Sans), and the height of its lines.
+TITLE_CHARS_PER_INCH, TITLE_LINE_H = 11.5, 0.2
+
+
+def title_lines(title: str, width: float) -> list[str]:
+    """The title wrapped to the figure's width between its parts (the id, each tuple, each
+    translation, the state are never cut)."""
+    room = max(20, int((width - 2 * MARGIN) * TITLE_CHARS_PER_INCH))
+    lines: list[str] = []
+    for part in re.split(r"\s{2,}", title):
+        if lines and len(lines[-1]) + 3 + len(part) <= room:
+            lines[-1] += "   " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def _title_h(diagram: Diagram, width: float) -> float:
+    return TITLE_H + TITLE_LINE_H * (len(title_lines(diagram.title, width)) - 1)
 
 
 def paint(diagram: Diagram) -> Figure:
@@ -589,9 +831,9 @@ def paint(diagram: Diagram) -> Figure:
     axes.set_xlim(0, width)
     axes.set_ylim(0, height)
     axes.axis("off")
-    top = height - TITLE_H - HEAD_H
-    _write(axes, MARGIN, height - TITLE_H / 2, diagram.title, fontsize=9, weight="bold",
-           va="center")  # fmt: skip
+    top = height - _title_h(diagram, width) - HEAD_H
+    _write(axes, MARGIN, height - TITLE_H / 2 + 0.1, *title_lines(diagram.title, width),
+           fontsize=9, weight="bold", va="top", linespacing=1.3)  # fmt: skip
     _paint_bands(axes, diagram, top)
     _paint_lifelines(axes, diagram, top)
     for header in diagram.packets:
@@ -629,7 +871,7 @@ def _y(top: float, row: int) -> float:
 
 
 def _paint_lifelines(axes: Axes, diagram: Diagram, top: float) -> None:
-    bottom = _y(top, diagram.rows)
+    bottom = top - diagram.rows * ROW_H
     face = {"stack": "#fff4d6", "bridge": COLOURS["bridge"], "endpoint": "#eeeeee"}
     for lane, line in enumerate(diagram.lifelines):
         x = _x(lane)
@@ -674,8 +916,29 @@ def _paint_arrow(axes: Axes, arrow: Arrow, top: float, gutter: float, lanes: int
         axes.plot([_x(lane)], [y], marker="o", ms=3.5, color=colour, zorder=5)
     if arrow.hook:
         short = HOOK_SHORT.get(arrow.hook, arrow.hook)
+        if arrow.last_hook:
+            short += "–" + HOOK_SHORT.get(arrow.last_hook, arrow.last_hook)
         _write(axes, end, y - 0.03, short, fontsize=5.5, ha="center", va="top", color="#444")
-    _write(axes, gutter, y, arrow.where, fontsize=6.5, va="center", color="#333333")
+    where = f"{arrow.where}  ×{arrow.count}" if arrow.count > 1 else arrow.where
+    lines = gutter_lines(where)
+    _write(axes, gutter, y, *lines, fontsize=6.5 if len(lines) < 3 else 5.5, va="center",
+           color="#333333", linespacing=1.0)  # fmt: skip
+
+
+# Characters of 6.5 pt text the gutter holds on one line.
+GUTTER_CHARS = 62
+
+
+def gutter_lines(where: str) -> list[str]:
+    """The gutter's text of an arrow on as many lines as it needs (at most three fit a row):
+    broken after a hook's tables (``;``) or before the TTL and role (``·``)."""
+    lines: list[str] = []
+    for part in re.split(r"(?<=;) | (?=· )", where):
+        if lines and len(lines[-1]) + 1 + len(part) <= GUTTER_CHARS:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return lines
 
 
 def _paint_marker(axes: Axes, marker: Marker, top: float, ink: str, face: str) -> None:
@@ -702,17 +965,87 @@ def _paint_ending(axes: Axes, ending: Ending, top: float, rightmost: float) -> N
 
 
 def _paint_legend(axes: Axes, diagram: Diagram, top: float) -> None:
-    """Below the diagram: a title row, then a row per end mark drawn and what it means."""
-    if not diagram.legend:
+    """Below the diagram: a title row, then a row per end mark drawn and what it means, then
+    a row per other mark or word drawn."""
+    if not diagram.legend and not diagram.words:
         return
-    _write(axes, MARGIN, _y(top, diagram.rows), "end marks", fontsize=7, weight="bold",
-           va="center", color="#333333")  # fmt: skip
+    below = _y(top, diagram.rows) - LEGEND_ROW_H / 2
+
+    def row(n: int) -> float:
+        return below - n * LEGEND_ROW_H
+
+    _write(axes, MARGIN, row(0), "legend", fontsize=7, weight="bold", va="center",
+           color="#333333")  # fmt: skip
+    # a meaning longer than the figure is wide takes two smaller lines of its row
+    room = int((axes.get_xlim()[1] - 2 * MARGIN - 0.9) * LEGEND_CHARS_PER_INCH)
+    for n, (word, meaning) in enumerate(diagram.words, start=len(diagram.legend) + 1):
+        y = row(n)
+        _write(axes, MARGIN + 0.05, y, word, fontsize=7, weight="bold", va="center",
+               color="#333333")  # fmt: skip
+        lines = textwrap.wrap(meaning, int(room * 7 / 6)) if len(meaning) > room else [meaning]
+        _write(axes, MARGIN + 0.9, y, *lines, fontsize=7 if len(lines) == 1 else 6, va="center",
+               color="#333333", linespacing=1.0)  # fmt: skip
     for n, fate in enumerate(diagram.legend, start=1):
         marker, colour, meaning = ENDING_STYLE[fate]
-        y = _y(top, diagram.rows + n)
+        y = row(n)
         axes.plot([MARGIN + 0.12], [y], marker=marker, ms=8, color=colour, mec="black",
                   mew=0.6)  # fmt: skip
         _write(axes, MARGIN + 0.3, y, meaning, fontsize=7, va="center", color="#333333")
+
+
+def packet_numbers(spec: str) -> list[int]:
+    """Packet numbers from ``--packets``: numbers and ranges, comma-separated (``1-3,7``).
+
+    Raises:
+        UsageError: not numbers and ranges, or a range that runs backwards.
+    """
+    numbers: list[int] = []
+    for part in spec.split(","):
+        found = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not found or int(found[1]) < 1:
+            raise UsageError(
+                f"--packets {spec!r}: write packet numbers and ranges from 1, e.g. 1-3,7"
+            )
+        first, last = int(found[1]), int(found[2] or found[1])
+        if last < first:
+            raise UsageError(f"--packets {spec!r}: the range {part.strip()} runs backwards")
+        numbers.extend(n for n in range(first, last + 1) if n not in numbers)
+    return numbers
+
+
+def pick_packets(journey: Journey, numbers: Sequence[int]) -> Journey:
+    """The journey with only the packets numbered (in time order, numbers kept).
+
+    Raises:
+        NotFoundError: a number the connection has no packet for.
+    """
+    have = {packet.n for packet in journey.packets}
+    missing = [n for n in numbers if n not in have]
+    if missing:
+        flow = journey.flow
+        raise NotFoundError(
+            f"flow {flow.id} has no packet {', '.join(map(str, missing))} "
+            f"(it has {len(journey.packets)}: #1 to #{len(journey.packets)})"
+        )
+    return Journey(journey.flow, tuple(p for p in journey.packets if p.n in numbers))
+
+
+def handshake(journey: Journey) -> Journey:
+    """A TCP connection's handshake and first data: its packets up to the first that carries
+    data (PSH) or ends it (FIN, RST), that one included; all of them if none does.
+
+    Raises:
+        UsageError: the connection is not TCP.
+    """
+    flow = journey.flow
+    if flow.proto != "tcp":
+        raise UsageError(f"--handshake: flow {flow.id} is {flow.proto}, not tcp (try --packets)")
+    kept: list[Packet] = []
+    for packet in journey.packets:
+        kept.append(packet)
+        if {"PSH", "FIN", "RST"} & set(packet.summary.split("-")):
+            break
+    return Journey(flow, tuple(kept))
 
 
 def picture_format(path: Path) -> str:
@@ -727,14 +1060,21 @@ def picture_format(path: Path) -> str:
     return suffix[1:]
 
 
-def save_diagram(journey: Journey, path: Path, dpi: int = 110) -> Diagram:
-    """Lay out and paint a journey into ``path`` (.png or .svg); returns the model drawn.
+def save_diagram(
+    journey: Journey,
+    path: Path,
+    dpi: int = 110,
+    fold: bool = True,
+    bridges: Collection[tuple[str | None, str]] = (),
+) -> Diagram:
+    """Lay out and paint a journey into ``path`` (.png or .svg), folded unless ``fold`` is
+    False, with ``bridges`` known from other connections; returns the model drawn.
 
     Raises:
         UsageError: the file name ends in neither .png nor .svg.
     """
     suffix = picture_format(path)
-    diagram = layout(journey)
+    diagram = layout(journey, fold, bridges)
     figure = paint(diagram)
     metadata = {"Date": None} if suffix == "svg" else {"Software": "logpath"}
     figure.savefig(path, dpi=dpi, format=suffix, metadata=metadata)

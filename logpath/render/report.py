@@ -27,7 +27,7 @@ import io
 import re
 import shlex
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -330,22 +330,29 @@ def write_flow_pages(pages: Sequence[FlowPage], folder: Path) -> None:
     """Write each page (and its diagram, when drawn) into ``folder``."""
     if not pages:
         return
+    from logpath.render.diagram import bridges_shown
+
     folder.mkdir(parents=True, exist_ok=True)
+    # a device one connection shows to be a bridge is drawn as one in every diagram
+    bridges = bridges_shown(page.journey for page in pages if page.diagram)
     for page in pages:
         if page.diagram:
-            draw_diagram(page.journey, folder / (page.name + DIAGRAM_SUFFIX))
+            draw_diagram(page.journey, folder / (page.name + DIAGRAM_SUFFIX), bridges)
         text = _page(f"flow {page.journey.flow.id}", flow_sections(page))
         (folder / f"{page.name}.html").write_text(text, encoding="utf-8")
 
 
-def draw_diagram(journey: Journey, path: Path) -> None:
-    """A connection's sequence diagram as SVG, its text kept as text (DIAGRAM_SUFFIX)."""
+def draw_diagram(
+    journey: Journey, path: Path, bridges: Collection[tuple[str | None, str]] = ()
+) -> None:
+    """A connection's sequence diagram as SVG, its text kept as text (DIAGRAM_SUFFIX), with
+    the ``bridges`` other connections show."""
     import matplotlib
 
     from logpath.render.diagram import save_diagram
 
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "logpath"}):
-        save_diagram(journey, path)
+        save_diagram(journey, path, bridges=bridges)
 
 
 def flow_sections(page: FlowPage) -> list[str]:

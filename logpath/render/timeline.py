@@ -55,6 +55,9 @@ def print_timeline(console: Console, journeys: Sequence[Journey]) -> None:
         if number:
             console.print()
         console.print(timeline(journey, console.width))
+    terms = legend_terms(*journeys)  # once, after them all: the words they used
+    if terms:
+        console.print(legend_table(terms))
 
 
 def timeline(journey: Journey, width: int) -> Group:
@@ -67,6 +70,64 @@ def timeline(journey: Journey, width: int) -> Group:
         parts.append(hop_table(packet, width, many_hosts))
     parts.extend(analysis_lines(analyse(journey)))
     return Group(*parts)
+
+
+# What the words and marks of a timeline, a diagram and a report mean: one place for the three.
+LEGEND = {
+    "nic": "the bridge acts as the host's network card: the packet goes up to the host's IP "
+    "stack (routed, L3)",
+    "bridge": "the bridge switches the frame between two of its ports (L2, not routed)",
+    "⇄": "the bridge's role changes at this hop (bridge ⇄ nic)",
+    "?": "table or hook not known: no LOG prefix, ruleset or TRACE line names it",
+    "(guess)": "hook guessed from the interfaces alone",
+    "·": "no interface on that side (IN= or OUT= empty)",
+    "DNAT": "destination changed here by DNAT",
+    "REDIRECT": "destination changed here by REDIRECT (to the host itself)",
+    "SNAT": "source changed by SNAT or MASQUERADE",
+    "DE-SNAT": "a reply's destination given back its original address (SNAT undone)",
+    "DE-DNAT": "a reply's source given back the address the client asked for (DNAT undone)",
+    "after": "that NAT acts after this hop: its line still shows the addresses NAT replaces",
+    "translated": "the addresses shown are NAT's, not the connection's own for this direction",
+    "quotes": "the packet an ICMP error is about, as the error carries it",
+    "(ruleset)": "told by the ruleset given to ingest (--rules)",
+    "(trace)": "told by a TRACE line of the kernel",
+    "rule #N": "TRACE: the rule's number in its chain (iptables -L --line-numbers)",
+}
+
+
+def legend_terms(*journeys: Journey) -> list[str]:
+    """The ``LEGEND`` words these journeys' timelines use, in ``LEGEND`` order."""
+    used: set[str] = set()
+    for packet in (packet for journey in journeys for packet in journey.packets):
+        evidence = packet.verdict.get("evidence") if packet.verdict else None
+        if f"({evidence})" in LEGEND and f"({evidence})" in fate_text(packet):
+            used.add(f"({evidence})")
+        for hop in packet.hops:
+            used.update(_hop_terms(hop))
+    return [term for term in LEGEND if term in used]
+
+
+def _hop_terms(hop: JourneyHop) -> set[str]:
+    """The ``LEGEND`` words one hop's line uses."""
+    used = {mark.upper() for mark in hop.nat}
+    if hop.role:
+        used.add(hop.role)
+    flags = {"⇄": hop.role_switch and bool(hop.role), "after": hop.nat_after and bool(hop.nat),
+             "translated": hop.translated, "quotes": hop.quote is not None,
+             "?": hop.table is None or hop.hook is None, "(guess)": hop.evidence == "guess",
+             "·": not (hop.in_iface or hop.physin) or not (hop.out_iface or hop.physout),
+             "rule #N": bool(hop.fields.get("trace"))}  # fmt: skip
+    return used | {term for term, shown in flags.items() if shown}
+
+
+def legend_table(terms: Sequence[str]) -> Group:
+    """``legend`` then a row per word used: the word, then what it means (wrapped beside it)."""
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("word", no_wrap=True, style="bold")
+    table.add_column("meaning", style=STYLE["muted"])
+    for term in terms:
+        table.add_row(f"  {term}", LEGEND[term])
+    return Group(Text("\nlegend", STYLE["muted"]), table)
 
 
 def analysis_lines(analysis: Analysis) -> list[Text]:
@@ -176,14 +237,21 @@ def hop_table(packet: Packet, width: int, with_host: bool = False) -> Table | Gr
     """One row per hop (two on a narrow console): hook, table/chain, interfaces, addresses,
     TTL, role, NAT marks."""
     rows: list[list[Text]] = []
+    quoted = None
     for hop in packet.hops:
         host = [Text(visible(hop.host or "-"))] if with_host else []
+        marks = hop_marks(hop)
+        if (
+            hop.quote is not None and hop.quote != quoted
+        ):  # the quote where it first shows or changes
+            marks.append(" " if marks else "").append_text(quote_text(hop))
+        quoted = hop.quote
         if width >= WIDE:
             cells = [hop_place(hop, chain=True), hop_interfaces(hop), hop_addresses(hop)]
-            rows.append([*host, *cells, _ttl(hop), hop_marks(hop)])
+            rows.append([*host, *cells, _ttl(hop), marks])
         else:
             rows.append([*host, hop_place(hop, chain=False), hop_addresses(hop), _ttl(hop)])
-            below = hop_interfaces(hop).append("  ").append_text(hop_marks(hop))
+            below = hop_interfaces(hop).append("  ").append_text(marks)
             chain = Text(visible(f"    {hop.chain}") if _own_chain(hop) else "", STYLE["muted"])
             rows.append([*([Text("")] if with_host else []), chain, below])
     if not rows:
@@ -269,6 +337,8 @@ def hop_marks(hop: JourneyHop) -> Text:
     for mark in hop.nat:
         text.append(" " if text else "")
         text.append(mark.upper(), STYLE["nat"])
+        if hop.nat_after:
+            text.append(" after", STYLE["translated"])
     if hop.translated:
         text.append(" translated" if text else "translated", STYLE["translated"])
     trace = hop.fields.get("trace")
@@ -278,13 +348,27 @@ def hop_marks(hop: JourneyHop) -> Text:
     return text
 
 
+def quote_text(hop: JourneyHop) -> Text:
+    """``quotes udp 10.77.0.1:34834 → 10.77.0.2:9009 (SNAT)``: the packet an ICMP error is
+    about, as this hop shows it, and the translations it shows done."""
+    quote = hop.quote
+    if quote is None:
+        return Text()
+    text = Text("quotes ", STYLE["muted"]).append(visible(str(quote)))
+    if quote.nat:
+        text.append(" (" + ", ".join(kind.upper() for kind in quote.nat) + ")", STYLE["nat"])
+    return text
+
+
 def _traced(trace: dict[str, Any], rule: str | None) -> str:
     """What a trace line says of its chain: a legacy TRACE line, the rule it names
-    (``rule 2: -p tcp -j fmtchain``, the text with the ruleset); a visit of nft monitor trace
-    or xtables-monitor, its verdict and the rule that gave it (``drop by handle 13: tcp dport
-    9052 drop``, ``policy accept``)."""
+    (``rule #2: -p tcp -j fmtchain``, the text with the ruleset; a policy as ``policy
+    ACCEPT``); a visit of nft monitor trace or xtables-monitor, its verdict and the rule that
+    gave it (``drop by handle 13: tcp dport 9052 drop``, ``policy accept``)."""
     if trace.get("verdict") is None:
-        named = f"{trace.get('type')} {trace.get('rulenum')}"
+        if trace.get("type") == "policy":  # its number only counts the rules before it
+            return rule or "policy"
+        named = f"{trace.get('type')} #{trace.get('rulenum')}"
         return f"{named}: {rule}" if rule else named
     if trace.get("type") == "policy":
         return f"policy {trace['verdict']}"
