@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from logpath.rowgroups import python_columns
+from logpath.rowgroups import python_rows
 
 NAT_TYPES = ("snat", "dnat", "redirect")
 
@@ -195,9 +195,7 @@ FLOW_COLUMNS = pa.schema([f for f in FLOW_SCHEMA if f.name != "flow_n"])
 def flows_from_table(table: pa.Table) -> list[Flow]:
     """The Flow records of FLOW_SCHEMA rows (read column by column: a dict per row cost
     more than the records themselves)."""
-    columns = python_columns(table)
-    rows = zip(*columns.values(), strict=True)
-    return [_flow(dict(zip(columns, row, strict=True))) for row in rows]
+    return [_flow(row) for row in python_rows(table)]
 
 
 def _flow(row: dict[str, Any]) -> Flow:

@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 
 from logpath.errors import Stopped, StoreError, StoreLockedError, StoreWriteError, UsageError
 from logpath.hops import HOP_SCHEMA
-from logpath.rowgroups import ParquetRows, Where, arrow_array, arrow_scalar
+from logpath.rowgroups import EPOCH, ParquetRows, Where, arrow_array, arrow_scalar
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
 # question that reads a few rows of the assembled tables (``ParquetRows``) should not wait half
@@ -883,10 +883,7 @@ def _scalar(value: Any) -> pa.Scalar:
 
 def _micros(when: datetime) -> int:
     """A time as the stored timestamps' raw value (row group statistics)."""
-    return (when - _EPOCH) // timedelta(microseconds=1)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+    return (when - EPOCH) // timedelta(microseconds=1)
 
 
 def hop_filter(
