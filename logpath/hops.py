@@ -255,14 +255,13 @@ def _timestamps(
     unix = fields["unix"]
     if unix.null_count < n:
         ts, stamped = _overlay(ts, stamped, unix, _unix_times)
-    inside = pc.and_(pc.greater_equal(ts, _EARLIEST), pc.less(ts, _LATEST))
+    earliest, latest = pa.scalar(EARLIEST, _TS), pa.scalar(LATEST, _TS)
+    inside = pc.and_(pc.greater_equal(ts, earliest), pc.less(ts, latest))
     bad = pc.and_(stamped, pc.invert(pc.fill_null(inside, False)))
     return ts, bad
 
 
 _TS = pa.timestamp("us", tz="UTC")
-_EARLIEST = pa.scalar(EARLIEST, _TS)
-_LATEST = pa.scalar(LATEST, _TS)
 
 
 def _overlay(
