@@ -81,7 +81,7 @@ def test_follow_shows_the_kernels_lines_as_the_traffic_flows(lab: Lab, tmp_path:
     assert [(n["type"], n["to"].split(":")[0]) for n in snat["nat"]] == [("snat", t.UPLINK_IP)]
     assert (dnat_["orig"]["dst"], dnat_["reply"]["src"]) == (t.UPLINK_IP, t.C1_IP)
     assert [n["type"] for n in dnat_["nat"]] == ["dnat"]
-    assert [e["event"] for e in events if e["id"] == snat["id"]][0] == "new"
+    assert next(e["event"] for e in events if e["id"] == snat["id"]) == "new"
     # what follow printed last of each, and stored, is what an ingest of the same records
     # (read from /dev/kmsg, written in the dmesg layout) finds
     written = tmp_path / "kernel.dmesg"
