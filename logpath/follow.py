@@ -315,15 +315,14 @@ class Follower:
         return [Event("end", entry.flow, entry.last_hop) for entry in gone if entry.shown]
 
     def _idle_for(self, entry: _Open, now: float) -> float:
-        """How long the connection has been idle: since hops of it last arrived, and by the
-        log's own clock (the newest hop's time, run on by the wall clock while nothing
-        arrives), whichever is less: a log replayed slower than it was written (a test's
-        writer, a follower catching up) does not end connections its lines have not ended."""
-        waited = now - entry.changed
+        """How long the connection has been idle by the log's own clock: from its last hop to
+        the newest hop read, run on by the wall clock while nothing arrives. A log replayed
+        slower than it was written (a test's writer) or faster (a follower catching up) ends
+        connections as their lines do. A log without dates: since its hops last arrived."""
         if entry.flow.last_seen is None or self.newest is None:
-            return waited
-        logged = (self.newest - entry.flow.last_seen).total_seconds() + now - self.last_arrival
-        return min(waited, logged)
+            return now - entry.changed
+        logged = (self.newest - entry.flow.last_seen).total_seconds()
+        return logged + now - self.last_arrival
 
     def _timeout(self, flow: Flow) -> float:
         if flow.state in CLOSED_STATES:
