@@ -58,19 +58,24 @@ def _style(flow: Flow) -> str:
     return _STATE_STYLES.get(flow.state, "")
 
 
+def nat_short(flow: Flow) -> str:
+    """The translations by what they translate to (the table's room is short): ``snat
+    →10.77.0.1:49438``."""
+    return ", ".join(f"{t.type} →{t.to_addr}" for t in flow.nat)
+
+
 def open_table(open_events: Iterable[Event]) -> Table:
-    """The open connections, each with its state and where its last hop was logged."""
+    """The open connections, each with its NAT, state and where its last hop was logged."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("id", "proto", "orig", "reply", "nat", "pkts", "state", "last hop"):
-        table.add_column(name, no_wrap=name in ("id", "orig", "reply"))
+    for name in ("id", "proto", "orig", "nat", "pkts", "state", "last hop"):
+        table.add_column(name, no_wrap=name != "last hop")
     for event in open_events:
         flow = event.flow
         table.add_row(
             flow.id,
             flow.proto,
             str(flow.orig),
-            str(flow.reply),
-            Text(nat_text(flow), style="magenta"),
+            Text(nat_short(flow), style="magenta"),
             str(flow.packets),
             Text(flow.state, style=_style(flow)),
             event.last_hop,
