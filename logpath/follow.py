@@ -158,6 +158,7 @@ class Follower:
         self.assemble_every = assemble_every
         self.unassembled = False  # the store's tables are older than its hops
         self.held: pa.Table | None = None  # hops of the newest packet (_released)
+        self.unread = 0  # bytes written to the files and not read yet, after the last poll
         self.newest: datetime | None = None  # the newest hop's time (the log's clock)
         self.last_arrival = clock()  # when hops last arrived
         self._runs: AbstractContextManager[Callable[[], AbstractContextManager[StoreWriter]]]
@@ -239,6 +240,7 @@ class Follower:
 
     def _check_behind(self) -> None:
         unread = sum(_unread(source) for source in self.inputs if isinstance(source, FollowedFile))
+        self.unread = unread
         if unread >= BEHIND_BYTES:
             self.summary.behind += 1
 

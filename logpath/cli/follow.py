@@ -20,6 +20,9 @@ from logpath.cli.app import (
 )
 from logpath.cli.flows import NatOption, ProtoOption
 
+# Seconds between two warnings that follow is falling behind
+BEHIND_SAID_EVERY = 10.0
+
 if TYPE_CHECKING:
     from logpath.follow import Event, Follower
 
@@ -114,10 +117,18 @@ def _print(events: list[Event], write: Callable[[Event], str]) -> None:
 
 def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], None]) -> None:
     """Poll until a signal asks to stop or standard input ends; then what came last."""
-    from logpath.follow import TICK
+    from logpath.follow import BEHIND_BYTES, TICK
 
+    warned = 0.0
     while not stopped and not follower.ended:
         started = time.monotonic()
         show(follower.step())
+        if follower.unread >= BEHIND_BYTES and started - warned >= BEHIND_SAID_EVERY:
+            warned = started
+            typer.echo(
+                f"logpath follow: falling behind its writers: {follower.unread / 2**20:,.0f} MiB "
+                "not read yet",
+                err=True,
+            )
         time.sleep(max(0.0, TICK - (time.monotonic() - started)))
     show(follower.step())
