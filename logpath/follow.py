@@ -183,7 +183,9 @@ class Follower:
 
     def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
         try:
-            if error is None or isinstance(error, (Stopped, KeyboardInterrupt)):
+            # a second signal stops at once (stop_on_signals): what was read since the last
+            # commit is not stored, and its files' extents with it, so the next run reads it
+            if error is None:
                 self.commit(final=True)
         finally:
             for source in self.inputs:
