@@ -315,3 +315,26 @@ def test_cli_plain_lines_from_standard_input(tmp_path: Path) -> None:
         "0 ended, 1 still open; [12] commits\n",
         done.stderr,
     )
+
+
+def test_the_live_table_of_open_connections(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from logpath.render.live import open_table
+
+    log = tmp_path / "kern.log"
+    log.touch()
+    with Follower([str(log)], Store(tmp_path / "store"), year=2025) as follower:
+        half = (LAB / "masquerade.log").read_text().splitlines(True)[:30]
+        log.write_text((LAB / "dnat.log").read_text() + "".join(half))
+        events = follow_until(follower, lambda: True)
+    latest = {e.flow.id: e for e in events if e.kind != "end"}
+    out = StringIO()
+    Console(file=out, width=130, color_system=None).print(open_table(latest.values()))
+    assert out.getvalue().splitlines() == [
+        "id                proto  orig                               nat                    pkts  state        last hop                    ",
+        "73489fee95-49438  tcp    172.30.0.2:49438 → 10.77.0.2:9005  snat →10.77.0.1:49438  6     established  mangle FORWARD up0→lpbr0    ",
+        "fc213a127b-49338  tcp    10.77.0.2:49338 → 10.77.0.1:8080   dnat →172.30.0.2:80    10    closed       mangle POSTROUTING lpbr0→up0",
+    ]

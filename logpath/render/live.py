@@ -84,12 +84,13 @@ def open_table(open_events: Iterable[Event]) -> Table:
 
 
 class LiveView:
-    """The terminal view: a table of the open connections, the ended ones printed above it."""
+    """The terminal view: a table of the open connections, the ended ones printed above it.
+    The last table stays on the screen when follow stops: what was still open."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.open: dict[str, Event] = {}
-        self.live = Live(self._render(), console=console, auto_refresh=False, transient=True)
+        self.live = Live(self._render(), console=console, auto_refresh=False, transient=False)
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
