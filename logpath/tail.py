@@ -22,7 +22,15 @@ from datetime import UTC, datetime
 from typing import IO
 
 from logpath.errors import InputError
-from logpath.lines import HEAD_BYTES, NOTHING, STDIN, Block, Extent, _recognise
+from logpath.lines import (
+    HEAD_BYTES,
+    NOTHING,
+    STDIN,
+    Block,
+    Extent,
+    _recognise,
+    journal_record,
+)
 
 # What one poll reads of a file at most: a writer far ahead is caught up over several polls,
 # and memory stays flat (a tenth of a second of parsing at 20,000 lines/s is ~2 MiB).
@@ -57,6 +65,26 @@ class Tally:
         return Extent(self.lines, self.size, digest, hashlib.sha256(self.head).hexdigest())
 
 
+class Shape:
+    """What an input's lines are: text lines, or journald's JSON records (``journalctl -o
+    json``), one per line, made into the lines ingest makes of them. Told by the first byte
+    the input gives, as ingest tells it."""
+
+    def __init__(self) -> None:
+        self.journal: bool | None = None
+
+    def block(self, start: int, whole: bytes) -> Block:
+        """The lines ``whole`` (whole lines), numbered from ``start``."""
+        if self.journal is None:
+            self.journal = whole.startswith(b"{")
+        if not self.journal:
+            return Block(start, whole.count(b"\n"), whole)
+        items = [
+            (n, journal_record(n, raw)) for n, raw in enumerate(whole.split(b"\n")[:-1], start)
+        ]
+        return Block(start, len(items), lines=items)
+
+
 class FollowedFile:
     """One path followed as ``tail -F`` follows it (see the module's docstring)."""
 
@@ -75,6 +103,7 @@ class FollowedFile:
         if not self.started:
             self._open()  # now: its end is where it is when follow starts
         self.unfinished_dropped = 0  # a rotated file's last line, never finished
+        self.shape = Shape()
 
     def where(self) -> str:
         """Where this file is read from, said when follow starts."""
@@ -165,7 +194,8 @@ class FollowedFile:
                     whole = data[: data.rfind(b"\n") + 1]
                     if whole:
                         start = self.tally.lines + 1
-                        yield Block(start, self.tally.add(whole), whole)
+                        self.tally.add(whole)
+                        yield self.shape.block(start, whole)
                     if len(whole) < len(data):
                         return  # the copy ends inside a line: nothing after it is whole
         except OSError:
@@ -182,7 +212,8 @@ class FollowedFile:
             if not whole:
                 return
             start = self.tally.lines + 1
-            yield Block(start, self.tally.add(whole), whole)
+            self.tally.add(whole)
+            yield self.shape.block(start, whole)
             if not to_end or len(data) < READ_BYTES:
                 return
 
@@ -226,6 +257,7 @@ class FollowedStdin:
         self.skipped_before = 0
         self.unfinished_dropped = 0
         self.tally = Tally()
+        self.shape = Shape()
 
     def where(self) -> str:
         return "standard input"
@@ -242,9 +274,8 @@ class FollowedStdin:
             if not whole:
                 continue
             self.pending = self.pending[len(whole) :]
-            count = whole.count(b"\n")
-            yield Block(self.lines + 1, count, whole)
-            self.lines += count
+            yield self.shape.block(self.lines + 1, whole)
+            self.lines += whole.count(b"\n")
 
     def close(self) -> None:
         pass

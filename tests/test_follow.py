@@ -338,3 +338,23 @@ def test_the_live_table_of_open_connections(tmp_path: Path) -> None:
         "73489fee95-49438  tcp    172.30.0.2:49438 → 10.77.0.2:9005  snat →10.77.0.1:49438  6     established  mangle FORWARD up0→lpbr0    ",
         "fc213a127b-49338  tcp    10.77.0.2:49338 → 10.77.0.1:8080   dnat →172.30.0.2:80    10    closed       mangle POSTROUTING lpbr0→up0",
     ]
+
+
+def test_journalctl_json_on_standard_input_is_read_as_ingest_reads_it(tmp_path: Path) -> None:
+    journal = Path(__file__).parent.parent / "samples" / "formats" / "journal.json"
+    done = subprocess.run(
+        [*CLI, "follow", "-", "--store", str(tmp_path / "followed"), "--json"],
+        input=journal.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    ingest([str(journal)], Store(tmp_path / "ingested"))
+    expected = stored(Store(tmp_path / "ingested"))
+    assert expected and stored(Store(tmp_path / "followed")) == expected
+    shown = {
+        e["id"]: {k: v for k, v in e.items() if k != "event"}
+        for e in map(json.loads, done.stdout.splitlines())
+    }
+    assert list(shown.values()) == expected
