@@ -728,19 +728,21 @@ def _journal_lines(
             return
         lineno = tally.lines + 1
         tally.add(data, 1)
-        if not data.strip():
-            yield lineno, ""
-            continue
-        try:
-            record = json.loads(data)
-        except ValueError as error:  # not JSON, or not UTF-8
-            reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-            yield lineno, RawLine(lineno, f"not a JSON object ({reason})")
-            continue
-        if not isinstance(record, dict):
-            yield lineno, RawLine(lineno, f"not a JSON object (a {type(record).__name__})")
-            continue
-        yield lineno, _journal_to_line(record)
+        yield lineno, journal_record(lineno, data)
+
+
+def journal_record(lineno: int, data: bytes) -> str | RawLine:
+    """One line of ``journalctl -o json`` as the line it stands for ("" for a blank line)."""
+    if not data.strip():
+        return ""
+    try:
+        record = json.loads(data)
+    except ValueError as error:  # not JSON, or not UTF-8
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
+        return RawLine(lineno, f"not a JSON object ({reason})")
+    if not isinstance(record, dict):
+        return RawLine(lineno, f"not a JSON object (a {type(record).__name__})")
+    return _journal_to_line(record)
 
 
 def _export_lines(

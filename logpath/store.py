@@ -36,8 +36,8 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -262,6 +262,33 @@ class Store:
             if self.path in made and not self.exists():
                 _remove_new_store(self.path, made)
             raise
+
+    @contextmanager
+    def runs(self) -> Iterator[Callable[[], AbstractContextManager[StoreWriter]]]:
+        """Hold the store's lock for a run committed a piece at a time (``logpath follow``):
+        each ``with run() as writer:`` is one writer, committed when its block ends, so that
+        readers see what was read so far while a second writer is still refused. A piece that
+        fails removes its own parts only; the pieces committed before it stand."""
+        self._prepare(create=True)
+        with _locked(self.path / "lock"):
+
+            @contextmanager
+            def run() -> Iterator[StoreWriter]:
+                writer = StoreWriter(self, self.require() if self.exists() else Manifest())
+                # the assembled tables the commit before last replaced: a reader has had a
+                # commit's time to open them
+                writer.remove_orphans()
+                try:
+                    yield writer
+                    writer.close()
+                    writer.commit()
+                except BaseException as error:
+                    stored = writer.abort()
+                    if isinstance(error, Stopped):
+                        error.stored = stored
+                    raise
+
+            yield run
 
     def check_writable(self) -> None:
         """Refuse, before a run reads any input and without creating anything, a store it

@@ -7,6 +7,7 @@ all of them are imported for every command (tests/test_cli.py checks it).
 
 from logpath.cli import doctor  # noqa: F401
 from logpath.cli import flows  # noqa: F401
+from logpath.cli import follow  # noqa: F401
 from logpath.cli import ingest  # noqa: F401
 from logpath.cli import instrument  # noqa: F401
 from logpath.cli import render  # noqa: F401

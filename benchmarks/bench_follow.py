@@ -1,0 +1,187 @@
+"""Follow benchmark: `logpath follow FILE --json` while a writer appends replayed lines to FILE.
+
+The lines are replay_syslog.py's (the lab's genuine captures replayed as a Docker host's
+syslog, ~40% other daemons' lines). A writer thread appends them at ``--rate`` lines/s, in
+batches every 10 ms, and notes when each line was written; a reader thread notes when each
+event was printed. The latency of a connection is from the write of its first line to the print
+of its "new" event (the first line is found by the connection's orig tuple). The follower's
+memory (VmRSS) is sampled every half second. When the writer is done, follow is given until
+it printed nothing for 5 s, then stopped with SIGINT; its summary line says what it read.
+
+    .venv/bin/python benchmarks/bench_follow.py [--input FILE] [--lines N] [--rate R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+CLI = [sys.executable, "-c", "from logpath.cli import main; main()"]
+TUPLE = re.compile(r"SRC=(\S+) DST=(\S+) .*?PROTO=(\w+)(?: SPT=(\d+) DPT=(\d+))?")
+
+
+def replayed(lines: int) -> Path:
+    """The replayed syslog of ``lines`` lines (written by replay_syslog.py when missing)."""
+    path = OUT / f"replay-{lines}-s1.log"
+    if not path.exists():
+        OUT.mkdir(exist_ok=True)
+        script = HERE / "replay_syslog.py"
+        subprocess.run([sys.executable, str(script), str(path), "--lines", str(lines)], check=True)
+    return path
+
+
+class Writer(threading.Thread):
+    """Appends the lines at a steady rate, noting when each was written."""
+
+    def __init__(self, path: Path, lines: list[str], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.path, self.lines, self.rate = path, lines, rate
+        self.written = [0.0] * len(lines)
+        self.done = 0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        with self.path.open("a") as handle:
+            while self.done < len(self.lines):
+                due = min(len(self.lines), int((time.monotonic() - start) * self.rate) + 1)
+                if due > self.done:
+                    handle.writelines(self.lines[self.done : due])
+                    handle.flush()
+                    now = time.monotonic()
+                    for i in range(self.done, due):
+                        self.written[i] = now
+                    self.done = due
+                time.sleep(0.01)
+
+
+class Printed(threading.Thread):
+    """Reads follow's JSON lines as they come, noting when each came."""
+
+    def __init__(self, stream: object) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.events: list[tuple[float, dict[str, object]]] = []
+
+    def run(self) -> None:
+        for line in self.stream:  # type: ignore[attr-defined]
+            self.events.append((time.monotonic(), json.loads(line)))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def first_lines(lines: list[str]) -> dict[tuple[str, ...], list[int]]:
+    """Per tuple (proto, src, sport, dst, dport), the lines that show it, in order."""
+    found: dict[tuple[str, ...], list[int]] = {}
+    for i, line in enumerate(lines):
+        match = TUPLE.search(line)
+        if match:
+            src, dst, proto, sport, dport = match.groups()
+            key = (proto.lower(), src, sport or "", dst, dport or "")
+            found.setdefault(key, []).append(i)
+    return found
+
+
+def latencies(
+    events: list[tuple[float, dict[str, object]]], lines: list[str], writer: Writer
+) -> list[float]:
+    """Seconds from the write of each shown connection's first line to its "new" event."""
+    shown_by_tuple = first_lines(lines)
+    used: dict[tuple[str, ...], int] = {}
+    seconds = []
+    for printed, event in events:
+        if event["event"] != "new":
+            continue
+        orig = event["orig"]
+        assert isinstance(orig, dict)
+        key = (
+            str(event["proto"]),
+            orig["src"],
+            str(orig["sport"] or ""),
+            orig["dst"],
+            str(orig["dport"] or ""),
+        )
+        # its first line: the first of its tuple's written lines after the ones an earlier
+        # connection of the same tuple showed
+        shown = [i for i in shown_by_tuple.get(key, []) if 0 < writer.written[i] <= printed]
+        fresh = [i for i in shown if i > used.get(key, -1)]
+        if fresh:
+            seconds.append(printed - writer.written[fresh[0]])
+            used[key] = shown[-1]
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--input", type=Path, help="a syslog file (default: replayed lines)")
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=2_000, help="lines written per second")
+    parser.add_argument("--limit", type=int, default=0, help="write only this many lines")
+    args = parser.parse_args()
+    source = args.input or replayed(args.lines)
+    lines = source.read_text().splitlines(True)
+    if args.limit:
+        lines = lines[: args.limit]
+    work = Path(tempfile.mkdtemp(prefix="bench-follow-"))
+    log = work / "kern.log"
+    log.touch()
+    follow = subprocess.Popen(
+        [*CLI, "follow", str(log), "--store", str(work / "store"), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert follow.stderr is not None
+    follow.stderr.readline()  # "reading ...": it is following
+    printed = Printed(follow.stdout)
+    printed.start()
+    writer = Writer(log, lines, args.rate)
+    started = time.monotonic()
+    writer.start()
+    memory: list[tuple[float, float]] = []
+    while (
+        writer.is_alive()
+        or time.monotonic() - max([writer.written[-1], *(t for t, _ in printed.events[-1:])]) < 5
+    ):
+        memory.append((time.monotonic() - started, rss_mib(follow.pid)))
+        time.sleep(0.5)
+    follow.send_signal(signal.SIGINT)
+    summary = follow.stderr.read().strip()
+    follow.wait()
+    wrote = writer.written[-1] - started
+    waits = sorted(latencies(printed.events, lines, writer))
+    report = [
+        f"lines written: {len(lines):,} in {wrote:.1f} s ({len(lines) / wrote:,.0f} lines/s)",
+        f"follow: {summary}",
+        f"events printed: {len(printed.events):,}",
+        "latency write -> new event (s): "
+        + (
+            f"median {statistics.median(waits):.2f}, p90 {waits[int(len(waits) * 0.9)]:.2f}, "
+            f"max {waits[-1]:.2f} over {len(waits):,} connections"
+            if waits
+            else "no connection shown"
+        ),
+        "follow's memory (VmRSS, MiB) by time: "
+        + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in memory[:: max(1, len(memory) // 12)]),
+        f"memory peak {max(m for _, m in memory):.0f} MiB, last {memory[-1][1]:.0f} MiB",
+    ]
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,516 @@
+"""Follow: connections assembled while their lines are being written (``logpath follow``).
+
+The lines followed (``logpath.tail``) are parsed as ingest parses them (``parse_chunk``). Their
+hops join a window of the connections still open, which is assembled again (``assemble``) each
+time hops arrive: a connection is ``new`` when first assembled, ``update`` when what
+``flows --json`` says of it changes (packets, state, fates, NAT), ``end`` when it closed (FIN
+both ways or RST, and nothing more for CLOSED_GRACE) or was idle past its timeout; an ended
+connection's hops leave the window. Every COMMIT_EVERY seconds the hops read are added to the
+store, with what was read of each file, and the store's connections are assembled again, as
+an ingest of the same lines would; the store's lock is held from start to end.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from logpath.assembly import HOP_COLUMNS, Assembled, assemble, assemble_store, kept_ruleset
+from logpath.errors import Stopped
+from logpath.hops import HOP_SCHEMA
+from logpath.ingest import ChunkResult, parse_chunk
+from logpath.lines import Block, Extent
+from logpath.parse import KNOWN_LINES, Rejected
+from logpath.provenance import Provenance
+from logpath.query import NAT_CHOICES, FlowQuery, Tables, matching_flow_numbers
+from logpath.records import Flow, flows_from_table
+from logpath.rowgroups import MemoryRows
+from logpath.store import SourceState, Store, StoreWriter
+from logpath.tail import Followed, FollowedFile, Tally, followed, written
+
+_WINDOW_SCHEMA = pa.schema([HOP_SCHEMA.field(c) for c in HOP_COLUMNS])
+
+# How long a connection may be idle before it ends (seconds without a new hop): an unanswered
+# one 10 s, a TCP connection 120 s, UDP and ICMP less (conntrack's defaults, shortened as the
+# issue asks: a live view wants ended connections to leave it).
+UNANSWERED_IDLE = 10.0
+IDLE = {"tcp": 120.0, "udp": 30.0, "udplite": 30.0, "icmp": 10.0, "icmpv6": 10.0}
+OTHER_IDLE = 120.0
+# A closed TCP connection still has its last ACK to come (and retransmitted FINs): it ends
+# when nothing more arrived for this long after the close.
+CLOSED_GRACE = 2.0
+CLOSED_STATES = frozenset({"closed", "reset"})
+COMMIT_EVERY = 2.0  # seconds between commits to the store (when something was read)
+# When the store's connections are assembled again: once the input paused this long, and at
+# least this often while it never pauses. One assembly holds the loop and reads every stored
+# connection again (assemble_added reads the trace table): 1.2 s over 4,000 hops, 3.7 CPU-s
+# over 120,000; at every commit it made the latency of what follow prints 2 s at 500 lines/s.
+ASSEMBLE_AFTER_PAUSE = 5.0
+ASSEMBLE_EVERY = 300.0
+TICK = 0.1  # seconds between polls of the inputs
+# Unread bytes in the inputs after a poll that say follow is falling behind its writers
+BEHIND_BYTES = 8 << 20
+# A packet's hops on one host are logged within this (seconds of uptime): the kernel passes it
+# through its hooks at once. The newest hops wait for later ones (a log without uptimes: for
+# its second to end), or for a poll that brings nothing.
+SAME_PACKET = 0.05
+SKIPPED_BEFORE = "before follow started (not read: --from-start reads them)"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What changed about one connection: ``kind`` is "new", "update" or "end"."""
+
+    kind: str
+    flow: Flow
+    last_hop: str
+    """Where its last hop was logged: table, chain, interfaces (``nat POSTROUTING →eth0``)."""
+
+    def to_json(self) -> dict[str, object]:
+        """The ``flows --json`` object of the connection, with ``event``."""
+        return {**self.flow.to_json(), "event": self.kind}
+
+
+@dataclass
+class FollowSummary:
+    """What one follow run read, stored and showed."""
+
+    lines: int = 0
+    hops: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    skipped_before: int = 0  # lines already in the files when follow started, not read
+    connections: int = 0  # connections shown (new events)
+    ended: int = 0
+    commits: int = 0
+    behind: int = 0  # polls after which BEHIND_BYTES or more were still unread
+    open: int = 0
+
+    def line(self) -> str:
+        """The one-line summary printed when follow stops."""
+        return (
+            f"{self.lines:,} lines read, {self.hops:,} hops, {self.rejected:,} rejected; "
+            f"{self.connections:,} connections shown, {self.ended:,} ended, "
+            f"{self.open:,} still open; {self.commits:,} commits"
+        )
+
+
+@dataclass
+class _Open:
+    """A connection of the window, as last shown."""
+
+    flow: Flow
+    changed: float  # when (time.monotonic) hops of it last arrived
+    shown: bool  # it matches the filters: its events are emitted
+    last_hop: str  # where its last hop was logged (Event.last_hop)
+
+
+@dataclass
+class _Pending:
+    """What was read since the last commit."""
+
+    hops: list[pa.Table] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+class Follower:
+    """Follows ``paths`` into ``store``; ``step`` polls once and returns the events.
+
+    Use as a context manager: it holds the store's lock while it runs and commits on exit.
+    """
+
+    def __init__(
+        self,
+        paths: list[str],
+        store: Store,
+        *,
+        query: FlowQuery | None = None,
+        from_start: bool = False,
+        year: int | None = None,
+        ruleset: dict[str, object] | None = None,
+        idle: float | None = None,
+        commit_every: float = COMMIT_EVERY,
+        assemble_every: float = ASSEMBLE_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.paths = paths
+        self.store = store
+        self.query = query or FlowQuery()
+        self.from_start = from_start
+        self.year = year
+        self.ruleset = ruleset
+        self.idle = idle
+        self.commit_every = commit_every
+        self.clock = clock
+        self.summary = FollowSummary()
+        self.inputs: list[Followed] = []
+        self.window: pa.Table | None = None  # the open connections' hops (HOP_COLUMNS)
+        self.open: dict[str, _Open] = {}
+        self.pending = _Pending()
+        self.last_commit = self.last_assembly = clock()
+        self.assemble_every = assemble_every
+        self.unassembled = False  # the store's tables are older than its hops
+        self.held: pa.Table | None = None  # hops of the newest packet (_released)
+        self.unread = 0  # bytes written to the files and not read yet, after the last poll
+        self.newest: datetime | None = None  # the newest hop's time (the log's clock)
+        self.last_arrival = clock()  # when hops last arrived
+        self._runs: AbstractContextManager[Callable[[], AbstractContextManager[StoreWriter]]]
+        self._run: Callable[[], AbstractContextManager[StoreWriter]] | None = None
+
+    def __enter__(self) -> Follower:
+        self.query.hop_filter()  # a bad --nat is refused before anything is read
+        self.store.check_writable()
+        self._runs = self.store.runs()
+        self._run = self._runs.__enter__()
+        try:
+            _warm_up()
+            known = {k: e for k, e in _extents(self.store)}
+            self.inputs = followed(self.paths, known, self.from_start)
+        except BaseException as error:
+            self._runs.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        try:
+            # a second signal stops at once (stop_on_signals): what was read since the last
+            # commit is not stored, and its files' extents with it, so the next run reads it
+            if error is None:
+                self.commit(final=True)
+        finally:
+            for source in self.inputs:
+                source.close()
+            self.summary.open = len(self.open)
+            self._runs.__exit__(None, None, None)
+
+    @property
+    def ended(self) -> bool:
+        """Whether every input has ended (standard input closed): nothing more will come."""
+        return all(getattr(source, "ended", False) for source in self.inputs)
+
+    def step(self) -> list[Event]:
+        """Read what arrived, show what changed, end idle connections; commit when due."""
+        added = self._released(self._read())
+        events = self._assembled(added) if added is not None else []
+        events.extend(self._ends())
+        if self.clock() - self.last_commit >= self.commit_every:
+            self.commit()
+        return events
+
+    def _read(self) -> pa.Table | None:
+        """Parse the lines that arrived; the new hops (HOP_COLUMNS), None when none came."""
+        new: list[pa.Table] = []
+        for source in self.inputs:
+            mtime = written(source)
+            for block in source.poll():
+                result = parse_chunk(source.path, mtime, self.year, block, 0)
+                self.pending.hops.append(result.hops)
+                self.pending.rejected.extend(result.rejected)
+                self.pending.skipped.update(result.skipped)
+                self._count(result)
+                if result.hops.num_rows:
+                    new.append(result.hops.select(HOP_COLUMNS))
+        self._check_behind()
+        return pa.concat_tables(new) if new else None
+
+    def _released(self, new: pa.Table | None) -> pa.Table | None:
+        """The hops to assemble now: those that arrived, but the newest packet's, which may
+        have hops still to come (a poll can fall between the lines of one packet, and half a
+        packet can look like a connection of its own: a reply whose de-SNAT is not logged
+        yet). They wait until later hops arrive, or a poll brings nothing."""
+        if new is None:
+            held, self.held = self.held, None
+            return held
+        table = new if self.held is None else pa.concat_tables([self.held, new])
+        later = _newest_packet(table)
+        self.held = table.filter(later)
+        ready = table.filter(pc.invert(later))
+        return ready if ready.num_rows else None
+
+    def _count(self, result: ChunkResult) -> None:
+        self.summary.lines += result.lines
+        self.summary.hops += result.hops.num_rows
+        self.summary.rejected += len(result.rejected)
+        self.summary.skipped += sum(result.skipped.values())
+
+    def _check_behind(self) -> None:
+        unread = sum(_unread(source) for source in self.inputs if isinstance(source, FollowedFile))
+        self.unread = unread
+        if unread >= BEHIND_BYTES:
+            self.summary.behind += 1
+
+    def _assembled(self, added: pa.Table) -> list[Event]:
+        """Assemble the window with the new hops; the events of what changed."""
+        window = added.cast(_WINDOW_SCHEMA)
+        if self.window is not None:
+            window = pa.concat_tables([self.window.select(HOP_COLUMNS), window])
+        assembled = assemble(window, kept_ruleset(self.ruleset))
+        flows = flows_from_table(assembled.flows)
+        shown = self._shown(assembled)
+        places = _last_hops(assembled)
+        now = self.last_arrival = self.clock()
+        seen = [f.last_seen for f in flows if f.last_seen is not None]
+        if seen:
+            self.newest = max([*seen, self.newest] if self.newest else seen)
+        events: list[Event] = []
+        current: dict[str, _Open] = {}
+        for flow in flows:
+            before = self.open.get(flow.id)
+            entry = _Open(flow, now, flow.id in shown, places.get(flow.id, ""))
+            if before is not None and _signature(before.flow) == _signature(flow):
+                entry.changed, entry.shown = before.changed, before.shown
+            elif entry.shown:
+                kind = "new" if before is None or not before.shown else "update"
+                self.summary.connections += kind == "new"
+                events.append(Event(kind, flow, entry.last_hop))
+            current[flow.id] = entry
+        self.open = current
+        # the window keeps each hop's connection, to let it go when it ends; a hop of no
+        # connection has nothing to wait for
+        trace = assembled.trace
+        kept = trace.filter(pc.is_valid(trace["flow"]))
+        self.window = kept.select([*HOP_COLUMNS, "flow"]).cast(
+            pa.schema([*_WINDOW_SCHEMA, pa.field("flow", pa.string())])
+        )
+        return events
+
+    def _shown(self, assembled: Assembled) -> set[str]:
+        """The ids of the connections the filters ask for."""
+        tables = Tables(MemoryRows(assembled.flows), MemoryRows(assembled.trace), {})
+        numbers = matching_flow_numbers(tables, self.query)
+        rows = assembled.flows
+        if numbers is not None:
+            rows = rows.take(numbers)
+        ids = rows["id"].to_pylist()
+        if self.query.nat is None:
+            return set(ids)
+        kinds = NAT_CHOICES[self.query.nat]
+        flows = flows_from_table(rows)
+        return {f.id for f in flows if any(t.type in kinds for t in f.nat)}
+
+    def _ends(self) -> list[Event]:
+        """End the connections closed or idle; their hops leave the window."""
+        now = self.clock()
+        gone = [
+            entry
+            for entry in self.open.values()
+            if self._idle_for(entry, now) >= self._timeout(entry.flow)
+        ]
+        if not gone:
+            return []
+        ids = {entry.flow.id for entry in gone}
+        for flow_id in ids:
+            del self.open[flow_id]
+        if self.window is not None:
+            leaving = pc.is_in(self.window["flow"], value_set=pa.array(sorted(ids), pa.string()))
+            self.window = self.window.filter(pc.invert(leaving))
+        self.summary.ended += sum(entry.shown for entry in gone)
+        return [Event("end", entry.flow, entry.last_hop) for entry in gone if entry.shown]
+
+    def _idle_for(self, entry: _Open, now: float) -> float:
+        """How long the connection has been idle by the log's own clock: from its last hop to
+        the newest hop read, run on by the wall clock while nothing arrives. A log replayed
+        slower than it was written (a test's writer) or faster (a follower catching up) ends
+        connections as their lines do. A log without dates: since its hops last arrived."""
+        if entry.flow.last_seen is None or self.newest is None:
+            return now - entry.changed
+        logged = (self.newest - entry.flow.last_seen).total_seconds()
+        return logged + now - self.last_arrival
+
+    def _timeout(self, flow: Flow) -> float:
+        if flow.state in CLOSED_STATES:
+            return CLOSED_GRACE
+        if self.idle is not None:
+            return self.idle
+        if not flow.answered:
+            return UNANSWERED_IDLE
+        return IDLE.get(flow.proto, OTHER_IDLE)
+
+    def commit(self, final: bool = False) -> None:
+        """Add what was read since the last commit to the store, with what was read of each
+        file; when the input paused (ASSEMBLE_AFTER_PAUSE), at least every ASSEMBLE_EVERY
+        seconds, and at the end, assemble the store's connections again too (as an ingest of
+        the lines would). In between, a reader finds the store's tables older than its hops
+        and assembles them for its question (``query.assembled``): it sees the same
+        connections, slower."""
+        now = self.last_commit = self.clock()
+        paused = now - self.last_arrival >= ASSEMBLE_AFTER_PAUSE
+        due = final or paused or now - self.last_assembly >= self.assemble_every
+        if not self._anything_to_commit() and not (due and self.unassembled):
+            return
+        assert self._run is not None
+        with self._run() as writer:
+            if self.ruleset is not None:
+                writer.manifest.ruleset = self.ruleset
+            for table in self.pending.hops:
+                writer.add_hops(table)
+            writer.add_rejected(self.pending.rejected)
+            skipped = writer.manifest.skipped
+            for reason, count in self.pending.skipped.items():
+                skipped[reason] = skipped.get(reason, 0) + count
+            self._remember(writer)
+            manifest = writer.manifest
+            current = Provenance.now(writer.hop_parts(), manifest.ruleset)
+            self.unassembled = not current.matches(manifest.assembly)
+            if due and self.unassembled:
+                assemble_store(self.store, writer)
+                self.unassembled, self.last_assembly = False, now
+        self.pending = _Pending()
+        self.summary.commits += 1
+
+    def _anything_to_commit(self) -> bool:
+        """Whether hops, rejected or skipped lines were read, or a file was read further than
+        the store knows (its lines were no hops), since the last commit."""
+        pending = self.pending
+        if pending.hops or pending.rejected or pending.skipped:
+            return True
+        return any(
+            isinstance(source, FollowedFile)
+            and (source.retired or source.skipped_before or not _recorded(source.tally))
+            for source in self.inputs
+        )
+
+    def _remember(self, writer: StoreWriter) -> None:
+        """Keep in the manifest what was read of each file (its extent), as ingest does: a
+        later run, follow or ingest, reads on from there."""
+        sources = writer.manifest.sources
+        for source in self.inputs:
+            if not isinstance(source, FollowedFile):
+                continue
+            if source.skipped_before:
+                skipped = writer.manifest.skipped
+                skipped[SKIPPED_BEFORE] = skipped.get(SKIPPED_BEFORE, 0) + source.skipped_before
+                self.summary.skipped_before += source.skipped_before
+                source.skipped_before = 0
+            for tally in [*source.retired, source.tally]:
+                _record_extent(source.path, tally, sources)
+            source.retired.clear()
+
+
+def _newest_packet(hops: pa.Table) -> pa.Array:
+    """Which hops were logged within SAME_PACKET of their host's newest (by uptime; a hop
+    without one, in its host's newest second)."""
+    hosts = hops["host"].to_pylist()
+    uptimes = hops["uptime"].to_pylist()
+    stamps = hops["ts"].to_pylist()
+    top_uptime: dict[object, float] = {}
+    top_stamp: dict[object, datetime] = {}
+    for host, uptime, stamp in zip(hosts, uptimes, stamps, strict=True):
+        if uptime is not None:
+            top_uptime[host] = max(uptime, top_uptime.get(host, uptime))
+        elif stamp is not None:
+            top_stamp[host] = max(stamp, top_stamp.get(host, stamp))
+    later = [
+        (uptime is not None and uptime >= top_uptime[host] - SAME_PACKET)
+        or (uptime is None and stamp is not None and stamp >= top_stamp[host])
+        for host, uptime, stamp in zip(hosts, uptimes, stamps, strict=True)
+    ]
+    return pa.array(later, pa.bool_())
+
+
+def _warm_up() -> None:
+    """Parse and assemble a known line once before the first poll: the first time costs ~2 s
+    (the grammar built, pandas imported), which would otherwise delay the first lines read."""
+    line = (KNOWN_LINES[0] + "\n").encode()
+    hops = parse_chunk("warm-up", datetime.now(UTC), None, Block(1, 1, line), 0).hops
+    assemble(hops.select(HOP_COLUMNS))
+
+
+def _record_extent(name: str, tally: Tally, sources: dict[str, SourceState]) -> None:
+    extent = tally.extent()
+    if not extent.lines:
+        return
+    if tally.continues is not None:
+        sources.pop(tally.continues, None)
+    state = SourceState(name, extent.lines, extent.size, extent.digest, extent.head)
+    sources[extent.digest] = state
+    tally.continues = extent.digest
+
+
+def _recorded(tally: Tally) -> bool:
+    return not tally.size or tally.continues == tally.extent().digest
+
+
+def _extents(store: Store) -> Iterator[tuple[str, Extent]]:
+    """The extents the store's manifest keeps (what earlier runs read of each file)."""
+    from logpath.ingest import _extent
+
+    if not store.exists():
+        return
+    for key, state in store.manifest.sources.items():
+        extent = _extent(state)
+        if extent is not None:
+            yield key, extent
+
+
+def _unread(source: FollowedFile) -> int:
+    import os
+
+    if source.handle is None:
+        return 0
+    return max(0, os.fstat(source.handle.fileno()).st_size - source.tally.size)
+
+
+def _signature(flow: Flow) -> tuple[object, ...]:
+    """What a change of is shown: packets, hops, state, fates, NAT, answered."""
+    return (
+        flow.packets,
+        flow.hops,
+        flow.state,
+        flow.nat,
+        flow.answered,
+        flow.stopped,
+        flow.dropped,
+        flow.lost,
+    )
+
+
+def _last_hops(assembled: Assembled) -> dict[str, str]:
+    """Per connection, where its last hop was logged (the trace is sorted by connection,
+    packet and hop)."""
+    trace = assembled.trace
+    if not trace.num_rows:
+        return {}
+    flow = trace["flow"].to_pylist()
+    last = [i for i in range(len(flow)) if i + 1 == len(flow) or flow[i + 1] != flow[i]]
+    columns = ["flow", "table", "chain", "hook", "in_iface", "out_iface"]
+    rows = trace.take(pa.array(last)).select(columns)
+    places: dict[str, str] = {}
+    for row in rows.to_pylist():
+        if row["flow"] is None:
+            continue
+        # a LOG rule's prefix may name no chain (the lab's: lp:mangle:post): its hook does
+        where = " ".join(str(w) for w in (row["table"], row["chain"] or row["hook"]) if w)
+        places[row["flow"]] = f"{where} {row['in_iface'] or ''}→{row['out_iface'] or ''}".strip()
+    return places
+
+
+def stop_on_signals(follower_stop: Callable[[int], None]) -> Callable[[], None]:
+    """Let SIGINT and SIGTERM ask the loop to stop (it commits first); a second signal stops
+    at once (``Stopped``). Returns what puts the previous handlers back."""
+
+    def asked(signum: int, frame: FrameType | None) -> None:
+        follower_stop(signum)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, again)
+
+    def again(signum: int, frame: FrameType | None) -> None:
+        raise Stopped(signum)
+
+    previous = {n: signal.signal(n, asked) for n in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore

@@ -1,0 +1,360 @@
+"""logpath follow (issue 12): genuine lab lines written by a real writer while follow reads them.
+
+A thread appends captured kernel lines to a log file at a steady pace, rotating it by rename
+and by copytruncate on the way; follow must print every connection with its tuples and NAT,
+and leave the store as a one-shot ingest of the same lines leaves it, also across a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from logpath.follow import SKIPPED_BEFORE, Event, Follower
+from logpath.ingest import ingest
+from logpath.query import FlowQuery, find_flows
+from logpath.store import Store
+
+LAB = Path(__file__).parent.parent / "samples" / "lab"
+# Connections with SNAT (masquerade), DNAT, ICMP echo and error, IPv6, and the short TCP
+# connections of the burst capture (its first 3,000 lines: 178 connections)
+SAMPLES = ["masquerade.log", "dnat.log", "icmp-echo.log", "icmp-error.log", "ipv6.log"]
+CLI = [sys.executable, "-c", "from logpath.cli import main; main()"]
+
+
+def captured_lines() -> list[str]:
+    lines = [line for name in SAMPLES for line in (LAB / name).read_text().splitlines(True)]
+    return lines + (LAB / "burst.log").read_text().splitlines(True)[:3000]
+
+
+class Writer(threading.Thread):
+    """Appends lines at a steady pace, as a syslog daemon does; ``actions`` run before the
+    line of their index (a rotation)."""
+
+    def __init__(
+        self,
+        path: Path,
+        lines: list[str],
+        per_second: float,
+        actions: dict[int, Callable[[], None]],
+    ) -> None:
+        super().__init__(daemon=True)
+        self.path, self.lines, self.pace, self.actions = path, lines, 1 / per_second, actions
+        self.written: list[float] = []  # when each line was written (time.monotonic)
+
+    def run(self) -> None:
+        start = time.monotonic()
+        handle = self.path.open("a")
+        for i, line in enumerate(self.lines):
+            if i in self.actions:
+                handle.close()
+                self.actions[i]()
+                handle = self.path.open("a")
+            time.sleep(max(0.0, start + i * self.pace - time.monotonic()))
+            handle.write(line)
+            handle.flush()
+            self.written.append(time.monotonic())
+        handle.close()
+
+
+def rotate_by_rename(path: Path) -> Callable[[], None]:
+    def rotate() -> None:
+        os.rename(path, f"{path}.1")
+        path.touch()
+
+    return rotate
+
+
+def copytruncate(path: Path) -> Callable[[], None]:
+    def rotate() -> None:
+        if os.path.exists(f"{path}.1"):  # logrotate shifts the older ones first
+            os.rename(f"{path}.1", f"{path}.2")
+        shutil.copyfile(path, f"{path}.1")
+        os.truncate(path, 0)
+
+    return rotate
+
+
+def follow_until(follower: Follower, done: Callable[[], bool], settle: float = 0.5) -> list[Event]:
+    """Step until ``done``, then until a step shows nothing, ``settle`` seconds at least;
+    every event, in order."""
+    events: list[Event] = []
+    quiet_since: float | None = None
+    shown = True
+    while shown or quiet_since is None or time.monotonic() - quiet_since < settle:
+        step = follower.step()
+        events.extend(step)
+        shown = bool(step) or quiet_since is None
+        if quiet_since is None and done():
+            quiet_since = time.monotonic()
+        time.sleep(0.05)
+    return events
+
+
+def one_shot(lines: list[str], tmp_path: Path) -> list[dict[str, object]]:
+    """The connections a one-shot ingest of the same lines stores."""
+    log = tmp_path / "all.log"
+    log.write_text("".join(lines))
+    store = Store(tmp_path / "one-shot")
+    ingest([str(log)], store, year=2025)
+    return [f.to_json() for f in find_flows(store, FlowQuery())]
+
+
+def stored(store: Store) -> list[dict[str, object]]:
+    return [f.to_json() for f in find_flows(store, FlowQuery())]
+
+
+def last_shown(events: list[Event]) -> dict[str, dict[str, object]]:
+    """Per connection, the last thing printed of it (its end, or its last update)."""
+    return {e.flow.id: e.flow.to_json() for e in events}
+
+
+def test_a_writer_rotating_by_rename_and_copytruncate(tmp_path: Path) -> None:
+    lines = captured_lines()
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = Store(tmp_path / "store")
+    actions = {1000: rotate_by_rename(log), 2200: copytruncate(log)}
+    writer = Writer(log, lines, 500, actions)
+    with Follower([str(log)], store, year=2025, commit_every=0.5) as follower:
+        writer.start()
+        events = follow_until(follower, lambda: not writer.is_alive())
+    expected = one_shot(lines, tmp_path)
+    assert len(expected) == 184
+    assert any(f["nat"] and f["nat"][0]["type"] == "snat" for f in expected)
+    assert any(f["nat"] and f["nat"][0]["type"] == "dnat" for f in expected)
+    # every connection printed, its last line with the tuples and NAT the store has
+    shown = last_shown(events)
+    assert sorted(shown) == sorted(str(f["id"]) for f in expected)
+    for flow in expected:
+        printed = shown[str(flow["id"])]
+        assert (printed["orig"], printed["reply"], printed["nat"]) == (
+            flow["orig"],
+            flow["reply"],
+            flow["nat"],
+        )
+    assert next(e.kind for e in events if e.flow.id == expected[0]["id"]) == "new"
+    # the store is the one-shot ingest's, and every line was read once
+    assert stored(store) == expected
+    assert follower.summary.lines == len(lines)
+    assert store.count_hops() == len(lines)
+
+
+def test_a_restart_reads_on_without_duplicates(tmp_path: Path) -> None:
+    lines = captured_lines()[:1500]
+    log = tmp_path / "kern.log"
+    log.write_text("".join(lines[:500]))
+    store = Store(tmp_path / "store")
+    with Follower([str(log)], store, year=2025, from_start=True) as follower:
+        follow_until(follower, lambda: True)
+    assert follower.summary.lines == 500
+    # lines written while follow was not running are read by the next run, once
+    with log.open("a") as handle:
+        handle.writelines(lines[500:900])
+    with Follower([str(log)], store, year=2025) as follower:
+        writer = Writer(log, lines[900:], 3000, {})
+        writer.start()
+        follow_until(follower, lambda: not writer.is_alive())
+    assert follower.summary.lines == 1000
+    assert follower.summary.skipped_before == 0
+    assert store.count_hops() == len(lines)
+    assert stored(store) == one_shot(lines, tmp_path)
+    # and an ingest of the followed file finds every line stored
+    assert ingest([str(log)], store, year=2025).already_stored == len(lines)
+
+
+def test_it_starts_at_the_end_and_says_what_it_did_not_read(tmp_path: Path) -> None:
+    lines = captured_lines()[:200]
+    log = tmp_path / "kern.log"
+    log.write_text("".join(lines[:52]))  # masquerade.log: one whole connection
+    store = Store(tmp_path / "store")
+    with Follower([str(log)], store, year=2025) as follower:
+        with log.open("a") as handle:
+            handle.writelines(lines[52:104])  # dnat.log
+        events = follow_until(follower, lambda: True)
+    assert {e.flow.orig.dport for e in events} == {8080}
+    assert store.manifest.skipped[SKIPPED_BEFORE] == 52
+    assert store.count_hops() == 52
+
+
+def test_a_file_that_appears_later_is_read_from_its_start(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    store = Store(tmp_path / "store")
+    with Follower([str(log)], store, year=2025) as follower:
+        assert follower.step() == []
+        log.write_text((LAB / "dnat.log").read_text())
+        events = follow_until(follower, lambda: True)
+    [new] = [e for e in events if e.kind == "new"]
+    assert str(new.flow.orig) == "10.77.0.2:49338 → 10.77.0.1:8080"
+    assert [t.to_addr for t in new.flow.nat] == ["172.30.0.2:80"]
+
+
+def test_closed_and_idle_connections_end_and_leave_memory(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.touch()
+    clock = [0.0]
+    store = Store(tmp_path / "store")
+    with Follower([str(log)], store, year=2025, clock=lambda: clock[0]) as follower:
+        log.write_text((LAB / "dnat.log").read_text() + (LAB / "icmp-error.log").read_text())
+        # the newest packet (the ICMP error's) waits a poll for the rest of its hops
+        assert [(e.kind, e.flow.state) for e in follower.step()] == [("new", "closed")]
+        # with it the log is at 17:21:54; the TCP connection closed at 17:21:52: past its grace
+        assert [(e.kind, e.flow.state) for e in follower.step()] == [
+            ("new", "unreplied"),
+            ("end", "closed"),
+        ]
+        clock[0] = 9.9  # nothing more arrives: the log's clock runs on with the wall clock
+        assert follower.step() == []
+        clock[0] = 10.0  # the unanswered one's idle timeout
+        assert [(e.kind, e.flow.proto) for e in follower.step()] == [("end", "udp")]
+        assert follower.open == {}
+        assert follower.window is not None and follower.window.num_rows == 0
+
+
+def test_filters_choose_the_connections_shown(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = Store(tmp_path / "store")
+    query = FlowQuery(nat="snat")
+    with Follower([str(log)], store, year=2025, query=query) as follower:
+        log.write_text((LAB / "dnat.log").read_text() + (LAB / "masquerade.log").read_text())
+        events = follow_until(follower, lambda: True)
+    assert {(e.flow.orig.dport, e.flow.nat[0].type) for e in events} == {(9005, "snat")}
+    assert len(stored(store)) == 2  # the store has every connection
+
+
+def run_follow(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*CLI, "follow", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def listed_flows(store: Path) -> list[str]:
+    flows = subprocess.run(
+        [*CLI, "flows", "--store", str(store), "--json"], capture_output=True, text=True
+    )
+    return [f"{f['orig']['src']}:{f['orig']['sport']}" for f in json.loads(flows.stdout)]
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_cli_json_events_and_a_stop(tmp_path: Path, stop: signal.Signals, code: int) -> None:
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = tmp_path / "store"
+    follow = run_follow(str(log), "--store", str(store), "--json", "--year", "2025")
+    assert follow.stderr is not None
+    assert follow.stderr.readline() == f"logpath follow: reading {log} from its start\n"
+    log.write_text((LAB / "dnat.log").read_text())
+    # a reader sees the connection while follow runs (committed within seconds)...
+    wait_for(lambda: (store / "manifest.json").exists())
+    wait_for(lambda: listed_flows(store) == ["10.77.0.2:49338"])
+    # ...and a second writer is refused
+    refused = subprocess.run(
+        [*CLI, "ingest", str(LAB / "c2c.log"), "--store", str(store)], capture_output=True
+    )
+    assert refused.returncode == 4
+    time.sleep(0.5)
+    follow.send_signal(stop)
+    out, err = follow.communicate(timeout=30)
+    assert follow.returncode == code
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[0]["event"] == "new"
+    assert events[0]["orig"] == {
+        "src": "10.77.0.2",
+        "sport": 49338,
+        "dst": "10.77.0.1",
+        "dport": 8080,
+    }
+    assert events[0]["nat"][0]["to"] == "172.30.0.2:80"
+    ended = sum(e["event"] == "end" for e in events)
+    assert re.fullmatch(
+        "logpath follow: 52 lines read, 52 hops, 0 rejected; 1 connections shown, "
+        f"{ended} ended, {1 - ended} still open; [12] commits\n",
+        err,
+    )
+    assert Store(store).count_hops() == 52
+
+
+def test_cli_plain_lines_from_standard_input(tmp_path: Path) -> None:
+    text = (LAB / "masquerade.log").read_text()
+    done = subprocess.run(
+        [*CLI, "follow", "-", "--store", str(tmp_path / "store"), "--year", "2025"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "new     73489fee95-49438  tcp  172.30.0.2:49438 → 10.77.0.2:9005  "
+        "reply 10.77.0.2:9005 → 10.77.0.1:49438  snat 172.30.0.2:49438→10.77.0.1:49438  "
+        "closed 10 pkts 52 hops  last mangle POSTROUTING up0→lpbr0",
+    ]
+    # committed once or twice (every 2 s, and at the end)
+    assert re.fullmatch(
+        "logpath follow: reading standard input\n"
+        "logpath follow: 52 lines read, 52 hops, 0 rejected; 1 connections shown, "
+        "0 ended, 1 still open; [12] commits\n",
+        done.stderr,
+    )
+
+
+def test_the_live_table_of_open_connections(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from logpath.render.live import open_table
+
+    log = tmp_path / "kern.log"
+    log.touch()
+    with Follower([str(log)], Store(tmp_path / "store"), year=2025) as follower:
+        half = (LAB / "masquerade.log").read_text().splitlines(True)[:30]
+        log.write_text((LAB / "dnat.log").read_text() + "".join(half))
+        events = follow_until(follower, lambda: True)
+    latest = {e.flow.id: e for e in events if e.kind != "end"}
+    out = StringIO()
+    Console(file=out, width=130, color_system=None).print(open_table(latest.values()))
+    assert out.getvalue().splitlines() == [
+        "id                proto  orig                               nat                    pkts  state        last hop                    ",
+        "73489fee95-49438  tcp    172.30.0.2:49438 → 10.77.0.2:9005  snat →10.77.0.1:49438  6     established  mangle FORWARD up0→lpbr0    ",
+        "fc213a127b-49338  tcp    10.77.0.2:49338 → 10.77.0.1:8080   dnat →172.30.0.2:80    10    closed       mangle POSTROUTING lpbr0→up0",
+    ]
+
+
+def test_journalctl_json_on_standard_input_is_read_as_ingest_reads_it(tmp_path: Path) -> None:
+    journal = Path(__file__).parent.parent / "samples" / "formats" / "journal.json"
+    done = subprocess.run(
+        [*CLI, "follow", "-", "--store", str(tmp_path / "followed"), "--json"],
+        input=journal.read_text(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    ingest([str(journal)], Store(tmp_path / "ingested"))
+    expected = stored(Store(tmp_path / "ingested"))
+    assert expected and stored(Store(tmp_path / "followed")) == expected
+    shown = {
+        e["id"]: {k: v for k, v in e.items() if k != "event"}
+        for e in map(json.loads, done.stdout.splitlines())
+    }
+    assert list(shown.values()) == expected

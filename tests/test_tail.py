@@ -1,0 +1,96 @@
+"""logpath.tail: files followed as tail -F does, on genuine lab lines, poll by poll."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from logpath.lines import Block
+from logpath.tail import FollowedFile, FollowedStdin
+
+LINES = (Path(__file__).parent.parent / "samples" / "lab" / "dnat.log").read_text().splitlines(True)
+
+
+def polled(followed: FollowedFile | FollowedStdin) -> list[tuple[int, str]]:
+    """The numbered lines one poll gives."""
+    return [pair for block in followed.poll() for pair in numbered(block)]
+
+
+def numbered(block: Block) -> list[tuple[int, str]]:
+    texts, _ = block.texts()
+    return [(n, text + "\n") for n, text in texts]
+
+
+def test_appends_are_read_from_the_end_and_a_half_written_line_waits(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text("".join(LINES[:10]))
+    followed = FollowedFile(str(log), {}, from_start=False)
+    assert followed.where() == f"{log} from its end (line 11)"
+    assert followed.skipped_before == 10
+    with log.open("a") as handle:
+        handle.write(LINES[10] + LINES[11][:40])
+    assert polled(followed) == [(11, LINES[10])]
+    with log.open("a") as handle:
+        handle.write(LINES[11][40:])
+    assert polled(followed) == [(12, LINES[11])]
+    assert polled(followed) == []
+
+
+def test_rotation_by_rename_reads_the_old_file_to_its_end(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.touch()
+    followed = FollowedFile(str(log), {}, from_start=False)
+    with log.open("a") as handle:
+        handle.writelines(LINES[:5])
+    assert len(polled(followed)) == 5
+    with log.open("a") as handle:  # written just before the rename, not polled yet
+        handle.writelines(LINES[5:8])
+    os.rename(log, f"{log}.1")
+    assert polled(followed) == list(enumerate(LINES[5:8], 6))  # the new file is not there yet
+    log.write_text("".join(LINES[8:12]))
+    assert polled(followed) == list(enumerate(LINES[8:12], 1))
+    [old] = followed.retired
+    assert (old.lines, old.extent().size) == (8, len("".join(LINES[:8]).encode()))
+
+
+def test_copytruncate_reads_the_lines_before_the_truncation_from_the_copy(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.touch()
+    followed = FollowedFile(str(log), {}, from_start=False)
+    with log.open("a") as handle:
+        handle.writelines(LINES[:5])
+    assert len(polled(followed)) == 5
+    with log.open("a") as handle:
+        handle.writelines(LINES[5:9])  # written after the poll, before logrotate's copy
+    shutil.copyfile(log, f"{log}.1")
+    os.truncate(log, 0)
+    with log.open("a") as handle:  # the writer goes on, past where follow had read
+        handle.writelines(LINES[9:40])
+    assert polled(followed) == [*enumerate(LINES[5:9], 6), *enumerate(LINES[9:40], 1)]
+
+
+def test_a_file_read_before_is_read_on_from_its_extent(tmp_path: Path) -> None:
+    log = tmp_path / "kern.log"
+    log.write_text("".join(LINES[:20]))
+    first = FollowedFile(str(log), {}, from_start=True)
+    assert len(polled(first)) == 20
+    extent = first.tally.extent()
+    with log.open("a") as handle:
+        handle.writelines(LINES[20:30])
+    again = FollowedFile(str(log), {extent.digest: extent}, from_start=False)
+    assert again.where() == f"{log} from line 21 (read before up to there)"
+    assert again.skipped_before == 0
+    assert polled(again) == list(enumerate(LINES[20:30], 21))
+
+
+def test_standard_input_gives_lines_as_they_arrive(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as stream:
+        followed = FollowedStdin(stream)
+        os.write(write, (LINES[0] + LINES[1][:30]).encode())
+        assert polled(followed) == [(1, LINES[0])]
+        os.write(write, LINES[1][30:].rstrip("\n").encode())
+        os.close(write)  # the writer is done: its last line is whole without a newline
+        assert polled(followed) == [(2, LINES[1])]
+        assert followed.ended
