@@ -443,12 +443,12 @@ def _recorded(tally: Tally) -> bool:
 
 def _extents(store: Store) -> Iterator[tuple[str, Extent]]:
     """The extents the store's manifest keeps (what earlier runs read of each file)."""
-    from logpath.ingest import _extent
+    from logpath.ingest import stored_extent
 
     if not store.exists():
         return
     for key, state in store.manifest.sources.items():
-        extent = _extent(state)
+        extent = stored_extent(state)
         if extent is not None:
             yield key, extent
 

@@ -379,7 +379,7 @@ def _ingest_source(
                 if first is None:
                     return
                 key = first_line_identity(first.first_line())
-                if key in sources and _extent(sources[key]) is None:
+                if key in sources and stored_extent(sources[key]) is None:
                     older, earlier = key, sources.pop(key)
                     done = earlier.lines
                 blocks = itertools.chain([first], blocks)
@@ -395,7 +395,7 @@ def _ingest_source(
             _remember(text.name, reading, earlier, older, sources, summary)
 
 
-def _extent(state: SourceState) -> Extent | None:
+def stored_extent(state: SourceState) -> Extent | None:
     """A manifest entry's extent (None for an entry of a store written before extents)."""
     if state.size is None or state.digest is None or state.head is None:
         return None
@@ -403,7 +403,7 @@ def _extent(state: SourceState) -> Extent | None:
 
 
 def _keyed_extent(item: tuple[str, SourceState]) -> tuple[str, Extent | None]:
-    return item[0], _extent(item[1])
+    return item[0], stored_extent(item[1])
 
 
 def _remember(

@@ -538,7 +538,7 @@ class Reading:
     def __init__(self, source: Text, known: Mapping[str, Extent]) -> None:
         self.source = source
         self.held_back: Counter[str] = Counter()
-        self.continues, self._head, hasher = _recognise(source.text, known)
+        self.continues, self._head, hasher = recognise(source.text, known)
         self.before = known[self.continues] if self.continues else NOTHING
         try:
             source.rewind(self.before.size)
@@ -565,7 +565,7 @@ class Reading:
             raise InputError(_damaged(source, tally.lines, error)) from None
 
 
-def _recognise(
+def recognise(
     stream: io.BufferedReader, known: Mapping[str, Extent]
 ) -> tuple[str | None, bytes, hashlib._Hash]:
     """Which known extent this text starts with: the longest, if several do.

@@ -28,8 +28,8 @@ from logpath.lines import (
     STDIN,
     Block,
     Extent,
-    _recognise,
     journal_record,
+    recognise,
 )
 
 # What one poll reads of a file at most: a writer far ahead is caught up over several polls,
@@ -150,7 +150,7 @@ class FollowedFile:
         counting the lines before it as read (``skipped_before``)."""
         stream = os.fdopen(os.dup(handle.fileno()), "rb")
         with stream:
-            continues, head, hasher = _recognise(stream, self.known)
+            continues, head, hasher = recognise(stream, self.known)
         if continues is not None:
             extent = self.known[continues]
             tally = Tally(extent.lines, extent.size, hasher, head[: extent.size], continues)

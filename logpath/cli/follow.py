@@ -72,7 +72,7 @@ def follow_command(
     """
     from rich.console import Console
 
-    from logpath.cli.ingest import _load_ruleset
+    from logpath.cli.ingest import rules_option
     from logpath.follow import Follower, stop_on_signals
     from logpath.query import FlowQuery
     from logpath.render.live import LiveView, event_json, event_line
@@ -80,7 +80,7 @@ def follow_command(
     from logpath.store import Store
 
     query = FlowQuery(port=port, host=host, proto=proto, nat=nat, since=since, until=until)
-    ruleset = _load_ruleset(rules) if rules else None
+    ruleset = rules_option(rules) if rules else None
     console = Console()
     stopped: list[int] = []
     restore = stop_on_signals(stopped.append)

@@ -72,7 +72,7 @@ def ingest_command(
     from logpath.store import Store
 
     target = Store(store)
-    ruleset = _load_ruleset(rules) if rules else None
+    ruleset = rules_option(rules) if rules else None
     console = Console(stderr=True)
     with (
         stopped_by_signals(),
@@ -100,7 +100,8 @@ def ingest_command(
         raise typer.Exit(ExitStatus.NOTHING_PARSED)
 
 
-def _load_ruleset(path: str) -> dict[str, object]:
+def rules_option(path: str) -> dict[str, object]:
+    """The ruleset of ``--rules PATH`` as the manifest keeps it (a RulesetError if unreadable)."""
     try:
         from logpath.rules import load_ruleset
     except ImportError as error:  # pragma: no cover - the rules module ships with logpath
