@@ -5,9 +5,10 @@ lab (its own seed, its own host name in every header: the fleet's hosts share Do
 addressing, as real ones do, and are told apart by name). Beside them, pairs of hosts log
 connections that cross them: the two-host lab's captures (samples/lab/two-hosts/: a client
 behind a MASQUERADE gateway, a routed link, a server behind DNAT), replayed ``--copies`` times
-``--step`` seconds apart, each copy with fresh client ports, IP IDs and ICMP echo ids (one
-offset for the whole copy, the same on both hosts: a routed packet keeps its ID), its header
-times and kernel uptimes moved together.
+``--step`` seconds apart, each copy with fresh client ports, IP IDs, ICMP echo ids and IPv6
+flow labels (one offset for the whole copy, the same on both hosts: a routed packet keeps
+them), its header times and kernel uptimes moved together; each pair's copies PAIR_SECONDS
+after the previous pair's.
 
     python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 50000 --pairs 2 --copies 40
 """
@@ -31,6 +32,10 @@ LINE = re.compile(r"^(\w{3} [ \d]\d \d\d:\d\d:\d\d) (host[ab]) kernel: \[ *(\d+\
 EPHEMERAL = range(32768, 61000)
 PORT = re.compile(r"\b(SPT|DPT)=(\d+)")
 IDENT = re.compile(r"\bID=(\d+)")
+LABEL = re.compile(r"\bFLOWLBL=(\d+)")
+# seconds between the host pairs' copies: two pairs never log a copy at the same time (an IPv6
+# packet has no IP ID to tell it from another pair's)
+PAIR_SECONDS = 17
 
 
 def shifted(line: str, names: dict[str, str], seconds: int, offset: int) -> str:
@@ -43,6 +48,7 @@ def shifted(line: str, names: dict[str, str], seconds: int, offset: int) -> str:
     when = datetime.strptime(f"2025 {header}", "%Y %b %d %H:%M:%S") + timedelta(seconds=seconds)
     body = PORT.sub(lambda m: f"{m[1]}={_port(int(m[2]), offset)}", body)
     body = IDENT.sub(lambda m: f"ID={(int(m[1]) + offset) % 65536}", body)
+    body = LABEL.sub(lambda m: f"FLOWLBL={(int(m[1]) + offset) % (1 << 20)}", body)
     stamp = f"{when:%b} {when.day:2d} {when:%H:%M:%S}"
     return f"{stamp} {names[host]} kernel: [{float(uptime) + seconds:12.6f}] {body}"
 
@@ -64,6 +70,7 @@ def crossing(pair: int, copies: int, step: int) -> dict[str, list[str]]:
             for host, name in names.items():
                 path = TWO_HOSTS / f"{scenario}-{host[-1]}.log"
                 seconds = copy * step + SCENARIOS.index(scenario) * (step // 2)
+                seconds += pair * PAIR_SECONDS
                 out[name] += [
                     shifted(line, names, seconds, offset) for line in path.read_text().splitlines()
                 ]
