@@ -286,3 +286,29 @@ def test_a_scheduler_and_two_workers_on_this_host(dask_processes: str, tmp_path:
         ).stdout
     )
     assert (again["lines"], again["hops"], again["already_stored"]) == (0, 0, 410)
+
+
+@needs_dask
+def test_flows_on_a_cluster_assemble_a_stale_store_there(tmp_path: Path) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    for store in (here, there):
+        run("ingest", *LAB_FILES, "--store", str(store), "--json")
+    # the user's own prefix conventions: every stored assembly is stale (test_assembly.py)
+    config = tmp_path / "config"
+    (config / "logpath").mkdir(parents=True)
+    (config / "logpath" / "prefixes.toml").write_text(
+        "[[convention]]\nname = 'acme'\npattern = '^ACME-(?P<hook>IN|OUT) '\n"
+        "hook = '{hook}'\nhook_map = { IN = 'INPUT', OUT = 'OUTPUT' }\n"
+    )
+    env = {"XDG_CONFIG_HOME": str(config), "LOGPATH_WORKERS": "2"}
+    flows = run("flows", "--store", str(here), "--all", "--json", env=env)
+    assert flows.stderr == f"{here}: assembling the connections of the stored hops…\n"
+    on_cluster = run(
+        "flows", "--store", str(there), "--all", "--json", "--scheduler", "local", env=env
+    )
+    assert on_cluster.stderr == f"{there}: assembling the connections on local…\n"
+    assert on_cluster.stdout == flows.stdout
+    assert len(json.loads(flows.stdout)) == 6  # the two TCP connections, the four exchanges
+    # kept: the question after it reads the tables the cluster assembled
+    again = run("flows", "--store", str(there), "--all", "--json", env=env)
+    assert (again.stderr, again.stdout) == ("", flows.stdout)
