@@ -314,3 +314,18 @@ def test_flows_on_a_cluster_assemble_a_stale_store_there(tmp_path: Path) -> None
     # kept: the question after it reads the tables the cluster assembled
     again = run("flows", "--store", str(there), "--all", "--json", env=env)
     assert (again.stderr, again.stdout) == ("", flows.stdout)
+
+
+def test_a_scheduler_without_dask_installed_says_which_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what `import distributed` then fails
+    result = runner.invoke(
+        app, ["ingest", *LAB_FILES, "--store", str(tmp_path), "--scheduler", "local"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "logpath: --scheduler local: dask is not installed\n\n"
+        "Install the extra: pip install 'logpath[dask]'\n"
+    )
+    assert not list(tmp_path.iterdir())
