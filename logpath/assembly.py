@@ -513,12 +513,13 @@ class _Kept:
         """Keep these connections (FLOW_COLUMNS) and their traced hops."""
         if not flows.num_rows:
             return
-        traced = traced.assign(packet=traced["packet"].to_numpy() + self.packets)
-        self.packets = int(traced["packet"].max()) + 1
+        # numbered past the chunks before (not with ``assign``: it copied every column)
+        packet = traced["packet"].to_numpy() + self.packets
+        self.packets = int(packet.max()) + 1
         ids = flows["id"].to_pylist()
         self.starts.append(_flow_starts(traced["flow"], traced["assembly_row"], ids, when))
         self.flows.append(flows)
-        self.traces.append(_found(traced))
+        self.traces.append(_found(traced, packet))
 
     def renumber_rows(self, rows: np.ndarray, when: np.ndarray) -> None:
         """What a worker kept of a part of the hops (``assemble_later``), its rows made rows
@@ -660,12 +661,15 @@ def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def _found(traced: pd.DataFrame) -> pa.Table:
-    """What assembly found of each traced hop (TRACE_ADDED), with ``assembly_row``."""
+def _found(traced: pd.DataFrame, packet: np.ndarray) -> pa.Table:
+    """What assembly found of each traced hop (TRACE_ADDED), with ``assembly_row``; ``packet``
+    is each hop's packet number."""
     columns = {"assembly_row": pa.array(traced["assembly_row"].to_numpy(), pa.int64())}
     for field in TRACE_ADDED:
         if field.name == "flow_n":  # numbered once every connection is known
             columns[field.name] = pa.nulls(len(traced), pa.int64())
+        elif field.name == "packet":
+            columns[field.name] = pa.array(packet, pa.int64())
         elif field.name in traced.columns:
             columns[field.name] = _arrow(traced[field.name], field.type)
         else:
@@ -674,14 +678,13 @@ def _found(traced: pd.DataFrame) -> pa.Table:
 
 
 def _arrow(values: pd.Series, type_: pa.DataType) -> pa.Array:
-    """A pandas column as an Arrow array of the stored type."""
+    """A pandas column as an Arrow array of the stored type (NaN and None become null: the
+    column held as Python objects, copied to mark them first, cost three times the rest)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype("object")
     if pa.types.is_dictionary(type_):
-        plain = pa.array(values.astype("object").where(values.notna(), None), pa.string())
+        plain = pa.array(values, pa.string(), from_pandas=True)
         return plain.dictionary_encode().cast(type_)
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
-        return pa.array(values.astype("object").where(values.notna(), None), type_)
     return pa.array(values, type_, from_pandas=True)
 
 

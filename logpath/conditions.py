@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from logpath.grammars.ruleset_records import Match
+from logpath.netfilter import protocol_name
 from logpath.rules import iface_name_matches
 
 __all__ = ["PacketFacts", "facts_from_hop", "holds"]
@@ -152,27 +153,7 @@ def dst_matches(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
 
 # --- protocol and ports ------------------------------------------------------------------------
 
-# /etc/protocols numbers and the other names iptables and nft print for the same protocols.
-PROTOCOL_NAMES = {
-    "1": "icmp",
-    "6": "tcp",
-    "17": "udp",
-    "58": "icmpv6",
-    "ipv6-icmp": "icmpv6",
-    "icmp6": "icmpv6",
-    "132": "sctp",
-    "136": "udplite",
-    "47": "gre",
-    "50": "esp",
-    "51": "ah",
-}
 PORTED = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})
-
-
-def protocol(name: str) -> str:
-    """The one name of a protocol (``6`` and ``TCP`` are ``tcp``)."""
-    lowered = name.lower()
-    return PROTOCOL_NAMES.get(lowered, lowered)
 
 
 def proto_matches(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
@@ -180,7 +161,7 @@ def proto_matches(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
         return True
     if facts.proto is None:
         return None
-    return protocol(facts.proto) in {protocol(value) for value in values}
+    return protocol_name(facts.proto) in {protocol_name(value) for value in values}
 
 
 def family_matches(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
@@ -204,7 +185,7 @@ def ports_match(
     ports: list[int | None], values: tuple[str, ...], facts: PacketFacts
 ) -> bool | None:
     """Any of the packet's ``ports`` in any of ``values``; no such header: no match."""
-    if facts.proto is not None and protocol(facts.proto) not in PORTED:
+    if facts.proto is not None and protocol_name(facts.proto) not in PORTED:
         return False
     known = [port for port in ports if port is not None]
     result = any_of([port_in(value, port) for port in known for value in values])
@@ -358,13 +339,13 @@ def icmp_value(value: str, facts: PacketFacts) -> bool | None:
 
 
 def icmp_type_matches(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
-    if facts.proto is not None and protocol(facts.proto) not in ("icmp", "icmpv6"):
+    if facts.proto is not None and protocol_name(facts.proto) not in ("icmp", "icmpv6"):
         return False
     return any_of([icmp_value(value, facts) for value in values])
 
 
 def icmp_code_matches(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
-    if facts.proto is not None and protocol(facts.proto) not in ("icmp", "icmpv6"):
+    if facts.proto is not None and protocol_name(facts.proto) not in ("icmp", "icmpv6"):
         return False
     if facts.icmp_code is None or not all(value.isdigit() for value in values):
         return None
@@ -387,7 +368,7 @@ def flag_set(written: str) -> frozenset[str] | None:
 
 def tcp_flags_match(values: tuple[str, ...], facts: PacketFacts) -> bool | None:
     """``--tcp-flags MASK COMP``: of the flags in MASK, exactly those in COMP are set."""
-    if facts.proto is not None and protocol(facts.proto) != "tcp":
+    if facts.proto is not None and protocol_name(facts.proto) != "tcp":
         return False
     if len(values) != 2 or facts.tcp_flags is None:
         return None

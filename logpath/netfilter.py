@@ -65,6 +65,37 @@ BUILTIN_CHAINS = {
 LATER_HOOK = {"PREROUTING": "INPUT", "OUTPUT": "POSTROUTING", "FORWARD": "POSTROUTING"}
 
 
+# Protocols by their /etc/protocols numbers, under the names iptables and nft give them; and the
+# other spellings of those names they accept.
+PROTOCOL_NUMBERS = {"icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17, "dccp": 33, "ipv6": 41,
+                    "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "ospf": 89, "pim": 103,
+                    "vrrp": 112, "sctp": 132, "udplite": 136}  # fmt: skip
+PROTOCOL_SPELLINGS = {"ipv6-icmp": "icmpv6", "icmp6": "icmpv6"}
+_PROTOCOL_BY_NUMBER = {str(number): name for name, number in PROTOCOL_NUMBERS.items()}
+# The protocols LOG names in PROTO= (lowered, as the hop table keeps them); of the others it
+# prints the number (nf_log_syslog.c).
+LOGGED_BY_NAME = ("tcp", "udp", "udplite", "icmp", "icmpv6", "ah", "esp", "sctp")
+
+
+def protocol_name(text: str) -> str:
+    """The one name of a protocol: ``6``, ``TCP`` and ``tcp`` are ``tcp``; a number without a
+    name here stays that number."""
+    lowered = text.strip().lower()
+    lowered = PROTOCOL_SPELLINGS.get(lowered, lowered)
+    return _PROTOCOL_BY_NUMBER.get(lowered, lowered)
+
+
+def logged_protocol_value(text: str) -> str | None:
+    """A protocol as a hop's ``proto`` holds it (its name where LOG names it, else its
+    number), or None for no protocol known by that name or number."""
+    name = protocol_name(text)
+    if name in LOGGED_BY_NAME:
+        return name
+    if name in PROTOCOL_NUMBERS:
+        return str(PROTOCOL_NUMBERS[name])
+    return name if name.isdigit() and int(name) <= 255 else None
+
+
 def nft_priority(written: str | None) -> int | None:
     """The number of an nft base chain priority as written: ``filter``, ``srcnat + 10``, ``-300``.
 

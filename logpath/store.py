@@ -50,6 +50,12 @@ import pyarrow.parquet as pq
 
 from logpath.errors import Stopped, StoreError, StoreLockedError, StoreWriteError, UsageError
 from logpath.hops import HOP_SCHEMA
+from logpath.netfilter import (
+    LOGGED_BY_NAME,
+    PROTOCOL_NUMBERS,
+    PROTOCOL_SPELLINGS,
+    logged_protocol_value,
+)
 from logpath.rowgroups import EPOCH, ParquetRows, Where, arrow_array, arrow_scalar
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
@@ -946,20 +952,13 @@ def _in_network(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Net
 # The protocols as the kernel's LOG target names them (PROTO=TCP...), as the hop table keeps
 # them; any other protocol is logged, and kept, as its number. Numbers and other names of the
 # same protocols (/etc/protocols) are read as these.
-LOGGED_PROTOCOLS = ("tcp", "udp", "udplite", "icmp", "icmpv6", "ah", "esp", "sctp")
-_PROTOCOL_ALIASES = {"6": "tcp", "17": "udp", "136": "udplite", "1": "icmp", "58": "icmpv6",
-                     "ipv6-icmp": "icmpv6", "icmp6": "icmpv6", "51": "ah", "50": "esp",
-                     "132": "sctp", "gre": "47", "ipip": "4", "ipv6": "41", "ospf": "89",
-                     "vrrp": "112", "pim": "103", "igmp": "2", "dccp": "33"}  # fmt: skip
-
-
 def logged_protocol(text: str) -> str:
     """``--proto``'s protocol as the hop table keeps it, or a UsageError naming the known."""
-    name = text.strip().lower()
-    name = _PROTOCOL_ALIASES.get(name, name)
-    if name in LOGGED_PROTOCOLS or (name.isdigit() and int(name) <= 255):
-        return name
-    known = ", ".join([*LOGGED_PROTOCOLS, *sorted(k for k in _PROTOCOL_ALIASES if not k.isdigit())])
+    value = logged_protocol_value(text)
+    if value is not None:
+        return value
+    others = sorted({*PROTOCOL_NUMBERS, *PROTOCOL_SPELLINGS} - set(LOGGED_BY_NAME))
+    known = ", ".join([*LOGGED_BY_NAME, *others])
     raise UsageError(f"--proto {text!r} is not a protocol logpath knows: use {known}, or 0-255")
 
 

@@ -8,6 +8,8 @@ import pytest
 from logpath.grammars.ruleset_records import Match
 
 from logpath.conditions import PacketFacts, holds
+from logpath.netfilter import LOGGED_BY_NAME, PROTOCOL_NUMBERS, protocol_name
+from logpath.store import logged_protocol
 
 SYN = PacketFacts(
     "ip", "tcp", "172.30.0.2", "10.77.0.2", 40000, 9005,
@@ -42,6 +44,10 @@ SIX = PacketFacts(
         (Match("proto", False, ("udp", "icmp")), SYN, False),
         (Match("proto", False, ("all",)), replace(SYN, proto=None), True),
         (Match("proto", False, ("ipv6-icmp",)), replace(SIX, proto="icmpv6"), True),
+        # a protocol LOG prints as a number (PROTO=4), named in the rule, and the other way
+        (Match("proto", False, ("ipip",)), replace(SYN, proto="4"), True),
+        (Match("proto", False, ("47",)), replace(SYN, proto="gre"), True),
+        (Match("proto", False, ("gre",)), replace(SYN, proto="4"), False),
         (Match("family", False, ("ip6",)), SYN, False),
         # ports: ranges in both spellings, multiport --ports, no ports in ICMP, a service name
         (Match("dport", False, ("9000:9099",)), SYN, True),
@@ -113,3 +119,15 @@ SIX = PacketFacts(
 )
 def test_holds(match: Match, facts: PacketFacts, expected: bool | None) -> None:
     assert holds(match, facts) is expected
+
+
+def test_a_protocol_named_or_numbered_is_one_protocol_for_rules_and_for_proto() -> None:
+    """A rule's ``-p`` and ``--proto`` read a protocol through the same table: every name and
+    its number select the same hops, as LOG prints that protocol."""
+    for name, number in PROTOCOL_NUMBERS.items():
+        assert protocol_name(str(number)) == protocol_name(name.upper()) == name
+        logged = logged_protocol(name)
+        assert logged == logged_protocol(str(number))
+        assert logged == (name if name in LOGGED_BY_NAME else str(number))
+    assert logged_protocol("ICMP6") == logged_protocol("ipv6-icmp") == "icmpv6"
+    assert logged_protocol("253") == "253"
