@@ -19,7 +19,7 @@ from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -122,6 +122,17 @@ def _parse_block(
     return ChunkResult(hops, parsed.rejected, parsed.skipped, lines, block.end)
 
 
+class Parsing(Protocol):
+    """Where an ingest parses its chunks and assembles the store: this machine's processes
+    (``_Workers``), or a Dask cluster's workers (``logpath.fleet``)."""
+
+    def submit(self, *args: Any) -> Iterator[ChunkResult]: ...
+    def drain(self) -> Iterator[ChunkResult]: ...
+    def assemble(self, store: Store, writer: StoreWriter) -> None: ...
+    def close(self) -> None: ...
+    def kill(self) -> None: ...
+
+
 class _Workers:
     """Runs parse_chunk on every core, handing results back in input order.
 
@@ -174,6 +185,9 @@ class _Workers:
             return
         while self.pending:
             yield _result(self.pending.popleft())
+
+    def assemble(self, store: Store, writer: StoreWriter) -> None:
+        _assemble(store, writer, self.pool)
 
     def close(self) -> None:
         for future in self.pending:
@@ -270,8 +284,12 @@ def ingest(
     year: int | None = None,
     ruleset: dict[str, object] | None = None,
     progress: Progress | None = None,
+    parsing: Parsing | None = None,
 ) -> IngestSummary:
     """Read ``paths`` (``-`` is standard input) into ``store``; return what was done.
+
+    The chunks are parsed, and the store assembled, by ``parsing`` (a Dask cluster's workers,
+    ``logpath.fleet``), else by this machine's processes.
 
     An input that cannot be read is reported in ``errors`` and the others are still ingested.
     A store that cannot be written is refused before any input is read, and when no input can
@@ -284,7 +302,7 @@ def ingest(
     first = next(sources, None)
     if first is None:
         return summary
-    workers = _Workers(worker_count())
+    workers = parsing if parsing is not None else _Workers(worker_count())
     stored = False
     try:
         with store.writer() as writer:
@@ -298,7 +316,7 @@ def ingest(
                 except OSError as error:  # an input that fails while it is read (EIO)
                     reason = error.strerror or str(error)
                     summary.errors.append(f"{source.name}: cannot be read ({reason})")
-            _assemble(store, writer, workers.pool)
+            workers.assemble(store, writer)
         stored = True
     except BaseException:
         workers.kill()
@@ -346,7 +364,7 @@ def _ingest_source(
     summary: IngestSummary,
     year: int | None,
     progress: Progress | None,
-    workers: _Workers,
+    workers: Parsing,
 ) -> None:
     """Read one source on from where the runs before stopped, then close it.
 

@@ -22,6 +22,7 @@ from logpath.cli.app import (
     command,
     exit_when_nothing_matched,
 )
+from logpath.cli.ingest import SchedulerOption
 from logpath.errors import UsageError
 
 # The library (pandas, Arrow, rich) is imported by the command that runs, not when the CLI
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from logpath.flows import Flow
+    from logpath.store import Store
 
 T = TypeVar("T")
 ProtoOption = Annotated[
@@ -69,6 +71,7 @@ def flows_command(
     everything: AllOption = False,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Connections as conntrack sees them: orig and reply, NAT, state.
 
@@ -86,6 +89,7 @@ def flows_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
+    _assemble_on_cluster(Store(store), scheduler)
     listed = Counted()
     if as_json:
         flows = listed.count(iter_flows(Store(store), query))
@@ -105,6 +109,17 @@ def flows_command(
         if proto is not None:
             _say_why_other_protocols(console, proto, rows["proto"].to_pylist())
     exit_when_nothing_matched(listed.items)
+
+
+def _assemble_on_cluster(store: Store, scheduler: str | None) -> None:
+    """With a scheduler, a store whose connections must be assembled again (an older
+    logpath's, another ruleset's) is assembled on the cluster before the question reads it."""
+    from logpath.fleet import assemble_stale_on, connected, scheduler_address
+
+    address = scheduler_address(scheduler)
+    if address is not None:
+        with connected(address) as cluster:
+            assemble_stale_on(cluster, store)
 
 
 def _say_why_other_protocols(console: Console, proto: str, listed: list[str]) -> None:

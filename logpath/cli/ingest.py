@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -29,6 +30,19 @@ from logpath.render.output import visible, visible_lines
 if TYPE_CHECKING:
     import pyarrow as pa
     from rich.console import Console
+
+    from logpath.ingest import Parsing
+
+# Also `flows`'s (logpath.cli.flows): the commands that do a fleet's heavy work.
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on this Dask scheduler (tcp://HOST:PORT; `local`: a cluster on this "
+        "machine's cores); default: $DASK_SCHEDULER_ADDRESS, else no Dask. Needs "
+        "logpath[dask].",
+    ),
+]
 
 
 @command("ingest")
@@ -55,6 +69,7 @@ def ingest_command(
             help="A ruleset (iptables-save or nft list ruleset output) to keep with the hops.",
         ),
     ] = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Read netfilter LOG lines into the hop store.
 
@@ -76,9 +91,12 @@ def ingest_command(
     console = Console(stderr=True)
     with (
         stopped_by_signals(),
+        _on_cluster(scheduler) as parsing,
         _progress(console, enabled=not as_json and console.is_terminal) as report,
     ):
-        summary = ingest(paths, target, year=year, ruleset=ruleset, progress=report)
+        summary = ingest(
+            paths, target, year=year, ruleset=ruleset, progress=report, parsing=parsing
+        )
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=1))
     elif summary.files:  # else no input could be opened: the store was not touched
@@ -98,6 +116,20 @@ def ingest_command(
             err=True,
         )
         raise typer.Exit(ExitStatus.NOTHING_PARSED)
+
+
+@contextmanager
+def _on_cluster(scheduler: str | None) -> Iterator[Parsing | None]:
+    """The cluster's workers ingest parses on (``logpath.fleet``), or None: this machine's
+    processes, and dask not imported."""
+    from logpath.fleet import connected, scheduler_address
+
+    address = scheduler_address(scheduler)
+    if address is None:
+        yield None
+        return
+    with connected(address) as cluster:
+        yield cluster.parsing()
 
 
 def rules_option(path: str) -> dict[str, object]:

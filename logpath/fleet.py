@@ -1,0 +1,372 @@
+"""A fleet's logs on a Dask cluster (issue 14): ingest's chunks parsed, and a store's
+connections assembled, by the workers of a ``dask.distributed`` scheduler.
+
+Nothing here imports dask until a command is given ``--scheduler`` (or
+``$DASK_SCHEDULER_ADDRESS``): a machine without the ``logpath[dask]`` extra runs as before.
+
+* Parsing: each block ``lines`` cuts is a task (``ingest.parse_chunk``), its hops sent back;
+  this process stays the one committer (the store's parts, extents and manifest), so a store
+  filled on a cluster is the store filled here, and a later run continues it either way.
+* Assembly: connections are local in time (``assembly.SETTLED_AFTER``). The hops are cut into
+  time windows, each assembled on a worker as if it were all there is; then, window by window,
+  the connections that a neighbour could touch (those that start within SETTLED_AFTER of the
+  window's start, or end within it of the window's end) are dropped and their hops assembled
+  again here with what the earlier windows left open: the carry the chunks of one machine use
+  (``assembly._trace_in_chunks``), and ``assembly._assemble_in_two``'s seam, in N windows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import sys
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from logpath.assembly import (
+    CHUNK_HOPS,
+    HOP_COLUMNS,
+    PIPELINE_COLUMNS,
+    ROW_GROUP_ROWS,
+    SEAM_SHARE,
+    SETTLED_AFTER,
+    Assembled,
+    _Kept,
+    _learn_clocks,
+    _trace_in_chunks,
+    assemble,
+    assemble_added,
+    assemble_later,
+    judges,
+    kept_ruleset,
+)
+from logpath.clocks import one_clock
+from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
+from logpath.ingest import ChunkResult, parse_chunk, worker_count
+from logpath.provenance import Provenance
+from logpath.runtime import without_cyclic_gc
+from logpath.store import Store, StoreWriter, to_frame
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from logpath.rules import Ruleset
+
+# The variable dask itself reads for a scheduler's address.
+SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+# `--scheduler local`: a LocalCluster on this machine's cores.
+LOCAL = "local"
+# Seconds to try a scheduler before saying it cannot be reached: a scheduler answers a
+# connection at once, and distributed's default (30 s) leaves a mistyped address hanging.
+CONNECT_SECONDS = 3
+# Hops per assembly window: about a chunk of one machine's assembly (assembly.CHUNK_HOPS, ~1 GB
+# while traced), so a worker's memory is what one machine's is.
+WINDOW_HOPS = CHUNK_HOPS
+# ... and no window shorter than this: the SETTLED_AFTER at each end of a window is assembled
+# again here, so a window only pays when its time is long beside it (assembly.SEAM_SHARE; on
+# the fleet sample, windows of a few seconds made this process re-assemble nearly every hop).
+WINDOW_SECONDS = SEAM_SHARE * SETTLED_AFTER
+
+
+class ClusterError(LogpathError):
+    """The Dask scheduler cannot be reached, or dask is not installed."""
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """The scheduler a command runs on: its ``--scheduler``, else $DASK_SCHEDULER_ADDRESS,
+    else None (this machine, without dask)."""
+    return option or os.environ.get(SCHEDULER_VARIABLE) or None
+
+
+class Cluster:
+    """A connection to a Dask scheduler, and what logpath runs on its workers."""
+
+    def __init__(self, client: Client, address: str) -> None:
+        self.client = client
+        self.address = address
+
+    def workers(self) -> int:
+        """Workers the scheduler has now (at least 1: tasks wait for one)."""
+        return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def parsing(self) -> ClusterParsing:
+        """Ingest's ``parsing``: chunks parsed and the store assembled on the workers."""
+        return ClusterParsing(self)
+
+
+@contextmanager
+def connected(address: str) -> Iterator[Cluster]:
+    """A connection to the scheduler at ``address`` (``local``: a LocalCluster started here
+    and ended on leaving), closed on leaving.
+
+    Raises:
+        ClusterError: dask is not installed, or the scheduler does not answer within
+            CONNECT_SECONDS.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ClusterError(
+            f"--scheduler {address}: dask is not installed\n\n"
+            "Install the extra: pip install 'logpath[dask]'"
+        ) from None
+    cluster = None
+    if address == LOCAL:
+        # one thread per worker: parsing and assembly hold the GIL (distributed's functions
+        # have no type hints: the ignores below)
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=worker_count(), threads_per_worker=1, dashboard_address=None
+        )
+        client = Client(cluster)  # type: ignore[no-untyped-call]
+    else:
+        client = _client(Client, address)
+    try:
+        yield Cluster(client, address)
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+        if cluster is not None:
+            cluster.close()
+
+
+def _client(client_type: type[Client], address: str) -> Client:
+    """A client of the scheduler at ``address``, once a connection to it is known to open:
+    a Client that fails to connect leaves a traceback on stderr when it is collected."""
+    _check_reachable(address)
+    try:
+        return client_type(address, timeout=f"{CONNECT_SECONDS}s")
+    except Exception as error:  # a port that answers, but not as a Dask scheduler
+        raise ClusterError(_unreachable(address, error)) from None
+
+
+def _check_reachable(address: str) -> None:
+    from distributed.comm.addressing import get_address_host_port
+
+    try:
+        host, port = get_address_host_port(address)
+    except ValueError as error:
+        raise ClusterError(_unreachable(address, error)) from None
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except OSError as error:
+        raise ClusterError(_unreachable(address, error)) from None
+
+
+def _unreachable(address: str, error: Exception) -> str:
+    reason = (error.strerror if isinstance(error, OSError) else None) or str(error)
+    reason = reason.splitlines()[0] if reason else type(error).__name__
+    return (
+        f"cannot reach the Dask scheduler at {address} ({reason})\n\n"
+        "Check the address (tcp://HOST:PORT) and that `dask scheduler` runs there, or "
+        "use --scheduler local"
+    )
+
+
+class ClusterParsing:
+    """Ingest's chunks parsed on a cluster's workers, handed back in input order (at most two
+    per worker in flight, as ``ingest._Workers`` does, so memory stays flat here)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.pending: deque[Future[ChunkResult]] = deque()
+        self.limit = 2 * cluster.workers()
+        # an exception ingest's own caller is handling: no end of this run (see drain)
+        self.outer = sys.exc_info()[1]
+
+    def submit(self, *args: Any) -> Iterator[ChunkResult]:
+        """Queue one chunk; yield the results that are due, oldest first."""
+        self.pending.append(self.cluster.client.submit(parse_chunk, *args, pure=False))
+        while len(self.pending) > self.limit:
+            yield _result(self.pending.popleft())
+
+    def drain(self) -> Iterator[ChunkResult]:
+        """Yield every result still in flight; none when the run is ending for another
+        reason than an input's damage (``ingest._Workers.drain``)."""
+        unwinding = sys.exc_info()[1]
+        if unwinding not in (None, self.outer) and not isinstance(unwinding, (InputError, OSError)):
+            self.kill()
+            return
+        while self.pending:
+            yield _result(self.pending.popleft())
+
+    def assemble(self, store: Store, writer: StoreWriter) -> None:
+        """Assemble the store for this run's commit on the cluster, when its hops changed."""
+        manifest = writer.manifest
+        if not Provenance.now(writer.hop_parts(), manifest.ruleset).matches(manifest.assembly):
+            assemble_store_on(self.cluster, store, writer)
+
+    def close(self) -> None:
+        self.kill()
+
+    def kill(self) -> None:
+        """Cancel what is in flight: the run is abandoned."""
+        if self.pending:
+            self.cluster.client.cancel(list(self.pending))  # type: ignore[no-untyped-call]
+        self.pending.clear()
+
+
+def _result(future: Future[ChunkResult]) -> ChunkResult:
+    from distributed import KilledWorker
+
+    try:
+        result: ChunkResult = future.result()
+    except KilledWorker:
+        raise WorkerError(
+            "a Dask worker died while parsing (killed, or out of memory?); nothing of this "
+            "run was stored"
+        ) from None
+    return result
+
+
+def assemble_store_on(
+    cluster: Cluster, store: Store, writer: StoreWriter | None = None
+) -> Assembled:
+    """``assembly.assemble_store`` with the assembly from scratch done in windows on the
+    cluster (``assemble_in_windows``); what an ingest adds to an assembled store is assembled
+    here, as it touches only the connections still open."""
+    manifest = writer.manifest if writer else store.require()
+    parts = writer.hop_parts() if writer else manifest.parts
+    provenance = Provenance.now(parts, manifest.ruleset)
+    ruleset = kept_ruleset(manifest.ruleset)
+    with without_cyclic_gc():
+        assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
+        if assembled is None:
+            hops = store.read_parts(parts, HOP_COLUMNS)
+            assembled = assemble_in_windows(cluster, hops, ruleset)
+    if writer is not None:
+        kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
+        tables = {"flows": assembled.flows, "trace": assembled.trace}
+        writer.add_assembled(tables, kept, ROW_GROUP_ROWS)
+    return assembled
+
+
+def assemble_stale_on(cluster: Cluster, store: Store) -> bool:
+    """Assemble the store on the cluster and keep the tables, when they are missing or were
+    built from other hops (what a question would otherwise assemble here, ``query.assembled``);
+    False when the store cannot be written now (the question then assembles it here)."""
+    manifest = store.require()
+    if Provenance.now(manifest.parts, manifest.ruleset).matches(manifest.assembly):
+        return True
+    print(f"{store.path}: assembling the connections on {cluster.address}…", file=sys.stderr)
+    try:
+        with store.writer() as writer:
+            assemble_store_on(cluster, store, writer)
+    except (StoreWriteError, StoreLockedError):
+        return False
+    return True
+
+
+def assemble_in_windows(
+    cluster: Cluster,
+    hops: pa.Table,
+    ruleset: Ruleset | None = None,
+    *,
+    window_hops: int = WINDOW_HOPS,
+    window_seconds: float = WINDOW_SECONDS,
+    chunk_hops: int = CHUNK_HOPS,
+) -> Assembled:
+    """``assembly.assemble`` of these hops, each time window (``window_hops`` hops, at least
+    ``window_seconds`` long) assembled on a worker, the connections near the windows' edges
+    assembled again here: the same tables.
+
+    The clocks are learned from every hop first, here, as ``assemble`` does: windows of
+    several hosts' hops are placed on one clock. Hops without wall-clock time cannot be placed
+    in a window: they are assembled here, as ``assemble`` does.
+    """
+    lines = to_frame(hops.select(["host", "ts", "uptime"]))
+    clocks = _learn_clocks(hops, lines)
+    when = one_clock(lines, clocks)
+    if np.isnan(when).any():
+        return assemble(hops, ruleset, chunk_hops=chunk_hops)
+    order = np.argsort(when, kind="stable")
+    windows, seams = _windows(order, when, window_hops, window_seconds)
+    judge = judges(hops, ruleset)
+    ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
+    # the workers trace; the hops' other columns are only copied into the trace table, here
+    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
+    futures = [
+        cluster.client.submit(
+            assemble_later,
+            traced_columns.take(pa.array(rows)),
+            when[rows],
+            ruleset_text,
+            clocks.to_json(),
+            chunk_hops,
+            judge,
+            pure=False,
+        )
+        for rows in windows
+    ]
+    kept = _Kept()
+    carried = np.empty(0, dtype=np.int64)
+    last = len(windows) - 1
+    for i, (rows, future) in enumerate(zip(windows, futures, strict=True)):
+        theirs: _Kept = future.result()
+        theirs.renumber_rows(rows, when)
+        edge = [carried]
+        if i > 0:  # what the window's start cut off from the connections before it
+            edge.append(theirs.drop_started_before(seams[i] + SETTLED_AFTER))
+        if i < last:  # what its end cuts off from the hops after it
+            edge.append(_drop_ended_after(theirs, seams[i + 1] - SETTLED_AFTER, when))
+        edge_rows = np.unique(np.concatenate(edge))
+        edge_rows = edge_rows[np.argsort(when[edge_rows], kind="stable")]
+        carried = _trace_in_chunks(
+            hops, edge_rows, when, ruleset, clocks, chunk_hops, kept,
+            settle=i == last, judge=judge,
+        )  # fmt: skip
+        kept.extend(theirs)
+    return kept.numbered(hops, clocks)
+
+
+def _windows(
+    order: np.ndarray, when: np.ndarray, window_hops: int, window_seconds: float
+) -> tuple[list[np.ndarray], list[float]]:
+    """The hops' rows (``order``: by time) cut into windows of at least ``window_hops`` hops
+    and ``window_seconds``, never between two hops of the same time; each window's rows, and
+    the time it starts at."""
+    times = when[order]
+    seams = [float(times[0])]
+    for k in range(window_hops, len(order), window_hops):
+        # the last window too must be long enough: else it joins the one before
+        if times[k] - seams[-1] >= window_seconds and times[-1] - times[k] >= window_seconds:
+            seams.append(float(times[k]))
+    starts = np.searchsorted(times, seams, side="left")
+    bounds = [*starts.tolist(), len(order)]
+    return [order[a:b] for a, b in itertools.pairwise(bounds)], seams
+
+
+def _drop_ended_after(kept: _Kept, limit: float, when: np.ndarray) -> np.ndarray:
+    """Forget ``kept``'s connections whose last hop is at or after ``limit`` (on the one clock
+    ``when``); the rows of their hops."""
+    dropped = []
+    for i, trace in enumerate(kept.traces):
+        flow = trace["flow"]
+        late_ids = _flows_ending_after(trace, limit, when)
+        if not len(late_ids):
+            continue
+        late = pc.is_in(kept.flows[i]["id"], value_set=late_ids)
+        kept.flows[i] = kept.flows[i].filter(pc.invert(late))
+        kept.starts[i] = kept.starts[i][~late.to_numpy(zero_copy_only=False)]
+        theirs = pc.is_in(flow, value_set=late_ids)
+        dropped.append(trace["assembly_row"].filter(theirs).to_numpy())
+        kept.traces[i] = trace.filter(pc.invert(theirs))
+    return np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
+
+
+def _flows_ending_after(trace: pa.Table, limit: float, when: np.ndarray) -> pa.Array:
+    """The ids of the connections of ``trace`` whose last hop is at or after ``limit``."""
+    ends = (
+        pa.table({"flow": trace["flow"], "when": when[trace["assembly_row"].to_numpy()]})
+        .group_by("flow")
+        .aggregate([("when", "max")])
+    )
+    late = ends.filter(pc.greater_equal(ends["when_max"], limit))["flow"]
+    return late.combine_chunks().drop_null()

@@ -1,0 +1,331 @@
+"""A fleet on Dask (issue 14): ingest and flows on a cluster print what they print here.
+
+The inputs are genuine lab captures of several hosts: the two-host lab (samples/lab/two-hosts/:
+connections crossing a MASQUERADE gateway and a DNAT server), replayed by
+benchmarks/generate_fleet.py a few minutes apart for two host pairs with fresh ports and IP IDs,
+beside a Docker host replayed by benchmarks/replay_syslog.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from typer.testing import CliRunner
+
+from logpath.assembly import HOP_COLUMNS, SETTLED_AFTER, assemble
+from logpath.cli import app
+from logpath.ingest import ingest
+from logpath.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+TWO_HOSTS = ROOT / "samples" / "lab" / "two-hosts"
+LAB_FILES = sorted(str(p) for p in TWO_HOSTS.glob("*.log"))
+runner = CliRunner()
+# found, not imported: the test that dask is never imported runs in a fresh process anyway
+needs_dask = pytest.mark.skipif(
+    importlib.util.find_spec("distributed") is None,
+    reason="dask is not installed (pip install -e '.[test,dask]')",
+)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """A Docker host and two host pairs whose connections cross them, over 80 minutes."""
+    out = tmp_path_factory.mktemp("fleet")
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "generate_fleet.py"), str(out),
+         "--hosts", "1", "--lines", "4000", "--pairs", "2", "--copies", "20", "--step", "250"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return sorted(str(p) for p in out.glob("*.log"))
+
+
+@pytest.fixture(scope="module")
+def fleet_hops(fleet: list[str], tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
+    store = Store(tmp_path_factory.mktemp("fleet-store"))
+    ingest(fleet, store, year=2025)
+    return store.read_parts(store.require().parts, HOP_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[Any]:
+    """Two workers in this process's threads (a 2-core machine; the tasks are the same)."""
+    from distributed import Client, LocalCluster
+
+    from logpath.fleet import Cluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield Cluster(client, "inproc")
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Any:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def crossing_flows(flows: pa.Table, trace: pa.Table) -> int:
+    """Connections whose hops were logged by more than one host."""
+    hosts = (
+        pa.table({"flow": trace["flow"], "host": trace["host"].cast(pa.string())})
+        .group_by("flow")
+        .aggregate([("host", "count_distinct")])
+    )
+    return int(pc.sum(pc.greater(hosts["host_count_distinct"], 1)).as_py() or 0)
+
+
+def test_without_a_scheduler_dask_is_never_imported(tmp_path: Path) -> None:
+    script = f"""
+import sys
+from typer.testing import CliRunner
+from logpath.cli import app
+for args in (["ingest", *{LAB_FILES!r}, "--store", {str(tmp_path)!r}, "--json"],
+             ["flows", "--store", {str(tmp_path)!r}, "--all", "--json"]):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout == "[]\n"
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound, then let go)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port: int = held.getsockname()[1]
+    return port
+
+
+@needs_dask
+@pytest.mark.parametrize("command", ["ingest", "flows"])
+@pytest.mark.parametrize("given", ["option", "environment"])
+def test_an_unreachable_scheduler_is_a_clear_error(
+    tmp_path: Path, command: str, given: str
+) -> None:
+    address = f"tcp://127.0.0.1:{closed_port()}"
+    args = [command, *(LAB_FILES if command == "ingest" else ["--all"])]
+    args += ["--store", str(tmp_path), "--json"]
+    if command == "flows":
+        run("ingest", *LAB_FILES, "--store", str(tmp_path), "--json")
+    env = {"DASK_SCHEDULER_ADDRESS": address} if given == "environment" else {}
+    if given == "option":
+        args += ["--scheduler", address]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"logpath: cannot reach the Dask scheduler at {address} (Connection refused)\n\n"
+        "Check the address (tcp://HOST:PORT) and that `dask scheduler` runs there, or use "
+        "--scheduler local\n"
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    if command == "ingest":
+        assert not list(tmp_path.iterdir())  # nothing was stored
+
+
+@needs_dask
+def test_windows_on_a_cluster_give_the_local_assembly(
+    fleet_hops: pa.Table, local_cluster: Any
+) -> None:
+    from logpath.fleet import _windows, assemble_in_windows
+
+    # windows of two SETTLED_AFTER: the 80 minutes of the fleet sample in three or more,
+    # each edge a seam where connections of the host pairs are open
+    seconds = 2 * SETTLED_AFTER
+    here = assemble(fleet_hops)
+    there = assemble_in_windows(local_cluster, fleet_hops, window_hops=500, window_seconds=seconds)
+    import numpy as np
+
+    from logpath.assembly import _learn_clocks
+    from logpath.clocks import one_clock
+    from logpath.store import to_frame
+
+    lines = to_frame(fleet_hops.select(["host", "ts", "uptime"]))
+    when = one_clock(lines, _learn_clocks(fleet_hops, lines))
+    windows, _ = _windows(np.argsort(when, kind="stable"), when, 500, seconds)
+    assert len(windows) >= 3
+    assert crossing_flows(here.flows, here.trace) >= 100
+    assert there.flows.equals(here.flows)
+    assert there.trace.equals(here.trace)
+    assert there.clocks == here.clocks
+
+
+@needs_dask
+def test_ingest_and_flows_on_a_local_cluster_print_what_they_print_here(
+    fleet: list[str], tmp_path: Path
+) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    env = {"LOGPATH_WORKERS": "2"}
+    ingested = run("ingest", *fleet, "--store", str(here), "--year", "2025", "--json")
+    on_cluster = run(
+        "ingest", *fleet, "--store", str(there), "--year", "2025", "--json",
+        "--scheduler", "local", env=env,
+    )  # fmt: skip
+    assert on_cluster.stdout == ingested.stdout
+    assert json.loads(on_cluster.stdout)["hops"] > 5000
+    flows = run("flows", "--store", str(here), "--all", "--json")
+    flows_there = run(
+        "flows", "--store", str(there), "--all", "--json", "--scheduler", "local", env=env
+    )
+    assert flows_there.stdout == flows.stdout
+    listed = json.loads(flows.stdout)
+    crossing = [f for f in listed if len(f["hosts"]) > 1]
+    assert len(crossing) >= 100
+    # each through the two hosts of one pair, never another pair's
+    assert {tuple(f["hosts"]) for f in crossing} == {("gw0", "srv0"), ("gw1", "srv1")}
+
+
+@pytest.fixture
+def dask_processes(tmp_path: Path) -> Iterator[str]:
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1; its address."""
+    from distributed import Client
+
+    scheduler_file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    started = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            **quiet,
+        )
+    ]
+    try:
+        for _ in range(600):
+            if scheduler_file.exists() and scheduler_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        started += [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dask",
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--local-directory",
+                    str(tmp_path),
+                ],
+                **quiet,
+            )
+            for _ in range(2)
+        ]
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in reversed(started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@needs_dask
+def test_a_scheduler_and_two_workers_on_this_host(dask_processes: str, tmp_path: Path) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    ingested = run("ingest", *LAB_FILES, "--store", str(here), "--json")
+    on_cluster = run(
+        "ingest", *LAB_FILES, "--store", str(there), "--json", "--scheduler", dask_processes
+    )
+    assert on_cluster.stdout == ingested.stdout
+    flows = run("flows", "--store", str(here), "--all", "--json")
+    flows_there = run(
+        "flows",
+        "--store",
+        str(there),
+        "--all",
+        "--json",
+        env={"DASK_SCHEDULER_ADDRESS": dask_processes},
+    )
+    assert flows_there.stdout == flows.stdout
+    listed = json.loads(flows.stdout)
+    assert {tuple(f["hosts"]) for f in listed} == {("hosta", "hostb")}
+    # a second run on the cluster continues the first: every line is already stored
+    again = json.loads(
+        run(
+            "ingest", *LAB_FILES, "--store", str(there), "--json", "--scheduler", dask_processes
+        ).stdout
+    )
+    assert (again["lines"], again["hops"], again["already_stored"]) == (0, 0, 410)
+
+
+@needs_dask
+def test_flows_on_a_cluster_assemble_a_stale_store_there(tmp_path: Path) -> None:
+    here, there = tmp_path / "here", tmp_path / "there"
+    for store in (here, there):
+        run("ingest", *LAB_FILES, "--store", str(store), "--json")
+    # the user's own prefix conventions: every stored assembly is stale (test_assembly.py)
+    config = tmp_path / "config"
+    (config / "logpath").mkdir(parents=True)
+    (config / "logpath" / "prefixes.toml").write_text(
+        "[[convention]]\nname = 'acme'\npattern = '^ACME-(?P<hook>IN|OUT) '\n"
+        "hook = '{hook}'\nhook_map = { IN = 'INPUT', OUT = 'OUTPUT' }\n"
+    )
+    env = {"XDG_CONFIG_HOME": str(config), "LOGPATH_WORKERS": "2"}
+    flows = run("flows", "--store", str(here), "--all", "--json", env=env)
+    assert flows.stderr == f"{here}: assembling the connections of the stored hops…\n"
+    on_cluster = run(
+        "flows", "--store", str(there), "--all", "--json", "--scheduler", "local", env=env
+    )
+    assert on_cluster.stderr == f"{there}: assembling the connections on local…\n"
+    assert on_cluster.stdout == flows.stdout
+    assert len(json.loads(flows.stdout)) == 6  # the two TCP connections, the four exchanges
+    # kept: the question after it reads the tables the cluster assembled
+    again = run("flows", "--store", str(there), "--all", "--json", env=env)
+    assert (again.stderr, again.stdout) == ("", flows.stdout)
+
+
+def test_a_scheduler_without_dask_installed_says_which_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what `import distributed` then fails
+    result = runner.invoke(
+        app, ["ingest", *LAB_FILES, "--store", str(tmp_path), "--scheduler", "local"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "logpath: --scheduler local: dask is not installed\n\n"
+        "Install the extra: pip install 'logpath[dask]'\n"
+    )
+    assert not list(tmp_path.iterdir())
