@@ -22,7 +22,7 @@ An ingest that only adds hops re-assembles only what they can touch (``assemble_
 same argument as the chunks', with the new hops' earliest time in place of a chunk's end. The
 stored connections that ended SETTLED_AFTER before it stay as they are; the others' hops are
 taken back from the trace table and assembled with the new ones. Connections and packets are
-numbered by time (``_Kept.numbered``), so the tables are those of one assembly of every hop.
+numbered by time (``Kept.numbered``), so the tables are those of one assembly of every hop.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def assemble_added(
     its connections (``assemble``). It is kept as stored, with its id, hops and packets. The
     hops of every other stored connection are taken back from the trace table (it holds each
     hop's own columns) and assembled again with the new hops; the tables are then numbered as
-    one assembly of every hop numbers them (``_Kept.numbered``).
+    one assembly of every hop numbers them (``Kept.numbered``).
     """
     if not stored or any(
         stored.get(name) != getattr(provenance, name)
@@ -217,7 +217,7 @@ def assemble_added(
     )
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = Clocks.from_json(stored["clocks"])
-    if not _clocks_agree(_learn_clocks(hops, lines), clocks):
+    if not _clocks_agree(learn_hop_clocks(hops, lines), clocks):
         return None
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
@@ -238,7 +238,7 @@ def assemble_added(
         np.repeat(standing_flows, rows_of), when[rows_of.sum() : trace.num_rows] < reach
     ]
     old = np.arange(trace.num_rows, dtype=np.int64)
-    kept = _Kept()
+    kept = Kept()
     kept.add_stored(
         trace.filter(pa.array(standing)),
         old[standing],
@@ -248,7 +248,7 @@ def assemble_added(
     again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
     again = again[np.argsort(when[again], kind="stable")]
     judge = judges(hops, ruleset)
-    _trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge)
+    trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge)
     return kept.numbered(hops, clocks)
 
 
@@ -257,7 +257,7 @@ def _stored_spans(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Per stored connection (by flow_n), the times of its first and last hop, and its hops:
     the stored trace holds each connection's hops together, in flow_n order, and the hops of
-    no connection last (``_Kept.numbered``); None for a trace not in that order."""
+    no connection last (``Kept.numbered``); None for a trace not in that order."""
     number = pc.fill_null(trace["flow_n"], -1).to_numpy()
     named = int((number >= 0).sum())
     ordered = number[:named]
@@ -318,10 +318,10 @@ def assemble(
             assembled on two cores (``_assemble_in_two``).
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    clocks = _learn_clocks(hops, lines)
+    clocks = learn_hop_clocks(hops, lines)
     when = one_clock(lines, clocks)
     judge = judges(hops, ruleset)
-    kept = _Kept()
+    kept = Kept()
     if np.isnan(when).any():
         # hops without wall-clock time cannot be placed among the others: one chunk, and
         # the connections in the order they appear
@@ -337,7 +337,7 @@ def assemble(
             return _assemble_in_two(
                 hops, when, order, seam, ruleset, clocks, chunk_hops, executor, judge
             )
-    _trace_in_chunks(hops, order, when, ruleset, clocks, chunk_hops, kept, judge=judge)
+    trace_in_chunks(hops, order, when, ruleset, clocks, chunk_hops, kept, judge=judge)
     return kept.numbered(hops, clocks)
 
 
@@ -352,14 +352,14 @@ def judges(hops: pa.Table, ruleset: Ruleset | None) -> bool:
     return len(pc.unique(hops["host"].cast(pa.string())).drop_null()) <= 1
 
 
-def _trace_in_chunks(
+def trace_in_chunks(
     hops: pa.Table,
     rows: np.ndarray,
     when: np.ndarray,
     ruleset: Ruleset | None,
     clocks: Clocks,
     chunk_hops: int,
-    kept: _Kept,
+    kept: Kept,
     *,
     settle: bool = True,
     judge: bool = True,
@@ -420,16 +420,16 @@ def _assemble_in_two(
         chunk_hops,
         judge,
     )
-    kept = _Kept()
-    open_rows = _trace_in_chunks(
+    kept = Kept()
+    open_rows = trace_in_chunks(
         hops, earlier, when, ruleset, clocks, chunk_hops, kept, settle=False, judge=judge
     )
-    theirs: _Kept = future.result()
+    theirs: Kept = future.result()
     theirs.renumber_rows(later, when)
     restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
     seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
-    _trace_in_chunks(hops, seam_rows, when, ruleset, clocks, chunk_hops, kept, judge=judge)
+    trace_in_chunks(hops, seam_rows, when, ruleset, clocks, chunk_hops, kept, judge=judge)
     kept.extend(theirs)
     return kept.numbered(hops, clocks)
 
@@ -441,14 +441,14 @@ def assemble_later(
     clocks: dict[str, Any],
     chunk_hops: int,
     judge: bool = True,
-) -> _Kept:
+) -> Kept:
     """The worker's half of ``_assemble_in_two`` (runs in an ingest's worker process): these
     hops assembled as if they were all there is, rows numbered within them."""
-    kept = _Kept()
+    kept = Kept()
     rows = np.arange(len(when), dtype=np.int64)
     known = Ruleset.from_json(ruleset) if ruleset is not None else None
     with without_cyclic_gc():
-        _trace_in_chunks(
+        trace_in_chunks(
             hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept, judge=judge
         )
     return kept
@@ -500,7 +500,7 @@ def _flow_ends(traced: pd.DataFrame, when: np.ndarray) -> pd.Series:
     return ends
 
 
-class _Kept:
+class Kept:
     """The settled connections of every chunk (and those a store keeps), numbered at the end."""
 
     def __init__(self) -> None:
@@ -549,7 +549,7 @@ class _Kept:
             self.traces[i] = self.traces[i].filter(pc.invert(theirs))
         return np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
 
-    def extend(self, other: _Kept) -> None:
+    def extend(self, other: Kept) -> None:
         """Keep ``other``'s connections too (its packet numbers moved past ours)."""
         for trace in other.traces:
             packet = pc.add(trace["packet"], self.packets)
@@ -688,7 +688,7 @@ def _arrow(values: pd.Series, type_: pa.DataType) -> pa.Array:
     return pa.array(values, type_, from_pandas=True)
 
 
-def _learn_clocks(hops: pa.Table, lines: pd.DataFrame) -> Clocks:
+def learn_hop_clocks(hops: pa.Table, lines: pd.DataFrame) -> Clocks:
     """The hosts' boot times and clock offsets, learned from every hop (``lines``: their host,
     ts and uptime): every chunk, and every question later, puts the hosts' lines on this one
     clock."""

@@ -12,7 +12,7 @@ Nothing here imports dask until a command is given ``--scheduler`` (or
   the connections that a neighbour could touch (those that start within SETTLED_AFTER of the
   window's start, or end within it of the window's end) are dropped and their hops assembled
   again here with what the earlier windows left open: the carry the chunks of one machine use
-  (``assembly._trace_in_chunks``), and ``assembly._assemble_in_two``'s seam, in N windows.
+  (``assembly.trace_in_chunks``), and ``assembly._assemble_in_two``'s seam, in N windows.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ from logpath.assembly import (
     SEAM_SHARE,
     SETTLED_AFTER,
     Assembled,
-    _Kept,
-    _learn_clocks,
-    _trace_in_chunks,
+    Kept,
     assemble,
     assemble_added,
     assemble_later,
     judges,
     kept_ruleset,
+    learn_hop_clocks,
+    trace_in_chunks,
 )
 from logpath.clocks import one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
@@ -282,7 +282,7 @@ def assemble_in_windows(
     in a window: they are assembled here, as ``assemble`` does.
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    clocks = _learn_clocks(hops, lines)
+    clocks = learn_hop_clocks(hops, lines)
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
         return assemble(hops, ruleset, chunk_hops=chunk_hops)
@@ -305,11 +305,11 @@ def assemble_in_windows(
         )
         for rows in windows
     ]
-    kept = _Kept()
+    kept = Kept()
     carried = np.empty(0, dtype=np.int64)
     last = len(windows) - 1
     for i, (rows, future) in enumerate(zip(windows, futures, strict=True)):
-        theirs: _Kept = future.result()
+        theirs: Kept = future.result()
         theirs.renumber_rows(rows, when)
         edge = [carried]
         if i > 0:  # what the window's start cut off from the connections before it
@@ -318,7 +318,7 @@ def assemble_in_windows(
             edge.append(_drop_ended_after(theirs, seams[i + 1] - SETTLED_AFTER, when))
         edge_rows = np.unique(np.concatenate(edge))
         edge_rows = edge_rows[np.argsort(when[edge_rows], kind="stable")]
-        carried = _trace_in_chunks(
+        carried = trace_in_chunks(
             hops, edge_rows, when, ruleset, clocks, chunk_hops, kept,
             settle=i == last, judge=judge,
         )  # fmt: skip
@@ -343,7 +343,7 @@ def _windows(
     return [order[a:b] for a, b in itertools.pairwise(bounds)], seams
 
 
-def _drop_ended_after(kept: _Kept, limit: float, when: np.ndarray) -> np.ndarray:
+def _drop_ended_after(kept: Kept, limit: float, when: np.ndarray) -> np.ndarray:
     """Forget ``kept``'s connections whose last hop is at or after ``limit`` (on the one clock
     ``when``); the rows of their hops."""
     dropped = []

@@ -157,12 +157,12 @@ def test_windows_on_a_cluster_give_the_local_assembly(
     there = assemble_in_windows(local_cluster, fleet_hops, window_hops=500, window_seconds=seconds)
     import numpy as np
 
-    from logpath.assembly import _learn_clocks
+    from logpath.assembly import learn_hop_clocks
     from logpath.clocks import one_clock
     from logpath.store import to_frame
 
     lines = to_frame(fleet_hops.select(["host", "ts", "uptime"]))
-    when = one_clock(lines, _learn_clocks(fleet_hops, lines))
+    when = one_clock(lines, learn_hop_clocks(fleet_hops, lines))
     windows, _ = _windows(np.argsort(when, kind="stable"), when, 500, seconds)
     assert len(windows) >= 3
     assert crossing_flows(here.flows, here.trace) >= 100
