@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socket
 import sys
 from collections import deque
@@ -61,8 +60,6 @@ if TYPE_CHECKING:
 
     from logpath.rules import Ruleset
 
-# The variable dask itself reads for a scheduler's address.
-SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 # `--scheduler local`: a LocalCluster on this machine's cores.
 LOCAL = "local"
 # Seconds to try a scheduler before saying it cannot be reached: a scheduler answers a
@@ -79,12 +76,6 @@ WINDOW_SECONDS = SEAM_SHARE * SETTLED_AFTER
 
 class ClusterError(LogpathError):
     """The Dask scheduler cannot be reached, or dask is not installed."""
-
-
-def scheduler_address(option: str | None) -> str | None:
-    """The scheduler a command runs on: its ``--scheduler``, else $DASK_SCHEDULER_ADDRESS,
-    else None (this machine, without dask)."""
-    return option or os.environ.get(SCHEDULER_VARIABLE) or None
 
 
 class Cluster:

@@ -128,6 +128,25 @@ UntilOption = Annotated[
     str | None,
     typer.Option("--until", help="Only hops at or before this time (as --since)."),
 ]
+# The commands that do a fleet's heavy work (ingest, flows) take it.
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on this Dask scheduler (tcp://HOST:PORT; `local`: a cluster on this "
+        "machine's cores); default: $DASK_SCHEDULER_ADDRESS, else no Dask. Needs "
+        "logpath[dask].",
+    ),
+]
+# The variable dask itself reads for a scheduler's address.
+SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """The scheduler a command runs on: its ``--scheduler``, else $DASK_SCHEDULER_ADDRESS,
+    else None (this machine: then neither dask nor ``logpath.fleet`` is imported, and a
+    question imports no assembly stage)."""
+    return option or os.environ.get(SCHEDULER_VARIABLE) or None
 
 
 F = TypeVar("F", bound=Callable[..., Any])

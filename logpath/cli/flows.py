@@ -16,13 +16,14 @@ from logpath.cli.app import (
     HostOption,
     JsonOption,
     PortOption,
+    SchedulerOption,
     SinceOption,
     StoreOption,
     UntilOption,
     command,
     exit_when_nothing_matched,
+    scheduler_address,
 )
-from logpath.cli.ingest import SchedulerOption
 from logpath.errors import UsageError
 
 # The library (pandas, Arrow, rich) is imported by the command that runs, not when the CLI
@@ -114,10 +115,10 @@ def flows_command(
 def _assemble_on_cluster(store: Store, scheduler: str | None) -> None:
     """With a scheduler, a store whose connections must be assembled again (an older
     logpath's, another ruleset's) is assembled on the cluster before the question reads it."""
-    from logpath.fleet import assemble_stale_on, connected, scheduler_address
-
     address = scheduler_address(scheduler)
     if address is not None:
+        from logpath.fleet import assemble_stale_on, connected
+
         with connected(address) as cluster:
             assemble_stale_on(cluster, store)
 

@@ -16,11 +16,13 @@ from logpath.cli.app import (
     HostOption,
     JsonOption,
     PortOption,
+    SchedulerOption,
     SinceOption,
     StoreOption,
     UntilOption,
     command,
     exit_when_nothing_matched,
+    scheduler_address,
     stopped_by_signals,
 )
 from logpath.errors import RulesetError, UsageError
@@ -32,17 +34,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from logpath.ingest import Parsing
-
-# Also `flows`'s (logpath.cli.flows): the commands that do a fleet's heavy work.
-SchedulerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        help="Run on this Dask scheduler (tcp://HOST:PORT; `local`: a cluster on this "
-        "machine's cores); default: $DASK_SCHEDULER_ADDRESS, else no Dask. Needs "
-        "logpath[dask].",
-    ),
-]
 
 
 @command("ingest")
@@ -122,12 +113,12 @@ def ingest_command(
 def _on_cluster(scheduler: str | None) -> Iterator[Parsing | None]:
     """The cluster's workers ingest parses on (``logpath.fleet``), or None: this machine's
     processes, and dask not imported."""
-    from logpath.fleet import connected, scheduler_address
-
     address = scheduler_address(scheduler)
     if address is None:
         yield None
         return
+    from logpath.fleet import connected
+
     with connected(address) as cluster:
         yield cluster.parsing()
 
