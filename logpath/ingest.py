@@ -35,7 +35,7 @@ from logpath.lines import (
     open_source,
     rotation_order,
 )
-from logpath.parse import Rejected, parse_lines
+from logpath.parse import Rejected, parse_block, parse_lines
 from logpath.provenance import Provenance
 from logpath.runtime import without_cyclic_gc
 from logpath.store import SourceState, Store, StoreWriter
@@ -113,9 +113,12 @@ def parse_chunk(
 def _parse_block(
     name: str, mtime: datetime, year: int | None, block: Block, after: int
 ) -> ChunkResult:
-    text, raw_lines = block.texts(after)
-    undecodable = [Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "") for t in raw_lines]
-    parsed = parse_lines(name, text)
+    parsed = parse_block(name, block, after)  # the C scanner, where it was built
+    undecodable: list[Rejected] = []
+    if parsed is None:
+        text, raw_lines = block.texts(after)
+        undecodable = [Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "") for t in raw_lines]
+        parsed = parse_lines(name, text)
     parsed.rejected.extend(undecodable)
     hops = build_hops(parsed, name, year=year, mtime=mtime)
     lines = parsed.lines + len(undecodable)

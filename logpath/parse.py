@@ -12,6 +12,8 @@ says why the line is wrong.
 
 from __future__ import annotations
 
+import importlib
+import os
 import platform
 import re
 import sys
@@ -19,6 +21,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +32,9 @@ from logpath.errors import UnsupportedPythonError
 from logpath.grammars import headers, netfilter, trace
 from logpath.grammars.fastpath import FastPattern, compile_grammar
 from logpath.nftrace import TRACE_FIELDS, TraceReader, is_trace_line
+
+if TYPE_CHECKING:
+    from logpath.lines import Block
 
 SKIP_NOT_NETFILTER = "not a netfilter line"
 SKIP_BLANK = "blank line"
@@ -450,10 +457,13 @@ def syslog_pattern() -> FastPattern:
     return compile_grammar(grammar, end=r" *\Z")
 
 
-def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
+def parse_lines(
+    source: str, lines: Iterable[tuple[int, str]], scanned: _Columns | None = None
+) -> ParsedLines:
     """Parse numbered lines from one source into raw hop fields, rejects and skip counts.
 
-    The hops come out in line order.
+    The hops come out in line order. ``scanned``: the hops the C scanner already took from the
+    same block (``parse_block``), merged in line order.
     """
     kinds = header_kinds()
     # the whole-grammar patterns are compiled only when a line needs one
@@ -496,10 +506,13 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
                 traces.append((lineno, line))
                 continue
             result.rejected.append(reject(source, lineno, line))
-    result.lines = count
     hot = _Columns(syslog_pattern())
     hot.rows, hot.lineno, hot.raw = syslog_rows, syslog_lineno, syslog_raw
     buckets.insert(0, hot)
+    if scanned is not None:
+        buckets.insert(0, scanned)
+        count += len(scanned.lineno)
+    result.lines = count
     if traces:
         buckets.append(read_trace_lines(source, traces, result))
         result.rejected.sort(key=lambda r: r.lineno)
@@ -519,3 +532,93 @@ def parse_lines(source: str, lines: Iterable[tuple[int, str]]) -> ParsedLines:
         raw = [raw[i] for i in order.to_pylist()]
     result.fields, result.lineno, result.raw = fields, numbers, raw
     return result
+
+
+# --- the C scanner (issue 13) --------------------------------------------------------------------
+
+PURE_PYTHON_ENV = "LOGPATH_PURE_PYTHON"  # set (to anything but "" or "0"): never use the scanner
+
+
+def scanner() -> ModuleType | None:
+    """The C scanner generated from the grammar (``logpath._scanner``), or None where it was not
+    built (no C compiler when logpath was installed) or ``$LOGPATH_PURE_PYTHON`` is set."""
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None
+    return _built_scanner()
+
+
+@cache
+def _built_scanner() -> ModuleType | None:
+    try:
+        module = importlib.import_module("logpath._scanner._scan")
+    except ImportError:
+        return None
+    if module.field_names() != all_fields():  # built from another grammar than this one's
+        return None
+    return module
+
+
+def scanner_status() -> str:
+    """One line saying which parser runs, for ``logpath doctor`` and ingest."""
+    if scanner() is not None:
+        return "parser: the C scanner generated from the grammar"
+    if _built_scanner() is not None:
+        return f"parser: pure Python (${PURE_PYTHON_ENV} is set)"
+    return (
+        "parser: pure Python, about 3 times slower: the C scanner was not built (install a C "
+        "compiler and the Python headers, then reinstall logpath)"
+    )
+
+
+class _ScannedColumns(_Columns):
+    """The hops the C scanner took: each field already an Arrow string array."""
+
+    def __init__(self, columns: dict[str, pa.Array], lineno: list[int], raw: list[str]) -> None:
+        super().__init__(syslog_pattern())
+        self.columns = columns
+        self.lineno, self.raw = lineno, raw
+        self.rows = [()] if lineno else []  # rows only tell parse_lines the bucket is not empty
+
+    def to_fields(self, names: tuple[str, ...]) -> dict[str, pa.Array]:
+        empty = pa.nulls(len(self.lineno), pa.string())
+        return {name: self.columns.get(name, empty) for name in names}
+
+
+def _scanner_columns(
+    n: int, buffers: list[tuple[bytes | None, bytes, bytes, int] | None]
+) -> dict[str, pa.Array]:
+    columns: dict[str, pa.Array] = {}
+    for name, column in zip(all_fields(), buffers, strict=True):
+        if column is None:
+            continue
+        validity, offsets, data, nulls = column
+        parts = [None if validity is None else pa.py_buffer(validity)]
+        parts += [pa.py_buffer(offsets), pa.py_buffer(data)]
+        columns[name] = pa.Array.from_buffers(pa.string(), n, parts, null_count=nulls)
+    return columns
+
+
+def parse_block(source: str, block: Block, after: int = 0) -> ParsedLines | None:
+    """Parse a block's lines numbered above ``after`` with the C scanner, the lines it does not
+    take with ``parse_lines``; None where the scanner cannot read the block (not built, lines
+    already split, a carriage return, text that is not UTF-8): then ``parse_lines`` reads it all.
+    """
+    scan = scanner()
+    data = block.data
+    if scan is None or block.lines is not None or b"\r" in data or not _is_utf8(data):
+        return None
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    lineno, raw, rest, buffers = scan.scan(data, block.start, after)
+    scanned = _ScannedColumns(_scanner_columns(len(lineno), buffers), lineno, raw)
+    return parse_lines(source, rest, scanned)
+
+
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

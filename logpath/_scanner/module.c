@@ -1,0 +1,227 @@
+/*
+ * logpath._scanner._scan: one C pass over a block of lines with the scanner generated from the
+ * grammar (scanner.c, from scanner.re by re2c; grammars/scanner_gen.py writes scanner.re).
+ *
+ * This file is written by hand: the loop over the lines of a block and the Python entry.
+ * scan(data, first_lineno, after) takes the block's bytes (UTF-8, "\n" after every line, no
+ * "\r") and returns
+ *   (lineno, raw, rest, columns)
+ * lineno, raw: the number and text of each line the scanner took, in line order;
+ * rest:        (lineno, text) of every other line numbered above `after`, for the Python path;
+ * columns:     per field (lp_field_names order), None if no line had it, else
+ *              (validity bitmap or None, int32 offsets, data, null count): an Arrow string
+ *              array's buffers, built by memcpy, no Python object per value.
+ */
+#define _GNU_SOURCE /* memmem */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "scanner.c"
+
+#define MAX_LINE 65536 /* logpath.parse.MAX_LINE: longer lines are skipped by Python */
+
+typedef struct {
+    int32_t *spans; /* 2 per field per taken line: offsets into the block, -1 absent */
+    Py_ssize_t lines, capacity;
+} Spans;
+
+static int spans_grow(Spans *s)
+{
+    Py_ssize_t capacity = s->capacity ? 2 * s->capacity : 1024;
+    int32_t *grown = PyMem_Realloc(s->spans, (size_t)capacity * 2 * LP_FIELDS * sizeof(int32_t));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    s->spans = grown;
+    s->capacity = capacity;
+    return 0;
+}
+
+/* Python's message_end() strips trailing white space (any Unicode space) and, in a line with
+ * "message repeated " in its first 120 characters, a last "]"; the patterns here strip only
+ * spaces, so a line ending otherwise is left to Python (480 bytes: 120 characters of UTF-8). */
+static int end_is_plain(const unsigned char *line, const unsigned char *end)
+{
+    static const char repeated[] = "message repeated ";
+    while (end > line && end[-1] == ' ')
+        end--;
+    if (end == line)
+        return 0;
+    unsigned char last = end[-1];
+    if (last >= 0x80 || last < 0x21)
+        return 0;
+    if (last == ']') {
+        size_t head = (size_t)(end - line) < 480 ? (size_t)(end - line) : 480;
+        return memmem(line, head, repeated, sizeof repeated - 1) == NULL;
+    }
+    return 1;
+}
+
+static PyObject *column(const Spans *s, const unsigned char *base, int field)
+{
+    Py_ssize_t n = s->lines, total = 0, nulls = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t *span = s->spans + (i * LP_FIELDS + field) * 2;
+        if (span[0] < 0)
+            nulls++;
+        else
+            total += span[1] - span[0];
+    }
+    if (nulls == n)
+        Py_RETURN_NONE;
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * (Py_ssize_t)sizeof(int32_t));
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    PyObject *validity = nulls ? PyBytes_FromStringAndSize(NULL, (n + 7) / 8) : Py_None;
+    if (offsets == NULL || data == NULL || validity == NULL) {
+        Py_XDECREF(offsets);
+        Py_XDECREF(data);
+        if (validity != Py_None)
+            Py_XDECREF(validity);
+        return NULL;
+    }
+    if (validity == Py_None)
+        Py_INCREF(Py_None);
+    else
+        memset(PyBytes_AS_STRING(validity), 0, (size_t)(n + 7) / 8);
+    int32_t *offset = (int32_t *)PyBytes_AS_STRING(offsets);
+    char *out = PyBytes_AS_STRING(data);
+    unsigned char *valid = (unsigned char *)(validity == Py_None ? NULL : PyBytes_AS_STRING(validity));
+    int32_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const int32_t *span = s->spans + (i * LP_FIELDS + field) * 2;
+        offset[i] = at;
+        if (span[0] >= 0) {
+            memcpy(out + at, base + span[0], (size_t)(span[1] - span[0]));
+            at += span[1] - span[0];
+            if (valid)
+                valid[i / 8] |= (unsigned char)(1u << (i % 8));
+        }
+    }
+    offset[n] = at;
+    return Py_BuildValue("(NNNn)", validity, offsets, data, nulls);
+}
+
+static int append_line(PyObject *numbers, PyObject *texts, long long lineno,
+                       const unsigned char *line, Py_ssize_t length, int as_pair)
+{
+    PyObject *number = PyLong_FromLongLong(lineno);
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)line, length, "strict");
+    int failed = number == NULL || text == NULL;
+    if (!failed && as_pair) {
+        PyObject *pair = PyTuple_Pack(2, number, text);
+        failed = pair == NULL || PyList_Append(numbers, pair) < 0;
+        Py_XDECREF(pair);
+    } else if (!failed) {
+        failed = PyList_Append(numbers, number) < 0 || PyList_Append(texts, text) < 0;
+    }
+    Py_XDECREF(number);
+    Py_XDECREF(text);
+    return failed ? -1 : 0;
+}
+
+/* Scan every line; fill the spans of the lines taken, hand the others to `rest`. */
+static int scan_lines(const unsigned char *base, Py_ssize_t size, long long lineno, long long after,
+                      Spans *spans, PyObject *numbers, PyObject *texts, PyObject *rest)
+{
+    const unsigned char *line = base, *end = base + size;
+    const unsigned char *span[2 * LP_FIELDS];
+    for (; line < end; lineno++) {
+        const unsigned char *newline = memchr(line, '\n', (size_t)(end - line));
+        Py_ssize_t length = newline - line;
+        if (lineno > after) {
+            int kind = 0;
+            if (length <= MAX_LINE && end_is_plain(line, newline)) {
+                memset(span, 0, sizeof span);
+                kind = lp_scan_line(line, span);
+            }
+            if (kind) {
+                if (spans->lines == spans->capacity && spans_grow(spans) < 0)
+                    return -1;
+                int32_t *out = spans->spans + spans->lines * LP_FIELDS * 2;
+                for (int i = 0; i < 2 * LP_FIELDS; i += 2) {
+                    out[i] = span[i] ? (int32_t)(span[i] - base) : -1;
+                    out[i + 1] = span[i] ? (int32_t)(span[i + 1] - base) : -1;
+                }
+                spans->lines++;
+                if (append_line(numbers, texts, lineno, line, length, 0) < 0)
+                    return -1;
+            } else if (append_line(rest, NULL, lineno, line, length, 1) < 0) {
+                return -1;
+            }
+        }
+        line = newline + 1;
+    }
+    return 0;
+}
+
+static PyObject *scan(PyObject *self, PyObject *args)
+{
+    Py_buffer block;
+    long long first, after;
+    if (!PyArg_ParseTuple(args, "y*LL", &block, &first, &after))
+        return NULL;
+    const unsigned char *base = block.buf;
+    PyObject *numbers = PyList_New(0), *texts = PyList_New(0), *rest = PyList_New(0);
+    PyObject *columns = NULL, *result = NULL;
+    Spans spans = {NULL, 0, 0};
+    if (block.len && base[block.len - 1] != '\n') {
+        PyErr_SetString(PyExc_ValueError, "the block must end with a newline");
+        goto done;
+    }
+    if (numbers == NULL || texts == NULL || rest == NULL)
+        goto done;
+    if (block.len > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a block must be smaller than 2 GiB");
+        goto done;
+    }
+    if (scan_lines(base, block.len, first, after, &spans, numbers, texts, rest) < 0)
+        goto done;
+    columns = PyList_New(LP_FIELDS);
+    if (columns == NULL)
+        goto done;
+    for (int f = 0; f < LP_FIELDS; f++) {
+        PyObject *one = column(&spans, base, f);
+        if (one == NULL)
+            goto done;
+        PyList_SET_ITEM(columns, f, one);
+    }
+    result = Py_BuildValue("(OOOO)", numbers, texts, rest, columns);
+done:
+    PyMem_Free(spans.spans);
+    Py_XDECREF(numbers);
+    Py_XDECREF(texts);
+    Py_XDECREF(rest);
+    Py_XDECREF(columns);
+    PyBuffer_Release(&block);
+    return result;
+}
+
+static PyObject *field_names(PyObject *self, PyObject *unused)
+{
+    PyObject *names = PyTuple_New(LP_FIELDS);
+    if (names == NULL)
+        return NULL;
+    for (int f = 0; f < LP_FIELDS; f++) {
+        PyObject *name = PyUnicode_FromString(lp_field_names[f]);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, f, name);
+    }
+    return names;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS,
+     "scan(data, first_lineno, after) -> (lineno, raw, rest, columns): one block's lines."},
+    {"field_names", field_names, METH_NOARGS, "The fields of the columns scan() returns."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__scan(void) { return PyModule_Create(&module); }

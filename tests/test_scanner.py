@@ -1,0 +1,178 @@
+"""The C scanner generated from the grammar (logpath/_scanner, grammars/scanner_gen.py).
+
+Its parse of a block must be the pure-Python parse, field by field (same hops, columns, rejects
+and skip counts, in the same order), on every sample and on generated lines; and the checked-in
+scanner must be what the generator makes of today's grammar.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from logpath.grammars.fastpath import CompileError, compile_grammar
+from logpath.grammars.scanner_gen import translate
+from strategies import netfilter_line
+
+from logpath.lines import Block
+from logpath.parse import (
+    PURE_PYTHON_ENV,
+    ParsedLines,
+    fast_parse_line,
+    parse_block,
+    parse_lines,
+    scanner,
+    scanner_status,
+)
+
+ROOT = Path(__file__).parent.parent
+SCANNER = ROOT / "logpath" / "_scanner"
+SAMPLES = sorted(p for p in (ROOT / "samples").rglob("*") if p.is_file() and p.stat().st_size)
+
+needs_scanner = pytest.mark.skipif(scanner() is None, reason="the C scanner is not built")
+
+
+def block_of(data: bytes, start: int = 1) -> Block:
+    return Block(start=start, count=data.count(b"\n") + (not data.endswith(b"\n")), data=data)
+
+
+def pure(name: str, block: Block, after: int = 0) -> ParsedLines:
+    text, _ = block.texts(after)
+    return parse_lines(name, text)
+
+
+def same(a: ParsedLines, b: ParsedLines) -> None:
+    assert a.lineno == b.lineno
+    assert a.raw == b.raw
+    assert a.rejected == b.rejected
+    assert a.skipped == b.skipped
+    assert a.lines == b.lines
+    assert list(a.fields) == list(b.fields)
+    for name in a.fields:
+        assert a.fields[name].equals(b.fields[name]), name
+
+
+@needs_scanner
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: str(p.relative_to(ROOT / "samples")))
+def test_scanner_equals_python_on_sample(path: Path) -> None:
+    data = path.read_bytes()
+    block = block_of(data, start=1)
+    scanned = parse_block(path.name, block)
+    if scanned is None:  # carriage returns or bytes that are not UTF-8: Python reads it all
+        assert b"\r" in data or not data.isascii()
+        return
+    same(scanned, pure(path.name, block))
+
+
+@needs_scanner
+def test_scanner_takes_the_seed_lines() -> None:
+    """The seed article's 27 kernel lines are the common shape: the scanner takes them all."""
+    from logpath._scanner import _scan
+
+    data = (ROOT / "samples" / "seed" / "syslog").read_bytes()
+    lineno, _raw, rest, _columns = _scan.scan(data, 1, 0)
+    assert len(lineno) == 27
+    assert all("kernel:" not in text or "IN=" not in text for _, text in rest)
+    parsed = parse_block("syslog", block_of(data))
+    assert parsed is not None
+    assert parsed.fields["dport"][0].as_py() == "12580"
+    assert parsed.fields["prefix"][0].as_py() == "[TonyBai]-RawPrerouting:"
+
+
+@needs_scanner
+def test_scanner_skips_lines_up_to_after() -> None:
+    data = (ROOT / "samples" / "seed" / "syslog").read_bytes()
+    block = block_of(data, start=100)
+    scanned = parse_block("syslog", block, after=110)
+    assert scanned is not None
+    same(scanned, pure("syslog", block, after=110))
+    assert min(scanned.lineno) > 110
+
+
+LINES = st.lists(netfilter_line(), min_size=1, max_size=20)
+
+
+@needs_scanner
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES, st.sampled_from(["", " ", "  "]))
+def test_scanner_equals_python_on_generated_lines(
+    cases: list[tuple[str, object]], end: str
+) -> None:
+    data = "".join(text + end + "\n" for text, _ in cases).encode()
+    block = block_of(data)
+    scanned = parse_block("gen", block)
+    assert scanned is not None
+    same(scanned, pure("gen", block))
+
+
+@needs_scanner
+@given(netfilter_line())
+@settings(max_examples=300, deadline=None)
+def test_scanner_leaves_only_prefixes_holding_in(case: tuple[str, object]) -> None:
+    """The scanner takes every generated line but those whose prefix holds "IN=" itself (the
+    one narrowing of the grammar's language it makes: grammars/scanner_gen.py)."""
+    from logpath._scanner import _scan
+
+    text = case[0]
+    lineno, _, _rest, _ = _scan.scan((text + "\n").encode(), 1, 0)
+    fields = fast_parse_line(text)
+    assert fields is not None
+    assert bool(lineno) == ("IN=" not in fields.get("prefix", "")), text
+
+
+def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    assert scanner() is None
+    assert parse_block("syslog", block_of((ROOT / "samples/seed/syslog").read_bytes())) is None
+    assert scanner_status().startswith("parser: pure Python")
+
+
+def test_ingest_without_the_scanner_stores_the_same_hops(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from datetime import datetime
+
+    from logpath.ingest import parse_chunk
+
+    data = (ROOT / "samples/seed/syslog").read_bytes()
+    moment = datetime(2016, 1, 20, tzinfo=UTC)
+    with_scanner = parse_chunk("syslog", moment, 2016, block_of(data), 0)
+    monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    without = parse_chunk("syslog", moment, 2016, block_of(data), 0)
+    assert with_scanner.hops.num_rows == 27
+    assert with_scanner.hops.equals(without.hops)
+    assert with_scanner.lines == without.lines
+
+
+def test_generator_refuses_what_a_dfa_cannot_do() -> None:
+    import pyparsing as pp
+
+    lazy = compile_grammar(pp.Regex(r"(?P<prefix>.*?) (?=IN=)"))
+    with pytest.raises(CompileError, match="cannot translate"):
+        translate("x", lazy)
+    back = compile_grammar(pp.Regex(r"(?P<a>x)(?P=a)"))
+    with pytest.raises(CompileError, match="cannot translate"):
+        translate("x", back)
+
+
+@pytest.mark.skipif(shutil.which("re2c") is None, reason="re2c is not installed")
+def test_checked_in_scanner_is_generated_from_the_grammar(tmp_path: Path) -> None:
+    from logpath._scanner.generate import generate
+
+    generate(tmp_path)
+    for name in ("scanner.re", "scanner.c"):
+        fresh = (tmp_path / name).read_text().replace(str(tmp_path), str(SCANNER))
+        assert fresh == (SCANNER / name).read_text(), f"{name} is stale: run make scanner"
+
+
+def test_field_columns_are_arrow_strings() -> None:
+    if scanner() is None:
+        pytest.skip("the C scanner is not built")
+    parsed = parse_block("syslog", block_of((ROOT / "samples/seed/syslog").read_bytes()))
+    assert parsed is not None
+    assert all(col.type == pa.string() for col in parsed.fields.values())
