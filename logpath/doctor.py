@@ -601,4 +601,17 @@ def run_checks(root: Path = Path("/"), runner: Runner | None = run_command) -> l
         check_dmesg_access(system, situation),
         check_console(system, situation),
         check_ratelimits(system),
+        # this installation's, not the tree's: only of the real system
+        *([check_parser()] if root == Path("/") else []),
     ]
+
+
+def check_parser() -> Check:
+    """Which parser this logpath reads lines with: the C scanner generated from the grammar,
+    or the pure-Python path (the same hops, ~3 times the CPU) where it was not built."""
+    from logpath.parse import scanner, scanner_status
+
+    value = scanner_status().removeprefix("parser: ")
+    if scanner() is not None:
+        return Check("parser", Status.OK, value, "Lines are read at the scanner's speed.")
+    return Check("parser", Status.WARN, value, "Ingest reads the same hops, more slowly.")

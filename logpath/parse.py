@@ -558,6 +558,11 @@ def _built_scanner() -> ModuleType | None:
     return module
 
 
+def scanner_built() -> bool:
+    """Whether the C scanner was built for this grammar (whether or not it is switched off)."""
+    return _built_scanner() is not None
+
+
 def scanner_status() -> str:
     """One line saying which parser runs, for ``logpath doctor`` and ingest."""
     if scanner() is not None:

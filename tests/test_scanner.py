@@ -7,7 +7,10 @@ scanner must be what the generator makes of today's grammar.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from datetime import UTC
 from pathlib import Path
 
@@ -176,3 +179,54 @@ def test_field_columns_are_arrow_strings() -> None:
     parsed = parse_block("syslog", block_of((ROOT / "samples/seed/syslog").read_bytes()))
     assert parsed is not None
     assert all(col.type == pa.string() for col in parsed.fields.values())
+
+
+def _logpath_without_scanner(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``logpath ARGS`` in a fresh process in which the C extension cannot be imported, as on a
+    machine where pip found no compiler (None in sys.modules makes its import fail)."""
+    script = (
+        "import sys\n"
+        "sys.modules['logpath._scanner._scan'] = None\n"
+        f"sys.argv = ['logpath', *{args!r}]\n"
+        "from logpath.cli import main\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+
+
+def test_a_logpath_without_the_scanner_says_so_once_and_stores_the_same(tmp_path: Path) -> None:
+    seed = str(ROOT / "samples/seed/syslog")
+    store = str(tmp_path / "store")
+    run = _logpath_without_scanner(["ingest", seed, "--store", store, "--year", "2016"], tmp_path)
+    assert run.returncode == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if "parser:" in line]
+    assert said == [f"logpath: {_NOT_BUILT}"]
+    from logpath.store import Store
+
+    assert Store(Path(store)).count_hops(None) == 27  # the seed's 27 lines, by the Python path
+    doctor = _logpath_without_scanner(["doctor", "--json"], tmp_path)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["parser"]["status"] == "warn"
+    assert checks["parser"]["value"] == _NOT_BUILT.removeprefix("parser: ")
+
+
+@needs_scanner
+def test_a_logpath_with_the_scanner_says_nothing_of_it_at_ingest(tmp_path: Path) -> None:
+    script = (
+        f"import sys\nsys.argv = ['logpath', 'ingest', {str(ROOT / 'samples/seed/syslog')!r}, "
+        f"'--store', {str(tmp_path / 'store')!r}, '--year', '2016']\n"
+        "from logpath.cli import main\nmain()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "parser:" not in run.stderr
+
+
+_NOT_BUILT = (
+    "parser: pure Python, about 3 times slower: the C scanner was not built (install a C "
+    "compiler and the Python headers, then reinstall logpath)"
+)

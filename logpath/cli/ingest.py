@@ -74,12 +74,15 @@ def ingest_command(
 
     # the parser builds its grammars on import (~50 ms): only this command needs them
     from logpath.ingest import ingest
+    from logpath.parse import scanner_built, scanner_status
     from logpath.render.tables import print_summary
     from logpath.store import Store
 
     target = Store(store)
     ruleset = rules_option(rules) if rules else None
     console = Console(stderr=True)
+    if not scanner_built():  # said once a run: the user can fix it (a compiler, a reinstall)
+        typer.echo(f"logpath: {scanner_status()}", err=True)
     with (
         stopped_by_signals(),
         _on_cluster(scheduler) as parsing,
