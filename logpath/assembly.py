@@ -28,7 +28,7 @@ numbered by time (``Kept.numbered``), so the tables are those of one assembly of
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -128,10 +128,15 @@ class Assembled:
 
 
 def assemble_store(
-    store: Store, writer: StoreWriter | None = None, executor: Executor | None = None
+    store: Store,
+    writer: StoreWriter | None = None,
+    executor: Executor | None = None,
+    *,
+    from_scratch: Callable[[pa.Table, Ruleset | None], Assembled] | None = None,
 ) -> Assembled:
     """Assemble every hop of ``store`` (and of ``writer``'s run, if given); with a writer, the
-    tables are written for its commit; with an ``executor``, on two cores (``assemble``).
+    tables are written for its commit; with an ``executor``, on two cores (``assemble``);
+    ``from_scratch`` assembles all hops otherwise (``fleet``: in windows on a cluster).
 
     When the hops only grew since the stored tables were built (same version, ruleset,
     conventions and clocks), only what the new hops can touch is assembled again
@@ -145,7 +150,10 @@ def assemble_store(
         assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
         if assembled is None:
             hops = store.read_parts(parts, HOP_COLUMNS)
-            assembled = assemble(hops, ruleset, executor=executor)
+            if from_scratch is not None:
+                assembled = from_scratch(hops, ruleset)
+            else:
+                assembled = assemble(hops, ruleset, executor=executor)
     if writer is not None:
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}

@@ -24,7 +24,6 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,18 +32,15 @@ import pyarrow.compute as pc
 
 from logpath.assembly import (
     CHUNK_HOPS,
-    HOP_COLUMNS,
     PIPELINE_COLUMNS,
-    ROW_GROUP_ROWS,
     SEAM_SHARE,
     SETTLED_AFTER,
     Assembled,
     Kept,
     assemble,
-    assemble_added,
     assemble_later,
+    assemble_store,
     judges,
-    kept_ruleset,
     learn_hop_clocks,
     trace_in_chunks,
 )
@@ -52,7 +48,6 @@ from logpath.clocks import one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
 from logpath.provenance import Provenance
-from logpath.runtime import without_cyclic_gc
 from logpath.store import Store, StoreWriter, to_frame
 
 if TYPE_CHECKING:
@@ -223,20 +218,11 @@ def assemble_store_on(
     """``assembly.assemble_store`` with the assembly from scratch done in windows on the
     cluster (``assemble_in_windows``); what an ingest adds to an assembled store is assembled
     here, as it touches only the connections still open."""
-    manifest = writer.manifest if writer else store.require()
-    parts = writer.hop_parts() if writer else manifest.parts
-    provenance = Provenance.now(parts, manifest.ruleset)
-    ruleset = kept_ruleset(manifest.ruleset)
-    with without_cyclic_gc():
-        assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
-        if assembled is None:
-            hops = store.read_parts(parts, HOP_COLUMNS)
-            assembled = assemble_in_windows(cluster, hops, ruleset)
-    if writer is not None:
-        kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
-        tables = {"flows": assembled.flows, "trace": assembled.trace}
-        writer.add_assembled(tables, kept, ROW_GROUP_ROWS)
-    return assembled
+
+    def in_windows(hops: pa.Table, ruleset: Ruleset | None) -> Assembled:
+        return assemble_in_windows(cluster, hops, ruleset)
+
+    return assemble_store(store, writer, from_scratch=in_windows)
 
 
 def assemble_stale_on(cluster: Cluster, store: Store) -> bool:

@@ -249,15 +249,8 @@ class Store:
                 manifest = self.require() if self.exists() else Manifest()
                 writer = StoreWriter(self, manifest)
                 writer.remove_orphans()
-                try:
+                with _committed(writer):
                     yield writer
-                    writer.close()
-                    writer.commit()
-                except BaseException as error:
-                    stored = writer.abort()
-                    if isinstance(error, Stopped):
-                        error.stored = stored
-                    raise
         except BaseException:
             if self.path in made and not self.exists():
                 _remove_new_store(self.path, made)
@@ -278,15 +271,8 @@ class Store:
                 # the assembled tables the commit before last replaced: a reader has had a
                 # commit's time to open them
                 writer.remove_orphans()
-                try:
+                with _committed(writer):
                     yield writer
-                    writer.close()
-                    writer.commit()
-                except BaseException as error:
-                    stored = writer.abort()
-                    if isinstance(error, Stopped):
-                        error.stored = stored
-                    raise
 
             yield run
 
@@ -594,6 +580,21 @@ def _widened(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 def _hop_schema(columns: list[str] | None) -> pa.Schema:
     return HOP_SCHEMA if columns is None else pa.schema([HOP_SCHEMA.field(c) for c in columns])
+
+
+@contextmanager
+def _committed(writer: StoreWriter) -> Iterator[None]:
+    """Commit ``writer``'s run when the block ends; abort it (its parts removed) when the block
+    raises, a Stopped told whether anything had been stored."""
+    try:
+        yield
+        writer.close()
+        writer.commit()
+    except BaseException as error:
+        stored = writer.abort()
+        if isinstance(error, Stopped):
+            error.stored = stored
+        raise
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
