@@ -263,7 +263,7 @@ class Store:
         readers see what was read so far while a second writer is still refused. A piece that
         fails removes its own parts only; the pieces committed before it stand."""
         self._prepare(create=True)
-        with _locked(self.path / "lock"):
+        with _locked(self.path / "lock", "logpath follow"):
 
             @contextmanager
             def run() -> Iterator[StoreWriter]:
@@ -783,7 +783,8 @@ class StoreWriter:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[IO[str]]:
+def _locked(path: Path, holder: str = "logpath ingest") -> Iterator[IO[str]]:
+    """The store's lock, held by this process as ``holder`` (a second writer is told who)."""
     try:
         handle = path.open("a+")
     except OSError as error:
@@ -796,13 +797,13 @@ def _locked(path: Path) -> Iterator[IO[str]]:
         handle.close()
         raise StoreLockedError(
             f"{path.parent}: the store is being written by {holder}\n\n"
-            "Wait for that ingest to finish, or use another --store."
+            "Wait for it to finish, or use another --store."
         ) from None
     # who holds the lock, for a second writer's message: written unbuffered, and only a note,
     # so that on a full disk the run still starts (and removes the parts a killed run left)
     with suppress(OSError):
         os.ftruncate(handle.fileno(), 0)
-        os.write(handle.fileno(), f"logpath ingest (pid {os.getpid()})".encode())
+        os.write(handle.fileno(), f"{holder} (pid {os.getpid()})".encode())
     try:
         yield handle
     finally:

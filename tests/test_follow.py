@@ -271,6 +271,7 @@ def test_cli_json_events_and_a_stop(tmp_path: Path, stop: signal.Signals, code: 
         [*CLI, "ingest", str(LAB / "c2c.log"), "--store", str(store)], capture_output=True
     )
     assert refused.returncode == 4
+    assert b"is being written by logpath follow (pid" in refused.stderr
     time.sleep(0.5)
     follow.send_signal(stop)
     out, err = follow.communicate(timeout=30)
