@@ -341,6 +341,29 @@ def test_the_live_table_of_open_connections(tmp_path: Path) -> None:
     ]
 
 
+def test_the_live_table_shows_a_chain_named_by_the_log_as_text(tmp_path: Path) -> None:
+    """A chain's name comes from a LOG prefix, which anyone who can send a packet may shape:
+    the table shows it escaped and unstyled, not as rich markup or a terminal's escape."""
+    from dataclasses import replace
+    from io import StringIO
+
+    from rich.console import Console
+
+    from logpath.render.live import open_table
+
+    log = tmp_path / "kern.log"
+    log.touch()
+    with Follower([str(log)], Store(tmp_path / "store"), year=2025) as follower:
+        log.write_text((LAB / "dnat.log").read_text())
+        events = follow_until(follower, lambda: True)
+    hostile = replace(events[0], last_hop="filter [red]X\x1b[2J lpbr0→up0")
+    out = StringIO()
+    Console(file=out, width=130, force_terminal=True).print(open_table([hostile]))
+    shown = out.getvalue()
+    assert "\x1b[2J" not in shown
+    assert "[red]X\\x1b[2J" in shown
+
+
 def test_journalctl_json_on_standard_input_is_read_as_ingest_reads_it(tmp_path: Path) -> None:
     journal = Path(__file__).parent.parent / "samples" / "formats" / "journal.json"
     done = subprocess.run(

@@ -78,7 +78,8 @@ def open_table(open_events: Iterable[Event]) -> Table:
             Text(nat_short(flow), style="magenta"),
             str(flow.packets),
             Text(flow.state, style=_style(flow)),
-            event.last_hop,
+            # a chain's name comes from a LOG prefix: text, never markup or a terminal escape
+            Text(visible(event.last_hop)),
         )
     return table
 
