@@ -49,7 +49,8 @@ def event_line(event: Event) -> str:
 
 def event_json(event: Event) -> str:
     """One event as a line of JSON: the ``flows --json`` object with ``event``."""
-    return json.dumps(event.to_json(), ensure_ascii=False)
+    # ASCII, as every --json of logpath: a bidi or invisible character of a log as a \u escape
+    return json.dumps(event.to_json())
 
 
 def _style(flow: Flow) -> str:
