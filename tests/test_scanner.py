@@ -169,7 +169,7 @@ def test_checked_in_scanner_is_generated_from_the_grammar(tmp_path: Path) -> Non
 
     generate(tmp_path)
     for name in ("scanner.re", "scanner.c"):
-        fresh = (tmp_path / name).read_text().replace(str(tmp_path), str(SCANNER))
+        fresh = (tmp_path / name).read_text()
         assert fresh == (SCANNER / name).read_text(), f"{name} is stale: run make scanner"
 
 

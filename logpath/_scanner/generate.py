@@ -50,7 +50,9 @@ def source() -> str:
 def generate(directory: Path = HERE) -> None:
     """Write scanner.re and scanner.c into ``directory``."""
     (directory / "scanner.re").write_text(source())
-    command = [*RE2C, str(directory / "scanner.re"), "-o", str(directory / "scanner.c")]
+    # names relative to the directory: scanner.c's #line directives then name "scanner.re", not
+    # the checkout it was generated in (a clean clone elsewhere regenerates the same file)
+    command = [*RE2C, "scanner.re", "-o", "scanner.c"]
     subprocess.run(command, check=True, cwd=directory)
 
 
