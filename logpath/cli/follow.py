@@ -62,11 +62,13 @@ def follow_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Follow log files: print each connection when first seen, when it changes and when it
-    ends, and add the lines to the store as they come (committed every 2 s).
+    """Show each connection live, as its log lines are written.
 
-    Ctrl-C (exit 130) or SIGTERM (exit 0) commits what was read and prints a summary; a
-    later run reads on from there.
+    A connection is printed when first seen, when it changes and when it ends.
+    The lines are added to the store as they come (committed every 2 s).
+
+    Ctrl-C (exit 130) or SIGTERM (exit 0) commits, prints a summary and stops.
+    A later run reads on from where it stopped.
 
     Example: logpath follow /var/log/kern.log --port 8080 (or: dmesg -w | logpath follow -)
     """
