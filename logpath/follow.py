@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -400,21 +401,24 @@ class Follower:
 def _newest_packet(hops: pa.Table) -> pa.Array:
     """Which hops were logged within SAME_PACKET of their host's newest (by uptime; a hop
     without one, in its host's newest second)."""
-    hosts = hops["host"].to_pylist()
-    uptimes = hops["uptime"].to_pylist()
-    stamps = hops["ts"].to_pylist()
-    top_uptime: dict[object, float] = {}
-    top_stamp: dict[object, datetime] = {}
-    for host, uptime, stamp in zip(hosts, uptimes, stamps, strict=True):
-        if uptime is not None:
-            top_uptime[host] = max(uptime, top_uptime.get(host, uptime))
-        elif stamp is not None:
-            top_stamp[host] = max(stamp, top_stamp.get(host, stamp))
-    later = [
-        (uptime is not None and uptime >= top_uptime[host] - SAME_PACKET)
-        or (uptime is None and stamp is not None and stamp >= top_stamp[host])
-        for host, uptime, stamp in zip(hosts, uptimes, stamps, strict=True)
-    ]
+    # a hop of no named host (dmesg) is in the newest packet of the hops of no host
+    host_names = hops["host"].combine_chunks().cast(pa.string())
+    hosts = pc.dictionary_encode(host_names, null_encoding="encode")
+    host = hosts.indices.to_numpy(zero_copy_only=False).astype(np.intp)
+    uptime = hops["uptime"].combine_chunks()
+    timed = uptime.is_valid().to_numpy(zero_copy_only=False)
+    seconds = uptime.fill_null(0.0).to_numpy(zero_copy_only=False)
+    stamp = hops["ts"].combine_chunks().cast(pa.int64())
+    stamped = stamp.is_valid().to_numpy(zero_copy_only=False) & ~timed
+    stamps = stamp.fill_null(0).to_numpy(zero_copy_only=False)
+    # per host, the newest uptime and the newest time of the hops without one
+    top_uptime = np.full(len(hosts.dictionary), -np.inf)
+    np.maximum.at(top_uptime, host[timed], seconds[timed])
+    top_stamp = np.full(len(hosts.dictionary), np.iinfo(np.int64).min)
+    np.maximum.at(top_stamp, host[stamped], stamps[stamped])
+    later = (timed & (seconds >= top_uptime[host] - SAME_PACKET)) | (
+        stamped & (stamps >= top_stamp[host])
+    )
     return pa.array(later, pa.bool_())
 
 

@@ -17,12 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from logpath.follow import SKIPPED_BEFORE, Event, Follower
-from logpath.ingest import ingest
+from logpath.follow import SAME_PACKET, SKIPPED_BEFORE, Event, Follower, _newest_packet
+from logpath.ingest import ingest, parse_chunk
+from logpath.lines import Block
 from logpath.query import FlowQuery, find_flows
 from logpath.store import Store
 
@@ -382,3 +384,31 @@ def test_journalctl_json_on_standard_input_is_read_as_ingest_reads_it(tmp_path: 
         for e in map(json.loads, done.stdout.splitlines())
     }
     assert list(shown.values()) == expected
+
+
+@pytest.mark.parametrize("uptimes", [True, False])
+def test_the_newest_packet_of_each_host_waits(uptimes: bool) -> None:
+    """Of two hosts' genuine lines, interleaved, each host's newest packet is held back: its
+    hops within SAME_PACKET of the host's newest uptime, or (a log without uptimes) in the
+    host's newest second; another host's newer lines do not release them."""
+    # host b's lines stop a second before host a's: its newest packet is older than a's
+    lines = (LAB / "two-hosts" / "two-hosts-a.log").read_text().splitlines(True)
+    lines += (LAB / "two-hosts" / "two-hosts-b.log").read_text().splitlines(True)[:55]
+    if not uptimes:
+        lines = [re.sub(r"\[\s*\d+\.\d+\] ", "", line) for line in lines]
+    block = Block(1, 1, "".join(lines).encode())
+    hops = parse_chunk("two-hosts", datetime(2025, 11, 25, tzinfo=UTC), 2025, block, 0).hops
+    held = _newest_packet(hops).to_pylist()
+    rows = hops.select(["host", "uptime", "ts"]).to_pylist()
+    for host in ("hosta", "hostb"):
+        own = [(row, mark) for row, mark in zip(rows, held, strict=True) if row["host"] == host]
+        if uptimes:
+            newest = max(row["uptime"] for row, _ in own)
+            expected = [row["uptime"] >= newest - SAME_PACKET for row, _ in own]
+        else:
+            assert all(row["uptime"] is None for row, _ in own)
+            newest = max(row["ts"] for row, _ in own)
+            expected = [row["ts"] == newest for row, _ in own]
+        assert [mark for _, mark in own] == expected
+        # host b logged all its lines within one packet's reach: all held, none released by a's
+        assert sum(expected) > 0 and (host == "hostb" or sum(expected) < len(own))
