@@ -26,7 +26,7 @@ IPV6 = (
 MAC = r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}"
 # A decimal field (the kernel's %u of a field of known width). The grammar gives its shape only:
 # the width (a port is 0-65535, a TTL 0-255, a flow label 20 bits) is checked where the value is
-# typed (logpath.hops.DECIMAL_LIMITS), which rejects the line with that field's own column and
+# typed (logpath.netfilter.DECIMAL_LIMITS), which rejects the line with that field's own column and
 # range; a digit bound here made TTL=99999 fail the whole IPv4 alternative, reported at SRC=.
 DEC = r"\d+"
 HEX2 = r"[0-9a-fA-F]{2}"

@@ -8,9 +8,7 @@ Python map over the *distinct* values of a column, which are few).
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +16,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from logpath.netfilter import (
+    DECIMAL_LIMITS,
+    IPV4,
+    IPV6_FRAG_LIMIT,
+    IPV6_LIMITS,
+    NAME_LIMITS,
+    normal_address,
+)
 
 # pandas is imported by the functions that use it: a journey read from a store turns its hops
 # into JSON (``hop_to_json``) without it.
@@ -129,73 +136,12 @@ HOP_COLUMNS = tuple(HOP_SCHEMA.names)
 # digits (HEX2, HEX4, HEX32), so each fits its column.
 _HEX = {"tos", "prec", "res", "mark", "arp_ptype"}
 
-# --- what the kernel can print -----------------------------------------------------------------
-# The grammar gives a decimal field's shape (digits); its width is here: the largest value the
-# kernel can print in it (nf_log_syslog.c, ebt_log.c, §2-4 of the format reference), and what a
-# line with a larger one is rejected as expecting. Such a line is no kernel line, and its value
-# would overflow the column or be stored as a fact. A packet quoted in an ICMP error (inner_*)
-# has the same limits.
-_U8, _U16, _U32 = 2**8 - 1, 2**16 - 1, 2**32 - 1
-DECIMAL_LIMITS: dict[str, tuple[int, str]] = {
-    "len": (_U16, "an IPv4 length 0-65535"),
-    "ttl": (_U8, "a TTL 0-255"),
-    "id": (_U16, "an IP ID 0-65535"),
-    "frag": (2**13 - 1, "a fragment offset 0-8191"),  # 13 bits, in 8-byte units
-    "tc": (_U8, "a traffic class 0-255"),
-    "flowlbl": (2**20 - 1, "a flow label 0-1048575"),
-    "proto": (_U8, "a protocol number 0-255"),
-    "sport": (_U16, "a port 0-65535"),
-    "dport": (_U16, "a port 0-65535"),
-    "seq": (_U32, "a sequence number 0-4294967295"),
-    "ack": (_U32, "an acknowledgement number 0-4294967295"),
-    "window": (_U16, "a window 0-65535"),
-    "urgp": (_U16, "an urgent pointer 0-65535"),
-    "udplen": (_U16, "a UDP length 0-65535"),
-    "icmp_type": (_U8, "an ICMP type 0-255"),
-    "icmp_code": (_U8, "an ICMP code 0-255"),
-    "icmp_id": (_U16, "an ICMP echo id 0-65535"),
-    "icmp_seq": (_U16, "an ICMP echo sequence 0-65535"),
-    "mtu": (_U16, "an MTU 0-65535"),
-    "parameter": (_U8, "a parameter problem pointer 0-255"),
-    "incomplete": (_U16, "a byte count 0-65535"),
-    "uid": (_U32, "a user id 0-4294967295"),
-    "gid": (_U32, "a group id 0-4294967295"),
-    "trace_rulenum": (_U32, "a rule number 0-4294967295"),
-    "vid": (2**12 - 1, "a VLAN id 0-4095"),
-    "arp_htype": (_U16, "an ARP hardware type 0-65535"),
-    "arp_opcode": (_U16, "an ARP opcode 0-65535"),
-    "repeated": (2**31 - 1, "a repeat count 0-2147483647"),  # rsyslog's counter is an int
-    # The printk time and a /dev/kmsg record's microseconds (u64 nanoseconds in the kernel):
-    # bounded by the 292 years pandas can hold as a duration.
-    "uptime": (9_223_372_036, "seconds since boot 0-9223372036"),
-    "usec": (9_223_372_036_854_775, "microseconds since boot 0-9223372036854775"),
-}
-# IPv6 prints these wider or names them otherwise: LEN is the payload length + 40, the
-# packet-too-big MTU has 32 bits, the TTL is the hop limit.
-IPV6_LIMITS: dict[str, tuple[int, str]] = {
-    "len": (_U16 + 40, "an IPv6 length 0-65575"),
-    "ttl": (_U8, "a hop limit 0-255"),
-    "mtu": (_U32, "an MTU 0-4294967295"),
-}
-IPV6_FRAG_LIMIT = (0xFFF8, "an IPv6 fragment offset 0-65528")  # in bytes: 13 bits << 3
-# Interface names have at most 15 bytes (IFNAMSIZ); TRACE's table and chain names at most 31.
-NAME_LIMITS = {
-    "in_iface": 15,
-    "out_iface": 15,
-    "physin": 15,
-    "physout": 15,
-    "trace_table": 31,
-    "trace_chain": 31,
-}
+# --- what the kernel can print: the widest values are netfilter's (DECIMAL_LIMITS) -----------
 # MAC=: the link-layer header byte by byte as %02x, joined by ":" (none on a tun device).
 _LINK_HEADER = r"^(?:[0-9a-f]{2}(?::[0-9a-f]{2})*)?$"
 # IP and TCP options: at most 40 bytes, printed byte by byte as %02X, or TRUNCATED.
 _OPTIONS = r"^(?:(?:[0-9A-F]{2}){1,40}|TRUNCATED)$"
 OPTION_FIELDS = ("ipopt", "tcpopt", "inner_ipopt", "inner_tcpopt")
-# An IPv4 address as %pI4 prints it: four decimal bytes, no leading zeros.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
-_IPV4_ADDRESS = re.compile(_IPV4)
 ADDRESS_FIELDS = ("src", "dst", "inner_src", "inner_dst", "gateway", "arp_ipsrc", "arp_ipdst")
 # The header's time: pandas holds nanoseconds from 1677-09-21 to 2262-04-11, and a time outside
 # them, stored, would break every later command on the store.
@@ -421,17 +367,6 @@ def _decimal_problems(f: dict[str, pa.Array], numbers: dict[str, pa.Array]) -> I
         yield _Problem(_above(_integers(frag), high), "exthdrs", expected, "FRAG:")
 
 
-def normal_address(text: str) -> str | None:
-    """An address as stored, None for no address: IPv4 as %pI4 prints it; IPv6 compressed, the
-    form everything else uses (the kernel prints 8 zero-padded groups, %pI6)."""
-    if ":" not in text:
-        return text if _IPV4_ADDRESS.fullmatch(text) else None
-    try:
-        return str(ipaddress.IPv6Address(text))
-    except ValueError:
-        return None
-
-
 def _addresses(f: dict[str, pa.Array]) -> dict[str, pa.Array]:
     """The address fields in their stored form, null where a value is no address (each
     distinct value once: addresses repeat a lot)."""
@@ -453,7 +388,7 @@ def _address_problems(f: dict[str, pa.Array], addresses: dict[str, pa.Array]) ->
         yield _Problem(pc.and_(bad, is_v6), name, "an IPv6 address")
     tunnel = f["tunnel"]
     if tunnel.null_count < len(tunnel):
-        ok = pc.match_substring_regex(tunnel, f"^{_IPV4}->{_IPV4}$")
+        ok = pc.match_substring_regex(tunnel, f"^{IPV4}->{IPV4}$")
         yield _Problem(
             pc.invert(pc.fill_null(ok, True)), "tunnel", "<IPv4 address>-><IPv4 address>"
         )

@@ -1,4 +1,5 @@
-"""The kernel's netfilter facts every stage relies on: hooks, their order, tables, priorities.
+"""The kernel's netfilter facts every stage relies on: hooks, their order, tables, priorities,
+and what a LOG line can hold (the widest value of each field, an address as the kernel prints it).
 
 These are facts of the kernel, not of any log format (the line grammar is
 ``logpath.grammars.netfilter``). Each is written once, here: the packet stage orders hops by
@@ -12,6 +13,8 @@ hook prints: §7 of the formats reference).
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import TYPE_CHECKING
 
 # Facts, not tables: pandas only for the one function that guesses hooks for a column of hops
@@ -182,3 +185,78 @@ def filter_hook(in_iface: str | None, out_iface: str | None) -> str | None:
     if has_in:
         return "INPUT"
     return "OUTPUT" if has_out else None
+
+
+# --- what the kernel can print -----------------------------------------------------------------
+# The grammar gives a decimal field's shape (digits); its width is here: the largest value the
+# kernel can print in it (nf_log_syslog.c, ebt_log.c, §2-4 of the format reference), and what a
+# line with a larger one is rejected as expecting. Such a line is no kernel line, and its value
+# would overflow the column or be stored as a fact. A packet quoted in an ICMP error (inner_*)
+# has the same limits.
+_U8, _U16, _U32 = 2**8 - 1, 2**16 - 1, 2**32 - 1
+DECIMAL_LIMITS: dict[str, tuple[int, str]] = {
+    "len": (_U16, "an IPv4 length 0-65535"),
+    "ttl": (_U8, "a TTL 0-255"),
+    "id": (_U16, "an IP ID 0-65535"),
+    "frag": (2**13 - 1, "a fragment offset 0-8191"),  # 13 bits, in 8-byte units
+    "tc": (_U8, "a traffic class 0-255"),
+    "flowlbl": (2**20 - 1, "a flow label 0-1048575"),
+    "proto": (_U8, "a protocol number 0-255"),
+    "sport": (_U16, "a port 0-65535"),
+    "dport": (_U16, "a port 0-65535"),
+    "seq": (_U32, "a sequence number 0-4294967295"),
+    "ack": (_U32, "an acknowledgement number 0-4294967295"),
+    "window": (_U16, "a window 0-65535"),
+    "urgp": (_U16, "an urgent pointer 0-65535"),
+    "udplen": (_U16, "a UDP length 0-65535"),
+    "icmp_type": (_U8, "an ICMP type 0-255"),
+    "icmp_code": (_U8, "an ICMP code 0-255"),
+    "icmp_id": (_U16, "an ICMP echo id 0-65535"),
+    "icmp_seq": (_U16, "an ICMP echo sequence 0-65535"),
+    "mtu": (_U16, "an MTU 0-65535"),
+    "parameter": (_U8, "a parameter problem pointer 0-255"),
+    "incomplete": (_U16, "a byte count 0-65535"),
+    "uid": (_U32, "a user id 0-4294967295"),
+    "gid": (_U32, "a group id 0-4294967295"),
+    "trace_rulenum": (_U32, "a rule number 0-4294967295"),
+    "vid": (2**12 - 1, "a VLAN id 0-4095"),
+    "arp_htype": (_U16, "an ARP hardware type 0-65535"),
+    "arp_opcode": (_U16, "an ARP opcode 0-65535"),
+    "repeated": (2**31 - 1, "a repeat count 0-2147483647"),  # rsyslog's counter is an int
+    # The printk time and a /dev/kmsg record's microseconds (u64 nanoseconds in the kernel):
+    # bounded by the 292 years pandas can hold as a duration.
+    "uptime": (9_223_372_036, "seconds since boot 0-9223372036"),
+    "usec": (9_223_372_036_854_775, "microseconds since boot 0-9223372036854775"),
+}
+# IPv6 prints these wider or names them otherwise: LEN is the payload length + 40, the
+# packet-too-big MTU has 32 bits, the TTL is the hop limit.
+IPV6_LIMITS: dict[str, tuple[int, str]] = {
+    "len": (_U16 + 40, "an IPv6 length 0-65575"),
+    "ttl": (_U8, "a hop limit 0-255"),
+    "mtu": (_U32, "an MTU 0-4294967295"),
+}
+IPV6_FRAG_LIMIT = (0xFFF8, "an IPv6 fragment offset 0-65528")  # in bytes: 13 bits << 3
+# Interface names have at most 15 bytes (IFNAMSIZ); TRACE's table and chain names at most 31.
+NAME_LIMITS = {
+    "in_iface": 15,
+    "out_iface": 15,
+    "physin": 15,
+    "physout": 15,
+    "trace_table": 31,
+    "trace_chain": 31,
+}
+# An IPv4 address as %pI4 prints it: four decimal bytes, no leading zeros.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_IPV4_ADDRESS = re.compile(IPV4)
+
+
+def normal_address(text: str) -> str | None:
+    """An address as stored, None for no address: IPv4 as %pI4 prints it; IPv6 compressed, the
+    form everything else uses (the kernel prints 8 zero-padded groups, %pI6)."""
+    if ":" not in text:
+        return text if _IPV4_ADDRESS.fullmatch(text) else None
+    try:
+        return str(ipaddress.IPv6Address(text))
+    except ValueError:
+        return None

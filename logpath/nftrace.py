@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from logpath.conditions import ICMP_TYPES, ICMPV6_TYPES
-from logpath.hops import DECIMAL_LIMITS, IPV6_LIMITS, NAME_LIMITS, normal_address
+from logpath.netfilter import DECIMAL_LIMITS, IPV6_LIMITS, NAME_LIMITS, normal_address
 
 __all__ = [
     "TRACE_FIELDS",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyparsing as pp
 import pytest
 
-from logpath.hops import DECIMAL_LIMITS
+from logpath.netfilter import DECIMAL_LIMITS
 from logpath.parse import fast_parse_line, header_kinds, is_candidate, parse_line, parse_lines
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
