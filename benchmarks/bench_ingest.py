@@ -257,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--input",
+        type=Path,
+        help="measure this file instead (with its FILE.meta.json, e.g. replay_syslog.py's)",
+    )
     parser.add_argument("--no-fwlogwatch", action="store_true", help="skip fwlogwatch")
     parser.add_argument("--no-logpath", action="store_true", help="measure fwlogwatch only")
     parser.add_argument("--no-quarter", action="store_true", help="skip the 1/4-file run")
@@ -264,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="keep the fastest of N runs")
     args = parser.parse_args(argv)
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    path = ensure_syslog(args.lines, args.seed)
+    path = args.input or ensure_syslog(args.lines, args.seed)
+    if args.input:
+        args.lines = truth(path)["lines"]
     runs: list[Run | None] = [None, None]
     if not args.no_logpath:
         runs = measure_logpath(path, args.lines, args.repeat, not args.no_quarter)
