@@ -65,6 +65,7 @@ BEHIND_BYTES = 8 << 20
 # its second to end), or for a poll that brings nothing.
 SAME_PACKET = 0.05
 SKIPPED_BEFORE = "before follow started (not read: --from-start reads them)"
+ALREADY_READ = "read by an earlier run (standard input started with them)"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class FollowSummary:
     rejected: int = 0
     skipped: int = 0
     skipped_before: int = 0  # lines already in the files when follow started, not read
+    already_read: int = 0  # standard input's first lines, which an earlier run read
     connections: int = 0  # connections shown (new events)
     ended: int = 0
     commits: int = 0
@@ -98,8 +100,9 @@ class FollowSummary:
 
     def line(self) -> str:
         """The one-line summary printed when follow stops."""
+        again = f" ({self.already_read:,} more read by an earlier run)" if self.already_read else ""
         return (
-            f"{self.lines:,} lines read, {self.hops:,} hops, {self.rejected:,} rejected; "
+            f"{self.lines:,} lines read{again}, {self.hops:,} hops, {self.rejected:,} rejected; "
             f"{self.connections:,} connections shown, {self.ended:,} ended, "
             f"{self.open:,} still open; {self.commits:,} commits"
         )
@@ -376,8 +379,10 @@ class Follower:
         if pending.hops or pending.rejected or pending.skipped:
             return True
         return any(
-            isinstance(source, FollowedFile)
-            and (source.retired or source.skipped_before or not _recorded(source.tally))
+            source.retired
+            or source.skipped_before
+            or source.already_read
+            or not _recorded(source.tally)
             for source in self.inputs
         )
 
@@ -385,14 +390,16 @@ class Follower:
         """Keep in the manifest what was read of each file (its extent), as ingest does: a
         later run, follow or ingest, reads on from there."""
         sources = writer.manifest.sources
+        skipped = writer.manifest.skipped
         for source in self.inputs:
-            if not isinstance(source, FollowedFile):
-                continue
             if source.skipped_before:
-                skipped = writer.manifest.skipped
                 skipped[SKIPPED_BEFORE] = skipped.get(SKIPPED_BEFORE, 0) + source.skipped_before
                 self.summary.skipped_before += source.skipped_before
                 source.skipped_before = 0
+            if source.already_read:
+                skipped[ALREADY_READ] = skipped.get(ALREADY_READ, 0) + source.already_read
+                self.summary.already_read += source.already_read
+                source.already_read = 0
             for tally in [*source.retired, source.tally]:
                 _record_extent(source.path, tally, sources)
             source.retired.clear()

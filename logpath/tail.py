@@ -13,10 +13,12 @@ start, hashed), so a later run, ``follow`` or ``ingest``, continues where this o
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import select
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
@@ -35,6 +37,9 @@ from logpath.lines import (
 # What one poll reads of a file at most: a writer far ahead is caught up over several polls,
 # and memory stays flat (a tenth of a second of parsing at 20,000 lines/s is ~2 MiB).
 READ_BYTES = 4 << 20
+# Standard input's first bytes wait this long for more before it is told whether they continue
+# an earlier run: a restarted dmesg -w or journalctl writes its old lines at once.
+RECOGNISE_PAUSE = 0.5
 
 
 @dataclass
@@ -97,6 +102,7 @@ class FollowedFile:
         self.tally = Tally()
         self.retired: list[Tally] = []  # files read to their end since the last commit
         self.skipped_before = 0  # lines that were there before follow started (not read)
+        self.already_read = 0  # (standard input's: a file's read lines are not read again)
         # a file that appears after follow started is read from its start, as is the next
         # file after a rotation; the one there at the start, from its end
         self.started = not os.path.exists(path)
@@ -243,11 +249,22 @@ def _identity(path: str) -> tuple[int, int] | None:
 
 
 class FollowedStdin:
-    """Standard input, read as it arrives (``dmesg -w | logpath follow -``)."""
+    """Standard input, read as it arrives (``dmesg -w | logpath follow -``).
+
+    A stream that starts with what an earlier run read (``dmesg -w`` and ``journalctl -k -b -f
+    -o json -n all`` restarted give the lines they gave before, then new ones) continues it: its
+    first bytes are held until they show whether they are a known extent (RECOGNISE_PAUSE: a
+    stream that stops short of it is another text), and that extent's lines are not read again.
+    """
 
     path = STDIN
 
-    def __init__(self, stream: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes] | None = None,
+        known: Mapping[str, Extent] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.fd = self.stream.fileno()
         self.pending = b""
@@ -255,27 +272,62 @@ class FollowedStdin:
         self.ended = False
         self.retired: list[Tally] = []
         self.skipped_before = 0
+        self.already_read = 0  # lines an earlier run read: the stream started with them
         self.unfinished_dropped = 0
         self.tally = Tally()
         self.shape = Shape()
+        self.clock = clock
+        # held until recognised: only the extents that begin with text (not empty ones)
+        self.known = {key: extent for key, extent in (known or {}).items() if extent.size}
+        self.recognising = bool(self.known)
+        self.last_data = clock()
 
     def where(self) -> str:
-        return "standard input"
+        return "standard input"  # what it continues is told once its first lines arrived
 
     def poll(self) -> Iterator[Block]:
         """The whole lines that arrived, without waiting for more."""
         while not self.ended and select.select([self.fd], [], [], 0)[0]:
             data = os.read(self.fd, READ_BYTES)
+            self.last_data = self.clock()
             if not data:  # the writer closed the pipe: its last line is whole
                 self.ended = True
                 data = b"\n" if self.pending and not self.pending.endswith(b"\n") else b""
             self.pending += data
-            whole = self.pending[: self.pending.rfind(b"\n") + 1]
-            if not whole:
-                continue
+            yield from self._released()
+        if self.recognising and self.pending and self.clock() - self.last_data >= RECOGNISE_PAUSE:
+            yield from self._released(paused=True)
+
+    def _released(self, paused: bool = False) -> Iterator[Block]:
+        """The whole lines held, once the stream's start is told."""
+        if self.recognising and not self._recognised(paused):
+            return
+        whole = self.pending[: self.pending.rfind(b"\n") + 1]
+        if whole:
             self.pending = self.pending[len(whole) :]
             yield self.shape.block(self.lines + 1, whole)
-            self.lines += whole.count(b"\n")
+            self.lines += self.tally.add(whole)
+
+    def _recognised(self, paused: bool = False) -> bool:
+        """Whether the stream's start is told: it is long enough for every known extent its
+        head may begin (or it ended, or paused); then what it continues is skipped."""
+        held = self.pending
+        if not (self.ended or paused):
+            for extent in self.known.values():
+                length = min(HEAD_BYTES, extent.size)
+                if len(held) < length or (
+                    len(held) < extent.size
+                    and hashlib.sha256(held[:length]).hexdigest() == extent.head
+                ):
+                    return False  # it may still be this extent
+        self.recognising = False
+        continues, head, hasher = recognise(io.BufferedReader(io.BytesIO(held)), self.known)
+        if continues is not None:
+            extent = self.known[continues]
+            self.tally = Tally(extent.lines, extent.size, hasher, head[: extent.size], continues)
+            self.pending = held[extent.size :]
+            self.lines = self.already_read = extent.lines
+        return True
 
     def close(self) -> None:
         pass
@@ -287,7 +339,7 @@ def followed(paths: list[str], known: Mapping[str, Extent], from_start: bool) ->
     inputs: list[Followed] = []
     for path in paths:
         if path == STDIN:
-            inputs.append(FollowedStdin())
+            inputs.append(FollowedStdin(known=known))
             continue
         if os.path.isdir(path):
             raise InputError(f"{path}: is a directory, not a log file\n\nGive the files inside it.")

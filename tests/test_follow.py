@@ -412,3 +412,23 @@ def test_the_newest_packet_of_each_host_waits(uptimes: bool) -> None:
         assert [mark for _, mark in own] == expected
         # host b logged all its lines within one packet's reach: all held, none released by a's
         assert sum(expected) > 0 and (host == "hostb" or sum(expected) < len(own))
+
+
+def test_a_restarted_dmesg_on_standard_input_is_not_read_twice(tmp_path: Path) -> None:
+    """``dmesg -w | logpath follow -`` stopped and started again: the restarted dmesg gives
+    the ring buffer's old lines again before new ones; the old ones are the earlier run's and
+    are not stored twice."""
+    lines = (LAB / "burst.dmesg").read_text().splitlines(True)[:1200]
+    store = tmp_path / "store"
+    for given in (lines[:700], lines):
+        done = subprocess.run(
+            [*CLI, "follow", "-", "--store", str(store), "--json"],
+            input="".join(given),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    assert "500 lines read (700 more read by an earlier run)" in done.stderr
+    assert Store(store).count_hops() == len(lines)
+    assert stored(Store(store)) == one_shot(lines, tmp_path)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 from logpath.lines import Block
-from logpath.tail import FollowedFile, FollowedStdin
+from logpath.tail import RECOGNISE_PAUSE, FollowedFile, FollowedStdin
 
 LINES = (Path(__file__).parent.parent / "samples" / "lab" / "dnat.log").read_text().splitlines(True)
 
@@ -94,3 +95,45 @@ def test_standard_input_gives_lines_as_they_arrive(tmp_path: Path) -> None:
         os.close(write)  # the writer is done: its last line is whole without a newline
         assert polled(followed) == [(2, LINES[1])]
         assert followed.ended
+
+
+def test_standard_input_that_starts_with_what_a_run_read_continues_it(tmp_path: Path) -> None:
+    """``dmesg -w`` restarted gives its old lines again, then new ones: the old ones are known
+    (the extent an earlier run left) and not read again; another text is read whole."""
+    first = FollowedStdin(_pipe_with("".join(LINES[:20]), close=True))
+    assert polled(first) == list(enumerate(LINES[:20], 1))
+    extent = first.tally.extent()
+    known = {extent.digest: extent}
+
+    again = FollowedStdin(_pipe_with("".join(LINES[:25]), close=True), known)
+    assert polled(again) == list(enumerate(LINES[20:25], 21))
+    assert again.already_read == 20
+    # what it read is one extent from the stream's start: a third run continues the second
+    assert again.tally.extent().lines == 25
+
+    other = FollowedStdin(_pipe_with("".join(LINES[5:25]), close=True), known)
+    assert polled(other) == list(enumerate(LINES[5:25], 1))
+    assert other.already_read == 0
+
+
+def test_standard_input_shorter_than_what_it_may_continue_is_read_after_a_pause() -> None:
+    """A stream that starts as an earlier run's text did and stops short of it (its writer
+    waits) is told apart once it paused RECOGNISE_PAUSE: nothing waits for ever."""
+    first = FollowedStdin(_pipe_with("".join(LINES[:20]), close=True))
+    polled(first)
+    extent = first.tally.extent()
+    clock = [0.0]
+    stream = _pipe_with("".join(LINES[:12]), close=False)
+    held = FollowedStdin(stream, {extent.digest: extent}, clock=lambda: clock[0])
+    assert polled(held) == []  # it may still be the earlier text
+    clock[0] = RECOGNISE_PAUSE
+    assert polled(held) == list(enumerate(LINES[:12], 1))
+    assert held.already_read == 0
+
+
+def _pipe_with(text: str, close: bool) -> BinaryIO:
+    read, write = os.pipe()
+    os.write(write, text.encode())
+    if close:
+        os.close(write)
+    return os.fdopen(read, "rb")
