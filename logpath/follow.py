@@ -164,6 +164,7 @@ class Follower:
         self.last_commit = self.last_assembly = clock()
         self.assemble_every = assemble_every
         self.unassembled = False  # the store's tables are older than its hops
+        self.unassembled_parts: list[str] = []  # this run's parts committed since (absorb_parts)
         self.held: pa.Table | None = None  # hops of the newest packet (_released)
         self.unread = 0  # bytes written to the files and not read yet, after the last poll
         self.newest: datetime | None = None  # the newest hop's time (the log's clock)
@@ -356,6 +357,8 @@ class Follower:
         with self._run() as writer:
             if self.ruleset is not None:
                 writer.manifest.ruleset = self.ruleset
+            if due:  # the parts since the store was last assembled become one
+                writer.absorb_parts(self.unassembled_parts)
             for table in self.pending.hops:
                 writer.add_hops(table)
             writer.add_rejected(self.pending.rejected)
@@ -369,6 +372,10 @@ class Follower:
             if due and self.unassembled:
                 assemble_store(self.store, writer)
                 self.unassembled, self.last_assembly = False, now
+            parts = writer.hop_parts()
+        # this run's parts the stored tables were not built from (this one's, if it wrote one)
+        wrote = parts[-1:] if parts[-1:] == [writer.hops_name] else []
+        self.unassembled_parts = [*self.unassembled_parts, *wrote] if self.unassembled else []
         self.pending = _Pending()
         self.summary.commits += 1
 

@@ -696,6 +696,19 @@ class StoreWriter:
             self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
         self._pending = []
 
+    def absorb_parts(self, parts: list[str]) -> None:
+        """Take these committed hop parts into this run's part, their hops first and in order,
+        and drop them from the manifest at commit (``logpath follow`` commits a small part every
+        few seconds: a day would leave tens of thousands). They are the manifest's last parts,
+        so every hop keeps its place; their files go as a replaced assembled table goes, at the
+        next run (a reader has had a commit's time to open them)."""
+        if len(parts) < 2 or self.failed:
+            return
+        assert self._hops is None and not self._pending, "absorbed before this run's own hops"
+        assert self.manifest.parts[-len(parts) :] == parts, "only the last parts keep the order"
+        self.add_hops(self.store.read_parts(parts))
+        del self.manifest.parts[-len(parts) :]
+
     def hop_parts(self) -> list[str]:
         """The parts holding every hop once this run commits: the committed ones and this
         run's (closed first: the assembly reads it)."""

@@ -432,3 +432,38 @@ def test_a_restarted_dmesg_on_standard_input_is_not_read_twice(tmp_path: Path) -
     assert "500 lines read (700 more read by an earlier run)" in done.stderr
     assert Store(store).count_hops() == len(lines)
     assert stored(Store(store)) == one_shot(lines, tmp_path)
+
+
+def test_the_small_parts_of_its_commits_become_one_at_each_assembly(tmp_path: Path) -> None:
+    """A commit every few seconds writes a small part each: a day would leave tens of
+    thousands. At each assembly of the store they become one part, hops in their order."""
+    lines = captured_lines()[:2400]
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = Store(tmp_path / "store")
+    writer = Writer(log, lines, 600, {})
+    with Follower([str(log)], store, year=2025, commit_every=0.1) as follower:
+        writer.start()
+        follow_until(follower, lambda: not writer.is_alive())
+        # committed a part at a time, assembled at the end only (no pause of 5 s)
+        assert len(store.manifest.parts) == follower.summary.commits >= 5
+    parts = store.manifest.parts
+    assert len(parts) == 1
+    assert store.count_hops() == len(lines)
+    assert [t for t in store.read_table(None, ["raw"])["raw"].to_pylist()] == [
+        line.rstrip("\n") for line in lines
+    ]
+    assert stored(store) == one_shot(lines, tmp_path)
+    # the parts taken into another go with the next run, as replaced assembled tables do
+    with store.writer():
+        pass
+    assert sorted(p.name for p in (store.path / "hops").iterdir()) == sorted(parts)
+    # a second run's parts become one after the first run's, assembled on from its tables
+    more = captured_lines()[2400:3600]
+    writer = Writer(log, more, 600, {})
+    with Follower([str(log)], store, year=2025, commit_every=0.1) as follower:
+        writer.start()
+        follow_until(follower, lambda: not writer.is_alive())
+    assert store.manifest.parts[0] == parts[0] and len(store.manifest.parts) == 2
+    assert store.count_hops() == len(lines) + len(more)
+    assert stored(store) == one_shot(lines + more, tmp_path)
