@@ -29,6 +29,10 @@ the syslog's one-second resolution) in the busiest traffic, a window holding abo
 connections (for `report`), and one 2-packet connection (for `journey`).
 
     python benchmarks/replay_syslog.py benchmarks/out/replay.log --lines 2000000 --seed 1
+    python benchmarks/replay_syslog.py benchmarks/out/dense.log --lines 1200000 --per-second 45000
+
+`--per-second` packs the same episodes into less time: the second line gives ~16,000 lines a
+second of the log's own time, ~2,000 connections open at once (a live view's real load).
 """
 
 from __future__ import annotations
@@ -368,17 +372,23 @@ class Replayer:
 # ---- the plan: which capture is replayed when ----------------------------------------------
 
 
-def plan(lines: int, rng: random.Random, templates: list[Template]) -> list[tuple[int, int]]:
+def plan(
+    lines: int, rng: random.Random, templates: list[Template], per_second: float = 0.0
+) -> list[tuple[int, int]]:
     """(start µs from the file's start, template number) of every episode, in time order.
 
     Background episodes arrive as a Poisson process whose rate swells and ebbs (one and a half
     cycles over the file); storms of connections to 12580 come on top. Episodes are drawn until
-    their lines reach NETFILTER_SHARE of the file."""
+    their lines reach NETFILTER_SHARE of the file. The file spans HOURS_PER_2M_LINES, or
+    ``per_second`` lines a second of its own time (a dense host: what `follow` meets live)."""
     span = HOURS_PER_2M_LINES * 3600e6 * lines / 2_000_000
+    if per_second:
+        span = 1e6 * lines / per_second
     target = NETFILTER_SHARE * lines
     storms = max(1, round(STORMS_PER_2M_LINES * lines / 2_000_000))
     # a smaller file has shorter storms, so that they keep their share of the connections
     storm_us = STORM_SECONDS * 1e6 * min(1.0, STORMS_PER_2M_LINES * lines / 2_000_000 / storms)
+    storm_us = min(storm_us, span / 10)  # a dense file's storms keep to a tenth of it
     storm_lines = storms * storm_us / 1e6 * STORM_RATE * templates[STORM].lines
     weights = [t.capture.weight for t in templates]
     per_episode = sum(w * t.lines for w, t in zip(weights, templates, strict=True)) / sum(weights)
@@ -405,10 +415,12 @@ def plan(lines: int, rng: random.Random, templates: list[Template]) -> list[tupl
 # ---- writing --------------------------------------------------------------------------------
 
 
-def generate(lines: int, seed: int, replayer: Replayer) -> Iterator[list[str]]:
+def generate(
+    lines: int, seed: int, replayer: Replayer, per_second: float = 0.0
+) -> Iterator[list[str]]:
     """Yield chunks of the file's lines (without newlines), in time order."""
     templates = [load_template(capture) for capture in CAPTURES]
-    episodes = plan(lines, random.Random(f"{seed}-plan"), templates)
+    episodes = plan(lines, random.Random(f"{seed}-plan"), templates, per_second)
     netfilter = sum(templates[number].lines for _, number in episodes)
     ordinary = max(lines - netfilter, 0)
     words = random.Random(f"{seed}-ordinary")
@@ -458,13 +470,13 @@ def generate(lines: int, seed: int, replayer: Replayer) -> Iterator[list[str]]:
     replayer.first_us, replayer.last_us = origin + (first or 0), last
 
 
-def write_replay(out: Path, lines: int, seed: int) -> dict[str, object]:
+def write_replay(out: Path, lines: int, seed: int, per_second: float = 0.0) -> dict[str, object]:
     """Write the file and `OUT.meta.json`; the mtime is the last line's time (for the year)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     replayer = Replayer(random.Random(f"{seed}-replay"))
     written = 0
     with out.open("w", encoding="ascii", buffering=1 << 22) as handle:
-        for chunk in generate(lines, seed, replayer):
+        for chunk in generate(lines, seed, replayer, per_second):
             handle.write("\n".join(chunk))
             handle.write("\n")
             written += len(chunk)
@@ -632,9 +644,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="file to write")
     parser.add_argument("--lines", type=int, default=2_000_000, help="number of lines")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
+    parser.add_argument(
+        "--per-second",
+        type=float,
+        default=0.0,
+        help="lines per second of the log's own time (default: 6 hours per 2M lines)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    meta = write_replay(args.out, args.lines, args.seed)
+    meta = write_replay(args.out, args.lines, args.seed, args.per_second)
     elapsed = time.perf_counter() - started
     print(
         f"wrote {meta['lines']} lines ({meta['netfilter_lines']} netfilter, "
