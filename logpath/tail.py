@@ -273,6 +273,7 @@ class FollowedStdin:
         self.retired: list[Tally] = []
         self.skipped_before = 0
         self.already_read = 0  # lines an earlier run read: the stream started with them
+        self.continued: int | None = None  # the lines of the extent it was found to continue
         self.unfinished_dropped = 0
         self.tally = Tally()
         self.shape = Shape()
@@ -326,7 +327,7 @@ class FollowedStdin:
             extent = self.known[continues]
             self.tally = Tally(extent.lines, extent.size, hasher, head[: extent.size], continues)
             self.pending = held[extent.size :]
-            self.lines = self.already_read = extent.lines
+            self.lines = self.already_read = self.continued = extent.lines
         return True
 
     def close(self) -> None:

@@ -430,6 +430,9 @@ def test_a_restarted_dmesg_on_standard_input_is_not_read_twice(tmp_path: Path) -
         )
         assert done.returncode == 0, done.stderr
     assert "500 lines read (700 more read by an earlier run)" in done.stderr
+    assert (
+        "standard input starts with the 700 lines an earlier run read: reading on from line 701"
+    ) in done.stderr
     assert Store(store).count_hops() == len(lines)
     assert stored(Store(store)) == one_shot(lines, tmp_path)
 

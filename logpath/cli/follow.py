@@ -122,9 +122,11 @@ def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], N
     from logpath.follow import BEHIND_BYTES, TICK
 
     warned = 0.0
+    told: set[int] = set()
     while not stopped and not follower.ended:
         started = time.monotonic()
         show(follower.step())
+        _tell_continued(follower, told)
         if follower.unread >= BEHIND_BYTES and started - warned >= BEHIND_SAID_EVERY:
             warned = started
             typer.echo(
@@ -134,3 +136,19 @@ def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], N
             )
         time.sleep(max(0.0, TICK - (time.monotonic() - started)))
     show(follower.step())
+    _tell_continued(follower, told)
+
+
+def _tell_continued(follower: Follower, told: set[int]) -> None:
+    """Say once that standard input started with what an earlier run read (it is told only
+    once its first lines arrived)."""
+    from logpath.tail import FollowedStdin
+
+    for n, source in enumerate(follower.inputs):
+        if isinstance(source, FollowedStdin) and source.continued and n not in told:
+            told.add(n)
+            typer.echo(
+                f"logpath follow: standard input starts with the {source.continued:,} lines an "
+                f"earlier run read: reading on from line {source.continued + 1:,}",
+                err=True,
+            )
