@@ -24,6 +24,7 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +45,7 @@ from logpath.assembly import (
     learn_hop_clocks,
     trace_in_chunks,
 )
-from logpath.clocks import one_clock
+from logpath.clocks import Clocks, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
 from logpath.provenance import Provenance
@@ -254,17 +255,14 @@ def assemble_in_windows(
     ``window_seconds`` long) assembled on a worker, the connections near the windows' edges
     assembled again here: the same tables.
 
-    The clocks are learned from every hop first, here, as ``assemble`` does: windows of
-    several hosts' hops are placed on one clock. Hops without wall-clock time cannot be placed
-    in a window: they are assembled here, as ``assemble`` does.
+    The clocks are learned from every hop first, here (``plan_windows``). Hops without
+    wall-clock time cannot be placed in a window: they are assembled here, as ``assemble``
+    does.
     """
-    lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    clocks = learn_hop_clocks(hops, lines)
-    when = one_clock(lines, clocks)
-    if np.isnan(when).any():
+    plan = plan_windows(hops, window_hops, window_seconds)
+    if not plan.windows:
         return assemble(hops, ruleset, chunk_hops=chunk_hops)
-    order = np.argsort(when, kind="stable")
-    windows, seams = _windows(order, when, window_hops, window_seconds)
+    clocks, when, windows, seams = plan.clocks, plan.when, plan.windows, plan.seams
     judge = judges(hops, ruleset)
     ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
     # the workers trace; the hops' other columns are only copied into the trace table, here
@@ -301,6 +299,30 @@ def assemble_in_windows(
         )  # fmt: skip
         kept.extend(theirs)
     return kept.numbered(hops, clocks)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """A store's hops placed on the hosts' one clock and cut into assembly windows."""
+
+    clocks: Clocks  # the hosts' boot times and offsets, learned from every hop
+    when: np.ndarray  # each hop's time on that clock, by row (NaN: a hop without wall time)
+    windows: list[np.ndarray]  # each window's rows, by time (none when a hop has no time)
+    seams: list[float]  # the time each window starts at
+
+
+def plan_windows(
+    hops: pa.Table, window_hops: int = WINDOW_HOPS, window_seconds: float = WINDOW_SECONDS
+) -> WindowPlan:
+    """The windows ``assemble_in_windows`` cuts these hops into (the clocks learned here, as
+    ``assemble`` does, so that several hosts' hops are placed on one clock)."""
+    lines = to_frame(hops.select(["host", "ts", "uptime"]))
+    clocks = learn_hop_clocks(hops, lines)
+    when = one_clock(lines, clocks)
+    if np.isnan(when).any():
+        return WindowPlan(clocks, when, [], [])
+    order = np.argsort(when, kind="stable")
+    return WindowPlan(clocks, when, *_windows(order, when, window_hops, window_seconds))
 
 
 def _windows(

@@ -165,23 +165,14 @@ def test_an_unreachable_scheduler_is_a_clear_error(
 def test_windows_on_a_cluster_give_the_local_assembly(
     fleet_hops: pa.Table, local_cluster: Any
 ) -> None:
-    from logpath.fleet import _windows, assemble_in_windows
+    from logpath.fleet import assemble_in_windows, plan_windows
 
     # windows of two SETTLED_AFTER: the 80 minutes of the fleet sample in three or more,
     # each edge a seam where connections of the host pairs are open
     seconds = 2 * SETTLED_AFTER
     here = assemble(fleet_hops)
     there = assemble_in_windows(local_cluster, fleet_hops, window_hops=500, window_seconds=seconds)
-    import numpy as np
-
-    from logpath.assembly import learn_hop_clocks
-    from logpath.clocks import one_clock
-    from logpath.store import to_frame
-
-    lines = to_frame(fleet_hops.select(["host", "ts", "uptime"]))
-    when = one_clock(lines, learn_hop_clocks(fleet_hops, lines))
-    windows, _ = _windows(np.argsort(when, kind="stable"), when, 500, seconds)
-    assert len(windows) >= 3
+    assert len(plan_windows(fleet_hops, 500, seconds).windows) >= 3
     assert crossing_flows(here.flows, here.trace) >= 100
     assert there.flows.equals(here.flows)
     assert there.trace.equals(here.trace)
