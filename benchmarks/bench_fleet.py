@@ -14,7 +14,7 @@ WINDOW_SECONDS each): the fleet must span several windows for the workers to sha
 assembly, hence the Docker hosts' staggered replays (generate_fleet.py --stagger); the windows
 are printed.
 
-    python benchmarks/bench_fleet.py --hosts 4 --lines 330000 --stagger 45 --runs 3
+    python benchmarks/bench_fleet.py --hosts 4 --lines 330000 --stagger 65 --runs 3
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--lines", type=int, default=330_000, help="lines per Docker host")
-    parser.add_argument("--stagger", type=int, default=45, help="minutes between Docker hosts")
+    parser.add_argument("--stagger", type=int, default=65, help="minutes between Docker hosts")
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)

@@ -14,10 +14,14 @@ With ``--stagger M`` the Docker hosts' busy spells follow one another rather tha
 host n's replay is moved n * M minutes later (header times and uptimes together, as the pairs'
 copies are), so that a fleet of a few hundred thousand lines a host spans hours and is cut into
 several of fleet.assemble_in_windows' windows (each at least 40 minutes long) without the tens of
-millions of lines hosts busy at once for hours would log.
+millions of lines hosts busy at once for hours would log. A stagger longer than a host's replay
+(330,000 lines: ~60 minutes) keeps the Docker hosts' spells apart: they share Docker's
+addresses, and logpath joins packets across hosts by what the lines show, so two hosts busy at
+once whose replays draw the same client port within seconds have been seen joined (3 of ~65,000
+connections at a 45-minute stagger), and joined differently by chunks cut elsewhere.
 
     python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 50000 --pairs 2 --copies 40
-    python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 330000 --stagger 45
+    python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 330000 --stagger 65
 """
 
 from __future__ import annotations
