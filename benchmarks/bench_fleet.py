@@ -6,9 +6,15 @@ processes (one thread each) are started on 127.0.0.1; `logpath ingest --schedule
 store and `logpath flows --all --json --scheduler` reads it. Each output is compared with the
 run without Dask (it must be equal, byte for byte). The client's wall and CPU seconds are
 measured from outside (measure.py); the workers' CPU seconds and peak memory (VmHWM) are read in
-each worker after the run: a worker's memory is what a fleet's machines must have.
+each worker after the run: a worker's memory is what a fleet's machines must have. The client's
+peak is its whole process tree's (without Dask: the ingest and its parse workers).
 
-    python benchmarks/bench_fleet.py --hosts 4 --lines 100000 --pairs 2 --copies 40 --runs 3
+The store's hops are cut into fleet.assemble_in_windows' windows (at least WINDOW_HOPS hops and
+WINDOW_SECONDS each): the fleet must span several windows for the workers to share the
+assembly, hence the Docker hosts' staggered replays (generate_fleet.py --stagger); the windows
+are printed.
+
+    python benchmarks/bench_fleet.py --hosts 4 --lines 330000 --stagger 65 --runs 3
 """
 
 from __future__ import annotations
@@ -119,17 +125,40 @@ def ingest_and_flows(files: list[str], store: Path, address: str | None) -> tupl
 
 def median_row(label: str, runs: list[Run], baseline: str) -> str:
     wall = statistics.median(r.client.wall_seconds for r in runs)
+    client_cpu = statistics.median(r.client.cpu_seconds for r in runs)
     cpu = statistics.median(r.client.cpu_seconds + r.workers_cpu for r in runs)
     peak = max(r.worker_peak_mib for r in runs)
+    client_peak = max(r.client.tree_peak_kb for r in runs) / 1024
     same = all(r.client.stdout == baseline for r in runs)
     memory = f"{peak:,.0f} MiB" if peak else "—"
-    return f"| {label} | {wall:.1f} s | {cpu:.1f} CPU-s | {memory} | {'yes' if same else 'NO'} |"
+    loads = [r.client.load_before for r in runs]
+    return (
+        f"| {label} | {wall:.1f} s | {cpu:.1f} CPU-s | {client_cpu:.1f} CPU-s | {memory} | "
+        f"{client_peak:,.0f} MiB | {'yes' if same else 'NO'} | {min(loads):.1f}-{max(loads):.1f} |"
+    )
+
+
+def describe_windows(store: Path) -> str:
+    """How the store's hops are cut into assembly windows: count, hops and minutes each."""
+    from logpath.assembly import HOP_COLUMNS
+    from logpath.fleet import plan_windows
+    from logpath.store import Store
+
+    opened = Store(store)
+    hops = opened.read_parts(opened.require().parts, HOP_COLUMNS)
+    plan = plan_windows(hops)
+    sizes = [
+        f"{len(rows):,} hops over {(plan.when[rows].max() - plan.when[rows].min()) / 60:.0f} min"
+        for rows in plan.windows
+    ]
+    return f"{hops.num_rows:,} hops, {len(plan.windows)} windows: " + "; ".join(sizes)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=4)
-    parser.add_argument("--lines", type=int, default=100_000, help="lines per Docker host")
+    parser.add_argument("--lines", type=int, default=330_000, help="lines per Docker host")
+    parser.add_argument("--stagger", type=int, default=65, help="minutes between Docker hosts")
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)
@@ -137,11 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     try:
-        written = generate(scratch / "logs", args.hosts, args.lines, args.pairs, args.copies, 250)
+        written = generate(
+            scratch / "logs", args.hosts, args.lines, args.pairs, args.copies, 250, args.stagger
+        )
         files = sorted(str(scratch / "logs" / name) for name in written)
         print(f"{len(files)} files, {sum(written.values()):,} lines", file=sys.stderr)
         store = scratch / "store"
         here = [ingest_and_flows(files, store, None) for _ in range(args.runs)]
+        print(describe_windows(store), file=sys.stderr)
         rows = {"ingest": [], "flows --all --json": []}
         baselines = {
             "ingest": here[0][0].client.stdout,
@@ -155,10 +187,14 @@ def main(argv: list[str] | None = None) -> int:
             for name, index in (("ingest", 0), ("flows --all --json", 1)):
                 label = f"{workers} worker{'s' if workers > 1 else ''}"
                 rows[name].append(median_row(label, [r[index] for r in runs], baselines[name]))
+                print(name, rows[name][-1], file=sys.stderr)  # as it goes: a run is long
         for name, lines in rows.items():
             print(f"\n`logpath {name}` (median of {args.runs}; CPU: client and workers)\n")
-            print("| where | wall | CPU | largest worker's peak | output equal |")
-            print("|---|---|---|---|---|")
+            print(
+                "| where | wall | CPU (client + workers) | client CPU | largest worker's peak "
+                "| client's peak | output equal | load at start |"
+            )
+            print("|---|---|---|---|---|---|---|---|")
             print("\n".join(lines))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -10,7 +10,18 @@ flow labels (one offset for the whole copy, the same on both hosts: a routed pac
 them), its header times and kernel uptimes moved together; each pair's copies PAIR_SECONDS
 after the previous pair's.
 
+With ``--stagger M`` the Docker hosts' busy spells follow one another rather than coincide:
+host n's replay is moved n * M minutes later (header times and uptimes together, as the pairs'
+copies are), so that a fleet of a few hundred thousand lines a host spans hours and is cut into
+several of fleet.assemble_in_windows' windows (each at least 40 minutes long) without the tens of
+millions of lines hosts busy at once for hours would log. A stagger longer than a host's replay
+(330,000 lines: ~60 minutes) keeps the Docker hosts' spells apart: they share Docker's
+addresses, and logpath joins packets across hosts by what the lines show, so two hosts busy at
+once whose replays draw the same client port within seconds have been seen joined (3 of ~65,000
+connections at a 45-minute stagger), and joined differently by chunks cut elsewhere.
+
     python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 50000 --pairs 2 --copies 40
+    python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 330000 --stagger 65
 """
 
 from __future__ import annotations
@@ -77,8 +88,9 @@ def crossing(pair: int, copies: int, step: int) -> dict[str, list[str]]:
     return out
 
 
-def docker_host(out: Path, name: str, lines: int, seed: int) -> None:
-    """One Docker host's replayed syslog (replay_syslog.py), its host name ``name``."""
+def docker_host(out: Path, name: str, lines: int, seed: int, later: int = 0) -> None:
+    """One Docker host's replayed syslog (replay_syslog.py), its host name ``name``, its times
+    ``later`` seconds later than the replay's."""
     raw = out / f".{name}.replay"
     subprocess.run(
         [sys.executable, str(HERE / "replay_syslog.py"), str(raw), "--lines", str(lines),
@@ -87,27 +99,41 @@ def docker_host(out: Path, name: str, lines: int, seed: int) -> None:
     )  # fmt: skip
     with raw.open() as source, (out / f"{name}.log").open("w") as target:
         for line in source:
-            target.write(_renamed(line, name))
+            target.write(_moved(line, name, later))
     raw.unlink()
     for extra in out.glob(f".{name}.replay*"):
         extra.unlink()
 
 
-def _renamed(line: str, name: str) -> str:
-    """A syslog line with ``name`` as its host (the fourth field)."""
-    parts = line.split(" ", 4) if line[4] != " " else line.split(" ", 5)
-    host = 3 if line[4] != " " else 4
-    parts[host] = name
-    return " ".join(parts)
+# a replayed syslog line: its header's time, its host, and the rest (a kernel line's uptime
+# first, as replay_syslog.py writes it: `[%5lu.%06lu]`)
+SYSLOG_LINE = re.compile(r"^(\w{3} [ \d]\d \d\d:\d\d:\d\d) \S+ (.*)$", re.DOTALL)
+KERNEL_UPTIME = re.compile(r"^kernel: \[ *(\d+)\.(\d{6})\]")
+
+
+def _moved(line: str, name: str, seconds: int) -> str:
+    """A replayed syslog line with ``name`` as its host, ``seconds`` later (its header's time
+    and, on a kernel line, its uptime: the host's boot time stays)."""
+    match = SYSLOG_LINE.match(line)
+    if match is None:
+        raise ValueError(f"not a replayed syslog line: {line!r}")
+    header, rest = match.groups()
+    if seconds:
+        # the replay's year (generate_syslog.START): a header has none, and Feb 29 needs one
+        when = datetime.strptime(f"2026 {header}", "%Y %b %d %H:%M:%S") + timedelta(seconds=seconds)
+        header = f"{when:%b} {when.day:2d} {when:%H:%M:%S}"
+        rest = KERNEL_UPTIME.sub(lambda m: f"kernel: [{int(m[1]) + seconds:5d}.{m[2]}]", rest)
+    return f"{header} {name} {rest}"
 
 
 def generate(
-    out: Path, hosts: int, lines: int, pairs: int, copies: int, step: int
+    out: Path, hosts: int, lines: int, pairs: int, copies: int, step: int, stagger: int = 0
 ) -> dict[str, int]:
-    """Write the fleet into ``out``; how many lines each file has."""
+    """Write the fleet into ``out`` (Docker host n ``n * stagger`` minutes later than the
+    first); how many lines each file has."""
     out.mkdir(parents=True, exist_ok=True)
     for n in range(hosts):
-        docker_host(out, f"docker{n}", lines, seed=n + 1)
+        docker_host(out, f"docker{n}", lines, seed=n + 1, later=60 * stagger * n)
     for pair in range(pairs):
         for name, logged in crossing(pair, copies, step).items():
             (out / f"{name}.log").write_text("\n".join(sorted_by_time(logged)) + "\n")
@@ -130,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=1, help="host pairs with crossing traffic")
     parser.add_argument("--copies", type=int, default=10, help="replays of the two-host lab")
     parser.add_argument("--step", type=int, default=250, help="seconds between replays")
+    parser.add_argument(
+        "--stagger", type=int, default=0, help="minutes between the Docker hosts' starts"
+    )
     args = parser.parse_args(argv)
-    written = generate(args.out, args.hosts, args.lines, args.pairs, args.copies, args.step)
+    written = generate(
+        args.out, args.hosts, args.lines, args.pairs, args.copies, args.step, args.stagger
+    )
     print(json.dumps(written, indent=1))
     return 0
 

@@ -8,11 +8,11 @@ Nothing here imports dask until a command is given ``--scheduler`` (or
   this process stays the one committer (the store's parts, extents and manifest), so a store
   filled on a cluster is the store filled here, and a later run continues it either way.
 * Assembly: connections are local in time (``assembly.SETTLED_AFTER``). The hops are cut into
-  time windows, each assembled on a worker as if it were all there is; then, window by window,
-  the connections that a neighbour could touch (those that start within SETTLED_AFTER of the
-  window's start, or end within it of the window's end) are dropped and their hops assembled
-  again here with what the earlier windows left open: the carry the chunks of one machine use
-  (``assembly.trace_in_chunks``), and ``assembly._assemble_in_two``'s seam, in N windows.
+  time windows, each assembled on a worker as if it were all there is; then the connections
+  that a neighbour could touch (those that start within SETTLED_AFTER of the window's start,
+  or end within it of the window's end) are dropped, and their hops assembled again on a
+  worker, a seam at a time, with those of the window across the seam: ``assembly.
+  _assemble_in_two``'s seam, in N windows, the seams side by side.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,9 +43,8 @@ from logpath.assembly import (
     assemble_store,
     judges,
     learn_hop_clocks,
-    trace_in_chunks,
 )
-from logpath.clocks import one_clock
+from logpath.clocks import Clocks, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
 from logpath.provenance import Provenance
@@ -251,56 +251,123 @@ def assemble_in_windows(
     chunk_hops: int = CHUNK_HOPS,
 ) -> Assembled:
     """``assembly.assemble`` of these hops, each time window (``window_hops`` hops, at least
-    ``window_seconds`` long) assembled on a worker, the connections near the windows' edges
-    assembled again here: the same tables.
+    ``window_seconds`` long) assembled on a worker, then the connections near each seam
+    between two windows assembled again on a worker: the same tables.
 
-    The clocks are learned from every hop first, here, as ``assemble`` does: windows of
-    several hosts' hops are placed on one clock. Hops without wall-clock time cannot be placed
-    in a window: they are assembled here, as ``assemble`` does.
+    The clocks are learned from every hop first, here (``plan_windows``). Hops without
+    wall-clock time cannot be placed in a window: they are assembled here, as ``assemble``
+    does.
     """
+    plan = plan_windows(hops, window_hops, window_seconds)
+    if not plan.windows:
+        return assemble(hops, ruleset, chunk_hops=chunk_hops)
+    assembling = _Assembling(cluster, hops, plan, ruleset, chunk_hops)
+    windows = [assembling.submit(rows) for rows in plan.windows]
+    kept = Kept()
+    # each seam is sent as soon as the two windows beside it are done
+    seams = [
+        assembling.submit(rows)
+        for rows in _seam_rows((assembling.result(w) for w in windows), plan, kept)
+    ]
+    for seam in seams:
+        kept.extend(assembling.result(seam))
+    return kept.numbered(hops, plan.clocks)
+
+
+class _Assembling:
+    """What the workers assemble (``assembly.assemble_later``): some of the hops' rows, by
+    time, as if they were all there is; their results with the rows of all the hops."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        hops: pa.Table,
+        plan: WindowPlan,
+        ruleset: Ruleset | None,
+        chunk_hops: int,
+    ) -> None:
+        self.cluster = cluster
+        self.when = plan.when
+        # the workers trace; the hops' other columns are only copied into the trace table, here
+        self.traced = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
+        self.ruleset = json.dumps(ruleset.to_json()) if ruleset is not None else None
+        self.clocks = plan.clocks.to_json()
+        self.chunk_hops = chunk_hops
+        self.judge = judges(hops, ruleset)
+
+    def submit(self, rows: np.ndarray) -> tuple[np.ndarray, Future[Kept]]:
+        future = self.cluster.client.submit(
+            assemble_later,
+            self.traced.take(pa.array(rows)),
+            self.when[rows],
+            self.ruleset,
+            self.clocks,
+            self.chunk_hops,
+            self.judge,
+            pure=False,
+        )
+        return rows, future
+
+    def result(self, submitted: tuple[np.ndarray, Future[Kept]]) -> Kept:
+        rows, future = submitted
+        kept: Kept = future.result()
+        kept.renumber_rows(rows, self.when)
+        return kept
+
+
+def _seam_rows(windows: Iterator[Kept], plan: WindowPlan, kept: Kept) -> Iterator[np.ndarray]:
+    """Keep in ``kept`` each window's connections no neighbour can touch, as the windows are
+    done; yield, seam after seam, the rows of the others, by time: those that start within
+    SETTLED_AFTER of a window's start, or end within it of its end, with their neighbours
+    across the seam (no later hop can join a connection SETTLED_AFTER after its last: the
+    chunks' carry, ``assembly.trace_in_chunks``).
+
+    A connection near both ends of its window (a long one) joins the two seams into one."""
+    when, seams = plan.when, plan.seams
+    last = len(seams) - 1
+    seam: list[np.ndarray] = []
+    for i, theirs in enumerate(windows):
+        if i > 0:  # what the window's start cut off from the connections before it
+            started = theirs.drop_started_before(seams[i] + SETTLED_AFTER)
+            seam.append(started)
+            if not (i < last and _reaches(started, when, seams[i + 1] - SETTLED_AFTER)):
+                # by time, ties in the hops' order, as the windows' rows (plan_windows)
+                rows = np.sort(np.concatenate(seam))
+                if len(rows):
+                    yield rows[np.argsort(when[rows], kind="stable")]
+                seam = []
+        if i < last:  # what its end cuts off from the hops after it
+            seam.append(_drop_ended_after(theirs, seams[i + 1] - SETTLED_AFTER, when))
+        kept.extend(theirs)
+
+
+def _reaches(rows: np.ndarray, when: np.ndarray, limit: float) -> bool:
+    """Whether any of these hops is at or after ``limit``."""
+    return bool(len(rows)) and bool(when[rows].max() >= limit)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """A store's hops placed on the hosts' one clock and cut into assembly windows."""
+
+    clocks: Clocks  # the hosts' boot times and offsets, learned from every hop
+    when: np.ndarray  # each hop's time on that clock, by row (NaN: a hop without wall time)
+    windows: list[np.ndarray]  # each window's rows, by time (none when a hop has no time)
+    seams: list[float]  # the time each window starts at
+
+
+def plan_windows(
+    hops: pa.Table, window_hops: int = WINDOW_HOPS, window_seconds: float = WINDOW_SECONDS
+) -> WindowPlan:
+    """The windows ``assemble_in_windows`` cuts these hops into (the clocks learned here, as
+    ``assemble`` does, so that several hosts' hops are placed on one clock)."""
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = learn_hop_clocks(hops, lines)
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
-        return assemble(hops, ruleset, chunk_hops=chunk_hops)
+        return WindowPlan(clocks, when, [], [])
     order = np.argsort(when, kind="stable")
-    windows, seams = _windows(order, when, window_hops, window_seconds)
-    judge = judges(hops, ruleset)
-    ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
-    # the workers trace; the hops' other columns are only copied into the trace table, here
-    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
-    futures = [
-        cluster.client.submit(
-            assemble_later,
-            traced_columns.take(pa.array(rows)),
-            when[rows],
-            ruleset_text,
-            clocks.to_json(),
-            chunk_hops,
-            judge,
-            pure=False,
-        )
-        for rows in windows
-    ]
-    kept = Kept()
-    carried = np.empty(0, dtype=np.int64)
-    last = len(windows) - 1
-    for i, (rows, future) in enumerate(zip(windows, futures, strict=True)):
-        theirs: Kept = future.result()
-        theirs.renumber_rows(rows, when)
-        edge = [carried]
-        if i > 0:  # what the window's start cut off from the connections before it
-            edge.append(theirs.drop_started_before(seams[i] + SETTLED_AFTER))
-        if i < last:  # what its end cuts off from the hops after it
-            edge.append(_drop_ended_after(theirs, seams[i + 1] - SETTLED_AFTER, when))
-        edge_rows = np.unique(np.concatenate(edge))
-        edge_rows = edge_rows[np.argsort(when[edge_rows], kind="stable")]
-        carried = trace_in_chunks(
-            hops, edge_rows, when, ruleset, clocks, chunk_hops, kept,
-            settle=i == last, judge=judge,
-        )  # fmt: skip
-        kept.extend(theirs)
-    return kept.numbered(hops, clocks)
+    return WindowPlan(clocks, when, *_windows(order, when, window_hops, window_seconds))
 
 
 def _windows(

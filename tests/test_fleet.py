@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,6 +33,8 @@ from logpath.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 TWO_HOSTS = ROOT / "samples" / "lab" / "two-hosts"
 LAB_FILES = sorted(str(p) for p in TWO_HOSTS.glob("*.log"))
+# a TCP connection of the two-host lab: client behind hosta's MASQUERADE, hostb's DNAT
+LAB_FLOW = "cf74acb096-34562"
 runner = CliRunner()
 # found, not imported: the test that dask is never imported runs in a fresh process anyway
 needs_dask = pytest.mark.skipif(
@@ -96,8 +99,11 @@ def test_without_a_scheduler_dask_is_never_imported(tmp_path: Path) -> None:
 import sys
 from typer.testing import CliRunner
 from logpath.cli import app
-for args in (["ingest", *{LAB_FILES!r}, "--store", {str(tmp_path)!r}, "--json"],
-             ["flows", "--store", {str(tmp_path)!r}, "--all", "--json"]):
+store = {str(tmp_path / "store")!r}
+for args in (["ingest", *{LAB_FILES!r}, "--store", store, "--json"],
+             ["flows", "--store", store, "--all", "--json"],
+             ["journey", "{LAB_FLOW}", "--store", store, "--json"],
+             ["report", "--store", store, "-o", {str(tmp_path / "report")!r}]):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
@@ -117,17 +123,27 @@ def closed_port() -> int:
     return port
 
 
+# each command's arguments but the store (the report's directory is under the test's own)
+QUESTIONS = {
+    "ingest": [*LAB_FILES, "--json"],
+    "flows": ["--all", "--json"],
+    "journey": [LAB_FLOW, "--json"],
+    "report": ["-o", "report"],
+}
+
+
 @needs_dask
-@pytest.mark.parametrize("command", ["ingest", "flows"])
+@pytest.mark.parametrize("command", list(QUESTIONS))
 @pytest.mark.parametrize("given", ["option", "environment"])
 def test_an_unreachable_scheduler_is_a_clear_error(
     tmp_path: Path, command: str, given: str
 ) -> None:
     address = f"tcp://127.0.0.1:{closed_port()}"
-    args = [command, *(LAB_FILES if command == "ingest" else ["--all"])]
-    args += ["--store", str(tmp_path), "--json"]
-    if command == "flows":
-        run("ingest", *LAB_FILES, "--store", str(tmp_path), "--json")
+    store = tmp_path / "store"
+    given_args = [str(tmp_path / a) if a == "report" else a for a in QUESTIONS[command]]
+    args = [command, *given_args, "--store", str(store)]
+    if command != "ingest":
+        run("ingest", *LAB_FILES, "--store", str(store), "--json")
     env = {"DASK_SCHEDULER_ADDRESS": address} if given == "environment" else {}
     if given == "option":
         args += ["--scheduler", address]
@@ -140,31 +156,48 @@ def test_an_unreachable_scheduler_is_a_clear_error(
         "--scheduler local\n"
     )
     assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "report").exists()  # nothing written
     if command == "ingest":
-        assert not list(tmp_path.iterdir())  # nothing was stored
+        assert not store.exists()  # nothing was stored
+
+
+@pytest.fixture(scope="module")
+def local_assembly(fleet_hops: pa.Table) -> Any:
+    return assemble(fleet_hops)
 
 
 @needs_dask
+@pytest.mark.parametrize(
+    ("seconds", "seams"),
+    [
+        # windows of two SETTLED_AFTER: the 80 minutes of the fleet sample in three or more,
+        # each edge a seam where connections of the host pairs are open, each seam a task
+        (2 * SETTLED_AFTER, "apart"),
+        # windows of one: every connection is near both ends of its window, so every seam
+        # joins the next, one task
+        (SETTLED_AFTER, "joined"),
+    ],
+)
 def test_windows_on_a_cluster_give_the_local_assembly(
-    fleet_hops: pa.Table, local_cluster: Any
+    fleet_hops: pa.Table, local_assembly: Any, local_cluster: Any, seconds: float, seams: str
 ) -> None:
-    from logpath.fleet import _windows, assemble_in_windows
+    from distributed import get_task_stream
 
-    # windows of two SETTLED_AFTER: the 80 minutes of the fleet sample in three or more,
-    # each edge a seam where connections of the host pairs are open
-    seconds = 2 * SETTLED_AFTER
-    here = assemble(fleet_hops)
-    there = assemble_in_windows(local_cluster, fleet_hops, window_hops=500, window_seconds=seconds)
-    import numpy as np
+    from logpath.fleet import assemble_in_windows, plan_windows
 
-    from logpath.assembly import learn_hop_clocks
-    from logpath.clocks import one_clock
-    from logpath.store import to_frame
-
-    lines = to_frame(fleet_hops.select(["host", "ts", "uptime"]))
-    when = one_clock(lines, learn_hop_clocks(fleet_hops, lines))
-    windows, _ = _windows(np.argsort(when, kind="stable"), when, 500, seconds)
-    assert len(windows) >= 3
+    here = local_assembly
+    with get_task_stream(local_cluster.client) as tasks:
+        there = assemble_in_windows(
+            local_cluster, fleet_hops, window_hops=500, window_seconds=seconds
+        )
+    windows = len(plan_windows(fleet_hops, 500, seconds).windows)
+    assert windows >= 3
+    # every window, then the seams between them, assembled on the workers
+    assembled = [t for t in tasks.data if t["key"].startswith("assemble_later-")]
+    if seams == "apart":
+        assert windows < len(assembled) <= 2 * windows - 1
+    else:
+        assert len(assembled) == windows + 1
     assert crossing_flows(here.flows, here.trace) >= 100
     assert there.flows.equals(here.flows)
     assert there.trace.equals(here.trace)
@@ -290,8 +323,10 @@ def test_a_scheduler_and_two_workers_on_this_host(dask_processes: str, tmp_path:
     assert (again["lines"], again["hops"], again["already_stored"]) == (0, 0, 410)
 
 
-@needs_dask
-def test_flows_on_a_cluster_assemble_a_stale_store_there(tmp_path: Path) -> None:
+@pytest.fixture
+def stale(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """Two stores of the two-host captures whose stored assembly is stale under the
+    environment returned with them: one to question here, one on a cluster."""
     here, there = tmp_path / "here", tmp_path / "there"
     for store in (here, there):
         run("ingest", *LAB_FILES, "--store", str(store), "--json")
@@ -302,7 +337,14 @@ def test_flows_on_a_cluster_assemble_a_stale_store_there(tmp_path: Path) -> None
         "[[convention]]\nname = 'acme'\npattern = '^ACME-(?P<hook>IN|OUT) '\n"
         "hook = '{hook}'\nhook_map = { IN = 'INPUT', OUT = 'OUTPUT' }\n"
     )
-    env = {"XDG_CONFIG_HOME": str(config), "LOGPATH_WORKERS": "2"}
+    return here, there, {"XDG_CONFIG_HOME": str(config), "LOGPATH_WORKERS": "2"}
+
+
+@needs_dask
+def test_flows_on_a_cluster_assemble_a_stale_store_there(
+    stale: tuple[Path, Path, dict[str, str]],
+) -> None:
+    here, there, env = stale
     flows = run("flows", "--store", str(here), "--all", "--json", env=env)
     assert flows.stderr == f"{here}: assembling the connections of the stored hops…\n"
     on_cluster = run(
@@ -314,6 +356,63 @@ def test_flows_on_a_cluster_assemble_a_stale_store_there(tmp_path: Path) -> None
     # kept: the question after it reads the tables the cluster assembled
     again = run("flows", "--store", str(there), "--all", "--json", env=env)
     assert (again.stderr, again.stdout) == ("", flows.stdout)
+
+
+@needs_dask
+def test_journeys_on_a_cluster_are_the_journeys_here(
+    stale: tuple[Path, Path, dict[str, str]],
+) -> None:
+    here, there, env = stale
+    ids = [f["id"] for f in json.loads(run("flows", "--store", str(here), "--json").stdout)]
+    assert LAB_FLOW in ids
+    journeys = {}
+    for flow_id in ids:  # the first assembles here, and keeps the tables
+        journey = run("journey", flow_id, "--store", str(here), "--json", env=env)
+        said = f"{here}: assembling the connections of the stored hops…\n"
+        assert journey.stderr == (said if flow_id == ids[0] else "")
+        journeys[flow_id] = journey.stdout
+    crossing = json.loads(journeys[LAB_FLOW])
+    assert {hop["host"] for p in crossing["packets"] for hop in p["hops"]} == {"hosta", "hostb"}
+    # stale: assembled on the cluster, and kept
+    on_cluster = run(
+        "journey", LAB_FLOW, "--store", str(there), "--json", "--scheduler", "local", env=env
+    )
+    assert on_cluster.stderr == f"{there}: assembling the connections on local…\n"
+    assert on_cluster.stdout == journeys[LAB_FLOW]
+    # fresh now: read here, with a scheduler as without one
+    for flow_id in ids:
+        args = ("journey", flow_id, "--store", str(there), "--json")
+        scheduler = ("--scheduler", "local") if flow_id == ids[0] else ()
+        again = run(*args, *scheduler, env=env)
+        assert (again.stderr, again.stdout) == ("", journeys[flow_id])
+
+
+def report_files(out: Path, store: Path) -> dict[str, str]:
+    """A report's files by name, the store's path and the time it was made left out (the
+    only things two reports of the same connections may differ in)."""
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8").replace(str(store), "STORE")
+        files[str(path.relative_to(out))] = re.sub(r"Generated [^ ]+ from", "Generated", text)
+    return files
+
+
+@needs_dask
+def test_a_report_on_a_cluster_is_the_report_here(
+    stale: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    here, there, env = stale
+    run("report", "--store", str(here), "-o", str(tmp_path / "r-here"), env=env)
+    made = run(
+        "report", "--store", str(there), "-o", str(tmp_path / "r-there"),
+        "--scheduler", "local", env=env,
+    )  # fmt: skip
+    assert made.stderr == f"{there}: assembling the connections on local…\n"
+    assert made.stdout == f"{tmp_path / 'r-there' / 'index.html'}: 6 connection(s), 6 diagram(s)\n"
+    expected = report_files(tmp_path / "r-here", here)
+    assert report_files(tmp_path / "r-there", there) == expected
+    assert len(expected) == 13  # index.html, a page and a diagram for each connection
+    assert f"flows/{LAB_FLOW}.html" in expected
 
 
 def test_a_scheduler_without_dask_installed_says_which_extra(

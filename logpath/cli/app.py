@@ -128,7 +128,7 @@ UntilOption = Annotated[
     str | None,
     typer.Option("--until", help="Only hops at or before this time (as --since)."),
 ]
-# The commands that do a fleet's heavy work (ingest, flows) take it.
+# The commands that do a fleet's heavy work (ingest, flows, journey, report) take it.
 SchedulerOption = Annotated[
     str | None,
     typer.Option(

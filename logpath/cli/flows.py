@@ -90,7 +90,7 @@ def flows_command(
     query = FlowQuery(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
-    _assemble_on_cluster(Store(store), scheduler)
+    assemble_on_cluster(Store(store), scheduler)
     listed = Counted()
     if as_json:
         flows = listed.count(iter_flows(Store(store), query))
@@ -112,9 +112,10 @@ def flows_command(
     exit_when_nothing_matched(listed.items)
 
 
-def _assemble_on_cluster(store: Store, scheduler: str | None) -> None:
+def assemble_on_cluster(store: Store, scheduler: str | None) -> None:
     """With a scheduler, a store whose connections must be assembled again (an older
-    logpath's, another ruleset's) is assembled on the cluster before the question reads it."""
+    logpath's, another ruleset's) is assembled on the cluster before the question reads it
+    (flows, journey, report); without one, nothing: the question assembles it here."""
     address = scheduler_address(scheduler)
     if address is not None:
         from logpath.fleet import assemble_stale_on, connected
@@ -146,6 +147,7 @@ def journey_command(
         int | None, typer.Option("--packet", help="Only packet N of the flow (1-based).", min=1)
     ] = None,
     as_json: JsonOption = False,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """One connection's packets, hop by hop: hooks, NAT, verdicts.
 
@@ -158,6 +160,7 @@ def journey_command(
     from logpath.render.timeline import print_timeline
     from logpath.store import Store
 
+    assemble_on_cluster(Store(store), scheduler)
     journey = load_journey(Store(store), flow_id, packet)
     if as_json:
         data = {**journey.to_json(), "analysis": analyse(journey).to_json()}

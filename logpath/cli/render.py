@@ -11,12 +11,13 @@ import typer
 from logpath.cli.app import (
     HostOption,
     PortOption,
+    SchedulerOption,
     SinceOption,
     StoreOption,
     UntilOption,
     command,
 )
-from logpath.cli.flows import AllOption, NatOption, ProtoOption
+from logpath.cli.flows import AllOption, NatOption, ProtoOption, assemble_on_cluster
 from logpath.render import DIAGRAM_LIMIT
 from logpath.render.output import check_output, visible, writing_to
 
@@ -96,6 +97,7 @@ def report_command(
             "--diagrams", help="Draw diagrams for the first N connections (problems first).", min=0
         ),
     ] = DIAGRAM_LIMIT,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Write an HTML report of the connections, with a page for each.
 
@@ -113,6 +115,7 @@ def report_command(
         port=port, host=host, proto=proto, nat=nat, since=since, until=until, everything=everything
     )
     check_output(out_dir, directory=True)
+    assemble_on_cluster(Store(store), scheduler)
     with writing_to(out_dir):
         result = write_report(Store(store), query, out_dir, now, diagrams)
     page = visible(str(result.page))
