@@ -367,12 +367,12 @@ class Follower:
                 skipped[reason] = skipped.get(reason, 0) + count
             self._remember(writer)
             manifest = writer.manifest
-            current = Provenance.now(writer.hop_parts(), manifest.ruleset)
+            parts = writer.hop_parts()
+            current = Provenance.now(parts, manifest.ruleset)
             self.unassembled = not current.matches(manifest.assembly)
             if due and self.unassembled:
                 assemble_store(self.store, writer)
                 self.unassembled, self.last_assembly = False, now
-            parts = writer.hop_parts()
         # this run's parts the stored tables were not built from (this one's, if it wrote one)
         wrote = parts[-1:] if parts[-1:] == [writer.hops_name] else []
         self.unassembled_parts = [*self.unassembled_parts, *wrote] if self.unassembled else []

@@ -63,6 +63,12 @@ class Tally:
             self.head += data[: HEAD_BYTES - len(self.head)]
         return count
 
+    @classmethod
+    def continuing(cls, key: str, extent: Extent, head: bytes, hasher: hashlib._Hash) -> Tally:
+        """What was read of a text found to continue the known ``extent`` (``recognise``'s
+        ``head`` and ``hasher`` of it): its lines count as read."""
+        return cls(extent.lines, extent.size, hasher, head[: extent.size], key)
+
     def extent(self) -> Extent:
         if not self.size:
             return NOTHING
@@ -159,9 +165,8 @@ class FollowedFile:
             continues, head, hasher = recognise(stream, self.known)
         if continues is not None:
             extent = self.known[continues]
-            tally = Tally(extent.lines, extent.size, hasher, head[: extent.size], continues)
             handle.seek(extent.size)
-            return tally
+            return Tally.continuing(continues, extent, head, hasher)
         handle.seek(0)
         tally = Tally()
         if self.from_start or self.started:
@@ -325,7 +330,7 @@ class FollowedStdin:
         continues, head, hasher = recognise(io.BufferedReader(io.BytesIO(held)), self.known)
         if continues is not None:
             extent = self.known[continues]
-            self.tally = Tally(extent.lines, extent.size, hasher, head[: extent.size], continues)
+            self.tally = Tally.continuing(continues, extent, head, hasher)
             self.pending = held[extent.size :]
             self.lines = self.already_read = self.continued = extent.lines
         return True
