@@ -287,9 +287,12 @@ def _stored_table(store: Store, kind: str) -> pa.Table:
 
 
 def _clocks_agree(learned: Clocks, stored: Clocks) -> bool:
-    """The same hosts, each placed on the one clock (boot time less offset) where it was, give
-    or take BOOT_DRIFT, and all of them moved by the same to within PLACEMENT_DRIFT."""
+    """The same hosts, linked as they were (packets join across the same pairs of hosts), each
+    placed on the one clock (boot time less offset) where it was, give or take BOOT_DRIFT, and
+    all of them moved by the same to within PLACEMENT_DRIFT."""
     if set(learned.boot) != set(stored.boot) or set(learned.ahead) != set(stored.ahead):
+        return False
+    if learned.links != stored.links:
         return False
     moved = [
         (learned.boot[h] - learned.ahead.get(h, 0.0)) - (stored.boot[h] - stored.ahead.get(h, 0.0))
