@@ -220,6 +220,14 @@ class Store:
         return (self.path / MANIFEST).exists()
 
     @property
+    def location(self) -> str:
+        """Where the store is, as another process on this machine or a worker reaching the
+        same object store opens it (``write_hops_part``): the URL, or the absolute path."""
+        if isinstance(self.path, StoreURL):
+            return self.path.url
+        return str(self.path.absolute())
+
+    @property
     def filesystem(self) -> pafs.FileSystem | None:
         """The object store's filesystem (None: a local directory, read as before)."""
         return self.path.filesystem if isinstance(self.path, StoreURL) else None
@@ -725,6 +733,9 @@ class StoreWriter:
         self._rejected: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._assembled: list[StorePath] = []  # written by this run, named at commit
+        # hop parts the workers wrote for this run (``add_part``), in the inputs' order
+        self._worker_parts: list[str] = []
+        self._worker_seq = 0
         self._closed = False
         self.failed = False  # a write failed: the run is lost, later writes are dropped
 
@@ -774,6 +785,7 @@ class StoreWriter:
     def add_hops(self, table: pa.Table) -> None:
         if not table.num_rows or self.failed:
             return
+        assert not self._worker_parts, "hops written by workers and here"
         self._pending.append(table)
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
             self._write_pending()
@@ -790,6 +802,20 @@ class StoreWriter:
                 )
             self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
         self._pending = []
+
+    def worker_part_name(self) -> str:
+        """A new name for a hop part a worker writes for this run (``write_hops_part``): the
+        run's, numbered in the order the chunks were handed out."""
+        self._worker_seq += 1
+        return f"hops-{self.run}-{self._worker_seq:06d}.parquet"
+
+    def add_part(self, name: str, hops: int) -> None:
+        """A hop part a worker wrote for this run, named in the manifest at commit after the
+        ones added before it: the hops keep the inputs' order. A run's hops are either all
+        written here (``add_hops``) or all by the workers."""
+        assert self._hops is None and not self._pending, "hops written here and by workers"
+        if hops and not self.failed:
+            self._worker_parts.append(name)
 
     def absorb_parts(self, parts: list[str]) -> None:
         """Take these committed hop parts into this run's part, their hops first and in order,
@@ -809,7 +835,7 @@ class StoreWriter:
         run's (closed first: the assembly reads it)."""
         self.close()
         written = [self.hops_name] if self._hops is not None else []
-        return [*self.manifest.parts, *written]
+        return [*self.manifest.parts, *written, *self._worker_parts]
 
     def add_assembled(
         self, tables: dict[str, pa.Table], provenance: dict[str, Any], row_group: int
@@ -862,6 +888,7 @@ class StoreWriter:
             raise StoreWriteError(f"{self.store.path}: a write failed; nothing was stored")
         if self._hops is not None:
             self.manifest.parts.append(self.hops_name)
+        self.manifest.parts.extend(self._worker_parts)
         if self._rejected is not None:
             self.manifest.rejected_parts.append(self.rejected_name)
         target = self.store.path / MANIFEST
@@ -893,11 +920,16 @@ class StoreWriter:
             on_disk = Manifest.load(self.store.path / MANIFEST)
             if self.hops_name in on_disk.parts or self.rejected_name in on_disk.rejected_parts:
                 return True
+            if self._worker_parts and self._worker_parts[0] in on_disk.parts:
+                return True
         root = self.store.path
         written = [
             root / "hops" / self.hops_name,
             root / "rejected" / self.rejected_name,
             *self._assembled,
+            # a part a worker was still writing when the run ended is not known here: the
+            # next writer removes it (remove_orphans)
+            *(root / "hops" / name for name in self._worker_parts),
         ]
         for path in written:
             with suppress(OSError):
@@ -909,6 +941,27 @@ class StoreWriter:
             with suppress(OSError):
                 (root / MANIFEST).with_suffix(".tmp").unlink(missing_ok=True)
         return False
+
+
+def write_hops_part(location: str, name: str, hops: pa.Table) -> None:
+    """Write ``hops`` as the hop part ``name`` of the store at ``location`` (a directory, or
+    an object-store URL), as a worker does for the run that named it
+    (``StoreWriter.worker_part_name``); the run's committer names it in the manifest."""
+    root: StorePath = _root(location)
+    path = root / "hops" / name
+    pq.write_table(
+        hops,
+        _where(path),
+        filesystem=_filesystem(path),
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+    )
+
+
+@functools.cache
+def _root(location: str) -> StorePath:
+    """A store's root in a worker: its filesystem opened once per process."""
+    return StoreURL.parse(location) if is_url(location) else Path(location)
 
 
 def _where(path: StorePath) -> str | Path:

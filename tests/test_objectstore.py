@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -182,13 +183,29 @@ def test_the_fleet_in_s3_on_a_local_cluster_answers_as_here(
 ) -> None:
     here, there = str(tmp_path / "here"), f"s3://{BUCKET}/fleet/store"
     env = {"LOGPATH_WORKERS": "2"}
-    ingested = run("ingest", *fleet, "--store", here, "--year", "2025", "--json")
-    on_cluster = run(
-        "ingest", *fleet, "--store", there, "--year", "2025", "--json",
-        "--scheduler", "local", env=env,
-    )  # fmt: skip
-    assert on_cluster.stdout == ingested.stdout
+    for inputs in (fleet[:2], fleet):  # the second run: the other hosts, an incremental ingest
+        ingested = run("ingest", *inputs, "--store", here, "--year", "2025", "--json")
+        on_cluster = run(
+            "ingest", *inputs, "--store", there, "--year", "2025", "--json",
+            "--scheduler", "local", env=env,
+        )  # fmt: skip
+        assert on_cluster.stdout == ingested.stdout
     flows = run("flows", "--store", here, "--all", "--json").stdout
     assert run("flows", "--store", there, "--all", "--json").stdout == flows
     crossing = next(f["id"] for f in json.loads(flows) if len(f["hosts"]) > 1)
     assert answers(there, crossing, "--scheduler", "local") == answers(here, crossing)
+    # the workers wrote the hop parts themselves: the committer names them, one per block
+    # that had hops, numbered in the inputs' order within each run
+    manifest = json.loads(read_object("fleet/store/manifest.json"))
+    parts = manifest["parts"]
+    assert all(re.fullmatch(r"hops-[0-9a-f]{12}-\d{6}\.parquet", p) for p in parts), parts
+    assert len({p[:17] for p in parts}) == 2  # two runs
+    assert objects("fleet/store/hops/") == sorted(parts)  # nothing left over
+    assert len(json.loads(Path(here, "manifest.json").read_text())["parts"]) == 2
+
+
+def read_object(key: str) -> bytes:
+    import boto3
+
+    body: bytes = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return body
