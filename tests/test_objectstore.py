@@ -112,6 +112,16 @@ def run(*args: str, env: dict[str, str] | None = None) -> Any:
     return result
 
 
+def report_files(out: Path, store: str) -> dict[str, str]:
+    """A report's files by name, the store's name and the time it was made left out (the only
+    things two reports of the same connections may differ in: tests/test_fleet.py)."""
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8").replace(store, "STORE")
+        files[str(path.relative_to(out))] = re.sub(r"Generated [^ ]+ from", "Generated", text)
+    return files
+
+
 def objects(prefix: str) -> list[str]:
     import boto3
 
@@ -138,6 +148,11 @@ def test_the_lab_in_s3_answers_as_a_local_store(s3: dict[str, str], tmp_path: Pa
     assert answers(there, LAB_FLOW) == answers(here, LAB_FLOW)
     journey = json.loads(run("journey", LAB_FLOW, "--store", there, "--json").stdout)
     assert journey  # the crossing connection is found in the store in S3
+    run("report", "--store", here, "-o", str(tmp_path / "r-here"))
+    run("report", "--store", there, "-o", str(tmp_path / "r-there"))
+    expected = report_files(tmp_path / "r-here", here)
+    assert report_files(tmp_path / "r-there", there) == expected
+    assert f"flows/{LAB_FLOW}.html" in expected
     # the store's objects: parts under new names, one manifest, no lock left behind
     stored = objects("lab/store/")
     assert "manifest.json" in stored and "lock" not in stored
@@ -209,3 +224,15 @@ def read_object(key: str) -> bytes:
 
     body: bytes = boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
     return body
+
+
+def test_without_boto3_an_s3_store_is_written_unlocked_and_says_so(
+    s3: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 now fails
+    result = runner.invoke(app, ["ingest", LAB_FILES[0], "--store", f"s3://{BUCKET}/open/store"])
+    assert result.exit_code == 0, result.stderr
+    assert f"logpath: s3://{BUCKET}/open/store: not locked" in result.stderr
+    assert "run one writer at a time yourself" in result.stderr
+    monkeypatch.undo()
+    assert "manifest.json" in objects("open/store/")
