@@ -24,7 +24,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from logpath.errors import StoreError, StoreLockedError
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 # What makes ``--store`` a URL rather than a directory.
 SCHEMES = ("s3", "gs", "gcs")
+# How long pyarrow's GCS client retries an operation before the store is said unreachable.
+GCS_RETRIES = timedelta(seconds=10)
 
 
 def is_url(text: str) -> bool:
@@ -58,8 +60,20 @@ class StoreURL:
         """The URL's filesystem, or a StoreError naming the URL."""
         import pyarrow.fs as pafs
 
+        scheme, _, rest = url.partition("://")
+        rest = rest.rstrip("/")
+        if not rest or rest.startswith("/"):
+            raise StoreError(
+                f"{url}: not a store logpath can open (no bucket: {scheme}://BUCKET/PREFIX)"
+            )
         try:
-            filesystem, key = pafs.FileSystem.from_uri(url.rstrip("/"))
+            if scheme.lower() in ("gs", "gcs"):
+                # as from_uri makes it, but with a bound on retries: its default (15 min)
+                # left a missing credential or an unreachable endpoint hanging
+                filesystem: pafs.FileSystem = pafs.GcsFileSystem(retry_time_limit=GCS_RETRIES)
+                key = rest
+            else:
+                filesystem, key = pafs.FileSystem.from_uri(url.rstrip("/"))
         except (OSError, ValueError, ImportError) as error:
             raise StoreError(f"{url}: not a store logpath can open ({oneline(error)})") from None
         return cls(url, filesystem, key)
@@ -138,7 +152,6 @@ def check_reachable(root: StoreURL) -> None:
     """Refuse, with one line naming the URL, a store whose bucket cannot be reached or read
     (no such bucket, denied, no server at the endpoint)."""
     try:
-        root.exists()
         (root / "manifest.json").exists()
     except OSError as error:
         raise StoreError(f"{root}: the store cannot be reached ({oneline(error)})") from None

@@ -181,6 +181,11 @@ def test_an_unreachable_or_missing_bucket_is_one_line_naming_the_url(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"logpath: {missing}")
     assert "Traceback" not in result.stderr
+    result = runner.invoke(app, ["flows", "--all", "--store", "s3://"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "logpath: s3://: not a store logpath can open (no bucket: s3://BUCKET/PREFIX)\n",
+    )
     port = _free_port()  # nothing listens there
     result = runner.invoke(
         app,
