@@ -241,3 +241,19 @@ def test_without_boto3_an_s3_store_is_written_unlocked_and_says_so(
     assert "run one writer at a time yourself" in result.stderr
     monkeypatch.undo()
     assert "manifest.json" in objects("open/store/")
+
+
+def test_a_part_cut_short_in_the_bucket_is_named_by_its_url(s3: dict[str, str]) -> None:
+    import boto3
+
+    store = f"s3://{BUCKET}/cut/store"
+    run("ingest", LAB_FILES[0], "--store", store)
+    part = next(name for name in objects("cut/store/") if name.startswith("hops/"))
+    client = boto3.client("s3")
+    whole = read_object(f"cut/store/{part}")
+    client.put_object(Bucket=BUCKET, Key=f"cut/store/{part}", Body=whole[: len(whole) // 2])
+    result = runner.invoke(app, ["hops", "--store", store, "--json"])
+    assert result.exit_code == 1
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"logpath: {store}/{part}: this part of the store is damaged"), first
+    assert "Traceback" not in result.stderr
