@@ -19,6 +19,11 @@ the same manifest: a reader sees hops and connections of one commit. The files a
 replaces are removed by the next writer, not at once, so that a reader still reading them is
 not cut short.
 
+A store can also be a prefix at an object-store URL (``s3://bucket/prefix``, ``gs://...``):
+the same files, through pyarrow's filesystem (``logpath.objectstore``). No rename there: the
+manifest is one object, uploaded whole after the parts it names; no flock: ``lock`` is an
+object created only if absent (S3, boto3), else each run says that nothing is locked.
+
 A run that fails (full disk, a signal, a worker killed) removes what it wrote at once: its parts
 could be what fills the disk. A store that cannot be written is refused before any input is
 read; a store whose manifest or parts are damaged is reported, file by file, by every command.
@@ -202,6 +207,8 @@ class Store:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path: StorePath
+        if path is None and is_url(os.environ.get("LOGPATH_STORE", "")):
+            path = os.environ["LOGPATH_STORE"]
         if isinstance(path, str) and is_url(path):
             self.path = StoreURL.parse(path)
         else:

@@ -159,6 +159,9 @@ def test_the_lab_in_s3_answers_as_a_local_store(s3: dict[str, str], tmp_path: Pa
     assert sum(name.startswith("hops/") for name in stored) == 2
     manifest = json.loads(Path(here, "manifest.json").read_text())
     assert len(manifest["parts"]) == 2
+    # $LOGPATH_STORE may name the store by its URL too
+    by_env = run("flows", "--all", "--json", env={"LOGPATH_STORE": there}).stdout
+    assert by_env == answers(here, LAB_FLOW)[0]
 
 
 def test_a_second_writer_is_refused_by_the_lock_object(s3: dict[str, str]) -> None:
