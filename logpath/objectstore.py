@@ -214,5 +214,13 @@ def _error_code(error: Exception) -> str:
     return ""
 
 
+def unreachable(error: BaseException) -> bool:
+    """Whether an error of pyarrow's S3 or GCS client is the store's service failing (no
+    answer, denied), not a damaged file: Arrow raises both as OSError, and says which client
+    failed only in the text."""
+    text = str(error)
+    return isinstance(error, OSError) and ("AWS Error" in text or "google::cloud" in text)
+
+
 def oneline(error: BaseException) -> str:
     return " ".join(str(error).split())

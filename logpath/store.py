@@ -61,7 +61,7 @@ from logpath.netfilter import (
     PROTOCOL_SPELLINGS,
     logged_protocol_value,
 )
-from logpath.objectstore import StoreURL, check_reachable, is_url, locked, oneline
+from logpath.objectstore import StoreURL, check_reachable, is_url, locked, oneline, unreachable
 from logpath.rowgroups import EPOCH, ParquetRows, Where, arrow_array, arrow_scalar
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
@@ -455,7 +455,7 @@ class Store:
         try:
             yield
         except (OSError, pa.ArrowException) as error:
-            if isinstance(self.path, StoreURL) and isinstance(error, OSError):
+            if isinstance(self.path, StoreURL) and unreachable(error):
                 # an object store that stopped answering, or denies reading, is not damage
                 raise StoreError(
                     f"{self.path}: the store cannot be read ({oneline(error)})"
