@@ -173,6 +173,10 @@ def locked(root: StoreURL, holder: str) -> Iterator[None]:
         return
     note = f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "
     note += f"{datetime.now(UTC).isoformat(timespec='seconds')})"
+    # looked at first too: an S3-compatible server that ignores If-None-Match would let the
+    # PUT replace a running writer's lock (then only two writers starting at once get past)
+    if lock.exists():
+        _refuse(root, lock)
     try:
         client.put_object(
             Bucket=lock.bucket, Key=lock.object_key, Body=note.encode(), IfNoneMatch="*"
@@ -180,18 +184,25 @@ def locked(root: StoreURL, holder: str) -> Iterator[None]:
     except Exception as error:
         code = _error_code(error)
         if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-            held = (lock.read_bytes() or b"another process").decode(errors="replace").strip()
-            raise StoreLockedError(
-                f"{root}: the store is being written by {held}\n\n"
-                f"Wait for it to finish, or use another --store. If that run is dead (killed "
-                f"with -9), delete {lock} and run again."
-            ) from None
+            _refuse(root, lock)
         raise StoreError(f"{root}: the store cannot be locked ({oneline(error)})") from None
     try:
         yield
     finally:
         with suppress(Exception):
             client.delete_object(Bucket=lock.bucket, Key=lock.object_key)
+
+
+def _refuse(root: StoreURL, lock: StoreURL) -> None:
+    """A second writer refused, told who holds the lock (what its note says)."""
+    held = b"another process"
+    with suppress(OSError):
+        held = lock.read_bytes() or held
+    raise StoreLockedError(
+        f"{root}: the store is being written by {held.decode(errors='replace').strip()}\n\n"
+        f"Wait for it to finish, or use another --store. If that run is dead (killed with -9), "
+        f"delete {lock} and run again."
+    )
 
 
 def _s3_client(root: StoreURL) -> Any:

@@ -176,6 +176,41 @@ def test_a_second_writer_is_refused_by_the_lock_object(s3: dict[str, str]) -> No
     assert objects("locked/store/") == ["lock"]  # nothing was written
 
 
+def test_two_writers_at_once_one_is_refused(s3: dict[str, str]) -> None:
+    """Both may find no lock object; the conditional PUT lets only one create it (what the
+    lock rests on: moto implements If-None-Match as S3 does). Threads, released together."""
+    import threading
+
+    from logpath.errors import StoreLockedError
+    from logpath.objectstore import StoreURL, locked
+
+    root = StoreURL.parse(f"s3://{BUCKET}/race/store")
+    start, held = threading.Barrier(8), threading.Event()
+    outcomes: list[str] = []
+
+    def writer(n: int) -> None:
+        start.wait()
+        try:
+            with locked(root, f"writer {n}"):
+                outcomes.append("locked")
+                held.wait(10)  # hold it until every other writer has tried
+        except StoreLockedError as error:
+            outcomes.append("refused" if "being written by writer" in str(error) else "?")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for _ in range(200):
+        if len(outcomes) == 8:
+            break
+        time.sleep(0.05)
+    held.set()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["locked"] + ["refused"] * 7
+    assert objects("race/store/") == []  # the lock is deleted when its writer is done
+
+
 def test_an_unreachable_or_missing_bucket_is_one_line_naming_the_url(
     s3: dict[str, str], tmp_path: Path
 ) -> None:
