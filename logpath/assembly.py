@@ -50,7 +50,7 @@ from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
 from logpath.provenance import Provenance
 from logpath.rules import Ruleset
 from logpath.runtime import without_cyclic_gc
-from logpath.store import Store, StoreWriter, to_frame
+from logpath.store import Store, StoreWriter, parquet_source, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
@@ -283,7 +283,7 @@ def _stored_table(store: Store, kind: str) -> pa.Table:
     path = store.assembled_path(kind)
     assert path is not None
     with store.reading(path):
-        return pq.read_table(path)
+        return pq.read_table(parquet_source(path))
 
 
 def _clocks_agree(learned: Clocks, stored: Clocks) -> bool:

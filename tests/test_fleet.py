@@ -217,6 +217,13 @@ def test_ingest_and_flows_on_a_local_cluster_print_what_they_print_here(
     )  # fmt: skip
     assert on_cluster.stdout == ingested.stdout
     assert json.loads(on_cluster.stdout)["hops"] > 5000
+    # the workers (on this machine) wrote the hop parts themselves, one per block with hops,
+    # named by the committer in the inputs' order; here, one part for the run
+    parts = json.loads((there / "manifest.json").read_text())["parts"]
+    assert len(parts) > 1
+    assert all(re.fullmatch(r"hops-[0-9a-f]{12}-\d{6}\.parquet", p) for p in parts), parts
+    assert sorted(p.name for p in (there / "hops").iterdir()) == sorted(parts)
+    assert len(json.loads((here / "manifest.json").read_text())["parts"]) == 1
     flows = run("flows", "--store", str(here), "--all", "--json")
     flows_there = run(
         "flows", "--store", str(there), "--all", "--json", "--scheduler", "local", env=env
@@ -302,6 +309,11 @@ def test_a_scheduler_and_two_workers_on_this_host(dask_processes: str, tmp_path:
         "ingest", *LAB_FILES, "--store", str(there), "--json", "--scheduler", dask_processes
     )
     assert on_cluster.stdout == ingested.stdout
+    # the worker processes (at 127.0.0.1) wrote each lab file's hops as a part themselves
+    parts = json.loads((there / "manifest.json").read_text())["parts"]
+    assert len(parts) == len(LAB_FILES) and all(
+        re.fullmatch(r"hops-[0-9a-f]{12}-\d{6}\.parquet", p) for p in parts
+    )
     flows = run("flows", "--store", str(here), "--all", "--json")
     flows_there = run(
         "flows",
