@@ -44,18 +44,6 @@ needs_dask = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A Docker host and two host pairs whose connections cross them, over 80 minutes."""
-    out = tmp_path_factory.mktemp("fleet")
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "generate_fleet.py"), str(out),
-         "--hosts", "1", "--lines", "4000", "--pairs", "2", "--copies", "20", "--step", "250"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return sorted(str(p) for p in out.glob("*.log"))
-
-
-@pytest.fixture(scope="module")
 def fleet_hops(fleet: list[str], tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     store = Store(tmp_path_factory.mktemp("fleet-store"))
     ingest(fleet, store, year=2025)

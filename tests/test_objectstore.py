@@ -94,18 +94,6 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 os.environ[k] = v
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A Docker host and two host pairs whose connections cross them (tests/test_fleet.py)."""
-    out = tmp_path_factory.mktemp("fleet")
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "generate_fleet.py"), str(out),
-         "--hosts", "1", "--lines", "4000", "--pairs", "2", "--copies", "20", "--step", "250"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return sorted(str(p) for p in out.glob("*.log"))
-
-
 def run(*args: str, env: dict[str, str] | None = None) -> Any:
     result = runner.invoke(app, list(args), env=env)
     assert result.exit_code == 0, result.stderr
