@@ -321,11 +321,12 @@ def assemble_in_windows(
     assembling = _Assembling(cluster, hops, plan, ruleset, chunk_hops)
     windows = [assembling.submit(rows) for rows in plan.windows]
     kept = Kept()
-    # each seam is sent as soon as the two windows beside it are done
-    seams = [
-        assembling.submit(rows)
-        for rows in _seam_rows((assembling.result(w) for w in windows), plan, kept)
-    ]
+    seams = []
+    # each seam is sent as soon as the two windows beside it are done; a group of hosts'
+    # windows have seams between them, two groups none (no connection crosses them)
+    for group in plan.partitions():
+        done = (assembling.result(windows[i]) for i in group)
+        seams += [assembling.submit(rows) for rows in _seam_rows(done, plan, group, kept)]
     for seam in seams:
         kept.extend(assembling.result(seam))
     return kept.numbered(hops, plan.clocks)
@@ -372,15 +373,18 @@ class _Assembling:
         return kept
 
 
-def _seam_rows(windows: Iterator[Kept], plan: WindowPlan, kept: Kept) -> Iterator[np.ndarray]:
+def _seam_rows(
+    windows: Iterator[Kept], plan: WindowPlan, group: list[int], kept: Kept
+) -> Iterator[np.ndarray]:
     """Keep in ``kept`` each window's connections no neighbour can touch, as the windows are
     done; yield, seam after seam, the rows of the others, by time: those that start within
     SETTLED_AFTER of a window's start, or end within it of its end, with their neighbours
     across the seam (no later hop can join a connection SETTLED_AFTER after its last: the
     chunks' carry, ``assembly.trace_in_chunks``).
 
-    A connection near both ends of its window (a long one) joins the two seams into one."""
-    when, seams = plan.when, plan.seams
+    ``group``: the windows' numbers in the plan, one host group's, by time. A connection near
+    both ends of its window (a long one) joins the two seams into one."""
+    when, seams = plan.when, [plan.seams[i] for i in group]
     last = len(seams) - 1
     seam: list[np.ndarray] = []
     for i, theirs in enumerate(windows):
@@ -405,26 +409,72 @@ def _reaches(rows: np.ndarray, when: np.ndarray, limit: float) -> bool:
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """A store's hops placed on the hosts' one clock and cut into assembly windows."""
+    """A store's hops placed on the hosts' one clock and cut into assembly windows: each group
+    of hosts that packets link (``Clocks.links``) apart, by time."""
 
     clocks: Clocks  # the hosts' boot times and offsets, learned from every hop
     when: np.ndarray  # each hop's time on that clock, by row (NaN: a hop without wall time)
     windows: list[np.ndarray]  # each window's rows, by time (none when a hop has no time)
     seams: list[float]  # the time each window starts at
+    groups: list[int]  # each window's group of hosts
+
+    def partitions(self) -> list[list[int]]:
+        """The windows' numbers, a list per group of hosts, each by time."""
+        return [
+            [i for i, g in enumerate(self.groups) if g == group]
+            for group in dict.fromkeys(self.groups)
+        ]
 
 
 def plan_windows(
     hops: pa.Table, window_hops: int = WINDOW_HOPS, window_seconds: float = WINDOW_SECONDS
 ) -> WindowPlan:
     """The windows ``assemble_in_windows`` cuts these hops into (the clocks learned here, as
-    ``assemble`` does, so that several hosts' hops are placed on one clock)."""
+    ``assemble`` does, so that several hosts' hops are placed on one clock).
+
+    Hosts that no packet links share no connection (``logpath.packets`` joins packets only
+    across ``Clocks.links``, and a tuple is a connection per host): each group of linked hosts
+    is cut into windows of its own, so that a fleet's hosts are assembled side by side, with
+    seams only inside a group."""
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = learn_hop_clocks(hops, lines)
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
-        return WindowPlan(clocks, when, [], [])
+        return WindowPlan(clocks, when, [], [], [])
     order = np.argsort(when, kind="stable")
-    return WindowPlan(clocks, when, *_windows(order, when, window_hops, window_seconds))
+    group = _host_groups(hops["host"], clocks)[order]
+    windows: list[np.ndarray] = []
+    seams: list[float] = []
+    groups: list[int] = []
+    for number in dict.fromkeys(group.tolist()):
+        theirs, starts = _windows(order[group == number], when, window_hops, window_seconds)
+        windows += theirs
+        seams += starts
+        groups += [number] * len(theirs)
+    return WindowPlan(clocks, when, windows, seams, groups)
+
+
+def _host_groups(host: pa.ChunkedArray, clocks: Clocks) -> np.ndarray:
+    """Per hop, its group of hosts: those the clocks' links join, transitively. One group for
+    all when the links were not learned, or when some line names no host (it could be any)."""
+    if clocks.links is None or host.null_count:
+        return np.zeros(len(host), dtype=np.int64)
+    names = pc.dictionary_encode(host.combine_chunks().cast(pa.string()))
+    codes = names.indices.to_numpy(zero_copy_only=False)
+    known = names.dictionary.to_pylist()
+    parent = list(range(len(known)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    index = {name: i for i, name in enumerate(known)}
+    for a, b in clocks.links:
+        if a in index and b in index:
+            parent[root(index[a])] = root(index[b])
+    group: np.ndarray = np.array([root(i) for i in range(len(known))], dtype=np.int64)[codes]
+    return group
 
 
 def _windows(
