@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -317,6 +317,7 @@ def assemble(
     *,
     chunk_hops: int = CHUNK_HOPS,
     executor: Executor | None = None,
+    links: frozenset[tuple[str, str]] = frozenset(),
 ) -> Assembled:
     """Packets, connections, NAT, bridge roles and fates of these hops, as tables.
 
@@ -327,9 +328,13 @@ def assemble(
             nothing).
         executor: worker processes (an ingest's): with one, a store of two chunks or more is
             assembled on two cores (``_assemble_in_two``).
+        links: pairs of hosts known to be linked beyond these hops (``Clocks.links``): follow's
+            window of open connections may hold too few packets to learn a link again.
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = learn_hop_clocks(hops, lines)
+    if links:
+        clocks = replace(clocks, links=(clocks.links or frozenset()) | links)
     when = one_clock(lines, clocks)
     judge = judges(hops, ruleset)
     kept = Kept()

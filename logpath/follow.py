@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.assembly import HOP_COLUMNS, Assembled, assemble, assemble_store, kept_ruleset
+from logpath.clocks import Clocks
 from logpath.errors import Stopped
 from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ChunkResult, parse_chunk
@@ -168,6 +169,7 @@ class Follower:
         self.held: pa.Table | None = None  # hops of the newest packet (_released)
         self.unread = 0  # bytes written to the files and not read yet, after the last poll
         self.newest: datetime | None = None  # the newest hop's time (the log's clock)
+        self.links: frozenset[tuple[str, str]] = frozenset()  # hosts packets linked so far
         self.last_arrival = clock()  # when hops last arrived
         self._runs: AbstractContextManager[Callable[[], AbstractContextManager[StoreWriter]]]
         self._run: Callable[[], AbstractContextManager[StoreWriter]] | None = None
@@ -181,6 +183,7 @@ class Follower:
             _warm_up()
             known = {k: e for k, e in _extents(self.store)}
             self.inputs = followed(self.paths, known, self.from_start)
+            self.links = _stored_links(self.store)
         except BaseException as error:
             self._runs.__exit__(type(error), error, error.__traceback__)
             raise
@@ -259,7 +262,10 @@ class Follower:
         window = added.cast(_WINDOW_SCHEMA)
         if self.window is not None:
             window = pa.concat_tables([self.window.select(HOP_COLUMNS), window])
-        assembled = assemble(window, kept_ruleset(self.ruleset))
+        assembled = assemble(window, kept_ruleset(self.ruleset), links=self.links)
+        # a link once seen stays: the window keeps only the open connections, maybe too few
+        # packets to learn it again, and packets join only linked hosts (packets.py)
+        self.links |= assembled.clocks.links or frozenset()
         flows = flows_from_table(assembled.flows)
         shown = self._shown(assembled)
         places = _last_hops(assembled)
@@ -532,3 +538,14 @@ def stop_on_signals(follower_stop: Callable[[int], None]) -> Callable[[], None]:
             signal.signal(number, handler)
 
     return restore
+
+
+def _stored_links(store: Store) -> frozenset[tuple[str, str]]:
+    """The hosts the store's assembled connections found linked (``Clocks.links``): a follow
+    that continues a store joins their packets from its first line, not only once its own
+    window shows packets with an IP ID on both hosts again."""
+    assembly = store.manifest.assembly if store.exists() else None
+    clocks = (assembly or {}).get("clocks")
+    if not isinstance(clocks, dict):
+        return frozenset()
+    return Clocks.from_json(clocks).links or frozenset()

@@ -470,3 +470,44 @@ def test_the_small_parts_of_its_commits_become_one_at_each_assembly(tmp_path: Pa
     assert store.manifest.parts[0] == parts[0] and len(store.manifest.parts) == 2
     assert store.count_hops() == len(lines) + len(more)
     assert stored(store) == one_shot(lines + more, tmp_path)
+
+
+def two_host_lines(scenario: str) -> list[str]:
+    """Both hosts' lines of a two-host lab capture, in the kernel's order (one kernel: their
+    [uptime] is one clock)."""
+    lines = [
+        line
+        for host in "ab"
+        for line in (LAB / "two-hosts" / f"{scenario}-{host}.log").read_text().splitlines(True)
+    ]
+    return sorted(lines, key=lambda line: float(line.split("[", 1)[1].split("]", 1)[0]))
+
+
+@pytest.mark.parametrize("linked", [True, False], ids=["store-knows-the-link", "fresh-store"])
+def test_connections_through_two_hosts_are_printed_joined(tmp_path: Path, linked: bool) -> None:
+    """Two hosts' genuine UDP, ICMP and IPv6 exchanges, written in the kernel's order: each
+    connection through both hosts is printed as the one flow a one-shot ingest gives. Packets
+    join only hosts that packets with an IP ID link (packets.py). Into a store whose earlier
+    lines linked the hosts, every connection is printed joined from its first packet; into a
+    fresh one, the first exchange's hops on the second host are printed apart until the
+    hosts' packets link them."""
+    store = Store(tmp_path / "store")
+    if linked:
+        ingest([str(LAB / "two-hosts" / f"two-hosts-{h}.log") for h in "ab"], store, year=2025)
+    lines = two_host_lines("udp-icmp-ipv6")
+    log = tmp_path / "kern.log"
+    log.touch()
+    writer = Writer(log, lines, 400, {})
+    with Follower([str(log)], store, year=2025, commit_every=0.5) as follower:
+        writer.start()
+        events = follow_until(follower, lambda: not writer.is_alive())
+    expected = {str(f["id"]): f for f in one_shot(lines, tmp_path)}
+    shown = {i: (f["hosts"], f["packets"]) for i, f in last_shown(events).items()}
+    joined = {i: (f["hosts"], f["packets"]) for i, f in expected.items()}
+    assert sum(len(hosts) == 2 for hosts, _ in joined.values()) >= 4  # type: ignore[arg-type]
+    if linked:
+        assert shown == joined
+    else:
+        apart = {i: v for i, v in shown.items() if i not in joined}
+        assert apart and all(hosts == ["hostb"] for hosts, _ in apart.values())
+        assert {i: v for i, v in shown.items() if i in joined} == joined
