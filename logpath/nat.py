@@ -127,10 +127,20 @@ def _key_endpoints(proto: pd.Series, addr: pd.Series, port: pd.Series) -> pd.Ser
 
 
 def _joined(addr: pd.Series, port: pd.Series, with_port: pd.Series) -> pd.Series:
-    v6 = addr.str.contains(":", regex=False)
-    bracketed = ("[" + addr + "]").where(v6, addr)
-    joined: pd.Series = (bracketed + ":" + port).where(with_port, addr)
-    return joined
+    """``addr:port`` (``[addr]:port`` for IPv6) where ``with_port``, else ``addr``; missing
+    where either is. One pass over the values: pandas' string operations on them (five per
+    call, four calls per NAT-marked hop) also walk them in Python, each paying its own call."""
+    texts = [
+        _joined_one(a, p) if w else a
+        for a, p, w in zip(addr.tolist(), port.tolist(), with_port.tolist(), strict=True)
+    ]
+    return pd.Series(texts, index=addr.index, dtype=object)
+
+
+def _joined_one(addr: object, port: object) -> object:
+    if not isinstance(addr, str) or not isinstance(port, str):
+        return np.nan
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def _translations_between_hops(frame: pd.DataFrame) -> list[pd.DataFrame]:
@@ -216,8 +226,8 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
     delivered = frame["hook"].eq("INPUT") & frame["direction"].eq("orig")
     local = flows.index.isin(frame["flow"][delivered].unique())
     # the endpoints straight from the key text: a ConnTuple per flow cost more than the rest
-    orig = flows["orig_key"].astype(str).str.split("|", expand=True)
-    reply = flows["reply_key"].astype(str).str.split("|", expand=True)
+    orig = _key_fields(flows["orig_key"])
+    reply = _key_fields(flows["reply_key"])
     proto = orig[0]
     client = _key_endpoints(proto, orig[1], orig[2])
     server = _key_endpoints(proto, orig[3], orig[4])
@@ -240,9 +250,18 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
     )  # fmt: skip
 
 
+def _key_fields(keys: pd.Series) -> list[pd.Series]:
+    """The five text fields of each tuple key (``proto|src|sport|dst|dport``), missing where
+    the key is: split in one pass (``str.split(expand=True)`` built a frame of them)."""
+    split = [k.split("|") if isinstance(k, str) else [np.nan] * 5 for k in keys.tolist()]
+    return [pd.Series(field, index=keys.index, dtype=object) for field in zip(*split, strict=True)]
+
+
 def _translations_from_quotes(frame: pd.DataFrame) -> pd.DataFrame:
     """SNAT shown by an ICMP error: it arrives quoting the packet as it left, source translated."""
-    related = frame[frame["related"].astype(bool)].drop_duplicates("flow")
+    # the few columns read, not every hop column, filtered
+    read = ["flow", "orig_key", "t_src", "t_sport", "t_dst", "host"]
+    related = frame.loc[frame["related"].astype(bool).to_numpy(), read].drop_duplicates("flow")
     found = []
     for row in related.itertuples(index=False):
         proto, orig = key_tuple(str(row.orig_key))
