@@ -604,13 +604,21 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     whole table (every hop column) twice was most of this step on a million hops.
     """
     hop_order = _hop_order(frame)
-    ordered = frame[["_packet", "_ts", "_t", "lineno"]].take(hop_order)
-    start = ordered.groupby("_packet", sort=False).agg(
-        ts=("_ts", "min"), t=("_t", "first"), line=("lineno", "first")
-    )
-    order = start.sort_values(["ts", "t", "line"], na_position="last").index
-    number = pd.Series(np.arange(len(order), dtype=np.int64), index=order)
-    packet = number.reindex(ordered["_packet"]).to_numpy()
+    # per packet (its hops are together, in hop order): its earliest wall-clock time, its first
+    # hop's clock and line (the first known: NaN where none is); numpy, not a groupby, a sort
+    # and a reindex of pandas
+    was = frame["_packet"].to_numpy()[hop_order]
+    first_hop = np.r_[True, was[1:] != was[:-1]] if len(was) else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(first_hop)
+    group = np.cumsum(first_hop) - 1
+    ts = frame["_ts"].to_numpy(dtype="float64", na_value=np.nan)[hop_order]
+    earliest = np.fmin.reduceat(ts, starts) if len(starts) else ts[:0]
+    t = _first_known(frame["_t"].to_numpy(dtype="float64", na_value=np.nan)[hop_order], starts)
+    line = frame["lineno"].to_numpy(dtype="float64", na_value=np.nan)[hop_order]
+    order = np.lexsort((_first_known(line, starts), t, earliest))  # stable, NaN last
+    number = np.empty(len(order), dtype=np.int64)
+    number[order] = np.arange(len(order), dtype=np.int64)
+    packet = number[group]
     # hops already in (packet, leg, time, hook, line) order within a packet: only the packets
     # move, to their new numbers (a stable sort keeps each packet's hops in order)
     regroup = np.argsort(packet, kind="stable")
@@ -625,6 +633,20 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     start_of = np.maximum.accumulate(np.where(first_hop, np.arange(len(packet)), 0))
     result["hop_n"] = (np.arange(len(packet)) - start_of).astype("int64")
     return result
+
+
+def _first_known(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group of ``values`` (the groups begin at ``starts``), its first value that is not
+    NaN, NaN when there is none (what pandas' ``first`` takes)."""
+    known = np.where(np.isnan(values), len(values), np.arange(len(values)))
+    if not len(starts):
+        return values[:0]
+    at = np.minimum.reduceat(known, starts)
+    ends = np.r_[starts[1:], len(values)]
+    inside = at < ends
+    found = np.full(len(starts), np.nan)
+    found[inside] = values[at[inside]]
+    return found
 
 
 def _hop_order(frame: pd.DataFrame) -> np.ndarray:
