@@ -215,7 +215,7 @@ def _visit_packets(visits: pd.DataFrame) -> np.ndarray:
     its TTL went up. The trace id does not decide: the kernel changes it between hooks and
     reuses it (``logpath.nftrace``). Trace output has no time, so line order is the order."""
     order = np.lexsort((visits["lineno"].to_numpy(), visits["source"].astype(str).to_numpy()))
-    keys = visits.groupby([*LOCAL_KEY, "source"], dropna=False, sort=False).ngroup().to_numpy()
+    keys = _group_numbers(visits, [*LOCAL_KEY, "source"])
     columns = [visits[c].astype("object").where(visits[c].notna(), None).tolist()
                for c in VISIT_COLUMNS]  # fmt: skip
     packet = np.empty(len(visits), dtype=np.int64)
@@ -243,7 +243,7 @@ def _ttl_kept(before: float, now: float | None) -> bool:
 
 def _logged_packets(frame: pd.DataFrame) -> np.ndarray:
     """Segment id per logged hop: one packet on one host."""
-    frame["_key"] = frame.groupby(LOCAL_KEY, dropna=False, sort=False).ngroup().to_numpy()
+    frame["_key"] = _group_numbers(frame, LOCAL_KEY)
     order = np.lexsort(
         (
             frame["lineno"].to_numpy(),
@@ -259,6 +259,16 @@ def _logged_packets(frame: pd.DataFrame) -> np.ndarray:
     if tangled.size:
         _untangle(frame, segment, tangled)
     return _dense(segment)
+
+
+def _group_numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row, its group of equal ``columns`` (null equal to null), numbered in order of first
+    appearance. Grouped by the columns some row shows: a column null on every row (most of
+    the identity, on one protocol's hops) is one value that splits nothing, and cost a
+    factorisation."""
+    shown = [c for c in columns if frame[c].notna().any()] or columns[:1]
+    numbers: np.ndarray = frame.groupby(shown, dropna=False, sort=False).ngroup().to_numpy()
+    return numbers
 
 
 def _continues(ordered: pd.DataFrame) -> np.ndarray:
@@ -526,8 +536,12 @@ def _exit_entry_pairs(
     keys = keys or [*CROSS_HOST_IDENTITY, "dst", "dport", "_ttl"]
     columns = [c for c in ["_segment", "_t", "_ts", "host", "src", "sport", "dst", *ASKED]
                if c not in keys]  # fmt: skip
+    # joined on the keys some hop shows: one no hop of either side shows (ICMP's fields on TCP
+    # traffic, ARP's...) is null on every row, and null matches null; its column still comes
+    # from the exits, where the join would have taken it
+    shown = [k for k in keys if exits[k].notna().any() or entries[k].notna().any()] or keys[:1]
     pairs = exits[[*keys, *columns]].merge(
-        entries[[*keys, *columns]], on=keys, suffixes=("_exit", "_entry")
+        entries[[*shown, *columns]], on=shown, suffixes=("_exit", "_entry")
     )
     same_host = pairs["host_exit"].isna() & pairs["host_entry"].isna() | (
         pairs["host_exit"] == pairs["host_entry"]
