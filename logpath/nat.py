@@ -113,6 +113,17 @@ def _candidates(rows: pd.DataFrame | None = None, **columns: Any) -> pd.DataFram
 def endpoints(addr: pd.Series, port: pd.Series, proto: pd.Series | None = None) -> pd.Series:
     """``format_endpoint`` of each row: ``addr``, ``addr:port`` or ``[addr]:port``; with
     ``proto``, a port only for the protocols that have them (``PORTED``)."""
+    if pd.api.types.is_integer_dtype(port.dtype):  # the hop columns' ports: one pass
+        ported = [pr in PORTED for pr in proto.tolist()] if proto is not None else None
+        texts = [
+            np.nan
+            if missing(a)
+            else (_joined_one(str(a), str(p)) if not missing(p) and has else str(a))
+            for a, p, has in zip(
+                addr.tolist(), port.tolist(), ported or [True] * len(addr), strict=True
+            )
+        ]
+        return pd.Series(texts, index=addr.index, dtype=object)
     text = addr.astype("object").astype(str)
     number = pd.to_numeric(port, errors="coerce")
     with_port = number.notna()
