@@ -47,7 +47,7 @@ def nat_marks(frame: pd.DataFrame) -> pd.Series:
             "t_dport": frame["t_dport"].mask(related),
         }
     )
-    prev = shown.groupby("packet", sort=False)[["t_src", "t_sport", "t_dst", "t_dport"]].shift(1)
+    prev = _previous(shown, ["t_src", "t_sport", "t_dst", "t_dport"])
     orig = frame["direction"] == "orig"
     frame = shown
     started = prev["t_src"].notna()
@@ -61,6 +61,18 @@ def nat_marks(frame: pd.DataFrame) -> pd.Series:
     mark = mark.mask(dst_moved & orig, "dnat").mask(dst_moved & ~orig, "de-snat")
     mark = mark.mask(src_moved & orig, "snat").mask(src_moved & ~orig, "de-dnat")
     return mark
+
+
+def _previous(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per hop, ``columns`` of the previous hop of its packet (missing on its first hop). The
+    hops of a packet are together, in packet order, as ``group_packets`` leaves them: then one
+    shift, masked where the packet changes, is what a groupby's shift gives, at less cost."""
+    packet = frame["packet"].to_numpy()
+    if not len(packet) or not (packet[1:] >= packet[:-1]).all():
+        shifted: pd.DataFrame = frame.groupby("packet", sort=False)[columns].shift(1)
+        return shifted
+    same = pd.Series(np.r_[False, packet[1:] == packet[:-1]], index=frame.index)
+    return frame[columns].shift(1).where(same, axis=0)
 
 
 def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -164,8 +176,8 @@ def _translations_between_hops(frame: pd.DataFrame) -> list[pd.DataFrame]:
         return []
     # the previous hop only within the packets NAT changed, not for every hop of the store
     changed = frame["packet"].isin(frame["packet"][marked].unique()).to_numpy()
-    within = frame.loc[changed, ["packet", *columns]].groupby("packet", sort=False)[columns]
-    prev = within.shift(1).add_prefix("was_")[marked[changed]]
+    within = frame.loc[changed, ["packet", *columns]]
+    prev = _previous(within, columns).add_prefix("was_")[marked[changed]]
     rows = pd.concat([frame.loc[marked, ["flow", "packet", "leg", "nat_mark", "t_proto", *columns]],
                       prev], axis=1)  # fmt: skip
     rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
