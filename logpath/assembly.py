@@ -418,7 +418,8 @@ def _assemble_in_two(
     ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
     # the worker traces (its _frame reads PIPELINE_COLUMNS); the hop's other columns are only
     # copied into the trace table, here: 43 of 78 columns pickled to it, not all
-    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
+    present = set(hops.column_names)
+    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in present])
     future = executor.submit(
         assemble_later,
         traced_columns.take(later),
@@ -612,9 +613,9 @@ class Kept:
             found.schema.get_field_index("packet"), "packet", _dense(found["packet"])
         )
         own = hops.take(found["assembly_row"])
+        owned = set(own.column_names)  # (column_names builds a list at each call)
         columns = [
-            own[field.name] if field.name in own.column_names else found[field.name]
-            for field in TRACE_SCHEMA
+            own[field.name] if field.name in owned else found[field.name] for field in TRACE_SCHEMA
         ]
         trace = pa.Table.from_arrays(
             [c.cast(f.type) for c, f in zip(columns, TRACE_SCHEMA, strict=True)],
@@ -663,7 +664,8 @@ def with_journey_marks(
 def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     """These rows of the hops as pandas (the columns the stages read), each with
     ``assembly_row`` (its row in ``hops``)."""
-    wanted = [c for c in PIPELINE_COLUMNS if c in hops.column_names]
+    present = set(hops.column_names)  # (column_names builds a list at each call)
+    wanted = [c for c in PIPELINE_COLUMNS if c in present]
     frame = to_frame(hops.select(wanted).take(pa.array(rows)))
     frame["assembly_row"] = rows
     return frame
