@@ -89,11 +89,10 @@ READ_COLUMNS = [
 
 def _with_columns(hops: pd.DataFrame) -> pd.DataFrame:
     """The hops with every column this module reads (missing ones all null)."""
-    absent = [c for c in READ_COLUMNS if c not in hops.columns]
-    frame = hops.assign(**dict.fromkeys(absent))
-    for column in READ_COLUMNS:
-        frame[column] = frame[column].astype("object")
-    return frame
+    # one assign (a column set at a time rebuilt the frame's index of columns each time)
+    return hops.assign(
+        **{c: hops[c].astype("object") if c in hops.columns else None for c in READ_COLUMNS}
+    )
 
 
 def _same_host(column: pd.Series, host: object) -> pd.Series:
