@@ -116,7 +116,8 @@ def _leg_entries(hops: pd.DataFrame) -> pd.Series:
     first = np.full(len(starts), None, dtype=object)
     inside = at < np.r_[starts[1:], count]
     first[inside] = shown.to_numpy()[at[inside]]
-    return pd.Series(first[np.cumsum(begins) - 1], index=hops.index, dtype=object)
+    # the type inferred, as the groupby's transform infers it (text: pandas' str)
+    return pd.Series(first[np.cumsum(begins) - 1], index=hops.index)
 
 
 def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:

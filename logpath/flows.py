@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from logpath.nat import nat_marks, translated
+from logpath.nat import FEW_ROWS, nat_marks, translated
 from logpath.packets import missing
 from logpath.records import (
     NAT_TYPES,
@@ -137,8 +137,10 @@ def _directed_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """``_directed_keys`` of each row of the ``t_*`` columns: written in one pass over the
-    rows (twenty string operations of pandas cost more, each walking the objects in Python)."""
+    """``_directed_keys`` of each row of the ``t_*`` columns: on few rows (a follow window's)
+    written in one Python pass, on many by pandas' string operations (``nat.FEW_ROWS``)."""
+    if len(frame) > FEW_ROWS:
+        return _tuple_keys_of_many(frame)
     proto, src, sport, dst, dport = (
         [_text(value) for value in frame[c].tolist()]
         for c in ("t_proto", "t_src", "t_sport", "t_dst", "t_dport")
@@ -151,6 +153,21 @@ def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         rkey.append(f"{p}|{d}|{sp}|{s}|{dp}" if echo else f"{p}|{d}|{dp}|{s}|{sp}")
     index = frame.index
     return pd.Series(key, index=index, dtype=str), pd.Series(rkey, index=index, dtype=str)
+
+
+def _tuple_keys_of_many(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """``_tuple_keys`` by pandas' string operations."""
+    text = {c: frame[c].astype("object").where(frame[c].notna(), "") for c in frame.columns}
+    text = {c: v.astype(str) for c, v in text.items()}
+    echo = frame["t_proto"].isin(["icmp", "icmpv6"])
+    # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
+    rsport = text["t_dport"].where(~echo, text["t_sport"])
+    rdport = text["t_sport"].where(~echo, text["t_dport"])
+    key = text["t_proto"] + "|" + text["t_src"] + "|" + text["t_sport"] + "|" + text["t_dst"]
+    key = key + "|" + text["t_dport"]
+    rkey = text["t_proto"] + "|" + text["t_dst"] + "|" + rsport + "|" + text["t_src"]
+    rkey = rkey + "|" + rdport
+    return key, rkey
 
 
 def _text(value: object) -> str:

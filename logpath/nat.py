@@ -17,6 +17,11 @@ import pandas as pd
 from logpath.packets import missing
 from logpath.records import PORTED, Translation, format_endpoint, key_tuple
 
+# Up to this many rows, endpoints and tuple keys are written in one Python pass over them:
+# pandas' string operations cost ~0.1 ms a call, a few per column, most of the NAT inference
+# on a follow window of 5,000 hops; over many rows they are the quicker (issue 10's ingest).
+FEW_ROWS = 2_000
+
 
 def translated(frame: pd.DataFrame) -> pd.Series:
     """Does the hop show other addresses than its direction's conntrack tuple?
@@ -125,7 +130,7 @@ def _candidates(rows: pd.DataFrame | None = None, **columns: Any) -> pd.DataFram
 def endpoints(addr: pd.Series, port: pd.Series, proto: pd.Series | None = None) -> pd.Series:
     """``format_endpoint`` of each row: ``addr``, ``addr:port`` or ``[addr]:port``; with
     ``proto``, a port only for the protocols that have them (``PORTED``)."""
-    if pd.api.types.is_integer_dtype(port.dtype):  # the hop columns' ports: one pass
+    if len(addr) <= FEW_ROWS and pd.api.types.is_integer_dtype(port.dtype):  # one pass
         ported = [pr in PORTED for pr in proto.tolist()] if proto is not None else None
         texts = [
             np.nan
@@ -151,8 +156,12 @@ def _key_endpoints(proto: pd.Series, addr: pd.Series, port: pd.Series) -> pd.Ser
 
 def _joined(addr: pd.Series, port: pd.Series, with_port: pd.Series) -> pd.Series:
     """``addr:port`` (``[addr]:port`` for IPv6) where ``with_port``, else ``addr``; missing
-    where either is. One pass over the values: pandas' string operations on them (five per
-    call, four calls per NAT-marked hop) also walk them in Python, each paying its own call."""
+    where either is."""
+    if len(addr) > FEW_ROWS:
+        v6 = addr.str.contains(":", regex=False)
+        bracketed = ("[" + addr + "]").where(v6, addr)
+        joined: pd.Series = (bracketed + ":" + port).where(with_port, addr)
+        return joined
     texts = [
         _joined_one(a, p) if w else a
         for a, p, w in zip(addr.tolist(), port.tolist(), with_port.tolist(), strict=True)
@@ -249,8 +258,7 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
     delivered = frame["hook"].eq("INPUT") & frame["direction"].eq("orig")
     local = flows.index.isin(frame["flow"][delivered].unique())
     # the endpoints straight from the key text: a ConnTuple per flow cost more than the rest
-    orig = _key_fields(flows["orig_key"])
-    reply = _key_fields(flows["reply_key"])
+    orig, reply = (_key_fields(flows[key]) for key in ("orig_key", "reply_key"))
     proto = orig[0]
     client = _key_endpoints(proto, orig[1], orig[2])
     server = _key_endpoints(proto, orig[3], orig[4])
@@ -276,6 +284,9 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
 def _key_fields(keys: pd.Series) -> list[pd.Series]:
     """The five text fields of each tuple key (``proto|src|sport|dst|dport``), missing where
     the key is: split in one pass (``str.split(expand=True)`` built a frame of them)."""
+    if len(keys) > FEW_ROWS:
+        split_frame = keys.astype(str).str.split("|", expand=True)
+        return [split_frame[i] for i in range(5)]
     split = [k.split("|") if isinstance(k, str) else [np.nan] * 5 for k in keys.tolist()]
     return [pd.Series(field, index=keys.index, dtype=object) for field in zip(*split, strict=True)]
 
