@@ -15,10 +15,9 @@ host n's replay is moved n * M minutes later (header times and uptimes together,
 copies are), so that a fleet of a few hundred thousand lines a host spans hours and is cut into
 several of fleet.assemble_in_windows' windows (each at least 40 minutes long) without the tens of
 millions of lines hosts busy at once for hours would log. A stagger longer than a host's replay
-(330,000 lines: ~60 minutes) keeps the Docker hosts' spells apart: they share Docker's
-addresses, and logpath joins packets across hosts by what the lines show, so two hosts busy at
-once whose replays draw the same client port within seconds have been seen joined (3 of ~65,000
-connections at a 45-minute stagger), and joined differently by chunks cut elsewhere.
+(330,000 lines: ~60 minutes) keeps the Docker hosts' spells apart. (Hosts busy at once share
+Docker's addresses and ports: that once mixed their connections; clocks.Clocks.links keeps them
+apart now, and tests/test_two_hosts.py runs this generator with --stagger 0.)
 
     python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 50000 --pairs 2 --copies 40
     python benchmarks/generate_fleet.py OUTDIR --hosts 4 --lines 330000 --stagger 65

@@ -50,7 +50,7 @@ from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
 from logpath.provenance import Provenance
 from logpath.rules import Ruleset
 from logpath.runtime import without_cyclic_gc
-from logpath.store import Store, StoreWriter, to_frame
+from logpath.store import Store, StoreWriter, parquet_source, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
@@ -283,13 +283,16 @@ def _stored_table(store: Store, kind: str) -> pa.Table:
     path = store.assembled_path(kind)
     assert path is not None
     with store.reading(path):
-        return pq.read_table(path)
+        return pq.read_table(parquet_source(path))
 
 
 def _clocks_agree(learned: Clocks, stored: Clocks) -> bool:
-    """The same hosts, each placed on the one clock (boot time less offset) where it was, give
-    or take BOOT_DRIFT, and all of them moved by the same to within PLACEMENT_DRIFT."""
+    """The same hosts, linked as they were (packets join across the same pairs of hosts), each
+    placed on the one clock (boot time less offset) where it was, give or take BOOT_DRIFT, and
+    all of them moved by the same to within PLACEMENT_DRIFT."""
     if set(learned.boot) != set(stored.boot) or set(learned.ahead) != set(stored.ahead):
+        return False
+    if learned.links != stored.links:
         return False
     moved = [
         (learned.boot[h] - learned.ahead.get(h, 0.0)) - (stored.boot[h] - stored.ahead.get(h, 0.0))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,16 +46,38 @@ class Clocks:
     """Per host, when it booted by its own wall clock (epoch seconds at uptime 0)."""
     ahead: Mapping[str, float] = field(default_factory=dict)
     """Per host, how many seconds its wall clock runs ahead of the reference host's."""
+    links: frozenset[tuple[str, str]] | None = None
+    """The pairs of hosts (each pair sorted) that packets were seen to cross: the only hosts
+    ``logpath.packets`` joins a packet between. None where they were not learned (then any)."""
 
-    def to_json(self) -> dict[str, dict[str, float]]:
-        return {"boot": dict(self.boot), "ahead": dict(self.ahead)}
+    def to_json(self) -> dict[str, Any]:
+        kept: dict[str, Any] = {"boot": dict(self.boot), "ahead": dict(self.ahead)}
+        if self.links is not None:
+            kept["links"] = [list(pair) for pair in sorted(self.links)]
+        return kept
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Mapping[str, float]]) -> Clocks:
+    def from_json(cls, data: Mapping[str, Any]) -> Clocks:
+        links = data.get("links")
         return cls(
             boot={str(h): float(t) for h, t in data["boot"].items()},
             ahead={str(h): float(t) for h, t in data["ahead"].items()},
+            links=None if links is None else frozenset((str(a), str(b)) for a, b in links),
         )
+
+    def linked(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Per pair of host names, whether a packet may pass between them: the same host, an
+        unnamed one (a log without host names), or a learned link."""
+        if self.links is None:
+            return np.ones(len(first), dtype=bool)
+        a = pd.Series(first, dtype="object")
+        b = pd.Series(second, dtype="object")
+        unnamed = a.isna() | b.isna()
+        a, b = a.fillna("").astype(str), b.fillna("").astype(str)
+        lo, hi = a.where(a <= b, b), b.where(a <= b, a)
+        known = (lo + "\0" + hi).isin({f"{x}\0{y}" for x, y in self.links})
+        linked: np.ndarray = (unnamed | (a == b) | known).to_numpy(dtype=bool)
+        return linked
 
 
 def boot_times(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> dict[str, float]:
@@ -94,7 +117,8 @@ def learn_clocks(lines: pd.DataFrame, shared: pd.DataFrame) -> Clocks:
         shared: the CLOCK_COLUMNS of the lines with a non-zero IP ID (the packets hosts share).
     """
     boot = boot_times(_epoch(lines["ts"]), _uptime(lines), lines["host"])
-    return Clocks(boot=boot, ahead=learn_offsets(shared, boot))
+    links = learn_links(shared, boot)
+    return Clocks(boot=boot, ahead=walk(links), links=linked_pairs(links))
 
 
 def one_clock(lines: pd.DataFrame, clocks: Clocks) -> np.ndarray:
@@ -125,6 +149,14 @@ def learn_offsets(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -
         Host name to seconds ahead of the reference host (the one linked to most others, at
         0.0); {} when fewer than two hosts share packets.
     """
+    return walk(learn_links(hops, boot))
+
+
+def learn_links(
+    hops: pd.DataFrame, boot: Mapping[str, float] | None = None
+) -> dict[tuple[str, str], float]:
+    """The pairs of hosts that logged the same packets, with how many seconds the second's
+    clock runs ahead of the first's (``learn_offsets``' arguments)."""
     if hops.empty:
         return {}
     ids = pd.to_numeric(hops["id"], errors="coerce")
@@ -145,8 +177,8 @@ def learn_offsets(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -
 
 def solve(
     first: pd.Series, second: pd.Series, later: pd.Series, agreement: float = AGREEMENT
-) -> dict[str, float]:
-    """Hosts' offsets from time differences of packets seen by two hosts.
+) -> dict[tuple[str, str], float]:
+    """The links between hosts, from time differences of packets seen by two hosts.
 
     Args:
         first, second: per pair of sightings, the host that saw the packet and the other one.
@@ -154,7 +186,9 @@ def solve(
         agreement: how close to their median most differences of a link must be.
 
     Returns:
-        Host to seconds ahead of the reference host (the one in most links, at 0.0).
+        Per pair of hosts (first, second) that most differences agree on, how many seconds
+        the second's clock runs ahead of the first's (``walk`` turns them into each host's
+        offset).
     """
     frame = pd.DataFrame(
         {"a": first.to_numpy(), "b": second.to_numpy(), "d": later.to_numpy(dtype="float64")}
@@ -164,10 +198,15 @@ def solve(
         median = float(d.median())
         if len(d) >= MIN_CLOCK_PAIRS and (d - median).abs().le(agreement).mean() > 0.5:
             links[(str(a), str(b))] = median
-    return _walk(links)
+    return links
 
 
-def _walk(links: Mapping[tuple[str, str], float]) -> dict[str, float]:
+def linked_pairs(links: Mapping[tuple[str, str], float]) -> frozenset[tuple[str, str]]:
+    """The hosts of each link, sorted: a packet crosses a link either way."""
+    return frozenset((min(a, b), max(a, b)) for a, b in links)
+
+
+def walk(links: Mapping[tuple[str, str], float]) -> dict[str, float]:
     """Offsets along the links, from the host in most of them (its clock is the reference)."""
     ahead: dict[str, float] = {}
     counts = pd.Series([host for pair in links for host in pair]).value_counts()

@@ -4,9 +4,13 @@ connections assembled, by the workers of a ``dask.distributed`` scheduler.
 Nothing here imports dask until a command is given ``--scheduler`` (or
 ``$DASK_SCHEDULER_ADDRESS``): a machine without the ``logpath[dask]`` extra runs as before.
 
-* Parsing: each block ``lines`` cuts is a task (``ingest.parse_chunk``), its hops sent back;
-  this process stays the one committer (the store's parts, extents and manifest), so a store
-  filled on a cluster is the store filled here, and a later run continues it either way.
+* Parsing: each block ``lines`` cuts is a task (``ingest.parse_chunk``). When every worker
+  reaches the store (an object-store URL; a directory when the workers run on this machine),
+  the worker writes the block's hops as a part of its own (``store.write_hops_part``) and only
+  the part's name and counts come back; else the hops are sent back and written here. This
+  process stays the one committer (extents, manifest, the parts it names, in the inputs'
+  order), so a store filled on a cluster is the store filled here, and a later run continues
+  it either way.
 * Assembly: connections are local in time (``assembly.SETTLED_AFTER``). The hops are cut into
   time windows, each assembled on a worker as if it were all there is; then the connections
   that a neighbour could touch (those that start within SETTLED_AFTER of the window's start,
@@ -23,7 +27,7 @@ import socket
 import sys
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +52,7 @@ from logpath.clocks import Clocks, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
 from logpath.provenance import Provenance
-from logpath.store import Store, StoreWriter, to_frame
+from logpath.store import Store, StoreWriter, to_frame, write_hops_part
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -83,6 +87,24 @@ class Cluster:
     def workers(self) -> int:
         """Workers the scheduler has now (at least 1: tasks wait for one)."""
         return max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def reaches(self, store: Store) -> bool:
+        """Whether every worker can write the store's files itself: a store at an object-store
+        URL (the workers read the same AWS environment), or a directory when every worker runs
+        on this machine (a LocalCluster, or workers at a loopback address). A directory shared
+        between machines (NFS) is not recognised: its hops travel, as before."""
+        if store.filesystem is not None:
+            return True
+        from distributed.comm.addressing import get_address_host
+
+        here = {"127.0.0.1", "::1", "localhost", socket.gethostname()}
+        with suppress(OSError):
+            here.update(socket.gethostbyname_ex(socket.gethostname())[2])
+        workers = list(self.client.scheduler_info().get("workers", {}))
+        return bool(workers) and all(
+            address.startswith("inproc://") or get_address_host(address) in here
+            for address in workers
+        )
 
     def parsing(self) -> ClusterParsing:
         """Ingest's ``parsing``: chunks parsed and the store assembled on the workers."""
@@ -164,12 +186,26 @@ class ClusterParsing:
         self.cluster = cluster
         self.pending: deque[Future[ChunkResult]] = deque()
         self.limit = 2 * cluster.workers()
+        # where the workers write their hop parts, and the run that names them (begin)
+        self.writing: tuple[str, StoreWriter] | None = None
         # an exception ingest's own caller is handling: no end of this run (see drain)
         self.outer = sys.exc_info()[1]
 
+    def begin(self, store: Store, writer: StoreWriter) -> None:
+        """The run the chunks are parsed for: its workers write their own parts when they all
+        reach the store."""
+        self.writing = (store.location, writer) if self.cluster.reaches(store) else None
+
     def submit(self, *args: Any) -> Iterator[ChunkResult]:
         """Queue one chunk; yield the results that are due, oldest first."""
-        self.pending.append(self.cluster.client.submit(parse_chunk, *args, pure=False))
+        client = self.cluster.client
+        if self.writing is None:
+            future = client.submit(parse_chunk, *args, pure=False)
+        else:
+            location, writer = self.writing
+            name = writer.worker_part_name()
+            future = client.submit(parse_chunk_into_part, location, name, *args, pure=False)
+        self.pending.append(future)
         while len(self.pending) > self.limit:
             yield _result(self.pending.popleft())
 
@@ -197,6 +233,27 @@ class ClusterParsing:
         if self.pending:
             self.cluster.client.cancel(list(self.pending))  # type: ignore[no-untyped-call]
         self.pending.clear()
+
+
+def parse_chunk_into_part(location: str, name: str, *args: Any) -> ChunkResult:
+    """``ingest.parse_chunk`` on a worker, its hops written there as the store's hop part
+    ``name`` (none when the chunk has no hop): only the counts travel back."""
+    result = parse_chunk(*args)
+    hops = result.hops
+    if not hops.num_rows:
+        return result
+    try:
+        write_hops_part(location, name, hops)
+    except OSError as error:  # a worker that cannot write the store: not the input's fault
+        reason = " ".join(str(error).split())
+        raise StoreWriteError(
+            f"{location}/hops/{name}: a worker could not write this part ({reason}); nothing "
+            "of this run was stored\n\nCheck that every worker can write the store (or use "
+            "another --store) and ingest again."
+        ) from None
+    result.hops = hops.schema.empty_table()
+    result.part, result.part_hops = name, hops.num_rows
+    return result
 
 
 def _result(future: Future[ChunkResult]) -> ChunkResult:
@@ -264,11 +321,12 @@ def assemble_in_windows(
     assembling = _Assembling(cluster, hops, plan, ruleset, chunk_hops)
     windows = [assembling.submit(rows) for rows in plan.windows]
     kept = Kept()
-    # each seam is sent as soon as the two windows beside it are done
-    seams = [
-        assembling.submit(rows)
-        for rows in _seam_rows((assembling.result(w) for w in windows), plan, kept)
-    ]
+    seams = []
+    # each seam is sent as soon as the two windows beside it are done; a group of hosts'
+    # windows have seams between them, two groups none (no connection crosses them)
+    for group in plan.partitions():
+        done = (assembling.result(windows[i]) for i in group)
+        seams += [assembling.submit(rows) for rows in _seam_rows(done, plan, group, kept)]
     for seam in seams:
         kept.extend(assembling.result(seam))
     return kept.numbered(hops, plan.clocks)
@@ -315,15 +373,18 @@ class _Assembling:
         return kept
 
 
-def _seam_rows(windows: Iterator[Kept], plan: WindowPlan, kept: Kept) -> Iterator[np.ndarray]:
+def _seam_rows(
+    windows: Iterator[Kept], plan: WindowPlan, group: list[int], kept: Kept
+) -> Iterator[np.ndarray]:
     """Keep in ``kept`` each window's connections no neighbour can touch, as the windows are
     done; yield, seam after seam, the rows of the others, by time: those that start within
     SETTLED_AFTER of a window's start, or end within it of its end, with their neighbours
     across the seam (no later hop can join a connection SETTLED_AFTER after its last: the
     chunks' carry, ``assembly.trace_in_chunks``).
 
-    A connection near both ends of its window (a long one) joins the two seams into one."""
-    when, seams = plan.when, plan.seams
+    ``group``: the windows' numbers in the plan, one host group's, by time. A connection near
+    both ends of its window (a long one) joins the two seams into one."""
+    when, seams = plan.when, [plan.seams[i] for i in group]
     last = len(seams) - 1
     seam: list[np.ndarray] = []
     for i, theirs in enumerate(windows):
@@ -348,26 +409,72 @@ def _reaches(rows: np.ndarray, when: np.ndarray, limit: float) -> bool:
 
 @dataclass(frozen=True)
 class WindowPlan:
-    """A store's hops placed on the hosts' one clock and cut into assembly windows."""
+    """A store's hops placed on the hosts' one clock and cut into assembly windows: each group
+    of hosts that packets link (``Clocks.links``) apart, by time."""
 
     clocks: Clocks  # the hosts' boot times and offsets, learned from every hop
     when: np.ndarray  # each hop's time on that clock, by row (NaN: a hop without wall time)
     windows: list[np.ndarray]  # each window's rows, by time (none when a hop has no time)
     seams: list[float]  # the time each window starts at
+    groups: list[int]  # each window's group of hosts
+
+    def partitions(self) -> list[list[int]]:
+        """The windows' numbers, a list per group of hosts, each by time."""
+        return [
+            [i for i, g in enumerate(self.groups) if g == group]
+            for group in dict.fromkeys(self.groups)
+        ]
 
 
 def plan_windows(
     hops: pa.Table, window_hops: int = WINDOW_HOPS, window_seconds: float = WINDOW_SECONDS
 ) -> WindowPlan:
     """The windows ``assemble_in_windows`` cuts these hops into (the clocks learned here, as
-    ``assemble`` does, so that several hosts' hops are placed on one clock)."""
+    ``assemble`` does, so that several hosts' hops are placed on one clock).
+
+    Hosts that no packet links share no connection (``logpath.packets`` joins packets only
+    across ``Clocks.links``, and a tuple is a connection per host): each group of linked hosts
+    is cut into windows of its own, so that a fleet's hosts are assembled side by side, with
+    seams only inside a group."""
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = learn_hop_clocks(hops, lines)
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
-        return WindowPlan(clocks, when, [], [])
+        return WindowPlan(clocks, when, [], [], [])
     order = np.argsort(when, kind="stable")
-    return WindowPlan(clocks, when, *_windows(order, when, window_hops, window_seconds))
+    group = _host_groups(hops["host"], clocks)[order]
+    windows: list[np.ndarray] = []
+    seams: list[float] = []
+    groups: list[int] = []
+    for number in dict.fromkeys(group.tolist()):
+        theirs, starts = _windows(order[group == number], when, window_hops, window_seconds)
+        windows += theirs
+        seams += starts
+        groups += [number] * len(theirs)
+    return WindowPlan(clocks, when, windows, seams, groups)
+
+
+def _host_groups(host: pa.ChunkedArray, clocks: Clocks) -> np.ndarray:
+    """Per hop, its group of hosts: those the clocks' links join, transitively. One group for
+    all when the links were not learned, or when some line names no host (it could be any)."""
+    if clocks.links is None or host.null_count:
+        return np.zeros(len(host), dtype=np.int64)
+    names = pc.dictionary_encode(host.combine_chunks().cast(pa.string()))
+    codes = names.indices.to_numpy(zero_copy_only=False)
+    known = names.dictionary.to_pylist()
+    parent = list(range(len(known)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    index = {name: i for i, name in enumerate(known)}
+    for a, b in clocks.links:
+        if a in index and b in index:
+            parent[root(index[a])] = root(index[b])
+    group: np.ndarray = np.array([root(i) for i in range(len(known))], dtype=np.int64)[codes]
+    return group
 
 
 def _windows(

@@ -228,9 +228,19 @@ def _connections(frame: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
 
 
 def _components(frame: pd.DataFrame) -> pd.Series:
-    """Per packet the smallest packet number linked to it through shared tuples (either way)."""
+    """Per packet the smallest packet number linked to it through shared tuples (either way)
+    on one host.
+
+    Conntrack is per host: two hosts showing one tuple at once are two connections (a fleet's
+    Docker hosts all number their containers 172.17.0.x and reuse each other's ports), unless a
+    packet of one is joined to the other's (``group_packets`` pass 2): that packet's hops on
+    both hosts link their tuples. Keyed by tuple alone, ~5% of three Docker hosts' connections
+    busy at once took each other's packets (benchmarks/generate_fleet.py --stagger 0)."""
     canonical = frame["_key"].where(frame["_key"] <= frame["_rkey"], frame["_rkey"])
-    key = pd.factorize(canonical)[0]
+    key, keys = pd.factorize(canonical)
+    if "host" in frame.columns:
+        host = pd.factorize(frame["host"].astype("object").fillna(""))[0].astype(np.int64)
+        key = pd.factorize(host * len(keys) + key)[0]  # numbered densely again
     packet = frame["packet"].to_numpy(dtype=np.int64)
     # the smallest label per key, then per packet, until nothing moves (numpy's minimum.at,
     # not two groupby transforms a round)

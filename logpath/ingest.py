@@ -100,6 +100,14 @@ class ChunkResult:
     skipped: Counter[str]
     lines: int
     last_lineno: int
+    part: str | None = None
+    """The hop part a worker wrote these hops to itself (``logpath.fleet``), under the store's
+    ``hops/``; ``hops`` is then empty and ``part_hops`` counts them."""
+    part_hops: int = 0
+
+    @property
+    def hop_count(self) -> int:
+        return self.part_hops if self.part is not None else self.hops.num_rows
 
 
 def parse_chunk(
@@ -129,6 +137,7 @@ class Parsing(Protocol):
     """Where an ingest parses its chunks and assembles the store: this machine's processes
     (``_Workers``), or a Dask cluster's workers (``logpath.fleet``)."""
 
+    def begin(self, store: Store, writer: StoreWriter) -> None: ...
     def submit(self, *args: Any) -> Iterator[ChunkResult]: ...
     def drain(self) -> Iterator[ChunkResult]: ...
     def assemble(self, store: Store, writer: StoreWriter) -> None: ...
@@ -152,6 +161,9 @@ class _Workers:
         self.submitted = 0
         # an exception that ingest's own caller is handling: no end of this run (see drain)
         self.outer = sys.exc_info()[1]
+
+    def begin(self, store: Store, writer: StoreWriter) -> None:
+        """Nothing to know of the run: the hops come back here."""
 
     def submit(self, *args: Any) -> Iterator[ChunkResult]:
         """Queue one chunk; yield the results that are due, oldest first."""
@@ -311,6 +323,7 @@ def ingest(
         with store.writer() as writer:
             if ruleset is not None:
                 writer.manifest.ruleset = ruleset
+            workers.begin(store, writer)
             for source in itertools.chain([first], sources):
                 try:
                     _ingest_source(source, writer, summary, year, progress, workers)
@@ -454,12 +467,15 @@ def _remember(
 
 
 def _record(result: ChunkResult, writer: StoreWriter, summary: IngestSummary) -> None:
-    writer.add_hops(result.hops)
+    if result.part is not None:
+        writer.add_part(result.part, result.part_hops)
+    else:
+        writer.add_hops(result.hops)
     writer.add_rejected(result.rejected)
     summary.lines += result.lines
-    summary.hops += result.hops.num_rows
+    summary.hops += result.hop_count
     summary.rejected += len(result.rejected)
-    summary.netfilter_lines += result.hops.num_rows + len(result.rejected)
+    summary.netfilter_lines += result.hop_count + len(result.rejected)
     summary.skipped += sum(result.skipped.values())
     summary.skipped_by_reason.update(result.skipped)
     summary.rejected_by_reason.update(f"expected {r.expected}" for r in result.rejected)

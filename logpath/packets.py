@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from logpath.clocks import Clocks, fine_wall_clock, offsets_of, solve
+from logpath.clocks import Clocks, fine_wall_clock, linked_pairs, offsets_of, solve, walk
 from logpath.errors import LogpathError
 from logpath.netfilter import (
     HOOK_STAGE,
@@ -111,7 +111,7 @@ def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFr
     if frame.empty:
         return _finish(frame.assign(_segment=0, _packet=0, _leg=0, clock=0.0))
     frame["_segment"] = _local_packets(frame)
-    packet, leg, ahead = _join_across_hosts(frame, clocks.ahead if clocks else None)
+    packet, leg, ahead = _join_across_hosts(frame, clocks)
     frame["_packet"] = packet[frame["_segment"].to_numpy()]
     frame["_leg"] = leg[frame["_segment"].to_numpy()]
     if ahead:  # from here on, every host's lines on one clock
@@ -412,10 +412,17 @@ def _dense(ids: np.ndarray) -> np.ndarray:
 
 
 def _join_across_hosts(
-    frame: pd.DataFrame, clocks: Mapping[str, float] | None = None
+    frame: pd.DataFrame, clocks: Clocks | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Pass 2: per segment, its packet id and its leg (0 = first host on the journey); and how
-    far each host's clock runs ahead ({} with one host, or when no packet shows it)."""
+    far each host's clock runs ahead ({} with one host, or when no packet shows it).
+
+    A packet is joined between two hosts only where ``clocks`` (or, without them, these hops)
+    show a link: packets with an IP ID that both hosts logged (``logpath.clocks``). A fleet's
+    Docker hosts number their containers alike and reuse each other's ports; a SYN-ACK (IP ID
+    0) from one container's port 80 matched another host's, and ~5% of three busy Docker
+    hosts' connections took packets of the others (benchmarks/generate_fleet.py --stagger 0).
+    """
     # the columns read below, not the whole hop table, sorted
     ordered = frame[[c for c in JOIN_COLUMNS if c in frame.columns]]
     ordered = ordered.sort_values(["_segment", "_t", "_rank", "lineno"])
@@ -426,8 +433,11 @@ def _join_across_hosts(
     ahead: dict[str, float] = {}
     several_hosts = first["host"].nunique() > 1
     if several_hosts:
+        if clocks is None or (clocks.links is None and not clocks.ahead):
+            learned = _clock_links(exits, first[entering])
+            clocks = Clocks(ahead=walk(learned), links=linked_pairs(learned))
         # compare hosts' lines on one clock: each host's wall clock set back by its offset
-        ahead = dict(clocks) if clocks else _clock_offsets(exits, first[entering])
+        ahead = dict(clocks.ahead)
         if ahead:
             exits = exits.assign(_ts=exits["_ts"] - offsets_of(exits["host"], ahead))
             first = first.assign(_ts=first["_ts"] - offsets_of(first["host"], ahead))
@@ -442,6 +452,8 @@ def _join_across_hosts(
         late = first[entering & (first["_stage"] == 1) & first["host"].notna()]
         if not late.empty:
             pairs = pd.concat([pairs, _late_entry_pairs(exits, late)])
+    if several_hosts and clocks is not None and not pairs.empty:
+        pairs = pairs[clocks.linked(pairs["host_exit"].to_numpy(), pairs["host_entry"].to_numpy())]
     links = (
         pairs.sort_values("_gap", kind="stable")
         .drop_duplicates("_segment_exit")
@@ -491,9 +503,9 @@ JOIN_COLUMNS = list(
 )
 
 
-def _clock_offsets(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[str, float]:
-    """Seconds each host's wall clock runs ahead of the others', learned from the packets seen
-    leaving one host and entering another; {} when no packet links two hosts.
+def _clock_links(exits: pd.DataFrame, entries: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """The links between hosts (``clocks.solve``), learned from the packets seen leaving one
+    host and entering another; {} when no packet links two hosts.
 
     Hosts without NTP, or logging local time in different zones, disagree by seconds to hours,
     and packets are joined across hosts by wall-clock time. A packet with a non-zero IP ID shows

@@ -21,8 +21,10 @@ from typing import Any
 # and verdicts from the ruleset; 5: a packet passing a hook again on one host is another packet;
 # 6: "seen" is "unknown", a packet logged at PREROUTING only is judged on both routes (lost);
 # 7: nft monitor trace and xtables-monitor --trace visits, their trace columns in the trace;
-# 8: flow ids from the connection's first kernel time stamp, not the file it was read from
-VERSION = 8
+# 8: flow ids from the connection's first kernel time stamp, not the file it was read from;
+# 9: packets join only hosts that packets with an IP ID link (Clocks.links), and a tuple is one
+# connection per host
+VERSION = 9
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,14 +58,17 @@ class ParquetRows:
 
     def __init__(
         self,
-        path: Path,
+        path: Any,
         guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+        source: Callable[[Any], Any] | None = None,
     ) -> None:
-        """``guard``: what turns the reader's errors into the store's (a damaged file named)."""
+        """``guard``: what turns the reader's errors into the store's (a damaged file named);
+        ``source``: what opens ``path`` for the Parquet reader (a store's file at an object-store
+        URL), else ``path`` is a local file."""
         self.path = path
         self._guard = guard
         with guard():
-            self._file = pq.ParquetFile(path)
+            self._file = pq.ParquetFile(path if source is None else source(path))
         schema = self._file.metadata.schema
         self._column_index = {schema.column(j).path: j for j in range(len(schema))}
 

@@ -19,6 +19,11 @@ the same manifest: a reader sees hops and connections of one commit. The files a
 replaces are removed by the next writer, not at once, so that a reader still reading them is
 not cut short.
 
+A store can also be a prefix at an object-store URL (``s3://bucket/prefix``, ``gs://...``):
+the same files, through pyarrow's filesystem (``logpath.objectstore``). No rename there: the
+manifest is one object, uploaded whole after the parts it names; no flock: ``lock`` is an
+object created only if absent (S3, boto3), else each run says that nothing is locked.
+
 A run that fails (full disk, a signal, a worker killed) removes what it wrote at once: its parts
 could be what fills the disk. A store that cannot be written is refused before any input is
 read; a store whose manifest or parts are damaged is reported, file by file, by every command.
@@ -56,6 +61,7 @@ from logpath.netfilter import (
     PROTOCOL_SPELLINGS,
     logged_protocol_value,
 )
+from logpath.objectstore import StoreURL, check_reachable, is_url, locked, oneline, unreachable
 from logpath.rowgroups import EPOCH, ParquetRows, Where, arrow_array, arrow_scalar
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
@@ -64,10 +70,13 @@ from logpath.rowgroups import EPOCH, ParquetRows, Where, arrow_array, arrow_scal
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
 
     from logpath.parse import Rejected  # parsing is not needed to read a store
 
 MANIFEST = "manifest.json"
+# Where a store's file is: a local path, or an object at a URL (``logpath.objectstore``).
+StorePath = Path | StoreURL
 # The store's directories (beside the manifest and the lock).
 FOLDERS = ("hops", "rejected", "assembled")
 REJECTED_SCHEMA = pa.schema(
@@ -131,9 +140,15 @@ class Manifest:
     (``flows``, ``trace``) and what it depended on (``logpath.assembly.Provenance``)."""
 
     @classmethod
-    def load(cls, path: Path) -> Manifest:
+    def load(cls, path: StorePath) -> Manifest:
         try:
-            data = json.loads(path.read_text())
+            if isinstance(path, StoreURL):
+                text = _remote_bytes(path)
+                if text is None:
+                    return cls()
+                data = json.loads(text)
+            else:
+                data = json.loads(path.read_text())
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError) as error:
@@ -187,10 +202,17 @@ def _assembled(manifest: Manifest) -> list[str]:
 
 
 class Store:
-    """A hop store directory."""
+    """A hop store: a directory, or a prefix at an object-store URL (``s3://bucket/prefix``,
+    ``logpath.objectstore``)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path else default_store()
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path: StorePath
+        if path is None and is_url(os.environ.get("LOGPATH_STORE", "")):
+            path = os.environ["LOGPATH_STORE"]
+        if isinstance(path, str) and is_url(path):
+            self.path = StoreURL.parse(path)
+        else:
+            self.path = Path(path) if path else default_store()
         self._opened: tuple[tuple[str, ...], ds.Dataset | None] | None = None
         self._checked: tuple[str, ...] = ()  # parts found whole (_check_parts)
 
@@ -199,7 +221,27 @@ class Store:
         return Manifest.load(self.path / MANIFEST)
 
     def exists(self) -> bool:
+        if isinstance(self.path, StoreURL):
+            with _reached(self.path):
+                return (self.path / MANIFEST).exists()
         return (self.path / MANIFEST).exists()
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as another process on this machine or a worker reaching the
+        same object store opens it (``write_hops_part``): the URL, or the absolute path."""
+        if isinstance(self.path, StoreURL):
+            return self.path.url
+        return str(self.path.absolute())
+
+    @property
+    def filesystem(self) -> pafs.FileSystem | None:
+        """The object store's filesystem (None: a local directory, read as before)."""
+        return self.path.filesystem if isinstance(self.path, StoreURL) else None
+
+    def _file(self, folder: str, name: str) -> str:
+        """A part's path as Arrow's readers take it with ``filesystem``."""
+        return _where_str(self.path / folder / name)
 
     def require(self) -> Manifest:
         """The manifest, or a clear error when nothing was ingested into this store yet or
@@ -215,6 +257,8 @@ class Store:
         return manifest
 
     def _refuse_a_file(self) -> None:
+        if isinstance(self.path, StoreURL):
+            return  # an object store has no files in the way of a prefix
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(
                 f"{self.path}: is a file, not a hop store (a store is a directory)\n\n"
@@ -241,6 +285,15 @@ class Store:
         store was new: a failed ingest leaves nothing. ``check_writable`` says beforehand
         whether a run could be written at all.
         """
+        if isinstance(self.path, StoreURL):
+            check_reachable(self.path)
+            with locked(self.path, "logpath ingest"):
+                manifest = self.require() if self.exists() else Manifest()
+                writer = StoreWriter(self, manifest)
+                writer.remove_orphans()
+                with _committed(writer):
+                    yield writer
+            return
         own = [self.path / folder for folder in FOLDERS]
         made = _missing(self.path) + [f for f in own if not f.exists()]
         self._prepare(create=True)
@@ -263,7 +316,7 @@ class Store:
         readers see what was read so far while a second writer is still refused. A piece that
         fails removes its own parts only; the pieces committed before it stand."""
         self._prepare(create=True)
-        with _locked(self.path / "lock", "logpath follow"):
+        with self._lock("logpath follow"):
 
             @contextmanager
             def run() -> Iterator[StoreWriter]:
@@ -276,6 +329,11 @@ class Store:
 
             yield run
 
+    def _lock(self, holder: str) -> AbstractContextManager[Any]:
+        if isinstance(self.path, StoreURL):
+            return locked(self.path, holder)
+        return _locked(self.path / "lock", holder)
+
     def check_writable(self) -> None:
         """Refuse, before a run reads any input and without creating anything, a store it
         could not write: a file, a read-only mount, another user's directory, a damaged
@@ -286,7 +344,10 @@ class Store:
 
     def _prepare(self, create: bool) -> None:
         """Check that files can be created in the store's directories (made if ``create``),
-        or in the directory that will hold it."""
+        or in the directory that will hold it (an object store: that its bucket answers)."""
+        if isinstance(self.path, StoreURL):
+            check_reachable(self.path)
+            return
         self._refuse_a_file()
         own = [self.path, *(self.path / folder for folder in FOLDERS)]
         folders = own
@@ -371,7 +432,7 @@ class Store:
         wanted = _hop_schema(columns)
         for part in dataset.get_fragments():
             with self._reading(part.path):
-                reader = pq.ParquetFile(part.path)
+                reader = pq.ParquetFile(self._opened_file(part.path))
                 held = set(reader.schema_arrow.names)
                 for batch in reader.iter_batches(
                     batch_size, columns=[c for c in wanted.names if c in held]
@@ -379,6 +440,12 @@ class Store:
                     # a part an older logpath wrote has narrower columns, and lacks the
                     # columns added since (the scanner widens them itself)
                     yield batch if batch.schema.equals(wanted) else _widened(batch, wanted)
+
+    def _opened_file(self, path: str) -> str | pa.NativeFile:
+        """A file of the store's filesystem as the Parquet reader takes it: a local path as
+        is, an object opened for reads at offsets (the footer first)."""
+        filesystem = self.filesystem
+        return path if filesystem is None else filesystem.open_input_file(path)
 
     @contextmanager
     def _reading(self, part: str | None = None, folder: str = "hops") -> Iterator[None]:
@@ -388,13 +455,20 @@ class Store:
         try:
             yield
         except (OSError, pa.ArrowException) as error:
+            if isinstance(self.path, StoreURL) and unreachable(error):
+                # an object store that stopped answering, or denies reading, is not damage
+                raise StoreError(
+                    f"{self.path}: the store cannot be read ({oneline(error)})"
+                ) from None
             where = part or self._damaged_part(folder) or self.path
+            if isinstance(self.path, StoreURL) and isinstance(where, str):
+                where = f"{self.path.url.split('://')[0]}://{where}"
             raise StoreError(
                 f"{where}: the store is damaged and cannot be read ({_oneline(error)})"
                 f"\n\n{_DAMAGED_REMEDY}"
             ) from None
 
-    def _damaged_part(self, folder: str) -> Path | None:
+    def _damaged_part(self, folder: str) -> StorePath | None:
         manifest = self.manifest
         names = {
             "hops": manifest.parts,
@@ -404,7 +478,7 @@ class Store:
         for name in names:
             path = self.path / folder / name
             try:
-                for _ in pq.ParquetFile(path).iter_batches():
+                for _ in pq.ParquetFile(parquet_source(path)).iter_batches():
                     pass
             except (OSError, pa.ArrowException):
                 return path
@@ -432,20 +506,25 @@ class Store:
         import pyarrow.dataset as ds
 
         schema = _hop_schema(columns)
-        files = [str(self.path / "hops" / name) for name in parts]
+        files = [self._file("hops", name) for name in parts]
         if not files:
             return schema.empty_table()
         with self._reading():
-            dataset = ds.dataset(files, schema=HOP_SCHEMA, format="parquet")
+            dataset = ds.dataset(
+                files, schema=HOP_SCHEMA, format="parquet", filesystem=self.filesystem
+            )
         return pa.Table.from_batches(self._part_batches(dataset, columns, 32768), schema=schema)
 
     def count_parts(self, parts: list[str]) -> int:
         """The hops these parts hold, from their footers."""
         with self._reading():
-            return sum(pq.read_metadata(self.path / "hops" / name).num_rows for name in parts)
+            return sum(
+                pq.read_metadata(parquet_source(self.path / "hops" / name)).num_rows
+                for name in parts
+            )
 
     def _hop_files(self) -> list[str]:
-        return [str(self.path / "hops" / p) for p in self.require().parts]
+        return [self._file("hops", p) for p in self.require().parts]
 
     def read_table(
         self, filter_: ds.Expression | None = None, columns: list[str] | None = None
@@ -465,12 +544,19 @@ class Store:
         if self._opened is None or self._opened[0] != files:
             with self._reading():
                 dataset = (
-                    ds.dataset(list(files), schema=HOP_SCHEMA, format="parquet") if files else None
+                    ds.dataset(
+                        list(files),
+                        schema=HOP_SCHEMA,
+                        format="parquet",
+                        filesystem=self.filesystem,
+                    )
+                    if files
+                    else None
                 )
             self._opened = (files, dataset)
         return self._opened[1]
 
-    def assembled_path(self, kind: str) -> Path | None:
+    def assembled_path(self, kind: str) -> StorePath | None:
         """The file of the assembled table ``kind`` the manifest names (None without one)."""
         manifest = self.require()
         if not manifest.assembly:
@@ -478,7 +564,7 @@ class Store:
         return self.path / "assembled" / str(manifest.assembly[kind])
 
     @contextmanager
-    def reading(self, path: Path) -> Iterator[None]:
+    def reading(self, path: StorePath) -> Iterator[None]:
         """Damage found while decoding ``path`` (a file of this store) as a StoreError
         naming it."""
         with self._reading(str(path)):
@@ -492,17 +578,23 @@ class Store:
         path = self.assembled_path(kind)
         if path is None:
             return None
-        return ParquetRows(path, guard=lambda: self._reading(str(path), folder="assembled"))
+        return ParquetRows(
+            path,
+            guard=lambda: self._reading(str(path), folder="assembled"),
+            source=parquet_source,
+        )
 
     def read_rejected(self) -> pd.DataFrame:
         import pyarrow.dataset as ds
 
         manifest = self.require()
-        files = [str(self.path / "rejected" / p) for p in manifest.rejected_parts]
+        files = [self._file("rejected", p) for p in manifest.rejected_parts]
         table = REJECTED_SCHEMA.empty_table()
         if files:
             with self._reading(folder="rejected"):
-                table = ds.dataset(files, schema=REJECTED_SCHEMA, format="parquet").to_table()
+                table = ds.dataset(
+                    files, schema=REJECTED_SCHEMA, format="parquet", filesystem=self.filesystem
+                ).to_table()
         frame: pd.DataFrame = table.to_pandas()
         return frame
 
@@ -512,15 +604,21 @@ _DAMAGED_REMEDY = (
 )
 
 
-def _check_part(path: Path) -> None:
+def _check_part(path: StorePath) -> None:
     """A part the manifest names exists and is a whole Parquet file: it starts and ends with
     Parquet's magic (a copy cut short, a disk that filled up, has no footer)."""
     try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(size - 4, 0))
-            tail = handle.read(4)
+        if isinstance(path, StoreURL):
+            with path.filesystem.open_input_file(path.key) as remote:
+                size = remote.size()
+                head = remote.read_at(4, 0)
+                tail = remote.read_at(4, max(size - 4, 0))
+        else:
+            with path.open("rb") as handle:
+                head = handle.read(4)
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(size - 4, 0))
+                tail = handle.read(4)
     except FileNotFoundError:
         raise StoreError(
             f"{path}: this part of the store is missing (the store's manifest names it)"
@@ -641,7 +739,10 @@ class StoreWriter:
         self._hops: pq.ParquetWriter | None = None
         self._rejected: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
-        self._assembled: list[Path] = []  # written by this run, named at commit
+        self._assembled: list[StorePath] = []  # written by this run, named at commit
+        # hop parts the workers wrote for this run (``add_part``), in the inputs' order
+        self._worker_parts: list[str] = []
+        self._worker_seq = 0
         self._closed = False
         self.failed = False  # a write failed: the run is lost, later writes are dropped
 
@@ -653,13 +754,22 @@ class StoreWriter:
             ("rejected", self.manifest.rejected_parts),
             ("assembled", _assembled(self.manifest)),
         ):
-            for path in (self.store.path / folder).glob("*.parquet"):
+            root = self.store.path / folder
+            if isinstance(root, StoreURL):
+                with _reached(root):
+                    names = [n for n in root.names() if n.endswith(".parquet")]
+                for name in names:
+                    if name not in kept:
+                        with self._writing(root / name):
+                            (root / name).unlink()
+                continue
+            for path in root.glob("*.parquet"):
                 if path.name not in kept:
                     with self._writing(path):
                         path.unlink()
 
     @contextmanager
-    def _writing(self, path: Path) -> Iterator[None]:
+    def _writing(self, path: StorePath) -> Iterator[None]:
         """A failed write as a StoreWriteError naming the file. The run cannot be committed
         after it; writes asked for after it are dropped, so that the first failure is the one
         reported."""
@@ -669,7 +779,8 @@ class StoreWriter:
             self.failed = True
             full = error.errno in (errno.ENOSPC, errno.EDQUOT)
             raise StoreWriteError(
-                f"{path}: {_reason(error)}; nothing of this run was stored, and what it wrote "
+                f"{path}: {oneline(error) if isinstance(path, StoreURL) else _reason(error)}; "
+                "nothing of this run was stored, and what it wrote "
                 "was removed\n\n"
                 + (
                     "Free some space (or use another --store) and ingest again."
@@ -681,6 +792,7 @@ class StoreWriter:
     def add_hops(self, table: pa.Table) -> None:
         if not table.num_rows or self.failed:
             return
+        assert not self._worker_parts, "hops written by workers and here"
         self._pending.append(table)
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
             self._write_pending()
@@ -692,9 +804,25 @@ class StoreWriter:
         path = self.store.path / "hops" / self.hops_name
         with self._writing(path):
             if self._hops is None:
-                self._hops = pq.ParquetWriter(path, HOP_SCHEMA, compression="zstd")
+                self._hops = pq.ParquetWriter(
+                    _where(path), HOP_SCHEMA, filesystem=_filesystem(path), compression="zstd"
+                )
             self._hops.write_table(pa.concat_tables(self._pending), row_group_size=1 << 30)
         self._pending = []
+
+    def worker_part_name(self) -> str:
+        """A new name for a hop part a worker writes for this run (``write_hops_part``): the
+        run's, numbered in the order the chunks were handed out."""
+        self._worker_seq += 1
+        return f"hops-{self.run}-{self._worker_seq:06d}.parquet"
+
+    def add_part(self, name: str, hops: int) -> None:
+        """A hop part a worker wrote for this run, named in the manifest at commit after the
+        ones added before it: the hops keep the inputs' order. A run's hops are either all
+        written here (``add_hops``) or all by the workers."""
+        assert self._hops is None and not self._pending, "hops written here and by workers"
+        if hops and not self.failed:
+            self._worker_parts.append(name)
 
     def absorb_parts(self, parts: list[str]) -> None:
         """Take these committed hop parts into this run's part, their hops first and in order,
@@ -714,7 +842,7 @@ class StoreWriter:
         run's (closed first: the assembly reads it)."""
         self.close()
         written = [self.hops_name] if self._hops is not None else []
-        return [*self.manifest.parts, *written]
+        return [*self.manifest.parts, *written, *self._worker_parts]
 
     def add_assembled(
         self, tables: dict[str, pa.Table], provenance: dict[str, Any], row_group: int
@@ -727,7 +855,13 @@ class StoreWriter:
             path = self.store.path / "assembled" / f"{kind}-{self.run}.parquet"
             self._assembled.append(path)
             with self._writing(path):
-                pq.write_table(tables[kind], path, compression="zstd", row_group_size=row_group)
+                pq.write_table(
+                    tables[kind],
+                    _where(path),
+                    filesystem=_filesystem(path),
+                    compression="zstd",
+                    row_group_size=row_group,
+                )
             assembly[kind] = path.name
         self.manifest.assembly = assembly
 
@@ -737,7 +871,9 @@ class StoreWriter:
         path = self.store.path / "rejected" / self.rejected_name
         with self._writing(path):
             if self._rejected is None:
-                self._rejected = pq.ParquetWriter(path, REJECTED_SCHEMA)
+                self._rejected = pq.ParquetWriter(
+                    _where(path), REJECTED_SCHEMA, filesystem=_filesystem(path)
+                )
             rows = [asdict(r) for r in rejected]
             self._rejected.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SCHEMA))
 
@@ -759,9 +895,16 @@ class StoreWriter:
             raise StoreWriteError(f"{self.store.path}: a write failed; nothing was stored")
         if self._hops is not None:
             self.manifest.parts.append(self.hops_name)
+        self.manifest.parts.extend(self._worker_parts)
         if self._rejected is not None:
             self.manifest.rejected_parts.append(self.rejected_name)
         target = self.store.path / MANIFEST
+        if isinstance(target, StoreURL):
+            # no rename on an object store: the manifest is one object, replaced whole by one
+            # upload (a reader sees the old one or this one), written after every part it names
+            with self._writing(target):
+                target.write_bytes(self.manifest.dump().encode())
+            return
         temporary = target.with_suffix(".tmp")
         with self._writing(temporary):
             with temporary.open("w") as handle:
@@ -784,15 +927,86 @@ class StoreWriter:
             on_disk = Manifest.load(self.store.path / MANIFEST)
             if self.hops_name in on_disk.parts or self.rejected_name in on_disk.rejected_parts:
                 return True
-        for path in (
-            self.store.path / "hops" / self.hops_name,
-            self.store.path / "rejected" / self.rejected_name,
+            if self._worker_parts and self._worker_parts[0] in on_disk.parts:
+                return True
+        root = self.store.path
+        written = [
+            root / "hops" / self.hops_name,
+            root / "rejected" / self.rejected_name,
             *self._assembled,
-            (self.store.path / MANIFEST).with_suffix(".tmp"),
-        ):
+            # a part a worker was still writing when the run ended is not known here: the
+            # next writer removes it (remove_orphans)
+            *(root / "hops" / name for name in self._worker_parts),
+        ]
+        for path in written:
             with suppress(OSError):
-                path.unlink(missing_ok=True)
+                if isinstance(path, StoreURL):
+                    path.unlink()
+                else:
+                    path.unlink(missing_ok=True)
+        if isinstance(root, Path):
+            with suppress(OSError):
+                (root / MANIFEST).with_suffix(".tmp").unlink(missing_ok=True)
         return False
+
+
+def write_hops_part(location: str, name: str, hops: pa.Table) -> None:
+    """Write ``hops`` as the hop part ``name`` of the store at ``location`` (a directory, or
+    an object-store URL), as a worker does for the run that named it
+    (``StoreWriter.worker_part_name``); the run's committer names it in the manifest."""
+    root: StorePath = _root(location)
+    path = root / "hops" / name
+    pq.write_table(
+        hops,
+        _where(path),
+        filesystem=_filesystem(path),
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+    )
+
+
+@functools.cache
+def _root(location: str) -> StorePath:
+    """A store's root in a worker: its filesystem opened once per process."""
+    return StoreURL.parse(location) if is_url(location) else Path(location)
+
+
+def _where(path: StorePath) -> str | Path:
+    """A file's path as Arrow's writers take it beside ``_filesystem(path)``."""
+    return path.key if isinstance(path, StoreURL) else path
+
+
+def _where_str(path: StorePath) -> str:
+    return path.key if isinstance(path, StoreURL) else str(path)
+
+
+def _filesystem(path: StorePath) -> pafs.FileSystem | None:
+    return path.filesystem if isinstance(path, StoreURL) else None
+
+
+def parquet_source(path: StorePath) -> str | Path | pa.NativeFile:
+    """A store's file as ``pq.ParquetFile`` and ``pq.read_table`` take it: a local path as is,
+    an object opened for reads at offsets."""
+    if isinstance(path, StoreURL):
+        return path.filesystem.open_input_file(path.key)
+    return path
+
+
+def _remote_bytes(path: StoreURL) -> bytes | None:
+    """An object's bytes (None: no such object); an object store that cannot be reached is
+    said so, not taken for a damaged store."""
+    with _reached(path):
+        return path.read_bytes()
+
+
+@contextmanager
+def _reached(path: StoreURL) -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise StoreError(f"{path}: the store cannot be reached ({oneline(error)})") from None
 
 
 @contextmanager

@@ -44,18 +44,6 @@ needs_dask = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """A Docker host and two host pairs whose connections cross them, over 80 minutes."""
-    out = tmp_path_factory.mktemp("fleet")
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "generate_fleet.py"), str(out),
-         "--hosts", "1", "--lines", "4000", "--pairs", "2", "--copies", "20", "--step", "250"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return sorted(str(p) for p in out.glob("*.log"))
-
-
-@pytest.fixture(scope="module")
 def fleet_hops(fleet: list[str], tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     store = Store(tmp_path_factory.mktemp("fleet-store"))
     ingest(fleet, store, year=2025)
@@ -190,14 +178,17 @@ def test_windows_on_a_cluster_give_the_local_assembly(
         there = assemble_in_windows(
             local_cluster, fleet_hops, window_hops=500, window_seconds=seconds
         )
-    windows = len(plan_windows(fleet_hops, 500, seconds).windows)
+    plan = plan_windows(fleet_hops, 500, seconds)
+    windows, groups = len(plan.windows), plan.partitions()
+    # the Docker host and each host pair apart: no packet links them
+    assert len(groups) == 3
     assert windows >= 3
-    # every window, then the seams between them, assembled on the workers
+    # every window, then the seams between a group's windows, assembled on the workers
     assembled = [t for t in tasks.data if t["key"].startswith("assemble_later-")]
     if seams == "apart":
-        assert windows < len(assembled) <= 2 * windows - 1
+        assert windows < len(assembled) <= 2 * windows - len(groups)
     else:
-        assert len(assembled) == windows + 1
+        assert len(assembled) == windows + sum(len(group) > 1 for group in groups)
     assert crossing_flows(here.flows, here.trace) >= 100
     assert there.flows.equals(here.flows)
     assert there.trace.equals(here.trace)
@@ -217,6 +208,13 @@ def test_ingest_and_flows_on_a_local_cluster_print_what_they_print_here(
     )  # fmt: skip
     assert on_cluster.stdout == ingested.stdout
     assert json.loads(on_cluster.stdout)["hops"] > 5000
+    # the workers (on this machine) wrote the hop parts themselves, one per block with hops,
+    # named by the committer in the inputs' order; here, one part for the run
+    parts = json.loads((there / "manifest.json").read_text())["parts"]
+    assert len(parts) > 1
+    assert all(re.fullmatch(r"hops-[0-9a-f]{12}-\d{6}\.parquet", p) for p in parts), parts
+    assert sorted(p.name for p in (there / "hops").iterdir()) == sorted(parts)
+    assert len(json.loads((here / "manifest.json").read_text())["parts"]) == 1
     flows = run("flows", "--store", str(here), "--all", "--json")
     flows_there = run(
         "flows", "--store", str(there), "--all", "--json", "--scheduler", "local", env=env
@@ -302,6 +300,11 @@ def test_a_scheduler_and_two_workers_on_this_host(dask_processes: str, tmp_path:
         "ingest", *LAB_FILES, "--store", str(there), "--json", "--scheduler", dask_processes
     )
     assert on_cluster.stdout == ingested.stdout
+    # the worker processes (at 127.0.0.1) wrote each lab file's hops as a part themselves
+    parts = json.loads((there / "manifest.json").read_text())["parts"]
+    assert len(parts) == len(LAB_FILES) and all(
+        re.fullmatch(r"hops-[0-9a-f]{12}-\d{6}\.parquet", p) for p in parts
+    )
     flows = run("flows", "--store", str(here), "--all", "--json")
     flows_there = run(
         "flows",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +199,58 @@ def test_udp_icmp_ipv6_journeys_across_hosts_whose_clocks_differ(tmp_path: Path,
     files = {**OTHER_FILES, "hostb": th.shifted(OTHER_FILES["hostb"], 37.0, 123_456.5, tmp_path)}
     store = ingest(tmp_path / "store", *th.HOSTS, files=files)
     other.check_journey(store, other.EXCHANGES[name], th.HOSTS)
+
+
+def test_docker_hosts_busy_at_once_keep_their_own_connections(tmp_path: Path) -> None:
+    # A fleet's Docker hosts number their containers alike (172.30.0.x here) and reuse each
+    # other's ports: two of them replaying the lab's Docker host at the same time, beside a
+    # host pair whose connections cross (gw0 -> srv0). Each host's connections must be those
+    # its own log gives, and the pair's those the pair's logs give; a SYN-ACK (IP ID 0) from
+    # one container's port 80 used to join another host's, and tuples seen on two hosts at
+    # once were one connection.
+    out = tmp_path / "fleet"
+    generator = Path(__file__).resolve().parent.parent / "benchmarks" / "generate_fleet.py"
+    subprocess.run(
+        [sys.executable, str(generator), str(out), "--hosts", "2", "--lines", "30000",
+         "--pairs", "1", "--copies", "4", "--stagger", "0"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    groups = [["docker0.log"], ["docker1.log"], ["gw0.log", "srv0.log"]]
+
+    def flows(names: list[str], store: Path) -> dict[str, Any]:
+        run_json("ingest", *(str(out / name) for name in names), "--store", str(store))
+        listed = run_json("flows", "--all", "--store", str(store))
+        return {flow["id"]: flow for flow in listed}
+
+    fleet = flows([name for group in groups for name in group], tmp_path / "all")
+    alone: dict[str, Any] = {}
+    for n, group in enumerate(groups):
+        alone.update(flows(group, tmp_path / f"alone-{n}"))
+    assert fleet == alone
+    hosts = {tuple(flow["hosts"]) for flow in fleet.values()}
+    assert hosts == {("docker0",), ("docker1",), ("gw0", "srv0")}
+
+
+@pytest.mark.parametrize("scenario", [th.SCENARIO.name, OTHER])
+def test_one_tuple_on_two_unlinked_hosts_at_once_is_two_connections(
+    tmp_path: Path, scenario: str
+) -> None:
+    # hostc: hosta's capture as another gateway with the same container addresses would log
+    # it, 5 s later, with other IP IDs (so no packet links the two hosts): every tuple is on
+    # both hosts within the idle timeout. Conntrack is per host: each host keeps the
+    # connections its own log gives (they were one connection across both, keyed by tuple).
+    captured = th.sample_files(scenario)["hosta"]
+    moved = th.shifted(captured, 5.0, 777.0, tmp_path)
+    hostc = tmp_path / "hostc.log"
+    hostc.write_text(
+        re.sub(
+            r"\bID=(\d+)",
+            lambda m: f"ID={int(m[1]) % 65535 + 1}" if m[1] != "0" else m[0],
+            moved.read_text().replace(" hosta kernel: ", " hostc kernel: "),
+        )
+    )
+    files = {"hosta": captured, "hostc": hostc}
+    flows = ingest(tmp_path / "both", "hosta", "hostc", files=files).flows()
+    alone = [flow for host in files for flow in ingest(tmp_path / host, host, files=files).flows()]
+    assert {tuple(flow["hosts"]) for flow in flows} == {("hosta",), ("hostc",)}
+    assert sorted(flows, key=lambda f: f["id"]) == sorted(alone, key=lambda f: f["id"])

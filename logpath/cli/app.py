@@ -12,7 +12,6 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
@@ -101,10 +100,11 @@ def paging_wanted() -> bool:
 
 
 StoreOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
-        help="Hop store directory (default: $LOGPATH_STORE, else the user's data directory).",
+        help="Hop store: a directory, or an object-store URL (s3://bucket/prefix, "
+        "gs://bucket/prefix); default: $LOGPATH_STORE, else the user's data directory.",
         show_default=False,
     ),
 ]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pandas: only the hops table (print_hops) has it, and import
     import pandas as pd
 
     from logpath.ingest import IngestSummary
+    from logpath.objectstore import StoreURL
 
 HOP_COLUMNS = [
     ("ts", "time"),
@@ -45,7 +46,7 @@ HOP_COLUMNS = [
 ]
 
 
-def print_summary(console: Console, summary: IngestSummary, store: Path) -> None:
+def print_summary(console: Console, summary: IngestSummary, store: Path | StoreURL) -> None:
     """What an ingest run did, with skipped and rejected lines by reason."""
     lines = [
         f"{summary.files} file(s), {summary.lines:,} new line(s): {summary.hops:,} hop(s) stored "
