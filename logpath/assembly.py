@@ -426,7 +426,8 @@ def _assemble_in_two(
     ruleset_text = json.dumps(ruleset.to_json()) if ruleset is not None else None
     # the worker traces (its _frame reads PIPELINE_COLUMNS); the hop's other columns are only
     # copied into the trace table, here: 43 of 78 columns pickled to it, not all
-    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
+    present = set(hops.column_names)
+    traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in present])
     future = executor.submit(
         assemble_later,
         traced_columns.take(later),
@@ -620,9 +621,9 @@ class Kept:
             found.schema.get_field_index("packet"), "packet", _dense(found["packet"])
         )
         own = hops.take(found["assembly_row"])
+        owned = set(own.column_names)  # (column_names builds a list at each call)
         columns = [
-            own[field.name] if field.name in own.column_names else found[field.name]
-            for field in TRACE_SCHEMA
+            own[field.name] if field.name in owned else found[field.name] for field in TRACE_SCHEMA
         ]
         trace = pa.Table.from_arrays(
             [c.cast(f.type) for c, f in zip(columns, TRACE_SCHEMA, strict=True)],
@@ -671,7 +672,8 @@ def with_journey_marks(
 def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     """These rows of the hops as pandas (the columns the stages read), each with
     ``assembly_row`` (its row in ``hops``)."""
-    wanted = [c for c in PIPELINE_COLUMNS if c in hops.column_names]
+    present = set(hops.column_names)  # (column_names builds a list at each call)
+    wanted = [c for c in PIPELINE_COLUMNS if c in present]
     frame = to_frame(hops.select(wanted).take(pa.array(rows)))
     frame["assembly_row"] = rows
     return frame
@@ -717,4 +719,9 @@ def learn_hop_clocks(hops: pa.Table, lines: pd.DataFrame) -> Clocks:
 def _plain_hooks(resolved: pd.DataFrame) -> pd.DataFrame:
     """resolve_hooks gives categoricals; the later stages compare and fill them as plain text."""
     where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
-    return resolved.astype(dict.fromkeys(where, "object"))
+    # the four columns replaced (DataFrame.astype rebuilt the whole frame: four times the cost)
+    plain = {
+        c: pd.Series(resolved[c].to_numpy(dtype=object), index=resolved.index, dtype=object)
+        for c in where
+    }
+    return resolved.assign(**plain)

@@ -42,7 +42,11 @@ def learn_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFact
     Its own MAC is the destination MAC of frames it delivered to the host (INPUT) or routed
     (FORWARD without PHYSOUT): the host stack only sees frames addressed to it.
     """
-    frame = _with_columns(hops)
+    return _learned(_with_columns(hops))
+
+
+def _learned(frame: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFacts]:
+    """``learn_bridges`` of hops made ready by ``_with_columns``."""
     # only the columns read here: each bridge's hops were copied with every hop column
     frame = frame[[c for c in [*READ_COLUMNS, "dst"] if c in frame.columns]]
     names = pd.concat(
@@ -85,11 +89,10 @@ READ_COLUMNS = [
 
 def _with_columns(hops: pd.DataFrame) -> pd.DataFrame:
     """The hops with every column this module reads (missing ones all null)."""
-    absent = [c for c in READ_COLUMNS if c not in hops.columns]
-    frame = hops.assign(**dict.fromkeys(absent))
-    for column in READ_COLUMNS:
-        frame[column] = frame[column].astype("object")
-    return frame
+    # one assign (a column set at a time rebuilt the frame's index of columns each time)
+    return hops.assign(
+        **{c: hops[c].astype("object") if c in hops.columns else None for c in READ_COLUMNS}
+    )
 
 
 def _same_host(column: pd.Series, host: object) -> pd.Series:
@@ -145,8 +148,8 @@ def assign_roles(
     Returns:
         A copy with the two columns; hops not on a bridge have role None.
     """
-    bridges = bridges if bridges is not None else learn_bridges(packets)
-    frame = _with_columns(packets)
+    frame = _with_columns(packets)  # once, for the learning too
+    bridges = bridges if bridges is not None else _learned(frame)
     names = {name for _, name in _bridge_names(frame)}
     own = _own_mac_per_hop(frame, bridges)
     role = _role_by_hop(frame, own, names)

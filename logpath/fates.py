@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from logpath.netfilter import HOOK_STAGE
@@ -99,9 +100,24 @@ def answered_flows(hops: pd.DataFrame) -> pd.Series:
 def _leg_entries(hops: pd.DataFrame) -> pd.Series:
     """Per hop, the interface its packet entered the hop's host by: the first IN= of the
     packet's leg on that host (None for a packet sent from the host itself)."""
-    leg = [hops["packet"].to_numpy(), hops["leg"].to_numpy()]
-    entered: pd.Series = hops["in_iface"].astype("object").groupby(leg).transform("first")
-    return entered
+    packet, leg = hops["packet"].to_numpy(), hops["leg"].to_numpy()
+    shown = hops["in_iface"].astype("object")
+    later = (packet[1:] > packet[:-1]) | ((packet[1:] == packet[:-1]) & (leg[1:] >= leg[:-1]))
+    if not len(packet) or not later.all():
+        entered: pd.Series = shown.groupby([packet, leg]).transform("first")
+        return entered
+    # each leg's hops together (group_packets' order): its first IN= found by numpy, not
+    # by a groupby over two keys
+    begins = np.r_[True, (packet[1:] != packet[:-1]) | (leg[1:] != leg[:-1])]
+    starts = np.flatnonzero(begins)
+    count = len(packet)
+    known = np.where(shown.notna().to_numpy(), np.arange(count), count)
+    at = np.minimum.reduceat(known, starts)
+    first = np.full(len(starts), None, dtype=object)
+    inside = at < np.r_[starts[1:], count]
+    first[inside] = shown.to_numpy()[at[inside]]
+    # the type inferred, as the groupby's transform infers it (text: pandas' str)
+    return pd.Series(first[np.cumsum(begins) - 1], index=hops.index)
 
 
 def _furthest_stage(hops: pd.DataFrame, entered: pd.Series) -> pd.Series:

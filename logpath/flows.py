@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from logpath.nat import nat_marks, translated
+from logpath.nat import FEW_ROWS, nat_marks, translated
 from logpath.packets import missing
 from logpath.records import (
     NAT_TYPES,
@@ -137,7 +137,26 @@ def _directed_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """``_directed_keys`` of each row of the ``t_*`` columns."""
+    """``_directed_keys`` of each row of the ``t_*`` columns: on few rows (a follow window's)
+    written in one Python pass, on many by pandas' string operations (``nat.FEW_ROWS``)."""
+    if len(frame) > FEW_ROWS:
+        return _tuple_keys_of_many(frame)
+    proto, src, sport, dst, dport = (
+        [_text(value) for value in frame[c].tolist()]
+        for c in ("t_proto", "t_src", "t_sport", "t_dst", "t_dport")
+    )
+    key, rkey = [], []
+    for p, s, sp, d, dp in zip(proto, src, sport, dst, dport, strict=True):
+        key.append(f"{p}|{s}|{sp}|{d}|{dp}")
+        # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
+        echo = p in ("icmp", "icmpv6")
+        rkey.append(f"{p}|{d}|{sp}|{s}|{dp}" if echo else f"{p}|{d}|{dp}|{s}|{sp}")
+    index = frame.index
+    return pd.Series(key, index=index, dtype=str), pd.Series(rkey, index=index, dtype=str)
+
+
+def _tuple_keys_of_many(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """``_tuple_keys`` by pandas' string operations."""
     text = {c: frame[c].astype("object").where(frame[c].notna(), "") for c in frame.columns}
     text = {c: v.astype(str) for c, v in text.items()}
     echo = frame["t_proto"].isin(["icmp", "icmpv6"])
@@ -149,6 +168,11 @@ def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     rkey = text["t_proto"] + "|" + text["t_dst"] + "|" + rsport + "|" + text["t_src"]
     rkey = rkey + "|" + rdport
     return key, rkey
+
+
+def _text(value: object) -> str:
+    """A key field: the value as text, empty when missing."""
+    return "" if missing(value) else str(value)
 
 
 def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -216,17 +240,23 @@ def _components(frame: pd.DataFrame) -> pd.Series:
     key, keys = pd.factorize(canonical)
     if "host" in frame.columns:
         host = pd.factorize(frame["host"].astype("object").fillna(""))[0].astype(np.int64)
-        key = host * len(keys) + key
-    pairs = pd.DataFrame({"packet": frame["packet"], "key": key})
-    pairs = pairs.drop_duplicates()
-    label = pairs["packet"].to_numpy()
+        key = pd.factorize(host * len(keys) + key)[0]  # numbered densely again
+    packet = frame["packet"].to_numpy(dtype=np.int64)
+    # the smallest label per key, then per packet, until nothing moves (numpy's minimum.at,
+    # not two groupby transforms a round)
+    label = packet
+    by_packet = np.empty(0, dtype=np.int64)
     while True:
-        by_key = pd.Series(label).groupby(pairs["key"].to_numpy()).transform("min").to_numpy()
-        by_packet = pd.Series(by_key).groupby(pairs["packet"].to_numpy()).transform("min")
-        if np.array_equal(by_packet.to_numpy(), label):
+        per_key = np.full(int(key.max()) + 1, np.iinfo(np.int64).max)
+        np.minimum.at(per_key, key, label)
+        by_packet = np.full(int(packet.max()) + 1, np.iinfo(np.int64).max)
+        np.minimum.at(by_packet, packet, per_key[key])
+        moved = by_packet[packet]
+        if np.array_equal(moved, label):
             break
-        label = by_packet.to_numpy()
-    return pd.Series(label, index=pairs["packet"].to_numpy()).groupby(level=0).min()
+        label = moved
+    packets = np.unique(packet)
+    return pd.Series(by_packet[packets], index=packets)
 
 
 def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

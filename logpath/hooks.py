@@ -14,6 +14,7 @@ Example (``hops`` a hop table of ``samples/seed/syslog``)::
 from __future__ import annotations
 
 import functools
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -349,11 +350,25 @@ def key_column(hops: pd.DataFrame, column: str) -> pd.Series:
 
 def key_frame(hops: pd.DataFrame) -> pd.DataFrame:
     """The key columns as plain objects, "" and NaN both turned into None."""
-    frame = pd.DataFrame(index=hops.index)
-    for column in KEY_COLUMNS:
-        values = key_column(hops, column).astype("object")
-        frame[column] = values.where(values.notna() & values.ne(""), None)
-    return frame
+    # a pass over each column's values (four pandas operations each cost more, on few rows)
+    return pd.DataFrame(
+        {
+            column: pd.Series(
+                [_key_value(v) for v in key_column(hops, column).astype("object").tolist()],
+                index=hops.index,
+                dtype=object,
+            )
+            for column in KEY_COLUMNS
+        },
+        index=hops.index,
+    )
+
+
+def _key_value(value: object) -> object:
+    """A key value, None for a missing or empty one."""
+    if value is None or value is pd.NA or value is pd.NaT or value == "":
+        return None
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def factorize_rows(hops: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,11 @@ import pandas as pd
 from logpath.packets import missing
 from logpath.records import PORTED, Translation, format_endpoint, key_tuple
 
+# Up to this many rows, endpoints and tuple keys are written in one Python pass over them:
+# pandas' string operations cost ~0.1 ms a call, a few per column, most of the NAT inference
+# on a follow window of 5,000 hops; over many rows they are the quicker (issue 10's ingest).
+FEW_ROWS = 2_000
+
 
 def translated(frame: pd.DataFrame) -> pd.Series:
     """Does the hop show other addresses than its direction's conntrack tuple?
@@ -47,7 +52,7 @@ def nat_marks(frame: pd.DataFrame) -> pd.Series:
             "t_dport": frame["t_dport"].mask(related),
         }
     )
-    prev = shown.groupby("packet", sort=False)[["t_src", "t_sport", "t_dst", "t_dport"]].shift(1)
+    prev = _previous(shown, ["t_src", "t_sport", "t_dst", "t_dport"])
     orig = frame["direction"] == "orig"
     frame = shown
     started = prev["t_src"].notna()
@@ -61,6 +66,18 @@ def nat_marks(frame: pd.DataFrame) -> pd.Series:
     mark = mark.mask(dst_moved & orig, "dnat").mask(dst_moved & ~orig, "de-snat")
     mark = mark.mask(src_moved & orig, "snat").mask(src_moved & ~orig, "de-dnat")
     return mark
+
+
+def _previous(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per hop, ``columns`` of the previous hop of its packet (missing on its first hop). The
+    hops of a packet are together, in packet order, as ``group_packets`` leaves them: then one
+    shift, masked where the packet changes, is what a groupby's shift gives, at less cost."""
+    packet = frame["packet"].to_numpy()
+    if not len(packet) or not (packet[1:] >= packet[:-1]).all():
+        shifted: pd.DataFrame = frame.groupby("packet", sort=False)[columns].shift(1)
+        return shifted
+    same = pd.Series(np.r_[False, packet[1:] == packet[:-1]], index=frame.index)
+    return frame[columns].shift(1).where(same, axis=0)
 
 
 def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
@@ -113,6 +130,17 @@ def _candidates(rows: pd.DataFrame | None = None, **columns: Any) -> pd.DataFram
 def endpoints(addr: pd.Series, port: pd.Series, proto: pd.Series | None = None) -> pd.Series:
     """``format_endpoint`` of each row: ``addr``, ``addr:port`` or ``[addr]:port``; with
     ``proto``, a port only for the protocols that have them (``PORTED``)."""
+    if len(addr) <= FEW_ROWS and pd.api.types.is_integer_dtype(port.dtype):  # one pass
+        ported = [pr in PORTED for pr in proto.tolist()] if proto is not None else None
+        texts = [
+            np.nan
+            if missing(a)
+            else (_joined_one(str(a), str(p)) if not missing(p) and has else str(a))
+            for a, p, has in zip(
+                addr.tolist(), port.tolist(), ported or [True] * len(addr), strict=True
+            )
+        ]
+        return pd.Series(texts, index=addr.index, dtype=object)
     text = addr.astype("object").astype(str)
     number = pd.to_numeric(port, errors="coerce")
     with_port = number.notna()
@@ -127,10 +155,24 @@ def _key_endpoints(proto: pd.Series, addr: pd.Series, port: pd.Series) -> pd.Ser
 
 
 def _joined(addr: pd.Series, port: pd.Series, with_port: pd.Series) -> pd.Series:
-    v6 = addr.str.contains(":", regex=False)
-    bracketed = ("[" + addr + "]").where(v6, addr)
-    joined: pd.Series = (bracketed + ":" + port).where(with_port, addr)
-    return joined
+    """``addr:port`` (``[addr]:port`` for IPv6) where ``with_port``, else ``addr``; missing
+    where either is."""
+    if len(addr) > FEW_ROWS:
+        v6 = addr.str.contains(":", regex=False)
+        bracketed = ("[" + addr + "]").where(v6, addr)
+        joined: pd.Series = (bracketed + ":" + port).where(with_port, addr)
+        return joined
+    texts = [
+        _joined_one(a, p) if w else a
+        for a, p, w in zip(addr.tolist(), port.tolist(), with_port.tolist(), strict=True)
+    ]
+    return pd.Series(texts, index=addr.index, dtype=object)
+
+
+def _joined_one(addr: object, port: object) -> object:
+    if not isinstance(addr, str) or not isinstance(port, str):
+        return np.nan
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
 def _translations_between_hops(frame: pd.DataFrame) -> list[pd.DataFrame]:
@@ -143,8 +185,8 @@ def _translations_between_hops(frame: pd.DataFrame) -> list[pd.DataFrame]:
         return []
     # the previous hop only within the packets NAT changed, not for every hop of the store
     changed = frame["packet"].isin(frame["packet"][marked].unique()).to_numpy()
-    within = frame.loc[changed, ["packet", *columns]].groupby("packet", sort=False)[columns]
-    prev = within.shift(1).add_prefix("was_")[marked[changed]]
+    within = frame.loc[changed, ["packet", *columns]]
+    prev = _previous(within, columns).add_prefix("was_")[marked[changed]]
     rows = pd.concat([frame.loc[marked, ["flow", "packet", "leg", "nat_mark", "t_proto", *columns]],
                       prev], axis=1)  # fmt: skip
     rows = rows.drop_duplicates(subset=[c for c in rows.columns if c not in ("packet", "leg")])
@@ -216,8 +258,7 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
     delivered = frame["hook"].eq("INPUT") & frame["direction"].eq("orig")
     local = flows.index.isin(frame["flow"][delivered].unique())
     # the endpoints straight from the key text: a ConnTuple per flow cost more than the rest
-    orig = flows["orig_key"].astype(str).str.split("|", expand=True)
-    reply = flows["reply_key"].astype(str).str.split("|", expand=True)
+    orig, reply = (_key_fields(flows[key]) for key in ("orig_key", "reply_key"))
     proto = orig[0]
     client = _key_endpoints(proto, orig[1], orig[2])
     server = _key_endpoints(proto, orig[3], orig[4])
@@ -240,9 +281,21 @@ def _translations_from_tuples(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.Da
     )  # fmt: skip
 
 
+def _key_fields(keys: pd.Series) -> list[pd.Series]:
+    """The five text fields of each tuple key (``proto|src|sport|dst|dport``), missing where
+    the key is: split in one pass (``str.split(expand=True)`` built a frame of them)."""
+    if len(keys) > FEW_ROWS:
+        split_frame = keys.astype(str).str.split("|", expand=True)
+        return [split_frame[i] for i in range(5)]
+    split = [k.split("|") if isinstance(k, str) else [np.nan] * 5 for k in keys.tolist()]
+    return [pd.Series(field, index=keys.index, dtype=object) for field in zip(*split, strict=True)]
+
+
 def _translations_from_quotes(frame: pd.DataFrame) -> pd.DataFrame:
     """SNAT shown by an ICMP error: it arrives quoting the packet as it left, source translated."""
-    related = frame[frame["related"].astype(bool)].drop_duplicates("flow")
+    # the few columns read, not every hop column, filtered
+    read = ["flow", "orig_key", "t_src", "t_sport", "t_dst", "host"]
+    related = frame.loc[frame["related"].astype(bool).to_numpy(), read].drop_duplicates("flow")
     found = []
     for row in related.itertuples(index=False):
         proto, orig = key_tuple(str(row.orig_key))

@@ -215,7 +215,7 @@ def _visit_packets(visits: pd.DataFrame) -> np.ndarray:
     its TTL went up. The trace id does not decide: the kernel changes it between hooks and
     reuses it (``logpath.nftrace``). Trace output has no time, so line order is the order."""
     order = np.lexsort((visits["lineno"].to_numpy(), visits["source"].astype(str).to_numpy()))
-    keys = visits.groupby([*LOCAL_KEY, "source"], dropna=False, sort=False).ngroup().to_numpy()
+    keys = _group_numbers(visits, [*LOCAL_KEY, "source"])
     columns = [visits[c].astype("object").where(visits[c].notna(), None).tolist()
                for c in VISIT_COLUMNS]  # fmt: skip
     packet = np.empty(len(visits), dtype=np.int64)
@@ -243,7 +243,7 @@ def _ttl_kept(before: float, now: float | None) -> bool:
 
 def _logged_packets(frame: pd.DataFrame) -> np.ndarray:
     """Segment id per logged hop: one packet on one host."""
-    frame["_key"] = frame.groupby(LOCAL_KEY, dropna=False, sort=False).ngroup().to_numpy()
+    frame["_key"] = _group_numbers(frame, LOCAL_KEY)
     order = np.lexsort(
         (
             frame["lineno"].to_numpy(),
@@ -259,6 +259,16 @@ def _logged_packets(frame: pd.DataFrame) -> np.ndarray:
     if tangled.size:
         _untangle(frame, segment, tangled)
     return _dense(segment)
+
+
+def _group_numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Per row, its group of equal ``columns`` (null equal to null), numbered in order of first
+    appearance. Grouped by the columns some row shows: a column null on every row (most of
+    the identity, on one protocol's hops) is one value that splits nothing, and cost a
+    factorisation."""
+    shown = [c for c in columns if frame[c].notna().any()] or columns[:1]
+    numbers: np.ndarray = frame.groupby(shown, dropna=False, sort=False).ngroup().to_numpy()
+    return numbers
 
 
 def _continues(ordered: pd.DataFrame) -> np.ndarray:
@@ -538,8 +548,12 @@ def _exit_entry_pairs(
     keys = keys or [*CROSS_HOST_IDENTITY, "dst", "dport", "_ttl"]
     columns = [c for c in ["_segment", "_t", "_ts", "host", "src", "sport", "dst", *ASKED]
                if c not in keys]  # fmt: skip
+    # joined on the keys some hop shows: one no hop of either side shows (ICMP's fields on TCP
+    # traffic, ARP's...) is null on every row, and null matches null; its column still comes
+    # from the exits, where the join would have taken it
+    shown = [k for k in keys if exits[k].notna().any() or entries[k].notna().any()] or keys[:1]
     pairs = exits[[*keys, *columns]].merge(
-        entries[[*keys, *columns]], on=keys, suffixes=("_exit", "_entry")
+        entries[[*shown, *columns]], on=shown, suffixes=("_exit", "_entry")
     )
     same_host = pairs["host_exit"].isna() & pairs["host_entry"].isna() | (
         pairs["host_exit"] == pairs["host_entry"]
@@ -616,13 +630,21 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     whole table (every hop column) twice was most of this step on a million hops.
     """
     hop_order = _hop_order(frame)
-    ordered = frame[["_packet", "_ts", "_t", "lineno"]].take(hop_order)
-    start = ordered.groupby("_packet", sort=False).agg(
-        ts=("_ts", "min"), t=("_t", "first"), line=("lineno", "first")
-    )
-    order = start.sort_values(["ts", "t", "line"], na_position="last").index
-    number = pd.Series(np.arange(len(order), dtype=np.int64), index=order)
-    packet = number.reindex(ordered["_packet"]).to_numpy()
+    # per packet (its hops are together, in hop order): its earliest wall-clock time, its first
+    # hop's clock and line (the first known: NaN where none is); numpy, not a groupby, a sort
+    # and a reindex of pandas
+    was = frame["_packet"].to_numpy()[hop_order]
+    first_hop = np.r_[True, was[1:] != was[:-1]] if len(was) else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(first_hop)
+    group = np.cumsum(first_hop) - 1
+    ts = frame["_ts"].to_numpy(dtype="float64", na_value=np.nan)[hop_order]
+    earliest = np.fmin.reduceat(ts, starts) if len(starts) else ts[:0]
+    t = _first_known(frame["_t"].to_numpy(dtype="float64", na_value=np.nan)[hop_order], starts)
+    line = frame["lineno"].to_numpy(dtype="float64", na_value=np.nan)[hop_order]
+    order = np.lexsort((_first_known(line, starts), t, earliest))  # stable, NaN last
+    number = np.empty(len(order), dtype=np.int64)
+    number[order] = np.arange(len(order), dtype=np.int64)
+    packet = number[group]
     # hops already in (packet, leg, time, hook, line) order within a packet: only the packets
     # move, to their new numbers (a stable sort keeps each packet's hops in order)
     regroup = np.argsort(packet, kind="stable")
@@ -637,6 +659,20 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     start_of = np.maximum.accumulate(np.where(first_hop, np.arange(len(packet)), 0))
     result["hop_n"] = (np.arange(len(packet)) - start_of).astype("int64")
     return result
+
+
+def _first_known(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group of ``values`` (the groups begin at ``starts``), its first value that is not
+    NaN, NaN when there is none (what pandas' ``first`` takes)."""
+    known = np.where(np.isnan(values), len(values), np.arange(len(values)))
+    if not len(starts):
+        return values[:0]
+    at = np.minimum.reduceat(known, starts)
+    ends = np.r_[starts[1:], len(values)]
+    inside = at < ends
+    found = np.full(len(starts), np.nan)
+    found[inside] = values[at[inside]]
+    return found
 
 
 def _hop_order(frame: pd.DataFrame) -> np.ndarray:

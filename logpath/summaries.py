@@ -241,6 +241,8 @@ def _sole(hosts: pa.Array) -> np.ndarray:
 
 
 def _nat_json(translations: tuple[Translation, ...]) -> str:
+    if not translations:  # most connections: no NAT, and json.dumps costs a call each
+        return "[]"
     return json.dumps([t.to_json() for t in translations])
 
 
