@@ -80,6 +80,24 @@ class Clocks:
         return linked
 
 
+def host_groups(names: list[str], links: frozenset[tuple[str, str]]) -> list[int]:
+    """Per host name, its group: the hosts ``links`` join, transitively (a number per group,
+    the smallest index of its hosts). Hosts in two groups share no packet, so no connection."""
+    parent = list(range(len(names)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    index = {name: i for i, name in enumerate(names)}
+    for a, b in links:
+        if a in index and b in index:
+            low, high = sorted((root(index[a]), root(index[b])))
+            parent[high] = low
+    return [root(i) for i in range(len(names))]
+
+
 def boot_times(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> dict[str, float]:
     """Per host, the median of stamp - uptime over its lines: its boot by its wall clock."""
     boots = (stamps - uptime).groupby(host.astype("object").fillna("").to_numpy()).median()

@@ -48,7 +48,7 @@ from logpath.assembly import (
     judges,
     learn_hop_clocks,
 )
-from logpath.clocks import Clocks, one_clock
+from logpath.clocks import Clocks, host_groups, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
 from logpath.provenance import Provenance
@@ -455,25 +455,14 @@ def plan_windows(
 
 
 def _host_groups(host: pa.ChunkedArray, clocks: Clocks) -> np.ndarray:
-    """Per hop, its group of hosts: those the clocks' links join, transitively. One group for
-    all when the links were not learned, or when some line names no host (it could be any)."""
+    """Per hop, its group of hosts (``clocks.host_groups``). One group for all when the links
+    were not learned, or when some line names no host (it could be any)."""
     if clocks.links is None or host.null_count:
         return np.zeros(len(host), dtype=np.int64)
     names = pc.dictionary_encode(host.combine_chunks().cast(pa.string()))
     codes = names.indices.to_numpy(zero_copy_only=False)
-    known = names.dictionary.to_pylist()
-    parent = list(range(len(known)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    index = {name: i for i, name in enumerate(known)}
-    for a, b in clocks.links:
-        if a in index and b in index:
-            parent[root(index[a])] = root(index[b])
-    group: np.ndarray = np.array([root(i) for i in range(len(known))], dtype=np.int64)[codes]
+    groups = host_groups(names.dictionary.to_pylist(), clocks.links)
+    group: np.ndarray = np.array(groups, dtype=np.int64)[codes]
     return group
 
 
