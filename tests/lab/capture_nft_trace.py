@@ -84,17 +84,22 @@ class Monitor:
     Its output goes to a pseudo-terminal: the tools print with stdio, which holds up to 4 KiB
     for a pipe (even under ``stdbuf -oL``, for nft) and loses it when the monitor is stopped; a
     terminal makes stdio write each line as it is printed.
+
+    A monitor that falls behind the kernel loses events: its netlink socket overflows, it says
+    "No buffer space available" and exits by itself. ``lost`` says so, and the capture is run
+    again rather than kept short (seen under load: 2 of 186 trace lines).
     """
 
     def __init__(self, lab: t.Lab, argv: list[str]) -> None:
         self.argv = ["ip", "netns", "exec", lab.ns("host"), *argv]
         self.output = ""
+        self.lost = ""
         self._chunks: list[bytes] = []
 
     def __enter__(self) -> Monitor:
         master, slave = pty.openpty()
         tty.setraw(slave)  # no "\r\n" for "\n"
-        self.process = subprocess.Popen(self.argv, stdout=slave, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(self.argv, stdout=slave, stderr=subprocess.PIPE)
         os.close(slave)
         self._master = master
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -114,8 +119,11 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(1.0)  # the last events of a close, and the monitor printing them
+        ended_by_itself = self.process.poll() is not None
         self.process.terminate()
-        self.process.wait(timeout=10)
+        _, stderr = self.process.communicate(timeout=10)
+        if ended_by_itself:
+            self.lost = stderr.decode(errors="replace").strip() or f"exit {self.process.returncode}"
         self._reader.join(timeout=10)
         os.close(self._master)
         self.output = b"".join(self._chunks).decode()
@@ -148,8 +156,14 @@ def capture(
     lab: t.Lab, outdir: Path, name: str, monitor: list[str], run: Callable[[t.Lab], object]
 ) -> None:
     rules = lab.exec("host", "nft", "-a", "list", "ruleset")
-    with KernelLog(lab.tag) as log, Monitor(lab, monitor) as trace:
-        result = run(lab)
+    for _attempt in range(3):
+        with KernelLog(lab.tag) as log, Monitor(lab, monitor) as trace:
+            result = run(lab)
+        if not trace.lost:
+            break
+        print(f"{name}: the monitor lost events ({trace.lost}); captured again")
+    else:
+        raise RuntimeError(f"{name}: the monitor lost events three times: {trace.lost}")
     # the run's random tag, in the LOG rules' prefixes that the trace prints, made "lab"
     (outdir / f"{name}.txt").write_text(trace.output.replace(f":{lab.tag} ", f":{FIXED_TAG} "))
     (outdir / f"{name}.rules").write_text(rules.replace(f":{lab.tag} ", f":{FIXED_TAG} "))
