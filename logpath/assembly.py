@@ -27,8 +27,12 @@ numbered by time (``Kept.numbered``), so the tables are those of one assembly of
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -75,10 +79,10 @@ PIPELINE_COLUMNS = ["source", "lineno", "host", "ts", "uptime", "kind", "prefix"
 
 # Rows per Parquet row group of the assembled tables: a journey reads one group of the trace.
 ROW_GROUP_ROWS = 65_536
-# The share of the hops (in time) an ingest assembles itself when its workers take the rest:
-# it also reads the hops, assembles the seam again and writes the tables (on the 2M-line replay,
-# 34 CPU-s against the worker's 26 at half and half).
-EARLIER_SHARE = 0.42
+# The share of the hops (in time) an ingest assembles itself when a worker takes the rest: the
+# two parts run side by side, the seam and the numbering after both (on the 2M-line replay, at
+# 0.42 this process waited 3 s for the worker; per hop, both parts cost the same).
+EARLIER_SHARE = 0.5
 # ... and only when the later hops span more than this many SETTLED_AFTER: the connections
 # starting within one SETTLED_AFTER of the seam are assembled twice (on the 36 minutes of the
 # 200,000-line replay, with 20,000-hop chunks, two processes took twice as long as one; the
@@ -146,10 +150,11 @@ def assemble_store(
     parts = writer.hop_parts() if writer else manifest.parts
     provenance = Provenance.now(parts, manifest.ruleset)
     ruleset = kept_ruleset(manifest.ruleset)
+    read = writer.read_parts if writer else store.read_parts
     with without_cyclic_gc():
-        assembled = assemble_added(store, manifest.assembly, provenance, ruleset)
+        assembled = assemble_added(store, manifest.assembly, provenance, ruleset, read=read)
         if assembled is None:
-            hops = store.read_parts(parts, HOP_COLUMNS)
+            hops = read(parts, HOP_COLUMNS)
             if from_scratch is not None:
                 assembled = from_scratch(hops, ruleset)
             else:
@@ -188,9 +193,11 @@ def assemble_added(
     ruleset: Ruleset | None,
     *,
     chunk_hops: int = CHUNK_HOPS,
+    read: Callable[[list[str], list[str]], pa.Table] | None = None,
 ) -> Assembled | None:
     """The stored tables with what hops added since can touch assembled again, or None when
-    they must be assembled from scratch.
+    they must be assembled from scratch (``read`` reads hop parts: a run's writer holds its
+    own).
 
     The stored tables stand when they were built by this version, under the same ruleset and
     conventions, from parts that are all still there (the first of ``provenance.parts``), and
@@ -217,7 +224,7 @@ def assemble_added(
     trace, flows = (_stored_table(store, kind) for kind in ("trace", "flows"))
     if trace.num_rows != store.count_parts(before):
         return None  # the trace is not every stored hop: it cannot stand for them
-    new = store.read_parts(added, HOP_COLUMNS)
+    new = (read or store.read_parts)(added, HOP_COLUMNS)
     if new.num_rows == 0:
         return None
     hops = pa.concat_tables(
@@ -428,20 +435,23 @@ def _assemble_in_two(
     # copied into the trace table, here: 43 of 78 columns pickled to it, not all
     present = set(hops.column_names)
     traced_columns = hops.select([c for c in PIPELINE_COLUMNS if c in present])
-    future = executor.submit(
-        assemble_later,
-        traced_columns.take(later),
-        when[later],
-        ruleset_text,
-        clocks.to_json(),
-        chunk_hops,
-        judge,
-    )
-    kept = Kept()
-    open_rows = trace_in_chunks(
-        hops, earlier, when, ruleset, clocks, chunk_hops, kept, settle=False, judge=judge
-    )
-    theirs: Kept = future.result()
+    with _handover() as name:
+        future = executor.submit(
+            assemble_later_here,
+            name,
+            traced_columns.take(later),
+            when[later],
+            ruleset_text,
+            clocks.to_json(),
+            chunk_hops,
+            judge,
+        )
+        kept = Kept()
+        open_rows = trace_in_chunks(
+            hops, earlier, when, ruleset, clocks, chunk_hops, kept, settle=False, judge=judge
+        )
+        future.result()
+        theirs = Kept.taken_over(name)
     theirs.renumber_rows(later, when)
     restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
@@ -469,6 +479,54 @@ def assemble_later(
             hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept, judge=judge
         )
     return kept
+
+
+def assemble_later_here(name: str, *args: Any) -> None:
+    """``assemble_later`` in a worker process of this machine, what it keeps handed over in
+    files named ``name``... (``Kept.hand_over``), not through the pool's pipe."""
+    assemble_later(*args).hand_over(name)
+
+
+# Files a worker hands its connections over in (``_handover``): this process's id in their
+# names, so that a later run removes those of a run that was killed.
+HANDOVER_PREFIX = "logpath-handover-"
+
+
+@contextlib.contextmanager
+def _handover() -> Iterator[str]:
+    """A name for the files of a worker's handover, in memory (/dev/shm) where there is one,
+    removed when the block ends, however it ends (and those of killed runs first)."""
+    shm = "/dev/shm"
+    folder = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    _remove_orphans(folder)
+    name = os.path.join(folder, f"{HANDOVER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
+    try:
+        yield name
+    finally:
+        for path in (name, f"{name}.flows", f"{name}.trace"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _remove_orphans(folder: str) -> None:
+    """Remove the handover files of runs whose process is gone (killed while a worker wrote)."""
+    for entry in os.scandir(folder):
+        if not entry.name.startswith(HANDOVER_PREFIX):
+            continue
+        pid = entry.name[len(HANDOVER_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def trace_chunk(
@@ -537,6 +595,42 @@ class Kept:
         self.starts.append(_flow_starts(traced["flow"], traced["assembly_row"], ids, when))
         self.flows.append(flows)
         self.traces.append(_found(traced, packet))
+
+    def hand_over(self, name: str) -> None:
+        """Write what is kept to files named ``name``... for another process of this machine
+        (``taken_over``). A pool's pipe took 1.1-1.5 s for the 176 MB a worker keeps of the
+        2M-line replay; a file in memory is written in a tenth of that and read without a
+        copy."""
+        flows = [
+            table.append_column("start", pa.array(starts, pa.float64()))
+            for table, starts in zip(self.flows, self.starts, strict=True)
+        ]
+        for suffix, tables in (("flows", flows), ("trace", self.traces)):
+            if not tables:
+                continue
+            # the stream format: each chunk's dictionaries may differ
+            with (
+                pa.OSFile(f"{name}.{suffix}", "wb") as sink,
+                pa.ipc.new_stream(sink, tables[0].schema) as stream,
+            ):
+                for table in tables:
+                    stream.write_table(table)
+        with open(name, "w") as packets:
+            packets.write(str(self.packets))
+
+    @classmethod
+    def taken_over(cls, name: str) -> Kept:
+        """What ``hand_over`` wrote, mapped into memory (its files can go: a mapping outlives
+        its file)."""
+        kept = cls()
+        with open(name) as packets:
+            kept.packets = int(packets.read())
+        if os.path.exists(f"{name}.flows"):
+            flows = _mapped(f"{name}.flows")
+            kept.starts = [flows["start"].to_numpy()]
+            kept.flows = [flows.drop_columns(["start"])]
+            kept.traces = [_mapped(f"{name}.trace")]
+        return kept
 
     def renumber_rows(self, rows: np.ndarray, when: np.ndarray) -> None:
         """What a worker kept of a part of the hops (``assemble_later``), its rows made rows
@@ -630,6 +724,12 @@ class Kept:
             schema=TRACE_SCHEMA,
         )
         return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
+
+
+def _mapped(path: str) -> pa.Table:
+    """An Arrow stream file read without copying it (the table lives in the mapping)."""
+    with pa.memory_map(path) as source:
+        return pa.ipc.open_stream(source).read_all()
 
 
 def _flow_starts(flow: pd.Series, rows: Any, ids: list[str], when: np.ndarray) -> np.ndarray:
