@@ -22,7 +22,6 @@ Nothing here imports dask until a command is given ``--scheduler`` (or
 from __future__ import annotations
 
 import itertools
-import json
 import socket
 import sys
 from collections import deque
@@ -37,18 +36,19 @@ import pyarrow.compute as pc
 
 from logpath.assembly import (
     CHUNK_HOPS,
-    PIPELINE_COLUMNS,
     SEAM_SHARE,
     SETTLED_AFTER,
     Assembled,
+    AssemblyRun,
     Kept,
     assemble,
     assemble_later,
     assemble_store,
+    host_group_of_hops,
     judges,
     learn_hop_clocks,
 )
-from logpath.clocks import Clocks, host_groups, one_clock
+from logpath.clocks import Clocks, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
 from logpath.provenance import Provenance
@@ -346,24 +346,11 @@ class _Assembling:
     ) -> None:
         self.cluster = cluster
         self.when = plan.when
-        # the workers trace; the hops' other columns are only copied into the trace table, here
-        self.traced = hops.select([c for c in PIPELINE_COLUMNS if c in hops.column_names])
-        self.ruleset = json.dumps(ruleset.to_json()) if ruleset is not None else None
-        self.clocks = plan.clocks.to_json()
-        self.chunk_hops = chunk_hops
-        self.judge = judges(hops, ruleset)
+        judge = judges(hops, ruleset)
+        self.run = AssemblyRun.of(hops, plan.when, plan.clocks, ruleset, judge, chunk_hops)
 
     def submit(self, rows: np.ndarray) -> tuple[np.ndarray, Future[Kept]]:
-        future = self.cluster.client.submit(
-            assemble_later,
-            self.traced.take(pa.array(rows)),
-            self.when[rows],
-            self.ruleset,
-            self.clocks,
-            self.chunk_hops,
-            self.judge,
-            pure=False,
-        )
+        future = self.cluster.client.submit(assemble_later, *self.run.later(rows), pure=False)
         return rows, future
 
     def result(self, submitted: tuple[np.ndarray, Future[Kept]]) -> Kept:
@@ -442,7 +429,7 @@ def plan_windows(
     if np.isnan(when).any():
         return WindowPlan(clocks, when, [], [], [])
     order = np.argsort(when, kind="stable")
-    group = _host_groups(hops["host"], clocks)[order]
+    group = host_group_of_hops(hops["host"], clocks)[order]
     windows: list[np.ndarray] = []
     seams: list[float] = []
     groups: list[int] = []
@@ -452,18 +439,6 @@ def plan_windows(
         seams += starts
         groups += [number] * len(theirs)
     return WindowPlan(clocks, when, windows, seams, groups)
-
-
-def _host_groups(host: pa.ChunkedArray, clocks: Clocks) -> np.ndarray:
-    """Per hop, its group of hosts (``clocks.host_groups``). One group for all when the links
-    were not learned, or when some line names no host (it could be any)."""
-    if clocks.links is None or host.null_count:
-        return np.zeros(len(host), dtype=np.int64)
-    names = pc.dictionary_encode(host.combine_chunks().cast(pa.string()))
-    codes = names.indices.to_numpy(zero_copy_only=False)
-    groups = host_groups(names.dictionary.to_pylist(), clocks.links)
-    group: np.ndarray = np.array(groups, dtype=np.int64)[codes]
-    return group
 
 
 def _windows(

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -136,6 +137,29 @@ def test_two_processes_change_nothing(replayed: Store, monkeypatch: pytest.Monke
     assert two.flows.equals(one.flows)
     assert two.trace.equals(one.trace)
     assert one.flows.num_rows == 7_391
+
+
+def test_hosts_no_packet_links_are_assembled_apart_to_the_same_tables(
+    fleet: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a Docker host and two linked pairs of hosts: three groups, each assembled apart (the
+    # smaller ones in a worker), the tables those of one assembly of every hop together
+    store = Store(tmp_path / "store")
+    ingest(fleet, store)
+    hops = store.read_parts(store.require().parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    clocks = Clocks.from_json(store.require().assembly["clocks"])
+    assert len(set(logpath.assembly.host_group_of_hops(hops["host"], clocks).tolist())) == 3
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        apart = assemble(hops, chunk_hops=2_000, executor=pool)
+    here = assemble(hops, chunk_hops=2_000)
+    monkeypatch.setattr(
+        logpath.assembly, "host_group_of_hops", lambda host, clocks: np.zeros(len(host), int)
+    )
+    together = assemble(hops, chunk_hops=2_000)
+    assert together.flows.num_rows > 100
+    for assembled in (apart, here):
+        assert assembled.flows.equals(together.flows)
+        assert assembled.trace.equals(together.trace)
 
 
 def test_a_journey_derives_nothing(replayed: Store, monkeypatch: pytest.MonkeyPatch) -> None:
