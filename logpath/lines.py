@@ -770,6 +770,24 @@ def _export_lines(
         yield lineno, _export_record(record)
 
 
+def export_records(start: int, whole: bytes) -> list[tuple[int, str | RawLine]]:
+    """journalctl -o export's records in ``whole`` (ending with a record's blank line), as
+    ``_export_lines`` makes them: each numbered by its first line (``whole``'s first is
+    ``start``), a blank line between records as an empty line."""
+    items: list[tuple[int, str | RawLine]] = []
+    record: list[bytes] = []
+    first = start
+    for lineno, line in enumerate(whole.split(b"\n")[:-1], start):
+        if line.strip():
+            if not record:
+                first = lineno
+            record.append(line + b"\n")
+            continue
+        items.append((first, _export_record(record)) if record else (lineno, ""))
+        record = []
+    return items
+
+
 def _export_record(lines: list[bytes]) -> str:
     fields = dict(
         line.rstrip(b"\n").decode("utf-8", "replace").partition("=")[::2] for line in lines

@@ -26,10 +26,12 @@ from typing import IO
 from logpath.errors import InputError
 from logpath.lines import (
     HEAD_BYTES,
+    JOURNAL_EXPORT,
     NOTHING,
     STDIN,
     Block,
     Extent,
+    export_records,
     journal_record,
     recognise,
 )
@@ -77,18 +79,33 @@ class Tally:
 
 
 class Shape:
-    """What an input's lines are: text lines, or journald's JSON records (``journalctl -o
-    json``), one per line, made into the lines ingest makes of them. Told by the first byte
-    the input gives, as ingest tells it."""
+    """What an input's lines are: text lines, journald's JSON records (``journalctl -o
+    json``, one per line) or its export records (``-o export``: KEY=value lines, a blank line
+    after each), made into the lines ingest makes of them. Told by the input's first line, as
+    ingest tells it."""
 
     def __init__(self) -> None:
-        self.journal: bool | None = None
+        self.kind: str | None = None  # "text", "json" or "export"
+
+    def whole(self, data: bytes) -> bytes:
+        """The start of ``data`` that holds whole lines: of an export, whole records (a record
+        is read, and its lines counted as read, once its blank line is written)."""
+        if self.kind is None and b"\n" in data:
+            if data.startswith(b"{"):
+                self.kind = "json"
+            else:
+                self.kind = "export" if JOURNAL_EXPORT.match(data) else "text"
+        if self.kind == "export":
+            end = data.rfind(b"\n\n")
+            return data[: end + 2] if end >= 0 else b""
+        return data[: data.rfind(b"\n") + 1]
 
     def block(self, start: int, whole: bytes) -> Block:
-        """The lines ``whole`` (whole lines), numbered from ``start``."""
-        if self.journal is None:
-            self.journal = whole.startswith(b"{")
-        if not self.journal:
+        """The lines ``whole`` (what ``whole`` kept), numbered from ``start``."""
+        if self.kind == "export":
+            records = export_records(start, whole)
+            return Block(start, len(records), lines=records)
+        if self.kind != "json":
             return Block(start, whole.count(b"\n"), whole)
         items = [
             (n, journal_record(n, raw)) for n, raw in enumerate(whole.split(b"\n")[:-1], start)
@@ -111,11 +128,11 @@ class FollowedFile:
         self.already_read = 0  # (standard input's: a file's read lines are not read again)
         # a file that appears after follow started is read from its start, as is the next
         # file after a rotation; the one there at the start, from its end
+        self.shape = Shape()
         self.started = not os.path.exists(path)
         if not self.started:
             self._open()  # now: its end is where it is when follow starts
         self.unfinished_dropped = 0  # a rotated file's last line, never finished
-        self.shape = Shape()
 
     def where(self) -> str:
         """Where this file is read from, said when follow starts."""
@@ -172,7 +189,7 @@ class FollowedFile:
         if self.from_start or self.started:
             return tally
         while data := handle.read(READ_BYTES):
-            whole = data[: data.rfind(b"\n") + 1]
+            whole = self.shape.whole(data)
             self.skipped_before += tally.add(whole)
             if len(whole) < len(data):
                 handle.seek(tally.size)
@@ -202,7 +219,7 @@ class FollowedFile:
                 if left or hasher.hexdigest() != self.tally.hasher.hexdigest():
                     return  # not the copy of this file (or an older one)
                 while data := stream.read(READ_BYTES):
-                    whole = data[: data.rfind(b"\n") + 1]
+                    whole = self.shape.whole(data)
                     if whole:
                         start = self.tally.lines + 1
                         self.tally.add(whole)
@@ -217,7 +234,7 @@ class FollowedFile:
         assert self.handle is not None
         while True:
             data = os.pread(self.handle.fileno(), READ_BYTES, self.tally.size)
-            whole = data[: data.rfind(b"\n") + 1]
+            whole = self.shape.whole(data)
             if to_end and len(data) < READ_BYTES and len(whole) < len(data):
                 self.unfinished_dropped += 1  # its writer moved to the new file
             if not whole:
@@ -296,9 +313,11 @@ class FollowedStdin:
         while not self.ended and select.select([self.fd], [], [], 0)[0]:
             data = os.read(self.fd, READ_BYTES)
             self.last_data = self.clock()
-            if not data:  # the writer closed the pipe: its last line is whole
+            if not data:  # the writer closed the pipe: its last line (or record) is whole
                 self.ended = True
                 data = b"\n" if self.pending and not self.pending.endswith(b"\n") else b""
+                if self.shape.kind == "export" and not (self.pending + data).endswith(b"\n\n"):
+                    data += b"\n"
             self.pending += data
             yield from self._released()
         if self.recognising and self.pending and self.clock() - self.last_data >= RECOGNISE_PAUSE:
@@ -308,7 +327,7 @@ class FollowedStdin:
         """The whole lines held, once the stream's start is told."""
         if self.recognising and not self._recognised(paused):
             return
-        whole = self.pending[: self.pending.rfind(b"\n") + 1]
+        whole = self.shape.whole(self.pending)
         if whole:
             self.pending = self.pending[len(whole) :]
             yield self.shape.block(self.lines + 1, whole)

@@ -386,6 +386,31 @@ def test_journalctl_json_on_standard_input_is_read_as_ingest_reads_it(tmp_path: 
     assert list(shown.values()) == expected
 
 
+def test_journalctl_export_on_standard_input_is_read_as_ingest_reads_it(tmp_path: Path) -> None:
+    # journalctl -k -f -o export: a record's KEY=value lines, then a blank line; written here
+    # a few bytes at a time, so that records arrive cut anywhere
+    journal = Path(__file__).parent.parent / "samples" / "formats" / "journal-export.txt"
+    export = journal.read_bytes()
+    follow = subprocess.Popen(
+        [*CLI, "follow", "-", "--store", str(tmp_path / "followed"), "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert follow.stdin is not None
+    for start in range(0, len(export), 97):
+        follow.stdin.write(export[start : start + 97])
+        follow.stdin.flush()
+        time.sleep(0.01)
+    out, err = follow.communicate(timeout=60)
+    assert follow.returncode == 0, err
+    ingest([str(journal)], Store(tmp_path / "ingested"))
+    expected = stored(Store(tmp_path / "ingested"))
+    assert expected and stored(Store(tmp_path / "followed")) == expected
+    shown = [json.loads(line) for line in out.splitlines()]
+    assert {e["id"] for e in shown} == {f["id"] for f in expected}
+
+
 @pytest.mark.parametrize("uptimes", [True, False])
 def test_the_newest_packet_of_each_host_waits(uptimes: bool) -> None:
     """Of two hosts' genuine lines, interleaved, each host's newest packet is held back: its
