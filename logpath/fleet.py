@@ -22,13 +22,16 @@ Nothing here imports dask until a command is given ``--scheduler`` (or
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import sys
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +54,7 @@ from logpath.assembly import (
 from logpath.clocks import Clocks, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
 from logpath.ingest import ChunkResult, parse_chunk, worker_count
+from logpath.lines import HEAD_BYTES, Block
 from logpath.provenance import Provenance
 from logpath.store import Store, StoreWriter, to_frame, write_hops_part
 
@@ -188,6 +192,8 @@ class ClusterParsing:
         self.limit = 2 * cluster.workers()
         # where the workers write their hop parts, and the run that names them (begin)
         self.writing: tuple[str, StoreWriter] | None = None
+        # per input, its absolute path when every worker reads the same file there
+        self.shared: dict[str, str | None] = {}
         # an exception ingest's own caller is handling: no end of this run (see drain)
         self.outer = sys.exc_info()[1]
 
@@ -196,18 +202,41 @@ class ClusterParsing:
         reach the store."""
         self.writing = (store.location, writer) if self.cluster.reaches(store) else None
 
-    def submit(self, *args: Any) -> Iterator[ChunkResult]:
+    def submit(
+        self, name: str, mtime: datetime, year: int | None, block: Block, after: int
+    ) -> Iterator[ChunkResult]:
         """Queue one chunk; yield the results that are due, oldest first."""
-        client = self.cluster.client
-        if self.writing is None:
-            future = client.submit(parse_chunk, *args, pure=False)
-        else:
+        read = None
+        if block.offset is not None and (path := self._shared(name)) is not None:
+            # the workers read the bytes themselves: only where they are travels
+            read = (path, block.offset, len(block.data), zlib.crc32(block.data))
+            block = replace(block, data=b"")
+        part = None
+        if self.writing is not None:
             location, writer = self.writing
-            name = writer.worker_part_name()
-            future = client.submit(parse_chunk_into_part, location, name, *args, pure=False)
+            part = (location, writer.worker_part_name())
+        future = self.cluster.client.submit(
+            parse_chunk_there, read, part, name, mtime, year, block, after, pure=False
+        )
         self.pending.append(future)
         while len(self.pending) > self.limit:
             yield _result(self.pending.popleft())
+
+    def _shared(self, name: str) -> str | None:
+        """The input's absolute path, when every worker finds the same file there (a
+        LocalCluster's, or a file system every machine mounts at the same place); checked
+        once per input, by the file's size and its first bytes."""
+        if name not in self.shared:
+            path = os.path.abspath(name)
+            try:
+                with open(path, "rb") as handle:
+                    head = handle.read(HEAD_BYTES)
+            except OSError:
+                self.shared[name] = None
+                return None
+            seen = self.cluster.client.run(_sees_file, path, zlib.crc32(head), len(head))
+            self.shared[name] = path if seen and all(seen.values()) else None
+        return self.shared[name]
 
     def drain(self) -> Iterator[ChunkResult]:
         """Yield every result still in flight; none when the run is ending for another
@@ -235,25 +264,65 @@ class ClusterParsing:
         self.pending.clear()
 
 
-def parse_chunk_into_part(location: str, name: str, *args: Any) -> ChunkResult:
-    """``ingest.parse_chunk`` on a worker, its hops written there as the store's hop part
-    ``name`` (none when the chunk has no hop): only the counts travel back."""
-    result = parse_chunk(*args)
+def _sees_file(path: str, crc: int, length: int) -> bool:
+    """Whether this worker reads the file at ``path`` with these first bytes (``_shared``)."""
+    try:
+        with open(path, "rb") as handle:
+            return zlib.crc32(handle.read(length)) == crc
+    except OSError:
+        return False
+
+
+def parse_chunk_there(
+    read: tuple[str, int, int, int] | None,
+    part: tuple[str, str] | None,
+    name: str,
+    mtime: datetime,
+    year: int | None,
+    block: Block,
+    after: int,
+) -> ChunkResult:
+    """``ingest.parse_chunk`` on a worker. With ``read`` (path, offset, length, CRC-32) the
+    block's bytes are read here from the input file; with ``part`` (the store's location, a
+    part name) its hops are written here as that hop part of the store (none when the chunk
+    has no hop), and only the counts travel back."""
+    if read is not None:
+        block = replace(block, data=_read_block(name, *read))
+    result = parse_chunk(name, mtime, year, block, after)
+    if part is None:
+        return result
+    location, part_name = part
     hops = result.hops
     if not hops.num_rows:
         return result
     try:
-        write_hops_part(location, name, hops)
+        write_hops_part(location, part_name, hops)
     except OSError as error:  # a worker that cannot write the store: not the input's fault
         reason = " ".join(str(error).split())
         raise StoreWriteError(
-            f"{location}/hops/{name}: a worker could not write this part ({reason}); nothing "
-            "of this run was stored\n\nCheck that every worker can write the store (or use "
-            "another --store) and ingest again."
+            f"{location}/hops/{part_name}: a worker could not write this part ({reason}); "
+            "nothing of this run was stored\n\nCheck that every worker can write the store (or "
+            "use another --store) and ingest again."
         ) from None
     result.hops = hops.schema.empty_table()
-    result.part, result.part_hops = name, hops.num_rows
+    result.part, result.part_hops = part_name, hops.num_rows
     return result
+
+
+def _read_block(name: str, path: str, offset: int, length: int, crc: int) -> bytes:
+    """A block's bytes, read by the worker from the input file; an input rewritten since the
+    ingest read it (rotated, truncated) is an error naming it, not other lines parsed."""
+    try:
+        with open(path, "rb") as handle:
+            data = os.pread(handle.fileno(), length, offset)
+    except OSError as error:
+        raise InputError(f"{name}: a worker cannot read it ({error.strerror})") from None
+    if len(data) != length or zlib.crc32(data) != crc:
+        raise InputError(
+            f"{name}: the file changed while it was ingested (bytes {offset:,}-"
+            f"{offset + length:,} are not those read); ingest it again"
+        )
+    return data
 
 
 def _result(future: Future[ChunkResult]) -> ChunkResult:

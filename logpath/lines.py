@@ -454,6 +454,9 @@ class Block:
     data: bytes = b""  # the lines as read, each ending in a newline (the very last may not)
     # or the lines already made, with their numbers (journald records span several lines)
     lines: list[tuple[int, str | RawLine]] | None = None
+    # where ``data`` starts in its file, when that is a plain regular file: a worker of a
+    # cluster that reaches the same file reads the bytes there (``fleet``), not sent them
+    offset: int | None = None
 
     @property
     def end(self) -> int:
@@ -560,7 +563,8 @@ class Reading:
             elif JOURNAL_EXPORT.match(self._head):
                 yield from _line_blocks(_export_lines(source.text, tally, growing, held_back))
             else:
-                yield from _text_blocks(source.text, tally, growing, held_back)
+                offsets = source.regular and not source.gzip
+                yield from _text_blocks(source.text, tally, growing, held_back, offsets)
         except _DAMAGE as error:
             raise InputError(_damaged(source, tally.lines, error)) from None
 
@@ -636,9 +640,14 @@ def _damaged(source: Text, lines: int, error: BaseException) -> str:
 
 
 def _text_blocks(
-    stream: io.BufferedReader, tally: _Tally, growing: bool, held_back: Counter[str]
+    stream: io.BufferedReader,
+    tally: _Tally,
+    growing: bool,
+    held_back: Counter[str],
+    offsets: bool = False,
 ) -> Iterator[Block]:
-    """Text in large reads, so that this process does no work per line.
+    """Text in large reads, so that this process does no work per line (with ``offsets``,
+    each block says where it starts in the file: the stream is the file's bytes).
 
     ``read1`` is one read of the stream below: at damage, what came before it is in hand, and
     its whole lines are yielded before the error goes on.
@@ -657,11 +666,11 @@ def _text_blocks(
                 if not data.endswith(b"\n"):  # the text ends inside that line
                     pending = [data, after]
                     break
-                yield _block(tally, data)
+                yield _block(tally, data, offsets)
     except _DAMAGE:
         data = b"".join(pending)
         if whole := data[: data.rfind(b"\n") + 1]:  # the line the damage is in is not whole
-            yield _block(tally, whole)
+            yield _block(tally, whole, offsets)
         raise
     data = b"".join(pending)
     if growing and data and not data.endswith(b"\n"):
@@ -669,7 +678,7 @@ def _text_blocks(
         held_back[HELD_BACK_LINE] += 1
         data = data[: data.rfind(b"\n") + 1]
     if data:
-        yield _block(tally, data)
+        yield _block(tally, data, offsets)
 
 
 def _continues_trace_visit(line: bytes) -> bool:
@@ -695,11 +704,11 @@ def _is_trace(line: bytes) -> bool:
     return line.startswith((b"trace id ", b"PACKET: ", b" TRACE: "))
 
 
-def _block(tally: _Tally, data: bytes) -> Block:
-    start = tally.lines + 1
+def _block(tally: _Tally, data: bytes, offset: bool = False) -> Block:
+    start, at = tally.lines + 1, tally.size
     count = data.count(b"\n") + (not data.endswith(b"\n"))
     tally.add(data, count)
-    return Block(start, count, data)
+    return Block(start, count, data, offset=at if offset else None)
 
 
 def _line_blocks(lines: Iterator[tuple[int, str | RawLine]]) -> Iterator[Block]:

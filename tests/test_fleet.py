@@ -8,6 +8,7 @@ beside a Docker host replayed by benchmarks/replay_syslog.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,9 @@ from typer.testing import CliRunner
 
 from logpath.assembly import HOP_COLUMNS, SETTLED_AFTER, assemble
 from logpath.cli import app
-from logpath.ingest import ingest
+from logpath.errors import InputError
+from logpath.ingest import ingest, parse_chunk
+from logpath.lines import Block
 from logpath.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,6 +229,35 @@ def test_ingest_and_flows_on_a_local_cluster_print_what_they_print_here(
     assert len(crossing) >= 100
     # each through the two hosts of one pair, never another pair's
     assert {tuple(f["hosts"]) for f in crossing} == {("gw0", "srv0"), ("gw1", "srv1")}
+
+
+@needs_dask
+def test_workers_read_the_input_files_themselves(
+    fleet: list[str], local_cluster: Any, tmp_path: Path
+) -> None:
+    # the workers reach the inputs (this machine's files): only where a block's bytes are
+    # travels to them, and what they parse is what a local ingest parses
+    from logpath.fleet import parse_chunk_there
+
+    parsing = local_cluster.parsing()
+    on_cluster = ingest(fleet, Store(tmp_path / "there"), year=2025, parsing=parsing)
+    here = ingest(fleet, Store(tmp_path / "here"), year=2025)
+    assert parsing.shared == {name: os.path.abspath(name) for name in fleet}
+    assert on_cluster.hops == here.hops > 5000
+    # a file rewritten after the ingest read it is refused, not parsed as other lines
+    log = tmp_path / "kern.log"
+    log.write_bytes(Path(fleet[0]).read_bytes()[:50_000])
+    data = log.read_bytes()[:10_000]
+    data = data[: data.rfind(b"\n") + 1]
+    block = Block(1, data.count(b"\n"), b"", offset=0)
+    read = (str(log), 0, len(data), zlib.crc32(data))
+    mtime = dt.datetime.now(dt.UTC)
+    parsed = parse_chunk_there(read, None, str(log), mtime, 2025, block, 0)
+    sent = parse_chunk(str(log), mtime, 2025, Block(1, block.count, data), 0)
+    assert parsed.hops.num_rows >= 10 and parsed.hops.equals(sent.hops)
+    log.write_bytes(b"Dec  4 " + data[7:])
+    with pytest.raises(InputError, match=r"kern\.log: the file changed while it was ingested"):
+        parse_chunk_there(read, None, str(log), mtime, 2025, block, 0)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -452,3 +453,31 @@ def test_gzip_members_padding_and_a_bad_checksum(tmp_path: Path) -> None:
         f"logpath: {tmp_path / 'syslog.3.gz'}: compressed data is damaged after line 27 "
         "(its CRC-32 does not match the text); lines 1-27 were read, nothing after them\n"
     )
+
+
+def test_blocks_of_a_plain_file_say_where_their_bytes_are(tmp_path: Path) -> None:
+    # a cluster's workers read a block's bytes from the file themselves (logpath.fleet): each
+    # block's offset must point at its bytes, also in a file read on from an earlier run's
+    # extent; a gzip file's blocks are its decompressed text, at no offset of the file
+    from logpath.lines import Block, Reading, open_source
+
+    lab = (SAMPLES / "lab" / "masquerade.log").read_bytes()
+    plain, packed = tmp_path / "kern.log", tmp_path / "kern.log.gz"
+    plain.write_bytes(lab * 600)  # several 4 MiB blocks
+
+    def blocks(path: Path, known: dict[str, Any]) -> tuple[list[Block], Any]:
+        with open_source(str(path)).open() as source:
+            reading = Reading(source, known)
+            return list(reading.blocks()), reading.extent()
+
+    first, extent = blocks(plain, {})
+    with plain.open("ab") as handle:
+        handle.write(lab * 400)
+    later, _ = blocks(plain, {extent.digest: extent})
+    text = plain.read_bytes()
+    assert len(first) > 2 and later and later[0].offset == extent.size
+    for block in first + later:
+        assert block.offset is not None
+        assert text[block.offset : block.offset + len(block.data)] == block.data
+    packed.write_bytes(gzip.compress(text))
+    assert all(block.offset is None for block in blocks(packed, {})[0])
