@@ -12,8 +12,9 @@ nothing. ``--profile FILE`` writes cProfile statistics of the whole trace.
 With ``--chunk`` it runs what ``assembly.trace_chunk`` runs on one chunk of every hop, stage by
 stage, as ingest does: the hops as ``_frame`` makes them (the pipeline's columns), the tuples kept
 for the summaries, the fates found once and given to ``summarise``, then the journeys' marks
-(no ``Flow`` records: they are made for the digest, outside the stages). Its digest is the same
-as without ``--chunk``, so either mode checks the other's.
+(no ``Flow`` records: they are made for the digest, outside the stages), without the cyclic
+garbage collector (``runtime.without_cyclic_gc``, as ``assemble_store`` runs them). Its digest
+is the same as without ``--chunk``, so either mode checks the other's.
 
 The store is only read: the clocks are learned from its hops here (``learn_clocks``, as the
 assembly does), not taken from ``logpath.query.store_clocks``, which assembles the store and
@@ -47,6 +48,7 @@ from logpath.flows import assign_flows
 from logpath.hooks import resolve_hooks
 from logpath.packets import group_packets, refine_guessed_hooks
 from logpath.query import store_ruleset
+from logpath.runtime import without_cyclic_gc
 from logpath.store import Store
 from logpath.summaries import flows_from_table, summarise, summarise_flows
 
@@ -109,22 +111,23 @@ def trace_as_chunk(
         ruleset = store_ruleset(store)
         clocks = hop_clocks(store)
         hops = _frame(table, np.arange(table.num_rows, dtype=np.int64))
-    with stage("resolve_hooks", times):
-        resolved = _plain_hooks(resolve_hooks(hops, ruleset))
-    with stage("group_packets", times):
-        packets = group_packets(resolved, clocks)
-    with stage("refine_guessed_hooks", times):
-        packets = refine_guessed_hooks(packets)
-    with stage("assign_flows", times):
-        flows = assign_flows(packets, keep_tuples=True)
-    with stage("assign_roles", times):
-        traced = assign_roles(flows)
-    with stage("packet_fates", times):
-        fates = packet_fates(traced)
-    with stage("summarise", times):
-        summary = summarise(traced, fates=fates)
-    with stage("with_journey_marks", times):
-        marked = with_journey_marks(traced, summary.nat, fates)
+    with without_cyclic_gc():
+        with stage("resolve_hooks", times):
+            resolved = _plain_hooks(resolve_hooks(hops, ruleset))
+        with stage("group_packets", times):
+            packets = group_packets(resolved, clocks)
+        with stage("refine_guessed_hooks", times):
+            packets = refine_guessed_hooks(packets)
+        with stage("assign_flows", times):
+            flows = assign_flows(packets, keep_tuples=True)
+        with stage("assign_roles", times):
+            traced = assign_roles(flows)
+        with stage("packet_fates", times):
+            fates = packet_fates(traced)
+        with stage("summarise", times):
+            summary = summarise(traced, fates=fates)
+        with stage("with_journey_marks", times):
+            marked = with_journey_marks(traced, summary.nat, fates)
     return marked, flows_from_table(summary.table), fates
 
 
