@@ -129,10 +129,12 @@ def _addressed_to_bridge(here: pd.DataFrame) -> str | None:
 
 def _behind_ports(here: pd.DataFrame, column: str) -> dict[str, tuple[str, ...]]:
     """Per bridge port, the distinct values of ``column`` on frames that entered by it."""
-    entered = here[here["physin"].notna() & here[column].notna()]
+    entered = here.loc[here["physin"].notna() & here[column].notna(), ["physin", column]]
+    # each (port, value) once before the text of each is taken: a bridge's frames repeat few
+    distinct = entered.drop_duplicates()
     return {
         str(port): tuple(sorted({str(v) for v in values}))
-        for port, values in entered.groupby("physin")[column]
+        for port, values in distinct.groupby("physin")[column]
     }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -130,14 +130,14 @@ def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFr
 
 def hook_rank(hook: pd.Series, table: pd.Series) -> pd.Series:
     """Order of each hop within one host's traversal: hook stage, then table priority."""
-    stage = _map_few(hook, HOOK_STAGE).fillna(0.0)
-    priority = _map_few(table, TABLE_PRIORITY)
-    nat = _map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
+    stage = map_few(hook, HOOK_STAGE).fillna(0.0)
+    priority = map_few(table, TABLE_PRIORITY)
+    nat = map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
     # an unknown table (nft chains live in user-named tables) ranks with filter
     return stage * 1000.0 + priority.fillna(nat).fillna(0.0)
 
 
-def _map_few(values: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
+def map_few(values: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
     """``values.map(mapping)`` as float64 (NaN where unmapped), looked up once per distinct
     value: a million hops show a few hooks and tables."""
     code, distinct = pd.factorize(values)
@@ -176,7 +176,7 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
         # before raw, at any priority): its visits are ordered by line
         visits = frame["trace_id"].notna()
         frame.loc[visits, "_rank"] = frame.loc[visits, "lineno"].astype("float64")
-    frame["_stage"] = _map_few(hook, HOOK_STAGE).fillna(0.0)
+    frame["_stage"] = map_few(hook, HOOK_STAGE).fillna(0.0)
     stamps = _epoch_seconds(frame["ts"])
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
@@ -278,7 +278,7 @@ def _group_numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return row_groups([frame[c] for c in shown])
 
 
-def row_groups(columns: list[pd.Series]) -> np.ndarray:
+def row_groups(columns: Sequence[pd.Series | np.ndarray]) -> np.ndarray:
     """Per row, its group of equal values in ``columns`` (null equal to null), numbered in
     order of first appearance: what ``groupby(..., dropna=False, sort=False).ngroup()`` gives.
     Each column factorised once and the codes combined as one integer (a quarter of the
@@ -344,10 +344,15 @@ def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> 
     index = rows.index.to_numpy()
     keys = rows["_key"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    matched: list[int] = []  # per hop, its packet within its key
+    packets = []  # per key, how many packets its hops are
     for start, end in itertools.pairwise(bounds.tolist()):
-        matched = _match_hops(hops[start:end])
-        segment[index[start:end]] = np.add(matched, next_id)
-        next_id += max(matched) + 1
+        within = _match_hops(hops[start:end])
+        matched += within
+        packets.append(max(within) + 1)
+    # numbered after the others, key after key (one assignment, not one per key)
+    first_number = next_id + np.r_[0, np.cumsum(packets)[:-1]]
+    segment[index] = np.asarray(matched) + np.repeat(first_number, np.diff(bounds))
 
 
 # What _match_hops reads of each hop, besides the helpers of PRINTED_IF_ASKED.
@@ -379,11 +384,10 @@ class _OpenPacket:
         self.asked = [math.nan] * len(ASKED)
 
     def can_take(self, hop: _Hop) -> bool:
-        """Could ``hop`` be this packet's next hop (later hook, moments later, TTL kept or -1)?"""
+        """Could ``hop``, at a hook (and prefix) this packet was not logged at yet, be its next
+        hop (later hook, moments later, TTL kept or -1)?"""
         gap = hop.t - self.t
         if not 0 <= gap <= MAX_HOP_GAP:
-            return False
-        if hop.prefix in self.prefixes:
             return False
         if hop.rank < self.rank and not (hop.guess or self.guess):
             return False
@@ -434,15 +438,22 @@ def _match_hops(hops: list[_Hop]) -> list[int]:
     count = 0
     for hop in hops:
         now = hop.t
-        opened = [p for p in opened if now - p.t <= MAX_HOP_GAP]
+        still_open = []
         best: _OpenPacket | None = None
         best_score = (0, 0.0)
         for packet in opened:
-            if packet.can_take(hop):
-                # the tie-break: the latest opened of equal scores (the last one scanned)
-                score = packet.score(hop)
-                if best is None or score >= best_score:
-                    best, best_score = packet, score
+            if now - packet.t > MAX_HOP_GAP:
+                continue
+            still_open.append(packet)
+            # a packet passes a hook once: most open packets of a tangled key (the SYN-ACKs of
+            # one listener) were logged at this hop's hook already, told apart without a call
+            if hop.prefix in packet.prefixes or not packet.can_take(hop):
+                continue
+            # the tie-break: the latest opened of equal scores (the last one scanned)
+            score = packet.score(hop)
+            if best is None or score >= best_score:
+                best, best_score = packet, score
+        opened = still_open
         if best is None:
             best = _OpenPacket(count)
             count += 1
