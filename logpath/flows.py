@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from logpath.nat import FEW_ROWS, nat_marks
-from logpath.packets import missing, row_groups
+from logpath.packets import map_few, missing, row_groups
 from logpath.records import (
     NAT_TYPES,
     PORTED,
@@ -142,13 +142,15 @@ class _Tuples:
     def __init__(self, frame: pd.DataFrame) -> None:
         columns = [c for c in frame.columns if c.startswith("t_")]
         of_hop = row_groups([frame[c] for c in columns])  # numbered by first appearance
-        key, rkey = _tuple_keys(frame[columns].iloc[np.unique(of_hop, return_index=True)[1]])
+        # each tuple's first hop: where the running highest number grows
+        first = np.r_[True, of_hop[1:] > np.maximum.accumulate(of_hop)[:-1]]
+        key, rkey = _tuple_keys(frame[columns].iloc[np.flatnonzero(first)])
         code, self.texts = pd.factorize(pd.concat([key, rkey], ignore_index=True))
         self.code = code[: len(key)].astype(np.int64)[of_hop]  # per hop, its tuple
         self.reverse = code[len(key) :].astype(np.int64)[of_hop]  # per hop, its reverse
-        # per hop, the one of its tuple and its reverse whose text sorts first
-        canonical = key.where(key <= rkey, rkey)
-        self.canonical, found = pd.factorize(canonical.to_numpy()[of_hop])
+        # per hop, the one of its tuple and its reverse whose text sorts first, coded
+        canonical, found = pd.factorize(key.where(key <= rkey, rkey))
+        self.canonical = canonical[of_hop]
         self.canonical_count = len(found)
 
     def translated(
@@ -244,7 +246,7 @@ def _connections(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> n
     comp = component[order]
     same = np.r_[False, comp[1:] == comp[:-1]]
     gap = np.r_[np.inf, np.diff(ordered["_time"].to_numpy())]
-    timeout = ordered["_proto"].map(IDLE_TIMEOUT).fillna(DEFAULT_IDLE_TIMEOUT).to_numpy()
+    timeout = map_few(ordered["_proto"], IDLE_TIMEOUT).fillna(DEFAULT_IDLE_TIMEOUT).to_numpy()
     flags = ordered["_flags"].to_numpy()
     # a fresh SYN after the handshake moved on is the tuple reused by a new connection
     prev_flags = np.r_[[""], flags[:-1]]
@@ -334,14 +336,21 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.Dat
     return pd.DataFrame(
         {
             "packet": packet,
-            "flow": flow_ids[conn_of],
-            "direction": np.where(is_orig, "orig", "reply").astype(object),
-            "orig_key": orig_keys[conn_of],
-            "reply_key": reply_keys[conn_of],
+            "flow": _taken(flow_ids, conn_of),
+            "direction": _taken(np.array(["orig", "reply"], dtype=object), np.where(is_orig, 0, 1)),
+            "orig_key": _taken(orig_keys, conn_of),
+            "reply_key": _taken(reply_keys, conn_of),
             "_orig_code": orig_code[conn_of],
             "_reply_code": reply_code[conn_of],
         }
     )
+
+
+def _taken(values: np.ndarray, rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``values`` (Python objects) at ``rows``, in the pandas type inferred from them (text:
+    pandas' str). Made once per distinct value, then taken: making every packet's string
+    pandas' text cost most of the orientation."""
+    return pd.Series(values).array.take(rows)
 
 
 class _Sides:
