@@ -79,7 +79,9 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
     frame = hops.reset_index(drop=True)
     if not set(TUPLE_COLUMNS) <= set(frame.columns):
         frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
-    code, ids = pd.factorize(frame["flow"].to_numpy(dtype=object))
+    # factorised as stored (Arrow's text), the few distinct ids made Python objects after
+    code, distinct = pd.factorize(frame["flow"])
+    ids = np.asarray(distinct, dtype=object)
     flows = _Flows(code, len(ids))
     first = flows.first_rows()
     orig_key = frame["orig_key"].to_numpy(dtype=object)[first]
@@ -218,13 +220,20 @@ def _times(per_flow: pd.Series, count: int) -> pa.Array:
 
 def _hosts(frame: pd.DataFrame, flows: _Flows) -> pa.Array:
     """Per flow, the sorted names of the syslog hosts that logged it."""
-    host = frame["host"].astype("object").to_numpy() if "host" in frame.columns else None
-    if host is None:
+    if "host" not in frame.columns:
         return pa.array([[] for _ in range(flows.size)], pa.list_(pa.string()))
-    pairs = pd.DataFrame({"flow": flows.code, "host": host}).dropna().drop_duplicates()
+    code, distinct = pd.factorize(frame["host"])  # -1: no host
     # by name, not by the order the store's host dictionary happens to list them
-    pairs = pairs.assign(host=pairs["host"].astype(str)).sort_values(["flow", "host"])
-    return _lists(pairs["flow"].to_numpy(), pairs["host"].to_numpy(dtype=object), flows.size)
+    names = np.asarray(distinct, dtype=object).astype(str)
+    by_name = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[by_name] = np.arange(len(names))
+    # each (flow, host) once, in flow then name order: one integer per pair, made unique (not
+    # a frame of a million hosts' texts, without duplicates, sorted)
+    shown = code >= 0
+    width = max(len(names), 1)
+    pairs = np.unique(flows.code[shown] * width + rank[code[shown]])
+    return _lists(pairs // width, names[by_name].astype(object)[pairs % width], flows.size)
 
 
 def _lists(code: np.ndarray, values: np.ndarray, count: int) -> pa.Array:
