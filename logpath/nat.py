@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from logpath.packets import missing, row_groups
 from logpath.records import PORTED, Translation, format_endpoint, key_tuple
@@ -276,8 +278,14 @@ def _key_fields(keys: pd.Series) -> list[pd.Series]:
     """The five text fields of each tuple key (``proto|src|sport|dst|dport``), missing where
     the key is: split in one pass (``str.split(expand=True)`` built a frame of them)."""
     if len(keys) > FEW_ROWS:
-        split_frame = keys.astype(str).str.split("|", expand=True)
-        return [split_frame[i] for i in range(5)]
+        # by Arrow's split, each field made pandas' text as str.split(expand=True) makes it
+        # (that built a frame of Python strings first: most of the tuples' evidence)
+        text = keys.astype(str)
+        parts = pc.split_pattern(pa.array(text, pa.string(), from_pandas=True), "|")
+        return [
+            pd.Series(pc.list_element(parts, i), index=keys.index, dtype=text.dtype)
+            for i in range(5)
+        ]
     split = [k.split("|") if isinstance(k, str) else [np.nan] * 5 for k in keys.tolist()]
     return [pd.Series(field, index=keys.index, dtype=object) for field in zip(*split, strict=True)]
 
@@ -320,8 +328,12 @@ def applied_nat(hops: pd.DataFrame, nat: Mapping[str, Sequence[Translation]]) ->
     applied = pd.DataFrame(_applications(nat), columns=["flow", "direction", "host", "replaced"])
     if applied.empty:
         return hops
-    rows = hops[["flow", "direction", "host", "hook", "out_iface", "src", "sport"]].copy()
-    rows = rows[~hops["related"].astype(bool)].astype({"host": "object"})
+    # only the hops where a mark can go (a copy of every hop's columns, merged, cost the most)
+    can_mark = hops["hook"].isin(["POSTROUTING", "FORWARD", "OUTPUT"]) & ~hops["related"].astype(
+        bool
+    )
+    rows = hops.loc[can_mark, ["flow", "direction", "host", "hook", "out_iface", "src", "sport"]]
+    rows = rows.astype({"host": "object"})
     rows["_at"] = rows.index
     # the hops on the NATing host (any host, when the translation's host is not known)
     anywhere = applied[applied["host"].isna()].drop(columns="host")

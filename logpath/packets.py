@@ -128,9 +128,10 @@ def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFr
     return _finish(frame)
 
 
-def hook_rank(hook: pd.Series, table: pd.Series) -> pd.Series:
-    """Order of each hop within one host's traversal: hook stage, then table priority."""
-    stage = map_few(hook, HOOK_STAGE).fillna(0.0)
+def hook_rank(hook: pd.Series, table: pd.Series, stage: pd.Series | None = None) -> pd.Series:
+    """Order of each hop within one host's traversal: hook stage, then table priority
+    (``stage``: the hooks' HOOK_STAGE, 0 where unknown, when the caller has it)."""
+    stage = map_few(hook, HOOK_STAGE).fillna(0.0) if stage is None else stage
     priority = map_few(table, TABLE_PRIORITY)
     nat = map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
     # an unknown table (nft chains live in user-named tables) ranks with filter
@@ -170,13 +171,13 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
         frame[helper] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
     frame["_hook"] = hook
-    frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
+    frame["_stage"] = map_few(hook, HOOK_STAGE).fillna(0.0)
+    frame["_rank"] = hook_rank(hook, frame["table"].astype("object"), frame["_stage"])
     if "trace_id" in frame and frame["trace_id"].notna().any():
         # a trace lists a packet's chains in the order it passed them (an nft chain may hook
         # before raw, at any priority): its visits are ordered by line
         visits = frame["trace_id"].notna()
         frame.loc[visits, "_rank"] = frame.loc[visits, "lineno"].astype("float64")
-    frame["_stage"] = map_few(hook, HOOK_STAGE).fillna(0.0)
     stamps = _epoch_seconds(frame["ts"])
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
