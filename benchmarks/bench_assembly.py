@@ -9,11 +9,18 @@ then per hop in trace order: source, lineno, packet, flow, direction, hook, nat_
 the packet's fate), or, when FILE exists, compares against it: an optimisation must change
 nothing. ``--profile FILE`` writes cProfile statistics of the whole trace.
 
+With ``--chunk`` it runs what ``assembly.trace_chunk`` runs on one chunk of every hop, stage by
+stage, as ingest does: the hops as ``_frame`` makes them (the pipeline's columns), the tuples kept
+for the summaries, the fates found once and given to ``summarise``, then the journeys' marks
+(no ``Flow`` records: they are made for the digest, outside the stages), without the cyclic
+garbage collector (``runtime.without_cyclic_gc``, as ``assemble_store`` runs them). Its digest
+is the same as without ``--chunk``, so either mode checks the other's.
+
 The store is only read: the clocks are learned from its hops here (``learn_clocks``, as the
 assembly does), not taken from ``logpath.query.store_clocks``, which assembles the store and
 writes the result into it when it has not been assembled yet.
 
-    .venv/bin/python benchmarks/bench_assembly.py STORE [--check FILE] [--profile FILE]
+    .venv/bin/python benchmarks/bench_assembly.py STORE [--chunk] [--check FILE] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
+from logpath.assembly import _frame, _plain_hooks, with_journey_marks
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
 from logpath.fates import packet_fates
@@ -39,8 +48,9 @@ from logpath.flows import assign_flows
 from logpath.hooks import resolve_hooks
 from logpath.packets import group_packets, refine_guessed_hooks
 from logpath.query import store_ruleset
+from logpath.runtime import without_cyclic_gc
 from logpath.store import Store
-from logpath.summaries import summarise_flows
+from logpath.summaries import flows_from_table, summarise, summarise_flows
 
 # Per hop, what the digest records (fate comes from packet_fates, per packet).
 DIGEST_COLUMNS = ["source", "lineno", "packet", "flow", "direction", "hook", "nat_mark", "role"]
@@ -92,6 +102,35 @@ def trace(
     return traced, summaries, fates
 
 
+def trace_as_chunk(
+    store: Store, times: dict[str, tuple[float, float]]
+) -> tuple[pd.DataFrame, list[Any], pd.DataFrame]:
+    """The stages of ``assembly.trace_chunk`` one by one, on all the store's hops."""
+    with stage("read", times):
+        table = store.read_table()
+        ruleset = store_ruleset(store)
+        clocks = hop_clocks(store)
+        hops = _frame(table, np.arange(table.num_rows, dtype=np.int64))
+    with without_cyclic_gc():
+        with stage("resolve_hooks", times):
+            resolved = _plain_hooks(resolve_hooks(hops, ruleset))
+        with stage("group_packets", times):
+            packets = group_packets(resolved, clocks)
+        with stage("refine_guessed_hooks", times):
+            packets = refine_guessed_hooks(packets)
+        with stage("assign_flows", times):
+            flows = assign_flows(packets, keep_tuples=True)
+        with stage("assign_roles", times):
+            traced = assign_roles(flows)
+        with stage("packet_fates", times):
+            fates = packet_fates(traced)
+        with stage("summarise", times):
+            summary = summarise(traced, fates=fates)
+        with stage("with_journey_marks", times):
+            marked = with_journey_marks(traced, summary.nat, fates)
+    return marked, flows_from_table(summary.table), fates
+
+
 def digest_lines(traced: pd.DataFrame, summaries: list[Any], fates: pd.DataFrame) -> Iterator[str]:
     """The canonical text of the outputs, one line per flow and per hop."""
     for flow in summaries:
@@ -126,10 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("store", type=Path)
     parser.add_argument("--check", type=Path, help="write, or compare with, the output digest")
     parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    parser.add_argument("--chunk", action="store_true", help="the stages as trace_chunk runs them")
     args = parser.parse_args(argv)
     times: dict[str, tuple[float, float]] = {}
     store = Store(args.store)
-    run: Callable[[], tuple[pd.DataFrame, list[Any], pd.DataFrame]] = lambda: trace(store, times)  # noqa: E731
+    stages = trace_as_chunk if args.chunk else trace
+    run: Callable[[], tuple[pd.DataFrame, list[Any], pd.DataFrame]] = lambda: stages(store, times)  # noqa: E731
     if args.profile:
         profiler = cProfile.Profile()
         traced, summaries, fates = profiler.runcall(run)

@@ -129,10 +129,12 @@ def _addressed_to_bridge(here: pd.DataFrame) -> str | None:
 
 def _behind_ports(here: pd.DataFrame, column: str) -> dict[str, tuple[str, ...]]:
     """Per bridge port, the distinct values of ``column`` on frames that entered by it."""
-    entered = here[here["physin"].notna() & here[column].notna()]
+    entered = here.loc[here["physin"].notna() & here[column].notna(), ["physin", column]]
+    # each (port, value) once before the text of each is taken: a bridge's frames repeat few
+    distinct = entered.drop_duplicates()
     return {
         str(port): tuple(sorted({str(v) for v in values}))
-        for port, values in entered.groupby("physin")[column]
+        for port, values in distinct.groupby("physin")[column]
     }
 
 
@@ -193,9 +195,16 @@ def _role_by_hop(frame: pd.DataFrame, own: pd.Series, bridges: set[object]) -> p
         on_out & frame["physout"].isna(),  # sent or routed into the bridge by the host
         on_out & frame["in_iface"].isna(),  # a host socket's packet leaving by a port
     ]
-    choices = ["bridge", "nic", "nic", "nic", "bridge", "nic", "nic"]
-    role = np.select(conditions, choices, default="")
-    return pd.Series(role, index=frame.index, dtype="object").replace("", None)
+    # chosen as numbers, then made text once (np.select's text array, made Python objects and
+    # its empty strings replaced, cost more than the conditions)
+    choices = [BRIDGE, NIC, NIC, NIC, BRIDGE, NIC, NIC]
+    role = np.select(conditions, choices, default=UNDECIDED)
+    return pd.Series(ROLE_TEXT[role], index=frame.index, dtype="object")
+
+
+# _role_by_hop's numbers for the roles, and their text (None: the hop alone cannot tell).
+UNDECIDED, BRIDGE, NIC = 0, 1, 2
+ROLE_TEXT = np.array([None, "bridge", "nic"], dtype=object)
 
 
 def _bridge_names(frame: pd.DataFrame) -> set[tuple[object, object]]:

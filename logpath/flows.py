@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from logpath.nat import FEW_ROWS, nat_marks, translated
-from logpath.packets import missing
+from logpath.nat import FEW_ROWS, nat_marks
+from logpath.packets import map_few, missing, row_groups
 from logpath.records import (
     NAT_TYPES,
     PORTED,
@@ -111,29 +111,59 @@ def assign_flows(packets: pd.DataFrame, *, keep_tuples: bool = False) -> pd.Data
         empty = dict.fromkeys(HOP_COLUMNS)
         return frame.assign(**empty)
     frame = pd.concat([frame, hop_tuples(frame)], axis=1)
-    frame["_key"], frame["_rkey"] = _directed_keys(frame)
+    tuples = _Tuples(frame)
     table = _packet_table(frame)
-    table["_conn"] = _connections(frame, table)
-    conns = _orient(frame, table).set_index("packet")
+    table["_conn"] = _connections(frame, table, tuples)
+    conns = _orient(frame, table, tuples).set_index("packet")
     # each hop takes its packet's columns (a merge copied every column of a million hops)
     per_hop = conns.reindex(frame["packet"].to_numpy()).set_axis(frame.index)
     for column in conns.columns:
         frame[column] = per_hop[column]
-    frame["translated"] = translated(frame)
+    frame["translated"] = tuples.translated(
+        frame["direction"].to_numpy() == "orig",
+        frame["related"].to_numpy(dtype=bool),
+        frame["_orig_code"].to_numpy(),
+        frame["_reply_code"].to_numpy(),
+    )
     frame["nat_mark"] = nat_marks(frame)
     helpers = ("_",) if keep_tuples else ("_", "t_")
     return frame.drop(columns=[c for c in frame.columns if c.startswith(helpers)])
 
 
-def _directed_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """String key of each hop's tuple, and of the same tuple seen from the other side.
+class _Tuples:
+    """The conntrack tuple each hop shows, as an integer code per distinct key text (the
+    reverse tuples' texts included), numbered in order of first appearance, hops' tuples
+    first: what factorising every hop's key, then every hop's reverse key, numbers.
 
-    Written once per distinct tuple, then taken per hop: a million hops show a few hundred
-    thousand tuples, and joining strings column by column was a tenth of the assembly."""
-    columns = [c for c in frame.columns if c.startswith("t_")]
-    tuple_of = frame.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
-    key, rkey = _tuple_keys(frame[columns].iloc[np.unique(tuple_of, return_index=True)[1]])
-    return key.take(tuple_of).set_axis(frame.index), rkey.take(tuple_of).set_axis(frame.index)
+    Each key is written once per distinct tuple, and coded there: a million hops show a few
+    hundred thousand tuples, and writing, comparing and factorising the texts hop by hop was a
+    tenth of the assembly."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        columns = [c for c in frame.columns if c.startswith("t_")]
+        of_hop = row_groups([frame[c] for c in columns])  # numbered by first appearance
+        # each tuple's first hop: where the running highest number grows
+        first = np.r_[True, of_hop[1:] > np.maximum.accumulate(of_hop)[:-1]]
+        key, rkey = _tuple_keys(frame[columns].iloc[np.flatnonzero(first)])
+        code, self.texts = pd.factorize(pd.concat([key, rkey], ignore_index=True))
+        self.code = code[: len(key)].astype(np.int64)[of_hop]  # per hop, its tuple
+        self.reverse = code[len(key) :].astype(np.int64)[of_hop]  # per hop, its reverse
+        # per hop, the one of its tuple and its reverse whose text sorts first, coded
+        canonical, found = pd.factorize(key.where(key <= rkey, rkey))
+        self.canonical = canonical[of_hop]
+        self.canonical_count = len(found)
+
+    def translated(
+        self, orig: np.ndarray, related: np.ndarray, orig_code: np.ndarray, reply_code: np.ndarray
+    ) -> np.ndarray:
+        """Per hop (given its direction, whether it is an ICMP error, and its connection's orig
+        and reply tuple codes): does it show other addresses than its direction's tuple?
+
+        An ICMP error is keyed by the packet it quotes, which went the other way: the quote is
+        untranslated when it is the reverse of the error's own direction's tuple."""
+        own = np.where(orig, orig_code, reply_code)
+        shown: np.ndarray = np.where(related, self.reverse != own, self.code != own)
+        return shown
 
 
 def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -208,15 +238,15 @@ def _clock(frame: pd.DataFrame) -> pd.Series:
     return frame["clock"].astype("float64").fillna(0.0)
 
 
-def _connections(frame: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+def _connections(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> np.ndarray:
     """Connection number per packet: linked tuples (NAT, replies), split where a tuple is reused."""
-    component = _components(frame).reindex(table["packet"]).to_numpy()
+    component = _components(frame, tuples).reindex(table["packet"]).to_numpy()
     order = np.lexsort((table["packet"].to_numpy(), component))
     ordered = table.iloc[order]
     comp = component[order]
     same = np.r_[False, comp[1:] == comp[:-1]]
     gap = np.r_[np.inf, np.diff(ordered["_time"].to_numpy())]
-    timeout = ordered["_proto"].map(IDLE_TIMEOUT).fillna(DEFAULT_IDLE_TIMEOUT).to_numpy()
+    timeout = map_few(ordered["_proto"], IDLE_TIMEOUT).fillna(DEFAULT_IDLE_TIMEOUT).to_numpy()
     flags = ordered["_flags"].to_numpy()
     # a fresh SYN after the handshake moved on is the tuple reused by a new connection
     prev_flags = np.r_[[""], flags[:-1]]
@@ -227,7 +257,7 @@ def _connections(frame: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
     return conn
 
 
-def _components(frame: pd.DataFrame) -> pd.Series:
+def _components(frame: pd.DataFrame, tuples: _Tuples) -> pd.Series:
     """Per packet the smallest packet number linked to it through shared tuples (either way)
     on one host.
 
@@ -236,11 +266,10 @@ def _components(frame: pd.DataFrame) -> pd.Series:
     packet of one is joined to the other's (``group_packets`` pass 2): that packet's hops on
     both hosts link their tuples. Keyed by tuple alone, ~5% of three Docker hosts' connections
     busy at once took each other's packets (benchmarks/generate_fleet.py --stagger 0)."""
-    canonical = frame["_key"].where(frame["_key"] <= frame["_rkey"], frame["_rkey"])
-    key, keys = pd.factorize(canonical)
+    key = tuples.canonical
     if "host" in frame.columns:
         host = pd.factorize(frame["host"].astype("object").fillna(""))[0].astype(np.int64)
-        key = pd.factorize(host * len(keys) + key)[0]  # numbered densely again
+        key = pd.factorize(host * tuples.canonical_count + key)[0]  # numbered densely again
     packet = frame["packet"].to_numpy(dtype=np.int64)
     # the smallest label per key, then per packet, until nothing moves (numpy's minimum.at,
     # not two groupby transforms a round)
@@ -255,12 +284,13 @@ def _components(frame: pd.DataFrame) -> pd.Series:
         if np.array_equal(moved, label):
             break
         label = moved
-    packets = np.unique(packet)
+    packets = np.flatnonzero(by_packet != np.iinfo(np.int64).max)  # those the hops show
     return pd.Series(by_packet[packets], index=packets)
 
 
-def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Per packet: its flow id, direction, and the flow's orig and reply tuple keys.
+def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.DataFrame:
+    """Per packet: its flow id, direction, the flow's orig and reply tuple keys (and their
+    codes: ``_Tuples``).
 
     The first packet's tuples (reversed, if it looks like an answer: ``_answers_first``) seed
     the orig side; a packet showing an orig tuple is orig and adds its other tuples (NAT) to
@@ -271,9 +301,8 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     distinct key text, the reverse tuples' texts included): the same walk done connection by
     connection with Python sets was a sixth of the assembly.
     """
-    count = len(frame)
-    code, texts = pd.factorize(pd.concat([frame["_key"], frame["_rkey"]], ignore_index=True))
-    tuple_code, reverse_code = code[:count].astype(np.int64), code[count:].astype(np.int64)
+    texts = tuples.texts
+    tuple_code, reverse_code = tuples.code, tuples.reverse
     reverse = np.empty(len(texts), dtype=np.int64)
     reverse[tuple_code] = reverse_code  # the reverse is a function of the tuple
     # packets in connection order, then time order: a connection's packets are adjacent
@@ -307,12 +336,21 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "packet": packet,
-            "flow": flow_ids[conn_of],
-            "direction": np.where(is_orig, "orig", "reply").astype(object),
-            "orig_key": orig_keys[conn_of],
-            "reply_key": reply_keys[conn_of],
+            "flow": _taken(flow_ids, conn_of),
+            "direction": _taken(np.array(["orig", "reply"], dtype=object), np.where(is_orig, 0, 1)),
+            "orig_key": _taken(orig_keys, conn_of),
+            "reply_key": _taken(reply_keys, conn_of),
+            "_orig_code": orig_code[conn_of],
+            "_reply_code": reply_code[conn_of],
         }
     )
+
+
+def _taken(values: np.ndarray, rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``values`` (Python objects) at ``rows``, in the pandas type inferred from them (text:
+    pandas' str). Made once per distinct value, then taken: making every packet's string
+    pandas' text cost most of the orientation."""
+    return pd.Series(values).array.take(rows)
 
 
 class _Sides:

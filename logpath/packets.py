@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -128,16 +128,17 @@ def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFr
     return _finish(frame)
 
 
-def hook_rank(hook: pd.Series, table: pd.Series) -> pd.Series:
-    """Order of each hop within one host's traversal: hook stage, then table priority."""
-    stage = _map_few(hook, HOOK_STAGE).fillna(0.0)
-    priority = _map_few(table, TABLE_PRIORITY)
-    nat = _map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
+def hook_rank(hook: pd.Series, table: pd.Series, stage: pd.Series | None = None) -> pd.Series:
+    """Order of each hop within one host's traversal: hook stage, then table priority
+    (``stage``: the hooks' HOOK_STAGE, 0 where unknown, when the caller has it)."""
+    stage = map_few(hook, HOOK_STAGE).fillna(0.0) if stage is None else stage
+    priority = map_few(table, TABLE_PRIORITY)
+    nat = map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
     # an unknown table (nft chains live in user-named tables) ranks with filter
     return stage * 1000.0 + priority.fillna(nat).fillna(0.0)
 
 
-def _map_few(values: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
+def map_few(values: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
     """``values.map(mapping)`` as float64 (NaN where unmapped), looked up once per distinct
     value: a million hops show a few hooks and tables."""
     code, distinct = pd.factorize(values)
@@ -170,13 +171,13 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
         frame[helper] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
     frame["_hook"] = hook
-    frame["_rank"] = hook_rank(hook, frame["table"].astype("object"))
+    frame["_stage"] = map_few(hook, HOOK_STAGE).fillna(0.0)
+    frame["_rank"] = hook_rank(hook, frame["table"].astype("object"), frame["_stage"])
     if "trace_id" in frame and frame["trace_id"].notna().any():
         # a trace lists a packet's chains in the order it passed them (an nft chain may hook
         # before raw, at any priority): its visits are ordered by line
         visits = frame["trace_id"].notna()
         frame.loc[visits, "_rank"] = frame.loc[visits, "lineno"].astype("float64")
-    frame["_stage"] = _map_few(hook, HOOK_STAGE).fillna(0.0)
     stamps = _epoch_seconds(frame["ts"])
     uptime = pd.to_numeric(frame["uptime"], errors="coerce").astype("float64")
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
@@ -275,7 +276,24 @@ def _group_numbers(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     the identity, on one protocol's hops) is one value that splits nothing, and cost a
     factorisation."""
     shown = [c for c in columns if frame[c].notna().any()] or columns[:1]
-    numbers: np.ndarray = frame.groupby(shown, dropna=False, sort=False).ngroup().to_numpy()
+    return row_groups([frame[c] for c in shown])
+
+
+def row_groups(columns: Sequence[pd.Series | np.ndarray]) -> np.ndarray:
+    """Per row, its group of equal values in ``columns`` (null equal to null), numbered in
+    order of first appearance: what ``groupby(..., dropna=False, sort=False).ngroup()`` gives.
+    Each column factorised once and the codes combined as one integer (a quarter of the
+    groupby's cost on a million hops)."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    size = 1
+    for column in columns:
+        code, distinct = pd.factorize(column, use_na_sentinel=False)
+        if size * len(distinct) >= 2**62:  # the combined codes would overflow: numbered densely
+            key, found = pd.factorize(key)
+            size = len(found)
+        key = key * len(distinct) + code
+        size *= len(distinct)
+    numbers: np.ndarray = pd.factorize(key)[0].astype(np.int64)
     return numbers
 
 
@@ -309,75 +327,95 @@ def _agree(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _tangled_keys(frame: pd.DataFrame) -> np.ndarray:
     """Keys where two packets may interleave: one hook (and prefix) logged more than once."""
-    counts = frame.groupby(["_key", "_rank", "_prefix"], sort=False).size()
-    return counts[counts > 1].index.get_level_values("_key").unique().to_numpy()
+    logged_at = row_groups([frame["_key"], frame["_rank"], frame["_prefix"]])
+    again = np.bincount(logged_at)[logged_at] > 1
+    return np.unique(frame["_key"].to_numpy()[again])
 
 
 def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> None:
     """Reassign the hops of tangled keys, one at a time, to the open packet they continue best."""
     next_id = int(segment.max()) + 1
     tangled_rows = frame["_key"].isin(tangled).to_numpy()
-    rows = frame.loc[tangled_rows, ["_key", "lineno", *MATCH_COLUMNS]]
+    rows = frame.loc[tangled_rows, ["_key", "lineno", *MATCH_COLUMNS, *ASKED]]
     rows = rows.sort_values(["_key", "_t", "_rank", "lineno"])
-    # column by column: to_dict("records") boxed every cell one at a time
-    names, columns = MATCH_COLUMNS, [rows[c].tolist() for c in MATCH_COLUMNS]
-    records = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    # column by column, a tuple per hop: to_dict("records") boxed every cell one at a time,
+    # and a dict per hop cost as much as the matching
+    asked = zip(*(rows[c].tolist() for c in ASKED), strict=True)
+    hops = list(map(_Hop, *(rows[c].tolist() for c in MATCH_COLUMNS), asked))
     index = rows.index.to_numpy()
     keys = rows["_key"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    matched: list[int] = []  # per hop, its packet within its key
+    packets = []  # per key, how many packets its hops are
     for start, end in itertools.pairwise(bounds.tolist()):
-        matched = _match_hops(index[start:end].tolist(), records[start:end])
-        for row, packet in matched.items():
-            segment[row] = next_id + packet
-        next_id += max(matched.values()) + 1
+        within = _match_hops(hops[start:end])
+        matched += within
+        packets.append(max(within) + 1)
+    # numbered after the others, key after key (one assignment, not one per key)
+    first_number = next_id + np.r_[0, np.cumsum(packets)[:-1]]
+    segment[index] = np.asarray(matched) + np.repeat(first_number, np.diff(bounds))
 
 
-# What _match_hops reads of each hop.
-MATCH_COLUMNS = ["_t", "_rank", "_prefix", "_ttl", "_guess", "dst", "dport", *ASKED]
+# What _match_hops reads of each hop, besides the helpers of PRINTED_IF_ASKED.
+MATCH_COLUMNS = ["_t", "_rank", "_prefix", "_ttl", "_guess", "dst", "dport"]
+
+
+class _Hop(NamedTuple):
+    """What _match_hops reads of a hop (MATCH_COLUMNS, then the ASKED helpers)."""
+
+    t: float
+    rank: float
+    prefix: str
+    ttl: float
+    guess: bool
+    dst: object
+    dport: object
+    asked: tuple[float, ...]  # NaN where the hop does not show the field
 
 
 class _OpenPacket:
     """The last hop of a packet still being assembled by ``_match_hops``."""
 
-    __slots__ = ("asked", "dport", "dst", "guess", "prefixes", "rank", "t", "ttl")
+    __slots__ = ("asked", "dport", "dst", "guess", "number", "prefixes", "rank", "t", "ttl")
 
-    def __init__(self) -> None:
+    def __init__(self, number: int) -> None:
+        self.number = number
         self.prefixes: set[str] = set()
         # what its hops showed of PRINTED_IF_ASKED (NaN: none showed it yet)
-        self.asked = dict.fromkeys(ASKED, math.nan)
+        self.asked = [math.nan] * len(ASKED)
 
-    def can_take(self, hop: dict[str, Any]) -> bool:
-        """Could ``hop`` be this packet's next hop (later hook, moments later, TTL kept or -1)?"""
-        gap = hop["_t"] - self.t
+    def can_take(self, hop: _Hop) -> bool:
+        """Could ``hop``, at a hook (and prefix) this packet was not logged at yet, be its next
+        hop (later hook, moments later, TTL kept or -1)?"""
+        gap = hop.t - self.t
         if not 0 <= gap <= MAX_HOP_GAP:
             return False
-        if hop["_prefix"] in self.prefixes:
+        if hop.rank < self.rank and not (hop.guess or self.guess):
             return False
-        if hop["_rank"] < self.rank and not (hop["_guess"] or self.guess):
-            return False
-        drop = self.ttl - hop["_ttl"]
+        drop = self.ttl - hop.ttl
         if not (math.isnan(drop) or 0 <= drop <= 1):
             return False
         # a field both show must agree; one that either does not show may be anything
         return all(
-            math.isnan(shown) or math.isnan(hop[helper]) or shown == hop[helper]
-            for helper, shown in self.asked.items()
+            math.isnan(shown) or math.isnan(value) or shown == value
+            for shown, value in zip(self.asked, hop.asked, strict=True)
         )
 
-    def score(self, hop: dict[str, Any]) -> tuple[int, float]:
+    def score(self, hop: _Hop) -> tuple[int, float]:
         """Prefer the packet with the same destination (no NAT between), then the latest."""
-        same = int(_same(self.dst, hop["dst"])) + int(_same(self.dport, hop["dport"]))
+        same = int(_same(self.dst, hop.dst)) + int(_same(self.dport, hop.dport))
         return same, self.t
 
-    def take(self, hop: dict[str, Any]) -> None:
+    def take(self, hop: _Hop) -> None:
         """Make ``hop`` this packet's last hop."""
-        self.t, self.rank, self.ttl = hop["_t"], hop["_rank"], hop["_ttl"]
-        self.guess = bool(hop["_guess"])
-        self.dst, self.dport = hop["dst"], hop["dport"]
-        self.prefixes.add(hop["_prefix"])
-        for helper in ASKED:
-            if not math.isnan(hop[helper]):
-                self.asked[helper] = hop[helper]
+        self.t, self.rank, self.ttl = hop.t, hop.rank, hop.ttl
+        self.guess = bool(hop.guess)
+        self.dst, self.dport = hop.dst, hop.dport
+        self.prefixes.add(hop.prefix)
+        self.asked = [
+            shown if math.isnan(value) else value
+            for shown, value in zip(self.asked, hop.asked, strict=True)
+        ]
 
 
 def _same(a: object, b: object) -> bool:
@@ -387,30 +425,42 @@ def _same(a: object, b: object) -> bool:
     return bool(a == b)
 
 
-def _match_hops(index: list[int], hops: list[dict[str, Any]]) -> dict[int, int]:
-    """Greedy matching in time order: each hop joins the open packet it continues best.
+def _match_hops(hops: list[_Hop]) -> list[int]:
+    """Greedy matching in time order: each hop joins the open packet it continues best. Returns
+    each hop's packet, numbered 0.. in order of their first hop.
 
-    Hops come sorted by ``_t``, and a packet takes no hop more than MAX_HOP_GAP after its last
+    Hops come sorted by ``t``, and a packet takes no hop more than MAX_HOP_GAP after its last
     one: a packet that fell that far behind is closed for good and no longer scanned. Without
     this, every SYN-ACK of one listener (IP ID 0, one window: one identity key) was compared
     with every packet of that key before it, quadratic in the listener's connections.
     """
-    opened: list[tuple[int, _OpenPacket]] = []  # (packet number n, packet), n ascending
+    opened: list[_OpenPacket] = []  # by number, ascending
+    assigned = []
     count = 0
-    assigned: dict[int, int] = {}
-    for row, hop in zip(index, hops, strict=True):
-        now = hop["_t"]
-        opened = [(n, p) for n, p in opened if now - p.t <= MAX_HOP_GAP]
-        fits = [(p.score(hop), n, p) for n, p in opened if p.can_take(hop)]
-        if fits:
-            # the tie-break stays the packet number: the latest opened of equal scores
-            _, n, packet = max(fits, key=lambda fit: (fit[0], fit[1]))
-        else:
-            n, packet = count, _OpenPacket()
+    for hop in hops:
+        now = hop.t
+        still_open = []
+        best: _OpenPacket | None = None
+        best_score = (0, 0.0)
+        for packet in opened:
+            if now - packet.t > MAX_HOP_GAP:
+                continue
+            still_open.append(packet)
+            # a packet passes a hook once: most open packets of a tangled key (the SYN-ACKs of
+            # one listener) were logged at this hop's hook already, told apart without a call
+            if hop.prefix in packet.prefixes or not packet.can_take(hop):
+                continue
+            # the tie-break: the latest opened of equal scores (the last one scanned)
+            score = packet.score(hop)
+            if best is None or score >= best_score:
+                best, best_score = packet, score
+        opened = still_open
+        if best is None:
+            best = _OpenPacket(count)
             count += 1
-            opened.append((n, packet))
-        packet.take(hop)
-        assigned[row] = n
+            opened.append(best)
+        best.take(hop)
+        assigned.append(best.number)
     return assigned
 
 
@@ -431,12 +481,13 @@ def _join_across_hosts(
     0) from one container's port 80 matched another host's, and ~5% of three busy Docker
     hosts' connections took packets of the others (benchmarks/generate_fleet.py --stagger 0).
     """
-    # the columns read below, not the whole hop table, sorted
-    ordered = frame[[c for c in JOIN_COLUMNS if c in frame.columns]]
-    ordered = ordered.sort_values(["_segment", "_t", "_rank", "lineno"])
-    first = ordered.drop_duplicates("_segment", keep="first")
-    last = ordered.drop_duplicates("_segment", keep="last")
-    exits = last[last["out_iface"].notna()]
+    # each segment's first and last hop found on the sort columns, then only those rows taken
+    # of the columns read below (sorting the columns, then dropping duplicates, moved every
+    # hop's cells three times: half of this pass on a million hops)
+    read = frame[[c for c in JOIN_COLUMNS if c in frame.columns]]
+    first_rows, last_rows = _segment_ends(frame)
+    exits = read.take(last_rows[frame["out_iface"].notna().to_numpy()[last_rows]])
+    first = read.take(first_rows)
     entering = first["in_iface"].notna()
     ahead: dict[str, float] = {}
     several_hosts = first["host"].nunique() > 1
@@ -479,6 +530,22 @@ def _join_across_hosts(
     parent[entry] = links["_segment_exit"].to_numpy(dtype=np.int64)
     packet, leg = _roots_and_depths(parent)
     return packet, leg, ahead
+
+
+def _segment_ends(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of each segment's first and last hop (by time, hook rank and line), segments
+    in order of their number."""
+    order = np.lexsort(
+        (
+            frame["lineno"].to_numpy(dtype="float64", na_value=np.inf),
+            frame["_rank"].to_numpy(dtype="float64"),
+            frame["_t"].to_numpy(dtype="float64"),
+            frame["_segment"].to_numpy(),
+        )
+    )
+    segment = frame["_segment"].to_numpy()[order]
+    starts = np.r_[True, segment[1:] != segment[:-1]]
+    return order[starts], order[np.r_[starts[1:], True]]
 
 
 def _groups_of(hosts: pd.Series, links: frozenset[tuple[str, str]]) -> np.ndarray:
