@@ -12,6 +12,7 @@ as datasets: there the import is nothing beside the scan.)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class Where:
     """A boolean per row read (Arrow compute: no pandas)."""
     needs: tuple[str, ...] = ()
     """The columns ``test`` reads."""
+    address: Callable[[str], bool] | None = None
+    """When given, a selected row's ``src`` or ``dst`` is an address this holds for: a file
+    whose addresses (``FilePart.addresses``) have none is not read."""
 
 
 class Rows(Protocol):
@@ -109,11 +113,102 @@ class ParquetRows:
             stats = meta.column(self._column_index[name]).statistics
             if stats is None or not stats.has_min_max:
                 continue
-            if (lowest is not None and stats.max_raw < lowest) or (
-                highest is not None and stats.min_raw > highest
-            ):
+            if _apart((lowest, highest), (stats.min_raw, stats.max_raw)):
                 return False
         return True
+
+
+def _apart(wanted: tuple[int | None, int | None], held: tuple[int | None, int | None]) -> bool:
+    """Whether the range asked for and the range of values held (both ends included, None
+    open or unknown) cannot meet."""
+    (lowest, highest), (least, most) = wanted, held
+    return (lowest is not None and most is not None and most < lowest) or (
+        highest is not None and least is not None and least > highest
+    )
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a table stored as several (``PartitionedRows``), as the store's manifest
+    describes it: enough to tell, without opening it, that it cannot hold a row asked for."""
+
+    name: str
+    slice: int
+    """The files of one slice hold the table's rows between those of the slices before and
+    after it, in the table's order once merged by ``flow_n``."""
+    ranges: dict[str, tuple[int | None, int | None]]
+    """Per column, the least and most raw value held (None: unknown or only nulls)."""
+    addresses: frozenset[str] | None
+    """Every ``src`` and ``dst`` of its rows (None: not listed, too many)."""
+
+    def may_hold(self, where: Where) -> bool:
+        if any(
+            _apart((lowest, highest), self.ranges[name])
+            for name, lowest, highest in where.ranges
+            if name in self.ranges
+        ):
+            return False
+        return (
+            where.address is None
+            or self.addresses is None
+            or any(where.address(a) for a in self.addresses)
+        )
+
+
+class PartitionedRows:
+    """A table stored as several Parquet files, each sorted by ``flow_n`` as the whole table
+    is: the files whose manifest entry cannot hold a row asked for are not opened, the others
+    read by row group (``ParquetRows``) and merged, slice by slice, into the table's order."""
+
+    def __init__(self, parts: list[FilePart], open_: Callable[[str], ParquetRows]) -> None:
+        """``parts`` in slice order (at least one); ``open_`` opens a file by its name."""
+        self.parts = parts
+        self._open = open_
+        self._files: dict[str, ParquetRows] = {}
+
+    @property
+    def opened(self) -> list[str]:
+        """The files opened so far (what a question read of the store)."""
+        return list(self._files)
+
+    def read(self, columns: list[str] | None = None, where: Where | None = None) -> pa.Table:
+        parts = [self._slice(chosen, columns, where) for chosen in self._slices(where)]
+        if not parts:
+            return _select(self._rows(self.parts[0]).schema.empty_table(), columns)
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def batches(
+        self, columns: list[str] | None, where: Where | None, batch_size: int
+    ) -> Iterator[pa.Table]:
+        for chosen in self._slices(where):
+            if len(chosen) == 1:  # read a row group at a time, as one file is
+                yield from self._rows(chosen[0]).batches(columns, where, batch_size)
+                continue
+            rows = self._slice(chosen, columns, where)
+            for start in range(0, rows.num_rows, batch_size):
+                yield rows.slice(start, batch_size)
+
+    def _slices(self, where: Where | None) -> Iterator[list[FilePart]]:
+        chosen = [p for p in self.parts if where is None or p.may_hold(where)]
+        for _, same in itertools.groupby(chosen, key=lambda part: part.slice):
+            yield list(same)
+
+    def _slice(
+        self, chosen: list[FilePart], columns: list[str] | None, where: Where | None
+    ) -> pa.Table:
+        """The rows of one slice's files, in the table's order: by ``flow_n`` (each file's rows
+        keep theirs: the sort is stable), rows without one last."""
+        if len(chosen) == 1:
+            return self._rows(chosen[0]).read(columns, where)
+        read = columns if columns is None or "flow_n" in columns else [*columns, "flow_n"]
+        rows = pa.concat_tables([self._rows(part).read(read, where) for part in chosen])
+        order = pc.sort_indices(rows, sort_keys=[("flow_n", "ascending")], null_placement="at_end")
+        return _select(rows.take(order), columns)
+
+    def _rows(self, part: FilePart) -> ParquetRows:
+        if part.name not in self._files:
+            self._files[part.name] = self._open(part.name)
+        return self._files[part.name]
 
 
 class MemoryRows:
