@@ -41,6 +41,9 @@ class Where:
     address: Callable[[str], bool] | None = None
     """When given, a selected row's ``src`` or ``dst`` is an address this holds for: a file
     whose addresses (``FilePart.addresses``) have none is not read."""
+    partitions: frozenset[int] | None = None
+    """When given, the rows are in the files of these partitions (``FilePart.partition``:
+    where an earlier read found their connections); the other files are not read."""
 
 
 class Rows(Protocol):
@@ -54,6 +57,13 @@ class Rows(Protocol):
         self, columns: list[str] | None, where: Where | None, batch_size: int
     ) -> Iterator[pa.Table]:
         """``read``, at most ``batch_size`` rows at a time (memory follows the batch)."""
+        ...
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        """``read``, and the partitions of the files that held the rows (None: the table is
+        one file, or in memory)."""
         ...
 
 
@@ -92,6 +102,11 @@ class ParquetRows:
         for rows in self._groups(columns, where):
             for start in range(0, rows.num_rows, batch_size):
                 yield rows.slice(start, batch_size)
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        return self.read(columns, where), None
 
     def _groups(self, columns: list[str] | None, where: Where | None) -> Iterator[pa.Table]:
         """Each row group that may hold a selected row, its selected rows."""
@@ -133,6 +148,8 @@ class FilePart:
     describes it: enough to tell, without opening it, that it cannot hold a row asked for."""
 
     name: str
+    partition: int
+    """The flows file and the trace file of one partition hold the same connections."""
     slice: int
     """The files of one slice hold the table's rows between those of the slices before and
     after it, in the table's order once merged by ``flow_n``."""
@@ -142,6 +159,8 @@ class FilePart:
     """Every ``src`` and ``dst`` of its rows (None: not listed, too many)."""
 
     def may_hold(self, where: Where) -> bool:
+        if where.partitions is not None and self.partition not in where.partitions:
+            return False
         if any(
             _apart((lowest, highest), self.ranges[name])
             for name, lowest, highest in where.ranges
@@ -174,8 +193,26 @@ class PartitionedRows:
     def read(self, columns: list[str] | None = None, where: Where | None = None) -> pa.Table:
         parts = [self._slice(chosen, columns, where) for chosen in self._slices(where)]
         if not parts:
-            return _select(self._rows(self.parts[0]).schema.empty_table(), columns)
+            return self._empty(columns)
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        found: list[pa.Table] = []
+        partitions: set[int] = set()
+        for chosen in self._slices(where):
+            read = _with_flow_n(columns, chosen)
+            held = [(part, self._rows(part).read(read, where)) for part in chosen]
+            partitions.update(part.partition for part, rows in held if rows.num_rows)
+            found.append(_merged([rows for _, rows in held], columns))
+        if not found:
+            return self._empty(columns), frozenset()
+        return pa.concat_tables(found), frozenset(partitions)
+
+    def _empty(self, columns: list[str] | None) -> pa.Table:
+        """No rows, with the table's columns (from a file's footer)."""
+        return _select(self._rows(self.parts[0]).schema.empty_table(), columns)
 
     def batches(
         self, columns: list[str] | None, where: Where | None, batch_size: int
@@ -196,14 +233,9 @@ class PartitionedRows:
     def _slice(
         self, chosen: list[FilePart], columns: list[str] | None, where: Where | None
     ) -> pa.Table:
-        """The rows of one slice's files, in the table's order: by ``flow_n`` (each file's rows
-        keep theirs: the sort is stable), rows without one last."""
-        if len(chosen) == 1:
-            return self._rows(chosen[0]).read(columns, where)
-        read = columns if columns is None or "flow_n" in columns else [*columns, "flow_n"]
-        rows = pa.concat_tables([self._rows(part).read(read, where) for part in chosen])
-        order = pc.sort_indices(rows, sort_keys=[("flow_n", "ascending")], null_placement="at_end")
-        return _select(rows.take(order), columns)
+        """The rows of one slice's files, in the table's order (``_merged``)."""
+        read = _with_flow_n(columns, chosen)
+        return _merged([self._rows(part).read(read, where) for part in chosen], columns)
 
     def _rows(self, part: FilePart) -> ParquetRows:
         if part.name not in self._files:
@@ -229,6 +261,28 @@ class MemoryRows:
         rows = self.read(columns, where)
         for start in range(0, rows.num_rows, batch_size):
             yield rows.slice(start, batch_size)
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        return self.read(columns, where), None
+
+
+def _with_flow_n(columns: list[str] | None, chosen: list[FilePart]) -> list[str] | None:
+    """The columns to read of one slice's files: with ``flow_n`` when several are merged."""
+    if columns is None or len(chosen) == 1 or "flow_n" in columns:
+        return columns
+    return [*columns, "flow_n"]
+
+
+def _merged(tables: list[pa.Table], columns: list[str] | None) -> pa.Table:
+    """The rows of one slice's files (each sorted by ``flow_n``) in the table's order: by
+    ``flow_n`` (the sort is stable: each file's rows keep theirs), rows without one last."""
+    if len(tables) == 1:
+        return tables[0]
+    rows = pa.concat_tables(tables)
+    order = pc.sort_indices(rows, sort_keys=[("flow_n", "ascending")], null_placement="at_end")
+    return _select(rows.take(order), columns)
 
 
 def _with(columns: list[str], needs: tuple[str, ...]) -> list[str]:

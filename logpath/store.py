@@ -223,7 +223,7 @@ def _file_parts(named: Any) -> list[FilePart]:
         ValueError: anything else (a damaged manifest).
     """
     if isinstance(named, str):
-        return [FilePart(named, 0, {}, None)]
+        return [FilePart(named, 0, 0, {}, None)]
     if not isinstance(named, list) or not named:
         raise ValueError("assembly is not an object naming the assembled files")
     parts = []
@@ -236,13 +236,14 @@ def _file_parts(named: Any) -> list[FilePart]:
             addresses = entry["addresses"]
             part = FilePart(
                 entry["file"],
+                entry["partition"],
                 entry["slice"],
                 ranges,
                 None if addresses is None else frozenset(map(str, addresses)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ValueError(f"{entry!r} is not an assembled file's entry") from None
-        if not isinstance(part.name, str) or type(part.slice) is not int:
+        if not isinstance(part.name, str) or not type(part.slice) is type(part.partition) is int:
             raise ValueError(f"{entry!r} is not an assembled file's entry")
         parts.append(part)
     if [p.slice for p in parts] != sorted(p.slice for p in parts):
@@ -952,7 +953,7 @@ class StoreWriter:
                         compression="zstd",
                         row_group_size=row_group,
                     )
-                entries.append(_file_entry(kind, name, rows, slice_, hosts))
+                entries.append(_file_entry(kind, name, rows, number, slice_, hosts))
             assembly[kind] = entries
         self.manifest.assembly = assembly
 
@@ -1114,7 +1115,7 @@ def _hosts(rows: pa.Table) -> list[str]:
 
 
 def _file_entry(
-    kind: str, name: str, rows: pa.Table, slice_: int, hosts: list[str]
+    kind: str, name: str, rows: pa.Table, partition: int, slice_: int, hosts: list[str]
 ) -> dict[str, Any]:
     """The manifest's entry of an assembled table's file (read back by ``_file_parts``)."""
     ranges = {}
@@ -1136,6 +1137,7 @@ def _file_entry(
             addresses = sorted(found.to_pylist())
     return {
         "file": name,
+        "partition": partition,
         "slice": slice_,
         "hosts": hosts,
         "rows": rows.num_rows,
