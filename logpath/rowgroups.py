@@ -281,7 +281,7 @@ def _merged(tables: list[pa.Table], columns: list[str] | None) -> pa.Table:
     if len(tables) == 1:
         return tables[0]
     rows = pa.concat_tables(tables)
-    order = pc.sort_indices(rows, sort_keys=[("flow_n", "ascending")], null_placement="at_end")
+    order = pc.sort_indices(rows, sort_keys=[("flow_n", "ascending")])  # nulls at the end
     return _select(rows.take(order), columns)
 
 

@@ -1043,7 +1043,10 @@ class StoreWriter:
 
 
 # The assembled tables' files (``StoreWriter.add_assembled``): a slice of time holds the
-# connections whose first hop comes within SLICE_SECONDS of the slice's first; ...
+# connections whose first hop comes within SLICE_SECONDS of the slice's first, and at least
+# SLICE_HOPS hops (a trace row group: a smaller file costs an open more than the row groups it
+# lets a question skip). An hour is over the fleet's assembly window (40 min), so a 20-minute
+# question reads one or two slices of a group (benchmarks/results/partitions-latest.md).
 SLICE_SECONDS = 3600
 SLICE_HOPS = 65_536
 # The columns whose least and most value each file's manifest entry keeps: what the questions'
