@@ -93,7 +93,7 @@ class ParquetRows:
     def read(self, columns: list[str] | None = None, where: Where | None = None) -> pa.Table:
         parts = list(self._groups(columns, where))
         if not parts:
-            return _select(self.schema.empty_table(), columns)
+            return _select(_no_rows(self.schema), columns)
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
     def batches(
@@ -212,7 +212,7 @@ class PartitionedRows:
 
     def _empty(self, columns: list[str] | None) -> pa.Table:
         """No rows, with the table's columns (from a file's footer)."""
-        return _select(self._rows(self.parts[0]).schema.empty_table(), columns)
+        return _select(_no_rows(self._rows(self.parts[0]).schema), columns)
 
     def batches(
         self, columns: list[str] | None, where: Where | None, batch_size: int
@@ -266,6 +266,11 @@ class MemoryRows:
         self, columns: list[str] | None, where: Where | None
     ) -> tuple[pa.Table, frozenset[int] | None]:
         return self.read(columns, where), None
+
+
+def _no_rows(schema: pa.Schema) -> pa.Table:
+    """A table of no rows (``Schema.empty_table`` imports pandas)."""
+    return pa.Table.from_batches([], schema)
 
 
 def _with_flow_n(columns: list[str] | None, chosen: list[FilePart]) -> list[str] | None:

@@ -259,3 +259,33 @@ def test_hops_added_give_the_partitions_of_one_run(
         assert got == [{k: v for k, v in e.items() if k != "file"} for e in entries(once, kind)]
     for args in (["flows", "--all", "--json"], ["hops", "--json"]):
         assert output(twice, *args) == output(once, *args)
+
+
+@pytest.mark.parametrize(
+    "question", [["journey", "{id}", "--json"], ["flows", "--since", "{start}", "--until", "{end}"]]
+)
+def test_questions_of_several_files_import_no_pandas(
+    partitioned: Path, one_file: Path, question: list[str]
+) -> None:
+    """Files with none of the rows asked for give empty tables, and several files are merged:
+    neither brings back pandas' import (half a second) on the path of a question of a few rows
+    (tests/test_assembly.py holds the one-file questions to it)."""
+    flows = json.loads(output(one_file, "flows", "--all", "--json"))
+    flow = flows[len(flows) // 2]
+    start = datetime.fromisoformat(flow["first_seen"])
+    words = {
+        "id": flow["id"],
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=20)).isoformat(),
+    }
+    argv = ["logpath", *(w.format(**words) for w in question), "--store", str(partitioned)]
+    script = (
+        "import sys\n"
+        "from logpath.cli import main\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n    main()\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
+        "print('pandas' in sys.modules, file=sys.stderr)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "False", run.stderr
