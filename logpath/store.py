@@ -947,20 +947,42 @@ class StoreWriter:
                 slice_, hosts = (
                     partitions[number] if number < stray else (last_slice + 1, _hosts(rows))
                 )
-                name = f"{kind}-{self.run}-{number:05d}.parquet"
-                path = self.store.path / "assembled" / name
-                self._assembled.append(path)
-                with self._writing(path):
-                    pq.write_table(
-                        rows,
-                        _where(path),
-                        filesystem=_filesystem(path),
-                        compression="zstd",
-                        row_group_size=row_group,
-                    )
-                entries.append(_file_entry(kind, name, rows, number, slice_, hosts))
+                entry = _file_entry(kind, rows, number, slice_, hosts)
+                name = self._standing(kind, entry, rows) or self._written(
+                    f"{kind}-{self.run}-{number:05d}.parquet", rows, row_group
+                )
+                entries.append({"file": name, **entry})
             assembly[kind] = entries
         self.manifest.assembly = assembly
+
+    def _standing(self, kind: str, entry: dict[str, Any], rows: pa.Table) -> str | None:
+        """The committed file of ``kind`` that holds these rows already, if any: an ingest that
+        adds hops changes the partitions its hops reach, and the earlier ones stay as they are
+        (only a file whose entry is the same but for its name is read to be compared)."""
+        if not self.manifest.assembly or isinstance(self.manifest.assembly.get(kind), str):
+            return None
+        for held in self.manifest.assembly[kind]:
+            if {k: v for k, v in held.items() if k != "file"} != entry:
+                continue
+            path = self.store.path / "assembled" / held["file"]
+            with self.store._reading(str(path), folder="assembled"):
+                if pq.read_table(parquet_source(path)).equals(rows):
+                    return str(held["file"])
+        return None
+
+    def _written(self, name: str, rows: pa.Table, row_group: int) -> str:
+        """``rows`` written as the assembled file ``name`` of this run."""
+        path = self.store.path / "assembled" / name
+        self._assembled.append(path)
+        with self._writing(path):
+            pq.write_table(
+                rows,
+                _where(path),
+                filesystem=_filesystem(path),
+                compression="zstd",
+                row_group_size=row_group,
+            )
+        return name
 
     def add_rejected(self, rejected: list[Rejected]) -> None:
         if not rejected or self.failed:
@@ -1123,9 +1145,10 @@ def _hosts(rows: pa.Table) -> list[str]:
 
 
 def _file_entry(
-    kind: str, name: str, rows: pa.Table, partition: int, slice_: int, hosts: list[str]
+    kind: str, rows: pa.Table, partition: int, slice_: int, hosts: list[str]
 ) -> dict[str, Any]:
-    """The manifest's entry of an assembled table's file (read back by ``_file_parts``)."""
+    """The manifest's entry of an assembled table's file, but its name (read back by
+    ``_file_parts``)."""
     ranges = {}
     for column in FILE_RANGES[kind]:
         values = rows[column]
@@ -1144,7 +1167,6 @@ def _file_entry(
         if len(found) <= ADDRESSES_LISTED:
             addresses = sorted(found.to_pylist())
     return {
-        "file": name,
         "partition": partition,
         "slice": slice_,
         "hosts": hosts,

@@ -257,6 +257,9 @@ def test_hops_added_give_the_partitions_of_one_run(
     for kind in ("flows", "trace"):
         got = [{k: v for k, v in e.items() if k != "file"} for e in entries(twice, kind)]
         assert got == [{k: v for k, v in e.items() if k != "file"} for e in entries(once, kind)]
+        # the second run wrote the files its hops reached, and kept the first run's earlier ones
+        runs = [e["file"].split("-")[1] for e in entries(twice, kind)]
+        assert len(set(runs)) == 2 and runs[0] != runs[-1]
     for args in (["flows", "--all", "--json"], ["hops", "--json"]):
         assert output(twice, *args) == output(once, *args)
 
