@@ -8,6 +8,10 @@ nor an Arrow one into numpy or a timestamp (``python_columns``): Arrow's dataset
 those conversions, import pandas, and that import took half a second, more than the whole
 lookup. (A store's hop parts, scanned whole by ``logpath hops`` and by assembly, are still read
 as datasets: there the import is nothing beside the scan.)
+
+A table the store keeps as several files (``PartitionedRows``: a file per group of linked hosts
+and slice of time) is read the same way, file by file, and a file whose manifest entry
+(``FilePart``) rules out every row asked for is not opened at all.
 """
 
 from __future__ import annotations
