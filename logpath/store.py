@@ -948,7 +948,7 @@ class StoreWriter:
                     partitions[number] if number < stray else (last_slice + 1, _hosts(rows))
                 )
                 entry = _file_entry(kind, rows, number, slice_, hosts)
-                name = self._standing(kind, entry, rows) or self._written(
+                name = self._standing(kind, entry, rows) or self._write_assembled(
                     f"{kind}-{self.run}-{number:05d}.parquet", rows, row_group
                 )
                 entries.append({"file": name, **entry})
@@ -970,7 +970,7 @@ class StoreWriter:
                     return str(held["file"])
         return None
 
-    def _written(self, name: str, rows: pa.Table, row_group: int) -> str:
+    def _write_assembled(self, name: str, rows: pa.Table, row_group: int) -> str:
         """``rows`` written as the assembled file ``name`` of this run."""
         path = self.store.path / "assembled" / name
         self._assembled.append(path)
