@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, host_groups, learn_clocks, one_clock
@@ -54,7 +53,7 @@ from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
 from logpath.provenance import Provenance
 from logpath.rules import Ruleset
 from logpath.runtime import without_cyclic_gc
-from logpath.store import Store, StoreWriter, parquet_source, to_frame
+from logpath.store import Store, StoreWriter, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
@@ -163,7 +162,7 @@ def assemble_store(
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
         tables = {"flows": assembled.flows, "trace": assembled.trace}
-        writer.add_assembled(tables, kept, ROW_GROUP_ROWS)
+        writer.add_assembled(tables, kept, ROW_GROUP_ROWS, assembled.clocks.links)
     return assembled
 
 
@@ -286,11 +285,11 @@ def _stored_spans(
 
 
 def _stored_table(store: Store, kind: str) -> pa.Table:
-    """The store's assembled table ``kind``, whole (the caller has checked there is one)."""
-    path = store.assembled_path(kind)
-    assert path is not None
-    with store.reading(path):
-        return pq.read_table(parquet_source(path))
+    """The store's assembled table ``kind``, whole and in its order (the caller has checked
+    there is one)."""
+    rows = store.assembled_rows(kind)
+    assert rows is not None
+    return rows.read()
 
 
 def _clocks_agree(learned: Clocks, stored: Clocks) -> bool:

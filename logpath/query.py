@@ -95,6 +95,13 @@ class Tables:
         """``read``, a batch at a time."""
         return self._rows(kind).batches(columns, where, batch_size)
 
+    def locate(
+        self, kind: str, columns: list[str], where: Where
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        """``read``, and the partitions of the files that held the rows (``Rows.locate``): the
+        other table's rows of the same connections are in the same partitions."""
+        return self._rows(kind).locate(columns, where)
+
     def _rows(self, kind: str) -> Rows:
         return self.flows if kind == "flows" else self.trace
 
@@ -145,10 +152,19 @@ def store_clocks(store: Store) -> Clocks:
 def matching_flow_numbers(tables: Tables, query: FlowQuery) -> pa.Array | None:
     """The ``flow_n`` of the connections with a hop matching the query's hop filters, sorted
     (None when it has none: every connection)."""
+    found = _matching_flows(tables, query)
+    return None if found is None else found[0]
+
+
+def _matching_flows(
+    tables: Tables, query: FlowQuery
+) -> tuple[pa.Array, frozenset[int] | None] | None:
+    """``matching_flow_numbers``, and the partitions that hold those connections."""
     condition = query.hop_filter()
     if condition is None:
         return None
-    return _sorted(pc.unique(tables.read("trace", ["flow_n"], condition)["flow_n"]))
+    rows, partitions = tables.locate("trace", ["flow_n"], condition)
+    return _sorted(pc.unique(rows["flow_n"])), partitions
 
 
 def iter_flows(store: Store, query: FlowQuery) -> Iterator[Flow]:
@@ -174,10 +190,10 @@ def _flow_batches(
 ) -> Iterator[pa.Table]:
     """``flow_rows`` a batch (FLOW_BATCH rows read) at a time."""
     tables = assembled(store)
-    numbers = matching_flow_numbers(tables, query)
-    if numbers is not None and not len(numbers):
+    found = _matching_flows(tables, query)
+    if found is not None and not len(found[0]):
         return
-    condition = None if numbers is None else _numbered(numbers)
+    condition = None if found is None else _numbered(*found)
     kinds = NAT_CHOICES[query.nat] if query.nat is not None else None
     read = columns if columns is None or kinds is None or "nat" in columns else [*columns, "nat"]
     for rows in tables.batches("flows", read, condition, FLOW_BATCH):
@@ -197,13 +213,15 @@ def _translated(nat: pa.ChunkedArray, kinds: tuple[str, ...]) -> pa.Array:
     return arrow_array(found, pa.bool_()).take(pc.index_in(plain, value_set=distinct))
 
 
-def _numbered(numbers: pa.Array) -> Where:
-    """Rows whose ``flow_n`` is one of ``numbers`` (sorted): the tables are sorted by
-    ``flow_n``, so the range leaves only the row groups that hold them."""
+def _numbered(numbers: pa.Array, partitions: frozenset[int] | None = None) -> Where:
+    """Rows whose ``flow_n`` is one of ``numbers`` (sorted), in the files of ``partitions``
+    (where they were found; None: anywhere): the tables are sorted by ``flow_n``, so the range
+    leaves only the row groups that hold them."""
     return Where(
         ranges=(("flow_n", numbers[0].as_py(), numbers[-1].as_py()),),
         test=lambda rows: pc.is_in(rows["flow_n"], value_set=numbers),
         needs=("flow_n",),
+        partitions=partitions,
     )
 
 
@@ -245,27 +263,29 @@ def traced_hops(store: Store, flows: list[Flow], columns: list[str] | None = Non
 
     tables = assembled(store)
     wanted = columns or TRACE_SCHEMA.names
-    numbers = _flow_numbers(tables, [flow.id for flow in flows])
+    numbers, partitions = _flow_numbers(tables, [flow.id for flow in flows])
     if not len(numbers):
         return to_frame(pa.schema([TRACE_SCHEMA.field(c) for c in wanted]).empty_table())
-    return to_frame(tables.read("trace", wanted, _numbered(numbers)))
+    return to_frame(tables.read("trace", wanted, _numbered(numbers, partitions)))
 
 
-def _flow_numbers(tables: Tables, ids: list[str]) -> pa.Array:
-    """The ``flow_n`` of these flow ids, sorted."""
+def _flow_numbers(tables: Tables, ids: list[str]) -> tuple[pa.Array, frozenset[int] | None]:
+    """The ``flow_n`` of these flow ids, sorted, and the partitions that hold them."""
     if not ids:
-        return arrow_array([], pa.int64())
-    return _sorted(tables.read("flows", ["flow_n"], _with_id(ids))["flow_n"])
+        return arrow_array([], pa.int64()), frozenset()
+    found, partitions = tables.locate("flows", ["flow_n"], _with_id(ids))
+    return _sorted(found["flow_n"]), partitions
 
 
-def _numbers_by_prefix(tables: Tables, prefix: str) -> pa.Array:
+def _numbers_by_prefix(tables: Tables, prefix: str) -> tuple[pa.Array, frozenset[int] | None]:
     """The ``flow_n`` of the one flow whose id starts with ``prefix`` (as git takes a commit's
-    short hash: ``3f5d7f1cd6`` for ``3f5d7f1cd6-55148``); none when no id does.
+    short hash: ``3f5d7f1cd6`` for ``3f5d7f1cd6-55148``), none when no id does, and the
+    partition that holds it.
 
     Raises:
         UsageError: several flows' ids start with it (some of them named).
     """
-    found = tables.read(
+    found, partitions = tables.locate(
         "flows",
         ["flow_n", "id"],
         Where(test=lambda rows: pc.starts_with(rows["id"], pattern=prefix), needs=("id",)),
@@ -277,7 +297,7 @@ def _numbers_by_prefix(tables: Tables, prefix: str) -> pa.Array:
             f"flow id {prefix!r} is ambiguous: {len(ids):,} flows start with it ({shown}); "
             "give more of it"
         )
-    return _sorted(found["flow_n"])
+    return _sorted(found["flow_n"]), partitions
 
 
 def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journey:
@@ -292,13 +312,13 @@ def load_journey(store: Store, flow_id: str, packet: int | None = None) -> Journ
     tables = assembled(store)
     # the id's number first, from two columns; then its row and its hops, from the one row
     # group of each table the statistics of the sorted ``flow_n`` leave
-    numbers = _flow_numbers(tables, [flow_id]) if flow_id else arrow_array([], pa.int64())
+    numbers, partitions = _flow_numbers(tables, [flow_id] if flow_id else [])
     if not len(numbers) and flow_id:
-        numbers = _numbers_by_prefix(tables, flow_id)
+        numbers, partitions = _numbers_by_prefix(tables, flow_id)
     if not len(numbers):
         raise NotFoundError(f"no flow {flow_id!r} in the store (see `logpath flows`)")
-    (flow,) = flows_from_table(tables.read("flows", where=_numbered(numbers)))
-    traced = tables.read("trace", where=_numbered(numbers))
+    (flow,) = flows_from_table(tables.read("flows", where=_numbered(numbers, partitions)))
+    traced = tables.read("trace", where=_numbered(numbers, partitions))
     (journey,) = journeys_from_rows(python_rows(traced), [flow])
     return only_packet(journey, packet)
 

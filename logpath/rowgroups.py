@@ -8,10 +8,15 @@ nor an Arrow one into numpy or a timestamp (``python_columns``): Arrow's dataset
 those conversions, import pandas, and that import took half a second, more than the whole
 lookup. (A store's hop parts, scanned whole by ``logpath hops`` and by assembly, are still read
 as datasets: there the import is nothing beside the scan.)
+
+A table the store keeps as several files (``PartitionedRows``: a file per group of linked hosts
+and slice of time) is read the same way, file by file, and a file whose manifest entry
+(``FilePart``) rules out every row asked for is not opened at all.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -37,6 +42,12 @@ class Where:
     """A boolean per row read (Arrow compute: no pandas)."""
     needs: tuple[str, ...] = ()
     """The columns ``test`` reads."""
+    address: Callable[[str], bool] | None = None
+    """When given, a selected row's ``src`` or ``dst`` is an address this holds for: a file
+    whose addresses (``FilePart.addresses``) have none is not read."""
+    partitions: frozenset[int] | None = None
+    """When given, the rows are in the files of these partitions (``FilePart.partition``:
+    where an earlier read found their connections); the other files are not read."""
 
 
 class Rows(Protocol):
@@ -50,6 +61,13 @@ class Rows(Protocol):
         self, columns: list[str] | None, where: Where | None, batch_size: int
     ) -> Iterator[pa.Table]:
         """``read``, at most ``batch_size`` rows at a time (memory follows the batch)."""
+        ...
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        """``read``, and the partitions of the files that held the rows (None: the table is
+        one file, or in memory)."""
         ...
 
 
@@ -79,7 +97,7 @@ class ParquetRows:
     def read(self, columns: list[str] | None = None, where: Where | None = None) -> pa.Table:
         parts = list(self._groups(columns, where))
         if not parts:
-            return _select(self.schema.empty_table(), columns)
+            return _select(_no_rows(self.schema), columns)
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
     def batches(
@@ -88,6 +106,11 @@ class ParquetRows:
         for rows in self._groups(columns, where):
             for start in range(0, rows.num_rows, batch_size):
                 yield rows.slice(start, batch_size)
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        return self.read(columns, where), None
 
     def _groups(self, columns: list[str] | None, where: Where | None) -> Iterator[pa.Table]:
         """Each row group that may hold a selected row, its selected rows."""
@@ -109,11 +132,119 @@ class ParquetRows:
             stats = meta.column(self._column_index[name]).statistics
             if stats is None or not stats.has_min_max:
                 continue
-            if (lowest is not None and stats.max_raw < lowest) or (
-                highest is not None and stats.min_raw > highest
-            ):
+            if _apart((lowest, highest), (stats.min_raw, stats.max_raw)):
                 return False
         return True
+
+
+def _apart(wanted: tuple[int | None, int | None], held: tuple[int | None, int | None]) -> bool:
+    """Whether the range asked for and the range of values held (both ends included, None
+    open or unknown) cannot meet."""
+    (lowest, highest), (least, most) = wanted, held
+    return (lowest is not None and most is not None and most < lowest) or (
+        highest is not None and least is not None and least > highest
+    )
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a table stored as several (``PartitionedRows``), as the store's manifest
+    describes it: enough to tell, without opening it, that it cannot hold a row asked for."""
+
+    name: str
+    partition: int
+    """The flows file and the trace file of one partition hold the same connections."""
+    slice: int
+    """The files of one slice hold the table's rows between those of the slices before and
+    after it, in the table's order once merged by ``flow_n``."""
+    ranges: dict[str, tuple[int | None, int | None]]
+    """Per column, the least and most raw value held (None: unknown or only nulls)."""
+    addresses: frozenset[str] | None
+    """Every ``src`` and ``dst`` of its rows (None: not listed, too many)."""
+
+    def may_hold(self, where: Where) -> bool:
+        if where.partitions is not None and self.partition not in where.partitions:
+            return False
+        if any(
+            _apart((lowest, highest), self.ranges[name])
+            for name, lowest, highest in where.ranges
+            if name in self.ranges
+        ):
+            return False
+        return (
+            where.address is None
+            or self.addresses is None
+            or any(where.address(a) for a in self.addresses)
+        )
+
+
+class PartitionedRows:
+    """A table stored as several Parquet files, each sorted by ``flow_n`` as the whole table
+    is: the files whose manifest entry cannot hold a row asked for are not opened, the others
+    read by row group (``ParquetRows``) and merged, slice by slice, into the table's order."""
+
+    def __init__(self, parts: list[FilePart], open_: Callable[[str], ParquetRows]) -> None:
+        """``parts`` in slice order (at least one); ``open_`` opens a file by its name."""
+        self.parts = parts
+        self._open = open_
+        self._files: dict[str, ParquetRows] = {}
+
+    @property
+    def opened(self) -> list[str]:
+        """The files opened so far (what a question read of the store)."""
+        return list(self._files)
+
+    def read(self, columns: list[str] | None = None, where: Where | None = None) -> pa.Table:
+        parts = [self._slice(chosen, columns, where) for chosen in self._slices(where)]
+        if not parts:
+            return self._empty(columns)
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        found: list[pa.Table] = []
+        partitions: set[int] = set()
+        for chosen in self._slices(where):
+            read = _with_flow_n(columns, chosen)
+            held = [(part, self._rows(part).read(read, where)) for part in chosen]
+            partitions.update(part.partition for part, rows in held if rows.num_rows)
+            found.append(_merged([rows for _, rows in held], columns))
+        if not found:
+            return self._empty(columns), frozenset()
+        return pa.concat_tables(found), frozenset(partitions)
+
+    def _empty(self, columns: list[str] | None) -> pa.Table:
+        """No rows, with the table's columns (from a file's footer)."""
+        return _select(_no_rows(self._rows(self.parts[0]).schema), columns)
+
+    def batches(
+        self, columns: list[str] | None, where: Where | None, batch_size: int
+    ) -> Iterator[pa.Table]:
+        for chosen in self._slices(where):
+            if len(chosen) == 1:  # read a row group at a time, as one file is
+                yield from self._rows(chosen[0]).batches(columns, where, batch_size)
+                continue
+            rows = self._slice(chosen, columns, where)
+            for start in range(0, rows.num_rows, batch_size):
+                yield rows.slice(start, batch_size)
+
+    def _slices(self, where: Where | None) -> Iterator[list[FilePart]]:
+        chosen = [p for p in self.parts if where is None or p.may_hold(where)]
+        for _, same in itertools.groupby(chosen, key=lambda part: part.slice):
+            yield list(same)
+
+    def _slice(
+        self, chosen: list[FilePart], columns: list[str] | None, where: Where | None
+    ) -> pa.Table:
+        """The rows of one slice's files, in the table's order (``_merged``)."""
+        read = _with_flow_n(columns, chosen)
+        return _merged([self._rows(part).read(read, where) for part in chosen], columns)
+
+    def _rows(self, part: FilePart) -> ParquetRows:
+        if part.name not in self._files:
+            self._files[part.name] = self._open(part.name)
+        return self._files[part.name]
 
 
 class MemoryRows:
@@ -134,6 +265,33 @@ class MemoryRows:
         rows = self.read(columns, where)
         for start in range(0, rows.num_rows, batch_size):
             yield rows.slice(start, batch_size)
+
+    def locate(
+        self, columns: list[str] | None, where: Where | None
+    ) -> tuple[pa.Table, frozenset[int] | None]:
+        return self.read(columns, where), None
+
+
+def _no_rows(schema: pa.Schema) -> pa.Table:
+    """A table of no rows (``Schema.empty_table`` imports pandas)."""
+    return pa.Table.from_batches([], schema)
+
+
+def _with_flow_n(columns: list[str] | None, chosen: list[FilePart]) -> list[str] | None:
+    """The columns to read of one slice's files: with ``flow_n`` when several are merged."""
+    if columns is None or len(chosen) == 1 or "flow_n" in columns:
+        return columns
+    return [*columns, "flow_n"]
+
+
+def _merged(tables: list[pa.Table], columns: list[str] | None) -> pa.Table:
+    """The rows of one slice's files (each sorted by ``flow_n``) in the table's order: by
+    ``flow_n`` (the sort is stable: each file's rows keep theirs), rows without one last."""
+    if len(tables) == 1:
+        return tables[0]
+    rows = pa.concat_tables(tables)
+    order = pc.sort_indices(rows, sort_keys=[("flow_n", "ascending")])  # nulls at the end
+    return _select(rows.take(order), columns)
 
 
 def _with(columns: list[str], needs: tuple[str, ...]) -> list[str]:

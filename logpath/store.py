@@ -7,7 +7,8 @@ Layout::
     DIR/rejected/*.parquet the rejected lines of each run
     DIR/assembled/         connections assembled from all the hops (``logpath.assembly``):
                            flows-*.parquet (one row per connection) and trace-*.parquet (every
-                           hop with its hook, packet, connection and fate), sorted by flow
+                           hop with its hook, packet, connection and fate), sorted by flow, a
+                           file per group of linked hosts and slice of time (``add_assembled``)
     DIR/lock               held (flock) by the one writer
 
 A run writes its parts under new names and then replaces manifest.json in one ``os.replace``:
@@ -48,6 +49,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
 import platformdirs
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,7 +64,16 @@ from logpath.netfilter import (
     logged_protocol_value,
 )
 from logpath.objectstore import StoreURL, check_reachable, is_url, locked, oneline, unreachable
-from logpath.rowgroups import EPOCH, ParquetRows, Where, arrow_array, arrow_scalar
+from logpath.rowgroups import (
+    EPOCH,
+    FilePart,
+    ParquetRows,
+    PartitionedRows,
+    Rows,
+    Where,
+    arrow_array,
+    arrow_scalar,
+)
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
 # question that reads a few rows of the assembled tables (``ParquetRows``) should not wait half
@@ -136,8 +147,10 @@ class Manifest:
     skipped: dict[str, int] = field(default_factory=dict)
     ruleset: dict[str, Any] | None = None
     assembly: dict[str, Any] | None = None
-    """What ``logpath.assembly`` built from ``parts``: its file names under ``assembled/``
-    (``flows``, ``trace``) and what it depended on (``logpath.assembly.Provenance``)."""
+    """What ``logpath.assembly`` built from ``parts``: its files under ``assembled/`` (per
+    table, ``flows`` and ``trace``, a list of file entries, ``StoreWriter.add_assembled``; a
+    store written before names one file) and what it depended on
+    (``logpath.assembly.Provenance``)."""
 
     @classmethod
     def load(cls, path: StorePath) -> Manifest:
@@ -174,11 +187,11 @@ class Manifest:
             raise ValueError("parts and rejected_parts are not lists")
         if not isinstance(manifest.skipped, dict):
             raise ValueError("skipped is not an object")
-        if manifest.assembly is not None and not (
-            isinstance(manifest.assembly, dict)
-            and all(isinstance(manifest.assembly.get(k), str) for k in ASSEMBLED)
-        ):
-            raise ValueError("assembly is not an object naming the assembled files")
+        if manifest.assembly is not None:
+            if not isinstance(manifest.assembly, dict):
+                raise ValueError("assembly is not an object naming the assembled files")
+            for kind in ASSEMBLED:
+                _file_parts(manifest.assembly.get(kind))  # raises on anything else
         for name in [*manifest.parts, *manifest.rejected_parts, *_assembled(manifest)]:
             # a name, not a path: a manifest never makes logpath read outside the store
             if not isinstance(name, str) or Path(name).name != name or name in ("", "..", "."):
@@ -198,7 +211,50 @@ def _assembled(manifest: Manifest) -> list[str]:
     """The files under ``assembled/`` the manifest names."""
     if not manifest.assembly:
         return []
-    return [manifest.assembly[kind] for kind in ASSEMBLED]
+    return [part.name for kind in ASSEMBLED for part in _file_parts(manifest.assembly[kind])]
+
+
+def _file_parts(named: Any) -> list[FilePart]:
+    """The files of one assembled table as the manifest names them: a list of entries
+    (``StoreWriter.add_assembled``), or one file's name (a store written before them, whose
+    file no entry describes: it is read whole, row groups skipped by their statistics).
+
+    Raises:
+        ValueError: anything else (a damaged manifest).
+    """
+    if isinstance(named, str):
+        return [FilePart(named, 0, 0, {}, None)]
+    if not isinstance(named, list) or not named:
+        raise ValueError("assembly is not an object naming the assembled files")
+    parts = []
+    for entry in named:
+        try:
+            ranges = {
+                str(column): (_raw(lowest), _raw(highest))
+                for column, (lowest, highest) in entry["ranges"].items()
+            }
+            addresses = entry["addresses"]
+            part = FilePart(
+                entry["file"],
+                entry["partition"],
+                entry["slice"],
+                ranges,
+                None if addresses is None else frozenset(map(str, addresses)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"{entry!r} is not an assembled file's entry") from None
+        if not isinstance(part.name, str) or not type(part.slice) is type(part.partition) is int:
+            raise ValueError(f"{entry!r} is not an assembled file's entry")
+        parts.append(part)
+    if [p.slice for p in parts] != sorted(p.slice for p in parts):
+        raise ValueError("the assembled files are not in the order of their slices")
+    return parts
+
+
+def _raw(value: Any) -> int | None:
+    if value is not None and type(value) is not int:
+        raise ValueError(f"{value!r} is not a column's raw value")
+    return value
 
 
 class Store:
@@ -556,28 +612,21 @@ class Store:
             self._opened = (files, dataset)
         return self._opened[1]
 
-    def assembled_path(self, kind: str) -> StorePath | None:
-        """The file of the assembled table ``kind`` the manifest names (None without one)."""
+    def assembled_rows(self, kind: str) -> Rows | None:
+        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest, to read
+        by row group, only the files that can hold the rows asked for opened; None when the
+        store has none yet (written by an older logpath). Whether it is current is for
+        ``logpath.assembly`` to say (``Manifest.assembly`` holds what it was built from)."""
         manifest = self.require()
         if not manifest.assembly:
             return None
-        return self.path / "assembled" / str(manifest.assembly[kind])
+        parts = _file_parts(manifest.assembly[kind])
+        if len(parts) == 1 and not parts[0].ranges:
+            return self._assembled_file(parts[0].name)  # one file, no entry: as it was written
+        return PartitionedRows(parts, self._assembled_file)
 
-    @contextmanager
-    def reading(self, path: StorePath) -> Iterator[None]:
-        """Damage found while decoding ``path`` (a file of this store) as a StoreError
-        naming it."""
-        with self._reading(str(path)):
-            yield
-
-    def assembled_rows(self, kind: str) -> ParquetRows | None:
-        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest, to read
-        by row group, or None when the store has none yet (written by an older logpath).
-        Whether it is current is for ``logpath.assembly`` to say (``Manifest.assembly`` holds
-        what it was built from)."""
-        path = self.assembled_path(kind)
-        if path is None:
-            return None
+    def _assembled_file(self, name: str) -> ParquetRows:
+        path = self.path / "assembled" / name
         return ParquetRows(
             path,
             guard=lambda: self._reading(str(path), folder="assembled"),
@@ -864,25 +913,95 @@ class StoreWriter:
         ).cast(schema)
 
     def add_assembled(
-        self, tables: dict[str, pa.Table], provenance: dict[str, Any], row_group: int
+        self,
+        tables: dict[str, pa.Table],
+        provenance: dict[str, Any],
+        row_group: int,
+        links: frozenset[tuple[str, str]] | None,
     ) -> None:
-        """Write the assembled tables (``ASSEMBLED``), named in the manifest at commit."""
+        """Write the assembled tables (``ASSEMBLED``: ``flows``, row i connection i, and
+        ``trace``, sorted by connection), named in the manifest at commit.
+
+        Each table is written as a file per group of hosts ``links`` joins (``clocks.host_groups``:
+        hosts in two groups share no connection) and slice of time (``SLICE_SECONDS`` of the
+        connections' first hops), its rows in the table's order; the hops of no connection in a
+        file of their own, last. The manifest's entry of each file says what a question needs to
+        skip it: its slice, hosts and rows, the range of ``FILE_RANGES``' columns, and the
+        addresses its hops are from or to (when there are at most ``ADDRESSES_LISTED``).
+        """
         if self.failed:
             return
         assembly = dict(provenance)
+        flows, trace = tables["flows"], tables["trace"]
+        flow_n = pc.fill_null(trace["flow_n"], -1).to_numpy()
+        hops = np.bincount(flow_n[flow_n >= 0], minlength=flows.num_rows)
+        flow_part, partitions = _flow_partitions(flows, hops, links)
+        # rows of no connection go past every partition, in a file of their own
+        stray = len(partitions)
+        last_slice = partitions[-1][0] if partitions else -1
+        rows_part = {
+            "flows": flow_part,
+            "trace": np.where(flow_n >= 0, flow_part[np.maximum(flow_n, 0)], stray)
+            if len(flow_part)
+            else np.full(len(flow_n), stray),
+        }
         for kind in ASSEMBLED:
-            path = self.store.path / "assembled" / f"{kind}-{self.run}.parquet"
-            self._assembled.append(path)
-            with self._writing(path):
-                pq.write_table(
-                    tables[kind],
-                    _where(path),
-                    filesystem=_filesystem(path),
-                    compression="zstd",
-                    row_group_size=row_group,
+            table, part = tables[kind], rows_part[kind]
+            order = np.argsort(part, kind="stable")
+            # one group: each file a run of the table's rows, else taken a file at a time (a
+            # copy of the whole trace, sorted, held 0.3 GB more at the ingest of 800,000 hops)
+            contiguous = np.array_equal(order, np.arange(len(order)))
+            numbers, starts = np.unique(part[order], return_index=True)
+            if not len(numbers):  # no rows: one empty file, that the table is there
+                numbers, starts = np.zeros(1, np.int64), np.zeros(1, np.int64)
+            entries = []
+            for number, start, end in zip(
+                numbers.tolist(), starts.tolist(), [*starts[1:].tolist(), len(part)], strict=True
+            ):
+                rows = (
+                    table.slice(start, end - start)
+                    if contiguous
+                    else table.take(pa.array(order[start:end]))
                 )
-            assembly[kind] = path.name
+                slice_, hosts = (
+                    partitions[number] if number < stray else (last_slice + 1, _hosts(rows))
+                )
+                entry = _file_entry(kind, rows, number, slice_, hosts)
+                name = self._standing(kind, entry, rows) or self._write_assembled(
+                    f"{kind}-{self.run}-{number:05d}.parquet", rows, row_group
+                )
+                entries.append({"file": name, **entry})
+            assembly[kind] = entries
         self.manifest.assembly = assembly
+
+    def _standing(self, kind: str, entry: dict[str, Any], rows: pa.Table) -> str | None:
+        """The committed file of ``kind`` that holds these rows already, if any: an ingest that
+        adds hops changes the partitions its hops reach, and the earlier ones stay as they are
+        (only a file whose entry is the same but for its name is read to be compared)."""
+        if not self.manifest.assembly or isinstance(self.manifest.assembly.get(kind), str):
+            return None
+        for held in self.manifest.assembly[kind]:
+            if {k: v for k, v in held.items() if k != "file"} != entry:
+                continue
+            path = self.store.path / "assembled" / held["file"]
+            with self.store._reading(str(path), folder="assembled"):
+                if pq.read_table(parquet_source(path)).equals(rows):
+                    return str(held["file"])
+        return None
+
+    def _write_assembled(self, name: str, rows: pa.Table, row_group: int) -> str:
+        """``rows`` written as the assembled file ``name`` of this run."""
+        path = self.store.path / "assembled" / name
+        self._assembled.append(path)
+        with self._writing(path):
+            pq.write_table(
+                rows,
+                _where(path),
+                filesystem=_filesystem(path),
+                compression="zstd",
+                row_group_size=row_group,
+            )
+        return name
 
     def add_rejected(self, rejected: list[Rejected]) -> None:
         if not rejected or self.failed:
@@ -967,6 +1086,113 @@ class StoreWriter:
             with suppress(OSError):
                 (root / MANIFEST).with_suffix(".tmp").unlink(missing_ok=True)
         return False
+
+
+# The assembled tables' files (``StoreWriter.add_assembled``): a slice of time holds the
+# connections whose first hop comes within SLICE_SECONDS of the slice's first, and at least
+# SLICE_HOPS hops (a trace row group: a smaller file costs an open more than the row groups it
+# lets a question skip). An hour is over the fleet's assembly window (40 min), so a 20-minute
+# question reads one or two slices of a group (benchmarks/results/partitions-latest.md).
+SLICE_SECONDS = 3600
+SLICE_HOPS = 65_536
+# The columns whose least and most value each file's manifest entry keeps: what the questions'
+# ranges are over (``flow_n`` for a journey and the connections a filter found, ``ts`` for
+# ``--since``/``--until``), and the time the connections span.
+FILE_RANGES = {"flows": ("flow_n", "first_seen", "last_seen"), "trace": ("flow_n", "ts")}
+# A trace file's entry lists its hops' addresses (for ``--host``) when it has at most this
+# many (~15 bytes of manifest each): a replayed Docker host's containers and clients are 260; a
+# server facing the internet has too many, and its files are then read for any address.
+ADDRESSES_LISTED = 1024
+
+
+def _flow_partitions(
+    flows: pa.Table, hops: np.ndarray, links: frozenset[tuple[str, str]] | None
+) -> tuple[np.ndarray, list[tuple[int, list[str]]]]:
+    """Per connection (row i connection i, with ``hops[i]`` hops in the trace), the number of
+    its file: files numbered by slice of time (``_slices``), then by group of hosts; and per
+    file number, its slice and its group's hosts. One group when the links were not learned,
+    or when a connection names no host (as the fleet's windows, ``fleet._host_groups``)."""
+    from logpath.clocks import host_groups
+
+    if not flows.num_rows:
+        return np.zeros(0, np.int64), []
+    slices = _slices(flows["first_seen"], hops)
+    hosts = flows["hosts"].combine_chunks()
+    named = pc.list_flatten(hosts)
+    lengths = pc.fill_null(pc.list_value_length(hosts), 0).to_numpy()
+    members: dict[int, set[str]] = {}
+    if links is None or named.null_count or (lengths == 0).any():
+        group = np.zeros(flows.num_rows, np.int64)
+        members[0] = set(named.drop_null().to_pylist())
+    else:
+        encoded = pc.dictionary_encode(pc.list_element(hosts, 0))
+        names = encoded.dictionary.to_pylist()
+        of_name = np.array(host_groups(names, links), np.int64)
+        group = of_name[encoded.indices.to_numpy(zero_copy_only=False)]
+        for number, name in zip(np.repeat(group, lengths).tolist(), named.to_pylist(), strict=True):
+            members.setdefault(number, set()).add(name)
+    groups = int(group.max()) + 1
+    keys, part = np.unique(slices * groups + group, return_inverse=True)
+    partitions = [(int(key) // groups, sorted(members[int(key) % groups])) for key in keys]
+    return part.astype(np.int64), partitions
+
+
+def _slices(first_seen: pa.ChunkedArray, hops: np.ndarray) -> np.ndarray:
+    """Per connection, its slice of time: a slice starts with a connection, and the next one
+    with the first connection that starts SLICE_SECONDS after it once the slice holds
+    SLICE_HOPS hops (of every group)."""
+    first = pc.fill_null_backward(pc.fill_null_forward(first_seen.cast(pa.int64())))
+    # connections are numbered by their first hop on the one clock, and ``first_seen`` is its
+    # host's wall clock: the running maximum keeps each slice a run of connection numbers
+    reached = np.maximum.accumulate(pc.fill_null(first, 0).to_numpy())
+    held = np.cumsum(hops)  # the hops of connections 0..i
+    starts = [0]
+    while starts[-1] < len(reached):
+        start = starts[-1]
+        later = int(np.searchsorted(reached, reached[start] + SLICE_SECONDS * 1_000_000))
+        fuller = int(np.searchsorted(held, held[start] - hops[start] + SLICE_HOPS))
+        starts.append(max(later, fuller + 1))
+    found: np.ndarray = np.searchsorted(starts, np.arange(len(reached)), side="right") - 1
+    return found
+
+
+def _hosts(rows: pa.Table) -> list[str]:
+    """The hosts of these trace rows (of an empty table, none: it may be the flows')."""
+    if not rows.num_rows:
+        return []
+    return sorted(h for h in pc.unique(rows["host"].cast(pa.string())).to_pylist() if h is not None)
+
+
+def _file_entry(
+    kind: str, rows: pa.Table, partition: int, slice_: int, hosts: list[str]
+) -> dict[str, Any]:
+    """The manifest's entry of an assembled table's file, but its name (read back by
+    ``_file_parts``)."""
+    ranges = {}
+    for column in FILE_RANGES[kind]:
+        values = rows[column]
+        if pa.types.is_timestamp(values.type):
+            values = values.cast(pa.int64())
+        extent = pc.min_max(values)
+        ranges[column] = [extent["min"].as_py(), extent["max"].as_py()]
+    addresses = None
+    if kind == "trace":  # ``--host`` is a filter of the trace's hops
+        found = pc.unique(
+            pa.chunked_array(
+                [*rows["src"].cast(pa.string()).chunks, *rows["dst"].cast(pa.string()).chunks],
+                pa.string(),
+            )
+        ).drop_null()
+        if len(found) <= ADDRESSES_LISTED:
+            addresses = sorted(found.to_pylist())
+    return {
+        "partition": partition,
+        "slice": slice_,
+        "hosts": hosts,
+        "rows": rows.num_rows,
+        "ranges": ranges,
+        "addresses": addresses,
+    }
 
 
 def write_hops_part(location: str, name: str, hops: pa.Table) -> None:
@@ -1137,7 +1363,21 @@ class HopFilter:
             if isinstance(v, datetime)
         )
         needs = tuple(dict.fromkeys(c for cs, _, _ in self.terms for c in cs))
-        return Where(ranges, test, needs)
+        return Where(ranges, test, needs, self._address())
+
+    def _address(self) -> Callable[[str], bool] | None:
+        """What a hop's ``src`` or ``dst`` must be (``--host``), as a test of one address: a
+        file none of whose addresses passes holds no hop asked for."""
+        for columns, op, value in self.terms:
+            if columns != ("src", "dst"):
+                continue
+            if op == "==":
+                return functools.partial(operator.eq, value)
+            if op == "in":
+                return functools.partial(operator.contains, value)
+            if op == "in-network":
+                return functools.partial(_within, value)
+        return None
 
 
 # Columns the hop parts may hold dictionary-encoded: compared as their text.
@@ -1215,6 +1455,10 @@ def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise UsageError(
             f"--host {text!r} is not an IPv4 or IPv6 network (10.77.0.0/24, fd00::/64)"
         ) from None
+
+
+def _within(network: ipaddress.IPv4Network | ipaddress.IPv6Network, address: str) -> bool:
+    return _in_network(address, network)
 
 
 def _in_network(address: str, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:

@@ -51,9 +51,9 @@ def reassembled(store: Store, chunk_hops: int = logpath.assembly.CHUNK_HOPS) -> 
 
 
 def stored(store: Store, kind: str) -> pa.Table:
-    path = store.assembled_path(kind)
-    assert path is not None
-    return pq.read_table(path)
+    rows = store.assembled_rows(kind)
+    assert rows is not None
+    return rows.read()
 
 
 def by_line(trace: pa.Table) -> list[dict[str, Any]]:

@@ -114,9 +114,11 @@ def _part(store: Path, folder: str = "hops") -> Path:
 
 
 def _assembled(store: Path, kind: str) -> Path:
-    """The assembled table ``kind`` ("flows" or "trace") the manifest names."""
+    """The file of the assembled table ``kind`` ("flows" or "trace") the manifest names (the
+    seed's one host, over minutes: one file)."""
     manifest = json.loads((store / "manifest.json").read_text())
-    return store / "assembled" / manifest["assembly"][kind]
+    (entry,) = manifest["assembly"][kind]
+    return store / "assembled" / entry["file"]
 
 
 def _write_manifest(text: str) -> Callable[[Path], Path]:

@@ -219,6 +219,18 @@ def test_ingest_and_flows_on_a_local_cluster_print_what_they_print_here(
     assert all(re.fullmatch(r"hops-[0-9a-f]{12}-\d{6}\.parquet", p) for p in parts), parts
     assert sorted(p.name for p in (there / "hops").iterdir()) == sorted(parts)
     assert len(json.loads((here / "manifest.json").read_text())["parts"]) == 1
+    # the assembled tables in the same files: a file per group of hosts (three) and slice of
+    # time, each entry alike but for the run's name
+    for kind in ("flows", "trace"):
+        files = [
+            [{k: v for k, v in entry.items() if k != "file"} for entry in assembly[kind]]
+            for assembly in (
+                json.loads((store / "manifest.json").read_text())["assembly"]
+                for store in (here, there)
+            )
+        ]
+        assert files[0] == files[1]
+        assert len({tuple(entry["hosts"]) for entry in files[0]}) == 3
     flows = run("flows", "--store", str(here), "--all", "--json")
     flows_there = run(
         "flows", "--store", str(there), "--all", "--json", "--scheduler", "local", env=env
