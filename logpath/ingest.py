@@ -37,7 +37,7 @@ from logpath.lines import (
 )
 from logpath.parse import Rejected, parse_block, parse_lines
 from logpath.provenance import Provenance
-from logpath.runtime import without_cyclic_gc
+from logpath.runtime import arrow_from_malloc, without_cyclic_gc
 from logpath.store import SourceState, Store, StoreWriter
 
 
@@ -284,6 +284,7 @@ def _worker_started(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the ingest died before prctl took effect
         os._exit(1)
+    arrow_from_malloc()
 
 
 def worker_count() -> int:

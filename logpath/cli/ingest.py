@@ -76,11 +76,13 @@ def ingest_command(
     from logpath.ingest import ingest
     from logpath.parse import scanner_built, scanner_status
     from logpath.render.tables import print_summary
+    from logpath.runtime import arrow_from_malloc
     from logpath.store import Store
 
     target = Store(store)
     ruleset = rules_option(rules) if rules else None
     console = Console(stderr=True)
+    arrow_from_malloc()
     if not scanner_built():  # said once a run: the user can fix it (a compiler, a reinstall)
         typer.echo(f"logpath: {scanner_status()}", err=True)
     with (
