@@ -32,11 +32,12 @@ def without_cyclic_gc() -> Iterator[None]:
 
 
 def arrow_from_malloc() -> None:
-    """Arrow's buffers from the C library's malloc from here on, not from mimalloc (Arrow's
-    default). An ingest allocates and frees tables of a million rows over and over; with
-    mimalloc its takes ran 3-4x slower than in a fresh process (the pages given back and
-    faulted in again): on the 2M-line replay, paired, 0.92x the wall and CPU of mimalloc
-    (jemalloc 0.96x). For the processes of an ingest (its own, and its parse workers')."""
+    """Arrow's buffers from the C library's malloc from here on, not from jemalloc (the CLI's
+    choice for the queries, ``logpath.cli``) nor mimalloc (Arrow's own default). An ingest
+    allocates and frees tables of a million rows over and over: with mimalloc the takes that
+    number its tables ran 3-4x slower than in a fresh process (pages given back and faulted in
+    again); on the 2M-line replay, paired, malloc took 0.92x the wall and CPU of jemalloc (15.3
+    against 17.8 s). For the processes of an ingest (its own, and its parse workers')."""
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())
