@@ -1007,13 +1007,7 @@ class StoreWriter:
         path = self.store.path / "assembled" / name
         self._assembled.append(path)
         with self._writing(path):
-            pq.write_table(
-                rows,
-                _where(path),
-                filesystem=_filesystem(path),
-                compression="zstd",
-                row_group_size=row_group,
-            )
+            _write_table(path, rows, row_group)
         return name
 
     def add_rejected(self, rejected: list[Rejected]) -> None:
@@ -1213,13 +1207,17 @@ def write_hops_part(location: str, name: str, hops: pa.Table) -> None:
     an object-store URL), as a worker does for the run that named it
     (``StoreWriter.worker_part_name``); the run's committer names it in the manifest."""
     root: StorePath = _root(location)
-    path = root / "hops" / name
+    _write_table(root / "hops" / name, hops, ROW_GROUP_ROWS)
+
+
+def _write_table(path: StorePath, table: pa.Table, row_group: int) -> None:
+    """One whole Parquet file of the store (zstd, as every file of it is)."""
     pq.write_table(
-        hops,
+        table,
         _where(path),
         filesystem=_filesystem(path),
         compression="zstd",
-        row_group_size=ROW_GROUP_ROWS,
+        row_group_size=row_group,
     )
 
 
