@@ -405,8 +405,7 @@ def _assembled_groups(
             )
         kept.extend(_assembled_part(hops, parts[largest], run, executor))
         for rows, name, future in elsewhere:
-            future.result()
-            theirs = Kept.taken_over(name)
+            theirs = _taken_back(future.result(), name)
             theirs.renumber_rows(rows, run.when)
             kept.extend(theirs)
     return kept
@@ -548,8 +547,7 @@ def _assemble_in_two(
         future = executor.submit(assemble_later_here, name, *run.later(later))
         kept = Kept()
         open_rows = run.trace(hops, earlier, kept, settle=False)
-        future.result()
-        theirs = Kept.taken_over(name)
+        theirs = _taken_back(future.result(), name)
     theirs.renumber_rows(later, when)
     restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
@@ -579,10 +577,21 @@ def assemble_later(
     return kept
 
 
-def assemble_later_here(name: str, *args: Any) -> None:
+def assemble_later_here(name: str, *args: Any) -> Kept | None:
     """``assemble_later`` in a worker process of this machine, what it keeps handed over in
-    files named ``name``... (``Kept.hand_over``), not through the pool's pipe."""
-    assemble_later(*args).hand_over(name)
+    files named ``name``... (``Kept.hand_over``), not through the pool's pipe; through the pipe
+    (returned) when those files cannot be written (``/dev/shm`` full, say)."""
+    kept = assemble_later(*args)
+    try:
+        kept.hand_over(name)
+    except OSError:
+        return kept
+    return None
+
+
+def _taken_back(handed: Kept | None, name: str) -> Kept:
+    """What ``assemble_later_here`` kept: returned, or handed over in the files ``name``..."""
+    return handed if handed is not None else Kept.taken_over(name)
 
 
 # Files a worker hands its connections over in (``_handover``): this process's id in their

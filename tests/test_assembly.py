@@ -6,6 +6,7 @@ hops and however the hops were cut into chunks; a question reads them and derive
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import json
@@ -13,6 +14,7 @@ import multiprocessing
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,28 @@ def test_two_processes_change_nothing(replayed: Store, monkeypatch: pytest.Monke
     assert two.flows.equals(one.flows)
     assert two.trace.equals(one.trace)
     assert one.flows.num_rows == 7_391
+
+
+def test_a_worker_that_cannot_write_its_handover_returns_what_it_kept(
+    replayed: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the worker hands its connections over in files (/dev/shm); where they cannot be written
+    # (a full /dev/shm, here a folder that is not there) they come back through the pipe
+    monkeypatch.setattr(logpath.assembly, "SEAM_SHARE", 0)
+
+    @contextlib.contextmanager
+    def nowhere() -> Iterator[str]:
+        yield str(tmp_path / "not-there" / "handover")
+
+    manifest = replayed.require()
+    hops = replayed.read_parts(manifest.parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    one = assemble(hops, chunk_hops=20_000)
+    monkeypatch.setattr(logpath.assembly, "_handover", nowhere)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        two = assemble(hops, chunk_hops=20_000, executor=pool)
+    assert not (tmp_path / "not-there").exists()
+    assert two.flows.equals(one.flows)
+    assert two.trace.equals(one.trace)
 
 
 def test_hosts_no_packet_links_are_assembled_apart_to_the_same_tables(
