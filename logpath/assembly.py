@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.bridge import assign_roles
-from logpath.clocks import CLOCK_COLUMNS, Clocks, host_groups, learn_clocks, one_clock
+from logpath.clocks import CLOCK_COLUMNS, Clocks, host_groups_of, learn_clocks, one_clock
 from logpath.fates import packet_fates
 from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
 from logpath.hooks import resolve_hooks
@@ -368,11 +368,7 @@ def host_group_of_hops(host: pa.ChunkedArray, clocks: Clocks) -> np.ndarray:
     were not learned, or when some line names no host (it could be any)."""
     if clocks.links is None or host.null_count:
         return np.zeros(len(host), dtype=np.int64)
-    names = pc.dictionary_encode(host.combine_chunks().cast(pa.string()))
-    codes = names.indices.to_numpy(zero_copy_only=False)
-    groups = host_groups(names.dictionary.to_pylist(), clocks.links)
-    group: np.ndarray = np.array(groups, dtype=np.int64)[codes]
-    return group
+    return host_groups_of(host.combine_chunks().cast(pa.string()), clocks.links)
 
 
 def _assembled_groups(
@@ -443,6 +439,9 @@ class AssemblyRun:
     ruleset: Ruleset | None
     judge: bool
     chunk_hops: int
+    # the clocks and the ruleset as a worker is sent them (a fleet sends them per window)
+    clocks_json: dict[str, Any]
+    ruleset_json: str | None
 
     @classmethod
     def of(
@@ -456,16 +455,16 @@ class AssemblyRun:
     ) -> AssemblyRun:
         present = set(hops.column_names)  # (column_names builds a list at each call)
         traced = hops.select([c for c in PIPELINE_COLUMNS if c in present])
-        return cls(traced, when, clocks, ruleset, judge, chunk_hops)
+        text = json.dumps(ruleset.to_json()) if ruleset is not None else None
+        return cls(traced, when, clocks, ruleset, judge, chunk_hops, clocks.to_json(), text)
 
     def later(self, rows: np.ndarray) -> tuple[Any, ...]:
         """``assemble_later``'s arguments for the hops at ``rows`` (by time), in a worker."""
-        ruleset = json.dumps(self.ruleset.to_json()) if self.ruleset is not None else None
         return (
             self.traced.take(pa.array(rows)),
             self.when[rows],
-            ruleset,
-            self.clocks.to_json(),
+            self.ruleset_json,
+            self.clocks_json,
             self.chunk_hops,
             self.judge,
         )

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # What a packet keeps from host to host, whatever NAT and routing do to it (not its addresses,
 # ports or TTL); the IP ID makes it nearly unique.
@@ -96,6 +98,14 @@ def host_groups(names: list[str], links: frozenset[tuple[str, str]]) -> list[int
             low, high = sorted((root(index[a]), root(index[b])))
             parent[high] = low
     return [root(i) for i in range(len(names))]
+
+
+def host_groups_of(hosts: pa.Array, links: frozenset[tuple[str, str]]) -> np.ndarray:
+    """Per host name of ``hosts`` (none null), its group (``host_groups``)."""
+    encoded = pc.dictionary_encode(hosts)
+    of_name = np.array(host_groups(encoded.dictionary.to_pylist(), links), dtype=np.int64)
+    group: np.ndarray = of_name[encoded.indices.to_numpy(zero_copy_only=False)]
+    return group
 
 
 def boot_times(stamps: pd.Series, uptime: pd.Series, host: pd.Series) -> dict[str, float]:

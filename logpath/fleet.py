@@ -225,7 +225,8 @@ class ClusterParsing:
     def _shared(self, name: str) -> str | None:
         """The input's absolute path, when every worker finds the same file there (a
         LocalCluster's, or a file system every machine mounts at the same place); checked
-        once per input, by the file's size and its first bytes."""
+        once per input, by the CRC-32 of its first bytes (each block's own CRC is checked as
+        it is read)."""
         if name not in self.shared:
             path = os.path.abspath(name)
             try:

@@ -1118,8 +1118,8 @@ def _flow_partitions(
     """Per connection (row i connection i, with ``hops[i]`` hops in the trace), the number of
     its file: files numbered by slice of time (``_slices``), then by group of hosts; and per
     file number, its slice and its group's hosts. One group when the links were not learned,
-    or when a connection names no host (as the fleet's windows, ``fleet._host_groups``)."""
-    from logpath.clocks import host_groups
+    or when a connection names no host (as the assembly's, ``assembly.host_group_of_hops``)."""
+    from logpath.clocks import host_groups_of
 
     if not flows.num_rows:
         return np.zeros(0, np.int64), []
@@ -1132,10 +1132,7 @@ def _flow_partitions(
         group = np.zeros(flows.num_rows, np.int64)
         members[0] = set(named.drop_null().to_pylist())
     else:
-        encoded = pc.dictionary_encode(pc.list_element(hosts, 0))
-        names = encoded.dictionary.to_pylist()
-        of_name = np.array(host_groups(names, links), np.int64)
-        group = of_name[encoded.indices.to_numpy(zero_copy_only=False)]
+        group = host_groups_of(pc.list_element(hosts, 0), links)
         for number, name in zip(np.repeat(group, lengths).tolist(), named.to_pylist(), strict=True):
             members.setdefault(number, set()).add(name)
     groups = int(group.max()) + 1
