@@ -1,10 +1,13 @@
 """Stores of the bundled samples for tests: the seed article's lines and ruleset ingested
 through the CLI and its journeys by address (the render tests; the fixture is in conftest.py),
-and any samples ingested and traced whole (the flow and bridge tests).
+and any samples ingested and traced whole (the flow and bridge tests); a Docker host's syslog
+replayed from the lab's captures (``replayed_syslog``).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -43,3 +46,16 @@ def trace_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFra
     ruleset = load_ruleset(SAMPLES / rules).to_json() if rules else None
     ingest([str(SAMPLES / name) for name in names], store, year=2026, ruleset=ruleset)  # type: ignore[arg-type]
     return trace_hops(store.read_hops(), store_ruleset(store))
+
+
+def replayed_syslog(folder: Path, lines: int, seed: int) -> Path:
+    """A Docker host's syslog of ``lines`` lines replayed from the lab's kernel captures
+    (benchmarks/replay_syslog.py), written in ``folder``."""
+    log = folder / "syslog"
+    replay = Path(__file__).resolve().parent.parent / "benchmarks" / "replay_syslog.py"
+    subprocess.run(
+        [sys.executable, str(replay), str(log), "--lines", str(lines), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+    )
+    return log

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from seedstore import replayed_syslog
 
 import logpath.assembly
 import logpath.fates
@@ -95,13 +96,7 @@ def test_stored_connections_equal_a_reassembly_from_scratch(tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def replay_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """28 minutes of a replayed Docker host (7,391 connections, 89,355 hops)."""
-    log = tmp_path_factory.mktemp("replay") / "syslog"
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "replay_syslog.py"), str(log),
-         "--lines", "150000", "--seed", "3"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return log
+    return replayed_syslog(tmp_path_factory.mktemp("replay"), 150_000, 3)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from seedstore import replayed_syslog
 from typer.testing import CliRunner
 
 import logpath.assembly
@@ -217,13 +218,7 @@ def test_an_address_reads_the_files_that_list_it(partitioned: Path, one_file: Pa
 @pytest.fixture(scope="module")
 def replay_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~6 minutes of a replayed Docker host."""
-    log = tmp_path_factory.mktemp("replay") / "syslog"
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "replay_syslog.py"), str(log),
-         "--lines", "30000", "--seed", "5"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return log
+    return replayed_syslog(tmp_path_factory.mktemp("replay"), 30_000, 5)
 
 
 def test_hops_added_give_the_partitions_of_one_run(
