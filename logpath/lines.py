@@ -445,6 +445,14 @@ def _journal_to_line(record: Mapping[str, object]) -> str:
 JOURNAL_EXPORT = re.compile(rb"__[A-Z][A-Z_]*=")
 
 
+def text_kind(head: bytes) -> str:
+    """What an input's text is, told by its first bytes: journald's JSON records ("json", one
+    per line), its export records ("export", over several lines), or text lines ("text")."""
+    if head.startswith(b"{"):
+        return "json"
+    return "export" if JOURNAL_EXPORT.match(head) else "text"
+
+
 @dataclass
 class Block:
     """Consecutive lines of one source, cut so that they can be parsed in another process."""
@@ -558,9 +566,10 @@ class Reading:
         source, tally, held_back = self.source, self._tally, self.held_back
         growing = source.growing
         try:
-            if self._head.startswith(b"{"):
+            kind = text_kind(self._head)
+            if kind == "json":
                 yield from _line_blocks(_journal_lines(source.text, tally, growing, held_back))
-            elif JOURNAL_EXPORT.match(self._head):
+            elif kind == "export":
                 yield from _line_blocks(_export_lines(source.text, tally, growing, held_back))
             else:
                 offsets = source.regular and not source.gzip

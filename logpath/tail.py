@@ -26,7 +26,6 @@ from typing import IO
 from logpath.errors import InputError
 from logpath.lines import (
     HEAD_BYTES,
-    JOURNAL_EXPORT,
     NOTHING,
     STDIN,
     Block,
@@ -34,6 +33,7 @@ from logpath.lines import (
     export_records,
     journal_record,
     recognise,
+    text_kind,
 )
 
 # What one poll reads of a file at most: a writer far ahead is caught up over several polls,
@@ -91,10 +91,7 @@ class Shape:
         """The start of ``data`` that holds whole lines: of an export, whole records (a record
         is read, and its lines counted as read, once its blank line is written)."""
         if self.kind is None and b"\n" in data:
-            if data.startswith(b"{"):
-                self.kind = "json"
-            else:
-                self.kind = "export" if JOURNAL_EXPORT.match(data) else "text"
+            self.kind = text_kind(data)
         if self.kind == "export":
             end = data.rfind(b"\n\n")
             return data[: end + 2] if end >= 0 else b""
