@@ -1,4 +1,5 @@
-"""How the heavy stages run in a process: without the cyclic garbage collector.
+"""How the heavy stages run in a process: without the cyclic garbage collector, with Arrow's
+buffers from malloc, and a table's rows gathered on both cores.
 
 Parsing a block and assembling connections allocate millions of tuples, lists and dicts that
 all live until the stage ends. The collector, started every 700 allocations, walked those
@@ -12,9 +13,15 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-__all__ = ["arrow_from_malloc", "without_cyclic_gc"]
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+__all__ = ["arrow_from_malloc", "taken", "without_cyclic_gc"]
 
 
 @contextmanager
@@ -41,3 +48,30 @@ def arrow_from_malloc() -> None:
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())
+
+
+# Threads a gather runs on: the machines logpath is measured on have two cores, and an ingest's
+# gathers run when its workers are idle.
+GATHER_THREADS = 2
+
+
+def taken(table: pa.Table, rows: pa.Array | pa.ChunkedArray | np.ndarray) -> pa.Table:
+    """``table.take(rows)``, a column at a time on ``GATHER_THREADS`` threads (Arrow's kernels
+    let go of the GIL), each column made one array first.
+
+    ``Table.take`` runs on one core and gathers from every chunk of a column through a chunk
+    index; an ingest's tables hold a chunk per parsed block. Gathering the 84 columns of the
+    2M-line replay's 1.2M hops: 0.55 s with ``Table.take``, 0.23 s this way (each column's
+    one-array copy lives only while its thread gathers from it)."""
+    import pyarrow as pa
+
+    indices = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else pa.array(rows)
+    if table.num_columns < 2 or len(indices) < 65_536:
+        return table.take(indices)
+
+    def gather(column: pa.ChunkedArray) -> pa.Array:
+        return column.combine_chunks().take(indices)
+
+    with ThreadPoolExecutor(GATHER_THREADS) as threads:
+        columns = list(threads.map(gather, table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)

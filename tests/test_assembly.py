@@ -139,8 +139,9 @@ def test_two_processes_change_nothing(replayed: Store, monkeypatch: pytest.Monke
 def test_a_worker_that_cannot_write_its_handover_returns_what_it_kept(
     replayed: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # the worker hands its connections over in files (/dev/shm); where they cannot be written
-    # (a full /dev/shm, here a folder that is not there) they come back through the pipe
+    # the hops go to the worker, and its connections come back, in files (/dev/shm); where
+    # they cannot be written (a full /dev/shm, here a folder that is not there) both go
+    # through the pool's pipe
     monkeypatch.setattr(logpath.assembly, "SEAM_SHARE", 0)
 
     @contextlib.contextmanager
