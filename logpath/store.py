@@ -1145,8 +1145,13 @@ def _flow_partitions(
         members[0] = set(named.drop_null().to_pylist())
     else:
         group = host_groups_of(pc.list_element(hosts, 0), links)
-        for number, name in zip(np.repeat(group, lengths).tolist(), named.to_pylist(), strict=True):
-            members.setdefault(number, set()).add(name)
+        # each (group, host name) pair once, by the names' codes (a loop over every name of
+        # every connection took 0.6 s of the 2M-line ingest's one-core part)
+        encoded = pc.dictionary_encode(named)
+        names = encoded.dictionary.to_pylist()
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        for pair in np.unique(np.repeat(group, lengths) * len(names) + codes).tolist():
+            members.setdefault(pair // len(names), set()).add(names[pair % len(names)])
     groups = int(group.max()) + 1
     keys, part = np.unique(slices * groups + group, return_inverse=True)
     partitions = [(int(key) // groups, sorted(members[int(key) % groups])) for key in keys]
