@@ -858,7 +858,11 @@ class StoreWriter:
         with self._writing(path):
             if self._hops is None:
                 self._hops = pq.ParquetWriter(
-                    _where(path), HOP_SCHEMA, filesystem=_filesystem(path), compression="zstd"
+                    _where(path),
+                    HOP_SCHEMA,
+                    filesystem=_filesystem(path),
+                    compression="zstd",
+                    write_statistics=pruned_by(HOP_SCHEMA),
                 )
             table = pa.concat_tables(self._pending)
             self._hops.write_table(table, row_group_size=1 << 30)
@@ -1232,7 +1236,16 @@ def _write_table(path: StorePath, table: pa.Table, row_group: int) -> None:
         filesystem=_filesystem(path),
         compression="zstd",
         row_group_size=row_group,
+        write_statistics=pruned_by(table.schema),
     )
+
+
+def pruned_by(schema: pa.Schema) -> list[str]:
+    """The columns whose row groups' minima and maxima a Parquet file of the store keeps: those
+    a question skips row groups by (``rowgroups.Where.ranges``: ``flow_n`` and the times). The
+    statistics of every column were 35% of writing the 2M-line replay's trace table (1.85 s,
+    1.21 s without any) and 27% of its hop parts; a group without statistics is read."""
+    return [f.name for f in schema if f.name == "flow_n" or pa.types.is_timestamp(f.type)]
 
 
 @functools.cache

@@ -119,6 +119,15 @@ def test_the_tables_are_cut_by_host_group_and_time(
             # sorted as the whole table: a file's row groups skip by flow_n
             numbers = table["flow_n"].to_numpy()
             assert (numbers[1:] >= numbers[:-1]).all()
+            # ... and by time: the statistics of those columns are kept, of no other
+            meta = pq.ParquetFile(partitioned / "assembled" / entry["file"]).metadata
+            kept = {
+                meta.schema.column(i).name
+                for i in range(meta.num_columns)
+                if meta.row_group(0).column(i).is_stats_set
+            }
+            times = {"first_seen", "last_seen"} if kind == "flows" else {"ts"}
+            assert kept == {"flow_n", *times}
     # read back, the files are the tables of one assembly of every hop
     hops = store.read_parts(store.require().parts, HOP_COLUMNS)
     scratch = assemble(hops, None)
