@@ -400,7 +400,7 @@ def _assembled_groups(
         kept.extend(_assembled_part(hops, parts[largest], run, executor))
         for rows, name, future in elsewhere:
             theirs = _taken_back(future.result(), name)
-            theirs.renumber_rows(rows, run.when)
+            theirs.renumber_rows(rows)
             kept.extend(theirs)
     return kept
 
@@ -549,7 +549,7 @@ def _assemble_in_two(
         kept = Kept()
         open_rows = run.trace(hops, earlier, kept, settle=False)
         theirs = _taken_back(future.result(), name)
-    theirs.renumber_rows(later, when)
+    theirs.renumber_rows(later)
     restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
     seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
@@ -757,18 +757,16 @@ class Kept:
             kept.traces = [_mapped(f"{name}.trace")]
         return kept
 
-    def renumber_rows(self, rows: np.ndarray, when: np.ndarray) -> None:
+    def renumber_rows(self, rows: np.ndarray) -> None:
         """What a worker kept of a part of the hops (``assemble_later``), its rows made rows
-        of all hops (``rows[i]`` is the row of the part's i-th hop); ``when`` is all hops' one
-        clock, for the connections' first hops."""
+        of all hops (``rows[i]`` is the row of the part's i-th hop). The connections' first
+        hops' times stand: the worker was given the part's times on the one clock
+        (``AssemblyRun.later``)."""
         for i, trace in enumerate(self.traces):
             own = rows[trace["assembly_row"].to_numpy()]
-            trace = trace.set_column(
+            self.traces[i] = trace.set_column(
                 trace.schema.get_field_index("assembly_row"), "assembly_row", pa.array(own)
             )
-            flow = pd.Series(trace["flow"].to_numpy(zero_copy_only=False))
-            self.starts[i] = _flow_starts(flow, own, self.flows[i]["id"].to_pylist(), when)
-            self.traces[i] = trace
 
     def drop_started_before(self, limit: float) -> np.ndarray:
         """Forget the connections whose first hop is before ``limit``; the rows of their hops."""

@@ -415,7 +415,6 @@ class _Assembling:
         chunk_hops: int,
     ) -> None:
         self.cluster = cluster
-        self.when = plan.when
         judge = judges(hops, ruleset)
         self.run = AssemblyRun.of(hops, plan.when, plan.clocks, ruleset, judge, chunk_hops)
 
@@ -426,7 +425,7 @@ class _Assembling:
     def result(self, submitted: tuple[np.ndarray, Future[Kept]]) -> Kept:
         rows, future = submitted
         kept: Kept = future.result()
-        kept.renumber_rows(rows, self.when)
+        kept.renumber_rows(rows)
         return kept
 
 
