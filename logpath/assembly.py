@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpath.bridge import assign_roles
+from logpath.bridge import BridgeFacts, assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, host_groups_of, learn_clocks, one_clock
 from logpath.fates import packet_fates
 from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
@@ -165,6 +165,9 @@ def assemble_store(
         writer.add_assembled(tables, kept, ROW_GROUP_ROWS, assembled.clocks.links)
     return assembled
 
+
+# The bridges' facts (``logpath.bridge.learn_bridges``): per (host, bridge), what it is.
+Bridges = dict[tuple[str | None, str], BridgeFacts]
 
 # A hop's own columns: what the hop parts hold but ``raw`` (the trace table holds these too).
 HOP_COLUMNS = [c for c in HOP_SCHEMA.names if c != "raw"]
@@ -324,6 +327,8 @@ def assemble(
     chunk_hops: int = CHUNK_HOPS,
     executor: Executor | None = None,
     links: frozenset[tuple[str, str]] = frozenset(),
+    clocks: Clocks | None = None,
+    bridges: Bridges | None = None,
 ) -> Assembled:
     """Packets, connections, NAT, bridge roles and fates of these hops, as tables.
 
@@ -336,9 +341,15 @@ def assemble(
             assembled on two cores (``_assemble_in_two``).
         links: pairs of hosts known to be linked beyond these hops (``Clocks.links``): follow's
             window of open connections may hold too few packets to learn a link again.
+        clocks: the clocks to place the hops on, learned from more hops than these (follow
+            assembles some connections of its window on the whole window's clocks); by
+            default learned from these hops.
+        bridges: the bridges' facts to give the hops their roles by, learned from more hops
+            than these (follow's window); by default each chunk learns them from its hops.
+            Not with an ``executor``.
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    clocks = learn_hop_clocks(hops, lines)
+    clocks = clocks if clocks is not None else learn_hop_clocks(hops, lines)
     if links:
         clocks = replace(clocks, links=(clocks.links or frozenset()) | links)
     when = one_clock(lines, clocks)
@@ -348,11 +359,13 @@ def assemble(
         # hops without wall-clock time cannot be placed among the others: one chunk, and
         # the connections in the order they appear
         rows = np.arange(len(when), dtype=np.int64)
-        traced, summary = trace_chunk(_frame(hops, rows), ruleset, clocks, judge=judge)
+        traced, summary = trace_chunk(
+            _frame(hops, rows), ruleset, clocks, judge=judge, bridges=bridges
+        )
         kept.add(traced, summary.table, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
-    run = AssemblyRun.of(hops, when, clocks, ruleset, judge, chunk_hops)
+    run = AssemblyRun.of(hops, when, clocks, ruleset, judge, chunk_hops, bridges)
     group = host_group_of_hops(hops["host"], clocks)[order] if "host" in hops.column_names else None
     if group is None or not len(group) or (group == group[0]).all():
         kept = _assembled_part(hops, order, run, executor)
@@ -440,6 +453,9 @@ class AssemblyRun:
     # the clocks and the ruleset as a worker is sent them (a fleet sends them per window)
     clocks_json: dict[str, Any]
     ruleset_json: str | None
+    # the bridges' facts given (follow's window), None: each chunk learns them (not sent to a
+    # worker: an ingest gives none)
+    bridges: Bridges | None = None
 
     @classmethod
     def of(
@@ -450,11 +466,14 @@ class AssemblyRun:
         ruleset: Ruleset | None,
         judge: bool,
         chunk_hops: int,
+        bridges: Bridges | None = None,
     ) -> AssemblyRun:
         present = set(hops.column_names)  # (column_names builds a list at each call)
         traced = hops.select([c for c in PIPELINE_COLUMNS if c in present])
         text = json.dumps(ruleset.to_json()) if ruleset is not None else None
-        return cls(traced, when, clocks, ruleset, judge, chunk_hops, clocks.to_json(), text)
+        return cls(
+            traced, when, clocks, ruleset, judge, chunk_hops, clocks.to_json(), text, bridges
+        )
 
     def later(self, rows: np.ndarray) -> tuple[Any, ...]:
         """``assemble_later``'s arguments for the hops at ``rows`` (by time), in a worker."""
@@ -473,7 +492,7 @@ class AssemblyRun:
         """``trace_in_chunks`` of the hops at ``rows`` here."""
         return trace_in_chunks(
             hops, rows, self.when, self.ruleset, self.clocks, self.chunk_hops, kept,
-            settle=settle, judge=self.judge,
+            settle=settle, judge=self.judge, bridges=self.bridges,
         )  # fmt: skip
 
 
@@ -499,11 +518,12 @@ def trace_in_chunks(
     *,
     settle: bool = True,
     judge: bool = True,
+    bridges: Bridges | None = None,
 ) -> np.ndarray:
     """Trace the hops at ``rows`` (in time order) a chunk at a time into ``kept``,
     carrying the connections still open at a chunk's end into the next. Returns the rows of
     those still open after the last chunk: none when ``settle``, else those the hops after
-    ``rows`` may still join."""
+    ``rows`` may still join (``bridges``: ``assemble``'s)."""
     carried = np.empty(0, dtype=np.int64)
     # chunks of equal size, at most chunk_hops: each costs a fixed ~0.4 CPU-s besides its hops,
     # and the two halves of an ingest's assembly should make as many (a 660,000-hop half cut
@@ -513,7 +533,9 @@ def trace_in_chunks(
         chunk = np.concatenate([carried, rows[start : start + chunk_hops]])
         newest = when[rows[min(start + chunk_hops, len(rows)) - 1]]
         last = settle and start + chunk_hops >= len(rows)
-        traced, summary = trace_chunk(_frame(hops, chunk), ruleset, clocks, judge=judge)
+        traced, summary = trace_chunk(
+            _frame(hops, chunk), ruleset, clocks, judge=judge, bridges=bridges
+        )
         ended = _flow_ends(traced, when)
         growing = set() if last else set(ended.index[ended >= newest - SETTLED_AFTER])
         settled = summary.table.filter(
@@ -655,13 +677,18 @@ def _alive(pid: int) -> bool:
 
 
 def trace_chunk(
-    hops: pd.DataFrame, ruleset: Ruleset | None, clocks: Clocks | None, *, judge: bool = True
+    hops: pd.DataFrame,
+    ruleset: Ruleset | None,
+    clocks: Clocks | None,
+    *,
+    judge: bool = True,
+    bridges: Bridges | None = None,
 ) -> tuple[pd.DataFrame, Summary]:
     """Every stage after parsing, once each, on one chunk of hops: hooks, packets, connections
-    (their tuples kept for the summaries), bridge roles (the bridges' MACs learned from the
-    chunk's hops), fates (judged by the ruleset when ``judge``: see ``judges``), the
-    connections' summaries, then the NAT marks journeys show."""
-    traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True)
+    (their tuples kept for the summaries), bridge roles (by ``bridges``, else the bridges'
+    MACs learned from the chunk's hops), fates (judged by the ruleset when ``judge``: see
+    ``judges``), the connections' summaries, then the NAT marks journeys show."""
+    traced = trace_hops(hops, ruleset, clocks=clocks, keep_tuples=True, bridges=bridges)
     evaluator = None
     if ruleset is not None and judge:  # imported only then: questions import this module too
         from logpath.evaluate import Evaluator
@@ -679,6 +706,7 @@ def trace_hops(
     roles: bool = True,
     clocks: Clocks | None = None,
     keep_tuples: bool = False,
+    bridges: Bridges | None = None,
 ) -> pd.DataFrame:
     """Every stage after parsing on a hop table, without storing: hooks, packets, flows and
     (with ``roles``) bridge roles added to each hop. What assembly does a chunk at a time, for
@@ -690,7 +718,7 @@ def trace_hops(
     resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
     packets = refine_guessed_hooks(group_packets(_plain_hooks(resolved), clocks))
     flows = assign_flows(packets, keep_tuples=keep_tuples)
-    return assign_roles(flows) if roles else flows
+    return assign_roles(flows, bridges) if roles else flows
 
 
 def _flow_ends(traced: pd.DataFrame, when: np.ndarray) -> pd.Series:

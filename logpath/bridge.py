@@ -109,22 +109,51 @@ def _text(value: object) -> str | None:
 
 def _own_mac(here: pd.DataFrame) -> str | None:
     """The most frequent destination MAC of frames the bridge handed up to the host stack."""
-    handed_up = here["hook"].eq("INPUT") | (here["hook"].eq("FORWARD") & here["physout"].isna())
-    macs = here.loc[handed_up & here["macdst"].notna(), "macdst"]
+    macs = _handed_up_macs(here)
     if macs.empty:
         return None
     return str(macs.value_counts().index[0])
 
 
+def _handed_up_macs(here: pd.DataFrame) -> pd.Series:
+    """The destination MACs of the frames the bridge handed up to the host stack."""
+    handed_up = here["hook"].eq("INPUT") | (here["hook"].eq("FORWARD") & here["physout"].isna())
+    return here.loc[handed_up & here["macdst"].notna(), "macdst"]
+
+
 def _addressed_to_bridge(here: pd.DataFrame) -> str | None:
     """Fallback when nothing was delivered or routed: the destination MAC of entering frames
     that is neither broadcast nor the MAC of a port's host, for an IP not behind any port."""
+    macs = _addressed_macs(here)
+    return None if macs.empty else str(macs.value_counts().index[0])
+
+
+def _addressed_macs(here: pd.DataFrame) -> pd.Series:
+    """``_addressed_to_bridge``'s candidates: one per entering frame."""
     entered = here[here["physin"].notna() & here["macdst"].notna()]
     port_macs = set(entered["macsrc"].dropna())
     port_ips = set(entered["src"].dropna())
     other = ~entered["macdst"].isin(port_macs | {BROADCAST}) & ~entered["dst"].isin(port_ips)
-    macs = entered.loc[other, "macdst"]
-    return None if macs.empty else str(macs.value_counts().index[0])
+    return entered.loc[other, "macdst"]
+
+
+def decided_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFacts] | None:
+    """``learn_bridges``, or None when a bridge's own MAC is a tie (two MACs seen as often):
+    which one is taken then depends on the order of the hops, and follow learns its window's
+    bridges from its hops in another order than one assembly of them has them."""
+    frame = _with_columns(hops)
+    facts = _learned(frame)
+    for host, name in facts:
+        here = frame[_same_host(frame["host"], host) & frame["in_iface"].eq(name)]
+        macs = _handed_up_macs(here)
+        if _tied(macs) or (macs.empty and _tied(_addressed_macs(here))):
+            return None
+    return facts
+
+
+def _tied(macs: pd.Series) -> bool:
+    counts = macs.value_counts()
+    return len(counts) > 1 and counts.iloc[0] == counts.iloc[1]
 
 
 def _behind_ports(here: pd.DataFrame, column: str) -> dict[str, tuple[str, ...]]:
@@ -145,14 +174,17 @@ def assign_roles(
 
     Args:
         packets: hops grouped into packets (``packet``, ``hop_n``) with hooks resolved.
-        bridges: learned facts; by default learned from ``packets`` themselves.
+        bridges: learned facts (from more hops than these: follow's window); by default
+            learned from ``packets`` themselves. The bridges are the devices they name.
 
     Returns:
         A copy with the two columns; hops not on a bridge have role None.
     """
     frame = _with_columns(packets)  # once, for the learning too
+    given = bridges is not None
     bridges = bridges if bridges is not None else _learned(frame)
-    names = {name for _, name in _bridge_names(frame)}
+    # given facts name every bridge (a hop on one may be the only hop of it here)
+    names = {name for _, name in (bridges if given else _bridge_names(frame))}
     own = _own_mac_per_hop(frame, bridges)
     role = _role_by_hop(frame, own, names)
     role = _role_from_next_hop(frame, role, names)

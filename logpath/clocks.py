@@ -142,6 +142,25 @@ def fine_wall_clock(
     store: every subset of its lines must land on the same clock), else the median of stamp -
     uptime over these lines.
     """
+    fine = _boot_plus_uptime(stamps, uptime, host, boot)
+    return fine.where((fine - stamps).abs() <= FINE_CLOCK_SLACK, stamps)
+
+
+def fine_clocked(lines: pd.DataFrame, boot: Mapping[str, float]) -> np.ndarray:
+    """Per line (host, ts, uptime), whether ``fine_wall_clock`` gives it its fine time (else
+    its stamp): a boot time learned again moves every fine time alike, but a line near
+    FINE_CLOCK_SLACK may change sides (what follow's window checks before it keeps a
+    connection as it was assembled)."""
+    stamps = _epoch(lines["ts"])
+    fine = _boot_plus_uptime(stamps, _uptime(lines), lines["host"], boot)
+    taken: np.ndarray = ((fine - stamps).abs() <= FINE_CLOCK_SLACK).to_numpy(dtype=bool)
+    return taken
+
+
+def _boot_plus_uptime(
+    stamps: pd.Series, uptime: pd.Series, host: pd.Series, boot: Mapping[str, float] | None
+) -> pd.Series:
+    """Per line, its host's boot time (``fine_wall_clock``'s) plus its uptime."""
     code, names = host_codes(host)
     if boot and all(name in boot for name in names):
         known = dict(boot)  # the lines' own medians would all be overridden: not computed
@@ -149,8 +168,7 @@ def fine_wall_clock(
         known = {**boot_times(stamps, uptime, host), **(boot or {})}
     # looked up once per host, then per line by its host's code (a map over a million lines)
     boot_of = np.array([known.get(name, np.nan) for name in names], dtype="float64")
-    fine = pd.Series(boot_of[code], index=host.index) + uptime
-    return fine.where((fine - stamps).abs() <= FINE_CLOCK_SLACK, stamps)
+    return pd.Series(boot_of[code], index=host.index) + uptime
 
 
 def learn_clocks(lines: pd.DataFrame, shared: pd.DataFrame) -> Clocks:

@@ -79,6 +79,19 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def tuple_nodes(hops: pd.DataFrame) -> np.ndarray:
+    """Per hop, as text, what links it to the other packets of its connection
+    (``_components``): its host and its conntrack tuple (``hop_tuples``: an ICMP error's, the
+    one it quotes), that or its reverse, whichever sorts first. Follow's window tells by them
+    which of its connections a new hop may join."""
+    tuples = hop_tuples(hops)
+    key, rkey = _tuple_keys(tuples[list(TUPLE_COLUMNS)])
+    canonical = key.where(key <= rkey, rkey)
+    host = column_or_null(hops, "host").astype("object").fillna("").astype(str)
+    nodes: np.ndarray = (host + "#" + canonical).to_numpy(dtype=object)
+    return nodes
+
+
 def column_or_null(frame: pd.DataFrame, name: str) -> pd.Series:
     """A column, or all-null when the table does not have it."""
     if name in frame.columns:

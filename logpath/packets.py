@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from logpath.clocks import (
     Clocks,
@@ -78,6 +80,28 @@ CROSS_HOST_IDENTITY = [c for c in IDENTITY if c != "inner_dport"]
 
 # Hops further apart than this are not one packet (syslog without [uptime] has 1 s resolution).
 MAX_HOP_GAP = 2.0
+
+
+def identity_texts(hops: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Per hop, as text, what a packet keeps on one host (LOCAL_KEY: pass 1 groups only hops
+    alike in it) and what pass 2 joins a packet leaving a host to one entering it again by
+    (``_exit_entry_pairs``' keys: CROSS_HOST_IDENTITY, destination and TTL): the hops of one
+    packet on one host share the first, a leaving hop and the entering hop it is joined to
+    share the second. Follow's window tells by them which of its connections a new hop may
+    join."""
+
+    def text(columns: list[str]) -> pa.Array:
+        cells = [
+            pc.fill_null(pc.cast(hops[c], pa.string()), "\x1f")
+            if c in hops.column_names
+            else pa.array(["\x1f"] * hops.num_rows, pa.string())
+            for c in columns
+        ]
+        joined: pa.Array = pc.binary_join_element_wise(*cells, "|")
+        return joined
+
+    return text(LOCAL_KEY), text([*CROSS_HOST_IDENTITY, "dst", "dport", "ttl"])
+
 
 COLUMNS = ("packet", "leg", "hop_n", "clock")
 """Columns group_packets adds: ``packet`` (int64, numbered by first hop in time), ``leg`` (int64,
