@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 from logpath.assembly import HOP_COLUMNS, Assembled, assemble, assemble_store, kept_ruleset
 from logpath.clocks import Clocks
 from logpath.errors import Stopped
-from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ChunkResult, parse_chunk
 from logpath.lines import Block, Extent
 from logpath.parse import KNOWN_LINES, Rejected
@@ -38,8 +37,7 @@ from logpath.records import Flow, flows_from_table
 from logpath.rowgroups import MemoryRows
 from logpath.store import SourceState, Store, StoreWriter
 from logpath.tail import Followed, FollowedFile, Tally, followed, written
-
-_WINDOW_SCHEMA = pa.schema([HOP_SCHEMA.field(c) for c in HOP_COLUMNS])
+from logpath.window import Window
 
 # How long a connection may be idle before it ends (seconds without a new hop): an unanswered
 # one 10 s, a TCP connection 120 s, UDP and ICMP less (conntrack's defaults, shortened as the
@@ -147,6 +145,7 @@ class Follower:
         commit_every: float = COMMIT_EVERY,
         assemble_every: float = ASSEMBLE_EVERY,
         clock: Callable[[], float] = time.monotonic,
+        window: str = "touched",
     ) -> None:
         self.paths = paths
         self.store = store
@@ -159,7 +158,9 @@ class Follower:
         self.clock = clock
         self.summary = FollowSummary()
         self.inputs: list[Followed] = []
-        self.window: pa.Table | None = None  # the open connections' hops (HOP_COLUMNS)
+        # the open connections' hops: "touched" assembles again only the connections new hops
+        # can reach (logpath.window), "whole" all of them (as follow did: the reference)
+        self.window = Window(kept_ruleset(ruleset), whole=window == "whole")
         self.open: dict[str, _Open] = {}
         self.pending = _Pending()
         self.last_commit = self.last_assembly = clock()
@@ -215,6 +216,10 @@ class Follower:
             self.commit()
         return events
 
+    def window_hops(self) -> int:
+        """The hops of the open connections kept (what a step assembles again)."""
+        return self.window.hops
+
     def _read(self) -> pa.Table | None:
         """Parse the lines that arrived; the new hops (HOP_COLUMNS), None when none came."""
         new: list[pa.Table] = []
@@ -258,24 +263,28 @@ class Follower:
             self.summary.behind += 1
 
     def _assembled(self, added: pa.Table) -> list[Event]:
-        """Assemble the window with the new hops; the events of what changed."""
-        window = added.cast(_WINDOW_SCHEMA)
-        if self.window is not None:
-            window = pa.concat_tables([self.window.select(HOP_COLUMNS), window])
-        assembled = assemble(window, kept_ruleset(self.ruleset), links=self.links)
+        """Assemble the window with the new hops; the events of what changed (a connection
+        the new hops cannot reach is not assembled again: it stays as it was shown)."""
+        step = self.window.add(added, self.links)
+        assembled = step.assembled
         # a link once seen stays: the window keeps only the open connections, maybe too few
         # packets to learn it again, and packets join only linked hosts (packets.py)
         self.links |= assembled.clocks.links or frozenset()
-        flows = flows_from_table(assembled.flows)
+        flows = {flow.id: flow for flow in flows_from_table(assembled.flows)}
         shown = self._shown(assembled)
         places = _last_hops(assembled)
         now = self.last_arrival = self.clock()
-        seen = [f.last_seen for f in flows if f.last_seen is not None]
+        # (a connection not assembled again has not moved: its last hop was seen before)
+        seen = [f.last_seen for f in flows.values() if f.last_seen is not None]
         if seen:
             self.newest = max([*seen, self.newest] if self.newest else seen)
         events: list[Event] = []
         current: dict[str, _Open] = {}
-        for flow in flows:
+        for flow_id in step.order:  # in the order one assembly of the window gives
+            flow = flows.get(flow_id)
+            if flow is None:
+                current[flow_id] = self.open[flow_id]
+                continue
             before = self.open.get(flow.id)
             entry = _Open(flow, now, flow.id in shown, places.get(flow.id, ""))
             if before is not None and _signature(before.flow) == _signature(flow):
@@ -286,13 +295,6 @@ class Follower:
                 events.append(Event(kind, flow, entry.last_hop))
             current[flow.id] = entry
         self.open = current
-        # the window keeps each hop's connection, to let it go when it ends; a hop of no
-        # connection has nothing to wait for
-        trace = assembled.trace
-        kept = trace.filter(pc.is_valid(trace["flow"]))
-        self.window = kept.select([*HOP_COLUMNS, "flow"]).cast(
-            pa.schema([*_WINDOW_SCHEMA, pa.field("flow", pa.string())])
-        )
         return events
 
     def _shown(self, assembled: Assembled) -> set[str]:
@@ -322,9 +324,7 @@ class Follower:
         ids = {entry.flow.id for entry in gone}
         for flow_id in ids:
             del self.open[flow_id]
-        if self.window is not None:
-            leaving = pc.is_in(self.window["flow"], value_set=pa.array(sorted(ids), pa.string()))
-            self.window = self.window.filter(pc.invert(leaving))
+        self.window.drop(ids)
         self.summary.ended += sum(entry.shown for entry in gone)
         return [Event("end", entry.flow, entry.last_hop) for entry in gone if entry.shown]
 

@@ -48,13 +48,15 @@ def trace_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFra
     return trace_hops(store.read_hops(), store_ruleset(store))
 
 
-def replayed_syslog(folder: Path, lines: int, seed: int) -> Path:
+def replayed_syslog(folder: Path, lines: int, seed: int, per_second: int | None = None) -> Path:
     """A Docker host's syslog of ``lines`` lines replayed from the lab's kernel captures
-    (benchmarks/replay_syslog.py), written in ``folder``."""
+    (benchmarks/replay_syslog.py), written in ``folder``; ``per_second``: packed that densely
+    (a busy host's, many connections open at once)."""
     log = folder / "syslog"
     replay = Path(__file__).resolve().parent.parent / "benchmarks" / "replay_syslog.py"
+    dense = ["--per-second", str(per_second)] if per_second else []
     subprocess.run(
-        [sys.executable, str(replay), str(log), "--lines", str(lines), "--seed", str(seed)],
+        [sys.executable, str(replay), str(log), "--lines", str(lines), "--seed", str(seed), *dense],
         check=True,
         capture_output=True,
     )

@@ -20,13 +20,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from seedstore import replayed_syslog
 
+from logpath.assembly import HOP_COLUMNS
 from logpath.follow import SAME_PACKET, SKIPPED_BEFORE, Event, Follower, _newest_packet
 from logpath.ingest import ingest, parse_chunk
 from logpath.lines import Block
 from logpath.query import FlowQuery, find_flows
+from logpath.records import flows_from_table
 from logpath.store import Store
+from logpath.window import Window
 
 LAB = Path(__file__).parent.parent / "samples" / "lab"
 # Connections with SNAT (masquerade), DNAT, ICMP echo and error, IPv6, and the short TCP
@@ -221,7 +226,7 @@ def test_closed_and_idle_connections_end_and_leave_memory(tmp_path: Path) -> Non
         clock[0] = 10.0  # the unanswered one's idle timeout
         assert [(e.kind, e.flow.proto) for e in follower.step()] == [("end", "udp")]
         assert follower.open == {}
-        assert follower.window is not None and follower.window.num_rows == 0
+        assert follower.window_hops() == 0
 
 
 def test_filters_choose_the_connections_shown(tmp_path: Path) -> None:
@@ -536,3 +541,104 @@ def test_connections_through_two_hosts_are_printed_joined(tmp_path: Path, linked
         apart = {i: v for i, v in shown.items() if i not in joined}
         assert apart and all(hosts == ["hostb"] for hosts, _ in apart.values())
         assert {i: v for i, v in shown.items() if i in joined} == joined
+
+
+def stepped(lines: list[str], tmp_path: Path, step_lines: int, **windows: str) -> dict[str, object]:
+    """Each follower (by name, its window: "whole" or "touched") fed the same lines in the same
+    steps, on one made-up clock (``step_lines`` lines a tenth of a second): per follower, what
+    each step printed, and the follower."""
+    clock = [1_000.0]
+    runs: dict[str, tuple[Path, Follower]] = {}
+    for name, window in windows.items():
+        (tmp_path / name).mkdir()
+        log = tmp_path / name / "kern.log"
+        log.touch()
+        store = Store(tmp_path / name / "store")
+        runs[name] = (
+            log,
+            Follower([str(log)], store, year=2025, clock=lambda: clock[0], window=window),
+        )
+    printed: dict[str, list[list[tuple[str, dict[str, object], str]]]] = {n: [] for n in runs}
+    for _, follower in runs.values():
+        follower.__enter__()
+    steps = [lines[i : i + step_lines] for i in range(0, len(lines), step_lines)]
+    for batch in [*steps, [], []]:
+        clock[0] += 0.1
+        for name, (log, follower) in runs.items():
+            with log.open("a") as handle:
+                handle.writelines(batch)
+            step = follower.step()
+            printed[name].append([(e.kind, e.flow.to_json(), e.last_hop) for e in step])
+    clock[0] += 3_600.0  # every connection idle: each ends
+    for name, (_, follower) in runs.items():
+        printed[name].append([(e.kind, e.flow.to_json(), e.last_hop) for e in follower.step()])
+        follower.__exit__(None, None, None)
+    return {"printed": printed, "followers": {n: f for n, (_, f) in runs.items()}}
+
+
+@pytest.fixture(scope="module")
+def busy_host_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """A busy Docker host's syslog, replayed from the lab's captures packed as densely as
+    benchmarks/bench_follow.py's dense input (~2,000 connections open at once there): 8,000
+    lines, ~0.5 s of its time, hundreds of connections open at once, with DNAT, masquerade,
+    hairpin, bridged RSTs, ICMP errors and IPv6."""
+    log = replayed_syslog(tmp_path_factory.mktemp("busy"), 8_000, 2, per_second=45_000)
+    return log.read_text().splitlines(True)
+
+
+def test_the_window_assembles_again_only_what_new_hops_reach(
+    tmp_path: Path, busy_host_lines: list[str]
+) -> None:
+    """Every step prints what an assembly of the whole window prints, event for event, while
+    most of the window is not assembled again; and the store is the one-shot ingest's."""
+    run = stepped(busy_host_lines, tmp_path, 400, whole="whole", touched="touched")
+    printed = run["printed"]
+    followers = run["followers"]
+    assert isinstance(printed, dict) and isinstance(followers, dict)
+    whole, touched = printed["whole"], printed["touched"]
+    events = [e for step in whole for e in step]
+    assert len(events) > 500 and {k for k, _, _ in events} == {"new", "update", "end"}
+    assert any(e[1]["nat"] for e in events)  # DNAT and masquerade among them
+    for number, (expected, shown) in enumerate(zip(whole, touched, strict=True)):
+        assert shown == expected, f"step {number}"
+    window = followers["touched"].window
+    # the first step (nothing to keep before it), and those where what the bridges' MACs
+    # tell changed as the window filled
+    assert window.why_whole["the first hops"] == 1
+    assert window.steps_whole <= window.steps // 4, window.why_whole
+    assert window.reassembled < 0.6 * followers["whole"].window.reassembled
+    expected_flows = one_shot(busy_host_lines, tmp_path)
+    assert stored(followers["touched"].store) == expected_flows
+
+
+def window_states(
+    hops: pa.Table, window: Window, per_step: int
+) -> list[dict[str, dict[str, object]]]:
+    """The open connections (id: flows --json object) after each step of ``per_step`` hops
+    added to ``window``: those it assembled again, the others as they were."""
+    states: list[dict[str, dict[str, object]]] = []
+    shown: dict[str, dict[str, object]] = {}
+    for start in range(0, hops.num_rows, per_step):
+        step = window.add(hops.slice(start, per_step), frozenset())
+        again = {f.id: f.to_json() for f in flows_from_table(step.assembled.flows)}
+        shown = {i: again[i] if i in again else shown[i] for i in step.order}
+        states.append(shown)
+    return states
+
+
+@pytest.mark.parametrize("per_step", [1])
+def test_hop_by_hop_the_window_is_what_assembling_it_whole_gives(per_step: int) -> None:
+    """Genuine captures of one host (a hairpin through DNAT and back into the host, two
+    containers over a bridge, an ICMP error quoting a NATed datagram, a bridged RST) added to the window a hop or a few at a time, so that a packet's hops on its
+    way through the host, and a packet leaving the host and the same packet entering it again,
+    arrive in different steps: after every step the window shows what assembling all of it
+    gives."""
+    names = ["hairpin.log", "c2c.log", "icmp-error.log", "bridge-rst.log"]
+    text = "".join((LAB / name).read_text() for name in names).encode()
+    block = Block(1, text.count(b"\n"), text)
+    hops = parse_chunk("lab.log", datetime.now(UTC), 2025, block, 0).hops.select(HOP_COLUMNS)
+    touched = Window(None)
+    states = window_states(hops, touched, per_step)
+    assert states == window_states(hops, Window(None, whole=True), per_step)
+    assert touched.steps_whole < touched.steps // 4, touched.why_whole
+    assert len(states[-1]) == 4
