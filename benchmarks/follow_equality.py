@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import logpath.window
 from logpath.follow import Event, Follower
 from logpath.ingest import ingest
 from logpath.store import Store
@@ -129,7 +130,13 @@ def main() -> int:
     parser.add_argument("--idle-steps", type=int, default=3, help="empty steps at the end")
     parser.add_argument("--profile", choices=WINDOWS, help="run only this follower, no checks")
     parser.add_argument("--no-store", action="store_true", help="skip the stores' comparison")
+    parser.add_argument("--per-step", action="store_true", help="print each step's CPU-s")
+    parser.add_argument(
+        "--small-window", type=int, help="logpath.window.SMALL_WINDOW (0: every window in part)"
+    )
     args = parser.parse_args()
+    if args.small_window is not None:
+        logpath.window.SMALL_WINDOW = args.small_window
     lines = [line for path in args.inputs for line in path.read_text().splitlines(True)]
     if args.merge:  # RFC 3164 stamps ("Nov 25 20:15:02") of one month sort as text
         lines.sort(key=lambda line: line[:15])
@@ -181,9 +188,12 @@ def main() -> int:
             f"{window.steps:,} ({dict(window.why_whole)}); hops assembled, all steps: "
             f"{window.reassembled:,}"
         )
+    if args.per_step or args.profile:
+        print("step  window hops (before it)  " + "  ".join(f"{r.window} CPU-s" for r in runs))
+        for i in range(len(steps) + 1):
+            before = runs[0].window_hops[i - 1] if i else 0
+            print(f"{i:4}  {before:>22,}  " + "  ".join(f"{r.cpu[i]:>11.3f}" for r in runs))
     if args.profile:
-        for i, (cpu_s, hops) in enumerate(zip(run.cpu, run.window_hops, strict=True)):
-            print(f"  step {i}: {cpu_s:.3f} CPU-s, window {hops:,} hops")
         return 0
     print(f"steps whose events differ: {differences} of {len(steps) + 1}")
     failed = differences > 0

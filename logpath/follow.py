@@ -1,13 +1,15 @@
 """Follow: connections assembled while their lines are being written (``logpath follow``).
 
 The lines followed (``logpath.tail``) are parsed as ingest parses them (``parse_chunk``). Their
-hops join a window of the connections still open, which is assembled again (``assemble``) each
-time hops arrive: a connection is ``new`` when first assembled, ``update`` when what
-``flows --json`` says of it changes (packets, state, fates, NAT), ``end`` when it closed (FIN
-both ways or RST, and nothing more for CLOSED_GRACE) or was idle past its timeout; an ended
-connection's hops leave the window. Every COMMIT_EVERY seconds the hops read are added to the
-store, with what was read of each file, and the store's connections are assembled again, as
-an ingest of the same lines would; the store's lock is held from start to end.
+hops join a window of the connections still open (``logpath.window``), and what an assembly
+(``assemble``) of the window with them says is shown: only the connections the new hops can
+reach are assembled again, the others stand as they were. A connection is ``new`` when first
+assembled, ``update`` when what ``flows --json`` says of it changes (packets, state, fates,
+NAT), ``end`` when it closed (FIN both ways or RST, and nothing more for CLOSED_GRACE) or was
+idle past its timeout; an ended connection's hops leave the window. Every COMMIT_EVERY seconds
+the hops read are added to the store, with what was read of each file, and the store's
+connections are assembled again, as an ingest of the same lines would; the store's lock is
+held from start to end.
 """
 
 from __future__ import annotations

@@ -587,10 +587,12 @@ def busy_host_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 def test_the_window_assembles_again_only_what_new_hops_reach(
-    tmp_path: Path, busy_host_lines: list[str]
+    tmp_path: Path, busy_host_lines: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every step prints what an assembly of the whole window prints, event for event, while
-    most of the window is not assembled again; and the store is the one-shot ingest's."""
+    most of the window is not assembled again; and the store is the one-shot ingest's. (Its
+    window, up to ~5,000 hops, is assembled in part as a larger one would be.)"""
+    monkeypatch.setattr("logpath.window.SMALL_WINDOW", 0)
     run = stepped(busy_host_lines, tmp_path, 400, whole="whole", touched="touched")
     printed = run["printed"]
     followers = run["followers"]
@@ -627,12 +629,15 @@ def window_states(
 
 
 @pytest.mark.parametrize("per_step", [1])
-def test_hop_by_hop_the_window_is_what_assembling_it_whole_gives(per_step: int) -> None:
+def test_hop_by_hop_the_window_is_what_assembling_it_whole_gives(
+    per_step: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Genuine captures of one host (a hairpin through DNAT and back into the host, two
     containers over a bridge, an ICMP error quoting a NATed datagram, a bridged RST) added to the window a hop or a few at a time, so that a packet's hops on its
     way through the host, and a packet leaving the host and the same packet entering it again,
     arrive in different steps: after every step the window shows what assembling all of it
-    gives."""
+    gives. (The window is assembled in part as a larger one would be.)"""
+    monkeypatch.setattr("logpath.window.SMALL_WINDOW", 0)
     names = ["hairpin.log", "c2c.log", "icmp-error.log", "bridge-rst.log"]
     text = "".join((LAB / name).read_text() for name in names).encode()
     block = Block(1, text.count(b"\n"), text)
@@ -642,3 +647,21 @@ def test_hop_by_hop_the_window_is_what_assembling_it_whole_gives(per_step: int) 
     assert states == window_states(hops, Window(None, whole=True), per_step)
     assert touched.steps_whole < touched.steps // 4, touched.why_whole
     assert len(states[-1]) == 4
+
+
+def test_a_small_window_is_assembled_whole(
+    busy_host_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under SMALL_WINDOW hops the whole window is assembled at each step (an assembly's
+    fixed cost outweighs the hops left out); past it, in part, once its keys are made."""
+    monkeypatch.setattr("logpath.window.SMALL_WINDOW", 2_000)
+    text = "".join(busy_host_lines).encode()
+    hops = parse_chunk("syslog", datetime.now(UTC), 2025, Block(1, 8000, text), 0).hops
+    window = Window(None)
+    sizes = [0]
+    for start in range(0, hops.num_rows, 300):
+        window.add(hops.slice(start, 300).select(HOP_COLUMNS), frozenset())
+        sizes.append(window.hops)
+    small = window.why_whole["a small window"]
+    assert small >= 4 and max(sizes) > 2 * 2_000
+    assert window.steps_whole <= small + 3, window.why_whole
