@@ -65,6 +65,7 @@ BEHIND_BYTES = 8 << 20
 # through its hooks at once. The newest hops wait for later ones (a log without uptimes: for
 # its second to end), or for a poll that brings nothing.
 SAME_PACKET = 0.05
+WINDOWS = ("touched", "whole")  # Follower's window: assembled in part, or whole at each step
 SKIPPED_BEFORE = "before follow started (not read: --from-start reads them)"
 ALREADY_READ = "read by an earlier run (standard input started with them)"
 
@@ -162,6 +163,8 @@ class Follower:
         self.inputs: list[Followed] = []
         # the open connections' hops: "touched" assembles again only the connections new hops
         # can reach (logpath.window), "whole" all of them (as follow did: the reference)
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, not {window!r}")
         self.window = Window(kept_ruleset(ruleset), whole=window == "whole")
         self.open: dict[str, _Open] = {}
         self.pending = _Pending()
