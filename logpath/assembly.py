@@ -609,8 +609,7 @@ def _submitted(executor: Executor, name: str, run: AssemblyRun, rows: np.ndarray
     cannot be written."""
     hops, *rest = run.later(rows)
     try:
-        with pa.OSFile(f"{name}.hops", "wb") as sink, pa.ipc.new_stream(sink, hops.schema) as out:
-            out.write_table(hops)
+        _streamed(f"{name}.hops", [hops])
     except OSError:
         return executor.submit(assemble_later_here, name, hops, *rest)
     return executor.submit(assemble_later_here, name, f"{name}.hops", *rest)
@@ -759,15 +758,8 @@ class Kept:
             for table, starts in zip(self.flows, self.starts, strict=True)
         ]
         for suffix, tables in (("flows", flows), ("trace", self.traces)):
-            if not tables:
-                continue
-            # the stream format: each chunk's dictionaries may differ
-            with (
-                pa.OSFile(f"{name}.{suffix}", "wb") as sink,
-                pa.ipc.new_stream(sink, tables[0].schema) as stream,
-            ):
-                for table in tables:
-                    stream.write_table(table)
+            if tables:
+                _streamed(f"{name}.{suffix}", tables)
         with open(name, "w") as packets:
             packets.write(str(self.packets))
 
@@ -876,6 +868,14 @@ class Kept:
             schema=TRACE_SCHEMA,
         )
         return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
+
+
+def _streamed(path: str, tables: list[pa.Table]) -> None:
+    """Tables of one schema written to ``path`` as an Arrow stream (``_mapped`` reads it): the
+    stream format, as each chunk's dictionaries may differ."""
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, tables[0].schema) as stream:
+        for table in tables:
+            stream.write_table(table)
 
 
 def _mapped(path: str) -> pa.Table:
