@@ -99,11 +99,12 @@ def first_lines(lines: list[str]) -> dict[tuple[str, ...], list[int]]:
 
 def latencies(
     events: list[tuple[float, dict[str, object]]], lines: list[str], writer: Writer
-) -> list[float]:
-    """Seconds from the write of each shown connection's first line to its "new" event."""
+) -> list[tuple[float, float]]:
+    """When each shown connection's first line was written, and the seconds from that write
+    to its "new" event."""
     shown_by_tuple = first_lines(lines)
     used: dict[tuple[str, ...], int] = {}
-    seconds = []
+    seconds: list[tuple[float, float]] = []
     for printed, event in events:
         if event["event"] != "new":
             continue
@@ -121,9 +122,23 @@ def latencies(
         shown = [i for i in shown_by_tuple.get(key, []) if 0 < writer.written[i] <= printed]
         fresh = [i for i in shown if i > used.get(key, -1)]
         if fresh:
-            seconds.append(printed - writer.written[fresh[0]])
+            seconds.append((writer.written[fresh[0]], printed - writer.written[fresh[0]]))
             used[key] = shown[-1]
     return seconds
+
+
+def by_thirds(timed: list[tuple[float, float]], started: float, wrote: float) -> list[str]:
+    """The latencies' median and p90 over each third of the writing."""
+    parts = []
+    for third in range(3):
+        low = started + wrote * third / 3
+        high = started + wrote * (third + 1) / 3 if third < 2 else float("inf")
+        waits = sorted(wait for at, wait in timed if low <= at < high)
+        if waits:
+            span = f"{wrote * third / 3:.0f}-{wrote * (third + 1) / 3:.0f} s"
+            median, p90 = statistics.median(waits), waits[int(len(waits) * 0.9)]
+            parts.append(f"{span} {median:.2f}, {p90:.2f}")
+    return parts
 
 
 def main() -> None:
@@ -164,7 +179,8 @@ def main() -> None:
     summary = follow.stderr.read().strip()
     follow.wait()
     wrote = writer.written[-1] - started
-    waits = sorted(latencies(printed.events, lines, writer))
+    timed = latencies(printed.events, lines, writer)
+    waits = sorted(wait for _, wait in timed)
     report = [
         f"lines written: {len(lines):,} in {wrote:.1f} s ({len(lines) / wrote:,.0f} lines/s)",
         f"follow: {summary}",
@@ -176,6 +192,9 @@ def main() -> None:
             if waits
             else "no connection shown"
         ),
+        # whether follow keeps up: a follower behind its writers waits longer and longer
+        "latency by when the line was written (median, p90): "
+        + ", ".join(by_thirds(timed, started, wrote)),
         "follow's memory (VmRSS, MiB) by time: "
         + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in memory[:: max(1, len(memory) // 12)]),
         f"memory peak {max(m for _, m in memory):.0f} MiB, last {memory[-1][1]:.0f} MiB",

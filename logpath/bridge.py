@@ -48,7 +48,7 @@ def learn_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFact
 def _learned(frame: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFacts]:
     """``learn_bridges`` of hops made ready by ``_with_columns``."""
     # only the columns read here: each bridge's hops were copied with every hop column
-    frame = frame[[c for c in [*READ_COLUMNS, "dst"] if c in frame.columns]]
+    frame = frame[[c for c in [*READ_COLUMNS, "dst", TIMES] if c in frame.columns]]
     names = pd.concat(
         [
             frame.loc[frame["physin"].notna(), ["host", "in_iface"]].set_axis(
@@ -87,6 +87,21 @@ READ_COLUMNS = [
 ]
 
 
+# An optional column: how many hops a row stands for. Follow's window learns its bridges at
+# every step from ~100,000 hops that are ~1,000 distinct rows of what is read here; each is
+# given once, with the times it was seen (what the MACs are counted by).
+TIMES = "times"
+
+
+def _counts(here: pd.DataFrame, values: pd.Series) -> pd.Series:
+    """How often each value (rows of ``here``) was seen, the most seen first."""
+    if TIMES not in here.columns:
+        return values.value_counts()
+    times = here.loc[values.index, TIMES].groupby(values.to_numpy()).sum()
+    counts: pd.Series = times.sort_values(ascending=False, kind="stable")
+    return counts
+
+
 def _with_columns(hops: pd.DataFrame) -> pd.DataFrame:
     """The hops with every column this module reads (missing ones all null)."""
     # one assign (a column set at a time rebuilt the frame's index of columns each time)
@@ -112,7 +127,7 @@ def _own_mac(here: pd.DataFrame) -> str | None:
     macs = _handed_up_macs(here)
     if macs.empty:
         return None
-    return str(macs.value_counts().index[0])
+    return str(_counts(here, macs).index[0])
 
 
 def _handed_up_macs(here: pd.DataFrame) -> pd.Series:
@@ -125,7 +140,7 @@ def _addressed_to_bridge(here: pd.DataFrame) -> str | None:
     """Fallback when nothing was delivered or routed: the destination MAC of entering frames
     that is neither broadcast nor the MAC of a port's host, for an IP not behind any port."""
     macs = _addressed_macs(here)
-    return None if macs.empty else str(macs.value_counts().index[0])
+    return None if macs.empty else str(_counts(here, macs).index[0])
 
 
 def _addressed_macs(here: pd.DataFrame) -> pd.Series:
@@ -140,19 +155,20 @@ def _addressed_macs(here: pd.DataFrame) -> pd.Series:
 def decided_bridges(hops: pd.DataFrame) -> dict[tuple[str | None, str], BridgeFacts] | None:
     """``learn_bridges``, or None when a bridge's own MAC is a tie (two MACs seen as often):
     which one is taken then depends on the order of the hops, and follow learns its window's
-    bridges from its hops in another order than one assembly of them has them."""
+    bridges from its hops in another order than one assembly of them has them. A row stands
+    for as many hops as its TIMES says, when the table has it."""
     frame = _with_columns(hops)
     facts = _learned(frame)
     for host, name in facts:
         here = frame[_same_host(frame["host"], host) & frame["in_iface"].eq(name)]
         macs = _handed_up_macs(here)
-        if _tied(macs) or (macs.empty and _tied(_addressed_macs(here))):
+        if _tied(here, macs) or (macs.empty and _tied(here, _addressed_macs(here))):
             return None
     return facts
 
 
-def _tied(macs: pd.Series) -> bool:
-    counts = macs.value_counts()
+def _tied(here: pd.DataFrame, macs: pd.Series) -> bool:
+    counts = _counts(here, macs)
     return len(counts) > 1 and counts.iloc[0] == counts.iloc[1]
 
 

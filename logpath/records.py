@@ -5,6 +5,7 @@ question reading a few connections needs no pandas)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,18 +199,26 @@ def flows_from_table(table: pa.Table) -> list[Flow]:
     return [_flow(row) for row in python_rows(table)]
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _translations(text: str) -> tuple[Translation, ...]:
+    """The NAT records of a connection (its ``nat`` column, JSON). Kept for the texts seen
+    last: follow reads a connection again at each step it is assembled in, mostly with the
+    same NAT, and decoding was most of what making its record cost."""
+    if text == "[]":  # most connections: no NAT, nothing to decode
+        return ()
+    return tuple(
+        Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
+        for t in json.loads(text)
+    )
+
+
 def _flow(row: dict[str, Any]) -> Flow:
     def side(which: str) -> ConnTuple:
         return ConnTuple(
             row[f"{which}_src"], row[f"{which}_sport"], row[f"{which}_dst"], row[f"{which}_dport"]
         )
 
-    nat: tuple[Translation, ...] = ()
-    if row["nat"] != "[]":  # most connections: no NAT, nothing to decode
-        nat = tuple(
-            Translation(t["type"], t["from"], t["to"], t["hook"], t["host"], t["evidence"])
-            for t in json.loads(row["nat"])
-        )
+    nat = _translations(row["nat"])
     return Flow(
         id=row["id"],
         proto=row["proto"],

@@ -36,8 +36,9 @@ from logpath.lines import (
     text_kind,
 )
 
-# What one poll reads of a file at most: a writer far ahead is caught up over several polls,
-# and memory stays flat (a tenth of a second of parsing at 20,000 lines/s is ~2 MiB).
+# What one read of a file takes at most, a block parsed at once; a poll reads at most its
+# ``budget`` (READ_BYTES unless the follower asks more: logpath.follow widens it while it is
+# behind), so a writer far ahead is caught up over several polls and memory stays flat.
 READ_BYTES = 4 << 20
 # Standard input's first bytes wait this long for more before it is told whether they continue
 # an earlier run: a restarted dmesg -w or journalctl writes its old lines at once.
@@ -141,8 +142,9 @@ class FollowedFile:
             return f"{self.path} from its end (line {self.tally.lines + 1:,})"
         return f"{self.path} from its start"
 
-    def poll(self) -> Iterator[Block]:
-        """The whole lines written since the last poll, in order, across a rotation."""
+    def poll(self, budget: int = READ_BYTES) -> Iterator[Block]:
+        """The whole lines written since the last poll, in order, across a rotation: at most
+        ``budget`` bytes of them (at least a block) from the file followed now."""
         current = _identity(self.path)
         if self.handle is not None and current != self.identity:
             if current is None:  # renamed away, the new file not made yet: read on
@@ -156,7 +158,7 @@ class FollowedFile:
             if self._rewritten():
                 yield from self._rest_of_copy()
                 self._retire(reopen=True)
-            yield from self._read()
+            yield from self._read(budget=budget)
 
     def _open(self) -> None:
         try:
@@ -226,9 +228,11 @@ class FollowedFile:
         except OSError:
             return  # no copy: what was written since the last poll is lost, as with tail -F
 
-    def _read(self, to_end: bool = False) -> Iterator[Block]:
-        """The whole lines after what was read, READ_BYTES at a time (every one ``to_end``)."""
+    def _read(self, to_end: bool = False, budget: int = READ_BYTES) -> Iterator[Block]:
+        """The whole lines after what was read, READ_BYTES at a time: ``budget`` bytes at most
+        (every one ``to_end``)."""
         assert self.handle is not None
+        taken = 0
         while True:
             data = os.pread(self.handle.fileno(), READ_BYTES, self.tally.size)
             whole = self.shape.whole(data)
@@ -239,7 +243,8 @@ class FollowedFile:
             start = self.tally.lines + 1
             self.tally.add(whole)
             yield self.shape.block(start, whole)
-            if not to_end or len(data) < READ_BYTES:
+            taken += len(whole)
+            if len(data) < READ_BYTES or (not to_end and taken + READ_BYTES > budget):
                 return
 
     def _retire(self, reopen: bool = False) -> None:
@@ -305,10 +310,13 @@ class FollowedStdin:
     def where(self) -> str:
         return "standard input"  # what it continues is told once its first lines arrived
 
-    def poll(self) -> Iterator[Block]:
-        """The whole lines that arrived, without waiting for more."""
-        while not self.ended and select.select([self.fd], [], [], 0)[0]:
+    def poll(self, budget: int = READ_BYTES) -> Iterator[Block]:
+        """The whole lines that arrived, without waiting for more: reading stops once
+        ``budget`` bytes were read (the rest waits in the pipe for the next poll)."""
+        taken = 0
+        while not self.ended and taken < budget and select.select([self.fd], [], [], 0)[0]:
             data = os.read(self.fd, READ_BYTES)
+            taken += len(data)
             self.last_data = self.clock()
             if not data:  # the writer closed the pipe: its last line (or record) is whole
                 self.ended = True

@@ -50,7 +50,7 @@ from logpath.assembly import (
     assemble,
     learn_hop_clocks,
 )
-from logpath.bridge import READ_COLUMNS, decided_bridges
+from logpath.bridge import READ_COLUMNS, TIMES, decided_bridges
 from logpath.clocks import Clocks, fine_clocked, one_clock
 from logpath.flows import tuple_nodes
 from logpath.hops import HOP_SCHEMA
@@ -169,7 +169,7 @@ class Window:
         segment = pc.add(segment, self.segments)
         self.segments += 64 * (int(pc.max(trace["packet"]).as_py() or 0) + 1)
         return [
-            pa.array(tuple_nodes(to_frame(trace.select(_TUPLE_READS))), pa.string()),
+            tuple_nodes(trace),
             local,
             cross,
             pa.array(fine_clocked(lines, clocks.boot), pa.bool_()),
@@ -181,7 +181,7 @@ class Window:
         flows = old["flow"]
         # a kept connection with a line on the other side of FINE_CLOCK_SLACK now
         seeds = [pc.unique(flows.filter(pa.array(fine != old["fine"].to_numpy())))]
-        new_nodes = pa.array(tuple_nodes(to_frame(new.select(_TUPLE_READS))), pa.string())
+        new_nodes = tuple_nodes(new)
         seeds.append(pc.unique(flows.filter(pc.is_in(old["node"], value_set=new_nodes))))
         uptime = old["uptime"].to_numpy()
         new_uptime = new["uptime"].to_numpy()
@@ -267,13 +267,6 @@ def _connections(rows: pa.Table) -> list[str]:
     heads = np.r_[True, pc.not_equal(flow[1:], flow[:-1]).to_numpy(zero_copy_only=False)]
     opened: list[str] = flow.filter(pa.array(heads)).to_pylist()
     return opened
-
-
-# What tuple_nodes reads of a hop (hop_tuples), and its host
-_TUPLE_READS = [
-    "host", "proto", "src", "dst", "sport", "dport", "icmp_type", "icmp_id", "inner_src",
-    "inner_dst", "inner_proto", "inner_sport", "inner_dport", "inner_icmp_id",
-]  # fmt: skip
 
 
 def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -372,7 +365,8 @@ def _open_alike(
 
 def _bridges_of(tables: list[pa.Table]) -> Bridges | None:
     """The bridges' facts learned from these hops (with their hooks), None on a tie."""
-    present = [t.select([c for c in [*READ_COLUMNS, "dst"] if c in t.column_names]) for t in tables]
+    read = [*READ_COLUMNS, "dst"]
+    present = [t.select([c for c in read if c in t.column_names]) for t in tables]
     hops = pa.concat_tables([t.cast(present[0].schema) for t in present])
     # only the hops of a bridge are read: on no bridge, nothing to learn
     physin, physout = pc.is_valid(hops["physin"]), pc.is_valid(hops["physout"])
@@ -387,4 +381,9 @@ def _bridges_of(tables: list[pa.Table]) -> Bridges | None:
     on_bridge = pc.or_(
         pc.or_(physin, physout), pc.is_in(hops["in_iface"].cast(pa.string()), value_set=names)
     )
-    return decided_bridges(to_frame(hops.filter(on_bridge)))
+    # each distinct row once, with the times it was seen: a busy window's ~100,000 hops on a
+    # bridge are ~1,000 distinct rows of what the facts are learned from
+    seen = hops.filter(on_bridge).group_by(hops.column_names, use_threads=False)
+    counted = seen.aggregate([([], "count_all")])
+    distinct = pa.table({**{c: counted[c] for c in hops.column_names}, TIMES: counted["count_all"]})
+    return decided_bridges(to_frame(distinct))

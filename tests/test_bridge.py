@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from seedstore import trace_sample
 
-from logpath.bridge import BridgeFacts, learn_bridges
+from logpath.bridge import READ_COLUMNS, TIMES, BridgeFacts, decided_bridges, learn_bridges
 from logpath.journeys import build_journey
 from logpath.summaries import summarise_flows
 
@@ -88,3 +88,33 @@ def test_lab_c2c_is_switched_throughout(tmp_path: Path) -> None:
     traced = trace_sample(tmp_path, "lab/c2c.log")
     assert set(traced["role"]) == {"bridge"}
     assert not traced["role_switch"].any()
+
+
+def counted(hops: pd.DataFrame) -> pd.DataFrame:
+    """Each distinct row of what bridges are learned from once, with the times it was seen
+    (TIMES): how follow's window gives its hops (``window._bridges_of``)."""
+    read = [*READ_COLUMNS, "dst"]
+    frame = hops[read].astype("object")
+    return frame.groupby(read, dropna=False).size().rename(TIMES).reset_index()
+
+
+def test_rows_counted_once_with_their_times_teach_the_same_facts(seed: pd.DataFrame) -> None:
+    distinct = counted(seed)
+    assert len(distinct) < len(seed)
+    assert decided_bridges(distinct) == decided_bridges(seed) == learn_bridges(seed)
+
+
+def test_a_tie_is_told_by_the_times_rows_were_seen(seed: pd.DataFrame) -> None:
+    """Another MAC handed up as often as docker0's own, though on fewer distinct rows: a tie
+    (no facts); seen once less, docker0's own MAC stands."""
+    distinct = counted(seed)
+    # handed up to the host: delivered (INPUT) or routed (FORWARD, not out by a port)
+    up = distinct["hook"].eq("INPUT") | distinct["hook"].eq("FORWARD") & distinct["physout"].isna()
+    handed_up = distinct[up & distinct["in_iface"].eq("docker0")]
+    own = handed_up[handed_up["macdst"].eq("02:42:f9:f8:c9:ad")]
+    assert len(own) > 1 and own[TIMES].sum() > len(own)
+    other = own.head(1).assign(macdst="02:42:00:00:00:99", **{TIMES: own[TIMES].sum()})
+    assert decided_bridges(pd.concat([distinct, other], ignore_index=True)) is None
+    other = other.assign(**{TIMES: own[TIMES].sum() - 1})
+    facts = decided_bridges(pd.concat([distinct, other], ignore_index=True))
+    assert facts is not None and facts[("pc-baim", "docker0")].mac == "02:42:f9:f8:c9:ad"

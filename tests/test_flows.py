@@ -6,13 +6,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from seedstore import SAMPLES, trace_sample
+from seedstore import SAMPLES, replayed_syslog, trace_sample
 
 from logpath.assembly import trace_hops
-from logpath.flows import ConnTuple, Flow, Translation
+from logpath.flows import (
+    TUPLE_COLUMNS,
+    ConnTuple,
+    Flow,
+    Translation,
+    _tuple_keys,
+    hop_tuples,
+    tuple_nodes,
+)
 from logpath.ingest import ingest
 from logpath.journeys import build_journey
-from logpath.store import Store
+from logpath.store import Store, to_frame
 from logpath.summaries import summarise_flows
 
 
@@ -290,3 +298,30 @@ def test_flow_summaries_do_not_depend_on_bridge_roles(tmp_path: Path, names: tup
     with_roles = trace_hops(hops)
     assert with_roles["role"].notna().any()  # the captures do cross a bridge
     assert summarise_flows(trace_hops(hops, roles=False)) == summarise_flows(with_roles)
+
+
+def test_tuple_nodes_are_the_conntrack_keys_assign_flows_uses(tmp_path: Path) -> None:
+    """Follow's window tells which connections a new hop reaches by ``tuple_nodes`` (Arrow):
+    they must be the host and the canonical conntrack key that ``hop_tuples`` and
+    ``_tuple_keys`` (pandas, what connections are made of) give, on genuine captures with
+    ICMP errors quoting a UDP packet, echo identifiers, IPv6, NAT, and on a packed replay
+    (``_tuple_keys``' two ways, under and over FEW_ROWS)."""
+    names = ["lab/icmp-error.log", "lab/icmp-echo.log", "lab/ipv6.log", "lab/dnat.log",
+             "lab/burst.log", "lab/hairpin.log", "seed/syslog"]  # fmt: skip
+    store = Store(tmp_path / "store")
+    ingest([str(SAMPLES / n) for n in names], store, year=2026)
+    replay = replayed_syslog(tmp_path, 6_000, seed=3, per_second=2_000)
+    ingest([str(replay)], store)
+    hops = store.read_table()
+    frame = to_frame(hops)
+    tuples = hop_tuples(frame)
+    for rows in (slice(0, 40), slice(None)):  # few rows: one Python pass; many: pandas
+        part = tuples.iloc[rows][list(TUPLE_COLUMNS)]
+        key, rkey = _tuple_keys(part)
+        canonical = key.where(key <= rkey, rkey)
+        host = frame["host"].iloc[rows].astype("object").fillna("").astype(str)
+        expected = (host + "#" + canonical).tolist()
+        assert tuple_nodes(hops.slice(0, len(expected))).to_pylist() == expected
+    assert {"icmp", "udp", "tcp"} <= set(tuples["t_proto"].dropna())
+    assert tuples["t_src"].str.contains(":", regex=False).any()  # IPv6
+    assert tuples["related"].any()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logpath.lines import Block
-from logpath.tail import RECOGNISE_PAUSE, FollowedFile, FollowedStdin
+from logpath.tail import READ_BYTES, RECOGNISE_PAUSE, FollowedFile, FollowedStdin
 
 LINES = (Path(__file__).parent.parent / "samples" / "lab" / "dnat.log").read_text().splitlines(True)
 
@@ -137,3 +137,37 @@ def _pipe_with(text: str, close: bool) -> BinaryIO:
     if close:
         os.close(write)
     return os.fdopen(read, "rb")
+
+
+def test_a_poll_reads_at_most_its_budget_in_blocks_of_read_bytes(tmp_path: Path) -> None:
+    """A writer far ahead is caught up over several polls: a poll takes READ_BYTES (a block)
+    unless given a larger budget (follow widens it while behind), and no line is cut or
+    lost between blocks and polls."""
+    log = tmp_path / "kern.log"
+    log.touch()
+    followed = FollowedFile(str(log), {}, from_start=False)
+    text = "".join(LINES)
+    copies = 3 * READ_BYTES // len(text.encode()) + 2  # a little over three blocks
+    log.write_text(text * copies)
+    blocks = list(followed.poll())
+    assert len(blocks) == 1 and len(blocks[0].data) <= READ_BYTES
+    blocks += list(followed.poll(budget=2 * READ_BYTES))
+    assert len(blocks) == 3
+    blocks += list(followed.poll(budget=8 * READ_BYTES))  # what is left: less than a block
+    assert len(blocks) == 4 and list(followed.poll(budget=8 * READ_BYTES)) == []
+    lines = [pair for block in blocks for pair in numbered(block)]
+    assert lines == list(enumerate(LINES * copies, 1))
+
+
+def test_standard_input_stops_reading_at_its_budget(tmp_path: Path) -> None:
+    """What a poll leaves in the pipe waits for the next one, whole lines only."""
+    source = tmp_path / "stream"
+    text = "".join(LINES)
+    copies = READ_BYTES // len(text.encode()) + 1
+    source.write_text(text * copies)
+    with source.open("rb") as stream:
+        followed = FollowedStdin(stream)
+        first = [pair for block in followed.poll(budget=len(text)) for pair in numbered(block)]
+        rest = [pair for block in followed.poll(budget=2 * READ_BYTES) for pair in numbered(block)]
+    assert 0 < len(first) < len(LINES * copies)
+    assert first + rest == list(enumerate(LINES * copies, 1))
