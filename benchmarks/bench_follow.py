@@ -9,6 +9,7 @@ memory (VmRSS) is sampled every half second. When the writer is done, follow is 
 it printed nothing for 5 s, then stopped with SIGINT; its summary line says what it read.
 
     .venv/bin/python benchmarks/bench_follow.py [--input FILE] [--lines N] [--rate R]
+        [--pause-every N --pause S]   (the writer pauses: follow assembles its store then)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -44,17 +46,24 @@ def replayed(lines: int) -> Path:
 class Writer(threading.Thread):
     """Appends the lines at a steady rate, noting when each was written."""
 
-    def __init__(self, path: Path, lines: list[str], rate: float) -> None:
+    def __init__(
+        self, path: Path, lines: list[str], rate: float, pause_every: int = 0, pause: float = 0.0
+    ) -> None:
         super().__init__(daemon=True)
         self.path, self.lines, self.rate = path, lines, rate
+        self.pause_every, self.pause = pause_every, pause
         self.written = [0.0] * len(lines)
         self.done = 0
 
     def run(self) -> None:
         start = time.monotonic()
+        paused = 0.0  # seconds the writer paused so far
         with self.path.open("a") as handle:
             while self.done < len(self.lines):
-                due = min(len(self.lines), int((time.monotonic() - start) * self.rate) + 1)
+                due = int((time.monotonic() - start - paused) * self.rate) + 1
+                due = min(len(self.lines), due)
+                if self.pause_every:  # a pause after every pause_every lines
+                    due = min(due, (self.done // self.pause_every + 1) * self.pause_every)
                 if due > self.done:
                     handle.writelines(self.lines[self.done : due])
                     handle.flush()
@@ -62,6 +71,9 @@ class Writer(threading.Thread):
                     for i in range(self.done, due):
                         self.written[i] = now
                     self.done = due
+                    if self.pause_every and due % self.pause_every == 0 and due < len(self.lines):
+                        time.sleep(self.pause)
+                        paused += self.pause
                 time.sleep(0.01)
 
 
@@ -147,6 +159,11 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=2_000, help="lines written per second")
     parser.add_argument("--limit", type=int, default=0, help="write only this many lines")
+    parser.add_argument("--pause-every", type=int, default=0, help="pause after every N lines")
+    parser.add_argument("--pause", type=float, default=6.0, help="seconds of each pause")
+    parser.add_argument(
+        "--store-from", type=Path, help="a store to follow on (copied): a store grown for hours"
+    )
     args = parser.parse_args()
     source = args.input or replayed(args.lines)
     lines = source.read_text().splitlines(True)
@@ -155,6 +172,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-follow-"))
     log = work / "kern.log"
     log.touch()
+    if args.store_from:
+        shutil.copytree(args.store_from, work / "store")
     follow = subprocess.Popen(
         [*CLI, "follow", str(log), "--store", str(work / "store"), "--json"],
         stdout=subprocess.PIPE,
@@ -165,7 +184,7 @@ def main() -> None:
     follow.stderr.readline()  # "reading ...": it is following
     printed = Printed(follow.stdout)
     printed.start()
-    writer = Writer(log, lines, args.rate)
+    writer = Writer(log, lines, args.rate, args.pause_every, args.pause)
     started = time.monotonic()
     writer.start()
     memory: list[tuple[float, float]] = []
