@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
@@ -88,6 +89,12 @@ class Printed(threading.Thread):
     def run(self) -> None:
         for line in self.stream:  # type: ignore[attr-defined]
             self.events.append((time.monotonic(), json.loads(line)))
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU seconds so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -188,11 +195,15 @@ def main() -> None:
     started = time.monotonic()
     writer.start()
     memory: list[tuple[float, float]] = []
+    cpu_at_start = cpu_seconds(follow.pid)
+    cpu_while_written = 0.0  # follow's CPU while the writer wrote
     while (
         writer.is_alive()
         or time.monotonic() - max([writer.written[-1], *(t for t, _ in printed.events[-1:])]) < 5
     ):
         memory.append((time.monotonic() - started, rss_mib(follow.pid)))
+        if writer.is_alive():
+            cpu_while_written = cpu_seconds(follow.pid) - cpu_at_start
         time.sleep(0.5)
     follow.send_signal(signal.SIGINT)
     summary = follow.stderr.read().strip()
@@ -203,6 +214,9 @@ def main() -> None:
     report = [
         f"lines written: {len(lines):,} in {wrote:.1f} s ({len(lines) / wrote:,.0f} lines/s)",
         f"follow: {summary}",
+        # a follower that keeps up uses less than a core (it is one thread): its headroom
+        f"follow's CPU while the writer wrote: {cpu_while_written:.1f} CPU-s in {wrote:.1f} s "
+        f"({cpu_while_written / wrote:.2f} of a core)",
         f"events printed: {len(printed.events):,}",
         "latency write -> new event (s): "
         + (
