@@ -38,7 +38,15 @@ from logpath.query import NAT_CHOICES, FlowQuery, Tables, matching_flow_numbers
 from logpath.records import Flow, flows_from_table
 from logpath.rowgroups import MemoryRows
 from logpath.store import SourceState, Store, StoreWriter
-from logpath.tail import READ_BYTES, Followed, FollowedFile, Tally, followed, written
+from logpath.tail import (
+    READ_BYTES,
+    Followed,
+    FollowedFile,
+    FollowedStdin,
+    Tally,
+    followed,
+    written,
+)
 from logpath.window import Window
 
 # How long a connection may be idle before it ends (seconds without a new hop): an unanswered
@@ -279,7 +287,11 @@ class Follower:
         self.unread = unread
         if unread >= BEHIND_BYTES:
             self.summary.behind += 1
-        self.budget = min(2 * self.budget, STEP_BYTES_MAX) if unread >= READ_BYTES else READ_BYTES
+        # (a pipe tells no length: standard input is behind when a poll stopped at its budget)
+        behind = unread >= READ_BYTES or any(
+            isinstance(source, FollowedStdin) and source.left_unread for source in self.inputs
+        )
+        self.budget = min(2 * self.budget, STEP_BYTES_MAX) if behind else READ_BYTES
 
     def _assembled(self, added: pa.Table) -> list[Event]:
         """Assemble the window with the new hops; the events of what changed (a connection

@@ -299,6 +299,7 @@ class FollowedStdin:
         self.already_read = 0  # lines an earlier run read: the stream started with them
         self.continued: int | None = None  # the lines of the extent it was found to continue
         self.unfinished_dropped = 0
+        self.left_unread = False  # the last poll stopped at its budget, the stream still writing
         self.tally = Tally()
         self.shape = Shape()
         self.clock = clock
@@ -325,6 +326,8 @@ class FollowedStdin:
                     data += b"\n"
             self.pending += data
             yield from self._released()
+        # stopped by the budget with more to read: the follower is behind (logpath.follow)
+        self.left_unread = not self.ended and taken >= budget
         if self.recognising and self.pending and self.clock() - self.last_data >= RECOGNISE_PAUSE:
             yield from self._released(paused=True)
 

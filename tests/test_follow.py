@@ -25,12 +25,20 @@ import pytest
 from seedstore import replayed_syslog
 
 from logpath.assembly import HOP_COLUMNS
-from logpath.follow import SAME_PACKET, SKIPPED_BEFORE, Event, Follower, _newest_packet
+from logpath.follow import (
+    SAME_PACKET,
+    SKIPPED_BEFORE,
+    STEP_BYTES_MAX,
+    Event,
+    Follower,
+    _newest_packet,
+)
 from logpath.ingest import ingest, parse_chunk
 from logpath.lines import Block
 from logpath.query import FlowQuery, find_flows
 from logpath.records import flows_from_table
 from logpath.store import Store
+from logpath.tail import READ_BYTES
 from logpath.window import Window
 
 LAB = Path(__file__).parent.parent / "samples" / "lab"
@@ -665,3 +673,45 @@ def test_a_small_window_is_assembled_whole(
     small = window.why_whole["a small window"]
     assert small >= 4 and max(sizes) > 2 * 2_000
     assert window.steps_whole <= small + 3, window.why_whole
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_follower_behind_its_writer_reads_more_a_step(
+    tmp_path: Path, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step reads a block (READ_BYTES) of an input; while more than that is left unread
+    after it (a file's length tells; a pipe, by the poll stopping at its budget), the next
+    reads twice as much, up to STEP_BYTES_MAX; caught up, a block again. Every line is read
+    once, in order."""
+    replay = replayed_syslog(tmp_path, 60_000, seed=5, per_second=20_000)
+    text = replay.read_bytes()
+    assert 2 * READ_BYTES < len(text) < 4 * READ_BYTES
+    log = tmp_path / "kern.log"
+    log.touch()
+    path = str(log)
+    if source == "stdin":
+        reader, writer_end = os.pipe()
+        stream = os.fdopen(reader, "rb")
+        monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": stream})())
+        path = "-"
+
+        def write() -> None:
+            with os.fdopen(writer_end, "wb") as pipe:
+                pipe.write(text)
+
+        feeder = threading.Thread(target=write, daemon=True)
+    budgets = []
+    with Follower([path], Store(tmp_path / "store"), year=2025) as follower:
+        if source == "stdin":
+            feeder.start()
+            time.sleep(0.5)  # the pipe is full: the writer waits for it to be read
+        else:
+            log.write_bytes(text)
+        while follower.summary.lines < 60_000:
+            budgets.append(follower.budget)
+            follower.step()
+        budgets.append(follower.budget)
+    assert budgets[:2] == [READ_BYTES, 2 * READ_BYTES]
+    assert max(budgets) <= STEP_BYTES_MAX and budgets[-1] == READ_BYTES
+    assert len(budgets) - 1 < len(text) / READ_BYTES  # fewer steps than blocks
+    assert Store(tmp_path / "store").count_hops() == follower.summary.hops

@@ -168,6 +168,8 @@ def test_standard_input_stops_reading_at_its_budget(tmp_path: Path) -> None:
     with source.open("rb") as stream:
         followed = FollowedStdin(stream)
         first = [pair for block in followed.poll(budget=len(text)) for pair in numbered(block)]
+        assert followed.left_unread  # stopped by its budget: the follower is behind
         rest = [pair for block in followed.poll(budget=2 * READ_BYTES) for pair in numbered(block)]
+        assert not followed.left_unread
     assert 0 < len(first) < len(LINES * copies)
     assert first + rest == list(enumerate(LINES * copies, 1))
