@@ -41,7 +41,6 @@ from logpath.store import SourceState, Store, StoreWriter
 from logpath.tail import (
     READ_BYTES,
     Followed,
-    FollowedFile,
     FollowedStdin,
     Tally,
     followed,
@@ -283,11 +282,11 @@ class Follower:
         self.summary.skipped += sum(result.skipped.values())
 
     def _check_behind(self) -> None:
-        unread = sum(_unread(source) for source in self.inputs if isinstance(source, FollowedFile))
+        unread = sum(source.unread() for source in self.inputs)
         self.unread = unread
         if unread >= BEHIND_BYTES:
             self.summary.behind += 1
-        # (a pipe tells no length: standard input is behind when a poll stopped at its budget)
+        # (a pipe tells no length: standard input is behind when its poll stopped at the budget)
         behind = unread >= READ_BYTES or any(
             isinstance(source, FollowedStdin) and source.left_unread for source in self.inputs
         )
@@ -517,14 +516,6 @@ def _extents(store: Store) -> Iterator[tuple[str, Extent]]:
         extent = stored_extent(state)
         if extent is not None:
             yield key, extent
-
-
-def _unread(source: FollowedFile) -> int:
-    import os
-
-    if source.handle is None:
-        return 0
-    return max(0, os.fstat(source.handle.fileno()).st_size - source.tally.size)
 
 
 def _signature(flow: Flow) -> tuple[object, ...]:

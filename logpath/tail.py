@@ -258,6 +258,12 @@ class FollowedFile:
         self.handle.close()
         self.handle, self.identity = None, None
 
+    def unread(self) -> int:
+        """The bytes written to the file followed now and not read yet."""
+        if self.handle is None:
+            return 0
+        return max(0, os.fstat(self.handle.fileno()).st_size - self.tally.size)
+
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
@@ -361,6 +367,10 @@ class FollowedStdin:
             self.pending = held[extent.size :]
             self.lines = self.already_read = self.continued = extent.lines
         return True
+
+    def unread(self) -> int:
+        """0: a pipe tells no length (``left_unread`` says whether a poll left some)."""
+        return 0
 
     def close(self) -> None:
         pass
