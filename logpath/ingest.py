@@ -9,14 +9,16 @@ from __future__ import annotations
 import ctypes
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.process import BrokenProcessPool, _ExecutorManagerThread
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -161,6 +163,8 @@ class _Workers:
         self.submitted = 0
         # an exception that ingest's own caller is handling: no end of this run (see drain)
         self.outer = sys.exc_info()[1]
+        self.killed = threading.Lock()  # held once the workers are killed: kill() runs once
+        self.closed = threading.Event()  # the watchdog's end
 
     def begin(self, store: Store, writer: StoreWriter) -> None:
         """Nothing to know of the run: the hops come back here."""
@@ -172,15 +176,7 @@ class _Workers:
             yield from self.drain()
             yield parse_chunk(*args)
             return
-        if self.pool is None:
-            context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=_worker_started,
-                initargs=(os.getpid(),),
-            )
-        self.pending.append(self.pool.submit(parse_chunk, *args))
+        self.pending.append(self.started().submit(parse_chunk, *args))
         while len(self.pending) > 2 * self.workers:
             yield _result(self.pending.popleft())
 
@@ -201,56 +197,107 @@ class _Workers:
         while self.pending:
             yield _result(self.pending.popleft())
 
+    def started(self) -> ProcessPoolExecutor:
+        """The pool, started on first use, with its watchdog (``_watch``)."""
+        if self.pool is None:
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=context,
+                initializer=_worker_started,
+                initargs=(os.getpid(),),
+            )
+            _quiet_pool_managers()
+            watchdog = threading.Thread(target=self._watch, name="logpath-watchdog", daemon=True)
+            watchdog.start()
+        return self.pool
+
+    def _watch(self) -> None:
+        """Kill every worker as soon as one dies (killed, out of memory): the run is lost then.
+
+        The pool's manager thread notices a dead worker by itself, unless that worker died
+        while writing a result (a table of MBs): the manager has read part of the message and
+        waits in ``recv`` for the rest, which the live workers' and this process's ends of the
+        pipe keep possible, for ever; every future, and the pool's shutdown, wait with it
+        (seen: the stop tests hung 3 times in 12 runs). ``kill`` closes those ends.
+        """
+        while not self.closed.wait(WATCH_EVERY):
+            processes = self.pool._processes if self.pool is not None else None
+            if processes is None:  # shut down
+                return
+            # exit code 0: a worker ending at the pool's shutdown
+            if any(p.exitcode not in (None, 0) for p in list(processes.values())):
+                self.kill()
+                return
+
     def assemble(self, store: Store, writer: StoreWriter) -> None:
         _assemble(store, writer, self.pool)
 
     def close(self) -> None:
         for future in self.pending:
             future.cancel()
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        try:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+        finally:
+            self.closed.set()
 
     def kill(self) -> None:
         """End the workers now, not after the chunks already handed to them (seconds of
         work): the run is abandoned."""
-        if self.pool is None:
+        pool = self.pool
+        if pool is None or not self.killed.acquire(blocking=False):
             return
-        terminate = getattr(self.pool, "terminate_workers", None)  # Python 3.14
+        terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
         if terminate is not None:
             terminate()
             return
-        if _CANCELLED_SET_AGAIN:
-            _quiet_pool_manager(self.pool)
-        if _FEEDER_HANGS:
-            self.pool._call_queue._reader.close()  # type: ignore[attr-defined]
-        for process in list(self.pool._processes.values()):  # before 3.14, no public way
+        # the feeder's way out when the manager thread cannot give it one (see below)
+        pool._call_queue._reader.close()  # type: ignore[attr-defined]
+        processes = list((pool._processes or {}).values())  # before 3.14, no public way
+        for process in processes:
             process.kill()
+        # A manager reading a result that its worker died writing gets to the pipe's end once
+        # no process holds it open for writing: the workers are gone (their sentinels say so:
+        # their files are closed), then this process's end is closed
+        waiting, deadline = [p.sentinel for p in processes], time.monotonic() + KILLED_WITHIN
+        while waiting and time.monotonic() < deadline:
+            gone = multiprocessing.connection.wait(waiting, deadline - time.monotonic())
+            waiting = [s for s in waiting if s not in gone]
+        if pool._result_queue is not None:
+            pool._result_queue._writer.close()  # type: ignore[attr-defined]
 
 
-# Before 3.11.5 (Debian 12 has 3.11.2) a pool whose worker died hung for ever: its feeder thread
-# stayed blocked writing a chunk into the call queue's pipe, which no worker read any more, while
-# this process held the pipe's read end open (python/cpython#94777). Closing that end here, as
-# later versions do themselves, ends the write.
-_FEEDER_HANGS = sys.version_info < (3, 11, 5)
+# how often the watchdog looks at the workers (s), and how long a killed worker may take to go
+WATCH_EVERY = 0.2
+KILLED_WITHIN = 10.0
 
-# Before 3.11.6, the thread that manages a pool, finding its workers killed, set an exception on
-# every pending future, cancelled ones too: InvalidStateError, printed by the thread as a
-# traceback beside "stopped by SIGINT" (python/cpython#107219; seen on Debian's 3.11.2 when a
-# stop came while chunks were queued).
-_CANCELLED_SET_AGAIN = sys.version_info < (3, 11, 6)
+# The pool's manager thread, in the Pythons before 3.14 (which ends a pool by terminate_workers):
+#  - before 3.11.5 (Debian 12 has 3.11.2), finding a worker dead, it left the queue's feeder
+#    thread blocked for ever writing a chunk into the call queue's pipe, which no worker read any
+#    more, while this process held the pipe's read end open (python/cpython#94777); closing that
+#    end, as later versions do themselves, ends the write;
+#  - on the way, it set an exception on every pending future, cancelled ones too (this run's
+#    stop cancels them): InvalidStateError, printed as a traceback beside "stopped by SIGTERM",
+#    and the thread died there, before its own cleanup (python/cpython#107219; the fix did not
+#    reach 3.11: seen on 3.11.2 and 3.11.7, where it then left the feeder blocked as above).
 
 
-def _quiet_pool_manager(pool: ProcessPoolExecutor) -> None:
-    """Keep that thread's InvalidStateError off stderr: the run is abandoned, and its futures
-    with it."""
-    manager = getattr(pool, "_executor_manager_thread", None)
+def _quiet_pool_managers() -> None:
+    """Keep a pool manager's InvalidStateError (above) off stderr: it comes when this run has
+    ended, by a stop or a dead worker, and the futures it could not set are abandoned with the
+    run. Installed once, when the first pool starts: the futures are cancelled as the run
+    unwinds, which may come before ``kill``."""
     previous = threading.excepthook
+    if getattr(previous, "logpath_quiets_pool_managers", False):
+        return
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        if args.thread is manager and args.exc_type is InvalidStateError:
+        if args.exc_type is InvalidStateError and isinstance(args.thread, _ExecutorManagerThread):
             return
         previous(args)
 
+    hook.logpath_quiets_pool_managers = True  # type: ignore[attr-defined]
     threading.excepthook = hook
 
 

@@ -14,11 +14,14 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +30,9 @@ from typer.testing import CliRunner, Result
 
 from logpath.cli import app
 from logpath.cli.app import ExitStatus
+from logpath.errors import WorkerError
+from logpath.ingest import _result as ingest_result
+from logpath.ingest import _Workers
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "samples" / "seed" / "syslog"
@@ -450,6 +456,53 @@ def test_a_killed_worker_ends_the_run_with_a_message(
     )
     assert_only_committed_parts(store)
     assert hop_count(store) == 27
+
+
+def _stuck_mid_result(workers: _Workers) -> Future[object]:
+    """A pool in the state a worker killed while it wrote its result leaves behind: the pool's
+    manager has read the head of a message (1 MiB announced, 100 bytes come) and waits in
+    ``recv`` for the rest; the one worker sleeps on its task meanwhile."""
+    pool = workers.started()
+    future = pool.submit(time.sleep, 120)
+    assert wait_for(lambda: len(pool._processes) == 1 and future.running(), 60)
+    pipe = pool._result_queue._writer  # type: ignore[attr-defined]
+    os.write(pipe.fileno(), struct.pack("!i", 1 << 20) + b"\0" * 100)
+    return future
+
+
+def _within(seconds: float, work: Callable[[], object]) -> BaseException | None:
+    """Run ``work`` in a thread; fail if it does not end within ``seconds``; what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the test
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    return raised[0] if raised else None
+
+
+def test_a_worker_killed_while_writing_its_result_ends_the_run() -> None:
+    workers = _Workers(2)
+    future = _stuck_mid_result(workers)
+    (worker,) = workers.started()._processes.values()
+    os.kill(worker.pid, signal.SIGKILL)  # as the OOM killer would
+    raised = _within(30, lambda: ingest_result(future))
+    assert isinstance(raised, WorkerError), raised
+    assert _within(30, workers.close) is None
+
+
+def test_a_stopped_run_shuts_down_a_pool_stuck_on_a_result() -> None:
+    workers = _Workers(2)
+    future = _stuck_mid_result(workers)
+    workers.kill()  # what ingest does on a stop (SIGTERM, Ctrl-C) before closing
+    assert _within(30, workers.close) is None
+    assert future.done()
 
 
 # --- exit codes -----------------------------------------------------------------------------
