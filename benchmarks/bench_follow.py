@@ -10,6 +10,7 @@ it printed nothing for 5 s, then stopped with SIGINT; its summary line says what
 
     .venv/bin/python benchmarks/bench_follow.py [--input FILE] [--lines N] [--rate R]
         [--pause-every N --pause S]   (the writer pauses: follow assembles its store then)
+        [--periods N]   (latency over N spans of the writing: a long run's stalls)
 """
 
 from __future__ import annotations
@@ -146,17 +147,20 @@ def latencies(
     return seconds
 
 
-def by_thirds(timed: list[tuple[float, float]], started: float, wrote: float) -> list[str]:
-    """The latencies' median and p90 over each third of the writing."""
+def by_periods(
+    timed: list[tuple[float, float]], started: float, wrote: float, periods: int
+) -> list[str]:
+    """The latencies' median, p90 and max over each of ``periods`` equal spans of the writing
+    (a stall, such as the store's assembly in a run that never pauses, shows in its max)."""
     parts = []
-    for third in range(3):
-        low = started + wrote * third / 3
-        high = started + wrote * (third + 1) / 3 if third < 2 else float("inf")
+    for period in range(periods):
+        low = started + wrote * period / periods
+        high = started + wrote * (period + 1) / periods if period < periods - 1 else float("inf")
         waits = sorted(wait for at, wait in timed if low <= at < high)
         if waits:
-            span = f"{wrote * third / 3:.0f}-{wrote * (third + 1) / 3:.0f} s"
+            span = f"{wrote * period / periods:.0f}-{wrote * (period + 1) / periods:.0f} s"
             median, p90 = statistics.median(waits), waits[int(len(waits) * 0.9)]
-            parts.append(f"{span} {median:.2f}, {p90:.2f}")
+            parts.append(f"{span} {median:.2f}, {p90:.2f}, {waits[-1]:.2f}")
     return parts
 
 
@@ -170,6 +174,9 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=6.0, help="seconds of each pause")
     parser.add_argument(
         "--store-from", type=Path, help="a store to follow on (copied): a store grown for hours"
+    )
+    parser.add_argument(
+        "--periods", type=int, default=3, help="latency reported over this many spans of time"
     )
     args = parser.parse_args()
     source = args.input or replayed(args.lines)
@@ -226,8 +233,8 @@ def main() -> None:
             else "no connection shown"
         ),
         # whether follow keeps up: a follower behind its writers waits longer and longer
-        "latency by when the line was written (median, p90): "
-        + ", ".join(by_thirds(timed, started, wrote)),
+        "latency by when the line was written (median, p90, max): "
+        + "; ".join(by_periods(timed, started, wrote, args.periods)),
         "follow's memory (VmRSS, MiB) by time: "
         + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in memory[:: max(1, len(memory) // 12)]),
         f"memory peak {max(m for _, m in memory):.0f} MiB, last {memory[-1][1]:.0f} MiB",

@@ -416,15 +416,22 @@ def plan(
 
 
 def generate(
-    lines: int, seed: int, replayer: Replayer, per_second: float = 0.0
+    lines: int,
+    seed: int,
+    replayer: Replayer,
+    per_second: float = 0.0,
+    origin_us: int | None = None,
 ) -> Iterator[list[str]]:
-    """Yield chunks of the file's lines (without newlines), in time order."""
+    """Yield chunks of the file's lines (without newlines), in time order, from the clock's
+    start or from ``origin_us`` of kernel uptime (a repetition, ``write_replay``)."""
     templates = [load_template(capture) for capture in CAPTURES]
     episodes = plan(lines, random.Random(f"{seed}-plan"), templates, per_second)
     netfilter = sum(templates[number].lines for _, number in episodes)
     ordinary = max(lines - netfilter, 0)
     words = random.Random(f"{seed}-ordinary")
     clock = Clock()
+    if origin_us is not None:
+        clock.uptime_us = origin_us
     origin = clock.uptime_us
     span = episodes[-1][0] if episodes else 3600e6
     rate = ordinary / span  # ordinary lines per µs, evenly over the traffic's span
@@ -467,19 +474,30 @@ def generate(
             chunk = []
     if chunk:
         yield chunk
-    replayer.first_us, replayer.last_us = origin + (first or 0), last
+    if origin_us is None:
+        replayer.first_us = origin + (first or 0)
+    replayer.last_us = last
 
 
-def write_replay(out: Path, lines: int, seed: int, per_second: float = 0.0) -> dict[str, object]:
-    """Write the file and `OUT.meta.json`; the mtime is the last line's time (for the year)."""
+def write_replay(
+    out: Path, lines: int, seed: int, per_second: float = 0.0, repeat: int = 1
+) -> dict[str, object]:
+    """Write the file and `OUT.meta.json`; the mtime is the last line's time (for the year).
+
+    ``repeat``: that many files' worth of lines, one after the other, each planned from its
+    own seed (seed, seed + 1...) and starting REUSE_US after the one before ended, when every
+    client port rests again: a long file at a density one plan cannot reach (its clients'
+    ports run out past ~1.2M lines at 20,000 lines a second). The log is silent in each gap."""
     out.parent.mkdir(parents=True, exist_ok=True)
     replayer = Replayer(random.Random(f"{seed}-replay"))
     written = 0
     with out.open("w", encoding="ascii", buffering=1 << 22) as handle:
-        for chunk in generate(lines, seed, replayer, per_second):
-            handle.write("\n".join(chunk))
-            handle.write("\n")
-            written += len(chunk)
+        for time_round in range(repeat):
+            origin = replayer.last_us + REUSE_US if time_round else None
+            for chunk in generate(lines, seed + time_round, replayer, per_second, origin):
+                handle.write("\n".join(chunk))
+                handle.write("\n")
+                written += len(chunk)
     boot = Clock().boot
     last = boot + replayer.last_us // 1_000_000
     os.utime(out, (last, last))
@@ -650,9 +668,15 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="lines per second of the log's own time (default: 6 hours per 2M lines)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="write that many plans of --lines one after the other (11 silent minutes between)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    meta = write_replay(args.out, args.lines, args.seed, args.per_second)
+    meta = write_replay(args.out, args.lines, args.seed, args.per_second, args.repeat)
     elapsed = time.perf_counter() - started
     print(
         f"wrote {meta['lines']} lines ({meta['netfilter_lines']} netfilter, "
