@@ -254,19 +254,80 @@ def assemble_added(
     standing = np.r_[
         np.repeat(standing_flows, rows_of), when[rows_of.sum() : trace.num_rows] < reach
     ]
+    # the stored connections before the first one reached keep their rows, numbers and all
+    head = _settled_head(first, standing_flows)
+    head_rows = int(rows_of[:head].sum())
+    head_packets = _packets_before(trace, head_rows)
+    if head_packets is None:
+        head, head_rows, head_packets = 0, 0, 0
     old = np.arange(trace.num_rows, dtype=np.int64)
+    later = standing.copy()
+    later[:head_rows] = False
     kept = Kept()
     kept.add_stored(
-        trace.filter(pa.array(standing)),
-        old[standing],
-        flows.take(pa.array(np.flatnonzero(standing_flows))),
-        first[standing_flows],
+        trace.filter(pa.array(later)),
+        old[later],
+        flows.take(pa.array(np.flatnonzero(standing_flows[head:]) + head)),
+        first[head:][standing_flows[head:]],
     )
     again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
     again = again[np.argsort(when[again], kind="stable")]
     judge = judges(hops, ruleset)
     trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge)
-    return kept.numbered(hops, clocks)
+    tail = kept.numbered(hops, clocks)
+    return _after_head(flows.slice(0, head), trace.slice(0, head_rows), head_packets, tail)
+
+
+def _settled_head(first: np.ndarray, standing: np.ndarray) -> int:
+    """How many stored connections, from flow_n 0, are left as they are by an assembly of
+    new hops: connections are numbered by their first hop's time (ties by id), and so are their
+    packets after them, so those that stand and start before every connection assembled again
+    (or a piece of one, or a new one: none starts before the connection it came from, and a new
+    one starts after every standing one ends) keep their numbers; the rest are numbered again.
+
+    Reading all of the stored tables and numbering them whole made an ingest of 40,000 lines
+    into a store of 863,000 hops take 7 s and 2.2 GB, ~1.1 s of it assembling the new hops.
+    At least one stored connection is left to number, with the hops of no connection (which
+    ``Kept.numbered`` keeps only beside a connection)."""
+    if not len(first):
+        return 0
+    reached = np.flatnonzero(~standing)
+    most = min(int(reached[0]) if len(reached) else len(first), len(first) - 1)
+    # k splits where every connection before k starts before every one from k on
+    before = np.maximum.accumulate(first)
+    after = np.minimum.accumulate(first[::-1])[::-1]
+    splits = np.flatnonzero(before[:most] < after[1 : most + 1]) + 1
+    return int(splits[-1]) if len(splits) else 0
+
+
+def _packets_before(trace: pa.Table, rows: int) -> int | None:
+    """How many packets the first ``rows`` of the stored trace hold, numbered 0, 1, 2... in
+    its order (``Kept.numbered``); None when they are not so numbered."""
+    if not rows:
+        return 0
+    packet = trace["packet"].slice(0, rows).to_numpy()
+    if packet[0] != 0 or not (np.diff(packet) >= 0).all() or (np.diff(packet) > 1).any():
+        return None
+    return int(packet[-1]) + 1
+
+
+def _after_head(flows: pa.Table, trace: pa.Table, packets: int, tail: Assembled) -> Assembled:
+    """The stored head (flows and trace rows as stored) and the tail numbered after it."""
+    if not flows.num_rows:
+        return tail
+    number = len(flows)
+    moved_flows = tail.flows.set_column(
+        0, "flow_n", pc.add(tail.flows["flow_n"], number).cast(pa.int64())
+    )
+    found = tail.trace
+    for name, by in (("flow_n", number), ("packet", packets)):
+        at = found.schema.get_field_index(name)
+        found = found.set_column(at, name, pc.add(found[name], by).cast(pa.int64()))
+    return Assembled(
+        pa.concat_tables([flows.cast(FLOW_SCHEMA), moved_flows]),
+        pa.concat_tables([trace.cast(TRACE_SCHEMA), found]),
+        tail.clocks,
+    )
 
 
 def _stored_spans(

@@ -1023,7 +1023,9 @@ class StoreWriter:
         path = self.store.path / "assembled" / name
         self._assembled.append(path)
         with self._writing(path):
-            _write_table(path, rows, row_group)
+            # one dictionary per column in a file: its rows may be stored rows kept as they
+            # were read beside rows assembled again (``assembly._after_head``)
+            _write_table(path, rows.unify_dictionaries(), row_group)
         return name
 
     def add_rejected(self, rejected: list[Rejected]) -> None:

@@ -30,6 +30,7 @@ import logpath.assembly
 import logpath.fates
 import logpath.flows
 import logpath.journeys
+import logpath.store
 import logpath.summaries
 from logpath.assembly import BOOT_DRIFT, PLACEMENT_DRIFT, _clocks_agree, assemble, kept_ruleset
 from logpath.clocks import Clocks
@@ -388,6 +389,49 @@ def test_a_later_run_assembles_only_the_open_tail(
     assert stored(once, "flows").equals(stored(store, "flows"))
     assert stored(once, "trace").equals(trace)
     assert trace.num_rows == store.count_hops()
+
+
+def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
+    replay_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log rotated three times, read a file a run: each run keeps the stored connections
+    that start before every one its hops reach as they were read (numbers, packets, files),
+    numbers the rest after them, and the tables are those of one run over the files so far."""
+    heads: list[tuple[int, int]] = []
+    settled_head = logpath.assembly._settled_head
+
+    def watched(first: np.ndarray, standing: np.ndarray) -> int:
+        heads.append((settled_head(first, standing), len(first)))
+        return heads[-1][0]
+
+    monkeypatch.setattr(logpath.assembly, "_settled_head", watched)
+    # files of a slice of a minute each: most of them stay as an earlier run wrote them
+    monkeypatch.setattr(logpath.store, "SLICE_SECONDS", 60)
+    monkeypatch.setattr(logpath.store, "SLICE_HOPS", 1)
+    lines = replay_log.read_bytes().splitlines(keepends=True)
+    files = [tmp_path / name for name in ("syslog.3", "syslog.2", "syslog.1", "syslog")]
+    for number, path in enumerate(files):
+        path.write_bytes(b"".join(lines[len(lines) * number // 4 : len(lines) * (number + 1) // 4]))
+    store = Store(tmp_path / "store")
+    for number, path in enumerate(files):
+        ingest([str(path)], store)
+        # after each run: a run that numbered wrong would be mended by the next (its head is
+        # not numbered 0, 1, 2...: everything is numbered again)
+        once = Store(tmp_path / f"once-{number}")
+        ingest([str(p) for p in files[: number + 1]], once)
+        for kind in ("flows", "trace"):
+            assert stored(store, kind).equals(stored(once, kind)), (number, kind)
+    # 28 minutes in four files of 7: each run's new hops reach back 10 minutes and 8 seconds
+    # (SETTLED_AFTER), all of the first file's; what is older stays as stored
+    assert [head > 0 for head, _ in heads] == [False, True, True], heads
+    assert all(head < stored for head, stored in heads)
+    written = {entry["file"].split("-")[1] for entry in store.require().assembly["trace"]}
+    assert len(written) > 1, written
+    # the files kept from earlier runs have dictionaries of their own (the files read so far):
+    # what is read has one per column, as Arrow's compute engine requires
+    trace = stored(store, "trace")
+    by_source = trace.group_by("source").aggregate([("flow", "count")])
+    assert sorted(by_source["source"].to_pylist()) == sorted(str(p) for p in files)
 
 
 def test_an_older_file_after_a_newer_one(
