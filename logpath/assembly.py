@@ -22,7 +22,9 @@ An ingest that only adds hops re-assembles only what they can touch (``assemble_
 same argument as the chunks', with the new hops' earliest time in place of a chunk's end. The
 stored connections that ended SETTLED_AFTER before it stay as they are; the others' hops are
 taken back from the trace table and assembled with the new ones. Connections and packets are
-numbered by time (``Kept.numbered``), so the tables are those of one assembly of every hop.
+numbered by time (``Kept.numbered``), so the tables are those of one assembly of every hop; the
+stored connections that start before every one assembled again keep their rows as read, numbers
+and files and all (``_settled_head``), and only those after them are numbered again.
 """
 
 from __future__ import annotations
