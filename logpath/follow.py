@@ -38,14 +38,7 @@ from logpath.query import NAT_CHOICES, FlowQuery, Tables, matching_flow_numbers
 from logpath.records import Flow, flows_from_table
 from logpath.rowgroups import MemoryRows
 from logpath.store import SourceState, Store, StoreWriter
-from logpath.tail import (
-    READ_BYTES,
-    Followed,
-    FollowedStdin,
-    Tally,
-    followed,
-    written,
-)
+from logpath.tail import READ_BYTES, Followed, FollowedStdin, Tally, followed, written
 from logpath.window import Window
 
 # How long a connection may be idle before it ends (seconds without a new hop): an unanswered
