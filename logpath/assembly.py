@@ -44,10 +44,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpath.bridge import BridgeFacts, assign_roles
+from logpath.bridge import READ_COLUMNS, TIMES, BridgeFacts, assign_roles, decided_bridges
 from logpath.clocks import CLOCK_COLUMNS, Clocks, host_groups_of, learn_clocks, one_clock
 from logpath.fates import packet_fates
-from logpath.flows import DEFAULT_IDLE_TIMEOUT, IDLE_TIMEOUT, Translation, assign_flows
+from logpath.flows import (
+    DEFAULT_IDLE_TIMEOUT,
+    IDLE_TIMEOUT,
+    NODE_COLUMNS,
+    Translation,
+    assign_flows,
+    tuple_nodes,
+)
 from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_SCHEMA
 from logpath.nat import applied_nat
@@ -65,6 +72,10 @@ CHUNK_HOPS = 200_000
 # a later packet of its tuple would start a new connection (flows.IDLE_TIMEOUT), and a later
 # hop cannot join one of its packets (packets.MAX_HOP_GAP).
 SETTLED_AFTER = max(DEFAULT_IDLE_TIMEOUT, *IDLE_TIMEOUT.values()) + 4 * MAX_HOP_GAP
+# A stored connection none of whose hops is within this of the new hops' earliest has no
+# packet a new hop can join (packets.MAX_HOP_GAP, with the carry's margin): only its tuple can
+# reach it (``_unreached``).
+PACKET_REACH = 4 * MAX_HOP_GAP
 
 # What the stages read of each hop: only these go through pandas. The trace's hop columns are
 # taken from the Arrow table as they are (converting ~80 columns to pandas and back cost most
@@ -250,11 +261,47 @@ def assemble_added(
     ):
         return None  # not the flows of this trace, row i connection i
     # the earliest a new hop could join a stored connection, with the carry's margin
-    reach = float(when[trace.num_rows :].min()) - SETTLED_AFTER
-    standing_flows = last < reach
+    earliest = float(when[trace.num_rows :].min())
+    standing_flows = last < earliest - SETTLED_AFTER
+    # of the others, those too old for a new hop to join one of their packets, which no new
+    # hop's tuple reaches, stand too, when the bridges' facts hold (``_unreached``)
+    unreached = _unreached(trace, rows_of, new, standing_flows, last >= earliest - PACKET_REACH)
+    if unreached is not None:
+        bridges = learned_bridges([_rows_of_flows(trace, rows_of, ~standing_flows)])
+        if bridges is not None:
+            assembled = _assembled_after(
+                trace, flows, hops, when, spans, standing_flows | unreached, earliest,
+                ruleset, clocks, chunk_hops, bridges,
+            )  # fmt: skip
+            if assembled is not None:
+                return assembled
+    return _assembled_after(
+        trace, flows, hops, when, spans, standing_flows, earliest, ruleset, clocks, chunk_hops
+    )
+
+
+def _assembled_after(
+    trace: pa.Table,
+    flows: pa.Table,
+    hops: pa.Table,
+    when: np.ndarray,
+    spans: tuple[np.ndarray, np.ndarray, np.ndarray],
+    standing_flows: np.ndarray,
+    earliest: float,
+    ruleset: Ruleset | None,
+    clocks: Clocks,
+    chunk_hops: int,
+    bridges: Bridges | None = None,
+) -> Assembled | None:
+    """``assemble_added``'s tables, the stored connections at ``standing_flows`` kept as they
+    are and the others' hops assembled again with the new ones (``hops`` after the trace's);
+    by ``bridges`` when given, and then None when the bridges' facts learned from the stored
+    connections left open and those assembled again differ from them."""
+    first, last, rows_of = spans
     # a hop of no connection (none in the stores seen) stands or falls on its own time
     standing = np.r_[
-        np.repeat(standing_flows, rows_of), when[rows_of.sum() : trace.num_rows] < reach
+        np.repeat(standing_flows, rows_of),
+        when[rows_of.sum() : trace.num_rows] < earliest - SETTLED_AFTER,
     ]
     # the stored connections before the first one reached keep their rows, numbers and all
     head = _settled_head(first, standing_flows)
@@ -272,10 +319,20 @@ def assemble_added(
         flows.take(pa.array(np.flatnonzero(standing_flows[head:]) + head)),
         first[head:][standing_flows[head:]],
     )
+    stored_parts = len(kept.traces)
     again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
     again = again[np.argsort(when[again], kind="stable")]
     judge = judges(hops, ruleset)
-    trace_in_chunks(hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge)
+    trace_in_chunks(
+        hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge, bridges=bridges
+    )
+    if bridges is not None:
+        # the connections left open (stored and kept, or assembled again) show the same facts
+        # the stored ones showed: the new hops changed none
+        kept_open = standing_flows & (last >= earliest - SETTLED_AFTER)
+        traced = [_hooked(hops, found) for found in kept.traces[stored_parts:]]
+        if learned_bridges([_rows_of_flows(trace, rows_of, kept_open), *traced]) != bridges:
+            return None
     tail = kept.numbered(hops, clocks)
     return _after_head(flows.slice(0, head), trace.slice(0, head_rows), head_packets, tail)
 
@@ -300,6 +357,97 @@ def _settled_head(first: np.ndarray, standing: np.ndarray) -> int:
     after = np.minimum.accumulate(first[::-1])[::-1]
     splits = np.flatnonzero(before[:most] < after[1 : most + 1]) + 1
     return int(splits[-1]) if len(splits) else 0
+
+
+def _unreached(
+    trace: pa.Table,
+    rows_of: np.ndarray,
+    new: pa.Table,
+    standing: np.ndarray,
+    recent: np.ndarray,
+) -> np.ndarray | None:
+    """Which stored connections neither ``standing`` (settled by time) nor ``recent`` (a hop
+    of theirs within PACKET_REACH of the new hops) no new hop can join; None when none.
+
+    A new hop joins a stored connection through what assembly links hops by (the argument of
+    follow's window, ``logpath.window``): a packet of it (its hops are logged within
+    MAX_HOP_GAP of each other: only a recent connection can have one open), or its conntrack
+    tuple on its host (``flows.tuple_nodes``, an ICMP error's quoted tuple and NAT-translated
+    ones alike). So the connections whose tuples the new hops show are reached, and every
+    open one sharing a tuple with a connection reached, until none is added (a tuple used
+    again is split into connections by time: the whole chain is assembled again).
+
+    On the 2M-line replay a run's new hops reach a few connections of the ten minutes before
+    them (SETTLED_AFTER); assembling all of those again was most of the cost of a run that
+    adds hops, and of follow's commits (it adds a few seconds of lines each time)."""
+    open_flows = ~standing
+    if not (open_flows & ~recent).any():
+        return None
+    flow_n = np.repeat(np.arange(len(rows_of)), rows_of)
+    rows = np.flatnonzero(open_flows[flow_n])
+    flow_n = flow_n[rows]
+    read = [c for c in NODE_COLUMNS if c in trace.column_names]
+    nodes = pc.dictionary_encode(
+        pa.concat_arrays([tuple_nodes(trace.select(read).take(pa.array(rows))), tuple_nodes(new)])
+    )
+    codes = nodes.indices.to_numpy(zero_copy_only=False)
+    shown = np.zeros(len(nodes.dictionary), dtype=bool)  # the tuples of what is reached
+    shown[codes[len(rows) :]] = True  # the new hops'
+    codes = codes[: len(rows)]
+    reached = recent & open_flows
+    while True:
+        shown[codes[reached[flow_n]]] = True
+        grown = reached.copy()
+        grown[flow_n[shown[codes]]] = True
+        if (grown == reached).all():
+            break
+        reached = grown
+    unreached = open_flows & ~reached
+    return unreached if unreached.any() else None
+
+
+def _rows_of_flows(trace: pa.Table, rows_of: np.ndarray, flows: np.ndarray) -> pa.Table:
+    """The stored trace's rows of these connections (a mask by flow_n), the columns the
+    bridges' facts are learned from."""
+    mask = np.zeros(trace.num_rows, dtype=bool)
+    mask[: int(rows_of.sum())] = np.repeat(flows, rows_of)
+    read = [c for c in (*READ_COLUMNS, "dst") if c in trace.column_names]
+    return trace.select(read).filter(pa.array(mask))
+
+
+def _hooked(hops: pa.Table, found: pa.Table) -> pa.Table:
+    """The hops a chunk traced (``Kept.traces``: by ``assembly_row``) with the hook it found:
+    what the bridges' facts are learned from."""
+    wanted = [c for c in (*READ_COLUMNS, "dst") if c in hops.column_names and c != "hook"]
+    own = taken(hops.select(wanted), found["assembly_row"])
+    return own.append_column("hook", found["hook"])
+
+
+def learned_bridges(tables: list[pa.Table]) -> Bridges | None:
+    """The bridges' facts learned from these hops (with their hooks), None on a tie
+    (``bridge.decided_bridges``)."""
+    read = [*READ_COLUMNS, "dst"]
+    present = [t.select([c for c in read if c in t.column_names]) for t in tables]
+    hops = pa.concat_tables([t.cast(present[0].schema) for t in present])
+    # only the hops of a bridge are read: on no bridge, nothing to learn
+    physin, physout = pc.is_valid(hops["physin"]), pc.is_valid(hops["physout"])
+    names = pc.unique(
+        pa.concat_arrays(
+            [
+                hops["in_iface"].filter(physin).combine_chunks().cast(pa.string()),
+                hops["out_iface"].filter(physout).combine_chunks().cast(pa.string()),
+            ]
+        )
+    )
+    on_bridge = pc.or_(
+        pc.or_(physin, physout), pc.is_in(hops["in_iface"].cast(pa.string()), value_set=names)
+    )
+    # each distinct row once, with the times it was seen: a busy window's ~100,000 hops on a
+    # bridge are ~1,000 distinct rows of what the facts are learned from
+    seen = hops.filter(on_bridge).group_by(hops.column_names, use_threads=False)
+    counted = seen.aggregate([([], "count_all")])
+    distinct = pa.table({**{c: counted[c] for c in hops.column_names}, TIMES: counted["count_all"]})
+    return decided_bridges(to_frame(distinct))
 
 
 def _packets_before(trace: pa.Table, rows: int) -> int | None:

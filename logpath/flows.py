@@ -81,6 +81,12 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# The hop columns tuple_nodes reads
+NODE_COLUMNS = ("host", "proto", "src", "dst", "sport", "dport", "icmp_type", "icmp_id",
+                 "inner_src", "inner_dst", "inner_proto", "inner_sport", "inner_dport",
+                 "inner_icmp_id")  # fmt: skip
+
+
 def tuple_nodes(hops: pa.Table) -> pa.Array:
     """Per hop, as text, what links it to the other packets of its connection
     (``_components``): its host and its conntrack tuple (``hop_tuples``: an ICMP error's, the

@@ -49,8 +49,8 @@ from logpath.assembly import (
     Bridges,
     assemble,
     learn_hop_clocks,
+    learned_bridges,
 )
-from logpath.bridge import READ_COLUMNS, TIMES, decided_bridges
 from logpath.clocks import Clocks, fine_clocked, one_clock
 from logpath.flows import tuple_nodes
 from logpath.hops import HOP_SCHEMA
@@ -141,7 +141,7 @@ class Window:
                 part, self.ruleset, links=links, clocks=clocks, bridges=self.bridges
             )
             kept = old.filter(pa.array(~reached))
-            bridges = _bridges_of([kept, assembled.trace])
+            bridges = learned_bridges([kept, assembled.trace])
             if bridges is not None and bridges == self.bridges:
                 self.reassembled += part.num_rows
                 return self._keep(kept, assembled, clocks, whole=False)
@@ -152,7 +152,7 @@ class Window:
         assembled = assemble(hops, self.ruleset, links=links, clocks=clocks)
         # keyed once the window may soon be worth assembling in part
         self.keyed = not self.whole and hops.num_rows >= SMALL_WINDOW // 2
-        self.bridges = _bridges_of([assembled.trace]) if self.keyed else None
+        self.bridges = learned_bridges([assembled.trace]) if self.keyed else None
         self.reassembled += hops.num_rows
         self.steps_whole += 1
         return self._keep(_WINDOW_SCHEMA.empty_table(), assembled, clocks, whole=True)
@@ -361,29 +361,3 @@ def _open_alike(
     reached: np.ndarray = after.copy()
     reached[open_rows] = True
     return reached
-
-
-def _bridges_of(tables: list[pa.Table]) -> Bridges | None:
-    """The bridges' facts learned from these hops (with their hooks), None on a tie."""
-    read = [*READ_COLUMNS, "dst"]
-    present = [t.select([c for c in read if c in t.column_names]) for t in tables]
-    hops = pa.concat_tables([t.cast(present[0].schema) for t in present])
-    # only the hops of a bridge are read: on no bridge, nothing to learn
-    physin, physout = pc.is_valid(hops["physin"]), pc.is_valid(hops["physout"])
-    names = pc.unique(
-        pa.concat_arrays(
-            [
-                hops["in_iface"].filter(physin).combine_chunks().cast(pa.string()),
-                hops["out_iface"].filter(physout).combine_chunks().cast(pa.string()),
-            ]
-        )
-    )
-    on_bridge = pc.or_(
-        pc.or_(physin, physout), pc.is_in(hops["in_iface"].cast(pa.string()), value_set=names)
-    )
-    # each distinct row once, with the times it was seen: a busy window's ~100,000 hops on a
-    # bridge are ~1,000 distinct rows of what the facts are learned from
-    seen = hops.filter(on_bridge).group_by(hops.column_names, use_threads=False)
-    counted = seen.aggregate([([], "count_all")])
-    distinct = pa.table({**{c: counted[c] for c in hops.column_names}, TIMES: counted["count_all"]})
-    return decided_bridges(to_frame(distinct))

@@ -92,7 +92,7 @@ def test_lab_c2c_is_switched_throughout(tmp_path: Path) -> None:
 
 def counted(hops: pd.DataFrame) -> pd.DataFrame:
     """Each distinct row of what bridges are learned from once, with the times it was seen
-    (TIMES): how follow's window gives its hops (``window._bridges_of``)."""
+    (TIMES): how follow's window gives its hops (``assembly.learned_bridges``)."""
     read = [*READ_COLUMNS, "dst"]
     frame = hops[read].astype("object")
     return frame.groupby(read, dropna=False).size().rename(TIMES).reset_index()
