@@ -437,6 +437,35 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
     assert sorted(by_source["source"].to_pylist()) == sorted(str(p) for p in files)
 
 
+def test_new_hops_that_change_the_bridges_facts_assemble_the_open_tail_again(
+    rotated: tuple[Path, Path], first_run: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connections the new hops do not reach stand on the bridges' facts learned from the
+    open tail; when the facts learned after the assembly differ (here: made to), the whole
+    open tail is assembled again, each chunk learning its own, as before."""
+    store = copied(first_run, tmp_path / "store")
+    learned = logpath.assembly.learned_bridges
+    calls: list[object] = []
+
+    def changed(tables: list[pa.Table]) -> object:
+        facts = learned(tables)
+        calls.append(facts)
+        return {} if len(calls) == 2 else facts  # the check after the assembly
+
+    monkeypatch.setattr(logpath.assembly, "learned_bridges", changed)
+    traced = traced_hops(monkeypatch)
+    before = store.count_hops()
+    ingest([str(rotated[1])], store)
+    added = store.count_hops() - before
+    assert len(calls) == 2 and calls[0]  # the replay's docker0 is a bridge
+    # the reached connections (18,963 hops), then every open one (53,340)
+    assert len(traced) == 2 and traced[0] < 1.1 * added < 2 * added < traced[1], traced
+    once = Store(tmp_path / "once")
+    ingest([str(p) for p in rotated], once)
+    for kind in ("flows", "trace"):
+        assert stored(store, kind).equals(stored(once, kind)), kind
+
+
 def test_a_packet_cut_by_a_rotation_is_joined_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
