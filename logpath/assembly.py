@@ -58,7 +58,14 @@ from logpath.flows import (
 from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_SCHEMA
 from logpath.nat import applied_nat
-from logpath.packets import MAX_HOP_GAP, group_packets, refine_guessed_hooks
+from logpath.packets import (
+    CROSS_HOST_IDENTITY,
+    LOCAL_KEY,
+    MAX_HOP_GAP,
+    group_packets,
+    identity_texts,
+    refine_guessed_hooks,
+)
 from logpath.provenance import Provenance
 from logpath.rules import Ruleset
 from logpath.runtime import taken, without_cyclic_gc
@@ -265,7 +272,8 @@ def assemble_added(
     standing_flows = last < earliest - SETTLED_AFTER
     # of the others, those too old for a new hop to join one of their packets, which no new
     # hop's tuple reaches, stand too, when the bridges' facts hold (``_unreached``)
-    unreached = _unreached(trace, rows_of, new, standing_flows, last >= earliest - PACKET_REACH)
+    since = when[: trace.num_rows] - earliest
+    unreached = _unreached(trace, rows_of, new, standing_flows, since)
     if unreached is not None:
         bridges = learned_bridges([_rows_of_flows(trace, rows_of, ~standing_flows)])
         if bridges is not None:
@@ -304,7 +312,7 @@ def _assembled_after(
         when[rows_of.sum() : trace.num_rows] < earliest - SETTLED_AFTER,
     ]
     # the stored connections before the first one reached keep their rows, numbers and all
-    head = _settled_head(first, standing_flows)
+    head = _settled_head(first, standing_flows, earliest)
     head_rows = int(rows_of[:head].sum())
     head_packets = _packets_before(trace, head_rows)
     if head_packets is None:
@@ -337,12 +345,14 @@ def _assembled_after(
     return _after_head(flows.slice(0, head), trace.slice(0, head_rows), head_packets, tail)
 
 
-def _settled_head(first: np.ndarray, standing: np.ndarray) -> int:
+def _settled_head(first: np.ndarray, standing: np.ndarray, earliest: float) -> int:
     """How many stored connections, from flow_n 0, are left as they are by an assembly of
-    new hops: connections are numbered by their first hop's time (ties by id), and so are their
-    packets after them, so those that stand and start before every connection assembled again
-    (or a piece of one, or a new one: none starts before the connection it came from, and a new
-    one starts after every standing one ends) keep their numbers; the rest are numbered again.
+    new hops (``earliest``: the earliest new hop's time): connections are numbered by their
+    first hop's time (ties by id), and so are their packets after them, so those that stand
+    and start before every connection assembled again (or a piece of one: none starts before
+    the connection it came from) and before the new hops (a new connection starts with one:
+    an older file read after a newer one starts before the stored ones) keep their numbers;
+    the rest are numbered again.
 
     Reading all of the stored tables and numbering them whole made an ingest of 40,000 lines
     into a store of 863,000 hops take 7 s and 2.2 GB, ~1.1 s of it assembling the new hops.
@@ -350,7 +360,9 @@ def _settled_head(first: np.ndarray, standing: np.ndarray) -> int:
     ``Kept.numbered`` keeps only beside a connection)."""
     if not len(first):
         return 0
-    reached = np.flatnonzero(~standing)
+    # (a stored connection with a hop after the earliest new one is assembled again today:
+    # the head does not rest on it)
+    reached = np.flatnonzero(~standing | (first >= earliest))
     most = min(int(reached[0]) if len(reached) else len(first), len(first) - 1)
     # k splits where every connection before k starts before every one from k on
     before = np.maximum.accumulate(first)
@@ -364,26 +376,45 @@ def _unreached(
     rows_of: np.ndarray,
     new: pa.Table,
     standing: np.ndarray,
-    recent: np.ndarray,
+    since: np.ndarray,
 ) -> np.ndarray | None:
-    """Which stored connections neither ``standing`` (settled by time) nor ``recent`` (a hop
-    of theirs within PACKET_REACH of the new hops) no new hop can join; None when none.
+    """Which stored connections not ``standing`` (settled by time) no new hop can join
+    (``since``: per stored hop, seconds since the earliest new hop); None when none.
 
     A new hop joins a stored connection through what assembly links hops by (the argument of
-    follow's window, ``logpath.window``): a packet of it (its hops are logged within
-    MAX_HOP_GAP of each other: only a recent connection can have one open), or its conntrack
-    tuple on its host (``flows.tuple_nodes``, an ICMP error's quoted tuple and NAT-translated
-    ones alike). So the connections whose tuples the new hops show are reached, and every
-    open one sharing a tuple with a connection reached, until none is added (a tuple used
-    again is split into connections by time: the whole chain is assembled again).
+    follow's window, ``logpath.window``): a packet of it, or its conntrack tuple on its host
+    (``flows.tuple_nodes``, an ICMP error's quoted tuple and NAT-translated ones alike). A
+    packet takes a hop only alike in what it keeps on its host, or in what pass 2 joins it to
+    the next host by (``packets.identity_texts``), and within MAX_HOP_GAP of its hops: the
+    connections with a hop near the new ones and alike to one are reached, and those with a
+    hop logged after the earliest new one (an older file read after a newer one, a host's
+    clock behind: rare, and every such connection is assembled again). So are those whose
+    tuples the new hops show, and every open one sharing a tuple with a connection reached,
+    until none is added (a tuple used again is split into connections by time: the whole
+    chain is assembled again).
 
     On the 2M-line replay a run's new hops reach a few connections of the ten minutes before
     them (SETTLED_AFTER); assembling all of those again was most of the cost of a run that
     adds hops, and of follow's commits (it adds a few seconds of lines each time)."""
     open_flows = ~standing
+    flow_n = np.repeat(np.arange(len(rows_of)), rows_of)
+    since = since[: len(flow_n)]
+    near = np.flatnonzero((since >= -PACKET_REACH) & (since < 0) & open_flows[flow_n])
+    read = [
+        c
+        for c in (*LOCAL_KEY, *CROSS_HOST_IDENTITY, "dst", "dport", "ttl")
+        if c in trace.column_names
+    ]
+    local, cross = identity_texts(trace.select(list(dict.fromkeys(read))).take(pa.array(near)))
+    new_local, new_cross = identity_texts(new)
+    alike = pc.or_(
+        pc.is_in(local, value_set=new_local), pc.is_in(cross, value_set=new_cross)
+    ).to_numpy(zero_copy_only=False)
+    recent = np.zeros(len(rows_of), dtype=bool)
+    recent[flow_n[near[alike]]] = True
+    recent[flow_n[since >= 0]] = True
     if not (open_flows & ~recent).any():
         return None
-    flow_n = np.repeat(np.arange(len(rows_of)), rows_of)
     rows = np.flatnonzero(open_flows[flow_n])
     flow_n = flow_n[rows]
     read = [c for c in NODE_COLUMNS if c in trace.column_names]

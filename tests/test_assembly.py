@@ -402,8 +402,8 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
     heads: list[tuple[int, int]] = []
     settled_head = logpath.assembly._settled_head
 
-    def watched(first: np.ndarray, standing: np.ndarray) -> int:
-        heads.append((settled_head(first, standing), len(first)))
+    def watched(first: np.ndarray, standing: np.ndarray, earliest: float) -> int:
+        heads.append((settled_head(first, standing, earliest), len(first)))
         return heads[-1][0]
 
     monkeypatch.setattr(logpath.assembly, "_settled_head", watched)
