@@ -59,8 +59,7 @@ from logpath.hooks import resolve_hooks
 from logpath.hops import HOP_SCHEMA
 from logpath.nat import applied_nat
 from logpath.packets import (
-    CROSS_HOST_IDENTITY,
-    LOCAL_KEY,
+    IDENTITY_COLUMNS,
     MAX_HOP_GAP,
     group_packets,
     identity_texts,
@@ -83,6 +82,8 @@ SETTLED_AFTER = max(DEFAULT_IDLE_TIMEOUT, *IDLE_TIMEOUT.values()) + 4 * MAX_HOP_
 # packet a new hop can join (packets.MAX_HOP_GAP, with the carry's margin): only its tuple can
 # reach it (``_unreached``).
 PACKET_REACH = 4 * MAX_HOP_GAP
+# The hop columns the bridges' facts are learned from (``learned_bridges``)
+BRIDGE_COLUMNS = [*READ_COLUMNS, "dst"]
 
 # What the stages read of each hop: only these go through pandas. The trace's hop columns are
 # taken from the Arrow table as they are (converting ~80 columns to pandas and back cost most
@@ -400,12 +401,8 @@ def _unreached(
     flow_n = np.repeat(np.arange(len(rows_of)), rows_of)
     since = since[: len(flow_n)]
     near = np.flatnonzero((since >= -PACKET_REACH) & (since < 0) & open_flows[flow_n])
-    read = [
-        c
-        for c in (*LOCAL_KEY, *CROSS_HOST_IDENTITY, "dst", "dport", "ttl")
-        if c in trace.column_names
-    ]
-    local, cross = identity_texts(trace.select(list(dict.fromkeys(read))).take(pa.array(near)))
+    read = [c for c in IDENTITY_COLUMNS if c in trace.column_names]
+    local, cross = identity_texts(trace.select(read).take(pa.array(near)))
     new_local, new_cross = identity_texts(new)
     alike = pc.or_(
         pc.is_in(local, value_set=new_local), pc.is_in(cross, value_set=new_cross)
@@ -442,14 +439,14 @@ def _rows_of_flows(trace: pa.Table, rows_of: np.ndarray, flows: np.ndarray) -> p
     bridges' facts are learned from."""
     mask = np.zeros(trace.num_rows, dtype=bool)
     mask[: int(rows_of.sum())] = np.repeat(flows, rows_of)
-    read = [c for c in (*READ_COLUMNS, "dst") if c in trace.column_names]
+    read = [c for c in BRIDGE_COLUMNS if c in trace.column_names]
     return trace.select(read).filter(pa.array(mask))
 
 
 def _hooked(hops: pa.Table, found: pa.Table) -> pa.Table:
     """The hops a chunk traced (``Kept.traces``: by ``assembly_row``) with the hook it found:
     what the bridges' facts are learned from."""
-    wanted = [c for c in (*READ_COLUMNS, "dst") if c in hops.column_names and c != "hook"]
+    wanted = [c for c in BRIDGE_COLUMNS if c in hops.column_names and c != "hook"]
     own = taken(hops.select(wanted), found["assembly_row"])
     return own.append_column("hook", found["hook"])
 
@@ -457,8 +454,7 @@ def _hooked(hops: pa.Table, found: pa.Table) -> pa.Table:
 def learned_bridges(tables: list[pa.Table]) -> Bridges | None:
     """The bridges' facts learned from these hops (with their hooks), None on a tie
     (``bridge.decided_bridges``)."""
-    read = [*READ_COLUMNS, "dst"]
-    present = [t.select([c for c in read if c in t.column_names]) for t in tables]
+    present = [t.select([c for c in BRIDGE_COLUMNS if c in t.column_names]) for t in tables]
     hops = pa.concat_tables([t.cast(present[0].schema) for t in present])
     # only the hops of a bridge are read: on no bridge, nothing to learn
     physin, physout = pc.is_valid(hops["physin"]), pc.is_valid(hops["physout"])

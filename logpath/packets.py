@@ -82,6 +82,11 @@ CROSS_HOST_IDENTITY = [c for c in IDENTITY if c != "inner_dport"]
 MAX_HOP_GAP = 2.0
 
 
+# What identity_texts joins across hosts, and every hop column it reads
+CROSS_KEY = [*CROSS_HOST_IDENTITY, "dst", "dport", "ttl"]
+IDENTITY_COLUMNS = list(dict.fromkeys([*LOCAL_KEY, *CROSS_KEY]))
+
+
 def identity_texts(hops: pa.Table) -> tuple[pa.Array, pa.Array]:
     """Per hop, as text, what a packet keeps on one host (LOCAL_KEY: pass 1 groups only hops
     alike in it) and what pass 2 joins a packet leaving a host to one entering it again by
@@ -100,7 +105,7 @@ def identity_texts(hops: pa.Table) -> tuple[pa.Array, pa.Array]:
         joined: pa.Array = pc.binary_join_element_wise(*cells, "|")
         return joined
 
-    return text(LOCAL_KEY), text([*CROSS_HOST_IDENTITY, "dst", "dport", "ttl"])
+    return text(LOCAL_KEY), text(CROSS_KEY)
 
 
 COLUMNS = ("packet", "leg", "hop_n", "clock")
