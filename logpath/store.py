@@ -747,9 +747,39 @@ def _committed(writer: StoreWriter) -> Iterator[None]:
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """A hop table as pandas, with the store's types: a port stays an integer (8080, not 8080.0),
-    even where some rows have none."""
-    frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_types().get)
-    return frame
+    even where some rows have none.
+
+    A text column is made one Python string per distinct value, shared by its rows
+    (``_shared_texts``): a chunk of 200,000 hops shows ~260 addresses and MACs, and a string
+    object per row cost ~60 ms a column to make (~11 ms for a column of nulls), the page faults
+    of their memory, and a hash per row in every factorisation after."""
+    import pandas as pd
+
+    texts = [f.name for f in table.schema if f.type in (pa.string(), pa.large_string())]
+    if not texts:
+        frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_types().get)
+        return frame
+    rest = table.drop_columns(texts).to_pandas(types_mapper=_pandas_types().get)
+    shared = {name: _shared_texts(table[name]) for name in texts}
+    columns = {name: shared[name] if name in shared else rest[name] for name in table.column_names}
+    return pd.DataFrame(columns, index=rest.index)
+
+
+def _shared_texts(column: pa.ChunkedArray) -> pd.Series:
+    """A text column as the store's pandas type (``_pandas_types``), each distinct value one
+    Python string, missing values NaN."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    coded = pc.dictionary_encode(column.combine_chunks())
+    dtype = _pandas_types()[pa.string()]
+    # the distinct values made an array (and checked) once, the rows taken from it by position:
+    # the last one, NaN, for a missing value
+    values = np.array([*coded.dictionary.to_pylist(), np.nan], dtype=object)
+    distinct = dtype.construct_array_type()._from_sequence(values, dtype=dtype)
+    at = coded.indices.fill_null(len(values) - 1).to_numpy(zero_copy_only=False)
+    return pd.Series(distinct.take(at))
 
 
 @functools.cache

@@ -58,3 +58,30 @@ def test_hop_batches_skip_row_groups_outside_the_time_span(tmp_path: Path) -> No
     )
     assert lines == [*second, *untimed]
     assert sum(b.num_rows for b in store.hop_batches(["lineno"])) == 4 * ROW_GROUP_ROWS
+
+
+def test_hops_as_pandas_share_one_string_per_text_and_equal_arrows_conversion(
+    tmp_path: Path,
+) -> None:
+    # genuine lab hops, a table of two chunks (as a store's batches are): addresses repeated,
+    # MACs missing on some hops, ARP's columns null on every one
+    from logpath.ingest import ingest
+    from logpath.store import _pandas_types, to_frame
+
+    lab = Path(__file__).parent.parent / "samples" / "lab"
+    store = Store(tmp_path / "store")
+    ingest([str(lab / name) for name in ("dnat.log", "icmp-error.log", "c2c.log")], store)
+    read = store.read_table(None, None)
+    table = pa.concat_tables([read.slice(0, 100), read.slice(100)])
+    assert table["src"].num_chunks > 1 and table["macsrc"].null_count > 0
+    assert table["arp_ipsrc"].null_count == table.num_rows
+
+    frame = to_frame(table)
+    expected = table.to_pandas(types_mapper=_pandas_types().get)
+    assert frame.equals(expected)
+    assert list(frame.columns) == list(expected.columns)
+    assert (frame.dtypes == expected.dtypes).all()
+    # one Python object per distinct address, not one per hop
+    addresses = frame["src"].dropna().tolist()
+    assert len({id(a) for a in addresses}) == len(set(addresses)) < len(addresses)
+    assert to_frame(table.slice(0, 0)).dtypes.equals(expected.dtypes)
