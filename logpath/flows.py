@@ -536,13 +536,22 @@ def _flow_starts(frame: pd.DataFrame, packets: set[int]) -> dict[int, str]:
     the rest of the orientation."""
     first = _first_hops(frame, ["packet", "ts", "uptime", "host"])
     first = first[first["packet"].isin(packets)]
-    when = pd.to_datetime(column_or_null(first, "ts"), utc=True).astype("object")
-    uptime = column_or_null(first, "uptime").astype("object")
-    host = column_or_null(first, "host").astype("object")
-    return {
-        int(p): f"{h}|{w}" if missing(u) else f"{round(u * 1_000_000)}"
-        for p, h, w, u in zip(first["packet"], host, when, uptime, strict=True)
-    }
+    # the microseconds by numpy (half to even, as round() does): a Timestamp made for every
+    # start, most of them with an uptime, was a fiftieth of a chunk's assembly
+    uptime = pd.to_numeric(column_or_null(first, "uptime"), errors="coerce")
+    seconds = uptime.to_numpy(dtype="float64", na_value=np.nan)
+    timed = ~np.isnan(seconds)
+    micro = np.rint(seconds[timed] * 1_000_000).astype(np.int64).astype(str)
+    packet = first["packet"].to_numpy()
+    starts = dict(zip(packet[timed].tolist(), micro.tolist(), strict=True))
+    if not timed.all():
+        untimed = first[~timed]
+        when = pd.to_datetime(column_or_null(untimed, "ts"), utc=True).astype("object")
+        host = column_or_null(untimed, "host").astype("object")
+        starts.update(
+            (int(p), f"{h}|{w}") for p, h, w in zip(untimed["packet"], host, when, strict=True)
+        )
+    return starts
 
 
 def _flow_id(orig_key: str, start: str) -> str:
