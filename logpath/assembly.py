@@ -32,9 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -67,7 +65,7 @@ from logpath.packets import (
 )
 from logpath.provenance import Provenance
 from logpath.rules import Ruleset
-from logpath.runtime import taken, without_cyclic_gc
+from logpath.runtime import handover, mapped, streamed, taken, without_cyclic_gc
 from logpath.store import Store, StoreWriter, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
@@ -647,7 +645,7 @@ def _assembled_groups(
             if executor is None:
                 run.trace(hops, rows, kept)
                 continue
-            name = handovers.enter_context(_handover())
+            name = handovers.enter_context(handover())
             elsewhere.append((rows, name, _submitted(executor, name, run, rows)))
         kept.extend(_assembled_part(hops, parts[largest], run, executor))
         for rows, name, future in elsewhere:
@@ -805,7 +803,7 @@ def _assemble_in_two(
     when = run.when
     later = order[np.searchsorted(when[order], seam, side="left") :]
     earlier = order[: len(order) - len(later)]
-    with _handover() as name:
+    with handover() as name:
         future = _submitted(executor, name, run, later)
         kept = Kept()
         open_rows = run.trace(hops, earlier, kept, settle=False)
@@ -841,14 +839,14 @@ def assemble_later(
 
 def _submitted(executor: Executor, name: str, run: AssemblyRun, rows: np.ndarray) -> Future[Any]:
     """``assemble_later_here`` of the hops at ``rows`` submitted to a worker process of this
-    machine, the hops handed over in the file ``name.hops`` (in memory, ``_handover``), which
+    machine, the hops handed over in the file ``name.hops`` (in memory, ``handover``), which
     the worker maps without a copy: through the pool's pipe, pickled by this process's feeder
     thread while this process assembles its own part, the 600,000 hops of the 2M-line replay's
     later half reached the worker 0.8 s after they were sent. Through the pipe when the file
     cannot be written."""
     hops, *rest = run.later(rows)
     try:
-        _streamed(f"{name}.hops", [hops])
+        streamed(f"{name}.hops", [hops])
     except OSError:
         return executor.submit(assemble_later_here, name, hops, *rest)
     return executor.submit(assemble_later_here, name, f"{name}.hops", *rest)
@@ -859,7 +857,7 @@ def assemble_later_here(name: str, hops: pa.Table | str, *args: Any) -> Kept | N
     over in that file (``_submitted``); what it keeps handed over in files named ``name``...
     (``Kept.hand_over``), not through the pool's pipe; through the pipe (returned) when those
     files cannot be written (``/dev/shm`` full, say)."""
-    kept = assemble_later(_mapped(hops) if isinstance(hops, str) else hops, *args)
+    kept = assemble_later(mapped(hops) if isinstance(hops, str) else hops, *args)
     try:
         kept.hand_over(name)
     except OSError:
@@ -870,48 +868,6 @@ def assemble_later_here(name: str, hops: pa.Table | str, *args: Any) -> Kept | N
 def _taken_back(handed: Kept | None, name: str) -> Kept:
     """What ``assemble_later_here`` kept: returned, or handed over in the files ``name``..."""
     return handed if handed is not None else Kept.taken_over(name)
-
-
-# Files a worker hands its connections over in (``_handover``): this process's id in their
-# names, so that a later run removes those of a run that was killed.
-HANDOVER_PREFIX = "logpath-handover-"
-
-
-@contextlib.contextmanager
-def _handover() -> Iterator[str]:
-    """A name for the files of a worker's handover, in memory (/dev/shm) where there is one,
-    removed when the block ends, however it ends (and those of killed runs first)."""
-    shm = "/dev/shm"
-    folder = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
-    _remove_orphans(folder)
-    name = os.path.join(folder, f"{HANDOVER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}")
-    try:
-        yield name
-    finally:
-        for path in (name, f"{name}.hops", f"{name}.flows", f"{name}.trace"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-
-def _remove_orphans(folder: str) -> None:
-    """Remove the handover files of runs whose process is gone (killed while a worker wrote)."""
-    for entry in os.scandir(folder):
-        if not entry.name.startswith(HANDOVER_PREFIX):
-            continue
-        pid = entry.name[len(HANDOVER_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def trace_chunk(
@@ -998,7 +954,7 @@ class Kept:
         ]
         for suffix, tables in (("flows", flows), ("trace", self.traces)):
             if tables:
-                _streamed(f"{name}.{suffix}", tables)
+                streamed(f"{name}.{suffix}", tables)
         with open(name, "w") as packets:
             packets.write(str(self.packets))
 
@@ -1010,10 +966,10 @@ class Kept:
         with open(name) as packets:
             kept.packets = int(packets.read())
         if os.path.exists(f"{name}.flows"):
-            flows = _mapped(f"{name}.flows")
+            flows = mapped(f"{name}.flows")
             kept.starts = [flows["start"].to_numpy()]
             kept.flows = [flows.drop_columns(["start"])]
-            kept.traces = [_mapped(f"{name}.trace")]
+            kept.traces = [mapped(f"{name}.trace")]
         return kept
 
     def renumber_rows(self, rows: np.ndarray) -> None:
@@ -1107,20 +1063,6 @@ class Kept:
             schema=TRACE_SCHEMA,
         )
         return Assembled(flows.cast(FLOW_SCHEMA), trace, clocks)
-
-
-def _streamed(path: str, tables: list[pa.Table]) -> None:
-    """Tables of one schema written to ``path`` as an Arrow stream (``_mapped`` reads it): the
-    stream format, as each chunk's dictionaries may differ."""
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, tables[0].schema) as stream:
-        for table in tables:
-            stream.write_table(table)
-
-
-def _mapped(path: str) -> pa.Table:
-    """An Arrow stream file read without copying it (the table lives in the mapping)."""
-    with pa.memory_map(path) as source:
-        return pa.ipc.open_stream(source).read_all()
 
 
 def _flow_starts(flow: pd.Series, rows: Any, ids: list[str], when: np.ndarray) -> np.ndarray:

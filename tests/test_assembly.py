@@ -152,7 +152,7 @@ def test_a_worker_that_cannot_write_its_handover_returns_what_it_kept(
     manifest = replayed.require()
     hops = replayed.read_parts(manifest.parts, [c for c in HOP_SCHEMA.names if c != "raw"])
     one = assemble(hops, chunk_hops=20_000)
-    monkeypatch.setattr(logpath.assembly, "_handover", nowhere)
+    monkeypatch.setattr(logpath.assembly, "handover", nowhere)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         two = assemble(hops, chunk_hops=20_000, executor=pool)
     assert not (tmp_path / "not-there").exists()
