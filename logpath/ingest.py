@@ -6,6 +6,7 @@ stays flat however large the file, and commits everything a run read in one step
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import multiprocessing
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from logpath.assembly import assemble_store
 from logpath.errors import InputError, Stopped, WorkerError
-from logpath.hops import build_hops
+from logpath.hops import HOP_SCHEMA, build_hops
 from logpath.lines import (
     Block,
     Extent,
@@ -39,7 +40,7 @@ from logpath.lines import (
 )
 from logpath.parse import Rejected, parse_block, parse_lines
 from logpath.provenance import Provenance
-from logpath.runtime import arrow_from_malloc, without_cyclic_gc
+from logpath.runtime import arrow_from_malloc, handover, mapped, streamed, without_cyclic_gc
 from logpath.store import SourceState, Store, StoreWriter
 
 
@@ -106,6 +107,9 @@ class ChunkResult:
     """The hop part a worker wrote these hops to itself (``logpath.fleet``), under the store's
     ``hops/``; ``hops`` is then empty and ``part_hops`` counts them."""
     part_hops: int = 0
+    handed: str | None = None
+    """The files a local worker handed the hops over in (``parse_chunk_handed``), until this
+    process takes them (``_result``)."""
 
     @property
     def hop_count(self) -> int:
@@ -118,6 +122,36 @@ def parse_chunk(
     """Parse and type one block's lines numbered above ``after`` (runs in a worker process)."""
     with without_cyclic_gc():
         return _parse_block(name, mtime, year, block, after)
+
+
+def parse_chunk_handed(handed: str, *args: Any) -> ChunkResult:
+    """``parse_chunk`` in a local worker process, its hops handed back in the files
+    ``handed.raw`` and ``handed.hops`` (``runtime.handover``), not through the pool's pipe;
+    through the pipe when they cannot be written (a full /dev/shm).
+
+    The pipe pickled each block's hops, wrote, read and unpickled them: ~3 CPU-s of the 2M-line
+    replay's ~12 in the parse, most of them in this process's reader, while both cores were
+    busy. ``raw`` is a file of its own: once its row group is written, its memory goes, while
+    the other columns stay for the assembly (``StoreWriter``)."""
+    result = parse_chunk(*args)
+    hops = result.hops
+    if not hops.num_rows:
+        return result
+    try:
+        streamed(f"{handed}.raw", [hops.select(["raw"])])
+        streamed(f"{handed}.hops", [hops.drop_columns(["raw"])])
+    except OSError:
+        return result
+    result.hops, result.handed = hops.schema.empty_table(), handed
+    return result
+
+
+def _taken_over(handed: str) -> pa.Table:
+    """The hops ``parse_chunk_handed`` handed over, mapped into memory (its files removed)."""
+    raw, rest = mapped(f"{handed}.raw"), mapped(f"{handed}.hops")
+    for suffix in (".raw", ".hops"):
+        os.unlink(f"{handed}{suffix}")
+    return rest.add_column(HOP_SCHEMA.get_field_index("raw"), "raw", raw["raw"])
 
 
 def _parse_block(
@@ -165,6 +199,9 @@ class _Workers:
         self.outer = sys.exc_info()[1]
         self.killed = threading.Lock()  # held once the workers are killed: kill() runs once
         self.closed = threading.Event()  # the watchdog's end
+        # where the workers hand their chunks' hops over (``parse_chunk_handed``)
+        self.handovers = contextlib.ExitStack()
+        self.handover: str | None = None
 
     def begin(self, store: Store, writer: StoreWriter) -> None:
         """Nothing to know of the run: the hops come back here."""
@@ -176,7 +213,11 @@ class _Workers:
             yield from self.drain()
             yield parse_chunk(*args)
             return
-        self.pending.append(self.started().submit(parse_chunk, *args))
+        pool = self.started()
+        if self.handover is None:
+            self.handover = self.handovers.enter_context(handover())
+        handed = f"{self.handover}.{self.submitted}"
+        self.pending.append(pool.submit(parse_chunk_handed, handed, *args))
         while len(self.pending) > 2 * self.workers:
             yield _result(self.pending.popleft())
 
@@ -241,6 +282,7 @@ class _Workers:
                 self.pool.shutdown(cancel_futures=True)
         finally:
             self.closed.set()
+            self.handovers.close()  # what no result took over
 
     def kill(self) -> None:
         """End the workers now, not after the chunks already handed to them (seconds of
@@ -303,12 +345,15 @@ def _quiet_pool_managers() -> None:
 
 def _result(future: Future[ChunkResult]) -> ChunkResult:
     try:
-        return future.result()
+        result = future.result()
     except BrokenProcessPool:
         raise WorkerError(
             "a parse worker process died (killed, or out of memory?); nothing of this run "
             "was stored"
         ) from None
+    if result.handed is not None:
+        result.hops, result.handed = _taken_over(result.handed), None
+    return result
 
 
 # prctl(2): the signal the kernel sends this process when its parent exits

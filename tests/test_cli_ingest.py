@@ -7,7 +7,8 @@ import fcntl
 import gzip
 import io
 import json
-from datetime import UTC
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -303,6 +304,55 @@ def test_big_input_is_parsed_by_workers_in_order(
     summary = ingest(tmp_path / "s", str(log))
     assert (summary["lines"], summary["hops"]) == (540, 540)
     assert [h["lineno"] for h in hops(tmp_path / "s")] == list(range(1, 541))
+
+
+def test_workers_hand_their_hops_over_in_memory_and_leave_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the lab's 200 connections in blocks of 256 KiB: eleven blocks, ten of them parsed by the
+    # two workers, whose hops come back through files in memory, not the pool's pipe
+    import logpath.ingest
+    import logpath.lines
+    from logpath.runtime import HANDOVER_PREFIX
+    from logpath.store import Store
+
+    burst = Path(__file__).resolve().parent.parent / "samples" / "lab" / "burst.log"
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 256 << 10)
+    taken: list[str] = []
+    take = logpath.ingest._taken_over
+    monkeypatch.setattr(
+        logpath.ingest, "_taken_over", lambda name: taken.append(name) or take(name)
+    )
+    here = tmp_path / "here"
+    monkeypatch.setenv("LOGPATH_WORKERS", "1")  # every block parsed in this process
+    alone = ingest(here, str(burst))
+    monkeypatch.setenv("LOGPATH_WORKERS", "2")
+    handed = ingest(tmp_path / "handed", str(burst))
+
+    assert handed == alone and handed["hops"] > 10_000
+    assert len(taken) == 10
+    read = [Store(s).read_table(None, None) for s in (here, tmp_path / "handed")]
+    assert read[0].equals(read[1])
+    for folder in ("/dev/shm", "/tmp"):
+        mine = f"{HANDOVER_PREFIX}{os.getpid()}-"
+        assert not [f for f in os.listdir(folder) if f.startswith(mine)], folder
+
+
+def test_a_worker_that_cannot_hand_its_hops_over_sends_them_back(tmp_path: Path) -> None:
+    from logpath.ingest import _taken_over, parse_chunk, parse_chunk_handed
+    from logpath.lines import Block
+
+    data = (Path(__file__).resolve().parent.parent / "samples" / "lab" / "dnat.log").read_bytes()
+    args = ("dnat.log", datetime.now(UTC), 2026, Block(1, data.count(b"\n"), data), 0)
+    parsed = parse_chunk(*args).hops
+
+    sent = parse_chunk_handed(str(tmp_path / "missing" / "handover"), *args)
+    assert sent.handed is None and sent.hops.equals(parsed)
+    handed = parse_chunk_handed(str(tmp_path / "handover"), *args)
+    assert handed.handed is not None and handed.hops.num_rows == 0
+    taken = _taken_over(handed.handed)
+    assert taken.equals(parsed) and taken.schema.equals(parsed.schema)
+    assert not list(tmp_path.iterdir())  # its files went once mapped
 
 
 def test_field_edge_cases_found_by_the_generated_lines(tmp_path: Path) -> None:
