@@ -749,13 +749,19 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     """A hop table as pandas, with the store's types: a port stays an integer (8080, not 8080.0),
     even where some rows have none.
 
-    A text column is made one Python string per distinct value, shared by its rows
-    (``_shared_texts``): a chunk of 200,000 hops shows ~260 addresses and MACs, and a string
-    object per row cost ~60 ms a column to make (~11 ms for a column of nulls), the page faults
-    of their memory, and a hash per row in every factorisation after."""
+    A text column whose values repeat is made one Python string per distinct value, shared by
+    its rows (``_shared_texts``): a chunk of 200,000 hops shows ~260 addresses and MACs, and a
+    string object per row cost ~60 ms a column to make (~11 ms for a column of nulls), the page
+    faults of their memory, and a hash per row in every factorisation after. A column of
+    distinct texts (``raw``: a line each) is converted as it is: hashing it to find no repeat
+    took twice the conversion."""
     import pandas as pd
 
-    texts = [f.name for f in table.schema if f.type in (pa.string(), pa.large_string())]
+    texts = [
+        f.name
+        for f in table.schema
+        if f.type in (pa.string(), pa.large_string()) and _repeats(table[f.name])
+    ]
     if not texts:
         frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_types().get)
         return frame
@@ -763,6 +769,23 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     shared = {name: _shared_texts(table[name]) for name in texts}
     columns = {name: shared[name] if name in shared else rest[name] for name in table.column_names}
     return pd.DataFrame(columns, index=rest.index)
+
+
+# A text column is shared (``to_frame``) when its first rows hold at most this share of
+# distinct values.
+REPEATS_BELOW = 0.5
+REPEATS_SAMPLE = 1024
+
+
+def _repeats(column: pa.ChunkedArray) -> bool:
+    """Whether a text column's values repeat: judged on its first rows."""
+    import pyarrow.compute as pc
+
+    sample = column.slice(0, REPEATS_SAMPLE)
+    if not len(sample):
+        return True
+    distinct = pc.count_distinct(sample, mode="all").as_py()
+    return bool(distinct <= REPEATS_BELOW * len(sample))
 
 
 def _shared_texts(column: pa.ChunkedArray) -> pd.Series:

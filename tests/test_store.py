@@ -85,3 +85,5 @@ def test_hops_as_pandas_share_one_string_per_text_and_equal_arrows_conversion(
     addresses = frame["src"].dropna().tolist()
     assert len({id(a) for a in addresses}) == len(set(addresses)) < len(addresses)
     assert to_frame(table.slice(0, 0)).dtypes.equals(expected.dtypes)
+    # a column of distinct texts (a line each) is converted as it is
+    assert frame["raw"].nunique() == len(frame) and len({id(r) for r in frame["raw"]}) == len(frame)
