@@ -51,6 +51,7 @@ from logpath.flows import (
     NODE_COLUMNS,
     Translation,
     assign_flows,
+    linked_by_tuples,
     tuple_nodes,
 )
 from logpath.hooks import resolve_hooks
@@ -417,17 +418,9 @@ def _unreached(
         pa.concat_arrays([tuple_nodes(trace.select(read).take(pa.array(rows))), tuple_nodes(new)])
     )
     codes = nodes.indices.to_numpy(zero_copy_only=False)
-    shown = np.zeros(len(nodes.dictionary), dtype=bool)  # the tuples of what is reached
-    shown[codes[len(rows) :]] = True  # the new hops'
-    codes = codes[: len(rows)]
-    reached = recent & open_flows
-    while True:
-        shown[codes[reached[flow_n]]] = True
-        grown = reached.copy()
-        grown[flow_n[shown[codes]]] = True
-        if (grown == reached).all():
-            break
-        reached = grown
+    shown = np.zeros(len(nodes.dictionary), dtype=bool)
+    shown[codes[len(rows) :]] = True  # the new hops' tuples
+    reached = linked_by_tuples(flow_n, codes[: len(rows)], recent & open_flows, shown)
     unreached = open_flows & ~reached
     return unreached if unreached.any() else None
 

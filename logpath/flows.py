@@ -87,6 +87,25 @@ NODE_COLUMNS = ("host", "proto", "src", "dst", "sport", "dport", "icmp_type", "i
                  "inner_icmp_id")  # fmt: skip
 
 
+def linked_by_tuples(
+    flow: np.ndarray, node: np.ndarray, reached: np.ndarray, shown: np.ndarray
+) -> np.ndarray:
+    """``reached`` (per connection, numbered as in ``flow``: each row's connection) grown by
+    every connection with a row whose tuple node (``node``: each row's ``tuple_nodes`` code) a
+    reached connection's row shows, or ``shown`` (per code) marks, until none is added: a tuple
+    used again is split into connections by time, so its whole chain is assembled again.
+    Follow's window and a run that adds hops to a store tell by it which connections new hops
+    reach."""
+    shown = shown.copy()
+    while True:
+        shown[node[reached[flow]]] = True
+        grown = reached.copy()
+        grown[flow[shown[node]]] = True
+        if (grown == reached).all():
+            return reached
+        reached = grown
+
+
 def tuple_nodes(hops: pa.Table) -> pa.Array:
     """Per hop, as text, what links it to the other packets of its connection
     (``_components``): its host and its conntrack tuple (``hop_tuples``: an ICMP error's, the

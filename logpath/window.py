@@ -52,7 +52,7 @@ from logpath.assembly import (
     learned_bridges,
 )
 from logpath.clocks import Clocks, fine_clocked, one_clock
-from logpath.flows import tuple_nodes
+from logpath.flows import linked_by_tuples, tuple_nodes
 from logpath.hops import HOP_SCHEMA
 from logpath.packets import MAX_HOP_GAP, identity_texts
 from logpath.rules import Ruleset
@@ -181,8 +181,7 @@ class Window:
         flows = old["flow"]
         # a kept connection with a line on the other side of FINE_CLOCK_SLACK now
         seeds = [pc.unique(flows.filter(pa.array(fine != old["fine"].to_numpy())))]
-        new_nodes = tuple_nodes(new)
-        seeds.append(pc.unique(flows.filter(pc.is_in(old["node"], value_set=new_nodes))))
+        new_nodes = tuple_nodes(new)  # those sharing a tuple with them: linked_by_tuples
         uptime = old["uptime"].to_numpy()
         new_uptime = new["uptime"].to_numpy()
         local, cross = identity_texts(new)
@@ -191,17 +190,16 @@ class Window:
         alike = _alike_since(old["cross"], uptime, cross, new_uptime)
         seeds.append(pc.unique(flows.filter(pa.array(alike))))
         chosen = pc.unique(pa.concat_arrays([_array(s) for s in seeds]))
-        # every connection sharing a tuple with a chosen one, until none is added
-        nodes = new_nodes
-        while True:
-            rows = pc.is_in(flows, value_set=chosen)
-            nodes = pc.unique(pa.concat_arrays([nodes, _array(old["node"].filter(rows))]))
-            linked = pc.unique(flows.filter(pc.is_in(old["node"], value_set=nodes)))
-            grown = pc.unique(pa.concat_arrays([chosen, _array(linked)]))
-            if len(grown) == len(chosen):
-                reached: np.ndarray = rows.to_numpy(zero_copy_only=False)
-                return reached
-            chosen = grown
+        # and every connection sharing a tuple with a chosen one, until none is added
+        coded = pc.dictionary_encode(_array(flows))
+        flow = coded.indices.to_numpy(zero_copy_only=False)
+        nodes = pc.dictionary_encode(pa.concat_arrays([_array(old["node"]), new_nodes]))
+        node = nodes.indices.to_numpy(zero_copy_only=False)
+        shown = np.zeros(len(nodes.dictionary), dtype=bool)
+        shown[node[old.num_rows :]] = True  # the new hops' tuples
+        seeded = pc.is_in(coded.dictionary, value_set=chosen).to_numpy(zero_copy_only=False)
+        reached: np.ndarray = linked_by_tuples(flow, node[: old.num_rows], seeded, shown)[flow]
+        return reached
 
     def _keep(
         self, kept: pa.Table, assembled: Assembled, clocks: Clocks, *, whole: bool
