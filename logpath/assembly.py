@@ -102,10 +102,11 @@ ROW_GROUP_ROWS = 65_536
 # two parts run side by side, the seam and the numbering after both (on the 2M-line replay, at
 # 0.42 this process waited 3 s for the worker; per hop, both parts cost the same).
 EARLIER_SHARE = 0.5
-# ... and only when the later hops span more than this many SETTLED_AFTER: the connections
-# starting within one SETTLED_AFTER of the seam are assembled twice (on the 36 minutes of the
-# 200,000-line replay, with 20,000-hop chunks, two processes took twice as long as one; the
-# 2M-line replay spans 6 hours).
+# A fleet's windows (``logpath.fleet``) span at least this many SETTLED_AFTER: the connections
+# starting within one SETTLED_AFTER of a window's start are assembled twice (on the 36 minutes
+# of the 200,000-line replay, with 20,000-hop chunks, two processes took twice as long as one).
+# An ingest's two parts assemble again only the connections the seam's open ones reach
+# (``_assemble_in_two``), however short their time.
 SEAM_SHARE = 4
 
 # What assembly adds to each hop (the hop's own columns come first, all but ``raw``).
@@ -478,6 +479,29 @@ class _ChunkReach:
         reached = linked_by_tuples(connection, node, recent, shown)
         return set(names[reached].tolist())
 
+    def reached_after(self, open_rows: np.ndarray, traces: list[pa.Table], seam: float) -> set[str]:
+        """The connections of ``traces`` (assembled from the hops after ``seam`` alone) that
+        the connections of the hops at ``open_rows`` (open at the seam) reach: one with a hop
+        near the seam alike to one of theirs, or showing one of their tuples, and every one
+        sharing a tuple with one reached."""
+        if not len(open_rows) or not traces:
+            return set()
+        trace = pa.concat_tables([t.select(["assembly_row", "flow"]) for t in traces])
+        trace = trace.filter(pc.is_valid(trace["flow"]))  # (hops of no connection stay)
+        hop_rows = trace["assembly_row"].to_numpy()
+        connection, names = pd.factorize(trace["flow"].to_numpy(zero_copy_only=False))
+        near = np.flatnonzero(self.times[self.position[hop_rows]] < seam + PACKET_REACH)
+        theirs = open_rows[self.times[self.position[open_rows]] >= seam - PACKET_REACH]
+        read = [c for c in IDENTITY_COLUMNS if c in self.hops.column_names]
+        alike = alike_hops(self.hops, hop_rows[near], taken(self.hops.select(read), theirs))
+        recent = np.zeros(len(names), dtype=bool)
+        recent[connection[near[alike]]] = True
+        shown = self.shown.copy()
+        shown[self.codes[self.position[open_rows]]] = True
+        node = self.codes[self.position[hop_rows]]
+        reached = linked_by_tuples(connection, node, recent, shown)
+        return set(names[reached].tolist())
+
 
 def _rows_of_flows(trace: pa.Table, rows_of: np.ndarray, flows: np.ndarray) -> pa.Table:
     """The stored trace's rows of these connections (a mask by flow_n), the columns the
@@ -709,12 +733,11 @@ def _assembled_part(
     executor: Executor | None,
 ) -> Kept:
     """The hops at ``order`` (by time) assembled: on two cores (``_assemble_in_two``) when
-    an executor is given, they make two chunks or more, and the seam is a small part of them."""
+    an executor is given and they make two chunks or more."""
     when = run.when
     if executor is not None and len(order) >= 2 * run.chunk_hops:
         seam = when[order[int(len(order) * EARLIER_SHARE)]]
-        # the seam is assembled twice: worth it when it is a small part of the later hops' time
-        if when[order[-1]] - seam > SEAM_SHARE * SETTLED_AFTER:
+        if seam > when[order[0]]:  # (hops of one instant cannot be cut in time)
             return _assemble_in_two(hops, order, seam, run, executor)
     kept = Kept()
     run.trace(hops, order, kept)
@@ -771,12 +794,18 @@ class AssemblyRun:
         )
 
     def trace(
-        self, hops: pa.Table, rows: np.ndarray, kept: Kept, *, settle: bool = True
+        self,
+        hops: pa.Table,
+        rows: np.ndarray,
+        kept: Kept,
+        *,
+        settle: bool = True,
+        reach: _ChunkReach | None = None,
     ) -> np.ndarray:
         """``trace_in_chunks`` of the hops at ``rows`` here."""
         return trace_in_chunks(
             hops, rows, self.when, self.ruleset, self.clocks, self.chunk_hops, kept,
-            settle=settle, judge=self.judge, bridges=self.bridges,
+            settle=settle, judge=self.judge, bridges=self.bridges, reach=reach,
         )  # fmt: skip
 
 
@@ -803,17 +832,20 @@ def trace_in_chunks(
     settle: bool = True,
     judge: bool = True,
     bridges: Bridges | None = None,
+    reach: _ChunkReach | None = None,
 ) -> np.ndarray:
     """Trace the hops at ``rows`` (in time order) a chunk at a time into ``kept``,
     carrying the connections still open at a chunk's end into the next. Returns the rows of
     those still open after the last chunk: none when ``settle``, else those the hops after
-    ``rows`` may still join (``bridges``: ``assemble``'s)."""
+    ``rows`` may still join (``bridges``: ``assemble``'s): with a ``reach`` over ``rows`` and
+    the hops after them, only those these hops can join."""
     carried = np.empty(0, dtype=np.int64)
     # chunks of equal size, at most chunk_hops: each costs a fixed ~0.4 CPU-s besides its hops,
     # and the two halves of an ingest's assembly should make as many (a 660,000-hop half cut
     # into 200,000 x 3 + 60,000 took 1.2 s longer than a 540,000-hop one in three)
     chunk_hops = -(-len(rows) // max(1, -(-len(rows) // chunk_hops))) if len(rows) else 1
-    reach = _ChunkReach(hops, rows, when) if len(rows) > chunk_hops else None
+    if reach is None and len(rows) > chunk_hops:
+        reach = _ChunkReach(hops, rows, when)
     for start in range(0, len(rows), chunk_hops):
         end = min(start + chunk_hops, len(rows))
         chunk = np.concatenate([carried, rows[start:end]])
@@ -824,7 +856,7 @@ def trace_in_chunks(
         )
         ended = _flow_ends(traced, when)
         growing = set() if last else set(ended.index[ended >= newest - SETTLED_AFTER])
-        if growing and reach is not None and end < len(rows):
+        if growing and reach is not None and end < len(reach.rows):
             growing = reach.joinable(traced, growing, end)
         settled = summary.table.filter(
             pc.invert(pc.is_in(summary.table["id"], value_set=pa.array(list(growing), pa.string())))
@@ -845,11 +877,14 @@ def _assemble_in_two(
     """``assemble`` on two cores: the later part of time in a worker process while this one
     does the earlier (``EARLIER_SHARE`` of the hops), then the seam between them again.
 
-    The worker starts without the connections still open at the seam. Those are carried out
-    of the earlier part, and assembled again with every connection of the later part that
-    starts within SETTLED_AFTER of the seam: no hop later than that can join a connection the
-    earlier part left open (the argument the chunks' carry rests on), so the later part's
-    other connections are what one process would have found.
+    The worker starts without the connections still open at the seam. The earlier part carries
+    out those the later hops can join (``_ChunkReach``, as a chunk carries them into the next),
+    and they are assembled again with every connection of the later part they reach: one with
+    a hop alike to one of theirs near the seam, or showing one of their tuples, closed over
+    shared tuples. No other later connection has a hop one of theirs could take, so the later
+    part's other connections are what one process would have found. (Before, every later
+    connection starting within SETTLED_AFTER of the seam was assembled again: a busy host's
+    ten minutes, and a worker was not worth it on less than 40 minutes of hops.)
     """
     when = run.when
     later = order[np.searchsorted(when[order], seam, side="left") :]
@@ -857,10 +892,11 @@ def _assemble_in_two(
     with handover() as name:
         future = _submitted(executor, name, run, later)
         kept = Kept()
-        open_rows = run.trace(hops, earlier, kept, settle=False)
+        reach = _ChunkReach(hops, order, when)
+        open_rows = run.trace(hops, earlier, kept, settle=False, reach=reach)
         theirs = _taken_back(future.result(), name)
     theirs.renumber_rows(later)
-    restarted = theirs.drop_started_before(seam + SETTLED_AFTER)
+    restarted = theirs.drop_flows(reach.reached_after(open_rows, theirs.traces, seam))
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
     seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
     run.trace(hops, seam_rows, kept)
@@ -1034,20 +1070,28 @@ class Kept:
                 trace.schema.get_field_index("assembly_row"), "assembly_row", pa.array(own)
             )
 
-    def drop_started_before(self, limit: float) -> np.ndarray:
-        """Forget the connections whose first hop is before ``limit``; the rows of their hops."""
+    def drop_flows(self, ids: set[str]) -> np.ndarray:
+        """Forget these connections; the rows of their hops."""
         dropped = []
-        for i, starts in enumerate(self.starts):
-            early = starts < limit
-            if not early.any():
+        value_set = pa.array(sorted(ids), pa.string())
+        for i, flows in enumerate(self.flows):
+            mine = pc.is_in(flows["id"], value_set=value_set).to_numpy(zero_copy_only=False)
+            if not mine.any():
                 continue
-            ids = self.flows[i]["id"].filter(pa.array(early))
-            self.flows[i] = self.flows[i].filter(pa.array(~early))
-            self.starts[i] = starts[~early]
-            theirs = pc.is_in(self.traces[i]["flow"], value_set=ids)
+            self.flows[i] = flows.filter(pa.array(~mine))
+            self.starts[i] = self.starts[i][~mine]
+            theirs = pc.is_in(self.traces[i]["flow"], value_set=value_set)
             dropped.append(self.traces[i]["assembly_row"].filter(theirs).to_numpy())
             self.traces[i] = self.traces[i].filter(pc.invert(theirs))
         return np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
+
+    def drop_started_before(self, limit: float) -> np.ndarray:
+        """Forget the connections whose first hop is before ``limit``; the rows of their hops."""
+        early = [
+            flows["id"].filter(pa.array(starts < limit)).to_pylist()
+            for flows, starts in zip(self.flows, self.starts, strict=True)
+        ]
+        return self.drop_flows({flow for ids in early for flow in ids})
 
     def extend(self, other: Kept) -> None:
         """Keep ``other``'s connections too (its packet numbers moved past ours)."""
