@@ -43,7 +43,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.bridge import READ_COLUMNS, TIMES, BridgeFacts, assign_roles, decided_bridges
-from logpath.clocks import CLOCK_COLUMNS, Clocks, host_groups_of, learn_clocks, one_clock
+from logpath.clocks import (
+    CLOCK_COLUMNS,
+    FINE_CLOCK_SLACK,
+    Clocks,
+    host_groups_of,
+    learn_clocks,
+    one_clock,
+)
 from logpath.fates import packet_fates
 from logpath.flows import (
     DEFAULT_IDLE_TIMEOUT,
@@ -65,9 +72,10 @@ from logpath.packets import (
     refine_guessed_hooks,
 )
 from logpath.provenance import Provenance
+from logpath.rowgroups import Where
 from logpath.rules import Ruleset
 from logpath.runtime import handover, mapped, streamed, taken, without_cyclic_gc
-from logpath.store import Store, StoreWriter, to_frame
+from logpath.store import ASSEMBLED, Store, StoreWriter, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
@@ -149,6 +157,9 @@ class Assembled:
     """Every hop with what assembly found (TRACE_SCHEMA), sorted by flow_n, packet, hop_n."""
     clocks: Clocks
     """The hosts' clocks learned from the hops."""
+    kept: dict[str, list[dict[str, Any]]] | None = None
+    """The manifest's entries of the files that hold the first connections, kept as stored
+    (``assemble_added``): ``flows`` and ``trace`` are then the rows after them."""
 
 
 def assemble_store(
@@ -172,7 +183,9 @@ def assemble_store(
     ruleset = kept_ruleset(manifest.ruleset)
     read = writer.read_parts if writer else store.read_parts
     with without_cyclic_gc():
-        assembled = assemble_added(store, manifest.assembly, provenance, ruleset, read=read)
+        assembled = assemble_added(
+            store, manifest.assembly, provenance, ruleset, read=read, keep_files=writer is not None
+        )
         if assembled is None:
             hops = read(parts, HOP_COLUMNS)
             if from_scratch is not None:
@@ -183,7 +196,9 @@ def assemble_store(
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
         tables = {"flows": assembled.flows, "trace": assembled.trace}
-        writer.add_assembled(tables, kept, ROW_GROUP_ROWS, assembled.clocks.links)
+        writer.add_assembled(
+            tables, kept, ROW_GROUP_ROWS, assembled.clocks.links, kept=assembled.kept
+        )
     return assembled
 
 
@@ -217,10 +232,12 @@ def assemble_added(
     *,
     chunk_hops: int = CHUNK_HOPS,
     read: Callable[[list[str], list[str]], pa.Table] | None = None,
+    keep_files: bool = False,
 ) -> Assembled | None:
     """The stored tables with what hops added since can touch assembled again, or None when
     they must be assembled from scratch (``read`` reads hop parts: a run's writer holds its
-    own).
+    own); with ``keep_files``, the files of the settled slices are not read: the tables are
+    the rows after them, and ``Assembled.kept`` names those files (``_settled_files``).
 
     The stored tables stand when they were built by this version, under the same ruleset and
     conventions, from parts that are all still there (the first of ``provenance.parts``), and
@@ -244,22 +261,175 @@ def assemble_added(
     added = provenance.parts[len(before) :]
     if provenance.parts[: len(before)] != before or not added or not stored.get("clocks"):
         return None
-    trace, flows = (_stored_table(store, kind) for kind in ("trace", "flows"))
-    if trace.num_rows != store.count_parts(before):
-        return None  # the trace is not every stored hop: it cannot stand for them
     new = (read or store.read_parts)(added, HOP_COLUMNS)
     if new.num_rows == 0:
         return None
+    clocks = Clocks.from_json(stored["clocks"])
+    settled = _settled_files(store, stored, clocks, new) if keep_files else None
+    if settled is None:
+        trace, flows = (_stored_table(store, kind) for kind in ("trace", "flows"))
+    else:
+        trace, flows = (
+            store.assembled_files(settled.read[kind]).read() for kind in ("trace", "flows")
+        )
+    if trace.num_rows + (settled.hops if settled else 0) != store.count_parts(before):
+        return None  # the trace is not every stored hop: it cannot stand for them
     hops = pa.concat_tables(
         [trace.select(HOP_COLUMNS).cast(_HOP_COLUMNS_SCHEMA), new.cast(_HOP_COLUMNS_SCHEMA)]
     )
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    clocks = Clocks.from_json(stored["clocks"])
-    if not _clocks_agree(learn_hop_clocks(hops, lines), clocks):
+    if not _clocks_agree(_learned_again(store, settled, hops, lines), clocks):
         return None
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
         return None
+    if settled is not None:
+        # every kept connection starts before every one read (numbered by first hop: only a
+        # tie could break it), as ``_settled_head`` asks of the connections it keeps
+        named = pc.is_valid(trace["flow_n"]).to_numpy(zero_copy_only=False)
+        if not named.any() or not settled.last_start < when[: trace.num_rows][named].min():
+            return None
+        assembled = _assembled_tail(
+            settled.numbered_from_zero(trace), settled.numbered_from_zero(flows),
+            hops, new, when, ruleset, clocks, chunk_hops,
+        )  # fmt: skip
+        return settled.after_kept(assembled) if assembled is not None else None
+    return _assembled_tail(trace, flows, hops, new, when, ruleset, clocks, chunk_hops)
+
+
+@dataclass(frozen=True)
+class _SettledFiles:
+    """The files of a store's first slices, whose connections no new hop can join (by time,
+    the argument of ``assemble_added``), left unread and kept as they are."""
+
+    kept: dict[str, list[dict[str, Any]]]
+    """The manifest's entries of the files kept, per table."""
+    read: dict[str, list[dict[str, Any]]]
+    """... and of the files read."""
+    flows: int
+    """The connections of the kept files: flow_n 0 to flows - 1."""
+    hops: int
+    """Their hops."""
+    packets: int
+    """Their packets: numbered 0 to packets - 1."""
+    last_start: float
+    """When the last of them (flow_n flows - 1) starts, on the one clock."""
+    hosts: frozenset[str]
+    """The hosts the stored clocks know."""
+
+    def numbered_from_zero(self, table: pa.Table) -> pa.Table:
+        """The rows read, their connections (and packets) numbered as if they were all."""
+        return _renumbered(table, -self.flows, -self.packets)
+
+    def after_kept(self, assembled: Assembled) -> Assembled:
+        """The tables assembled from the rows read, numbered after the kept files'."""
+        flows = _renumbered(assembled.flows, self.flows, 0)
+        trace = _renumbered(assembled.trace, self.flows, self.packets)
+        return Assembled(flows, trace, assembled.clocks, self.kept)
+
+
+def _renumbered(table: pa.Table, connections: int, packets: int) -> pa.Table:
+    """``table`` with ``connections`` added to its flow_n, and ``packets`` to its packet."""
+    for name, by in (("flow_n", connections), ("packet", packets)):
+        if name in table.column_names and by:
+            at = table.schema.get_field_index(name)
+            table = table.set_column(at, name, pc.add(table[name], by).cast(pa.int64()))
+    return table
+
+
+def _settled_files(
+    store: Store, stored: dict[str, Any], clocks: Clocks, new: pa.Table
+) -> _SettledFiles | None:
+    """The first slices of the stored tables' files (``store.SLICE_SECONDS``) whose
+    connections all ended SETTLED_AFTER before the ``new`` hops' earliest (by the files'
+    entries: their ``last_seen``, a host's stamp, within FINE_CLOCK_SLACK and the hosts'
+    offsets of the one clock), never the last slice; None when there are none, or the entries
+    do not show the kept files to hold the first connections, numbered from 0.
+
+    An assembly that adds hops read every stored connection: ~1 s a million hops to read,
+    and as much to number, write and compare again, every 5 minutes of a follow that never
+    pauses, the store growing all the while."""
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for kind in ASSEMBLED:
+        listed = stored.get(kind)
+        if not isinstance(listed, list) or not listed:
+            return None  # one file named (a store written before the entries)
+        entries[kind] = listed
+    when = one_clock(to_frame(new.select(["host", "ts", "uptime"])), clocks)
+    if np.isnan(when).any():
+        return None
+    offsets = [abs(ahead) for ahead in clocks.ahead.values()]
+    limit = float(when.min()) - SETTLED_AFTER - 2 * FINE_CLOCK_SLACK - max(offsets, default=0.0)
+    slices = sorted({int(entry["slice"]) for entry in entries["flows"]})
+    kept_slices: set[int] = set()
+    for slice_ in slices[:-1]:
+        ends = [e["ranges"]["last_seen"][1] for e in entries["flows"] if e["slice"] == slice_]
+        if any(end is None or end / 1e6 >= limit for end in ends):
+            break
+        kept_slices.add(slice_)
+    if not kept_slices:
+        return None
+    kept = {kind: [e for e in entries[kind] if e["slice"] in kept_slices] for kind in ASSEMBLED}
+    read = {kind: [e for e in entries[kind] if e["slice"] not in kept_slices] for kind in ASSEMBLED}
+    flows = sum(int(entry["rows"]) for entry in kept["flows"])
+    kept_numbers = [entry["ranges"]["flow_n"] for kind in ASSEMBLED for entry in kept[kind]]
+    read_numbers = [entry["ranges"]["flow_n"] for kind in ASSEMBLED for entry in read[kind]]
+    if any(low is None or low < 0 or high >= flows for low, high in kept_numbers) or any(
+        low is not None and low < flows for low, _ in read_numbers
+    ):
+        return None
+    last = store.assembled_files(kept["trace"]).read(
+        ["flow_n", "packet", "host", "ts", "uptime"],
+        Where(
+            ranges=(("flow_n", flows - 1, flows - 1),),
+            test=lambda rows: pc.equal(rows["flow_n"], flows - 1),
+            needs=("flow_n",),
+        ),
+    )
+    if not last.num_rows:
+        return None
+    starts = one_clock(to_frame(last.select(["host", "ts", "uptime"])), clocks)
+    return _SettledFiles(
+        kept,
+        read,
+        flows,
+        sum(int(entry["rows"]) for entry in kept["trace"]),
+        int(pc.max(last["packet"]).as_py()) + 1,
+        float(np.nanmin(starts)),
+        frozenset(clocks.boot),
+    )
+
+
+def _learned_again(
+    store: Store, settled: _SettledFiles | None, hops: pa.Table, lines: pd.DataFrame
+) -> Clocks:
+    """The clocks learned again from every hop: ``hops`` (their ``lines``), and the hops of
+    the files ``settled`` leaves unread (only the columns the clocks are learned from)."""
+    if settled is None:
+        return learn_hop_clocks(hops, lines)
+    columns = ["host", "ts", "uptime"]
+    if len(settled.hosts) > 1:  # clocks of several hosts: learned from the packets they share
+        columns = [c for c in CLOCK_COLUMNS if c in hops.column_names]
+    elif lines["host"].nunique() > 1:  # a host the stored clocks do not know: they disagree
+        return learn_hop_clocks(hops, lines)
+    kept = store.assembled_files(settled.kept["trace"]).read(columns)
+    schema = pa.schema([_HOP_COLUMNS_SCHEMA.field(c) for c in columns])
+    every = pa.concat_tables([kept.cast(schema), hops.select(columns).cast(schema)])
+    return learn_hop_clocks(every, to_frame(every.select(["host", "ts", "uptime"])))
+
+
+def _assembled_tail(
+    trace: pa.Table,
+    flows: pa.Table,
+    hops: pa.Table,
+    new: pa.Table,
+    when: np.ndarray,
+    ruleset: Ruleset | None,
+    clocks: Clocks,
+    chunk_hops: int,
+) -> Assembled | None:
+    """``assemble_added`` of the stored ``trace`` and ``flows`` (numbered from 0), ``hops``
+    their hop columns and the ``new`` hops after them, ``when`` their times."""
     spans = _stored_spans(trace, when[: trace.num_rows])
     if spans is None:
         return None

@@ -42,7 +42,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -626,6 +626,10 @@ class Store:
             return self._assembled_file(parts[0].name)  # one file, no entry: as it was written
         return PartitionedRows(parts, self._assembled_file)
 
+    def assembled_files(self, entries: list[dict[str, Any]]) -> Rows:
+        """These files of an assembled table (its manifest's entries), to read as one."""
+        return PartitionedRows(_file_parts(entries), self._assembled_file)
+
     def _assembled_file(self, name: str) -> ParquetRows:
         path = self.path / "assembled" / name
         return ParquetRows(
@@ -976,9 +980,13 @@ class StoreWriter:
         provenance: dict[str, Any],
         row_group: int,
         links: frozenset[tuple[str, str]] | None,
+        kept: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         """Write the assembled tables (``ASSEMBLED``: ``flows``, row i connection i, and
-        ``trace``, sorted by connection), named in the manifest at commit.
+        ``trace``, sorted by connection), named in the manifest at commit; with ``kept``, the
+        manifest's entries of the files that hold the first connections, kept as they are
+        (``assembly.assemble_added`` did not read them), and the tables' rows are the
+        connections after them, their files numbered after them.
 
         Each table is written as a file per group of hosts ``links`` joins (``clocks.host_groups``:
         hosts in two groups share no connection) and slice of time (``SLICE_SECONDS`` of the
@@ -991,12 +999,20 @@ class StoreWriter:
             return
         assembly = dict(provenance)
         flows, trace = tables["flows"], tables["trace"]
-        flow_n = pc.fill_null(trace["flow_n"], -1).to_numpy()
+        kept = kept or {kind: [] for kind in ASSEMBLED}
+        # the connections of the kept files come first: these are numbered from after them
+        first = sum(int(entry["rows"]) for entry in kept["flows"])
+        flow_n = pc.fill_null(trace["flow_n"], first - 1).to_numpy() - first
         hops = np.bincount(flow_n[flow_n >= 0], minlength=flows.num_rows)
         flow_part, partitions = _flow_partitions(flows, hops, links)
+        held = [entry for kind in ASSEMBLED for entry in kept[kind]]
+        numbered = 1 + max((int(entry["partition"]) for entry in held), default=-1)
+        sliced = 1 + max((int(entry["slice"]) for entry in held), default=-1)
+        flow_part += numbered
+        partitions = [(slice_ + sliced, hosts) for slice_, hosts in partitions]
         # rows of no connection go past every partition, in a file of their own
-        stray = len(partitions)
-        last_slice = partitions[-1][0] if partitions else -1
+        stray = numbered + len(partitions)
+        last_slice = partitions[-1][0] if partitions else sliced - 1
         rows_part = {
             "flows": flow_part,
             "trace": np.where(flow_n >= 0, flow_part[np.maximum(flow_n, 0)], stray)
@@ -1017,7 +1033,7 @@ class StoreWriter:
             contiguous = np.array_equal(order, np.arange(len(order)))
             numbers, starts = np.unique(part[order], return_index=True)
             if not len(numbers):  # no rows: one empty file, that the table is there
-                numbers, starts = np.zeros(1, np.int64), np.zeros(1, np.int64)
+                numbers, starts = np.full(1, numbered, np.int64), np.zeros(1, np.int64)
             entries = placed.setdefault(kind, [])
             for number, start, end in zip(
                 numbers.tolist(), starts.tolist(), [*starts[1:].tolist(), len(part)], strict=True
@@ -1028,7 +1044,9 @@ class StoreWriter:
                     else table.take(pa.array(order[start:end]))
                 )
                 slice_, hosts = (
-                    partitions[number] if number < stray else (last_slice + 1, _hosts(rows))
+                    partitions[number - numbered]
+                    if number < stray
+                    else (last_slice + 1, _hosts(rows))
                 )
                 if len(written) >= 2:  # at most two files' rows taken and not yet written
                     written.pop(0).result()
@@ -1040,7 +1058,7 @@ class StoreWriter:
         try:
             for kind, places in placed.items():
                 # the first failure, as a StoreWriteError naming its file
-                assembly[kind] = [place.result() for place in places]
+                assembly[kind] = [*kept[kind], *(place.result() for place in places)]
         finally:
             writes.shutdown(cancel_futures=True)
         self.manifest.assembly = assembly
@@ -1173,6 +1191,10 @@ class StoreWriter:
 # question reads one or two slices of a group (benchmarks/results/partitions-latest.md).
 SLICE_SECONDS = 3600
 SLICE_HOPS = 65_536
+# ... and at most SLICE_HOPS_MAX hops, however short its time: a run that adds hops leaves the
+# files of settled slices unread (``assembly.assemble_added``), and a busy host (20,000 lines/s)
+# logs 43M hops an hour.
+SLICE_HOPS_MAX = 1 << 20
 # The columns whose least and most value each file's manifest entry keeps: what the questions'
 # ranges are over (``flow_n`` for a journey and the connections a filter found, ``ts`` for
 # ``--since``/``--until``), and the time the connections span.
@@ -1220,7 +1242,9 @@ def _flow_partitions(
 def _slices(first_seen: pa.ChunkedArray, hops: np.ndarray) -> np.ndarray:
     """Per connection, its slice of time: a slice starts with a connection, and the next one
     with the first connection that starts SLICE_SECONDS after it once the slice holds
-    SLICE_HOPS hops (of every group)."""
+    SLICE_HOPS hops (of every group), or with the first past SLICE_HOPS_MAX hops. Each slice's
+    end depends only on its start: slices found from any slice's start on are those found from
+    the first connection."""
     first = pc.fill_null_backward(pc.fill_null_forward(first_seen.cast(pa.int64())))
     # connections are numbered by their first hop on the one clock, and ``first_seen`` is its
     # host's wall clock: the running maximum keeps each slice a run of connection numbers
@@ -1231,7 +1255,8 @@ def _slices(first_seen: pa.ChunkedArray, hops: np.ndarray) -> np.ndarray:
         start = starts[-1]
         later = int(np.searchsorted(reached, reached[start] + SLICE_SECONDS * 1_000_000))
         fuller = int(np.searchsorted(held, held[start] - hops[start] + SLICE_HOPS))
-        starts.append(max(later, fuller + 1))
+        fullest = int(np.searchsorted(held, held[start] - hops[start] + SLICE_HOPS_MAX))
+        starts.append(min(max(later, fuller + 1), fullest + 1))
     found: np.ndarray = np.searchsorted(starts, np.arange(len(reached)), side="right") - 1
     return found
 

@@ -454,7 +454,9 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
 ) -> None:
     """A log rotated three times, read a file a run: each run keeps the stored connections
     that start before every one its hops reach as they were read (numbers, packets, files),
-    numbers the rest after them, and the tables are those of one run over the files so far."""
+    numbers the rest after them, and the tables are those of one run over the files so far.
+    The files of the slices whose connections ended ten minutes before the new hops are not
+    even read."""
     heads: list[tuple[int, int]] = []
     settled_head = logpath.assembly._settled_head
 
@@ -463,6 +465,15 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
         return heads[-1][0]
 
     monkeypatch.setattr(logpath.assembly, "_settled_head", watched)
+    unread: list[int] = []  # per run that adds hops, the stored hops left unread
+    settled_files = logpath.assembly._settled_files
+
+    def kept(*args: Any) -> Any:
+        settled = settled_files(*args)
+        unread.append(settled.hops if settled is not None else 0)
+        return settled
+
+    monkeypatch.setattr(logpath.assembly, "_settled_files", kept)
     # files of a slice of a minute each: most of them stay as an earlier run wrote them
     monkeypatch.setattr(logpath.store, "SLICE_SECONDS", 60)
     monkeypatch.setattr(logpath.store, "SLICE_HOPS", 1)
@@ -484,6 +495,9 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
     # tuples they show (or a packet still open): those before the first of them stay as stored
     assert all(head > 0 for head, _ in heads), heads
     assert all(head < stored for head, stored in heads)
+    # the second run's new hops start 7 minutes in: every stored connection may be joined;
+    # the third's 14 minutes in leave the first minute unread, the fourth's the first seven
+    assert len(unread) == 3 and unread[0] == 0 < unread[1] < unread[2], unread
     written = {entry["file"].split("-")[1] for entry in store.require().assembly["trace"]}
     assert len(written) > 1, written
     # the files kept from earlier runs have dictionaries of their own (the files read so far):
