@@ -191,7 +191,21 @@ def one_clock(lines: pd.DataFrame, clocks: Clocks) -> np.ndarray:
     return seconds
 
 
+# a datetime column's integers per second, by its unit
+_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
 def _epoch(ts: pd.Series) -> pd.Series:
+    """Seconds since the epoch (UTC), NaN without a time. A datetime column's integers are
+    divided by its unit as ``(ts - epoch).dt.total_seconds()`` divides them (the same floats),
+    without its Timedelta arithmetic: 0.18 s against 0.007 on 2.9M hops, and the clocks take
+    these of every hop of a store several times an assembly."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(ts.dtype):
+        per = _PER_SECOND.get(ts.dt.unit)
+        if per is not None:
+            values = ts.array.asi8 / per
+            values[ts.isna().to_numpy()] = np.nan
+            return pd.Series(values, index=ts.index, dtype="float64")
     seconds = (pd.to_datetime(ts, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     return seconds.astype("float64")
 

@@ -75,3 +75,21 @@ def test_any_subset_of_a_hosts_lines_lands_on_the_same_clock(tmp_path: Path) -> 
     part = lines.index[::7]
     some = fine_wall_clock(stamps[part], uptime[part], lines["host"][part], clocks.boot)
     assert some.tolist() == whole[part].tolist()
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_seconds_since_the_epoch_are_those_of_timedelta_arithmetic(
+    tmp_path: Path, unit: str
+) -> None:
+    # the lab's stamps (microseconds, a few lines without one), in every unit a column may
+    # have, aware and naive: the same floats as (ts - epoch).dt.total_seconds()
+    from logpath.clocks import _epoch
+
+    store = Store(tmp_path / "store")
+    lab = Path(__file__).resolve().parent.parent / "samples" / "lab"
+    ingest([str(lab / "hairpin.log"), str(lab / "ipv6.dmesg")], store)
+    ts = store.read_hops(columns=["ts"])["ts"]
+    assert ts.isna().any() and ts.notna().sum() > 50
+    for stamps in (ts.dt.as_unit(unit), ts.dt.tz_localize(None).dt.as_unit(unit)):
+        expected = (pd.to_datetime(stamps, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        assert _epoch(stamps).equals(expected.astype("float64"))
