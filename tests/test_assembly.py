@@ -129,14 +129,7 @@ def test_chunks_carry_only_the_connections_later_hops_can_join(
     # a connection idle at a chunk's end may be joined for ten more minutes, but only by a
     # hop of its tuple or of one of its packets: the others are kept at once, not traced
     # again in every chunk of those ten minutes (test_chunks_change_nothing: the same tables)
-    traced: list[int] = []
-    original = logpath.assembly.trace_chunk
-
-    def counted(hops: Any, *args: Any, **kwargs: Any) -> Any:
-        traced.append(len(hops))
-        return original(hops, *args, **kwargs)
-
-    monkeypatch.setattr(logpath.assembly, "trace_chunk", counted)
+    traced = traced_hops(monkeypatch)
     chunked = reassembled(replayed, chunk_hops=20_000)
     hops = replayed.count_hops()
     assert chunked.trace.num_rows == hops
