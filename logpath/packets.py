@@ -405,11 +405,10 @@ class _Hop(NamedTuple):
 class _OpenPacket:
     """The last hop of a packet still being assembled by ``_match_hops``."""
 
-    __slots__ = ("asked", "dport", "dst", "guess", "number", "prefixes", "rank", "t", "ttl")
+    __slots__ = ("asked", "dport", "dst", "guess", "number", "rank", "t", "ttl")
 
     def __init__(self, number: int) -> None:
         self.number = number
-        self.prefixes: set[str] = set()
         # what its hops showed of PRINTED_IF_ASKED (NaN: none showed it yet)
         self.asked = [math.nan] * len(ASKED)
 
@@ -440,7 +439,6 @@ class _OpenPacket:
         self.t, self.rank, self.ttl = hop.t, hop.rank, hop.ttl
         self.guess = bool(hop.guess)
         self.dst, self.dport = hop.dst, hop.dport
-        self.prefixes.add(hop.prefix)
         self.asked = [
             shown if math.isnan(value) else value
             for shown, value in zip(self.asked, hop.asked, strict=True)
@@ -463,32 +461,38 @@ def _match_hops(hops: list[_Hop]) -> list[int]:
     this, every SYN-ACK of one listener (IP ID 0, one window: one identity key) was compared
     with every packet of that key before it, quadratic in the listener's connections.
     """
-    opened: list[_OpenPacket] = []  # by number, ascending
+    # the open packets not logged at each prefix yet, by number ascending (a dict keeps the
+    # order they were opened in): a packet passes a hook once, so a hop scans only those. On a
+    # busy host's log, scanning every open packet of a tangled key (the SYN-ACKs of one
+    # listener) was 8.5% of the ingest's CPU, most of them logged at the hop's hook already
+    waiting: dict[str, dict[int, _OpenPacket]] = {hop.prefix: {} for hop in hops}
     assigned = []
     count = 0
     for hop in hops:
         now = hop.t
-        still_open = []
+        lacking = waiting[hop.prefix]
+        closed = []
         best: _OpenPacket | None = None
         best_score = (0, 0.0)
-        for packet in opened:
-            if now - packet.t > MAX_HOP_GAP:
+        for number, packet in lacking.items():
+            if now - packet.t > MAX_HOP_GAP:  # (closed for good: the hops come in time order)
+                closed.append(number)
                 continue
-            still_open.append(packet)
-            # a packet passes a hook once: most open packets of a tangled key (the SYN-ACKs of
-            # one listener) were logged at this hop's hook already, told apart without a call
-            if hop.prefix in packet.prefixes or not packet.can_take(hop):
+            if not packet.can_take(hop):
                 continue
             # the tie-break: the latest opened of equal scores (the last one scanned)
             score = packet.score(hop)
             if best is None or score >= best_score:
                 best, best_score = packet, score
-        opened = still_open
+        for number in closed:
+            del lacking[number]
         if best is None:
             best = _OpenPacket(count)
             count += 1
-            opened.append(best)
+            for others in waiting.values():
+                others[best.number] = best
         best.take(hop)
+        del lacking[best.number]
         assigned.append(best.number)
     return assigned
 
