@@ -278,7 +278,7 @@ def assemble_added(
         [trace.select(HOP_COLUMNS).cast(_HOP_COLUMNS_SCHEMA), new.cast(_HOP_COLUMNS_SCHEMA)]
     )
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
-    if not _clocks_agree(_learned_again(store, settled, hops, lines), clocks):
+    if not _clocks_agree(_learned_again(store, settled, hops, lines, clocks), clocks):
         return None
     when = one_clock(lines, clocks)
     if np.isnan(when).any():
@@ -314,8 +314,6 @@ class _SettledFiles:
     """Their packets: numbered 0 to packets - 1."""
     last_start: float
     """When the last of them (flow_n flows - 1) starts, on the one clock."""
-    hosts: frozenset[str]
-    """The hosts the stored clocks know."""
 
     def numbered_from_zero(self, table: pa.Table) -> pa.Table:
         """The rows read, their connections (and packets) numbered as if they were all."""
@@ -396,19 +394,23 @@ def _settled_files(
         sum(int(entry["rows"]) for entry in kept["trace"]),
         int(pc.max(last["packet"]).as_py()) + 1,
         float(np.nanmin(starts)),
-        frozenset(clocks.boot),
     )
 
 
 def _learned_again(
-    store: Store, settled: _SettledFiles | None, hops: pa.Table, lines: pd.DataFrame
+    store: Store,
+    settled: _SettledFiles | None,
+    hops: pa.Table,
+    lines: pd.DataFrame,
+    stored: Clocks,
 ) -> Clocks:
     """The clocks learned again from every hop: ``hops`` (their ``lines``), and the hops of
-    the files ``settled`` leaves unread (only the columns the clocks are learned from)."""
+    the files ``settled`` leaves unread (only the columns the clocks are learned from; those
+    of the packets hosts share when the ``stored`` clocks are of several)."""
     if settled is None:
         return learn_hop_clocks(hops, lines)
     columns = ["host", "ts", "uptime"]
-    if len(settled.hosts) > 1:  # clocks of several hosts: learned from the packets they share
+    if len(stored.boot) > 1:  # clocks of several hosts: learned from the packets they share
         columns = [c for c in CLOCK_COLUMNS if c in hops.column_names]
     elif lines["host"].nunique() > 1:  # a host the stored clocks do not know: they disagree
         return learn_hop_clocks(hops, lines)
@@ -622,32 +624,24 @@ class _ChunkReach:
         read = [c for c in NODE_COLUMNS if c in hops.column_names]
         nodes = pc.dictionary_encode(tuple_nodes(taken(hops.select(read), rows)))
         self.codes = nodes.indices.to_numpy(zero_copy_only=False)
-        self.shown = np.zeros(len(nodes.dictionary), dtype=bool)
+        self.nodes = len(nodes.dictionary)
         self.position = np.zeros(hops.num_rows, dtype=np.int64)
         self.position[rows] = np.arange(len(rows))
 
     def joinable(self, traced: pd.DataFrame, growing: set[str], end: int) -> set[str]:
         """Of the connections ``growing`` (their last hop within SETTLED_AFTER of the chunk's
-        end), those the hops at ``rows[end:]`` can join."""
-        flow = traced["flow"].to_numpy()
+        end), those the hops at ``rows[end:]`` can join: a packet of theirs going on near the
+        chunk's end, or a tuple of theirs shown until none of them can be joined."""
         mine = traced["flow"].isin(growing).to_numpy()
         hop_rows = traced["assembly_row"].to_numpy()[mine]
-        connection, names = pd.factorize(flow[mine])
         newest = self.times[end - 1]
-        # packets: the open connections' hops near the chunk's end, the later hops near it
         near = np.flatnonzero(self.times[self.position[hop_rows]] >= newest - PACKET_REACH)
-        stop = int(np.searchsorted(self.times, newest + PACKET_REACH, side="right"))
-        read = [c for c in IDENTITY_COLUMNS if c in self.hops.column_names]
-        later = taken(self.hops.select(read), self.rows[end:stop])
-        recent = np.zeros(len(names), dtype=bool)
-        recent[connection[near[alike_hops(self.hops, hop_rows[near], later)]]] = True
-        # tuples: those the later hops show until none of these connections can be joined
-        stop = int(np.searchsorted(self.times, newest + SETTLED_AFTER, side="right"))
-        shown = self.shown.copy()
-        shown[self.codes[end:stop]] = True
-        node = self.codes[self.position[hop_rows]]
-        reached = linked_by_tuples(connection, node, recent, shown)
-        return set(names[reached].tolist())
+        packets = int(np.searchsorted(self.times, newest + PACKET_REACH, side="right"))
+        tuples = int(np.searchsorted(self.times, newest + SETTLED_AFTER, side="right"))
+        return self._reached(
+            hop_rows, traced["flow"].to_numpy()[mine], near,
+            self.rows[end:packets], self.rows[end:tuples],
+        )  # fmt: skip
 
     def reached_after(self, open_rows: np.ndarray, traces: list[pa.Table], seam: float) -> set[str]:
         """The connections of ``traces`` (assembled from the hops after ``seam`` alone) that
@@ -659,15 +653,29 @@ class _ChunkReach:
         trace = pa.concat_tables([t.select(["assembly_row", "flow"]) for t in traces])
         trace = trace.filter(pc.is_valid(trace["flow"]))  # (hops of no connection stay)
         hop_rows = trace["assembly_row"].to_numpy()
-        connection, names = pd.factorize(trace["flow"].to_numpy(zero_copy_only=False))
         near = np.flatnonzero(self.times[self.position[hop_rows]] < seam + PACKET_REACH)
         theirs = open_rows[self.times[self.position[open_rows]] >= seam - PACKET_REACH]
+        flow = trace["flow"].to_numpy(zero_copy_only=False)
+        return self._reached(hop_rows, flow, near, theirs, open_rows)
+
+    def _reached(
+        self,
+        hop_rows: np.ndarray,
+        flow: np.ndarray,
+        near: np.ndarray,
+        alike_to: np.ndarray,
+        shown_by: np.ndarray,
+    ) -> set[str]:
+        """Of the connections of the hops at ``hop_rows`` (``flow``: each one's), those with a
+        hop (at ``near`` of them) alike to a hop at ``alike_to``, or with a hop showing a tuple
+        a hop at ``shown_by`` shows, and every one sharing a tuple with one of those."""
+        connection, names = pd.factorize(flow)
         read = [c for c in IDENTITY_COLUMNS if c in self.hops.column_names]
-        alike = alike_hops(self.hops, hop_rows[near], taken(self.hops.select(read), theirs))
+        others = taken(self.hops.select(read), alike_to)
         recent = np.zeros(len(names), dtype=bool)
-        recent[connection[near[alike]]] = True
-        shown = self.shown.copy()
-        shown[self.codes[self.position[open_rows]]] = True
+        recent[connection[near[alike_hops(self.hops, hop_rows[near], others)]]] = True
+        shown = np.zeros(self.nodes, dtype=bool)
+        shown[self.codes[self.position[shown_by]]] = True
         node = self.codes[self.position[hop_rows]]
         reached = linked_by_tuples(connection, node, recent, shown)
         return set(names[reached].tolist())
@@ -732,17 +740,9 @@ def _after_head(flows: pa.Table, trace: pa.Table, packets: int, tail: Assembled)
     """The stored head (flows and trace rows as stored) and the tail numbered after it."""
     if not flows.num_rows:
         return tail
-    number = len(flows)
-    moved_flows = tail.flows.set_column(
-        0, "flow_n", pc.add(tail.flows["flow_n"], number).cast(pa.int64())
-    )
-    found = tail.trace
-    for name, by in (("flow_n", number), ("packet", packets)):
-        at = found.schema.get_field_index(name)
-        found = found.set_column(at, name, pc.add(found[name], by).cast(pa.int64()))
     return Assembled(
-        pa.concat_tables([flows.cast(FLOW_SCHEMA), moved_flows]),
-        pa.concat_tables([trace.cast(TRACE_SCHEMA), found]),
+        pa.concat_tables([flows.cast(FLOW_SCHEMA), _renumbered(tail.flows, len(flows), 0)]),
+        pa.concat_tables([trace.cast(TRACE_SCHEMA), _renumbered(tail.trace, len(flows), packets)]),
         tail.clocks,
     )
 
