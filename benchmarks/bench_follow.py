@@ -5,8 +5,9 @@ syslog, ~40% other daemons' lines). A writer thread appends them at ``--rate`` l
 batches every 10 ms, and notes when each line was written; a reader thread notes when each
 event was printed. The latency of a connection is from the write of its first line to the print
 of its "new" event (the first line is found by the connection's orig tuple). The follower's
-memory (VmRSS) is sampled every half second. When the writer is done, follow is given until
-it printed nothing for 5 s, then stopped with SIGINT; its summary line says what it read.
+memory (VmRSS, with its worker process's) is sampled every half second. When the writer is
+done, follow is given until it printed nothing for 5 s, then stopped with SIGINT; its summary
+line says what it read.
 
     .venv/bin/python benchmarks/bench_follow.py [--input FILE] [--lines N] [--rate R]
         [--pause-every N --pause S]   (the writer pauses: follow assembles its store then)
@@ -16,6 +17,7 @@ it printed nothing for 5 s, then stopped with SIGINT; its summary line says what
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -99,10 +101,43 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:  # a child that ended
+        pass
     return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (follow's worker, which assembles the store)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def tree_rss_mib(pid: int) -> float:
+    """VmRSS of follow and of the processes it started."""
+    return rss_mib(pid) + sum(rss_mib(child) for child in children(pid))
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the processes ``pid`` started, those running and those it waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    waited = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    running = 0.0
+    for child in children(pid):
+        with contextlib.suppress(OSError):  # a child that ended
+            running += cpu_seconds(child)
+    return waited + running
 
 
 def first_lines(lines: list[str]) -> dict[tuple[str, ...], list[int]]:
@@ -204,13 +239,15 @@ def main() -> None:
     memory: list[tuple[float, float]] = []
     cpu_at_start = cpu_seconds(follow.pid)
     cpu_while_written = 0.0  # follow's CPU while the writer wrote
+    worker_cpu = 0.0  # its worker's (the store's assembly, on the other core)
     while (
         writer.is_alive()
         or time.monotonic() - max([writer.written[-1], *(t for t, _ in printed.events[-1:])]) < 5
     ):
-        memory.append((time.monotonic() - started, rss_mib(follow.pid)))
+        memory.append((time.monotonic() - started, tree_rss_mib(follow.pid)))
         if writer.is_alive():
             cpu_while_written = cpu_seconds(follow.pid) - cpu_at_start
+            worker_cpu = children_cpu_seconds(follow.pid)
         time.sleep(0.5)
     follow.send_signal(signal.SIGINT)
     summary = follow.stderr.read().strip()
@@ -223,7 +260,7 @@ def main() -> None:
         f"follow: {summary}",
         # a follower that keeps up uses less than a core (it is one thread): its headroom
         f"follow's CPU while the writer wrote: {cpu_while_written:.1f} CPU-s in {wrote:.1f} s "
-        f"({cpu_while_written / wrote:.2f} of a core)",
+        f"({cpu_while_written / wrote:.2f} of a core); its worker's {worker_cpu:.1f} CPU-s",
         f"events printed: {len(printed.events):,}",
         "latency write -> new event (s): "
         + (
@@ -235,7 +272,7 @@ def main() -> None:
         # whether follow keeps up: a follower behind its writers waits longer and longer
         "latency by when the line was written (median, p90, max): "
         + "; ".join(by_periods(timed, started, wrote, args.periods)),
-        "follow's memory (VmRSS, MiB) by time: "
+        "follow's memory (VmRSS with its worker's, MiB) by time: "
         + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in memory[:: max(1, len(memory) // 12)]),
         f"memory peak {max(m for _, m in memory):.0f} MiB, last {memory[-1][1]:.0f} MiB",
     ]

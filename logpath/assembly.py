@@ -75,7 +75,7 @@ from logpath.provenance import Provenance
 from logpath.rowgroups import Where
 from logpath.rules import Ruleset
 from logpath.runtime import handover, mapped, streamed, taken, without_cyclic_gc
-from logpath.store import ASSEMBLED, Store, StoreWriter, to_frame
+from logpath.store import ASSEMBLED, Manifest, Store, StoreWriter, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
 # Hops assembled at a time. 200,000 hops take ~1 GB while traced; fewer chunks cost the hops
@@ -200,6 +200,21 @@ def assemble_store(
             tables, kept, ROW_GROUP_ROWS, assembled.clocks.links, kept=assembled.kept
         )
     return assembled
+
+
+def assembled_apart(location: str, manifest: str, run: str) -> dict[str, Any]:
+    """``assemble_store`` of the store at ``location`` as ``manifest`` (its ``dump``) names it,
+    in another process than its writer's (``logpath follow``'s worker): the tables' files
+    written under ``assembled/`` as run ``run``'s, and the manifest's ``assembly`` returned, for
+    the writer to name them at a later commit (``StoreWriter.take_assembly``).
+
+    The writer holds the store's lock and commits meanwhile; it adds parts after these, and
+    changes neither these parts nor the stored tables this assembly starts from."""
+    store = Store(location)
+    writer = StoreWriter(store, Manifest.loads(manifest), run)
+    assemble_store(store, writer)
+    assert writer.manifest.assembly is not None
+    return writer.manifest.assembly
 
 
 # The bridges' facts (``logpath.bridge.learn_bridges``): per (host, bridge), what it is.

@@ -8,8 +8,9 @@ assembled, ``update`` when what ``flows --json`` says of it changes (packets, st
 NAT), ``end`` when it closed (FIN both ways or RST, and nothing more for CLOSED_GRACE) or was
 idle past its timeout; an ended connection's hops leave the window. Every COMMIT_EVERY seconds
 the hops read are added to the store, with what was read of each file, and the store's
-connections are assembled again, as an ingest of the same lines would; the store's lock is
-held from start to end.
+connections are assembled again, as an ingest of the same lines would: in the loop when the
+input pauses, else by a worker process on the other core while the loop reads on
+(``_AssemblyApart``); the store's lock is held from start to end.
 """
 
 from __future__ import annotations
@@ -18,26 +19,36 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from logpath.assembly import HOP_COLUMNS, Assembled, assemble, assemble_store, kept_ruleset
+from logpath.assembly import (
+    HOP_COLUMNS,
+    Assembled,
+    assemble,
+    assemble_store,
+    assembled_apart,
+    kept_ruleset,
+)
 from logpath.clocks import Clocks
-from logpath.errors import Stopped
-from logpath.ingest import ChunkResult, parse_chunk
+from logpath.errors import Stopped, WorkerError
+from logpath.ingest import ChunkResult, parse_chunk, worker_pool
 from logpath.lines import Block, Extent
 from logpath.parse import KNOWN_LINES, Rejected
 from logpath.provenance import Provenance
 from logpath.query import NAT_CHOICES, FlowQuery, Tables, matching_flow_numbers
 from logpath.records import Flow, flows_from_table
 from logpath.rowgroups import MemoryRows
-from logpath.store import SourceState, Store, StoreWriter
+from logpath.store import Manifest, SourceState, Store, StoreWriter, new_run
 from logpath.tail import READ_BYTES, Followed, FollowedStdin, Tally, followed, written
 from logpath.window import Window
 
@@ -56,8 +67,14 @@ COMMIT_EVERY = 2.0  # seconds between commits to the store (when something was r
 # least this often while it never pauses. One assembly holds the loop and reads every stored
 # connection again (assemble_added reads the trace table): 1.2 s over 4,000 hops, 3.7 CPU-s
 # over 120,000; at every commit it made the latency of what follow prints 2 s at 500 lines/s.
+# While the input never pauses, an assembly in the loop held it for as long as the assembly
+# took (~100 s at 20,000 lines/s, the lines read meanwhile printed that late): the store is
+# assembled by a worker process instead (``_AssemblyApart``), one assembly at a time, once
+# ASSEMBLE_EVERY seconds passed or ASSEMBLE_HOPS hops were committed since the last one began
+# (the hops one assembly adds, and the worker's memory, bounded at any rate of input).
 ASSEMBLE_AFTER_PAUSE = 5.0
 ASSEMBLE_EVERY = 300.0
+ASSEMBLE_HOPS = 250_000
 TICK = 0.1  # seconds between polls of the inputs
 # Unread bytes in the inputs after a poll that say follow is falling behind its writers
 BEHIND_BYTES = 8 << 20
@@ -105,6 +122,7 @@ class FollowSummary:
     connections: int = 0  # connections shown (new events)
     ended: int = 0
     commits: int = 0
+    assembled_apart: int = 0  # store assemblies a worker process made (_AssemblyApart)
     behind: int = 0  # polls after which BEHIND_BYTES or more were still unread
     open: int = 0
 
@@ -184,14 +202,16 @@ class Follower:
         self.assemble_every = assemble_every
         self.unassembled = False  # the store's tables are older than its hops
         self.unassembled_parts: list[str] = []  # this run's parts committed since (absorb_parts)
+        self.unassembled_hops = 0  # hops committed since the last assembly began
+        self.apart = _AssemblyApart()
         self.held: pa.Table | None = None  # hops of the newest packet (_released)
         self.unread = 0  # bytes written to the files and not read yet, after the last poll
         self.budget = READ_BYTES  # what the next step reads of each input at most
         self.newest: datetime | None = None  # the newest hop's time (the log's clock)
         self.links: frozenset[tuple[str, str]] = frozenset()  # hosts packets linked so far
         self.last_arrival = clock()  # when hops last arrived
-        self._runs: AbstractContextManager[Callable[[], AbstractContextManager[StoreWriter]]]
-        self._run: Callable[[], AbstractContextManager[StoreWriter]] | None = None
+        self._runs: AbstractContextManager[Callable[..., AbstractContextManager[StoreWriter]]]
+        self._run: Callable[..., AbstractContextManager[StoreWriter]] | None = None
 
     def __enter__(self) -> Follower:
         self.query.hop_filter()  # a bad --nat is refused before anything is read
@@ -215,6 +235,7 @@ class Follower:
             if error is None:
                 self.commit(final=True)
         finally:
+            self.apart.close()
             for source in self.inputs:
                 source.close()
             self.summary.open = len(self.open)
@@ -383,24 +404,39 @@ class Follower:
 
     def commit(self, final: bool = False) -> None:
         """Add what was read since the last commit to the store, with what was read of each
-        file; when the input paused (ASSEMBLE_AFTER_PAUSE), at least every ASSEMBLE_EVERY
-        seconds, and at the end, assemble the store's connections again too (as an ingest of
-        the lines would). In between, a reader finds the store's tables older than its hops
-        and assembles them for its question (``query.assembled``): it sees the same
-        connections, slower."""
+        file, and assemble the store's connections again (as an ingest of the lines would): in
+        the loop when the input paused (ASSEMBLE_AFTER_PAUSE) and at the end; while it never
+        pauses, at least every ASSEMBLE_EVERY seconds or ASSEMBLE_HOPS hops, by the worker
+        (``_AssemblyApart``), whose tables a later commit names. In between, a reader finds the
+        store's tables older than its hops and assembles them for its question
+        (``query.assembled``): it sees the same connections, slower."""
         now = self.last_commit = self.clock()
+        apart = self.apart
+        if final:
+            apart.wait()
         paused = now - self.last_arrival >= ASSEMBLE_AFTER_PAUSE
-        due = final or paused or now - self.last_assembly >= self.assemble_every
-        if not self._anything_to_commit() and not (due and self.unassembled):
+        ready, busy = apart.done(), apart.running and not apart.done()
+        here = (final or paused) and not busy
+        due_apart = not (here or busy) and (
+            now - self.last_assembly >= self.assemble_every
+            or self.unassembled_hops >= ASSEMBLE_HOPS
+        )
+        due = here or due_apart
+        if not (self._anything_to_commit() or ready or (due and self.unassembled)):
             return
         assert self._run is not None
-        with self._run() as writer:
+        # (the worker's files, written while it runs, are named by this commit or a later one)
+        with self._run(apart.spared()) as writer:
             if self.ruleset is not None:
                 writer.manifest.ruleset = self.ruleset
+            if ready:
+                writer.take_assembly(apart.result())
+                self.summary.assembled_apart += 1
             if due:  # the parts since the store was last assembled become one
                 writer.absorb_parts(self.unassembled_parts)
             for table in self.pending.hops:
                 writer.add_hops(table)
+                self.unassembled_hops += table.num_rows
             writer.add_rejected(self.pending.rejected)
             skipped = writer.manifest.skipped
             for reason, count in self.pending.skipped.items():
@@ -410,12 +446,16 @@ class Follower:
             parts = writer.hop_parts()
             current = Provenance.now(parts, manifest.ruleset)
             self.unassembled = not current.matches(manifest.assembly)
-            if due and self.unassembled:
+            if here and self.unassembled:
                 assemble_store(self.store, writer)
-                self.unassembled, self.last_assembly = False, now
+                self.unassembled, self.last_assembly, self.unassembled_hops = False, now, 0
         # this run's parts the stored tables were not built from (this one's, if it wrote one)
         wrote = parts[-1:] if parts[-1:] == [writer.hops_name] else []
         self.unassembled_parts = [*self.unassembled_parts, *wrote] if self.unassembled else []
+        if due_apart and self.unassembled:
+            # the worker assembles the store as committed: its parts, the parts it absorbed
+            apart.start(self.store, writer.manifest)
+            self.unassembled_parts, self.last_assembly, self.unassembled_hops = [], now, 0
         self.pending = _Pending()
         self.summary.commits += 1
 
@@ -450,6 +490,70 @@ class Follower:
             for tally in [*source.retired, source.tally]:
                 _record_extent(source.path, tally, sources)
             source.retired.clear()
+
+
+class _AssemblyApart:
+    """The store's assembly in a worker process on the other core, one at a time, while
+    follow reads on (``assembly.assembled_apart``): it starts from the store as a commit left
+    it; the files it writes are named by the first commit after it ends
+    (``StoreWriter.take_assembly``).
+
+    Meanwhile follow's commits only add parts after that commit's (they take none into another,
+    ``absorb_parts``) and leave the stored tables as they are: what it read stays what the
+    store holds."""
+
+    def __init__(self) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        self.future: Future[dict[str, Any]] | None = None
+        self.run = ""  # the id of the run whose files it writes
+
+    @property
+    def running(self) -> bool:
+        """Whether an assembly was started and its tables are not named yet."""
+        return self.future is not None
+
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+    def start(self, store: Store, manifest: Manifest) -> None:
+        """Assemble the store as ``manifest``, committed, names it."""
+        assert self.future is None, "one assembly at a time"
+        if self.pool is None:
+            self.pool = worker_pool(1)
+        self.run = new_run()
+        self.future = self.pool.submit(assembled_apart, store.location, manifest.dump(), self.run)
+
+    def spared(self) -> frozenset[str]:
+        """The run whose files are still to be named (not a killed run's orphans)."""
+        return frozenset({self.run}) if self.future is not None else frozenset()
+
+    def wait(self) -> None:
+        if self.future is not None:
+            wait([self.future])
+
+    def result(self) -> dict[str, Any]:
+        """The ``manifest.assembly`` of the assembly that ended; it is no longer running."""
+        assert self.future is not None
+        future, self.future = self.future, None
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerError(
+                "the worker process assembling the store's connections died (killed, or out "
+                "of memory?); what was read is stored: the next run assembles it"
+            ) from None
+
+    def close(self) -> None:
+        """End the worker: at once when an assembly is still running (follow stops on an
+        error: its files, never named, go at the next run)."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        if self.future is not None and not self.future.done():
+            for process in list((pool._processes or {}).values()):  # no public way before 3.14
+                process.kill()
+        self.future = None
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _newest_packet(hops: pa.Table) -> pa.Array:

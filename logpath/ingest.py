@@ -241,14 +241,7 @@ class _Workers:
     def started(self) -> ProcessPoolExecutor:
         """The pool, started on first use, with its watchdog (``_watch``)."""
         if self.pool is None:
-            context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(
-                self.workers,
-                mp_context=context,
-                initializer=_worker_started,
-                initargs=(os.getpid(),),
-            )
-            _quiet_pool_managers()
+            self.pool = worker_pool(self.workers)
             watchdog = threading.Thread(target=self._watch, name="logpath-watchdog", daemon=True)
             watchdog.start()
         return self.pool
@@ -354,6 +347,19 @@ def _result(future: Future[ChunkResult]) -> ChunkResult:
     if result.handed is not None:
         result.hops, result.handed = _taken_over(result.handed), None
     return result
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes, spawned (Arrow's thread pools do not survive a fork),
+    that die with this one (``_worker_started``)."""
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_started,
+        initargs=(os.getpid(),),
+    )
+    _quiet_pool_managers()
+    return pool
 
 
 # prctl(2): the signal the kernel sends this process when its parent exits

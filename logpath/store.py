@@ -202,6 +202,11 @@ class Manifest:
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
+    @classmethod
+    def loads(cls, text: str) -> Manifest:
+        """A manifest from its ``dump`` (one process hands another the store as it was)."""
+        return cls._from_json(json.loads(text))
+
 
 _MANIFEST_KEYS = {"version", "parts", "rejected_parts", "sources"}
 # The assembled tables, as the manifest's ``assembly`` names their files.
@@ -367,20 +372,22 @@ class Store:
             raise
 
     @contextmanager
-    def runs(self) -> Iterator[Callable[[], AbstractContextManager[StoreWriter]]]:
+    def runs(self) -> Iterator[Callable[..., AbstractContextManager[StoreWriter]]]:
         """Hold the store's lock for a run committed a piece at a time (``logpath follow``):
         each ``with run() as writer:`` is one writer, committed when its block ends, so that
         readers see what was read so far while a second writer is still refused. A piece that
-        fails removes its own parts only; the pieces committed before it stand."""
+        fails removes its own parts only; the pieces committed before it stand.
+        ``run(spared=RUNS)``: the assembled files of those runs (a worker's, still being
+        written, ``assembly.assembled_apart``) are no orphans."""
         self._prepare(create=True)
         with self._lock("logpath follow"):
 
             @contextmanager
-            def run() -> Iterator[StoreWriter]:
+            def run(spared: frozenset[str] = frozenset()) -> Iterator[StoreWriter]:
                 writer = StoreWriter(self, self.require() if self.exists() else Manifest())
                 # the assembled tables the commit before last replaced: a reader has had a
                 # commit's time to open them
-                writer.remove_orphans()
+                writer.remove_orphans(spared)
                 with _committed(writer):
                     yield writer
 
@@ -837,10 +844,10 @@ ROW_GROUP_ROWS = 65_536
 class StoreWriter:
     """One ingest run's writes: hop and rejected parts, and the manifest changes."""
 
-    def __init__(self, store: Store, manifest: Manifest) -> None:
+    def __init__(self, store: Store, manifest: Manifest, run: str | None = None) -> None:
         self.store = store
         self.manifest = manifest
-        self.run = uuid.uuid4().hex[:12]
+        self.run = run or new_run()
         self.hops_name = f"hops-{self.run}.parquet"
         self.rejected_name = f"rejected-{self.run}.parquet"
         self._hops: pq.ParquetWriter | None = None
@@ -856,9 +863,10 @@ class StoreWriter:
         self._closed = False
         self.failed = False  # a write failed: the run is lost, later writes are dropped
 
-    def remove_orphans(self) -> None:
+    def remove_orphans(self, spared: frozenset[str] = frozenset()) -> None:
         """Delete parts a killed run left behind (the manifest never named them), and the
-        assembled tables an earlier commit replaced."""
+        assembled tables an earlier commit replaced; not the assembled files of the ``spared``
+        runs (a worker's, named at a later commit)."""
         for folder, kept in (
             ("hops", self.manifest.parts),
             ("rejected", self.manifest.rejected_parts),
@@ -868,15 +876,13 @@ class StoreWriter:
             if isinstance(root, StoreURL):
                 with _reached(root):
                     names = [n for n in root.names() if n.endswith(".parquet")]
-                for name in names:
-                    if name not in kept:
-                        with self._writing(root / name):
-                            (root / name).unlink()
-                continue
-            for path in root.glob("*.parquet"):
-                if path.name not in kept:
-                    with self._writing(path):
-                        path.unlink()
+            else:
+                names = [path.name for path in root.glob("*.parquet")]
+            for name in names:
+                if name in kept or (folder == "assembled" and _run_of(name) in spared):
+                    continue
+                with self._writing(root / name):
+                    (root / name).unlink()
 
     @contextmanager
     def _writing(self, path: StorePath) -> Iterator[None]:
@@ -1089,6 +1095,18 @@ class StoreWriter:
                     return str(held["file"])
         return None
 
+    def assembled_names(self) -> list[str]:
+        """The assembled files this run wrote (``add_assembled``)."""
+        return [path.name for path in self._assembled]
+
+    def take_assembly(self, assembly: dict[str, Any]) -> None:
+        """Name at this run's commit the assembled tables another process wrote for this store
+        (``assembly.assembled_apart``: its ``manifest.assembly``, its files in ``assembled/``).
+        They were built from parts that must still be the first of this run's."""
+        built = list(assembly.get("parts") or [])
+        assert self.manifest.parts[: len(built)] == built, "built from parts no longer there"
+        self.manifest.assembly = assembly
+
     def _write_assembled(self, name: str, rows: pa.Table, row_group: int) -> str:
         """``rows`` written as the assembled file ``name`` of this run."""
         path = self.store.path / "assembled" / name
@@ -1182,6 +1200,17 @@ class StoreWriter:
             with suppress(OSError):
                 (root / MANIFEST).with_suffix(".tmp").unlink(missing_ok=True)
         return False
+
+
+def new_run() -> str:
+    """A run's id: in the names of the files it writes."""
+    return uuid.uuid4().hex[:12]
+
+
+def _run_of(name: str) -> str:
+    """The run that wrote an assembled file (``KIND-RUN-NUMBER.parquet``)."""
+    parts = name.split("-")
+    return parts[1] if len(parts) == 3 else ""
 
 
 # The assembled tables' files (``StoreWriter.add_assembled``): a slice of time holds the

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pytest
 from seedstore import replayed_syslog
 
-from logpath.assembly import HOP_COLUMNS
+from logpath.assembly import HOP_COLUMNS, assemble
 from logpath.follow import (
     SAME_PACKET,
     SKIPPED_BEFORE,
@@ -35,6 +35,7 @@ from logpath.follow import (
 )
 from logpath.ingest import ingest, parse_chunk
 from logpath.lines import Block
+from logpath.provenance import Provenance
 from logpath.query import FlowQuery, find_flows
 from logpath.records import flows_from_table
 from logpath.store import Store
@@ -508,6 +509,45 @@ def test_the_small_parts_of_its_commits_become_one_at_each_assembly(tmp_path: Pa
     assert store.manifest.parts[0] == parts[0] and len(store.manifest.parts) == 2
     assert store.count_hops() == len(lines) + len(more)
     assert stored(store) == one_shot(lines + more, tmp_path)
+
+
+def test_while_the_input_never_pauses_a_worker_process_assembles_the_store(
+    tmp_path: Path,
+) -> None:
+    """An assembly of the store in follow's loop held the loop while it ran (at 20,000 lines/s,
+    lines printed 90 s late): while lines keep coming, a worker process assembles the store and
+    the loop reads and commits on. Each assembly a commit names is the assembly of the hops of
+    the parts it names, and the store at the end a one-shot ingest's."""
+    lines = captured_lines()
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = Store(tmp_path / "store")
+    writer = Writer(log, lines, 600, {})
+    named: list[list[str]] = []
+    commits_meanwhile = 0
+    with Follower([str(log)], store, year=2025, commit_every=0.1, assemble_every=0.5) as follower:
+        writer.start()
+        while writer.is_alive():
+            running, commits = follower.apart.running, follower.summary.commits
+            follower.step()
+            commits_meanwhile += running and follower.summary.commits > commits
+            assembly = store.manifest.assembly
+            if assembly and assembly["parts"] not in named:
+                named.append(assembly["parts"])
+                hops = store.read_parts(assembly["parts"], HOP_COLUMNS)
+                rows = store.assembled_rows("flows")
+                assert rows is not None
+                assert [f.to_json() for f in flows_from_table(rows.read())] == [
+                    f.to_json() for f in flows_from_table(assemble(hops).flows)
+                ]
+            time.sleep(0.05)
+        follow_until(follower, lambda: True)
+    # (the last assembly, at the end, is the loop's: the worker's tables, and those of the
+    # hops read after it began assembled on them)
+    assert follower.summary.assembled_apart >= 2 and len(named) >= 2
+    assert commits_meanwhile >= 5
+    assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
+    assert stored(store) == one_shot(lines, tmp_path)
 
 
 def two_host_lines(scenario: str) -> list[str]:
