@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from array import array
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,50 +50,79 @@ def replayed(lines: int) -> Path:
 
 
 class Writer(threading.Thread):
-    """Appends the lines at a steady rate, noting when each was written."""
+    """Appends the first ``count`` lines of ``source`` at a steady rate, noting when each was
+    written (read as they are written: a long run's file does not fit in memory)."""
 
     def __init__(
-        self, path: Path, lines: list[str], rate: float, pause_every: int = 0, pause: float = 0.0
+        self,
+        path: Path,
+        source: Path,
+        count: int,
+        rate: float,
+        pause_every: int = 0,
+        pause: float = 0.0,
     ) -> None:
         super().__init__(daemon=True)
-        self.path, self.lines, self.rate = path, lines, rate
+        self.path, self.source, self.count, self.rate = path, source, count, rate
         self.pause_every, self.pause = pause_every, pause
-        self.written = [0.0] * len(lines)
+        self.written = array("d", [0.0]) * count
         self.done = 0
 
     def run(self) -> None:
         start = time.monotonic()
         paused = 0.0  # seconds the writer paused so far
-        with self.path.open("a") as handle:
-            while self.done < len(self.lines):
+        with self.source.open() as lines, self.path.open("a") as handle:
+            while self.done < self.count:
                 due = int((time.monotonic() - start - paused) * self.rate) + 1
-                due = min(len(self.lines), due)
+                due = min(self.count, due)
                 if self.pause_every:  # a pause after every pause_every lines
                     due = min(due, (self.done // self.pause_every + 1) * self.pause_every)
                 if due > self.done:
-                    handle.writelines(self.lines[self.done : due])
+                    handle.writelines(itertools.islice(lines, due - self.done))
                     handle.flush()
                     now = time.monotonic()
                     for i in range(self.done, due):
                         self.written[i] = now
                     self.done = due
-                    if self.pause_every and due % self.pause_every == 0 and due < len(self.lines):
+                    if self.pause_every and due % self.pause_every == 0 and due < self.count:
                         time.sleep(self.pause)
                         paused += self.pause
                 time.sleep(0.01)
 
 
 class Printed(threading.Thread):
-    """Reads follow's JSON lines as they come, noting when each came."""
+    """Reads follow's JSON lines as they come: when each "new" event came, and its tuple (only
+    those are parsed: the others are counted)."""
 
     def __init__(self, stream: object) -> None:
         super().__init__(daemon=True)
         self.stream = stream
-        self.events: list[tuple[float, dict[str, object]]] = []
+        self.new: list[tuple[float, tuple[str, ...]]] = []
+        self.count = 0
+        self.last = 0.0  # when the last event came
 
     def run(self) -> None:
         for line in self.stream:  # type: ignore[attr-defined]
-            self.events.append((time.monotonic(), json.loads(line)))
+            self.last = time.monotonic()
+            self.count += 1
+            if '"new"' not in line:
+                continue
+            event = json.loads(line)
+            if event["event"] == "new":
+                orig = event["orig"]
+                key = (
+                    str(event["proto"]),
+                    orig["src"],
+                    str(orig["sport"] or ""),
+                    orig["dst"],
+                    str(orig["dport"] or ""),
+                )
+                self.new.append((self.last, key))
+
+
+def line_count(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 22), b""))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,38 +171,28 @@ def children_cpu_seconds(pid: int) -> float:
     return waited + running
 
 
-def first_lines(lines: list[str]) -> dict[tuple[str, ...], list[int]]:
+def first_lines(source: Path, count: int) -> dict[tuple[str, ...], list[int]]:
     """Per tuple (proto, src, sport, dst, dport), the lines that show it, in order."""
     found: dict[tuple[str, ...], list[int]] = {}
-    for i, line in enumerate(lines):
-        match = TUPLE.search(line)
-        if match:
-            src, dst, proto, sport, dport = match.groups()
-            key = (proto.lower(), src, sport or "", dst, dport or "")
-            found.setdefault(key, []).append(i)
+    with source.open() as lines:
+        for i, line in enumerate(itertools.islice(lines, count)):
+            match = TUPLE.search(line)
+            if match:
+                src, dst, proto, sport, dport = match.groups()
+                key = (proto.lower(), src, sport or "", dst, dport or "")
+                found.setdefault(key, []).append(i)
     return found
 
 
 def latencies(
-    events: list[tuple[float, dict[str, object]]], lines: list[str], writer: Writer
+    new: list[tuple[float, tuple[str, ...]]], source: Path, count: int, writer: Writer
 ) -> list[tuple[float, float]]:
     """When each shown connection's first line was written, and the seconds from that write
     to its "new" event."""
-    shown_by_tuple = first_lines(lines)
+    shown_by_tuple = first_lines(source, count)
     used: dict[tuple[str, ...], int] = {}
     seconds: list[tuple[float, float]] = []
-    for printed, event in events:
-        if event["event"] != "new":
-            continue
-        orig = event["orig"]
-        assert isinstance(orig, dict)
-        key = (
-            str(event["proto"]),
-            orig["src"],
-            str(orig["sport"] or ""),
-            orig["dst"],
-            str(orig["dport"] or ""),
-        )
+    for printed, key in new:
         # its first line: the first of its tuple's written lines after the ones an earlier
         # connection of the same tuple showed
         shown = [i for i in shown_by_tuple.get(key, []) if 0 < writer.written[i] <= printed]
@@ -215,9 +236,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     source = args.input or replayed(args.lines)
-    lines = source.read_text().splitlines(True)
+    count = line_count(source)
     if args.limit:
-        lines = lines[: args.limit]
+        count = min(count, args.limit)
     work = Path(tempfile.mkdtemp(prefix="bench-follow-"))
     log = work / "kern.log"
     log.touch()
@@ -233,18 +254,17 @@ def main() -> None:
     follow.stderr.readline()  # "reading ...": it is following
     printed = Printed(follow.stdout)
     printed.start()
-    writer = Writer(log, lines, args.rate, args.pause_every, args.pause)
+    writer = Writer(log, source, count, args.rate, args.pause_every, args.pause)
     started = time.monotonic()
     writer.start()
     memory: list[tuple[float, float]] = []
+    own: list[float] = []  # follow's process alone
     cpu_at_start = cpu_seconds(follow.pid)
     cpu_while_written = 0.0  # follow's CPU while the writer wrote
     worker_cpu = 0.0  # its worker's (the store's assembly, on the other core)
-    while (
-        writer.is_alive()
-        or time.monotonic() - max([writer.written[-1], *(t for t, _ in printed.events[-1:])]) < 5
-    ):
+    while writer.is_alive() or time.monotonic() - max(writer.written[-1], printed.last) < 5:
         memory.append((time.monotonic() - started, tree_rss_mib(follow.pid)))
+        own.append(rss_mib(follow.pid))
         if writer.is_alive():
             cpu_while_written = cpu_seconds(follow.pid) - cpu_at_start
             worker_cpu = children_cpu_seconds(follow.pid)
@@ -253,15 +273,15 @@ def main() -> None:
     summary = follow.stderr.read().strip()
     follow.wait()
     wrote = writer.written[-1] - started
-    timed = latencies(printed.events, lines, writer)
+    timed = latencies(printed.new, source, count, writer)
     waits = sorted(wait for _, wait in timed)
     report = [
-        f"lines written: {len(lines):,} in {wrote:.1f} s ({len(lines) / wrote:,.0f} lines/s)",
+        f"lines written: {count:,} in {wrote:.1f} s ({count / wrote:,.0f} lines/s)",
         f"follow: {summary}",
         # a follower that keeps up uses less than a core (it is one thread): its headroom
         f"follow's CPU while the writer wrote: {cpu_while_written:.1f} CPU-s in {wrote:.1f} s "
         f"({cpu_while_written / wrote:.2f} of a core); its worker's {worker_cpu:.1f} CPU-s",
-        f"events printed: {len(printed.events):,}",
+        f"events printed: {printed.count:,}",
         "latency write -> new event (s): "
         + (
             f"median {statistics.median(waits):.2f}, p90 {waits[int(len(waits) * 0.9)]:.2f}, "
@@ -274,7 +294,8 @@ def main() -> None:
         + "; ".join(by_periods(timed, started, wrote, args.periods)),
         "follow's memory (VmRSS with its worker's, MiB) by time: "
         + ", ".join(f"{t:.0f}s {m:.0f}" for t, m in memory[:: max(1, len(memory) // 12)]),
-        f"memory peak {max(m for _, m in memory):.0f} MiB, last {memory[-1][1]:.0f} MiB",
+        f"memory peak {max(m for _, m in memory):.0f} MiB, last {memory[-1][1]:.0f} MiB "
+        f"(follow's process alone: peak {max(own):.0f} MiB)",
     ]
     print("\n".join(report))
 

@@ -129,10 +129,12 @@ class FollowSummary:
     def line(self) -> str:
         """The one-line summary printed when follow stops."""
         again = f" ({self.already_read:,} more read by an earlier run)" if self.already_read else ""
+        n = self.assembled_apart
+        apart = f" ({n:,} of the store's assemblies by a worker)" if n else ""
         return (
             f"{self.lines:,} lines read{again}, {self.hops:,} hops, {self.rejected:,} rejected; "
             f"{self.connections:,} connections shown, {self.ended:,} ended, "
-            f"{self.open:,} still open; {self.commits:,} commits"
+            f"{self.open:,} still open; {self.commits:,} commits{apart}"
         )
 
 
