@@ -46,7 +46,10 @@ from logpath.bridge import READ_COLUMNS, TIMES, BridgeFacts, assign_roles, decid
 from logpath.clocks import (
     CLOCK_COLUMNS,
     FINE_CLOCK_SLACK,
+    BootCounts,
     Clocks,
+    boot_counts,
+    clocks_counted,
     host_groups_of,
     learn_clocks,
     one_clock,
@@ -197,9 +200,38 @@ def assemble_store(
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
         tables = {"flows": assembled.flows, "trace": assembled.trace}
         writer.add_assembled(
-            tables, kept, ROW_GROUP_ROWS, assembled.clocks.links, kept=assembled.kept
+            tables,
+            kept,
+            ROW_GROUP_ROWS,
+            assembled.clocks.links,
+            kept=assembled.kept,
+            notes=_boot_notes,
         )
     return assembled
+
+
+# What a trace file's footer keeps of its hops: their ``clocks.boot_counts``, from which the
+# boot times are learned again without reading the file (``_learned_again``).
+BOOT_COUNTS_NOTE = b"logpath.boot_counts"
+
+
+def _boot_notes(trace: pa.Table) -> dict[bytes, bytes]:
+    counted = boot_counts(to_frame(trace.select(["host", "ts", "uptime"])))
+    note = {host: [list(bins), list(bins.values())] for host, bins in counted.items()}
+    return {BOOT_COUNTS_NOTE: json.dumps(note, separators=(",", ":")).encode()}
+
+
+def _kept_boot_counts(store: Store, entries: list[dict[str, Any]]) -> list[BootCounts] | None:
+    """The ``boot_counts`` of the hops of these trace files, from their footers (None: a file
+    written before they were kept)."""
+    notes = store.assembled_notes(entries, BOOT_COUNTS_NOTE)
+    if notes is None:
+        return None
+    counted: list[BootCounts] = []
+    for note in notes:
+        hosts = json.loads(note)
+        counted.append({h: dict(zip(ms, n, strict=True)) for h, (ms, n) in hosts.items()})
+    return counted
 
 
 def assembled_apart(location: str, manifest: str, run: str) -> dict[str, Any]:
@@ -429,6 +461,10 @@ def _learned_again(
         columns = [c for c in CLOCK_COLUMNS if c in hops.column_names]
     elif lines["host"].nunique() > 1:  # a host the stored clocks do not know: they disagree
         return learn_hop_clocks(hops, lines)
+    else:  # one host: its boot time, from what the kept files' footers counted
+        counted = _kept_boot_counts(store, settled.kept["trace"])
+        if counted is not None:
+            return clocks_counted([*counted, boot_counts(lines)])
     kept = store.assembled_files(settled.kept["trace"]).read(columns)
     schema = pa.schema([_HOP_COLUMNS_SCHEMA.field(c) for c in columns])
     every = pa.concat_tables([kept.cast(schema), hops.select(columns).cast(schema)])

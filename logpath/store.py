@@ -633,6 +633,18 @@ class Store:
             return self._assembled_file(parts[0].name)  # one file, no entry: as it was written
         return PartitionedRows(parts, self._assembled_file)
 
+    def assembled_notes(self, entries: list[dict[str, Any]], key: bytes) -> list[bytes] | None:
+        """What the footers of these assembled files keep under ``key``
+        (``StoreWriter.add_assembled``'s notes), read without their rows; None when a file
+        has none (written before)."""
+        notes = []
+        for part in _file_parts(entries):
+            note = (self._assembled_file(part.name).schema.metadata or {}).get(key)
+            if note is None:
+                return None
+            notes.append(note)
+        return notes
+
     def assembled_files(self, entries: list[dict[str, Any]]) -> Rows:
         """These files of an assembled table (its manifest's entries), to read as one."""
         return PartitionedRows(_file_parts(entries), self._assembled_file)
@@ -987,6 +999,7 @@ class StoreWriter:
         row_group: int,
         links: frozenset[tuple[str, str]] | None,
         kept: Mapping[str, list[dict[str, Any]]] | None = None,
+        notes: Callable[[pa.Table], dict[bytes, bytes]] | None = None,
     ) -> None:
         """Write the assembled tables (``ASSEMBLED``: ``flows``, row i connection i, and
         ``trace``, sorted by connection), named in the manifest at commit; with ``kept``, the
@@ -1000,6 +1013,8 @@ class StoreWriter:
         file of their own, last. The manifest's entry of each file says what a question needs to
         skip it: its slice, hosts and rows, the range of ``FILE_RANGES``' columns, and the
         addresses its hops are from or to (when there are at most ``ADDRESSES_LISTED``).
+        ``notes`` gives what a ``trace`` file's footer keeps of its rows
+        (``assembled_notes``).
         """
         if self.failed:
             return
@@ -1056,8 +1071,9 @@ class StoreWriter:
                 )
                 if len(written) >= 2:  # at most two files' rows taken and not yet written
                     written.pop(0).result()
+                noted = notes if kind == "trace" else None
                 place = writes.submit(
-                    self._place_assembled, kind, rows, number, slice_, hosts, row_group
+                    self._place_assembled, kind, rows, number, slice_, hosts, row_group, noted
                 )
                 written.append(place)
                 entries.append(place)
@@ -1070,13 +1086,23 @@ class StoreWriter:
         self.manifest.assembly = assembly
 
     def _place_assembled(
-        self, kind: str, rows: pa.Table, number: int, slice_: int, hosts: list[str], row_group: int
+        self,
+        kind: str,
+        rows: pa.Table,
+        number: int,
+        slice_: int,
+        hosts: list[str],
+        row_group: int,
+        notes: Callable[[pa.Table], dict[bytes, bytes]] | None,
     ) -> dict[str, Any]:
         """The manifest's entry of ``rows``, a file of table ``kind``: the committed file that
-        holds them already, else a new file written."""
+        holds them already, else a new file written (with ``notes`` of its rows in its
+        footer)."""
         entry = _file_entry(kind, rows, number, slice_, hosts)
         name = self._standing(kind, entry, rows)
         if name is None:
+            if notes is not None:
+                rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), **notes(rows)})
             name = self._write_assembled(f"{kind}-{self.run}-{number:05d}.parquet", rows, row_group)
         return {"file": name, **entry}
 

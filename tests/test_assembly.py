@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -34,12 +35,12 @@ import logpath.journeys
 import logpath.store
 import logpath.summaries
 from logpath.assembly import BOOT_DRIFT, PLACEMENT_DRIFT, _clocks_agree, assemble, kept_ruleset
-from logpath.clocks import Clocks
+from logpath.clocks import Clocks, _epoch, _uptime, boot_times
 from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ingest
 from logpath.query import FlowQuery, find_flows, load_journey
 from logpath.rules import load_ruleset
-from logpath.store import Store
+from logpath.store import Store, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "samples" / "lab"
@@ -467,6 +468,25 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
         return settled
 
     monkeypatch.setattr(logpath.assembly, "_settled_files", kept)
+    # the boot time learned again over every hop: for the files left unread, from what their
+    # footers counted (their stamps are not read: a follow's store grows by the hour)
+    boots: list[tuple[float, float]] = []
+    learned_again, learn = logpath.assembly._learned_again, logpath.assembly.learn_hop_clocks
+
+    def counted(store: Store, settled: Any, hops: pa.Table, lines: Any, stored: Any) -> Any:
+        if settled is None:
+            return learned_again(store, settled, hops, lines, stored)
+        monkeypatch.setattr(logpath.assembly, "learn_hop_clocks", None)  # not called
+        clocks = learned_again(store, settled, hops, lines, stored)
+        monkeypatch.setattr(logpath.assembly, "learn_hop_clocks", learn)
+        stamps = store.assembled_files(settled.kept["trace"]).read(["host", "ts", "uptime"])
+        every = pd.concat([to_frame(stamps), lines[["host", "ts", "uptime"]]])
+        exact = boot_times(_epoch(every["ts"]), _uptime(every), every["host"])
+        assert clocks.boot.keys() == exact.keys() and len(exact) == 1
+        boots.extend((clocks.boot[host], exact[host]) for host in exact)
+        return clocks
+
+    monkeypatch.setattr(logpath.assembly, "_learned_again", counted)
     # files of a slice of a minute each: most of them stay as an earlier run wrote them
     monkeypatch.setattr(logpath.store, "SLICE_SECONDS", 60)
     monkeypatch.setattr(logpath.store, "SLICE_HOPS", 1)
@@ -491,6 +511,7 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
     # the second run's new hops start 7 minutes in: every stored connection may be joined;
     # the third's 14 minutes in leave the first minute unread, the fourth's the first seven
     assert len(unread) == 3 and unread[0] == 0 < unread[1] < unread[2], unread
+    assert len(boots) == 2 and all(abs(a - b) <= 0.001 for a, b in boots), boots
     written = {entry["file"].split("-")[1] for entry in store.require().assembly["trace"]}
     assert len(written) > 1, written
     # the files kept from earlier runs have dictionaries of their own (the files read so far):

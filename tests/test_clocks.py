@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,7 +10,16 @@ import pandas as pd
 import pytest
 from lab import twohosts as th
 
-from logpath.clocks import CLOCK_COLUMNS, fine_wall_clock, learn_offsets
+from logpath.clocks import (
+    CLOCK_COLUMNS,
+    _epoch,
+    _uptime,
+    boot_counts,
+    boot_times,
+    clocks_counted,
+    fine_wall_clock,
+    learn_offsets,
+)
 from logpath.ingest import ingest
 from logpath.query import store_clocks
 from logpath.store import Store
@@ -83,8 +93,6 @@ def test_seconds_since_the_epoch_are_those_of_timedelta_arithmetic(
 ) -> None:
     # the lab's stamps (microseconds, a few lines without one), in every unit a column may
     # have, aware and naive: the same floats as (ts - epoch).dt.total_seconds()
-    from logpath.clocks import _epoch
-
     store = Store(tmp_path / "store")
     lab = Path(__file__).resolve().parent.parent / "samples" / "lab"
     ingest([str(lab / "hairpin.log"), str(lab / "ipv6.dmesg")], store)
@@ -93,3 +101,25 @@ def test_seconds_since_the_epoch_are_those_of_timedelta_arithmetic(
     for stamps in (ts.dt.as_unit(unit), ts.dt.tz_localize(None).dt.as_unit(unit)):
         expected = (pd.to_datetime(stamps, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
         assert _epoch(stamps).equals(expected.astype("float64"))
+
+
+def test_boot_times_counted_by_the_millisecond_are_the_lines_medians(tmp_path: Path) -> None:
+    """A store's files keep their hops' stamp - uptime counted per millisecond: the boot time
+    learned from those counts, of any cut of the lines into files, is the median of every
+    line's to the millisecond (odd and even counts, lines without a stamp or an uptime)."""
+    store = Store(tmp_path / "store")
+    lab = Path(__file__).resolve().parent.parent / "samples" / "lab"
+    ingest([str(lab / "hairpin.log"), str(lab / "masquerade.log"), str(lab / "ipv6.dmesg")], store)
+    lines = store.read_hops(columns=["host", "ts", "uptime"])
+    assert lines["ts"].isna().any() and lines["host"].nunique() == 1
+    for count in (len(lines), len(lines) - 1):
+        some = lines.iloc[:count]
+        exact = boot_times(_epoch(some["ts"]), _uptime(some), some["host"])
+        for cuts in ([], [count // 3], [1, count // 2, count - 2]):
+            edges = [0, *cuts, count]
+            counted = [boot_counts(some.iloc[a:b]) for a, b in itertools.pairwise(edges)]
+            clocks = clocks_counted(counted)
+            assert clocks.boot.keys() == exact.keys()
+            for host, boot in exact.items():
+                assert clocks.boot[host] == pytest.approx(boot, abs=0.001)
+            assert clocks.ahead == {} and not clocks.links
