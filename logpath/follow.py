@@ -41,7 +41,7 @@ from logpath.assembly import (
 )
 from logpath.clocks import Clocks
 from logpath.errors import Stopped, WorkerError
-from logpath.ingest import ChunkResult, parse_chunk, worker_pool
+from logpath.ingest import ChunkResult, kill_workers, parse_chunk, worker_pool
 from logpath.lines import Block, Extent
 from logpath.parse import KNOWN_LINES, Rejected
 from logpath.provenance import Provenance
@@ -552,8 +552,7 @@ class _AssemblyApart:
         if pool is None:
             return
         if self.future is not None and not self.future.done():
-            for process in list((pool._processes or {}).values()):  # no public way before 3.14
-                process.kill()
+            kill_workers(pool)
         self.future = None
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -283,24 +283,30 @@ class _Workers:
         pool = self.pool
         if pool is None or not self.killed.acquire(blocking=False):
             return
-        terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
-        if terminate is not None:
-            terminate()
-            return
-        # the feeder's way out when the manager thread cannot give it one (see below)
-        pool._call_queue._reader.close()  # type: ignore[attr-defined]
-        processes = list((pool._processes or {}).values())  # before 3.14, no public way
-        for process in processes:
-            process.kill()
-        # A manager reading a result that its worker died writing gets to the pipe's end once
-        # no process holds it open for writing: the workers are gone (their sentinels say so:
-        # their files are closed), then this process's end is closed
-        waiting, deadline = [p.sentinel for p in processes], time.monotonic() + KILLED_WITHIN
-        while waiting and time.monotonic() < deadline:
-            gone = multiprocessing.connection.wait(waiting, deadline - time.monotonic())
-            waiting = [s for s in waiting if s not in gone]
-        if pool._result_queue is not None:
-            pool._result_queue._writer.close()  # type: ignore[attr-defined]
+        kill_workers(pool)
+
+
+def kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's workers now, without waiting for the work handed to them; the pool's
+    ``shutdown`` then returns (see below for what that takes before Python 3.14)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    # the feeder's way out when the manager thread cannot give it one (see below)
+    pool._call_queue._reader.close()  # type: ignore[attr-defined]
+    processes = list((pool._processes or {}).values())  # before 3.14, no public way
+    for process in processes:
+        process.kill()
+    # A manager reading a result that its worker died writing gets to the pipe's end once
+    # no process holds it open for writing: the workers are gone (their sentinels say so:
+    # their files are closed), then this process's end is closed
+    waiting, deadline = [p.sentinel for p in processes], time.monotonic() + KILLED_WITHIN
+    while waiting and time.monotonic() < deadline:
+        gone = multiprocessing.connection.wait(waiting, deadline - time.monotonic())
+        waiting = [s for s in waiting if s not in gone]
+    if pool._result_queue is not None:
+        pool._result_queue._writer.close()  # type: ignore[attr-defined]
 
 
 # how often the watchdog looks at the workers (s), and how long a killed worker may take to go
