@@ -75,7 +75,7 @@ from logpath.packets import (
     refine_guessed_hooks,
 )
 from logpath.provenance import Provenance
-from logpath.rowgroups import Where
+from logpath.rowgroups import Where, one_dictionary
 from logpath.rules import Ruleset
 from logpath.runtime import handover, mapped, streamed, taken, without_cyclic_gc
 from logpath.store import ASSEMBLED, Manifest, Store, StoreWriter, to_frame
@@ -753,7 +753,8 @@ def learned_bridges(tables: list[pa.Table]) -> Bridges | None:
     """The bridges' facts learned from these hops (with their hooks), None on a tie
     (``bridge.decided_bridges``)."""
     present = [t.select([c for c in BRIDGE_COLUMNS if c in t.column_names]) for t in tables]
-    hops = pa.concat_tables([t.cast(present[0].schema) for t in present])
+    # the stored trace's rows and a chunk's traced hops each have their own dictionaries
+    hops = one_dictionary(pa.concat_tables([t.cast(present[0].schema) for t in present]))
     # only the hops of a bridge are read: on no bridge, nothing to learn
     physin, physout = pc.is_valid(hops["physin"]), pc.is_valid(hops["physout"])
     names = pc.unique(

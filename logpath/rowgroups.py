@@ -198,7 +198,7 @@ class PartitionedRows:
         parts = [self._slice(chosen, columns, where) for chosen in self._slices(where)]
         if not parts:
             return self._empty(columns)
-        return _one_dictionary(pa.concat_tables(parts)) if len(parts) > 1 else parts[0]
+        return one_dictionary(pa.concat_tables(parts)) if len(parts) > 1 else parts[0]
 
     def locate(
         self, columns: list[str] | None, where: Where | None
@@ -212,7 +212,7 @@ class PartitionedRows:
             found.append(_merged([rows for _, rows in held], columns))
         if not found:
             return self._empty(columns), frozenset()
-        return _one_dictionary(pa.concat_tables(found)), frozenset(partitions)
+        return one_dictionary(pa.concat_tables(found)), frozenset(partitions)
 
     def _empty(self, columns: list[str] | None) -> pa.Table:
         """No rows, with the table's columns (from a file's footer)."""
@@ -247,7 +247,7 @@ class PartitionedRows:
         return self._files[part.name]
 
 
-def _one_dictionary(rows: pa.Table) -> pa.Table:
+def one_dictionary(rows: pa.Table) -> pa.Table:
     """The rows with one dictionary per dictionary column: files written by different runs
     (an ingest that adds hops keeps the files its hops do not reach) each have their own, and
     Arrow's compute engine (``Table.group_by``, joins) refuses chunks that differ."""

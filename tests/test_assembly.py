@@ -28,6 +28,7 @@ import pytest
 from seedstore import replayed_syslog
 
 import logpath.assembly
+import logpath.bridge
 import logpath.clocks
 import logpath.fates
 import logpath.flows
@@ -548,6 +549,23 @@ def test_new_hops_that_change_the_bridges_facts_assemble_the_open_tail_again(
     ingest([str(p) for p in rotated], once)
     for kind in ("flows", "trace"):
         assert stored(store, kind).equals(stored(once, kind)), kind
+
+
+def test_bridges_are_learned_from_tables_whose_dictionaries_differ(tmp_path: Path) -> None:
+    """The stored trace's rows and a chunk's traced hops come from different files, each with
+    its own dictionaries (host, interfaces): Arrow's group-by refused them (a follow's worker
+    assembly failed so). The facts are those learned from the hops read as one frame."""
+    traces = []
+    for capture in ("c2c.log", "masquerade.log"):
+        store = Store(tmp_path / capture)
+        ingest([str(LAB / capture)], store)
+        traces.append(stored(store, "trace"))
+    first, second = (t["in_iface"].combine_chunks().dictionary for t in traces)
+    assert not first.equals(second)
+    learned = logpath.assembly.learned_bridges(traces)
+    assert learned and set(learned) == {("lab-host", "lpbr0")}
+    frame = pd.concat([to_frame(t) for t in traces], ignore_index=True)
+    assert learned == logpath.bridge.learn_bridges(frame)
 
 
 def test_a_packet_cut_by_a_rotation_is_joined_again(
