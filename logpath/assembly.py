@@ -48,10 +48,13 @@ from logpath.clocks import (
     FINE_CLOCK_SLACK,
     BootCounts,
     Clocks,
+    LinkCounts,
     boot_counts,
     clocks_counted,
+    host_codes,
     host_groups_of,
     learn_clocks,
+    link_counts,
     one_clock,
 )
 from logpath.fates import packet_fates
@@ -205,33 +208,53 @@ def assemble_store(
             ROW_GROUP_ROWS,
             assembled.clocks.links,
             kept=assembled.kept,
-            notes=_boot_notes,
+            notes=_clock_notes(assembled.clocks),
         )
     return assembled
 
 
-# What a trace file's footer keeps of its hops: their ``clocks.boot_counts``, from which the
-# boot times are learned again without reading the file (``_learned_again``).
+# What a trace file's footer keeps of its hops, from which the clocks are learned again
+# without reading the file (``_learned_again``): their ``clocks.boot_counts``, and the
+# ``clocks.link_counts`` of the packets its hosts shared (with the boot times they were taken
+# with: the clocks the file was assembled on; no pairs when it holds one host's hops).
 BOOT_COUNTS_NOTE = b"logpath.boot_counts"
+LINK_COUNTS_NOTE = b"logpath.link_counts"
 
 
-def _boot_notes(trace: pa.Table) -> dict[bytes, bytes]:
-    counted = boot_counts(to_frame(trace.select(["host", "ts", "uptime"])))
-    note = {host: [list(bins), list(bins.values())] for host, bins in counted.items()}
-    return {BOOT_COUNTS_NOTE: json.dumps(note, separators=(",", ":")).encode()}
+def _clock_notes(clocks: Clocks) -> Callable[[pa.Table], dict[bytes, bytes]]:
+    """The notes of a trace file of an assembly on ``clocks``."""
+
+    def notes(trace: pa.Table) -> dict[bytes, bytes]:
+        lines = to_frame(trace.select(["host", "ts", "uptime"]))
+        counted = boot_counts(lines)
+        boots = {host: [list(bins), list(bins.values())] for host, bins in counted.items()}
+        shared = LinkCounts(clocks.boot, {})
+        if len(host_codes(lines["host"])[1]) > 1:
+            shared = link_counts(to_frame(trace.select(CLOCK_COLUMNS)), clocks.boot)
+        return {
+            BOOT_COUNTS_NOTE: json.dumps(boots, separators=(",", ":")).encode(),
+            LINK_COUNTS_NOTE: json.dumps(shared.to_json(), separators=(",", ":")).encode(),
+        }
+
+    return notes
 
 
-def _kept_boot_counts(store: Store, entries: list[dict[str, Any]]) -> list[BootCounts] | None:
-    """The ``boot_counts`` of the hops of these trace files, from their footers (None: a file
-    written before they were kept)."""
+def _kept_counts(
+    store: Store, entries: list[dict[str, Any]]
+) -> tuple[list[BootCounts] | None, list[LinkCounts] | None]:
+    """The ``boot_counts`` and ``link_counts`` of the hops of these trace files, from their
+    footers (None: a file written before they were kept)."""
     notes = store.assembled_notes(entries, BOOT_COUNTS_NOTE)
     if notes is None:
-        return None
+        return None, None
     counted: list[BootCounts] = []
     for note in notes:
         hosts = json.loads(note)
         counted.append({h: dict(zip(ms, n, strict=True)) for h, (ms, n) in hosts.items()})
-    return counted
+    links = store.assembled_notes(entries, LINK_COUNTS_NOTE)
+    if links is None:
+        return counted, None
+    return counted, [LinkCounts.from_json(json.loads(note)) for note in links]
 
 
 def assembled_apart(location: str, manifest: str, run: str) -> dict[str, Any]:
@@ -452,19 +475,18 @@ def _learned_again(
     stored: Clocks,
 ) -> Clocks:
     """The clocks learned again from every hop: ``hops`` (their ``lines``), and the hops of
-    the files ``settled`` leaves unread (only the columns the clocks are learned from; those
-    of the packets hosts share when the ``stored`` clocks are of several)."""
+    the files ``settled`` leaves unread: from what their footers counted (``_clock_notes``),
+    else from the columns the clocks are learned from, read."""
     if settled is None:
         return learn_hop_clocks(hops, lines)
-    columns = ["host", "ts", "uptime"]
-    if len(stored.boot) > 1:  # clocks of several hosts: learned from the packets they share
-        columns = [c for c in CLOCK_COLUMNS if c in hops.column_names]
-    elif lines["host"].nunique() > 1:  # a host the stored clocks do not know: they disagree
-        return learn_hop_clocks(hops, lines)
-    else:  # one host: its boot time, from what the kept files' footers counted
-        counted = _kept_boot_counts(store, settled.kept["trace"])
-        if counted is not None:
-            return clocks_counted([*counted, boot_counts(lines)])
+    hosts = set(stored.boot) | set(host_codes(lines["host"])[1])  # a line of no host: ""
+    columns = [c for c in CLOCK_COLUMNS if c in hops.column_names]
+    if len(hosts) == 1:  # no packets shared: the boot time is all there is to learn
+        columns = ["host", "ts", "uptime"]
+    counted, shared = _kept_counts(store, settled.kept["trace"])
+    if counted is not None and (shared is not None or len(hosts) == 1):
+        read = lines if len(hosts) == 1 else to_frame(hops.select(columns))
+        return clocks_counted(counted, shared, read)
     kept = store.assembled_files(settled.kept["trace"]).read(columns)
     schema = pa.schema([_HOP_COLUMNS_SCHEMA.field(c) for c in columns])
     every = pa.concat_tables([kept.cast(schema), hops.select(columns).cast(schema)])

@@ -155,9 +155,18 @@ def boot_counts(lines: pd.DataFrame) -> BootCounts:
     return counted
 
 
-def clocks_counted(counted: list[BootCounts]) -> Clocks:
-    """The clocks of one host (no offsets, no links) from its lines' ``boot_counts``: the
-    median of stamp - uptime over all of them (``boot_times``), to the millisecond."""
+def clocks_counted(
+    counted: list[BootCounts],
+    shared: list[LinkCounts] | None = None,
+    read: pd.DataFrame | None = None,
+) -> Clocks:
+    """The clocks (``learn_clocks``) of lines known by what was counted of them: each host's
+    median of stamp - uptime (``boot_times``) from their ``boot_counts``, to the millisecond,
+    and the links (and offsets) of the packets hosts shared from their ``link_counts``
+    (``links_counted``); with the lines ``read`` (CLOCK_COLUMNS, or host, ts and uptime of
+    one host's), not counted yet: counted here."""
+    if read is not None:
+        counted = [*counted, boot_counts(read)]
     merged: dict[str, dict[int, int]] = {}
     for counts in counted:
         for host, bins in counts.items():
@@ -175,7 +184,12 @@ def clocks_counted(counted: list[BootCounts]) -> Clocks:
             for rank in ((total - 1) // 2, total // 2)
         )
         boot[host] = (float(low + high) / 2 + 0.5) / 1000
-    return Clocks(boot=dict(sorted(boot.items())), ahead=walk({}), links=linked_pairs({}))
+    links: dict[tuple[str, str], float] = {}
+    if shared is not None and len(boot) > 1:
+        if read is not None:
+            shared = [*shared, link_counts(read, boot)]
+        links = links_counted(shared, boot)
+    return Clocks(boot=dict(sorted(boot.items())), ahead=walk(links), links=linked_pairs(links))
 
 
 def fine_wall_clock(
@@ -281,22 +295,129 @@ def learn_links(
 ) -> dict[tuple[str, str], float]:
     """The pairs of hosts that logged the same packets, with how many seconds the second's
     clock runs ahead of the first's (``learn_offsets``' arguments)."""
-    if hops.empty:
+    pairs = _sightings(hops, boot)
+    if pairs is None:
         return {}
+    return solve(pairs["host_a"], pairs["host_b"], pairs["d"])
+
+
+def _sightings(hops: pd.DataFrame, boot: Mapping[str, float] | None) -> pd.DataFrame | None:
+    """Per packet two hosts logged (the same PACKET_IDENTITY, a non-zero IP ID), the hosts
+    (host_a < host_b), how much later host_b stamped it than host_a (d, seconds: when each
+    first logged it, by ``fine_wall_clock``), and whether each time was the fine one (fine_a,
+    fine_b); None when no two hosts logged a packet."""
+    if hops.empty:
+        return None
     ids = pd.to_numeric(hops["id"], errors="coerce")
     frame = hops[ids.notna() & ids.ne(0) & hops["host"].notna()]
     if frame.empty or frame["host"].nunique() < 2:
-        return {}
-    fine = fine_wall_clock(_epoch(frame["ts"]), _uptime(frame), frame["host"], boot)
-    frame = frame.assign(host=frame["host"].astype(str), _t=fine).dropna(subset=["_t"])
+        return None
+    frame = frame.reset_index(drop=True)  # each row its own label: found again by idxmin
+    stamps = _epoch(frame["ts"])
+    fine = _boot_plus_uptime(stamps, _uptime(frame), frame["host"], boot)
+    taken = (fine - stamps).abs() <= FINE_CLOCK_SLACK
+    frame = frame.assign(host=frame["host"].astype(str), _t=fine.where(taken, stamps), _fine=taken)
+    frame = frame.dropna(subset=["_t"])
     # one time per packet and host: when the host first logged it
     seen = frame.groupby(["host", *PACKET_IDENTITY], dropna=False, observed=True)["_t"].agg(
-        ["min", "max"]
+        ["min", "max", "idxmin"]
     )
-    seen = seen[seen["max"] - seen["min"] <= SAME_PACKET_SPAN]["min"].rename("_t").reset_index()
+    seen = seen[seen["max"] - seen["min"] <= SAME_PACKET_SPAN]
+    seen = seen.assign(_fine=frame["_fine"].loc[seen["idxmin"]].to_numpy())
+    seen = seen[["min", "_fine"]].rename(columns={"min": "_t"}).reset_index()
     pairs = seen.merge(seen, on=PACKET_IDENTITY, suffixes=("_a", "_b"))
     pairs = pairs[pairs["host_a"] < pairs["host_b"]]
-    return solve(pairs["host_a"], pairs["host_b"], pairs["_t_b"] - pairs["_t_a"])
+    return pd.DataFrame(
+        {
+            "host_a": pairs["host_a"].to_numpy(),
+            "host_b": pairs["host_b"].to_numpy(),
+            "d": (pairs["_t_b"] - pairs["_t_a"]).to_numpy(dtype="float64"),
+            "fine_a": pairs["_fine_a"].to_numpy(dtype=bool),
+            "fine_b": pairs["_fine_b"].to_numpy(dtype=bool),
+        }
+    )
+
+
+# The time differences of the packets two hosts logged, counted per LINK_BIN seconds, per pair
+# of hosts and whether each time was its host's fine one: the links are learned again from
+# these when the hops are no longer read (``links_counted``), as the boot times are from
+# ``boot_counts``. Each difference is taken with the boot times of when it was counted
+# (``LinkCounts.boot``); boot times learned again move a fine time by as much as its host's
+# moved, so each count moves by its hosts' change. The counts are bounded by the packets
+# shared and by the differences' spread (transit takes microseconds), not by the lines; a
+# bin of 10 µs keeps a median far within PLACEMENT_DRIFT (1 ms, ``logpath.assembly``).
+LINK_BIN = 1e-5
+
+
+@dataclass(frozen=True)
+class LinkCounts:
+    """``link_counts`` of some hops: per (host_a, host_b, fine_a, fine_b), per bin, how many."""
+
+    boot: Mapping[str, float]
+    pairs: Mapping[tuple[str, str, bool, bool], Mapping[int, int]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "boot": dict(self.boot),
+            "pairs": [[*key, list(bins), list(bins.values())] for key, bins in self.pairs.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LinkCounts:
+        pairs = {
+            (str(a), str(b), bool(fa), bool(fb)): dict(zip(at, n, strict=True))
+            for a, b, fa, fb, at, n in data["pairs"]
+        }
+        return cls({str(h): float(t) for h, t in data["boot"].items()}, pairs)
+
+
+def link_counts(hops: pd.DataFrame, boot: Mapping[str, float]) -> LinkCounts:
+    """The time differences of the packets hosts shared among ``hops`` (CLOCK_COLUMNS, the
+    ``learn_links`` they give with ``boot``), counted per LINK_BIN."""
+    pairs = _sightings(hops, boot)
+    counted: dict[tuple[str, str, bool, bool], dict[int, int]] = {}
+    if pairs is not None and len(pairs):
+        binned = pairs.assign(at=np.round(pairs["d"].to_numpy() / LINK_BIN).astype(np.int64))
+        sizes = binned.groupby(["host_a", "host_b", "fine_a", "fine_b", "at"], sort=True).size()
+        for (a, b, fa, fb, at), n in zip(sizes.index.tolist(), sizes.tolist(), strict=True):
+            counted.setdefault((str(a), str(b), bool(fa), bool(fb)), {})[int(at)] = int(n)
+    return LinkCounts({str(h): float(t) for h, t in boot.items()}, counted)
+
+
+def links_counted(
+    counted: list[LinkCounts], boot: Mapping[str, float]
+) -> dict[tuple[str, str], float]:
+    """``learn_links`` of the hops these counts were taken from, with the boot times ``boot``:
+    each count moved by its hosts' boot change since it was taken (a stamp, not fine, does
+    not move), then ``solve``'s median and agreement over the counts of each pair."""
+    values: dict[tuple[str, str], list[np.ndarray]] = {}
+    weights: dict[tuple[str, str], list[np.ndarray]] = {}
+    for counts in counted:
+        for (a, b, fine_a, fine_b), bins in counts.pairs.items():
+            moved = (boot[b] - counts.boot[b] if fine_b else 0.0) - (
+                boot[a] - counts.boot[a] if fine_a else 0.0
+            )
+            values.setdefault((a, b), []).append(
+                np.fromiter(bins, dtype=np.int64, count=len(bins)) * LINK_BIN + moved
+            )
+            weights.setdefault((a, b), []).append(
+                np.fromiter(bins.values(), dtype=np.int64, count=len(bins))
+            )
+    links: dict[tuple[str, str], float] = {}
+    for pair, found in values.items():
+        d, n = np.concatenate(found), np.concatenate(weights[pair])
+        order = np.argsort(d, kind="stable")
+        d, n = d[order], n[order]
+        cumulative = np.cumsum(n)
+        total = int(cumulative[-1])
+        low, high = (
+            d[np.searchsorted(cumulative, r, side="right")] for r in ((total - 1) // 2, total // 2)
+        )
+        median = float(low + high) / 2
+        agreeing = int(n[np.abs(d - median) <= AGREEMENT].sum())
+        if total >= MIN_CLOCK_PAIRS and agreeing / total > 0.5:
+            links[pair] = median
+    return dict(sorted(links.items()))
 
 
 def solve(

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from lab import twohosts as th
 from seedstore import replayed_syslog
 
 import logpath.assembly
@@ -36,7 +37,7 @@ import logpath.journeys
 import logpath.store
 import logpath.summaries
 from logpath.assembly import BOOT_DRIFT, PLACEMENT_DRIFT, _clocks_agree, assemble, kept_ruleset
-from logpath.clocks import Clocks, _epoch, _uptime, boot_times
+from logpath.clocks import CLOCK_COLUMNS, Clocks, _epoch, _uptime, boot_times
 from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ingest
 from logpath.query import FlowQuery, find_flows, load_journey
@@ -61,6 +62,19 @@ def stored(store: Store, kind: str) -> pa.Table:
     rows = store.assembled_rows(kind)
     assert rows is not None
     return rows.read()
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """The table with its dictionary columns decoded: equal values, whatever the order of
+    the dictionaries."""
+    return table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                for f in table.schema
+            ]
+        )
+    )
 
 
 def by_line(trace: pa.Table) -> list[dict[str, Any]]:
@@ -520,6 +534,72 @@ def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
     trace = stored(store, "trace")
     by_source = trace.group_by("source").aggregate([("flow", "count")])
     assert sorted(by_source["source"].to_pylist()) == sorted(str(p) for p in files)
+
+
+def test_runs_that_add_hops_of_hosts_whose_packets_cross_learn_the_clocks_from_footers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway and a server whose connections cross them (the two-host lab replayed 48
+    times, 40 s apart; the server's clock 37 s ahead, rebooted at another time), each host's
+    log rotated three times and read a file pair a run: the clocks (boot times, the hosts'
+    link and offset) are learned again from what the kept files' footers counted, not from
+    their hops, within the drift stored clocks are compared with; the tables are those of one
+    run over the files so far."""
+    out = tmp_path / "fleet"
+    generator = ROOT / "benchmarks" / "generate_fleet.py"
+    subprocess.run(
+        [sys.executable, str(generator), str(out), "--hosts", "0", "--pairs", "1",
+         "--copies", "48", "--step", "40"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    logs = [out / "gw0.log", th.shifted(out / "srv0.log", 37.0, 123_456.5, tmp_path)]
+    runs = []
+    for number in range(4):
+        run = []
+        for log in logs:
+            lines = log.read_bytes().splitlines(keepends=True)
+            path = tmp_path / f"{log.stem}.{3 - number}"
+            path.write_bytes(
+                b"".join(lines[len(lines) * number // 4 : len(lines) * (number + 1) // 4])
+            )
+            run.append(path)
+        runs.append(run)
+    learned_again, learn = logpath.assembly._learned_again, logpath.assembly.learn_hop_clocks
+    compared: list[tuple[Clocks, Clocks]] = []
+
+    def counted(store: Store, settled: Any, hops: pa.Table, lines: Any, stored: Any) -> Any:
+        if settled is None:
+            return learned_again(store, settled, hops, lines, stored)
+        monkeypatch.setattr(logpath.assembly, "learn_hop_clocks", None)  # not called
+        monkeypatch.setattr(store, "assembled_files", None)  # the kept files not read
+        clocks = learned_again(store, settled, hops, lines, stored)
+        monkeypatch.undo()
+        kept = Store(store.path).assembled_files(settled.kept["trace"]).read(CLOCK_COLUMNS)
+        every = pa.concat_tables([kept, hops.select(CLOCK_COLUMNS).cast(kept.schema)])
+        compared.append((clocks, learn(every, to_frame(every.select(["host", "ts", "uptime"])))))
+        return clocks
+
+    store = Store(tmp_path / "store")
+    with monkeypatch.context() as patched:
+        # files of a slice of a minute each: most of them stay as an earlier run wrote them
+        patched.setattr(logpath.store, "SLICE_SECONDS", 60)
+        patched.setattr(logpath.store, "SLICE_HOPS", 1)
+        for number, run in enumerate(runs):
+            patched.setattr(logpath.assembly, "_learned_again", counted)
+            ingest([str(p) for p in run], store)
+            patched.setattr(logpath.assembly, "_learned_again", learned_again)
+            once = Store(tmp_path / f"once-{number}")
+            ingest([str(p) for done in runs[: number + 1] for p in done], once)
+            for kind in ("flows", "trace"):
+                # the same values; a dictionary's order may differ (each run's files have
+                # their own: ``source`` lists a run's two files, one-shot all of them)
+                assert decoded(stored(store, kind)).equals(decoded(stored(once, kind)))
+    assert len(compared) >= 2, compared
+    for clocks, exact in compared:
+        assert clocks.links == exact.links == {("gw0", "srv0")}
+        assert _clocks_agree(clocks, exact)
+        ahead = clocks.ahead["srv0"] - clocks.ahead["gw0"]
+        assert ahead == pytest.approx(37.0, abs=0.01)
 
 
 def test_new_hops_that_change_the_bridges_facts_assemble_the_open_tail_again(

@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from lab import twohosts as th
@@ -18,7 +19,11 @@ from logpath.clocks import (
     boot_times,
     clocks_counted,
     fine_wall_clock,
+    learn_clocks,
+    learn_links,
     learn_offsets,
+    link_counts,
+    one_clock,
 )
 from logpath.ingest import ingest
 from logpath.query import store_clocks
@@ -123,3 +128,49 @@ def test_boot_times_counted_by_the_millisecond_are_the_lines_medians(tmp_path: P
             for host, boot in exact.items():
                 assert clocks.boot[host] == pytest.approx(boot, abs=0.001)
             assert clocks.ahead == {} and not clocks.links
+
+
+@pytest.mark.parametrize("ahead", [37.0, -3 * 3600.0])
+def test_links_counted_by_the_file_are_the_links_of_every_line(
+    tmp_path: Path, ahead: float
+) -> None:
+    """A store's files keep the time differences of the packets hosts shared, counted per
+    10 µs with the boot times of when they were written: the links learned again from those
+    counts, under the boot times learned again (which moved since: each file's counts move
+    with them), are those learned from every line, whatever the cut into files."""
+    hops = two_hosts(tmp_path, ahead).read_hops(columns=CLOCK_COLUMNS)
+    exact = learn_clocks(hops, hops)
+    assert exact.links == {("hosta", "hostb")}
+    links = learn_links(hops, exact.boot)
+    # the clocks the files were written with: each host's boot time since learned again, a
+    # few tens of milliseconds apart (within the 100 ms by which stored clocks still stand)
+    written = {"hosta": exact.boot["hosta"] + 0.031, "hostb": exact.boot["hostb"] - 0.047}
+    assert learn_links(hops, written)[("hosta", "hostb")] != pytest.approx(
+        links[("hosta", "hostb")], abs=0.01
+    )
+    # cut in time (on the one clock), as slices of connections are (a packet's sightings on the two hosts are
+    # microseconds apart: a cut may part a few)
+    order = np.argsort(one_clock(hops, exact), kind="stable")
+    hops = hops.iloc[order].reset_index(drop=True)
+    count = len(hops)
+    for cuts in ([], [count // 3], [count // 4, count // 2]):
+        edges = [0, *cuts, count]
+        files = [hops.iloc[a:b] for a, b in itertools.pairwise(edges)]
+        clocks = clocks_counted(
+            [boot_counts(f) for f in files], [link_counts(f, written) for f in files]
+        )
+        assert clocks.links == exact.links
+        assert all(abs(clocks.boot[h] - exact.boot[h]) <= 0.001 for h in exact.boot)
+        # the hosts' placement on the one clock, as PLACEMENT_DRIFT compares it
+        placed, exactly = (
+            (c.boot["hostb"] - c.ahead["hostb"]) - (c.boot["hosta"] - c.ahead["hosta"])
+            for c in (clocks, exact)
+        )
+        assert placed == pytest.approx(exactly, abs=0.001)
+        if not cuts:  # every pair counted: the median of every line's, to the bin
+            again = learn_links(hops, clocks.boot)[("hosta", "hostb")]
+            assert clocks.ahead["hostb"] - clocks.ahead["hosta"] == pytest.approx(again, abs=1e-5)
+    # a note's counts survive their JSON, and a host alone has none
+    once = link_counts(hops, written)
+    assert type(once).from_json(json.loads(json.dumps(once.to_json()))) == once
+    assert link_counts(hops[hops["host"].eq("hosta")], written).pairs == {}
