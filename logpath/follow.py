@@ -40,7 +40,7 @@ from logpath.assembly import (
     kept_ruleset,
 )
 from logpath.clocks import Clocks
-from logpath.errors import Stopped, WorkerError
+from logpath.errors import Stopped
 from logpath.ingest import ChunkResult, kill_workers, parse_chunk, worker_pool
 from logpath.lines import Block, Extent
 from logpath.parse import KNOWN_LINES, Rejected
@@ -123,6 +123,7 @@ class FollowSummary:
     ended: int = 0
     commits: int = 0
     assembled_apart: int = 0  # store assemblies a worker process made (_AssemblyApart)
+    worker_failed: str = ""  # why the worker's assembly failed (then the loop assembles)
     behind: int = 0  # polls after which BEHIND_BYTES or more were still unread
     open: int = 0
 
@@ -131,6 +132,8 @@ class FollowSummary:
         again = f" ({self.already_read:,} more read by an earlier run)" if self.already_read else ""
         n = self.assembled_apart
         apart = f" ({n:,} of the store's assemblies by a worker)" if n else ""
+        if self.worker_failed:
+            apart = f" (the worker's assembly failed: {self.worker_failed})"
         return (
             f"{self.lines:,} lines read{again}, {self.hops:,} hops, {self.rejected:,} rejected; "
             f"{self.connections:,} connections shown, {self.ended:,} ended, "
@@ -419,7 +422,7 @@ class Follower:
         paused = now - self.last_arrival >= ASSEMBLE_AFTER_PAUSE
         ready, busy = apart.done(), apart.running and not apart.done()
         here = (final or paused) and not busy
-        due_apart = not (here or busy) and (
+        due_apart = not (here or busy or apart.failed) and (
             now - self.last_assembly >= self.assemble_every
             or self.unassembled_hops >= ASSEMBLE_HOPS
         )
@@ -432,8 +435,12 @@ class Follower:
             if self.ruleset is not None:
                 writer.manifest.ruleset = self.ruleset
             if ready:
-                writer.take_assembly(apart.result())
-                self.summary.assembled_apart += 1
+                assembly = apart.result()
+                if assembly is not None:
+                    writer.take_assembly(assembly)
+                    self.summary.assembled_apart += 1
+                else:  # the store keeps every hop: the loop assembles it from now on
+                    self.summary.worker_failed = apart.failed
             if due:  # the parts since the store was last assembled become one
                 writer.absorb_parts(self.unassembled_parts)
             for table in self.pending.hops:
@@ -508,6 +515,7 @@ class _AssemblyApart:
         self.pool: ProcessPoolExecutor | None = None
         self.future: Future[dict[str, Any]] | None = None
         self.run = ""  # the id of the run whose files it writes
+        self.failed = ""  # why an assembly failed: no other is started
 
     @property
     def running(self) -> bool:
@@ -533,17 +541,21 @@ class _AssemblyApart:
         if self.future is not None:
             wait([self.future])
 
-    def result(self) -> dict[str, Any]:
-        """The ``manifest.assembly`` of the assembly that ended; it is no longer running."""
+    def result(self) -> dict[str, Any] | None:
+        """The ``manifest.assembly`` of the assembly that ended (it is no longer running); None
+        when it failed (``failed`` says why). A failure of the store's assembly must not end a
+        follow that reads and shows on: its files are never named, the store keeps every hop
+        committed, and the loop assembles it in pauses and at the end, as without a worker."""
         assert self.future is not None
         future, self.future = self.future, None
         try:
             return future.result()
         except BrokenProcessPool:
-            raise WorkerError(
-                "the worker process assembling the store's connections died (killed, or out "
-                "of memory?); what was read is stored: the next run assembles it"
-            ) from None
+            self.failed = "its process died (killed, or out of memory?)"
+        except Exception as error:  # raised in the worker: the store is as it was
+            self.failed = f"{type(error).__name__}: {error}"
+        self.close()
+        return None
 
     def close(self) -> None:
         """End the worker: at once when an assembly is still running (follow stops on an

@@ -550,6 +550,40 @@ def test_while_the_input_never_pauses_a_worker_process_assembles_the_store(
     assert stored(store) == one_shot(lines, tmp_path)
 
 
+def test_a_worker_killed_while_it_assembles_the_store_ends_no_follow(tmp_path: Path) -> None:
+    """The worker assembling the store is killed (as the kernel's OOM killer would) during its
+    first assembly: follow says why, reads, shows and commits on, starts no other worker, and
+    assembles the store in its loop at the end: the store is a one-shot ingest's."""
+    lines = captured_lines()
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = Store(tmp_path / "store")
+    writer = Writer(log, lines, 600, {})
+    killed = False
+    shown: set[str] = set()
+    with Follower([str(log)], store, year=2025, commit_every=0.1, assemble_every=0.5) as follower:
+        writer.start()
+        while writer.is_alive():
+            shown.update(event.flow.id for event in follower.step())
+            if follower.apart.running and not killed:
+                pool = follower.apart.pool
+                assert pool is not None
+                for process in list((pool._processes or {}).values()):
+                    os.kill(process.pid, signal.SIGKILL)
+                killed = True
+            time.sleep(0.05)
+        commits = follower.summary.commits
+        shown.update(event.flow.id for event in follow_until(follower, lambda: True))
+    assert killed and follower.summary.assembled_apart == 0
+    assert follower.summary.worker_failed == "its process died (killed, or out of memory?)"
+    assert "the worker's assembly failed: its process died" in follower.summary.line()
+    assert follower.summary.commits > commits
+    assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
+    expected = one_shot(lines, tmp_path)
+    assert stored(store) == expected
+    assert shown == {str(flow["id"]) for flow in expected}
+
+
 def two_host_lines(scenario: str) -> list[str]:
     """Both hosts' lines of a two-host lab capture, in the kernel's order (one kernel: their
     [uptime] is one clock)."""

@@ -101,7 +101,7 @@ def follow_command(
                     _run(follower, stopped, view.show)
     finally:
         restore()
-    typer.echo(f"logpath follow: {follower.summary.line()}", err=True)
+    typer.echo(f"logpath follow: {visible(follower.summary.line())}", err=True)
     if follower.summary.behind:
         typer.echo(
             f"logpath follow: fell behind its writers after {follower.summary.behind:,} polls "
@@ -126,7 +126,7 @@ def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], N
     while not stopped and not follower.ended:
         started = time.monotonic()
         show(follower.step())
-        _tell_continued(follower, told)
+        _tell_once(follower, told)
         if follower.unread >= BEHIND_BYTES and started - warned >= BEHIND_SAID_EVERY:
             warned = started
             typer.echo(
@@ -136,14 +136,25 @@ def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], N
             )
         time.sleep(max(0.0, TICK - (time.monotonic() - started)))
     show(follower.step())
-    _tell_continued(follower, told)
+    _tell_once(follower, told)
 
 
-def _tell_continued(follower: Follower, told: set[int]) -> None:
-    """Say once that standard input started with what an earlier run read (it is told only
-    once its first lines arrived)."""
+def _tell_once(follower: Follower, told: set[int]) -> None:
+    """Say once that the worker's assembly of the store failed (follow goes on), and that
+    standard input started with what an earlier run read (it is told only once its first
+    lines arrived)."""
+    from logpath.render.output import visible
     from logpath.tail import FollowedStdin
 
+    if follower.summary.worker_failed and -1 not in told:
+        told.add(-1)
+        typer.echo(
+            "logpath follow: the store's assembly by a worker process failed "
+            f"({visible(follower.summary.worker_failed)}); reading on: every hop read is "
+            "stored, and the store's connections are assembled when the input pauses and at "
+            "the end",
+            err=True,
+        )
     for n, source in enumerate(follower.inputs):
         if isinstance(source, FollowedStdin) and source.continued and n not in told:
             told.add(n)
