@@ -316,7 +316,9 @@ def _sightings(hops: pd.DataFrame, boot: Mapping[str, float] | None) -> pd.DataF
     stamps = _epoch(frame["ts"])
     fine = _boot_plus_uptime(stamps, _uptime(frame), frame["host"], boot)
     taken = (fine - stamps).abs() <= FINE_CLOCK_SLACK
-    frame = frame.assign(host=frame["host"].astype(str), _t=fine.where(taken, stamps), _fine=taken)
+    frame = frame.assign(_t=fine.where(taken, stamps), _fine=taken)
+    frame = frame[_on_several_hosts(frame)]
+    frame = frame.assign(host=frame["host"].astype(str))
     frame = frame.dropna(subset=["_t"])
     # one time per packet and host: when the host first logged it
     seen = frame.groupby(["host", *PACKET_IDENTITY], dropna=False, observed=True)["_t"].agg(
@@ -338,23 +340,41 @@ def _sightings(hops: pd.DataFrame, boot: Mapping[str, float] | None) -> pd.DataF
     )
 
 
-# The time differences of the packets two hosts logged, counted per LINK_BIN seconds, per pair
-# of hosts and whether each time was its host's fine one: the links are learned again from
-# these when the hops are no longer read (``links_counted``), as the boot times are from
-# ``boot_counts``. Each difference is taken with the boot times of when it was counted
-# (``LinkCounts.boot``); boot times learned again move a fine time by as much as its host's
-# moved, so each count moves by its hosts' change. The counts are bounded by the packets
-# shared and by the differences' spread (transit takes microseconds), not by the lines; a
-# bin of 10 µs keeps a median far within PLACEMENT_DRIFT (1 ms, ``logpath.assembly``).
-LINK_BIN = 1e-5
+def _on_several_hosts(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows show an identity (PACKET_IDENTITY) that rows of another host show too: by a
+    hash of it (a collision only keeps a row more), before grouping by the identity's eleven
+    columns. Hosts that share few packets share few identities: on two busy hosts' 1.5M rows
+    that shared none, the grouping of every row was most of ``link_counts``' second."""
+    key = pd.util.hash_pandas_object(frame[PACKET_IDENTITY], index=False).to_numpy()
+    code, _ = host_codes(frame["host"])
+    seen = pd.DataFrame({"key": key, "host": code}).drop_duplicates()
+    shared = seen["key"][seen["key"].duplicated(keep=False)].unique()
+    on_several: np.ndarray = np.isin(key, shared)
+    return on_several
+
+
+# The time differences of the packets two hosts logged, counted per pair of hosts, per whether
+# each time was its host's fine one, and per bin: the links are learned again from these when
+# the hops are no longer read (``links_counted``), as the boot times are from ``boot_counts``.
+# Each difference is taken with the boot times of when it was counted (``LinkCounts.boot``);
+# boot times learned again move a fine time by as much as its host's moved, so each count
+# moves by its hosts' change. A link's median needs precision; its agreement (AGREEMENT) and
+# the rest only a count on each side: the bins are LINK_BINS wide (seconds) within their reach
+# of the pair's median difference among these hops, 1 s beyond. Packets whose identities match
+# by chance (65,536 IP IDs; a busy host's hour holds millions of packets) give as many
+# differences, spread over the slice's time: in 1 s bins there are at most as many as its
+# seconds, and a file's footer stays small. A median is kept far within PLACEMENT_DRIFT (1 ms,
+# ``logpath.assembly``).
+LINK_BINS = ((1e-5, 0.01), (1e-3, AGREEMENT + 1.0))
 
 
 @dataclass(frozen=True)
 class LinkCounts:
-    """``link_counts`` of some hops: per (host_a, host_b, fine_a, fine_b), per bin, how many."""
+    """``link_counts`` of some hops: per (host_a, host_b, fine_a, fine_b, bin width), per
+    bin (the difference / the width, rounded), how many."""
 
     boot: Mapping[str, float]
-    pairs: Mapping[tuple[str, str, bool, bool], Mapping[int, int]]
+    pairs: Mapping[tuple[str, str, bool, bool, float], Mapping[int, int]]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -365,22 +385,29 @@ class LinkCounts:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LinkCounts:
         pairs = {
-            (str(a), str(b), bool(fa), bool(fb)): dict(zip(at, n, strict=True))
-            for a, b, fa, fb, at, n in data["pairs"]
+            (str(a), str(b), bool(fa), bool(fb), float(width)): dict(zip(at, n, strict=True))
+            for a, b, fa, fb, width, at, n in data["pairs"]
         }
         return cls({str(h): float(t) for h, t in data["boot"].items()}, pairs)
 
 
 def link_counts(hops: pd.DataFrame, boot: Mapping[str, float]) -> LinkCounts:
     """The time differences of the packets hosts shared among ``hops`` (CLOCK_COLUMNS, the
-    ``learn_links`` they give with ``boot``), counted per LINK_BIN."""
+    ``learn_links`` they give with ``boot``), counted per bin (LINK_BINS)."""
     pairs = _sightings(hops, boot)
-    counted: dict[tuple[str, str, bool, bool], dict[int, int]] = {}
-    if pairs is not None and len(pairs):
-        binned = pairs.assign(at=np.round(pairs["d"].to_numpy() / LINK_BIN).astype(np.int64))
-        sizes = binned.groupby(["host_a", "host_b", "fine_a", "fine_b", "at"], sort=True).size()
-        for (a, b, fa, fb, at), n in zip(sizes.index.tolist(), sizes.tolist(), strict=True):
-            counted.setdefault((str(a), str(b), bool(fa), bool(fb)), {})[int(at)] = int(n)
+    counted: dict[tuple[str, str, bool, bool, float], dict[int, int]] = {}
+    if pairs is None or not len(pairs):
+        return LinkCounts({str(h): float(t) for h, t in boot.items()}, counted)
+    d = pairs["d"].to_numpy()
+    median = pairs.groupby(["host_a", "host_b"])["d"].transform("median").to_numpy()
+    width = np.ones(len(d))
+    for narrow, reach in reversed(LINK_BINS):
+        width[np.abs(d - median) <= reach] = narrow
+    binned = pairs.assign(width=width, at=np.round(d / width).astype(np.int64))
+    keys = ["host_a", "host_b", "fine_a", "fine_b", "width", "at"]
+    sizes = binned.groupby(keys, sort=True).size()
+    for (a, b, fa, fb, w, at), n in zip(sizes.index.tolist(), sizes.tolist(), strict=True):
+        counted.setdefault((str(a), str(b), bool(fa), bool(fb), float(w)), {})[int(at)] = int(n)
     return LinkCounts({str(h): float(t) for h, t in boot.items()}, counted)
 
 
@@ -393,12 +420,12 @@ def links_counted(
     values: dict[tuple[str, str], list[np.ndarray]] = {}
     weights: dict[tuple[str, str], list[np.ndarray]] = {}
     for counts in counted:
-        for (a, b, fine_a, fine_b), bins in counts.pairs.items():
+        for (a, b, fine_a, fine_b, width), bins in counts.pairs.items():
             moved = (boot[b] - counts.boot[b] if fine_b else 0.0) - (
                 boot[a] - counts.boot[a] if fine_a else 0.0
             )
             values.setdefault((a, b), []).append(
-                np.fromiter(bins, dtype=np.int64, count=len(bins)) * LINK_BIN + moved
+                np.fromiter(bins, dtype=np.int64, count=len(bins)) * width + moved
             )
             weights.setdefault((a, b), []).append(
                 np.fromiter(bins.values(), dtype=np.int64, count=len(bins))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lab import twohosts as th
+from seedstore import replayed_syslog
 
 from logpath.clocks import (
     CLOCK_COLUMNS,
@@ -23,6 +24,7 @@ from logpath.clocks import (
     learn_links,
     learn_offsets,
     link_counts,
+    links_counted,
     one_clock,
 )
 from logpath.ingest import ingest
@@ -174,3 +176,30 @@ def test_links_counted_by_the_file_are_the_links_of_every_line(
     once = link_counts(hops, written)
     assert type(once).from_json(json.loads(json.dumps(once.to_json()))) == once
     assert link_counts(hops[hops["host"].eq("hosta")], written).pairs == {}
+
+
+def test_packets_matched_by_chance_keep_a_footer_small(tmp_path: Path) -> None:
+    """Two busy hosts that share no packet (two replays, 20 s of 10,000 lines/s each) still
+    show the same IP ID, length, flags and window thousands of times by chance: their counts
+    are a few hundred bins (1 ms near the median, 1 s beyond), not one per difference, and
+    give the same answer as every line: no link."""
+    logs = []
+    for seed, host in ((5, "pc-baim"), (6, "pc-two")):
+        (tmp_path / host).mkdir()
+        log = replayed_syslog(tmp_path / host, 200_000, seed, per_second=10_000)
+        log.write_text(log.read_text().replace(" pc-baim ", f" {host} "))
+        logs.append(str(log))
+    store = Store(tmp_path / "store")
+    ingest(logs, store)
+    hops = store.read_hops(columns=CLOCK_COLUMNS)
+    boot = learn_clocks(hops, hops).boot
+    counted = link_counts(hops, boot)
+    matched = sum(n for bins in counted.pairs.values() for n in bins.values())
+    bins = sum(len(bins) for bins in counted.pairs.values())
+    assert matched > 5_000 and bins < matched / 3, (matched, bins)
+    assert links_counted([counted], boot) == learn_links(hops, boot) == {}
+    span = (hops["ts"].max() - hops["ts"].min()).total_seconds()
+    for (*_, width), found in counted.pairs.items():
+        assert width in (1e-5, 1e-3, 1.0)
+        if width == 1.0:
+            assert len(found) <= 2 * span + 1
