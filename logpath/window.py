@@ -26,10 +26,12 @@ assembled on:
   (``clocks.fine_clocked``) has it assembled again, and bridges' facts that changed (or that
   hang on a tie between MACs) have the whole window assembled again.
 
-The window is assembled whole, as before, where those arguments do not hold: hops of several
-hosts (each step learns again how far their clocks are apart, which moves every hop of one
-against the other's), a hop without a wall-clock time or an uptime, a window larger than one
-assembly's chunk (``CHUNK_HOPS``: the chunks learn their bridges apart), and the first step.
+The window is assembled whole, as before, where those arguments do not hold: hops of hosts
+that packets cross (``Clocks.links``: each step learns again how far their clocks are apart,
+which moves every hop of one against the other's; hosts no packet crosses share no connection,
+and each one's are assembled as if it were alone), a hop without a wall-clock time or an
+uptime, a window larger than one assembly's chunk (``CHUNK_HOPS``: the chunks learn their
+bridges apart), and the first step.
 ``benchmarks/follow_equality.py`` compares every event with the whole window's.
 """
 
@@ -132,7 +134,7 @@ class Window:
         if old is not None and not self.in_order:
             # (kept by a step that assembled part: of one host, every line with its time)
             order = _in_order(old["flow"], one_clock(lines.iloc[: old.num_rows], clocks))[1]
-        why = _whole_because(old, hops, self.bridges, self.whole, self.keyed)
+        why = _whole_because(old, hops, self.bridges, self.whole, self.keyed, clocks.links)
         if old is not None and why is None:
             reached = self._reached(old, new, fine_clocked(lines.iloc[: old.num_rows], clocks.boot))
             taken = np.r_[order[reached[order]], np.arange(old.num_rows, hops.num_rows)]
@@ -272,9 +274,15 @@ def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _whole_because(
-    old: pa.Table | None, hops: pa.Table, bridges: Bridges | None, whole: bool, keyed: bool
+    old: pa.Table | None,
+    hops: pa.Table,
+    bridges: Bridges | None,
+    whole: bool,
+    keyed: bool,
+    links: frozenset[tuple[str, str]] | None,
 ) -> str | None:
-    """Why the window is to be assembled whole with ``hops``, None when it need not be."""
+    """Why the window is to be assembled whole with ``hops``, None when it need not be
+    (``links``: the pairs of hosts packets were seen to cross, as learned with them)."""
     if whole:
         return "asked"
     if old is None:
@@ -290,8 +298,15 @@ def _whole_because(
     host = hops["host"]
     if hops["ts"].null_count or hops["uptime"].null_count:
         return "a hop without a time or an uptime"
-    if host.null_count or len(pc.unique(host.cast(pa.string()))) != 1:
-        return "several hosts"
+    if host.null_count:
+        return "a hop of no named host"
+    # Hosts no packet crosses share no packet and no connection (``Clocks.linked``): each
+    # one's connections are assembled as if it were alone, and a boot time learned again
+    # moves only its own hops. Hosts packets cross are placed against each other by the
+    # offset learned again at each step, which moves every hop of one against the other's.
+    names = set(pc.unique(host.cast(pa.string())).to_pylist())
+    if links is None or any(a in names and b in names for a, b in links):
+        return "several hosts packets cross" if len(names) > 1 else None
     return None
 
 
