@@ -524,6 +524,7 @@ def _join_across_hosts(
     entering = first["in_iface"].notna()
     ahead: dict[str, float] = {}
     several_hosts = first["host"].nunique() > 1
+    crossing = several_hosts  # hosts a packet may pass between (late entries: below)
     if several_hosts:
         if clocks is None or (clocks.links is None and not clocks.ahead):
             learned = _clock_links(exits, first[entering])
@@ -539,11 +540,15 @@ def _join_across_hosts(
             # thousand; a 4-Docker-host fleet's ingest took 0.90 of the CPU without them)
             exits = exits.assign(_group=_groups_of(exits["host"], clocks.links))
             first = first.assign(_group=_groups_of(first["host"], clocks.links))
+            # each host its own group: a late entry (on another host) pairs with no exit, and
+            # finding none cost a third of a busy two-host follow's loop
+            hosts = pd.concat([exits[["host", "_group"]], first[["host", "_group"]]])
+            crossing = bool(hosts.drop_duplicates()["_group"].duplicated().any())
     pairs = _exit_entry_pairs(
         exits, first[entering & (first["_stage"] == 0) & first["out_iface"].isna()]
     )
     pairs = pairs[~_passes_again(frame, pairs)]
-    if several_hosts:
+    if crossing:
         # A host that logs only in filter INPUT/FORWARD (the usual setup) first shows an
         # arriving packet there, not at PREROUTING: without these entries each host's hops of
         # a connection made a packet, and a flow, of their own (tests/test_two_hosts.py).
