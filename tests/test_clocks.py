@@ -14,7 +14,9 @@ from seedstore import replayed_syslog
 
 from logpath.clocks import (
     CLOCK_COLUMNS,
+    MIN_CLOCK_PAIRS,
     _epoch,
+    _sightings,
     _uptime,
     boot_counts,
     boot_times,
@@ -28,7 +30,7 @@ from logpath.clocks import (
     one_clock,
 )
 from logpath.ingest import ingest
-from logpath.query import store_clocks
+from logpath.query import FlowQuery, find_flows, store_clocks
 from logpath.store import Store
 
 FILES = th.sample_files("two-hosts")
@@ -203,3 +205,27 @@ def test_packets_matched_by_chance_keep_a_footer_small(tmp_path: Path) -> None:
         assert width in (1e-5, 1e-3, 1.0)
         if width == 1.0:
             assert len(found) <= 2 * span + 1
+
+
+@pytest.mark.parametrize("seed", [3, 10])
+def test_hosts_whose_connections_match_by_chance_are_not_linked(tmp_path: Path, seed: int) -> None:
+    """Two busy hosts replaying the same captures at the same pace (other IP IDs, counting up
+    alike per connection): whole connections match by chance, each at a difference of its own
+    within a second, and the hosts were learned linked (every seed tried, 3 to 11): packets
+    were joined across them. A link's differences must be one run (LINK_GAP apart): none."""
+    logs = []
+    for number, host in ((2, "pc-baim"), (seed, "pc-two")):
+        (tmp_path / host).mkdir()
+        log = replayed_syslog(tmp_path / host, 8_000, number, per_second=45_000)
+        log.write_text(log.read_text().replace(" pc-baim ", f" {host} "))
+        logs.append(str(log))
+    store = Store(tmp_path / "store")
+    ingest(logs, store)
+    hops = store.read_hops(columns=CLOCK_COLUMNS)
+    boot = learn_clocks(hops, hops).boot
+    pairs = _sightings(hops, boot)
+    assert pairs is not None and len(pairs) >= MIN_CLOCK_PAIRS  # matched by chance
+    assert learn_links(hops, boot) == {}
+    assert links_counted([link_counts(hops, boot)], boot) == {}
+    hosts = {tuple(flow.hosts) for flow in find_flows(store, FlowQuery())}
+    assert hosts == {("pc-baim",), ("pc-two",)}
