@@ -299,7 +299,11 @@ def learn_links(
     if pairs is None:
         return {}
     return solve(
-        pairs["host_a"], pairs["host_b"], pairs["d"], fine=pairs["fine_a"] & pairs["fine_b"]
+        pairs["host_a"],
+        pairs["host_b"],
+        pairs["d"],
+        fine=pairs["fine_a"] & pairs["fine_b"],
+        ids=pairs["id"],
     )
 
 
@@ -338,6 +342,7 @@ def _sightings(hops: pd.DataFrame, boot: Mapping[str, float] | None) -> pd.DataF
             "d": (pairs["_t_b"] - pairs["_t_a"]).to_numpy(dtype="float64"),
             "fine_a": pairs["_fine_a"].to_numpy(dtype=bool),
             "fine_b": pairs["_fine_b"].to_numpy(dtype=bool),
+            "id": pairs["id"].to_numpy(),
         }
     )
 
@@ -448,7 +453,7 @@ def links_counted(
         median = float(low + high) / 2
         agreeing = int(n[np.abs(d - median) <= AGREEMENT].sum())
         gap = LINK_GAP if fine_weight.get(pair, 0) * 2 > total else STAMP_GAP
-        if total >= MIN_CLOCK_PAIRS and agreeing / total > 0.5 and _one_run(d, n, gap):
+        if total >= MIN_CLOCK_PAIRS and agreeing / total > 0.5 and _one_run(d, n, gap) is not None:
             links[pair] = median
     return dict(sorted(links.items()))
 
@@ -465,11 +470,23 @@ LINK_GAP = 0.01
 STAMP_GAP = 1.5
 
 
-def _one_run(d: np.ndarray, n: np.ndarray, gap: float) -> bool:
-    """Whether most of the weight ``n`` of the sorted differences ``d`` is one run: each
-    difference at most ``gap`` from the next."""
+def _one_run(d: np.ndarray, n: np.ndarray, gap: float) -> np.ndarray | None:
+    """Where most of the weight ``n`` of the sorted differences ``d`` is one run (each
+    difference at most ``gap`` from the next): that run's mask; None when it is not."""
     run = np.r_[0, np.cumsum(np.diff(d) > gap)]
-    return bool(np.bincount(run, weights=n).max() * 2 > n.sum())
+    weight = np.bincount(run, weights=n)
+    if weight.max() * 2 <= n.sum():
+        return None
+    found: np.ndarray = run == int(weight.argmax())
+    return found
+
+
+# One connection matched by chance gives a run of its own: its packets' differences are one
+# (the two hosts' traffic alike), and a few seconds of two busy hosts' log (follow's window)
+# hold only a few such runs: the hosts were learned linked from one. A link's run must hold
+# packets of two connections or more at least, told apart by their IP IDs (a connection's
+# count up from its own start): two further apart than ID_SPAN.
+ID_SPAN = 256
 
 
 def solve(
@@ -478,6 +495,7 @@ def solve(
     later: pd.Series,
     agreement: float = AGREEMENT,
     fine: pd.Series | None = None,
+    ids: pd.Series | None = None,
 ) -> dict[tuple[str, str], float]:
     """The links between hosts, from time differences of packets seen by two hosts.
 
@@ -487,6 +505,8 @@ def solve(
         agreement: how close to their median most differences of a link must be.
         fine: per pair, whether both times are fine ones (``fine_wall_clock``); None: not
             known (whole-second stamps are assumed: ``_one_run`` with STAMP_GAP).
+        ids: per pair, the packet's IP ID: a link's run must hold two connections (ID_SPAN);
+            None: not asked.
 
     Returns:
         Per pair of hosts (first, second) that most differences agree on, how many seconds
@@ -499,6 +519,7 @@ def solve(
             "b": second.to_numpy(),
             "d": later.to_numpy(dtype="float64"),
             "fine": False if fine is None else fine.to_numpy(dtype=bool),
+            "id": 0 if ids is None else pd.to_numeric(ids).to_numpy(dtype="int64"),
         }
     )
     links: dict[tuple[str, str], float] = {}
@@ -507,8 +528,12 @@ def solve(
         median = float(d.median())
         if len(d) >= MIN_CLOCK_PAIRS and (d - median).abs().le(agreement).mean() > 0.5:
             gap = LINK_GAP if group["fine"].mean() > 0.5 else STAMP_GAP
-            ordered = np.sort(d.to_numpy())
-            if _one_run(ordered, np.ones(len(ordered)), gap):
+            order = np.argsort(d.to_numpy(), kind="stable")
+            run = _one_run(d.to_numpy()[order], np.ones(len(order)), gap)
+            if run is None:
+                continue
+            packets = np.unique(group["id"].to_numpy()[order][run])
+            if ids is None or (np.diff(packets) > ID_SPAN).any():
                 links[(str(a), str(b))] = median
     return links
 

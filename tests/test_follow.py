@@ -7,6 +7,8 @@ and leave the store as a one-shot ingest of the same lines leaves it, also acros
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 import re
@@ -733,6 +735,34 @@ def test_busy_hosts_no_packet_crosses_are_assembled_again_in_part(
     assert window.steps_whole <= window.steps // 4, window.why_whole
     assert window.reassembled < 0.6 * followers["whole"].window.reassembled
     assert stored(followers["touched"].store) == one_shot(lines, tmp_path)
+
+
+def test_a_window_of_two_busy_hosts_links_them_by_no_chance(tmp_path: Path) -> None:
+    """Two busy hosts no packet crosses, as a syslog server merges them (replays at 10,000
+    lines/s each, by second), followed 2,000 lines a step: each window's few seconds held
+    connections matched by chance (their IP IDs count up alike) whose packets' differences
+    were one run, and the hosts were learned linked at 46 of 50 steps: each such step was
+    assembled whole, and packets could join across the hosts. A link needs two connections
+    (``clocks.ID_SPAN``): none now, and every connection is one host's."""
+    logs = []
+    for seed, host in ((3, "pc-baim"), (4, "pc-two")):
+        (tmp_path / host).mkdir()
+        # (a plan of a minute of such a host's log, its first 5 seconds)
+        with replayed_syslog(tmp_path / host, 600_000, seed, per_second=10_000).open() as text:
+            head = itertools.islice(text, 50_000)
+            logs.append([line.replace(" pc-baim ", f" {host} ", 1) for line in head])
+    lines = list(heapq.merge(*logs, key=lambda line: line[:15]))
+    log = tmp_path / "kern.log"
+    log.touch()
+    shown: dict[str, dict[str, object]] = {}
+    with Follower([str(log)], Store(tmp_path / "store")) as follower:
+        for start in range(0, len(lines), 2_000):
+            with log.open("a") as handle:
+                handle.writelines(lines[start : start + 2_000])
+            shown.update(last_shown(follower.step()))
+        window = follower.window
+    assert window.steps >= 40 and "several hosts packets cross" not in window.why_whole
+    assert {tuple(flow["hosts"]) for flow in shown.values()} == {("pc-baim",), ("pc-two",)}
 
 
 def window_states(
