@@ -180,20 +180,26 @@ def test_links_counted_by_the_file_are_the_links_of_every_line(
     assert link_counts(hops[hops["host"].eq("hosta")], written).pairs == {}
 
 
+def two_busy_hosts(tmp_path: Path, seeds: tuple[int, int], lines: int, per_second: int) -> Store:
+    """A store of two busy hosts no packet crosses: two replays of the lab's captures
+    (``seeds``), the second under another host name (pc-two)."""
+    logs = []
+    for seed, host in zip(seeds, ("pc-baim", "pc-two"), strict=True):
+        (tmp_path / host).mkdir()
+        log = replayed_syslog(tmp_path / host, lines, seed, per_second=per_second)
+        log.write_text(log.read_text().replace(" pc-baim ", f" {host} "))
+        logs.append(str(log))
+    store = Store(tmp_path / "store")
+    ingest(logs, store)
+    return store
+
+
 def test_packets_matched_by_chance_keep_a_footer_small(tmp_path: Path) -> None:
     """Two busy hosts that share no packet (two replays, 20 s of 10,000 lines/s each) still
     show the same IP ID, length, flags and window thousands of times by chance: their counts
     are a few hundred bins (1 ms near the median, 1 s beyond), not one per difference, and
     give the same answer as every line: no link."""
-    logs = []
-    for seed, host in ((5, "pc-baim"), (6, "pc-two")):
-        (tmp_path / host).mkdir()
-        log = replayed_syslog(tmp_path / host, 200_000, seed, per_second=10_000)
-        log.write_text(log.read_text().replace(" pc-baim ", f" {host} "))
-        logs.append(str(log))
-    store = Store(tmp_path / "store")
-    ingest(logs, store)
-    hops = store.read_hops(columns=CLOCK_COLUMNS)
+    hops = two_busy_hosts(tmp_path, (5, 6), 200_000, 10_000).read_hops(columns=CLOCK_COLUMNS)
     boot = learn_clocks(hops, hops).boot
     counted = link_counts(hops, boot)
     matched = sum(n for bins in counted.pairs.values() for n in bins.values())
@@ -213,14 +219,7 @@ def test_hosts_whose_connections_match_by_chance_are_not_linked(tmp_path: Path, 
     alike per connection): whole connections match by chance, each at a difference of its own
     within a second, and the hosts were learned linked (every seed tried, 3 to 11): packets
     were joined across them. A link's differences must be one run (LINK_GAP apart): none."""
-    logs = []
-    for number, host in ((2, "pc-baim"), (seed, "pc-two")):
-        (tmp_path / host).mkdir()
-        log = replayed_syslog(tmp_path / host, 8_000, number, per_second=45_000)
-        log.write_text(log.read_text().replace(" pc-baim ", f" {host} "))
-        logs.append(str(log))
-    store = Store(tmp_path / "store")
-    ingest(logs, store)
+    store = two_busy_hosts(tmp_path, (2, seed), 8_000, 45_000)
     hops = store.read_hops(columns=CLOCK_COLUMNS)
     boot = learn_clocks(hops, hops).boot
     pairs = _sightings(hops, boot)
