@@ -176,20 +176,26 @@ def clocks_counted(
     boot: dict[str, float] = {}
     for host, bins in merged.items():
         ms = np.array(sorted(bins), dtype=np.int64)
-        cumulative = np.cumsum([bins[m] for m in ms.tolist()])
-        total = int(cumulative[-1])
-        # the middle value (or the two middle ones), each its millisecond's middle
-        low, high = (
-            ms[np.searchsorted(cumulative, rank, side="right")]
-            for rank in ((total - 1) // 2, total // 2)
-        )
-        boot[host] = (float(low + high) / 2 + 0.5) / 1000
+        lines = np.array([bins[m] for m in ms.tolist()], dtype=np.int64)
+        boot[host] = (_middle(ms, lines) + 0.5) / 1000  # its millisecond's middle
     links: dict[tuple[str, str], float] = {}
     if shared is not None and len(boot) > 1:
         if read is not None:
             shared = [*shared, link_counts(read, boot)]
         links = links_counted(shared, boot)
     return Clocks(boot=dict(sorted(boot.items())), ahead=walk(links), links=linked_pairs(links))
+
+
+def _middle(values: np.ndarray, counts: np.ndarray) -> float:
+    """The median of the sorted ``values``, each seen ``counts`` times: the middle one, or the
+    mean of the two middle ones (as pandas' median of the values written out)."""
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+    low, high = (
+        values[np.searchsorted(cumulative, rank, side="right")]
+        for rank in ((total - 1) // 2, total // 2)
+    )
+    return float(low + high) / 2
 
 
 def fine_wall_clock(
@@ -445,12 +451,8 @@ def links_counted(
         d, n = np.concatenate(found), np.concatenate(weights[pair])
         order = np.argsort(d, kind="stable")
         d, n = d[order], n[order]
-        cumulative = np.cumsum(n)
-        total = int(cumulative[-1])
-        low, high = (
-            d[np.searchsorted(cumulative, r, side="right")] for r in ((total - 1) // 2, total // 2)
-        )
-        median = float(low + high) / 2
+        total = int(n.sum())
+        median = _middle(d, n)
         agreeing = int(n[np.abs(d - median) <= AGREEMENT].sum())
         gap = LINK_GAP if fine_weight.get(pair, 0) * 2 > total else STAMP_GAP
         if total >= MIN_CLOCK_PAIRS and agreeing / total > 0.5 and _one_run(d, n, gap) is not None:

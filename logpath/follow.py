@@ -549,17 +549,16 @@ class _AssemblyApart:
         assert self.future is not None
         future, self.future = self.future, None
         try:
-            assembly = future.result()
-            # a worker for each assembly: one kept for all of them held what its largest
-            # assembly had taken (its allocators keep freed memory), and two busy hosts'
-            # follow grew to 7 GB in 8 minutes; spawning one costs ~1 CPU-s on the other core
-            self.close()
-            return assembly
+            return future.result()
         except BrokenProcessPool:
             self.failed = "its process died (killed, or out of memory?)"
         except Exception as error:  # raised in the worker: the store is as it was
             self.failed = f"{type(error).__name__}: {error}"
-        self.close()
+        finally:
+            # a worker for each assembly: one kept for all of them held what its largest
+            # assembly had taken (its allocators keep freed memory), and two busy hosts'
+            # follow grew to 7 GB in 8 minutes; spawning one costs ~2.6 CPU-s on the other core
+            self.close()
         return None
 
     def close(self) -> None:
