@@ -337,7 +337,7 @@ def assemble_added(
     clocks = Clocks.from_json(stored["clocks"])
     settled = _settled_files(store, stored, clocks, new) if keep_files else None
     if settled is None:
-        trace, flows = (_stored_table(store, kind) for kind in ("trace", "flows"))
+        trace, flows = (_stored_table(store, stored, kind) for kind in ("trace", "flows"))
     else:
         trace, flows = (
             store.assembled_files(settled.read[kind]).read() for kind in ("trace", "flows")
@@ -839,10 +839,11 @@ def _stored_spans(
     return first, last, np.diff(np.r_[starts, named])
 
 
-def _stored_table(store: Store, kind: str) -> pa.Table:
-    """The store's assembled table ``kind``, whole and in its order (the caller has checked
-    there is one)."""
-    rows = store.assembled_rows(kind)
+def _stored_table(store: Store, stored: dict[str, Any], kind: str) -> pa.Table:
+    """The assembled table ``kind`` that ``stored`` (a manifest's ``assembly``) names, whole
+    and in its order: a writer's, which may name tables its commit will name (follow takes its
+    worker's assembly and assembles on it in one commit), not the committed manifest's."""
+    rows = store.assembled_rows(kind, stored)
     assert rows is not None
     return rows.read()
 

@@ -620,15 +620,17 @@ class Store:
             self._opened = (files, dataset)
         return self._opened[1]
 
-    def assembled_rows(self, kind: str) -> Rows | None:
-        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest, to read
-        by row group, only the files that can hold the rows asked for opened; None when the
-        store has none yet (written by an older logpath). Whether it is current is for
+    def assembled_rows(self, kind: str, assembly: dict[str, Any] | None = None) -> Rows | None:
+        """The assembled table ``kind`` ("flows" or "trace") of the committed manifest (or of
+        ``assembly``, a manifest's ``assembly`` not committed yet: a writer's), to read by row
+        group, only the files that can hold the rows asked for opened; None when the store has
+        none yet (written by an older logpath). Whether it is current is for
         ``logpath.assembly`` to say (``Manifest.assembly`` holds what it was built from)."""
-        manifest = self.require()
-        if not manifest.assembly:
+        if assembly is None:
+            assembly = self.require().assembly
+        if not assembly:
             return None
-        parts = _file_parts(manifest.assembly[kind])
+        parts = _file_parts(assembly[kind])
         if len(parts) == 1 and not parts[0].ranges:
             return self._assembled_file(parts[0].name)  # one file, no entry: as it was written
         return PartitionedRows(parts, self._assembled_file)

@@ -586,6 +586,33 @@ def test_a_worker_killed_while_it_assembles_the_store_ends_no_follow(tmp_path: P
     assert shown == {str(flow["id"]) for flow in expected}
 
 
+def test_the_workers_assembly_taken_by_the_commit_that_assembles_again(tmp_path: Path) -> None:
+    """The worker's assembly ends just before a commit that assembles in the loop (the last
+    one, or one in a pause): that commit names the worker's tables and assembles the hops read
+    since on them. It read the tables the committed manifest named instead (none yet: follow
+    stopped with an AssertionError, seen at 2,500 lines/s)."""
+    lines = captured_lines()
+    half = len(lines) // 2
+    log = tmp_path / "kern.log"
+    log.write_text("".join(lines[:half]))
+    store = Store(tmp_path / "store")
+    follower = Follower(
+        [str(log)], store, year=2025, from_start=True, commit_every=0.0, assemble_every=0.0
+    )
+    with follower:
+        follower.step()  # the first half read and committed: the worker assembles it
+        assert follower.apart.running and store.manifest.assembly is None
+        while not follower.apart.done():
+            time.sleep(0.05)
+        follower.commit_every = float("inf")  # the second half waits for the last commit
+        with log.open("a") as handle:
+            handle.write("".join(lines[half:]))
+        follower.step()
+    assert follower.summary.assembled_apart == 1
+    assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
+    assert stored(store) == one_shot(lines, tmp_path)
+
+
 def two_host_lines(scenario: str) -> list[str]:
     """Both hosts' lines of a two-host lab capture, in the kernel's order (one kernel: their
     [uptime] is one clock)."""
