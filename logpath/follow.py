@@ -75,7 +75,15 @@ COMMIT_EVERY = 2.0  # seconds between commits to the store (when something was r
 ASSEMBLE_AFTER_PAUSE = 5.0
 ASSEMBLE_EVERY = 300.0
 ASSEMBLE_HOPS = 250_000
-TICK = 0.1  # seconds between polls of the inputs
+TICK = 0.1  # seconds between polls of the inputs, at least
+# A step that assembled new hops costs ~0.2 s however few they are (a busy host's open
+# connections, ~6,000 hops, at 1,000 lines/s: the stages' fixed cost on small frames), so
+# polling every TICK kept a core busy at any rate of input: 1.00 of a core at 1,000 lines/s.
+# After such a step the next poll waits until PACE times its cost has passed since it began,
+# at most PACE_AT_MOST seconds (what that wait adds to the latency), and not at all while
+# follow is behind its writers (it reads more a step then, ``_check_behind``).
+PACE = 2.5
+PACE_AT_MOST = 0.5
 # Unread bytes in the inputs after a poll that say follow is falling behind its writers
 BEHIND_BYTES = 8 << 20
 # What a step reads of each input at most. A step costs a part that grows with the window
@@ -259,6 +267,15 @@ class Follower:
         if self.clock() - self.last_commit >= self.commit_every:
             self.commit()
         return events
+
+    def wait(self, took: float) -> float:
+        """Seconds to wait before the next poll, after a step that took ``took`` seconds
+        (``PACE``): TICK since the step began, PACE times its cost while it assembles, none
+        while follow is behind its writers."""
+        if self.budget > READ_BYTES:  # behind (_check_behind widened the next step's read)
+            return 0.0
+        period = max(TICK, min(PACE * took, PACE_AT_MOST))
+        return max(0.0, period - took)
 
     def window_hops(self) -> int:
         """The hops of the open connections kept (what a step assembles again)."""

@@ -28,9 +28,12 @@ from seedstore import replayed_syslog
 
 from logpath.assembly import HOP_COLUMNS, assemble
 from logpath.follow import (
+    PACE,
+    PACE_AT_MOST,
     SAME_PACKET,
     SKIPPED_BEFORE,
     STEP_BYTES_MAX,
+    TICK,
     Event,
     Follower,
     _newest_packet,
@@ -611,6 +614,19 @@ def test_the_workers_assembly_taken_by_the_commit_that_assembles_again(tmp_path:
     assert follower.summary.assembled_apart == 1
     assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
     assert stored(store) == one_shot(lines, tmp_path)
+
+
+def test_after_a_step_that_assembled_the_next_poll_waits_for_its_pace(tmp_path: Path) -> None:
+    """A step that assembles costs ~0.2 s however few hops arrived: polling every TICK kept a
+    core busy at 1,000 lines/s. The next poll comes PACE times a step's cost after it began
+    (at most PACE_AT_MOST, TICK at least), at once while follow is behind its writers."""
+    follower = Follower([str(tmp_path / "kern.log")], Store(tmp_path / "store"))
+    assert follower.wait(0.01) == pytest.approx(TICK - 0.01)
+    assert follower.wait(0.1) == pytest.approx(PACE * 0.1 - 0.1)
+    assert follower.wait(0.3) == pytest.approx(PACE_AT_MOST - 0.3)
+    assert follower.wait(0.7) == 0.0
+    follower.budget = 2 * READ_BYTES  # behind: the last poll left a block's worth unread
+    assert follower.wait(0.1) == 0.0
 
 
 def two_host_lines(scenario: str) -> list[str]:

@@ -119,7 +119,7 @@ def _print(events: list[Event], write: Callable[[Event], str]) -> None:
 
 def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], None]) -> None:
     """Poll until a signal asks to stop or standard input ends; then what came last."""
-    from logpath.follow import BEHIND_BYTES, TICK
+    from logpath.follow import BEHIND_BYTES
 
     warned = 0.0
     told: set[int] = set()
@@ -134,7 +134,7 @@ def _run(follower: Follower, stopped: list[int], show: Callable[[list[Event]], N
                 "not read yet",
                 err=True,
             )
-        time.sleep(max(0.0, TICK - (time.monotonic() - started)))
+        time.sleep(follower.wait(time.monotonic() - started))
     show(follower.step())
     _tell_once(follower, told)
 
