@@ -75,6 +75,11 @@ COMMIT_EVERY = 2.0  # seconds between commits to the store (when something was r
 ASSEMBLE_AFTER_PAUSE = 5.0
 ASSEMBLE_EVERY = 300.0
 ASSEMBLE_HOPS = 250_000
+# A worker's assembly still running after this long is taken for hung (a stopped process, a
+# lock never released) and killed: follow then assembles in its loop, as when a worker dies.
+# Its assemblies took ~12 s at 20,000 lines/s of one busy host, up to a minute for two; the
+# first of a large store, from scratch, a few minutes.
+APART_AT_MOST = 30 * 60.0
 TICK = 0.1  # seconds between polls of the inputs, at least
 # A step that assembled new hops costs ~0.2 s however few they are (a busy host's open
 # connections, ~6,000 hops, at 1,000 lines/s: the stages' fixed cost on small frames), so
@@ -190,6 +195,7 @@ class Follower:
         idle: float | None = None,
         commit_every: float = COMMIT_EVERY,
         assemble_every: float = ASSEMBLE_EVERY,
+        apart_at_most: float = APART_AT_MOST,
         clock: Callable[[], float] = time.monotonic,
         window: str = "touched",
     ) -> None:
@@ -216,7 +222,7 @@ class Follower:
         self.unassembled = False  # the store's tables are older than its hops
         self.unassembled_parts: list[str] = []  # this run's parts committed since (absorb_parts)
         self.unassembled_hops = 0  # hops committed since the last assembly began
-        self.apart = _AssemblyApart()
+        self.apart = _AssemblyApart(apart_at_most)
         self.held: pa.Table | None = None  # hops of the newest packet (_released)
         self.unread = 0  # bytes written to the files and not read yet, after the last poll
         self.budget = READ_BYTES  # what the next step reads of each input at most
@@ -434,6 +440,7 @@ class Follower:
         (``query.assembled``): it sees the same connections, slower."""
         now = self.last_commit = self.clock()
         apart = self.apart
+        apart.give_up_if_hung()
         if final:
             apart.wait()
         paused = now - self.last_arrival >= ASSEMBLE_AFTER_PAUSE
@@ -458,6 +465,8 @@ class Follower:
                     self.summary.assembled_apart += 1
                 else:  # the store keeps every hop: the loop assembles it from now on
                     self.summary.worker_failed = apart.failed
+            if apart.failed and not self.summary.worker_failed:  # given up, hung
+                self.summary.worker_failed = apart.failed
             if due:  # the parts since the store was last assembled become one
                 writer.absorb_parts(self.unassembled_parts)
             for table in self.pending.hops:
@@ -528,11 +537,13 @@ class _AssemblyApart:
     ``absorb_parts``) and leave the stored tables as they are: what it read stays what the
     store holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_most: float = APART_AT_MOST) -> None:
         self.pool: ProcessPoolExecutor | None = None
         self.future: Future[dict[str, Any]] | None = None
         self.run = ""  # the id of the run whose files it writes
         self.failed = ""  # why an assembly failed: no other is started
+        self.at_most = at_most  # seconds an assembly may run before it is taken for hung
+        self.began = 0.0  # when the running assembly began (time.monotonic)
 
     @property
     def running(self) -> bool:
@@ -548,6 +559,7 @@ class _AssemblyApart:
         if self.pool is None:
             self.pool = worker_pool(1)
         self.run = new_run()
+        self.began = time.monotonic()
         self.future = self.pool.submit(assembled_apart, store.location, manifest.dump(), self.run)
 
     def spared(self) -> frozenset[str]:
@@ -555,8 +567,21 @@ class _AssemblyApart:
         return frozenset({self.run}) if self.future is not None else frozenset()
 
     def wait(self) -> None:
+        """Wait for the running assembly to end, until it is taken for hung at the latest."""
         if self.future is not None:
-            wait([self.future])
+            left = self.began + self.at_most - time.monotonic()
+            wait([self.future], timeout=max(0.0, left))
+            self.give_up_if_hung()
+
+    def give_up_if_hung(self) -> None:
+        """Kill the worker when its assembly ran past ``at_most`` (its files are never named:
+        the next run removes them); ``failed`` says so, and no other is started."""
+        if self.future is None or self.future.done():
+            return
+        if time.monotonic() - self.began < self.at_most:
+            return
+        self.close()
+        self.failed = f"it ran longer than {self.at_most:,.0f} s (hung?) and was killed"
 
     def result(self) -> dict[str, Any] | None:
         """The ``manifest.assembly`` of the assembly that ended (it is no longer running); None

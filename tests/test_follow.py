@@ -589,6 +589,42 @@ def test_a_worker_killed_while_it_assembles_the_store_ends_no_follow(tmp_path: P
     assert shown == {str(flow["id"]) for flow in expected}
 
 
+def test_a_worker_hung_while_it_assembles_the_store_is_killed(tmp_path: Path) -> None:
+    """The worker assembling the store stops (SIGSTOP: as a process that never returns): past
+    its time it is killed, follow says why, reads, shows and commits on, and assembles the
+    store in its loop at the end (without the watchdog it waited for ever there): the store is
+    a one-shot ingest's."""
+    lines = captured_lines()
+    log = tmp_path / "kern.log"
+    log.touch()
+    store = Store(tmp_path / "store")
+    writer = Writer(log, lines, 600, {})
+    stopped: list[int] = []
+    shown: set[str] = set()
+    follower = Follower(
+        [str(log)], store, year=2025, commit_every=0.1, assemble_every=0.5, apart_at_most=1.0
+    )
+    with follower:
+        writer.start()
+        while writer.is_alive():
+            shown.update(event.flow.id for event in follower.step())
+            if follower.apart.running and not stopped:
+                pool = follower.apart.pool
+                assert pool is not None
+                for process in list((pool._processes or {}).values()):
+                    os.kill(process.pid, signal.SIGSTOP)
+                    stopped.append(process.pid)
+            time.sleep(0.05)
+        shown.update(event.flow.id for event in follow_until(follower, lambda: True))
+    assert stopped and follower.summary.assembled_apart == 0
+    assert "ran longer than 1 s (hung?) and was killed" in follower.summary.worker_failed
+    assert not any(Path(f"/proc/{pid}").exists() for pid in stopped)  # gone, not left stopped
+    assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
+    expected = one_shot(lines, tmp_path)
+    assert stored(store) == expected
+    assert shown == {str(flow["id"]) for flow in expected}
+
+
 def test_the_workers_assembly_taken_by_the_commit_that_assembles_again(tmp_path: Path) -> None:
     """The worker's assembly ends just before a commit that assembles in the loop (the last
     one, or one in a pause): that commit names the worker's tables and assembles the hops read
