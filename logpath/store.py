@@ -1004,9 +1004,10 @@ class StoreWriter:
         notes: Callable[[pa.Table], dict[bytes, bytes]] | None = None,
     ) -> None:
         """Write the assembled tables (``ASSEMBLED``: ``flows``, row i connection i, and
-        ``trace``, sorted by connection), named in the manifest at commit; with ``kept``, the
-        manifest's entries of the files that hold the first connections, kept as they are
-        (``assembly.assemble_added`` did not read them), and the tables' rows are the
+        ``trace``, sorted by connection; the trace may be not built yet, ``assembly.TraceRows``:
+        each file's rows are built as they are written), named in the manifest at commit; with
+        ``kept``, the manifest's entries of the files that hold the first connections, kept as
+        they are (``assembly.assemble_added`` did not read them), and the tables' rows are the
         connections after them, their files numbered after them.
 
         Each table is written as a file per group of hosts ``links`` joins (``clocks.host_groups``:

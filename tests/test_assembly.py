@@ -761,3 +761,25 @@ def test_stored_clocks_stand_while_new_lines_move_them_a_little() -> None:
     # a host seen for the first time, or a link between hosts learned now
     assert not _clocks_agree(Clocks(boot={**stored.boot, "db": 5.0}, ahead=stored.ahead), stored)
     assert not _clocks_agree(Clocks(boot=stored.boot, ahead={}), stored)
+
+
+def test_the_trace_built_a_file_at_a_time_is_the_trace_built_whole(tmp_path: Path) -> None:
+    """The store writes the trace a file at a time, each file's rows built from what assembly
+    found and the hops' own columns (``TraceRows``: the whole trace beside the hops was the
+    peak of an ingest's assembly). Any rows, taken or sliced, few or many, are those rows of
+    the trace built whole; a store written so is the store of the whole trace."""
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in FIRST + LATER], store, year=2025)
+    assembled = reassembled(store)
+    rows = assembled.trace_rows
+    assert isinstance(rows, logpath.assembly.TraceRows)
+    whole = rows.table()
+    assert whole.num_rows == rows.num_rows > 100
+    assert rows["flow_n"].equals(whole["flow_n"])
+    picks = np.random.default_rng(7).permutation(whole.num_rows)
+    for few in (1, 37, whole.num_rows // 3, whole.num_rows):  # (gathered two ways: see _built)
+        assert rows.take(pa.array(picks[:few])).equals(whole.take(pa.array(picks[:few])))
+        assert rows.slice(whole.num_rows - few, few).equals(whole.slice(whole.num_rows - few))
+    assert assembled.trace.equals(whole)
+    stored = store.assembled_rows("trace")
+    assert stored is not None and stored.read().equals(whole)
