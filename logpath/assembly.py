@@ -166,26 +166,65 @@ class TraceRows:
 
     found: pa.Table
     hops: pa.Table
+    head: pa.Table | None = None
+    """Built rows (TRACE_SCHEMA) before those: a store's connections kept as they were read
+    (``_after_head``)."""
 
     @property
     def num_rows(self) -> int:
-        return int(self.found.num_rows)
+        return self._headed + int(self.found.num_rows)
+
+    @property
+    def _headed(self) -> int:
+        return int(self.head.num_rows) if self.head is not None else 0
 
     def __getitem__(self, name: str) -> pa.ChunkedArray:
         """A column of what assembly found (``flow_n``, ``packet``...), not a hop's own."""
-        return self.found[name]
+        found = self.found[name]
+        if self.head is None:
+            return found
+        return pa.chunked_array([*self.head[name].chunks, *found.chunks], found.type)
 
     def slice(self, offset: int = 0, length: int | None = None) -> pa.Table:
-        return self._built(self.found.slice(offset, length))
+        end = self.num_rows if length is None else min(offset + length, self.num_rows)
+        headed = self._headed
+        parts = []
+        if self.head is not None and offset < headed:
+            parts.append(self.head.slice(offset, min(end, headed) - offset))
+        if end > headed or not parts:
+            start = max(offset, headed)
+            parts.append(self._built(self.found.slice(start - headed, max(end - start, 0))))
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
     def take(self, rows: pa.Array | np.ndarray) -> pa.Table:
-        return self._built(taken(self.found, rows))
+        rows = np.asarray(rows, dtype=np.int64)
+        headed = self._headed
+        if self.head is None or not len(rows):
+            return self._built(taken(self.found, rows))
+        early = rows < headed
+        both = pa.concat_tables(
+            [
+                self.head.take(pa.array(rows[early])),
+                self._built(taken(self.found, rows[~early] - headed)),
+            ]
+        )
+        if early.all() or not early.any() or (np.diff(early.astype(np.int8)) <= 0).all():
+            return both  # (the head's rows first, as a file's are)
+        places = np.r_[np.flatnonzero(early), np.flatnonzero(~early)]
+        return both.take(pa.array(np.argsort(places, kind="stable")))
 
     def table(self) -> pa.Table:
-        return self._built(self.found)
+        built = self._built(self.found)
+        return built if self.head is None else pa.concat_tables([self.head, built])
 
     def renumbered(self, connections: int, packets: int) -> TraceRows:
-        return TraceRows(_renumbered(self.found, connections, packets), self.hops)
+        head = _renumbered(self.head, connections, packets) if self.head is not None else None
+        return TraceRows(_renumbered(self.found, connections, packets), self.hops, head)
+
+    def after(self, head: pa.Table) -> TraceRows:
+        """These rows after ``head`` (the rows before, built: TRACE_SCHEMA)."""
+        assert self.head is None
+        return TraceRows(self.found, self.hops, head)
 
     def _built(self, found: pa.Table) -> pa.Table:
         """These rows of the trace (TRACE_SCHEMA): each hop's own columns beside ``found``."""
@@ -889,9 +928,15 @@ def _after_head(flows: pa.Table, trace: pa.Table, packets: int, tail: Assembled)
     """The stored head (flows and trace rows as stored) and the tail numbered after it."""
     if not flows.num_rows:
         return tail
+    head = trace.cast(TRACE_SCHEMA)
+    rows = tail.trace_rows
+    if isinstance(rows, TraceRows):  # built a file at a time, as the tail's alone
+        after: pa.Table | TraceRows = rows.renumbered(len(flows), packets).after(head)
+    else:
+        after = pa.concat_tables([head, _renumbered(rows, len(flows), packets)])
     return Assembled(
         pa.concat_tables([flows.cast(FLOW_SCHEMA), _renumbered(tail.flows, len(flows), 0)]),
-        pa.concat_tables([trace.cast(TRACE_SCHEMA), _renumbered(tail.trace, len(flows), packets)]),
+        after,
         tail.clocks,
     )
 

@@ -42,7 +42,7 @@ from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ingest
 from logpath.query import FlowQuery, find_flows, load_journey
 from logpath.rules import load_ruleset
-from logpath.store import Store, to_frame
+from logpath.store import Store, StoreWriter, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "samples" / "lab"
@@ -763,23 +763,48 @@ def test_stored_clocks_stand_while_new_lines_move_them_a_little() -> None:
     assert not _clocks_agree(Clocks(boot=stored.boot, ahead={}), stored)
 
 
-def test_the_trace_built_a_file_at_a_time_is_the_trace_built_whole(tmp_path: Path) -> None:
+def test_the_trace_built_a_file_at_a_time_is_the_trace_built_whole(
+    rotated: tuple[Path, Path], first_run: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The store writes the trace a file at a time, each file's rows built from what assembly
     found and the hops' own columns (``TraceRows``: the whole trace beside the hops was the
-    peak of an ingest's assembly). Any rows, taken or sliced, few or many, are those rows of
-    the trace built whole; a store written so is the store of the whole trace."""
+    peak of an ingest's assembly), after the stored connections an ingest that adds hops keeps
+    as they were read (its head). Any rows, taken or sliced, few or many, are those rows of the
+    trace built whole, and the stored trace is that table."""
+    written: list[Any] = []
+    add_assembled = StoreWriter.add_assembled
+
+    def noted(writer: StoreWriter, tables: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        written.append(tables["trace"])
+        add_assembled(writer, tables, *args, **kwargs)
+
+    monkeypatch.setattr(StoreWriter, "add_assembled", noted)
     store = Store(tmp_path / "store")
-    ingest([str(p) for p in FIRST + LATER], store, year=2025)
-    assembled = reassembled(store)
-    rows = assembled.trace_rows
-    assert isinstance(rows, logpath.assembly.TraceRows)
-    whole = rows.table()
-    assert whole.num_rows == rows.num_rows > 100
-    assert rows["flow_n"].equals(whole["flow_n"])
-    picks = np.random.default_rng(7).permutation(whole.num_rows)
-    for few in (1, 37, whole.num_rows // 3, whole.num_rows):  # (gathered two ways: see _built)
-        assert rows.take(pa.array(picks[:few])).equals(whole.take(pa.array(picks[:few])))
-        assert rows.slice(whole.num_rows - few, few).equals(whole.slice(whole.num_rows - few))
-    assert assembled.trace.equals(whole)
-    stored = store.assembled_rows("trace")
-    assert stored is not None and stored.read().equals(whole)
+    ingest([str(p) for p in FIRST], store, year=2025)  # from scratch
+    store = copied(first_run, tmp_path / "added")
+    ingest([str(rotated[1])], store)  # the new hops assembled after the stored head
+    assert [rows.head is not None for rows in written] == [False, True]
+    for rows in written:
+        assert isinstance(rows, logpath.assembly.TraceRows)
+        whole = rows.table()
+        assert whole.num_rows == rows.num_rows > 100
+        assert rows["flow_n"].equals(whole["flow_n"])
+        picks = np.random.default_rng(7).permutation(whole.num_rows)
+        for few in (1, 37, whole.num_rows // 3, whole.num_rows):  # (two ways: see _built)
+            for chosen in (picks[:few], np.sort(picks[:few])):
+                assert plain(rows.take(pa.array(chosen))).equals(plain(whole.take(chosen)))
+            for start in (0, few // 2, whole.num_rows - few):
+                assert plain(rows.slice(start, few)).equals(plain(whole.slice(start, few)))
+    trace = plain(stored(store, "trace"))
+    assert trace.equals(plain(written[-1].table()))
+    assert trace.equals(plain(reassembled(store).trace))
+
+
+def plain(table: pa.Table) -> pa.Table:
+    """The table's values, whatever their chunks and dictionaries (a head's rows and the
+    rows built after them each have their own)."""
+    decoded = [
+        column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(decoded, names=table.column_names).combine_chunks()
