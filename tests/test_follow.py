@@ -555,6 +555,26 @@ def test_while_the_input_never_pauses_a_worker_process_assembles_the_store(
     assert stored(store) == one_shot(lines, tmp_path)
 
 
+def follow_signalling_its_worker(
+    follower: Follower, writer: Writer, signum: int
+) -> tuple[list[int], set[str]]:
+    """Step while ``writer`` writes; when the worker first assembles the store, send its
+    process ``signum``. Which processes were sent it, and the connections shown."""
+    signalled: list[int] = []
+    shown: set[str] = set()
+    writer.start()
+    while writer.is_alive():
+        shown.update(event.flow.id for event in follower.step())
+        if follower.apart.running and not signalled:
+            pool = follower.apart.pool
+            assert pool is not None
+            for process in list((pool._processes or {}).values()):
+                os.kill(process.pid, signum)
+                signalled.append(process.pid)
+        time.sleep(0.05)
+    return signalled, shown
+
+
 def test_a_worker_killed_while_it_assembles_the_store_ends_no_follow(tmp_path: Path) -> None:
     """The worker assembling the store is killed (as the kernel's OOM killer would) during its
     first assembly: follow says why, reads, shows and commits on, starts no other worker, and
@@ -564,19 +584,8 @@ def test_a_worker_killed_while_it_assembles_the_store_ends_no_follow(tmp_path: P
     log.touch()
     store = Store(tmp_path / "store")
     writer = Writer(log, lines, 600, {})
-    killed = False
-    shown: set[str] = set()
     with Follower([str(log)], store, year=2025, commit_every=0.1, assemble_every=0.5) as follower:
-        writer.start()
-        while writer.is_alive():
-            shown.update(event.flow.id for event in follower.step())
-            if follower.apart.running and not killed:
-                pool = follower.apart.pool
-                assert pool is not None
-                for process in list((pool._processes or {}).values()):
-                    os.kill(process.pid, signal.SIGKILL)
-                killed = True
-            time.sleep(0.05)
+        killed, shown = follow_signalling_its_worker(follower, writer, signal.SIGKILL)
         commits = follower.summary.commits
         shown.update(event.flow.id for event in follow_until(follower, lambda: True))
     assert killed and follower.summary.assembled_apart == 0
@@ -599,22 +608,11 @@ def test_a_worker_hung_while_it_assembles_the_store_is_killed(tmp_path: Path) ->
     log.touch()
     store = Store(tmp_path / "store")
     writer = Writer(log, lines, 600, {})
-    stopped: list[int] = []
-    shown: set[str] = set()
     follower = Follower(
         [str(log)], store, year=2025, commit_every=0.1, assemble_every=0.5, apart_at_most=1.0
     )
     with follower:
-        writer.start()
-        while writer.is_alive():
-            shown.update(event.flow.id for event in follower.step())
-            if follower.apart.running and not stopped:
-                pool = follower.apart.pool
-                assert pool is not None
-                for process in list((pool._processes or {}).values()):
-                    os.kill(process.pid, signal.SIGSTOP)
-                    stopped.append(process.pid)
-            time.sleep(0.05)
+        stopped, shown = follow_signalling_its_worker(follower, writer, signal.SIGSTOP)
         shown.update(event.flow.id for event in follow_until(follower, lambda: True))
     assert stopped and follower.summary.assembled_apart == 0
     assert "ran longer than 1 s (hung?) and was killed" in follower.summary.worker_failed
