@@ -197,7 +197,8 @@ class _Workers:
         self.submitted = 0
         # an exception that ingest's own caller is handling: no end of this run (see drain)
         self.outer = sys.exc_info()[1]
-        self.killed = threading.Lock()  # held once the workers are killed: kill() runs once
+        self.killed = threading.Lock()  # held once the workers are killed (or shut down)
+        self.kill_over = threading.Event()  # set once kill() has killed them
         self.closed = threading.Event()  # the watchdog's end
         # where the workers hand their chunks' hops over (``parse_chunk_handed``)
         self.handovers = contextlib.ExitStack()
@@ -272,6 +273,12 @@ class _Workers:
             future.cancel()
         try:
             if self.pool is not None:
+                # the watchdog may be killing the workers meanwhile: kill_workers closes the
+                # pipes shutdown closes, and both closing one raised EBADF, in place of the
+                # run's WorkerError (1 in 20 runs under load). Shut down once the kill is over;
+                # taking the lock first, no kill starts after.
+                if not self.killed.acquire(blocking=False):
+                    self.kill_over.wait(2 * KILLED_WITHIN)
                 self.pool.shutdown(cancel_futures=True)
         finally:
             self.closed.set()
@@ -283,7 +290,10 @@ class _Workers:
         pool = self.pool
         if pool is None or not self.killed.acquire(blocking=False):
             return
-        kill_workers(pool)
+        try:
+            kill_workers(pool)
+        finally:
+            self.kill_over.set()
 
 
 def kill_workers(pool: ProcessPoolExecutor) -> None:
