@@ -209,8 +209,8 @@ class TraceRows:
                 self._built(self.found.take(pa.array(rows[~early] - headed))),
             ]
         )
-        if early.all() or not early.any() or (np.diff(early.astype(np.int8)) <= 0).all():
-            return both  # (the head's rows first, as a file's are)
+        if (np.diff(early.astype(np.int8)) <= 0).all():
+            return both  # the head's rows first (as a file's are), or rows of one side only
         places = np.r_[np.flatnonzero(early), np.flatnonzero(~early)]
         return both.take(pa.array(np.argsort(places, kind="stable")))
 
@@ -503,11 +503,7 @@ class _SettledFiles:
     def after_kept(self, assembled: Assembled) -> Assembled:
         """The tables assembled from the rows read, numbered after the kept files'."""
         flows = _renumbered(assembled.flows, self.flows, 0)
-        rows = assembled.trace_rows
-        if isinstance(rows, TraceRows):
-            trace: pa.Table | TraceRows = rows.renumbered(self.flows, self.packets)
-        else:
-            trace = _renumbered(rows, self.flows, self.packets)
+        trace = _renumbered_trace(assembled.trace_rows, self.flows, self.packets)
         return Assembled(flows, trace, assembled.clocks, self.kept)
 
 
@@ -518,6 +514,15 @@ def _renumbered(table: pa.Table, connections: int, packets: int) -> pa.Table:
             at = table.schema.get_field_index(name)
             table = table.set_column(at, name, pc.add(table[name], by).cast(pa.int64()))
     return table
+
+
+def _renumbered_trace(
+    rows: pa.Table | TraceRows, connections: int, packets: int
+) -> pa.Table | TraceRows:
+    """``_renumbered`` of a trace, built or not (``TraceRows``)."""
+    if isinstance(rows, TraceRows):
+        return rows.renumbered(connections, packets)
+    return _renumbered(rows, connections, packets)
 
 
 def _settled_files(
@@ -930,11 +935,9 @@ def _after_head(flows: pa.Table, trace: pa.Table, packets: int, tail: Assembled)
     if not flows.num_rows:
         return tail
     head = trace.cast(TRACE_SCHEMA)
-    rows = tail.trace_rows
-    if isinstance(rows, TraceRows):  # built a file at a time, as the tail's alone
-        after: pa.Table | TraceRows = rows.renumbered(len(flows), packets).after(head)
-    else:
-        after = pa.concat_tables([head, _renumbered(rows, len(flows), packets)])
+    after = _renumbered_trace(tail.trace_rows, len(flows), packets)
+    # (not built: built a file at a time, as the tail's alone)
+    after = after.after(head) if isinstance(after, TraceRows) else pa.concat_tables([head, after])
     return Assembled(
         pa.concat_tables([flows.cast(FLOW_SCHEMA), _renumbered(tail.flows, len(flows), 0)]),
         after,

@@ -463,10 +463,9 @@ class Follower:
                 if assembly is not None:
                     writer.take_assembly(assembly)
                     self.summary.assembled_apart += 1
-                else:  # the store keeps every hop: the loop assembles it from now on
-                    self.summary.worker_failed = apart.failed
-            if apart.failed and not self.summary.worker_failed:  # given up, hung
-                self.summary.worker_failed = apart.failed
+            # a worker that failed or was given up for hung: the store keeps every hop, and the
+            # loop assembles it from now on
+            self.summary.worker_failed = apart.failed
             if due:  # the parts since the store was last assembled become one
                 writer.absorb_parts(self.unassembled_parts)
             for table in self.pending.hops:
