@@ -301,14 +301,21 @@ def assemble_store(
     read = writer.read_parts if writer else store.read_parts
     with without_cyclic_gc():
         assembled = assemble_added(
-            store, manifest.assembly, provenance, ruleset, read=read, keep_files=writer is not None
+            store,
+            manifest.assembly,
+            provenance,
+            ruleset,
+            read=read,
+            keep_files=writer is not None,
+            executor=executor,
+            chunk_hops=CHUNK_HOPS,
         )
         if assembled is None:
             hops = read(parts, HOP_COLUMNS)
             if from_scratch is not None:
                 assembled = from_scratch(hops, ruleset)
             else:
-                assembled = assemble(hops, ruleset, executor=executor)
+                assembled = assemble(hops, ruleset, executor=executor, chunk_hops=CHUNK_HOPS)
     if writer is not None:
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
@@ -414,11 +421,14 @@ def assemble_added(
     chunk_hops: int = CHUNK_HOPS,
     read: Callable[[list[str], list[str]], pa.Table] | None = None,
     keep_files: bool = False,
+    executor: Executor | None = None,
 ) -> Assembled | None:
     """The stored tables with what hops added since can touch assembled again, or None when
     they must be assembled from scratch (``read`` reads hop parts: a run's writer holds its
     own); with ``keep_files``, the files of the settled slices are not read: the tables are
-    the rows after them, and ``Assembled.kept`` names those files (``_settled_files``).
+    the rows after them, and ``Assembled.kept`` names those files (``_settled_files``); with an
+    ``executor``, what is assembled again is, on two cores, when it makes two chunks or more
+    (an ingest's stages, ``ingest.STAGE_HOPS``).
 
     The stored tables stand when they were built by this version, under the same ruleset and
     conventions, from parts that are all still there (the first of ``provenance.parts``), and
@@ -472,10 +482,10 @@ def assemble_added(
             return None
         assembled = _assembled_tail(
             settled.numbered_from_zero(trace), settled.numbered_from_zero(flows),
-            hops, new, when, ruleset, clocks, chunk_hops,
+            hops, new, when, ruleset, clocks, chunk_hops, executor,
         )  # fmt: skip
         return settled.after_kept(assembled) if assembled is not None else None
-    return _assembled_tail(trace, flows, hops, new, when, ruleset, clocks, chunk_hops)
+    return _assembled_tail(trace, flows, hops, new, when, ruleset, clocks, chunk_hops, executor)
 
 
 @dataclass(frozen=True)
@@ -622,6 +632,7 @@ def _assembled_tail(
     ruleset: Ruleset | None,
     clocks: Clocks,
     chunk_hops: int,
+    executor: Executor | None = None,
 ) -> Assembled | None:
     """``assemble_added`` of the stored ``trace`` and ``flows`` (numbered from 0), ``hops``
     their hop columns and the ``new`` hops after them, ``when`` their times."""
@@ -645,13 +656,14 @@ def _assembled_tail(
         if bridges is not None:
             assembled = _assembled_after(
                 trace, flows, hops, when, spans, standing_flows | unreached, earliest,
-                ruleset, clocks, chunk_hops, bridges,
+                ruleset, clocks, chunk_hops, bridges, executor,
             )  # fmt: skip
             if assembled is not None:
                 return assembled
     return _assembled_after(
-        trace, flows, hops, when, spans, standing_flows, earliest, ruleset, clocks, chunk_hops
-    )
+        trace, flows, hops, when, spans, standing_flows, earliest, ruleset, clocks, chunk_hops,
+        executor=executor,
+    )  # fmt: skip
 
 
 def _assembled_after(
@@ -666,11 +678,13 @@ def _assembled_after(
     clocks: Clocks,
     chunk_hops: int,
     bridges: Bridges | None = None,
+    executor: Executor | None = None,
 ) -> Assembled | None:
     """``assemble_added``'s tables, the stored connections at ``standing_flows`` kept as they
-    are and the others' hops assembled again with the new ones (``hops`` after the trace's);
-    by ``bridges`` when given, and then None when the bridges' facts learned from the stored
-    connections left open and those assembled again differ from them."""
+    are and the others' hops assembled again with the new ones (``hops`` after the trace's),
+    on two cores with an ``executor`` (``_assembled_part``); by ``bridges`` when given, and
+    then None when the bridges' facts learned from the stored connections left open and those
+    assembled again differ from them."""
     first, last, rows_of = spans
     # a hop of no connection (none in the stores seen) stands or falls on its own time
     standing = np.r_[
@@ -696,10 +710,8 @@ def _assembled_after(
     stored_parts = len(kept.traces)
     again = np.concatenate([old[~standing], np.arange(trace.num_rows, hops.num_rows)])
     again = again[np.argsort(when[again], kind="stable")]
-    judge = judges(hops, ruleset)
-    trace_in_chunks(
-        hops, again, when, ruleset, clocks, chunk_hops, kept, judge=judge, bridges=bridges
-    )
+    run = AssemblyRun.of(hops, when, clocks, ruleset, judges(hops, ruleset), chunk_hops, bridges)
+    kept.extend(_assembled_part(hops, again, run, executor))
     if bridges is not None:
         # the connections left open (stored and kept, or assembled again) show the same facts
         # the stored ones showed: the new hops changed none
@@ -1023,7 +1035,7 @@ def assemble(
             default learned from these hops.
         bridges: the bridges' facts to give the hops their roles by, learned from more hops
             than these (follow's window); by default each chunk learns them from its hops.
-            Not with an ``executor``.
+            With an ``executor``, the worker is given them too.
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = clocks if clocks is not None else learn_hop_clocks(hops, lines)
@@ -1129,8 +1141,8 @@ class AssemblyRun:
     # the clocks and the ruleset as a worker is sent them (a fleet sends them per window)
     clocks_json: dict[str, Any]
     ruleset_json: str | None
-    # the bridges' facts given (follow's window), None: each chunk learns them (not sent to a
-    # worker: an ingest gives none)
+    # the bridges' facts given (follow's window, or the stored connections an ingest's stage
+    # assembles again with its hops: ``_assembled_after``), None: each chunk learns them
     bridges: Bridges | None = None
 
     @classmethod
@@ -1160,6 +1172,7 @@ class AssemblyRun:
             self.clocks_json,
             self.chunk_hops,
             self.judge,
+            self.bridges,
         )
 
     def trace(
@@ -1280,16 +1293,19 @@ def assemble_later(
     clocks: dict[str, Any],
     chunk_hops: int,
     judge: bool = True,
+    bridges: Bridges | None = None,
 ) -> Kept:
     """The worker's half of ``_assemble_in_two`` (runs in an ingest's worker process): these
-    hops assembled as if they were all there is, rows numbered within them."""
+    hops assembled as if they were all there is (by ``bridges``' facts, when given), rows
+    numbered within them."""
     kept = Kept()
     rows = np.arange(len(when), dtype=np.int64)
     known = Ruleset.from_json(ruleset) if ruleset is not None else None
     with without_cyclic_gc():
         trace_in_chunks(
-            hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept, judge=judge
-        )
+            hops, rows, when, known, Clocks.from_json(clocks), chunk_hops, kept, judge=judge,
+            bridges=bridges,
+        )  # fmt: skip
     return kept
 
 

@@ -484,7 +484,7 @@ class Follower:
                 assemble_store(self.store, writer)
                 self.unassembled, self.last_assembly, self.unassembled_hops = False, now, 0
         # this run's parts the stored tables were not built from (this one's, if it wrote one)
-        wrote = parts[-1:] if parts[-1:] == [writer.hops_name] else []
+        wrote = writer.own_parts
         self.unassembled_parts = [*self.unassembled_parts, *wrote] if self.unassembled else []
         if due_apart and self.unassembled:
             # the worker assembles the store as committed: its parts, the parts it absorbed

@@ -374,6 +374,16 @@ class Text:
         """Whether a writer may still be appending to this input (its last line unfinished)."""
         return self.regular and not self.gzip
 
+    def size(self) -> int | None:
+        """The bytes of a plain regular file now (where its blocks' offsets are: ``Block``),
+        None for any other input."""
+        if not self.growing:
+            return None
+        try:
+            return os.fstat(self._raw.fileno()).st_size
+        except OSError:
+            return None
+
     def _decompressed(self) -> io.BufferedReader:
         text = _Gunzip(self._raw)
         if self.regular:

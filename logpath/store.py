@@ -862,14 +862,18 @@ class StoreWriter:
         self.store = store
         self.manifest = manifest
         self.run = run or new_run()
-        self.hops_name = f"hops-{self.run}.parquet"
+        self.hops_name = f"hops-{self.run}.parquet"  # the part this process writes now
         self.rejected_name = f"rejected-{self.run}.parquet"
         self._hops: pq.ParquetWriter | None = None
         self._rejected: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
-        # the hops this process wrote for the run, without ``raw``: the assembly reads them
-        # from here, not back from the file (1.3 s of a 2M-line ingest's 24)
-        self._written: list[pa.Table] = []
+        # this run's hop parts written here and closed (``hop_parts`` closes the one being
+        # written: an ingest assembles the hops so far and writes on in a new part), in order
+        self.own_parts: list[str] = []
+        # per own part still held, its hops without ``raw``: the assembly reads them from here,
+        # not back from the file (1.3 s of a 2M-line ingest's 24), until ``let_go_of_hops``
+        self._written: dict[str, list[pa.Table]] = {}
+        self.held_hops = 0
         self._assembled: list[StorePath] = []  # written by this run, named at commit
         # hop parts the workers wrote for this run (``add_part``), in the inputs' order
         self._worker_parts: list[str] = []
@@ -924,8 +928,17 @@ class StoreWriter:
             return
         assert not self._worker_parts, "hops written by workers and here"
         self._pending.append(table)
+        self.held_hops += table.num_rows
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
             self._write_pending()
+
+    def let_go_of_hops(self) -> None:
+        """Hold no hop in memory any more: the store's connections were assembled from them
+        (an ingest of a large input assembles a stage at a time, ``ingest.STAGE_HOPS``, and
+        its memory is a stage's, not the input's). The closed parts are read from their files
+        when asked for again."""
+        self._written.clear()
+        self.held_hops = sum(t.num_rows for t in self._pending)
 
     def _write_pending(self) -> None:
         """Write the hops gathered so far as one row group."""
@@ -943,8 +956,19 @@ class StoreWriter:
                 )
             table = pa.concat_tables(self._pending)
             self._hops.write_table(table, row_group_size=1 << 30)
-        self._written.append(table.drop_columns(["raw"]))
+        self._written.setdefault(self.hops_name, []).append(table.drop_columns(["raw"]))
         self._pending = []
+
+    def _close_hops(self) -> None:
+        """Close the hop part being written; the next hops added go to a new one."""
+        self._write_pending()
+        if self._hops is None:
+            return
+        with self._writing(self.store.path / "hops" / self.hops_name):
+            self._hops.close()
+        self._hops = None
+        self.own_parts.append(self.hops_name)
+        self.hops_name = f"hops-{self.run}.{len(self.own_parts)}.parquet"
 
     def worker_part_name(self) -> str:
         """A new name for a hop part a worker writes for this run (``write_hops_part``): the
@@ -956,7 +980,9 @@ class StoreWriter:
         """A hop part a worker wrote for this run, named in the manifest at commit after the
         ones added before it: the hops keep the inputs' order. A run's hops are either all
         written here (``add_hops``) or all by the workers."""
-        assert self._hops is None and not self._pending, "hops written here and by workers"
+        assert self._hops is None and not self._pending and not self.own_parts, (
+            "hops written here and by workers"
+        )
         if hops and not self.failed:
             self._worker_parts.append(name)
 
@@ -968,31 +994,37 @@ class StoreWriter:
         next run (a reader has had a commit's time to open them)."""
         if len(parts) < 2 or self.failed:
             return
-        assert self._hops is None and not self._pending, "absorbed before this run's own hops"
+        assert self._hops is None and not self._pending and not self.own_parts, (
+            "absorbed before this run's own hops"
+        )
         assert self.manifest.parts[-len(parts) :] == parts, "only the last parts keep the order"
         self.add_hops(self.store.read_parts(parts))
         del self.manifest.parts[-len(parts) :]
 
     def hop_parts(self) -> list[str]:
-        """The parts holding every hop once this run commits: the committed ones and this
-        run's (closed first: the assembly reads it)."""
-        self.close()
-        written = [self.hops_name] if self._hops is not None else []
-        return [*self.manifest.parts, *written, *self._worker_parts]
+        """The parts holding every hop added so far once this run commits: the committed ones
+        and this run's (the one being written closed first: the assembly reads it)."""
+        self._close_hops()
+        return [*self.manifest.parts, *self.own_parts, *self._worker_parts]
 
     def read_parts(self, parts: list[str], columns: list[str]) -> pa.Table:
-        """``Store.read_parts`` for this run (``hop_parts``): its own part from memory."""
-        if self.hops_name not in parts:
+        """``Store.read_parts`` for this run (``hop_parts``): its own parts still held, from
+        memory."""
+        if not any(part in self._written for part in parts):
             return self.store.read_parts(parts, columns)
-        own = parts.index(self.hops_name)
-        schema = _hop_schema(columns)
-        return pa.concat_tables(
-            [
-                self.store.read_parts(parts[:own], columns),
-                *(table.select(columns) for table in self._written),
-                self.store.read_parts(parts[own + 1 :], columns),
-            ]
-        ).cast(schema)
+        pieces: list[pa.Table] = []
+        on_disk: list[str] = []  # parts read from their files, a run of them at a time
+        for part in parts:
+            if part not in self._written:
+                on_disk.append(part)
+                continue
+            if on_disk:
+                pieces.append(self.store.read_parts(on_disk, columns))
+                on_disk = []
+            pieces.extend(table.select(columns) for table in self._written[part])
+        if on_disk:
+            pieces.append(self.store.read_parts(on_disk, columns))
+        return pa.concat_tables(pieces).cast(_hop_schema(columns))
 
     def add_assembled(
         self,
@@ -1087,6 +1119,17 @@ class StoreWriter:
         finally:
             writes.shutdown(cancel_futures=True)
         self.manifest.assembly = assembly
+        self._remove_replaced()
+
+    def _remove_replaced(self) -> None:
+        """Delete the assembled files this run wrote that its tables no longer name: an
+        ingest assembled in stages rewrites the files of the connections a stage's hops
+        reach. Not committed, they were never read but by this run."""
+        named = set(_assembled(self.manifest))
+        for path in [path for path in self._assembled if path.name not in named]:
+            with self._writing(path):
+                path.unlink()
+            self._assembled.remove(path)
 
     def _place_assembled(
         self,
@@ -1139,7 +1182,8 @@ class StoreWriter:
     def _write_assembled(self, name: str, rows: pa.Table, row_group: int) -> str:
         """``rows`` written as the assembled file ``name`` of this run."""
         path = self.store.path / "assembled" / name
-        self._assembled.append(path)
+        if path not in self._assembled:  # (a stage may write a file of the same name again)
+            self._assembled.append(path)
         with self._writing(path):
             # one dictionary per column in a file: its rows may be stored rows kept as they
             # were read beside rows assembled again (``assembly._after_head``)
@@ -1161,21 +1205,17 @@ class StoreWriter:
     def close(self) -> None:
         if self._closed:
             return
-        self._write_pending()
-        for writer, folder, name in (
-            (self._hops, "hops", self.hops_name),
-            (self._rejected, "rejected", self.rejected_name),
-        ):
-            if writer is not None:
-                with self._writing(self.store.path / folder / name):
-                    writer.close()
+        self._close_hops()
+        if self._rejected is not None:
+            with self._writing(self.store.path / "rejected" / self.rejected_name):
+                self._rejected.close()
         self._closed = True
 
     def commit(self) -> None:
         if self.failed:  # a failure the ingest took for an input's and carried on after
             raise StoreWriteError(f"{self.store.path}: a write failed; nothing was stored")
-        if self._hops is not None:
-            self.manifest.parts.append(self.hops_name)
+        self._close_hops()
+        self.manifest.parts.extend(self.own_parts)
         self.manifest.parts.extend(self._worker_parts)
         if self._rejected is not None:
             self.manifest.rejected_parts.append(self.rejected_name)
@@ -1206,13 +1246,12 @@ class StoreWriter:
         self._hops = self._rejected = None
         with suppress(StoreError):
             on_disk = Manifest.load(self.store.path / MANIFEST)
-            if self.hops_name in on_disk.parts or self.rejected_name in on_disk.rejected_parts:
-                return True
-            if self._worker_parts and self._worker_parts[0] in on_disk.parts:
+            first = [*self.own_parts, *self._worker_parts, self.hops_name][0]
+            if first in on_disk.parts or self.rejected_name in on_disk.rejected_parts:
                 return True
         root = self.store.path
         written = [
-            root / "hops" / self.hops_name,
+            *(root / "hops" / name for name in [*self.own_parts, self.hops_name]),
             root / "rejected" / self.rejected_name,
             *self._assembled,
             # a part a worker was still writing when the run ended is not known here: the

@@ -33,7 +33,9 @@ import logpath.bridge
 import logpath.clocks
 import logpath.fates
 import logpath.flows
+import logpath.ingest
 import logpath.journeys
+import logpath.lines
 import logpath.store
 import logpath.summaries
 from logpath.assembly import BOOT_DRIFT, PLACEMENT_DRIFT, _clocks_agree, assemble, kept_ruleset
@@ -456,6 +458,125 @@ def test_a_later_run_assembles_only_the_open_tail(
     assert stored(once, "flows").equals(stored(store, "flows"))
     assert stored(once, "trace").equals(trace)
     assert trace.num_rows == store.count_hops()
+
+
+def store_files(store: Store) -> set[str]:
+    """Every file under the store's ``hops/`` and ``assembled/``."""
+    return {
+        f"{folder}/{path.name}"
+        for folder in ("hops", "assembled")
+        for path in (Path(store.path) / folder).glob("*.parquet")
+    }
+
+
+def named_files(store: Store) -> set[str]:
+    """The files the store's manifest names."""
+    manifest = store.require()
+    assert manifest.assembly is not None
+    return {f"hops/{part}" for part in manifest.parts} | {
+        f"assembled/{entry['file']}"
+        for kind in ("flows", "trace")
+        for entry in manifest.assembly[kind]
+    }
+
+
+def test_an_ingest_assembles_a_stage_at_a_time_to_the_tables_of_one_assembly(
+    replay_log: Path, replayed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An input of more than STAGE_HOPS hops: its connections are assembled every STAGE_HOPS
+    hops, and the hops let go of (memory holds a stage's, not the input's), each stage as a
+    run adding them would; the tables are those of one assembly of every hop (``replayed``:
+    the same log, one stage), and no file a stage wrote and the next replaced is left."""
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 20_000)
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)  # 31 blocks, not 8
+    # chunks of 5,000 hops: the stages after the first, which assemble again the stored
+    # connections their hops reach with them, do so on two cores too
+    monkeypatch.setattr(logpath.assembly, "CHUNK_HOPS", 5_000)
+    held: list[int] = []  # the hops the run held when each assembly began
+    assemble = logpath.ingest._assemble
+
+    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
+        held.append(writer.held_hops)
+        assemble(store, writer, *args)
+
+    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    in_two: list[int] = []  # per assembly on two cores, the stage it was in
+    assemble_in_two = logpath.assembly._assemble_in_two
+
+    def counted(*args: Any) -> Any:
+        in_two.append(len(held))
+        return assemble_in_two(*args)
+
+    monkeypatch.setattr(logpath.assembly, "_assemble_in_two", counted)
+    store = Store(tmp_path / "store")
+    ingest([str(replay_log)], store)
+    assert len(set(in_two)) == len(held) and in_two[0] == 1, (in_two, held)
+    hops = replayed.count_hops()
+    assert store.count_hops() == hops
+    # 89,355 hops in 31 blocks: stages of 20,000 and more (the blocks parsed when the count
+    # is checked), then the rest at the end (the blocks still in the workers' hands, and the
+    # rest of the file once it is less than half a stage's bytes); never every hop, nor half
+    # of them, at once
+    assert len(held) >= 3 and min(held[:-1]) >= 20_000 and sum(held) == hops, held
+    assert max(held) < hops / 2, held
+    assert len(store.require().parts) == len(held)
+    for kind in ("flows", "trace"):
+        assert stored(store, kind).equals(stored(replayed, kind)), kind
+    assert store_files(store) == named_files(store)
+
+
+def test_a_file_whose_rest_is_small_is_assembled_whole_at_its_end(
+    replay_log: Path, replayed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past STAGE_HOPS with less than half a stage's bytes of the file left: no stage of a
+    few hops (a small stage runs on one core, and reads again what its hops reach), one
+    assembly at the end."""
+    hops = replayed.count_hops()
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", int(hops * 0.8))
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
+    held: list[int] = []
+    assemble = logpath.ingest._assemble
+
+    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
+        held.append(writer.held_hops)
+        assemble(store, writer, *args)
+
+    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    store = Store(tmp_path / "store")
+    ingest([str(replay_log)], store)
+    assert held == [hops]
+    assert stored(store, "flows").equals(stored(replayed, "flows"))
+
+
+@pytest.mark.parametrize("failing", [1, 2], ids=["a stage", "the end, after a stage"])
+def test_an_ingest_whose_assembly_fails_after_a_stage_leaves_the_store_as_it_was(
+    failing: int,
+    rotated: tuple[Path, Path],
+    first_run: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run whose assembly fails, in a stage or at the end after one, stores nothing: neither
+    its hop parts nor the tables its stages wrote; the error is the run's, not the input's
+    (an OSError of a stage is no input that "cannot be read", read on after)."""
+    store = copied(first_run, tmp_path / "store")
+    before, files = store.require().dump(), store_files(store)
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 5_000)
+    calls: list[int] = []
+    assemble = logpath.ingest._assemble
+
+    def fails(*args: Any) -> None:
+        calls.append(len(calls) + 1)
+        if len(calls) == failing:
+            raise OSError(28, "No space left on device")
+        assemble(*args)
+
+    monkeypatch.setattr(logpath.ingest, "_assemble", fails)
+    with pytest.raises(OSError, match="No space left"):
+        ingest([str(rotated[1])], store)
+    assert calls == list(range(1, failing + 1))
+    assert store.require().dump() == before
+    assert store_files(store) == files
 
 
 def test_runs_that_add_hops_keep_the_settled_connections_as_stored(
