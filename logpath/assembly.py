@@ -74,7 +74,7 @@ from logpath.packets import (
     IDENTITY_COLUMNS,
     MAX_HOP_GAP,
     group_packets,
-    identity_texts,
+    identity_keys,
     refine_guessed_hooks,
 )
 from logpath.provenance import Provenance
@@ -803,11 +803,10 @@ def alike_hops(hops: pa.Table, rows: np.ndarray, later: pa.Table) -> np.ndarray:
     what a packet keeps on its host, or in what pass 2 joins a packet to the next host by
     (``packets.identity_texts``): only such a later hop can join its packet."""
     read = [c for c in IDENTITY_COLUMNS if c in hops.column_names]
-    local, cross = identity_texts(hops.select(read).take(pa.array(rows, pa.int64())))
-    later_local, later_cross = identity_texts(later)
-    alike: np.ndarray = pc.or_(
-        pc.is_in(local, value_set=later_local), pc.is_in(cross, value_set=later_cross)
-    ).to_numpy(zero_copy_only=False)
+    (local, cross), (later_local, later_cross) = identity_keys(
+        hops.select(read).take(pa.array(rows, pa.int64())), later
+    )
+    alike: np.ndarray = np.isin(local, later_local) | np.isin(cross, later_cross)
     return alike
 
 

@@ -108,6 +108,59 @@ def identity_texts(hops: pa.Table) -> tuple[pa.Array, pa.Array]:
     return text(LOCAL_KEY), text(CROSS_KEY)
 
 
+def identity_keys(
+    hops: pa.Table, later: pa.Table
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``identity_texts`` of two tables of hops, as 64-bit hashes (each column coded as an
+    integer, the same in both tables, and the codes mixed): for each table, per hop, the
+    hash of its LOCAL_KEY and of its CROSS_KEY. Hops alike in a key have the same hash; two
+    hops unlike in it have the same one by chance only (one pair in ~2**64): a caller asks
+    which hops may be joined by the other table's, where a false "alike" costs work, never
+    a wrong answer. The texts (every column cast to text, then joined) took twice the time:
+    ``assembly.alike_hops`` of 960,000 hops against 240,000, 1.05-1.14 CPU-s against 0.52,
+    8% of the main process of a busy host's 9.6M-line ingest assembled in stages."""
+    codes = {column: _identity_codes(hops, later, column) for column in IDENTITY_COLUMNS}
+
+    def mixed(columns: list[str], first: bool) -> np.ndarray:
+        # a polynomial over the codes, modulo 2**64 (numpy's unsigned arithmetic wraps)
+        key = np.zeros(hops.num_rows if first else later.num_rows, dtype=np.uint64)
+        for column in columns:
+            key *= np.uint64(0x100000001B3)  # FNV's 64-bit prime
+            key += codes[column][: hops.num_rows] if first else codes[column][hops.num_rows :]
+        return key
+
+    return (
+        (mixed(LOCAL_KEY, True), mixed(CROSS_KEY, True)),
+        (mixed(LOCAL_KEY, False), mixed(CROSS_KEY, False)),
+    )
+
+
+def _identity_codes(hops: pa.Table, later: pa.Table, column: str) -> np.ndarray:
+    """One identity column of both tables (``hops``' rows, then ``later``'s) as uint64 codes,
+    equal where the values are: an integer as itself, a text by its index among the texts of
+    both, a missing value (or column) as a code no value has."""
+    cells = [
+        table[column] if column in table.column_names else pa.chunked_array([pa.nulls(0)])
+        for table in (hops, later)
+    ]
+    text = any(pa.types.is_dictionary(c.type) or pa.types.is_string(c.type) for c in cells)
+    type_ = pa.string() if text else pa.int64()
+    joined = pa.chunked_array(
+        [
+            chunk
+            for c, rows in zip(cells, (hops.num_rows, later.num_rows), strict=True)
+            for chunk in (c.cast(type_).chunks if len(c) else [pa.nulls(rows, type_)])
+        ],
+        type_,
+    ).combine_chunks()
+    if text:
+        values = pc.fill_null(joined.dictionary_encode().indices.cast(pa.int64()), -1)
+    else:
+        values = pc.fill_null(joined, np.iinfo(np.int64).min)
+    codes: np.ndarray = values.to_numpy(zero_copy_only=False).view(np.uint64)
+    return codes
+
+
 COLUMNS = ("packet", "leg", "hop_n", "clock")
 """Columns group_packets adds: ``packet`` (int64, numbered by first hop in time), ``leg`` (int64,
 0 on the first host, 1 on the next...), ``hop_n`` (int64, 0-based position of the hop in its

@@ -5,15 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from logpath.hooks import resolve_hooks
 from logpath.ingest import ingest
-from logpath.packets import group_packets, refine_guessed_hooks
+from logpath.packets import (
+    IDENTITY_COLUMNS,
+    group_packets,
+    identity_keys,
+    identity_texts,
+    refine_guessed_hooks,
+)
 from logpath.rules import load_ruleset
 from logpath.store import Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+LAB = SAMPLES / "lab"
 
 
 def read_sample(tmp: Path, *names: str, rules: str | None = None) -> pd.DataFrame:
@@ -197,3 +205,36 @@ def test_ipv6_packets_alike_are_not_merged(tmp_path: Path) -> None:
             ("filter", "FORWARD"),
             ("mangle", "POSTROUTING"),
         ]
+
+
+def test_identity_keys_are_equal_exactly_where_the_identity_texts_are(tmp_path: Path) -> None:
+    """Every lab capture's hops, cut in two tables (the second with its texts plain, not
+    dictionary-coded, and without a column: a hop missing it shows none): a hash per key
+    (LOCAL_KEY, CROSS_KEY) for each text, and a text for each hash."""
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in sorted(LAB.glob("*.log"))], store)
+    hops = store.read_parts(store.require().parts, IDENTITY_COLUMNS)
+    cut = hops.num_rows // 2
+    first = hops.slice(0, cut)
+    later = hops.slice(cut).drop_columns(["arp_ipdst"])
+    later = later.cast(
+        pa.schema(
+            [
+                pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                for f in later.schema
+            ]
+        )
+    )
+    with_none = later.append_column("arp_ipdst", pa.nulls(later.num_rows, pa.string()))
+    keys = identity_keys(first, later)
+    texts = [identity_texts(first), identity_texts(with_none)]
+    for which in (0, 1):  # LOCAL_KEY, CROSS_KEY
+        pairs = {
+            (text, int(key))
+            for table in (0, 1)
+            for text, key in zip(
+                texts[table][which].to_pylist(), keys[table][which].tolist(), strict=True
+            )
+        }
+        assert len(pairs) == len({t for t, _ in pairs}) == len({k for _, k in pairs})
+        assert len(pairs) > 100, len(pairs)
