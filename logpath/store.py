@@ -874,6 +874,7 @@ class StoreWriter:
         # not back from the file (1.3 s of a 2M-line ingest's 24), until ``let_go_of_hops``
         self._written: dict[str, list[pa.Table]] = {}
         self.held_hops = 0
+        self.hosts: set[str | None] = set()  # the hosts of the hops added here (None: none named)
         self._assembled: list[StorePath] = []  # written by this run, named at commit
         # hop parts the workers wrote for this run (``add_part``), in the inputs' order
         self._worker_parts: list[str] = []
@@ -929,6 +930,7 @@ class StoreWriter:
         assert not self._worker_parts, "hops written by workers and here"
         self._pending.append(table)
         self.held_hops += table.num_rows
+        self.hosts.update(table["host"].unique().to_pylist())
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
             self._write_pending()
 

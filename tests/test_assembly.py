@@ -548,6 +548,33 @@ def test_a_file_whose_rest_is_small_is_assembled_whole_at_its_end(
     assert stored(store, "flows").equals(stored(replayed, "flows"))
 
 
+def test_two_hosts_hops_are_assembled_at_the_end_not_in_stages(
+    replay_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts' lines: each stage would learn their boot times again from more lines, move
+    them apart by a few ms, and assemble every hop again from scratch: one assembly at the
+    end (as before stages)."""
+    lines = replay_log.read_bytes().splitlines(keepends=True)[:60_000]
+    other = [line.replace(b" pc-baim ", b" pc-other ", 1) for line in lines]
+    both = tmp_path / "syslog"
+    both.write_bytes(b"".join(line for pair in zip(lines, other, strict=True) for line in pair))
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 5_000)
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
+    held: list[int] = []
+    assemble = logpath.ingest._assemble
+
+    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
+        held.append(writer.held_hops)
+        assemble(store, writer, *args)
+
+    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    store = Store(tmp_path / "store")
+    ingest([str(both)], store)
+    hosts = stored(store, "flows")["hosts"].to_pylist()
+    assert {"pc-baim", "pc-other"} <= {host for row in hosts for host in row}
+    assert held == [store.count_hops()], held
+
+
 @pytest.mark.parametrize("failing", [1, 2], ids=["a stage", "the end, after a stage"])
 def test_an_ingest_whose_assembly_fails_after_a_stage_leaves_the_store_as_it_was(
     failing: int,
