@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from logpath.assembly import assemble_store
+from logpath.assembly import SETTLED_AFTER, assemble_store
 from logpath.errors import InputError, Stopped, WorkerError
 from logpath.hops import HOP_SCHEMA, build_hops
 from logpath.lines import (
@@ -555,7 +555,7 @@ def _ingest_source(
                 staged += len(block.data)
                 if (
                     writer.held_hops >= STAGE_HOPS
-                    and _one_host(writer)
+                    and _in_stages(writer)
                     and not _ends_soon(block, size, staged)
                 ):
                     _assemble_stage(workers, writer)
@@ -576,21 +576,31 @@ class _StageFailed(Exception):
         self.error = error
 
 
-def _one_host(writer: StoreWriter) -> bool:
-    """Whether the run's hops, and the store's assembled ones, are one host's (a store of
-    hops never assembled may hold any): only then is it assembled in stages. Each host's boot
-    time is learned again from more lines at each stage, and moves by a few ms; hosts moved
-    apart by more than PLACEMENT_DRIFT (1 ms) are assembled again from scratch, every hop read
-    back (two busy hosts' 3.6M lines: 55 s and 4.1 GB in two stages, against 35 s and 3.2 GB
-    in one assembly)."""
-    if len(writer.hosts) > 1:
+def _in_stages(writer: StoreWriter) -> bool:
+    """Whether the run's hops can be assembled in stages: a stage assembles them as a run
+    adding them would (``assembly.assemble_added``), and that must not fall back to an
+    assembly of every hop, read back, or assemble most stored connections again, at each
+    stage. So: one host's hops (each stage learns the hosts' boot times again from more
+    lines; two busy hosts' moved apart by 1.6 ms, over PLACEMENT_DRIFT, and their 3.6M lines
+    took 55 s and 4.1 GB in two stages, against 35 s and 3.2 GB in one assembly), every hop
+    with its wall-clock time (without it a hop cannot be placed among the others), and the
+    store's connections (if any) of that host too, ended at most SETTLED_AFTER after the
+    run's first hop (a file that continues the store's; an older file read after a newer one
+    would have every stored connection after its first hop assembled again at each stage)."""
+    if len(writer.hosts) > 1 or writer.untimed or writer.earliest is None:
         return False
     manifest = writer.manifest
     if not manifest.parts:
         return True
-    clocks = (manifest.assembly or {}).get("clocks") or {}
-    stored = set(clocks.get("boot") or ())
-    return bool(clocks) and stored <= writer.hosts
+    assembly = manifest.assembly or {}
+    stored = set((assembly.get("clocks") or {}).get("boot") or ())
+    flows = assembly.get("flows")
+    if not stored or not stored <= writer.hosts or not isinstance(flows, list) or not flows:
+        return False
+    ends = [entry["ranges"]["last_seen"][1] for entry in flows]
+    if any(end is None for end in ends):
+        return False
+    return bool(max(ends) / 1e6 <= writer.earliest.timestamp() + SETTLED_AFTER)
 
 
 def _ends_soon(block: Block, size: int | None, staged: int) -> bool:

@@ -874,7 +874,11 @@ class StoreWriter:
         # not back from the file (1.3 s of a 2M-line ingest's 24), until ``let_go_of_hops``
         self._written: dict[str, list[pa.Table]] = {}
         self.held_hops = 0
-        self.hosts: set[str | None] = set()  # the hosts of the hops added here (None: none named)
+        # of the hops added here: their hosts (None: none named), how many have no wall-clock
+        # time, and the earliest time of the others (``ingest._in_stages``)
+        self.hosts: set[str | None] = set()
+        self.untimed = 0
+        self.earliest: datetime | None = None
         self._assembled: list[StorePath] = []  # written by this run, named at commit
         # hop parts the workers wrote for this run (``add_part``), in the inputs' order
         self._worker_parts: list[str] = []
@@ -931,6 +935,10 @@ class StoreWriter:
         self._pending.append(table)
         self.held_hops += table.num_rows
         self.hosts.update(table["host"].unique().to_pylist())
+        self.untimed += table["ts"].null_count
+        earliest = pc.min(table["ts"]).as_py()
+        if earliest is not None and (self.earliest is None or earliest < self.earliest):
+            self.earliest = earliest
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
             self._write_pending()
 

@@ -480,6 +480,19 @@ def named_files(store: Store) -> set[str]:
     }
 
 
+def held_at_each_assembly(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The hops an ingest's writer holds when each of its assemblies begins, from now on."""
+    held: list[int] = []
+    assemble = logpath.ingest._assemble
+
+    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
+        held.append(writer.held_hops)
+        assemble(store, writer, *args)
+
+    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    return held
+
+
 def test_an_ingest_assembles_a_stage_at_a_time_to_the_tables_of_one_assembly(
     replay_log: Path, replayed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -492,14 +505,7 @@ def test_an_ingest_assembles_a_stage_at_a_time_to_the_tables_of_one_assembly(
     # chunks of 5,000 hops: the stages after the first, which assemble again the stored
     # connections their hops reach with them, do so on two cores too
     monkeypatch.setattr(logpath.assembly, "CHUNK_HOPS", 5_000)
-    held: list[int] = []  # the hops the run held when each assembly began
-    assemble = logpath.ingest._assemble
-
-    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
-        held.append(writer.held_hops)
-        assemble(store, writer, *args)
-
-    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    held = held_at_each_assembly(monkeypatch)  # the hops held when each assembly began
     in_two: list[int] = []  # per assembly on two cores, the stage it was in
     assemble_in_two = logpath.assembly._assemble_in_two
 
@@ -534,14 +540,7 @@ def test_a_file_whose_rest_is_small_is_assembled_whole_at_its_end(
     hops = replayed.count_hops()
     monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", int(hops * 0.8))
     monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
-    held: list[int] = []
-    assemble = logpath.ingest._assemble
-
-    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
-        held.append(writer.held_hops)
-        assemble(store, writer, *args)
-
-    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    held = held_at_each_assembly(monkeypatch)
     store = Store(tmp_path / "store")
     ingest([str(replay_log)], store)
     assert held == [hops]
@@ -560,19 +559,43 @@ def test_two_hosts_hops_are_assembled_at_the_end_not_in_stages(
     both.write_bytes(b"".join(line for pair in zip(lines, other, strict=True) for line in pair))
     monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 5_000)
     monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
-    held: list[int] = []
-    assemble = logpath.ingest._assemble
-
-    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
-        held.append(writer.held_hops)
-        assemble(store, writer, *args)
-
-    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    held = held_at_each_assembly(monkeypatch)
     store = Store(tmp_path / "store")
     ingest([str(both)], store)
     hosts = stored(store, "flows")["hosts"].to_pylist()
     assert {"pc-baim", "pc-other"} <= {host for row in hosts for host in row}
     assert held == [store.count_hops()], held
+
+
+def test_a_newer_file_added_to_a_store_is_assembled_in_stages(
+    rotated: tuple[Path, Path], first_run: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = copied(first_run, tmp_path / "store")
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 5_000)
+    # 28 blocks of 256 KiB: four are in the workers' hands when the count is checked
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 18)
+    held = held_at_each_assembly(monkeypatch)
+    ingest([str(rotated[1])], store)
+    assert len(held) >= 2, held
+    once = Store(tmp_path / "once")
+    ingest([str(p) for p in rotated], once)
+    for kind in ("flows", "trace"):
+        assert stored(store, kind).equals(stored(once, kind)), kind
+
+
+def test_an_older_file_added_to_a_store_is_assembled_at_the_end(
+    rotated: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its hops start before the stored connections end: each stage would assemble most of
+    them again."""
+    store = Store(tmp_path / "store")
+    ingest([str(rotated[1])], store)
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 5_000)
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 18)
+    held = held_at_each_assembly(monkeypatch)
+    before = store.count_hops()
+    ingest([str(rotated[0])], store)
+    assert held == [store.count_hops() - before], held
 
 
 @pytest.mark.parametrize("failing", [1, 2], ids=["a stage", "the end, after a stage"])
