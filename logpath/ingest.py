@@ -1,8 +1,9 @@
 """Ingest: read log files, parse their netfilter lines and add the hops to the store.
 
 This drives the first stages of the pipeline (lines → parse → hops) chunk by chunk, assembles
-the store's connections (``logpath.assembly``) every STAGE_HOPS hops and at the end, so memory
-stays flat however large the input, and commits everything a run read in one step at the end.
+the store's connections (``logpath.assembly``) every STAGE_HOPS hops of one host (``_in_stages``)
+and at the end, so memory stays flat however large that host's input, and commits everything a
+run read in one step at the end.
 """
 
 from __future__ import annotations
