@@ -801,7 +801,7 @@ def _unreached(
 def alike_hops(hops: pa.Table, rows: np.ndarray, later: pa.Table) -> np.ndarray:
     """Per hop of ``hops`` at ``rows``, whether one of the ``later`` hops is alike to it in
     what a packet keeps on its host, or in what pass 2 joins a packet to the next host by
-    (``packets.identity_texts``): only such a later hop can join its packet."""
+    (``packets.identity_keys``): only such a later hop can join its packet."""
     read = [c for c in IDENTITY_COLUMNS if c in hops.column_names]
     (local, cross), (later_local, later_cross) = identity_keys(
         hops.select(read).take(pa.array(rows, pa.int64())), later

@@ -873,7 +873,6 @@ class StoreWriter:
         # per own part still held, its hops without ``raw``: the assembly reads them from here,
         # not back from the file (1.3 s of a 2M-line ingest's 24), until ``let_go_of_hops``
         self._written: dict[str, list[pa.Table]] = {}
-        self.held_hops = 0
         # of the hops added here: their hosts (None: none named), how many have no wall-clock
         # time, and the earliest time of the others (``ingest._in_stages``)
         self.hosts: set[str | None] = set()
@@ -933,7 +932,6 @@ class StoreWriter:
             return
         assert not self._worker_parts, "hops written by workers and here"
         self._pending.append(table)
-        self.held_hops += table.num_rows
         self.hosts.update(table["host"].unique().to_pylist())
         self.untimed += table["ts"].null_count
         earliest = pc.min(table["ts"]).as_py()
@@ -948,7 +946,12 @@ class StoreWriter:
         its memory is a stage's, not the input's). The closed parts are read from their files
         when asked for again."""
         self._written.clear()
-        self.held_hops = sum(t.num_rows for t in self._pending)
+
+    @property
+    def held_hops(self) -> int:
+        """The hops this run holds in memory: written and not let go of, or not yet written."""
+        written = sum(t.num_rows for tables in self._written.values() for t in tables)
+        return int(written + sum(t.num_rows for t in self._pending))
 
     def _write_pending(self) -> None:
         """Write the hops gathered so far as one row group."""
