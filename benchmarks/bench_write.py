@@ -1,14 +1,14 @@
-"""What writing the hop parts costs (issue 13, point 4), and what the Parquet options change.
+"""What writing the store's tables costs (issue 13, point 4), and what the Parquet options change.
 
-Reads every hop (``raw`` included) of a store ingested beforehand (e.g. by
-``bench_queries.py``: ``out/store-replay-2000000-s1``), then writes them again, in the
-ingest's row groups (ROW_GROUP_ROWS), once per option set: today's (zstd, dictionary and
-statistics on every column), ``raw`` without dictionary, ``raw`` without dictionary and
-statistics (no question filters on it), zstd level 1, lz4, snappy, none, and without ``raw``
-at all (what that column costs). CPU seconds (this process; the writer's threads included),
-wall and file size; median of --runs. Writes ``results/write-latest.md``.
+Reads the hops (``raw`` included) and the assembled trace of a store ingested beforehand
+(``logpath ingest out/replay-2m.log --store STORE``), then writes each again in the ingest's
+row groups (ROW_GROUP_ROWS), once per option set: what ingest writes (zstd; a dictionary for
+the texts but ``raw``, ``store.by_dictionary``; minima and maxima of the columns questions skip
+row groups by, ``store.pruned_by``), a dictionary for every column (before), none, zstd level
+1, lz4, snappy, no compression. CPU seconds (this process; the writer's threads included) and
+file size; median of --runs. Writes ``results/write-latest.md``.
 
-    .venv/bin/python benchmarks/bench_write.py [STORE] [--runs 3]
+    .venv/bin/python benchmarks/bench_write.py STORE [--runs 3]
 """
 
 from __future__ import annotations
@@ -27,25 +27,27 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import OUT_DIR, RESULTS_DIR, machine, publish
+from measure import RESULTS_DIR, machine, publish
 
 from logpath.hops import HOP_SCHEMA
-from logpath.store import ROW_GROUP_ROWS, Store
+from logpath.store import ROW_GROUP_ROWS, Store, by_dictionary, pruned_by
 
-BUT_RAW = [name for name in HOP_SCHEMA.names if name != "raw"]
-OPTIONS: dict[str, dict[str, Any]] = {
-    "zstd (what ingest writes)": {"compression": "zstd"},
-    "zstd, raw without dictionary": {"compression": "zstd", "use_dictionary": BUT_RAW},
-    "zstd, raw without dictionary or statistics": {
+
+def options(schema: pa.Schema) -> dict[str, dict[str, Any]]:
+    ingest = {
         "compression": "zstd",
-        "use_dictionary": BUT_RAW,
-        "write_statistics": BUT_RAW,
-    },
-    "zstd level 1": {"compression": "zstd", "compression_level": 1},
-    "lz4": {"compression": "lz4"},
-    "snappy": {"compression": "snappy"},
-    "none": {"compression": "none"},
-}
+        "write_statistics": pruned_by(schema),
+        "use_dictionary": by_dictionary(schema),
+    }
+    return {
+        "what ingest writes": ingest,
+        "a dictionary for every column": {**ingest, "use_dictionary": True},
+        "no dictionary": {**ingest, "use_dictionary": False},
+        "zstd level 1": {**ingest, "compression_level": 1},
+        "lz4": {**ingest, "compression": "lz4"},
+        "snappy": {**ingest, "compression": "snappy"},
+        "no compression": {**ingest, "compression": "none"},
+    }
 
 
 def write(batches: list[pa.RecordBatch], schema: pa.Schema, path: Path, **options: Any) -> float:
@@ -59,41 +61,44 @@ def write(batches: list[pa.RecordBatch], schema: pa.Schema, path: Path, **option
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("store", nargs="?", type=Path, default=OUT_DIR / "store-replay-2000000-s1")
+    parser.add_argument("store", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     store = Store(args.store)
-    hops = store.read_parts(store.require().parts, HOP_SCHEMA.names).cast(HOP_SCHEMA)
-    batches = hops.to_batches(max_chunksize=ROW_GROUP_ROWS)
-    without_raw = hops.drop(["raw"])
-    cases = [(label, HOP_SCHEMA, batches, options) for label, options in OPTIONS.items()]
-    cases.append(
-        (
-            "zstd, no raw column",
-            without_raw.schema,
-            without_raw.to_batches(max_chunksize=ROW_GROUP_ROWS),
-            {"compression": "zstd"},
-        )
-    )
+    manifest = store.require()
+    assert manifest.assembly is not None, "ingest the store first"
+    tables = {
+        "hops": store.read_parts(manifest.parts, HOP_SCHEMA.names).cast(HOP_SCHEMA),
+        "trace": store.assembled_files(manifest.assembly["trace"]).read(),
+    }
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "hops.parquet"
-        for label, schema, parts, options in cases:
-            cpu = statistics.median(write(parts, schema, path, **options) for _ in range(args.runs))
-            rows.append(f"| {label} | {cpu:.2f} | {os.path.getsize(path) / 2**20:.0f} MiB |")
-            print(rows[-1], flush=True)
+        path = Path(folder) / "table.parquet"
+        for name, table in tables.items():
+            batches = table.to_batches(max_chunksize=ROW_GROUP_ROWS)
+            for label, chosen in options(table.schema).items():
+                cpu = statistics.median(
+                    write(batches, table.schema, path, **chosen) for _ in range(args.runs)
+                )
+                size = os.path.getsize(path) / 2**20
+                rows.append(f"| {name} | {label} | {cpu:.2f} | {size:.1f} MiB |")
+                print(rows[-1], flush=True)
     about = machine()
+    hops, trace = tables["hops"], tables["trace"]
     report = "\n".join(
         [
-            "# Writing hop parts (latest run)",
+            "# Writing the hop part and the trace table (latest run)",
             "",
             f"- machine: {about['nproc']} CPUs, {about['cpu']}; Python {about['python']}",
-            f"- store: `{args.store.name}`, {hops.num_rows:,} hops, "
-            f"{hops.nbytes / 2**20:.0f} MiB in memory (`raw` {hops['raw'].nbytes / 2**20:.0f} MiB)",
+            f"- store: `{args.store.name}`, {hops.num_rows:,} hops ({hops.num_columns} columns, "
+            f"{hops.nbytes / 2**20:.0f} MiB in memory, "
+            f"`raw` {hops['raw'].nbytes / 2**20:.0f} MiB); "
+            f"trace {trace.num_rows:,} rows ({trace.num_columns} columns, "
+            f"{trace.nbytes / 2**20:.0f} MiB)",
             f"- median CPU seconds of {args.runs} runs, row groups of {ROW_GROUP_ROWS:,}",
             "",
-            "| options | CPU s | file |",
-            "|---|---:|---:|",
+            "| table | options | CPU s | file |",
+            "|---|---|---:|---:|",
             *rows,
             "",
         ]

@@ -128,6 +128,19 @@ def test_the_tables_are_cut_by_host_group_and_time(
             }
             times = {"first_seen", "last_seen"} if kind == "flows" else {"ts"}
             assert kept == {"flow_n", *times}
+            # ... and a dictionary for the texts (their values repeat), of no other
+            texts = {
+                f.name
+                for f in table.schema
+                if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
+            }
+            assert {"src", "flow", "hook"} <= texts or {"id", "orig_src", "nat"} <= texts
+            coded = {
+                meta.schema.column(i).name
+                for i in range(meta.num_columns)
+                if meta.row_group(0).column(i).has_dictionary_page
+            }
+            assert coded == texts
     # read back, the files are the tables of one assembly of every hop
     hops = store.read_parts(store.require().parts, HOP_COLUMNS)
     scratch = assemble(hops, None)

@@ -87,3 +87,37 @@ def test_hops_as_pandas_share_one_string_per_text_and_equal_arrows_conversion(
     assert to_frame(table.slice(0, 0)).dtypes.equals(expected.dtypes)
     # a column of distinct texts (a line each) is converted as it is
     assert frame["raw"].nunique() == len(frame) and len({id(r) for r in frame["raw"]}) == len(frame)
+
+
+def dictionary_columns(path: Path) -> set[str]:
+    """The columns of a Parquet file written with a dictionary page (its first row group's)."""
+    meta = pq.ParquetFile(path).metadata
+    group = meta.row_group(0)
+    return {
+        meta.schema.column(i).name
+        for i in range(meta.num_columns)
+        if group.column(i).has_dictionary_page
+    }
+
+
+def test_the_texts_are_written_by_dictionary_and_the_numbers_and_lines_plain(
+    tmp_path: Path,
+) -> None:
+    # genuine lab hops: their addresses and interfaces repeat, their IDs and line numbers do not
+    from logpath.ingest import ingest
+
+    lab = Path(__file__).parent.parent / "samples" / "lab"
+    store = Store(tmp_path / "store")
+    ingest([str(lab / name) for name in ("dnat.log", "icmp-error.log", "c2c.log")], store)
+    (part,) = (tmp_path / "store" / "hops").glob("*.parquet")
+    texts = {
+        f.name for f in HOP_SCHEMA if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
+    }
+    assert {"src", "in_iface", "prefix", "raw"} <= texts
+    assert dictionary_columns(part) == texts - {"raw"}
+    # what is written plain reads back as it was
+    hops = store.read_table(None, None)
+    lines = [line for name in ("dnat.log", "icmp-error.log", "c2c.log")
+             for line in (lab / name).read_text().splitlines()]  # fmt: skip
+    assert sorted(hops["raw"].to_pylist()) == sorted(lines)
+    assert hops["id"].null_count < hops.num_rows and hops["lineno"].null_count == 0
