@@ -614,9 +614,17 @@ def parse_block(source: str, block: Block, after: int = 0) -> ParsedLines | None
         return None
     if data and not data.endswith(b"\n"):
         data += b"\n"
-    lineno, raw, rest, buffers = scan.scan(data, block.start, after)
+    lineno, raw, rest, buffers, others = scan.scan(data, block.start, after, _TRACE_STARTS)
     scanned = _ScannedColumns(_scanner_columns(len(lineno), buffers), lineno, raw)
-    return parse_lines(source, rest, scanned)
+    parsed = parse_lines(source, rest, scanned)
+    if others:  # the lines the scanner told apart as no netfilter line (and did not hand over)
+        parsed.skipped[SKIP_NOT_NETFILTER] += others
+        parsed.lines += others
+    return parsed
+
+
+# what parse_lines looks for at the start of a line without IN= and OUT=, as the scanner does
+_TRACE_STARTS = tuple(start.encode() for start in trace.STARTS)
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from logpath.grammars import trace
 from logpath.grammars.fastpath import CompileError, compile_grammar
 from logpath.grammars.scanner_gen import translate
 from strategies import netfilter_line
@@ -38,6 +39,7 @@ SCANNER = ROOT / "logpath" / "_scanner"
 SAMPLES = sorted(p for p in (ROOT / "samples").rglob("*") if p.is_file() and p.stat().st_size)
 
 needs_scanner = pytest.mark.skipif(scanner() is None, reason="the C scanner is not built")
+TRACE_STARTS = tuple(start.encode() for start in trace.STARTS)
 
 
 def block_of(data: bytes, start: int = 1) -> Block:
@@ -78,9 +80,10 @@ def test_scanner_takes_the_seed_lines() -> None:
     from logpath._scanner import _scan
 
     data = (ROOT / "samples" / "seed" / "syslog").read_bytes()
-    lineno, _raw, rest, _columns = _scan.scan(data, 1, 0)
+    lineno, _raw, rest, _columns, others = _scan.scan(data, 1, 0, TRACE_STARTS)
     assert len(lineno) == 27
-    assert all("kernel:" not in text or "IN=" not in text for _, text in rest)
+    # the file's other lines are counted, not handed over
+    assert not rest and others == data.count(b"\n") - 27
     parsed = parse_block("syslog", block_of(data))
     assert parsed is not None
     assert parsed.fields["dport"][0].as_py() == "12580"
@@ -113,6 +116,29 @@ def test_scanner_equals_python_on_generated_lines(
     same(scanned, pure("gen", block))
 
 
+# Lines that are no netfilter line, or nearly: blank, white space Python's str.strip() knows and
+# C's isspace() does not, a trace line's beginning, IN= without OUT=, any text.
+OTHER_LINES = st.one_of(
+    st.sampled_from(
+        ["", " ", "\t", "\x0b\x0c", "\x1c\x1d\x1e\x1f", "\u00a0", "\u2003 \u3000", " x",
+         "\u00e9t\u00e9", "trace id 5 ip filter", "trace id", "PACKET: 2 abc", " TRACE: 2",
+         "kernel: IN=eth0 SRC=1.2.3.4", "OUT= only", "IN=OUT=", "cron[1]: (root) CMD"]
+    ),
+    st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\r"), max_size=40),
+)  # fmt: skip
+
+
+@needs_scanner
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(OTHER_LINES, netfilter_line().map(lambda c: c[0])), min_size=1))
+def test_scanner_counts_the_other_lines_as_python_does(lines: list[str]) -> None:
+    data = "".join(line + "\n" for line in lines).encode()
+    block = block_of(data)
+    scanned = parse_block("gen", block)
+    assert scanned is not None
+    same(scanned, pure("gen", block))
+
+
 @needs_scanner
 @given(netfilter_line())
 @settings(max_examples=300, deadline=None)
@@ -122,7 +148,7 @@ def test_scanner_leaves_only_prefixes_holding_in(case: tuple[str, object]) -> No
     from logpath._scanner import _scan
 
     text = case[0]
-    lineno, _, _rest, _ = _scan.scan((text + "\n").encode(), 1, 0)
+    lineno, _, _rest, _, _ = _scan.scan((text + "\n").encode(), 1, 0, TRACE_STARTS)
     fields = fast_parse_line(text)
     assert fields is not None
     assert bool(lineno) == ("IN=" not in fields.get("prefix", "")), text

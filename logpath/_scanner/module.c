@@ -3,10 +3,15 @@
  * grammar (scanner.c, from scanner.re by re2c; grammars/scanner_gen.py writes scanner.re).
  *
  * This file is written by hand: the loop over the lines of a block and the Python entry.
- * scan(data, first_lineno, after) takes the block's bytes (UTF-8, "\n" after every line, no
- * "\r") and returns
- *   (lineno, raw, rest, columns)
+ * scan(data, first_lineno, after, starts) takes the block's bytes (UTF-8, "\n" after every line,
+ * no "\r") and the beginnings of trace lines (bytes), and returns
+ *   (lineno, raw, rest, columns, others)
  * lineno, raw: the number and text of each line the scanner took, in line order;
+ * others:      how many lines above `after` are no netfilter line, as parse_lines tells them: no
+ *              "IN=" or no "OUT=", no trace line's beginning, and not blank (a printable ASCII
+ *              character in them: a line of other white space is left to Python, whose
+ *              str.strip() knows Unicode's); a syslog file's other lines were a third of a
+ *              block's, each made a Python string to be counted;
  * rest:        (lineno, text) of every other line numbered above `after`, for the Python path;
  * columns:     per field (lp_field_names order), None if no line had it, else
  *              (validity bitmap or None, int32 offsets, data, null count): an Arrow string
@@ -122,9 +127,28 @@ static int append_line(PyObject *numbers, PyObject *texts, long long lineno,
     return failed ? -1 : 0;
 }
 
-/* Scan every line; fill the spans of the lines taken, hand the others to `rest`. */
+/* Whether parse_lines would count this line as no netfilter line (see `others` above). */
+static int is_other(const unsigned char *line, Py_ssize_t length, PyObject *starts)
+{
+    if (memmem(line, (size_t)length, "OUT=", 4) != NULL && memmem(line, (size_t)length, "IN=", 3) != NULL)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(starts); i++) {
+        PyObject *start = PyTuple_GET_ITEM(starts, i);
+        Py_ssize_t n = PyBytes_GET_SIZE(start);
+        if (n <= length && memcmp(line, PyBytes_AS_STRING(start), (size_t)n) == 0)
+            return 0;
+    }
+    for (Py_ssize_t i = 0; i < length; i++)
+        if (line[i] > 0x20 && line[i] < 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Scan every line; fill the spans of the lines taken, count the others that are no netfilter
+ * line, hand the rest to `rest`. */
 static int scan_lines(const unsigned char *base, Py_ssize_t size, long long lineno, long long after,
-                      Spans *spans, PyObject *numbers, PyObject *texts, PyObject *rest)
+                      PyObject *starts, Spans *spans, PyObject *numbers, PyObject *texts,
+                      PyObject *rest, Py_ssize_t *others)
 {
     const unsigned char *line = base, *end = base + size;
     const unsigned char *span[2 * LP_FIELDS];
@@ -148,6 +172,8 @@ static int scan_lines(const unsigned char *base, Py_ssize_t size, long long line
                 spans->lines++;
                 if (append_line(numbers, texts, lineno, line, length, 0) < 0)
                     return -1;
+            } else if (is_other(line, length, starts)) {
+                (*others)++;
             } else if (append_line(rest, NULL, lineno, line, length, 1) < 0) {
                 return -1;
             }
@@ -161,8 +187,17 @@ static PyObject *scan(PyObject *self, PyObject *args)
 {
     Py_buffer block;
     long long first, after;
-    if (!PyArg_ParseTuple(args, "y*LL", &block, &first, &after))
+    PyObject *starts;
+    Py_ssize_t others = 0;
+    if (!PyArg_ParseTuple(args, "y*LLO!", &block, &first, &after, &PyTuple_Type, &starts))
         return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(starts); i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(starts, i))) {
+            PyErr_SetString(PyExc_TypeError, "starts must be a tuple of bytes");
+            PyBuffer_Release(&block);
+            return NULL;
+        }
+    }
     const unsigned char *base = block.buf;
     PyObject *numbers = PyList_New(0), *texts = PyList_New(0), *rest = PyList_New(0);
     PyObject *columns = NULL, *result = NULL;
@@ -177,7 +212,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "a block must be smaller than 2 GiB");
         goto done;
     }
-    if (scan_lines(base, block.len, first, after, &spans, numbers, texts, rest) < 0)
+    if (scan_lines(base, block.len, first, after, starts, &spans, numbers, texts, rest, &others) < 0)
         goto done;
     columns = PyList_New(LP_FIELDS);
     if (columns == NULL)
@@ -188,7 +223,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
             goto done;
         PyList_SET_ITEM(columns, f, one);
     }
-    result = Py_BuildValue("(OOOO)", numbers, texts, rest, columns);
+    result = Py_BuildValue("(OOOOn)", numbers, texts, rest, columns, others);
 done:
     PyMem_Free(spans.spans);
     Py_XDECREF(numbers);
@@ -217,7 +252,8 @@ static PyObject *field_names(PyObject *self, PyObject *unused)
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(data, first_lineno, after) -> (lineno, raw, rest, columns): one block's lines."},
+     "scan(data, first_lineno, after, starts) -> (lineno, raw, rest, columns, others): one "
+     "block's lines."},
     {"field_names", field_names, METH_NOARGS, "The fields of the columns scan() returns."},
     {NULL, NULL, 0, NULL},
 };
