@@ -80,7 +80,14 @@ from logpath.packets import (
 from logpath.provenance import Provenance
 from logpath.rowgroups import Where, one_dictionary
 from logpath.rules import Ruleset
-from logpath.runtime import handover, mapped, streamed, taken, without_cyclic_gc
+from logpath.runtime import (
+    give_back_memory,
+    handover,
+    mapped,
+    streamed,
+    taken,
+    without_cyclic_gc,
+)
 from logpath.store import ASSEMBLED, Manifest, Store, StoreWriter, to_frame
 from logpath.summaries import FLOW_COLUMNS, FLOW_SCHEMA, Summary, summarise
 
@@ -317,6 +324,7 @@ def assemble_store(
             else:
                 assembled = assemble(hops, ruleset, executor=executor, chunk_hops=CHUNK_HOPS)
     if writer is not None:
+        give_back_memory()  # what the assembly let go of, before the tables' rows are built
         # the clocks are kept with it: questions put hops on them without learning again
         kept = {**asdict(provenance), "clocks": assembled.clocks.to_json()}
         tables = {"flows": assembled.flows, "trace": assembled.trace_rows}

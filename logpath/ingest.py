@@ -42,7 +42,14 @@ from logpath.lines import (
 )
 from logpath.parse import Rejected, parse_block, parse_lines
 from logpath.provenance import Provenance
-from logpath.runtime import arrow_from_malloc, handover, mapped, streamed, without_cyclic_gc
+from logpath.runtime import (
+    arrow_from_malloc,
+    give_back_memory,
+    handover,
+    mapped,
+    streamed,
+    without_cyclic_gc,
+)
 from logpath.store import SourceState, Store, StoreWriter
 
 # An ingest assembles the connections of the hops it holds (``StoreWriter``) once they are this
@@ -623,6 +630,7 @@ def _assemble_stage(workers: Parsing, writer: StoreWriter) -> None:
     except OSError as error:
         raise _StageFailed(error) from error
     writer.let_go_of_hops()
+    give_back_memory()
 
 
 def stored_extent(state: SourceState) -> Extent | None:

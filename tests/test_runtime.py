@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from seedstore import ingest_seed
 
 from logpath.hops import HOP_SCHEMA
-from logpath.runtime import taken
+from logpath.runtime import _malloc_trim, give_back_memory, taken
 
 
 def test_taken_is_table_take_over_chunks_nulls_and_dictionaries(tmp_path: Path) -> None:
@@ -26,3 +28,26 @@ def test_taken_is_table_take_over_chunks_nulls_and_dictionaries(tmp_path: Path) 
     assert got.schema == chunked.schema
     assert got.equals(expected)
     assert taken(chunked, rows[:10]).equals(chunked.take(pa.array(rows[:10])))
+
+
+def resident_mib() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="not the GNU C library")
+def test_memory_freed_into_mallocs_heap_is_given_back() -> None:
+    # many buffers of a few KB (malloc's heap, not a mapping of their own, as a chunk's frames
+    # are), then a few more that keep the heap's top: freed, the first stay in the process
+    held = [np.ones(2000, dtype=np.uint8) for _ in range(150_000)]
+    top = [np.ones(2000, dtype=np.uint8) for _ in range(1000)]
+    before = resident_mib()
+    del held
+    freed = resident_mib()
+    assert freed > before - 100  # malloc kept what was freed
+    give_back_memory()
+    assert resident_mib() < freed - 200
+    assert len(top) == 1000
