@@ -60,18 +60,27 @@ def test_hop_batches_skip_row_groups_outside_the_time_span(tmp_path: Path) -> No
     assert sum(b.num_rows for b in store.hop_batches(["lineno"])) == 4 * ROW_GROUP_ROWS
 
 
+LAB = Path(__file__).parent.parent / "samples" / "lab"
+LAB_LOGS = [LAB / name for name in ("dnat.log", "icmp-error.log", "c2c.log")]
+
+
+def lab_store(tmp_path: Path) -> Store:
+    """A store of three lab captures (DNAT, an ICMP error, container to container)."""
+    from logpath.ingest import ingest
+
+    store = Store(tmp_path / "store")
+    ingest([str(path) for path in LAB_LOGS], store)
+    return store
+
+
 def test_hops_as_pandas_share_one_string_per_text_and_equal_arrows_conversion(
     tmp_path: Path,
 ) -> None:
     # genuine lab hops, a table of two chunks (as a store's batches are): addresses repeated,
     # MACs missing on some hops, ARP's columns null on every one
-    from logpath.ingest import ingest
     from logpath.store import _pandas_types, to_frame
 
-    lab = Path(__file__).parent.parent / "samples" / "lab"
-    store = Store(tmp_path / "store")
-    ingest([str(lab / name) for name in ("dnat.log", "icmp-error.log", "c2c.log")], store)
-    read = store.read_table(None, None)
+    read = lab_store(tmp_path).read_table(None, None)
     table = pa.concat_tables([read.slice(0, 100), read.slice(100)])
     assert table["src"].num_chunks > 1 and table["macsrc"].null_count > 0
     assert table["arp_ipsrc"].null_count == table.num_rows
@@ -104,11 +113,7 @@ def test_the_texts_are_written_by_dictionary_and_the_numbers_and_lines_plain(
     tmp_path: Path,
 ) -> None:
     # genuine lab hops: their addresses and interfaces repeat, their IDs and line numbers do not
-    from logpath.ingest import ingest
-
-    lab = Path(__file__).parent.parent / "samples" / "lab"
-    store = Store(tmp_path / "store")
-    ingest([str(lab / name) for name in ("dnat.log", "icmp-error.log", "c2c.log")], store)
+    store = lab_store(tmp_path)
     (part,) = (tmp_path / "store" / "hops").glob("*.parquet")
     texts = {
         f.name for f in HOP_SCHEMA if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
@@ -117,7 +122,6 @@ def test_the_texts_are_written_by_dictionary_and_the_numbers_and_lines_plain(
     assert dictionary_columns(part) == texts - {"raw"}
     # what is written plain reads back as it was
     hops = store.read_table(None, None)
-    lines = [line for name in ("dnat.log", "icmp-error.log", "c2c.log")
-             for line in (lab / name).read_text().splitlines()]  # fmt: skip
+    lines = [line for path in LAB_LOGS for line in path.read_text().splitlines()]
     assert sorted(hops["raw"].to_pylist()) == sorted(lines)
     assert hops["id"].null_count < hops.num_rows and hops["lineno"].null_count == 0
