@@ -3,8 +3,8 @@
 Reads the hops (``raw`` included) and the assembled trace of a store ingested beforehand
 (``logpath ingest out/replay-2m.log --store STORE``), then writes each again in the ingest's
 row groups (ROW_GROUP_ROWS), once per option set: what ingest writes (zstd; a dictionary for
-the texts but ``raw``, ``store.by_dictionary``; minima and maxima of the columns questions skip
-row groups by, ``store.pruned_by``), a dictionary for every column (before), none, zstd level
+the texts but ``raw``; minima and maxima of the columns questions skip row groups by:
+``store.file_options``), a dictionary for every column (before), none, zstd level
 1, lz4, snappy, no compression. CPU seconds (this process; the writer's threads included) and
 file size; median of --runs. Writes ``results/write-latest.md``.
 
@@ -30,15 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import RESULTS_DIR, machine, publish
 
 from logpath.hops import HOP_SCHEMA
-from logpath.store import ROW_GROUP_ROWS, Store, by_dictionary, pruned_by
+from logpath.store import ROW_GROUP_ROWS, Store, file_options
 
 
 def options(schema: pa.Schema) -> dict[str, dict[str, Any]]:
-    ingest = {
-        "compression": "zstd",
-        "write_statistics": pruned_by(schema),
-        "use_dictionary": by_dictionary(schema),
-    }
+    ingest = file_options(schema)
     return {
         "what ingest writes": ingest,
         "a dictionary for every column": {**ingest, "use_dictionary": True},

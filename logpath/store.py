@@ -964,9 +964,7 @@ class StoreWriter:
                     _where(path),
                     HOP_SCHEMA,
                     filesystem=_filesystem(path),
-                    compression="zstd",
-                    write_statistics=pruned_by(HOP_SCHEMA),
-                    use_dictionary=by_dictionary(HOP_SCHEMA),
+                    **file_options(HOP_SCHEMA),
                 )
             table = pa.concat_tables(self._pending)
             self._hops.write_table(table, row_group_size=1 << 30)
@@ -1420,16 +1418,24 @@ def write_hops_part(location: str, name: str, hops: pa.Table) -> None:
 
 
 def _write_table(path: StorePath, table: pa.Table, row_group: int) -> None:
-    """One whole Parquet file of the store (zstd, as every file of it is)."""
+    """One whole Parquet file of the store."""
     pq.write_table(
         table,
         _where(path),
         filesystem=_filesystem(path),
-        compression="zstd",
         row_group_size=row_group,
-        write_statistics=pruned_by(table.schema),
-        use_dictionary=by_dictionary(table.schema),
+        **file_options(table.schema),
     )
+
+
+def file_options(schema: pa.Schema) -> dict[str, Any]:
+    """How every Parquet file of the store is written (its hop parts as its assembled tables):
+    zstd, the statistics questions skip row groups by, dictionaries for the texts that repeat."""
+    return {
+        "compression": "zstd",
+        "write_statistics": pruned_by(schema),
+        "use_dictionary": by_dictionary(schema),
+    }
 
 
 def pruned_by(schema: pa.Schema) -> list[str]:

@@ -18,13 +18,13 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from logpath.grammars import trace
 from logpath.grammars.fastpath import CompileError, compile_grammar
 from logpath.grammars.scanner_gen import translate
 from strategies import netfilter_line
 
 from logpath.lines import Block
 from logpath.parse import (
+    _TRACE_STARTS,
     PURE_PYTHON_ENV,
     ParsedLines,
     fast_parse_line,
@@ -39,7 +39,6 @@ SCANNER = ROOT / "logpath" / "_scanner"
 SAMPLES = sorted(p for p in (ROOT / "samples").rglob("*") if p.is_file() and p.stat().st_size)
 
 needs_scanner = pytest.mark.skipif(scanner() is None, reason="the C scanner is not built")
-TRACE_STARTS = tuple(start.encode() for start in trace.STARTS)
 
 
 def block_of(data: bytes, start: int = 1) -> Block:
@@ -80,7 +79,7 @@ def test_scanner_takes_the_seed_lines() -> None:
     from logpath._scanner import _scan
 
     data = (ROOT / "samples" / "seed" / "syslog").read_bytes()
-    lineno, _raw, rest, _columns, others = _scan.scan(data, 1, 0, TRACE_STARTS)
+    lineno, _raw, rest, _columns, others = _scan.scan(data, 1, 0, _TRACE_STARTS)
     assert len(lineno) == 27
     # the file's other lines are counted, not handed over
     assert not rest and others == data.count(b"\n") - 27
@@ -148,7 +147,7 @@ def test_scanner_leaves_only_prefixes_holding_in(case: tuple[str, object]) -> No
     from logpath._scanner import _scan
 
     text = case[0]
-    lineno, _, _rest, _, _ = _scan.scan((text + "\n").encode(), 1, 0, TRACE_STARTS)
+    lineno, _, _rest, _, _ = _scan.scan((text + "\n").encode(), 1, 0, _TRACE_STARTS)
     fields = fast_parse_line(text)
     assert fields is not None
     assert bool(lineno) == ("IN=" not in fields.get("prefix", "")), text
