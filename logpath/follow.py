@@ -444,7 +444,13 @@ class Follower:
         if final:
             apart.wait()
         paused = now - self.last_arrival >= ASSEMBLE_AFTER_PAUSE
-        ready, busy = apart.done(), apart.running and not apart.done()
+        # the worker's files stay until this commit names them (or finds it failed)
+        spared = apart.spared()
+        # an assembly that ended is taken before anything is decided on it: one that failed
+        # starts no other (a failure seen after the decision started one, seen in CI)
+        ready = apart.done()
+        assembly = apart.result() if ready else None  # None when it failed: `failed` says why
+        busy = apart.running  # not ready when looked at, so still running (or just ended)
         here = (final or paused) and not busy
         due_apart = not (here or busy or apart.failed) and (
             now - self.last_assembly >= self.assemble_every
@@ -455,14 +461,12 @@ class Follower:
             return
         assert self._run is not None
         # (the worker's files, written while it runs, are named by this commit or a later one)
-        with self._run(apart.spared()) as writer:
+        with self._run(spared) as writer:
             if self.ruleset is not None:
                 writer.manifest.ruleset = self.ruleset
-            if ready:
-                assembly = apart.result()
-                if assembly is not None:
-                    writer.take_assembly(assembly)
-                    self.summary.assembled_apart += 1
+            if assembly is not None:
+                writer.take_assembly(assembly)
+                self.summary.assembled_apart += 1
             # a worker that failed or was given up for hung: the store keeps every hop, and the
             # loop assembles it from now on
             self.summary.worker_failed = apart.failed

@@ -650,6 +650,37 @@ def test_the_workers_assembly_taken_by_the_commit_that_assembles_again(tmp_path:
     assert stored(store) == one_shot(lines, tmp_path)
 
 
+def test_the_commit_that_finds_the_worker_killed_starts_no_other(tmp_path: Path) -> None:
+    """The worker is killed; the next commit, due to hand the store to a worker again, finds
+    it dead: it says why and starts none (it decided to start one before it looked, and the
+    killed worker's test failed in CI when the kill was seen by such a commit); the store is
+    assembled in the loop at the end."""
+    lines = captured_lines()
+    half = len(lines) // 2
+    log = tmp_path / "kern.log"
+    log.write_text("".join(lines[:half]))
+    store = Store(tmp_path / "store")
+    follower = Follower(
+        [str(log)], store, year=2025, from_start=True, commit_every=0.0, assemble_every=0.0
+    )
+    with follower:
+        follower.step()  # the first half read and committed: the worker assembles it
+        pool = follower.apart.pool
+        assert follower.apart.running and pool is not None
+        for process in list((pool._processes or {}).values()):
+            os.kill(process.pid, signal.SIGKILL)
+        while not follower.apart.done():
+            time.sleep(0.05)
+        with log.open("a") as handle:  # hops arrive: no pause, the loop does not assemble
+            handle.write("".join(lines[half:]))
+        follower.step()
+        assert not follower.apart.running
+        assert follower.summary.worker_failed == "its process died (killed, or out of memory?)"
+    assert follower.summary.assembled_apart == 0
+    assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
+    assert stored(store) == one_shot(lines, tmp_path)
+
+
 def test_after_a_step_that_assembled_the_next_poll_waits_for_its_pace(tmp_path: Path) -> None:
     """A step that assembles costs ~0.2 s however few hops arrived: polling every TICK kept a
     core busy at 1,000 lines/s. The next poll comes PACE times a step's cost after it began
