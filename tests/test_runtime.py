@@ -11,7 +11,7 @@ import pytest
 from seedstore import ingest_seed
 
 from logpath.hops import HOP_SCHEMA
-from logpath.runtime import _malloc_trim, give_back_memory, taken
+from logpath.runtime import _malloc_trim, give_back_memory, mapped, streamed, taken
 
 
 def test_taken_is_table_take_over_chunks_nulls_and_dictionaries(tmp_path: Path) -> None:
@@ -28,6 +28,42 @@ def test_taken_is_table_take_over_chunks_nulls_and_dictionaries(tmp_path: Path) 
     assert got.schema == chunked.schema
     assert got.equals(expected)
     assert taken(chunked, rows[:10]).equals(chunked.take(pa.array(rows[:10])))
+
+
+def test_a_handover_writes_no_buffer_for_a_column_of_nulls(tmp_path: Path) -> None:
+    """Genuine hops handed over (``streamed``, ``mapped``) come back equal, types, metadata
+    and all, in two tables with their own dictionaries; the columns null on every row (the
+    seed shows no TRACE line, no ICMP error) took no room in the file and share one buffer of
+    zeros; a column null in one table only is written as it is."""
+    store = ingest_seed(tmp_path / "store")
+    hops = store.read_parts(store.require().parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    hops = hops.replace_schema_metadata({b"kept": b"as it was"})
+    half = hops.num_rows // 2
+    first, second = hops.slice(0, half), hops.slice(half)
+    sport = second.column("sport").combine_chunks()
+    assert sport.null_count < len(sport)
+    second = second.set_column(
+        second.schema.get_field_index("sport"), "sport", pa.nulls(len(second), sport.type)
+    )
+    empty = [c for c in hops.column_names if hops[c].null_count == hops.num_rows]
+    assert {"trace_id", "inner_src", "mtu", "trace_verdict"} <= set(empty)
+    streamed(str(tmp_path / "nulls"), [first, second])
+    back = mapped(str(tmp_path / "nulls"))
+    assert back.schema.equals(hops.schema, check_metadata=True)
+    assert back.equals(pa.concat_tables([first, second]))
+    assert back.column("sport").to_pylist()[:half] == first.column("sport").to_pylist()
+    for column in back.columns:
+        column.validate(full=True)
+    values = {back[c].chunk(0).buffers()[1].address for c in empty}
+    assert len(values) == 1
+    # the file against one that writes every column as it is
+    plain = tmp_path / "plain"
+    with pa.OSFile(str(plain), "wb") as sink, pa.ipc.new_stream(sink, hops.schema) as stream:
+        for table in (first, second):
+            stream.write_table(table)
+    null_bytes = sum(hops[c].nbytes for c in empty)
+    saved = plain.stat().st_size - (tmp_path / "nulls").stat().st_size
+    assert saved >= 0.9 * null_bytes
 
 
 def resident_mib() -> int:
