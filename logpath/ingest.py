@@ -322,8 +322,12 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
     if terminate is not None:
         terminate()
         return
-    # the feeder's way out when the manager thread cannot give it one (see below)
-    pool._call_queue._reader.close()  # type: ignore[attr-defined]
+    # the feeder's way out when the manager thread cannot give it one (see below); not when
+    # the manager is ending the broken pool itself (it saw a worker die): it closes the same
+    # pipe, and the two closing it at once raised EBADF in the manager, its traceback printed
+    # before the run's message (1 killed worker in 15 under load, tests/test_cli_robustness.py)
+    if not pool._broken:
+        pool._call_queue._reader.close()  # type: ignore[attr-defined]
     processes = list((pool._processes or {}).values())  # before 3.14, no public way
     for process in processes:
         process.kill()
