@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import itertools
 import multiprocessing
 import multiprocessing.connection
@@ -322,12 +323,11 @@ def kill_workers(pool: ProcessPoolExecutor) -> None:
     if terminate is not None:
         terminate()
         return
-    # the feeder's way out when the manager thread cannot give it one (see below); not when
-    # the manager is ending the broken pool itself (it saw a worker die): it closes the same
-    # pipe, and the two closing it at once raised EBADF in the manager, its traceback printed
-    # before the run's message (1 killed worker in 15 under load, tests/test_cli_robustness.py)
-    if not pool._broken:
-        pool._call_queue._reader.close()  # type: ignore[attr-defined]
+    # the feeder's way out when the manager thread cannot give it one (see below). A manager
+    # ending the broken pool itself closes the same pipe on Python 3.11.7 (not on Debian's
+    # 3.11.2, where leaving it to the manager hung the run): both closing it at once raises
+    # EBADF in the manager, kept off stderr (``_quiet_pool_managers``)
+    pool._call_queue._reader.close()  # type: ignore[attr-defined]
     processes = list((pool._processes or {}).values())  # before 3.14, no public way
     for process in processes:
         process.kill()
@@ -358,7 +358,8 @@ KILLED_WITHIN = 10.0
 
 
 def _quiet_pool_managers() -> None:
-    """Keep a pool manager's InvalidStateError (above) off stderr: it comes when this run has
+    """Keep a pool manager's InvalidStateError (above), and its EBADF when it closed the pipe
+    ``kill_workers`` closed, off stderr: they come when this run has
     ended, by a stop or a dead worker, and the futures it could not set are abandoned with the
     run. Installed once, when the first pool starts: the futures are cancelled as the run
     unwinds, which may come before ``kill``."""
@@ -367,7 +368,11 @@ def _quiet_pool_managers() -> None:
         return
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_type is InvalidStateError and isinstance(args.thread, _ExecutorManagerThread):
+        if isinstance(args.thread, _ExecutorManagerThread) and (
+            args.exc_type is InvalidStateError
+            # the pipe kill_workers closed as the manager closed it (a dead worker's pool)
+            or (isinstance(args.exc_value, OSError) and args.exc_value.errno == errno.EBADF)
+        ):
             return
         previous(args)
 
