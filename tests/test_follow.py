@@ -623,27 +623,38 @@ def test_a_worker_hung_while_it_assembles_the_store_is_killed(tmp_path: Path) ->
     assert shown == {str(flow["id"]) for flow in expected}
 
 
+def following_half(tmp_path: Path) -> tuple[list[str], Path, Store, Follower]:
+    """The captured lines, a log holding their first half, a store, and a follower that reads
+    the log from its start, commits at every step and hands every commit's store to the worker
+    (``write_second_half`` writes the rest)."""
+    lines = captured_lines()
+    log = tmp_path / "kern.log"
+    log.write_text("".join(lines[: len(lines) // 2]))
+    store = Store(tmp_path / "store")
+    follower = Follower(
+        [str(log)], store, year=2025, from_start=True, commit_every=0.0, assemble_every=0.0
+    )
+    return lines, log, store, follower
+
+
+def write_second_half(log: Path, lines: list[str]) -> None:
+    with log.open("a") as handle:
+        handle.write("".join(lines[len(lines) // 2 :]))
+
+
 def test_the_workers_assembly_taken_by_the_commit_that_assembles_again(tmp_path: Path) -> None:
     """The worker's assembly ends just before a commit that assembles in the loop (the last
     one, or one in a pause): that commit names the worker's tables and assembles the hops read
     since on them. It read the tables the committed manifest named instead (none yet: follow
     stopped with an AssertionError, seen at 2,500 lines/s)."""
-    lines = captured_lines()
-    half = len(lines) // 2
-    log = tmp_path / "kern.log"
-    log.write_text("".join(lines[:half]))
-    store = Store(tmp_path / "store")
-    follower = Follower(
-        [str(log)], store, year=2025, from_start=True, commit_every=0.0, assemble_every=0.0
-    )
+    lines, log, store, follower = following_half(tmp_path)
     with follower:
         follower.step()  # the first half read and committed: the worker assembles it
         assert follower.apart.running and store.manifest.assembly is None
         while not follower.apart.done():
             time.sleep(0.05)
         follower.commit_every = float("inf")  # the second half waits for the last commit
-        with log.open("a") as handle:
-            handle.write("".join(lines[half:]))
+        write_second_half(log, lines)
         follower.step()
     assert follower.summary.assembled_apart == 1
     assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
@@ -655,14 +666,7 @@ def test_the_commit_that_finds_the_worker_killed_starts_no_other(tmp_path: Path)
     it dead: it says why and starts none (it decided to start one before it looked, and the
     killed worker's test failed in CI when the kill was seen by such a commit); the store is
     assembled in the loop at the end."""
-    lines = captured_lines()
-    half = len(lines) // 2
-    log = tmp_path / "kern.log"
-    log.write_text("".join(lines[:half]))
-    store = Store(tmp_path / "store")
-    follower = Follower(
-        [str(log)], store, year=2025, from_start=True, commit_every=0.0, assemble_every=0.0
-    )
+    lines, log, store, follower = following_half(tmp_path)
     with follower:
         follower.step()  # the first half read and committed: the worker assembles it
         pool = follower.apart.pool
@@ -671,8 +675,7 @@ def test_the_commit_that_finds_the_worker_killed_starts_no_other(tmp_path: Path)
             os.kill(process.pid, signal.SIGKILL)
         while not follower.apart.done():
             time.sleep(0.05)
-        with log.open("a") as handle:  # hops arrive: no pause, the loop does not assemble
-            handle.write("".join(lines[half:]))
+        write_second_half(log, lines)  # hops arrive: no pause, the loop does not assemble
         follower.step()
         assert not follower.apart.running
         assert follower.summary.worker_failed == "its process died (killed, or out of memory?)"
