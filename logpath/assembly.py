@@ -159,11 +159,23 @@ TRACE_ADDED = pa.schema(
 )
 TRACE_SCHEMA = pa.schema([f for f in HOP_SCHEMA if f.name != "raw"] + list(TRACE_ADDED))
 
+# What the trace shows of a hop's connection, the same on each of its hops: held once per
+# connection (its ``id`` as the trace's ``flow``), not per hop, until a file's rows are built.
+# Per hop they were ~110 MiB of the 2M-line replay's 1.2M hops, at each of the ingest's three
+# moments near its peak (and twice in the numbering's sort).
+CONNECTION_TEXTS = {"flow": "id", "orig_key": "orig_key", "reply_key": "reply_key"}
+KEY_COLUMNS = ["orig_key", "reply_key"]
+# What assembly found of each hop but its connection's texts: a found table's columns (with
+# ``assembly_row``, and ``flow_n`` the hop's connection's row in its table of connections).
+FOUND = pa.schema([f for f in TRACE_ADDED if f.name not in CONNECTION_TEXTS])
+
 
 @dataclass(frozen=True)
 class TraceRows:
-    """The trace table before it is built: what assembly found of each hop (TRACE_ADDED, with
-    ``assembly_row``), in the trace's order, beside the hops whose own columns each row takes.
+    """The trace table before it is built: what assembly found of each hop (FOUND, with
+    ``assembly_row``), in the trace's order, beside the hops whose own columns each row takes
+    and the connections (``connections``: ``id`` and KEY_COLUMNS, row i connection
+    ``first`` + i) whose texts each row takes by its ``flow_n``.
 
     Built whole, the trace is a second copy of every hop's columns beside ``hops``, at the
     peak of an ingest's assembly. The store writes it a file at a time (``slice``, ``take``),
@@ -174,6 +186,9 @@ class TraceRows:
 
     found: pa.Table
     hops: pa.Table
+    connections: pa.Table
+    first: int = 0
+    """The flow_n of the first row of ``connections``."""
     head: pa.Table | None = None
     """Built rows (TRACE_SCHEMA) before those: a store's connections kept as they were read
     (``_after_head``)."""
@@ -188,7 +203,11 @@ class TraceRows:
 
     def __getitem__(self, name: str) -> pa.ChunkedArray:
         """A column of what assembly found (``flow_n``, ``packet``...), not a hop's own."""
-        found = self.found[name]
+        found = (
+            self._connection_texts(self.found)[name]
+            if name in CONNECTION_TEXTS
+            else self.found[name]
+        )
         if self.head is None:
             return found
         return pa.chunked_array([*self.head[name].chunks, *found.chunks], found.type)
@@ -227,12 +246,20 @@ class TraceRows:
 
     def renumbered(self, connections: int, packets: int) -> TraceRows:
         head = _renumbered(self.head, connections, packets) if self.head is not None else None
-        return TraceRows(_renumbered(self.found, connections, packets), self.hops, head)
+        found = _renumbered(self.found, connections, packets)
+        return replace(self, found=found, first=self.first + connections, head=head)
 
     def after(self, head: pa.Table) -> TraceRows:
         """These rows after ``head`` (the rows before, built: TRACE_SCHEMA)."""
         assert self.head is None
-        return TraceRows(self.found, self.hops, head)
+        return replace(self, head=head)
+
+    def _connection_texts(self, found: pa.Table) -> dict[str, pa.ChunkedArray]:
+        """Per row of ``found``, its connection's CONNECTION_TEXTS (null for a hop of none)."""
+        at = pc.subtract(found["flow_n"], pa.scalar(self.first, pa.int64()))
+        # a file's rows are sorted by connection: the take reads ``connections`` in order
+        theirs = self.connections.take(at)
+        return {name: theirs[column] for name, column in CONNECTION_TEXTS.items()}
 
     def _built(self, found: pa.Table) -> pa.Table:
         """These rows of the trace (TRACE_SCHEMA): each hop's own columns beside ``found``."""
@@ -243,8 +270,10 @@ class TraceRows:
         else:
             own = taken(self.hops, rows)
         owned = set(own.column_names)  # (column_names builds a list at each call)
+        added = {name: found[name] for name in FOUND.names}
+        added.update(self._connection_texts(found))
         columns = [
-            own[field.name] if field.name in owned else found[field.name] for field in TRACE_SCHEMA
+            own[field.name] if field.name in owned else added[field.name] for field in TRACE_SCHEMA
         ]
         return pa.Table.from_arrays(
             [c.cast(f.type) for c, f in zip(columns, TRACE_SCHEMA, strict=True)],
@@ -855,14 +884,19 @@ class _ChunkReach:
             self.rows[end:packets], self.rows[end:tuples],
         )  # fmt: skip
 
-    def reached_after(self, open_rows: np.ndarray, traces: list[pa.Table], seam: float) -> set[str]:
-        """The connections of ``traces`` (assembled from the hops after ``seam`` alone) that
+    def reached_after(self, open_rows: np.ndarray, kept: Kept, seam: float) -> set[str]:
+        """The connections ``kept`` (assembled from the hops after ``seam`` alone) that
         the connections of the hops at ``open_rows`` (open at the seam) reach: one with a hop
         near the seam alike to one of theirs, or showing one of their tuples, and every one
         sharing a tuple with one reached."""
-        if not len(open_rows) or not traces:
+        if not len(open_rows) or not kept.traces:
             return set()
-        trace = pa.concat_tables([t.select(["assembly_row", "flow"]) for t in traces])
+        trace = pa.concat_tables(
+            [
+                pa.table({"assembly_row": t["assembly_row"], "flow": kept.hop_flows(i)})
+                for i, t in enumerate(kept.traces)
+            ]
+        )
         trace = trace.filter(pc.is_valid(trace["flow"]))  # (hops of no connection stay)
         hop_rows = trace["assembly_row"].to_numpy()
         near = np.flatnonzero(self.times[self.position[hop_rows]] < seam + PACKET_REACH)
@@ -1285,7 +1319,7 @@ def _assemble_in_two(
         open_rows = run.trace(hops, earlier, kept, settle=False, reach=reach)
         theirs = _taken_back(future.result(), name)
     theirs.renumber_rows(later)
-    restarted = theirs.drop_flows(reach.reached_after(open_rows, theirs.traces, seam))
+    restarted = theirs.drop_flows(reach.reached_after(open_rows, theirs, seam))
     seam_rows = np.concatenate([open_rows, np.sort(restarted)])
     seam_rows = seam_rows[np.argsort(when[seam_rows], kind="stable")]
     run.trace(hops, seam_rows, kept)
@@ -1402,7 +1436,11 @@ def _flow_ends(traced: pd.DataFrame, when: np.ndarray) -> pd.Series:
 
 
 class Kept:
-    """The settled connections of every chunk (and those a store keeps), numbered at the end."""
+    """The settled connections of every chunk (and those a store keeps), numbered at the end.
+
+    Per chunk: its connections (FLOW_COLUMNS and KEY_COLUMNS), the time of each one's first
+    hop, and what assembly found of its hops (FOUND, with ``assembly_row``; ``flow_n`` the
+    hop's connection's row in the chunk's connections, null for a hop of none)."""
 
     def __init__(self) -> None:
         self.flows: list[pa.Table] = []
@@ -1418,9 +1456,21 @@ class Kept:
         packet = traced["packet"].to_numpy() + self.packets
         self.packets = int(packet.max()) + 1
         ids = flows["id"].to_pylist()
-        self.starts.append(_flow_starts(traced["flow"], traced["assembly_row"], ids, when))
-        self.flows.append(flows)
-        self.traces.append(_found(traced, packet))
+        connection = pd.Index(ids).get_indexer(traced["flow"])  # -1: a hop of no connection
+        self.starts.append(_flow_starts(connection, traced["assembly_row"], len(ids), when))
+        # every hop of a connection shows its keys: its first hop's are taken
+        first, missing = _first_hops(connection, len(ids))
+        keys = {
+            key: pa.array(
+                traced[key].to_numpy(dtype=object)[first] if len(traced) else [None] * len(ids),
+                pa.string(),
+                mask=missing,
+                from_pandas=True,
+            )
+            for key in KEY_COLUMNS
+        }
+        self.flows.append(_with_columns(flows, keys))
+        self.traces.append(_found(traced, packet, connection))
 
     def hand_over(self, name: str) -> None:
         """Write what is kept to files named ``name``... for another process of this machine
@@ -1431,7 +1481,12 @@ class Kept:
             table.append_column("start", pa.array(starts, pa.float64()))
             for table, starts in zip(self.flows, self.starts, strict=True)
         ]
-        for suffix, tables in (("flows", flows), ("trace", self.traces)):
+        # written as one table: each chunk's hops point past the connections of those before
+        firsts = np.cumsum([0, *(table.num_rows for table in self.flows)]).tolist()
+        traces = [
+            _renumbered(trace, first, 0) for trace, first in zip(self.traces, firsts, strict=False)
+        ]
+        for suffix, tables in (("flows", flows), ("trace", traces)):
             if tables:
                 streamed(f"{name}.{suffix}", tables)
         with open(name, "w") as packets:
@@ -1462,19 +1517,51 @@ class Kept:
                 trace.schema.get_field_index("assembly_row"), "assembly_row", pa.array(own)
             )
 
+    def hop_flows(self, i: int) -> pa.ChunkedArray:
+        """The id of each hop's connection in ``traces[i]`` (null for a hop of none)."""
+        return self.flows[i]["id"].take(self.traces[i]["flow_n"])
+
+    def last_hops(self, i: int, when: np.ndarray) -> np.ndarray:
+        """Per connection of ``flows[i]``, the time of its last hop (on the one clock ``when``)."""
+        trace = self.traces[i]
+        connection = _connection_of(trace)
+        named = connection >= 0
+        ends = (
+            pd.Series(when[trace["assembly_row"].to_numpy()[named]])
+            .groupby(connection[named])
+            .max()
+        )
+        last: np.ndarray = ends.reindex(range(self.flows[i].num_rows)).to_numpy(dtype="float64")
+        return last
+
+    def forget(self, i: int, mine: np.ndarray) -> np.ndarray:
+        """Forget the connections of ``flows[i]`` at ``mine`` (a mask) and their hops; the rows
+        of those hops."""
+        self.flows[i] = self.flows[i].filter(pa.array(~mine))
+        self.starts[i] = self.starts[i][~mine]
+        trace = self.traces[i]
+        connection = _connection_of(trace)
+        named = connection >= 0
+        theirs = np.zeros(len(connection), dtype=bool)
+        theirs[named] = mine[connection[named]]
+        dropped: np.ndarray = trace["assembly_row"].to_numpy()[theirs]
+        # the connections left numbered again, from 0, in their order
+        moved = np.cumsum(~mine) - 1
+        kept = np.where(named, moved[np.maximum(connection, 0)], -1)[~theirs]
+        trace = trace.filter(pa.array(~theirs))
+        self.traces[i] = trace.set_column(
+            trace.schema.get_field_index("flow_n"), "flow_n", _connection_column(kept)
+        )
+        return dropped
+
     def drop_flows(self, ids: set[str]) -> np.ndarray:
         """Forget these connections; the rows of their hops."""
         dropped = []
         value_set = pa.array(sorted(ids), pa.string())
         for i, flows in enumerate(self.flows):
             mine = pc.is_in(flows["id"], value_set=value_set).to_numpy(zero_copy_only=False)
-            if not mine.any():
-                continue
-            self.flows[i] = flows.filter(pa.array(~mine))
-            self.starts[i] = self.starts[i][~mine]
-            theirs = pc.is_in(self.traces[i]["flow"], value_set=value_set)
-            dropped.append(self.traces[i]["assembly_row"].filter(theirs).to_numpy())
-            self.traces[i] = self.traces[i].filter(pc.invert(theirs))
+            if mine.any():
+                dropped.append(self.forget(i, mine))
         return np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
 
     def drop_started_before(self, limit: float) -> np.ndarray:
@@ -1506,8 +1593,18 @@ class Kept:
         # the chunks traced after these number their packets above them
         self.packets = max(self.packets, int(pc.max(trace["packet"]).as_py()) + 1)
         self.starts.append(starts)
-        self.flows.append(flows.drop_columns(["flow_n"]).cast(FLOW_COLUMNS))
-        found = trace.select(TRACE_ADDED.names).cast(TRACE_ADDED)
+        connection = pc.index_in(trace["flow_n"], value_set=flows["flow_n"])
+        connection = pc.fill_null(connection, -1).to_numpy()
+        rows_of, missing = _first_hops(connection, flows.num_rows)
+        first = pa.array(rows_of, pa.int64(), mask=missing)
+        keys = {
+            key: trace[key].take(first).combine_chunks().cast(pa.string()) for key in KEY_COLUMNS
+        }
+        self.flows.append(_with_columns(flows.drop_columns(["flow_n"]).cast(FLOW_COLUMNS), keys))
+        found = trace.select(FOUND.names).cast(FOUND)
+        found = found.set_column(
+            FOUND.get_field_index("flow_n"), "flow_n", _connection_column(connection)
+        )
         self.traces.append(found.add_column(0, "assembly_row", pa.array(rows, pa.int64())))
 
     def numbered(self, hops: pa.Table, clocks: Clocks, *, in_time_order: bool = True) -> Assembled:
@@ -1525,15 +1622,27 @@ class Kept:
         if in_time_order:
             ids = flows["id"].to_numpy(zero_copy_only=False)
             order = np.lexsort((ids, np.concatenate(self.starts)))
+        # each chunk's connection j is the connection at ``rank[first + j]`` of all, sorted
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        firsts = np.cumsum([0, *(table.num_rows for table in self.flows)])
         # what is kept is handed over: the chunks' tables are not held beside their sorted copy
         traces, self.flows, self.starts, self.traces = self.traces, [], [], []
         flows = flows.take(pa.array(order))
         numbers = pa.array(np.arange(flows.num_rows, dtype=np.int64))
-        flows = flows.add_column(0, "flow_n", numbers)
-        found = pa.concat_tables(traces)
+        connections = flows.select(["id", *KEY_COLUMNS])
+        flows = flows.drop_columns(KEY_COLUMNS).add_column(0, "flow_n", numbers)
+        found = pa.concat_tables(
+            [
+                trace.set_column(
+                    trace.schema.get_field_index("flow_n"),
+                    "flow_n",
+                    _numbered_connections(trace, rank, first),
+                )
+                for trace, first in zip(traces, firsts.tolist(), strict=False)
+            ]
+        )
         del traces
-        flow_n = pc.index_in(found["flow"], value_set=flows["id"]).cast(pa.int64())
-        found = found.set_column(found.schema.get_field_index("flow_n"), "flow_n", flow_n)
         found = taken(
             found,
             pc.sort_indices(
@@ -1543,15 +1652,53 @@ class Kept:
         found = found.set_column(
             found.schema.get_field_index("packet"), "packet", _dense(found["packet"])
         )
-        return Assembled(flows.cast(FLOW_SCHEMA), TraceRows(found, hops), clocks)
+        return Assembled(flows.cast(FLOW_SCHEMA), TraceRows(found, hops, connections), clocks)
 
 
-def _flow_starts(flow: pd.Series, rows: Any, ids: list[str], when: np.ndarray) -> np.ndarray:
-    """Per connection of ``ids``, the time of its first hop on the one clock (``flow``,
-    ``rows``: each hop's connection and row)."""
-    seconds = pd.Series(when[np.asarray(rows, dtype=np.int64)], index=flow.index)
-    firsts = seconds.groupby(flow.to_numpy(), sort=False).min()
-    starts: np.ndarray = firsts.reindex(ids).to_numpy(dtype="float64")
+def _connection_of(trace: pa.Table) -> np.ndarray:
+    """Each hop's row in its chunk's connections (``Kept``), -1 for a hop of none."""
+    connection: np.ndarray = pc.fill_null(trace["flow_n"], -1).to_numpy()
+    return connection
+
+
+def _connection_column(connection: np.ndarray) -> pa.Array:
+    """A ``flow_n`` column of rows of connections, -1 made null (a hop of none)."""
+    return pa.array(connection, pa.int64(), mask=connection < 0)
+
+
+def _numbered_connections(trace: pa.Table, rank: np.ndarray, first: int) -> pa.Array:
+    """``trace``'s ``flow_n`` (rows of its chunk's connections, from ``first`` of all) made
+    the connections' numbers of all (``rank``)."""
+    connection = _connection_of(trace)
+    numbered = np.where(connection >= 0, rank[np.maximum(connection, 0) + first], -1)
+    return _connection_column(numbered)
+
+
+def _first_hops(connection: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per connection 0..count-1, the row of its first hop (``connection``: each hop's, -1 for
+    none), and where a connection has no hop here."""
+    named = np.flatnonzero(connection >= 0)
+    first = np.zeros(count, dtype=np.int64)
+    found, at = np.unique(connection[named], return_index=True)
+    first[found] = named[at]
+    missing = np.ones(count, dtype=bool)
+    missing[found] = False
+    return first, missing
+
+
+def _with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    for name, values in columns.items():
+        table = table.append_column(name, values)
+    return table
+
+
+def _flow_starts(connection: np.ndarray, rows: Any, count: int, when: np.ndarray) -> np.ndarray:
+    """Per connection 0..count-1, the time of its first hop on the one clock (``connection``,
+    ``rows``: each hop's connection, -1 for none, and row)."""
+    named = connection >= 0
+    seconds = pd.Series(when[np.asarray(rows, dtype=np.int64)[named]])
+    firsts = seconds.groupby(connection[named]).min()
+    starts: np.ndarray = firsts.reindex(range(count)).to_numpy(dtype="float64")
     return starts
 
 
@@ -1593,13 +1740,13 @@ def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def _found(traced: pd.DataFrame, packet: np.ndarray) -> pa.Table:
-    """What assembly found of each traced hop (TRACE_ADDED), with ``assembly_row``; ``packet``
-    is each hop's packet number."""
+def _found(traced: pd.DataFrame, packet: np.ndarray, connection: np.ndarray) -> pa.Table:
+    """What assembly found of each traced hop (FOUND), with ``assembly_row``; ``packet`` is
+    each hop's packet number, ``connection`` its connection's row in the chunk's (-1: none)."""
     columns = {"assembly_row": pa.array(traced["assembly_row"].to_numpy(), pa.int64())}
-    for field in TRACE_ADDED:
+    for field in FOUND:
         if field.name == "flow_n":  # numbered once every connection is known
-            columns[field.name] = pa.nulls(len(traced), pa.int64())
+            columns[field.name] = _connection_column(connection)
         elif field.name == "packet":
             columns[field.name] = pa.array(packet, pa.int64())
         elif field.name in traced.columns:

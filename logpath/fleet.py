@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from logpath.assembly import (
     CHUNK_HOPS,
@@ -531,26 +530,8 @@ def _drop_ended_after(kept: Kept, limit: float, when: np.ndarray) -> np.ndarray:
     """Forget ``kept``'s connections whose last hop is at or after ``limit`` (on the one clock
     ``when``); the rows of their hops."""
     dropped = []
-    for i, trace in enumerate(kept.traces):
-        flow = trace["flow"]
-        late_ids = _flows_ending_after(trace, limit, when)
-        if not len(late_ids):
-            continue
-        late = pc.is_in(kept.flows[i]["id"], value_set=late_ids)
-        kept.flows[i] = kept.flows[i].filter(pc.invert(late))
-        kept.starts[i] = kept.starts[i][~late.to_numpy(zero_copy_only=False)]
-        theirs = pc.is_in(flow, value_set=late_ids)
-        dropped.append(trace["assembly_row"].filter(theirs).to_numpy())
-        kept.traces[i] = trace.filter(pc.invert(theirs))
+    for i in range(len(kept.traces)):
+        late = kept.last_hops(i, when) >= limit
+        if late.any():
+            dropped.append(kept.forget(i, late))
     return np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
-
-
-def _flows_ending_after(trace: pa.Table, limit: float, when: np.ndarray) -> pa.Array:
-    """The ids of the connections of ``trace`` whose last hop is at or after ``limit``."""
-    ends = (
-        pa.table({"flow": trace["flow"], "when": when[trace["assembly_row"].to_numpy()]})
-        .group_by("flow")
-        .aggregate([("when", "max")])
-    )
-    late = ends.filter(pc.greater_equal(ends["when_max"], limit))["flow"]
-    return late.combine_chunks().drop_null()
