@@ -223,6 +223,30 @@ def _rebuildable(type_: pa.DataType) -> bool:
     return bool((fixed or timed or pa.types.is_duration(type_)) and type_.bit_width <= 64)
 
 
+def zeros_for(rows: int) -> pa.Buffer:
+    """A buffer of zeros that holds any buffer of ``rows`` rows of a rebuildable type
+    (``_rebuildable``: 8 bytes a row, and one offset more), its pages untouched until read."""
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.py_buffer(np.zeros(8 * (rows + 1), np.uint8))
+
+
+def nulls_on(zeros: pa.Buffer, type_: pa.DataType, length: int) -> pa.Array:
+    """A column of ``length`` nulls of a rebuildable type (``_rebuildable``) whose every buffer
+    is ``zeros`` (``zeros_for`` at least ``length``): ``pa.nulls`` fills a buffer of its own.
+    Of another type, ``pa.nulls``."""
+    import pyarrow as pa
+
+    if not _rebuildable(type_):
+        return pa.nulls(length, type_)
+    if pa.types.is_dictionary(type_):
+        indices = nulls_on(zeros, type_.index_type, length)
+        return pa.DictionaryArray.from_arrays(indices, pa.array([], type_.value_type))
+    buffers = [zeros, zeros, zeros] if type_ in _texts() else [zeros, zeros]
+    return pa.Array.from_buffers(type_, length, buffers, null_count=length)
+
+
 def _texts() -> tuple[pa.DataType, ...]:
     """The types with offsets and values (a third buffer)."""
     import pyarrow as pa
@@ -234,7 +258,6 @@ def _nulls_restored(table: pa.Table) -> pa.Table:
     """``table`` with the columns ``streamed`` wrote as Arrow's null type in their own types
     again: every buffer of every such column (validity, offsets, values) is one buffer of zeros
     (all null, every text empty), allocated once, untouched until read."""
-    import numpy as np
     import pyarrow as pa
 
     metadata = table.schema.metadata or {}
@@ -242,18 +265,9 @@ def _nulls_restored(table: pa.Table) -> pa.Table:
         return table
     schema = pa.ipc.read_schema(pa.py_buffer(metadata[NULLS_OF]))
     lengths = [len(chunk) for chunk in table.column(0).chunks] if table.num_columns else []
-    # 8 bytes a row (and one offset more) holds any buffer of a rebuildable type
-    zeros = pa.py_buffer(np.zeros(8 * (max(lengths, default=0) + 1), np.uint8))
-
-    def nulls(type_: pa.DataType, length: int) -> pa.Array:
-        if pa.types.is_dictionary(type_):
-            indices = nulls(type_.index_type, length)
-            return pa.DictionaryArray.from_arrays(indices, pa.array([], type_.value_type))
-        buffers = [zeros, zeros, zeros] if type_ in _texts() else [zeros, zeros]
-        return pa.Array.from_buffers(type_, length, buffers, null_count=length)
-
+    zeros = zeros_for(max(lengths, default=0))
     columns = [
-        pa.chunked_array([nulls(field.type, n) for n in lengths], field.type)
+        pa.chunked_array([nulls_on(zeros, field.type, n) for n in lengths], field.type)
         if table.schema.field(i).type == pa.null() and field.type != pa.null()
         else table.column(i)
         for i, field in enumerate(schema)

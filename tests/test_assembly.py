@@ -191,6 +191,48 @@ def test_a_chunk_or_a_worker_cut_anywhere_changes_nothing(tmp_path: Path) -> Non
     assert differ == {"chunks": [], "worker": []}
 
 
+def test_a_trace_file_takes_its_hops_and_its_connections_texts(tmp_path: Path) -> None:
+    """A file's rows are built from the hops (their own columns), what assembly found, and
+    their connection's texts held once per connection: each row shows its own hop's columns
+    and its connection's id and tuple keys, and a column null on every hop is one buffer of
+    zeros, not a copy per file."""
+    store = Store(tmp_path / "store")
+    ingest([str(p) for p in FIRST + LATER], store)
+    hops = store.read_parts(store.require().parts, [c for c in HOP_SCHEMA.names if c != "raw"])
+    assembled = reassembled(store, chunk_hops=60)
+    rows = assembled.trace_rows
+    assert isinstance(rows, logpath.assembly.TraceRows)
+    whole = rows.table()
+    files = [rows.slice(start, 40) for start in range(0, rows.num_rows, 40)]
+    assert len(files) > 1 and pa.concat_tables(files).equals(whole)
+
+    # each row's own columns are its hop's (found by source and line number)
+    def lines(table: pa.Table) -> list[tuple[str, int]]:
+        return list(zip(table["source"].to_pylist(), table["lineno"].to_pylist(), strict=True))
+
+    at = {line: i for i, line in enumerate(lines(hops))}
+    own = hops.take(pa.array([at[line] for line in lines(whole)]))
+    for name in own.column_names:
+        assert decoded(whole.select([name])).equals(decoded(own.select([name]))), name
+    # and its connection's texts: the flows table's id, the same keys on every hop of it
+    flow_n = whole["flow_n"].to_pylist()
+    ids = assembled.flows["id"].to_pylist()
+    assert whole["flow"].to_pylist() == [None if n is None else ids[n] for n in flow_n]
+    for key in ("orig_key", "reply_key"):
+        shown: dict[int, set[str]] = {}
+        for n, value in zip(flow_n, whole[key].to_pylist(), strict=True):
+            if n is not None:
+                shown.setdefault(n, set()).add(value)
+        assert len(shown) == assembled.flows.num_rows
+        assert all(len(values) == 1 and None not in values for values in shown.values())
+    empty = [c for c in hops.column_names if hops[c].null_count == hops.num_rows]
+    assert {"trace_id", "mtu"} <= set(empty)
+    for part in files:
+        assert len({part[c].chunk(0).buffers()[1].address for c in empty}) == 1
+        for c in empty:
+            part[c].validate(full=True)
+
+
 def test_two_processes_change_nothing(replayed: Store) -> None:
     # an ingest's workers take the later part of time; the connections open across the seam
     # between the parts, and those of the later part they reach, are assembled again: the
