@@ -1543,15 +1543,8 @@ class Kept:
     def last_hops(self, i: int, when: np.ndarray) -> np.ndarray:
         """Per connection of ``flows[i]``, the time of its last hop (on the one clock ``when``)."""
         trace = self.traces[i]
-        connection = _connection_of(trace)
-        named = connection >= 0
-        ends = (
-            pd.Series(when[trace["assembly_row"].to_numpy()[named]])
-            .groupby(connection[named])
-            .max()
-        )
-        last: np.ndarray = ends.reindex(range(self.flows[i].num_rows)).to_numpy(dtype="float64")
-        return last
+        seconds = when[trace["assembly_row"].to_numpy()]
+        return _per_connection(_connection_of(trace), seconds, self.flows[i].num_rows, "max")
 
     def forget(self, i: int, mine: np.ndarray) -> np.ndarray:
         """Forget the connections of ``flows[i]`` at ``mine`` (a mask) and their hops; the rows
@@ -1565,8 +1558,7 @@ class Kept:
         theirs[named] = mine[connection[named]]
         dropped: np.ndarray = trace["assembly_row"].to_numpy()[theirs]
         # the connections left numbered again, from 0, in their order
-        moved = np.cumsum(~mine) - 1
-        kept = np.where(named, moved[np.maximum(connection, 0)], -1)[~theirs]
+        kept = _moved(connection, np.cumsum(~mine) - 1)[~theirs]
         trace = trace.filter(pa.array(~theirs))
         self.traces[i] = trace.set_column(
             trace.schema.get_field_index("flow_n"), "flow_n", _connection_column(kept)
@@ -1688,9 +1680,13 @@ def _connection_column(connection: np.ndarray) -> pa.Array:
 def _numbered_connections(trace: pa.Table, rank: np.ndarray, first: int) -> pa.Array:
     """``trace``'s ``flow_n`` (rows of its chunk's connections, from ``first`` of all) made
     the connections' numbers of all (``rank``)."""
-    connection = _connection_of(trace)
-    numbered = np.where(connection >= 0, rank[np.maximum(connection, 0) + first], -1)
-    return _connection_column(numbered)
+    return _connection_column(_moved(_connection_of(trace), rank[first:]))
+
+
+def _moved(connection: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """Each hop's connection (-1 for none) made ``to[connection]`` (-1 stays)."""
+    moved: np.ndarray = np.where(connection >= 0, to[np.maximum(connection, 0)], -1)
+    return moved
 
 
 def _first_hops(connection: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1714,11 +1710,16 @@ def _with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
 def _flow_starts(connection: np.ndarray, rows: Any, count: int, when: np.ndarray) -> np.ndarray:
     """Per connection 0..count-1, the time of its first hop on the one clock (``connection``,
     ``rows``: each hop's connection, -1 for none, and row)."""
+    return _per_connection(connection, when[np.asarray(rows, dtype=np.int64)], count, "min")
+
+
+def _per_connection(connection: np.ndarray, values: np.ndarray, count: int, how: str) -> np.ndarray:
+    """Per connection 0..count-1, the ``how`` ("min", "max") of its hops' ``values``, NaN for
+    a connection of no hop here (``connection``: each hop's, -1 for none)."""
     named = connection >= 0
-    seconds = pd.Series(when[np.asarray(rows, dtype=np.int64)[named]])
-    firsts = seconds.groupby(connection[named]).min()
-    starts: np.ndarray = firsts.reindex(range(count)).to_numpy(dtype="float64")
-    return starts
+    grouped = pd.Series(values[named]).groupby(connection[named]).agg(how)
+    per: np.ndarray = grouped.reindex(range(count)).to_numpy(dtype="float64")
+    return per
 
 
 def _dense(packet: pa.ChunkedArray) -> pa.Array:
