@@ -66,6 +66,7 @@ from logpath.flows import (
     Translation,
     assign_flows,
     linked_by_tuples,
+    tuple_node_codes,
     tuple_nodes,
 )
 from logpath.hooks import resolve_hooks
@@ -882,9 +883,7 @@ class _ChunkReach:
     def __init__(self, hops: pa.Table, rows: np.ndarray, when: np.ndarray) -> None:
         self.hops, self.rows, self.times = hops, rows, when[rows]
         read = [c for c in NODE_COLUMNS if c in hops.column_names]
-        nodes = pc.dictionary_encode(tuple_nodes(taken(hops.select(read), rows)))
-        self.codes = nodes.indices.to_numpy(zero_copy_only=False)
-        self.nodes = len(nodes.dictionary)
+        self.codes, self.nodes = tuple_node_codes(taken(hops.select(read), rows))
         self.position = np.zeros(hops.num_rows, dtype=np.int64)
         self.position[rows] = np.arange(len(rows))
 

@@ -160,6 +160,77 @@ def tuple_nodes(hops: pa.Table) -> pa.Array:
     return nodes
 
 
+def tuple_node_codes(hops: pa.Table) -> tuple[np.ndarray, int]:
+    """Per hop, its ``tuple_nodes`` node as a number (0.. in order of first appearance), and
+    how many there are: the same groups as the nodes' texts, found on integers. Made as text,
+    the 2M-line replay's 1.2M nodes cost its ingest ~1 CPU-s (five columns cast to text,
+    joined twice, compared, then hashed again), for a grouping. A tuple and its reverse
+    share a node: each hop takes the smaller of the two by its codes, not by its text (the
+    same pair either way)."""
+    rows = hops.num_rows
+
+    def column(name: str, type_: pa.DataType) -> pa.Array:
+        if name not in hops.column_names:
+            return pa.nulls(rows, type_)
+        values = hops[name]
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        return pc.cast(values, type_)
+
+    def port(values: pa.Array) -> np.ndarray:
+        # a port's text is its number, a missing one "" (-1 here: no port is negative)
+        code: np.ndarray = pc.fill_null(values, -1).to_numpy(zero_copy_only=False)
+        return code
+
+    related = pc.and_(pc.is_valid(column("inner_src", pa.string())),
+                      pc.is_valid(column("inner_dst", pa.string())))  # fmt: skip
+    proto = column("proto", pa.string())
+    icmp = pa.array(["icmp", "icmpv6"])
+    echo = pc.fill_null(
+        pc.and_(
+            pc.is_in(proto, value_set=icmp),
+            pc.is_in(column("icmp_type", pa.int64()), value_set=pa.array(sorted(ECHO_TYPES))),
+        ),
+        False,
+    )
+    sport = pc.if_else(echo, column("icmp_id", pa.int64()), column("sport", pa.int64()))
+    inner_sport = pc.coalesce(column("inner_sport", pa.int64()),
+                              column("inner_icmp_id", pa.int64()))  # fmt: skip
+
+    def conntrack(outer: pa.Array, inner: pa.Array) -> pa.Array:
+        chosen: pa.Array = pc.if_else(related, inner, outer)
+        return chosen
+
+    def texts(*columns: pa.Array) -> list[np.ndarray]:
+        # one numbering for columns a reverse swaps (source and destination); a missing text
+        # is "" as tuple_nodes writes it
+        joined = pc.fill_null(pa.concat_arrays(columns), "")
+        coded = pc.dictionary_encode(joined).indices.to_numpy(zero_copy_only=False)
+        return [coded[i * rows : (i + 1) * rows] for i in range(len(columns))]
+
+    t_proto = conntrack(proto, column("inner_proto", pa.string()))
+    (proto_code,) = texts(t_proto)
+    src, dst = texts(
+        conntrack(column("src", pa.string()), column("inner_src", pa.string())),
+        conntrack(column("dst", pa.string()), column("inner_dst", pa.string())),
+    )
+    t_sport = port(conntrack(sport, inner_sport))
+    t_dport = port(conntrack(column("dport", pa.int64()), column("inner_dport", pa.int64())))
+    # the reverse: an ICMP echo's identifier stays in the sport position (ConnTuple.reversed)
+    t_echo = pc.is_in(t_proto, value_set=icmp).to_numpy(zero_copy_only=False)
+    r_sport = np.where(t_echo, t_sport, t_dport)
+    r_dport = np.where(t_echo, t_dport, t_sport)
+    key = (src, t_sport, dst, t_dport)
+    rkey = (dst, r_sport, src, r_dport)
+    # key <= rkey, compared position by position (the protocol is the same in both)
+    first = np.ones(rows, dtype=bool)
+    for a, b in zip(reversed(key), reversed(rkey), strict=True):
+        first = (a < b) | ((a == b) & first)
+    canonical = [np.where(first, a, b) for a, b in zip(key, rkey, strict=True)]
+    (host,) = texts(column("host", pa.string()))
+    codes = row_groups([host, proto_code, *canonical])
+    return codes, int(codes.max()) + 1 if rows else 0
+
+
 def column_or_null(frame: pd.DataFrame, name: str) -> pd.Series:
     """A column, or all-null when the table does not have it."""
     if name in frame.columns:

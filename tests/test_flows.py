@@ -16,6 +16,7 @@ from logpath.flows import (
     Translation,
     _tuple_keys,
     hop_tuples,
+    tuple_node_codes,
     tuple_nodes,
 )
 from logpath.ingest import ingest
@@ -325,3 +326,28 @@ def test_tuple_nodes_are_the_conntrack_keys_assign_flows_uses(tmp_path: Path) ->
     assert {"icmp", "udp", "tcp"} <= set(tuples["t_proto"].dropna())
     assert tuples["t_src"].str.contains(":", regex=False).any()  # IPv6
     assert tuples["related"].any()
+
+
+def test_tuple_node_codes_group_the_hops_as_tuple_nodes_do(tmp_path: Path) -> None:
+    """An ingest's chunks tell which connections later hops reach by ``tuple_node_codes``:
+    the same groups as ``tuple_nodes``' texts, numbered in order of first appearance, on
+    genuine captures (ICMP errors quoting UDP, echo identifiers both ways, IPv6, NAT, hops of
+    two hosts) and a packed replay; a tuple and its reverse one node."""
+    names = ["lab/icmp-error.log", "lab/icmp-echo.log", "lab/ipv6.log", "lab/dnat.log",
+             "lab/hairpin.log", "lab/two-hosts/two-hosts-a.log", "lab/two-hosts/two-hosts-b.log",
+             "seed/syslog"]  # fmt: skip
+    store = Store(tmp_path / "store")
+    ingest([str(SAMPLES / n) for n in names], store, year=2026)
+    ingest([str(replayed_syslog(tmp_path, 6_000, seed=5, per_second=2_000))], store)
+    hops = store.read_table()
+    texts = tuple_nodes(hops).to_numpy(zero_copy_only=False)
+    codes, count = tuple_node_codes(hops)
+    assert codes.tolist() == pd.factorize(texts)[0].tolist()
+    assert count == len(set(texts)) > 500
+    # the two directions of a connection meet: a reply's hops share its request's node
+    by_way: dict[tuple[str, str], set[int]] = {}
+    for src, dst, code in zip(hops["src"].to_pylist(), hops["dst"].to_pylist(), codes.tolist(),
+                              strict=True):  # fmt: skip
+        by_way.setdefault((src, dst), set()).add(code)
+    assert any(codes & by_way.get((dst, src), set()) for (src, dst), codes in by_way.items())
+    assert len({t.split("#")[0] for t in texts}) >= 2  # two hosts
