@@ -415,27 +415,77 @@ def _tangled_keys(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _untangle(frame: pd.DataFrame, segment: np.ndarray, tangled: np.ndarray) -> None:
-    """Reassign the hops of tangled keys, one at a time, to the open packet they continue best."""
+    """Reassign the hops of tangled keys, one at a time, to the open packet they continue best.
+
+    A key's hops more than MAX_HOP_GAP apart share no packet (``_match_hops`` closes a
+    packet that far behind), so each run of hops closer than that (a cluster) is matched on
+    its own. A cluster whose every hop can continue the one before it (``_one_packet``) is one
+    packet, as ``_match_hops`` finds it: only one packet is ever open there. The others are
+    matched hop by hop: on the 2M-line replay, 64,000 of the 212,000 hops of tangled keys
+    (matching all of them, a hop at a time, was a third of grouping the packets)."""
     next_id = int(segment.max()) + 1
     tangled_rows = frame["_key"].isin(tangled).to_numpy()
     rows = frame.loc[tangled_rows, ["_key", "lineno", *MATCH_COLUMNS, *ASKED]]
     rows = rows.sort_values(["_key", "_t", "_rank", "lineno"])
-    # column by column, a tuple per hop: to_dict("records") boxed every cell one at a time,
-    # and a dict per hop cost as much as the matching
-    asked = zip(*(rows[c].tolist() for c in ASKED), strict=True)
-    hops = list(map(_Hop, *(rows[c].tolist() for c in MATCH_COLUMNS), asked))
     index = rows.index.to_numpy()
-    keys = rows["_key"].to_numpy()
-    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
-    matched: list[int] = []  # per hop, its packet within its key
-    packets = []  # per key, how many packets its hops are
-    for start, end in itertools.pairwise(bounds.tolist()):
-        within = _match_hops(hops[start:end])
-        matched += within
-        packets.append(max(within) + 1)
-    # numbered after the others, key after key (one assignment, not one per key)
+    keys, t = rows["_key"].to_numpy(), rows["_t"].to_numpy(dtype="float64")
+    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (t[1:] - t[:-1] > MAX_HOP_GAP)])
+    bounds = np.r_[starts, len(rows)]
+    cluster = np.repeat(np.arange(len(starts)), np.diff(bounds))
+    single = _one_packet(rows, cluster, starts)
+    # per cluster, its packets numbered in order of their first hop (0 for one packet)
+    matched = np.zeros(len(rows), dtype=np.int64)
+    packets = np.ones(len(starts), dtype=np.int64)
+    matching = np.flatnonzero(~single[cluster])
+    if len(matching):
+        part = rows.iloc[matching]
+        # column by column, a tuple per hop: to_dict("records") boxed every cell one at a
+        # time, and a dict per hop cost as much as the matching
+        asked = zip(*(part[c].tolist() for c in ASKED), strict=True)
+        hops = list(map(_Hop, *(part[c].tolist() for c in MATCH_COLUMNS), asked))
+        within: list[int] = []
+        ends = np.flatnonzero(np.r_[True, np.diff(cluster[matching]) != 0, True])
+        for start, end in itertools.pairwise(ends.tolist()):
+            found = _match_hops(hops[start:end])
+            within += found
+            packets[cluster[matching[start]]] = max(found) + 1
+        matched[matching] = within
+    # numbered after the others, key after key, cluster after cluster (as one key's hops
+    # matched at once number them: its clusters' packets never mix)
     first_number = next_id + np.r_[0, np.cumsum(packets)[:-1]]
-    segment[index] = np.asarray(matched) + np.repeat(first_number, np.diff(bounds))
+    segment[index] = matched + first_number[cluster]
+
+
+def _one_packet(rows: pd.DataFrame, cluster: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per cluster of ``_untangle`` (``rows`` sorted as ``_match_hops`` takes them), whether
+    ``_match_hops`` makes it one packet: no LOG prefix shown twice (a packet is logged once at
+    each), and each hop one that packet can take after the hop before it (``can_take``: a
+    later hook, or a guessed one; the TTL kept or one less; every ASKED field agreeing with
+    the last one the packet showed). Times and hook ranks must be known."""
+    t, rank = rows["_t"].to_numpy(dtype="float64"), rows["_rank"].to_numpy(dtype="float64")
+    ttl, guess = rows["_ttl"].to_numpy(dtype="float64"), rows["_guess"].to_numpy(dtype=bool)
+    fits = np.ones(len(rows), dtype=bool)
+    after = np.ones(len(rows), dtype=bool)
+    after[starts] = False  # a cluster's first hop opens its packet
+    fits[1:] = (rank[1:] >= rank[:-1]) | guess[1:] | guess[:-1]
+    drop = ttl[:-1] - ttl[1:]
+    fits[1:] &= np.isnan(drop) | ((drop >= 0) & (drop <= 1))
+    position = np.arange(len(rows))
+    first_of = starts[cluster]
+    for helper in ASKED:
+        value = rows[helper].to_numpy(dtype="float64")
+        # the packet's last shown value: the cluster's latest hop before this one showing it
+        shown = np.maximum.accumulate(np.where(np.isnan(value), -1, position))
+        last = np.r_[-1, shown[:-1]]
+        known = last >= first_of
+        before = np.where(known, value[np.maximum(last, 0)], np.nan)
+        fits &= _agree(before, value)
+    fits |= ~after
+    fits &= ~(np.isnan(t) | np.isnan(rank))
+    prefix = row_groups([cluster, rows["_prefix"].to_numpy()])
+    fits &= np.bincount(prefix)[prefix] == 1
+    single: np.ndarray = np.logical_and.reduceat(fits, starts) if len(starts) else fits[:0]
+    return single
 
 
 # What _match_hops reads of each hop, besides the helpers of PRINTED_IF_ASKED.
