@@ -8,7 +8,7 @@ or reply, and every hop whether the addresses it shows are the original or the t
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -106,13 +106,23 @@ def linked_by_tuples(
         reached = grown
 
 
-def tuple_nodes(hops: pa.Table) -> pa.Array:
-    """Per hop, as text, what links it to the other packets of its connection
-    (``_components``): its host and its conntrack tuple (``hop_tuples``: an ICMP error's, the
-    one it quotes; an echo's identifier as its source port), that or its reverse, whichever
-    sorts first. Follow's window tells by them which of its connections a new hop may join,
-    at every step, on tens of thousands of hops: written with Arrow's kernels (``hop_tuples``
-    and ``_tuple_keys`` through pandas cost ~3 µs a hop)."""
+class _HopTuple(NamedTuple):
+    """Per hop, its conntrack tuple's columns as Arrow arrays (``_hop_tuple``), missing where
+    the hop does not show them: its host, the tuple's protocol, addresses and ports (an echo's
+    identifier as its source port), and whether it is an ICMP echo (ports kept both ways)."""
+
+    host: pa.Array
+    proto: pa.Array
+    src: pa.Array
+    sport: pa.Array
+    dst: pa.Array
+    dport: pa.Array
+    echo: pa.Array
+
+
+def _hop_tuple(hops: pa.Table) -> _HopTuple:
+    """What ``tuple_nodes`` and ``tuple_node_codes`` read of each hop: its tuple as
+    ``hop_tuples`` finds it (an ICMP error's, the one it quotes), with Arrow's kernels."""
 
     def column(name: str, type_: pa.DataType) -> pa.Array:
         if name not in hops.column_names:
@@ -120,66 +130,6 @@ def tuple_nodes(hops: pa.Table) -> pa.Array:
         values = hops[name]
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
         return pc.cast(values, type_)
-
-    def text(values: pa.Array) -> pa.Array:
-        filled: pa.Array = pc.fill_null(pc.cast(values, pa.string()), "")
-        return filled
-
-    related = pc.and_(pc.is_valid(column("inner_src", pa.string())),
-                      pc.is_valid(column("inner_dst", pa.string())))  # fmt: skip
-    proto = column("proto", pa.string())
-    icmp = pa.array(["icmp", "icmpv6"])
-    echo = pc.fill_null(
-        pc.and_(
-            pc.is_in(proto, value_set=icmp),
-            pc.is_in(column("icmp_type", pa.int64()), value_set=pa.array(sorted(ECHO_TYPES))),
-        ),
-        False,
-    )
-    sport = pc.if_else(echo, column("icmp_id", pa.int64()), column("sport", pa.int64()))
-    inner_sport = pc.coalesce(column("inner_sport", pa.int64()),
-                              column("inner_icmp_id", pa.int64()))  # fmt: skip
-
-    def conntrack(outer: pa.Array, inner: pa.Array) -> pa.Array:
-        return text(pc.if_else(related, inner, outer))
-
-    t_proto = conntrack(proto, column("inner_proto", pa.string()))
-    src = conntrack(column("src", pa.string()), column("inner_src", pa.string()))
-    dst = conntrack(column("dst", pa.string()), column("inner_dst", pa.string()))
-    t_sport = conntrack(sport, inner_sport)
-    t_dport = conntrack(column("dport", pa.int64()), column("inner_dport", pa.int64()))
-    key = pc.binary_join_element_wise(t_proto, src, t_sport, dst, t_dport, "|")
-    # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
-    t_echo = pc.is_in(t_proto, value_set=icmp)
-    rkey = pc.binary_join_element_wise(
-        t_proto, dst, pc.if_else(t_echo, t_sport, t_dport), src,
-        pc.if_else(t_echo, t_dport, t_sport), "|",
-    )  # fmt: skip
-    canonical = pc.if_else(pc.less_equal(key, rkey), key, rkey)
-    nodes: pa.Array = pc.binary_join_element_wise(text(column("host", pa.string())), canonical, "#")
-    return nodes
-
-
-def tuple_node_codes(hops: pa.Table) -> tuple[np.ndarray, int]:
-    """Per hop, its ``tuple_nodes`` node as a number (0.. in order of first appearance), and
-    how many there are: the same groups as the nodes' texts, found on integers. Made as text,
-    the 2M-line replay's 1.2M nodes cost its ingest ~1 CPU-s (five columns cast to text,
-    joined twice, compared, then hashed again), for a grouping. A tuple and its reverse
-    share a node: each hop takes the smaller of the two by its codes, not by its text (the
-    same pair either way)."""
-    rows = hops.num_rows
-
-    def column(name: str, type_: pa.DataType) -> pa.Array:
-        if name not in hops.column_names:
-            return pa.nulls(rows, type_)
-        values = hops[name]
-        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        return pc.cast(values, type_)
-
-    def port(values: pa.Array) -> np.ndarray:
-        # a port's text is its number, a missing one "" (-1 here: no port is negative)
-        code: np.ndarray = pc.fill_null(values, -1).to_numpy(zero_copy_only=False)
-        return code
 
     related = pc.and_(pc.is_valid(column("inner_src", pa.string())),
                       pc.is_valid(column("inner_dst", pa.string())))  # fmt: skip
@@ -200,6 +150,58 @@ def tuple_node_codes(hops: pa.Table) -> tuple[np.ndarray, int]:
         chosen: pa.Array = pc.if_else(related, inner, outer)
         return chosen
 
+    t_proto = conntrack(proto, column("inner_proto", pa.string()))
+    return _HopTuple(
+        host=column("host", pa.string()),
+        proto=t_proto,
+        src=conntrack(column("src", pa.string()), column("inner_src", pa.string())),
+        sport=conntrack(sport, inner_sport),
+        dst=conntrack(column("dst", pa.string()), column("inner_dst", pa.string())),
+        dport=conntrack(column("dport", pa.int64()), column("inner_dport", pa.int64())),
+        # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
+        echo=pc.is_in(t_proto, value_set=icmp),
+    )
+
+
+def tuple_nodes(hops: pa.Table) -> pa.Array:
+    """Per hop, as text, what links it to the other packets of its connection
+    (``_components``): its host and its conntrack tuple (``hop_tuples``: an ICMP error's, the
+    one it quotes; an echo's identifier as its source port), that or its reverse, whichever
+    sorts first. Follow's window tells by them which of its connections a new hop may join,
+    at every step, on tens of thousands of hops: written with Arrow's kernels (``hop_tuples``
+    and ``_tuple_keys`` through pandas cost ~3 µs a hop)."""
+
+    def text(values: pa.Array) -> pa.Array:
+        filled: pa.Array = pc.fill_null(pc.cast(values, pa.string()), "")
+        return filled
+
+    found = _hop_tuple(hops)
+    t_proto, src, dst = text(found.proto), text(found.src), text(found.dst)
+    t_sport, t_dport, t_echo = text(found.sport), text(found.dport), found.echo
+    key = pc.binary_join_element_wise(t_proto, src, t_sport, dst, t_dport, "|")
+    rkey = pc.binary_join_element_wise(
+        t_proto, dst, pc.if_else(t_echo, t_sport, t_dport), src,
+        pc.if_else(t_echo, t_dport, t_sport), "|",
+    )  # fmt: skip
+    canonical = pc.if_else(pc.less_equal(key, rkey), key, rkey)
+    nodes: pa.Array = pc.binary_join_element_wise(text(found.host), canonical, "#")
+    return nodes
+
+
+def tuple_node_codes(hops: pa.Table) -> tuple[np.ndarray, int]:
+    """Per hop, its ``tuple_nodes`` node as a number (0.. in order of first appearance), and
+    how many there are: the same groups as the nodes' texts, found on integers. Made as text,
+    the 2M-line replay's 1.2M nodes cost its ingest ~1 CPU-s (five columns cast to text,
+    joined twice, compared, then hashed again), for a grouping. A tuple and its reverse
+    share a node: each hop takes the smaller of the two by its codes, not by its text (the
+    same pair either way)."""
+    rows = hops.num_rows
+
+    def port(values: pa.Array) -> np.ndarray:
+        # a port's text is its number, a missing one "" (-1 here: no port is negative)
+        code: np.ndarray = pc.fill_null(values, -1).to_numpy(zero_copy_only=False)
+        return code
+
     def texts(*columns: pa.Array) -> list[np.ndarray]:
         # one numbering for columns a reverse swaps (source and destination); a missing text
         # is "" as tuple_nodes writes it
@@ -207,27 +209,19 @@ def tuple_node_codes(hops: pa.Table) -> tuple[np.ndarray, int]:
         coded = pc.dictionary_encode(joined).indices.to_numpy(zero_copy_only=False)
         return [coded[i * rows : (i + 1) * rows] for i in range(len(columns))]
 
-    t_proto = conntrack(proto, column("inner_proto", pa.string()))
-    (proto_code,) = texts(t_proto)
-    src, dst = texts(
-        conntrack(column("src", pa.string()), column("inner_src", pa.string())),
-        conntrack(column("dst", pa.string()), column("inner_dst", pa.string())),
-    )
-    t_sport = port(conntrack(sport, inner_sport))
-    t_dport = port(conntrack(column("dport", pa.int64()), column("inner_dport", pa.int64())))
-    # the reverse: an ICMP echo's identifier stays in the sport position (ConnTuple.reversed)
-    t_echo = pc.is_in(t_proto, value_set=icmp).to_numpy(zero_copy_only=False)
-    r_sport = np.where(t_echo, t_sport, t_dport)
-    r_dport = np.where(t_echo, t_dport, t_sport)
+    found = _hop_tuple(hops)
+    (host,), (proto,) = texts(found.host), texts(found.proto)
+    src, dst = texts(found.src, found.dst)
+    t_sport, t_dport = port(found.sport), port(found.dport)
+    echo = found.echo.to_numpy(zero_copy_only=False)
     key = (src, t_sport, dst, t_dport)
-    rkey = (dst, r_sport, src, r_dport)
+    rkey = (dst, np.where(echo, t_sport, t_dport), src, np.where(echo, t_dport, t_sport))
     # key <= rkey, compared position by position (the protocol is the same in both)
     first = np.ones(rows, dtype=bool)
     for a, b in zip(reversed(key), reversed(rkey), strict=True):
         first = (a < b) | ((a == b) & first)
     canonical = [np.where(first, a, b) for a, b in zip(key, rkey, strict=True)]
-    (host,) = texts(column("host", pa.string()))
-    codes = row_groups([host, proto_code, *canonical])
+    codes = row_groups([host, proto, *canonical])
     return codes, int(codes.max()) + 1 if rows else 0
 
 
