@@ -465,8 +465,6 @@ def _one_packet(rows: pd.DataFrame, cluster: np.ndarray, starts: np.ndarray) -> 
     t, rank = rows["_t"].to_numpy(dtype="float64"), rows["_rank"].to_numpy(dtype="float64")
     ttl, guess = rows["_ttl"].to_numpy(dtype="float64"), rows["_guess"].to_numpy(dtype=bool)
     fits = np.ones(len(rows), dtype=bool)
-    after = np.ones(len(rows), dtype=bool)
-    after[starts] = False  # a cluster's first hop opens its packet
     fits[1:] = (rank[1:] >= rank[:-1]) | guess[1:] | guess[:-1]
     drop = ttl[:-1] - ttl[1:]
     fits[1:] &= np.isnan(drop) | ((drop >= 0) & (drop <= 1))
@@ -480,7 +478,7 @@ def _one_packet(rows: pd.DataFrame, cluster: np.ndarray, starts: np.ndarray) -> 
         known = last >= first_of
         before = np.where(known, value[np.maximum(last, 0)], np.nan)
         fits &= _agree(before, value)
-    fits |= ~after
+    fits[starts] = True  # a cluster's first hop opens its packet, whatever came before
     fits &= ~(np.isnan(t) | np.isnan(rank))
     prefix = row_groups([cluster, rows["_prefix"].to_numpy()])
     fits &= np.bincount(prefix)[prefix] == 1
