@@ -52,9 +52,10 @@ from logpath.assembly import (
 )
 from logpath.clocks import Clocks, one_clock
 from logpath.errors import InputError, LogpathError, StoreLockedError, StoreWriteError, WorkerError
-from logpath.ingest import ChunkResult, parse_chunk, worker_count
+from logpath.ingest import ChunkResult, parse_chunk
 from logpath.lines import HEAD_BYTES, Block
 from logpath.provenance import Provenance
+from logpath.runtime import worker_count
 from logpath.store import Store, StoreWriter, to_frame, write_hops_part
 
 if TYPE_CHECKING:

@@ -602,7 +602,8 @@ class _AssemblyApart:
         finally:
             # a worker for each assembly: one kept for all of them held what its largest
             # assembly had taken (its allocators keep freed memory), and two busy hosts'
-            # follow grew to 7 GB in 8 minutes; spawning one costs ~2.6 CPU-s on the other core
+            # follow grew to 7 GB in 8 minutes. Spawned, one cost ~2.6 CPU-s on the other core;
+            # it is forked from the workers' server now, which imported the pipeline once
             self.close()
         return None
 

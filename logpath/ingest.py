@@ -48,8 +48,13 @@ from logpath.runtime import (
     give_back_memory,
     handover,
     mapped,
+    not_keeping_the_server,
+    start_worker_server,
+    stop_worker_server,
     streamed,
     without_cyclic_gc,
+    worker_context,
+    worker_count,
 )
 from logpath.store import SourceState, Store, StoreWriter
 
@@ -206,8 +211,10 @@ class _Workers:
 
     The first chunk is parsed in this process, so small inputs (tests, a seed file) never pay
     for starting workers; from the second chunk on, at most two chunks per worker are in flight,
-    which keeps memory flat. Workers are spawned, not forked: Arrow's thread pools do not
-    survive a fork. They die with this process, however it ends (``_worker_started``).
+    which keeps memory flat. Workers are forked from a server that imported what they run
+    (``runtime.worker_context``), not from this process: Arrow's thread pools do not survive a
+    fork. They die with this process, however it ends (``_worker_started``); the server ends
+    with the run (``close``).
     """
 
     def __init__(self, workers: int) -> None:
@@ -300,6 +307,7 @@ class _Workers:
                 if not self.killed.acquire(blocking=False):
                     self.kill_over.wait(2 * KILLED_WITHIN)
                 self.pool.shutdown(cancel_futures=True)
+            stop_worker_server()  # started by the pool, or by the command (``logpath.cli``)
         finally:
             self.closed.set()
             self.handovers.close()  # what no result took over
@@ -394,14 +402,10 @@ def _result(future: Future[ChunkResult]) -> ChunkResult:
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes, spawned (Arrow's thread pools do not survive a fork),
-    that die with this one (``_worker_started``)."""
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_started,
-        initargs=(os.getpid(),),
-    )
+    """A pool of ``workers`` processes, forked from the workers' server
+    (``runtime.worker_context``), that die with this one (``_worker_started``)."""
+    start_worker_server()  # unless the command started it already
+    pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=_worker_started)
     _quiet_pool_managers()
     return pool
 
@@ -410,13 +414,17 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
 PR_SET_PDEATHSIG = 1
 
 
-def _worker_started(parent: int) -> None:
+def _worker_started() -> None:
     """First thing in every worker process: tie its life to the ingest that started it.
 
     Workers wait on a queue they hold both ends of, so without this a killed ingest (kill -9,
     an OOM kill) left them, and multiprocessing's resource tracker whose pipe they keep open,
-    running under init. A worker holds no file of the store: SIGKILL loses nothing.
+    running under init. A worker holds no file of the store: SIGKILL loses nothing. Its parent
+    is the workers' server, which ends when the ingest does (multiprocessing's forkserver sees
+    the ingest's end of a pipe close: its workers let go of theirs, ``not_keeping_the_server``),
+    and the worker with it.
     """
+    parent = os.getppid()
     # Ctrl-C and a stop reach the whole process group; the ingest alone handles them, shutting
     # the pool down and removing what it wrote
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -424,15 +432,10 @@ def _worker_started(parent: int) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the ingest died before prctl took effect
+    if os.getppid() != parent:  # the server died before prctl took effect
         os._exit(1)
+    not_keeping_the_server()
     arrow_from_malloc()
-
-
-def worker_count() -> int:
-    """Processes to parse with: $LOGPATH_WORKERS, else every core."""
-    configured = os.environ.get("LOGPATH_WORKERS", "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
 
 
 def ingest(

@@ -370,13 +370,26 @@ def marked(marker: str) -> dict[int, str]:
     return found
 
 
+def workers(marker: str) -> list[int]:
+    """The parse workers among the marked processes: forked by the workers' server (a
+    multiprocessing forkserver, forked by the ingest), so a forkserver's children."""
+    servers = {pid for pid, command in marked(marker).items() if "forkserver" in command}
+    found = []
+    for pid in servers:
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent in servers:
+            found.append(pid)
+    return sorted(found)
+
+
 def _workers_busy(marker: str) -> bool:
     """Both parse workers started and past their initialiser (they ignore SIGTERM, the ingest
     handles it), or, without one, parsing for a while."""
     busy = 0
-    for pid, command in marked(marker).items():
-        if "spawn_main" not in command:
-            continue
+    for pid in workers(marker):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -399,16 +412,18 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 @contextmanager
 def ingesting(
-    log: Path, store: Path, tmp_path: Path
+    log: Path, store: Path, tmp_path: Path, *, own_group: bool = False
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`logpath ingest` as a process with two workers, marked; whatever it leaves is killed
-    afterwards (by pid) so that a failing test does not leave it running either."""
+    """`logpath ingest` as a process with two workers, marked (in a process group of its own
+    when ``own_group``); whatever it leaves is killed afterwards (by pid) so that a failing
+    test does not leave it running either."""
     marker = uuid.uuid4().hex
     env = {**os.environ, MARKER: marker, "LOGPATH_WORKERS": "2"}
     # files, not pipes: a worker left behind would hold a pipe open and hang the test
     with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
         process = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(log), "--store",
-                                    str(store)], env=env, stdout=out, stderr=err)  # fmt: skip
+                                    str(store)], env=env, stdout=out, stderr=err,
+                                   start_new_session=own_group)  # fmt: skip
     try:
         assert wait_for(lambda: _workers_busy(marker), 120), "the workers never started"
         yield process, marker
@@ -426,10 +441,10 @@ def test_a_killed_or_stopped_ingest_leaves_no_process_behind(
 ) -> None:
     with ingesting(big_log, store, tmp_path) as (process, marker):
         running = " ".join(marked(marker).values())
-        assert "multiprocessing.resource_tracker" in running and "spawn_main" in running
+        assert "multiprocessing.resource_tracker" in running and len(workers(marker)) == 2
         process.send_signal(signum)
         code = process.wait(timeout=60)
-        # the workers and multiprocessing's resource tracker go with it
+        # the workers, their server and multiprocessing's resource tracker go with it
         assert wait_for(lambda: not marked(marker), 10), marked(marker)
     err = (tmp_path / "err").read_text()
     if signum == signal.SIGKILL:
@@ -447,11 +462,31 @@ def test_a_killed_or_stopped_ingest_leaves_no_process_behind(
     assert hop_count(store) == 27
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_sent_to_the_whole_process_group_is_the_ingests_to_handle(
+    store: Path, big_log: Path, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """As a service manager or a closed terminal sends it: the workers and their server ignore
+    it (a server killed by it would take the workers with it, and the ingest would report a
+    dead worker instead of its stop)."""
+    with ingesting(big_log, store, tmp_path, own_group=True) as (process, marker):
+        os.killpg(process.pid, signum)
+        code = process.wait(timeout=60)
+        assert wait_for(lambda: not marked(marker), 10), marked(marker)
+    assert (code, (tmp_path / "err").read_text()) == (
+        128 + signum,
+        f"logpath: stopped by {signum.name}; nothing of this run was stored\n",
+    )
+    assert_only_committed_parts(store)
+    assert_lock_free(store)
+    assert hop_count(store) == 27
+
+
 def test_a_killed_worker_ends_the_run_with_a_message(
     store: Path, big_log: Path, tmp_path: Path
 ) -> None:
     with ingesting(big_log, store, tmp_path) as (process, marker):
-        worker = min(pid for pid, command in marked(marker).items() if "spawn_main" in command)
+        worker = workers(marker)[0]
         os.kill(worker, signal.SIGKILL)  # as the OOM killer would
         code = process.wait(timeout=60)
         assert wait_for(lambda: not marked(marker), 10), marked(marker)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -70,6 +73,42 @@ def ingest_command(
 
     Example: logpath ingest /var/log/syslog /var/log/syslog.1
     """
+    from logpath.runtime import start_worker_server, stop_worker_server
+
+    if scheduler_address(scheduler) is None and _parsed_in_workers(paths):
+        # before this process imports pandas, pyarrow and the pipeline (~0.7 CPU-s): the
+        # workers' server imports them on the other core meanwhile (runtime.worker_context)
+        start_worker_server()
+    try:
+        _ingest_command(paths, store, as_json, year, rules, scheduler)
+    finally:
+        stop_worker_server()  # when ingest never started its workers (a store refused, say)
+
+
+def _parsed_in_workers(paths: list[str]) -> bool:
+    """Whether the workers will parse some of these inputs: a file of more than one block
+    (the first block is parsed by the ingest itself)."""
+    from logpath.lines import BLOCK_BYTES
+    from logpath.runtime import worker_count
+
+    if worker_count() <= 1:
+        return False
+    size = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            size += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return size > BLOCK_BYTES
+
+
+def _ingest_command(
+    paths: list[str],
+    store: str | None,
+    as_json: bool,
+    year: int | None,
+    rules: str | None,
+    scheduler: str | None,
+) -> None:
     from rich.console import Console
 
     # the parser builds its grammars on import (~50 ms): only this command needs them
