@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from calendar import monthrange
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
@@ -222,7 +224,50 @@ def _overlay(
 
 
 def _month_times(texts: list[str], year: int | None, mtime: datetime) -> pd.Series:
-    """RFC 3164 times ("Jan 4 10:08:12", with a fraction or not) in the year the file gives."""
+    """RFC 3164 times ("Jan 4 10:08:12", with a fraction or not) in the year the file gives.
+
+    Read here each, where plainly a time (``_plain_month_time``); pandas decides the others.
+    pandas took ~4 ms for a block's ~200 distinct texts, whatever they were: a fifth of typing
+    a block of the 2M-line replay."""
+    import numpy as np
+    import pandas as pd
+
+    years = {month: year or _year_for(month, mtime) for month in _MONTHS}
+    micros = [_plain_month_time(text, years) for text in texts]
+    others = [i for i, micro in enumerate(micros) if micro is None]
+    plain = np.array([0 if micro is None else micro for micro in micros], dtype="datetime64[us]")
+    stamps = pd.Series(plain).dt.tz_localize("UTC")
+    if others:
+        decided = _month_times_by_pandas([texts[i] for i in others], year, mtime)
+        stamps.iloc[others] = decided.set_axis(others)  # its labels are its positions
+    return stamps
+
+
+# An RFC 3164 time that is plainly one: a day of its month, a time of day, at most nine digits
+# of fraction (pandas reads nanoseconds, stored as microseconds), in a year pandas can hold
+_PLAIN_MONTH_TIME = re.compile(
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{1,2}) ([01][0-9]|2[0-3]):"
+    r"([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,9}))?"
+)
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def _plain_month_time(text: str, years: dict[str, int]) -> int | None:
+    """Microseconds since the epoch of a plain RFC 3164 time (``_PLAIN_MONTH_TIME``), read as
+    pandas reads it; None for any other text."""
+    match = _PLAIN_MONTH_TIME.fullmatch(text)
+    if match is None:
+        return None
+    month, day, hour, minute, second, fraction = match.groups()
+    year, number = years[month], _MONTHS.index(month) + 1
+    if not 1678 <= year <= 2261 or not 1 <= int(day) <= monthrange(year, number)[1]:
+        return None
+    days = date(year, number, int(day)).toordinal() - _EPOCH_DAY
+    seconds = days * 86_400 + int(hour) * 3_600 + int(minute) * 60 + int(second)
+    return seconds * 1_000_000 + (int(fraction.ljust(9, "0")) // 1_000 if fraction else 0)
+
+
+def _month_times_by_pandas(texts: list[str], year: int | None, mtime: datetime) -> pd.Series:
     import pandas as pd
 
     parts = pd.Series(texts, dtype=object).str.split(" ", n=2, expand=True)
