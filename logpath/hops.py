@@ -585,12 +585,20 @@ def build_hops(
         values = f.get(name, pa.nulls(parsed.hops, _STR))
         if name in _FLAG_WORDS:
             columns[name] = pc.is_valid(values)
+        elif values.null_count == len(values):
+            # no hop of the block shows it (most fields, in most blocks): nothing to type
+            columns[name] = pa.nulls(parsed.hops, field.type)
         elif pa.types.is_integer(field.type):
             columns[name] = _number(values, name, field.type)
         else:
             columns[name] = _empty_to_null(values)
-    arrays = [columns[field.name].cast(field.type) for field in HOP_SCHEMA]
+    arrays = [_as(columns[field.name], field.type) for field in HOP_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=HOP_SCHEMA)
+
+
+def _as(values: pa.Array, type_: pa.DataType) -> pa.Array:
+    """``values`` cast to ``type_``, without a call to Arrow's cast when they already are."""
+    return values if values.type == type_ else values.cast(type_)
 
 
 def empty_hops() -> pa.Table:
