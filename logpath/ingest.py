@@ -245,7 +245,10 @@ class _Workers:
         if self.handover is None:
             self.handover = self.handovers.enter_context(handover())
         handed = f"{self.handover}.{self.submitted}"
-        self.pending.append(pool.submit(parse_chunk_handed, handed, *args))
+        try:
+            self.pending.append(pool.submit(parse_chunk_handed, handed, *args))
+        except BrokenProcessPool:  # a worker died since the last result was taken
+            raise WorkerError(WORKER_DIED) from None
         while len(self.pending) > 2 * self.workers:
             yield _result(self.pending.popleft())
 
@@ -388,14 +391,16 @@ def _quiet_pool_managers() -> None:
     threading.excepthook = hook
 
 
+WORKER_DIED = (
+    "a parse worker process died (killed, or out of memory?); nothing of this run was stored"
+)
+
+
 def _result(future: Future[ChunkResult]) -> ChunkResult:
     try:
         result = future.result()
     except BrokenProcessPool:
-        raise WorkerError(
-            "a parse worker process died (killed, or out of memory?); nothing of this run "
-            "was stored"
-        ) from None
+        raise WorkerError(WORKER_DIED) from None
     if result.handed is not None:
         result.hops, result.handed = _taken_over(result.handed), None
     return result

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from logpath.cli.app import ExitStatus
 from logpath.errors import WorkerError
 from logpath.ingest import _result as ingest_result
 from logpath.ingest import _Workers
+from logpath.lines import Block
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "samples" / "seed" / "syslog"
@@ -536,6 +538,29 @@ def test_a_worker_killed_while_writing_its_result_ends_the_run() -> None:
     raised = _within(30, lambda: ingest_result(future))
     assert isinstance(raised, WorkerError), raised
     assert _within(30, workers.close) is None
+
+
+def test_a_worker_dead_before_the_next_block_is_handed_over_ends_the_run(tmp_path: Path) -> None:
+    """The pool breaks when a worker dies; handing it the next block then raised
+    BrokenProcessPool, a traceback where the run's message belongs (seen on Debian's Python when
+    a worker was killed between two blocks)."""
+    data = SEED.read_bytes()
+    block = Block(1, data.count(b"\n"), data)
+    workers = _Workers(2)
+    mtime = datetime.now(UTC)
+    assert len(list(workers.submit("syslog", mtime, None, block, 0))) == 1  # parsed here
+    try:
+        list(workers.submit("syslog", mtime, None, block, 0))  # the pool starts
+        pool = workers.started()
+        assert wait_for(lambda: len(pool._processes) >= 1, 60)
+        for worker in list(pool._processes.values()):
+            os.kill(worker.pid, signal.SIGKILL)  # as the OOM killer would
+        assert wait_for(lambda: pool._broken, 30)
+        with pytest.raises(WorkerError, match="a parse worker process died"):
+            list(workers.submit("syslog", mtime, None, block, 0))
+    finally:
+        workers.kill()
+        assert _within(30, workers.close) is None
 
 
 def test_a_run_shuts_its_pool_down_after_the_watchdogs_kill_not_beside_it(
