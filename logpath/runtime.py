@@ -92,16 +92,21 @@ def start_worker_server() -> None:
     started as an ingest starts, it imports WORKER_MODULES while the ingest imports its own.
     It ends with this process, or at ``stop_worker_server``.
 
-    Both start with SIGTERM and SIGHUP blocked, which they keep (a blocked signal stays blocked
-    across the exec): sent to the whole process group (a service manager, a closed terminal),
-    they are the ingest's to handle. The resource tracker ignored only SIGINT and SIGTERM, and
-    died of a SIGHUP, with a traceback on the ingest's standard error."""
+    Both start with SIGINT, SIGTERM and SIGHUP blocked, which they keep (a blocked signal stays
+    blocked across the exec; the tracker unblocks SIGINT and SIGTERM once it ignores them): sent
+    to the whole process group (Ctrl-C, a service manager, a closed terminal), they are the
+    ingest's to handle. The resource tracker ignored only SIGINT and SIGTERM, and died of a
+    SIGHUP; and both ignore SIGINT only once started: a Ctrl-C while they imported ended them,
+    each with a traceback on the ingest's standard error."""
     from multiprocessing import forkserver, resource_tracker
 
     worker_context()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     try:
         resource_tracker.ensure_running()
+        # which unblocks SIGINT and SIGTERM here once it has started the tracker
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

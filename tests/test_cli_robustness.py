@@ -484,6 +484,38 @@ def test_a_stop_sent_to_the_whole_process_group_is_the_ingests_to_handle(
     assert hop_count(store) == 27
 
 
+def test_a_ctrl_c_while_the_workers_server_starts_leaves_no_traceback(
+    store: Path, big_log: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C reaches the whole process group: the workers' server and multiprocessing's
+    resource tracker ignore it only once started, and the ingest turned it into its stop only
+    once it had imported the pipeline. A Ctrl-C in that second ended the server or the tracker
+    with a traceback on the ingest's standard error, and the ingest without a word."""
+    marker = uuid.uuid4().hex
+    env = {**os.environ, MARKER: marker, "LOGPATH_WORKERS": "2"}
+    with (tmp_path / "err").open("wb") as err:
+        process = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(big_log), "--store",
+                                    str(store)], env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                   start_new_session=True)  # fmt: skip
+    try:
+        assert wait_for(lambda: any("forkserver" in c for c in marked(marker).values()), 60)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        assert wait_for(lambda: not marked(marker), 10), marked(marker)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for pid in marked(marker):
+            os.kill(pid, signal.SIGKILL)
+    assert (tmp_path / "err").read_text() == (
+        "logpath: stopped by SIGINT; nothing of this run was stored\n"
+    )
+    assert_only_committed_parts(store)
+    assert_lock_free(store)
+    assert hop_count(store) == 27
+
+
 def test_a_killed_worker_ends_the_run_with_a_message(
     store: Path, big_log: Path, tmp_path: Path
 ) -> None:

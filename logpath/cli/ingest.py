@@ -75,11 +75,15 @@ def ingest_command(
     """
     from logpath.runtime import start_worker_server, stop_worker_server
 
-    if scheduler_address(scheduler) is None and _parsed_in_workers(paths):
-        # before this process imports pandas, pyarrow and the pipeline (~0.7 CPU-s): the
-        # workers' server imports them on the other core meanwhile (runtime.worker_context)
-        start_worker_server()
     try:
+        # a stop while the workers' server starts and this process imports is a stop of the
+        # run (as during the ingest), not a KeyboardInterrupt
+        with stopped_by_signals():
+            if scheduler_address(scheduler) is None and _parsed_in_workers(paths):
+                # before this process imports pandas, pyarrow and the pipeline (~0.7 CPU-s):
+                # the server imports them on the other core meanwhile (runtime.worker_context)
+                start_worker_server()
+            import logpath.ingest  # noqa: F401  (what _ingest_command imports, imported here)
         _ingest_command(paths, store, as_json, year, rules, scheduler)
     finally:
         stop_worker_server()  # when ingest never started its workers (a store refused, say)
