@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class LogpathError(Exception):
     """Base of every error logpath reports to the user instead of a traceback."""
@@ -45,6 +47,12 @@ class NotFoundError(LogpathError):
 
 class UsageError(LogpathError):
     """Options that contradict each other or a value out of range."""
+
+
+# The signals that end a run which must clean up after itself (ingest: its parts, its workers):
+# the command turns them into ``Stopped`` (``cli.app.stopped_by_signals``), and the workers and
+# their server, in the same process group, leave them to it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Stopped(BaseException):  # a stop, not an error: like KeyboardInterrupt

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from logpath.assembly import SETTLED_AFTER, assemble_store
-from logpath.errors import InputError, Stopped, WorkerError
+from logpath.errors import STOP_SIGNALS, InputError, Stopped, WorkerError
 from logpath.hops import HOP_SCHEMA, build_hops
 from logpath.lines import (
     Block,
@@ -432,9 +432,8 @@ def _worker_started() -> None:
     parent = os.getppid()
     # Ctrl-C and a stop reach the whole process group; the ingest alone handles them, shutting
     # the pool down and removing what it wrote
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the server died before prctl took effect

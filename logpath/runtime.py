@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from logpath.errors import STOP_SIGNALS
+
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
@@ -101,12 +103,11 @@ def start_worker_server() -> None:
     from multiprocessing import forkserver, resource_tracker
 
     worker_context()
-    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         resource_tracker.ensure_running()
         # which unblocks SIGINT and SIGTERM here once it has started the tracker
-        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)

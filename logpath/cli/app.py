@@ -18,7 +18,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from logpath.cli.pager import paged
-from logpath.errors import LogpathError, NotFoundError, Stopped, StoreLockedError, UsageError
+from logpath.errors import (
+    STOP_SIGNALS,
+    LogpathError,
+    NotFoundError,
+    Stopped,
+    StoreLockedError,
+    UsageError,
+)
 from logpath.render.output import visible_lines
 
 
@@ -202,10 +209,6 @@ def command(name: str | None = None) -> Callable[[F], F]:
         return func
 
     return register
-
-
-# The signals that end a run which must clean up after itself (ingest: its parts, its workers).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
