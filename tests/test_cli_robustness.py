@@ -414,11 +414,17 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 
 @contextmanager
 def ingesting(
-    log: Path, store: Path, tmp_path: Path, *, own_group: bool = False
+    log: Path,
+    store: Path,
+    tmp_path: Path,
+    *,
+    own_group: bool = False,
+    until: Callable[[str], bool] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`logpath ingest` as a process with two workers, marked (in a process group of its own
-    when ``own_group``); whatever it leaves is killed afterwards (by pid) so that a failing
-    test does not leave it running either."""
+    when ``own_group``), handed over once ``until(marker)`` holds (by default: both workers
+    busy); whatever it leaves is killed afterwards (by pid) so that a failing test does not
+    leave it running either."""
     marker = uuid.uuid4().hex
     env = {**os.environ, MARKER: marker, "LOGPATH_WORKERS": "2"}
     # files, not pipes: a worker left behind would hold a pipe open and hang the test
@@ -427,7 +433,7 @@ def ingesting(
                                     str(store)], env=env, stdout=out, stderr=err,
                                    start_new_session=own_group)  # fmt: skip
     try:
-        assert wait_for(lambda: _workers_busy(marker), 120), "the workers never started"
+        assert wait_for(lambda: (until or _workers_busy)(marker), 120), "not started"
         yield process, marker
     finally:
         if process.poll() is None:
@@ -491,25 +497,20 @@ def test_a_ctrl_c_while_the_workers_server_starts_leaves_no_traceback(
     resource tracker ignore it only once started, and the ingest turned it into its stop only
     once it had imported the pipeline. A Ctrl-C in that second ended the server or the tracker
     with a traceback on the ingest's standard error, and the ingest without a word."""
-    marker = uuid.uuid4().hex
-    env = {**os.environ, MARKER: marker, "LOGPATH_WORKERS": "2"}
-    with (tmp_path / "err").open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(big_log), "--store",
-                                    str(store)], env=env, stdout=subprocess.DEVNULL, stderr=err,
-                                   start_new_session=True)  # fmt: skip
-    try:
-        assert wait_for(lambda: any("forkserver" in c for c in marked(marker).values()), 60)
+
+    def server_started(marker: str) -> bool:
+        return any("forkserver" in command for command in marked(marker).values())
+
+    with ingesting(big_log, store, tmp_path, own_group=True, until=server_started) as (
+        process,
+        marker,
+    ):
         os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=60)
+        code = process.wait(timeout=60)
         assert wait_for(lambda: not marked(marker), 10), marked(marker)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for pid in marked(marker):
-            os.kill(pid, signal.SIGKILL)
-    assert (tmp_path / "err").read_text() == (
-        "logpath: stopped by SIGINT; nothing of this run was stored\n"
+    assert (code, (tmp_path / "err").read_text()) == (
+        130,
+        "logpath: stopped by SIGINT; nothing of this run was stored\n",
     )
     assert_only_committed_parts(store)
     assert_lock_free(store)
