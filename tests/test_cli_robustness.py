@@ -470,47 +470,35 @@ def test_a_killed_or_stopped_ingest_leaves_no_process_behind(
     assert hop_count(store) == 27
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def _server_started(marker: str) -> bool:
+    return any("forkserver" in command for command in marked(marker).values())
+
+
+@pytest.mark.parametrize(
+    ("signum", "until"),
+    [(signal.SIGTERM, None), (signal.SIGHUP, None), (signal.SIGINT, _server_started)],
+    ids=["SIGTERM-parsing", "SIGHUP-parsing", "SIGINT-starting"],
+)
 def test_a_stop_sent_to_the_whole_process_group_is_the_ingests_to_handle(
-    store: Path, big_log: Path, tmp_path: Path, signum: signal.Signals
+    store: Path,
+    big_log: Path,
+    tmp_path: Path,
+    signum: signal.Signals,
+    until: Callable[[str], bool] | None,
 ) -> None:
-    """As a service manager or a closed terminal sends it: the workers and their server ignore
-    it (a server killed by it would take the workers with it, and the ingest would report a
-    dead worker instead of its stop)."""
-    with ingesting(big_log, store, tmp_path, own_group=True) as (process, marker):
+    """As a service manager, a closed terminal or Ctrl-C sends it: the workers and their server
+    ignore it (a server killed by it would take the workers with it, and the ingest would report
+    a dead worker instead of its stop). Even in the run's first second: the server and
+    multiprocessing's resource tracker ignore it only once started, and the ingest turned it
+    into its stop only once it had imported the pipeline (a Ctrl-C then ended the server or the
+    tracker with a traceback on the ingest's standard error, and the ingest without a word)."""
+    with ingesting(big_log, store, tmp_path, own_group=True, until=until) as (process, marker):
         os.killpg(process.pid, signum)
         code = process.wait(timeout=60)
         assert wait_for(lambda: not marked(marker), 10), marked(marker)
     assert (code, (tmp_path / "err").read_text()) == (
         128 + signum,
         f"logpath: stopped by {signum.name}; nothing of this run was stored\n",
-    )
-    assert_only_committed_parts(store)
-    assert_lock_free(store)
-    assert hop_count(store) == 27
-
-
-def test_a_ctrl_c_while_the_workers_server_starts_leaves_no_traceback(
-    store: Path, big_log: Path, tmp_path: Path
-) -> None:
-    """Ctrl-C reaches the whole process group: the workers' server and multiprocessing's
-    resource tracker ignore it only once started, and the ingest turned it into its stop only
-    once it had imported the pipeline. A Ctrl-C in that second ended the server or the tracker
-    with a traceback on the ingest's standard error, and the ingest without a word."""
-
-    def server_started(marker: str) -> bool:
-        return any("forkserver" in command for command in marked(marker).values())
-
-    with ingesting(big_log, store, tmp_path, own_group=True, until=server_started) as (
-        process,
-        marker,
-    ):
-        os.killpg(process.pid, signal.SIGINT)
-        code = process.wait(timeout=60)
-        assert wait_for(lambda: not marked(marker), 10), marked(marker)
-    assert (code, (tmp_path / "err").read_text()) == (
-        130,
-        "logpath: stopped by SIGINT; nothing of this run was stored\n",
     )
     assert_only_committed_parts(store)
     assert_lock_free(store)
