@@ -599,7 +599,13 @@ def _match_hops(hops: list[_Hop]) -> list[int]:
 
 
 def _dense(ids: np.ndarray) -> np.ndarray:
-    """Renumber ids 0..n-1 (keeping their order)."""
+    """Renumber ids 0..n-1 (keeping their order). Ids at most a few times their count (a
+    chunk's segments and packets) are ranked by a table of those used, without a sort."""
+    if len(ids) and ids.min() >= 0 and ids.max() <= 4 * len(ids):
+        used = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+        used[ids] = 1
+        rank: np.ndarray = (np.cumsum(used) - 1)[ids]
+        return rank.astype(np.int64, copy=False)
     return np.unique(ids, return_inverse=True)[1].astype(np.int64)
 
 
@@ -781,9 +787,9 @@ def _exit_entry_pairs(
     # traffic, ARP's...) is null on every row, and null matches null; its column still comes
     # from the exits, where the join would have taken it
     shown = [k for k in keys if exits[k].notna().any() or entries[k].notna().any()] or keys[:1]
-    pairs = exits[[*keys, *columns]].merge(
-        entries[[*shown, *columns]], on=shown, suffixes=("_exit", "_entry")
-    )
+    prefilter = [k for k in PREFILTER_KEYS if k in shown]
+    exits, entries = _sharing(exits[[*keys, *columns]], entries[[*shown, *columns]], prefilter)
+    pairs = exits.merge(entries, on=shown, suffixes=("_exit", "_entry"))
     same_host = pairs["host_exit"].isna() & pairs["host_entry"].isna() | (
         pairs["host_exit"] == pairs["host_entry"]
     )
@@ -802,6 +808,28 @@ def _exit_entry_pairs(
         fits &= _agree(pairs[f"{helper}_exit"].to_numpy(), pairs[f"{helper}_entry"].to_numpy())
     pairs = pairs.assign(_gap=gap.abs())[fits.fillna(False).to_numpy(dtype=bool)]
     return pairs.sort_values("_gap")
+
+
+# Keys of ``_exit_entry_pairs``' join with many values and cheap to factorise (integers): the
+# rows whose values of these no row of the other side shares are dropped before the join.
+PREFILTER_KEYS = ["id", "len", "_ttl"]
+
+
+def _sharing(
+    exits: pd.DataFrame, entries: pd.DataFrame, keys: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The exits and entries whose ``keys`` (null equal to null, as the join takes them) some
+    row of the other side shows too: the join's pairs are those of these rows alone, in the
+    same order. The join factorised its dozen keys on every row (~55 ms of a 200,000-hop chunk
+    of one host, to find no pair); these few integers sort out most rows first."""
+    if not keys:
+        return exits, entries
+    both = row_groups([pd.concat([exits[k], entries[k]], ignore_index=True) for k in keys])
+    of_exits, of_entries = both[: len(exits)], both[len(exits) :]
+    return (
+        exits[np.isin(of_exits, of_entries)],
+        entries[np.isin(of_entries, of_exits)],
+    )
 
 
 def _late_entry_pairs(exits: pd.DataFrame, entries: pd.DataFrame) -> pd.DataFrame:

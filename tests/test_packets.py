@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seedstore import replayed_syslog
 
+import logpath.packets
 from logpath.hooks import resolve_hooks
 from logpath.ingest import ingest
 from logpath.packets import (
@@ -21,10 +22,12 @@ from logpath.packets import (
     IDENTITY_COLUMNS,
     LOCAL_KEY,
     MATCH_COLUMNS,
+    _dense,
     _group_numbers,
     _Hop,
     _match_hops,
     _prepare,
+    _sharing,
     _tangled_keys,
     _untangle,
     group_packets,
@@ -332,3 +335,59 @@ def test_untangling_by_clusters_is_matching_each_key_at_once(hops: list[tuple]) 
     _untangle(frame, segment, tangled)
     expected = _greedy_per_key(frame, tangled, len(frame))
     assert segment.tolist() == expected.tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=30), st.integers(1, 10**12))
+def test_dense_numbers_as_sorting_the_ids_does(ids: list[int], far: int) -> None:
+    """Segments and packets renumbered 0..n-1 in their order, by a table of the ids used or,
+    for ids far beyond their count, by sorting them: the same either way."""
+    for values in (ids, [*ids, far]):
+        array = np.array(values, dtype=np.int64)
+        expected = np.unique(array, return_inverse=True)[1]
+        assert _dense(array).tolist() == expected.tolist()
+        assert _dense(array).dtype == np.int64
+
+
+_KEY = st.one_of(st.none(), st.integers(0, 2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_KEY, _KEY, _KEY), max_size=12),
+    st.lists(st.tuples(_KEY, _KEY, _KEY), max_size=12),
+)
+def test_sharing_keeps_the_rows_the_other_side_shows_alike(exits: list, entries: list) -> None:
+    """Before the join of exits and entries, each side keeps the rows whose keys a row of the
+    other side shows too, a missing value equal to a missing one (as the join takes them)."""
+
+    def frame(rows: list) -> pd.DataFrame:
+        columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+        return pd.DataFrame(
+            {"id": pd.array(columns[0], dtype="Int32"), "len": pd.array(columns[1], dtype="Int32"),
+             "_ttl": pd.array(columns[2], dtype="float64"), "n": range(len(rows))}
+        )  # fmt: skip
+
+    kept_exits, kept_entries = _sharing(frame(exits), frame(entries), ["id", "len", "_ttl"])
+    assert kept_exits["n"].tolist() == [i for i, row in enumerate(exits) if row in entries]
+    assert kept_entries["n"].tolist() == [i for i, row in enumerate(entries) if row in exits]
+
+
+@pytest.mark.parametrize(
+    "captures",
+    [
+        ["lab/two-hosts/two-hosts-a.log", "lab/two-hosts/two-hosts-b.log"],
+        ["lab/two-hosts/udp-icmp-ipv6-a.log", "lab/two-hosts/udp-icmp-ipv6-b.log"],
+        ["formats/ipv4-nat-forward.log"],
+    ],
+)
+def test_packets_joined_across_hosts_are_those_of_the_join_of_every_row(
+    tmp_path: Path, captures: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows ``_sharing`` leaves out of the exits' and entries' join pair with none: the
+    packets, their legs and hop order are those of the join of every row."""
+    hops = read_sample(tmp_path, *captures)
+    packets = group_packets(hops)
+    monkeypatch.setattr(logpath.packets, "_sharing", lambda exits, entries, keys: (exits, entries))
+    pd.testing.assert_frame_equal(packets, group_packets(hops))
+    assert (packets["leg"] > 0).any()  # packets that passed from one host (or namespace) on
