@@ -1754,9 +1754,41 @@ def _frame(hops: pa.Table, rows: np.ndarray) -> pd.DataFrame:
     ``assembly_row`` (its row in ``hops``)."""
     present = set(hops.column_names)  # (column_names builds a list at each call)
     wanted = [c for c in PIPELINE_COLUMNS if c in present]
-    frame = to_frame(hops.select(wanted).take(pa.array(rows)))
+    frame = to_frame(_rows_of(hops.select(wanted), rows))
     frame["assembly_row"] = rows
     return frame
+
+
+# A chunk's rows are taken as slices of the hops when they make at most one run per this many
+# rows (``_rows_of``).
+ROWS_PER_RUN = 4096
+
+
+def _rows_of(hops: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``hops.take(rows)``; as slices when the rows are a few runs of consecutive rows: a
+    chunk's rows are the hops in time order, mostly in file order, after the few carried from
+    the chunk before (a 200,000-hop chunk of the 2M-line replay: 0 to 13 breaks). Gathering
+    every column was ~60 ms of a chunk's ~1.5 CPU-s; a slice is no copy."""
+    breaks = np.flatnonzero(rows[1:] != rows[:-1] + 1) + 1
+    if len(rows) < ROWS_PER_RUN or (len(breaks) + 1) * ROWS_PER_RUN > len(rows):
+        return hops.take(pa.array(rows))
+    starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
+    runs = [(int(rows[s]), int(e - s)) for s, e in zip(starts, ends, strict=True)]
+    indices = pa.array(rows)
+    # a dictionary column is taken: its categories are then the dictionaries of every chunk
+    # unified, in their order, as the stages have always seen them (slices would show only
+    # those of the chunks sliced, in another order); its indices are cheap to gather
+    return pa.Table.from_arrays(
+        [
+            column.take(indices)
+            if pa.types.is_dictionary(column.type)
+            else pa.chunked_array(
+                [c for at, length in runs for c in column.slice(at, length).chunks], column.type
+            )
+            for column in hops.columns
+        ],
+        schema=hops.schema,
+    )
 
 
 def _found(traced: pd.DataFrame, packet: np.ndarray, connection: np.ndarray) -> pa.Table:

@@ -1021,3 +1021,40 @@ def plain(table: pa.Table) -> pa.Table:
         for column in table.columns
     ]
     return pa.table(decoded, names=table.column_names).combine_chunks()
+
+
+def test_a_chunks_rows_sliced_are_the_rows_taken(replayed: Store) -> None:
+    """A chunk's rows are its hops in time order after a few carried from the chunk before:
+    taken as slices of the hops when they make few runs, they are the rows ``take`` gives,
+    read as the stages read them, even from chunks whose dictionaries differ (an ingest's
+    blocks each have their own, in the order the block first shows a value)."""
+    hops = replayed.read_parts(replayed.require().parts, logpath.assembly.HOP_COLUMNS)
+    wanted = [c for c in logpath.assembly.PIPELINE_COLUMNS if c in hops.column_names]
+    hops = hops.select(wanted)
+
+    def reversed_dictionaries(part: pa.Table) -> pa.Table:
+        backwards = pa.array(np.arange(part.num_rows)[::-1])
+        return pa.table(
+            [
+                pc.dictionary_encode(c.take(backwards).cast(c.type.value_type)).take(backwards)
+                if pa.types.is_dictionary(c.type)
+                else c
+                for c in part.columns
+            ],
+            schema=part.schema,
+        )
+
+    blocks = pa.concat_tables(
+        [reversed_dictionaries(hops.slice(i, 9_973)) for i in range(0, hops.num_rows, 9_973)]
+    )
+    assert hops.num_rows > 80_000
+    carried = np.sort(np.random.default_rng(7).choice(30_000, 12, replace=False))
+    for rows in (
+        np.arange(30_000, 70_000),
+        np.r_[carried, np.arange(30_000, 70_000)],  # the slices path: 13 runs
+        np.r_[np.arange(0, 40_000, 3), np.arange(50_000, 51_000)],  # runs of one: taken
+        np.arange(5, 200),
+    ):
+        for table in (hops, blocks):
+            sliced = to_frame(logpath.assembly._rows_of(table, rows))
+            pd.testing.assert_frame_equal(sliced, to_frame(table.take(pa.array(rows))))
