@@ -518,6 +518,10 @@ def parse_lines(
         result.rejected.sort(key=lambda r: r.lineno)
     names = all_fields()
     used = [bucket for bucket in buckets if bucket.rows]
+    if len(used) == 1:  # one pattern's lines (the scanner took every hop): its columns as they are
+        result.fields = used[0].to_fields(names)
+        result.lineno, result.raw = list(used[0].lineno), list(used[0].raw)
+        return result
     parts = [bucket.to_fields(names) for bucket in used]
     empty = pa.nulls(0, pa.string())
     fields = {
