@@ -8,6 +8,7 @@ what it leaves behind in /proc.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gzip
 import json
@@ -45,6 +46,8 @@ JOURNEY = "08e3ad5cfb-55148"  # a flow id (commands that fail before looking it 
 # A line that looks like a netfilter line but does not parse (as in test_cli_ingest.py).
 BOGUS = "fw: IN=eth0 OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 BOGUS\n"
 CLI = "from logpath.cli import main; main()"
+# The same, its threads' stacks written to its standard error on SIGUSR2 (``ended``)
+CLI_TRACEABLE = f"import faulthandler, signal; faulthandler.register(signal.SIGUSR2); {CLI}"
 MARKER = "LOGPATH_TEST_MARKER"  # the processes of one test carry it in their environment
 
 runner = CliRunner()
@@ -403,6 +406,27 @@ def _workers_busy(marker: str) -> bool:
     return busy >= 2
 
 
+def ended(
+    process: subprocess.Popen[bytes], marker: str, tmp_path: Path, timeout: float = 60
+) -> int:
+    """The exit code of an ``ingesting`` process, once it ends; failing the test with what was
+    left running, and the ingest's stacks (``CLI_TRACEABLE``), when it has not ended in
+    ``timeout`` seconds (under two full suites at once, a stopped ingest twice did not end in
+    60 s, and the test said no more than that)."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGUSR2)
+        time.sleep(2)
+        left = {}
+        for pid, command in marked(marker).items():
+            with contextlib.suppress(OSError):
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                left[pid] = (command[:80], state, Path(f"/proc/{pid}/wchan").read_text())
+        err = (tmp_path / "err").read_text(errors="replace")
+        pytest.fail(f"the ingest did not end in {timeout} s; left: {left}\nits stderr:\n{err}")
+
+
 def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -429,8 +453,8 @@ def ingesting(
     env = {**os.environ, MARKER: marker, "LOGPATH_WORKERS": "2"}
     # files, not pipes: a worker left behind would hold a pipe open and hang the test
     with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-c", CLI, "ingest", str(log), "--store",
-                                    str(store)], env=env, stdout=out, stderr=err,
+        process = subprocess.Popen([sys.executable, "-c", CLI_TRACEABLE, "ingest", str(log),
+                                    "--store", str(store)], env=env, stdout=out, stderr=err,
                                    start_new_session=own_group)  # fmt: skip
     try:
         assert wait_for(lambda: (until or _workers_busy)(marker), 120), "not started"
@@ -451,7 +475,7 @@ def test_a_killed_or_stopped_ingest_leaves_no_process_behind(
         running = " ".join(marked(marker).values())
         assert "multiprocessing.resource_tracker" in running and len(workers(marker)) == 2
         process.send_signal(signum)
-        code = process.wait(timeout=60)
+        code = ended(process, marker, tmp_path)
         # the workers, their server and multiprocessing's resource tracker go with it
         assert wait_for(lambda: not marked(marker), 10), marked(marker)
     err = (tmp_path / "err").read_text()
@@ -494,7 +518,7 @@ def test_a_stop_sent_to_the_whole_process_group_is_the_ingests_to_handle(
     tracker with a traceback on the ingest's standard error, and the ingest without a word)."""
     with ingesting(big_log, store, tmp_path, own_group=True, until=until) as (process, marker):
         os.killpg(process.pid, signum)
-        code = process.wait(timeout=60)
+        code = ended(process, marker, tmp_path)
         assert wait_for(lambda: not marked(marker), 10), marked(marker)
     assert (code, (tmp_path / "err").read_text()) == (
         128 + signum,
@@ -511,7 +535,7 @@ def test_a_killed_worker_ends_the_run_with_a_message(
     with ingesting(big_log, store, tmp_path) as (process, marker):
         worker = workers(marker)[0]
         os.kill(worker, signal.SIGKILL)  # as the OOM killer would
-        code = process.wait(timeout=60)
+        code = ended(process, marker, tmp_path)
         assert wait_for(lambda: not marked(marker), 10), marked(marker)
     assert code == ExitStatus.ERROR
     assert (tmp_path / "err").read_text() == (
