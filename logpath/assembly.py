@@ -87,6 +87,7 @@ from logpath.runtime import (
     handover,
     mapped,
     nulls_on,
+    stop_deferred,
     streamed,
     taken,
     without_cyclic_gc,
@@ -1379,8 +1380,11 @@ def _submitted(executor: Executor, name: str, run: AssemblyRun, rows: np.ndarray
     try:
         streamed(f"{name}.hops", [hops])
     except OSError:
-        return executor.submit(assemble_later_here, name, hops, *rest)
-    return executor.submit(assemble_later_here, name, f"{name}.hops", *rest)
+        handed: pa.Table | str = hops
+    else:
+        handed = f"{name}.hops"
+    with stop_deferred():  # the submit may fork a worker: whole, or not at all
+        return executor.submit(assemble_later_here, name, handed, *rest)
 
 
 def assemble_later_here(name: str, hops: pa.Table | str, *args: Any) -> Kept | None:

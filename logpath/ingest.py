@@ -50,6 +50,7 @@ from logpath.runtime import (
     mapped,
     not_keeping_the_server,
     start_worker_server,
+    stop_deferred,
     stop_worker_server,
     streamed,
     without_cyclic_gc,
@@ -246,7 +247,8 @@ class _Workers:
             self.handover = self.handovers.enter_context(handover())
         handed = f"{self.handover}.{self.submitted}"
         try:
-            self.pending.append(pool.submit(parse_chunk_handed, handed, *args))
+            with stop_deferred():  # the submit may fork a worker: whole, or not at all
+                self.pending.append(pool.submit(parse_chunk_handed, handed, *args))
         except BrokenProcessPool:  # a worker died since the last result was taken
             raise WorkerError(WORKER_DIED) from None
         while len(self.pending) > 2 * self.workers:

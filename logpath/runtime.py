@@ -113,6 +113,37 @@ def start_worker_server() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@contextmanager
+def stop_deferred() -> Iterator[None]:
+    """A stop (``STOP_SIGNALS``) that arrives inside the block takes effect at its end, through
+    the handler in place before it (the command's, which raises ``Stopped``).
+
+    For a pool's ``submit``, which may fork a worker: a stop raised between the server's fork
+    and the worker's pid reaching this process left a worker the pool never knew of, which
+    nothing killed: the stopped ingest then waited for ever to shut the pool down (twice under
+    two full suites at once; its stacks: the pool's manager joining a feeder blocked writing a
+    block into the pipe of the worker no one would read). Only the main thread handles
+    signals: elsewhere the block runs as it is."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def later(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {number: signal.signal(number, later) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
 def stop_worker_server() -> None:
     """End the workers' server, if it runs, and wait for it (once the pools it forked have shut
     down): no process of the run outlives it, and the run's CPU time holds the server's and its

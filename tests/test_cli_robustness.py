@@ -653,6 +653,66 @@ def test_a_stopped_run_shuts_down_a_pool_stuck_on_a_result() -> None:
     assert future.done()
 
 
+def _server_children() -> list[int]:
+    """The live processes the workers' server forked (its workers)."""
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver._forkserver_pid
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == server and stat[0] != "Z":
+                    found.append(int(entry.name))
+    return found
+
+
+def test_a_stop_while_a_worker_is_forked_leaves_no_worker_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop that arrives while the pool forks a worker, between the server's fork and the
+    worker's pid reaching the ingest (as under load: the ingest waits on the server): raised
+    there, it left a worker the pool never knew of, which the stop's kill missed; the stopped
+    run then waited for ever (seen twice under two full suites: the pool's manager joined a
+    feeder blocked writing a block into a pipe only that worker held, as ``ended`` showed).
+    The stop now takes effect once the worker is the pool's: the kill ends it."""
+    from multiprocessing import forkserver
+
+    from logpath.cli.app import stopped_by_signals
+    from logpath.errors import Stopped
+
+    real = forkserver.read_signed
+
+    def read_signed(fd: int) -> int:
+        pid: int = real(fd)
+        signal.raise_signal(signal.SIGTERM)  # on its way: the handler runs on the return
+        return pid
+
+    monkeypatch.setattr(forkserver, "read_signed", read_signed)
+    workers = _Workers(2)
+    mtime = datetime(2026, 1, 14, tzinfo=UTC)
+    block = Block(1, 1, SEED.read_bytes().splitlines(keepends=True)[0])
+    stopped = None
+    with stopped_by_signals():
+        try:
+            list(workers.submit("seed", mtime, 2026, block, 0))  # parsed here
+            list(workers.submit("seed", mtime, 2026, block, 0))  # a worker forked
+        except Stopped as stop:
+            stopped = stop
+            workers.kill()  # as ingest does on a stop
+        try:
+            # every worker the server forked was the pool's, and killed
+            left = [] if wait_for(lambda: not _server_children(), 10) else _server_children()
+            closed = _within(30, workers.close)
+        finally:
+            for pid in _server_children():  # what a failed run leaves, not to hang the suite
+                os.kill(pid, signal.SIGKILL)
+    assert stopped is not None and stopped.signal == signal.SIGTERM
+    assert left == []
+    assert closed is None
+
+
 # --- exit codes -----------------------------------------------------------------------------
 
 
