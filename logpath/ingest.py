@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool, _ExecutorManagerThread
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -150,16 +150,25 @@ def parse_chunk(
         return _parse_block(name, mtime, year, block, after)
 
 
-def parse_chunk_handed(handed: str, *args: Any) -> ChunkResult:
-    """``parse_chunk`` in a local worker process, its hops handed back in the files
-    ``handed.raw`` and ``handed.hops`` (``runtime.handover``), not through the pool's pipe;
-    through the pipe when they cannot be written (a full /dev/shm).
+def parse_chunk_handed(
+    handed: str,
+    name: str,
+    mtime: datetime,
+    year: int | None,
+    block: Block,
+    after: int,
+    data: str | None = None,
+) -> ChunkResult:
+    """``parse_chunk`` in a local worker process, of ``block``, its bytes in the file ``data``
+    when given (``_handed_block``); its hops handed back in the files ``handed.raw`` and
+    ``handed.hops`` (``runtime.handover``), not through the pool's pipe; through the pipe
+    when they cannot be written (a full /dev/shm).
 
     The pipe pickled each block's hops, wrote, read and unpickled them: ~3 CPU-s of the 2M-line
     replay's ~12 in the parse, most of them in this process's reader, while both cores were
     busy. ``raw`` is a file of its own: once its row group is written, its memory goes, while
     the other columns stay for the assembly (``StoreWriter``)."""
-    result = parse_chunk(*args)
+    result = parse_chunk(name, mtime, year, _block_taken(block, data), after)
     hops = result.hops
     if not hops.num_rows:
         return result
@@ -170,6 +179,34 @@ def parse_chunk_handed(handed: str, *args: Any) -> ChunkResult:
         return result
     result.hops, result.handed = hops.schema.empty_table(), handed
     return result
+
+
+def _handed_block(path: str, block: Block) -> tuple[Block, str | None]:
+    """``block`` for ``parse_chunk_handed``, its bytes written to the file ``path`` (in memory,
+    ``runtime.handover``) when it has them: pickled whole, they went through the pool's pipe
+    (a copy into the pickle, the pipe's two, one out of it), ~1 CPU-s of the 2M-line replay's
+    425 MB between this process's feeder thread and the workers. Through the pipe when the
+    file cannot be written."""
+    if block.lines is not None or not block.data:
+        return block, None
+    try:
+        with open(path, "wb") as file:
+            file.write(block.data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return block, None
+    return replace(block, data=b""), path
+
+
+def _block_taken(block: Block, path: str | None) -> Block:
+    """The block ``_handed_block`` gave, with its bytes read back from ``path`` (removed)."""
+    if path is None:
+        return block
+    with open(path, "rb") as file:
+        data = file.read()
+    os.unlink(path)
+    return replace(block, data=data)
 
 
 def _taken_over(handed: str) -> pa.Table:
@@ -246,9 +283,13 @@ class _Workers:
         if self.handover is None:
             self.handover = self.handovers.enter_context(handover())
         handed = f"{self.handover}.{self.submitted}"
+        name, mtime, year, block, after = args
+        block, data = _handed_block(f"{handed}.block", block)
         try:
             with stop_deferred():  # the submit may fork a worker: whole, or not at all
-                self.pending.append(pool.submit(parse_chunk_handed, handed, *args))
+                self.pending.append(
+                    pool.submit(parse_chunk_handed, handed, name, mtime, year, block, after, data)
+                )
         except BrokenProcessPool:  # a worker died since the last result was taken
             raise WorkerError(WORKER_DIED) from None
         while len(self.pending) > 2 * self.workers:

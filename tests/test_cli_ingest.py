@@ -10,6 +10,7 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -323,6 +324,15 @@ def test_workers_hand_their_hops_over_in_memory_and_leave_no_file_behind(
     monkeypatch.setattr(
         logpath.ingest, "_taken_over", lambda name: taken.append(name) or take(name)
     )
+    given: list[str | None] = []  # per block handed to a worker, the file of its bytes
+    hand = logpath.ingest._handed_block
+
+    def handed_block(*args: Any) -> Any:
+        block, data = hand(*args)
+        given.append(data)
+        return block, data
+
+    monkeypatch.setattr(logpath.ingest, "_handed_block", handed_block)
     here = tmp_path / "here"
     monkeypatch.setenv("LOGPATH_WORKERS", "1")  # every block parsed in this process
     alone = ingest(here, str(burst))
@@ -331,6 +341,8 @@ def test_workers_hand_their_hops_over_in_memory_and_leave_no_file_behind(
 
     assert handed == alone and handed["hops"] > 10_000
     assert len(taken) == 10
+    # the blocks' bytes went to the workers in files too, not through the pool's pipe
+    assert len(given) == 10 and all(data is not None for data in given)
     read = [Store(s).read_table(None, None) for s in (here, tmp_path / "handed")]
     assert read[0].equals(read[1])
     for folder in ("/dev/shm", "/tmp"):
@@ -353,6 +365,30 @@ def test_a_worker_that_cannot_hand_its_hops_over_sends_them_back(tmp_path: Path)
     taken = _taken_over(handed.handed)
     assert taken.equals(parsed) and taken.schema.equals(parsed.schema)
     assert not list(tmp_path.iterdir())  # its files went once mapped
+
+
+def test_a_block_is_handed_to_a_worker_in_a_file_or_whole(tmp_path: Path) -> None:
+    """A block's bytes go to a worker in a file it reads and removes; when the file cannot be
+    written, the block goes whole (through the pool's pipe); parsed the same either way."""
+    from logpath.ingest import _handed_block, _taken_over, parse_chunk, parse_chunk_handed
+    from logpath.lines import Block
+
+    data = (Path(__file__).resolve().parent.parent / "samples" / "lab" / "dnat.log").read_bytes()
+    block = Block(1, data.count(b"\n"), data)
+    when = datetime.now(UTC)
+    parsed = parse_chunk("dnat.log", when, 2026, block, 0).hops
+
+    bare, path = _handed_block(str(tmp_path / "block"), block)
+    assert path == str(tmp_path / "block") and bare.data == b"" and bare.count == block.count
+    assert Path(path).read_bytes() == data
+    handed = parse_chunk_handed(str(tmp_path / "hops"), "dnat.log", when, 2026, bare, 0, path)
+    assert handed.handed is not None and _taken_over(handed.handed).equals(parsed)
+    assert not list(tmp_path.iterdir())  # the block's file went once read
+
+    whole, none = _handed_block(str(tmp_path / "missing" / "block"), block)
+    assert whole is block and none is None
+    sent = parse_chunk_handed(str(tmp_path / "missing" / "hops"), "dnat.log", when, 2026, whole, 0)
+    assert sent.hops.equals(parsed)
 
 
 def test_field_edge_cases_found_by_the_generated_lines(tmp_path: Path) -> None:

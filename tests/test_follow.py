@@ -550,7 +550,9 @@ def test_while_the_input_never_pauses_a_worker_process_assembles_the_store(
     # (the last assembly, at the end, is the loop's: the worker's tables, and those of the
     # hops read after it began assembled on them)
     assert follower.summary.assembled_apart >= 2 and len(named) >= 2
-    assert commits_meanwhile >= 5
+    # the loop committed on while the worker assembled (none, were the loop held by it); how
+    # many is the machine's pace: 3 under two full suites at once, where 5 were asked
+    assert commits_meanwhile >= 2
     assert Provenance.now(store.manifest.parts, None).matches(store.manifest.assembly)
     assert stored(store) == one_shot(lines, tmp_path)
 
