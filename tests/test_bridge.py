@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 from seedstore import trace_sample
 
-from logpath.bridge import READ_COLUMNS, TIMES, BridgeFacts, decided_bridges, learn_bridges
+from logpath.bridge import (
+    READ_COLUMNS,
+    TIMES,
+    BridgeFacts,
+    assign_roles,
+    decided_bridges,
+    learn_bridges,
+)
 from logpath.journeys import build_journey
 from logpath.summaries import summarise_flows
 
@@ -40,6 +47,33 @@ def test_docker0_learned_from_the_seed(seed: pd.DataFrame) -> None:
             port_addresses={"vethd9f6465": ("172.17.0.2",), "vethfcceafa": ("172.17.0.3",)},
         )
     }
+
+
+def test_facts_and_roles_are_the_same_however_the_columns_are_typed(seed: pd.DataFrame) -> None:
+    """The hops' texts as categories (an ingest's chunks: in the order first seen, here
+    reversed), Arrow texts or Python objects: the same bridges, their ports in the same
+    order (by name), the same roles."""
+    categories = ["host", "in_iface", "out_iface", "physin", "physout"]
+    assert all(isinstance(seed[c].dtype, pd.CategoricalDtype) for c in categories)
+    reversed_order = seed.assign(
+        **{c: seed[c].cat.reorder_categories(seed[c].cat.categories[::-1]) for c in categories}
+    )
+    assert reversed_order["physin"].cat.categories.tolist() == sorted(
+        seed["physin"].dropna().unique(), reverse=True
+    )
+    as_objects = seed.astype({c: "object" for c in READ_COLUMNS if c in seed.columns})
+    facts = learn_bridges(seed)
+    (bridge,) = facts.values()
+    assert list(bridge.port_macs) == sorted(bridge.port_macs) and len(bridge.port_macs) == 2
+    for frame in (reversed_order, as_objects):
+        assert learn_bridges(frame) == facts
+        assert [list(f.port_macs) for f in learn_bridges(frame).values()] == [
+            list(bridge.port_macs)
+        ]
+        roles = assign_roles(frame.drop(columns=["role", "role_switch"]))
+        assert roles["role"].tolist() == seed["role"].tolist()
+        assert roles["role_switch"].tolist() == seed["role_switch"].tolist()
+    assert set(seed["role"].dropna()) == {"bridge", "nic"}
 
 
 def test_journey_1_docker0_switches(seed: pd.DataFrame) -> None:
