@@ -173,7 +173,10 @@ def guess_hooks(in_iface: pd.Series, out_iface: pd.Series) -> pd.Series:
 
     has_in = in_iface.notna().to_numpy()
     has_out = out_iface.notna().to_numpy()
-    guess = np.where(has_in & has_out, "FORWARD", np.where(has_in, "PREROUTING", "OUTPUT"))
+    # each row one of three shared strings: np.where on texts made a Python string per row
+    # when the result became objects (~0.1 CPU-s a million hops)
+    code = np.where(has_in & has_out, 0, np.where(has_in, 1, 2))
+    guess = np.array(["FORWARD", "PREROUTING", "OUTPUT"], dtype=object)[code]
     return pd.Series(guess, index=in_iface.index, dtype="object")
 
 

@@ -210,22 +210,34 @@ def group_packets(hops: pd.DataFrame, clocks: Clocks | None = None) -> pd.DataFr
     return _finish(frame)
 
 
-def hook_rank(hook: pd.Series, table: pd.Series, stage: pd.Series | None = None) -> pd.Series:
-    """Order of each hop within one host's traversal: hook stage, then table priority
-    (``stage``: the hooks' HOOK_STAGE, 0 where unknown, when the caller has it)."""
-    stage = map_few(hook, HOOK_STAGE).fillna(0.0) if stage is None else stage
-    priority = map_few(table, TABLE_PRIORITY)
-    nat = map_few(hook, NAT_PRIORITY).where(table.eq("nat"))
+def stage_and_rank(hook: pd.Series, table: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per hop, its hook's stage (HOOK_STAGE, 0 where unknown) and its order within one host's
+    traversal: the stage, then the table's priority. Each column factorised once and the few
+    distinct values looked up (a million hops show a few hooks and tables)."""
+    hook_code, hooks = pd.factorize(hook)
+    table_code, tables = pd.factorize(table)
+    stage = np.nan_to_num(_looked_up(hook_code, hooks, HOOK_STAGE), nan=0.0)
+    priority = _looked_up(table_code, tables, TABLE_PRIORITY)
+    is_nat = np.append(np.asarray(tables, dtype=object) == "nat", False)[table_code]
+    nat = np.where(is_nat, _looked_up(hook_code, hooks, NAT_PRIORITY), np.nan)
     # an unknown table (nft chains live in user-named tables) ranks with filter
-    return stage * 1000.0 + priority.fillna(nat).fillna(0.0)
+    tie = np.where(np.isnan(priority), np.nan_to_num(nat, nan=0.0), priority)
+    return stage, stage * 1000.0 + tie
+
+
+def _looked_up(code: np.ndarray, distinct: Any, mapping: Mapping[str, float]) -> np.ndarray:
+    """Per row, ``mapping`` of its value given as ``code`` into ``distinct`` (-1: missing),
+    as float64, NaN where unmapped."""
+    mapped = np.array([mapping.get(value, np.nan) for value in distinct] + [np.nan])
+    found: np.ndarray = mapped[code].astype("float64")
+    return found
 
 
 def map_few(values: pd.Series, mapping: Mapping[str, float]) -> pd.Series:
     """``values.map(mapping)`` as float64 (NaN where unmapped), looked up once per distinct
     value: a million hops show a few hooks and tables."""
     code, distinct = pd.factorize(values)
-    mapped = np.array([mapping.get(value, np.nan) for value in distinct] + [np.nan])
-    return pd.Series(mapped[code].astype("float64"), index=values.index)
+    return pd.Series(_looked_up(code, distinct, mapping), index=values.index)
 
 
 def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -251,10 +263,18 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     frame = frame.assign(**dict.fromkeys(absent))
     for column, helper in PRINTED_IF_ASKED.items():
         frame[helper] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    hook = frame["hook"].astype("object").fillna(guess_hooks(frame["in_iface"], frame["out_iface"]))
+    # a hop's hook, else the one its IN=/OUT= point to: guessed only where none is known
+    # (a Series' fillna aligned a whole guessed column by index: 0.3 CPU-s a million hops)
+    hook_values = frame["hook"].to_numpy(dtype=object)
+    unknown = pd.isna(hook_values)
+    if unknown.any():
+        hook_values = hook_values.copy()
+        hook_values[unknown] = guess_hooks(
+            frame.loc[unknown, "in_iface"], frame.loc[unknown, "out_iface"]
+        ).to_numpy()
+    hook = pd.Series(hook_values, index=frame.index, dtype=object)
     frame["_hook"] = hook
-    frame["_stage"] = map_few(hook, HOOK_STAGE).fillna(0.0)
-    frame["_rank"] = hook_rank(hook, frame["table"].astype("object"), frame["_stage"])
+    frame["_stage"], frame["_rank"] = stage_and_rank(hook, frame["table"].astype("object"))
     if "trace_id" in frame and frame["trace_id"].notna().any():
         # a trace lists a packet's chains in the order it passed them (an nft chain may hook
         # before raw, at any priority): its visits are ordered by line
@@ -265,12 +285,23 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
     frame["_t"] = uptime.fillna(stamps).fillna(0.0)
     frame["_ts"] = fine_wall_clock(stamps, uptime, frame["host"], boot)
-    frame["_prefix"] = frame["prefix"].astype("object").fillna("")
+    frame["_prefix"] = _prefix_codes(frame["prefix"])
     # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
     guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False
     frame["_guess"] = np.asarray(guessed | frame["hook"].isna(), dtype=bool)
     frame["_ttl"] = pd.to_numeric(frame["ttl"], errors="coerce").astype("float64")
     return frame
+
+
+def _prefix_codes(prefix: pd.Series) -> np.ndarray:
+    """Per hop, a number for its LOG prefix (none and "" alike): hops are only ever compared
+    and grouped by prefix, and comparing the texts as objects cost ~0.3 CPU-s a million hops
+    (a categorical's few categories numbered, not its rows)."""
+    if isinstance(prefix.dtype, pd.CategoricalDtype):
+        texts = np.array([*prefix.cat.categories.astype(object), ""], dtype=object)
+        code: np.ndarray = pd.factorize(texts)[0][prefix.cat.codes.to_numpy()]
+        return code.astype(np.int64)
+    return pd.factorize(prefix.astype("object").fillna(""))[0].astype(np.int64)
 
 
 def _epoch_seconds(ts: pd.Series) -> pd.Series:
@@ -369,14 +400,26 @@ def row_groups(columns: Sequence[pd.Series | np.ndarray]) -> np.ndarray:
     key = np.zeros(len(columns[0]), dtype=np.int64)
     size = 1
     for column in columns:
-        code, distinct = pd.factorize(column, use_na_sentinel=False)
-        if size * len(distinct) >= 2**62:  # the combined codes would overflow: numbered densely
+        code, distinct = _codes(column)
+        if size * distinct >= 2**62:  # the combined codes would overflow: numbered densely
             key, found = pd.factorize(key)
             size = len(found)
-        key = key * len(distinct) + code
-        size *= len(distinct)
+        key = key * distinct + code
+        size *= distinct
     numbers: np.ndarray = pd.factorize(key)[0].astype(np.int64)
     return numbers
+
+
+def _codes(column: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
+    """A column's values as codes 0..n-1 (null one of them), and n. Numbers that already are
+    such codes (a group or prefix number, at most one per row) are taken as they are: hashing
+    them again was most of grouping the hops by key, hook and prefix."""
+    if isinstance(column, np.ndarray) and column.dtype.kind in "iu" and len(column):
+        low, high = int(column.min()), int(column.max())
+        if low >= 0 and high < len(column):
+            return column.astype(np.int64, copy=False), high + 1
+    code, distinct = pd.factorize(column, use_na_sentinel=False)
+    return code, len(distinct)
 
 
 def _continues(ordered: pd.DataFrame) -> np.ndarray:
@@ -409,7 +452,7 @@ def _agree(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _tangled_keys(frame: pd.DataFrame) -> np.ndarray:
     """Keys where two packets may interleave: one hook (and prefix) logged more than once."""
-    logged_at = row_groups([frame["_key"], frame["_rank"], frame["_prefix"]])
+    logged_at = row_groups([frame[c].to_numpy() for c in ("_key", "_rank", "_prefix")])
     again = np.bincount(logged_at)[logged_at] > 1
     return np.unique(frame["_key"].to_numpy()[again])
 
@@ -495,7 +538,7 @@ class _Hop(NamedTuple):
 
     t: float
     rank: float
-    prefix: str
+    prefix: int  # _prefix_codes
     ttl: float
     guess: bool
     dst: object
@@ -566,7 +609,7 @@ def _match_hops(hops: list[_Hop]) -> list[int]:
     # order they were opened in): a packet passes a hook once, so a hop scans only those. On a
     # busy host's log, scanning every open packet of a tangled key (the SYN-ACKs of one
     # listener) was 8.5% of the ingest's CPU, most of them logged at the hop's hook already
-    waiting: dict[str, dict[int, _OpenPacket]] = {hop.prefix: {} for hop in hops}
+    waiting: dict[int, dict[int, _OpenPacket]] = {hop.prefix: {} for hop in hops}
     assigned = []
     count = 0
     for hop in hops:
