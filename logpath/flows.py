@@ -291,13 +291,17 @@ class _Tuples:
         # each tuple's first hop: where the running highest number grows
         first = np.r_[True, of_hop[1:] > np.maximum.accumulate(of_hop)[:-1]]
         key, rkey = _tuple_keys(frame[columns].iloc[np.flatnonzero(first)])
-        code, self.texts = pd.factorize(pd.concat([key, rkey], ignore_index=True))
-        self.code = code[: len(key)].astype(np.int64)[of_hop]  # per hop, its tuple
-        self.reverse = code[len(key) :].astype(np.int64)[of_hop]  # per hop, its reverse
-        # per hop, the one of its tuple and its reverse whose text sorts first, coded
-        canonical, found = pd.factorize(key.where(key <= rkey, rkey))
-        self.canonical = canonical[of_hop]
-        self.canonical_count = len(found)
+        # numbered by Arrow's hash, in order of first appearance as pandas' factorize numbers
+        coded = pc.dictionary_encode(pa.concat_arrays([key, rkey]))
+        code = coded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self.texts: pa.StringArray = coded.dictionary
+        self.code = code[: len(key)][of_hop]  # per hop, its tuple
+        self.reverse = code[len(key) :][of_hop]  # per hop, its reverse
+        # per hop, the one of its tuple and its reverse whose text sorts first, coded (UTF-8's
+        # bytes sort as its characters do: Arrow's order is Python's)
+        found = pc.dictionary_encode(pc.if_else(pc.less_equal(key, rkey), key, rkey))
+        self.canonical = found.indices.to_numpy(zero_copy_only=False).astype(np.int64)[of_hop]
+        self.canonical_count = len(found.dictionary)
 
     def translated(
         self, orig: np.ndarray, related: np.ndarray, orig_code: np.ndarray, reply_code: np.ndarray
@@ -312,9 +316,9 @@ class _Tuples:
         return shown
 
 
-def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _tuple_keys(frame: pd.DataFrame) -> tuple[pa.StringArray, pa.StringArray]:
     """``_directed_keys`` of each row of the ``t_*`` columns: on few rows (a follow window's)
-    written in one Python pass, on many by pandas' string operations (``nat.FEW_ROWS``)."""
+    written in one Python pass, on many by Arrow's string kernels (``nat.FEW_ROWS``)."""
     if len(frame) > FEW_ROWS:
         return _tuple_keys_of_many(frame)
     proto, src, sport, dst, dport = (
@@ -327,23 +331,29 @@ def _tuple_keys(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
         echo = p in ("icmp", "icmpv6")
         rkey.append(f"{p}|{d}|{sp}|{s}|{dp}" if echo else f"{p}|{d}|{dp}|{s}|{sp}")
-    index = frame.index
-    return pd.Series(key, index=index, dtype=str), pd.Series(rkey, index=index, dtype=str)
+    return pa.array(key, pa.string()), pa.array(rkey, pa.string())
 
 
-def _tuple_keys_of_many(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """``_tuple_keys`` by pandas' string operations."""
-    text = {c: frame[c].astype("object").where(frame[c].notna(), "") for c in frame.columns}
-    text = {c: v.astype(str) for c, v in text.items()}
-    echo = frame["t_proto"].isin(["icmp", "icmpv6"])
+def _tuple_keys_of_many(frame: pd.DataFrame) -> tuple[pa.StringArray, pa.StringArray]:
+    """``_tuple_keys`` by Arrow's kernels: the same texts (a missing field ""), ~20x faster
+    than pandas' object strings (0.94 CPU-s for the 273,000 tuples of the 2M-line replay)."""
+
+    def text(name: str) -> pa.Array:
+        values = pa.array(frame[name], from_pandas=True)
+        filled: pa.Array = pc.fill_null(pc.cast(values, pa.string()), "")
+        return filled
+
+    proto, src, sport, dst, dport = (text(c) for c in _TUPLE_COLUMNS)
     # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
-    rsport = text["t_dport"].where(~echo, text["t_sport"])
-    rdport = text["t_sport"].where(~echo, text["t_dport"])
-    key = text["t_proto"] + "|" + text["t_src"] + "|" + text["t_sport"] + "|" + text["t_dst"]
-    key = key + "|" + text["t_dport"]
-    rkey = text["t_proto"] + "|" + text["t_dst"] + "|" + rsport + "|" + text["t_src"]
-    rkey = rkey + "|" + rdport
+    echo = pc.is_in(proto, value_set=pa.array(["icmp", "icmpv6"]))
+    key = pc.binary_join_element_wise(proto, src, sport, dst, dport, "|")
+    rkey = pc.binary_join_element_wise(
+        proto, dst, pc.if_else(echo, sport, dport), src, pc.if_else(echo, dport, sport), "|"
+    )
     return key, rkey
+
+
+_TUPLE_COLUMNS = ("t_proto", "t_src", "t_sport", "t_dst", "t_dport")
 
 
 def _text(value: object) -> str:
@@ -469,8 +479,9 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.Dat
     orig_code, reply_code = _conn_codes(conn, related, is_orig, first_code, last_code, reverse)
     heads = np.flatnonzero(np.r_[True, conn[1:] != conn[:-1]])  # each connection's first packet
     starts = _flow_starts(frame, set(packet[heads].tolist()))
-    text = texts.to_numpy(dtype=object)
-    orig_keys, reply_keys = text[orig_code], text[reply_code]
+    # only the connections' keys made Python texts (not every tuple's)
+    orig_keys = texts.take(pa.array(orig_code)).to_numpy(zero_copy_only=False)
+    reply_keys = texts.take(pa.array(reply_code)).to_numpy(zero_copy_only=False)
     flow_ids = np.array(
         [
             _flow_id(key, starts[first])

@@ -15,12 +15,14 @@ from logpath.flows import (
     Flow,
     Translation,
     _tuple_keys,
+    _tuple_keys_of_many,
     hop_tuples,
     tuple_node_codes,
     tuple_nodes,
 )
 from logpath.ingest import ingest
 from logpath.journeys import build_journey
+from logpath.nat import FEW_ROWS
 from logpath.store import Store, to_frame
 from logpath.summaries import summarise_flows
 
@@ -316,13 +318,21 @@ def test_tuple_nodes_are_the_conntrack_keys_assign_flows_uses(tmp_path: Path) ->
     hops = store.read_table()
     frame = to_frame(hops)
     tuples = hop_tuples(frame)
-    for rows in (slice(0, 40), slice(None)):  # few rows: one Python pass; many: pandas
+    for rows in (slice(0, 40), slice(None)):  # few rows: one Python pass; many: Arrow
         part = tuples.iloc[rows][list(TUPLE_COLUMNS)]
         key, rkey = _tuple_keys(part)
-        canonical = key.where(key <= rkey, rkey)
-        host = frame["host"].iloc[rows].astype("object").fillna("").astype(str)
-        expected = (host + "#" + canonical).tolist()
+        # the smaller of the two by Python's order of texts
+        canonical = [min(k, r) for k, r in zip(key.to_pylist(), rkey.to_pylist(), strict=True)]
+        host = frame["host"].iloc[rows].astype("object").fillna("").astype(str).tolist()
+        expected = [f"{h}#{c}" for h, c in zip(host, canonical, strict=True)]
         assert tuple_nodes(hops.slice(0, len(expected))).to_pylist() == expected
+    # Arrow's texts on many rows are the Python pass's, FEW_ROWS at a time
+    part = tuples[list(TUPLE_COLUMNS)]
+    assert len(part) > 2 * FEW_ROWS
+    python = [_tuple_keys(part.iloc[at : at + FEW_ROWS]) for at in range(0, len(part), FEW_ROWS)]
+    arrow = _tuple_keys_of_many(part)
+    for side in (0, 1):
+        assert arrow[side].to_pylist() == [k for keys in python for k in keys[side].to_pylist()]
     assert {"icmp", "udp", "tcp"} <= set(tuples["t_proto"].dropna())
     assert tuples["t_src"].str.contains(":", regex=False).any()  # IPv6
     assert tuples["related"].any()
