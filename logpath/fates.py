@@ -23,7 +23,7 @@ import pandas as pd
 
 from logpath.netfilter import HOOK_STAGE
 from logpath.nftrace import with_trace_verdicts
-from logpath.packets import map_few, row_groups
+from logpath.packets import map_few, row_groups, text_codes
 
 if TYPE_CHECKING:  # the evaluator is imported only when a ruleset judges the packets
     from logpath.evaluate import Evaluator
@@ -127,7 +127,7 @@ def _furthest_stage(
     then a reindex by them, cost a third of the fates."""
     flow = pd.factorize(hops["flow"])[0]  # -1 where missing: a groupby drops those
     direction = pd.factorize(hops["direction"])[0]
-    host = pd.factorize(hops["host"].astype("object").fillna(""))[0]
+    host = text_codes(hops["host"])
     entry, entries = pd.factorize(entered.fillna(""))
     last_entry_code = pd.Index(entries).get_indexer(last_entry.fillna(""))
     # only the hops outside the nat table are evidence (nat chains see a connection's first packet)

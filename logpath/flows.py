@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.nat import FEW_ROWS, nat_marks
-from logpath.packets import map_few, missing, row_groups
+from logpath.packets import map_few, missing, row_groups, text_codes
 from logpath.records import (
     NAT_TYPES,
     PORTED,
@@ -424,7 +424,7 @@ def _components(frame: pd.DataFrame, tuples: _Tuples) -> pd.Series:
     busy at once took each other's packets (benchmarks/generate_fleet.py --stagger 0)."""
     key = tuples.canonical
     if "host" in frame.columns:
-        host = pd.factorize(frame["host"].astype("object").fillna(""))[0].astype(np.int64)
+        host = text_codes(frame["host"])
         key = pd.factorize(host * tuples.canonical_count + key)[0]  # numbered densely again
     packet = frame["packet"].to_numpy(dtype=np.int64)
     # the smallest label per key, then per packet, until nothing moves (numpy's minimum.at,

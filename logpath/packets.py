@@ -285,7 +285,7 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     # one clock per host for ordering: uptime when logged, else wall-clock seconds
     frame["_t"] = uptime.fillna(stamps).fillna(0.0)
     frame["_ts"] = fine_wall_clock(stamps, uptime, frame["host"], boot)
-    frame["_prefix"] = _prefix_codes(frame["prefix"])
+    frame["_prefix"] = text_codes(frame["prefix"])  # none and "" alike
     # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
     guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False
     frame["_guess"] = np.asarray(guessed | frame["hook"].isna(), dtype=bool)
@@ -293,15 +293,15 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     return frame
 
 
-def _prefix_codes(prefix: pd.Series) -> np.ndarray:
-    """Per hop, a number for its LOG prefix (none and "" alike): hops are only ever compared
-    and grouped by prefix, and comparing the texts as objects cost ~0.3 CPU-s a million hops
-    (a categorical's few categories numbered, not its rows)."""
-    if isinstance(prefix.dtype, pd.CategoricalDtype):
-        texts = np.array([*prefix.cat.categories.astype(object), ""], dtype=object)
-        code: np.ndarray = pd.factorize(texts)[0][prefix.cat.codes.to_numpy()]
+def text_codes(column: pd.Series, missing: str = "") -> np.ndarray:
+    """Per row, a number for its text (a missing one taken as ``missing``), for columns only
+    ever compared and grouped: a categorical's few categories numbered, not its rows (made
+    objects and hashed, a host or prefix column cost ~50 ms a million hops each time)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        texts = np.array([*column.cat.categories.astype(object), missing], dtype=object)
+        code: np.ndarray = pd.factorize(texts)[0][column.cat.codes.to_numpy()]
         return code.astype(np.int64)
-    return pd.factorize(prefix.astype("object").fillna(""))[0].astype(np.int64)
+    return pd.factorize(column.astype("object").fillna(missing))[0].astype(np.int64)
 
 
 def _epoch_seconds(ts: pd.Series) -> pd.Series:
@@ -538,7 +538,7 @@ class _Hop(NamedTuple):
 
     t: float
     rank: float
-    prefix: int  # _prefix_codes
+    prefix: int  # text_codes
     ttl: float
     guess: bool
     dst: object

@@ -84,8 +84,9 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
     ids = np.asarray(distinct, dtype=object)
     flows = _Flows(code, len(ids))
     first = flows.first_rows()
-    orig_key = frame["orig_key"].to_numpy(dtype=object)[first]
-    reply_key = frame["reply_key"].to_numpy(dtype=object)[first]
+    # each flow's keys: its first row's, not every row's made objects first
+    orig_key = np.asarray(frame["orig_key"].iloc[first], dtype=object)
+    reply_key = np.asarray(frame["reply_key"].iloc[first], dtype=object)
     hosts = _hosts(frame, flows)
     # what infer_translations reads of each flow, indexed by flow id
     per_flow = pd.DataFrame(
@@ -146,7 +147,7 @@ class _Flows:
         rows = np.flatnonzero(shown)
         flows, at = np.unique(self.code[rows], return_index=True)
         first = np.full(self.size, None, dtype=object)
-        first[flows] = values.to_numpy(dtype=object)[rows[at]]
+        first[flows] = values.iloc[rows[at]].to_numpy(dtype=object)
         return first
 
     def count(self, code: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
@@ -176,12 +177,12 @@ class _Packets:
 
 
 def _packets(frame: pd.DataFrame, fates: pd.DataFrame, flows: _Flows) -> _Packets:
-    rows = ~frame["packet"].duplicated().to_numpy()
+    rows = np.flatnonzero(~frame["packet"].duplicated().to_numpy())
     packet = frame["packet"].to_numpy()[rows]
     return _Packets(
         code=flows.code[rows],
-        event=tcp_events(column_or_null(frame, "flags")[rows]).to_numpy(dtype=object),
-        reply=frame["direction"].to_numpy(dtype=object)[rows] == "reply",
+        event=tcp_events(column_or_null(frame, "flags").iloc[rows]).to_numpy(dtype=object),
+        reply=frame["direction"].iloc[rows].to_numpy(dtype=object) == "reply",
         related=frame["related"].to_numpy(dtype=bool)[rows],
         fate=fates["fate"].reindex(packet).to_numpy(dtype=object),
     )
