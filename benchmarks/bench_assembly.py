@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from logpath.assembly import _frame, _plain_hooks, with_journey_marks
+from logpath.assembly import _frame, with_journey_marks
 from logpath.bridge import assign_roles
 from logpath.clocks import CLOCK_COLUMNS, Clocks, learn_clocks
 from logpath.fates import packet_fates
@@ -113,7 +113,7 @@ def trace_as_chunk(
         hops = _frame(table, np.arange(table.num_rows, dtype=np.int64))
     with without_cyclic_gc():
         with stage("resolve_hooks", times):
-            resolved = _plain_hooks(resolve_hooks(hops, ruleset))
+            resolved = resolve_hooks(hops, ruleset)
         with stage("group_packets", times):
             packets = group_packets(resolved, clocks)
         with stage("refine_guessed_hooks", times):

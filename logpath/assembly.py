@@ -1445,7 +1445,10 @@ def trace_hops(
         >>> traced = trace_hops(Store(path).read_hops())
     """
     resolved = hops if "hook" in hops.columns else resolve_hooks(hops, ruleset)
-    packets = refine_guessed_hooks(group_packets(_plain_hooks(resolved), clocks))
+    # the hooks, tables, chains and evidence stay resolve_hooks' categoricals: made Python
+    # objects for the stages, every comparison with a hook or "nat", every missing-value test
+    # and every take of them went through an object per hop (~5% of the assembly)
+    packets = refine_guessed_hooks(group_packets(resolved, clocks))
     flows = assign_flows(packets, keep_tuples=keep_tuples)
     return assign_roles(flows, bridges) if roles else flows
 
@@ -1847,22 +1850,3 @@ def learn_hop_clocks(hops: pa.Table, lines: pd.DataFrame) -> Clocks:
     if lines["host"].nunique() > 1:
         shared = to_frame(hops.select(CLOCK_COLUMNS).filter(pc.not_equal(hops["id"], 0)))
     return learn_clocks(lines, shared)
-
-
-def _plain_hooks(resolved: pd.DataFrame) -> pd.DataFrame:
-    """resolve_hooks gives categoricals; the later stages compare and fill them as plain text."""
-    where = [c for c in ("table", "chain", "hook", "evidence") if c in resolved.columns]
-    # the four columns replaced (DataFrame.astype rebuilt the whole frame: four times the cost)
-    plain = {c: pd.Series(_texts(resolved[c]), index=resolved.index, dtype=object) for c in where}
-    return resolved.assign(**plain)
-
-
-def _texts(column: pd.Series) -> np.ndarray:
-    """A column as Python objects, NaN where missing; a categorical's rows taken from its few
-    categories made objects once (its own conversion took 6x as long: 0.27 CPU-s of the
-    2M-line replay's assembly)."""
-    if not isinstance(column.dtype, pd.CategoricalDtype):
-        return column.to_numpy(dtype=object)
-    values = np.append(column.cat.categories.to_numpy(dtype=object), np.nan)
-    texts: np.ndarray = values[column.cat.codes.to_numpy()]
-    return texts
