@@ -131,7 +131,7 @@ def _furthest_stage(
     entry, entries = pd.factorize(entered.fillna(""))
     last_entry_code = pd.Index(entries).get_indexer(last_entry.fillna(""))
     # only the hops outside the nat table are evidence (nat chains see a connection's first packet)
-    evidence = hops["table"].astype("object").ne("nat").to_numpy(dtype=bool)
+    evidence = hops["table"].ne("nat").to_numpy(dtype=bool)
     evidence = evidence & (flow >= 0) & (direction >= 0)
     count = int(evidence.sum())
     place = row_groups(

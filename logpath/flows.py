@@ -171,21 +171,32 @@ def tuple_nodes(hops: pa.Table) -> pa.Array:
     at every step, on tens of thousands of hops: written with Arrow's kernels (``hop_tuples``
     and ``_tuple_keys`` through pandas cost ~3 µs a hop)."""
 
-    def text(values: pa.Array) -> pa.Array:
-        filled: pa.Array = pc.fill_null(pc.cast(values, pa.string()), "")
-        return filled
-
     found = _hop_tuple(hops)
-    t_proto, src, dst = text(found.proto), text(found.src), text(found.dst)
-    t_sport, t_dport, t_echo = text(found.sport), text(found.dport), found.echo
-    key = pc.binary_join_element_wise(t_proto, src, t_sport, dst, t_dport, "|")
-    rkey = pc.binary_join_element_wise(
-        t_proto, dst, pc.if_else(t_echo, t_sport, t_dport), src,
-        pc.if_else(t_echo, t_dport, t_sport), "|",
-    )  # fmt: skip
+    key, rkey = _key_texts(found.proto, found.src, found.sport, found.dst, found.dport)
     canonical = pc.if_else(pc.less_equal(key, rkey), key, rkey)
-    nodes: pa.Array = pc.binary_join_element_wise(text(found.host), canonical, "#")
+    nodes: pa.Array = pc.binary_join_element_wise(_field_text(found.host), canonical, "#")
     return nodes
+
+
+def _field_text(values: pa.Array) -> pa.Array:
+    """A key field as text, "" where missing (``_text``, by Arrow)."""
+    filled: pa.Array = pc.fill_null(pc.cast(values, pa.string()), "")
+    return filled
+
+
+def _key_texts(
+    proto: pa.Array, src: pa.Array, sport: pa.Array, dst: pa.Array, dport: pa.Array
+) -> tuple[pa.StringArray, pa.StringArray]:
+    """Per row, its tuple key ``proto|src|sport|dst|dport`` and its reverse's, by Arrow's
+    kernels: what ``_tuple_keys`` writes in one Python pass."""
+    proto, src, sport, dst, dport = map(_field_text, (proto, src, sport, dst, dport))
+    # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
+    echo = pc.is_in(proto, value_set=pa.array(["icmp", "icmpv6"]))
+    key = pc.binary_join_element_wise(proto, src, sport, dst, dport, "|")
+    rkey = pc.binary_join_element_wise(
+        proto, dst, pc.if_else(echo, sport, dport), src, pc.if_else(echo, dport, sport), "|"
+    )
+    return key, rkey
 
 
 def tuple_node_codes(hops: pa.Table) -> tuple[np.ndarray, int]:
@@ -322,8 +333,7 @@ def _tuple_keys(frame: pd.DataFrame) -> tuple[pa.StringArray, pa.StringArray]:
     if len(frame) > FEW_ROWS:
         return _tuple_keys_of_many(frame)
     proto, src, sport, dst, dport = (
-        [_text(value) for value in frame[c].tolist()]
-        for c in ("t_proto", "t_src", "t_sport", "t_dst", "t_dport")
+        [_text(value) for value in frame[c].tolist()] for c in TUPLE_COLUMNS
     )
     key, rkey = [], []
     for p, s, sp, d, dp in zip(proto, src, sport, dst, dport, strict=True):
@@ -335,25 +345,10 @@ def _tuple_keys(frame: pd.DataFrame) -> tuple[pa.StringArray, pa.StringArray]:
 
 
 def _tuple_keys_of_many(frame: pd.DataFrame) -> tuple[pa.StringArray, pa.StringArray]:
-    """``_tuple_keys`` by Arrow's kernels: the same texts (a missing field ""), ~20x faster
-    than pandas' object strings (0.94 CPU-s for the 273,000 tuples of the 2M-line replay)."""
-
-    def text(name: str) -> pa.Array:
-        values = pa.array(frame[name], from_pandas=True)
-        filled: pa.Array = pc.fill_null(pc.cast(values, pa.string()), "")
-        return filled
-
-    proto, src, sport, dst, dport = (text(c) for c in _TUPLE_COLUMNS)
-    # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
-    echo = pc.is_in(proto, value_set=pa.array(["icmp", "icmpv6"]))
-    key = pc.binary_join_element_wise(proto, src, sport, dst, dport, "|")
-    rkey = pc.binary_join_element_wise(
-        proto, dst, pc.if_else(echo, sport, dport), src, pc.if_else(echo, dport, sport), "|"
-    )
-    return key, rkey
-
-
-_TUPLE_COLUMNS = ("t_proto", "t_src", "t_sport", "t_dst", "t_dport")
+    """``_tuple_keys`` by Arrow's kernels: the same texts (a missing field ""); the 273,000
+    tuples of the 2M-line replay in 0.08 s, against 0.27 s by pandas' object strings (alone,
+    best of 5; ~0.9 s of the assembly inside it)."""
+    return _key_texts(*(pa.array(frame[c], from_pandas=True) for c in TUPLE_COLUMNS))
 
 
 def _text(value: object) -> str:

@@ -274,7 +274,7 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
         ).to_numpy()
     hook = pd.Series(hook_values, index=frame.index, dtype=object)
     frame["_hook"] = hook
-    frame["_stage"], frame["_rank"] = stage_and_rank(hook, frame["table"].astype("object"))
+    frame["_stage"], frame["_rank"] = stage_and_rank(hook, frame["table"])
     if "trace_id" in frame and frame["trace_id"].notna().any():
         # a trace lists a packet's chains in the order it passed them (an nft chain may hook
         # before raw, at any priority): its visits are ordered by line
@@ -287,7 +287,7 @@ def _prepare(hops: pd.DataFrame, boot: Mapping[str, float] | None = None) -> pd.
     frame["_ts"] = fine_wall_clock(stamps, uptime, frame["host"], boot)
     frame["_prefix"] = text_codes(frame["prefix"])  # none and "" alike
     # a hook guessed from IN/OUT may be the later hook of its pattern: it may follow any hop
-    guessed = frame["evidence"].astype("object").eq("guess") if "evidence" in frame else False
+    guessed = frame["evidence"].eq("guess") if "evidence" in frame else False
     frame["_guess"] = np.asarray(guessed | frame["hook"].isna(), dtype=bool)
     frame["_ttl"] = pd.to_numeric(frame["ttl"], errors="coerce").astype("float64")
     return frame
