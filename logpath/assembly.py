@@ -879,12 +879,16 @@ class _ChunkReach:
     one reached (a tuple used again is split into connections by time). The others are kept
     at once. Carrying every open connection made a busy host's ingest trace each hop again in
     every chunk of the next ten minutes: 4.3M hops traced for 0.72M (the dense replay's two
-    plans of a minute each, 20,000 lines/s)."""
+    plans of a minute each, 20,000 lines/s).
+
+    The hops' tuple nodes are numbered at each question, for the hops it asks about (those of
+    the connections still growing at a chunk's end, and the hops of SETTLED_AFTER after it):
+    numbered once for every hop, they were ~0.65 s of the 2M-line replay's ingest, in the
+    process whose half of the assembly ends last, before its first chunk."""
 
     def __init__(self, hops: pa.Table, rows: np.ndarray, when: np.ndarray) -> None:
         self.hops, self.rows, self.times = hops, rows, when[rows]
-        read = [c for c in NODE_COLUMNS if c in hops.column_names]
-        self.codes, self.nodes = tuple_node_codes(taken(hops.select(read), rows))
+        self.node_columns = hops.select([c for c in NODE_COLUMNS if c in hops.column_names])
         self.position = np.zeros(hops.num_rows, dtype=np.int64)
         self.position[rows] = np.arange(len(rows))
 
@@ -939,9 +943,13 @@ class _ChunkReach:
         others = taken(self.hops.select(read), alike_to)
         recent = np.zeros(len(names), dtype=bool)
         recent[connection[near[alike_hops(self.hops, hop_rows[near], others)]]] = True
-        shown = np.zeros(self.nodes, dtype=bool)
-        shown[self.codes[self.position[shown_by]]] = True
-        node = self.codes[self.position[hop_rows]]
+        # one numbering of the nodes of both: the same node, the same number
+        codes, nodes = tuple_node_codes(
+            taken(self.node_columns, np.concatenate([hop_rows, shown_by]))
+        )
+        node = codes[: len(hop_rows)]
+        shown = np.zeros(nodes, dtype=bool)
+        shown[codes[len(hop_rows) :]] = True
         reached = linked_by_tuples(connection, node, recent, shown)
         return set(names[reached].tolist())
 
