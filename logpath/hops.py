@@ -25,6 +25,7 @@ from logpath.netfilter import (
     IPV6_FRAG_LIMIT,
     IPV6_LIMITS,
     NAME_LIMITS,
+    integers,
     normal_address,
 )
 
@@ -367,27 +368,16 @@ class _Problem:
     key: str = ""  # finds the value inside the field (FRAG: in exthdrs)
 
 
-_TOO_LONG = "9" * 18  # above every limit, and still an int64
-
-
 def _numbers(f: dict[str, pa.Array]) -> dict[str, pa.Array]:
-    """The decimal fields parsed once (int64; the uptime float64): checked against their
-    limits, then typed from these. A number of more digits than an int64 holds becomes one
-    above every limit."""
+    """The decimal fields as numbers (int64, as the parse read them; the uptime float64):
+    checked against their limits, then typed from these."""
     numbers: dict[str, pa.Array] = {}
     for name, values in f.items():
         base = name.removeprefix("inner_")
         if base not in DECIMAL_LIMITS or base == "proto" or values.null_count == len(values):
             continue
-        numbers[name] = pc.cast(values, pa.float64()) if base == "uptime" else _integers(values)
+        numbers[name] = pc.cast(values, pa.float64()) if base == "uptime" else values
     return numbers
-
-
-def _integers(digits: pa.Array) -> pa.Array:
-    length = pc.binary_length(digits)
-    if (pc.max(length).as_py() or 0) > len(_TOO_LONG):
-        digits = pc.if_else(pc.greater(length, len(_TOO_LONG)), _TOO_LONG, digits)
-    return pc.cast(digits, pa.int64())
 
 
 def _above(values: pa.Array, high: int) -> pa.Array:
@@ -413,11 +403,11 @@ def _decimal_problems(f: dict[str, pa.Array], numbers: dict[str, pa.Array]) -> I
         values = f[name]
         number = pc.if_else(pc.fill_null(pc.utf8_is_digit(values), False), values, None)
         if number.null_count < len(number):
-            yield _Problem(_above(_integers(number), high), name, expected)
+            yield _Problem(_above(integers(number), high), name, expected)
     frag = _extension(f["exthdrs"], r"FRAG:(?P<v>\d+)")
     if frag.null_count < len(frag):
         high, expected = IPV6_FRAG_LIMIT
-        yield _Problem(_above(_integers(frag), high), "exthdrs", expected, "FRAG:")
+        yield _Problem(_above(integers(frag), high), "exthdrs", expected, "FRAG:")
 
 
 def _addresses(f: dict[str, pa.Array]) -> dict[str, pa.Array]:
@@ -496,16 +486,13 @@ def _reject_impossible(parsed: ParsedLines, source: str, problems: list[_Problem
     for problem in problems:
         for row in pc.indices_nonzero(problem.rows).to_pylist():
             found.setdefault(row, []).append(problem)
-    rejected = {
-        row: min(
-            (
-                reject_value(source, parsed.lineno[row], parsed.raw[row], p.name, p.expected, p.key)
-                for p in row_problems
-            ),
+    rejected = {}
+    for row, row_problems in found.items():
+        lineno, raw = parsed.lineno[row].as_py(), parsed.raw[row].as_py()
+        rejected[row] = min(
+            (reject_value(source, lineno, raw, p.name, p.expected, p.key) for p in row_problems),
             key=lambda r: r.column,
         )
-        for row, row_problems in found.items()
-    }
     return parsed.move_to_rejected(rejected)
 
 
@@ -574,8 +561,8 @@ def build_hops(
             _map_distinct(f["pointer"], lambda v: int(v, 16), pa.int64()),
         ),
         "source": pa.array([source] * parsed.hops, _STR),
-        "lineno": pa.array(parsed.lineno, pa.int64()),
-        "raw": pa.array(parsed.raw, _STR),
+        "lineno": parsed.lineno,
+        "raw": parsed.raw,
     }
     columns.update(addresses)
     for field in HOP_SCHEMA:

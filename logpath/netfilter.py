@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 # (a ruleset read to judge a filter or a protocol's name should not import it).
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 # The IP hooks in the order a routed packet meets them.
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -231,6 +232,33 @@ DECIMAL_LIMITS: dict[str, tuple[int, str]] = {
     "uptime": (9_223_372_036, "seconds since boot 0-9223372036"),
     "usec": (9_223_372_036_854_775, "microseconds since boot 0-9223372036854775"),
 }
+# The decimal fields a line's parse reads as numbers (int64), not kept as their digits: every
+# one of DECIMAL_LIMITS but the protocol (a name, or the number of an unnamed one) and the
+# printk time (seconds with a fraction). The C scanner (logpath._scanner) reads them from the
+# line as ``integers`` does: a value of more than INTEGER_DIGITS digits is TOO_LONG, above every
+# limit and still an int64, so that its line is rejected for it, never stored wrapped around.
+INTEGER_DIGITS = 18
+TOO_LONG = 10**INTEGER_DIGITS - 1
+
+
+def is_integer_field(name: str) -> bool:
+    """Whether the parse gives field ``name`` (an ``inner_`` one too) as an int64 number."""
+    base = name.removeprefix("inner_")
+    return base in DECIMAL_LIMITS and base not in ("proto", "uptime")
+
+
+def integers(digits: pa.Array) -> pa.Array:
+    """Decimal digits (a string array, missing where absent) as int64 numbers, TOO_LONG where
+    there are more than INTEGER_DIGITS of them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    length = pc.binary_length(digits)
+    if (pc.max(length).as_py() or 0) > INTEGER_DIGITS:
+        digits = pc.if_else(pc.greater(length, INTEGER_DIGITS), str(TOO_LONG), digits)
+    return pc.cast(digits, pa.int64())
+
+
 # IPv6 prints these wider or names them otherwise: LEN is the payload length + 40, the
 # packet-too-big MTU has 32 bits, the TTL is the hop limit.
 IPV6_LIMITS: dict[str, tuple[int, str]] = {

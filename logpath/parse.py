@@ -1,7 +1,8 @@
 """Parse stage: numbered text lines in, raw hop fields and rejected-line records out.
 
-Every line ends up in exactly one place: a hop (the fields as the strings on the line, typed later
-by ``logpath.hops``), a ``Rejected`` record (it looked like a netfilter line but the grammar says
+Every line ends up in exactly one place: a hop (the fields as the strings on the line, the decimal
+numbers read as int64 (``netfilter.is_integer_field``), typed further by ``logpath.hops``), a
+``Rejected`` record (it looked like a netfilter line but the grammar says
 where it is wrong), or a skip count with a reason.
 
 Speed: the grammar (``logpath.grammars``) is the one definition of a line. Its compiled form
@@ -31,6 +32,7 @@ import pyparsing as pp
 from logpath.errors import UnsupportedPythonError
 from logpath.grammars import headers, netfilter, trace
 from logpath.grammars.fastpath import FastPattern, compile_grammar
+from logpath.netfilter import integers, is_integer_field
 from logpath.nftrace import TRACE_FIELDS, TraceReader, is_trace_line
 
 if TYPE_CHECKING:
@@ -59,9 +61,11 @@ class Rejected:
 class ParsedLines:
     """The result of parsing a batch of lines."""
 
-    fields: dict[str, pa.Array]  # one string array per field (header and body), one item per hop
-    lineno: list[int]  # the line number of each hop
-    raw: list[str]  # each hop's line as read
+    # one array per field (header and body), one item per hop: its text, an int64 for a decimal
+    # number (``netfilter.is_integer_field``)
+    fields: dict[str, pa.Array]
+    lineno: pa.Int64Array  # the line number of each hop
+    raw: pa.StringArray  # each hop's line as read
     rejected: list[Rejected] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     lines: int = 0
@@ -76,8 +80,7 @@ class ParsedLines:
         return which hops were kept."""
         keep = pa.array([i not in rejected for i in range(self.hops)], pa.bool_())
         self.fields = {name: values.filter(keep) for name, values in self.fields.items()}
-        self.lineno = [n for i, n in enumerate(self.lineno) if i not in rejected]
-        self.raw = [t for i, t in enumerate(self.raw) if i not in rejected]
+        self.lineno, self.raw = self.lineno.filter(keep), self.raw.filter(keep)
         self.rejected.extend(rejected.values())
         self.rejected.sort(key=lambda r: r.lineno)
         return keep
@@ -430,7 +433,11 @@ class _Columns:
             columns = [_to_array(transposed[i - 1]) for i in indexes]
             out[name] = columns[0] if len(columns) == 1 else pc.coalesce(*columns)
         empty = pa.nulls(n, pa.string())
-        return {name: out.get(name, empty) for name in names}
+        return _numbers_read({name: out.get(name, empty) for name in names})
+
+    def lines(self) -> tuple[pa.Int64Array, pa.StringArray]:
+        """The number and text of each of its lines."""
+        return pa.array(self.lineno, pa.int64()), pa.array(self.raw, pa.string())
 
 
 class _TraceColumns(_Columns):
@@ -447,7 +454,21 @@ class _TraceColumns(_Columns):
         self.add((), lineno, raw)
 
     def to_fields(self, names: tuple[str, ...]) -> dict[str, pa.Array]:
-        return {name: pa.array([hop.get(name) for hop in self.hops], pa.string()) for name in names}
+        texts = {
+            name: pa.array([hop.get(name) for hop in self.hops], pa.string()) for name in names
+        }
+        return _numbers_read(texts)
+
+
+def _numbers_read(fields: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """``fields`` (texts) with the decimal numbers read (``netfilter.is_integer_field``), as the
+    C scanner reads them where it took the lines."""
+    return {
+        name: integers(values)
+        if values.type == pa.string() and _integer_fields().get(name, False)
+        else values
+        for name, values in fields.items()
+    }
 
 
 @cache
@@ -474,7 +495,9 @@ def parse_lines(
     syslog = syslog_pattern().regex.match
     syslog_rows, syslog_lineno, syslog_raw = [], [], []
     skipped = Counter[str]()
-    result = ParsedLines(fields={}, lineno=[], raw=[], skipped=skipped)
+    result = ParsedLines(
+        fields={}, lineno=pa.array([], pa.int64()), raw=pa.array([], pa.string()), skipped=skipped
+    )
     traces: list[tuple[int, str]] = []  # read together at the end: a visit spans lines
     count = 0
     for lineno, line in lines:
@@ -511,7 +534,7 @@ def parse_lines(
     buckets.insert(0, hot)
     if scanned is not None:
         buckets.insert(0, scanned)
-        count += len(scanned.lineno)
+        count += len(scanned.lines()[0])
     result.lines = count
     if traces:
         buckets.append(read_trace_lines(source, traces, result))
@@ -520,20 +543,22 @@ def parse_lines(
     used = [bucket for bucket in buckets if bucket.rows]
     if len(used) == 1:  # one pattern's lines (the scanner took every hop): its columns as they are
         result.fields = used[0].to_fields(names)
-        result.lineno, result.raw = list(used[0].lineno), list(used[0].raw)
+        result.lineno, result.raw = used[0].lines()
         return result
     parts = [bucket.to_fields(names) for bucket in used]
-    empty = pa.nulls(0, pa.string())
     fields = {
-        name: pa.concat_arrays([part[name] for part in parts]) if parts else empty for name in names
+        name: pa.concat_arrays([part[name] for part in parts])
+        if parts
+        else pa.nulls(0, pa.int64() if _integer_fields()[name] else pa.string())
+        for name in names
     }
-    numbers = [n for bucket in used for n in bucket.lineno]
-    raw = [t for bucket in used for t in bucket.raw]
+    lines = [bucket.lines() for bucket in used]
+    numbers = pa.concat_arrays([number for number, _ in lines] or [pa.array([], pa.int64())])
+    raw = pa.concat_arrays([text for _, text in lines] or [pa.array([], pa.string())])
     if len(used) > 1:  # buckets hold different patterns' lines: put them back in line order
-        order = pc.sort_indices(pa.array(numbers, pa.int64()))
+        order = pc.sort_indices(numbers)
         fields = {name: values.take(order) for name, values in fields.items()}
-        numbers = [numbers[i] for i in order.to_pylist()]
-        raw = [raw[i] for i in order.to_pylist()]
+        numbers, raw = numbers.take(order), raw.take(order)
     result.fields, result.lineno, result.raw = fields, numbers, raw
     return result
 
@@ -580,30 +605,54 @@ def scanner_status() -> str:
 
 
 class _ScannedColumns(_Columns):
-    """The hops the C scanner took: each field already an Arrow string array."""
+    """The hops the C scanner took: each field already an Arrow array (text, or an int64
+    number), and the lines' numbers and texts."""
 
-    def __init__(self, columns: dict[str, pa.Array], lineno: list[int], raw: list[str]) -> None:
+    def __init__(
+        self, columns: dict[str, pa.Array], lineno: pa.Int64Array, raw: pa.StringArray
+    ) -> None:
         super().__init__(syslog_pattern())
         self.columns = columns
-        self.lineno, self.raw = lineno, raw
-        self.rows = [()] if lineno else []  # rows only tell parse_lines the bucket is not empty
+        self.numbers, self.texts = lineno, raw
+        self.rows = [()] if len(lineno) else []  # rows only tell parse_lines it is not empty
 
     def to_fields(self, names: tuple[str, ...]) -> dict[str, pa.Array]:
-        empty = pa.nulls(len(self.lineno), pa.string())
-        return {name: self.columns.get(name, empty) for name in names}
+        count = len(self.numbers)
+        return _numbers_read(
+            {name: self.columns.get(name, pa.nulls(count, pa.string())) for name in names}
+        )
+
+    def lines(self) -> tuple[pa.Int64Array, pa.StringArray]:
+        return self.numbers, self.texts
+
+
+@cache
+def _integer_fields() -> dict[str, bool]:
+    """Per field (``all_fields``), whether the parse reads it as a number."""
+    return {name: is_integer_field(name) for name in all_fields()}
+
+
+@cache
+def _integer_mask() -> bytes:
+    """``_integer_fields`` as the scanner takes it: a byte per field, in its order."""
+    return bytes(_integer_fields()[name] for name in all_fields())
 
 
 def _scanner_columns(
-    n: int, buffers: list[tuple[bytes | None, bytes, bytes, int] | None]
+    n: int,
+    buffers: list[tuple[bytes | None, bytes, bytes, int] | tuple[bytes | None, bytes, int] | None],
 ) -> dict[str, pa.Array]:
+    """The scanner's columns as Arrow arrays: (validity, offsets, data, nulls) a text's,
+    (validity, values, nulls) a number's (int64)."""
     columns: dict[str, pa.Array] = {}
     for name, column in zip(all_fields(), buffers, strict=True):
         if column is None:
             continue
-        validity, offsets, data, nulls = column
+        validity, *data, nulls = column
         parts = [None if validity is None else pa.py_buffer(validity)]
-        parts += [pa.py_buffer(offsets), pa.py_buffer(data)]
-        columns[name] = pa.Array.from_buffers(pa.string(), n, parts, null_count=nulls)
+        parts += [pa.py_buffer(buffer) for buffer in data]
+        type_ = pa.string() if len(data) == 2 else pa.int64()
+        columns[name] = pa.Array.from_buffers(type_, n, parts, null_count=nulls)
     return columns
 
 
@@ -618,8 +667,16 @@ def parse_block(source: str, block: Block, after: int = 0) -> ParsedLines | None
         return None
     if data and not data.endswith(b"\n"):
         data += b"\n"
-    lineno, raw, rest, buffers, others = scan.scan(data, block.start, after, _TRACE_STARTS)
-    scanned = _ScannedColumns(_scanner_columns(len(lineno), buffers), lineno, raw)
+    lineno, raw, rest, buffers, others = scan.scan(
+        data, block.start, after, _TRACE_STARTS, _integer_mask()
+    )
+    count = len(lineno) // 8  # an int64 each
+    numbers = pa.Array.from_buffers(pa.int64(), count, [None, pa.py_buffer(lineno)])
+    offsets, text = raw
+    texts = pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(text)]
+    )
+    scanned = _ScannedColumns(_scanner_columns(count, buffers), numbers, texts)
     parsed = parse_lines(source, rest, scanned)
     if others:  # the lines the scanner told apart as no netfilter line (and did not hand over)
         parsed.skipped[SKIP_NOT_NETFILTER] += others

@@ -303,8 +303,8 @@ def test_hops_come_out_in_line_order_whatever_pattern_matched_them() -> None:
     ipv6 = (SAMPLES / "formats" / "ipv6.log").read_text().splitlines()[0]
     mixed = [SEED[0], ipv6, SEED[1], "[  12.000000] " + SEED[2].split("] ", 1)[1], SEED[3]]
     parsed = parse_lines("mixed", list(enumerate(mixed, 1)))
-    assert parsed.lineno == [1, 2, 3, 4, 5]
-    assert parsed.raw == mixed
+    assert parsed.lineno.to_pylist() == [1, 2, 3, 4, 5]
+    assert parsed.raw.to_pylist() == mixed
     assert parsed.fields["uptime"].to_pylist()[3] == "12.000000"
     assert parsed.fields["src"].to_pylist()[1].startswith("fd00:")
 
@@ -319,10 +319,10 @@ def test_user_space_trace_output_is_read_one_hop_per_chain_visit() -> None:
     parsed = parse_lines("monitor", list(enumerate(lines, 1)))
     # a visit is stored at the line that gave its verdict; its other lines are in it
     assert (parsed.rejected, sum(parsed.skipped.values())) == ([], 4)
-    assert parsed.lineno == [3, 6]
+    assert parsed.lineno.to_pylist() == [3, 6]
     assert parsed.fields["trace_chain"].to_pylist() == ["pre", "pre"]
     assert parsed.fields["trace_verdict"].to_pylist() == ["accept", "accept"]
-    assert parsed.fields["id"].to_pylist() == ["52068", "52068"]
+    assert parsed.fields["id"].to_pylist() == [52068, 52068]  # a decimal field: read as one
 
 
 def test_every_decimal_field_of_the_grammar_has_a_limit() -> None:

@@ -23,10 +23,12 @@ from logpath.grammars.scanner_gen import translate
 from strategies import netfilter_line
 
 from logpath.lines import Block
+from logpath.netfilter import is_integer_field
 from logpath.parse import (
     _TRACE_STARTS,
     PURE_PYTHON_ENV,
     ParsedLines,
+    _integer_mask,
     fast_parse_line,
     parse_block,
     parse_lines,
@@ -79,14 +81,18 @@ def test_scanner_takes_the_seed_lines() -> None:
     from logpath._scanner import _scan
 
     data = (ROOT / "samples" / "seed" / "syslog").read_bytes()
-    lineno, _raw, rest, _columns, others = _scan.scan(data, 1, 0, _TRACE_STARTS)
-    assert len(lineno) == 27
+    mask = _integer_mask()
+    lineno, _raw, rest, _columns, others = _scan.scan(data, 1, 0, _TRACE_STARTS, mask)
+    assert len(lineno) == 27 * 8  # an int64 each
     # the file's other lines are counted, not handed over
     assert not rest and others == data.count(b"\n") - 27
     parsed = parse_block("syslog", block_of(data))
     assert parsed is not None
-    assert parsed.fields["dport"][0].as_py() == "12580"
+    assert parsed.fields["dport"][0].as_py() == 12580  # read as a number in C
     assert parsed.fields["prefix"][0].as_py() == "[TonyBai]-RawPrerouting:"
+    kernel = [n for n, line in enumerate(data.decode().splitlines(), 1) if " kernel: " in line]
+    assert parsed.lineno.to_pylist() == kernel
+    assert parsed.raw.to_pylist() == [data.decode().splitlines()[n - 1] for n in kernel]
 
 
 @needs_scanner
@@ -96,7 +102,7 @@ def test_scanner_skips_lines_up_to_after() -> None:
     scanned = parse_block("syslog", block, after=110)
     assert scanned is not None
     same(scanned, pure("syslog", block, after=110))
-    assert min(scanned.lineno) > 110
+    assert min(scanned.lineno.to_pylist()) > 110
 
 
 LINES = st.lists(netfilter_line(), min_size=1, max_size=20)
@@ -147,7 +153,9 @@ def test_scanner_leaves_only_prefixes_holding_in(case: tuple[str, object]) -> No
     from logpath._scanner import _scan
 
     text = case[0]
-    lineno, _, _rest, _, _ = _scan.scan((text + "\n").encode(), 1, 0, _TRACE_STARTS)
+    lineno, _, _rest, _, _ = _scan.scan(
+        (text + "\n").encode(), 1, 0, _TRACE_STARTS, _integer_mask()
+    )
     fields = fast_parse_line(text)
     assert fields is not None
     assert bool(lineno) == ("IN=" not in fields.get("prefix", "")), text
@@ -198,12 +206,39 @@ def test_checked_in_scanner_is_generated_from_the_grammar(tmp_path: Path) -> Non
         assert fresh == (SCANNER / name).read_text(), f"{name} is stale: run make scanner"
 
 
-def test_field_columns_are_arrow_strings() -> None:
+def test_field_columns_are_arrow_texts_and_numbers() -> None:
+    """The scanner's columns: Arrow texts, and int64 numbers for the decimal fields, as the
+    Python path gives them."""
     if scanner() is None:
         pytest.skip("the C scanner is not built")
     parsed = parse_block("syslog", block_of((ROOT / "samples/seed/syslog").read_bytes()))
     assert parsed is not None
-    assert all(col.type == pa.string() for col in parsed.fields.values())
+    numbers = {name for name in parsed.fields if is_integer_field(name)}
+    assert {"sport", "dport", "len", "ttl", "id", "inner_sport", "usec"} <= numbers
+    assert "proto" not in numbers and "uptime" not in numbers  # a name; a fraction
+    for name, column in parsed.fields.items():
+        assert column.type == (pa.int64() if name in numbers else pa.string()), name
+
+
+@needs_scanner
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [("0", 0), ("65535", 65535), ("007", 7), ("9" * 18, 10**18 - 1), ("9" * 19, 10**18 - 1),
+     ("123456789012345678901234567890", 10**18 - 1)],
+)  # fmt: skip
+def test_the_scanner_reads_numbers_as_the_python_path_does(value: str, number: int) -> None:
+    """More than 18 digits read as one above every limit (netfilter.TOO_LONG), in C as in
+    Python; the line is then rejected for its value, not stored wrapped around."""
+    line = (
+        "Jan  8 21:40:00 host kernel: [1.000000] IN=eth0 OUT= MAC=02:42:ac:11:00:02:02:42:ac:11"
+        f":00:03:08:00 SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF "
+        f"PROTO=TCP SPT={value} DPT=80 WINDOW=1 RES=0x00 SYN URGP=0 \n"
+    )
+    block = block_of(line.encode())
+    scanned = parse_block("gen", block)
+    assert scanned is not None
+    assert scanned.fields["sport"].to_pylist() == [number]
+    same(scanned, pure("gen", block))
 
 
 def _logpath_without_scanner(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
