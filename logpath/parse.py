@@ -463,12 +463,15 @@ class _TraceColumns(_Columns):
 def _numbers_read(fields: dict[str, pa.Array]) -> dict[str, pa.Array]:
     """``fields`` (texts) with the decimal numbers read (``netfilter.is_integer_field``), as the
     C scanner reads them where it took the lines."""
-    return {
-        name: integers(values)
-        if values.type == pa.string() and _integer_fields().get(name, False)
-        else values
-        for name, values in fields.items()
-    }
+    read = {}
+    for name, values in fields.items():
+        if values.type != pa.string() or not _integer_fields().get(name, False):
+            read[name] = values
+        elif values.null_count == len(values):  # no line shows it (most fields): no cast
+            read[name] = pa.nulls(len(values), pa.int64())
+        else:
+            read[name] = integers(values)
+    return read
 
 
 @cache
