@@ -884,6 +884,9 @@ class StoreWriter:
         self._worker_seq = 0
         self._closed = False
         self.failed = False  # a write failed: the run is lost, later writes are dropped
+        # the row group of hops being written, on a thread of its own (``_write_pending``)
+        self._hop_writes: ThreadPoolExecutor | None = None
+        self._hop_write: Future[None] | None = None
 
     def remove_orphans(self, spared: frozenset[str] = frozenset()) -> None:
         """Delete parts a killed run left behind (the manifest never named them), and the
@@ -954,7 +957,14 @@ class StoreWriter:
         return int(written + sum(t.num_rows for t in self._pending))
 
     def _write_pending(self) -> None:
-        """Write the hops gathered so far as one row group."""
+        """Write the hops gathered so far as one row group, on a thread of its own, once the
+        row group before is written (its failure raised here).
+
+        Written in this thread, each row group (~70 ms of Parquet's encoding and compression,
+        which let go of the GIL) held back the blocks handed to the parse workers: the 2M-line
+        replay's parse ended 0.45 s later (5.26-5.43 s against 4.70-5.01, three alternating
+        ingests without the assembly)."""
+        self._finish_hop_write()
         if not self._pending or self.failed:
             return
         path = self.store.path / "hops" / self.hops_name
@@ -966,14 +976,30 @@ class StoreWriter:
                     filesystem=_filesystem(path),
                     **file_options(HOP_SCHEMA),
                 )
-            table = pa.concat_tables(self._pending)
-            self._hops.write_table(table, row_group_size=1 << 30)
+        table = pa.concat_tables(self._pending)
+        if self._hop_writes is None:
+            self._hop_writes = ThreadPoolExecutor(1, thread_name_prefix="logpath-hops")
+        self._hop_write = self._hop_writes.submit(self._write_row_group, self._hops, path, table)
         self._written.setdefault(self.hops_name, []).append(table.drop_columns(["raw"]))
         self._pending = []
+
+    def _write_row_group(self, writer: pq.ParquetWriter, path: StorePath, table: pa.Table) -> None:
+        with self._writing(path):
+            writer.write_table(table, row_group_size=1 << 30)
+
+    def _finish_hop_write(self) -> None:
+        """Wait for the row group being written; its failure as a StoreWriteError."""
+        write, self._hop_write = self._hop_write, None
+        if write is not None:
+            write.result()
 
     def _close_hops(self) -> None:
         """Close the hop part being written; the next hops added go to a new one."""
         self._write_pending()
+        self._finish_hop_write()
+        if self._hop_writes is not None:
+            self._hop_writes.shutdown()
+            self._hop_writes = None
         if self._hops is None:
             return
         with self._writing(self.store.path / "hops" / self.hops_name):
@@ -1251,6 +1277,13 @@ class StoreWriter:
         not at the next run: they may be what fills the disk. Unless the manifest on disk
         names them: a signal can come between the commit's ``os.replace`` and its return.
         Whether the run was committed after all."""
+        # not closed under the thread writing into it; its failure was reported, or goes with
+        # the run
+        with suppress(StoreWriteError, OSError, pa.ArrowException):
+            self._finish_hop_write()
+        if self._hop_writes is not None:
+            self._hop_writes.shutdown()
+            self._hop_writes = None
         for writer in (self._hops, self._rejected):
             if writer is not None:
                 with suppress(OSError, pa.ArrowException):  # a writer a full disk broke
