@@ -587,7 +587,14 @@ def _built_scanner() -> ModuleType | None:
         return None
     if module.field_names() != all_fields():  # built from another grammar than this one's
         return None
+    if getattr(module, "INTERFACE", 1) != SCANNER_INTERFACE:  # from another logpath's module.c
+        return None
     return module
+
+
+# What logpath/_scanner/module.c's scan() takes and returns (its INTERFACE): 2 since the decimal
+# numbers are read there and the lines' numbers and texts come back as Arrow buffers
+SCANNER_INTERFACE = 2
 
 
 def scanner_built() -> bool:

@@ -161,6 +161,24 @@ def test_scanner_leaves_only_prefixes_holding_in(case: tuple[str, object]) -> No
     assert bool(lineno) == ("IN=" not in fields.get("prefix", "")), text
 
 
+@needs_scanner
+def test_a_scanner_built_for_another_interface_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A module left from an older logpath (before a reinstall) takes other arguments: the
+    pure-Python path runs instead of a TypeError at the first block."""
+    from logpath._scanner import _scan
+    from logpath.parse import _built_scanner
+
+    monkeypatch.setattr(_scan, "INTERFACE", 1)
+    _built_scanner.cache_clear()
+    try:
+        assert scanner() is None
+        assert parse_block("syslog", block_of((ROOT / "samples/seed/syslog").read_bytes())) is None
+    finally:
+        monkeypatch.undo()
+        _built_scanner.cache_clear()
+    assert scanner() is not None
+
+
 def test_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     assert scanner() is None
