@@ -1105,9 +1105,6 @@ def assemble(
             than these (follow's window); by default each chunk learns them from its hops.
             With an ``executor``, the worker is given them too.
     """
-    # one dictionary per column for all chunks (a parsed block's hops have their own): each
-    # chunk's rows are then slices of them (``_rows_of``), and gathers need not unify them again
-    hops = one_dictionary(hops)
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = clocks if clocks is not None else learn_hop_clocks(hops, lines)
     if links:
@@ -1810,14 +1807,13 @@ def _rows_of(hops: pa.Table, rows: np.ndarray) -> pa.Table:
     starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
     runs = [(int(rows[s]), int(e - s)) for s, e in zip(starts, ends, strict=True)]
     indices = pa.array(rows)
-    # a dictionary column whose chunks' dictionaries differ is taken: its categories are then
-    # the dictionaries of every chunk unified, in their order, as the stages have always seen
-    # them (slices would show only those of the chunks sliced, in another order); with one
-    # dictionary (``assemble`` unifies them) slices show the same
+    # a dictionary column is taken: its categories are then the dictionaries of every chunk
+    # unified, in their order, as the stages have always seen them (slices would show only
+    # those of the chunks sliced, in another order); its indices are cheap to gather
     return pa.Table.from_arrays(
         [
             column.take(indices)
-            if pa.types.is_dictionary(column.type) and not _one_dictionary(column)
+            if pa.types.is_dictionary(column.type)
             else pa.chunked_array(
                 [c for at, length in runs for c in column.slice(at, length).chunks], column.type
             )
@@ -1825,12 +1821,6 @@ def _rows_of(hops: pa.Table, rows: np.ndarray) -> pa.Table:
         ],
         schema=hops.schema,
     )
-
-
-def _one_dictionary(column: pa.ChunkedArray) -> bool:
-    """Whether every chunk of a dictionary column has the same dictionary."""
-    chunks = column.chunks
-    return all(chunk.dictionary.equals(chunks[0].dictionary) for chunk in chunks[1:])
 
 
 def _found(traced: pd.DataFrame, packet: np.ndarray, connection: np.ndarray) -> pa.Table:
