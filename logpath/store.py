@@ -993,13 +993,19 @@ class StoreWriter:
         if write is not None:
             write.result()
 
+    def _end_hop_writes(self) -> None:
+        """Wait for the row group being written (its failure raised), then end its thread."""
+        try:
+            self._finish_hop_write()
+        finally:
+            if self._hop_writes is not None:
+                self._hop_writes.shutdown()
+                self._hop_writes = None
+
     def _close_hops(self) -> None:
         """Close the hop part being written; the next hops added go to a new one."""
         self._write_pending()
-        self._finish_hop_write()
-        if self._hop_writes is not None:
-            self._hop_writes.shutdown()
-            self._hop_writes = None
+        self._end_hop_writes()
         if self._hops is None:
             return
         with self._writing(self.store.path / "hops" / self.hops_name):
@@ -1280,10 +1286,7 @@ class StoreWriter:
         # not closed under the thread writing into it; its failure was reported, or goes with
         # the run
         with suppress(StoreWriteError, OSError, pa.ArrowException):
-            self._finish_hop_write()
-        if self._hop_writes is not None:
-            self._hop_writes.shutdown()
-            self._hop_writes = None
+            self._end_hop_writes()
         for writer in (self._hops, self._rejected):
             if writer is not None:
                 with suppress(OSError, pa.ArrowException):  # a writer a full disk broke

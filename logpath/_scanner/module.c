@@ -5,7 +5,8 @@
  * This file is written by hand: the loop over the lines of a block and the Python entry.
  * scan(data, first_lineno, after, starts, integers) takes the block's bytes (UTF-8, "\n" after
  * every line, no "\r"), the beginnings of trace lines (bytes), and per field (lp_field_names
- * order) a byte saying whether it is a decimal integer (logpath.parse.INTEGER_FIELDS); returns
+ * order) a byte saying whether it is a decimal integer (logpath.netfilter.is_integer_field, as
+ * logpath.parse._integer_mask writes them); returns
  *   (lineno, raw, rest, columns, others)
  * lineno:      the number of each line the scanner took, in line order: an Arrow int64 array's
  *              values buffer;
