@@ -172,7 +172,21 @@ CONNECTION_TEXTS = {"flow": "id", "orig_key": "orig_key", "reply_key": "reply_ke
 KEY_COLUMNS = ["orig_key", "reply_key"]
 # What assembly found of each hop but its connection's texts: a found table's columns (with
 # ``assembly_row``, and ``flow_n`` the hop's connection's row in its table of connections).
-FOUND = pa.schema([f for f in TRACE_ADDED if f.name not in CONNECTION_TEXTS])
+# Its texts of a few values each (a hook, a fate...) are held as dictionaries of 16-bit codes
+# and written as the trace's texts (``TraceRows._built``): as texts they were 76 of the 145 MiB
+# the 2M-line replay's 1.2M hops found, held from the chunks' end to the last file written.
+FEW_VALUES = pa.dictionary(pa.int16(), pa.string())
+FOUND_FEW = {
+    "table", "chain", "hook", "evidence", "direction", "nat_mark", "applied_nat", "role", "fate",
+    "stopped_at",
+}  # fmt: skip
+FOUND = pa.schema(
+    [
+        f.with_type(FEW_VALUES) if f.name in FOUND_FEW else f
+        for f in TRACE_ADDED
+        if f.name not in CONNECTION_TEXTS
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -211,7 +225,7 @@ class TraceRows:
         found = (
             self._connection_texts(self.found)[name]
             if name in CONNECTION_TEXTS
-            else self.found[name]
+            else self.found[name].cast(TRACE_SCHEMA.field(name).type)
         )
         if self.head is None:
             return found
@@ -982,7 +996,7 @@ def _hooked(hops: pa.Table, found: pa.Table) -> pa.Table:
     what the bridges' facts are learned from."""
     wanted = [c for c in BRIDGE_COLUMNS if c in hops.column_names and c != "hook"]
     own = taken(hops.select(wanted), found["assembly_row"])
-    return own.append_column("hook", found["hook"])
+    return own.append_column("hook", found["hook"].cast(pa.string()))
 
 
 def learned_bridges(tables: list[pa.Table]) -> Bridges | None:
