@@ -1121,7 +1121,10 @@ class StoreWriter:
         }
         # the files are placed two at a time: Parquet's encoding and compression let go of
         # the GIL (a 2M-line ingest's 12 files took 1.3 s one at a time), and so do the
-        # entries' minima, maxima and addresses (0.3 s of the 2M-line ingest, in this thread)
+        # entries' minima, maxima and addresses (0.3 s of the 2M-line ingest, in this thread),
+        # and the gathers that build a trace file's rows (``assembly.TraceRows``). Each thread
+        # builds the rows it writes: built here while two others were written, three files'
+        # rows were held at once (~140 MiB each, 200,000 hops of the 2M-line replay)
         writes = ThreadPoolExecutor(2)
         written: list[Future[dict[str, Any]]] = []
         placed: dict[str, list[Future[dict[str, Any]]]] = {}
@@ -1139,16 +1142,14 @@ class StoreWriter:
                 numbers.tolist(), starts.tolist(), [*starts[1:].tolist(), len(part)], strict=True
             ):
                 rows = (
-                    table.slice(start, end - start)
+                    functools.partial(table.slice, start, end - start)
                     if contiguous
-                    else table.take(pa.array(order[start:end]))
+                    else functools.partial(table.take, pa.array(order[start:end]))
                 )
                 slice_, hosts = (
-                    partitions[number - numbered]
-                    if number < stray
-                    else (last_slice + 1, _hosts(rows))
+                    partitions[number - numbered] if number < stray else (last_slice + 1, None)
                 )
-                if len(written) >= 2:  # at most two files' rows taken and not yet written
+                if len(written) >= 2:  # at most two files' rows built and not yet written
                     written.pop(0).result()
                 noted = notes if kind == "trace" else None
                 place = writes.submit(
@@ -1178,17 +1179,18 @@ class StoreWriter:
     def _place_assembled(
         self,
         kind: str,
-        rows: pa.Table,
+        built: Callable[[], pa.Table],
         number: int,
         slice_: int,
-        hosts: list[str],
+        hosts: list[str] | None,
         row_group: int,
         notes: Callable[[pa.Table], dict[bytes, bytes]] | None,
     ) -> dict[str, Any]:
-        """The manifest's entry of ``rows``, a file of table ``kind``: the committed file that
-        holds them already, else a new file written (with ``notes`` of its rows in its
-        footer)."""
-        entry = _file_entry(kind, rows, number, slice_, hosts)
+        """The manifest's entry of the rows ``built`` gives, a file of table ``kind`` (of
+        ``hosts``, by default those of its rows): the committed file that holds them already,
+        else a new file written (with ``notes`` of its rows in its footer)."""
+        rows = built()
+        entry = _file_entry(kind, rows, number, slice_, _hosts(rows) if hosts is None else hosts)
         name = self._standing(kind, entry, rows)
         if name is None:
             if notes is not None:
