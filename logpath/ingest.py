@@ -41,7 +41,7 @@ from logpath.lines import (
     open_source,
     rotation_order,
 )
-from logpath.parse import Rejected, parse_block, parse_lines
+from logpath.parse import Rejected, parse_block, parse_lines, scanner_built
 from logpath.provenance import Provenance
 from logpath.runtime import (
     arrow_from_malloc,
@@ -49,6 +49,7 @@ from logpath.runtime import (
     handover,
     mapped,
     not_keeping_the_server,
+    parsed_in_workers,
     start_worker_server,
     stop_deferred,
     stop_worker_server,
@@ -88,6 +89,9 @@ class IngestSummary:
     # inputs whose first lines were read before under another name (rotated, renamed, copied)
     recognised: list[Recognised] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # inputs that could not be read (or not all)
+    # some lines were parsed where the C scanner was not built (of this machine, not the data:
+    # not in the JSON)
+    scanner_missing: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -136,6 +140,9 @@ class ChunkResult:
     handed: str | None = None
     """The files a local worker handed the hops over in (``parse_chunk_handed``), until this
     process takes them (``_result``)."""
+    scanner_missing: bool = False
+    """Parsed where the C scanner was not built (``parse.scanner_built``): the ingest's
+    own process need not build the grammar's patterns to know it."""
 
     @property
     def hop_count(self) -> int:
@@ -229,7 +236,9 @@ def _parse_block(
     parsed.rejected.extend(undecodable)
     hops = build_hops(parsed, name, year=year, mtime=mtime)
     lines = parsed.lines + len(undecodable)
-    return ChunkResult(hops, parsed.rejected, parsed.skipped, lines, block.end)
+    result = ChunkResult(hops, parsed.rejected, parsed.skipped, lines, block.end)
+    result.scanner_missing = not scanner_built()
+    return result
 
 
 class Parsing(Protocol):
@@ -247,16 +256,20 @@ class Parsing(Protocol):
 class _Workers:
     """Runs parse_chunk on every core, handing results back in input order.
 
-    The first chunk is parsed in this process, so small inputs (tests, a seed file) never pay
-    for starting workers; from the second chunk on, at most two chunks per worker are in flight,
+    The first chunk is parsed in this process (with ``first_here``: inputs of a block or less,
+    ``runtime.parsed_in_workers``), so small inputs (tests, a seed file) never pay for starting
+    workers; a big input's first chunk goes to the workers too, whose server has built the
+    grammar's patterns (this process built them for its first chunk, 0.35 s before the pool
+    started, while the workers' server waited). At most two chunks per worker are in flight,
     which keeps memory flat. Workers are forked from a server that imported what they run
     (``runtime.worker_context``), not from this process: Arrow's thread pools do not survive a
     fork. They die with this process, however it ends (``_worker_started``); the server ends
     with the run (``close``).
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, first_here: bool = True) -> None:
         self.workers = workers
+        self.first_here = first_here
         self.pool: ProcessPoolExecutor | None = None
         self.pending: deque[Future[ChunkResult]] = deque()
         self.submitted = 0
@@ -275,7 +288,7 @@ class _Workers:
     def submit(self, *args: Any) -> Iterator[ChunkResult]:
         """Queue one chunk; yield the results that are due, oldest first."""
         self.submitted += 1
-        if self.workers <= 1 or self.submitted == 1:
+        if self.workers <= 1 or (self.submitted == 1 and self.first_here):
             yield from self.drain()
             yield parse_chunk(*args)
             return
@@ -506,11 +519,16 @@ def ingest(
     """
     summary = IngestSummary()
     store.check_writable()  # before standard input, say, is read
-    sources = _opened(rotation_order(list(paths)), summary)
+    names = rotation_order(list(paths))
+    sources = _opened(names, summary)
     first = next(sources, None)
     if first is None:
         return summary
-    workers = parsing if parsing is not None else _Workers(worker_count())
+    workers = (
+        parsing
+        if parsing is not None
+        else _Workers(worker_count(), first_here=not parsed_in_workers(names))
+    )
     stored = False
     try:
         with store.writer() as writer:
@@ -737,6 +755,7 @@ def _record(result: ChunkResult, writer: StoreWriter, summary: IngestSummary) ->
     writer.add_rejected(result.rejected)
     summary.lines += result.lines
     summary.hops += result.hop_count
+    summary.scanner_missing |= result.scanner_missing
     summary.rejected += len(result.rejected)
     summary.netfilter_lines += result.hop_count + len(result.rejected)
     summary.skipped += sum(result.skipped.values())

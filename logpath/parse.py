@@ -608,10 +608,13 @@ def scanner_status() -> str:
         return "parser: the C scanner generated from the grammar"
     if _built_scanner() is not None:
         return f"parser: pure Python (${PURE_PYTHON_ENV} is set)"
-    return (
-        "parser: pure Python, about 3 times slower: the C scanner was not built (install a C "
-        "compiler and the Python headers, then reinstall logpath)"
-    )
+    return SCANNER_NOT_BUILT
+
+
+SCANNER_NOT_BUILT = (
+    "parser: pure Python, about 3 times slower: the C scanner was not built (install a C "
+    "compiler and the Python headers, then reinstall logpath)"
+)
 
 
 class _ScannedColumns(_Columns):

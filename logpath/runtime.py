@@ -73,6 +73,25 @@ def worker_count() -> int:
     return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
 
 
+def parsed_in_workers(paths: list[str]) -> bool:
+    """Whether worker processes will parse some of these inputs: more than one core, and files
+    of more than a block (``lines.BLOCK_BYTES``) in all. Then the workers' server starts as the
+    command does (``start_worker_server``), and the pool takes the first block too (``ingest``);
+    else the ingest parses a small input itself, without starting a process."""
+    import stat
+
+    from logpath.lines import BLOCK_BYTES
+
+    if worker_count() <= 1:
+        return False
+    size = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            size += info.st_size if stat.S_ISREG(info.st_mode) else 0
+    return size > BLOCK_BYTES
+
+
 def worker_context() -> multiprocessing.context.ForkServerContext:
     """Where an ingest's (and follow's) worker processes come from: forked from a server
     process (multiprocessing's forkserver) that imported WORKER_MODULES once, started clean

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import stat
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -73,13 +70,13 @@ def ingest_command(
 
     Example: logpath ingest /var/log/syslog /var/log/syslog.1
     """
-    from logpath.runtime import start_worker_server, stop_worker_server
+    from logpath.runtime import parsed_in_workers, start_worker_server, stop_worker_server
 
     try:
         # a stop while the workers' server starts and this process imports is a stop of the
         # run (as during the ingest), not a KeyboardInterrupt
         with stopped_by_signals():
-            if scheduler_address(scheduler) is None and _parsed_in_workers(paths):
+            if scheduler_address(scheduler) is None and parsed_in_workers(paths):
                 # before this process imports pandas, pyarrow and the pipeline (~0.7 CPU-s):
                 # the server imports them on the other core meanwhile (runtime.worker_context)
                 start_worker_server()
@@ -87,22 +84,6 @@ def ingest_command(
         _ingest_command(paths, store, as_json, year, rules, scheduler)
     finally:
         stop_worker_server()  # when ingest never started its workers (a store refused, say)
-
-
-def _parsed_in_workers(paths: list[str]) -> bool:
-    """Whether the workers will parse some of these inputs: a file of more than one block
-    (the first block is parsed by the ingest itself)."""
-    from logpath.lines import BLOCK_BYTES
-    from logpath.runtime import worker_count
-
-    if worker_count() <= 1:
-        return False
-    size = 0
-    for path in paths:
-        with contextlib.suppress(OSError):
-            info = os.stat(path)
-            size += info.st_size if stat.S_ISREG(info.st_mode) else 0
-    return size > BLOCK_BYTES
 
 
 def _ingest_command(
@@ -117,7 +98,7 @@ def _ingest_command(
 
     # the parser builds its grammars on import (~50 ms): only this command needs them
     from logpath.ingest import ingest
-    from logpath.parse import scanner_built, scanner_status
+    from logpath.parse import SCANNER_NOT_BUILT
     from logpath.render.tables import print_summary
     from logpath.runtime import arrow_from_malloc
     from logpath.store import Store
@@ -126,8 +107,6 @@ def _ingest_command(
     ruleset = rules_option(rules) if rules else None
     console = Console(stderr=True)
     arrow_from_malloc()
-    if not scanner_built():  # said once a run: the user can fix it (a compiler, a reinstall)
-        typer.echo(f"logpath: {scanner_status()}", err=True)
     with (
         stopped_by_signals(),
         _on_cluster(scheduler) as parsing,
@@ -136,6 +115,8 @@ def _ingest_command(
         summary = ingest(
             paths, target, year=year, ruleset=ruleset, progress=report, parsing=parsing
         )
+    if summary.scanner_missing:  # said once a run: the user can fix it (a compiler, a reinstall)
+        typer.echo(f"logpath: {SCANNER_NOT_BUILT}", err=True)
     if as_json:
         typer.echo(json.dumps(summary.to_json(), indent=1))
     elif summary.files:  # else no input could be opened: the store was not touched
