@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pyparsing as pp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from logpath.grammars import trace
 from typer.testing import CliRunner
 
@@ -144,6 +146,14 @@ def test_xtables_monitor_visits_read_like_nft_ones() -> None:
     )
     # MAC addresses zero padded as the LOG lines print them; no protocol printed but TCP flags
     assert (drop["macsrc"].iloc[0], drop["proto"].iloc[0]) == ("02:00:ac:1e:00:02", "tcp")
+
+
+@given(st.lists(st.text(alphabet="ab\n", max_size=8).map(str.encode), min_size=1, max_size=2))
+def test_the_last_line_of_a_read_is_found_without_joining_it(pieces: list[bytes]) -> None:
+    """``_last_line`` of a block's last two pieces is the last line their joined text shows."""
+    text = b"".join(pieces)
+    joined = text[:-1].rsplit(b"\n", 1)[-1] if text.endswith(b"\n") else None
+    assert lines._last_line(pieces) == joined
 
 
 def test_a_block_cut_keeps_a_visits_lines_together(monkeypatch: pytest.MonkeyPatch) -> None:
