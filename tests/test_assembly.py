@@ -653,7 +653,14 @@ def test_an_ingest_whose_assembly_fails_after_a_stage_leaves_the_store_as_it_was
     (an OSError of a stage is no input that "cannot be read", read on after)."""
     store = copied(first_run, tmp_path / "store")
     before, files = store.require().dump(), store_files(store)
-    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 5_000)
+    # blocks of 256 KiB: a stage comes while blocks are still read (of two 4 MB blocks, both
+    # are handed to the workers before the first one's hops are back, and the file then
+    # ends); the newer file's 18,513 hops in stages of 8,000 on two workers (the blocks in
+    # flight, and so the hops held at each block, are fixed by their number): one stage, then
+    # the end
+    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 8_000)
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 18)
+    monkeypatch.setenv("LOGPATH_WORKERS", "2")
     calls: list[int] = []
     assemble = logpath.ingest._assemble
 
