@@ -236,9 +236,9 @@ def _parse_block(
     parsed.rejected.extend(undecodable)
     hops = build_hops(parsed, name, year=year, mtime=mtime)
     lines = parsed.lines + len(undecodable)
-    result = ChunkResult(hops, parsed.rejected, parsed.skipped, lines, block.end)
-    result.scanner_missing = not scanner_built()
-    return result
+    return ChunkResult(
+        hops, parsed.rejected, parsed.skipped, lines, block.end, scanner_missing=not scanner_built()
+    )
 
 
 class Parsing(Protocol):
