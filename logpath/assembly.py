@@ -231,27 +231,42 @@ class TraceRows:
             return found
         return pa.chunked_array([*self.head[name].chunks, *found.chunks], found.type)
 
-    def slice(self, offset: int = 0, length: int | None = None) -> pa.Table:
+    @property
+    def schema(self) -> pa.Schema:
+        return TRACE_SCHEMA
+
+    def slice(
+        self, offset: int = 0, length: int | None = None, columns: list[str] | None = None
+    ) -> pa.Table:
+        """These rows of the trace, built (only ``columns`` of them, in the trace's order,
+        when given)."""
+        columns = _in_trace_order(columns)
         end = self.num_rows if length is None else min(offset + length, self.num_rows)
         headed = self._headed
         parts = []
         if self.head is not None and offset < headed:
-            parts.append(self.head.slice(offset, min(end, headed) - offset))
+            head = self.head if columns is None else self.head.select(columns)
+            parts.append(head.slice(offset, min(end, headed) - offset))
         if end > headed or not parts:
             start = max(offset, headed)
-            parts.append(self._built(self.found.slice(start - headed, max(end - start, 0))))
+            found = self.found.slice(start - headed, max(end - start, 0))
+            parts.append(self._built(found, columns))
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
-    def take(self, rows: pa.Array | np.ndarray) -> pa.Table:
+    def take(self, rows: pa.Array | np.ndarray, columns: list[str] | None = None) -> pa.Table:
+        """These rows of the trace, built (only ``columns`` of them, in the trace's order,
+        when given)."""
+        columns = _in_trace_order(columns)
         rows = np.asarray(rows, dtype=np.int64)
         headed = self._headed
         if self.head is None or not len(rows):
-            return self._built(self.found.take(pa.array(rows)))
+            return self._built(self.found.take(pa.array(rows)), columns)
         early = rows < headed
+        head = self.head if columns is None else self.head.select(columns)
         both = pa.concat_tables(
             [
-                self.head.take(pa.array(rows[early])),
-                self._built(self.found.take(pa.array(rows[~early] - headed))),
+                head.take(pa.array(rows[early])),
+                self._built(self.found.take(pa.array(rows[~early] - headed)), columns),
             ]
         )
         if (np.diff(early.astype(np.int8)) <= 0).all():
@@ -290,26 +305,42 @@ class TraceRows:
             [name for name in names if self.hops[name].null_count < self.hops.num_rows]
         )
 
-    def _built(self, found: pa.Table) -> pa.Table:
-        """These rows of the trace (TRACE_SCHEMA): each hop's own columns beside ``found``."""
+    def _built(self, found: pa.Table, columns: list[str] | None = None) -> pa.Table:
+        """These rows of the trace (TRACE_SCHEMA, or only its ``columns``): each hop's own
+        columns beside ``found``."""
+        schema = TRACE_SCHEMA
+        if columns is not None:
+            schema = pa.schema(
+                [TRACE_SCHEMA.field(name) for name in _in_trace_order(columns) or []]
+            )
         rows = found["assembly_row"]
-        own = _gathered(self._shown, rows)
-        shown = set(own.column_names)  # (column_names builds a list at each call)
-        added = {name: found[name] for name in FOUND.names}
-        added.update(self._connection_texts(found))
+        wanted = set(schema.names)
+        shown = [name for name in self._shown.column_names if name in wanted]
+        own = _gathered(self._shown.select(shown), rows)
+        added = {name: found[name] for name in FOUND.names if name in wanted}
+        if wanted & CONNECTION_TEXTS.keys():
+            added.update(self._connection_texts(found))
+        taken_own = set(own.column_names)  # (column_names builds a list at each call)
         zeros = zeros_for(len(rows))
-        columns = [
+        built = [
             own[field.name]
-            if field.name in shown
+            if field.name in taken_own
             else added[field.name]
             if field.name in added
             else nulls_on(zeros, field.type, len(rows))
-            for field in TRACE_SCHEMA
+            for field in schema
         ]
         return pa.Table.from_arrays(
-            [c.cast(f.type) for c, f in zip(columns, TRACE_SCHEMA, strict=True)],
-            schema=TRACE_SCHEMA,
+            [c.cast(f.type) for c, f in zip(built, schema, strict=True)], schema=schema
         )
+
+
+def _in_trace_order(columns: list[str] | None) -> list[str] | None:
+    """These columns of the trace (None: all), in TRACE_SCHEMA's order."""
+    if columns is None:
+        return None
+    asked = set(columns)
+    return [name for name in TRACE_SCHEMA.names if name in asked]
 
 
 # Rows gathered at once from fewer than 1/PART_OF_HOPS of a table's rows are gathered from its
@@ -413,6 +444,7 @@ def assemble_store(
             assembled.clocks.links,
             kept=assembled.kept,
             notes=_clock_notes(assembled.clocks),
+            noted=CLOCK_COLUMNS,
         )
     return assembled
 

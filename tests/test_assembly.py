@@ -1015,9 +1015,55 @@ def test_the_trace_built_a_file_at_a_time_is_the_trace_built_whole(
                 assert plain(rows.take(pa.array(chosen))).equals(plain(whole.take(chosen)))
             for start in (0, few // 2, whole.num_rows - few):
                 assert plain(rows.slice(start, few)).equals(plain(whole.slice(start, few)))
+        # or only some of their columns (a file written a row group at a time builds so)
+        some = ["ts", "host", "fate", "flow", "src", "uptime"]
+        chosen = np.sort(picks[: whole.num_rows // 3])
+        taken = rows.take(chosen, columns=some)  # in the trace's order of columns
+        assert plain(taken).equals(plain(whole.take(chosen).select(taken.column_names)))
+        for start in (0, whole.num_rows // 2):
+            part = rows.slice(start, 37, columns=some)
+            assert part.column_names == ["ts", "uptime", "host", "src", "flow", "fate"]
+            assert plain(part).equals(plain(whole.slice(start, 37).select(part.column_names)))
     trace = plain(stored(store, "trace"))
     assert trace.equals(plain(written[-1].table()))
     assert trace.equals(plain(reassembled(store).trace))
+
+
+def test_a_file_written_a_row_group_at_a_time_is_the_file_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of more than a row group is written a row group at a time, its rows built as
+    each is written (the two files built whole at once were the peak of an ingest): the same
+    rows, dictionaries, footer notes and manifest entry as the file written whole."""
+
+    def ingested(name: str, row_group: int) -> tuple[Store, list[Path]]:
+        monkeypatch.setattr(logpath.assembly, "ROW_GROUP_ROWS", row_group)
+        store = Store(tmp_path / name)
+        ingest([str(p) for p in FIRST + LATER], store)
+        files = sorted((store.path / "assembled").glob("trace-*.parquet"))
+        return store, files
+
+    whole, whole_files = ingested("whole", 1 << 30)
+    grouped, grouped_files = ingested("grouped", 64)
+    assert len(whole_files) == len(grouped_files)
+    written_by_groups = 0
+    for one, other in zip(whole_files, grouped_files, strict=True):
+        a, b = pq.ParquetFile(one), pq.ParquetFile(other)
+        assert a.metadata.num_row_groups == 1
+        assert b.metadata.num_row_groups == -(-b.metadata.num_rows // 64)
+        written_by_groups += b.metadata.num_row_groups > 1
+        assert a.schema_arrow.metadata == b.schema_arrow.metadata  # the clocks' notes
+        rows_a, rows_b = a.read(), b.read()
+        assert rows_a.schema.equals(rows_b.schema)
+        assert rows_a.combine_chunks().equals(rows_b.combine_chunks())  # dictionaries too
+    assert written_by_groups >= 1
+
+    def entries(store: Store) -> list[dict[str, Any]]:
+        assembly = store.require().assembly or {}
+        return [{k: v for k, v in e.items() if k != "file"} for e in assembly["trace"]]
+
+    assert entries(whole) == entries(grouped)
+    assert stored(grouped, "trace").equals(stored(whole, "trace"))
 
 
 def plain(table: pa.Table) -> pa.Table:
