@@ -57,7 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from logpath.errors import Stopped, StoreError, StoreLockedError, StoreWriteError, UsageError
-from logpath.hops import HOP_SCHEMA
+from logpath.hops import HOP_SCHEMA, TEXTS_AS_DICTIONARIES
 from logpath.netfilter import (
     LOGGED_BY_NAME,
     PROTOCOL_NUMBERS,
@@ -785,7 +785,8 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     texts = [
         f.name
         for f in table.schema
-        if f.type in (pa.string(), pa.large_string()) and _repeats(table[f.name])
+        if (f.type in (pa.string(), pa.large_string()) and _repeats(table[f.name]))
+        or (f.name in TEXTS_AS_DICTIONARIES and pa.types.is_dictionary(f.type))
     ]
     if not texts:
         frame: pd.DataFrame = table.to_pandas(types_mapper=_pandas_types().get)
@@ -820,7 +821,12 @@ def _shared_texts(column: pa.ChunkedArray) -> pd.Series:
     import pandas as pd
     import pyarrow.compute as pc
 
-    coded = pc.dictionary_encode(column.combine_chunks())
+    # (a text kept as a dictionary is one already: its chunks' dictionaries made one)
+    coded = (
+        column.unify_dictionaries().combine_chunks()
+        if pa.types.is_dictionary(column.type)
+        else pc.dictionary_encode(column.combine_chunks())
+    )
     dtype = _pandas_types()[pa.string()]
     # the distinct values made an array (and checked) once, the rows taken from it by position:
     # the last one, NaN, for a missing value
