@@ -1202,7 +1202,7 @@ class StoreWriter:
         if built.count > row_group:
             few = built(_entry_columns(built.schema, noted))
             entry = _file_entry(kind, few, number, slice_, _hosts(few) if hosts is None else hosts)
-            if not self._entry_held(kind, entry):
+            if not self._held_with(kind, entry):
                 notes_of = notes(few) if notes is not None else {}
                 self._written_by_groups(name, built, few, notes_of, row_group)
                 return {"file": name, **entry}
@@ -1215,15 +1215,16 @@ class StoreWriter:
             standing = self._write_assembled(name, rows, row_group)
         return {"file": standing, **entry}
 
-    def _entry_held(self, kind: str, entry: dict[str, Any]) -> bool:
-        """Whether a committed file of ``kind`` has this entry (but its name): ``_standing``
-        reads it to compare its rows."""
+    def _held_with(self, kind: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """The entries of the committed files of ``kind`` that are this one but for their
+        names (``_standing`` reads those files to compare their rows)."""
         if not self.manifest.assembly or isinstance(self.manifest.assembly.get(kind), str):
-            return False
-        return any(
-            {k: v for k, v in held.items() if k != "file"} == entry
+            return []
+        return [
+            held
             for held in self.manifest.assembly[kind]
-        )
+            if {k: v for k, v in held.items() if k != "file"} == entry
+        ]
 
     def _written_by_groups(
         self,
@@ -1272,11 +1273,7 @@ class StoreWriter:
         """The committed file of ``kind`` that holds these rows already, if any: an ingest that
         adds hops changes the partitions its hops reach, and the earlier ones stay as they are
         (only a file whose entry is the same but for its name is read to be compared)."""
-        if not self.manifest.assembly or isinstance(self.manifest.assembly.get(kind), str):
-            return None
-        for held in self.manifest.assembly[kind]:
-            if {k: v for k, v in held.items() if k != "file"} != entry:
-                continue
+        for held in self._held_with(kind, entry):
             path = self.store.path / "assembled" / held["file"]
             with self.store._reading(str(path), folder="assembled"):
                 if pq.read_table(parquet_source(path)).equals(rows):
