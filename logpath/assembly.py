@@ -306,13 +306,11 @@ class TraceRows:
         )
 
     def _built(self, found: pa.Table, columns: list[str] | None = None) -> pa.Table:
-        """These rows of the trace (TRACE_SCHEMA, or only its ``columns``): each hop's own
-        columns beside ``found``."""
+        """These rows of the trace (TRACE_SCHEMA, or only its ``columns``, given in its
+        order: ``_in_trace_order``): each hop's own columns beside ``found``."""
         schema = TRACE_SCHEMA
         if columns is not None:
-            schema = pa.schema(
-                [TRACE_SCHEMA.field(name) for name in _in_trace_order(columns) or []]
-            )
+            schema = pa.schema([TRACE_SCHEMA.field(name) for name in columns])
         rows = found["assembly_row"]
         wanted = set(schema.names)
         shown = [name for name in self._shown.column_names if name in wanted]

@@ -1200,7 +1200,7 @@ class StoreWriter:
         notes, noted = noting if noting is not None else (None, ())
         name = f"{kind}-{self.run}-{number:05d}.parquet"
         if built.count > row_group:
-            few = built(_entry_columns(built.schema, noted))
+            few = built(_entry_columns(kind, built.schema, noted))
             entry = _file_entry(kind, few, number, slice_, _hosts(few) if hosts is None else hosts)
             if not self._held_with(kind, entry):
                 notes_of = notes(few) if notes is not None else {}
@@ -1247,9 +1247,7 @@ class StoreWriter:
         few = few.unify_dictionaries()
         held = set(few.column_names)
         rest = [field.name for field in schema if field.name not in held]
-        path = self.store.path / "assembled" / name
-        if path not in self._assembled:  # (a stage may write a file of the same name again)
-            self._assembled.append(path)
+        path = self._assembled_path(name)
         with self._writing(path):
             writer = pq.ParquetWriter(
                 _where(path), schema, filesystem=_filesystem(path), **file_options(schema)
@@ -1292,11 +1290,16 @@ class StoreWriter:
         assert self.manifest.parts[: len(built)] == built, "built from parts no longer there"
         self.manifest.assembly = assembly
 
-    def _write_assembled(self, name: str, rows: pa.Table, row_group: int) -> str:
-        """``rows`` written as the assembled file ``name`` of this run."""
+    def _assembled_path(self, name: str) -> StorePath:
+        """Where this run writes the assembled file ``name``, counted as one of its files."""
         path = self.store.path / "assembled" / name
         if path not in self._assembled:  # (a stage may write a file of the same name again)
             self._assembled.append(path)
+        return path
+
+    def _write_assembled(self, name: str, rows: pa.Table, row_group: int) -> str:
+        """``rows`` written as the assembled file ``name`` of this run."""
+        path = self._assembled_path(name)
         with self._writing(path):
             # one dictionary per column in a file: its rows may be stored rows kept as they
             # were read beside rows assembled again (``assembly._after_head``)
@@ -1516,10 +1519,12 @@ class _FileRows:
         return rows
 
 
-def _entry_columns(schema: pa.Schema, noted: Sequence[str]) -> list[str]:
-    """The columns of an assembled file ``_written_by_groups`` builds for the whole file
-    first: those of its entry (``_file_entry``) and of its notes, and its dictionaries."""
-    wanted = {*FILE_RANGES["flows"], *FILE_RANGES["trace"], "src", "dst", "host", *noted}
+def _entry_columns(kind: str, schema: pa.Schema, noted: Sequence[str]) -> list[str]:
+    """The columns of an assembled file of ``kind`` that ``_written_by_groups`` builds for the
+    whole file first: those its entry reads (``_file_entry``, ``_hosts``), those its notes
+    read, and its dictionaries."""
+    addresses = ("src", "dst") if kind == "trace" else ()
+    wanted = {*FILE_RANGES[kind], *addresses, "host", *noted}
     return [f.name for f in schema if f.name in wanted or pa.types.is_dictionary(f.type)]
 
 
