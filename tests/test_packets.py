@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -26,6 +27,7 @@ from logpath.packets import (
     _group_numbers,
     _Hop,
     _match_hops,
+    _one_to_one,
     _prepare,
     _sharing,
     _tangled_keys,
@@ -391,3 +393,53 @@ def test_packets_joined_across_hosts_are_those_of_the_join_of_every_row(
     monkeypatch.setattr(logpath.packets, "_sharing", lambda exits, entries, keys: (exits, entries))
     pd.testing.assert_frame_equal(packets, group_packets(hops))
     assert (packets["leg"] > 0).any()  # packets that passed from one host (or namespace) on
+
+
+def _brute_best(pairs: list[tuple[int, int, float]]) -> tuple[int, float]:
+    """The largest one-to-one matching of (exit, entry, gap) pairs without crossings (exits and
+    entries in the same order), then the smallest sum of gaps: each exit, in order, given
+    every entry after the previous exit's, or none."""
+    exits = sorted({p[0] for p in pairs})
+
+    @functools.cache
+    def best(i: int, after: float) -> tuple[int, float]:
+        if i == len(exits):
+            return (0, 0.0)
+        found = best(i + 1, after)
+        for x, n, gap in pairs:
+            if x == exits[i] and n > after:
+                count, total = best(i + 1, n)
+                if (count + 1, -(total + gap)) > (found[0], -found[1]):
+                    found = (count + 1, total + gap)
+        return found
+
+    return best(0, -math.inf)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    exits=st.lists(st.integers(0, 30), min_size=1, max_size=6, unique=True),
+    entries=st.lists(st.integers(0, 30), min_size=1, max_size=6, unique=True),
+    window=st.integers(1, 30),
+)
+def test_one_to_one_keeps_the_order_then_the_most_then_the_closest_pairs(
+    exits: list[int], entries: list[int], window: int
+) -> None:
+    """Alike packets (an exit and an entry within ``window`` of each other may be one): the
+    pairs joined are one-to-one, in order, as many as can be, then as close as can be."""
+    pairs = [(x, n, float(abs(n - x))) for x in exits for n in entries if abs(n - x) <= window]
+    if not pairs:
+        return
+    times = {side: [float(p[i]) for p in pairs] for i, side in enumerate(("exit", "entry"))}
+    frame = pd.DataFrame(
+        {
+            "_segment_exit": [p[0] for p in pairs],
+            "_segment_entry": [100 + p[1] for p in pairs],
+            **{f"{clock}_{side}": times[side] for clock in ("_ts", "_t") for side in times},
+            "_gap": [p[2] for p in pairs],
+        }
+    )
+    kept = _one_to_one(frame)
+    assert kept["_segment_exit"].is_unique and kept["_segment_entry"].is_unique
+    assert kept.sort_values("_ts_exit")["_ts_entry"].is_monotonic_increasing
+    assert (len(kept), float(kept["_gap"].sum())) == pytest.approx(_brute_best(pairs))

@@ -254,3 +254,36 @@ def test_one_tuple_on_two_unlinked_hosts_at_once_is_two_connections(
     alone = [flow for host in files for flow in ingest(tmp_path / host, host, files=files).flows()]
     assert {tuple(flow["hosts"]) for flow in flows} == {("hosta",), ("hostc",)}
     assert sorted(flows, key=lambda f: f["id"]) == sorted(alone, key=lambda f: f["id"])
+
+
+def test_alike_ipv6_packets_join_in_the_order_they_crossed(tmp_path: Path) -> None:
+    # Both hosts logging at filter FORWARD only, the IPv6 connection's bare ACKs from the
+    # client are alike (length, window, flags; IPv6 has no IP ID). Re-timed as on a loaded
+    # hostb that takes packets off its link late: the first ACK enters hostb 0.8 ms after it
+    # left hosta, the second leaves hosta 0.3 ms after that and enters hostb 0.9 ms later.
+    # Each joins the entry that followed it in order. Taking each exit's closest entry gave
+    # the first's entry to the second (3 packets where hosta forwarded 2, in a live CI run
+    # 11 for 10); the UDP and ICMP exchanges, as captured, link the hosts' clocks.
+    moments = {("hosta", 0): 0.0, ("hostb", 0): 0.0008, ("hosta", 1): 0.0011, ("hostb", 1): 0.002}
+    lines = []
+    for host, crossing in (("hosta", " OUT=wan0 "), ("hostb", " IN=wan0 ")):
+        fwd = [
+            line for line in OTHER_FILES[host].read_text().splitlines() if ":filter:fwd:" in line
+        ]
+        lines += [line for line in fwd if "PROTO=TCP " not in line]
+        acks = [line for line in fwd if crossing in line and "LEN=72 " in line
+                and "WINDOW=64 " in line and line.endswith(" ACK URGP=0 ")][:2]  # fmt: skip
+        for n, line in enumerate(acks):
+            head, rest = line.split("[", 1)
+            lines.append(f"{head}[{10885.781689 + moments[host, n]:12.6f}]{rest.split(']', 1)[1]}")
+    lines.sort(key=lambda line: float(line.split("[", 1)[1].split("]", 1)[0]))
+    (tmp_path / "both.log").write_text("".join(line + "\n" for line in lines))
+    store = ingest(tmp_path / "store", "both", files={"both": tmp_path / "both.log"})
+    tcp = next(flow for flow in store.flows() if flow["proto"] == "tcp")
+    packets = store.journey(tcp["id"])["packets"]
+    # two packets, each the n-th ACK leaving hosta (lines N-3, N-1) and the n-th entering hostb
+    last = len(lines)
+    assert [[hop["lineno"] for hop in p["hops"]] for p in packets] == [
+        [last - 3, last - 2],
+        [last - 1, last],
+    ]
