@@ -738,10 +738,15 @@ def _one_to_one(pairs: pd.DataFrame) -> pd.DataFrame:
     contested = _repeated(exit_) | _repeated(entry)
     if not contested.any():
         return pairs
-    alone = pairs[~contested]
     rivals = pairs[contested]
-    chosen = [rows[_in_order(rows)] for _, rows in rivals.groupby(_components(rivals), sort=False)]
-    joined: pd.DataFrame = pd.concat([alone, *chosen])
+    kept = contested.copy()
+    kept[contested] = _in_order(
+        _components(rivals),
+        _order(rivals, "exit"),
+        _order(rivals, "entry"),
+        rivals["_gap"].to_numpy(dtype="float64"),
+    )
+    joined: pd.DataFrame = pairs[~contested | kept]
     return joined
 
 
@@ -769,48 +774,60 @@ def _components(pairs: pd.DataFrame) -> np.ndarray:
             return component
 
 
-def _in_order(pairs: pd.DataFrame) -> np.ndarray:
-    """The rows of ``pairs`` (one component) kept: a matching in which exits and entries
-    follow the same order (by time, then segment), the largest, then the one with the smallest
-    sum of gaps. Sparse dynamic programming over the pairs, by exit order: a chain's best end
-    below each entry, in a Fenwick tree (prefix maxima)."""
-    exits = _order(pairs, "exit")
-    entries = _order(pairs, "entry")
-    gap = pairs["_gap"].to_numpy(dtype="float64")
-    by_exit = np.lexsort((-entries, exits))  # within an exit, later entries first
-    size = int(entries.max()) + 1
-    tree: list[tuple[int, float, int]] = [(0, 0.0, -1)] * (size + 1)
-    best: list[tuple[int, float, int]] = [(0, 0.0, -1)] * len(pairs)
-    back = np.full(len(pairs), -1, dtype=np.int64)
-    pending: list[int] = []
-    current = None
-    for row in by_exit.tolist():
-        if exits[row] != current:  # a new exit: the previous exit's chains may now be extended
-            for done in pending:
-                _raise(tree, int(entries[done]) + 1, best[done])
-            pending, current = [], exits[row]
-        count, cost, last = _prefix_best(tree, int(entries[row]))
-        best[row] = (count + 1, cost - gap[row], row)
-        back[row] = last
-        pending.append(row)
-    end = max(range(len(pairs)), key=lambda r: best[r][:2])
-    kept = np.zeros(len(pairs), dtype=bool)
-    while end >= 0:
-        kept[end] = True
-        end = int(back[end])
-    return kept
-
-
 def _order(pairs: pd.DataFrame, side: str) -> np.ndarray:
-    """Per pair, the rank of its exit (or entry) among the component's, by time then segment."""
+    """Per pair, the rank of its exit (or entry) among all, by time then segment."""
     time = pairs[f"_ts_{side}"].fillna(pairs[f"_t_{side}"]).to_numpy(dtype="float64")
     segment = pairs[f"_segment_{side}"].to_numpy()
     keys = np.lexsort((segment, time))
+    fresh = np.r_[
+        True, (time[keys][1:] != time[keys][:-1]) | (segment[keys][1:] != segment[keys][:-1])
+    ]
     rank = np.empty(len(pairs), dtype=np.int64)
-    ordered = np.c_[time[keys], segment[keys]]
-    fresh = np.r_[True, (ordered[1:] != ordered[:-1]).any(axis=1)]
     rank[keys] = np.cumsum(fresh) - 1
     return rank
+
+
+def _in_order(
+    component: np.ndarray, exits: np.ndarray, entries: np.ndarray, gap: np.ndarray
+) -> np.ndarray:
+    """Per pair, whether it is kept: in each component, the matching in which exits and
+    entries follow the same order (their ranks), the largest, then the one with the smallest
+    sum of gaps. Sparse dynamic programming over a component's pairs by exit rank, a chain's
+    best end below each entry rank in a Fenwick tree (prefix maxima). Arrays, not a frame
+    per component: a busy IPv6 store has a component per connection's alike ACKs."""
+    by = np.lexsort((-entries, exits, component))
+    bounds = np.flatnonzero(np.r_[True, component[by][1:] != component[by][:-1], True])
+    kept = np.zeros(len(component), dtype=bool)
+    for start, end in itertools.pairwise(bounds.tolist()):
+        rows = by[start:end]
+        local = np.unique(entries[rows], return_inverse=True)[1].tolist()
+        for chosen in _chain(exits[rows].tolist(), local, gap[rows].tolist()):
+            kept[rows[chosen]] = True
+    return kept
+
+
+def _chain(exits: list[int], entries: list[int], gap: list[float]) -> list[int]:
+    """The positions of the best chain of pairs (``_in_order``), given in exit order, later
+    entries first within an exit; ``entries`` ranked 0.. within the component."""
+    tree: list[tuple[int, float, int]] = [(0, 0.0, -1)] * (max(entries) + 2)
+    best: list[tuple[int, float, int]] = []
+    back: list[int] = []
+    pending: list[int] = []
+    for at, (exit_, entry) in enumerate(zip(exits, entries, strict=True)):
+        if pending and exits[pending[0]] != exit_:  # chains of an earlier exit may now grow
+            for done in pending:
+                _raise(tree, entries[done] + 1, best[done])
+            pending = []
+        count, cost, last = _prefix_best(tree, entry)
+        best.append((count + 1, cost - gap[at], at))
+        back.append(last)
+        pending.append(at)
+    end = max(range(len(best)), key=lambda at: best[at][:2])
+    chain = []
+    while end >= 0:
+        chain.append(end)
+        end = back[end]
+    return chain
 
 
 def _prefix_best(tree: list[tuple[int, float, int]], below: int) -> tuple[int, float, int]:
