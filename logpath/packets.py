@@ -11,7 +11,8 @@ reply, both in nat PREROUTING/OUTPUT) and its TTL drops by one when it is routed
 2. across hosts (or on re-entering the same host, e.g. loopback or a container's namespace): a
    packet that leaves by FORWARD/OUTPUT/POSTROUTING joins the packet that enters the next
    PREROUTING with the same identity, destination and TTL, moments later; on another host that
-   logs no PREROUTING hop, the packet first seen there at INPUT or FORWARD.
+   logs no PREROUTING hop, the packet first seen there at INPUT or FORWARD. Where alike
+   packets (IPv6: no IP ID) could pair several ways, in the order they crossed.
 """
 
 from __future__ import annotations
@@ -944,7 +945,7 @@ def _exit_entry_pairs(
     exits: pd.DataFrame, entries: pd.DataFrame, keys: list[str] | None = None
 ) -> pd.DataFrame:
     """Pairs (exit segment, entry segment) that may be one packet passing from one host to the
-    next, with ``_gap`` (seconds apart); the closest pairs are kept by ``_join_across_hosts``.
+    next, with ``_gap`` (seconds apart); ``_one_to_one`` chooses among them.
 
     By default, same identity, destination, destination port and TTL (the next host sees the
     TTL the packet left with); the source may differ only by SNAT; moments apart.
