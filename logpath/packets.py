@@ -728,6 +728,11 @@ def _one_to_one(pairs: pd.DataFrame) -> pd.DataFrame:
     Taking each exit's closest entry joined a second ACK to the first's entry when the first
     was slow to arrive, and left both ends of the first and the second's entry a packet of
     their own (a live two-host run under load: 11 packets where hosta forwarded 10).
+
+    The order binds the packets of one link only (from one host to one other): alike packets
+    from two gateways to one server cross in time as their links' delays have it. An entry
+    two links chose goes to the closer exit, and the pairs left are chosen again, none
+    crossing one kept on its link.
     """
     if pairs.empty:
         return pairs
@@ -740,15 +745,56 @@ def _one_to_one(pairs: pd.DataFrame) -> pd.DataFrame:
     if not contested.any():
         return pairs
     rivals = pairs[contested]
-    kept = contested.copy()
-    kept[contested] = _in_order(
-        _components(rivals),
-        _order(rivals, "exit"),
-        _order(rivals, "entry"),
-        rivals["_gap"].to_numpy(dtype="float64"),
-    )
-    joined: pd.DataFrame = pairs[~contested | kept]
+    exits, entries = _order(rivals, "exit"), _order(rivals, "entry")
+    exit_, entry = exit_[contested], entry[contested]
+    gap = rivals["_gap"].to_numpy(dtype="float64")
+    link = row_groups([rivals["host_exit"], rivals["host_entry"]])
+    group = row_groups([_components(rivals), link])
+    kept = np.zeros(len(rivals), dtype=bool)
+    open_ = np.ones(len(rivals), dtype=bool)
+    while open_.any():
+        rows = np.flatnonzero(open_)
+        chosen = rows[_in_order(group[rows], exits[rows], entries[rows], gap[rows])]
+        # an exit or an entry chosen on two links: the closer pair takes it
+        chosen = chosen[np.argsort(gap[chosen], kind="stable")]
+        chosen = chosen[_first_of(exit_[chosen])]
+        chosen = chosen[_first_of(entry[chosen])]
+        kept[chosen] = True
+        open_ &= ~np.isin(exit_, exit_[chosen]) & ~np.isin(entry, entry[chosen])
+        rows = np.flatnonzero(open_)
+        open_[rows] = ~_crossing(rows, group, exits, entries, np.flatnonzero(kept))
+    keep = ~contested
+    keep[np.flatnonzero(contested)[kept]] = True
+    joined: pd.DataFrame = pairs[keep]
     return joined
+
+
+def _first_of(values: np.ndarray) -> np.ndarray:
+    """Per value, whether no earlier row holds it."""
+    first = np.zeros(len(values), dtype=bool)
+    first[np.unique(values, return_index=True)[1]] = True
+    return first
+
+
+def _crossing(
+    rows: np.ndarray, group: np.ndarray, exits: np.ndarray, entries: np.ndarray, kept: np.ndarray
+) -> np.ndarray:
+    """Per row of ``rows``, whether its pair crosses a ``kept`` pair of its group: the kept
+    pairs of a group follow one order, so the kept pairs on either side of its exit tell."""
+    if not len(kept) or not len(rows):
+        return np.zeros(len(rows), dtype=bool)
+    span = int(exits.max()) + 1
+    order = np.argsort(group[kept] * span + exits[kept], kind="stable")
+    kept = kept[order]
+    keys = group[kept] * span + exits[kept]
+    at = np.searchsorted(keys, group[rows] * span + exits[rows])
+    before, after = np.maximum(at - 1, 0), np.minimum(at, len(kept) - 1)
+    crosses_before = (at > 0) & (group[kept[before]] == group[rows])
+    crosses_before &= entries[kept[before]] > entries[rows]
+    crosses_after = (at < len(kept)) & (group[kept[after]] == group[rows])
+    crosses_after &= entries[kept[after]] < entries[rows]
+    crossing: np.ndarray = crosses_before | crosses_after
+    return crossing
 
 
 def _repeated(values: np.ndarray) -> np.ndarray:

@@ -437,9 +437,35 @@ def test_one_to_one_keeps_the_order_then_the_most_then_the_closest_pairs(
             "_segment_entry": [100 + p[1] for p in pairs],
             **{f"{clock}_{side}": times[side] for clock in ("_ts", "_t") for side in times},
             "_gap": [p[2] for p in pairs],
+            "host_exit": "hosta",
+            "host_entry": "hostb",
         }
     )
     kept = _one_to_one(frame)
     assert kept["_segment_exit"].is_unique and kept["_segment_entry"].is_unique
     assert kept.sort_values("_ts_exit")["_ts_entry"].is_monotonic_increasing
     assert (len(kept), float(kept["_gap"].sum())) == pytest.approx(_brute_best(pairs))
+
+
+def test_alike_packets_of_two_links_cross_as_their_delays_have_it() -> None:
+    """Alike packets from two gateways to one server (a fleet's identical IPv6 clients): the
+    order binds each link alone. hosta's packet leaves first on a slow link (5 ms), hostc's
+    1 ms later on a fast one (0.1 ms): each joins its own entry, though they cross in time;
+    one order across both links joined each to the other's."""
+    frame = pd.DataFrame(
+        {
+            "_segment_exit": [1, 1, 2, 2],
+            "_segment_entry": [11, 12, 11, 12],
+            "host_exit": ["hosta", "hosta", "hostc", "hostc"],
+            "host_entry": "hostb",
+            "_ts_exit": [0.0, 0.0, 0.001, 0.001],
+            "_ts_entry": [0.005, 0.0011, 0.005, 0.0011],
+        }
+    )
+    frame["_t_exit"], frame["_t_entry"] = frame["_ts_exit"], frame["_ts_entry"]
+    frame["_gap"] = (frame["_ts_entry"] - frame["_ts_exit"]).abs()
+    kept = _one_to_one(frame)
+    assert sorted(zip(kept["_segment_exit"], kept["_segment_entry"], strict=True)) == [
+        (1, 11),
+        (2, 12),
+    ]
