@@ -805,20 +805,27 @@ def _repeated(values: np.ndarray) -> np.ndarray:
 
 
 def _components(pairs: pd.DataFrame) -> np.ndarray:
-    """Per pair, a number shared by the pairs linked through a common exit or entry."""
+    """Per pair, a number shared by the pairs linked through a common exit or entry.
+
+    Each pass hooks the root of every pair's larger label under the smaller, then points
+    every end at its root: a few passes, where spreading labels one pair a pass took 2,812
+    passes (2.2 s) for one chain of 20,000 alike packets."""
     exit_, exits = pd.factorize(pairs["_segment_exit"])
     entry, _ = pd.factorize(pairs["_segment_entry"])
     entry = entry + len(exits)  # one numbering for both ends
-    label = np.arange(entry.max() + 1)
-    while True:  # each pass spreads the smaller label across every pair, a step further
-        smaller = np.minimum(label[exit_], label[entry])
-        before = label.copy()
-        np.minimum.at(label, exit_, smaller)
-        np.minimum.at(label, entry, smaller)
-        label = label[label]
-        if np.array_equal(label, before):
-            component: np.ndarray = label[exit_]
+    root = np.arange(entry.max() + 1)
+    while True:
+        low = np.minimum(root[exit_], root[entry])
+        high = np.maximum(root[exit_], root[entry])
+        if np.array_equal(low, high):
+            component: np.ndarray = root[exit_]
             return component
+        np.minimum.at(root, high, low)
+        while True:  # every node pointed at its root
+            above = root[root]
+            if np.array_equal(above, root):
+                break
+            root = above
 
 
 def _order(pairs: pd.DataFrame, side: str) -> np.ndarray:
@@ -844,13 +851,28 @@ def _in_order(
     per component: a busy IPv6 store has a component per connection's alike ACKs."""
     by = np.lexsort((-entries, exits, component))
     bounds = np.flatnonzero(np.r_[True, component[by][1:] != component[by][:-1], True])
+    local = _ranks_within(component, entries)
+    # lists sliced per component: numpy's calls per slice were half the time of 50,000 small
+    # components
+    exit_list, local_list, gap_list = (a[by].tolist() for a in (exits, local, gap))
+    chosen = [
+        start + at
+        for start, end in itertools.pairwise(bounds.tolist())
+        for at in _chain(exit_list[start:end], local_list[start:end], gap_list[start:end])
+    ]
     kept = np.zeros(len(component), dtype=bool)
-    for start, end in itertools.pairwise(bounds.tolist()):
-        rows = by[start:end]
-        local = np.unique(entries[rows], return_inverse=True)[1].tolist()
-        for chosen in _chain(exits[rows].tolist(), local, gap[rows].tolist()):
-            kept[rows[chosen]] = True
+    kept[by[np.array(chosen, dtype=np.int64)]] = True
     return kept
+
+
+def _ranks_within(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row, the dense rank of its value among its group's (0 for each group's least)."""
+    by = np.lexsort((values, group))
+    first = np.r_[True, group[by][1:] != group[by][:-1]]
+    dense = np.cumsum(first | np.r_[True, values[by][1:] != values[by][:-1]]) - 1
+    ranks = np.empty(len(group), dtype=np.int64)
+    ranks[by] = dense - np.maximum.accumulate(np.where(first, dense, 0))
+    return ranks
 
 
 def _chain(exits: list[int], entries: list[int], gap: list[float]) -> list[int]:
