@@ -33,7 +33,7 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -63,7 +63,6 @@ from logpath.flows import (
     DEFAULT_IDLE_TIMEOUT,
     IDLE_TIMEOUT,
     NODE_COLUMNS,
-    Translation,
     assign_flows,
     linked_by_tuples,
     tuple_node_codes,
@@ -1835,11 +1834,12 @@ def _dense(packet: pa.ChunkedArray) -> pa.Array:
 
 def with_journey_marks(
     traced: pd.DataFrame,
-    nat: Mapping[str, Sequence[Translation]],
+    nat: pd.DataFrame,
     fates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The traced hops with what a journey shows besides: where SNAT or a reply's de-DNAT is
-    applied (``applied_nat``, from ``nat``: per flow id its translations) and each packet's
+    applied (``applied_nat``, from ``nat``: a table of translations, ``infer_translations``;
+    ``nat.translation_table`` makes one of records) and each packet's
     ``fate`` and ``stopped_at`` (on each hop); ``fates`` is ``packet_fates`` of these hops when
     the caller has it."""
     hops = applied_nat(traced.reset_index(drop=True), nat)

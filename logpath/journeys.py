@@ -249,8 +249,9 @@ def build_journeys(traced: pd.DataFrame, flows: Sequence[Flow]) -> list[Journey]
     hops = traced.reset_index(drop=True)
     if "fate" not in hops.columns:  # hops traced in memory, not read from a store's trace
         from logpath.assembly import with_journey_marks
+        from logpath.nat import translation_table
 
-        hops = with_journey_marks(hops, {flow.id: flow.nat for flow in flows})
+        hops = with_journey_marks(hops, translation_table({flow.id: flow.nat for flow in flows}))
     # missing cells (NaN, NA, NaT) as None, as a row read from the store has them
     rows = hops.astype(object).where(hops.notna(), None).to_dict("records")
     return journeys_from_rows([{str(k): v for k, v in row.items()} for row in rows], flows)

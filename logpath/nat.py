@@ -76,12 +76,13 @@ def _differs(a: pd.Series, b: pd.Series) -> pd.Series:
     return (~both_missing & ((a != b) | a.isna() | b.isna())).fillna(True).astype(bool)
 
 
-def infer_translations(
-    frame: pd.DataFrame, flows: pd.DataFrame
-) -> dict[str, tuple[Translation, ...]]:
+def infer_translations(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame:
     """NAT translations per flow, from what changed between hops, from ICMP errors' quotes and
     from the reply tuple; a translation found by more than one kind of evidence is kept once,
-    as the first evidence showed it (in that order).
+    as the first evidence showed it (in that order). A table (``CANDIDATE``: the flow id, then
+    ``Translation``'s fields, a missing host None), each flow's rows together: a record per
+    translation, gathered per flow, took as long as finding them on a Docker host where most
+    connections are NATed, and the JSON and the marks are made from the table's columns.
 
     Every kind of evidence is a table of candidate translations, computed column by column: a
     record per NAT-marked hop and per flow was a sixth of the assembly on a Docker host where
@@ -99,16 +100,36 @@ def infer_translations(
         ignore_index=True,
     )
     found = found.drop_duplicates(["flow", "type", "from", "to", "hook"])
-    translations: dict[str, list[Translation]] = {}
-    for flow, *fields in zip(*(found[c].tolist() for c in CANDIDATE), strict=True):
-        kind, from_addr, to_addr, hook, host, evidence = fields
-        translation = Translation(kind, from_addr, to_addr, hook, _text(host), evidence)
-        translations.setdefault(str(flow), []).append(translation)
-    return {flow: tuple(items) for flow, items in translations.items()}
+    return _by_flow(
+        pd.DataFrame(
+            {
+                **{c: found[c].to_numpy(dtype=object) for c in CANDIDATE},
+                "host": found["host"].astype(object).map(_text).to_numpy(dtype=object),
+            }
+        )
+    )
 
 
-# The columns of a table of candidate translations, one row each.
+# The columns of a table of candidate translations, one row each; a table of translations
+# (``infer_translations``) has them too, a flow's rows together.
 CANDIDATE = ["flow", "type", "from", "to", "hook", "host", "evidence"]
+
+
+def _by_flow(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each flow's rows together, flows in order of first appearance, each
+    flow's rows in their order: what a JSON text per flow is joined from (``summaries``)."""
+    code = pd.factorize(table["flow"])[0]
+    return table.iloc[np.argsort(code, kind="stable")].reset_index(drop=True)
+
+
+def translation_table(nat: Mapping[str, Sequence[Translation]]) -> pd.DataFrame:
+    """Translations as records per flow id (``Flow.nat``) made a table of translations."""
+    rows = [
+        (flow, t.type, t.from_addr, t.to_addr, t.hook, t.host, t.evidence)
+        for flow, translations in nat.items()
+        for t in translations
+    ]
+    return pd.DataFrame(rows, columns=CANDIDATE, dtype=object)
 
 
 def _candidates(rows: pd.DataFrame | None = None, **columns: Any) -> pd.DataFrame:
@@ -312,7 +333,7 @@ def _endpoint(proto: str, addr: object, port: object) -> str:
     return format_endpoint(str(addr), int(port) if has_port else None)  # type: ignore[call-overload]
 
 
-def applied_nat(hops: pd.DataFrame, nat: Mapping[str, Sequence[Translation]]) -> pd.DataFrame:
+def applied_nat(hops: pd.DataFrame, nat: pd.DataFrame) -> pd.DataFrame:
     """``applied_nat``: where SNAT or a reply's de-DNAT is applied, packet by packet. It is
     never visible between two hops of the NATing host (nat POSTROUTING runs last), so
     ``nat_mark`` cannot show it.
@@ -325,7 +346,7 @@ def applied_nat(hops: pd.DataFrame, nat: Mapping[str, Sequence[Translation]]) ->
     assembly on a Docker host where half the connections are DNATed.
     """
     hops = hops.assign(applied_nat=None)
-    applied = pd.DataFrame(_applications(nat), columns=["flow", "direction", "host", "replaced"])
+    applied = _applications(nat)
     if applied.empty:
         return hops
     # only the hops where a mark can go (a copy of every hop's columns, merged, cost the most)
@@ -360,22 +381,37 @@ def applied_nat(hops: pd.DataFrame, nat: Mapping[str, Sequence[Translation]]) ->
     return hops
 
 
-def _applications(
-    nat: Mapping[str, Sequence[Translation]],
-) -> list[tuple[str, str, str | None, str]]:
-    """Per connection and direction, where NAT is applied to its packets: (flow, direction,
-    host, the address NAT replaces) for SNAT on orig packets and DNAT on replies (de-DNAT)."""
-    found = []
-    for flow, applied in nat.items():
-        for direction, kind in (("orig", "snat"), ("reply", "dnat")):
-            translations = [t for t in applied if t.type == kind]
-            if not translations:
-                continue
-            replaced = translations[0].from_addr if kind == "snat" else translations[0].to_addr
-            hosts = {t.host for t in translations}
-            for host in [None] if None in hosts else sorted(h for h in hosts if h is not None):
-                found.append((flow, direction, host, replaced))
-    return found
+def _applications(nat: pd.DataFrame) -> pd.DataFrame:
+    """Per connection and direction, where NAT is applied to its packets (``nat``: a table of
+    translations): flow, direction, host and the address NAT replaces (``replaced``), for SNAT
+    on orig packets and DNAT on replies (de-DNAT). The address is the first such translation's;
+    one row without a host when one of them has none, else one per host."""
+    columns = ["flow", "direction", "host", "replaced"]
+    kinds = nat[nat["type"].isin(["snat", "dnat"]).to_numpy()]
+    if kinds.empty:
+        return pd.DataFrame(columns=columns, dtype=object)
+    snat = (kinds["type"] == "snat").to_numpy()
+    flow = kinds["flow"].to_numpy(dtype=object)
+    direction = np.where(snat, "orig", "reply").astype(object)
+    from_addr, to_addr = (kinds[c].to_numpy(dtype=object) for c in ("from", "to"))
+    replaced = np.where(snat, from_addr, to_addr)
+    host = kinds["host"].to_numpy(dtype=object, copy=True)
+    group = row_groups([flow, direction])
+    first = np.unique(group, return_index=True)[1]
+    hostless = np.zeros(len(first), dtype=bool)
+    hostless[group[pd.isna(host)]] = True
+    # a group without a host: its first row, its host None; else one row per host
+    keep = np.where(hostless[group], np.isin(np.arange(len(group)), first), True)
+    host[hostless[group]] = None
+    table = pd.DataFrame(
+        {
+            "flow": flow,
+            "direction": direction,
+            "host": host,
+            "replaced": replaced[first][group],
+        }
+    )[keep]
+    return table.drop_duplicates(columns[:3])
 
 
 # What each NAT target does to a connection, as Translation.type says it.
@@ -383,10 +419,8 @@ RULE_TYPES = {"MASQUERADE": "snat", "SNAT": "snat", "DNAT": "dnat", "REDIRECT": 
 
 
 def with_ruleset_translations(
-    frame: pd.DataFrame,
-    fates: pd.DataFrame,
-    found: dict[str, tuple[Translation, ...]],
-) -> dict[str, tuple[Translation, ...]]:
+    frame: pd.DataFrame, fates: pd.DataFrame, found: pd.DataFrame
+) -> pd.DataFrame:
     """``found`` (the translations the lines show) with those only the ruleset shows: a NAT
     rule a packet matched after its last logged hop (``fates``' ``nat_rules``), when no line
     shows a translation of that type for its connection. MASQUERADE's address is the out
@@ -396,20 +430,22 @@ def with_ruleset_translations(
     Args:
         frame: the traced hops (``flow``, ``packet``, ``orig_key``, the interfaces).
         fates: ``fates.packet_fates`` with the ruleset (a ``nat_rules`` column).
-        found: ``infer_translations``' result.
+        found: ``infer_translations``' table.
     """
     if "nat_rules" not in fates.columns or fates["nat_rules"].isna().all():
         return found
     hits = fates["nat_rules"].dropna().to_dict()
     addresses = _interface_addresses(frame)
-    merged = dict(found)
     rows = frame[frame["packet"].isin(list(hits))]
     last = rows[~rows["packet"].duplicated(keep="last").to_numpy()]
     columns = ["packet", "flow", "orig_key", "host", "out_iface"]
+    hit_flows = set(last["flow"].tolist())
+    shown_of = found[found["flow"].isin(hit_flows)].groupby("flow", sort=False)["type"]
+    shown_types = {flow: set(types) for flow, types in shown_of}
+    added = []
     for packet, flow, orig_key, host, out in zip(*(last[c].tolist() for c in columns), strict=True):
-        shown = {t.type for t in merged.get(flow, ())}
+        shown = shown_types.setdefault(flow, set())
         proto, orig = key_tuple(str(orig_key))
-        added = []
         for hit in hits[packet]:
             kind = RULE_TYPES.get(hit.type)
             if kind is None or kind in shown:
@@ -420,11 +456,12 @@ def with_ruleset_translations(
             else:
                 source = _endpoint(proto, orig.dst, orig.dport)
                 to = hit.to or "an address the rule does not write"
-            added.append(Translation(kind, source, to, hit.hook, _text(host), "ruleset"))
+            added.append((flow, kind, source, to, hit.hook, _text(host), "ruleset"))
             shown.add(kind)
-        if added:
-            merged[flow] = (*merged.get(flow, ()), *added)
-    return merged
+    if not added:
+        return found
+    more = pd.DataFrame(added, columns=CANDIDATE, dtype=object)
+    return _by_flow(pd.concat([found, more], ignore_index=True))
 
 
 def local_addresses(frame: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from logpath.fates import packet_fates
 from logpath.flows import TUPLE_COLUMNS, column_or_null, hop_tuples
-from logpath.nat import infer_translations, with_ruleset_translations
+from logpath.nat import CANDIDATE, infer_translations, translation_table, with_ruleset_translations
 from logpath.records import (
     FLOW_COLUMNS,
     FLOW_SCHEMA,
@@ -49,13 +49,14 @@ DROPPED = ["dropped", "rejected"]
 
 @dataclass(frozen=True)
 class Summary:
-    """The connections of some traced hops: the table, and the NAT of each as records (for the
-    marks journeys show, which need them before any record is read back from the table)."""
+    """The connections of some traced hops: the table, and their NAT as a table of translations
+    (for the marks journeys show, which need them before any record is read back from the
+    connections' table)."""
 
     table: pa.Table
     """One row per connection (FLOW_COLUMNS), in order of first appearance."""
-    nat: dict[str, tuple[Translation, ...]]
-    """Per flow id with NAT, its translations."""
+    nat: pd.DataFrame
+    """Its translations, a row each (``infer_translations``)."""
 
 
 def summarise_flows(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> list[Flow]:
@@ -75,7 +76,7 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
         fates: ``packet_fates`` of these hops, when the caller has them already.
     """
     if hops.empty:
-        return Summary(FLOW_COLUMNS.empty_table(), {})
+        return Summary(FLOW_COLUMNS.empty_table(), translation_table({}))
     frame = hops.reset_index(drop=True)
     if not set(TUPLE_COLUMNS) <= set(frame.columns):
         frame = pd.concat([frame, hop_tuples(frame).drop(columns="related")], axis=1)
@@ -111,7 +112,7 @@ def summarise(hops: pd.DataFrame, *, fates: pd.DataFrame | None = None) -> Summa
         "family": _families(frame, flows, orig["orig_src"]),
         **orig,
         **reply,
-        "nat": pa.array([_nat_json(nat.get(flow, ())) for flow in ids.tolist()], pa.string()),
+        "nat": nat_texts(nat, ids),
         "packets": pa.array(flows.count(packets.code)),
         "hops": pa.array(flows.count(code)),
         "first_seen": _times(stamps.groupby(code).min(), len(ids)),
@@ -251,28 +252,45 @@ def _sole(hosts: pa.Array) -> np.ndarray:
     return sole
 
 
-def _nat_json(translations: tuple[Translation, ...]) -> str:
-    """``json.dumps`` of the translations' ``to_json``: written from a template where every
-    field is text (or a missing host), which json.dumps, given a dict per translation, took
-    three times as long to write (a Docker host NATs most of its connections)."""
-    if not translations:
-        return "[]"
-    written = []
-    for t in translations:
-        fields = (t.type, t.from_addr, t.to_addr, t.hook, t.host, t.evidence)
-        if not all(isinstance(value, str) or value is None for value in fields):
-            return json.dumps([t.to_json() for t in translations])
-        written.append(TRANSLATION_JSON % tuple(map(_json_text, fields)))
-    return "[" + ", ".join(written) + "]"
+def nat_texts(nat: pd.DataFrame, ids: np.ndarray) -> pa.Array:
+    """Per flow of ``ids``, ``json.dumps`` of its translations' ``to_json`` (``nat``: a table of
+    translations, ``infer_translations``; "[]" for a flow without). Written column by column
+    from a template where every field is text (or a missing host): json.dumps, given a dict per
+    translation, took three times as long as the template filled a translation at a time, and
+    that loop a fifth of the connections' summaries on a Docker host that NATs most of them. A
+    translation with a field of another kind (a missing address) is written by json.dumps."""
+    texts = np.full(len(ids), "[]", dtype=object)
+    if nat.empty:
+        return pa.array(texts, pa.string())
+    fields = [_json_texts(nat[c].to_numpy(dtype=object)) for c in CANDIDATE[1:]]
+    pieces: list[Any] = []
+    for name, field in zip(CANDIDATE[1:], fields, strict=True):  # to_json's keys, in its order
+        pieces += [f'"{name}": ', field, ", "]
+    each = pc.binary_join_element_wise("{", *pieces[:-1], "}", "")  # null where a field is
+    written = np.array(each.to_numpy(zero_copy_only=False), dtype=object)
+    for row in np.flatnonzero(pc.is_null(each).to_numpy(zero_copy_only=False)):
+        values = [nat[c].iat[int(row)] for c in CANDIDATE[1:]]
+        written[row] = json.dumps(Translation(*values).to_json())  # type: ignore[arg-type]
+    # each flow's rows are together (``infer_translations``): one list of texts a flow, joined
+    flow = nat["flow"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, flow[1:] != flow[:-1]])
+    offsets = pa.array(np.r_[starts, len(flow)].astype(np.int32))
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array(written, pa.string())), ", ")
+    wrapped = pc.binary_join_element_wise("[", joined, "]", "")
+    texts[pd.Index(ids).get_indexer(flow[starts])] = wrapped.to_numpy(zero_copy_only=False)
+    return pa.array(texts, pa.string())
 
 
-# Translation.to_json as json.dumps writes it, each field's JSON text in its place.
-TRANSLATION_JSON = '{"type": %s, "from": %s, "to": %s, "hook": %s, "host": %s, "evidence": %s}'
-
-
-def _json_text(value: str | None) -> str:
-    """A string as json.dumps writes it (ASCII, escaped), None as null."""
-    return "null" if value is None else encode_basestring_ascii(value)
+def _json_texts(values: np.ndarray) -> pa.Array:
+    """Per value, its text as json.dumps writes it (ASCII, escaped; None as null); null where
+    it is neither text nor None. Each distinct value written once."""
+    code, distinct = pd.factorize(values)  # None and NaN alike: -1
+    written = [encode_basestring_ascii(v) if isinstance(v, str) else None for v in distinct]
+    texts = np.asarray([*written, "null"], dtype=object)[code]
+    for row in np.flatnonzero(code < 0):
+        if values[row] is not None:  # NaN, say: not written here
+            texts[row] = None
+    return pa.array(texts, pa.string())
 
 
 def _states(packets: _Packets, flows: _Flows, tcp: np.ndarray) -> pa.Array:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
+from logpath.nat import translation_table
 from logpath.records import Translation
-from logpath.summaries import _nat_json
+from logpath.summaries import nat_texts
 
 CASES = [
     (),
@@ -21,6 +24,32 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("translations", CASES)
-def test_nat_json_is_what_json_dumps_writes(translations: tuple[Translation, ...]) -> None:
-    assert _nat_json(translations) == json.dumps([t.to_json() for t in translations])
+def written(nat: dict[str, tuple[Translation, ...]], ids: list[str]) -> list[str]:
+    return nat_texts(translation_table(nat), np.asarray(ids, dtype=object)).to_pylist()
+
+
+def test_nat_texts_are_what_json_dumps_writes() -> None:
+    ids = [f"flow{i}" for i in range(len(CASES))] + ["none"]
+    nat = {flow: case for flow, case in zip(ids, CASES, strict=False) if case}
+    assert written(nat, ids) == [json.dumps([t.to_json() for t in nat.get(f, ())]) for f in ids]
+
+
+texts = st.text(max_size=6)
+translations = st.builds(
+    Translation,
+    st.sampled_from(["snat", "dnat", "redirect"]),
+    texts,
+    st.one_of(texts, st.just(float("nan"))),
+    st.sampled_from(["PREROUTING", "POSTROUTING", "OUTPUT"]),
+    st.one_of(st.none(), texts),
+    texts,
+)
+
+
+@given(st.dictionaries(st.sampled_from("abcdef"), st.lists(translations, max_size=3).map(tuple)))
+def test_nat_texts_of_any_translations_are_what_json_dumps_writes(
+    nat: dict[str, tuple[Translation, ...]],
+) -> None:
+    ids = list("fedcbaz")  # not in the table's order; "z" has none
+    expected = [json.dumps([t.to_json() for t in nat.get(f, ())]) for f in ids]
+    assert written({f: ts for f, ts in nat.items() if ts}, ids) == expected
