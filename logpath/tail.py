@@ -12,6 +12,7 @@ start, hashed), so a later run, ``follow`` or ``ingest``, continues where this o
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -43,6 +44,10 @@ READ_BYTES = 4 << 20
 # Standard input's first bytes wait this long for more before it is told whether they continue
 # an earlier run: a restarted dmesg -w or journalctl writes its old lines at once.
 RECOGNISE_PAUSE = 0.5
+# A read that took a full pipe's bytes woke a writer waiting for room: the next poll waits this
+# long for it to write again, not a moment (``select`` with no wait found the pipe empty, and the
+# follower caught up, when the writer had not run yet on a busy machine).
+REFILL_WAIT = 0.05
 
 
 @dataclass
@@ -297,6 +302,7 @@ class FollowedStdin:
     ) -> None:
         self.stream = stream if stream is not None else sys.stdin.buffer
         self.fd = self.stream.fileno()
+        self.capacity = _pipe_capacity(self.fd)  # None: not a pipe
         self.pending = b""
         self.lines = 0
         self.ended = False
@@ -318,12 +324,14 @@ class FollowedStdin:
         return "standard input"  # what it continues is told once its first lines arrived
 
     def poll(self, budget: int = READ_BYTES) -> Iterator[Block]:
-        """The whole lines that arrived, without waiting for more: reading stops once
-        ``budget`` bytes were read (the rest waits in the pipe for the next poll)."""
-        taken = 0
-        while not self.ended and taken < budget and select.select([self.fd], [], [], 0)[0]:
+        """The whole lines that arrived, without waiting for more (but REFILL_WAIT for a writer a
+        full pipe held back): reading stops once ``budget`` bytes were read (the rest waits in
+        the pipe for the next poll)."""
+        taken, wait = 0, 0.0
+        while not self.ended and taken < budget and select.select([self.fd], [], [], wait)[0]:
             data = os.read(self.fd, READ_BYTES)
             taken += len(data)
+            wait = REFILL_WAIT if self.capacity and len(data) >= self.capacity else 0.0
             self.last_data = self.clock()
             if not data:  # the writer closed the pipe: its last line (or record) is whole
                 self.ended = True
@@ -374,6 +382,15 @@ class FollowedStdin:
 
     def close(self) -> None:
         pass
+
+
+def _pipe_capacity(fd: int) -> int | None:
+    """The bytes the pipe ``fd`` holds at most (Linux), None for anything else."""
+    asked = getattr(fcntl, "F_GETPIPE_SZ", None)  # Linux's
+    try:
+        return fcntl.fcntl(fd, asked) if asked is not None else None
+    except OSError:  # not a pipe (a file, a terminal)
+        return None
 
 
 def followed(paths: list[str], known: Mapping[str, Extent], from_start: bool) -> list[Followed]:

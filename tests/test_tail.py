@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 from logpath.lines import Block
-from logpath.tail import READ_BYTES, RECOGNISE_PAUSE, FollowedFile, FollowedStdin
+from logpath.tail import READ_BYTES, RECOGNISE_PAUSE, REFILL_WAIT, FollowedFile, FollowedStdin
 
 LINES = (Path(__file__).parent.parent / "samples" / "lab" / "dnat.log").read_text().splitlines(True)
 
@@ -173,3 +176,29 @@ def test_standard_input_stops_reading_at_its_budget(tmp_path: Path) -> None:
         assert not followed.left_unread
     assert 0 < len(first) < len(LINES * copies)
     assert first + rest == list(enumerate(LINES * copies, 1))
+
+
+def test_standard_input_waits_a_moment_for_a_writer_a_full_pipe_held_back() -> None:
+    """A read that emptied a full pipe woke its writer, which may not run at once (a busy
+    machine): the poll waits REFILL_WAIT for it, and reads on to its budget, rather than
+    taking the empty pipe for the writer's pause (the follower would think it caught up)."""
+    read, write = os.pipe()
+    capacity = fcntl.fcntl(write, fcntl.F_GETPIPE_SZ)
+    text = "".join(LINES).encode()
+    data = (text * (4 * capacity // len(text) + 2))[: 4 * capacity]
+
+    def writer() -> None:  # slow to run again after each full pipe
+        with os.fdopen(write, "wb", buffering=0) as pipe:
+            for start in range(0, len(data), capacity):
+                pipe.write(data[start : start + capacity])
+                time.sleep(REFILL_WAIT / 10)
+
+    feeder = threading.Thread(target=writer, daemon=True)
+    feeder.start()
+    time.sleep(REFILL_WAIT)  # the pipe is full
+    with os.fdopen(read, "rb") as stream:
+        followed = FollowedStdin(stream)
+        blocks = list(followed.poll(budget=3 * capacity))
+        assert followed.left_unread  # stopped by its budget, not by the writer's sleep
+        assert sum(len(block.data) for block in blocks) > 2 * capacity
+        feeder.join()
