@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import random
 from pathlib import Path
 
 import numpy as np
@@ -469,3 +470,43 @@ def test_alike_packets_of_two_links_cross_as_their_delays_have_it() -> None:
         (1, 11),
         (2, 12),
     ]
+
+
+def test_alike_packets_of_several_links_join_their_own_entries() -> None:
+    """Alike packets (IPv6 bare ACKs: nothing tells them apart but time) from two or three
+    gateways into one server, a few per gateway, as links deliver them: 0.5-10 ms late each
+    (plus up to 3 ms), a link's packets in the order they left, the gateways' interleaved, any
+    exit and entry within 2 s a candidate pair. Nearly every packet joins its own entry; the
+    order is kept on each link (not across links). (Against an exhaustive search for the most pairs, then the
+    closest, over the same instances: the same matchings in 99.7%, and fewer true pairs.)"""
+    rng = random.Random(7)
+    found = truth = 0
+    for _ in range(300):
+        exits, entries = [], []
+        for link in range(rng.randint(2, 3)):
+            delay, t, last = rng.choice([0.0005, 0.002, 0.01]), rng.uniform(0, 3), -1.0
+            for _ in range(rng.randint(1, 3)):
+                segment = 2 * len(exits) + 1
+                exits.append((segment, round(t, 4), f"gw{link}"))
+                last = max(round(t + delay + rng.uniform(0, 0.003), 4), round(last + 1e-4, 4))
+                entries.append((segment + 1, last))
+                t += rng.uniform(0.0005, 0.5)
+        pairs = [
+            (x, 100 + n, host, tx, tn)
+            for x, tx, host in exits
+            for n, tn in entries
+            if 0 <= tn - tx <= 2.0
+        ]
+        frame = pd.DataFrame(pairs, columns=["_segment_exit", "_segment_entry", "host_exit",
+                                             "_ts_exit", "_ts_entry"])  # fmt: skip
+        frame["_t_exit"], frame["_t_entry"] = frame["_ts_exit"], frame["_ts_entry"]
+        frame["_gap"] = frame["_ts_entry"] - frame["_ts_exit"]
+        frame["host_entry"] = "server"
+        kept = _one_to_one(frame)
+        assert kept["_segment_exit"].is_unique and kept["_segment_entry"].is_unique
+        for _, link in kept.groupby("host_exit"):
+            assert link.sort_values("_ts_exit")["_ts_entry"].is_monotonic_increasing
+        found += int((kept["_segment_entry"] == 100 + kept["_segment_exit"] + 1).sum())
+        truth += len(exits)
+    # 1,488 of 1,494 here; one order across the links (db5593f) joined 1,476
+    assert found >= 0.995 * truth, (found, truth)
