@@ -277,7 +277,9 @@ def nat_texts(nat: pd.DataFrame, ids: np.ndarray) -> pa.Array:
     offsets = pa.array(np.r_[starts, len(flow)].astype(np.int32))
     joined = pc.binary_join(pa.ListArray.from_arrays(offsets, pa.array(written, pa.string())), ", ")
     wrapped = pc.binary_join_element_wise("[", joined, "]", "")
-    texts[pd.Index(ids).get_indexer(flow[starts])] = wrapped.to_numpy(zero_copy_only=False)
+    at = pd.Index(ids).get_indexer(flow[starts])
+    listed = at >= 0  # a translation of no flow of ``ids`` (none seen) is written nowhere
+    texts[at[listed]] = wrapped.to_numpy(zero_copy_only=False)[listed]
     return pa.array(texts, pa.string())
 
 

@@ -53,3 +53,9 @@ def test_nat_texts_of_any_translations_are_what_json_dumps_writes(
     ids = list("fedcbaz")  # not in the table's order; "z" has none
     expected = [json.dumps([t.to_json() for t in nat.get(f, ())]) for f in ids]
     assert written({f: ts for f, ts in nat.items() if ts}, ids) == expected
+
+
+def test_nat_texts_leave_out_translations_of_no_listed_flow() -> None:
+    """A translation of a flow not among the ids is nobody's: not written on another flow."""
+    nat = {"b": CASES[2], "gone": CASES[1]}  # "gone" last: not on the last id either
+    assert written(nat, ["a", "b"]) == ["[]", json.dumps([t.to_json() for t in CASES[2]])]
