@@ -100,14 +100,9 @@ def infer_translations(frame: pd.DataFrame, flows: pd.DataFrame) -> pd.DataFrame
         ignore_index=True,
     )
     found = found.drop_duplicates(["flow", "type", "from", "to", "hook"])
-    return _by_flow(
-        pd.DataFrame(
-            {
-                **{c: found[c].to_numpy(dtype=object) for c in CANDIDATE},
-                "host": found["host"].astype(object).map(_text).to_numpy(dtype=object),
-            }
-        )
-    )
+    columns = {c: found[c] for c in CANDIDATE}
+    columns["host"] = found["host"].astype(object).map(_text)  # a missing host: None
+    return _by_flow(pd.DataFrame({c: v.to_numpy(dtype=object) for c, v in columns.items()}))
 
 
 # The columns of a table of candidate translations, one row each; a table of translations
@@ -400,17 +395,10 @@ def _applications(nat: pd.DataFrame) -> pd.DataFrame:
     first = np.unique(group, return_index=True)[1]
     hostless = np.zeros(len(first), dtype=bool)
     hostless[group[pd.isna(host)]] = True
-    # a group without a host: its first row, its host None; else one row per host
-    keep = np.where(hostless[group], np.isin(np.arange(len(group)), first), True)
-    host[hostless[group]] = None
+    host[hostless[group]] = None  # a group with a translation of no host: its rows alike
     table = pd.DataFrame(
-        {
-            "flow": flow,
-            "direction": direction,
-            "host": host,
-            "replaced": replaced[first][group],
-        }
-    )[keep]
+        {"flow": flow, "direction": direction, "host": host, "replaced": replaced[first][group]}
+    )
     return table.drop_duplicates(columns[:3])
 
 
