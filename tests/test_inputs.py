@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import logpath.lines
 from logpath.cli import app
 from logpath.query import PLACE_COLUMNS
 
@@ -387,6 +388,7 @@ def test_a_truncated_gzip_of_several_blocks_parsed_by_workers(
     """Blocks of 4 MB parsed in worker processes: those in flight when the damage is met are
     stored, in order, and the file's next ingest starts after them."""
     monkeypatch.setenv("LOGPATH_WORKERS", "2")
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 4 << 20)
     text = SEED.read_bytes() * 1500  # 11 MB: three blocks
     whole = gzip.compress(text, compresslevel=1)
     damaged = tmp_path / "syslog.4.gz"
@@ -455,7 +457,9 @@ def test_gzip_members_padding_and_a_bad_checksum(tmp_path: Path) -> None:
     )
 
 
-def test_blocks_of_a_plain_file_say_where_their_bytes_are(tmp_path: Path) -> None:
+def test_blocks_of_a_plain_file_say_where_their_bytes_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a cluster's workers read a block's bytes from the file themselves (logpath.fleet): each
     # block's offset must point at its bytes, also in a file read on from an earlier run's
     # extent; a gzip file's blocks are its decompressed text, at no offset of the file
@@ -463,6 +467,7 @@ def test_blocks_of_a_plain_file_say_where_their_bytes_are(tmp_path: Path) -> Non
 
     lab = (SAMPLES / "lab" / "masquerade.log").read_bytes()
     plain, packed = tmp_path / "kern.log", tmp_path / "kern.log.gz"
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 4 << 20)
     plain.write_bytes(lab * 600)  # several 4 MiB blocks
 
     def blocks(path: Path, known: dict[str, Any]) -> tuple[list[Block], Any]:
