@@ -47,6 +47,7 @@ from logpath.runtime import (
     arrow_from_malloc,
     give_back_memory,
     handover,
+    malloc_arenas,
     mapped,
     not_keeping_the_server,
     parsed_in_workers,
@@ -496,6 +497,7 @@ def _worker_started() -> None:
         os._exit(1)
     not_keeping_the_server()
     arrow_from_malloc()
+    malloc_arenas()
 
 
 def ingest(

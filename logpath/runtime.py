@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "arrow_from_malloc",
     "handover",
+    "malloc_arenas",
     "mapped",
     "not_keeping_the_server",
     "start_worker_server",
@@ -204,6 +205,25 @@ def arrow_from_malloc() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
+# glibc's mallopt(3) parameter for the most arenas malloc makes (M_ARENA_MAX)
+M_ARENA_MAX = -8
+# The arenas of an ingest's processes: by default glibc gives each thread that allocates an arena
+# of its own (up to 8 a core), and each keeps what is freed in it apart from the others.
+INGEST_ARENAS = 2
+
+
+def malloc_arenas(count: int = INGEST_ARENAS) -> None:
+    """Let malloc make at most ``count`` arenas in this process from here on (nothing where
+    malloc is not glibc's). For the processes of an ingest: its own writes the hop part and the
+    assembled files on threads, each of which kept, in an arena of its own, what its row groups
+    freed. On the 2M-line replay (farm-bench, 6 pairs): 1.002x the wall and the CPU, the largest
+    process peaking at 933 against 971 MiB; the tree's PSS 1,425-1,435 against 1,500-1,567 MiB
+    (two runs each under a sampler)."""
+    mallopt = _mallopt()
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, count)
+
+
 def give_back_memory() -> None:
     """Hand the C library's free memory back to the system (glibc's ``malloc_trim``; nothing
     where there is none), once an ingest has let go of large tables: pandas' frames and Arrow's
@@ -214,6 +234,15 @@ def give_back_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    try:
+        mallopt: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # not glibc
+        return None
+    return mallopt
 
 
 @functools.cache

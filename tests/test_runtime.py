@@ -4,6 +4,8 @@ memory given back; the workers' server."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -98,6 +100,48 @@ def test_memory_freed_into_mallocs_heap_is_given_back() -> None:
     give_back_memory()
     assert resident_mib() < freed - 200
     assert len(top) == 1000
+
+
+# Six threads allocating at once, then malloc's own account of its arenas (malloc_info(3):
+# one <heap> element per arena); with ``limited``, after ``malloc_arenas``
+_ARENAS = """
+import ctypes, sys, tempfile, threading
+import numpy as np
+from logpath.runtime import malloc_arenas
+if sys.argv[1] == "limited":
+    malloc_arenas(2)
+together = threading.Barrier(6)
+def allocate():
+    held = [np.ones(2000, dtype=np.uint8) for _ in range(100)]
+    together.wait()
+    assert len(held) == 100
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fclose.argtypes = [ctypes.c_void_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+with tempfile.NamedTemporaryFile() as info:
+    stream = libc.fopen(info.name.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    print(open(info.name).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="not the GNU C library")
+def test_an_ingest_process_keeps_two_malloc_arenas() -> None:
+    # each thread that allocates gets an arena of its own, which keeps what it frees apart
+    arenas = {}
+    for mode in ("limited", "default"):
+        done = subprocess.run(
+            [sys.executable, "-c", _ARENAS, mode], capture_output=True, text=True, check=True
+        )
+        arenas[mode] = int(done.stdout)
+    assert arenas["limited"] <= 2 < arenas["default"]
 
 
 def test_workers_are_forked_with_the_grammar_compiled_and_checked() -> None:
