@@ -1,9 +1,10 @@
 """Parse-only benchmark (issue 13): the C scanner against the pure-Python path, one process.
 
-Cuts FILE into 4 MiB blocks of whole lines, as ingest does, and runs on every block either
-``parse_block``/``parse_lines`` (``--stage extract``: the fields as string columns) or ingest's
-``parse_chunk`` (``--stage chunk``: also typed into the hop table by ``build_hops``). Prints the
-lines, hops and lines per CPU-second; ``LOGPATH_PURE_PYTHON=1`` forces the pure-Python path.
+Cuts FILE into blocks of whole lines of ``lines.BLOCK_BYTES`` (8 MiB), as ingest does, and runs
+on every block either ``parse_block``/``parse_lines`` (``--stage extract``: the fields as string
+columns) or ingest's ``parse_chunk`` (``--stage chunk``: also typed into the hop table by
+``build_hops``). Prints the lines, hops and lines per CPU-second; ``LOGPATH_PURE_PYTHON=1``
+forces the pure-Python path.
 ``--check`` compares both paths field by field on every block instead of timing.
 
     .venv/bin/python benchmarks/bench_scan.py FILE [--stage extract|chunk] [--check]
@@ -19,15 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from logpath.ingest import parse_chunk
-from logpath.lines import Block
+from logpath.lines import BLOCK_BYTES, Block
 from logpath.parse import PURE_PYTHON_ENV, ParsedLines, parse_block, parse_lines, scanner_status
 from logpath.runtime import without_cyclic_gc
 
-BLOCK = 4 << 20
+BLOCK = BLOCK_BYTES
 
 
 def blocks(path: Path) -> Iterator[Block]:
-    """The file in blocks of whole lines of about 4 MiB, numbered as ingest numbers them."""
+    """The file in blocks of whole lines of about BLOCK bytes, numbered as ingest numbers them."""
     start, carry = 1, b""
     with path.open("rb") as file:
         while chunk := file.read(BLOCK):
