@@ -24,14 +24,12 @@ from logpath.lines import BLOCK_BYTES, Block
 from logpath.parse import PURE_PYTHON_ENV, ParsedLines, parse_block, parse_lines, scanner_status
 from logpath.runtime import without_cyclic_gc
 
-BLOCK = BLOCK_BYTES
-
 
 def blocks(path: Path) -> Iterator[Block]:
-    """The file in blocks of whole lines of about BLOCK bytes, numbered as ingest numbers them."""
+    """The file in blocks of whole lines of about BLOCK_BYTES, numbered as ingest numbers them."""
     start, carry = 1, b""
     with path.open("rb") as file:
-        while chunk := file.read(BLOCK):
+        while chunk := file.read(BLOCK_BYTES):
             data = carry + chunk
             cut = data.rfind(b"\n") + 1
             data, carry = data[:cut], data[cut:]

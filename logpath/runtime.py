@@ -219,7 +219,7 @@ def malloc_arenas(count: int = INGEST_ARENAS) -> None:
     freed. On the 2M-line replay (farm-bench, 6 pairs): 1.002x the wall and the CPU, the largest
     process peaking at 933 against 971 MiB; the tree's PSS 1,425-1,435 against 1,500-1,567 MiB
     (two runs each under a sampler)."""
-    mallopt = _mallopt()
+    mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(M_ARENA_MAX, count)
 
@@ -231,27 +231,20 @@ def give_back_memory() -> None:
     are written (and after a stage): the 2M-line replay's ingest peaked at 1,639 MiB against
     1,793 (farm-bench, 4 pairs; 0.985x the wall). Called after every chunk too, it took 1.018x
     the wall for 1,626 MiB: the pages given back were faulted in again by the next chunk."""
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
 
 
 @functools.cache
-def _mallopt() -> Callable[[int, int], int] | None:
+def _glibc(name: str) -> Callable[..., int] | None:
+    """The C library's function ``name`` (``malloc_trim``, ``mallopt``), None where it has
+    none (not glibc)."""
     try:
-        mallopt: Callable[[int, int], int] = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):  # not glibc
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (AttributeError, OSError):
         return None
-    return mallopt
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):  # not glibc
-        return None
-    return trim
+    return function
 
 
 # Threads a gather runs on: the machines logpath is measured on have two cores, and an ingest's

@@ -17,7 +17,7 @@ from seedstore import ingest_seed
 import logpath.parse
 from logpath.hops import HOP_SCHEMA
 from logpath.runtime import (
-    _malloc_trim,
+    _glibc,
     give_back_memory,
     mapped,
     stop_worker_server,
@@ -87,7 +87,7 @@ def resident_mib() -> int:
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
-@pytest.mark.skipif(_malloc_trim() is None, reason="not the GNU C library")
+@pytest.mark.skipif(_glibc("malloc_trim") is None, reason="not the GNU C library")
 def test_memory_freed_into_mallocs_heap_is_given_back() -> None:
     # many buffers of a few KB (malloc's heap, not a mapping of their own, as a chunk's frames
     # are), then a few more that keep the heap's top: freed, the first stay in the process
@@ -132,7 +132,7 @@ with tempfile.NamedTemporaryFile() as info:
 """
 
 
-@pytest.mark.skipif(_malloc_trim() is None, reason="not the GNU C library")
+@pytest.mark.skipif(_glibc("malloc_trim") is None, reason="not the GNU C library")
 def test_an_ingest_process_keeps_two_malloc_arenas() -> None:
     # each thread that allocates gets an arena of its own, which keeps what it frees apart
     arenas = {}
