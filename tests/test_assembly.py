@@ -44,6 +44,7 @@ from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ingest
 from logpath.query import FlowQuery, find_flows, load_journey
 from logpath.rules import load_ruleset
+from logpath.runtime import worker_count
 from logpath.store import Store, StoreWriter, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -587,6 +588,51 @@ def test_a_file_whose_rest_is_small_is_assembled_whole_at_its_end(
     ingest([str(replay_log)], store)
     assert held == [hops]
     assert stored(store, "flows").equals(stored(replayed, "flows"))
+
+
+def test_the_last_assembly_has_a_worker_forked_after_the_parse(
+    replay_log: Path, replayed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse workers, idle once every chunk is in, end before the run's assembly; its later
+    half goes to a worker forked for it (none sits out the assembly holding what its blocks
+    left it), and the tables are those of an ingest on one pool (``replayed``)."""
+    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
+    monkeypatch.setattr(logpath.assembly, "CHUNK_HOPS", 20_000)  # on two cores: 2 chunks or more
+    pools: list[ProcessPoolExecutor] = []
+    worker_pool = logpath.ingest.worker_pool
+
+    def recorded(workers: int) -> ProcessPoolExecutor:
+        pools.append(worker_pool(workers))
+        return pools[-1]
+
+    parsed_by: list[int] = []
+    fresh_pool = logpath.ingest._Workers._fresh_pool
+
+    def fresh(self: logpath.ingest._Workers) -> None:
+        assert self.pool is not None
+        idle = list((self.pool._processes or {}).values())  # type: ignore[attr-defined]
+        parsed_by.extend(process.pid for process in idle)
+        fresh_pool(self)
+        assert all(process.exitcode == 0 for process in idle)  # ended, not left to linger
+
+    assembled_by: list[set[int]] = []
+    assemble = logpath.ingest._assemble
+
+    def watched(store: Store, writer: StoreWriter, pool: ProcessPoolExecutor | None) -> None:
+        assert pool is pools[-1] and not pool._processes  # type: ignore[attr-defined]
+        assemble(store, writer, pool)
+        assembled_by.append(set(pool._processes))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(logpath.ingest, "worker_pool", recorded)
+    monkeypatch.setattr(logpath.ingest._Workers, "_fresh_pool", fresh)
+    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
+    store = Store(tmp_path / "store")
+    ingest([str(replay_log)], store)
+    assert len(pools) == 2 and len(parsed_by) == worker_count() > 1, (pools, parsed_by)
+    [assembling] = assembled_by
+    assert len(assembling) == 1 and not assembling & set(parsed_by), (assembling, parsed_by)
+    for kind in ("flows", "trace"):
+        assert stored(store, kind).equals(stored(replayed, kind)), kind
 
 
 def test_two_hosts_hops_are_assembled_at_the_end_not_in_stages(
