@@ -2,7 +2,12 @@
 
 Peak memory is taken two ways because logpath may use worker processes: GNU time's `%M`
 (ru_maxrss: the largest single process, the child or any descendant it waited for), and a
-sampler that sums the memory (PSS) of the whole process tree every 20 ms and keeps the maximum.
+sampler that sums the memory of the whole process tree and keeps the maximum: each process's
+PSS without its shared memory, plus the machine's shared memory (``Shmem``) grown since the
+command started. Processes hand tables over in files in /dev/shm: a file mapped by two
+processes is in both PSS (split), one not mapped, or not wholly touched, in neither, though it
+holds memory (the later half of the 2M-line replay handed to a worker: 91 MiB in /dev/shm,
+~48 MiB of it in the worker's PSS); ``Shmem`` counts each such page once, mapped or not.
 The command runs under /usr/bin/time rather than straight from Python because the kernel
 carries the pre-exec memory's high-water mark into ru_maxrss at exec: a child forked from this
 ~70 MB Python would report at least 70 MB whatever it really used.
@@ -64,28 +69,45 @@ def children_of() -> dict[int, list[int]]:
 
 
 def memory_kb(pid: int) -> int:
-    """A process's proportional set size (shared pages split among their users), in KiB.
+    """A process's proportional set size (shared pages split among their users) without its
+    shared memory (``Pss_Shmem``: counted by ``shmem_kb`` instead), in KiB.
 
     Worker processes forked from the parent share its pages copy-on-write; summing their RSS
     would count those pages once per worker, summing PSS counts them once.
     """
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+        fields = dict(
+            line.split(":", 1)
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        )
+        if "Pss" in fields:
+            return int(fields["Pss"].split()[0]) - int(fields.get("Pss_Shmem", "0 kB").split()[0])
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
     except (OSError, IndexError, ValueError):
         return 0
 
 
-def tree_rss_kb(root: int) -> int:
-    """Memory (PSS) of `root` and all its descendants, in KiB."""
+def shmem_kb() -> int:
+    """The machine's shared memory (/dev/shm's files, mapped or not), in KiB."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("Shmem:"):
+                return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
+def tree_rss_kb(root: int, shmem_before: int = 0) -> int:
+    """Memory of `root` and all its descendants, in KiB: their PSS without shared memory, plus
+    the shared memory grown since ``shmem_before`` (any other process's too: none on the
+    benchmark machine)."""
     tree, total, todo = children_of(), 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(tree.get(pid, []))
         total += memory_kb(pid)
-    return total
+    return total + max(0, shmem_kb() - shmem_before)
 
 
 def run_measured(command: list[str]) -> Measurement:
@@ -97,6 +119,7 @@ def run_measured(command: list[str]) -> Measurement:
     ):
         timed = [GNU_TIME, "-f", "%M %U %S", "-o", rss.name, *command] if GNU_TIME else command
         load = os.getloadavg()[0]
+        shmem_before = shmem_kb()
         started = time.perf_counter()
         child = subprocess.Popen(timed, stdout=out, stderr=err, text=True)
         peak = [0]
@@ -104,7 +127,7 @@ def run_measured(command: list[str]) -> Measurement:
 
         def sample() -> None:
             while not done.wait(SAMPLE_SECONDS):
-                peak[0] = max(peak[0], tree_rss_kb(child.pid))
+                peak[0] = max(peak[0], tree_rss_kb(child.pid, shmem_before))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()

@@ -44,10 +44,9 @@ from logpath.lines import (
 from logpath.parse import Rejected, parse_block, parse_lines, scanner_built
 from logpath.provenance import Provenance
 from logpath.runtime import (
-    arrow_from_malloc,
     give_back_memory,
     handover,
-    malloc_arenas,
+    ingest_allocators,
     mapped,
     not_keeping_the_server,
     parsed_in_workers,
@@ -511,8 +510,7 @@ def _worker_started() -> None:
     if os.getppid() != parent:  # the server died before prctl took effect
         os._exit(1)
     not_keeping_the_server()
-    arrow_from_malloc()
-    malloc_arenas()
+    ingest_allocators()
 
 
 def ingest(

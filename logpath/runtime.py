@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "arrow_from_malloc",
     "handover",
+    "ingest_allocators",
     "malloc_arenas",
     "mapped",
     "not_keeping_the_server",
@@ -222,6 +223,14 @@ def malloc_arenas(count: int = INGEST_ARENAS) -> None:
     mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(M_ARENA_MAX, count)
+
+
+def ingest_allocators() -> None:
+    """The allocators of an ingest's processes (its own and its workers'), set first thing:
+    Arrow's buffers from malloc (``arrow_from_malloc``), malloc in INGEST_ARENAS arenas
+    (``malloc_arenas``)."""
+    arrow_from_malloc()
+    malloc_arenas()
 
 
 def give_back_memory() -> None:

@@ -100,14 +100,13 @@ def _ingest_command(
     from logpath.ingest import ingest
     from logpath.parse import SCANNER_NOT_BUILT
     from logpath.render.tables import print_summary
-    from logpath.runtime import arrow_from_malloc, malloc_arenas
+    from logpath.runtime import ingest_allocators
     from logpath.store import Store
 
     target = Store(store)
     ruleset = rules_option(rules) if rules else None
     console = Console(stderr=True)
-    arrow_from_malloc()
-    malloc_arenas()
+    ingest_allocators()
     with (
         stopped_by_signals(),
         _on_cluster(scheduler) as parsing,
