@@ -428,13 +428,7 @@ def assemble_store(
             if from_scratch is not None:
                 assembled = from_scratch(hops, ruleset)
             else:
-                # a worker maps what this process holds (``HeldRows``) when it can
-                sources = writer.held_sources(parts) if writer and executor else None
-                if sources and sum(rows for _, rows in sources) != hops.num_rows:
-                    sources = None
-                assembled = assemble(
-                    hops, ruleset, executor=executor, chunk_hops=CHUNK_HOPS, sources=sources
-                )
+                assembled = assemble(hops, ruleset, executor=executor, chunk_hops=CHUNK_HOPS)
     if writer is not None:
         give_back_memory()  # what the assembly let go of, before the tables' rows are built
         # the clocks are kept with it: questions put hops on them without learning again
@@ -1149,7 +1143,6 @@ def assemble(
     links: frozenset[tuple[str, str]] = frozenset(),
     clocks: Clocks | None = None,
     bridges: Bridges | None = None,
-    sources: list[tuple[str, int]] | None = None,
 ) -> Assembled:
     """Packets, connections, NAT, bridge roles and fates of these hops, as tables.
 
@@ -1168,8 +1161,6 @@ def assemble(
         bridges: the bridges' facts to give the hops their roles by, learned from more hops
             than these (follow's window); by default each chunk learns them from its hops.
             With an ``executor``, the worker is given them too.
-        sources: the files in memory ``hops`` are mapped from, each with its rows, in order
-            (``StoreWriter.held_sources``): a worker maps them (``HeldRows``).
     """
     lines = to_frame(hops.select(["host", "ts", "uptime"]))
     clocks = clocks if clocks is not None else learn_hop_clocks(hops, lines)
@@ -1188,7 +1179,7 @@ def assemble(
         kept.add(traced, summary.table, when)
         return kept.numbered(hops, clocks, in_time_order=False)
     order = np.argsort(when, kind="stable")
-    run = AssemblyRun.of(hops, when, clocks, ruleset, judge, chunk_hops, bridges, sources)
+    run = AssemblyRun.of(hops, when, clocks, ruleset, judge, chunk_hops, bridges)
     group = host_group_of_hops(hops["host"], clocks)[order] if "host" in hops.column_names else None
     if group is None or not len(group) or (group == group[0]).all():
         kept = _assembled_part(hops, order, run, executor)
@@ -1278,8 +1269,6 @@ class AssemblyRun:
     # the bridges' facts given (follow's window, or the stored connections an ingest's stage
     # assembles again with its hops: ``_assembled_after``), None: each chunk learns them
     bridges: Bridges | None = None
-    # the files in memory the hops are mapped from, with their rows (``HeldRows``), if known
-    sources: list[tuple[str, int]] | None = None
 
     @classmethod
     def of(
@@ -1291,25 +1280,22 @@ class AssemblyRun:
         judge: bool,
         chunk_hops: int,
         bridges: Bridges | None = None,
-        sources: list[tuple[str, int]] | None = None,
     ) -> AssemblyRun:
-        traced = _traced_columns(hops)
+        present = set(hops.column_names)  # (column_names builds a list at each call)
+        traced = hops.select([c for c in PIPELINE_COLUMNS if c in present])
         text = json.dumps(ruleset.to_json()) if ruleset is not None else None
         return cls(
-            traced, when, clocks, ruleset, judge, chunk_hops, clocks.to_json(), text, bridges,
-            sources,
-        )  # fmt: skip
+            traced, when, clocks, ruleset, judge, chunk_hops, clocks.to_json(), text, bridges
+        )
 
     def later(self, rows: np.ndarray) -> tuple[Any, ...]:
         """``assemble_later``'s arguments for the hops at ``rows`` (by time), in a worker.
 
         The hops as runs of rows (``_rows_of``): the later half of time is mostly the later
         half of the file, and gathering its 43 columns (``runtime.taken``) held up the worker's
-        start, this process's other core idle (0.1-0.3 s of the 2M-line replay's). With the
-        files the hops are mapped from, those files and the rows (``HeldRows``): the worker
-        maps the pages this process holds, not a copy of them."""
+        start, this process's other core idle (0.1-0.3 s of the 2M-line replay's)."""
         return (
-            HeldRows(self.sources, rows) if self.sources else _rows_of(self.traced, rows),
+            _rows_of(self.traced, rows),
             self.when[rows],
             self.ruleset_json,
             self.clocks_json,
@@ -1332,36 +1318,6 @@ class AssemblyRun:
             hops, rows, self.when, self.ruleset, self.clocks, self.chunk_hops, kept,
             settle=settle, judge=self.judge, bridges=self.bridges, reach=reach,
         )  # fmt: skip
-
-
-def _traced_columns(hops: pa.Table) -> pa.Table:
-    """The hop columns the stages read (PIPELINE_COLUMNS), those the hops have."""
-    present = set(hops.column_names)  # (column_names builds a list at each call)
-    return hops.select([c for c in PIPELINE_COLUMNS if c in present])
-
-
-@dataclass(frozen=True)
-class HeldRows:
-    """Hops for a worker of this machine (``assemble_later_here``), as the files in memory an
-    ingest's hops are mapped from (kept open by it, ``runtime.HeldFile``; each with its rows,
-    in the order of the table the assembly reads: ``StoreWriter.held_sources``) and the rows
-    of that table, not a copy of them written to a file of their own: the 2M-line replay's
-    later half was a 91 MiB file, and writing it held the worker's start (0.12-0.16 s against
-    0.02), this process's other core idle. The worker maps every file (dictionaries are
-    unified over all of them, as in the whole table) and touches only the pages of its rows,
-    which this process's mapping shares."""
-
-    sources: list[tuple[str, int]]
-    rows: np.ndarray
-
-    def table(self) -> pa.Table:
-        """The hops at ``rows``, as ``_rows_of`` takes them from the whole table."""
-        tables = [mapped(path) for path, _ in self.sources]
-        counts = [t.num_rows for t in tables]
-        if counts != [rows for _, rows in self.sources]:
-            raise RuntimeError(f"handed hops changed: {counts} rows, not {self.sources}")
-        whole = pa.concat_tables(tables).cast(_HOP_COLUMNS_SCHEMA)
-        return _rows_of(_traced_columns(whole), self.rows)
 
 
 def judges(hops: pa.Table, ruleset: Ruleset | None) -> bool:
@@ -1492,25 +1448,23 @@ def _submitted(executor: Executor, name: str, run: AssemblyRun, rows: np.ndarray
     the worker maps without a copy: through the pool's pipe, pickled by this process's feeder
     thread while this process assembles its own part, the 600,000 hops of the 2M-line replay's
     later half reached the worker 0.8 s after they were sent. Through the pipe when the file
-    cannot be written; as the files the ingest holds them in when it can (``HeldRows``)."""
+    cannot be written."""
     hops, *rest = run.later(rows)
-    handed: pa.Table | str | HeldRows = hops
-    if not isinstance(hops, HeldRows):
-        with contextlib.suppress(OSError):  # else through the pipe
-            streamed(f"{name}.hops", [hops])
-            handed = f"{name}.hops"
+    try:
+        streamed(f"{name}.hops", [hops])
+    except OSError:
+        handed: pa.Table | str = hops
+    else:
+        handed = f"{name}.hops"
     with stop_deferred():  # the submit may fork a worker: whole, or not at all
         return executor.submit(assemble_later_here, name, handed, *rest)
 
 
-def assemble_later_here(name: str, hops: pa.Table | str | HeldRows, *args: Any) -> Kept | None:
-    """``assemble_later`` in a worker process of this machine, of ``hops``, of those handed
-    over in that file, or of those rows of the files the ingest's hops are mapped from
-    (``_submitted``); what it keeps handed over in files named ``name``... (``Kept.hand_over``),
-    not through the pool's pipe; through the pipe (returned) when those files cannot be
-    written (``/dev/shm`` full, say)."""
-    if isinstance(hops, HeldRows):
-        hops = hops.table()
+def assemble_later_here(name: str, hops: pa.Table | str, *args: Any) -> Kept | None:
+    """``assemble_later`` in a worker process of this machine, of ``hops`` or of those handed
+    over in that file (``_submitted``); what it keeps handed over in files named ``name``...
+    (``Kept.hand_over``), not through the pool's pipe; through the pipe (returned) when those
+    files cannot be written (``/dev/shm`` full, say)."""
     kept = assemble_later(mapped(hops) if isinstance(hops, str) else hops, *args)
     try:
         kept.hand_over(name)

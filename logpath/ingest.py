@@ -44,7 +44,6 @@ from logpath.lines import (
 from logpath.parse import Rejected, parse_block, parse_lines, scanner_built
 from logpath.provenance import Provenance
 from logpath.runtime import (
-    HeldFile,
     give_back_memory,
     handover,
     ingest_allocators,
@@ -141,10 +140,6 @@ class ChunkResult:
     handed: str | None = None
     """The files a local worker handed the hops over in (``parse_chunk_handed``), until this
     process takes them (``_result``)."""
-    source: HeldFile | None = None
-    """The file in memory the hops (but ``raw``) are mapped from, once taken (``_taken_over``):
-    kept open until the writer lets go of them (``_assemble_stage``) or the run ends, for the
-    assembly's worker to map the same pages (``StoreWriter.held_sources``)."""
     scanner_missing: bool = False
     """Parsed where the C scanner was not built (``parse.scanner_built``): the ingest's
     own process need not build the grammar's patterns to know it."""
@@ -221,19 +216,12 @@ def _block_taken(block: Block, path: str | None) -> Block:
     return replace(block, data=data)
 
 
-def _taken_over(handed: str) -> tuple[pa.Table, HeldFile | None]:
-    """The hops ``parse_chunk_handed`` handed over, mapped into memory (its files removed), and
-    the file the columns but ``raw`` are mapped from, kept open for the assembly's worker to
-    map the same pages (``ChunkResult.source``); None when no file can be opened (the worker
-    is then given a copy)."""
+def _taken_over(handed: str) -> pa.Table:
+    """The hops ``parse_chunk_handed`` handed over, mapped into memory (its files removed)."""
     raw, rest = mapped(f"{handed}.raw"), mapped(f"{handed}.hops")
-    try:
-        held = HeldFile(f"{handed}.hops") if HeldFile.can_hold() else None
-    except OSError:  # out of file descriptors all the same
-        held = None
     for suffix in (".raw", ".hops"):
         os.unlink(f"{handed}{suffix}")
-    return rest.add_column(HOP_SCHEMA.get_field_index("raw"), "raw", raw["raw"]), held
+    return rest.add_column(HOP_SCHEMA.get_field_index("raw"), "raw", raw["raw"])
 
 
 def _parse_block(
@@ -318,7 +306,7 @@ class _Workers:
         except BrokenProcessPool:  # a worker died since the last result was taken
             raise WorkerError(WORKER_DIED) from None
         while len(self.pending) > 2 * self.workers:
-            yield self._taken(self.pending.popleft())
+            yield _result(self.pending.popleft())
 
     def drain(self) -> Iterator[ChunkResult]:
         """Yield every result still in flight, oldest first.
@@ -335,15 +323,7 @@ class _Workers:
             self.pending.clear()
             return
         while self.pending:
-            yield self._taken(self.pending.popleft())
-
-    def _taken(self, future: Future[ChunkResult]) -> ChunkResult:
-        """``_result``, its hops' file let go of when the run ends (or when a stage lets go of
-        the hops: ``_assemble_stage``)."""
-        result = _result(future)
-        if result.source is not None:
-            self.handovers.callback(result.source.close)
-        return result
+            yield _result(self.pending.popleft())
 
     def started(self) -> ProcessPoolExecutor:
         """The pool, started on first use, with its watchdog (``_watch``)."""
@@ -493,7 +473,7 @@ def _result(future: Future[ChunkResult]) -> ChunkResult:
     except BrokenProcessPool:
         raise WorkerError(WORKER_DIED) from None
     if result.handed is not None:
-        (result.hops, result.source), result.handed = _taken_over(result.handed), None
+        result.hops, result.handed = _taken_over(result.handed), None
     return result
 
 
@@ -741,8 +721,7 @@ def _assemble_stage(workers: Parsing, writer: StoreWriter) -> None:
         workers.assemble(writer.store, writer)
     except OSError as error:
         raise _StageFailed(error) from error
-    for source in writer.let_go_of_hops():  # their pages go with the writer's tables
-        source.close()
+    writer.let_go_of_hops()
     give_back_memory()
 
 
@@ -787,7 +766,7 @@ def _record(result: ChunkResult, writer: StoreWriter, summary: IngestSummary) ->
     if result.part is not None:
         writer.add_part(result.part, result.part_hops)
     else:
-        writer.add_hops(result.hops, result.source)
+        writer.add_hops(result.hops)
     writer.add_rejected(result.rejected)
     summary.lines += result.lines
     summary.hops += result.hop_count

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
-    "HeldFile",
     "arrow_from_malloc",
     "handover",
     "ingest_allocators",
@@ -374,38 +373,6 @@ def mapped(path: str) -> pa.Table:
     with pa.memory_map(path) as source:
         table = pa.ipc.open_stream(source).read_all()
     return _nulls_restored(table)
-
-
-class HeldFile:
-    """A file of a handover (``handover``) kept open by this process, its name removed: another
-    process of this machine maps the same pages by ``path`` (/proc/PID/fd/N), and the file goes
-    with this process however that ends (a name left in /dev/shm outlived a killed run, holding
-    its memory until a later run removed it)."""
-
-    # held open in this process now: at most a quarter of the descriptors it may have
-    # (``can_hold``), the rest for the store's files, pipes and sockets (Debian's default soft
-    # limit is 1,024: a run holding a file a block, not in stages, would have run out)
-    held = 0
-
-    def __init__(self, path: str) -> None:
-        self.fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.path = f"/proc/{os.getpid()}/fd/{self.fd}"
-        HeldFile.held += 1
-
-    @classmethod
-    def can_hold(cls) -> bool:
-        """Whether one more file may be held open (else its user makes do without)."""
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        return soft == resource.RLIM_INFINITY or cls.held < soft // 4
-
-    def close(self) -> None:
-        """Let go of the file (its pages go once no process maps them); twice is once."""
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-            HeldFile.held -= 1
 
 
 # The schema metadata key under which ``streamed`` keeps the types of the columns it wrote as

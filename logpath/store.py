@@ -75,7 +75,6 @@ from logpath.rowgroups import (
     arrow_array,
     arrow_scalar,
 )
-from logpath.runtime import HeldFile
 
 # pandas and Arrow's dataset scanner (which imports pandas) are imported where they are used: a
 # question that reads a few rows of the assembled tables (``ParquetRows``) should not wait half
@@ -880,10 +879,6 @@ class StoreWriter:
         # per own part still held, its hops without ``raw``: the assembly reads them from here,
         # not back from the file (1.3 s of a 2M-line ingest's 24), until ``let_go_of_hops``
         self._written: dict[str, list[pa.Table]] = {}
-        # per own part still held, the files in memory its hops are mapped from (``add_hops``),
-        # with their rows, in order: None for hops made here
-        self._held_sources: dict[str, list[tuple[HeldFile | None, int]]] = {}
-        self._pending_sources: list[tuple[HeldFile | None, int]] = []
         # of the hops added here: their hosts (None: none named), how many have no wall-clock
         # time, and the earliest time of the others (``ingest._in_stages``)
         self.hosts: set[str | None] = set()
@@ -941,15 +936,11 @@ class StoreWriter:
                 )
             ) from None
 
-    def add_hops(self, table: pa.Table, source: HeldFile | None = None) -> None:
-        """Add hops to this run's part. ``source``: the file in memory the table (but ``raw``)
-        is mapped from, kept open by its owner at least until the hops are let go of
-        (``let_go_of_hops``): ``held_sources`` names it, for a worker to map the same pages."""
+    def add_hops(self, table: pa.Table) -> None:
         if not table.num_rows or self.failed:
             return
         assert not self._worker_parts, "hops written by workers and here"
         self._pending.append(table)
-        self._pending_sources.append((source, table.num_rows))
         self.hosts.update(table["host"].unique().to_pylist())
         self.untimed += table["ts"].null_count
         earliest = pc.min(table["ts"]).as_py()
@@ -958,34 +949,12 @@ class StoreWriter:
         if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
             self._write_pending()
 
-    def let_go_of_hops(self) -> list[HeldFile]:
+    def let_go_of_hops(self) -> None:
         """Hold no hop in memory any more: the store's connections were assembled from them
         (an ingest of a large input assembles a stage at a time, ``ingest.STAGE_HOPS``, and
         its memory is a stage's, not the input's). The closed parts are read from their files
-        when asked for again. Returns the files in memory the hops let go of were mapped from
-        (``add_hops``), for their owner to close."""
-        let_go = [
-            source
-            for part in self._written
-            for source, _ in self._held_sources.get(part, [])
-            if source is not None
-        ]
+        when asked for again."""
         self._written.clear()
-        self._held_sources.clear()
-        return let_go
-
-    def held_sources(self, parts: list[str]) -> list[tuple[str, int]] | None:
-        """The files in memory behind ``read_parts(parts, ...)``'s rows, in order, each with
-        its rows; None unless every one of those rows is held and came from such a file."""
-        sources: list[tuple[str, int]] = []
-        for part in parts:
-            if part not in self._written:
-                return None
-            for source, rows in self._held_sources.get(part, []):
-                if source is None or source.fd is None:
-                    return None
-                sources.append((source.path, rows))
-        return sources
 
     @property
     def held_hops(self) -> int:
@@ -1018,9 +987,7 @@ class StoreWriter:
             self._hop_writes = ThreadPoolExecutor(1, thread_name_prefix="logpath-hops")
         self._hop_write = self._hop_writes.submit(self._write_row_group, self._hops, path, table)
         self._written.setdefault(self.hops_name, []).append(table.drop_columns(["raw"]))
-        self._held_sources.setdefault(self.hops_name, []).extend(self._pending_sources)
         self._pending = []
-        self._pending_sources = []
 
     def _write_row_group(self, writer: pq.ParquetWriter, path: StorePath, table: pa.Table) -> None:
         with self._writing(path):

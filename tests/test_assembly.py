@@ -9,14 +9,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import glob
 import json
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -47,7 +44,7 @@ from logpath.hops import HOP_SCHEMA
 from logpath.ingest import ingest
 from logpath.query import FlowQuery, find_flows, load_journey
 from logpath.rules import load_ruleset
-from logpath.runtime import HANDOVER_PREFIX, HeldFile, worker_count
+from logpath.runtime import worker_count
 from logpath.store import Store, StoreWriter, to_frame
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -636,91 +633,6 @@ def test_the_last_assembly_has_a_worker_forked_after_the_parse(
     assert len(assembling) == 1 and not assembling & set(parsed_by), (assembling, parsed_by)
     for kind in ("flows", "trace"):
         assert stored(store, kind).equals(stored(replayed, kind)), kind
-
-
-def test_the_assemblys_worker_maps_the_files_the_ingests_hops_are_mapped_from(
-    replay_log: Path, replayed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The later half goes to the worker as the files the parse handed its chunks over in and
-    the rows (``HeldRows``), not a copy: what the worker builds from them is the table this
-    process would have copied, and the files are those of every hop the assembly reads."""
-    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
-    monkeypatch.setattr(logpath.assembly, "CHUNK_HOPS", 20_000)
-    handed: list[tuple[int, int, bool]] = []  # sources, rows, the worker's table equal
-    submitted = logpath.assembly._submitted
-
-    def checked(executor: Any, name: str, run: Any, rows: np.ndarray) -> Any:
-        later = run.later(rows)[0]
-        assert isinstance(later, logpath.assembly.HeldRows), type(later)
-        assert sum(count for _, count in run.sources) == run.traced.num_rows
-        # open files, named by this process's descriptors: no name a killed run would leave
-        assert all(path.startswith(f"/proc/{os.getpid()}/fd/") for path, _ in run.sources)
-        assert not glob.glob(f"{tempfile.gettempdir()}/{HANDOVER_PREFIX}{os.getpid()}-*.hops")
-        assert not glob.glob(f"/dev/shm/{HANDOVER_PREFIX}{os.getpid()}-*.hops")
-        same = later.table().equals(logpath.assembly._rows_of(run.traced, rows))
-        handed.append((len(run.sources), len(rows), same))
-        return submitted(executor, name, run, rows)
-
-    monkeypatch.setattr(logpath.assembly, "_submitted", checked)
-    store = Store(tmp_path / "store")
-    ingest([str(replay_log)], store)
-    [(files, rows, same)] = handed
-    assert files > 1 and 0 < rows < store.count_hops() and same, handed
-    for kind in ("flows", "trace"):
-        assert stored(store, kind).equals(stored(replayed, kind)), kind
-
-
-def test_hops_no_file_is_held_for_go_to_the_worker_as_a_copy(
-    replay_log: Path, replayed: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Out of descriptors to hold the parse's files open (``HeldFile.can_hold``), the later
-    half is copied to a file of its own for the worker, as before: the same tables."""
-    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
-    monkeypatch.setattr(logpath.assembly, "CHUNK_HOPS", 20_000)
-    monkeypatch.setattr(HeldFile, "can_hold", classmethod(lambda cls: False))
-    handed: list[type] = []
-    submitted = logpath.assembly._submitted
-
-    def recorded(executor: Any, name: str, run: Any, rows: np.ndarray) -> Any:
-        handed.append(type(run.later(rows)[0]))
-        return submitted(executor, name, run, rows)
-
-    monkeypatch.setattr(logpath.assembly, "_submitted", recorded)
-    store = Store(tmp_path / "store")
-    ingest([str(replay_log)], store)
-    assert handed == [pa.Table], handed
-    for kind in ("flows", "trace"):
-        assert stored(store, kind).equals(stored(replayed, kind)), kind
-
-
-def test_a_stage_removes_the_files_of_the_hops_it_lets_go_of(
-    replay_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The files the parse handed the hops over in stay open while the writer holds the hops
-    (a worker may map them), and are closed with them at each stage: memory stays a stage's."""
-    monkeypatch.setattr(logpath.ingest, "STAGE_HOPS", 20_000)
-    monkeypatch.setattr(logpath.lines, "BLOCK_BYTES", 1 << 20)
-    let_go: list[list[HeldFile]] = []
-    release = logpath.store.StoreWriter.let_go_of_hops
-
-    def recorded(self: StoreWriter) -> list[HeldFile]:
-        sources = release(self)
-        assert all(source.fd is not None for source in sources)  # kept until now
-        assert all(Path(source.path).exists() for source in sources)
-        let_go.append(sources)
-        return sources
-
-    gone: list[bool] = []
-    assemble = logpath.ingest._assemble
-
-    def watched(store: Store, writer: StoreWriter, *args: Any) -> None:
-        gone.append(all(source.fd is None for sources in let_go for source in sources))
-        assemble(store, writer, *args)
-
-    monkeypatch.setattr(logpath.store.StoreWriter, "let_go_of_hops", recorded)
-    monkeypatch.setattr(logpath.ingest, "_assemble", watched)
-    ingest([str(replay_log)], Store(tmp_path / "store"))
-    assert len(let_go) >= 2 and all(let_go) and all(gone), (let_go, gone)
 
 
 def test_two_hosts_hops_are_assembled_at_the_end_not_in_stages(

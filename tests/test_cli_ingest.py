@@ -354,7 +354,6 @@ def test_workers_hand_their_hops_over_in_memory_and_leave_no_file_behind(
 def test_a_worker_that_cannot_hand_its_hops_over_sends_them_back(tmp_path: Path) -> None:
     from logpath.ingest import _taken_over, parse_chunk, parse_chunk_handed
     from logpath.lines import Block
-    from logpath.runtime import mapped
 
     data = (Path(__file__).resolve().parent.parent / "samples" / "lab" / "dnat.log").read_bytes()
     args = ("dnat.log", datetime.now(UTC), 2026, Block(1, data.count(b"\n"), data), 0)
@@ -364,12 +363,9 @@ def test_a_worker_that_cannot_hand_its_hops_over_sends_them_back(tmp_path: Path)
     assert sent.handed is None and sent.hops.equals(parsed)
     handed = parse_chunk_handed(str(tmp_path / "handover"), *args)
     assert handed.handed is not None and handed.hops.num_rows == 0
-    taken, held = _taken_over(handed.handed)
+    taken = _taken_over(handed.handed)
     assert taken.equals(parsed) and taken.schema.equals(parsed.schema)
-    assert not list(tmp_path.iterdir())  # its files' names went once mapped
-    # the file of the columns but raw, kept open for the assembly's worker, holds them
-    assert held is not None and mapped(held.path).equals(parsed.drop_columns(["raw"]))
-    held.close()
+    assert not list(tmp_path.iterdir())  # its files went once mapped
 
 
 def test_a_block_is_handed_to_a_worker_in_a_file_or_whole(tmp_path: Path) -> None:
@@ -387,11 +383,7 @@ def test_a_block_is_handed_to_a_worker_in_a_file_or_whole(tmp_path: Path) -> Non
     assert path == str(tmp_path / "block") and bare.data == b"" and bare.count == block.count
     assert Path(path).read_bytes() == data
     handed = parse_chunk_handed(str(tmp_path / "hops"), "dnat.log", when, 2026, bare, 0, path)
-    assert handed.handed is not None
-    taken, held = _taken_over(handed.handed)
-    assert taken.equals(parsed)
-    if held is not None:
-        held.close()
+    assert handed.handed is not None and _taken_over(handed.handed).equals(parsed)
     assert not list(tmp_path.iterdir())  # the block's file went once read
 
     whole, none = _handed_block(str(tmp_path / "missing" / "block"), block)

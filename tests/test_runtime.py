@@ -4,7 +4,6 @@ memory given back; the workers' server."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -18,7 +17,6 @@ from seedstore import ingest_seed
 import logpath.parse
 from logpath.hops import HOP_SCHEMA
 from logpath.runtime import (
-    HeldFile,
     _glibc,
     give_back_memory,
     mapped,
@@ -79,50 +77,6 @@ def test_a_handover_writes_no_buffer_for_a_column_of_nulls(tmp_path: Path) -> No
     null_bytes = sum(hops[c].nbytes for c in empty)
     saved = plain.stat().st_size - (tmp_path / "nulls").stat().st_size
     assert saved >= 0.9 * null_bytes
-
-
-def test_a_held_file_is_mapped_by_another_process_after_its_name_is_gone(tmp_path: Path) -> None:
-    """A handover file kept open (``HeldFile``) and its name removed: a child process maps the
-    table from ``path`` (the pages this process maps too); closed, the path names nothing, and
-    a process that ends leaves no name behind (nothing in the folder)."""
-    store = ingest_seed(tmp_path / "store")
-    hops = store.read_parts(store.require().parts, [c for c in HOP_SCHEMA.names if c != "raw"])
-    name = str(tmp_path / "handed" / "hops")
-    os.mkdir(tmp_path / "handed")
-    streamed(name, [hops])
-    mine = mapped(name)
-    held = HeldFile(name)
-    os.unlink(name)
-    assert not os.listdir(tmp_path / "handed")
-    script = (
-        "import sys, pyarrow as pa\n"
-        "from logpath.runtime import mapped\n"
-        "table = mapped(sys.argv[1])\n"
-        "sink = pa.BufferOutputStream()\n"
-        "with pa.ipc.new_stream(sink, table.schema) as out: out.write_table(table)\n"
-        "sys.stdout.buffer.write(sink.getvalue().to_pybytes())\n"
-    )
-    child = subprocess.run(
-        [sys.executable, "-c", script, held.path], capture_output=True, check=True
-    )
-    theirs = pa.ipc.open_stream(child.stdout).read_all()
-    assert theirs.equals(hops) and mine.equals(hops)
-    assert held.path == f"/proc/{os.getpid()}/fd/{held.fd}"
-    held.close()
-    held.close()  # twice is once
-    assert held.fd is None
-
-
-def test_a_process_holds_files_open_up_to_a_quarter_of_its_descriptors(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
-        pytest.skip("no limit on open files")
-    monkeypatch.setattr(HeldFile, "held", soft // 4 - 1)
-    assert HeldFile.can_hold()
-    monkeypatch.setattr(HeldFile, "held", soft // 4)
-    assert not HeldFile.can_hold()
 
 
 def resident_mib() -> int:
