@@ -157,14 +157,15 @@ def alternated(times: int, path: Path, lines: int) -> tuple[list[Run], list[Run]
     for _ in range(max(times, 1)):
         ours.append(run_logpath(path, lines))
         fw = run_fwlogwatch(path, lines)
-        if fw is None:
+        if fw is None:  # not installed: logpath's runs all the same
+            ours += [run_logpath(path, lines) for _ in range(max(times, 1) - len(ours))]
             return ours, []
         theirs.append(fw)
     return ours, theirs
 
 
 def pair_ratios(ours: list[Run], theirs: list[Run]) -> list[float]:
-    """Per pair run back to back, fwlogwatch's wall time over logpath's, in order."""
+    """Per pair run back to back, fwlogwatch's wall time over logpath's, smallest first."""
     return sorted(
         fw.measurement.wall_seconds / max(run.measurement.wall_seconds, 1e-9)
         for run, fw in zip(ours, theirs, strict=False)
