@@ -454,8 +454,11 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.Dat
     """
     texts = tuples.texts
     tuple_code, reverse_code = tuples.code, tuples.reverse
+    # the reverse is a function of the tuple, and its own inverse: every code is a hop's tuple
+    # or the reverse of one (an ICMP error's own direction is only the latter)
     reverse = np.empty(len(texts), dtype=np.int64)
-    reverse[tuple_code] = reverse_code  # the reverse is a function of the tuple
+    reverse[reverse_code] = tuple_code
+    reverse[tuple_code] = reverse_code
     # packets in connection order, then time order: a connection's packets are adjacent
     table = table.sort_values(["_conn", "packet"])
     packet = table["packet"].to_numpy(dtype=np.int64)
@@ -469,6 +472,10 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.Dat
     reply, _ = sides.grow(sides.answering(orig, orig_tuples), ~orig)
     is_orig = orig | ~reply
     is_orig ^= related  # an ICMP error quoting an orig packet travels back (and vice versa)
+    request, answer = _echoes(table)
+    # an echo's type is its direction (the request opens conntrack's entry): a ping to the
+    # host's own address shows one tuple both ways, which the sides cannot tell apart
+    is_orig = (is_orig | request) & ~answer
     first_code = _hop_codes(position, tuple_code, len(packet), keep="first")
     last_code = _hop_codes(position, tuple_code, len(packet), keep="last")
     orig_code, reply_code = _conn_codes(conn, related, is_orig, first_code, last_code, reverse)
@@ -558,6 +565,17 @@ class _Sides:
         return answers
 
 
+def _echoes(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet of ``table`` (not an ICMP error): is it an ICMP echo request, an echo reply?"""
+    icmp_type = table["_icmp_type"].astype("float64").to_numpy()
+    proto = table["_proto"].to_numpy()
+    v4, v6 = proto == "icmp", proto == "icmpv6"
+    plain = ~table["_related"].to_numpy(dtype=bool)
+    request = plain & ((v4 & (icmp_type == 8)) | (v6 & (icmp_type == 128)))
+    answer = plain & ((v4 & (icmp_type == 0)) | (v6 & (icmp_type == 129)))
+    return request, answer
+
+
 def _answers_first(table: pd.DataFrame) -> np.ndarray:
     """Per packet of ``table``: a SYN-ACK or echo reply (not an ICMP error), which, seen before
     its question, means the connection started unseen."""
@@ -590,20 +608,24 @@ def _conn_codes(
     (first hop of the first answer, as it arrives before de-NAT). Without answers: the packet an
     ICMP error quotes as it arrives, reversed (it shows the orig after SNAT, which the NATing
     host never logs), else the orig after DNAT reversed. ICMP errors count only in a
-    connection that has nothing else."""
+    connection that has nothing else.
+
+    An ICMP error's hop shows the tuple of the packet it quotes, which went the other way: the
+    error's own direction's tuple is that one reversed. Taken as it is, a connection of errors
+    alone had its orig and reply swapped (the error called a reply, the reply tuple pointing
+    the way it did not travel)."""
     heads = np.flatnonzero(np.r_[True, conn[1:] != conn[:-1]])
     conn_of = np.cumsum(np.r_[False, conn[1:] != conn[:-1]])
+    own_code = np.where(related, reverse[first_code], first_code)  # the packet's direction's
     others = np.bincount(conn_of, weights=~related, minlength=len(heads))
     candidate = ~related | (others[conn_of] == 0)
     first_orig = _first_in_conn(candidate & is_orig, conn_of, len(heads))
     first_reply = _first_in_conn(candidate & ~is_orig, conn_of, len(heads))
     first_error = _first_in_conn(related & ~is_orig, conn_of, len(heads))
     has_orig, has_reply = first_orig >= 0, first_reply >= 0
-    unanswered = np.where(
-        first_error >= 0, reverse[first_code[first_error]], reverse[last_code[first_orig]]
-    )
-    reply_code = np.where(has_reply, first_code[first_reply], unanswered)
-    orig_code = np.where(has_orig, first_code[first_orig], reverse[reply_code])
+    unanswered = np.where(first_error >= 0, own_code[first_error], reverse[last_code[first_orig]])
+    reply_code = np.where(has_reply, own_code[first_reply], unanswered)
+    orig_code = np.where(has_orig, own_code[first_orig], reverse[reply_code])
     return orig_code, reply_code
 
 

@@ -26,6 +26,7 @@ from logpath.netfilter import (
     IPV6_LIMITS,
     NAME_LIMITS,
     integers,
+    logged_protocol_value,
     normal_address,
 )
 
@@ -159,7 +160,6 @@ EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
 LATEST = datetime(2262, 4, 11, tzinfo=UTC)  # exclusive
 STAMP_EXPECTED = "a date from 1677-09-22 to 2262-04-10"
 _FLAG_WORDS = {"ce", "df", "mf", "truncated"}
-_ICMP_NAMES = {"ICMP": "icmp", "ICMPv6": "icmpv6"}
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -376,7 +376,11 @@ def _extension(exthdrs: pa.Array, pattern: str) -> pa.Array:
 
 
 def _proto(values: pa.Array) -> pa.Array:
-    return _map_distinct(values, lambda v: _ICMP_NAMES.get(v, v.lower()), _STR)
+    """The protocol in the hop table's one spelling (``netfilter.logged_protocol_value``): LOG
+    prints ``PROTO=TCP`` but ``PROTO=132`` for SCTP, ebtables ``IP proto=17`` and nft's trace
+    ``sctp``; kept as each wrote it, ``--proto udp`` missed ebtables' hops and ``--proto sctp``
+    LOG's."""
+    return _map_distinct(values, lambda v: logged_protocol_value(v) or v.lower(), _STR)
 
 
 def _empty_to_null(values: pa.Array) -> pa.Array:

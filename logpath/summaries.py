@@ -299,8 +299,9 @@ def _states(packets: _Packets, flows: _Flows, tcp: np.ndarray) -> pa.Array:
     """Per flow, its state after its packets (conntrack's names, simplified): for TCP,
     ``reset`` after an RST, ``closed`` after FINs both ways, ``fin-wait`` after one,
     ``established`` once an ACK follows the SYN-ACK (``syn-recv`` until then), ``syn-sent``
-    while only SYNs were seen, else ``established``; for the others ``replied`` or
-    ``unreplied``."""
+    while only SYNs were seen, else ``established``; for the others, and a TCP flow of which
+    only ICMP errors were logged (no TCP flags of its own: nothing says it was established),
+    ``replied`` or ``unreplied``."""
     code, event = packets.code, packets.event
 
     def seen(name: str, where: np.ndarray | bool = True) -> np.ndarray:
@@ -327,7 +328,7 @@ def _states(packets: _Packets, flows: _Flows, tcp: np.ndarray) -> pa.Array:
         "established",
     )
     other = np.where(packets.answered(flows), "replied", "unreplied")
-    return pa.array(np.where(tcp, state, other).astype(object), pa.string())
+    return pa.array(np.where(tcp & (events > 0), state, other).astype(object), pa.string())
 
 
 def _progressions(packets: _Packets, flows: _Flows, tcp: np.ndarray) -> pa.Array:

@@ -189,6 +189,50 @@ def test_lab_icmp_error_joins_the_udp_flow_it_quotes(tmp_path: Path) -> None:
     assert error.hops[2].dst == "172.30.0.2" and error.hops[2].nat == ("de-snat",)
 
 
+def test_a_connection_of_icmp_errors_alone_takes_its_orig_from_the_quote(tmp_path: Path) -> None:
+    """Errors whose quoted packet was never logged (formats/icmp-error.log: a host answering a
+    UDP packet to port 514 with port unreachable): the quote is the connection's orig, the
+    error its reply, nothing translated; a TCP flow known only from an error has no state of
+    its own."""
+    traced = trace_sample(tmp_path, "formats/icmp-error.log")
+    flows = summarise_flows(traced)
+    flow = flow_by_port(flows, 40404)
+    assert (flow.orig.src, flow.orig.dst, flow.orig.dport) == ("198.51.100.10", "203.0.113.20", 514)
+    assert (flow.reply.src, flow.reply.sport, flow.reply.dst) == (
+        "203.0.113.20",
+        514,
+        "198.51.100.10",
+    )
+    assert (flow.packets, flow.nat, flow.state) == (5, (), "unreplied")
+    journey = build_journey(traced, flow.id)
+    assert {p.direction for p in journey.packets} == {"reply"}
+    assert all(
+        h.src == "203.0.113.20" and not h.translated for p in journey.packets for h in p.hops
+    )
+    # every connection of errors alone: the reply is the orig reversed, as the error travels
+    for each in flows:
+        assert (each.reply.src, each.reply.dst) == (each.orig.dst, each.orig.src), each
+        assert each.nat == (), each
+    tcp = [f for f in flows if f.proto == "tcp"]
+    assert [f.state for f in tcp] == ["unreplied"]
+
+
+def test_a_ping_to_the_hosts_own_address_is_answered(tmp_path: Path) -> None:
+    """formats/loopback-tun.log: pings to 127.0.0.1 and ::1 show the same tuple both ways; the
+    echo reply is the reply (its type says so), the flow replied."""
+    traced = trace_sample(tmp_path, "formats/loopback-tun.log")
+    flows = {f.orig.sport: f for f in summarise_flows(traced)}
+    for echo_id in (8613, 8614):
+        flow = flows[echo_id]
+        assert (flow.packets, flow.answered, flow.state) == (2, True, "replied"), flow
+        journey = build_journey(traced, flow.id)
+        assert [(p.direction, p.summary) for p in journey.packets] == [
+            ("orig", "echo-request"),
+            ("reply", "echo-reply"),
+        ]
+    assert (flows[119].answered, flows[119].state) == (False, "unreplied")  # tun0: no reply
+
+
 def test_lab_ipv6_flows(tmp_path: Path) -> None:
     flows = summarise_flows(trace_sample(tmp_path, "lab/ipv6.log"))
     assert [(f.family, f.orig.dst, f.orig.dport, f.state) for f in flows] == [
