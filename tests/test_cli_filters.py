@@ -89,3 +89,24 @@ def test_times_relative_to_now(store: str) -> None:
         hop_filter(since="today 25:00")
     with pytest.raises(UsageError, match="-2h, -30m, -1d, now, today, yesterday"):
         hop_filter(since="last tuesday")
+
+
+@pytest.mark.parametrize(
+    ("sample", "spellings", "proto"),
+    [
+        ("ebtables-log.log", ("udp", "17", "UDP"), "udp"),  # ebtables: IP proto=17
+        ("ebtables-log.log", ("icmpv6", "58"), "icmpv6"),  # ebtables: Next Header=58
+        ("ipv4-crafted.log", ("sctp", "132"), "sctp"),  # LOG: PROTO=132
+        ("ipv4-crafted.log", ("gre", "47"), "47"),  # LOG: PROTO=47, kept as its number
+    ],
+)
+def test_a_protocol_is_found_however_the_log_wrote_it(
+    tmp_path: Path, sample: str, spellings: tuple[str, ...], proto: str
+) -> None:
+    path = str(tmp_path / "store")
+    log = LAB.parent / "formats" / sample
+    assert runner.invoke(app, ["ingest", str(log), "--store", path]).exit_code == 0
+    found = [flows(path, "--proto", spelling) for spelling in spellings]
+    assert found[0][0] == 0 and found[0][1], found
+    assert all(each == found[0] for each in found)
+    assert {f["proto"] for f in found[0][1]} == {proto}
