@@ -40,10 +40,18 @@ __all__ = [  # the records, importable from here as before they had a module of 
 FLOW_DIRECTIONS = ("orig", "reply")
 # ICMP echo request/reply types (v4, v6): the echo identifier stands in for the source port.
 ECHO_TYPES = frozenset({0, 8, 128, 129})
-ECHO_REPLY_TYPES = frozenset({0, 129})
+# An ARP packet's tuple protocol (its sender and target addresses for the tuple's); its
+# opcodes: a request opens the "connection", a reply answers it (RFC 826).
+ARP = "arp"
+ARP_REQUEST, ARP_REPLY = 1, 2
+# An ARP tuple marks the asker's side in a port slot (the request's destination port, the
+# reply's source port): a request and the reply to it are then reverses of each other, while a
+# request and a reply going the same way (two exchanges, each host asking the other) are not,
+# as conntrack keeps an ICMP type in its tuples. The flows table shows an ARP flow no ports.
+ARP_ASKER = 1
 # How long an idle tuple stays one connection (conntrack defaults: udp 120 s after a reply,
 # icmp 30 s); tcp connections end by FIN/RST and a new SYN instead.
-IDLE_TIMEOUT = {"udp": 180.0, "udplite": 180.0, "icmp": 30.0, "icmpv6": 30.0}
+IDLE_TIMEOUT = {"udp": 180.0, "udplite": 180.0, "icmp": 30.0, "icmpv6": 30.0, ARP: 30.0}
 DEFAULT_IDLE_TIMEOUT = 600.0
 
 HOP_COLUMNS = ("flow", "direction", "related", "translated", "nat_mark")
@@ -60,7 +68,9 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     """Per hop the conntrack view: ``t_proto``, ``t_src``, ``t_sport``, ``t_dst``, ``t_dport``.
 
     An ICMP error is keyed by the packet it quotes (``inner_*``), so it joins that packet's
-    flow; an ICMP echo's identifier takes the source port's place.
+    flow; an ICMP echo's identifier takes the source port's place; an ARP packet (no IP
+    header) is keyed by its sender and target addresses (``ARP``), so a reply joins its
+    request.
     """
     related = column_or_null(hops, "inner_src").notna() & column_or_null(hops, "inner_dst").notna()
     proto = column_or_null(hops, "proto").astype("object")
@@ -68,13 +78,19 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
     sport = _int_column(hops, "sport").where(~echo, _int_column(hops, "icmp_id"))
     inner_proto = column_or_null(hops, "inner_proto").astype("object")
     inner_sport = _int_column(hops, "inner_sport").fillna(_int_column(hops, "inner_icmp_id"))
+    arp = proto.isna() & column_or_null(hops, "arp_ipsrc").notna()
+    src = column_or_null(hops, "src").where(~arp, column_or_null(hops, "arp_ipsrc"))
+    dst = column_or_null(hops, "dst").where(~arp, column_or_null(hops, "arp_ipdst"))
+    opcode = _int_column(hops, "arp_opcode")
+    sport = sport.where(~arp, pd.Series(ARP_ASKER, index=hops.index).where(opcode == ARP_REPLY))
+    dport = _int_column(hops, "dport").where(~arp, ARP_ASKER).where(~arp | (opcode == ARP_REQUEST))
     return pd.DataFrame(
         {
-            "t_proto": proto.where(~related, inner_proto),
-            "t_src": column_or_null(hops, "src").where(~related, column_or_null(hops, "inner_src")),
+            "t_proto": proto.where(~arp, ARP).where(~related, inner_proto),
+            "t_src": src.where(~related, column_or_null(hops, "inner_src")),
             "t_sport": sport.where(~related, inner_sport),
-            "t_dst": column_or_null(hops, "dst").where(~related, column_or_null(hops, "inner_dst")),
-            "t_dport": _int_column(hops, "dport").where(~related, _int_column(hops, "inner_dport")),
+            "t_dst": dst.where(~related, column_or_null(hops, "inner_dst")),
+            "t_dport": dport.where(~related, _int_column(hops, "inner_dport")),
             "related": related.to_numpy(dtype=bool),
         },
         index=hops.index,
@@ -84,7 +100,7 @@ def hop_tuples(hops: pd.DataFrame) -> pd.DataFrame:
 # The hop columns tuple_nodes reads
 NODE_COLUMNS = ("host", "proto", "src", "dst", "sport", "dport", "icmp_type", "icmp_id",
                  "inner_src", "inner_dst", "inner_proto", "inner_sport", "inner_dport",
-                 "inner_icmp_id")  # fmt: skip
+                 "inner_icmp_id", "arp_ipsrc", "arp_ipdst")  # fmt: skip
 
 
 def linked_by_tuples(
@@ -150,14 +166,24 @@ def _hop_tuple(hops: pa.Table) -> _HopTuple:
         chosen: pa.Array = pc.if_else(related, inner, outer)
         return chosen
 
+    arp = pc.and_(pc.is_null(proto), pc.is_valid(column("arp_ipsrc", pa.string())))
+    proto = pc.if_else(arp, ARP, proto)
+    src = pc.if_else(arp, column("arp_ipsrc", pa.string()), column("src", pa.string()))
+    dst = pc.if_else(arp, column("arp_ipdst", pa.string()), column("dst", pa.string()))
+    opcode = column("arp_opcode", pa.int64())
+    asker = pa.scalar(ARP_ASKER, pa.int64())
+    no_port = pa.scalar(None, pa.int64())
+    sport = pc.if_else(arp, pc.if_else(pc.equal(opcode, ARP_REPLY), asker, no_port), sport)
+    dport = column("dport", pa.int64())
+    dport = pc.if_else(arp, pc.if_else(pc.equal(opcode, ARP_REQUEST), asker, no_port), dport)
     t_proto = conntrack(proto, column("inner_proto", pa.string()))
     return _HopTuple(
         host=column("host", pa.string()),
         proto=t_proto,
-        src=conntrack(column("src", pa.string()), column("inner_src", pa.string())),
+        src=conntrack(src, column("inner_src", pa.string())),
         sport=conntrack(sport, inner_sport),
-        dst=conntrack(column("dst", pa.string()), column("inner_dst", pa.string())),
-        dport=conntrack(column("dport", pa.int64()), column("inner_dport", pa.int64())),
+        dst=conntrack(dst, column("inner_dst", pa.string())),
+        dport=conntrack(dport, column("inner_dport", pa.int64())),
         # an ICMP echo's identifier stays in the sport position both ways (ConnTuple.reversed)
         echo=pc.is_in(t_proto, value_set=icmp),
     )
@@ -358,7 +384,9 @@ def _text(value: object) -> str:
 
 def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per packet: when it started, its flags, protocol and whether it is an ICMP error."""
-    first = _first_hops(frame, ["packet", "clock", "flags", "t_proto", "related", "icmp_type"])
+    first = _first_hops(
+        frame, ["packet", "clock", "flags", "t_proto", "related", "icmp_type", "arp_opcode"]
+    )
     first = first.assign(_time=_clock(first))
     return pd.DataFrame(
         {
@@ -370,6 +398,7 @@ def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
             "_proto": first["t_proto"].astype("object").to_numpy(),
             "_related": first["related"].to_numpy(dtype=bool),
             "_icmp_type": _int_column(first, "icmp_type").to_numpy(),
+            "_arp_opcode": _int_column(first, "arp_opcode").to_numpy(),
         }
     ).reset_index(drop=True)
 
@@ -472,9 +501,10 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.Dat
     reply, _ = sides.grow(sides.answering(orig, orig_tuples), ~orig)
     is_orig = orig | ~reply
     is_orig ^= related  # an ICMP error quoting an orig packet travels back (and vice versa)
-    request, answer = _echoes(table)
-    # an echo's type is its direction (the request opens conntrack's entry): a ping to the
-    # host's own address shows one tuple both ways, which the sides cannot tell apart
+    request, answer = _requests(table)
+    # an echo's type (an ARP packet's opcode) is its direction: the request opens conntrack's
+    # entry; a ping to the host's own address (a gratuitous ARP) shows one tuple both ways,
+    # which the sides cannot tell apart
     is_orig = (is_orig | request) & ~answer
     first_code = _hop_codes(position, tuple_code, len(packet), keep="first")
     last_code = _hop_codes(position, tuple_code, len(packet), keep="last")
@@ -565,24 +595,24 @@ class _Sides:
         return answers
 
 
-def _echoes(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per packet of ``table`` (not an ICMP error): is it an ICMP echo request, an echo reply?"""
+def _requests(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per packet of ``table`` (not an ICMP error): is it a request (an ICMP echo request, an
+    ARP request), is it an answer (an echo reply, an ARP reply)?"""
     icmp_type = table["_icmp_type"].astype("float64").to_numpy()
+    opcode = table["_arp_opcode"].astype("float64").to_numpy()
     proto = table["_proto"].to_numpy()
-    v4, v6 = proto == "icmp", proto == "icmpv6"
+    v4, v6, arp = proto == "icmp", proto == "icmpv6", proto == ARP
     plain = ~table["_related"].to_numpy(dtype=bool)
-    request = plain & ((v4 & (icmp_type == 8)) | (v6 & (icmp_type == 128)))
-    answer = plain & ((v4 & (icmp_type == 0)) | (v6 & (icmp_type == 129)))
-    return request, answer
+    request = (v4 & (icmp_type == 8)) | (v6 & (icmp_type == 128)) | (arp & (opcode == ARP_REQUEST))
+    answer = (v4 & (icmp_type == 0)) | (v6 & (icmp_type == 129)) | (arp & (opcode == ARP_REPLY))
+    return plain & request, plain & answer
 
 
 def _answers_first(table: pd.DataFrame) -> np.ndarray:
-    """Per packet of ``table``: a SYN-ACK or echo reply (not an ICMP error), which, seen before
-    its question, means the connection started unseen."""
-    icmp_type = table["_icmp_type"].astype("float64").to_numpy()
-    reply_type = np.isin(icmp_type, list(ECHO_REPLY_TYPES))
-    answer: np.ndarray = (table["_flags"].to_numpy() == "ACK SYN") | reply_type
-    answer &= ~table["_related"].to_numpy(dtype=bool)
+    """Per packet of ``table``: a SYN-ACK, an echo reply or an ARP reply (not an ICMP error),
+    which, seen before its question, means the connection started unseen."""
+    _, answer = _requests(table)
+    answer |= (table["_flags"].to_numpy() == "ACK SYN") & ~table["_related"].to_numpy(dtype=bool)
     return answer
 
 

@@ -88,4 +88,6 @@ def icmp_label(proto: object, kind: object, code: object = None) -> str:
     name = icmp_name(proto, kind, code)
     if name is not None:
         return name
+    if kind is None:  # a header cut short before its type (INCOMPLETE)
+        return f"{proto} (type not logged)"
     return f"{proto} type {kind}" + (f" code {code}" if code is not None else "")

@@ -343,8 +343,17 @@ def packet_summary(hop: Mapping[str, Any]) -> str:
         return "-".join(named) or "no flags"
     if proto in ("icmp", "icmpv6"):
         return icmp_label(proto, kind, code)
+    opcode = _value(hop.get("arp_opcode"))
+    if proto is None and opcode is not None:
+        return ARP_OPCODES.get(opcode, f"arp opcode {opcode}")
     length = _value(hop.get("len"))
+    if proto is None:  # LOG printed none (an IPv6 header chain it did not follow): not "None"
+        return "protocol not logged" + (f", {length} bytes" if length is not None else "")
     return f"{proto} {length} bytes" if length is not None else str(proto)
+
+
+# ARP's opcodes by name (RFC 826, RFC 903's reverse ARP)
+ARP_OPCODES = {1: "arp request", 2: "arp reply", 3: "rarp request", 4: "rarp reply"}
 
 
 def _value(value: object) -> Any:
@@ -376,9 +385,10 @@ def _journey_hop(row: Mapping[str, Any], flow: Flow) -> JourneyHop:
         out_iface=_value(row.get("out_iface")),
         physin=_value(row.get("physin")),
         physout=_value(row.get("physout")),
-        src=_value(row.get("src")),
+        # an ARP packet has no IP header: its sender and target addresses stand in
+        src=_value(row.get("src")) or _value(row.get("arp_ipsrc")),
         sport=_value(row.get("sport")),
-        dst=_value(row.get("dst")),
+        dst=_value(row.get("dst")) or _value(row.get("arp_ipdst")),
         dport=_value(row.get("dport")),
         ttl=_value(row.get("ttl")),
         rule=_value(row.get("rule")),

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from logpath.fates import packet_fates
-from logpath.flows import TUPLE_COLUMNS, column_or_null, hop_tuples
+from logpath.flows import ARP, TUPLE_COLUMNS, column_or_null, hop_tuples
 from logpath.nat import CANDIDATE, infer_translations, translation_table, with_ruleset_translations
 from logpath.records import (
     FLOW_COLUMNS,
@@ -194,9 +194,10 @@ def _endpoints(keys: np.ndarray, side: str) -> tuple[pa.Array, dict[str, pa.Arra
     (``proto|src|sport|dst|dport``, ``logpath.records.key_tuple``)."""
     parts = pc.split_pattern(pa.array(keys, pa.string()), "|")
     field = [pc.list_element(parts, i) for i in range(5)]
+    portless = pc.equal(field[0], ARP)  # its port slots mark the asker (flows.ARP_ASKER)
 
     def port(text: pa.Array) -> pa.Array:
-        return pc.cast(pc.if_else(pc.equal(text, ""), None, text), pa.int32())
+        return pc.cast(pc.if_else(pc.or_(pc.equal(text, ""), portless), None, text), pa.int32())
 
     return field[0], {
         f"{side}_src": field[1],

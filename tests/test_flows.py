@@ -233,6 +233,26 @@ def test_a_ping_to_the_hosts_own_address_is_answered(tmp_path: Path) -> None:
     assert (flows[119].answered, flows[119].state) == (False, "unreplied")  # tun0: no reply
 
 
+@pytest.mark.parametrize("sample", ["formats/arp-nft.log", "formats/ebtables-log.log"])
+def test_an_arp_reply_joins_its_request_and_no_other(tmp_path: Path, sample: str) -> None:
+    """ARP has no IP header: its packets are keyed by their sender and target addresses, a
+    request the orig, the reply to it the reply. Both hosts of a pair ask each other
+    (arp-nft.log logs only what comes in on rb: .20's requests to .1 and .20's replies to .1's
+    requests): two exchanges each way, never one connection with the same tuple both ways."""
+    traced = trace_sample(tmp_path, sample)
+    flows = [f for f in summarise_flows(traced) if f.proto == "arp"]
+    assert len(flows) > 5
+    kinds = set()
+    for flow in flows:
+        assert (flow.reply.src, flow.reply.dst) == (flow.orig.dst, flow.orig.src), flow
+        assert (flow.orig.sport, flow.orig.dport, flow.nat) == (None, None, ()), flow
+        for packet in build_journey(traced, flow.id).packets:
+            kinds.add((packet.direction, packet.summary))
+            way = flow.orig if packet.direction == "orig" else flow.reply
+            assert all((h.src, h.dst) == (way.src, way.dst) for h in packet.hops), flow
+    assert kinds == {("orig", "arp request"), ("reply", "arp reply")}
+
+
 def test_lab_ipv6_flows(tmp_path: Path) -> None:
     flows = summarise_flows(trace_sample(tmp_path, "lab/ipv6.log"))
     assert [(f.family, f.orig.dst, f.orig.dport, f.state) for f in flows] == [
@@ -354,7 +374,8 @@ def test_tuple_nodes_are_the_conntrack_keys_assign_flows_uses(tmp_path: Path) ->
     ICMP errors quoting a UDP packet, echo identifiers, IPv6, NAT, and on a packed replay
     (``_tuple_keys``' two ways, under and over FEW_ROWS)."""
     names = ["lab/icmp-error.log", "lab/icmp-echo.log", "lab/ipv6.log", "lab/dnat.log",
-             "lab/burst.log", "lab/hairpin.log", "seed/syslog"]  # fmt: skip
+             "lab/burst.log", "lab/hairpin.log", "seed/syslog", "formats/arp-nft.log",
+             "formats/ebtables-log.log"]  # fmt: skip
     store = Store(tmp_path / "store")
     ingest([str(SAMPLES / n) for n in names], store, year=2026)
     replay = replayed_syslog(tmp_path, 6_000, seed=3, per_second=2_000)
@@ -377,7 +398,7 @@ def test_tuple_nodes_are_the_conntrack_keys_assign_flows_uses(tmp_path: Path) ->
     arrow = _tuple_keys_of_many(part)
     for side in (0, 1):
         assert arrow[side].to_pylist() == [k for keys in python for k in keys[side].to_pylist()]
-    assert {"icmp", "udp", "tcp"} <= set(tuples["t_proto"].dropna())
+    assert {"icmp", "udp", "tcp", "arp"} <= set(tuples["t_proto"].dropna())
     assert tuples["t_src"].str.contains(":", regex=False).any()  # IPv6
     assert tuples["related"].any()
 
@@ -389,7 +410,7 @@ def test_tuple_node_codes_group_the_hops_as_tuple_nodes_do(tmp_path: Path) -> No
     two hosts) and a packed replay; a tuple and its reverse one node."""
     names = ["lab/icmp-error.log", "lab/icmp-echo.log", "lab/ipv6.log", "lab/dnat.log",
              "lab/hairpin.log", "lab/two-hosts/two-hosts-a.log", "lab/two-hosts/two-hosts-b.log",
-             "seed/syslog"]  # fmt: skip
+             "seed/syslog", "formats/arp-nft.log", "formats/ebtables-log.log"]  # fmt: skip
     store = Store(tmp_path / "store")
     ingest([str(SAMPLES / n) for n in names], store, year=2026)
     ingest([str(replayed_syslog(tmp_path, 6_000, seed=5, per_second=2_000))], store)
