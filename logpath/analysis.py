@@ -118,9 +118,17 @@ def _troubled_groups(journey: Journey) -> list[list[Packet]]:
     """Troubled packets grouped by their fate and what decided it, in packet order."""
     groups: dict[tuple[object, ...], list[Packet]] = {}
     for packet in journey.packets:
-        if packet.fate in TROUBLE:
+        if packet.fate in TROUBLE and not _unjudged_error(packet):
             groups.setdefault(_cause(packet), []).append(packet)
     return list(groups.values())
+
+
+def _unjudged_error(packet: Packet) -> bool:
+    """An ICMP error whose fate nothing decided (no ruleset, no trace): where it went after its
+    last line is no trouble of the connection's; the error is the answer the last finding
+    names ("only an ICMP error")."""
+    quoting = bool(packet.hops) and all(hop.quote is not None for hop in packet.hops)
+    return quoting and packet.fate == "unknown" and packet.verdict is None
 
 
 def _cause(packet: Packet) -> tuple[object, ...]:

@@ -11,11 +11,15 @@ structural fate confirmed.
 
 Without a ruleset a packet whose connection was answered is never called stopped: the answer
 shows the connection went on, so where its logs end is all that is known (``unknown``, with
-``stopped_at``).
+``stopped_at``). And a packet of a connection nothing answered is not called delivered,
+forwarded, sent or switched where its logs end: nothing shows it went on (it may have been
+dropped by the rule after the one that logged it), so it is ``unknown`` too, unless a trace saw
+it accepted there.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -79,7 +83,62 @@ def packet_fates(hops: pd.DataFrame, evaluator: Evaluator | None = None) -> pd.D
         return with_trace_verdicts(hops, judged(hops, fates, evaluator, answered_by_flow))
     answered = answered_by_flow.reindex(last["flow"]).to_numpy(dtype=bool)
     fates.loc[stopped.to_numpy() & answered, "fate"] = "unknown"
-    return with_trace_verdicts(hops, fates)
+    # Without a ruleset, where a packet's logs end is its fate only when something later shows
+    # that it went on: an answer in its connection (issue 11: "unknown: no ruleset and no later
+    # evidence"). Unanswered, a packet last logged at FORWARD may as well have been dropped by
+    # the rule after the LOG rule (LOG-then-DROP) as forwarded; a trace that saw it accepted
+    # there shows it went on.
+    where_logs_end = fates["fate"].copy()
+    unevidenced = where_logs_end.isin(WENT_ON).to_numpy() & ~answered & ~_error_beyond(hops, last)
+    fates.loc[unevidenced, "fate"] = "unknown"
+    fates = with_trace_verdicts(hops, fates)
+    accepted = fates["verdict"].map(_trace_accepted, na_action="ignore").astype("object")
+    accepted = accepted.fillna(False)
+    restore = unevidenced & accepted.to_numpy(dtype=bool)
+    fates.loc[restore, "fate"] = where_logs_end[restore]
+    return fates
+
+
+def _error_beyond(hops: pd.DataFrame, last: pd.DataFrame) -> np.ndarray:
+    """Per packet of ``last`` (its last hop, indexed by packet): whether an ICMP error about
+    its connection, travelling the other way, came from beyond the host where the packet's
+    logs end, which shows the packet went on from there: the error arrived at a host from a
+    wire (its first hop at PREROUTING, INPUT or FORWARD), or was sent by another host. An error
+    the host itself sent (a REJECT after the LOG rule, say) shows nothing of the kind."""
+    related = hops["related"].to_numpy(dtype=bool)
+    beyond = np.zeros(len(last), dtype=bool)
+    if not related.any() or "flow" not in last.columns:
+        return beyond
+    first = ~hops["packet"].duplicated(keep="first").to_numpy()
+    columns = ["flow", "direction", "hook", "host"]
+    errors = hops.loc[first & related, [c for c in columns if c in hops.columns]]
+    errors = errors.assign(host=_host_text(errors))
+    packets = last[["flow", "direction"]].assign(host=_host_text(last), row=np.arange(len(last)))
+    met = packets.merge(errors, on="flow", suffixes=("", "_error"))
+    from_beyond = met["hook"].isin(["PREROUTING", "INPUT", "FORWARD"]) | (
+        met["host"] != met["host_error"]
+    )
+    met = met[from_beyond & (met["direction"] != met["direction_error"])]
+    beyond[met["row"].to_numpy()] = True
+    return beyond
+
+
+def _host_text(frame: pd.DataFrame) -> pd.Series:
+    """A frame's hosts as text ("" where unknown: one host's log, compared equal)."""
+    if "host" not in frame.columns:
+        return pd.Series("", index=frame.index)
+    return frame["host"].astype("object").fillna("").astype(str)
+
+
+# The fates that say a packet went on from where its logs end (to a local socket, the next
+# host, out of the host, across the bridge)
+WENT_ON = ("delivered", "forwarded", "sent", "switched")
+
+
+def _trace_accepted(verdict: str) -> bool:
+    """Whether a verdict (JSON) is a trace's accept: evidence that the packet went on."""
+    found = json.loads(verdict)
+    return bool(found.get("action") == "accept" and found.get("evidence") in ("trace", "nft-trace"))
 
 
 def answered_flows(hops: pd.DataFrame) -> pd.Series:

@@ -23,8 +23,10 @@ from typing import Any
 # 7: nft monitor trace and xtables-monitor --trace visits, their trace columns in the trace;
 # 8: flow ids from the connection's first kernel time stamp, not the file it was read from;
 # 9: packets join only hosts that packets with an IP ID link (Clocks.links), and a tuple is one
-# connection per host
-VERSION = 9
+# connection per host; 10: a connection of ICMP errors alone oriented by its quote, an echo's
+# and an ARP packet's direction by its type, ARP keyed by its addresses, one spelling of a
+# protocol, and without a ruleset an unanswered packet's fate unknown where its logs end
+VERSION = 10
 
 
 @dataclass(frozen=True)

@@ -105,12 +105,11 @@ def test_docker_user_reject_gets_the_administrators_hint(isolation: Store) -> No
 
 def test_without_the_ruleset_the_analysis_asks_for_it(lab: Store) -> None:
     """The same drop, logged the same way: without the ruleset logpath only knows where the
-    logs end, and says so."""
+    logs end, and says so: nothing answered the SYNs, so nothing shows they went on."""
     analysis = analyse(_journey(lab, 9040))
     assert analysis.text == (
-        "No answer was logged: #2 SYN, the last orig packet, was forwarded, last logged at "
-        "filter FORWARD (lpbr0[vethc1] → up0); nothing in these logs shows what came after "
-        "(the ruleset, --rules, can tell whether a later rule dropped it)."
+        "logpath cannot tell what became of 2 of 2 packets (#1 SYN, #2 SYN) after filter "
+        "FORWARD at lpbr0[vethc1] → up0: give the ruleset with --rules. No answer was logged."
     )
     assert analysis.hints == ()
 

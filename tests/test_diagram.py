@@ -343,9 +343,12 @@ def test_every_sample_journey_still_lays_out_and_troubled_ones_paint(
             if diagram.endings:
                 marked.append(journey.flow.orig.dport)
                 save_diagram(journey, tmp_path / f"{len(marked)}.svg")
-    # seed journey 6 (unlogged), and the verdicts capture's three connections
-    assert sorted(marked) == [9040, 9041, 9042, 12580]
-    assert len(list(tmp_path.glob("*.svg"))) == 4
+    # seed journey 6 (unlogged); the verdicts capture's three connections, with its ruleset
+    # (dropped, rejected) and without it (unknown: nothing answered them); the port
+    # unreachable of the icmp-error capture (unknown: nothing shows where it went after
+    # leaving for the client)
+    assert sorted(marked) == [9009, 9040, 9040, 9041, 9041, 9042, 9042, 12580]
+    assert len(list(tmp_path.glob("*.svg"))) == 8
 
 
 def test_lost_packets_end_with_their_own_mark(isolation: Store) -> None:

@@ -103,6 +103,27 @@ def test_without_the_ruleset_no_verdict_is_claimed(tmp_path: Path) -> None:
     assert all(flow.dropped == flow.lost == 0 for flow, _ in found.values())
 
 
+def test_without_the_ruleset_an_unanswered_packet_is_not_called_forwarded(tmp_path: Path) -> None:
+    """LOG-then-DROP and LOG-then-REJECT (verdicts.log) log a packet at FORWARD exactly as a
+    forwarded one: without the ruleset, and with no answer, its fate is unknown (issue 11's
+    contract), even beside the port unreachable the host itself sent for the UDP datagram.
+    A port unreachable that came from beyond the host (icmp-error.log: from the peer, 10.77.0.2)
+    shows the datagram went on: forwarded. Answered connections keep where their logs end."""
+    found = journeys(ingested(tmp_path / "v", [LAB / "verdicts.log"], None))
+    for port in (9040, 9041, 9042):
+        flow, journey = found[port]
+        assert not flow.answered
+        plain = [p for p in journey.packets if "error" not in p.summary]
+        assert plain and {(p.fate, p.verdict) for p in plain} == {("unknown", None)}, port
+    peer = journeys(ingested(tmp_path / "e", [LAB / "icmp-error.log"], None))[9009][1]
+    assert [(p.summary, p.fate) for p in peer.packets] == [
+        ("udp 32 bytes", "forwarded"),
+        ("icmp error: port unreachable", "unknown"),  # nothing shows where it went after
+    ]
+    answered = journeys(ingested(tmp_path / "m", [LAB / "masquerade.log"], None))
+    assert {p.fate for _, j in answered.values() for p in j.packets} == {"forwarded"}
+
+
 def test_a_drop_the_ruleset_does_not_explain_is_lost(tmp_path: Path) -> None:
     """The same capture read with the lab's usual ruleset (no DROP rule): the dropped SYNs
     should then have been logged at mangle POSTROUTING, and nothing answered them."""
