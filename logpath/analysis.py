@@ -223,7 +223,10 @@ def rule_name(verdict: Mapping[str, Any], with_hook: bool = True) -> str:
     (the hook named, ``with_hook``, when the chain is a user chain)."""
     rule = verdict.get("rule")
     name = f"{verdict.get('table')} {verdict.get('chain')}"
-    name += " policy" if rule == "policy" else f" #{rule}"
+    if rule == "policy":
+        name += " policy"
+    elif rule is not None:  # an nft trace without handles (nft list ruleset -a) names none
+        name += f" #{rule}"
     hook = verdict.get("hook")
     if with_hook and hook and hook != verdict.get("chain"):
         name += f" in {hook}"

@@ -314,3 +314,25 @@ def test_de_dnat_on_a_forward_hop_says_it_acts_after(tmp_path: Path) -> None:
     text = render(journey, 150)
     forward = [line for line in text.splitlines() if "filter FORWARD lpbr0[vethc1] → up0" in line]
     assert len(forward) == 5 and all(line.endswith(" nic DE-DNAT after") for line in forward)
+
+
+FORMATS = sorted((SEED.parent / "formats").iterdir())
+
+
+@pytest.mark.parametrize("sample", FORMATS, ids=lambda path: path.name)
+def test_no_journey_of_a_sample_says_none(tmp_path: Path, sample: Path) -> None:
+    """Every connection of every format sample (ARP with no IP header, an ICMP header cut
+    before its type, an IPv6 packet whose protocol LOG did not print, nft traces without rule
+    handles or rule texts): the timeline says what is missing, never Python's None."""
+    done = CliRunner().invoke(
+        app, ["ingest", str(sample), "--store", str(tmp_path), "--year", "2026"]
+    )
+    if done.exit_code == 5:  # not LOG lines (nflog's tcpdump text)
+        return
+    assert done.exit_code == 0, done.output
+    store = Store(tmp_path)
+    _, flows = select_flows(store, FlowQuery(everything=True))
+    assert flows
+    for flow in flows:
+        text = render(load_journey(store, flow.id), 200)
+        assert not re.search(r"\bNone\b", text), (flow.id, text)

@@ -197,7 +197,9 @@ def fate_text(packet: Packet) -> str:
         name = rule_name(verdict, with_hook=False)
         evidence = verdict.get("evidence")
         if packet.fate in ("dropped", "rejected"):
-            text += f" by {name}: {verdict.get('text')} ({evidence})"
+            # the rule as written, when a ruleset or the trace has it
+            written = f": {verdict['text']}" if verdict.get("text") else ""
+            text += f" by {name}{written} ({evidence})"
         elif packet.fate in ("lost", "unknown"):
             text += f": {verdict.get('reason')} ({evidence})"
         elif packet.fate == "unlogged":
