@@ -821,3 +821,23 @@ def test_a_stop_keeps_the_pool_threads_invalid_state_off_stderr(
             args = threading.ExceptHookArgs([exc_type, exc_type("x"), None, thread])
             threading.excepthook(args)
     assert seen == [(RuntimeError, manager), (InvalidStateError, threading.current_thread())]
+
+
+@pytest.mark.parametrize(
+    "question", [["flows"], ["hops", "--csv"], ["journey", "1"], ["rejected"], ["flows", "--json"]]
+)
+def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback(
+    tmp_path: Path, question: list[str]
+) -> None:
+    """Standard output on a full device (/dev/full): the question says so in one line and
+    exits 1, with no traceback, and nothing more when the interpreter exits."""
+    store = str(tmp_path / "store")
+    ingest = ["ingest", str(SEED), "--rules", str(SEED.parent / "iptables.final.rules")]
+    assert runner.invoke(app, [*ingest, "--store", store, "--year", "2016"]).exit_code == 0
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, *question, "--store", store],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "logpath: the output could not be written (No space left on device)\n"

@@ -6,10 +6,12 @@ options, calls one library function and hands the result to a renderer.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -199,6 +201,13 @@ def command(name: str | None = None) -> Callable[[F], F]:
                 # the message may quote a file name or a line: shown, never obeyed
                 typer.echo(f"logpath: {visible_lines(str(error))}", err=True)
                 raise typer.Exit(exit_status(error)) from None
+            except OSError as error:
+                # an output that cannot be written (a full disk, /dev/full): one line, not a
+                # traceback; a reader that quit (a closed pipe) is no error to report
+                if os.environ.get("LOGPATH_TRACEBACK") or isinstance(error, BrokenPipeError):
+                    raise
+                typer.echo(f"logpath: {visible_lines(_unwritable(error))}", err=True)
+                raise typer.Exit(ExitStatus.ERROR) from None
             except Stopped as stop:
                 name = signal.Signals(stop.signal).name
                 done = "the run was stored" if stop.stored else "nothing of this run was stored"
@@ -209,6 +218,17 @@ def command(name: str | None = None) -> Callable[[F], F]:
         return func
 
     return register
+
+
+def _unwritable(error: OSError) -> str:
+    """What could not be written, and why. Without a file name it was standard output, whose
+    text still held would fail again as the interpreter exits: it is dropped."""
+    reason = error.strerror or str(error)
+    if error.filename is not None:
+        return f"{error.filename}: cannot be written ({reason})"
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return f"the output could not be written ({reason})"
 
 
 @contextmanager
