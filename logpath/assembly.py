@@ -64,6 +64,7 @@ from logpath.flows import (
     IDLE_TIMEOUT,
     NODE_COLUMNS,
     assign_flows,
+    distinct_ids,
     linked_by_tuples,
     tuple_node_codes,
     tuple_nodes,
@@ -1740,6 +1741,7 @@ class Kept:
         # what is kept is handed over: the chunks' tables are not held beside their sorted copy
         traces, self.flows, self.starts, self.traces = self.traces, [], [], []
         flows = flows.take(pa.array(order))
+        flows = _distinct_ids(flows)
         numbers = pa.array(np.arange(flows.num_rows, dtype=np.int64))
         connections = flows.select(["id", *KEY_COLUMNS])
         flows = flows.drop_columns(KEY_COLUMNS).add_column(0, "flow_n", numbers)
@@ -1764,6 +1766,16 @@ class Kept:
             found.schema.get_field_index("packet"), "packet", _dense(found["packet"])
         )
         return Assembled(flows.cast(FLOW_SCHEMA), TraceRows(found, hops, connections), clocks)
+
+
+def _distinct_ids(flows: pa.Table) -> pa.Table:
+    """The connections with an id each (``flows.distinct_ids``): the trace takes its ids from
+    this table by ``flow_n``, so the hops follow."""
+    ids = flows["id"].to_numpy(zero_copy_only=False)
+    if len(pc.unique(flows["id"])) == len(ids):
+        return flows
+    apart = distinct_ids(ids, flows["hosts"].to_pylist())
+    return flows.set_column(flows.schema.get_field_index("id"), "id", pa.array(apart, pa.string()))
 
 
 def _connection_of(trace: pa.Table) -> np.ndarray:

@@ -8,6 +8,7 @@ or reply, and every hop whether the addresses it shows are the original or the t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -694,6 +695,27 @@ def _flow_starts(frame: pd.DataFrame, packets: set[int]) -> dict[int, str]:
             (int(p), f"{h}|{w}") for p, h, w in zip(untimed["packet"], host, when, strict=True)
         )
     return starts
+
+
+def distinct_ids(ids: np.ndarray, hosts: Sequence[Sequence[str] | None]) -> np.ndarray:
+    """``ids`` (of an assembly's connections, ``hosts`` each one's), those shared by several
+    connections made their own: two hosts can log one tuple at the same kernel time stamp
+    (their clocks since boot alike, or one line relayed under two host names), and one id for
+    two connections left ``journey`` unable to pick one and the report writing one page over
+    the other. Each of them is hashed again with its hosts (and its place among alike ones);
+    an id that does not clash stays as it was, the same in every store."""
+    clash = np.flatnonzero(pd.Series(ids).duplicated(keep=False).to_numpy())
+    if not len(clash):
+        return ids
+    ids = ids.copy()
+    seen: dict[str, int] = {}
+    for row in clash.tolist():
+        salted = f"{ids[row]}|{','.join(hosts[row] or ())}"
+        again = seen[salted] = seen.get(salted, -1) + 1
+        digest = hashlib.sha1(f"{salted}|{again}".encode()).hexdigest()[:10]
+        port = flow_id_port(str(ids[row]))
+        ids[row] = digest if port is None else f"{digest}-{port}"
+    return ids
 
 
 def _flow_id(orig_key: str, start: str) -> str:

@@ -86,3 +86,40 @@ def test_each_hop_says_its_flow_packet_and_hook(tmp_path: Path) -> None:
     assert table[1].split()[-2:] == ["PREROUTING", hops[0]["flow"]]
     csv_header = runner.invoke(app, ["hops", "--csv", "--store", store]).output.splitlines()[0]
     assert csv_header.split(",")[-5:] == ["flow", "packet", "table", "chain", "hook"]
+
+
+def test_two_hosts_logging_one_tuple_at_one_kernel_time_get_two_ids(tmp_path: Path) -> None:
+    """One kernel line relayed under two host names (or two hosts whose clocks since boot
+    agree to the microsecond): two connections, each with an id of its own that finds its
+    journey and its own report page; an id nothing clashes with stays as it was."""
+    seed = (LAB.parent / "seed" / "syslog").read_text().splitlines()
+    line = seed[0]
+    assert " pc-baim kernel: " in line
+    log = tmp_path / "relayed.log"
+    log.write_text(f"{line}\n{line.replace(' pc-baim ', ' pc-other ')}\n")
+    runner = CliRunner()
+    store = str(tmp_path / "store")
+    assert (
+        runner.invoke(app, ["ingest", str(log), "--store", store, "--year", "2016"]).exit_code == 0
+    )
+    flows = json.loads(runner.invoke(app, ["flows", "--json", "--store", store]).output)
+    assert len(flows) == 2 and len({f["id"] for f in flows}) == 2
+    assert {tuple(f["hosts"]) for f in flows} == {("pc-baim",), ("pc-other",)}
+    for flow in flows:
+        done = runner.invoke(app, ["journey", flow["id"], "--json", "--store", store])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output)["flow"]["hosts"] == flow["hosts"]
+    report = tmp_path / "report"
+    assert runner.invoke(app, ["report", "--store", store, "-o", str(report)]).exit_code == 0
+    assert {p.stem for p in (report / "flows").glob("*.html")} == {f["id"] for f in flows}
+    # alone, the line's connection has the id every store gives it
+    single = tmp_path / "single.log"
+    single.write_text(f"{line}\n")
+    alone = str(tmp_path / "alone")
+    assert (
+        runner.invoke(app, ["ingest", str(single), "--store", alone, "--year", "2016"]).exit_code
+        == 0
+    )
+    (only,) = json.loads(runner.invoke(app, ["flows", "--json", "--store", alone]).output)
+    assert only["id"] not in {f["id"] for f in flows}
+    assert only["id"].endswith(f"-{only['orig']['sport']}")
