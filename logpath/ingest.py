@@ -231,7 +231,7 @@ def _parse_block(
     undecodable: list[Rejected] = []
     if parsed is None:
         text, raw_lines = block.texts(after)
-        undecodable = [Rejected(name, t.lineno, 1, "UTF-8 text", t.error, "") for t in raw_lines]
+        undecodable = [Rejected(name, t.lineno, 1, t.expected, t.error, "") for t in raw_lines]
         parsed = parse_lines(name, text)
     parsed.rejected.extend(undecodable)
     hops = build_hops(parsed, name, year=year, mtime=mtime)

@@ -425,10 +425,12 @@ def _text(
 
 @dataclass
 class RawLine:
-    """A line that could not be turned into text, and why."""
+    """A line that could not be turned into text, and why (``expected``: what it should have
+    been, for the rejection's message)."""
 
     lineno: int
     error: str
+    expected: str = "UTF-8 text"
 
 
 def _decode(data: bytes, lineno: int) -> str | RawLine:
@@ -438,7 +440,30 @@ def _decode(data: bytes, lineno: int) -> str | RawLine:
         return RawLine(lineno, f"invalid UTF-8 at column {error.start + 1}")
 
 
-def _journal_to_line(record: Mapping[str, object]) -> str:
+# What a journald record must hold for logpath to read it as a kernel line
+JOURNAL_RECORD = "a journald kernel record"
+# The line a user-space program's journal record stands for: no netfilter line, skipped as such
+# (``parse.skip_reason``)
+USER_SPACE_RECORD = "(a journal record of a user-space program)"
+_HOST_NAME = re.compile(r"[^\s\[\]]+")
+
+
+def _journal_to_line(record: Mapping[str, object], lineno: int) -> str | RawLine:
+    """A journald record (``journalctl -o json`` or ``-o export``) as the RFC 5424 line it
+    stands for; USER_SPACE_RECORD (skipped, said why) for a record a user-space program wrote
+    (``_TRANSPORT`` not ``kernel``: ``logger`` or any local program can write text that looks
+    like a LOG line, and the journal keeps every source); a rejection for fields that would not
+    make a header (they are copied into it: a PRIORITY or _HOSTNAME holding a forged header
+    made hops of another time and host)."""
+    transport = record.get("_TRANSPORT")
+    if transport is not None and transport != "kernel":
+        return USER_SPACE_RECORD
+    pri = record.get("PRIORITY", "4")
+    if not (isinstance(pri, str) and pri.isdigit() and int(pri) <= 7):
+        return RawLine(lineno, f"PRIORITY {str(pri)[:40]!r} is not 0-7", JOURNAL_RECORD)
+    host = record.get("_HOSTNAME") or "-"
+    if not (isinstance(host, str) and _HOST_NAME.fullmatch(host)):
+        return RawLine(lineno, f"_HOSTNAME {str(host)[:40]!r} is not a host name", JOURNAL_RECORD)
     message = record.get("MESSAGE")
     if isinstance(message, list):  # journald writes non-UTF-8 messages as byte arrays
         message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256)
@@ -451,8 +476,6 @@ def _journal_to_line(record: Mapping[str, object]) -> str:
     uptime = ""
     if isinstance(monotonic, str) and monotonic.isdigit() and len(monotonic) <= 17:
         uptime = f"[{int(monotonic) / 1e6:12.6f}] "
-    pri = record.get("PRIORITY", "4")
-    host = record.get("_HOSTNAME") or "-"
     return f"<{pri}>1 {stamp} {host} kernel - - - {uptime}{message or ''}"
 
 
@@ -788,10 +811,10 @@ def journal_record(lineno: int, data: bytes) -> str | RawLine:
         record = json.loads(data)
     except ValueError as error:  # not JSON, or not UTF-8
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8"
-        return RawLine(lineno, f"not a JSON object ({reason})")
+        return RawLine(lineno, f"not a JSON object ({reason})", JOURNAL_RECORD)
     if not isinstance(record, dict):
-        return RawLine(lineno, f"not a JSON object (a {type(record).__name__})")
-    return _journal_to_line(record)
+        return RawLine(lineno, f"not a JSON object (a {type(record).__name__})", JOURNAL_RECORD)
+    return _journal_to_line(record, lineno)
 
 
 def _export_lines(
@@ -809,14 +832,14 @@ def _export_lines(
             continue
         lineno = tally.lines + 1
         tally.add(b"".join(record) + data, len(record) + 1)
-        yield lineno, _export_record(record) if record else ""
+        yield lineno, _export_record(record, lineno) if record else ""
         record = []
     if record and growing:
         held_back[HELD_BACK_RECORD] += 1
     elif record:  # a finished stream: its last record is whole
         lineno = tally.lines + 1
         tally.add(b"".join(record), len(record))
-        yield lineno, _export_record(record)
+        yield lineno, _export_record(record, lineno)
 
 
 def export_records(start: int, whole: bytes) -> list[tuple[int, str | RawLine]]:
@@ -832,16 +855,16 @@ def export_records(start: int, whole: bytes) -> list[tuple[int, str | RawLine]]:
                 first = lineno
             record.append(line + b"\n")
             continue
-        items.append((first, _export_record(record)) if record else (lineno, ""))
+        items.append((first, _export_record(record, first)) if record else (lineno, ""))
         record = []
     return items
 
 
-def _export_record(lines: list[bytes]) -> str:
+def _export_record(lines: list[bytes], lineno: int) -> str | RawLine:
     fields = dict(
         line.rstrip(b"\n").decode("utf-8", "replace").partition("=")[::2] for line in lines
     )
-    return _journal_to_line(fields)
+    return _journal_to_line(fields, lineno)
 
 
 def first_line_identity(first_line: str) -> str:

@@ -32,6 +32,7 @@ import pyparsing as pp
 from logpath.errors import UnsupportedPythonError
 from logpath.grammars import headers, netfilter, trace
 from logpath.grammars.fastpath import FastPattern, compile_grammar
+from logpath.lines import USER_SPACE_RECORD
 from logpath.netfilter import integers, is_integer_field
 from logpath.nftrace import TRACE_FIELDS, TraceReader, is_trace_line
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 SKIP_NOT_NETFILTER = "not a netfilter line"
 SKIP_BLANK = "blank line"
 SKIP_TOO_LONG = "line longer than 64 KiB"
+SKIP_USER_SPACE = "journal record of a user-space program, not the kernel"
 
 MAX_LINE = 65536  # nf_log lines are < 1 KiB (§10.9); anything this long is not one of them
 
@@ -276,6 +278,8 @@ def skip_reason(line: str) -> str:
     """Why a line without IN=/OUT= (and no trace line) is passed over."""
     if not line.strip():
         return SKIP_BLANK
+    if line == USER_SPACE_RECORD:
+        return SKIP_USER_SPACE
     return SKIP_NOT_NETFILTER
 
 

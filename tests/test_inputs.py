@@ -486,3 +486,37 @@ def test_blocks_of_a_plain_file_say_where_their_bytes_are(
         assert text[block.offset : block.offset + len(block.data)] == block.data
     packed.write_bytes(gzip.compress(text))
     assert all(block.offset is None for block in blocks(packed, {})[0])
+
+
+def test_a_journal_record_is_read_only_from_the_kernel_and_its_header_fields_checked(
+    tmp_path: Path,
+) -> None:
+    """journalctl -o json without -k holds every program's records: one `logger` wrote, its
+    text a LOG line's, is skipped as a user-space record (stored, it was a packet any local
+    user could plant). A PRIORITY or _HOSTNAME that is no priority or host name (they go into
+    the line's header: a forged header there made a hop of another time and host) is
+    rejected, saying which field."""
+    kernel = json.loads((FORMATS / "journal.json").read_text().splitlines()[0])
+    records = [
+        kernel,
+        {**kernel, "_TRANSPORT": "syslog", "SYSLOG_IDENTIFIER": "logger"},
+        {**kernel, "PRIORITY": "4>1 2001-01-01T00:00:00+00:00 forged kernel - - - x <4"},
+        {**kernel, "_HOSTNAME": "forged kernel - - - [    1.000000]"},
+    ]
+    log = tmp_path / "journal.json"
+    log.write_text("".join(json.dumps(record) + "\n" for record in records))
+    store = str(tmp_path / "store")
+    done = runner.invoke(app, ["ingest", str(log), "--store", store, "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)
+    assert (summary["lines"], summary["hops"], summary["rejected"]) == (4, 1, 2)
+    assert summary["skipped_by_reason"] == {
+        "journal record of a user-space program, not the kernel": 1
+    }
+    rejected = json.loads(runner.invoke(app, ["rejected", "--json", "--store", store]).output)
+    assert [(r["lineno"], r["expected"], r["found"][:20]) for r in rejected] == [
+        (3, "a journald kernel record", "PRIORITY '4>1 2001-0"),
+        (4, "a journald kernel record", "_HOSTNAME 'forged ke"),
+    ]
+    hops = json.loads(runner.invoke(app, ["hops", "--json", "--store", store]).output)
+    assert [(h["host"], h["lineno"]) for h in hops] == [("vm", 1)]
