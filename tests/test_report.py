@@ -124,6 +124,7 @@ def test_problems_come_first(seed_store: Store) -> None:
     [
         ("08e3ad5cfb-55148", "08e3ad5cfb-55148"),
         ("0a-1", "0a-1"),
+        ("4606dd20fa", "4606dd20fa"),  # a connection without ports (ICMP, ARP): its id alone
         ("../../etc/passwd-1", "flow-"),
         ("<b>-1", "flow-"),
         ("08E3AD5CFB-55148", "flow-"),

@@ -144,7 +144,7 @@ SchedulerOption = Annotated[
         "--scheduler",
         help="Run on this Dask scheduler (tcp://HOST:PORT; `local`: a cluster on this "
         "machine's cores); default: $DASK_SCHEDULER_ADDRESS, else no Dask. Needs "
-        "logpath[dask].",
+        "logpath\\[dask] (pip install 'logpath\\[dask]').",
     ),
 ]
 # The variable dask itself reads for a scheduler's address.

@@ -62,7 +62,7 @@ PAGE_LIMIT = 20_000
 # (glyph rasterising) and 50 of them alone missed issue 10's 20 s for a report.
 DIAGRAM_SUFFIX = ".svg"
 # A flow id as logpath makes it: a short hex hash, a dash, a port or ICMP id.
-SAFE_ID = re.compile(r"[0-9a-f]{1,40}-[0-9]{1,10}")
+SAFE_ID = re.compile(r"[0-9a-f]{1,40}(?:-[0-9]{1,10})?")
 CSS = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }

@@ -157,7 +157,7 @@ def flow_header(flow: Flow) -> Text:
         header.append(visible(f" @{translation.hook}  "))
     header.append(f"state {flow.state}", STYLE["fate"])
     if not flow.answered:
-        header.append(" (unanswered)", STYLE["stopped"])
+        header.append(" (no answer)", STYLE["stopped"])  # as `flows` says it
     if flow.stopped:
         header.append(f"  {flow.stopped} packet(s) stopped", STYLE["translated"])
     return header
