@@ -64,6 +64,16 @@ dmesg_ctime = leaf(
     "[Day Mon DD HH:MM:SS YYYY]",
 )
 dmesg_iso = leaf(r"(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d,\d{6}[+-]\d\d:\d\d) ", "<ISO time,usec>")
+# dmesg -d: the uptime, then the time since the line before: "[  586.093538 <    0.000202>] ".
+dmesg_delta = leaf(r"\[ *(?P<uptime>\d+\.\d+) < *\d+\.\d+>\] ", "[uptime <delta>]")
+# dmesg --time-format reltime or delta: only the time since the line before ("[  +0.000202] ",
+# "[<    0.000202>] "), or reltime's minute ("[Nov25 16:52] ", no seconds, no year). Nothing of
+# the line's own time: the header is read as one, not as the start of a LOG prefix.
+dmesg_relative = leaf(
+    r"\[(?: *\+\d+\.\d+|< *\d+\.\d+>|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" ?\d\d? \d\d:\d\d)\] ",
+    "[+delta]",
+)
 # /dev/kmsg records: "<pri>,<seq>,<usec since boot>,<flag>[,more];<text>".
 kmsg = leaf(
     r"(?P<pri>\d{1,3}),(?P<kseq>\d+),(?P<usec>\d+),[-c](?:,[^;]*)?;", "<pri>,<seq>,<usec>,<flag>;"
@@ -82,6 +92,8 @@ KINDS: tuple[pp.Regex, ...] = (
     kmsg,
     dmesg_ctime,
     dmesg_iso,
+    dmesg_delta,
+    dmesg_relative,
     dmesg,
 )
 header = pp.MatchFirst(KINDS) + pp.Opt(repeated)

@@ -338,3 +338,24 @@ def test_every_decimal_field_of_the_grammar_has_a_limit() -> None:
     assert {"ttl", "inner_ttl", "flowlbl", "repeated", "arp_htype"} <= decimal
     unbounded = {name for name in decimal if name.removeprefix("inner_") not in DECIMAL_LIMITS}
     assert unbounded == {"kseq"}
+
+
+def test_every_dmesg_time_format_is_a_header_not_a_prefix() -> None:
+    """formats/dmesg-variants.txt: the same kernel lines as each of dmesg's --time-format
+    choices writes them. The header is read as a header (the LOG prefix is the rule's own,
+    ``fmtA icmp-in: ``), with the uptime where it shows one (``-d``: ``[586.093538 <0.000202>]``);
+    reltime's ``[+0.000202]`` and ``[Nov25 16:52]`` and delta's ``[<0.000202>]`` carry no time
+    of the line's own, and a TRACE line after one is read as TRACE."""
+    text = (SAMPLES / "formats" / "dmesg-variants.txt").read_text()
+    shown = {}
+    for line in text.splitlines():
+        if "IN=" in line and not line.startswith("###"):
+            for read in (parse_line(line), fast_parse_line(line)):
+                assert read is not None, line
+                prefix = read.get("prefix", "")
+                assert prefix.startswith(("fmt", "TRACE: ")), (prefix, line)
+            shown[line.split("] ", 1)[0] + "]"] = parse_line(line)
+    assert shown["[  586.093538 <    0.000202>]"]["uptime"] == "586.093538"
+    for relative in ("[  +0.000202]", "[<    0.000202>]", "[Nov25 16:53]"):
+        assert "uptime" not in shown[relative] and "ts" not in shown[relative], relative
+    assert shown["[Nov25 16:52]"]["prefix"].startswith("TRACE: mangle:PREROUTING:rule:1")

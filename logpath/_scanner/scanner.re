@@ -195,7 +195,7 @@ static const unsigned char *lp_header_h8(const unsigned char *YYCURSOR, const un
 static const unsigned char *lp_header_h9(const unsigned char *YYCURSOR, const unsigned char **span)
 {
     const unsigned char *YYMARKER = YYCURSOR;
-    const unsigned char *h9_s1 = NULL, *h9_e1 = NULL, *h9_s2 = NULL, *h9_e2 = NULL, *h9_s3 = NULL, *h9_e3 = NULL, *h9_s4 = NULL, *h9_e4 = NULL;
+    const unsigned char *h9_s1 = NULL, *h9_e1 = NULL;
     /*!stags:re2c:h9 format = "const unsigned char *@@ = NULL;\n"; */
     (void)YYMARKER;
     /*!re2c:h9
@@ -203,11 +203,49 @@ static const unsigned char *lp_header_h9(const unsigned char *YYCURSOR, const un
         re2c:yyfill:enable = 0;
         re2c:sentinel = 10;
         re2c:flags:tags = 1;
-        ((("\x3C" @h9_s1 (([\x30-\x39]){1,3}) @h9_e1 "\x3E" | @h9_s2 (([\x61-\x7A])+) @h9_e2 ("\x20")* "\x3A" @h9_s3 (([\x61-\x7A])+) @h9_e3 ("\x20")* "\x3A" "\x20"))? "\x5B" ("\x20")* @h9_s4 (([\x30-\x39])+ "\x2E" ([\x30-\x39])+) @h9_e4 "\x5D" "\x20") {
-            if (h9_s1 && h9_e1 > h9_s1) { span[208] = h9_s1; span[209] = h9_e1; }
-            if (h9_s2 && h9_e2 > h9_s2) { span[222] = h9_s2; span[223] = h9_e2; }
-            if (h9_s3 && h9_e3 > h9_s3) { span[224] = h9_s3; span[225] = h9_e3; }
-            if (h9_s4 && h9_e4 > h9_s4) { span[10] = h9_s4; span[11] = h9_e4; }
+        ("\x5B" ("\x20")* @h9_s1 (([\x30-\x39])+ "\x2E" ([\x30-\x39])+) @h9_e1 "\x20" "\x3C" ("\x20")* ([\x30-\x39])+ "\x2E" ([\x30-\x39])+ "\x3E" "\x5D" "\x20") {
+            if (h9_s1 && h9_e1 > h9_s1) { span[10] = h9_s1; span[11] = h9_e1; }
+            return YYCURSOR;
+        }
+        * { return NULL; }
+    */
+}
+
+static const unsigned char *lp_header_h10(const unsigned char *YYCURSOR, const unsigned char **span)
+{
+    const unsigned char *YYMARKER = YYCURSOR;
+    const unsigned char *unused = NULL; (void)unused;
+    /*!stags:re2c:h10 format = "const unsigned char *@@ = NULL;\n"; */
+    (void)YYMARKER;
+    /*!re2c:h10
+        re2c:define:YYCTYPE = "unsigned char";
+        re2c:yyfill:enable = 0;
+        re2c:sentinel = 10;
+        re2c:flags:tags = 1;
+        ("\x5B" (("\x20")* "\x2B" ([\x30-\x39])+ "\x2E" ([\x30-\x39])+ | "\x3C" ("\x20")* ([\x30-\x39])+ "\x2E" ([\x30-\x39])+ "\x3E" | ("\x4A" "\x61" "\x6E" | "\x46" "\x65" "\x62" | "\x4D" "\x61" "\x72" | "\x41" "\x70" "\x72" | "\x4D" "\x61" "\x79" | "\x4A" "\x75" "\x6E" | "\x4A" "\x75" "\x6C" | "\x41" "\x75" "\x67" | "\x53" "\x65" "\x70" | "\x4F" "\x63" "\x74" | "\x4E" "\x6F" "\x76" | "\x44" "\x65" "\x63") ("\x20")? [\x30-\x39] ([\x30-\x39])? "\x20" [\x30-\x39] [\x30-\x39] "\x3A" [\x30-\x39] [\x30-\x39]) "\x5D" "\x20") {
+            (void)span;
+            return YYCURSOR;
+        }
+        * { return NULL; }
+    */
+}
+
+static const unsigned char *lp_header_h11(const unsigned char *YYCURSOR, const unsigned char **span)
+{
+    const unsigned char *YYMARKER = YYCURSOR;
+    const unsigned char *h11_s1 = NULL, *h11_e1 = NULL, *h11_s2 = NULL, *h11_e2 = NULL, *h11_s3 = NULL, *h11_e3 = NULL, *h11_s4 = NULL, *h11_e4 = NULL;
+    /*!stags:re2c:h11 format = "const unsigned char *@@ = NULL;\n"; */
+    (void)YYMARKER;
+    /*!re2c:h11
+        re2c:define:YYCTYPE = "unsigned char";
+        re2c:yyfill:enable = 0;
+        re2c:sentinel = 10;
+        re2c:flags:tags = 1;
+        ((("\x3C" @h11_s1 (([\x30-\x39]){1,3}) @h11_e1 "\x3E" | @h11_s2 (([\x61-\x7A])+) @h11_e2 ("\x20")* "\x3A" @h11_s3 (([\x61-\x7A])+) @h11_e3 ("\x20")* "\x3A" "\x20"))? "\x5B" ("\x20")* @h11_s4 (([\x30-\x39])+ "\x2E" ([\x30-\x39])+) @h11_e4 "\x5D" "\x20") {
+            if (h11_s1 && h11_e1 > h11_s1) { span[208] = h11_s1; span[209] = h11_e1; }
+            if (h11_s2 && h11_e2 > h11_s2) { span[222] = h11_s2; span[223] = h11_e2; }
+            if (h11_s3 && h11_e3 > h11_s3) { span[224] = h11_s3; span[225] = h11_e3; }
+            if (h11_s4 && h11_e4 > h11_s4) { span[10] = h11_s4; span[11] = h11_e4; }
             return YYCURSOR;
         }
         * { return NULL; }
@@ -584,5 +622,7 @@ static int lp_scan_line(const unsigned char *line, const unsigned char **span)
     if ((rest = lp_header_h7(line, span))) return (lp_scan_body0(rest, span) || lp_scan_body1(rest, span)) ? 8 : 0;
     if ((rest = lp_header_h8(line, span))) return (lp_scan_body0(rest, span) || lp_scan_body1(rest, span)) ? 9 : 0;
     if ((rest = lp_header_h9(line, span))) return (lp_scan_body0(rest, span) || lp_scan_body1(rest, span)) ? 10 : 0;
-    return (lp_scan_bare0(line, span) || lp_scan_bare1(line, span)) ? 11 : 0;
+    if ((rest = lp_header_h10(line, span))) return (lp_scan_body0(rest, span) || lp_scan_body1(rest, span)) ? 11 : 0;
+    if ((rest = lp_header_h11(line, span))) return (lp_scan_body0(rest, span) || lp_scan_body1(rest, span)) ? 12 : 0;
+    return (lp_scan_bare0(line, span) || lp_scan_bare1(line, span)) ? 13 : 0;
 }
