@@ -186,7 +186,11 @@ icmp4 = icmp_type_code("", "ICMP") + pp.Opt(
 icmp4_short = leaf(r" PROTO=(?P<proto>ICMP)", "PROTO=ICMP") + pp.Opt(incomplete(""))
 
 ipv4_l4 = proto_tcp("") | proto_udp("") | icmp4 | icmp4_short | proto_spi("") | proto_number("")
-ipv4 = ipv4_header() + pp.Opt(ipv4_l4)
+# The kernel prints PROTO= after every IPv4 header it could read (a non-first fragment's too:
+# "FRAG:185 PROTO=TCP" and no more; an unread header is TRUNCATED, before SRC=). A line that ends
+# before it was cut short on its way (a syslog daemon's message size), its last field perhaps
+# cut too ("ID=2" of "ID=24284"): rejected, not stored as a packet.
+ipv4 = ipv4_header() + ipv4_l4
 
 # --- IPv6 ---------------------------------------------------------------------------------------
 
@@ -318,7 +322,7 @@ common_body = (
     + pp.Opt(physout)
     + pp.Opt(link)
     + ipv4_header()
-    + pp.Opt(common_l4)
+    + common_l4
     + trailer
     + pp.StringEnd().set_name("end of line")
 )

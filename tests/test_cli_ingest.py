@@ -211,8 +211,8 @@ def test_rejected_lines_listed_with_caret(tmp_path: Path) -> None:
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == (
-        f"{log}:1:82: expected FRAG:<offset> or OPT (<hex>) or PROTO=TCP or ... or end of line,"
-        " found 'BOGUS'"
+        f"{log}:1:82: expected FRAG:<offset> or OPT (<hex>) or PROTO=TCP or ... or"
+        " PROTO=<number>, found 'BOGUS'"
     )
     assert lines[1][2 + 81 :] == "BOGUS"
     assert lines[2] == "  " + " " * 81 + "^"

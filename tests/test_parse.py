@@ -359,3 +359,23 @@ def test_every_dmesg_time_format_is_a_header_not_a_prefix() -> None:
     for relative in ("[  +0.000202]", "[<    0.000202>]", "[Nov25 16:53]"):
         assert "uptime" not in shown[relative] and "ts" not in shown[relative], relative
     assert shown["[Nov25 16:52]"]["prefix"].startswith("TRACE: mangle:PREROUTING:rule:1")
+
+
+def test_an_ipv4_line_cut_before_its_protocol_is_not_a_packet() -> None:
+    """The kernel prints PROTO= after every IPv4 header it read (a non-first fragment's too).
+    The seed's first line cut anywhere from SRC= to PROTO= (a syslog daemon's message size; the
+    cut may fall inside a field: 'ID=2' of 'ID=24284') is refused by the grammar and the
+    compiled patterns alike, not read as a packet with the fields it kept."""
+    line = SEED[0]
+    start, end = line.index(" SRC="), line.index(" PROTO=")
+    for cut in range(start + 2, end + 1):  # from "S": the MAC alone is a link-only line
+        cut_line = line[:cut].rstrip()
+        if cut_line.endswith(("SRC=", "DST=")):  # "SRC=" alone: no address, another error
+            continue
+        with pytest.raises(pp.ParseException):
+            parse_line(cut_line)
+        assert fast_parse_line(cut_line) is None, cut_line
+    assert parse_line(line)["id"] == "24284"
+    fragment = line[:end] + " FRAG:185 PROTO=TCP"  # a non-first fragment stops at PROTO=
+    fragment = fragment.replace(" DF", " MF")
+    assert parse_line(fragment)["frag"] == "185"

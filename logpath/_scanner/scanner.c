@@ -9441,14 +9441,10 @@ yy842:
 yy843:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+		case ' ':
+			yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = NULL;
 			yyt10 = YYCURSOR;
 			goto yy846;
-		case ' ':
-			yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt10 = YYCURSOR;
-			goto yy847;
 		case '0':
 		case '1':
 		case '2':
@@ -9485,7 +9481,7 @@ yy844:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy848;
+		case 'f': goto yy847;
 		default: goto yy517;
 	}
 yy845:
@@ -9512,10 +9508,537 @@ yy845:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy849;
+		case 'f': goto yy848;
 		default: goto yy517;
 	}
 yy846:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy849;
+		case 'D': goto yy850;
+		case 'F': goto yy851;
+		case 'M': goto yy852;
+		case 'O': goto yy853;
+		case 'P': goto yy854;
+		default: goto yy517;
+	}
+yy847:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy855;
+		default: goto yy517;
+	}
+yy848:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy856;
+		default: goto yy517;
+	}
+yy849:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy857;
+		default: goto yy517;
+	}
+yy850:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy858;
+		default: goto yy517;
+	}
+yy851:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy859;
+		default: goto yy517;
+	}
+yy852:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy860;
+		default: goto yy517;
+	}
+yy853:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy861;
+		default: goto yy517;
+	}
+yy854:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy862;
+		default: goto yy517;
+	}
+yy855:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy863;
+		default: goto yy517;
+	}
+yy856:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'V': goto yy864;
+		default: goto yy517;
+	}
+yy857:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = NULL;
+			yyt31 = YYCURSOR;
+			goto yy865;
+		default: goto yy517;
+	}
+yy858:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = NULL;
+			yyt32 = YYCURSOR;
+			goto yy866;
+		default: goto yy517;
+	}
+yy859:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy867;
+		default: goto yy517;
+	}
+yy860:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt34 = yyt35 = yyt36 = yyt37 = NULL;
+			yyt33 = YYCURSOR;
+			goto yy868;
+		default: goto yy517;
+	}
+yy861:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy869;
+		default: goto yy517;
+	}
+yy862:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy870;
+		default: goto yy517;
+	}
+yy863:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = NULL;
+			yyt30 = YYCURSOR;
+			goto yy770;
+		default: goto yy517;
+	}
+yy864:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy871;
+		default: goto yy517;
+	}
+yy865:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy850;
+		case 'F': goto yy851;
+		case 'M': goto yy852;
+		case 'O': goto yy853;
+		case 'P': goto yy854;
+		default: goto yy517;
+	}
+yy866:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy851;
+		case 'M': goto yy852;
+		case 'O': goto yy853;
+		case 'P': goto yy854;
+		default: goto yy517;
+	}
+yy867:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'G': goto yy872;
+		default: goto yy517;
+	}
+yy868:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy851;
+		case 'O': goto yy853;
+		case 'P': goto yy854;
+		default: goto yy517;
+	}
+yy869:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy873;
+		default: goto yy517;
+	}
+yy870:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy874;
+		default: goto yy517;
+	}
+yy871:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy875;
+		default: goto yy517;
+	}
+yy872:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ':': goto yy876;
+		default: goto yy517;
+	}
+yy873:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '(': goto yy877;
+		default: goto yy517;
+	}
+yy874:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy878;
+		default: goto yy517;
+	}
+yy875:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy879;
+		default: goto yy517;
+	}
+yy876:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt34 = YYCURSOR;
+			goto yy880;
+		default: goto yy517;
+	}
+yy877:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f':
+			yyt36 = YYCURSOR;
+			goto yy881;
+		case 'T':
+			yyt36 = YYCURSOR;
+			goto yy882;
+		default: goto yy517;
+	}
+yy878:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy883;
+		default: goto yy517;
+	}
+yy879:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt28 = YYCURSOR;
+			goto yy884;
+		default: goto yy517;
+	}
+yy880:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt36 = yyt37 = NULL;
+			yyt35 = YYCURSOR;
+			goto yy885;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy880;
+		default: goto yy517;
+	}
+yy881:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ')':
+			yyt37 = YYCURSOR;
+			goto yy886;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy881;
+		default: goto yy517;
+	}
+yy882:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy887;
+		default: goto yy517;
+	}
+yy883:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy888;
+		case 'T': goto yy889;
+		case 'U':
+			yyt55 = YYCURSOR;
+			goto yy890;
+		default: goto yy517;
+	}
+yy884:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt29 = YYCURSOR;
+			goto yy891;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy884;
+		default: goto yy517;
+	}
+yy885:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy853;
+		case 'P': goto yy854;
+		default: goto yy517;
+	}
+yy886:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy892;
+		default: goto yy517;
+	}
+yy887:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'U': goto yy893;
+		default: goto yy517;
+	}
+yy888:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy894;
+		default: goto yy517;
+	}
+yy889:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy895;
+		default: goto yy517;
+	}
+yy890:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy896;
+		default: goto yy517;
+	}
+yy891:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy817;
+		default: goto yy517;
+	}
+yy892:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy854;
+		default: goto yy517;
+	}
+yy893:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy897;
+		default: goto yy517;
+	}
+yy894:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy898;
+		default: goto yy517;
+	}
+yy895:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy899;
+		default: goto yy517;
+	}
+yy896:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy900;
+		default: goto yy517;
+	}
+yy897:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy901;
+		default: goto yy517;
+	}
+yy898:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy902;
+		default: goto yy517;
+	}
+yy899:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt38 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt38 = YYCURSOR;
+			goto yy904;
+		default: goto yy517;
+	}
+yy900:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt56 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt56 = YYCURSOR;
+			goto yy905;
+		case 'L': goto yy906;
+		default: goto yy517;
+	}
+yy901:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy907;
+		default: goto yy517;
+	}
+yy902:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy908;
+		default: goto yy517;
+	}
+yy903:
 	++YYCURSOR;
 	body0_s1 = yyt1;
 	body0_e1 = yyt2;
@@ -9703,20 +10226,235 @@ yy846:
             if (body0_s54 && body0_e54 > body0_s54) { span[188] = body0_s54; span[189] = body0_e54; }
             return 1;
         }
-#line 9707 "scanner.c"
-yy847:
+#line 10230 "scanner.c"
+yy904:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy852;
-		case 'D': goto yy853;
-		case 'F': goto yy854;
-		case 'M': goto yy855;
-		case 'O': goto yy856;
-		case 'P': goto yy857;
-		case 'U': goto yy858;
-		default: goto yy851;
+		case 'I': goto yy911;
+		case 'M': goto yy912;
+		case 'S': goto yy913;
+		case 'U': goto yy914;
+		default: goto yy910;
 	}
-yy848:
+yy905:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy915;
+		case 'M': goto yy912;
+		case 'S': goto yy916;
+		case 'U': goto yy914;
+		default: goto yy910;
+	}
+yy906:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy917;
+		default: goto yy517;
+	}
+yy907:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy918;
+		default: goto yy517;
+	}
+yy908:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy919;
+		default: goto yy517;
+	}
+yy909:
+	yych = *++YYCURSOR;
+yy910:
+	switch (yych) {
+		case '\n': goto yy903;
+		case ' ': goto yy909;
+		default: goto yy517;
+	}
+yy911:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy920;
+		default: goto yy517;
+	}
+yy912:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy921;
+		default: goto yy517;
+	}
+yy913:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy922;
+		default: goto yy517;
+	}
+yy914:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy923;
+		default: goto yy517;
+	}
+yy915:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy924;
+		default: goto yy517;
+	}
+yy916:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy925;
+		default: goto yy517;
+	}
+yy917:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy926;
+		default: goto yy517;
+	}
+yy918:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy927;
+		default: goto yy517;
+	}
+yy919:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'Y': goto yy928;
+		default: goto yy517;
+	}
+yy920:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy929;
+		default: goto yy517;
+	}
+yy921:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy930;
+		default: goto yy517;
+	}
+yy922:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy931;
+		default: goto yy517;
+	}
+yy923:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy932;
+		default: goto yy517;
+	}
+yy924:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy933;
+		default: goto yy517;
+	}
+yy925:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy934;
+		default: goto yy517;
+	}
+yy926:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy935;
+		default: goto yy517;
+	}
+yy927:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy936;
+		default: goto yy517;
+	}
+yy928:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy937;
+		default: goto yy517;
+	}
+yy929:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy938;
+		default: goto yy517;
+	}
+yy930:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'K': goto yy939;
+		default: goto yy517;
+	}
+yy931:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy940;
+		default: goto yy517;
+	}
+yy932:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy941;
+		default: goto yy517;
+	}
+yy933:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy942;
+		default: goto yy517;
+	}
+yy934:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy943;
+		default: goto yy517;
+	}
+yy935:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt56 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt56 = YYCURSOR;
+			goto yy905;
+		default: goto yy517;
+	}
+yy936:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ')':
+			yyt37 = YYCURSOR;
+			goto yy886;
+		default: goto yy517;
+	}
+yy937:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy944;
+		default: goto yy517;
+	}
+yy938:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy945;
+		default: goto yy517;
+	}
+yy939:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy946;
+		default: goto yy517;
+	}
+yy940:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -9729,292 +10467,11 @@ yy848:
 		case '7':
 		case '8':
 		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy859;
+			yyt41 = YYCURSOR;
+			goto yy947;
 		default: goto yy517;
 	}
-yy849:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy860;
-		default: goto yy517;
-	}
-yy850:
-	yych = *++YYCURSOR;
-yy851:
-	switch (yych) {
-		case '\n': goto yy846;
-		case ' ': goto yy850;
-		default: goto yy517;
-	}
-yy852:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy861;
-		default: goto yy517;
-	}
-yy853:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy862;
-		default: goto yy517;
-	}
-yy854:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy863;
-		default: goto yy517;
-	}
-yy855:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy864;
-		case 'F': goto yy865;
-		default: goto yy517;
-	}
-yy856:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy866;
-		default: goto yy517;
-	}
-yy857:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy867;
-		default: goto yy517;
-	}
-yy858:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy868;
-		default: goto yy517;
-	}
-yy859:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy869;
-		default: goto yy517;
-	}
-yy860:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'V': goto yy870;
-		default: goto yy517;
-	}
-yy861:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt31 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt31 = YYCURSOR;
-			goto yy871;
-		default: goto yy517;
-	}
-yy862:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt32 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt32 = YYCURSOR;
-			goto yy872;
-		default: goto yy517;
-	}
-yy863:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy873;
-		default: goto yy517;
-	}
-yy864:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy874;
-		default: goto yy517;
-	}
-yy865:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt33 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt33 = YYCURSOR;
-			goto yy875;
-		default: goto yy517;
-	}
-yy866:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy876;
-		default: goto yy517;
-	}
-yy867:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy877;
-		default: goto yy517;
-	}
-yy868:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy878;
-		default: goto yy517;
-	}
-yy869:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = NULL;
-			yyt30 = YYCURSOR;
-			goto yy770;
-		default: goto yy517;
-	}
-yy870:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy879;
-		default: goto yy517;
-	}
-yy871:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy853;
-		case 'F': goto yy854;
-		case 'M': goto yy855;
-		case 'O': goto yy856;
-		case 'P': goto yy857;
-		case 'U': goto yy858;
-		default: goto yy851;
-	}
-yy872:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy854;
-		case 'M': goto yy855;
-		case 'O': goto yy856;
-		case 'P': goto yy857;
-		case 'U': goto yy858;
-		default: goto yy851;
-	}
-yy873:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'G': goto yy880;
-		default: goto yy517;
-	}
-yy874:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'K': goto yy881;
-		default: goto yy517;
-	}
-yy875:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy854;
-		case 'M': goto yy882;
-		case 'O': goto yy856;
-		case 'P': goto yy857;
-		case 'U': goto yy858;
-		default: goto yy851;
-	}
-yy876:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy883;
-		default: goto yy517;
-	}
-yy877:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy884;
-		default: goto yy517;
-	}
-yy878:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy885;
-		default: goto yy517;
-	}
-yy879:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy886;
-		default: goto yy517;
-	}
-yy880:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ':': goto yy887;
-		default: goto yy517;
-	}
-yy881:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy888;
-		default: goto yy517;
-	}
-yy882:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy864;
-		default: goto yy517;
-	}
-yy883:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '(': goto yy889;
-		default: goto yy517;
-	}
-yy884:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy890;
-		default: goto yy517;
-	}
-yy885:
+yy941:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -10028,39 +10485,16 @@ yy885:
 		case '8':
 		case '9':
 			yyt69 = YYCURSOR;
-			goto yy891;
+			goto yy948;
 		default: goto yy517;
 	}
-yy886:
+yy942:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy892;
+		case 'M': goto yy949;
 		default: goto yy517;
 	}
-yy887:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt34 = YYCURSOR;
-			goto yy893;
-		default: goto yy517;
-	}
-yy888:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0': goto yy894;
-		default: goto yy517;
-	}
-yy889:
+yy943:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -10073,35 +10507,32 @@ yy889:
 		case '7':
 		case '8':
 		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f':
-			yyt36 = YYCURSOR;
-			goto yy895;
-		case 'T':
-			yyt36 = YYCURSOR;
-			goto yy896;
+			yyt59 = YYCURSOR;
+			goto yy950;
 		default: goto yy517;
 	}
-yy890:
+yy944:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy897;
+		case '=': goto yy951;
 		default: goto yy517;
 	}
-yy891:
+yy945:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy898;
+		case 'P': goto yy952;
+		default: goto yy517;
+	}
+yy946:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy953;
+		default: goto yy517;
+	}
+yy947:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy954;
 		case '0':
 		case '1':
 		case '2':
@@ -10111,12 +10542,13 @@ yy891:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy891;
+		case '9': goto yy947;
 		default: goto yy517;
 	}
-yy892:
+yy948:
 	yych = *++YYCURSOR;
 	switch (yych) {
+		case ' ': goto yy955;
 		case '0':
 		case '1':
 		case '2':
@@ -10126,22 +10558,19 @@ yy892:
 		case '6':
 		case '7':
 		case '8':
-		case '9':
-			yyt28 = YYCURSOR;
-			goto yy899;
+		case '9': goto yy948;
 		default: goto yy517;
 	}
-yy893:
+yy949:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt35 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt35 = YYCURSOR;
-			goto yy900;
+		case 'P': goto yy956;
+		default: goto yy517;
+	}
+yy950:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy957;
 		case '0':
 		case '1':
 		case '2':
@@ -10151,21 +10580,12 @@ yy893:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy893;
+		case '9': goto yy950;
 		default: goto yy517;
 	}
-yy894:
+yy951:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'x': goto yy901;
-		default: goto yy517;
-	}
-yy895:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ')':
-			yyt37 = YYCURSOR;
-			goto yy902;
 		case '0':
 		case '1':
 		case '2':
@@ -10176,48 +10596,50 @@ yy895:
 		case '7':
 		case '8':
 		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy895;
+			yyt63 = YYCURSOR;
+			goto yy958;
 		default: goto yy517;
 	}
-yy896:
+yy952:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy903;
+		case 'L': goto yy959;
 		default: goto yy517;
 	}
-yy897:
+yy953:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy904;
-		case 'T': goto yy905;
-		case 'U':
-			yyt55 = YYCURSOR;
-			goto yy906;
+		case 'x': goto yy960;
 		default: goto yy517;
 	}
-yy898:
+yy954:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'G': goto yy907;
+		case 'D': goto yy961;
 		default: goto yy517;
 	}
-yy899:
+yy955:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ':
-			yyt29 = YYCURSOR;
-			goto yy908;
+		case 'G': goto yy962;
+		default: goto yy517;
+	}
+yy956:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy963;
+		default: goto yy517;
+	}
+yy957:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy964;
+		default: goto yy517;
+	}
+yy958:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy965;
 		case '0':
 		case '1':
 		case '2':
@@ -10227,19 +10649,16 @@ yy899:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy899;
+		case '9': goto yy958;
 		default: goto yy517;
 	}
-yy900:
+yy959:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy882;
-		case 'O': goto yy856;
-		case 'P': goto yy857;
-		case 'U': goto yy858;
-		default: goto yy851;
+		case 'E': goto yy966;
+		default: goto yy517;
 	}
-yy901:
+yy960:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -10265,709 +10684,54 @@ yy901:
 		case 'e':
 		case 'f':
 			yyt72 = YYCURSOR;
-			goto yy909;
-		default: goto yy517;
-	}
-yy902:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			goto yy846;
-		case ' ':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			goto yy910;
-		default: goto yy517;
-	}
-yy903:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'U': goto yy911;
-		default: goto yy517;
-	}
-yy904:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy912;
-		default: goto yy517;
-	}
-yy905:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy913;
-		default: goto yy517;
-	}
-yy906:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy914;
-		default: goto yy517;
-	}
-yy907:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy915;
-		default: goto yy517;
-	}
-yy908:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy817;
-		default: goto yy517;
-	}
-yy909:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy916;
-		default: goto yy517;
-	}
-yy910:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy882;
-		case 'P': goto yy857;
-		case 'U': goto yy858;
-		default: goto yy851;
-	}
-yy911:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy917;
-		default: goto yy517;
-	}
-yy912:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy918;
-		default: goto yy517;
-	}
-yy913:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy919;
-		default: goto yy517;
-	}
-yy914:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy920;
-		default: goto yy517;
-	}
-yy915:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy921;
-		default: goto yy517;
-	}
-yy916:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy922;
-		default: goto yy517;
-	}
-yy917:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy923;
-		default: goto yy517;
-	}
-yy918:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy924;
-		default: goto yy517;
-	}
-yy919:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt38 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt38 = YYCURSOR;
-			goto yy925;
-		default: goto yy517;
-	}
-yy920:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt56 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt56 = YYCURSOR;
-			goto yy926;
-		case 'L': goto yy927;
-		default: goto yy517;
-	}
-yy921:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy928;
-		default: goto yy517;
-	}
-yy922:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy929;
-		default: goto yy517;
-	}
-yy923:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy930;
-		default: goto yy517;
-	}
-yy924:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy931;
-		default: goto yy517;
-	}
-yy925:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy932;
-		case 'M': goto yy882;
-		case 'S': goto yy933;
-		case 'U': goto yy858;
-		default: goto yy851;
-	}
-yy926:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy934;
-		case 'M': goto yy882;
-		case 'S': goto yy935;
-		case 'U': goto yy858;
-		default: goto yy851;
-	}
-yy927:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy936;
-		default: goto yy517;
-	}
-yy928:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt70 = YYCURSOR;
-			goto yy937;
-		default: goto yy517;
-	}
-yy929:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy938;
-		default: goto yy517;
-	}
-yy930:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy939;
-		default: goto yy517;
-	}
-yy931:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy940;
-		default: goto yy517;
-	}
-yy932:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy941;
-		default: goto yy517;
-	}
-yy933:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy942;
-		default: goto yy517;
-	}
-yy934:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy943;
-		default: goto yy517;
-	}
-yy935:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy944;
-		default: goto yy517;
-	}
-yy936:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy945;
-		default: goto yy517;
-	}
-yy937:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt72 = yyt73 = NULL;
-			yyt71 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt72 = yyt73 = NULL;
-			yyt71 = YYCURSOR;
-			goto yy946;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy937;
-		default: goto yy517;
-	}
-yy938:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy947;
-		default: goto yy517;
-	}
-yy939:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy948;
-		default: goto yy517;
-	}
-yy940:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Y': goto yy949;
-		default: goto yy517;
-	}
-yy941:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy950;
-		default: goto yy517;
-	}
-yy942:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy951;
-		default: goto yy517;
-	}
-yy943:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy952;
-		default: goto yy517;
-	}
-yy944:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy953;
-		default: goto yy517;
-	}
-yy945:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy954;
-		default: goto yy517;
-	}
-yy946:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy882;
-		default: goto yy851;
-	}
-yy947:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy955;
-		default: goto yy517;
-	}
-yy948:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy956;
-		default: goto yy517;
-	}
-yy949:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy957;
-		default: goto yy517;
-	}
-yy950:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy958;
-		default: goto yy517;
-	}
-yy951:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy959;
-		default: goto yy517;
-	}
-yy952:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy960;
-		default: goto yy517;
-	}
-yy953:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy961;
-		default: goto yy517;
-	}
-yy954:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt56 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt56 = YYCURSOR;
-			goto yy926;
-		default: goto yy517;
-	}
-yy955:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy962;
-		default: goto yy517;
-	}
-yy956:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ')':
-			yyt37 = YYCURSOR;
-			goto yy902;
-		default: goto yy517;
-	}
-yy957:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy963;
-		default: goto yy517;
-	}
-yy958:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy964;
-		default: goto yy517;
-	}
-yy959:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt41 = YYCURSOR;
-			goto yy965;
-		default: goto yy517;
-	}
-yy960:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy966;
+			goto yy967;
 		default: goto yy517;
 	}
 yy961:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt59 = YYCURSOR;
-			goto yy967;
+		case 'P': goto yy968;
 		default: goto yy517;
 	}
 yy962:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt73 = YYCURSOR;
-			goto yy846;
-		case ' ':
-			yyt73 = YYCURSOR;
-			goto yy850;
+		case 'I': goto yy969;
 		default: goto yy517;
 	}
 yy963:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy968;
+		case 'E': goto yy970;
 		default: goto yy517;
 	}
 yy964:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy969;
+		case 'P': goto yy971;
 		default: goto yy517;
 	}
 yy965:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy970;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy965;
+		case 'C': goto yy972;
 		default: goto yy517;
 	}
 yy966:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy971;
+		case 'T': goto yy973;
 		default: goto yy517;
 	}
 yy967:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy972;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy967;
-		default: goto yy517;
-	}
-yy968:
-	yych = *++YYCURSOR;
-	switch (yych) {
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
 		case '0':
 		case '1':
 		case '2':
@@ -10978,38 +10742,65 @@ yy968:
 		case '7':
 		case '8':
 		case '9':
-			yyt63 = YYCURSOR;
-			goto yy973;
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy974;
+		default: goto yy517;
+	}
+yy968:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy975;
 		default: goto yy517;
 	}
 yy969:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy974;
+		case 'D': goto yy976;
 		default: goto yy517;
 	}
 yy970:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy975;
+		case 'T': goto yy977;
 		default: goto yy517;
 	}
 yy971:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy976;
+		case 'T': goto yy978;
 		default: goto yy517;
 	}
 yy972:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy977;
+		case 'O': goto yy979;
 		default: goto yy517;
 	}
 yy973:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy978;
+		case 'E': goto yy980;
+		default: goto yy517;
+	}
+yy974:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
 		case '0':
 		case '1':
 		case '2':
@@ -11019,106 +10810,91 @@ yy973:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy973;
-		default: goto yy517;
-	}
-yy974:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy979;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy981;
 		default: goto yy517;
 	}
 yy975:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy980;
+		case '=': goto yy982;
 		default: goto yy517;
 	}
 yy976:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy981;
+		case '=': goto yy983;
 		default: goto yy517;
 	}
 yy977:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy982;
+		case 'E': goto yy984;
 		default: goto yy517;
 	}
 yy978:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy983;
+		case '=': goto yy985;
 		default: goto yy517;
 	}
 yy979:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy984;
+		case 'D': goto yy986;
 		default: goto yy517;
 	}
 yy980:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy985;
+		case ' ': goto yy987;
 		default: goto yy517;
 	}
 yy981:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy986;
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy988;
 		default: goto yy517;
 	}
 yy982:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy987;
-		default: goto yy517;
-	}
-yy983:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy988;
-		default: goto yy517;
-	}
-yy984:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy989;
-		default: goto yy517;
-	}
-yy985:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy990;
-		default: goto yy517;
-	}
-yy986:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy991;
-		default: goto yy517;
-	}
-yy987:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy992;
-		default: goto yy517;
-	}
-yy988:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy993;
-		default: goto yy517;
-	}
-yy989:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy994;
-		default: goto yy517;
-	}
-yy990:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -11132,16 +10908,33 @@ yy990:
 		case '8':
 		case '9':
 			yyt42 = YYCURSOR;
-			goto yy995;
+			goto yy989;
 		default: goto yy517;
 	}
-yy991:
+yy983:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy996;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt70 = YYCURSOR;
+			goto yy990;
 		default: goto yy517;
 	}
-yy992:
+yy984:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy991;
+		default: goto yy517;
+	}
+yy985:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -11155,28 +10948,61 @@ yy992:
 		case '8':
 		case '9':
 			yyt60 = YYCURSOR;
-			goto yy997;
+			goto yy992;
 		default: goto yy517;
 	}
-yy993:
+yy986:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy998;
+		case 'E': goto yy993;
 		default: goto yy517;
 	}
-yy994:
+yy987:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '[': goto yy999;
+		case '[': goto yy994;
 		default: goto yy517;
 	}
-yy995:
+yy988:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy995;
+		default: goto yy517;
+	}
+yy989:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ' ':
 			yyt44 = yyt45 = yyt46 = NULL;
 			yyt43 = YYCURSOR;
-			goto yy1000;
+			goto yy996;
 		case '0':
 		case '1':
 		case '2':
@@ -11186,19 +11012,20 @@ yy995:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy995;
+		case '9': goto yy989;
 		default: goto yy517;
 	}
-yy996:
+yy990:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '[': goto yy1001;
-		default: goto yy517;
-	}
-yy997:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1002;
+		case '\n':
+			yyt72 = yyt73 = NULL;
+			yyt71 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt72 = yyt73 = NULL;
+			yyt71 = YYCURSOR;
+			goto yy997;
 		case '0':
 		case '1':
 		case '2':
@@ -11208,16 +11035,38 @@ yy997:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy997;
+		case '9': goto yy990;
 		default: goto yy517;
 	}
-yy998:
+yy991:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy1003;
+		case '[': goto yy998;
 		default: goto yy517;
 	}
-yy999:
+yy992:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy999;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy992;
+		default: goto yy517;
+	}
+yy993:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1000;
+		default: goto yy517;
+	}
+yy994:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -11231,17 +11080,56 @@ yy999:
 		case '8':
 		case '9':
 			yyt39 = YYCURSOR;
-			goto yy1004;
+			goto yy1001;
 		default: goto yy517;
 	}
-yy1000:
+yy995:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'S': goto yy1005;
-		case 'W': goto yy1006;
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1002;
 		default: goto yy517;
 	}
-yy1001:
+yy996:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy1003;
+		case 'W': goto yy1004;
+		default: goto yy517;
+	}
+yy997:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy912;
+		default: goto yy910;
+	}
+yy998:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -11255,16 +11143,16 @@ yy1001:
 		case '8':
 		case '9':
 			yyt57 = YYCURSOR;
-			goto yy1007;
+			goto yy1005;
 		default: goto yy517;
 	}
-yy1002:
+yy999:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy1008;
+		case 'L': goto yy1006;
 		default: goto yy517;
 	}
-yy1003:
+yy1000:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -11278,15 +11166,15 @@ yy1003:
 		case '8':
 		case '9':
 			yyt64 = YYCURSOR;
-			goto yy1009;
+			goto yy1007;
 		default: goto yy517;
 	}
-yy1004:
+yy1001:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ' ':
 			yyt40 = YYCURSOR;
-			goto yy1010;
+			goto yy1008;
 		case '0':
 		case '1':
 		case '2':
@@ -11296,27 +11184,89 @@ yy1004:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy1004;
+		case '9': goto yy1001;
+		default: goto yy517;
+	}
+yy1002:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1009;
+		default: goto yy517;
+	}
+yy1003:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1010;
+		default: goto yy517;
+	}
+yy1004:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1011;
 		default: goto yy517;
 	}
 yy1005:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1011;
+		case ' ':
+			yyt58 = YYCURSOR;
+			goto yy1012;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1005;
 		default: goto yy517;
 	}
 yy1006:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy1012;
+		case 'E': goto yy1013;
 		default: goto yy517;
 	}
 yy1007:
 	yych = *++YYCURSOR;
 	switch (yych) {
+		case '\n':
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt65 = YYCURSOR;
+			goto yy903;
 		case ' ':
-			yyt58 = YYCURSOR;
-			goto yy1013;
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
+			yyt65 = YYCURSOR;
+			goto yy1014;
 		case '0':
 		case '1':
 		case '2':
@@ -11332,20 +11282,18 @@ yy1007:
 yy1008:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1014;
+		case 'b': goto yy1015;
 		default: goto yy517;
 	}
 yy1009:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt65 = YYCURSOR;
-			goto yy846;
+			yyt73 = YYCURSOR;
+			goto yy903;
 		case ' ':
-			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			yyt65 = YYCURSOR;
-			goto yy1015;
+			yyt73 = YYCURSOR;
+			goto yy909;
 		case '0':
 		case '1':
 		case '2':
@@ -11355,51 +11303,68 @@ yy1009:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy1009;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1016;
 		default: goto yy517;
 	}
 yy1010:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'b': goto yy1016;
+		case 'Q': goto yy1017;
 		default: goto yy517;
 	}
 yy1011:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'Q': goto yy1017;
+		case 'N': goto yy1018;
 		default: goto yy517;
 	}
 yy1012:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'N': goto yy1018;
+		case 'b': goto yy1019;
 		default: goto yy517;
 	}
 yy1013:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'b': goto yy1019;
+		case 'N': goto yy1020;
 		default: goto yy517;
 	}
 yy1014:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'N': goto yy1020;
-		default: goto yy517;
+		case 'I': goto yy1021;
+		case 'M': goto yy912;
+		case 'U': goto yy914;
+		default: goto yy910;
 	}
 yy1015:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy1021;
-		case 'M': goto yy882;
-		case 'U': goto yy858;
-		default: goto yy851;
+		case 'y': goto yy1022;
+		default: goto yy517;
 	}
 yy1016:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'y': goto yy1022;
+		case '\n':
+			yyt73 = YYCURSOR;
+			goto yy903;
+		case ' ':
+			yyt73 = YYCURSOR;
+			goto yy909;
 		default: goto yy517;
 	}
 yy1017:
@@ -11530,7 +11495,7 @@ yy1032:
 		case '\n':
 			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			yyt62 = YYCURSOR;
-			goto yy846;
+			goto yy903;
 		case ' ':
 			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt57 = yyt58 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			yyt62 = YYCURSOR;
@@ -11591,9 +11556,9 @@ yy1037:
 yy1038:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy882;
-		case 'U': goto yy858;
-		default: goto yy851;
+		case 'M': goto yy912;
+		case 'U': goto yy914;
+		default: goto yy910;
 	}
 yy1039:
 	yych = *++YYCURSOR;
@@ -11657,7 +11622,7 @@ yy1045:
 	switch (yych) {
 		case '\n':
 			yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			goto yy846;
+			goto yy903;
 		case ' ':
 			yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			goto yy1038;
@@ -11690,7 +11655,7 @@ yy1048:
 	switch (yych) {
 		case '\n':
 			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			goto yy846;
+			goto yy903;
 		case ' ':
 			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			goto yy1038;
@@ -11793,7 +11758,7 @@ yy1058:
 yy1059:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'W': goto yy1006;
+		case 'W': goto yy1004;
 		default: goto yy517;
 	}
 yy1060:
@@ -11808,7 +11773,7 @@ yy1061:
 		case '\n':
 			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			yyt68 = YYCURSOR;
-			goto yy846;
+			goto yy903;
 		case ' ':
 			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			yyt68 = YYCURSOR;
@@ -12102,7 +12067,7 @@ yy1091:
 		case '\n':
 			yyt39 = yyt40 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			yyt52 = YYCURSOR;
-			goto yy846;
+			goto yy903;
 		case ' ':
 			yyt39 = yyt40 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			yyt52 = YYCURSOR;
@@ -12122,10 +12087,10 @@ yy1091:
 yy1092:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy882;
+		case 'M': goto yy912;
 		case 'O': goto yy1093;
-		case 'U': goto yy858;
-		default: goto yy851;
+		case 'U': goto yy914;
+		default: goto yy910;
 	}
 yy1093:
 	yych = *++YYCURSOR;
@@ -12224,7 +12189,7 @@ yy1100:
 	switch (yych) {
 		case '\n':
 			yyt39 = yyt40 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
-			goto yy846;
+			goto yy903;
 		case ' ':
 			yyt39 = yyt40 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = NULL;
 			goto yy1038;
@@ -12290,7 +12255,7 @@ static int lp_scan_body1(const unsigned char *YYCURSOR, const unsigned char **sp
     const unsigned char *YYMARKER = YYCURSOR;
     const unsigned char *body1_s1 = NULL, *body1_e1 = NULL, *body1_s2 = NULL, *body1_e2 = NULL, *body1_s3 = NULL, *body1_e3 = NULL, *body1_s4 = NULL, *body1_e4 = NULL, *body1_s5 = NULL, *body1_e5 = NULL, *body1_s6 = NULL, *body1_e6 = NULL, *body1_s7 = NULL, *body1_e7 = NULL, *body1_s8 = NULL, *body1_e8 = NULL, *body1_s9 = NULL, *body1_e9 = NULL, *body1_s10 = NULL, *body1_e10 = NULL, *body1_s11 = NULL, *body1_e11 = NULL, *body1_s12 = NULL, *body1_e12 = NULL, *body1_s13 = NULL, *body1_e13 = NULL, *body1_s14 = NULL, *body1_e14 = NULL, *body1_s15 = NULL, *body1_e15 = NULL, *body1_s16 = NULL, *body1_e16 = NULL, *body1_s17 = NULL, *body1_e17 = NULL, *body1_s18 = NULL, *body1_e18 = NULL, *body1_s19 = NULL, *body1_e19 = NULL, *body1_s20 = NULL, *body1_e20 = NULL, *body1_s21 = NULL, *body1_e21 = NULL, *body1_s22 = NULL, *body1_e22 = NULL, *body1_s23 = NULL, *body1_e23 = NULL, *body1_s24 = NULL, *body1_e24 = NULL, *body1_s25 = NULL, *body1_e25 = NULL, *body1_s26 = NULL, *body1_e26 = NULL, *body1_s27 = NULL, *body1_e27 = NULL, *body1_s28 = NULL, *body1_e28 = NULL, *body1_s29 = NULL, *body1_e29 = NULL, *body1_s30 = NULL, *body1_e30 = NULL, *body1_s31 = NULL, *body1_e31 = NULL, *body1_s32 = NULL, *body1_e32 = NULL, *body1_s33 = NULL, *body1_e33 = NULL, *body1_s34 = NULL, *body1_e34 = NULL, *body1_s35 = NULL, *body1_e35 = NULL, *body1_s36 = NULL, *body1_e36 = NULL, *body1_s37 = NULL, *body1_e37 = NULL, *body1_s38 = NULL, *body1_e38 = NULL, *body1_s39 = NULL, *body1_e39 = NULL, *body1_s40 = NULL, *body1_e40 = NULL, *body1_s41 = NULL, *body1_e41 = NULL, *body1_s42 = NULL, *body1_e42 = NULL, *body1_s43 = NULL, *body1_e43 = NULL, *body1_s44 = NULL, *body1_e44 = NULL, *body1_s45 = NULL, *body1_e45 = NULL, *body1_s46 = NULL, *body1_e46 = NULL, *body1_s47 = NULL, *body1_e47 = NULL, *body1_s48 = NULL, *body1_e48 = NULL, *body1_s49 = NULL, *body1_e49 = NULL, *body1_s50 = NULL, *body1_e50 = NULL, *body1_s51 = NULL, *body1_e51 = NULL, *body1_s52 = NULL, *body1_e52 = NULL, *body1_s53 = NULL, *body1_e53 = NULL, *body1_s54 = NULL, *body1_e54 = NULL, *body1_s55 = NULL, *body1_e55 = NULL, *body1_s56 = NULL, *body1_e56 = NULL, *body1_s57 = NULL, *body1_e57 = NULL, *body1_s58 = NULL, *body1_e58 = NULL, *body1_s59 = NULL, *body1_e59 = NULL, *body1_s60 = NULL, *body1_e60 = NULL, *body1_s61 = NULL, *body1_e61 = NULL, *body1_s62 = NULL, *body1_e62 = NULL, *body1_s63 = NULL, *body1_e63 = NULL, *body1_s64 = NULL, *body1_e64 = NULL, *body1_s65 = NULL, *body1_e65 = NULL, *body1_s66 = NULL, *body1_e66 = NULL, *body1_s67 = NULL, *body1_e67 = NULL, *body1_s68 = NULL, *body1_e68 = NULL, *body1_s69 = NULL, *body1_e69 = NULL, *body1_s70 = NULL, *body1_e70 = NULL, *body1_s71 = NULL, *body1_e71 = NULL, *body1_s72 = NULL, *body1_e72 = NULL, *body1_s73 = NULL, *body1_e73 = NULL, *body1_s74 = NULL, *body1_e74 = NULL, *body1_s75 = NULL, *body1_e75 = NULL, *body1_s76 = NULL, *body1_e76 = NULL, *body1_s77 = NULL, *body1_e77 = NULL, *body1_s78 = NULL, *body1_e78 = NULL, *body1_s79 = NULL, *body1_e79 = NULL, *body1_s80 = NULL, *body1_e80 = NULL, *body1_s81 = NULL, *body1_e81 = NULL, *body1_s82 = NULL, *body1_e82 = NULL, *body1_s83 = NULL, *body1_e83 = NULL, *body1_s84 = NULL, *body1_e84 = NULL, *body1_s85 = NULL, *body1_e85 = NULL, *body1_s86 = NULL, *body1_e86 = NULL, *body1_s87 = NULL, *body1_e87 = NULL, *body1_s88 = NULL, *body1_e88 = NULL, *body1_s89 = NULL, *body1_e89 = NULL, *body1_s90 = NULL, *body1_e90 = NULL, *body1_s91 = NULL, *body1_e91 = NULL, *body1_s92 = NULL, *body1_e92 = NULL, *body1_s93 = NULL, *body1_e93 = NULL, *body1_s94 = NULL, *body1_e94 = NULL, *body1_s95 = NULL, *body1_e95 = NULL, *body1_s96 = NULL, *body1_e96 = NULL, *body1_s97 = NULL, *body1_e97 = NULL, *body1_s98 = NULL, *body1_e98 = NULL, *body1_s99 = NULL, *body1_e99 = NULL, *body1_s100 = NULL, *body1_e100 = NULL, *body1_s101 = NULL, *body1_e101 = NULL, *body1_s102 = NULL, *body1_e102 = NULL, *body1_s103 = NULL, *body1_e103 = NULL, *body1_s104 = NULL, *body1_e104 = NULL, *body1_s105 = NULL, *body1_e105 = NULL, *body1_s106 = NULL, *body1_e106 = NULL, *body1_s107 = NULL, *body1_e107 = NULL, *body1_s108 = NULL, *body1_e108 = NULL, *body1_s109 = NULL, *body1_e109 = NULL, *body1_s110 = NULL, *body1_e110 = NULL, *body1_s111 = NULL, *body1_e111 = NULL, *body1_s112 = NULL, *body1_e112 = NULL, *body1_s113 = NULL, *body1_e113 = NULL, *body1_s114 = NULL, *body1_e114 = NULL, *body1_s115 = NULL, *body1_e115 = NULL, *body1_s116 = NULL, *body1_e116 = NULL, *body1_s117 = NULL, *body1_e117 = NULL, *body1_s118 = NULL, *body1_e118 = NULL, *body1_s119 = NULL, *body1_e119 = NULL, *body1_s120 = NULL, *body1_e120 = NULL, *body1_s121 = NULL, *body1_e121 = NULL, *body1_s122 = NULL, *body1_e122 = NULL, *body1_s123 = NULL, *body1_e123 = NULL, *body1_s124 = NULL, *body1_e124 = NULL, *body1_s125 = NULL, *body1_e125 = NULL, *body1_s126 = NULL, *body1_e126 = NULL, *body1_s127 = NULL, *body1_e127 = NULL, *body1_s128 = NULL, *body1_e128 = NULL, *body1_s129 = NULL, *body1_e129 = NULL, *body1_s130 = NULL, *body1_e130 = NULL, *body1_s131 = NULL, *body1_e131 = NULL, *body1_s132 = NULL, *body1_e132 = NULL, *body1_s133 = NULL, *body1_e133 = NULL, *body1_s134 = NULL, *body1_e134 = NULL, *body1_s135 = NULL, *body1_e135 = NULL, *body1_s136 = NULL, *body1_e136 = NULL, *body1_s137 = NULL, *body1_e137 = NULL, *body1_s138 = NULL, *body1_e138 = NULL, *body1_s139 = NULL, *body1_e139 = NULL, *body1_s140 = NULL, *body1_e140 = NULL, *body1_s141 = NULL, *body1_e141 = NULL, *body1_s142 = NULL, *body1_e142 = NULL, *body1_s143 = NULL, *body1_e143 = NULL, *body1_s144 = NULL, *body1_e144 = NULL, *body1_s145 = NULL, *body1_e145 = NULL, *body1_s146 = NULL, *body1_e146 = NULL, *body1_s147 = NULL, *body1_e147 = NULL, *body1_s148 = NULL, *body1_e148 = NULL, *body1_s149 = NULL, *body1_e149 = NULL, *body1_s150 = NULL, *body1_e150 = NULL, *body1_s151 = NULL, *body1_e151 = NULL, *body1_s152 = NULL, *body1_e152 = NULL, *body1_s153 = NULL, *body1_e153 = NULL, *body1_s154 = NULL, *body1_e154 = NULL, *body1_s155 = NULL, *body1_e155 = NULL, *body1_s156 = NULL, *body1_e156 = NULL, *body1_s157 = NULL, *body1_e157 = NULL, *body1_s158 = NULL, *body1_e158 = NULL, *body1_s159 = NULL, *body1_e159 = NULL, *body1_s160 = NULL, *body1_e160 = NULL, *body1_s161 = NULL, *body1_e161 = NULL, *body1_s162 = NULL, *body1_e162 = NULL, *body1_s163 = NULL, *body1_e163 = NULL, *body1_s164 = NULL, *body1_e164 = NULL, *body1_s165 = NULL, *body1_e165 = NULL, *body1_s166 = NULL, *body1_e166 = NULL, *body1_s167 = NULL, *body1_e167 = NULL, *body1_s168 = NULL, *body1_e168 = NULL, *body1_s169 = NULL, *body1_e169 = NULL, *body1_s170 = NULL, *body1_e170 = NULL, *body1_s171 = NULL, *body1_e171 = NULL, *body1_s172 = NULL, *body1_e172 = NULL, *body1_s173 = NULL, *body1_e173 = NULL, *body1_s174 = NULL, *body1_e174 = NULL, *body1_s175 = NULL, *body1_e175 = NULL, *body1_s176 = NULL, *body1_e176 = NULL, *body1_s177 = NULL, *body1_e177 = NULL, *body1_s178 = NULL, *body1_e178 = NULL, *body1_s179 = NULL, *body1_e179 = NULL, *body1_s180 = NULL, *body1_e180 = NULL, *body1_s181 = NULL, *body1_e181 = NULL, *body1_s182 = NULL, *body1_e182 = NULL, *body1_s183 = NULL, *body1_e183 = NULL, *body1_s184 = NULL, *body1_e184 = NULL, *body1_s185 = NULL, *body1_e185 = NULL, *body1_s186 = NULL, *body1_e186 = NULL, *body1_s187 = NULL, *body1_e187 = NULL, *body1_s188 = NULL, *body1_e188 = NULL, *body1_s189 = NULL, *body1_e189 = NULL, *body1_s190 = NULL, *body1_e190 = NULL, *body1_s191 = NULL, *body1_e191 = NULL, *body1_s192 = NULL, *body1_e192 = NULL, *body1_s193 = NULL, *body1_e193 = NULL, *body1_s194 = NULL, *body1_e194 = NULL, *body1_s195 = NULL, *body1_e195 = NULL, *body1_s196 = NULL, *body1_e196 = NULL, *body1_s197 = NULL, *body1_e197 = NULL, *body1_s198 = NULL, *body1_e198 = NULL, *body1_s199 = NULL, *body1_e199 = NULL, *body1_s200 = NULL, *body1_e200 = NULL, *body1_s201 = NULL, *body1_e201 = NULL, *body1_s202 = NULL, *body1_e202 = NULL, *body1_s203 = NULL, *body1_e203 = NULL, *body1_s204 = NULL, *body1_e204 = NULL, *body1_s205 = NULL, *body1_e205 = NULL, *body1_s206 = NULL, *body1_e206 = NULL, *body1_s207 = NULL, *body1_e207 = NULL, *body1_s208 = NULL, *body1_e208 = NULL, *body1_s209 = NULL, *body1_e209 = NULL, *body1_s210 = NULL, *body1_e210 = NULL, *body1_s211 = NULL, *body1_e211 = NULL, *body1_s212 = NULL, *body1_e212 = NULL, *body1_s213 = NULL, *body1_e213 = NULL, *body1_s214 = NULL, *body1_e214 = NULL, *body1_s215 = NULL, *body1_e215 = NULL, *body1_s216 = NULL, *body1_e216 = NULL, *body1_s217 = NULL, *body1_e217 = NULL, *body1_s218 = NULL, *body1_e218 = NULL, *body1_s219 = NULL, *body1_e219 = NULL, *body1_s220 = NULL, *body1_e220 = NULL, *body1_s221 = NULL, *body1_e221 = NULL, *body1_s222 = NULL, *body1_e222 = NULL, *body1_s223 = NULL, *body1_e223 = NULL, *body1_s224 = NULL, *body1_e224 = NULL, *body1_s225 = NULL, *body1_e225 = NULL, *body1_s226 = NULL, *body1_e226 = NULL, *body1_s227 = NULL, *body1_e227 = NULL, *body1_s228 = NULL, *body1_e228 = NULL, *body1_s229 = NULL, *body1_e229 = NULL, *body1_s230 = NULL, *body1_e230 = NULL, *body1_s231 = NULL, *body1_e231 = NULL, *body1_s232 = NULL, *body1_e232 = NULL, *body1_s233 = NULL, *body1_e233 = NULL, *body1_s234 = NULL, *body1_e234 = NULL, *body1_s235 = NULL, *body1_e235 = NULL, *body1_s236 = NULL, *body1_e236 = NULL, *body1_s237 = NULL, *body1_e237 = NULL, *body1_s238 = NULL, *body1_e238 = NULL, *body1_s239 = NULL, *body1_e239 = NULL, *body1_s240 = NULL, *body1_e240 = NULL;
     
-#line 12294 "scanner.c"
+#line 12259 "scanner.c"
 const unsigned char *yyt1 = NULL;
 const unsigned char *yyt10 = NULL;
 const unsigned char *yyt100 = NULL;
@@ -12636,7 +12601,7 @@ const unsigned char *yyt99 = NULL;
 
     (void)YYMARKER;
     
-#line 12640 "scanner.c"
+#line 12605 "scanner.c"
 {
 	unsigned char yych;
 	yych = *YYCURSOR;
@@ -12668,7 +12633,7 @@ yy1110:
 yy1111:
 #line 430 "scanner.re"
 	{ return 0; }
-#line 12672 "scanner.c"
+#line 12637 "scanner.c"
 yy1112:
 	++YYCURSOR;
 	goto yy1111;
@@ -13642,7 +13607,7 @@ yy1147:
             if (body1_s181 && body1_e181 > body1_s181) { span[200] = body1_s181; span[201] = body1_e181; } else if (body1_s210 && body1_e210 > body1_s210) { span[200] = body1_s210; span[201] = body1_e210; }
             return 1;
         }
-#line 13646 "scanner.c"
+#line 13611 "scanner.c"
 yy1148:
 	yych = *++YYCURSOR;
 	switch (yych) {
@@ -20346,12 +20311,8 @@ yy1701:
 yy1702:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt37 = YYCURSOR;
-			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = NULL;
 			yyt37 = YYCURSOR;
 			goto yy1718;
 		case '0':
@@ -20592,8 +20553,7 @@ yy1718:
 		case 'M': goto yy1737;
 		case 'O': goto yy1738;
 		case 'P': goto yy1739;
-		case 'U': goto yy1740;
-		default: goto yy1153;
+		default: goto yy1118;
 	}
 yy1719:
 	yych = *++YYCURSOR;
@@ -20628,13 +20588,13 @@ yy1719:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1741;
+		case 'f': goto yy1740;
 		default: goto yy1118;
 	}
 yy1720:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1742;
+		case 'P': goto yy1741;
 		default: goto yy1118;
 	}
 yy1721:
@@ -20669,19 +20629,19 @@ yy1721:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1743;
+		case 'f': goto yy1742;
 		default: goto yy1118;
 	}
 yy1722:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy1744;
+		case '=': goto yy1743;
 		default: goto yy1118;
 	}
 yy1723:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1745;
+		case ' ': goto yy1744;
 		case '0':
 		case '1':
 		case '2':
@@ -20704,37 +20664,37 @@ yy1724:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt332 = YYCURSOR;
-			goto yy1746;
+			goto yy1745;
 		default: goto yy1118;
 	}
 yy1725:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy1747;
+		case 'C': goto yy1746;
 		default: goto yy1118;
 	}
 yy1726:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1748;
+		case 'T': goto yy1747;
 		default: goto yy1118;
 	}
 yy1727:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy1749;
+		case 'C': goto yy1748;
 		default: goto yy1118;
 	}
 yy1728:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1750;
+		case 'T': goto yy1749;
 		default: goto yy1118;
 	}
 yy1729:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1751;
+		case 'E': goto yy1750;
 		default: goto yy1118;
 	}
 yy1730:
@@ -20746,7 +20706,7 @@ yy1730:
 yy1731:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'S': goto yy1752;
+		case 'S': goto yy1751;
 		default: goto yy1118;
 	}
 yy1732:
@@ -20773,59 +20733,52 @@ yy1732:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1753;
+		case 'f': goto yy1752;
 		default: goto yy1118;
 	}
 yy1733:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1754;
+		case ' ': goto yy1753;
 		default: goto yy1118;
 	}
 yy1734:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1755;
+		case 'E': goto yy1754;
 		default: goto yy1118;
 	}
 yy1735:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'F': goto yy1756;
+		case 'F': goto yy1755;
 		default: goto yy1118;
 	}
 yy1736:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy1757;
+		case 'R': goto yy1756;
 		default: goto yy1118;
 	}
 yy1737:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'A': goto yy1758;
-		case 'F': goto yy1759;
+		case 'F': goto yy1757;
 		default: goto yy1118;
 	}
 yy1738:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1760;
+		case 'P': goto yy1758;
 		default: goto yy1118;
 	}
 yy1739:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy1761;
+		case 'R': goto yy1759;
 		default: goto yy1118;
 	}
 yy1740:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1762;
-		default: goto yy1118;
-	}
-yy1741:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -20858,16 +20811,16 @@ yy1741:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1763;
+		case 'f': goto yy1760;
+		default: goto yy1118;
+	}
+yy1741:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy1761;
 		default: goto yy1118;
 	}
 yy1742:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy1764;
-		default: goto yy1118;
-	}
-yy1743:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -20899,55 +20852,55 @@ yy1743:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1765;
+		case 'f': goto yy1762;
+		default: goto yy1118;
+	}
+yy1743:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy1763;
 		default: goto yy1118;
 	}
 yy1744:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '0': goto yy1766;
+		case 'I': goto yy1764;
 		default: goto yy1118;
 	}
 yy1745:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy1767;
-		default: goto yy1118;
+		case 'I': goto yy1765;
+		case 'M': goto yy1594;
+		case 'T': goto yy1766;
+		case 'U': goto yy1597;
+		default: goto yy1153;
 	}
 yy1746:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy1768;
-		case 'M': goto yy1594;
-		case 'T': goto yy1769;
-		case 'U': goto yy1597;
-		default: goto yy1153;
+		case 'O': goto yy1767;
+		default: goto yy1118;
 	}
 yy1747:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy1770;
+		case '=': goto yy1768;
 		default: goto yy1118;
 	}
 yy1748:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy1771;
+		case 'O': goto yy1769;
 		default: goto yy1118;
 	}
 yy1749:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy1772;
+		case '=': goto yy1770;
 		default: goto yy1118;
 	}
 yy1750:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1773;
-		default: goto yy1118;
-	}
-yy1751:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -20960,13 +20913,13 @@ yy1751:
 			goto yy1696;
 		default: goto yy1118;
 	}
-yy1752:
+yy1751:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy1774;
+		case 'R': goto yy1771;
 		default: goto yy1118;
 	}
-yy1753:
+yy1752:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -20990,85 +20943,61 @@ yy1753:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1775;
+		case 'f': goto yy1772;
+		default: goto yy1118;
+	}
+yy1753:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'V': goto yy1773;
 		default: goto yy1118;
 	}
 yy1754:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'V': goto yy1776;
+		case ' ':
+			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = NULL;
+			yyt38 = YYCURSOR;
+			goto yy1774;
 		default: goto yy1118;
 	}
 yy1755:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt38 = YYCURSOR;
-			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt38 = YYCURSOR;
-			goto yy1777;
+			yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = NULL;
+			yyt39 = YYCURSOR;
+			goto yy1775;
 		default: goto yy1118;
 	}
 yy1756:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt39 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt39 = YYCURSOR;
-			goto yy1778;
+		case 'A': goto yy1776;
 		default: goto yy1118;
 	}
 yy1757:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'A': goto yy1779;
+		case ' ':
+			yyt41 = yyt42 = yyt43 = yyt44 = NULL;
+			yyt40 = YYCURSOR;
+			goto yy1777;
 		default: goto yy1118;
 	}
 yy1758:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy1780;
+		case 'T': goto yy1778;
 		default: goto yy1118;
 	}
 yy1759:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt40 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt40 = YYCURSOR;
-			goto yy1781;
+		case 'O': goto yy1779;
 		default: goto yy1118;
 	}
 yy1760:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1782;
-		default: goto yy1118;
-	}
-yy1761:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy1783;
-		default: goto yy1118;
-	}
-yy1762:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1784;
-		default: goto yy1118;
-	}
-yy1763:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21101,16 +21030,16 @@ yy1763:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1785;
+		case 'f': goto yy1780;
 		default: goto yy1118;
 	}
-yy1764:
+yy1761:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1786;
+		case 'E': goto yy1781;
 		default: goto yy1118;
 	}
-yy1765:
+yy1762:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21142,41 +21071,41 @@ yy1765:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1787;
+		case 'f': goto yy1782;
+		default: goto yy1118;
+	}
+yy1763:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'x': goto yy1783;
+		default: goto yy1118;
+	}
+yy1764:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy1784;
+		case 'N': goto yy1785;
+		default: goto yy1118;
+	}
+yy1765:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1786;
 		default: goto yy1118;
 	}
 yy1766:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'x': goto yy1788;
+		case 'Y': goto yy1787;
 		default: goto yy1118;
 	}
 yy1767:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy1789;
-		case 'N': goto yy1790;
+		case 'M': goto yy1788;
 		default: goto yy1118;
 	}
 yy1768:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1791;
-		default: goto yy1118;
-	}
-yy1769:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Y': goto yy1792;
-		default: goto yy1118;
-	}
-yy1770:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1793;
-		default: goto yy1118;
-	}
-yy1771:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21190,16 +21119,16 @@ yy1771:
 		case '8':
 		case '9':
 			yyt214 = YYCURSOR;
-			goto yy1794;
+			goto yy1789;
 		default: goto yy1118;
 	}
-yy1772:
+yy1769:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy1795;
+		case 'M': goto yy1790;
 		default: goto yy1118;
 	}
-yy1773:
+yy1770:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21213,16 +21142,16 @@ yy1773:
 		case '8':
 		case '9':
 			yyt232 = YYCURSOR;
-			goto yy1796;
+			goto yy1791;
 		default: goto yy1118;
 	}
-yy1774:
+yy1771:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy1797;
+		case 'C': goto yy1792;
 		default: goto yy1118;
 	}
-yy1775:
+yy1772:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21235,13 +21164,13 @@ yy1775:
 			goto yy1508;
 		default: goto yy1118;
 	}
-yy1776:
+yy1773:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy1798;
+		case 'I': goto yy1793;
 		default: goto yy1118;
 	}
-yy1777:
+yy1774:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'D': goto yy1735;
@@ -21249,60 +21178,44 @@ yy1777:
 		case 'M': goto yy1737;
 		case 'O': goto yy1738;
 		case 'P': goto yy1739;
-		case 'U': goto yy1740;
-		default: goto yy1153;
+		default: goto yy1118;
 	}
-yy1778:
+yy1775:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'F': goto yy1736;
 		case 'M': goto yy1737;
 		case 'O': goto yy1738;
 		case 'P': goto yy1739;
-		case 'U': goto yy1740;
-		default: goto yy1153;
+		default: goto yy1118;
+	}
+yy1776:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'G': goto yy1794;
+		default: goto yy1118;
+	}
+yy1777:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy1736;
+		case 'O': goto yy1738;
+		case 'P': goto yy1739;
+		default: goto yy1118;
+	}
+yy1778:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1795;
+		default: goto yy1118;
 	}
 yy1779:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'G': goto yy1799;
+		case 'T': goto yy1796;
 		default: goto yy1118;
 	}
 yy1780:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'K': goto yy1800;
-		default: goto yy1118;
-	}
-yy1781:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy1736;
-		case 'M': goto yy1801;
-		case 'O': goto yy1738;
-		case 'P': goto yy1739;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1782:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1802;
-		default: goto yy1118;
-	}
-yy1783:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1803;
-		default: goto yy1118;
-	}
-yy1784:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1804;
-		default: goto yy1118;
-	}
-yy1785:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21335,16 +21248,16 @@ yy1785:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1805;
+		case 'f': goto yy1797;
 		default: goto yy1118;
 	}
-yy1786:
+yy1781:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1806;
+		case 'T': goto yy1798;
 		default: goto yy1118;
 	}
-yy1787:
+yy1782:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21357,7 +21270,7 @@ yy1787:
 			goto yy1152;
 		default: goto yy1118;
 	}
-yy1788:
+yy1783:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21381,137 +21294,108 @@ yy1788:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1807;
+		case 'f': goto yy1799;
+		default: goto yy1118;
+	}
+yy1784:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ':': goto yy1783;
+		default: goto yy1118;
+	}
+yy1785:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1800;
+		default: goto yy1118;
+	}
+yy1786:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1801;
+		default: goto yy1118;
+	}
+yy1787:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1802;
+		default: goto yy1118;
+	}
+yy1788:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1803;
 		default: goto yy1118;
 	}
 yy1789:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ':': goto yy1788;
+		case ' ': goto yy1804;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1789;
 		default: goto yy1118;
 	}
 yy1790:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy1808;
+		case 'P': goto yy1805;
 		default: goto yy1118;
 	}
 yy1791:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy1809;
+		case ' ': goto yy1806;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1791;
 		default: goto yy1118;
 	}
 yy1792:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1810;
+		case '=': goto yy1807;
 		default: goto yy1118;
 	}
 yy1793:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1811;
+		case 'D': goto yy1808;
 		default: goto yy1118;
 	}
 yy1794:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1812;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1794;
+		case ':': goto yy1809;
 		default: goto yy1118;
 	}
 yy1795:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1813;
+		case '(': goto yy1810;
 		default: goto yy1118;
 	}
 yy1796:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1814;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1796;
+		case 'O': goto yy1811;
 		default: goto yy1118;
 	}
 yy1797:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1815;
-		default: goto yy1118;
-	}
-yy1798:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1816;
-		default: goto yy1118;
-	}
-yy1799:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ':': goto yy1817;
-		default: goto yy1118;
-	}
-yy1800:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1818;
-		default: goto yy1118;
-	}
-yy1801:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy1758;
-		default: goto yy1118;
-	}
-yy1802:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '(': goto yy1819;
-		default: goto yy1118;
-	}
-yy1803:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy1820;
-		default: goto yy1118;
-	}
-yy1804:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt197 = YYCURSOR;
-			goto yy1821;
-		default: goto yy1118;
-	}
-yy1805:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21544,19 +21428,19 @@ yy1805:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1822;
+		case 'f': goto yy1812;
 		default: goto yy1118;
 	}
-yy1806:
+yy1798:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1823;
+		case 'E': goto yy1813;
 		default: goto yy1118;
 	}
-yy1807:
+yy1799:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1824;
+		case ' ': goto yy1814;
 		case '0':
 		case '1':
 		case '2':
@@ -21578,52 +21462,52 @@ yy1807:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1825;
+		case 'f': goto yy1815;
 		default: goto yy1118;
 	}
-yy1808:
+yy1800:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy1826;
+		case 'O': goto yy1816;
 		default: goto yy1118;
 	}
-yy1809:
+yy1801:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy1827;
+		case 'O': goto yy1817;
 		default: goto yy1118;
 	}
-yy1810:
+yy1802:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1828;
+		case 'E': goto yy1818;
 		default: goto yy1118;
 	}
-yy1811:
+yy1803:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy1829;
+		case 'L': goto yy1819;
 		default: goto yy1118;
 	}
-yy1812:
+yy1804:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy1830;
+		case 'D': goto yy1820;
 		default: goto yy1118;
 	}
-yy1813:
+yy1805:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy1831;
+		case 'L': goto yy1821;
 		default: goto yy1118;
 	}
-yy1814:
+yy1806:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy1832;
+		case 'D': goto yy1822;
 		default: goto yy1118;
 	}
-yy1815:
+yy1807:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21637,16 +21521,16 @@ yy1815:
 		case '8':
 		case '9':
 			yyt28 = YYCURSOR;
-			goto yy1833;
+			goto yy1823;
 		default: goto yy1118;
 	}
-yy1816:
+yy1808:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy1834;
+		case '=': goto yy1824;
 		default: goto yy1118;
 	}
-yy1817:
+yy1809:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21660,16 +21544,10 @@ yy1817:
 		case '8':
 		case '9':
 			yyt41 = YYCURSOR;
-			goto yy1835;
+			goto yy1825;
 		default: goto yy1118;
 	}
-yy1818:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0': goto yy1836;
-		default: goto yy1118;
-	}
-yy1819:
+yy1810:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21695,35 +21573,19 @@ yy1819:
 		case 'e':
 		case 'f':
 			yyt43 = YYCURSOR;
-			goto yy1837;
+			goto yy1826;
 		case 'T':
 			yyt43 = YYCURSOR;
-			goto yy1838;
+			goto yy1827;
 		default: goto yy1118;
 	}
-yy1820:
+yy1811:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy1839;
+		case '=': goto yy1828;
 		default: goto yy1118;
 	}
-yy1821:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1840;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1821;
-		default: goto yy1118;
-	}
-yy1822:
+yy1812:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -21759,22 +21621,22 @@ yy1822:
 		case 'f': goto yy1648;
 		default: goto yy1118;
 	}
-yy1823:
+yy1813:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1841;
+		case ' ': goto yy1829;
 		default: goto yy1118;
 	}
-yy1824:
+yy1814:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ')': goto yy1648;
 		default: goto yy1118;
 	}
-yy1825:
+yy1815:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy1824;
+		case ' ': goto yy1814;
 		case '0':
 		case '1':
 		case '2':
@@ -21796,55 +21658,55 @@ yy1825:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1842;
+		case 'f': goto yy1830;
 		default: goto yy1118;
 	}
-yy1826:
+yy1816:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy1843;
+		case 'M': goto yy1831;
 		default: goto yy1118;
 	}
-yy1827:
+yy1817:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy1844;
+		case 'M': goto yy1832;
 		default: goto yy1118;
 	}
-yy1828:
+yy1818:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy1845;
+		case '=': goto yy1833;
 		default: goto yy1118;
 	}
-yy1829:
+yy1819:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1846;
+		case 'E': goto yy1834;
 		default: goto yy1118;
 	}
-yy1830:
+yy1820:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1847;
+		case 'P': goto yy1835;
 		default: goto yy1118;
 	}
-yy1831:
+yy1821:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy1848;
+		case 'E': goto yy1836;
 		default: goto yy1118;
 	}
-yy1832:
+yy1822:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1849;
+		case 'P': goto yy1837;
 		default: goto yy1118;
 	}
-yy1833:
+yy1823:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '.': goto yy1850;
+		case '.': goto yy1838;
 		case '0':
 		case '1':
 		case '2':
@@ -21854,10 +21716,10 @@ yy1833:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy1851;
+		case '9': goto yy1839;
 		default: goto yy1118;
 	}
-yy1834:
+yy1824:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21871,20 +21733,16 @@ yy1834:
 		case '8':
 		case '9':
 			yyt22 = YYCURSOR;
-			goto yy1852;
+			goto yy1840;
 		default: goto yy1118;
 	}
-yy1835:
+yy1825:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt42 = YYCURSOR;
-			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt43 = yyt44 = NULL;
 			yyt42 = YYCURSOR;
-			goto yy1853;
+			goto yy1841;
 		case '0':
 		case '1':
 		case '2':
@@ -21894,21 +21752,15 @@ yy1835:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy1835;
+		case '9': goto yy1825;
 		default: goto yy1118;
 	}
-yy1836:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'x': goto yy1854;
-		default: goto yy1118;
-	}
-yy1837:
+yy1826:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ')':
 			yyt44 = YYCURSOR;
-			goto yy1855;
+			goto yy1842;
 		case '0':
 		case '1':
 		case '2':
@@ -21930,16 +21782,16 @@ yy1837:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1837;
+		case 'f': goto yy1826;
 		default: goto yy1118;
 	}
-yy1838:
+yy1827:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy1856;
+		case 'R': goto yy1843;
 		default: goto yy1118;
 	}
-yy1839:
+yy1828:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -21953,36 +21805,30 @@ yy1839:
 		case '8':
 		case '9':
 			yyt195 = YYCURSOR;
-			goto yy1857;
+			goto yy1844;
 		case 'A':
 			yyt191 = YYCURSOR;
-			goto yy1858;
+			goto yy1845;
 		case 'E':
 			yyt191 = YYCURSOR;
-			goto yy1859;
-		case 'I': goto yy1860;
-		case 'T': goto yy1861;
+			goto yy1846;
+		case 'I': goto yy1847;
+		case 'T': goto yy1848;
 		case 'U':
 			yyt62 = YYCURSOR;
-			goto yy1862;
+			goto yy1849;
 		default: goto yy1118;
 	}
-yy1840:
+yy1829:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'G': goto yy1863;
+		case 'I': goto yy1850;
 		default: goto yy1118;
 	}
-yy1841:
+yy1830:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy1864;
-		default: goto yy1118;
-	}
-yy1842:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1824;
+		case ' ': goto yy1814;
 		case '0':
 		case '1':
 		case '2':
@@ -22004,22 +21850,22 @@ yy1842:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy1865;
+		case 'f': goto yy1851;
 		default: goto yy1118;
 	}
-yy1843:
+yy1831:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1866;
+		case 'P': goto yy1852;
 		default: goto yy1118;
 	}
-yy1844:
+yy1832:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy1867;
+		case 'P': goto yy1853;
 		default: goto yy1118;
 	}
-yy1845:
+yy1833:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -22033,52 +21879,164 @@ yy1845:
 		case '8':
 		case '9':
 			yyt236 = YYCURSOR;
-			goto yy1868;
+			goto yy1854;
+		default: goto yy1118;
+	}
+yy1834:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1855;
+		default: goto yy1118;
+	}
+yy1835:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1856;
+		default: goto yy1118;
+	}
+yy1836:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1857;
+		default: goto yy1118;
+	}
+yy1837:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1858;
+		default: goto yy1118;
+	}
+yy1838:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1859;
+		default: goto yy1118;
+	}
+yy1839:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1838;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1860;
+		default: goto yy1118;
+	}
+yy1840:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt23 = YYCURSOR;
+			goto yy1861;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1840;
+		default: goto yy1118;
+	}
+yy1841:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy1738;
+		case 'P': goto yy1739;
+		default: goto yy1118;
+	}
+yy1842:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1862;
+		default: goto yy1118;
+	}
+yy1843:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'U': goto yy1863;
+		default: goto yy1118;
+	}
+yy1844:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt196 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt196 = YYCURSOR;
+			goto yy1864;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1844;
+		default: goto yy1118;
+	}
+yy1845:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'H': goto yy1865;
 		default: goto yy1118;
 	}
 yy1846:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1869;
+		case 'S': goto yy1866;
 		default: goto yy1118;
 	}
 yy1847:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1870;
+		case 'C': goto yy1867;
 		default: goto yy1118;
 	}
 yy1848:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1871;
+		case 'C': goto yy1868;
 		default: goto yy1118;
 	}
 yy1849:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy1872;
+		case 'D': goto yy1869;
 		default: goto yy1118;
 	}
 yy1850:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1873;
+		case 'D': goto yy1676;
 		default: goto yy1118;
 	}
 yy1851:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '.': goto yy1850;
+		case ' ': goto yy1814;
 		case '0':
 		case '1':
 		case '2':
@@ -22088,15 +22046,37 @@ yy1851:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy1874;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1870;
 		default: goto yy1118;
 	}
 yy1852:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ':
-			yyt23 = YYCURSOR;
-			goto yy1875;
+		case 'L': goto yy1871;
+		default: goto yy1118;
+	}
+yy1853:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy1872;
+		default: goto yy1118;
+	}
+yy1854:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1873;
 		case '0':
 		case '1':
 		case '2':
@@ -22106,19 +22086,1258 @@ yy1852:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy1852;
+		case '9': goto yy1854;
 		default: goto yy1118;
 	}
-yy1853:
+yy1855:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy1801;
-		case 'O': goto yy1738;
+		case 'E': goto yy1874;
+		default: goto yy1118;
+	}
+yy1856:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1875;
+		default: goto yy1118;
+	}
+yy1857:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1876;
+		default: goto yy1118;
+	}
+yy1858:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1877;
+		default: goto yy1118;
+	}
+yy1859:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1878;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1879;
+		default: goto yy1118;
+	}
+yy1860:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1838;
+		default: goto yy1118;
+	}
+yy1861:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy1607;
+		default: goto yy1118;
+	}
+yy1862:
+	yych = *++YYCURSOR;
+	switch (yych) {
 		case 'P': goto yy1739;
-		case 'U': goto yy1740;
+		default: goto yy1118;
+	}
+yy1863:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1880;
+		default: goto yy1118;
+	}
+yy1864:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy1881;
+		case 'U': goto yy1882;
 		default: goto yy1153;
 	}
-yy1854:
+yy1865:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy1883;
+		default: goto yy1118;
+	}
+yy1866:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1865;
+		default: goto yy1118;
+	}
+yy1867:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy1884;
+		default: goto yy1118;
+	}
+yy1868:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1885;
+		default: goto yy1118;
+	}
+yy1869:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1886;
+		default: goto yy1118;
+	}
+yy1870:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1814;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1887;
+		default: goto yy1118;
+	}
+yy1871:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1888;
+		default: goto yy1118;
+	}
+yy1872:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1889;
+		default: goto yy1118;
+	}
+yy1873:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1890;
+		default: goto yy1118;
+	}
+yy1874:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1891;
+		default: goto yy1118;
+	}
+yy1875:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt215 = YYCURSOR;
+			goto yy1892;
+		default: goto yy1118;
+	}
+yy1876:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1893;
+		default: goto yy1118;
+	}
+yy1877:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt233 = YYCURSOR;
+			goto yy1894;
+		default: goto yy1118;
+	}
+yy1878:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1895;
+		default: goto yy1118;
+	}
+yy1879:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1878;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1896;
+		default: goto yy1118;
+	}
+yy1880:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1897;
+		default: goto yy1118;
+	}
+yy1881:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy1898;
+		default: goto yy1118;
+	}
+yy1882:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1899;
+		default: goto yy1118;
+	}
+yy1883:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy1881;
+		case 'S': goto yy1900;
+		case 'U': goto yy1882;
+		default: goto yy1153;
+	}
+yy1884:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1901;
+		default: goto yy1118;
+	}
+yy1885:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt45 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt45 = YYCURSOR;
+			goto yy1902;
+		default: goto yy1118;
+	}
+yy1886:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt63 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt63 = YYCURSOR;
+			goto yy1903;
+		case 'L': goto yy1904;
+		default: goto yy1118;
+	}
+yy1887:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1814;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1905;
+		default: goto yy1118;
+	}
+yy1888:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1906;
+		default: goto yy1118;
+	}
+yy1889:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1907;
+		default: goto yy1118;
+	}
+yy1890:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy1908;
+		default: goto yy1118;
+	}
+yy1891:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy1909;
+		default: goto yy1118;
+	}
+yy1892:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt217 = yyt218 = yyt219 = NULL;
+			yyt216 = YYCURSOR;
+			goto yy1910;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1892;
+		default: goto yy1118;
+	}
+yy1893:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy1911;
+		default: goto yy1118;
+	}
+yy1894:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1912;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1894;
+		default: goto yy1118;
+	}
+yy1895:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1913;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1914;
+		default: goto yy1118;
+	}
+yy1896:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1878;
+		default: goto yy1118;
+	}
+yy1897:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy1915;
+		default: goto yy1118;
+	}
+yy1898:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy1916;
+		default: goto yy1118;
+	}
+yy1899:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy1917;
+		default: goto yy1118;
+	}
+yy1900:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1918;
+		default: goto yy1118;
+	}
+yy1901:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt188 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt188 = YYCURSOR;
+			goto yy1919;
+		default: goto yy1118;
+	}
+yy1902:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1920;
+		case 'M': goto yy1881;
+		case 'S': goto yy1921;
+		case 'U': goto yy1882;
+		default: goto yy1153;
+	}
+yy1903:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1922;
+		case 'M': goto yy1881;
+		case 'S': goto yy1923;
+		case 'U': goto yy1882;
+		default: goto yy1153;
+	}
+yy1904:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1924;
+		default: goto yy1118;
+	}
+yy1905:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1814;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy1925;
+		default: goto yy1118;
+	}
+yy1906:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1926;
+		default: goto yy1118;
+	}
+yy1907:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1927;
+		default: goto yy1118;
+	}
+yy1908:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy1928;
+		default: goto yy1118;
+	}
+yy1909:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt212 = YYCURSOR;
+			goto yy1929;
+		default: goto yy1118;
+	}
+yy1910:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy1930;
+		case 'W': goto yy1931;
+		default: goto yy1118;
+	}
+yy1911:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt230 = YYCURSOR;
+			goto yy1932;
+		default: goto yy1118;
+	}
+yy1912:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy1933;
+		default: goto yy1118;
+	}
+yy1913:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1934;
+		default: goto yy1118;
+	}
+yy1914:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1913;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1935;
+		default: goto yy1118;
+	}
+yy1915:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1936;
+		default: goto yy1118;
+	}
+yy1916:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'K': goto yy1937;
+		default: goto yy1118;
+	}
+yy1917:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1938;
+		default: goto yy1118;
+	}
+yy1918:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1939;
+		default: goto yy1118;
+	}
+yy1919:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1940;
+		case 'M': goto yy1881;
+		case 'T': goto yy1941;
+		case 'U': goto yy1882;
+		default: goto yy1153;
+	}
+yy1920:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1942;
+		default: goto yy1118;
+	}
+yy1921:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1943;
+		default: goto yy1118;
+	}
+yy1922:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1944;
+		default: goto yy1118;
+	}
+yy1923:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1945;
+		default: goto yy1118;
+	}
+yy1924:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1946;
+		default: goto yy1118;
+	}
+yy1925:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1814;
+		default: goto yy1118;
+	}
+yy1926:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1947;
+		default: goto yy1118;
+	}
+yy1927:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1948;
+		default: goto yy1118;
+	}
+yy1928:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1949;
+		default: goto yy1118;
+	}
+yy1929:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt213 = YYCURSOR;
+			goto yy1950;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1929;
+		default: goto yy1118;
+	}
+yy1930:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1951;
+		default: goto yy1118;
+	}
+yy1931:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1952;
+		default: goto yy1118;
+	}
+yy1932:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt231 = YYCURSOR;
+			goto yy1953;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1932;
+		default: goto yy1118;
+	}
+yy1933:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1954;
+		default: goto yy1118;
+	}
+yy1934:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1955;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1956;
+		default: goto yy1118;
+	}
+yy1935:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy1913;
+		default: goto yy1118;
+	}
+yy1936:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1957;
+		default: goto yy1118;
+	}
+yy1937:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1958;
+		default: goto yy1118;
+	}
+yy1938:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt197 = YYCURSOR;
+			goto yy1959;
+		default: goto yy1118;
+	}
+yy1939:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1960;
+		default: goto yy1118;
+	}
+yy1940:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1961;
+		default: goto yy1118;
+	}
+yy1941:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'Y': goto yy1962;
+		default: goto yy1118;
+	}
+yy1942:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1963;
+		default: goto yy1118;
+	}
+yy1943:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1964;
+		default: goto yy1118;
+	}
+yy1944:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1965;
+		default: goto yy1118;
+	}
+yy1945:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy1966;
+		default: goto yy1118;
+	}
+yy1946:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy1967;
+		default: goto yy1118;
+	}
+yy1947:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy1968;
+		default: goto yy1118;
+	}
+yy1948:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy1969;
+		default: goto yy1118;
+	}
+yy1949:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1970;
+		default: goto yy1118;
+	}
+yy1950:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'b': goto yy1971;
+		default: goto yy1118;
+	}
+yy1951:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'Q': goto yy1972;
+		default: goto yy1118;
+	}
+yy1952:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1973;
+		default: goto yy1118;
+	}
+yy1953:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'b': goto yy1974;
+		default: goto yy1118;
+	}
+yy1954:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy1975;
+		default: goto yy1118;
+	}
+yy1955:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy1976;
+		default: goto yy1118;
+	}
+yy1956:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1955;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1977;
+		default: goto yy1118;
+	}
+yy1957:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy1978;
+		default: goto yy1118;
+	}
+yy1958:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy1979;
+		default: goto yy1118;
+	}
+yy1959:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1980;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1959;
+		default: goto yy1118;
+	}
+yy1960:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy1981;
+		default: goto yy1118;
+	}
+yy1961:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy1982;
+		default: goto yy1118;
+	}
+yy1962:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy1983;
+		default: goto yy1118;
+	}
+yy1963:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy1984;
+		default: goto yy1118;
+	}
+yy1964:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1985;
+		default: goto yy1118;
+	}
+yy1965:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy1986;
+		default: goto yy1118;
+	}
+yy1966:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1987;
+		default: goto yy1118;
+	}
+yy1967:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt63 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt63 = YYCURSOR;
+			goto yy1903;
+		default: goto yy1118;
+	}
+yy1968:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy1784;
+		default: goto yy1118;
+	}
+yy1969:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt333 = YYCURSOR;
+			goto yy1988;
+		default: goto yy1118;
+	}
+yy1970:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt237 = YYCURSOR;
+			goto yy1989;
+		default: goto yy1118;
+	}
+yy1971:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'y': goto yy1990;
+		default: goto yy1118;
+	}
+yy1972:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1991;
+		default: goto yy1118;
+	}
+yy1973:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy1992;
+		default: goto yy1118;
+	}
+yy1974:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'y': goto yy1993;
+		default: goto yy1118;
+	}
+yy1975:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy1994;
+		default: goto yy1118;
+	}
+yy1976:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy1995;
+		default: goto yy1118;
+	}
+yy1977:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy1955;
+		default: goto yy1118;
+	}
+yy1978:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ')':
+			yyt44 = YYCURSOR;
+			goto yy1842;
+		default: goto yy1118;
+	}
+yy1979:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'x': goto yy1996;
+		default: goto yy1118;
+	}
+yy1980:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'G': goto yy1997;
+		default: goto yy1118;
+	}
+yy1981:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'x': goto yy1998;
+		default: goto yy1118;
+	}
+yy1982:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy1999;
+		default: goto yy1118;
+	}
+yy1983:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2000;
+		default: goto yy1118;
+	}
+yy1984:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy2001;
+		default: goto yy1118;
+	}
+yy1985:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt48 = YYCURSOR;
+			goto yy2002;
+		default: goto yy1118;
+	}
+yy1986:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy2003;
+		default: goto yy1118;
+	}
+yy1987:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt66 = YYCURSOR;
+			goto yy2004;
+		default: goto yy1118;
+	}
+yy1988:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt334 = YYCURSOR;
+			goto yy2005;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1988;
+		default: goto yy1118;
+	}
+yy1989:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt238 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt238 = YYCURSOR;
+			goto yy2006;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy1989;
+		default: goto yy1118;
+	}
+yy1990:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 't': goto yy2007;
+		default: goto yy1118;
+	}
+yy1991:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt217 = YYCURSOR;
+			goto yy2008;
+		default: goto yy1118;
+	}
+yy1992:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy2009;
+		default: goto yy1118;
+	}
+yy1993:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 't': goto yy2010;
+		default: goto yy1118;
+	}
+yy1994:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt234 = YYCURSOR;
+			goto yy2011;
+		default: goto yy1118;
+	}
+yy1995:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy2012;
+		default: goto yy1118;
+	}
+yy1996:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -22144,1621 +23363,16 @@ yy1854:
 		case 'e':
 		case 'f':
 			yyt200 = YYCURSOR;
-			goto yy1876;
-		default: goto yy1118;
-	}
-yy1855:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1877;
-		default: goto yy1118;
-	}
-yy1856:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'U': goto yy1878;
-		default: goto yy1118;
-	}
-yy1857:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt196 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt196 = YYCURSOR;
-			goto yy1879;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1857;
-		default: goto yy1118;
-	}
-yy1858:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'H': goto yy1880;
-		default: goto yy1118;
-	}
-yy1859:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy1881;
-		default: goto yy1118;
-	}
-yy1860:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1882;
-		default: goto yy1118;
-	}
-yy1861:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1883;
-		default: goto yy1118;
-	}
-yy1862:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1884;
-		default: goto yy1118;
-	}
-yy1863:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1885;
-		default: goto yy1118;
-	}
-yy1864:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1676;
-		default: goto yy1118;
-	}
-yy1865:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1824;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1886;
-		default: goto yy1118;
-	}
-yy1866:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy1887;
-		default: goto yy1118;
-	}
-yy1867:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy1888;
-		default: goto yy1118;
-	}
-yy1868:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1889;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1868;
-		default: goto yy1118;
-	}
-yy1869:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1890;
-		default: goto yy1118;
-	}
-yy1870:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1891;
-		default: goto yy1118;
-	}
-yy1871:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1892;
-		default: goto yy1118;
-	}
-yy1872:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1893;
-		default: goto yy1118;
-	}
-yy1873:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1894;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1895;
-		default: goto yy1118;
-	}
-yy1874:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1850;
-		default: goto yy1118;
-	}
-yy1875:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1607;
-		default: goto yy1118;
-	}
-yy1876:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1896;
-		default: goto yy1118;
-	}
-yy1877:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1801;
-		case 'P': goto yy1739;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1878:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1897;
-		default: goto yy1118;
-	}
-yy1879:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1801;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1880:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy1898;
-		default: goto yy1118;
-	}
-yy1881:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1880;
-		default: goto yy1118;
-	}
-yy1882:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1899;
-		default: goto yy1118;
-	}
-yy1883:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1900;
-		default: goto yy1118;
-	}
-yy1884:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1901;
-		default: goto yy1118;
-	}
-yy1885:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1902;
-		default: goto yy1118;
-	}
-yy1886:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1824;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1903;
-		default: goto yy1118;
-	}
-yy1887:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1904;
-		default: goto yy1118;
-	}
-yy1888:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1905;
-		default: goto yy1118;
-	}
-yy1889:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1906;
-		default: goto yy1118;
-	}
-yy1890:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1907;
-		default: goto yy1118;
-	}
-yy1891:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt215 = YYCURSOR;
-			goto yy1908;
-		default: goto yy1118;
-	}
-yy1892:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1909;
-		default: goto yy1118;
-	}
-yy1893:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt233 = YYCURSOR;
-			goto yy1910;
-		default: goto yy1118;
-	}
-yy1894:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1911;
-		default: goto yy1118;
-	}
-yy1895:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1894;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1912;
-		default: goto yy1118;
-	}
-yy1896:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1913;
-		default: goto yy1118;
-	}
-yy1897:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1914;
-		default: goto yy1118;
-	}
-yy1898:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1801;
-		case 'S': goto yy1915;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1899:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1916;
-		default: goto yy1118;
-	}
-yy1900:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt45 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt45 = YYCURSOR;
-			goto yy1917;
-		default: goto yy1118;
-	}
-yy1901:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt63 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt63 = YYCURSOR;
-			goto yy1918;
-		case 'L': goto yy1919;
-		default: goto yy1118;
-	}
-yy1902:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1920;
-		default: goto yy1118;
-	}
-yy1903:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1824;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1921;
-		default: goto yy1118;
-	}
-yy1904:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1922;
-		default: goto yy1118;
-	}
-yy1905:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1923;
-		default: goto yy1118;
-	}
-yy1906:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy1924;
-		default: goto yy1118;
-	}
-yy1907:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy1925;
-		default: goto yy1118;
-	}
-yy1908:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt217 = yyt218 = yyt219 = NULL;
-			yyt216 = YYCURSOR;
-			goto yy1926;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1908;
-		default: goto yy1118;
-	}
-yy1909:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy1927;
-		default: goto yy1118;
-	}
-yy1910:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1928;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1910;
-		default: goto yy1118;
-	}
-yy1911:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1929;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1930;
-		default: goto yy1118;
-	}
-yy1912:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1894;
-		default: goto yy1118;
-	}
-yy1913:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1931;
-		default: goto yy1118;
-	}
-yy1914:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy1932;
-		default: goto yy1118;
-	}
-yy1915:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1933;
-		default: goto yy1118;
-	}
-yy1916:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt188 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt188 = YYCURSOR;
-			goto yy1934;
-		default: goto yy1118;
-	}
-yy1917:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1935;
-		case 'M': goto yy1801;
-		case 'S': goto yy1936;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1918:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1937;
-		case 'M': goto yy1801;
-		case 'S': goto yy1938;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1919:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1939;
-		default: goto yy1118;
-	}
-yy1920:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt198 = YYCURSOR;
-			goto yy1940;
-		default: goto yy1118;
-	}
-yy1921:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1824;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1941;
-		default: goto yy1118;
-	}
-yy1922:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1942;
-		default: goto yy1118;
-	}
-yy1923:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1943;
-		default: goto yy1118;
-	}
-yy1924:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1944;
-		default: goto yy1118;
-	}
-yy1925:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt212 = YYCURSOR;
-			goto yy1945;
-		default: goto yy1118;
-	}
-yy1926:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy1946;
-		case 'W': goto yy1947;
-		default: goto yy1118;
-	}
-yy1927:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt230 = YYCURSOR;
-			goto yy1948;
-		default: goto yy1118;
-	}
-yy1928:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy1949;
-		default: goto yy1118;
-	}
-yy1929:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1950;
-		default: goto yy1118;
-	}
-yy1930:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1929;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1951;
-		default: goto yy1118;
-	}
-yy1931:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1952;
-		default: goto yy1118;
-	}
-yy1932:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1953;
-		default: goto yy1118;
-	}
-yy1933:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1954;
-		default: goto yy1118;
-	}
-yy1934:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1955;
-		case 'M': goto yy1801;
-		case 'T': goto yy1956;
-		case 'U': goto yy1740;
-		default: goto yy1153;
-	}
-yy1935:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1957;
-		default: goto yy1118;
-	}
-yy1936:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1958;
-		default: goto yy1118;
-	}
-yy1937:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1959;
-		default: goto yy1118;
-	}
-yy1938:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1960;
-		default: goto yy1118;
-	}
-yy1939:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1961;
-		default: goto yy1118;
-	}
-yy1940:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy1962;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1940;
-		default: goto yy1118;
-	}
-yy1941:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1824;
-		default: goto yy1118;
-	}
-yy1942:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1963;
-		default: goto yy1118;
-	}
-yy1943:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1964;
-		default: goto yy1118;
-	}
-yy1944:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1965;
-		default: goto yy1118;
-	}
-yy1945:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt213 = YYCURSOR;
-			goto yy1966;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1945;
-		default: goto yy1118;
-	}
-yy1946:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1967;
-		default: goto yy1118;
-	}
-yy1947:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1968;
-		default: goto yy1118;
-	}
-yy1948:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt231 = YYCURSOR;
-			goto yy1969;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1948;
-		default: goto yy1118;
-	}
-yy1949:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1970;
-		default: goto yy1118;
-	}
-yy1950:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1971;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1972;
-		default: goto yy1118;
-	}
-yy1951:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy1929;
-		default: goto yy1118;
-	}
-yy1952:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1973;
-		default: goto yy1118;
-	}
-yy1953:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1974;
-		default: goto yy1118;
-	}
-yy1954:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1975;
-		default: goto yy1118;
-	}
-yy1955:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1976;
-		default: goto yy1118;
-	}
-yy1956:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Y': goto yy1977;
-		default: goto yy1118;
-	}
-yy1957:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1978;
-		default: goto yy1118;
-	}
-yy1958:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1979;
-		default: goto yy1118;
-	}
-yy1959:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1980;
-		default: goto yy1118;
-	}
-yy1960:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy1981;
-		default: goto yy1118;
-	}
-yy1961:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy1982;
-		default: goto yy1118;
-	}
-yy1962:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1801;
-		default: goto yy1153;
-	}
-yy1963:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy1983;
-		default: goto yy1118;
-	}
-yy1964:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy1984;
-		default: goto yy1118;
-	}
-yy1965:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1985;
-		default: goto yy1118;
-	}
-yy1966:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'b': goto yy1986;
-		default: goto yy1118;
-	}
-yy1967:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Q': goto yy1987;
-		default: goto yy1118;
-	}
-yy1968:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1988;
-		default: goto yy1118;
-	}
-yy1969:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'b': goto yy1989;
-		default: goto yy1118;
-	}
-yy1970:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy1990;
-		default: goto yy1118;
-	}
-yy1971:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy1991;
-		default: goto yy1118;
-	}
-yy1972:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1971;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy1992;
-		default: goto yy1118;
-	}
-yy1973:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy1993;
-		default: goto yy1118;
-	}
-yy1974:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1994;
-		default: goto yy1118;
-	}
-yy1975:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0': goto yy1995;
-		default: goto yy1118;
-	}
-yy1976:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy1996;
-		default: goto yy1118;
-	}
-yy1977:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy1997;
-		default: goto yy1118;
-	}
-yy1978:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy1998;
-		default: goto yy1118;
-	}
-yy1979:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy1999;
-		default: goto yy1118;
-	}
-yy1980:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy2000;
-		default: goto yy1118;
-	}
-yy1981:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2001;
-		default: goto yy1118;
-	}
-yy1982:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt63 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt63 = YYCURSOR;
-			goto yy1918;
-		default: goto yy1118;
-	}
-yy1983:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy1789;
-		default: goto yy1118;
-	}
-yy1984:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt333 = YYCURSOR;
-			goto yy2002;
-		default: goto yy1118;
-	}
-yy1985:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt237 = YYCURSOR;
-			goto yy2003;
-		default: goto yy1118;
-	}
-yy1986:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'y': goto yy2004;
-		default: goto yy1118;
-	}
-yy1987:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2005;
-		default: goto yy1118;
-	}
-yy1988:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy2006;
-		default: goto yy1118;
-	}
-yy1989:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'y': goto yy2007;
-		default: goto yy1118;
-	}
-yy1990:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2008;
-		default: goto yy1118;
-	}
-yy1991:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy2009;
-		default: goto yy1118;
-	}
-yy1992:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy1971;
-		default: goto yy1118;
-	}
-yy1993:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy2010;
-		default: goto yy1118;
-	}
-yy1994:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ')':
-			yyt44 = YYCURSOR;
-			goto yy1855;
-		default: goto yy1118;
-	}
-yy1995:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'x': goto yy2011;
-		default: goto yy1118;
-	}
-yy1996:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy2012;
+			goto yy2013;
 		default: goto yy1118;
 	}
 yy1997:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy2013;
+		case 'I': goto yy2014;
 		default: goto yy1118;
 	}
 yy1998:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy2014;
-		default: goto yy1118;
-	}
-yy1999:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt48 = YYCURSOR;
-			goto yy2015;
-		default: goto yy1118;
-	}
-yy2000:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy2016;
-		default: goto yy1118;
-	}
-yy2001:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt66 = YYCURSOR;
-			goto yy2017;
-		default: goto yy1118;
-	}
-yy2002:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt334 = YYCURSOR;
-			goto yy2018;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy2002;
-		default: goto yy1118;
-	}
-yy2003:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt238 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt238 = YYCURSOR;
-			goto yy2019;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy2003;
-		default: goto yy1118;
-	}
-yy2004:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 't': goto yy2020;
-		default: goto yy1118;
-	}
-yy2005:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt217 = YYCURSOR;
-			goto yy2021;
-		default: goto yy1118;
-	}
-yy2006:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy2022;
-		default: goto yy1118;
-	}
-yy2007:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 't': goto yy2023;
-		default: goto yy1118;
-	}
-yy2008:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt234 = YYCURSOR;
-			goto yy2024;
-		default: goto yy1118;
-	}
-yy2009:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy2025;
-		default: goto yy1118;
-	}
-yy2010:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt201 = YYCURSOR;
-			goto yy1152;
-		default: goto yy1118;
-	}
-yy2011:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -23784,31 +23398,31 @@ yy2011:
 		case 'e':
 		case 'f':
 			yyt193 = YYCURSOR;
-			goto yy2026;
+			goto yy2015;
 		default: goto yy1118;
 	}
-yy2012:
+yy1999:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy2027;
+		case 'M': goto yy2016;
 		default: goto yy1118;
 	}
-yy2013:
+yy2000:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy2028;
+		case '=': goto yy2017;
 		default: goto yy1118;
 	}
-yy2014:
+yy2001:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy2029;
+		case 'P': goto yy2018;
 		default: goto yy1118;
 	}
-yy2015:
+yy2002:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy2030;
+		case ' ': goto yy2019;
 		case '0':
 		case '1':
 		case '2':
@@ -23818,19 +23432,19 @@ yy2015:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy2015;
+		case '9': goto yy2002;
 		default: goto yy1118;
 	}
-yy2016:
+yy2003:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy2031;
+		case 'P': goto yy2020;
 		default: goto yy1118;
 	}
-yy2017:
+yy2004:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy2032;
+		case ' ': goto yy2021;
 		case '0':
 		case '1':
 		case '2':
@@ -23840,35 +23454,35 @@ yy2017:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy2017;
+		case '9': goto yy2004;
 		default: goto yy1118;
 	}
-yy2018:
+yy2005:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'b': goto yy2033;
+		case 'b': goto yy2022;
 		default: goto yy1118;
 	}
-yy2019:
+yy2006:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy2034;
+		case 'I': goto yy2023;
 		case 'M': goto yy1594;
-		case 'P': goto yy2035;
+		case 'P': goto yy2024;
 		case 'U': goto yy1597;
-		case '[': goto yy2036;
+		case '[': goto yy2025;
 		default: goto yy1153;
 	}
-yy2020:
+yy2007:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'e': goto yy2037;
+		case 'e': goto yy2026;
 		default: goto yy1118;
 	}
-yy2021:
+yy2008:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy2038;
+		case ' ': goto yy2027;
 		case '0':
 		case '1':
 		case '2':
@@ -23878,22 +23492,22 @@ yy2021:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy2021;
+		case '9': goto yy2008;
 		default: goto yy1118;
 	}
-yy2022:
+yy2009:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'W': goto yy2039;
+		case 'W': goto yy2028;
 		default: goto yy1118;
 	}
-yy2023:
+yy2010:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'e': goto yy2040;
+		case 'e': goto yy2029;
 		default: goto yy1118;
 	}
-yy2024:
+yy2011:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -23913,26 +23527,26 @@ yy2024:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy2024;
+		case '9': goto yy2011;
 		default: goto yy1118;
 	}
-yy2025:
+yy2012:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy2041;
+		case 'D': goto yy2030;
 		default: goto yy1118;
 	}
-yy2026:
+yy2013:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
 			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy1879;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
 		case '0':
 		case '1':
 		case '2':
@@ -23954,16 +23568,57 @@ yy2026:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy2042;
+		case 'f': goto yy2031;
 		default: goto yy1118;
 	}
-yy2027:
+yy2014:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy2043;
+		case 'D': goto yy2032;
 		default: goto yy1118;
 	}
-yy2028:
+yy2015:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1864;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2033;
+		default: goto yy1118;
+	}
+yy2016:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy2034;
+		default: goto yy1118;
+	}
+yy2017:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -23977,99 +23632,99 @@ yy2028:
 		case '8':
 		case '9':
 			yyt70 = YYCURSOR;
-			goto yy2044;
+			goto yy2035;
+		default: goto yy1118;
+	}
+yy2018:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy2036;
+		default: goto yy1118;
+	}
+yy2019:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy2037;
+		default: goto yy1118;
+	}
+yy2020:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy2038;
+		default: goto yy1118;
+	}
+yy2021:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy2039;
+		default: goto yy1118;
+	}
+yy2022:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'y': goto yy2040;
+		default: goto yy1118;
+	}
+yy2023:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy2041;
+		case 'N': goto yy2042;
+		default: goto yy1118;
+	}
+yy2024:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy2043;
+		default: goto yy1118;
+	}
+yy2025:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy2044;
+		default: goto yy1118;
+	}
+yy2026:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 's': goto yy2045;
+		default: goto yy1118;
+	}
+yy2027:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy2046;
+		default: goto yy1118;
+	}
+yy2028:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy2047;
 		default: goto yy1118;
 	}
 yy2029:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy2045;
+		case 's': goto yy2048;
 		default: goto yy1118;
 	}
 yy2030:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy2046;
+		case 'S': goto yy2049;
 		default: goto yy1118;
 	}
 yy2031:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy2047;
-		default: goto yy1118;
-	}
-yy2032:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy2048;
-		default: goto yy1118;
-	}
-yy2033:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'y': goto yy2049;
-		default: goto yy1118;
-	}
-yy2034:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy2050;
-		case 'N': goto yy2051;
-		default: goto yy1118;
-	}
-yy2035:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy2052;
-		default: goto yy1118;
-	}
-yy2036:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy2053;
-		default: goto yy1118;
-	}
-yy2037:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 's': goto yy2054;
-		default: goto yy1118;
-	}
-yy2038:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy2055;
-		default: goto yy1118;
-	}
-yy2039:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2056;
-		default: goto yy1118;
-	}
-yy2040:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 's': goto yy2057;
-		default: goto yy1118;
-	}
-yy2041:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy2058;
-		default: goto yy1118;
-	}
-yy2042:
-	yych = *++YYCURSOR;
-	switch (yych) {
 		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
 			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy1879;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
 		case '0':
 		case '1':
 		case '2':
@@ -24091,19 +23746,26 @@ yy2042:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy2059;
+		case 'f': goto yy2050;
 		default: goto yy1118;
 	}
-yy2043:
+yy2032:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy2060;
+		case '=': goto yy2051;
 		default: goto yy1118;
 	}
-yy2044:
+yy2033:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy2061;
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -24113,76 +23775,110 @@ yy2044:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy2044;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2052;
+		default: goto yy1118;
+	}
+yy2034:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy2053;
+		default: goto yy1118;
+	}
+yy2035:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy2054;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy2035;
+		default: goto yy1118;
+	}
+yy2036:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2055;
+		default: goto yy1118;
+	}
+yy2037:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy2056;
+		default: goto yy1118;
+	}
+yy2038:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2057;
+		default: goto yy1118;
+	}
+yy2039:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy2058;
+		default: goto yy1118;
+	}
+yy2040:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 't': goto yy2059;
+		default: goto yy1118;
+	}
+yy2041:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy2060;
+		default: goto yy1118;
+	}
+yy2042:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy2061;
+		default: goto yy1118;
+	}
+yy2043:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy2062;
+		default: goto yy1118;
+	}
+yy2044:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy2063;
 		default: goto yy1118;
 	}
 yy2045:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy2062;
+		case ']': goto yy2064;
 		default: goto yy1118;
 	}
 yy2046:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy2063;
+		case 'C': goto yy2065;
 		default: goto yy1118;
 	}
 yy2047:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2064;
-		default: goto yy1118;
-	}
-yy2048:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy2065;
-		default: goto yy1118;
-	}
-yy2049:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 't': goto yy2066;
-		default: goto yy1118;
-	}
-yy2050:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2067;
-		default: goto yy1118;
-	}
-yy2051:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy2068;
-		default: goto yy1118;
-	}
-yy2052:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy2069;
-		default: goto yy1118;
-	}
-yy2053:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy2070;
-		default: goto yy1118;
-	}
-yy2054:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ']': goto yy2071;
-		default: goto yy1118;
-	}
-yy2055:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy2072;
-		default: goto yy1118;
-	}
-yy2056:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24196,32 +23892,32 @@ yy2056:
 		case '8':
 		case '9':
 			yyt220 = YYCURSOR;
-			goto yy2073;
+			goto yy2066;
 		default: goto yy1118;
 	}
-yy2057:
+yy2048:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ']': goto yy2074;
+		case ']': goto yy2067;
 		default: goto yy1118;
 	}
-yy2058:
+yy2049:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy2075;
+		case 'T': goto yy2068;
 		default: goto yy1118;
 	}
-yy2059:
+yy2050:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
 			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy1879;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
 		case '0':
 		case '1':
 		case '2':
@@ -24243,52 +23939,104 @@ yy2059:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy2076;
+		case 'f': goto yy2069;
+		default: goto yy1118;
+	}
+yy2051:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt198 = YYCURSOR;
+			goto yy2070;
+		default: goto yy1118;
+	}
+yy2052:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1864;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2071;
+		default: goto yy1118;
+	}
+yy2053:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2072;
+		default: goto yy1118;
+	}
+yy2054:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy2073;
+		default: goto yy1118;
+	}
+yy2055:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy2074;
+		default: goto yy1118;
+	}
+yy2056:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy2075;
+		default: goto yy1118;
+	}
+yy2057:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy2076;
+		default: goto yy1118;
+	}
+yy2058:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy2077;
+		default: goto yy1118;
+	}
+yy2059:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'e': goto yy2078;
 		default: goto yy1118;
 	}
 yy2060:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2077;
-		default: goto yy1118;
-	}
-yy2061:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy2078;
-		default: goto yy1118;
-	}
-yy2062:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy2079;
-		default: goto yy1118;
-	}
-yy2063:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy2080;
-		default: goto yy1118;
-	}
-yy2064:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy2081;
-		default: goto yy1118;
-	}
-yy2065:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy2082;
-		default: goto yy1118;
-	}
-yy2066:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'e': goto yy2083;
-		default: goto yy1118;
-	}
-yy2067:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24302,158 +24050,216 @@ yy2067:
 		case '8':
 		case '9':
 			yyt239 = YYCURSOR;
-			goto yy2084;
+			goto yy2079;
+		default: goto yy1118;
+	}
+yy2061:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy2080;
+		default: goto yy1118;
+	}
+yy2062:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy2081;
+		default: goto yy1118;
+	}
+yy2063:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy2082;
+		default: goto yy1118;
+	}
+yy2064:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			goto yy1667;
+		default: goto yy1118;
+	}
+yy2065:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'K': goto yy2083;
+		default: goto yy1118;
+	}
+yy2066:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy2084;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy2066;
+		default: goto yy1118;
+	}
+yy2067:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			goto yy1667;
 		default: goto yy1118;
 	}
 yy2068:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy2085;
+		case '=': goto yy2085;
 		default: goto yy1118;
 	}
 yy2069:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'N': goto yy2086;
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2086;
 		default: goto yy1118;
 	}
 yy2070:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy2087;
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy2087;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy2070;
 		default: goto yy1118;
 	}
 yy2071:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
 			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1667;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1864;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2088;
 		default: goto yy1118;
 	}
 yy2072:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'K': goto yy2088;
+		case 'T': goto yy2089;
 		default: goto yy1118;
 	}
 yy2073:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy2089;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy2073;
+		case 'O': goto yy2090;
 		default: goto yy1118;
 	}
 yy2074:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1667;
+		case 'E': goto yy2091;
 		default: goto yy1118;
 	}
 yy2075:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy2090;
+		case '=': goto yy2092;
 		default: goto yy1118;
 	}
 yy2076:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy1879;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy2091;
+		case 'E': goto yy2093;
 		default: goto yy1118;
 	}
 yy2077:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy2092;
+		case '=': goto yy2094;
 		default: goto yy1118;
 	}
 yy2078:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy2093;
+		case 's': goto yy2095;
 		default: goto yy1118;
 	}
 yy2079:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy2094;
-		default: goto yy1118;
-	}
-yy2080:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2095;
-		default: goto yy1118;
-	}
-yy2081:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2096;
-		default: goto yy1118;
-	}
-yy2082:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2097;
-		default: goto yy1118;
-	}
-yy2083:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 's': goto yy2098;
-		default: goto yy1118;
-	}
-yy2084:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy2099;
+		case ' ': goto yy2096;
 		case '0':
 		case '1':
 		case '2':
@@ -24463,40 +24269,40 @@ yy2084:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy2084;
+		case '9': goto yy2079;
+		default: goto yy1118;
+	}
+yy2080:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy2097;
+		default: goto yy1118;
+	}
+yy2081:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy2098;
+		default: goto yy1118;
+	}
+yy2082:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy2099;
+		default: goto yy1118;
+	}
+yy2083:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy2100;
+		default: goto yy1118;
+	}
+yy2084:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy2101;
 		default: goto yy1118;
 	}
 yy2085:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy2100;
-		default: goto yy1118;
-	}
-yy2086:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy2101;
-		default: goto yy1118;
-	}
-yy2087:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2102;
-		default: goto yy1118;
-	}
-yy2088:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy2103;
-		default: goto yy1118;
-	}
-yy2089:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy2104;
-		default: goto yy1118;
-	}
-yy2090:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24520,10 +24326,51 @@ yy2090:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy2105;
+		case 'f': goto yy2102;
 		default: goto yy1118;
 	}
-yy2091:
+yy2086:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2103;
+		default: goto yy1118;
+	}
+yy2087:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy1881;
+		default: goto yy1153;
+	}
+yy2088:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -24533,7 +24380,7 @@ yy2091:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt194 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -24555,28 +24402,28 @@ yy2091:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy2106;
+		case 'f': goto yy2104;
+		default: goto yy1118;
+	}
+yy2089:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2105;
+		default: goto yy1118;
+	}
+yy2090:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy2106;
+		default: goto yy1118;
+	}
+yy2091:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy2107;
 		default: goto yy1118;
 	}
 yy2092:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2107;
-		default: goto yy1118;
-	}
-yy2093:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy2108;
-		default: goto yy1118;
-	}
-yy2094:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy2109;
-		default: goto yy1118;
-	}
-yy2095:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24590,16 +24437,16 @@ yy2095:
 		case '8':
 		case '9':
 			yyt49 = YYCURSOR;
-			goto yy2110;
+			goto yy2108;
 		default: goto yy1118;
 	}
-yy2096:
+yy2093:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy2111;
+		case ' ': goto yy2109;
 		default: goto yy1118;
 	}
-yy2097:
+yy2094:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24613,34 +24460,34 @@ yy2097:
 		case '8':
 		case '9':
 			yyt67 = YYCURSOR;
-			goto yy2112;
+			goto yy2110;
+		default: goto yy1118;
+	}
+yy2095:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ']': goto yy2111;
+		default: goto yy1118;
+	}
+yy2096:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy2112;
+		default: goto yy1118;
+	}
+yy2097:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy2113;
 		default: goto yy1118;
 	}
 yy2098:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ']': goto yy2113;
+		case 'E': goto yy2114;
 		default: goto yy1118;
 	}
 yy2099:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy2114;
-		default: goto yy1118;
-	}
-yy2100:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy2115;
-		default: goto yy1118;
-	}
-yy2101:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2116;
-		default: goto yy1118;
-	}
-yy2102:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24660,10 +24507,10 @@ yy2102:
 		case 'e':
 		case 'f':
 			yyt288 = YYCURSOR;
-			goto yy2117;
+			goto yy2115;
 		default: goto yy1118;
 	}
-yy2103:
+yy2100:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24677,18 +24524,88 @@ yy2103:
 		case '8':
 		case '9':
 			yyt218 = YYCURSOR;
-			goto yy2118;
+			goto yy2116;
+		default: goto yy1118;
+	}
+yy2101:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2117;
+		default: goto yy1118;
+	}
+yy2102:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2118;
+		default: goto yy1118;
+	}
+yy2103:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2119;
 		default: goto yy1118;
 	}
 yy2104:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy2119;
-		default: goto yy1118;
-	}
-yy2105:
-	yych = *++YYCURSOR;
-	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -24713,17 +24630,157 @@ yy2105:
 		case 'f': goto yy2120;
 		default: goto yy1118;
 	}
+yy2105:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy2121;
+		default: goto yy1118;
+	}
 yy2106:
 	yych = *++YYCURSOR;
 	switch (yych) {
+		case 'E': goto yy2122;
+		default: goto yy1118;
+	}
+yy2107:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy2123;
+		default: goto yy1118;
+	}
+yy2108:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt51 = yyt52 = yyt53 = NULL;
+			yyt50 = YYCURSOR;
+			goto yy2124;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy2108;
+		default: goto yy1118;
+	}
+yy2109:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy2125;
+		default: goto yy1118;
+	}
+yy2110:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy2126;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy2110;
+		default: goto yy1118;
+	}
+yy2111:
+	yych = *++YYCURSOR;
+	switch (yych) {
 		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			goto yy1147;
 		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy1879;
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			goto yy1667;
+		default: goto yy1118;
+	}
+yy2112:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy2127;
+		default: goto yy1118;
+	}
+yy2113:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy2128;
+		default: goto yy1118;
+	}
+yy2114:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy2129;
+		default: goto yy1118;
+	}
+yy2115:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy2130;
+		case ':': goto yy2131;
+		default: goto yy1118;
+	}
+yy2116:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt219 = YYCURSOR;
+			goto yy2132;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy2116;
+		default: goto yy1118;
+	}
+yy2117:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy2133;
+		default: goto yy1118;
+	}
+yy2118:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ':': goto yy2134;
+		default: goto yy1118;
+	}
+yy2119:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
 		case '0':
 		case '1':
 		case '2':
@@ -24745,152 +24802,12 @@ yy2106:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy2121;
-		default: goto yy1118;
-	}
-yy2107:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy2122;
-		default: goto yy1118;
-	}
-yy2108:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2123;
-		default: goto yy1118;
-	}
-yy2109:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy2124;
-		default: goto yy1118;
-	}
-yy2110:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt51 = yyt52 = yyt53 = NULL;
-			yyt50 = YYCURSOR;
-			goto yy2125;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy2110;
-		default: goto yy1118;
-	}
-yy2111:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy2126;
-		default: goto yy1118;
-	}
-yy2112:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy2127;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy2112;
-		default: goto yy1118;
-	}
-yy2113:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1147;
-		case ' ':
-			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1667;
-		default: goto yy1118;
-	}
-yy2114:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy2128;
-		default: goto yy1118;
-	}
-yy2115:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy2129;
-		default: goto yy1118;
-	}
-yy2116:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy2130;
-		default: goto yy1118;
-	}
-yy2117:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy2131;
-		case ':': goto yy2132;
-		default: goto yy1118;
-	}
-yy2118:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt219 = YYCURSOR;
-			goto yy2133;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy2118;
-		default: goto yy1118;
-	}
-yy2119:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy2134;
+		case 'f': goto yy2135;
 		default: goto yy1118;
 	}
 yy2120:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ':': goto yy2135;
-		default: goto yy1118;
-	}
-yy2121:
-	yych = *++YYCURSOR;
-	switch (yych) {
 		case '\n':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt194 = YYCURSOR;
@@ -24898,7 +24815,7 @@ yy2121:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt194 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -24923,19 +24840,19 @@ yy2121:
 		case 'f': goto yy2136;
 		default: goto yy1118;
 	}
-yy2122:
+yy2121:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '[': goto yy2137;
 		default: goto yy1118;
 	}
-yy2123:
+yy2122:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '=': goto yy2138;
 		default: goto yy1118;
 	}
-yy2124:
+yy2123:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24952,14 +24869,14 @@ yy2124:
 			goto yy2139;
 		default: goto yy1118;
 	}
-yy2125:
+yy2124:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'S': goto yy2140;
 		case 'W': goto yy2141;
 		default: goto yy1118;
 	}
-yy2126:
+yy2125:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -24976,31 +24893,31 @@ yy2126:
 			goto yy2142;
 		default: goto yy1118;
 	}
-yy2127:
+yy2126:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'L': goto yy2143;
 		default: goto yy1118;
 	}
-yy2128:
+yy2127:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'Q': goto yy2144;
 		default: goto yy1118;
 	}
-yy2129:
+yy2128:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'E': goto yy2145;
 		default: goto yy1118;
 	}
-yy2130:
+yy2129:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '=': goto yy2146;
 		default: goto yy1118;
 	}
-yy2131:
+yy2130:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -25019,10 +24936,10 @@ yy2131:
 		case 'd':
 		case 'e':
 		case 'f': goto yy2147;
-		case ':': goto yy2132;
+		case ':': goto yy2131;
 		default: goto yy1118;
 	}
-yy2132:
+yy2131:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -25044,19 +24961,19 @@ yy2132:
 		case ':': goto yy2149;
 		default: goto yy1118;
 	}
-yy2133:
+yy2132:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'W': goto yy1947;
+		case 'W': goto yy1931;
 		default: goto yy1118;
 	}
-yy2134:
+yy2133:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '=': goto yy2150;
 		default: goto yy1118;
 	}
-yy2135:
+yy2134:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -25083,6 +25000,19 @@ yy2135:
 		case 'f': goto yy2151;
 		default: goto yy1118;
 	}
+yy2135:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1147;
+		case ' ':
+			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
+			yyt201 = YYCURSOR;
+			goto yy1152;
+		default: goto yy1118;
+	}
 yy2136:
 	yych = *++YYCURSOR;
 	switch (yych) {
@@ -25093,7 +25023,7 @@ yy2136:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt194 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy2137:
@@ -25244,7 +25174,7 @@ yy2147:
 		case 'd':
 		case 'e':
 		case 'f': goto yy2162;
-		case ':': goto yy2132;
+		case ':': goto yy2131;
 		default: goto yy1118;
 	}
 yy2148:
@@ -25457,7 +25387,7 @@ yy2161:
 yy2162:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ':': goto yy2132;
+		case ':': goto yy2131;
 		default: goto yy1118;
 	}
 yy2163:
@@ -25557,9 +25487,9 @@ yy2170:
 	switch (yych) {
 		case 'G': goto yy2188;
 		case 'I': goto yy2189;
-		case 'M': goto yy1801;
+		case 'M': goto yy1881;
 		case 'P': goto yy2190;
-		case 'U': goto yy1740;
+		case 'U': goto yy1882;
 		case '[': goto yy2191;
 		default: goto yy1153;
 	}
@@ -26184,7 +26114,7 @@ yy2218:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt64 = yyt65 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt69 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -27038,7 +26968,7 @@ yy2284:
 			goto yy1147;
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy2285:
@@ -27071,7 +27001,7 @@ yy2287:
 			goto yy1147;
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy2288:
@@ -27298,7 +27228,7 @@ yy2305:
 			goto yy1147;
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy2306:
@@ -28452,7 +28382,7 @@ yy2389:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt75 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -28802,7 +28732,7 @@ yy2412:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt133 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -30089,8 +30019,8 @@ yy2496:
 yy2497:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy1801;
-		case 'U': goto yy1740;
+		case 'M': goto yy1881;
+		case 'U': goto yy1882;
 		case '[': goto yy2518;
 		default: goto yy1153;
 	}
@@ -30927,7 +30857,7 @@ yy2569:
 			goto yy1147;
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt73 = yyt74 = yyt75 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy2570:
@@ -31395,9 +31325,9 @@ yy2601:
 yy2602:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy1801;
+		case 'M': goto yy1881;
 		case 'O': goto yy2616;
-		case 'U': goto yy1740;
+		case 'U': goto yy1882;
 		default: goto yy1153;
 	}
 yy2603:
@@ -32264,7 +32194,7 @@ yy2672:
 			goto yy1147;
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt46 = yyt47 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy2673:
@@ -34576,7 +34506,7 @@ yy2938:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'M': goto yy2957;
-		case 'U': goto yy1740;
+		case 'U': goto yy1882;
 		default: goto yy1153;
 	}
 yy2939:
@@ -34745,7 +34675,7 @@ yy2956:
 yy2957:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'A': goto yy1758;
+		case 'A': goto yy1898;
 		case 'T': goto yy2973;
 		default: goto yy1118;
 	}
@@ -35399,7 +35329,7 @@ yy3027:
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
 			yyt187 = YYCURSOR;
-			goto yy1879;
+			goto yy1864;
 		case '0':
 		case '1':
 		case '2':
@@ -36927,7 +36857,7 @@ yy3199:
 			goto yy1147;
 		case ' ':
 			yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = yyt340 = yyt341 = NULL;
-			goto yy1879;
+			goto yy1864;
 		default: goto yy1118;
 	}
 yy3200:
@@ -42229,7 +42159,7 @@ static int lp_scan_bare0(const unsigned char *YYCURSOR, const unsigned char **sp
     const unsigned char *YYMARKER = YYCURSOR;
     const unsigned char *bare0_s1 = NULL, *bare0_e1 = NULL, *bare0_s2 = NULL, *bare0_e2 = NULL, *bare0_s3 = NULL, *bare0_e3 = NULL, *bare0_s4 = NULL, *bare0_e4 = NULL, *bare0_s5 = NULL, *bare0_e5 = NULL, *bare0_s6 = NULL, *bare0_e6 = NULL, *bare0_s7 = NULL, *bare0_e7 = NULL, *bare0_s8 = NULL, *bare0_e8 = NULL, *bare0_s9 = NULL, *bare0_e9 = NULL, *bare0_s10 = NULL, *bare0_e10 = NULL, *bare0_s11 = NULL, *bare0_e11 = NULL, *bare0_s12 = NULL, *bare0_e12 = NULL, *bare0_s13 = NULL, *bare0_e13 = NULL, *bare0_s14 = NULL, *bare0_e14 = NULL, *bare0_s15 = NULL, *bare0_e15 = NULL, *bare0_s16 = NULL, *bare0_e16 = NULL, *bare0_s17 = NULL, *bare0_e17 = NULL, *bare0_s18 = NULL, *bare0_e18 = NULL, *bare0_s19 = NULL, *bare0_e19 = NULL, *bare0_s20 = NULL, *bare0_e20 = NULL, *bare0_s21 = NULL, *bare0_e21 = NULL, *bare0_s22 = NULL, *bare0_e22 = NULL, *bare0_s23 = NULL, *bare0_e23 = NULL, *bare0_s24 = NULL, *bare0_e24 = NULL, *bare0_s25 = NULL, *bare0_e25 = NULL, *bare0_s26 = NULL, *bare0_e26 = NULL, *bare0_s27 = NULL, *bare0_e27 = NULL, *bare0_s28 = NULL, *bare0_e28 = NULL, *bare0_s29 = NULL, *bare0_e29 = NULL, *bare0_s30 = NULL, *bare0_e30 = NULL, *bare0_s31 = NULL, *bare0_e31 = NULL, *bare0_s32 = NULL, *bare0_e32 = NULL, *bare0_s33 = NULL, *bare0_e33 = NULL, *bare0_s34 = NULL, *bare0_e34 = NULL, *bare0_s35 = NULL, *bare0_e35 = NULL, *bare0_s36 = NULL, *bare0_e36 = NULL, *bare0_s37 = NULL, *bare0_e37 = NULL, *bare0_s38 = NULL, *bare0_e38 = NULL, *bare0_s39 = NULL, *bare0_e39 = NULL, *bare0_s40 = NULL, *bare0_e40 = NULL, *bare0_s41 = NULL, *bare0_e41 = NULL, *bare0_s42 = NULL, *bare0_e42 = NULL, *bare0_s43 = NULL, *bare0_e43 = NULL, *bare0_s44 = NULL, *bare0_e44 = NULL, *bare0_s45 = NULL, *bare0_e45 = NULL, *bare0_s46 = NULL, *bare0_e46 = NULL, *bare0_s47 = NULL, *bare0_e47 = NULL, *bare0_s48 = NULL, *bare0_e48 = NULL, *bare0_s49 = NULL, *bare0_e49 = NULL, *bare0_s50 = NULL, *bare0_e50 = NULL, *bare0_s51 = NULL, *bare0_e51 = NULL, *bare0_s52 = NULL, *bare0_e52 = NULL, *bare0_s53 = NULL, *bare0_e53 = NULL;
     
-#line 42233 "scanner.c"
+#line 42163 "scanner.c"
 const unsigned char *yyt1 = NULL;
 const unsigned char *yyt10 = NULL;
 const unsigned char *yyt11 = NULL;
@@ -42305,7 +42235,7 @@ const unsigned char *yyt9 = NULL;
 
     (void)YYMARKER;
     
-#line 42309 "scanner.c"
+#line 42239 "scanner.c"
 {
 	unsigned char yych;
 	yych = *YYCURSOR;
@@ -42331,7 +42261,7 @@ yy3759:
 yy3760:
 #line 495 "scanner.re"
 	{ return 0; }
-#line 42335 "scanner.c"
+#line 42265 "scanner.c"
 yy3761:
 	++YYCURSOR;
 	goto yy3760;
@@ -45636,14 +45566,10 @@ yy4064:
 yy4065:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+		case ' ':
+			yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = NULL;
 			yyt9 = YYCURSOR;
 			goto yy4068;
-		case ' ':
-			yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt9 = YYCURSOR;
-			goto yy4069;
 		case '0':
 		case '1':
 		case '2':
@@ -45680,7 +45606,7 @@ yy4066:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4070;
+		case 'f': goto yy4069;
 		default: goto yy3766;
 	}
 yy4067:
@@ -45707,10 +45633,537 @@ yy4067:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4071;
+		case 'f': goto yy4070;
 		default: goto yy3766;
 	}
 yy4068:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4071;
+		case 'D': goto yy4072;
+		case 'F': goto yy4073;
+		case 'M': goto yy4074;
+		case 'O': goto yy4075;
+		case 'P': goto yy4076;
+		default: goto yy3766;
+	}
+yy4069:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4077;
+		default: goto yy3766;
+	}
+yy4070:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4078;
+		default: goto yy3766;
+	}
+yy4071:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy4079;
+		default: goto yy3766;
+	}
+yy4072:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy4080;
+		default: goto yy3766;
+	}
+yy4073:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy4081;
+		default: goto yy3766;
+	}
+yy4074:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy4082;
+		default: goto yy3766;
+	}
+yy4075:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4083;
+		default: goto yy3766;
+	}
+yy4076:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy4084;
+		default: goto yy3766;
+	}
+yy4077:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4085;
+		default: goto yy3766;
+	}
+yy4078:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'V': goto yy4086;
+		default: goto yy3766;
+	}
+yy4079:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = NULL;
+			yyt29 = YYCURSOR;
+			goto yy4087;
+		default: goto yy3766;
+	}
+yy4080:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = NULL;
+			yyt30 = YYCURSOR;
+			goto yy4088;
+		default: goto yy3766;
+	}
+yy4081:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy4089;
+		default: goto yy3766;
+	}
+yy4082:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt32 = yyt33 = yyt34 = yyt35 = NULL;
+			yyt31 = YYCURSOR;
+			goto yy4090;
+		default: goto yy3766;
+	}
+yy4083:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4091;
+		default: goto yy3766;
+	}
+yy4084:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy4092;
+		default: goto yy3766;
+	}
+yy4085:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt21 = yyt22 = yyt23 = yyt24 = NULL;
+			yyt28 = YYCURSOR;
+			goto yy3992;
+		default: goto yy3766;
+	}
+yy4086:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy4093;
+		default: goto yy3766;
+	}
+yy4087:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4072;
+		case 'F': goto yy4073;
+		case 'M': goto yy4074;
+		case 'O': goto yy4075;
+		case 'P': goto yy4076;
+		default: goto yy3766;
+	}
+yy4088:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy4073;
+		case 'M': goto yy4074;
+		case 'O': goto yy4075;
+		case 'P': goto yy4076;
+		default: goto yy3766;
+	}
+yy4089:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'G': goto yy4094;
+		default: goto yy3766;
+	}
+yy4090:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy4073;
+		case 'O': goto yy4075;
+		case 'P': goto yy4076;
+		default: goto yy3766;
+	}
+yy4091:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4095;
+		default: goto yy3766;
+	}
+yy4092:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4096;
+		default: goto yy3766;
+	}
+yy4093:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4097;
+		default: goto yy3766;
+	}
+yy4094:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ':': goto yy4098;
+		default: goto yy3766;
+	}
+yy4095:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '(': goto yy4099;
+		default: goto yy3766;
+	}
+yy4096:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy4100;
+		default: goto yy3766;
+	}
+yy4097:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4101;
+		default: goto yy3766;
+	}
+yy4098:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt32 = YYCURSOR;
+			goto yy4102;
+		default: goto yy3766;
+	}
+yy4099:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f':
+			yyt34 = YYCURSOR;
+			goto yy4103;
+		case 'T':
+			yyt34 = YYCURSOR;
+			goto yy4104;
+		default: goto yy3766;
+	}
+yy4100:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4105;
+		default: goto yy3766;
+	}
+yy4101:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt26 = YYCURSOR;
+			goto yy4106;
+		default: goto yy3766;
+	}
+yy4102:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt34 = yyt35 = NULL;
+			yyt33 = YYCURSOR;
+			goto yy4107;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy4102;
+		default: goto yy3766;
+	}
+yy4103:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ')':
+			yyt35 = YYCURSOR;
+			goto yy4108;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4103;
+		default: goto yy3766;
+	}
+yy4104:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy4109;
+		default: goto yy3766;
+	}
+yy4105:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy4110;
+		case 'T': goto yy4111;
+		case 'U':
+			yyt53 = YYCURSOR;
+			goto yy4112;
+		default: goto yy3766;
+	}
+yy4106:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt27 = YYCURSOR;
+			goto yy4113;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy4106;
+		default: goto yy3766;
+	}
+yy4107:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy4075;
+		case 'P': goto yy4076;
+		default: goto yy3766;
+	}
+yy4108:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4114;
+		default: goto yy3766;
+	}
+yy4109:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'U': goto yy4115;
+		default: goto yy3766;
+	}
+yy4110:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4116;
+		default: goto yy3766;
+	}
+yy4111:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4117;
+		default: goto yy3766;
+	}
+yy4112:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4118;
+		default: goto yy3766;
+	}
+yy4113:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy4039;
+		default: goto yy3766;
+	}
+yy4114:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4076;
+		default: goto yy3766;
+	}
+yy4115:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy4119;
+		default: goto yy3766;
+	}
+yy4116:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy4120;
+		default: goto yy3766;
+	}
+yy4117:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4121;
+		default: goto yy3766;
+	}
+yy4118:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4122;
+		default: goto yy3766;
+	}
+yy4119:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4123;
+		default: goto yy3766;
+	}
+yy4120:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4124;
+		default: goto yy3766;
+	}
+yy4121:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt36 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt36 = YYCURSOR;
+			goto yy4126;
+		default: goto yy3766;
+	}
+yy4122:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt54 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt54 = YYCURSOR;
+			goto yy4127;
+		case 'L': goto yy4128;
+		default: goto yy3766;
+	}
+yy4123:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy4129;
+		default: goto yy3766;
+	}
+yy4124:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4130;
+		default: goto yy3766;
+	}
+yy4125:
 	++YYCURSOR;
 	bare0_s2 = yyt10;
 	bare0_s3 = yyt11;
@@ -45895,20 +46348,235 @@ yy4068:
             if (bare0_s53 && bare0_e53 > bare0_s53) { span[188] = bare0_s53; span[189] = bare0_e53; }
             return 1;
         }
-#line 45899 "scanner.c"
-yy4069:
+#line 46352 "scanner.c"
+yy4126:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy4074;
-		case 'D': goto yy4075;
-		case 'F': goto yy4076;
-		case 'M': goto yy4077;
-		case 'O': goto yy4078;
-		case 'P': goto yy4079;
-		case 'U': goto yy4080;
-		default: goto yy4073;
+		case 'I': goto yy4133;
+		case 'M': goto yy4134;
+		case 'S': goto yy4135;
+		case 'U': goto yy4136;
+		default: goto yy4132;
 	}
-yy4070:
+yy4127:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy4137;
+		case 'M': goto yy4134;
+		case 'S': goto yy4138;
+		case 'U': goto yy4136;
+		default: goto yy4132;
+	}
+yy4128:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy4139;
+		default: goto yy3766;
+	}
+yy4129:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4140;
+		default: goto yy3766;
+	}
+yy4130:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4141;
+		default: goto yy3766;
+	}
+yy4131:
+	yych = *++YYCURSOR;
+yy4132:
+	switch (yych) {
+		case '\n': goto yy4125;
+		case ' ': goto yy4131;
+		default: goto yy3766;
+	}
+yy4133:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy4142;
+		default: goto yy3766;
+	}
+yy4134:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy4143;
+		default: goto yy3766;
+	}
+yy4135:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4144;
+		default: goto yy3766;
+	}
+yy4136:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy4145;
+		default: goto yy3766;
+	}
+yy4137:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy4146;
+		default: goto yy3766;
+	}
+yy4138:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4147;
+		default: goto yy3766;
+	}
+yy4139:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4148;
+		default: goto yy3766;
+	}
+yy4140:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy4149;
+		default: goto yy3766;
+	}
+yy4141:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'Y': goto yy4150;
+		default: goto yy3766;
+	}
+yy4142:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4151;
+		default: goto yy3766;
+	}
+yy4143:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy4152;
+		default: goto yy3766;
+	}
+yy4144:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4153;
+		default: goto yy3766;
+	}
+yy4145:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4154;
+		default: goto yy3766;
+	}
+yy4146:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4155;
+		default: goto yy3766;
+	}
+yy4147:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4156;
+		default: goto yy3766;
+	}
+yy4148:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy4157;
+		default: goto yy3766;
+	}
+yy4149:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4158;
+		default: goto yy3766;
+	}
+yy4150:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4159;
+		default: goto yy3766;
+	}
+yy4151:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy4160;
+		default: goto yy3766;
+	}
+yy4152:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'K': goto yy4161;
+		default: goto yy3766;
+	}
+yy4153:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4162;
+		default: goto yy3766;
+	}
+yy4154:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4163;
+		default: goto yy3766;
+	}
+yy4155:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy4164;
+		default: goto yy3766;
+	}
+yy4156:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4165;
+		default: goto yy3766;
+	}
+yy4157:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt54 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt54 = YYCURSOR;
+			goto yy4127;
+		default: goto yy3766;
+	}
+yy4158:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ')':
+			yyt35 = YYCURSOR;
+			goto yy4108;
+		default: goto yy3766;
+	}
+yy4159:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy4166;
+		default: goto yy3766;
+	}
+yy4160:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy4167;
+		default: goto yy3766;
+	}
+yy4161:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4168;
+		default: goto yy3766;
+	}
+yy4162:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -45921,292 +46589,11 @@ yy4070:
 		case '7':
 		case '8':
 		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4081;
+			yyt39 = YYCURSOR;
+			goto yy4169;
 		default: goto yy3766;
 	}
-yy4071:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy4082;
-		default: goto yy3766;
-	}
-yy4072:
-	yych = *++YYCURSOR;
-yy4073:
-	switch (yych) {
-		case '\n': goto yy4068;
-		case ' ': goto yy4072;
-		default: goto yy3766;
-	}
-yy4074:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4083;
-		default: goto yy3766;
-	}
-yy4075:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy4084;
-		default: goto yy3766;
-	}
-yy4076:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy4085;
-		default: goto yy3766;
-	}
-yy4077:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy4086;
-		case 'F': goto yy4087;
-		default: goto yy3766;
-	}
-yy4078:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4088;
-		default: goto yy3766;
-	}
-yy4079:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy4089;
-		default: goto yy3766;
-	}
-yy4080:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4090;
-		default: goto yy3766;
-	}
-yy4081:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4091;
-		default: goto yy3766;
-	}
-yy4082:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'V': goto yy4092;
-		default: goto yy3766;
-	}
-yy4083:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt29 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt29 = YYCURSOR;
-			goto yy4093;
-		default: goto yy3766;
-	}
-yy4084:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt30 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt30 = YYCURSOR;
-			goto yy4094;
-		default: goto yy3766;
-	}
-yy4085:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy4095;
-		default: goto yy3766;
-	}
-yy4086:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy4096;
-		default: goto yy3766;
-	}
-yy4087:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt31 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt31 = YYCURSOR;
-			goto yy4097;
-		default: goto yy3766;
-	}
-yy4088:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4098;
-		default: goto yy3766;
-	}
-yy4089:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy4099;
-		default: goto yy3766;
-	}
-yy4090:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4100;
-		default: goto yy3766;
-	}
-yy4091:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt21 = yyt22 = yyt23 = yyt24 = NULL;
-			yyt28 = YYCURSOR;
-			goto yy3992;
-		default: goto yy3766;
-	}
-yy4092:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4101;
-		default: goto yy3766;
-	}
-yy4093:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4075;
-		case 'F': goto yy4076;
-		case 'M': goto yy4077;
-		case 'O': goto yy4078;
-		case 'P': goto yy4079;
-		case 'U': goto yy4080;
-		default: goto yy4073;
-	}
-yy4094:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy4076;
-		case 'M': goto yy4077;
-		case 'O': goto yy4078;
-		case 'P': goto yy4079;
-		case 'U': goto yy4080;
-		default: goto yy4073;
-	}
-yy4095:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'G': goto yy4102;
-		default: goto yy3766;
-	}
-yy4096:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'K': goto yy4103;
-		default: goto yy3766;
-	}
-yy4097:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy4076;
-		case 'M': goto yy4104;
-		case 'O': goto yy4078;
-		case 'P': goto yy4079;
-		case 'U': goto yy4080;
-		default: goto yy4073;
-	}
-yy4098:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy4105;
-		default: goto yy3766;
-	}
-yy4099:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4106;
-		default: goto yy3766;
-	}
-yy4100:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4107;
-		default: goto yy3766;
-	}
-yy4101:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4108;
-		default: goto yy3766;
-	}
-yy4102:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ':': goto yy4109;
-		default: goto yy3766;
-	}
-yy4103:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4110;
-		default: goto yy3766;
-	}
-yy4104:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy4086;
-		default: goto yy3766;
-	}
-yy4105:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '(': goto yy4111;
-		default: goto yy3766;
-	}
-yy4106:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy4112;
-		default: goto yy3766;
-	}
-yy4107:
+yy4163:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -46220,39 +46607,16 @@ yy4107:
 		case '8':
 		case '9':
 			yyt67 = YYCURSOR;
-			goto yy4113;
+			goto yy4170;
 		default: goto yy3766;
 	}
-yy4108:
+yy4164:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy4114;
+		case 'M': goto yy4171;
 		default: goto yy3766;
 	}
-yy4109:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt32 = YYCURSOR;
-			goto yy4115;
-		default: goto yy3766;
-	}
-yy4110:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0': goto yy4116;
-		default: goto yy3766;
-	}
-yy4111:
+yy4165:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -46265,35 +46629,32 @@ yy4111:
 		case '7':
 		case '8':
 		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f':
-			yyt34 = YYCURSOR;
-			goto yy4117;
-		case 'T':
-			yyt34 = YYCURSOR;
-			goto yy4118;
+			yyt57 = YYCURSOR;
+			goto yy4172;
 		default: goto yy3766;
 	}
-yy4112:
+yy4166:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy4119;
+		case '=': goto yy4173;
 		default: goto yy3766;
 	}
-yy4113:
+yy4167:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4120;
+		case 'P': goto yy4174;
+		default: goto yy3766;
+	}
+yy4168:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy4175;
+		default: goto yy3766;
+	}
+yy4169:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4176;
 		case '0':
 		case '1':
 		case '2':
@@ -46303,12 +46664,13 @@ yy4113:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4113;
+		case '9': goto yy4169;
 		default: goto yy3766;
 	}
-yy4114:
+yy4170:
 	yych = *++YYCURSOR;
 	switch (yych) {
+		case ' ': goto yy4177;
 		case '0':
 		case '1':
 		case '2':
@@ -46318,22 +46680,19 @@ yy4114:
 		case '6':
 		case '7':
 		case '8':
-		case '9':
-			yyt26 = YYCURSOR;
-			goto yy4121;
+		case '9': goto yy4170;
 		default: goto yy3766;
 	}
-yy4115:
+yy4171:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt33 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt33 = YYCURSOR;
-			goto yy4122;
+		case 'P': goto yy4178;
+		default: goto yy3766;
+	}
+yy4172:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4179;
 		case '0':
 		case '1':
 		case '2':
@@ -46343,21 +46702,12 @@ yy4115:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4115;
+		case '9': goto yy4172;
 		default: goto yy3766;
 	}
-yy4116:
+yy4173:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'x': goto yy4123;
-		default: goto yy3766;
-	}
-yy4117:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ')':
-			yyt35 = YYCURSOR;
-			goto yy4124;
 		case '0':
 		case '1':
 		case '2':
@@ -46368,48 +46718,50 @@ yy4117:
 		case '7':
 		case '8':
 		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4117;
+			yyt61 = YYCURSOR;
+			goto yy4180;
 		default: goto yy3766;
 	}
-yy4118:
+yy4174:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy4125;
+		case 'L': goto yy4181;
 		default: goto yy3766;
 	}
-yy4119:
+yy4175:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy4126;
-		case 'T': goto yy4127;
-		case 'U':
-			yyt53 = YYCURSOR;
-			goto yy4128;
+		case 'x': goto yy4182;
 		default: goto yy3766;
 	}
-yy4120:
+yy4176:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'G': goto yy4129;
+		case 'D': goto yy4183;
 		default: goto yy3766;
 	}
-yy4121:
+yy4177:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ':
-			yyt27 = YYCURSOR;
-			goto yy4130;
+		case 'G': goto yy4184;
+		default: goto yy3766;
+	}
+yy4178:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy4185;
+		default: goto yy3766;
+	}
+yy4179:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4186;
+		default: goto yy3766;
+	}
+yy4180:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4187;
 		case '0':
 		case '1':
 		case '2':
@@ -46419,19 +46771,16 @@ yy4121:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4121;
+		case '9': goto yy4180;
 		default: goto yy3766;
 	}
-yy4122:
+yy4181:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4104;
-		case 'O': goto yy4078;
-		case 'P': goto yy4079;
-		case 'U': goto yy4080;
-		default: goto yy4073;
+		case 'E': goto yy4188;
+		default: goto yy3766;
 	}
-yy4123:
+yy4182:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -46457,709 +46806,54 @@ yy4123:
 		case 'e':
 		case 'f':
 			yyt70 = YYCURSOR;
-			goto yy4131;
-		default: goto yy3766;
-	}
-yy4124:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			goto yy4068;
-		case ' ':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			goto yy4132;
-		default: goto yy3766;
-	}
-yy4125:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'U': goto yy4133;
-		default: goto yy3766;
-	}
-yy4126:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy4134;
-		default: goto yy3766;
-	}
-yy4127:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy4135;
-		default: goto yy3766;
-	}
-yy4128:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4136;
-		default: goto yy3766;
-	}
-yy4129:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4137;
-		default: goto yy3766;
-	}
-yy4130:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4039;
-		default: goto yy3766;
-	}
-yy4131:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4138;
-		default: goto yy3766;
-	}
-yy4132:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4104;
-		case 'P': goto yy4079;
-		case 'U': goto yy4080;
-		default: goto yy4073;
-	}
-yy4133:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy4139;
-		default: goto yy3766;
-	}
-yy4134:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4140;
-		default: goto yy3766;
-	}
-yy4135:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4141;
-		default: goto yy3766;
-	}
-yy4136:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4142;
-		default: goto yy3766;
-	}
-yy4137:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4143;
-		default: goto yy3766;
-	}
-yy4138:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4144;
-		default: goto yy3766;
-	}
-yy4139:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy4145;
-		default: goto yy3766;
-	}
-yy4140:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4146;
-		default: goto yy3766;
-	}
-yy4141:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt36 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt36 = YYCURSOR;
-			goto yy4147;
-		default: goto yy3766;
-	}
-yy4142:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt54 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt54 = YYCURSOR;
-			goto yy4148;
-		case 'L': goto yy4149;
-		default: goto yy3766;
-	}
-yy4143:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4150;
-		default: goto yy3766;
-	}
-yy4144:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4151;
-		default: goto yy3766;
-	}
-yy4145:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy4152;
-		default: goto yy3766;
-	}
-yy4146:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy4153;
-		default: goto yy3766;
-	}
-yy4147:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4154;
-		case 'M': goto yy4104;
-		case 'S': goto yy4155;
-		case 'U': goto yy4080;
-		default: goto yy4073;
-	}
-yy4148:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4156;
-		case 'M': goto yy4104;
-		case 'S': goto yy4157;
-		case 'U': goto yy4080;
-		default: goto yy4073;
-	}
-yy4149:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4158;
-		default: goto yy3766;
-	}
-yy4150:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt68 = YYCURSOR;
-			goto yy4159;
-		default: goto yy3766;
-	}
-yy4151:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4160;
-		default: goto yy3766;
-	}
-yy4152:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4161;
-		default: goto yy3766;
-	}
-yy4153:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4162;
-		default: goto yy3766;
-	}
-yy4154:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy4163;
-		default: goto yy3766;
-	}
-yy4155:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4164;
-		default: goto yy3766;
-	}
-yy4156:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy4165;
-		default: goto yy3766;
-	}
-yy4157:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4166;
-		default: goto yy3766;
-	}
-yy4158:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4167;
-		default: goto yy3766;
-	}
-yy4159:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt70 = yyt71 = NULL;
-			yyt69 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt70 = yyt71 = NULL;
-			yyt69 = YYCURSOR;
-			goto yy4168;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy4159;
-		default: goto yy3766;
-	}
-yy4160:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4169;
-		default: goto yy3766;
-	}
-yy4161:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4170;
-		default: goto yy3766;
-	}
-yy4162:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Y': goto yy4171;
-		default: goto yy3766;
-	}
-yy4163:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy4172;
-		default: goto yy3766;
-	}
-yy4164:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4173;
-		default: goto yy3766;
-	}
-yy4165:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy4174;
-		default: goto yy3766;
-	}
-yy4166:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4175;
-		default: goto yy3766;
-	}
-yy4167:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4176;
-		default: goto yy3766;
-	}
-yy4168:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4104;
-		default: goto yy4073;
-	}
-yy4169:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4177;
-		default: goto yy3766;
-	}
-yy4170:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4178;
-		default: goto yy3766;
-	}
-yy4171:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy4179;
-		default: goto yy3766;
-	}
-yy4172:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy4180;
-		default: goto yy3766;
-	}
-yy4173:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4181;
-		default: goto yy3766;
-	}
-yy4174:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy4182;
-		default: goto yy3766;
-	}
-yy4175:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4183;
-		default: goto yy3766;
-	}
-yy4176:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt54 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt54 = YYCURSOR;
-			goto yy4148;
-		default: goto yy3766;
-	}
-yy4177:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy4184;
-		default: goto yy3766;
-	}
-yy4178:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ')':
-			yyt35 = YYCURSOR;
-			goto yy4124;
-		default: goto yy3766;
-	}
-yy4179:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4185;
-		default: goto yy3766;
-	}
-yy4180:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4186;
-		default: goto yy3766;
-	}
-yy4181:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt39 = YYCURSOR;
-			goto yy4187;
-		default: goto yy3766;
-	}
-yy4182:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4188;
+			goto yy4189;
 		default: goto yy3766;
 	}
 yy4183:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt57 = YYCURSOR;
-			goto yy4189;
+		case 'P': goto yy4190;
 		default: goto yy3766;
 	}
 yy4184:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt71 = YYCURSOR;
-			goto yy4068;
-		case ' ':
-			yyt71 = YYCURSOR;
-			goto yy4072;
+		case 'I': goto yy4191;
 		default: goto yy3766;
 	}
 yy4185:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy4190;
+		case 'E': goto yy4192;
 		default: goto yy3766;
 	}
 yy4186:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy4191;
+		case 'P': goto yy4193;
 		default: goto yy3766;
 	}
 yy4187:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4192;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy4187;
+		case 'C': goto yy4194;
 		default: goto yy3766;
 	}
 yy4188:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy4193;
+		case 'T': goto yy4195;
 		default: goto yy3766;
 	}
 yy4189:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4194;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy4189;
-		default: goto yy3766;
-	}
-yy4190:
-	yych = *++YYCURSOR;
-	switch (yych) {
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
 		case '0':
 		case '1':
 		case '2':
@@ -47170,38 +46864,65 @@ yy4190:
 		case '7':
 		case '8':
 		case '9':
-			yyt61 = YYCURSOR;
-			goto yy4195;
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4196;
+		default: goto yy3766;
+	}
+yy4190:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy4197;
 		default: goto yy3766;
 	}
 yy4191:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy4196;
+		case 'D': goto yy4198;
 		default: goto yy3766;
 	}
 yy4192:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy4197;
+		case 'T': goto yy4199;
 		default: goto yy3766;
 	}
 yy4193:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy4198;
+		case 'T': goto yy4200;
 		default: goto yy3766;
 	}
 yy4194:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy4199;
+		case 'O': goto yy4201;
 		default: goto yy3766;
 	}
 yy4195:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4200;
+		case 'E': goto yy4202;
+		default: goto yy3766;
+	}
+yy4196:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
 		case '0':
 		case '1':
 		case '2':
@@ -47211,106 +46932,91 @@ yy4195:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4195;
-		default: goto yy3766;
-	}
-yy4196:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4201;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4203;
 		default: goto yy3766;
 	}
 yy4197:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy4202;
+		case '=': goto yy4204;
 		default: goto yy3766;
 	}
 yy4198:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4203;
+		case '=': goto yy4205;
 		default: goto yy3766;
 	}
 yy4199:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy4204;
+		case 'E': goto yy4206;
 		default: goto yy3766;
 	}
 yy4200:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy4205;
+		case '=': goto yy4207;
 		default: goto yy3766;
 	}
 yy4201:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy4206;
+		case 'D': goto yy4208;
 		default: goto yy3766;
 	}
 yy4202:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy4207;
+		case ' ': goto yy4209;
 		default: goto yy3766;
 	}
 yy4203:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy4208;
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4210;
 		default: goto yy3766;
 	}
 yy4204:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4209;
-		default: goto yy3766;
-	}
-yy4205:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy4210;
-		default: goto yy3766;
-	}
-yy4206:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4211;
-		default: goto yy3766;
-	}
-yy4207:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4212;
-		default: goto yy3766;
-	}
-yy4208:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy4213;
-		default: goto yy3766;
-	}
-yy4209:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4214;
-		default: goto yy3766;
-	}
-yy4210:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4215;
-		default: goto yy3766;
-	}
-yy4211:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy4216;
-		default: goto yy3766;
-	}
-yy4212:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -47324,16 +47030,33 @@ yy4212:
 		case '8':
 		case '9':
 			yyt40 = YYCURSOR;
-			goto yy4217;
+			goto yy4211;
 		default: goto yy3766;
 	}
-yy4213:
+yy4205:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4218;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt68 = YYCURSOR;
+			goto yy4212;
 		default: goto yy3766;
 	}
-yy4214:
+yy4206:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4213;
+		default: goto yy3766;
+	}
+yy4207:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -47347,28 +47070,61 @@ yy4214:
 		case '8':
 		case '9':
 			yyt58 = YYCURSOR;
-			goto yy4219;
+			goto yy4214;
 		default: goto yy3766;
 	}
-yy4215:
+yy4208:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4220;
+		case 'E': goto yy4215;
 		default: goto yy3766;
 	}
-yy4216:
+yy4209:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '[': goto yy4221;
+		case '[': goto yy4216;
 		default: goto yy3766;
 	}
-yy4217:
+yy4210:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4217;
+		default: goto yy3766;
+	}
+yy4211:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ' ':
 			yyt42 = yyt43 = yyt44 = NULL;
 			yyt41 = YYCURSOR;
-			goto yy4222;
+			goto yy4218;
 		case '0':
 		case '1':
 		case '2':
@@ -47378,19 +47134,20 @@ yy4217:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4217;
+		case '9': goto yy4211;
 		default: goto yy3766;
 	}
-yy4218:
+yy4212:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '[': goto yy4223;
-		default: goto yy3766;
-	}
-yy4219:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy4224;
+		case '\n':
+			yyt70 = yyt71 = NULL;
+			yyt69 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt70 = yyt71 = NULL;
+			yyt69 = YYCURSOR;
+			goto yy4219;
 		case '0':
 		case '1':
 		case '2':
@@ -47400,16 +47157,38 @@ yy4219:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4219;
+		case '9': goto yy4212;
 		default: goto yy3766;
 	}
-yy4220:
+yy4213:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy4225;
+		case '[': goto yy4220;
 		default: goto yy3766;
 	}
-yy4221:
+yy4214:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4221;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy4214;
+		default: goto yy3766;
+	}
+yy4215:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy4222;
+		default: goto yy3766;
+	}
+yy4216:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -47423,17 +47202,56 @@ yy4221:
 		case '8':
 		case '9':
 			yyt37 = YYCURSOR;
-			goto yy4226;
+			goto yy4223;
 		default: goto yy3766;
 	}
-yy4222:
+yy4217:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'S': goto yy4227;
-		case 'W': goto yy4228;
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4224;
 		default: goto yy3766;
 	}
-yy4223:
+yy4218:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy4225;
+		case 'W': goto yy4226;
+		default: goto yy3766;
+	}
+yy4219:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy4134;
+		default: goto yy4132;
+	}
+yy4220:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -47447,16 +47265,16 @@ yy4223:
 		case '8':
 		case '9':
 			yyt55 = YYCURSOR;
-			goto yy4229;
+			goto yy4227;
 		default: goto yy3766;
 	}
-yy4224:
+yy4221:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy4230;
+		case 'L': goto yy4228;
 		default: goto yy3766;
 	}
-yy4225:
+yy4222:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -47470,15 +47288,15 @@ yy4225:
 		case '8':
 		case '9':
 			yyt62 = YYCURSOR;
-			goto yy4231;
+			goto yy4229;
 		default: goto yy3766;
 	}
-yy4226:
+yy4223:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ' ':
 			yyt38 = YYCURSOR;
-			goto yy4232;
+			goto yy4230;
 		case '0':
 		case '1':
 		case '2':
@@ -47488,27 +47306,89 @@ yy4226:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4226;
+		case '9': goto yy4223;
+		default: goto yy3766;
+	}
+yy4224:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4231;
+		default: goto yy3766;
+	}
+yy4225:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy4232;
+		default: goto yy3766;
+	}
+yy4226:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy4233;
 		default: goto yy3766;
 	}
 yy4227:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4233;
+		case ' ':
+			yyt56 = YYCURSOR;
+			goto yy4234;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy4227;
 		default: goto yy3766;
 	}
 yy4228:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy4234;
+		case 'E': goto yy4235;
 		default: goto yy3766;
 	}
 yy4229:
 	yych = *++YYCURSOR;
 	switch (yych) {
+		case '\n':
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt63 = YYCURSOR;
+			goto yy4125;
 		case ' ':
-			yyt56 = YYCURSOR;
-			goto yy4235;
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
+			yyt63 = YYCURSOR;
+			goto yy4236;
 		case '0':
 		case '1':
 		case '2':
@@ -47524,20 +47404,18 @@ yy4229:
 yy4230:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4236;
+		case 'b': goto yy4237;
 		default: goto yy3766;
 	}
 yy4231:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt63 = YYCURSOR;
-			goto yy4068;
+			yyt71 = YYCURSOR;
+			goto yy4125;
 		case ' ':
-			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			yyt63 = YYCURSOR;
-			goto yy4237;
+			yyt71 = YYCURSOR;
+			goto yy4131;
 		case '0':
 		case '1':
 		case '2':
@@ -47547,51 +47425,68 @@ yy4231:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy4231;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy4238;
 		default: goto yy3766;
 	}
 yy4232:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'b': goto yy4238;
+		case 'Q': goto yy4239;
 		default: goto yy3766;
 	}
 yy4233:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'Q': goto yy4239;
+		case 'N': goto yy4240;
 		default: goto yy3766;
 	}
 yy4234:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'N': goto yy4240;
+		case 'b': goto yy4241;
 		default: goto yy3766;
 	}
 yy4235:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'b': goto yy4241;
+		case 'N': goto yy4242;
 		default: goto yy3766;
 	}
 yy4236:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'N': goto yy4242;
-		default: goto yy3766;
+		case 'I': goto yy4243;
+		case 'M': goto yy4134;
+		case 'U': goto yy4136;
+		default: goto yy4132;
 	}
 yy4237:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy4243;
-		case 'M': goto yy4104;
-		case 'U': goto yy4080;
-		default: goto yy4073;
+		case 'y': goto yy4244;
+		default: goto yy3766;
 	}
 yy4238:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'y': goto yy4244;
+		case '\n':
+			yyt71 = YYCURSOR;
+			goto yy4125;
+		case ' ':
+			yyt71 = YYCURSOR;
+			goto yy4131;
 		default: goto yy3766;
 	}
 yy4239:
@@ -47722,7 +47617,7 @@ yy4254:
 		case '\n':
 			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			yyt60 = YYCURSOR;
-			goto yy4068;
+			goto yy4125;
 		case ' ':
 			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt55 = yyt56 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			yyt60 = YYCURSOR;
@@ -47783,9 +47678,9 @@ yy4259:
 yy4260:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4104;
-		case 'U': goto yy4080;
-		default: goto yy4073;
+		case 'M': goto yy4134;
+		case 'U': goto yy4136;
+		default: goto yy4132;
 	}
 yy4261:
 	yych = *++YYCURSOR;
@@ -47849,7 +47744,7 @@ yy4267:
 	switch (yych) {
 		case '\n':
 			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			goto yy4068;
+			goto yy4125;
 		case ' ':
 			yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			goto yy4260;
@@ -47882,7 +47777,7 @@ yy4270:
 	switch (yych) {
 		case '\n':
 			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			goto yy4068;
+			goto yy4125;
 		case ' ':
 			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			goto yy4260;
@@ -47985,7 +47880,7 @@ yy4280:
 yy4281:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'W': goto yy4228;
+		case 'W': goto yy4226;
 		default: goto yy3766;
 	}
 yy4282:
@@ -48000,7 +47895,7 @@ yy4283:
 		case '\n':
 			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			yyt66 = YYCURSOR;
-			goto yy4068;
+			goto yy4125;
 		case ' ':
 			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			yyt66 = YYCURSOR;
@@ -48294,7 +48189,7 @@ yy4313:
 		case '\n':
 			yyt37 = yyt38 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			yyt50 = YYCURSOR;
-			goto yy4068;
+			goto yy4125;
 		case ' ':
 			yyt37 = yyt38 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			yyt50 = YYCURSOR;
@@ -48314,10 +48209,10 @@ yy4313:
 yy4314:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4104;
+		case 'M': goto yy4134;
 		case 'O': goto yy4315;
-		case 'U': goto yy4080;
-		default: goto yy4073;
+		case 'U': goto yy4136;
+		default: goto yy4132;
 	}
 yy4315:
 	yych = *++YYCURSOR;
@@ -48416,7 +48311,7 @@ yy4322:
 	switch (yych) {
 		case '\n':
 			yyt37 = yyt38 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
-			goto yy4068;
+			goto yy4125;
 		case ' ':
 			yyt37 = yyt38 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = NULL;
 			goto yy4260;
@@ -48482,7 +48377,7 @@ static int lp_scan_bare1(const unsigned char *YYCURSOR, const unsigned char **sp
     const unsigned char *YYMARKER = YYCURSOR;
     const unsigned char *bare1_s1 = NULL, *bare1_e1 = NULL, *bare1_s2 = NULL, *bare1_e2 = NULL, *bare1_s3 = NULL, *bare1_e3 = NULL, *bare1_s4 = NULL, *bare1_e4 = NULL, *bare1_s5 = NULL, *bare1_e5 = NULL, *bare1_s6 = NULL, *bare1_e6 = NULL, *bare1_s7 = NULL, *bare1_e7 = NULL, *bare1_s8 = NULL, *bare1_e8 = NULL, *bare1_s9 = NULL, *bare1_e9 = NULL, *bare1_s10 = NULL, *bare1_e10 = NULL, *bare1_s11 = NULL, *bare1_e11 = NULL, *bare1_s12 = NULL, *bare1_e12 = NULL, *bare1_s13 = NULL, *bare1_e13 = NULL, *bare1_s14 = NULL, *bare1_e14 = NULL, *bare1_s15 = NULL, *bare1_e15 = NULL, *bare1_s16 = NULL, *bare1_e16 = NULL, *bare1_s17 = NULL, *bare1_e17 = NULL, *bare1_s18 = NULL, *bare1_e18 = NULL, *bare1_s19 = NULL, *bare1_e19 = NULL, *bare1_s20 = NULL, *bare1_e20 = NULL, *bare1_s21 = NULL, *bare1_e21 = NULL, *bare1_s22 = NULL, *bare1_e22 = NULL, *bare1_s23 = NULL, *bare1_e23 = NULL, *bare1_s24 = NULL, *bare1_e24 = NULL, *bare1_s25 = NULL, *bare1_e25 = NULL, *bare1_s26 = NULL, *bare1_e26 = NULL, *bare1_s27 = NULL, *bare1_e27 = NULL, *bare1_s28 = NULL, *bare1_e28 = NULL, *bare1_s29 = NULL, *bare1_e29 = NULL, *bare1_s30 = NULL, *bare1_e30 = NULL, *bare1_s31 = NULL, *bare1_e31 = NULL, *bare1_s32 = NULL, *bare1_e32 = NULL, *bare1_s33 = NULL, *bare1_e33 = NULL, *bare1_s34 = NULL, *bare1_e34 = NULL, *bare1_s35 = NULL, *bare1_e35 = NULL, *bare1_s36 = NULL, *bare1_e36 = NULL, *bare1_s37 = NULL, *bare1_e37 = NULL, *bare1_s38 = NULL, *bare1_e38 = NULL, *bare1_s39 = NULL, *bare1_e39 = NULL, *bare1_s40 = NULL, *bare1_e40 = NULL, *bare1_s41 = NULL, *bare1_e41 = NULL, *bare1_s42 = NULL, *bare1_e42 = NULL, *bare1_s43 = NULL, *bare1_e43 = NULL, *bare1_s44 = NULL, *bare1_e44 = NULL, *bare1_s45 = NULL, *bare1_e45 = NULL, *bare1_s46 = NULL, *bare1_e46 = NULL, *bare1_s47 = NULL, *bare1_e47 = NULL, *bare1_s48 = NULL, *bare1_e48 = NULL, *bare1_s49 = NULL, *bare1_e49 = NULL, *bare1_s50 = NULL, *bare1_e50 = NULL, *bare1_s51 = NULL, *bare1_e51 = NULL, *bare1_s52 = NULL, *bare1_e52 = NULL, *bare1_s53 = NULL, *bare1_e53 = NULL, *bare1_s54 = NULL, *bare1_e54 = NULL, *bare1_s55 = NULL, *bare1_e55 = NULL, *bare1_s56 = NULL, *bare1_e56 = NULL, *bare1_s57 = NULL, *bare1_e57 = NULL, *bare1_s58 = NULL, *bare1_e58 = NULL, *bare1_s59 = NULL, *bare1_e59 = NULL, *bare1_s60 = NULL, *bare1_e60 = NULL, *bare1_s61 = NULL, *bare1_e61 = NULL, *bare1_s62 = NULL, *bare1_e62 = NULL, *bare1_s63 = NULL, *bare1_e63 = NULL, *bare1_s64 = NULL, *bare1_e64 = NULL, *bare1_s65 = NULL, *bare1_e65 = NULL, *bare1_s66 = NULL, *bare1_e66 = NULL, *bare1_s67 = NULL, *bare1_e67 = NULL, *bare1_s68 = NULL, *bare1_e68 = NULL, *bare1_s69 = NULL, *bare1_e69 = NULL, *bare1_s70 = NULL, *bare1_e70 = NULL, *bare1_s71 = NULL, *bare1_e71 = NULL, *bare1_s72 = NULL, *bare1_e72 = NULL, *bare1_s73 = NULL, *bare1_e73 = NULL, *bare1_s74 = NULL, *bare1_e74 = NULL, *bare1_s75 = NULL, *bare1_e75 = NULL, *bare1_s76 = NULL, *bare1_e76 = NULL, *bare1_s77 = NULL, *bare1_e77 = NULL, *bare1_s78 = NULL, *bare1_e78 = NULL, *bare1_s79 = NULL, *bare1_e79 = NULL, *bare1_s80 = NULL, *bare1_e80 = NULL, *bare1_s81 = NULL, *bare1_e81 = NULL, *bare1_s82 = NULL, *bare1_e82 = NULL, *bare1_s83 = NULL, *bare1_e83 = NULL, *bare1_s84 = NULL, *bare1_e84 = NULL, *bare1_s85 = NULL, *bare1_e85 = NULL, *bare1_s86 = NULL, *bare1_e86 = NULL, *bare1_s87 = NULL, *bare1_e87 = NULL, *bare1_s88 = NULL, *bare1_e88 = NULL, *bare1_s89 = NULL, *bare1_e89 = NULL, *bare1_s90 = NULL, *bare1_e90 = NULL, *bare1_s91 = NULL, *bare1_e91 = NULL, *bare1_s92 = NULL, *bare1_e92 = NULL, *bare1_s93 = NULL, *bare1_e93 = NULL, *bare1_s94 = NULL, *bare1_e94 = NULL, *bare1_s95 = NULL, *bare1_e95 = NULL, *bare1_s96 = NULL, *bare1_e96 = NULL, *bare1_s97 = NULL, *bare1_e97 = NULL, *bare1_s98 = NULL, *bare1_e98 = NULL, *bare1_s99 = NULL, *bare1_e99 = NULL, *bare1_s100 = NULL, *bare1_e100 = NULL, *bare1_s101 = NULL, *bare1_e101 = NULL, *bare1_s102 = NULL, *bare1_e102 = NULL, *bare1_s103 = NULL, *bare1_e103 = NULL, *bare1_s104 = NULL, *bare1_e104 = NULL, *bare1_s105 = NULL, *bare1_e105 = NULL, *bare1_s106 = NULL, *bare1_e106 = NULL, *bare1_s107 = NULL, *bare1_e107 = NULL, *bare1_s108 = NULL, *bare1_e108 = NULL, *bare1_s109 = NULL, *bare1_e109 = NULL, *bare1_s110 = NULL, *bare1_e110 = NULL, *bare1_s111 = NULL, *bare1_e111 = NULL, *bare1_s112 = NULL, *bare1_e112 = NULL, *bare1_s113 = NULL, *bare1_e113 = NULL, *bare1_s114 = NULL, *bare1_e114 = NULL, *bare1_s115 = NULL, *bare1_e115 = NULL, *bare1_s116 = NULL, *bare1_e116 = NULL, *bare1_s117 = NULL, *bare1_e117 = NULL, *bare1_s118 = NULL, *bare1_e118 = NULL, *bare1_s119 = NULL, *bare1_e119 = NULL, *bare1_s120 = NULL, *bare1_e120 = NULL, *bare1_s121 = NULL, *bare1_e121 = NULL, *bare1_s122 = NULL, *bare1_e122 = NULL, *bare1_s123 = NULL, *bare1_e123 = NULL, *bare1_s124 = NULL, *bare1_e124 = NULL, *bare1_s125 = NULL, *bare1_e125 = NULL, *bare1_s126 = NULL, *bare1_e126 = NULL, *bare1_s127 = NULL, *bare1_e127 = NULL, *bare1_s128 = NULL, *bare1_e128 = NULL, *bare1_s129 = NULL, *bare1_e129 = NULL, *bare1_s130 = NULL, *bare1_e130 = NULL, *bare1_s131 = NULL, *bare1_e131 = NULL, *bare1_s132 = NULL, *bare1_e132 = NULL, *bare1_s133 = NULL, *bare1_e133 = NULL, *bare1_s134 = NULL, *bare1_e134 = NULL, *bare1_s135 = NULL, *bare1_e135 = NULL, *bare1_s136 = NULL, *bare1_e136 = NULL, *bare1_s137 = NULL, *bare1_e137 = NULL, *bare1_s138 = NULL, *bare1_e138 = NULL, *bare1_s139 = NULL, *bare1_e139 = NULL, *bare1_s140 = NULL, *bare1_e140 = NULL, *bare1_s141 = NULL, *bare1_e141 = NULL, *bare1_s142 = NULL, *bare1_e142 = NULL, *bare1_s143 = NULL, *bare1_e143 = NULL, *bare1_s144 = NULL, *bare1_e144 = NULL, *bare1_s145 = NULL, *bare1_e145 = NULL, *bare1_s146 = NULL, *bare1_e146 = NULL, *bare1_s147 = NULL, *bare1_e147 = NULL, *bare1_s148 = NULL, *bare1_e148 = NULL, *bare1_s149 = NULL, *bare1_e149 = NULL, *bare1_s150 = NULL, *bare1_e150 = NULL, *bare1_s151 = NULL, *bare1_e151 = NULL, *bare1_s152 = NULL, *bare1_e152 = NULL, *bare1_s153 = NULL, *bare1_e153 = NULL, *bare1_s154 = NULL, *bare1_e154 = NULL, *bare1_s155 = NULL, *bare1_e155 = NULL, *bare1_s156 = NULL, *bare1_e156 = NULL, *bare1_s157 = NULL, *bare1_e157 = NULL, *bare1_s158 = NULL, *bare1_e158 = NULL, *bare1_s159 = NULL, *bare1_e159 = NULL, *bare1_s160 = NULL, *bare1_e160 = NULL, *bare1_s161 = NULL, *bare1_e161 = NULL, *bare1_s162 = NULL, *bare1_e162 = NULL, *bare1_s163 = NULL, *bare1_e163 = NULL, *bare1_s164 = NULL, *bare1_e164 = NULL, *bare1_s165 = NULL, *bare1_e165 = NULL, *bare1_s166 = NULL, *bare1_e166 = NULL, *bare1_s167 = NULL, *bare1_e167 = NULL, *bare1_s168 = NULL, *bare1_e168 = NULL, *bare1_s169 = NULL, *bare1_e169 = NULL, *bare1_s170 = NULL, *bare1_e170 = NULL, *bare1_s171 = NULL, *bare1_e171 = NULL, *bare1_s172 = NULL, *bare1_e172 = NULL, *bare1_s173 = NULL, *bare1_e173 = NULL, *bare1_s174 = NULL, *bare1_e174 = NULL, *bare1_s175 = NULL, *bare1_e175 = NULL, *bare1_s176 = NULL, *bare1_e176 = NULL, *bare1_s177 = NULL, *bare1_e177 = NULL, *bare1_s178 = NULL, *bare1_e178 = NULL, *bare1_s179 = NULL, *bare1_e179 = NULL, *bare1_s180 = NULL, *bare1_e180 = NULL, *bare1_s181 = NULL, *bare1_e181 = NULL, *bare1_s182 = NULL, *bare1_e182 = NULL, *bare1_s183 = NULL, *bare1_e183 = NULL, *bare1_s184 = NULL, *bare1_e184 = NULL, *bare1_s185 = NULL, *bare1_e185 = NULL, *bare1_s186 = NULL, *bare1_e186 = NULL, *bare1_s187 = NULL, *bare1_e187 = NULL, *bare1_s188 = NULL, *bare1_e188 = NULL, *bare1_s189 = NULL, *bare1_e189 = NULL, *bare1_s190 = NULL, *bare1_e190 = NULL, *bare1_s191 = NULL, *bare1_e191 = NULL, *bare1_s192 = NULL, *bare1_e192 = NULL, *bare1_s193 = NULL, *bare1_e193 = NULL, *bare1_s194 = NULL, *bare1_e194 = NULL, *bare1_s195 = NULL, *bare1_e195 = NULL, *bare1_s196 = NULL, *bare1_e196 = NULL, *bare1_s197 = NULL, *bare1_e197 = NULL, *bare1_s198 = NULL, *bare1_e198 = NULL, *bare1_s199 = NULL, *bare1_e199 = NULL, *bare1_s200 = NULL, *bare1_e200 = NULL, *bare1_s201 = NULL, *bare1_e201 = NULL, *bare1_s202 = NULL, *bare1_e202 = NULL, *bare1_s203 = NULL, *bare1_e203 = NULL, *bare1_s204 = NULL, *bare1_e204 = NULL, *bare1_s205 = NULL, *bare1_e205 = NULL, *bare1_s206 = NULL, *bare1_e206 = NULL, *bare1_s207 = NULL, *bare1_e207 = NULL, *bare1_s208 = NULL, *bare1_e208 = NULL, *bare1_s209 = NULL, *bare1_e209 = NULL, *bare1_s210 = NULL, *bare1_e210 = NULL, *bare1_s211 = NULL, *bare1_e211 = NULL, *bare1_s212 = NULL, *bare1_e212 = NULL, *bare1_s213 = NULL, *bare1_e213 = NULL, *bare1_s214 = NULL, *bare1_e214 = NULL, *bare1_s215 = NULL, *bare1_e215 = NULL, *bare1_s216 = NULL, *bare1_e216 = NULL, *bare1_s217 = NULL, *bare1_e217 = NULL, *bare1_s218 = NULL, *bare1_e218 = NULL, *bare1_s219 = NULL, *bare1_e219 = NULL, *bare1_s220 = NULL, *bare1_e220 = NULL, *bare1_s221 = NULL, *bare1_e221 = NULL, *bare1_s222 = NULL, *bare1_e222 = NULL, *bare1_s223 = NULL, *bare1_e223 = NULL, *bare1_s224 = NULL, *bare1_e224 = NULL, *bare1_s225 = NULL, *bare1_e225 = NULL, *bare1_s226 = NULL, *bare1_e226 = NULL, *bare1_s227 = NULL, *bare1_e227 = NULL, *bare1_s228 = NULL, *bare1_e228 = NULL, *bare1_s229 = NULL, *bare1_e229 = NULL, *bare1_s230 = NULL, *bare1_e230 = NULL, *bare1_s231 = NULL, *bare1_e231 = NULL, *bare1_s232 = NULL, *bare1_e232 = NULL, *bare1_s233 = NULL, *bare1_e233 = NULL, *bare1_s234 = NULL, *bare1_e234 = NULL, *bare1_s235 = NULL, *bare1_e235 = NULL, *bare1_s236 = NULL, *bare1_e236 = NULL, *bare1_s237 = NULL, *bare1_e237 = NULL, *bare1_s238 = NULL, *bare1_e238 = NULL, *bare1_s239 = NULL, *bare1_e239 = NULL;
     
-#line 48486 "scanner.c"
+#line 48381 "scanner.c"
 const unsigned char *yyt1 = NULL;
 const unsigned char *yyt10 = NULL;
 const unsigned char *yyt100 = NULL;
@@ -48826,7 +48721,7 @@ const unsigned char *yyt99 = NULL;
 
     (void)YYMARKER;
     
-#line 48830 "scanner.c"
+#line 48725 "scanner.c"
 {
 	unsigned char yych;
 	yych = *YYCURSOR;
@@ -48852,7 +48747,7 @@ yy4332:
 yy4333:
 #line 607 "scanner.re"
 	{ return 0; }
-#line 48856 "scanner.c"
+#line 48751 "scanner.c"
 yy4334:
 	++YYCURSOR;
 	goto yy4333;
@@ -49774,7 +49669,7 @@ yy4361:
             if (bare1_s180 && bare1_e180 > bare1_s180) { span[200] = bare1_s180; span[201] = bare1_e180; } else if (bare1_s209 && bare1_e209 > bare1_s209) { span[200] = bare1_s209; span[201] = bare1_e209; }
             return 1;
         }
-#line 49778 "scanner.c"
+#line 49673 "scanner.c"
 yy4362:
 	yych = *++YYCURSOR;
 	switch (yych) {
@@ -56304,12 +56199,8 @@ yy4895:
 yy4896:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt35 = YYCURSOR;
-			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = NULL;
 			yyt35 = YYCURSOR;
 			goto yy4912;
 		case '0':
@@ -56550,8 +56441,7 @@ yy4912:
 		case 'M': goto yy4931;
 		case 'O': goto yy4932;
 		case 'P': goto yy4933;
-		case 'U': goto yy4934;
-		default: goto yy4366;
+		default: goto yy4339;
 	}
 yy4913:
 	yych = *++YYCURSOR;
@@ -56586,13 +56476,13 @@ yy4913:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4935;
+		case 'f': goto yy4934;
 		default: goto yy4339;
 	}
 yy4914:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy4936;
+		case 'P': goto yy4935;
 		default: goto yy4339;
 	}
 yy4915:
@@ -56627,19 +56517,19 @@ yy4915:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4937;
+		case 'f': goto yy4936;
 		default: goto yy4339;
 	}
 yy4916:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy4938;
+		case '=': goto yy4937;
 		default: goto yy4339;
 	}
 yy4917:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4939;
+		case ' ': goto yy4938;
 		case '0':
 		case '1':
 		case '2':
@@ -56662,37 +56552,37 @@ yy4918:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt330 = YYCURSOR;
-			goto yy4940;
+			goto yy4939;
 		default: goto yy4339;
 	}
 yy4919:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy4941;
+		case 'C': goto yy4940;
 		default: goto yy4339;
 	}
 yy4920:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy4942;
+		case 'T': goto yy4941;
 		default: goto yy4339;
 	}
 yy4921:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy4943;
+		case 'C': goto yy4942;
 		default: goto yy4339;
 	}
 yy4922:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy4944;
+		case 'T': goto yy4943;
 		default: goto yy4339;
 	}
 yy4923:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4945;
+		case 'E': goto yy4944;
 		default: goto yy4339;
 	}
 yy4924:
@@ -56704,7 +56594,7 @@ yy4924:
 yy4925:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'S': goto yy4946;
+		case 'S': goto yy4945;
 		default: goto yy4339;
 	}
 yy4926:
@@ -56731,59 +56621,52 @@ yy4926:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4947;
+		case 'f': goto yy4946;
 		default: goto yy4339;
 	}
 yy4927:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy4948;
+		case ' ': goto yy4947;
 		default: goto yy4339;
 	}
 yy4928:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4949;
+		case 'E': goto yy4948;
 		default: goto yy4339;
 	}
 yy4929:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'F': goto yy4950;
+		case 'F': goto yy4949;
 		default: goto yy4339;
 	}
 yy4930:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy4951;
+		case 'R': goto yy4950;
 		default: goto yy4339;
 	}
 yy4931:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'A': goto yy4952;
-		case 'F': goto yy4953;
+		case 'F': goto yy4951;
 		default: goto yy4339;
 	}
 yy4932:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy4954;
+		case 'P': goto yy4952;
 		default: goto yy4339;
 	}
 yy4933:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy4955;
+		case 'R': goto yy4953;
 		default: goto yy4339;
 	}
 yy4934:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy4956;
-		default: goto yy4339;
-	}
-yy4935:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -56816,16 +56699,16 @@ yy4935:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4957;
+		case 'f': goto yy4954;
+		default: goto yy4339;
+	}
+yy4935:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy4955;
 		default: goto yy4339;
 	}
 yy4936:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy4958;
-		default: goto yy4339;
-	}
-yy4937:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -56857,55 +56740,55 @@ yy4937:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4959;
+		case 'f': goto yy4956;
+		default: goto yy4339;
+	}
+yy4937:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy4957;
 		default: goto yy4339;
 	}
 yy4938:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '0': goto yy4960;
+		case 'I': goto yy4958;
 		default: goto yy4339;
 	}
 yy4939:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy4961;
-		default: goto yy4339;
+		case 'I': goto yy4959;
+		case 'M': goto yy4788;
+		case 'T': goto yy4960;
+		case 'U': goto yy4791;
+		default: goto yy4366;
 	}
 yy4940:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy4962;
-		case 'M': goto yy4788;
-		case 'T': goto yy4963;
-		case 'U': goto yy4791;
-		default: goto yy4366;
+		case 'O': goto yy4961;
+		default: goto yy4339;
 	}
 yy4941:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy4964;
+		case '=': goto yy4962;
 		default: goto yy4339;
 	}
 yy4942:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy4965;
+		case 'O': goto yy4963;
 		default: goto yy4339;
 	}
 yy4943:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy4966;
+		case '=': goto yy4964;
 		default: goto yy4339;
 	}
 yy4944:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4967;
-		default: goto yy4339;
-	}
-yy4945:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -56918,13 +56801,13 @@ yy4945:
 			goto yy4890;
 		default: goto yy4339;
 	}
-yy4946:
+yy4945:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy4968;
+		case 'R': goto yy4965;
 		default: goto yy4339;
 	}
-yy4947:
+yy4946:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -56948,85 +56831,61 @@ yy4947:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4969;
+		case 'f': goto yy4966;
+		default: goto yy4339;
+	}
+yy4947:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'V': goto yy4967;
 		default: goto yy4339;
 	}
 yy4948:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'V': goto yy4970;
+		case ' ':
+			yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = NULL;
+			yyt36 = YYCURSOR;
+			goto yy4968;
 		default: goto yy4339;
 	}
 yy4949:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt36 = YYCURSOR;
-			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt36 = YYCURSOR;
-			goto yy4971;
+			yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = NULL;
+			yyt37 = YYCURSOR;
+			goto yy4969;
 		default: goto yy4339;
 	}
 yy4950:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt37 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt37 = YYCURSOR;
-			goto yy4972;
+		case 'A': goto yy4970;
 		default: goto yy4339;
 	}
 yy4951:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'A': goto yy4973;
+		case ' ':
+			yyt39 = yyt40 = yyt41 = yyt42 = NULL;
+			yyt38 = YYCURSOR;
+			goto yy4971;
 		default: goto yy4339;
 	}
 yy4952:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy4974;
+		case 'T': goto yy4972;
 		default: goto yy4339;
 	}
 yy4953:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt38 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt38 = YYCURSOR;
-			goto yy4975;
+		case 'O': goto yy4973;
 		default: goto yy4339;
 	}
 yy4954:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4976;
-		default: goto yy4339;
-	}
-yy4955:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy4977;
-		default: goto yy4339;
-	}
-yy4956:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4978;
-		default: goto yy4339;
-	}
-yy4957:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57059,16 +56918,16 @@ yy4957:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4979;
+		case 'f': goto yy4974;
 		default: goto yy4339;
 	}
-yy4958:
+yy4955:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy4980;
+		case 'E': goto yy4975;
 		default: goto yy4339;
 	}
-yy4959:
+yy4956:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57100,41 +56959,41 @@ yy4959:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4981;
+		case 'f': goto yy4976;
+		default: goto yy4339;
+	}
+yy4957:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'x': goto yy4977;
+		default: goto yy4339;
+	}
+yy4958:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4978;
+		case 'N': goto yy4979;
+		default: goto yy4339;
+	}
+yy4959:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy4980;
 		default: goto yy4339;
 	}
 yy4960:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'x': goto yy4982;
+		case 'Y': goto yy4981;
 		default: goto yy4339;
 	}
 yy4961:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy4983;
-		case 'N': goto yy4984;
+		case 'M': goto yy4982;
 		default: goto yy4339;
 	}
 yy4962:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy4985;
-		default: goto yy4339;
-	}
-yy4963:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Y': goto yy4986;
-		default: goto yy4339;
-	}
-yy4964:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4987;
-		default: goto yy4339;
-	}
-yy4965:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57148,16 +57007,16 @@ yy4965:
 		case '8':
 		case '9':
 			yyt212 = YYCURSOR;
-			goto yy4988;
+			goto yy4983;
 		default: goto yy4339;
 	}
-yy4966:
+yy4963:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4989;
+		case 'M': goto yy4984;
 		default: goto yy4339;
 	}
-yy4967:
+yy4964:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57171,16 +57030,16 @@ yy4967:
 		case '8':
 		case '9':
 			yyt230 = YYCURSOR;
-			goto yy4990;
+			goto yy4985;
 		default: goto yy4339;
 	}
-yy4968:
+yy4965:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy4991;
+		case 'C': goto yy4986;
 		default: goto yy4339;
 	}
-yy4969:
+yy4966:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57193,13 +57052,13 @@ yy4969:
 			goto yy4702;
 		default: goto yy4339;
 	}
-yy4970:
+yy4967:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy4992;
+		case 'I': goto yy4987;
 		default: goto yy4339;
 	}
-yy4971:
+yy4968:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'D': goto yy4929;
@@ -57207,60 +57066,44 @@ yy4971:
 		case 'M': goto yy4931;
 		case 'O': goto yy4932;
 		case 'P': goto yy4933;
-		case 'U': goto yy4934;
-		default: goto yy4366;
+		default: goto yy4339;
 	}
-yy4972:
+yy4969:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'F': goto yy4930;
 		case 'M': goto yy4931;
 		case 'O': goto yy4932;
 		case 'P': goto yy4933;
-		case 'U': goto yy4934;
-		default: goto yy4366;
+		default: goto yy4339;
+	}
+yy4970:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'G': goto yy4988;
+		default: goto yy4339;
+	}
+yy4971:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'F': goto yy4930;
+		case 'O': goto yy4932;
+		case 'P': goto yy4933;
+		default: goto yy4339;
+	}
+yy4972:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy4989;
+		default: goto yy4339;
 	}
 yy4973:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'G': goto yy4993;
+		case 'T': goto yy4990;
 		default: goto yy4339;
 	}
 yy4974:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'K': goto yy4994;
-		default: goto yy4339;
-	}
-yy4975:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'F': goto yy4930;
-		case 'M': goto yy4995;
-		case 'O': goto yy4932;
-		case 'P': goto yy4933;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy4976:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy4996;
-		default: goto yy4339;
-	}
-yy4977:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy4997;
-		default: goto yy4339;
-	}
-yy4978:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy4998;
-		default: goto yy4339;
-	}
-yy4979:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57293,16 +57136,16 @@ yy4979:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy4999;
+		case 'f': goto yy4991;
 		default: goto yy4339;
 	}
-yy4980:
+yy4975:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5000;
+		case 'T': goto yy4992;
 		default: goto yy4339;
 	}
-yy4981:
+yy4976:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57315,7 +57158,7 @@ yy4981:
 			goto yy4365;
 		default: goto yy4339;
 	}
-yy4982:
+yy4977:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57339,137 +57182,108 @@ yy4982:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5001;
+		case 'f': goto yy4993;
+		default: goto yy4339;
+	}
+yy4978:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ':': goto yy4977;
+		default: goto yy4339;
+	}
+yy4979:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4994;
+		default: goto yy4339;
+	}
+yy4980:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy4995;
+		default: goto yy4339;
+	}
+yy4981:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4996;
+		default: goto yy4339;
+	}
+yy4982:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy4997;
 		default: goto yy4339;
 	}
 yy4983:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ':': goto yy4982;
+		case ' ': goto yy4998;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy4983;
 		default: goto yy4339;
 	}
 yy4984:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy5002;
+		case 'P': goto yy4999;
 		default: goto yy4339;
 	}
 yy4985:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy5003;
+		case ' ': goto yy5000;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy4985;
 		default: goto yy4339;
 	}
 yy4986:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5004;
+		case '=': goto yy5001;
 		default: goto yy4339;
 	}
 yy4987:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5005;
+		case 'D': goto yy5002;
 		default: goto yy4339;
 	}
 yy4988:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5006;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy4988;
+		case ':': goto yy5003;
 		default: goto yy4339;
 	}
 yy4989:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5007;
+		case '(': goto yy5004;
 		default: goto yy4339;
 	}
 yy4990:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5008;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy4990;
+		case 'O': goto yy5005;
 		default: goto yy4339;
 	}
 yy4991:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5009;
-		default: goto yy4339;
-	}
-yy4992:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5010;
-		default: goto yy4339;
-	}
-yy4993:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ':': goto yy5011;
-		default: goto yy4339;
-	}
-yy4994:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5012;
-		default: goto yy4339;
-	}
-yy4995:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy4952;
-		default: goto yy4339;
-	}
-yy4996:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '(': goto yy5013;
-		default: goto yy4339;
-	}
-yy4997:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5014;
-		default: goto yy4339;
-	}
-yy4998:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt195 = YYCURSOR;
-			goto yy5015;
-		default: goto yy4339;
-	}
-yy4999:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57502,19 +57316,19 @@ yy4999:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5016;
+		case 'f': goto yy5006;
 		default: goto yy4339;
 	}
-yy5000:
+yy4992:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5017;
+		case 'E': goto yy5007;
 		default: goto yy4339;
 	}
-yy5001:
+yy4993:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5018;
+		case ' ': goto yy5008;
 		case '0':
 		case '1':
 		case '2':
@@ -57536,52 +57350,52 @@ yy5001:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5019;
+		case 'f': goto yy5009;
 		default: goto yy4339;
 	}
-yy5002:
+yy4994:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy5020;
+		case 'O': goto yy5010;
 		default: goto yy4339;
 	}
-yy5003:
+yy4995:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy5021;
+		case 'O': goto yy5011;
 		default: goto yy4339;
 	}
-yy5004:
+yy4996:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5022;
+		case 'E': goto yy5012;
 		default: goto yy4339;
 	}
-yy5005:
+yy4997:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy5023;
+		case 'L': goto yy5013;
 		default: goto yy4339;
 	}
-yy5006:
+yy4998:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy5024;
+		case 'D': goto yy5014;
 		default: goto yy4339;
 	}
-yy5007:
+yy4999:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy5025;
+		case 'L': goto yy5015;
 		default: goto yy4339;
 	}
-yy5008:
+yy5000:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy5026;
+		case 'D': goto yy5016;
 		default: goto yy4339;
 	}
-yy5009:
+yy5001:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57595,16 +57409,16 @@ yy5009:
 		case '8':
 		case '9':
 			yyt26 = YYCURSOR;
-			goto yy5027;
+			goto yy5017;
 		default: goto yy4339;
 	}
-yy5010:
+yy5002:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy5028;
+		case '=': goto yy5018;
 		default: goto yy4339;
 	}
-yy5011:
+yy5003:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57618,16 +57432,10 @@ yy5011:
 		case '8':
 		case '9':
 			yyt39 = YYCURSOR;
-			goto yy5029;
+			goto yy5019;
 		default: goto yy4339;
 	}
-yy5012:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0': goto yy5030;
-		default: goto yy4339;
-	}
-yy5013:
+yy5004:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57653,35 +57461,19 @@ yy5013:
 		case 'e':
 		case 'f':
 			yyt41 = YYCURSOR;
-			goto yy5031;
+			goto yy5020;
 		case 'T':
 			yyt41 = YYCURSOR;
-			goto yy5032;
+			goto yy5021;
 		default: goto yy4339;
 	}
-yy5014:
+yy5005:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy5033;
+		case '=': goto yy5022;
 		default: goto yy4339;
 	}
-yy5015:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5034;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5015;
-		default: goto yy4339;
-	}
-yy5016:
+yy5006:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -57717,22 +57509,22 @@ yy5016:
 		case 'f': goto yy4842;
 		default: goto yy4339;
 	}
-yy5017:
+yy5007:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5035;
+		case ' ': goto yy5023;
 		default: goto yy4339;
 	}
-yy5018:
+yy5008:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ')': goto yy4842;
 		default: goto yy4339;
 	}
-yy5019:
+yy5009:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5018;
+		case ' ': goto yy5008;
 		case '0':
 		case '1':
 		case '2':
@@ -57754,55 +57546,55 @@ yy5019:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5036;
+		case 'f': goto yy5024;
 		default: goto yy4339;
 	}
-yy5020:
+yy5010:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy5037;
+		case 'M': goto yy5025;
 		default: goto yy4339;
 	}
-yy5021:
+yy5011:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy5038;
+		case 'M': goto yy5026;
 		default: goto yy4339;
 	}
-yy5022:
+yy5012:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy5039;
+		case '=': goto yy5027;
 		default: goto yy4339;
 	}
-yy5023:
+yy5013:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5040;
+		case 'E': goto yy5028;
 		default: goto yy4339;
 	}
-yy5024:
+yy5014:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5041;
+		case 'P': goto yy5029;
 		default: goto yy4339;
 	}
-yy5025:
+yy5015:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5042;
+		case 'E': goto yy5030;
 		default: goto yy4339;
 	}
-yy5026:
+yy5016:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5043;
+		case 'P': goto yy5031;
 		default: goto yy4339;
 	}
-yy5027:
+yy5017:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '.': goto yy5044;
+		case '.': goto yy5032;
 		case '0':
 		case '1':
 		case '2':
@@ -57812,10 +57604,10 @@ yy5027:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5045;
+		case '9': goto yy5033;
 		default: goto yy4339;
 	}
-yy5028:
+yy5018:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57829,20 +57621,16 @@ yy5028:
 		case '8':
 		case '9':
 			yyt20 = YYCURSOR;
-			goto yy5046;
+			goto yy5034;
 		default: goto yy4339;
 	}
-yy5029:
+yy5019:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt40 = YYCURSOR;
-			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt41 = yyt42 = NULL;
 			yyt40 = YYCURSOR;
-			goto yy5047;
+			goto yy5035;
 		case '0':
 		case '1':
 		case '2':
@@ -57852,21 +57640,15 @@ yy5029:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5029;
+		case '9': goto yy5019;
 		default: goto yy4339;
 	}
-yy5030:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'x': goto yy5048;
-		default: goto yy4339;
-	}
-yy5031:
+yy5020:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case ')':
 			yyt42 = YYCURSOR;
-			goto yy5049;
+			goto yy5036;
 		case '0':
 		case '1':
 		case '2':
@@ -57888,16 +57670,16 @@ yy5031:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5031;
+		case 'f': goto yy5020;
 		default: goto yy4339;
 	}
-yy5032:
+yy5021:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'R': goto yy5050;
+		case 'R': goto yy5037;
 		default: goto yy4339;
 	}
-yy5033:
+yy5022:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57911,36 +57693,30 @@ yy5033:
 		case '8':
 		case '9':
 			yyt193 = YYCURSOR;
-			goto yy5051;
+			goto yy5038;
 		case 'A':
 			yyt189 = YYCURSOR;
-			goto yy5052;
+			goto yy5039;
 		case 'E':
 			yyt189 = YYCURSOR;
-			goto yy5053;
-		case 'I': goto yy5054;
-		case 'T': goto yy5055;
+			goto yy5040;
+		case 'I': goto yy5041;
+		case 'T': goto yy5042;
 		case 'U':
 			yyt60 = YYCURSOR;
-			goto yy5056;
+			goto yy5043;
 		default: goto yy4339;
 	}
-yy5034:
+yy5023:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'G': goto yy5057;
+		case 'I': goto yy5044;
 		default: goto yy4339;
 	}
-yy5035:
+yy5024:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy5058;
-		default: goto yy4339;
-	}
-yy5036:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5018;
+		case ' ': goto yy5008;
 		case '0':
 		case '1':
 		case '2':
@@ -57962,22 +57738,22 @@ yy5036:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5059;
+		case 'f': goto yy5045;
 		default: goto yy4339;
 	}
-yy5037:
+yy5025:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5060;
+		case 'P': goto yy5046;
 		default: goto yy4339;
 	}
-yy5038:
+yy5026:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5061;
+		case 'P': goto yy5047;
 		default: goto yy4339;
 	}
-yy5039:
+yy5027:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -57991,52 +57767,164 @@ yy5039:
 		case '8':
 		case '9':
 			yyt234 = YYCURSOR;
-			goto yy5062;
+			goto yy5048;
+		default: goto yy4339;
+	}
+yy5028:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5049;
+		default: goto yy4339;
+	}
+yy5029:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5050;
+		default: goto yy4339;
+	}
+yy5030:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5051;
+		default: goto yy4339;
+	}
+yy5031:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5052;
+		default: goto yy4339;
+	}
+yy5032:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5053;
+		default: goto yy4339;
+	}
+yy5033:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5032;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5054;
+		default: goto yy4339;
+	}
+yy5034:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt21 = YYCURSOR;
+			goto yy5055;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5034;
+		default: goto yy4339;
+	}
+yy5035:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy4932;
+		case 'P': goto yy4933;
+		default: goto yy4339;
+	}
+yy5036:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5056;
+		default: goto yy4339;
+	}
+yy5037:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'U': goto yy5057;
+		default: goto yy4339;
+	}
+yy5038:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt194 = YYCURSOR;
+			goto yy5058;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5038;
+		default: goto yy4339;
+	}
+yy5039:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'H': goto yy5059;
 		default: goto yy4339;
 	}
 yy5040:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5063;
+		case 'S': goto yy5060;
 		default: goto yy4339;
 	}
 yy5041:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5064;
+		case 'C': goto yy5061;
 		default: goto yy4339;
 	}
 yy5042:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5065;
+		case 'C': goto yy5062;
 		default: goto yy4339;
 	}
 yy5043:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5066;
+		case 'D': goto yy5063;
 		default: goto yy4339;
 	}
 yy5044:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5067;
+		case 'D': goto yy4870;
 		default: goto yy4339;
 	}
 yy5045:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '.': goto yy5044;
+		case ' ': goto yy5008;
 		case '0':
 		case '1':
 		case '2':
@@ -58046,15 +57934,37 @@ yy5045:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5068;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5064;
 		default: goto yy4339;
 	}
 yy5046:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ':
-			yyt21 = YYCURSOR;
-			goto yy5069;
+		case 'L': goto yy5065;
+		default: goto yy4339;
+	}
+yy5047:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy5066;
+		default: goto yy4339;
+	}
+yy5048:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5067;
 		case '0':
 		case '1':
 		case '2':
@@ -58064,19 +57974,1258 @@ yy5046:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5046;
+		case '9': goto yy5048;
 		default: goto yy4339;
 	}
-yy5047:
+yy5049:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4995;
-		case 'O': goto yy4932;
+		case 'E': goto yy5068;
+		default: goto yy4339;
+	}
+yy5050:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5069;
+		default: goto yy4339;
+	}
+yy5051:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5070;
+		default: goto yy4339;
+	}
+yy5052:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5071;
+		default: goto yy4339;
+	}
+yy5053:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5072;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5073;
+		default: goto yy4339;
+	}
+yy5054:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5032;
+		default: goto yy4339;
+	}
+yy5055:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy4801;
+		default: goto yy4339;
+	}
+yy5056:
+	yych = *++YYCURSOR;
+	switch (yych) {
 		case 'P': goto yy4933;
-		case 'U': goto yy4934;
+		default: goto yy4339;
+	}
+yy5057:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5074;
+		default: goto yy4339;
+	}
+yy5058:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5075;
+		case 'U': goto yy5076;
 		default: goto yy4366;
 	}
-yy5048:
+yy5059:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt190 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt190 = YYCURSOR;
+			goto yy5077;
+		default: goto yy4339;
+	}
+yy5060:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5059;
+		default: goto yy4339;
+	}
+yy5061:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5078;
+		default: goto yy4339;
+	}
+yy5062:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5079;
+		default: goto yy4339;
+	}
+yy5063:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5080;
+		default: goto yy4339;
+	}
+yy5064:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5008;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5081;
+		default: goto yy4339;
+	}
+yy5065:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5082;
+		default: goto yy4339;
+	}
+yy5066:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5083;
+		default: goto yy4339;
+	}
+yy5067:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5084;
+		default: goto yy4339;
+	}
+yy5068:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5085;
+		default: goto yy4339;
+	}
+yy5069:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt213 = YYCURSOR;
+			goto yy5086;
+		default: goto yy4339;
+	}
+yy5070:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5087;
+		default: goto yy4339;
+	}
+yy5071:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt231 = YYCURSOR;
+			goto yy5088;
+		default: goto yy4339;
+	}
+yy5072:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5089;
+		default: goto yy4339;
+	}
+yy5073:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5072;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5090;
+		default: goto yy4339;
+	}
+yy5074:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5091;
+		default: goto yy4339;
+	}
+yy5075:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy5092;
+		default: goto yy4339;
+	}
+yy5076:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5093;
+		default: goto yy4339;
+	}
+yy5077:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5075;
+		case 'S': goto yy5094;
+		case 'U': goto yy5076;
+		default: goto yy4366;
+	}
+yy5078:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5095;
+		default: goto yy4339;
+	}
+yy5079:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt43 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt43 = YYCURSOR;
+			goto yy5096;
+		default: goto yy4339;
+	}
+yy5080:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt61 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt61 = YYCURSOR;
+			goto yy5097;
+		case 'L': goto yy5098;
+		default: goto yy4339;
+	}
+yy5081:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5008;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5099;
+		default: goto yy4339;
+	}
+yy5082:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5100;
+		default: goto yy4339;
+	}
+yy5083:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5101;
+		default: goto yy4339;
+	}
+yy5084:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5102;
+		default: goto yy4339;
+	}
+yy5085:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy5103;
+		default: goto yy4339;
+	}
+yy5086:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt215 = yyt216 = yyt217 = NULL;
+			yyt214 = YYCURSOR;
+			goto yy5104;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5086;
+		default: goto yy4339;
+	}
+yy5087:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy5105;
+		default: goto yy4339;
+	}
+yy5088:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5106;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5088;
+		default: goto yy4339;
+	}
+yy5089:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5107;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5108;
+		default: goto yy4339;
+	}
+yy5090:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5072;
+		default: goto yy4339;
+	}
+yy5091:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy5109;
+		default: goto yy4339;
+	}
+yy5092:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy5110;
+		default: goto yy4339;
+	}
+yy5093:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5111;
+		default: goto yy4339;
+	}
+yy5094:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5112;
+		default: goto yy4339;
+	}
+yy5095:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt186 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt186 = YYCURSOR;
+			goto yy5113;
+		default: goto yy4339;
+	}
+yy5096:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5114;
+		case 'M': goto yy5075;
+		case 'S': goto yy5115;
+		case 'U': goto yy5076;
+		default: goto yy4366;
+	}
+yy5097:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5116;
+		case 'M': goto yy5075;
+		case 'S': goto yy5117;
+		case 'U': goto yy5076;
+		default: goto yy4366;
+	}
+yy5098:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5118;
+		default: goto yy4339;
+	}
+yy5099:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5008;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5119;
+		default: goto yy4339;
+	}
+yy5100:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5120;
+		default: goto yy4339;
+	}
+yy5101:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5121;
+		default: goto yy4339;
+	}
+yy5102:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5122;
+		default: goto yy4339;
+	}
+yy5103:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt210 = YYCURSOR;
+			goto yy5123;
+		default: goto yy4339;
+	}
+yy5104:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy5124;
+		case 'W': goto yy5125;
+		default: goto yy4339;
+	}
+yy5105:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt228 = YYCURSOR;
+			goto yy5126;
+		default: goto yy4339;
+	}
+yy5106:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy5127;
+		default: goto yy4339;
+	}
+yy5107:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5128;
+		default: goto yy4339;
+	}
+yy5108:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5107;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5129;
+		default: goto yy4339;
+	}
+yy5109:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5130;
+		default: goto yy4339;
+	}
+yy5110:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'K': goto yy5131;
+		default: goto yy4339;
+	}
+yy5111:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5132;
+		default: goto yy4339;
+	}
+yy5112:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5133;
+		default: goto yy4339;
+	}
+yy5113:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5134;
+		case 'M': goto yy5075;
+		case 'T': goto yy5135;
+		case 'U': goto yy5076;
+		default: goto yy4366;
+	}
+yy5114:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5136;
+		default: goto yy4339;
+	}
+yy5115:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5137;
+		default: goto yy4339;
+	}
+yy5116:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5138;
+		default: goto yy4339;
+	}
+yy5117:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5139;
+		default: goto yy4339;
+	}
+yy5118:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5140;
+		default: goto yy4339;
+	}
+yy5119:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5008;
+		default: goto yy4339;
+	}
+yy5120:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5141;
+		default: goto yy4339;
+	}
+yy5121:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5142;
+		default: goto yy4339;
+	}
+yy5122:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5143;
+		default: goto yy4339;
+	}
+yy5123:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt211 = YYCURSOR;
+			goto yy5144;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5123;
+		default: goto yy4339;
+	}
+yy5124:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5145;
+		default: goto yy4339;
+	}
+yy5125:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5146;
+		default: goto yy4339;
+	}
+yy5126:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt229 = YYCURSOR;
+			goto yy5147;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5126;
+		default: goto yy4339;
+	}
+yy5127:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5148;
+		default: goto yy4339;
+	}
+yy5128:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5149;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5150;
+		default: goto yy4339;
+	}
+yy5129:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '.': goto yy5107;
+		default: goto yy4339;
+	}
+yy5130:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5151;
+		default: goto yy4339;
+	}
+yy5131:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5152;
+		default: goto yy4339;
+	}
+yy5132:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt195 = YYCURSOR;
+			goto yy5153;
+		default: goto yy4339;
+	}
+yy5133:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5154;
+		default: goto yy4339;
+	}
+yy5134:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5155;
+		default: goto yy4339;
+	}
+yy5135:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'Y': goto yy5156;
+		default: goto yy4339;
+	}
+yy5136:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5157;
+		default: goto yy4339;
+	}
+yy5137:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5158;
+		default: goto yy4339;
+	}
+yy5138:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5159;
+		default: goto yy4339;
+	}
+yy5139:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5160;
+		default: goto yy4339;
+	}
+yy5140:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5161;
+		default: goto yy4339;
+	}
+yy5141:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5162;
+		default: goto yy4339;
+	}
+yy5142:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy5163;
+		default: goto yy4339;
+	}
+yy5143:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5164;
+		default: goto yy4339;
+	}
+yy5144:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'b': goto yy5165;
+		default: goto yy4339;
+	}
+yy5145:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'Q': goto yy5166;
+		default: goto yy4339;
+	}
+yy5146:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5167;
+		default: goto yy4339;
+	}
+yy5147:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'b': goto yy5168;
+		default: goto yy4339;
+	}
+yy5148:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5169;
+		default: goto yy4339;
+	}
+yy5149:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5170;
+		default: goto yy4339;
+	}
+yy5150:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5149;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5171;
+		default: goto yy4339;
+	}
+yy5151:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5172;
+		default: goto yy4339;
+	}
+yy5152:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy5173;
+		default: goto yy4339;
+	}
+yy5153:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5174;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5153;
+		default: goto yy4339;
+	}
+yy5154:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0': goto yy5175;
+		default: goto yy4339;
+	}
+yy5155:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5176;
+		default: goto yy4339;
+	}
+yy5156:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5177;
+		default: goto yy4339;
+	}
+yy5157:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5178;
+		default: goto yy4339;
+	}
+yy5158:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5179;
+		default: goto yy4339;
+	}
+yy5159:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5180;
+		default: goto yy4339;
+	}
+yy5160:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5181;
+		default: goto yy4339;
+	}
+yy5161:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt61 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt61 = YYCURSOR;
+			goto yy5097;
+		default: goto yy4339;
+	}
+yy5162:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy4978;
+		default: goto yy4339;
+	}
+yy5163:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt331 = YYCURSOR;
+			goto yy5182;
+		default: goto yy4339;
+	}
+yy5164:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt235 = YYCURSOR;
+			goto yy5183;
+		default: goto yy4339;
+	}
+yy5165:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'y': goto yy5184;
+		default: goto yy4339;
+	}
+yy5166:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5185;
+		default: goto yy4339;
+	}
+yy5167:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5186;
+		default: goto yy4339;
+	}
+yy5168:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'y': goto yy5187;
+		default: goto yy4339;
+	}
+yy5169:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5188;
+		default: goto yy4339;
+	}
+yy5170:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy5189;
+		default: goto yy4339;
+	}
+yy5171:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5149;
+		default: goto yy4339;
+	}
+yy5172:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ')':
+			yyt42 = YYCURSOR;
+			goto yy5036;
+		default: goto yy4339;
+	}
+yy5173:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'x': goto yy5190;
+		default: goto yy4339;
+	}
+yy5174:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'G': goto yy5191;
+		default: goto yy4339;
+	}
+yy5175:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'x': goto yy5192;
+		default: goto yy4339;
+	}
+yy5176:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5193;
+		default: goto yy4339;
+	}
+yy5177:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5194;
+		default: goto yy4339;
+	}
+yy5178:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5195;
+		default: goto yy4339;
+	}
+yy5179:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt46 = YYCURSOR;
+			goto yy5196;
+		default: goto yy4339;
+	}
+yy5180:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5197;
+		default: goto yy4339;
+	}
+yy5181:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt64 = YYCURSOR;
+			goto yy5198;
+		default: goto yy4339;
+	}
+yy5182:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt332 = YYCURSOR;
+			goto yy5199;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5182;
+		default: goto yy4339;
+	}
+yy5183:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt236 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt236 = YYCURSOR;
+			goto yy5200;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5183;
+		default: goto yy4339;
+	}
+yy5184:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 't': goto yy5201;
+		default: goto yy4339;
+	}
+yy5185:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt215 = YYCURSOR;
+			goto yy5202;
+		default: goto yy4339;
+	}
+yy5186:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5203;
+		default: goto yy4339;
+	}
+yy5187:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 't': goto yy5204;
+		default: goto yy4339;
+	}
+yy5188:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt232 = YYCURSOR;
+			goto yy5205;
+		default: goto yy4339;
+	}
+yy5189:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5206;
+		default: goto yy4339;
+	}
+yy5190:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -58102,1621 +59251,16 @@ yy5048:
 		case 'e':
 		case 'f':
 			yyt198 = YYCURSOR;
-			goto yy5070;
-		default: goto yy4339;
-	}
-yy5049:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5071;
-		default: goto yy4339;
-	}
-yy5050:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'U': goto yy5072;
-		default: goto yy4339;
-	}
-yy5051:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt194 = YYCURSOR;
-			goto yy5073;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5051;
-		default: goto yy4339;
-	}
-yy5052:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'H': goto yy5074;
-		default: goto yy4339;
-	}
-yy5053:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy5075;
-		default: goto yy4339;
-	}
-yy5054:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5076;
-		default: goto yy4339;
-	}
-yy5055:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5077;
-		default: goto yy4339;
-	}
-yy5056:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5078;
-		default: goto yy4339;
-	}
-yy5057:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5079;
-		default: goto yy4339;
-	}
-yy5058:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4870;
-		default: goto yy4339;
-	}
-yy5059:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5018;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5080;
-		default: goto yy4339;
-	}
-yy5060:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy5081;
-		default: goto yy4339;
-	}
-yy5061:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy5082;
-		default: goto yy4339;
-	}
-yy5062:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5083;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5062;
-		default: goto yy4339;
-	}
-yy5063:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5084;
-		default: goto yy4339;
-	}
-yy5064:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5085;
-		default: goto yy4339;
-	}
-yy5065:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5086;
-		default: goto yy4339;
-	}
-yy5066:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5087;
-		default: goto yy4339;
-	}
-yy5067:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5088;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5089;
-		default: goto yy4339;
-	}
-yy5068:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5044;
-		default: goto yy4339;
-	}
-yy5069:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4801;
-		default: goto yy4339;
-	}
-yy5070:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5090;
-		default: goto yy4339;
-	}
-yy5071:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4995;
-		case 'P': goto yy4933;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy5072:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy5091;
-		default: goto yy4339;
-	}
-yy5073:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4995;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy5074:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt190 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt190 = YYCURSOR;
-			goto yy5092;
-		default: goto yy4339;
-	}
-yy5075:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5074;
-		default: goto yy4339;
-	}
-yy5076:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy5093;
-		default: goto yy4339;
-	}
-yy5077:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5094;
-		default: goto yy4339;
-	}
-yy5078:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5095;
-		default: goto yy4339;
-	}
-yy5079:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5096;
-		default: goto yy4339;
-	}
-yy5080:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5018;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5097;
-		default: goto yy4339;
-	}
-yy5081:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5098;
-		default: goto yy4339;
-	}
-yy5082:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5099;
-		default: goto yy4339;
-	}
-yy5083:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5100;
-		default: goto yy4339;
-	}
-yy5084:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5101;
-		default: goto yy4339;
-	}
-yy5085:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt213 = YYCURSOR;
-			goto yy5102;
-		default: goto yy4339;
-	}
-yy5086:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5103;
-		default: goto yy4339;
-	}
-yy5087:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt231 = YYCURSOR;
-			goto yy5104;
-		default: goto yy4339;
-	}
-yy5088:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5105;
-		default: goto yy4339;
-	}
-yy5089:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5088;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5106;
-		default: goto yy4339;
-	}
-yy5090:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5107;
-		default: goto yy4339;
-	}
-yy5091:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5108;
-		default: goto yy4339;
-	}
-yy5092:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4995;
-		case 'S': goto yy5109;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy5093:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5110;
-		default: goto yy4339;
-	}
-yy5094:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt43 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt43 = YYCURSOR;
-			goto yy5111;
-		default: goto yy4339;
-	}
-yy5095:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt61 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt61 = YYCURSOR;
-			goto yy5112;
-		case 'L': goto yy5113;
-		default: goto yy4339;
-	}
-yy5096:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5114;
-		default: goto yy4339;
-	}
-yy5097:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5018;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5115;
-		default: goto yy4339;
-	}
-yy5098:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5116;
-		default: goto yy4339;
-	}
-yy5099:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5117;
-		default: goto yy4339;
-	}
-yy5100:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5118;
-		default: goto yy4339;
-	}
-yy5101:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy5119;
-		default: goto yy4339;
-	}
-yy5102:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt215 = yyt216 = yyt217 = NULL;
-			yyt214 = YYCURSOR;
-			goto yy5120;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5102;
-		default: goto yy4339;
-	}
-yy5103:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy5121;
-		default: goto yy4339;
-	}
-yy5104:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5122;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5104;
-		default: goto yy4339;
-	}
-yy5105:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5123;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5124;
-		default: goto yy4339;
-	}
-yy5106:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5088;
-		default: goto yy4339;
-	}
-yy5107:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5125;
-		default: goto yy4339;
-	}
-yy5108:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy5126;
-		default: goto yy4339;
-	}
-yy5109:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5127;
-		default: goto yy4339;
-	}
-yy5110:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt186 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt186 = YYCURSOR;
-			goto yy5128;
-		default: goto yy4339;
-	}
-yy5111:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5129;
-		case 'M': goto yy4995;
-		case 'S': goto yy5130;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy5112:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5131;
-		case 'M': goto yy4995;
-		case 'S': goto yy5132;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy5113:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5133;
-		default: goto yy4339;
-	}
-yy5114:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt196 = YYCURSOR;
-			goto yy5134;
-		default: goto yy4339;
-	}
-yy5115:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5018;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5135;
-		default: goto yy4339;
-	}
-yy5116:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5136;
-		default: goto yy4339;
-	}
-yy5117:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5137;
-		default: goto yy4339;
-	}
-yy5118:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5138;
-		default: goto yy4339;
-	}
-yy5119:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt210 = YYCURSOR;
-			goto yy5139;
-		default: goto yy4339;
-	}
-yy5120:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy5140;
-		case 'W': goto yy5141;
-		default: goto yy4339;
-	}
-yy5121:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt228 = YYCURSOR;
-			goto yy5142;
-		default: goto yy4339;
-	}
-yy5122:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy5143;
-		default: goto yy4339;
-	}
-yy5123:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5144;
-		default: goto yy4339;
-	}
-yy5124:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5123;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5145;
-		default: goto yy4339;
-	}
-yy5125:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5146;
-		default: goto yy4339;
-	}
-yy5126:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5147;
-		default: goto yy4339;
-	}
-yy5127:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5148;
-		default: goto yy4339;
-	}
-yy5128:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5149;
-		case 'M': goto yy4995;
-		case 'T': goto yy5150;
-		case 'U': goto yy4934;
-		default: goto yy4366;
-	}
-yy5129:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy5151;
-		default: goto yy4339;
-	}
-yy5130:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5152;
-		default: goto yy4339;
-	}
-yy5131:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy5153;
-		default: goto yy4339;
-	}
-yy5132:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5154;
-		default: goto yy4339;
-	}
-yy5133:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5155;
-		default: goto yy4339;
-	}
-yy5134:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt197 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt197 = YYCURSOR;
-			goto yy5156;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5134;
-		default: goto yy4339;
-	}
-yy5135:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5018;
-		default: goto yy4339;
-	}
-yy5136:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5157;
-		default: goto yy4339;
-	}
-yy5137:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5158;
-		default: goto yy4339;
-	}
-yy5138:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5159;
-		default: goto yy4339;
-	}
-yy5139:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt211 = YYCURSOR;
-			goto yy5160;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5139;
-		default: goto yy4339;
-	}
-yy5140:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5161;
-		default: goto yy4339;
-	}
-yy5141:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5162;
-		default: goto yy4339;
-	}
-yy5142:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt229 = YYCURSOR;
-			goto yy5163;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5142;
-		default: goto yy4339;
-	}
-yy5143:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5164;
-		default: goto yy4339;
-	}
-yy5144:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5165;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5166;
-		default: goto yy4339;
-	}
-yy5145:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '.': goto yy5123;
-		default: goto yy4339;
-	}
-yy5146:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5167;
-		default: goto yy4339;
-	}
-yy5147:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5168;
-		default: goto yy4339;
-	}
-yy5148:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5169;
-		default: goto yy4339;
-	}
-yy5149:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy5170;
-		default: goto yy4339;
-	}
-yy5150:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Y': goto yy5171;
-		default: goto yy4339;
-	}
-yy5151:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5172;
-		default: goto yy4339;
-	}
-yy5152:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5173;
-		default: goto yy4339;
-	}
-yy5153:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5174;
-		default: goto yy4339;
-	}
-yy5154:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5175;
-		default: goto yy4339;
-	}
-yy5155:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5176;
-		default: goto yy4339;
-	}
-yy5156:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy4995;
-		default: goto yy4366;
-	}
-yy5157:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5177;
-		default: goto yy4339;
-	}
-yy5158:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy5178;
-		default: goto yy4339;
-	}
-yy5159:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5179;
-		default: goto yy4339;
-	}
-yy5160:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'b': goto yy5180;
-		default: goto yy4339;
-	}
-yy5161:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'Q': goto yy5181;
-		default: goto yy4339;
-	}
-yy5162:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy5182;
-		default: goto yy4339;
-	}
-yy5163:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'b': goto yy5183;
-		default: goto yy4339;
-	}
-yy5164:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'N': goto yy5184;
-		default: goto yy4339;
-	}
-yy5165:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy5185;
-		default: goto yy4339;
-	}
-yy5166:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5165;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5186;
-		default: goto yy4339;
-	}
-yy5167:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5187;
-		default: goto yy4339;
-	}
-yy5168:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5188;
-		default: goto yy4339;
-	}
-yy5169:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0': goto yy5189;
-		default: goto yy4339;
-	}
-yy5170:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5190;
-		default: goto yy4339;
-	}
-yy5171:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5191;
-		default: goto yy4339;
-	}
-yy5172:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5192;
-		default: goto yy4339;
-	}
-yy5173:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5193;
-		default: goto yy4339;
-	}
-yy5174:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5194;
-		default: goto yy4339;
-	}
-yy5175:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5195;
-		default: goto yy4339;
-	}
-yy5176:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt61 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt61 = YYCURSOR;
-			goto yy5112;
-		default: goto yy4339;
-	}
-yy5177:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy4983;
-		default: goto yy4339;
-	}
-yy5178:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt331 = YYCURSOR;
-			goto yy5196;
-		default: goto yy4339;
-	}
-yy5179:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt235 = YYCURSOR;
-			goto yy5197;
-		default: goto yy4339;
-	}
-yy5180:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'y': goto yy5198;
-		default: goto yy4339;
-	}
-yy5181:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5199;
-		default: goto yy4339;
-	}
-yy5182:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5200;
-		default: goto yy4339;
-	}
-yy5183:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'y': goto yy5201;
-		default: goto yy4339;
-	}
-yy5184:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5202;
-		default: goto yy4339;
-	}
-yy5185:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy5203;
-		default: goto yy4339;
-	}
-yy5186:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5165;
-		default: goto yy4339;
-	}
-yy5187:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5204;
-		default: goto yy4339;
-	}
-yy5188:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ')':
-			yyt42 = YYCURSOR;
-			goto yy5049;
-		default: goto yy4339;
-	}
-yy5189:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'x': goto yy5205;
-		default: goto yy4339;
-	}
-yy5190:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5206;
+			goto yy5207;
 		default: goto yy4339;
 	}
 yy5191:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5207;
+		case 'I': goto yy5208;
 		default: goto yy4339;
 	}
 yy5192:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy5208;
-		default: goto yy4339;
-	}
-yy5193:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt46 = YYCURSOR;
-			goto yy5209;
-		default: goto yy4339;
-	}
-yy5194:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy5210;
-		default: goto yy4339;
-	}
-yy5195:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt64 = YYCURSOR;
-			goto yy5211;
-		default: goto yy4339;
-	}
-yy5196:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt332 = YYCURSOR;
-			goto yy5212;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5196;
-		default: goto yy4339;
-	}
-yy5197:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt236 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt236 = YYCURSOR;
-			goto yy5213;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5197;
-		default: goto yy4339;
-	}
-yy5198:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 't': goto yy5214;
-		default: goto yy4339;
-	}
-yy5199:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt215 = YYCURSOR;
-			goto yy5215;
-		default: goto yy4339;
-	}
-yy5200:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5216;
-		default: goto yy4339;
-	}
-yy5201:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 't': goto yy5217;
-		default: goto yy4339;
-	}
-yy5202:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-			yyt232 = YYCURSOR;
-			goto yy5218;
-		default: goto yy4339;
-	}
-yy5203:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5219;
-		default: goto yy4339;
-	}
-yy5204:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt199 = YYCURSOR;
-			goto yy4365;
-		default: goto yy4339;
-	}
-yy5205:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -59742,31 +59286,31 @@ yy5205:
 		case 'e':
 		case 'f':
 			yyt191 = YYCURSOR;
-			goto yy5220;
+			goto yy5209;
 		default: goto yy4339;
 	}
-yy5206:
+yy5193:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy5221;
+		case 'M': goto yy5210;
 		default: goto yy4339;
 	}
-yy5207:
+yy5194:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy5222;
+		case '=': goto yy5211;
 		default: goto yy4339;
 	}
-yy5208:
+yy5195:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5223;
+		case 'P': goto yy5212;
 		default: goto yy4339;
 	}
-yy5209:
+yy5196:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5224;
+		case ' ': goto yy5213;
 		case '0':
 		case '1':
 		case '2':
@@ -59776,19 +59320,19 @@ yy5209:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5209;
+		case '9': goto yy5196;
 		default: goto yy4339;
 	}
-yy5210:
+yy5197:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5225;
+		case 'P': goto yy5214;
 		default: goto yy4339;
 	}
-yy5211:
+yy5198:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5226;
+		case ' ': goto yy5215;
 		case '0':
 		case '1':
 		case '2':
@@ -59798,35 +59342,35 @@ yy5211:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5211;
+		case '9': goto yy5198;
 		default: goto yy4339;
 	}
-yy5212:
+yy5199:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'b': goto yy5227;
+		case 'b': goto yy5216;
 		default: goto yy4339;
 	}
-yy5213:
+yy5200:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'I': goto yy5228;
+		case 'I': goto yy5217;
 		case 'M': goto yy4788;
-		case 'P': goto yy5229;
+		case 'P': goto yy5218;
 		case 'U': goto yy4791;
-		case '[': goto yy5230;
+		case '[': goto yy5219;
 		default: goto yy4366;
 	}
-yy5214:
+yy5201:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'e': goto yy5231;
+		case 'e': goto yy5220;
 		default: goto yy4339;
 	}
-yy5215:
+yy5202:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5232;
+		case ' ': goto yy5221;
 		case '0':
 		case '1':
 		case '2':
@@ -59836,22 +59380,22 @@ yy5215:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5215;
+		case '9': goto yy5202;
 		default: goto yy4339;
 	}
-yy5216:
+yy5203:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'W': goto yy5233;
+		case 'W': goto yy5222;
 		default: goto yy4339;
 	}
-yy5217:
+yy5204:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'e': goto yy5234;
+		case 'e': goto yy5223;
 		default: goto yy4339;
 	}
-yy5218:
+yy5205:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -59871,26 +59415,26 @@ yy5218:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5218;
+		case '9': goto yy5205;
 		default: goto yy4339;
 	}
-yy5219:
+yy5206:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy5235;
+		case 'D': goto yy5224;
 		default: goto yy4339;
 	}
-yy5220:
+yy5207:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
 			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy5073;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
 		case '0':
 		case '1':
 		case '2':
@@ -59912,16 +59456,57 @@ yy5220:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5236;
+		case 'f': goto yy5225;
 		default: goto yy4339;
 	}
-yy5221:
+yy5208:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5237;
+		case 'D': goto yy5226;
 		default: goto yy4339;
 	}
-yy5222:
+yy5209:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy5058;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5227;
+		default: goto yy4339;
+	}
+yy5210:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5228;
+		default: goto yy4339;
+	}
+yy5211:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -59935,99 +59520,99 @@ yy5222:
 		case '8':
 		case '9':
 			yyt68 = YYCURSOR;
-			goto yy5238;
+			goto yy5229;
+		default: goto yy4339;
+	}
+yy5212:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy5230;
+		default: goto yy4339;
+	}
+yy5213:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5231;
+		default: goto yy4339;
+	}
+yy5214:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy5232;
+		default: goto yy4339;
+	}
+yy5215:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5233;
+		default: goto yy4339;
+	}
+yy5216:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'y': goto yy5234;
+		default: goto yy4339;
+	}
+yy5217:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5235;
+		case 'N': goto yy5236;
+		default: goto yy4339;
+	}
+yy5218:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5237;
+		default: goto yy4339;
+	}
+yy5219:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy5238;
+		default: goto yy4339;
+	}
+yy5220:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 's': goto yy5239;
+		default: goto yy4339;
+	}
+yy5221:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'A': goto yy5240;
+		default: goto yy4339;
+	}
+yy5222:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5241;
 		default: goto yy4339;
 	}
 yy5223:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy5239;
+		case 's': goto yy5242;
 		default: goto yy4339;
 	}
 yy5224:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'D': goto yy5240;
+		case 'S': goto yy5243;
 		default: goto yy4339;
 	}
 yy5225:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy5241;
-		default: goto yy4339;
-	}
-yy5226:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5242;
-		default: goto yy4339;
-	}
-yy5227:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'y': goto yy5243;
-		default: goto yy4339;
-	}
-yy5228:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5244;
-		case 'N': goto yy5245;
-		default: goto yy4339;
-	}
-yy5229:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'O': goto yy5246;
-		default: goto yy4339;
-	}
-yy5230:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy5247;
-		default: goto yy4339;
-	}
-yy5231:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 's': goto yy5248;
-		default: goto yy4339;
-	}
-yy5232:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'A': goto yy5249;
-		default: goto yy4339;
-	}
-yy5233:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5250;
-		default: goto yy4339;
-	}
-yy5234:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 's': goto yy5251;
-		default: goto yy4339;
-	}
-yy5235:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy5252;
-		default: goto yy4339;
-	}
-yy5236:
-	yych = *++YYCURSOR;
-	switch (yych) {
 		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
 			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy5073;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
 		case '0':
 		case '1':
 		case '2':
@@ -60049,19 +59634,26 @@ yy5236:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5253;
+		case 'f': goto yy5244;
 		default: goto yy4339;
 	}
-yy5237:
+yy5226:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'L': goto yy5254;
+		case '=': goto yy5245;
 		default: goto yy4339;
 	}
-yy5238:
+yy5227:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5255;
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -60071,76 +59663,110 @@ yy5238:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5238;
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5246;
+		default: goto yy4339;
+	}
+yy5228:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy5247;
+		default: goto yy4339;
+	}
+yy5229:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5248;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5229;
+		default: goto yy4339;
+	}
+yy5230:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5249;
+		default: goto yy4339;
+	}
+yy5231:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5250;
+		default: goto yy4339;
+	}
+yy5232:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5251;
+		default: goto yy4339;
+	}
+yy5233:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5252;
+		default: goto yy4339;
+	}
+yy5234:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 't': goto yy5253;
+		default: goto yy4339;
+	}
+yy5235:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5254;
+		default: goto yy4339;
+	}
+yy5236:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5255;
+		default: goto yy4339;
+	}
+yy5237:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'I': goto yy5256;
+		default: goto yy4339;
+	}
+yy5238:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy5257;
 		default: goto yy4339;
 	}
 yy5239:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5256;
+		case ']': goto yy5258;
 		default: goto yy4339;
 	}
 yy5240:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'P': goto yy5257;
+		case 'C': goto yy5259;
 		default: goto yy4339;
 	}
 yy5241:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5258;
-		default: goto yy4339;
-	}
-yy5242:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5259;
-		default: goto yy4339;
-	}
-yy5243:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 't': goto yy5260;
-		default: goto yy4339;
-	}
-yy5244:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5261;
-		default: goto yy4339;
-	}
-yy5245:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5262;
-		default: goto yy4339;
-	}
-yy5246:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'I': goto yy5263;
-		default: goto yy4339;
-	}
-yy5247:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy5264;
-		default: goto yy4339;
-	}
-yy5248:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ']': goto yy5265;
-		default: goto yy4339;
-	}
-yy5249:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5266;
-		default: goto yy4339;
-	}
-yy5250:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60154,32 +59780,32 @@ yy5250:
 		case '8':
 		case '9':
 			yyt218 = YYCURSOR;
-			goto yy5267;
+			goto yy5260;
 		default: goto yy4339;
 	}
-yy5251:
+yy5242:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ']': goto yy5268;
+		case ']': goto yy5261;
 		default: goto yy4339;
 	}
-yy5252:
+yy5243:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5269;
+		case 'T': goto yy5262;
 		default: goto yy4339;
 	}
-yy5253:
+yy5244:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
 			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy5073;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
 		case '0':
 		case '1':
 		case '2':
@@ -60201,52 +59827,104 @@ yy5253:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5270;
+		case 'f': goto yy5263;
+		default: goto yy4339;
+	}
+yy5245:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+			yyt196 = YYCURSOR;
+			goto yy5264;
+		default: goto yy4339;
+	}
+yy5246:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy5058;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5265;
+		default: goto yy4339;
+	}
+yy5247:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5266;
+		default: goto yy4339;
+	}
+yy5248:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5267;
+		default: goto yy4339;
+	}
+yy5249:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5268;
+		default: goto yy4339;
+	}
+yy5250:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5269;
+		default: goto yy4339;
+	}
+yy5251:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5270;
+		default: goto yy4339;
+	}
+yy5252:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5271;
+		default: goto yy4339;
+	}
+yy5253:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'e': goto yy5272;
 		default: goto yy4339;
 	}
 yy5254:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5271;
-		default: goto yy4339;
-	}
-yy5255:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'C': goto yy5272;
-		default: goto yy4339;
-	}
-yy5256:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5273;
-		default: goto yy4339;
-	}
-yy5257:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5274;
-		default: goto yy4339;
-	}
-yy5258:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5275;
-		default: goto yy4339;
-	}
-yy5259:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5276;
-		default: goto yy4339;
-	}
-yy5260:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'e': goto yy5277;
-		default: goto yy4339;
-	}
-yy5261:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60260,158 +59938,216 @@ yy5261:
 		case '8':
 		case '9':
 			yyt237 = YYCURSOR;
-			goto yy5278;
+			goto yy5273;
+		default: goto yy4339;
+	}
+yy5255:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'O': goto yy5274;
+		default: goto yy4339;
+	}
+yy5256:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'N': goto yy5275;
+		default: goto yy4339;
+	}
+yy5257:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'C': goto yy5276;
+		default: goto yy4339;
+	}
+yy5258:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			goto yy4861;
+		default: goto yy4339;
+	}
+yy5259:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'K': goto yy5277;
+		default: goto yy4339;
+	}
+yy5260:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5278;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5260;
+		default: goto yy4339;
+	}
+yy5261:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			goto yy4861;
 		default: goto yy4339;
 	}
 yy5262:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy5279;
+		case '=': goto yy5279;
 		default: goto yy4339;
 	}
 yy5263:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'N': goto yy5280;
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5280;
 		default: goto yy4339;
 	}
 yy5264:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'C': goto yy5281;
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt197 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt197 = YYCURSOR;
+			goto yy5281;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5264;
 		default: goto yy4339;
 	}
 yy5265:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
 			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy4861;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy5058;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5282;
 		default: goto yy4339;
 	}
 yy5266:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'K': goto yy5282;
+		case 'T': goto yy5283;
 		default: goto yy4339;
 	}
 yy5267:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5283;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5267;
+		case 'O': goto yy5284;
 		default: goto yy4339;
 	}
 yy5268:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy4861;
+		case 'E': goto yy5285;
 		default: goto yy4339;
 	}
 yy5269:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '=': goto yy5284;
+		case '=': goto yy5286;
 		default: goto yy4339;
 	}
 yy5270:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy5073;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'A':
-		case 'B':
-		case 'C':
-		case 'D':
-		case 'E':
-		case 'F':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5285;
+		case 'E': goto yy5287;
 		default: goto yy4339;
 	}
 yy5271:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'T': goto yy5286;
+		case '=': goto yy5288;
 		default: goto yy4339;
 	}
 yy5272:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'O': goto yy5287;
+		case 's': goto yy5289;
 		default: goto yy4339;
 	}
 yy5273:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5288;
-		default: goto yy4339;
-	}
-yy5274:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5289;
-		default: goto yy4339;
-	}
-yy5275:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5290;
-		default: goto yy4339;
-	}
-yy5276:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5291;
-		default: goto yy4339;
-	}
-yy5277:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 's': goto yy5292;
-		default: goto yy4339;
-	}
-yy5278:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5293;
+		case ' ': goto yy5290;
 		case '0':
 		case '1':
 		case '2':
@@ -60421,40 +60157,40 @@ yy5278:
 		case '6':
 		case '7':
 		case '8':
-		case '9': goto yy5278;
+		case '9': goto yy5273;
+		default: goto yy4339;
+	}
+yy5274:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5291;
+		default: goto yy4339;
+	}
+yy5275:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'T': goto yy5292;
+		default: goto yy4339;
+	}
+yy5276:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5293;
+		default: goto yy4339;
+	}
+yy5277:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '=': goto yy5294;
+		default: goto yy4339;
+	}
+yy5278:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy5295;
 		default: goto yy4339;
 	}
 yy5279:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'M': goto yy5294;
-		default: goto yy4339;
-	}
-yy5280:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'T': goto yy5295;
-		default: goto yy4339;
-	}
-yy5281:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5296;
-		default: goto yy4339;
-	}
-yy5282:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '=': goto yy5297;
-		default: goto yy4339;
-	}
-yy5283:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy5298;
-		default: goto yy4339;
-	}
-yy5284:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60478,10 +60214,51 @@ yy5284:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5299;
+		case 'f': goto yy5296;
 		default: goto yy4339;
 	}
-yy5285:
+yy5280:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5297;
+		default: goto yy4339;
+	}
+yy5281:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'M': goto yy5075;
+		default: goto yy4366;
+	}
+yy5282:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '\n':
@@ -60491,7 +60268,7 @@ yy5285:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt192 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -60513,28 +60290,28 @@ yy5285:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5300;
+		case 'f': goto yy5298;
+		default: goto yy4339;
+	}
+yy5283:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5299;
+		default: goto yy4339;
+	}
+yy5284:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'D': goto yy5300;
+		default: goto yy4339;
+	}
+yy5285:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5301;
 		default: goto yy4339;
 	}
 yy5286:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5301;
-		default: goto yy4339;
-	}
-yy5287:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'D': goto yy5302;
-		default: goto yy4339;
-	}
-yy5288:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5303;
-		default: goto yy4339;
-	}
-yy5289:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60548,16 +60325,16 @@ yy5289:
 		case '8':
 		case '9':
 			yyt47 = YYCURSOR;
-			goto yy5304;
+			goto yy5302;
 		default: goto yy4339;
 	}
-yy5290:
+yy5287:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ' ': goto yy5305;
+		case ' ': goto yy5303;
 		default: goto yy4339;
 	}
-yy5291:
+yy5288:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60571,34 +60348,34 @@ yy5291:
 		case '8':
 		case '9':
 			yyt65 = YYCURSOR;
-			goto yy5306;
+			goto yy5304;
+		default: goto yy4339;
+	}
+yy5289:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ']': goto yy5305;
+		default: goto yy4339;
+	}
+yy5290:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy5306;
+		default: goto yy4339;
+	}
+yy5291:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'P': goto yy5307;
 		default: goto yy4339;
 	}
 yy5292:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ']': goto yy5307;
+		case 'E': goto yy5308;
 		default: goto yy4339;
 	}
 yy5293:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy5308;
-		default: goto yy4339;
-	}
-yy5294:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'P': goto yy5309;
-		default: goto yy4339;
-	}
-yy5295:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5310;
-		default: goto yy4339;
-	}
-yy5296:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60618,10 +60395,10 @@ yy5296:
 		case 'e':
 		case 'f':
 			yyt286 = YYCURSOR;
-			goto yy5311;
+			goto yy5309;
 		default: goto yy4339;
 	}
-yy5297:
+yy5294:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60635,18 +60412,88 @@ yy5297:
 		case '8':
 		case '9':
 			yyt216 = YYCURSOR;
-			goto yy5312;
+			goto yy5310;
+		default: goto yy4339;
+	}
+yy5295:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5311;
+		default: goto yy4339;
+	}
+yy5296:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5312;
+		default: goto yy4339;
+	}
+yy5297:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'A':
+		case 'B':
+		case 'C':
+		case 'D':
+		case 'E':
+		case 'F':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5313;
 		default: goto yy4339;
 	}
 yy5298:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'E': goto yy5313;
-		default: goto yy4339;
-	}
-yy5299:
-	yych = *++YYCURSOR;
-	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt192 = YYCURSOR;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -60671,17 +60518,157 @@ yy5299:
 		case 'f': goto yy5314;
 		default: goto yy4339;
 	}
+yy5299:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5315;
+		default: goto yy4339;
+	}
 yy5300:
 	yych = *++YYCURSOR;
 	switch (yych) {
+		case 'E': goto yy5316;
+		default: goto yy4339;
+	}
+yy5301:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy5317;
+		default: goto yy4339;
+	}
+yy5302:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt49 = yyt50 = yyt51 = NULL;
+			yyt48 = YYCURSOR;
+			goto yy5318;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5302;
+		default: goto yy4339;
+	}
+yy5303:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '[': goto yy5319;
+		default: goto yy4339;
+	}
+yy5304:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ': goto yy5320;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5304;
+		default: goto yy4339;
+	}
+yy5305:
+	yych = *++YYCURSOR;
+	switch (yych) {
 		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			goto yy4361;
 		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			yyt192 = YYCURSOR;
-			goto yy5073;
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			goto yy4861;
+		default: goto yy4339;
+	}
+yy5306:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'E': goto yy5321;
+		default: goto yy4339;
+	}
+yy5307:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'L': goto yy5322;
+		default: goto yy4339;
+	}
+yy5308:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'R': goto yy5323;
+		default: goto yy4339;
+	}
+yy5309:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9':
+		case 'a':
+		case 'b':
+		case 'c':
+		case 'd':
+		case 'e':
+		case 'f': goto yy5324;
+		case ':': goto yy5325;
+		default: goto yy4339;
+	}
+yy5310:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ' ':
+			yyt217 = YYCURSOR;
+			goto yy5326;
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
+		case '5':
+		case '6':
+		case '7':
+		case '8':
+		case '9': goto yy5310;
+		default: goto yy4339;
+	}
+yy5311:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case 'S': goto yy5327;
+		default: goto yy4339;
+	}
+yy5312:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case ':': goto yy5328;
+		default: goto yy4339;
+	}
+yy5313:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
 		case '0':
 		case '1':
 		case '2':
@@ -60703,152 +60690,12 @@ yy5300:
 		case 'c':
 		case 'd':
 		case 'e':
-		case 'f': goto yy5315;
-		default: goto yy4339;
-	}
-yy5301:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5316;
-		default: goto yy4339;
-	}
-yy5302:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5317;
-		default: goto yy4339;
-	}
-yy5303:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy5318;
-		default: goto yy4339;
-	}
-yy5304:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt49 = yyt50 = yyt51 = NULL;
-			yyt48 = YYCURSOR;
-			goto yy5319;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5304;
-		default: goto yy4339;
-	}
-yy5305:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '[': goto yy5320;
-		default: goto yy4339;
-	}
-yy5306:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ': goto yy5321;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5306;
-		default: goto yy4339;
-	}
-yy5307:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '\n':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy4361;
-		case ' ':
-			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt30 = yyt31 = yyt32 = yyt33 = yyt34 = yyt35 = yyt36 = yyt37 = yyt38 = yyt39 = yyt40 = yyt41 = yyt42 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy4861;
-		default: goto yy4339;
-	}
-yy5308:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'E': goto yy5322;
-		default: goto yy4339;
-	}
-yy5309:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'L': goto yy5323;
-		default: goto yy4339;
-	}
-yy5310:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'R': goto yy5324;
-		default: goto yy4339;
-	}
-yy5311:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9':
-		case 'a':
-		case 'b':
-		case 'c':
-		case 'd':
-		case 'e':
-		case 'f': goto yy5325;
-		case ':': goto yy5326;
-		default: goto yy4339;
-	}
-yy5312:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case ' ':
-			yyt217 = YYCURSOR;
-			goto yy5327;
-		case '0':
-		case '1':
-		case '2':
-		case '3':
-		case '4':
-		case '5':
-		case '6':
-		case '7':
-		case '8':
-		case '9': goto yy5312;
-		default: goto yy4339;
-	}
-yy5313:
-	yych = *++YYCURSOR;
-	switch (yych) {
-		case 'S': goto yy5328;
+		case 'f': goto yy5329;
 		default: goto yy4339;
 	}
 yy5314:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ':': goto yy5329;
-		default: goto yy4339;
-	}
-yy5315:
-	yych = *++YYCURSOR;
-	switch (yych) {
 		case '\n':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt192 = YYCURSOR;
@@ -60856,7 +60703,7 @@ yy5315:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt192 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -60881,19 +60728,19 @@ yy5315:
 		case 'f': goto yy5330;
 		default: goto yy4339;
 	}
-yy5316:
+yy5315:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '[': goto yy5331;
 		default: goto yy4339;
 	}
-yy5317:
+yy5316:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '=': goto yy5332;
 		default: goto yy4339;
 	}
-yy5318:
+yy5317:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60910,14 +60757,14 @@ yy5318:
 			goto yy5333;
 		default: goto yy4339;
 	}
-yy5319:
+yy5318:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'S': goto yy5334;
 		case 'W': goto yy5335;
 		default: goto yy4339;
 	}
-yy5320:
+yy5319:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60934,31 +60781,31 @@ yy5320:
 			goto yy5336;
 		default: goto yy4339;
 	}
-yy5321:
+yy5320:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'L': goto yy5337;
 		default: goto yy4339;
 	}
-yy5322:
+yy5321:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'Q': goto yy5338;
 		default: goto yy4339;
 	}
-yy5323:
+yy5322:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'E': goto yy5339;
 		default: goto yy4339;
 	}
-yy5324:
+yy5323:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '=': goto yy5340;
 		default: goto yy4339;
 	}
-yy5325:
+yy5324:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -60977,10 +60824,10 @@ yy5325:
 		case 'd':
 		case 'e':
 		case 'f': goto yy5341;
-		case ':': goto yy5326;
+		case ':': goto yy5325;
 		default: goto yy4339;
 	}
-yy5326:
+yy5325:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -61002,19 +60849,19 @@ yy5326:
 		case ':': goto yy5343;
 		default: goto yy4339;
 	}
-yy5327:
+yy5326:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'W': goto yy5141;
+		case 'W': goto yy5125;
 		default: goto yy4339;
 	}
-yy5328:
+yy5327:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '=': goto yy5344;
 		default: goto yy4339;
 	}
-yy5329:
+yy5328:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case '0':
@@ -61041,6 +60888,19 @@ yy5329:
 		case 'f': goto yy5345;
 		default: goto yy4339;
 	}
+yy5329:
+	yych = *++YYCURSOR;
+	switch (yych) {
+		case '\n':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4361;
+		case ' ':
+			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
+			yyt199 = YYCURSOR;
+			goto yy4365;
+		default: goto yy4339;
+	}
 yy5330:
 	yych = *++YYCURSOR;
 	switch (yych) {
@@ -61051,7 +60911,7 @@ yy5330:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt192 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy5331:
@@ -61202,7 +61062,7 @@ yy5341:
 		case 'd':
 		case 'e':
 		case 'f': goto yy5356;
-		case ':': goto yy5326;
+		case ':': goto yy5325;
 		default: goto yy4339;
 	}
 yy5342:
@@ -61415,7 +61275,7 @@ yy5355:
 yy5356:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case ':': goto yy5326;
+		case ':': goto yy5325;
 		default: goto yy4339;
 	}
 yy5357:
@@ -61515,9 +61375,9 @@ yy5364:
 	switch (yych) {
 		case 'G': goto yy5382;
 		case 'I': goto yy5383;
-		case 'M': goto yy4995;
+		case 'M': goto yy5075;
 		case 'P': goto yy5384;
-		case 'U': goto yy4934;
+		case 'U': goto yy5076;
 		case '[': goto yy5385;
 		default: goto yy4366;
 	}
@@ -62142,7 +62002,7 @@ yy5412:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt62 = yyt63 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt67 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -62996,7 +62856,7 @@ yy5478:
 			goto yy4361;
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy5479:
@@ -63029,7 +62889,7 @@ yy5481:
 			goto yy4361;
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy5482:
@@ -63256,7 +63116,7 @@ yy5499:
 			goto yy4361;
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy5500:
@@ -64410,7 +64270,7 @@ yy5583:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt73 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -64760,7 +64620,7 @@ yy5606:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt131 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -66047,8 +65907,8 @@ yy5690:
 yy5691:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4995;
-		case 'U': goto yy4934;
+		case 'M': goto yy5075;
+		case 'U': goto yy5076;
 		case '[': goto yy5712;
 		default: goto yy4366;
 	}
@@ -66885,7 +66745,7 @@ yy5763:
 			goto yy4361;
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt71 = yyt72 = yyt73 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy5764:
@@ -67353,9 +67213,9 @@ yy5795:
 yy5796:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'M': goto yy4995;
+		case 'M': goto yy5075;
 		case 'O': goto yy5810;
-		case 'U': goto yy4934;
+		case 'U': goto yy5076;
 		default: goto yy4366;
 	}
 yy5797:
@@ -68222,7 +68082,7 @@ yy5866:
 			goto yy4361;
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt44 = yyt45 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt68 = yyt69 = yyt70 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy5867:
@@ -70534,7 +70394,7 @@ yy6132:
 	yych = *++YYCURSOR;
 	switch (yych) {
 		case 'M': goto yy6151;
-		case 'U': goto yy4934;
+		case 'U': goto yy5076;
 		default: goto yy4366;
 	}
 yy6133:
@@ -70703,7 +70563,7 @@ yy6150:
 yy6151:
 	yych = *++YYCURSOR;
 	switch (yych) {
-		case 'A': goto yy4952;
+		case 'A': goto yy5092;
 		case 'T': goto yy6167;
 		default: goto yy4339;
 	}
@@ -71357,7 +71217,7 @@ yy6221:
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt76 = yyt77 = yyt78 = yyt79 = yyt80 = yyt81 = yyt82 = yyt83 = yyt84 = yyt85 = yyt86 = yyt87 = yyt88 = yyt89 = yyt90 = yyt91 = yyt92 = yyt93 = yyt94 = yyt95 = yyt96 = yyt97 = yyt98 = yyt99 = yyt100 = yyt101 = yyt102 = yyt103 = yyt104 = yyt105 = yyt106 = yyt107 = yyt108 = yyt109 = yyt110 = yyt111 = yyt112 = yyt113 = yyt114 = yyt115 = yyt116 = yyt117 = yyt118 = yyt119 = yyt120 = yyt121 = yyt122 = yyt123 = yyt124 = yyt125 = yyt126 = yyt127 = yyt128 = yyt129 = yyt130 = yyt131 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
 			yyt185 = YYCURSOR;
-			goto yy5073;
+			goto yy5058;
 		case '0':
 		case '1':
 		case '2':
@@ -72885,7 +72745,7 @@ yy6393:
 			goto yy4361;
 		case ' ':
 			yyt23 = yyt24 = yyt25 = yyt26 = yyt27 = yyt28 = yyt29 = yyt43 = yyt44 = yyt45 = yyt46 = yyt47 = yyt48 = yyt49 = yyt50 = yyt51 = yyt52 = yyt53 = yyt54 = yyt55 = yyt56 = yyt57 = yyt58 = yyt59 = yyt60 = yyt61 = yyt62 = yyt63 = yyt64 = yyt65 = yyt66 = yyt67 = yyt71 = yyt72 = yyt73 = yyt74 = yyt75 = yyt130 = yyt131 = yyt132 = yyt133 = yyt134 = yyt135 = yyt136 = yyt137 = yyt138 = yyt139 = yyt140 = yyt141 = yyt142 = yyt143 = yyt144 = yyt145 = yyt146 = yyt147 = yyt148 = yyt149 = yyt150 = yyt151 = yyt152 = yyt153 = yyt154 = yyt155 = yyt156 = yyt157 = yyt158 = yyt159 = yyt160 = yyt161 = yyt162 = yyt163 = yyt164 = yyt165 = yyt166 = yyt167 = yyt168 = yyt169 = yyt170 = yyt171 = yyt172 = yyt173 = yyt174 = yyt175 = yyt176 = yyt177 = yyt178 = yyt179 = yyt180 = yyt181 = yyt182 = yyt183 = yyt184 = yyt185 = yyt186 = yyt187 = yyt188 = yyt189 = yyt190 = yyt191 = yyt192 = yyt193 = yyt194 = yyt195 = yyt196 = yyt197 = yyt198 = yyt199 = yyt200 = yyt201 = yyt202 = yyt203 = yyt204 = yyt205 = yyt206 = yyt207 = yyt208 = yyt209 = yyt210 = yyt211 = yyt212 = yyt213 = yyt214 = yyt215 = yyt216 = yyt217 = yyt218 = yyt219 = yyt220 = yyt221 = yyt222 = yyt223 = yyt224 = yyt225 = yyt226 = yyt227 = yyt228 = yyt229 = yyt230 = yyt231 = yyt232 = yyt233 = yyt234 = yyt235 = yyt236 = yyt237 = yyt238 = yyt239 = yyt240 = yyt241 = yyt242 = yyt243 = yyt244 = yyt245 = yyt246 = yyt247 = yyt248 = yyt249 = yyt250 = yyt251 = yyt252 = yyt253 = yyt254 = yyt255 = yyt256 = yyt257 = yyt258 = yyt259 = yyt260 = yyt261 = yyt262 = yyt263 = yyt264 = yyt265 = yyt266 = yyt267 = yyt268 = yyt269 = yyt270 = yyt271 = yyt272 = yyt273 = yyt274 = yyt275 = yyt276 = yyt277 = yyt278 = yyt279 = yyt280 = yyt281 = yyt282 = yyt283 = yyt284 = yyt285 = yyt286 = yyt287 = yyt288 = yyt289 = yyt290 = yyt291 = yyt292 = yyt293 = yyt294 = yyt295 = yyt296 = yyt297 = yyt298 = yyt299 = yyt300 = yyt301 = yyt302 = yyt303 = yyt304 = yyt305 = yyt306 = yyt307 = yyt308 = yyt309 = yyt310 = yyt311 = yyt312 = yyt313 = yyt314 = yyt315 = yyt316 = yyt317 = yyt318 = yyt319 = yyt320 = yyt321 = yyt322 = yyt323 = yyt324 = yyt325 = yyt326 = yyt327 = yyt328 = yyt329 = yyt330 = yyt331 = yyt332 = yyt333 = yyt334 = yyt335 = yyt336 = yyt337 = yyt338 = yyt339 = NULL;
-			goto yy5073;
+			goto yy5058;
 		default: goto yy4339;
 	}
 yy6394:
