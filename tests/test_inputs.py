@@ -520,3 +520,32 @@ def test_a_journal_record_is_read_only_from_the_kernel_and_its_header_fields_che
     ]
     hops = json.loads(runner.invoke(app, ["hops", "--json", "--store", store]).output)
     assert [(h["host"], h["lineno"]) for h in hops] == [("vm", 1)]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Jan 14 10:08:12 pc-baim logger[123]: ",  # RFC 3164, as `logger` writes to syslog
+        "Jan 14 10:08:12 pc-baim root: ",
+        "2016-01-14T10:08:12.000000+00:00 pc-baim evil: ",  # RFC 3339
+        "<13>1 2016-01-14T10:08:12.000000+00:00 pc-baim logger 123 - - ",  # RFC 5424
+    ],
+)
+def test_a_program_s_line_that_looks_like_a_log_line_is_rejected(
+    tmp_path: Path, header: str
+) -> None:
+    """Any local user can write a LOG line's text to /var/log/syslog (logger "IN=eth0 ...").
+    Its header names another program than the kernel: not read as a packet, but rejected,
+    saying so, where `logpath rejected` shows it to whoever reads the store. The same text
+    after the kernel's header is a packet."""
+    body = SEED.read_text().splitlines()[0].split(" kernel: ", 1)[1]
+    log = tmp_path / "syslog"
+    log.write_text(f"{header}{body}\nJan 14 10:08:12 pc-baim kernel: {body}\n")
+    store = str(tmp_path / "store")
+    done = runner.invoke(app, ["ingest", str(log), "--store", store, "--year", "2016", "--json"])
+    assert done.exit_code == 0, done.output
+    assert (json.loads(done.output)["hops"], json.loads(done.output)["rejected"]) == (1, 1)
+    (rejected,) = json.loads(runner.invoke(app, ["rejected", "--json", "--store", store]).output)
+    assert (rejected["lineno"], rejected["column"]) == (1, 1)
+    assert rejected["expected"] == "a kernel message (this header names another program)"
+    assert rejected["found"].startswith(header.rstrip()[:20])
