@@ -149,8 +149,9 @@ mtu = leaf(rf" MTU=(?P<mtu>{DEC})", "MTU=<n>")
 # --- IPv4 ---------------------------------------------------------------------------------------
 
 
-def ipv4_header(p: str = "", lead: str = " ") -> pp.ParserElement:
-    """SRC..ID, the CE/DF/MF bits, the fragment offset and IP options (nf_log_syslog.c:325-363)."""
+def ipv4_header(p: str = "", lead: str = " ", fragment: bool | None = None) -> pp.ParserElement:
+    """SRC..ID, the CE/DF/MF bits, the fragment offset and IP options (nf_log_syslog.c:325-363);
+    with ``fragment`` True the offset is there, False it is not, None either."""
     addresses = leaf(
         rf"{lead}SRC=(?P<{p}src>{IPV4}) DST=(?P<{p}dst>{IPV4})", "SRC=<IPv4 address> DST=<...>"
     )
@@ -162,7 +163,11 @@ def ipv4_header(p: str = "", lead: str = " ") -> pp.ParserElement:
     bits = leaf(rf"(?P<{p}ce> CE)?(?P<{p}df> DF)?(?P<{p}mf> MF)?", "CE|DF|MF")
     frag = leaf(rf" FRAG:(?P<{p}frag>{DEC})", "FRAG:<offset>")
     options = leaf(rf" OPT \((?P<{p}ipopt>{HEX}|TRUNCATED)\)", "OPT (<hex>)")
-    return addresses + fixed + bits + pp.Opt(frag) + pp.Opt(options)
+    if fragment is None:
+        return addresses + fixed + bits + pp.Opt(frag) + pp.Opt(options)
+    if fragment:
+        return addresses + fixed + bits + frag + pp.Opt(options)
+    return addresses + fixed + bits + pp.Opt(options)
 
 
 def quoted_ipv4() -> pp.ParserElement:
@@ -186,11 +191,12 @@ icmp4 = icmp_type_code("", "ICMP") + pp.Opt(
 icmp4_short = leaf(r" PROTO=(?P<proto>ICMP)", "PROTO=ICMP") + pp.Opt(incomplete(""))
 
 ipv4_l4 = proto_tcp("") | proto_udp("") | icmp4 | icmp4_short | proto_spi("") | proto_number("")
-# The kernel prints PROTO= after every IPv4 header it could read (a non-first fragment's too:
-# "FRAG:185 PROTO=TCP" and no more; an unread header is TRUNCATED, before SRC=). A line that ends
-# before it was cut short on its way (a syslog daemon's message size), its last field perhaps
+# The kernel prints PROTO= after every IPv4 header it could read (an unread header is TRUNCATED,
+# before SRC=), a non-first fragment's too ("FRAG:185 PROTO=TCP" and no more), but for AH's
+# (format reference §2.6: nothing after FRAG:). A line without a fragment offset that ends
+# before PROTO= was cut short on its way (a syslog daemon's message size), its last field perhaps
 # cut too ("ID=2" of "ID=24284"): rejected, not stored as a packet.
-ipv4 = ipv4_header() + ipv4_l4
+ipv4 = (ipv4_header(fragment=True) + pp.Opt(ipv4_l4)) | (ipv4_header(fragment=False) + ipv4_l4)
 
 # --- IPv6 ---------------------------------------------------------------------------------------
 

@@ -379,3 +379,6 @@ def test_an_ipv4_line_cut_before_its_protocol_is_not_a_packet() -> None:
     fragment = line[:end] + " FRAG:185 PROTO=TCP"  # a non-first fragment stops at PROTO=
     fragment = fragment.replace(" DF", " MF")
     assert parse_line(fragment)["frag"] == "185"
+    # a non-first fragment of AH prints nothing after FRAG: (the format reference, §2.6)
+    ah = line[:end].replace(" DF", " MF") + " FRAG:185"
+    assert parse_line(ah)["frag"] == "185" and fast_parse_line(ah) is not None
