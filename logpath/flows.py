@@ -41,6 +41,8 @@ __all__ = [  # the records, importable from here as before they had a module of 
 FLOW_DIRECTIONS = ("orig", "reply")
 # ICMP echo request/reply types (v4, v6): the echo identifier stands in for the source port.
 ECHO_TYPES = frozenset({0, 8, 128, 129})
+# Where the ports a client picks for itself begin (Linux: 32768-60999; IANA: 49152-65535)
+EPHEMERAL_PORTS = 32768
 # An ARP packet's tuple protocol (its sender and target addresses for the tuple's); its
 # opcodes: a request opens the "connection", a reply answers it (RFC 826).
 ARP = "arp"
@@ -386,8 +388,10 @@ def _text(value: object) -> str:
 def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per packet: when it started, its flags, protocol and whether it is an ICMP error."""
     first = _first_hops(
-        frame, ["packet", "clock", "flags", "t_proto", "related", "icmp_type", "arp_opcode"]
-    )
+        frame,
+        ["packet", "clock", "flags", "t_proto", "t_sport", "t_dport", "related", "icmp_type",
+         "arp_opcode"],
+    )  # fmt: skip
     first = first.assign(_time=_clock(first))
     return pd.DataFrame(
         {
@@ -400,6 +404,8 @@ def _packet_table(frame: pd.DataFrame) -> pd.DataFrame:
             "_related": first["related"].to_numpy(dtype=bool),
             "_icmp_type": _int_column(first, "icmp_type").to_numpy(),
             "_arp_opcode": _int_column(first, "arp_opcode").to_numpy(),
+            "_sport": _int_column(first, "t_sport").to_numpy(),
+            "_dport": _int_column(first, "t_dport").to_numpy(),
         }
     ).reset_index(drop=True)
 
@@ -611,9 +617,20 @@ def _requests(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def _answers_first(table: pd.DataFrame) -> np.ndarray:
     """Per packet of ``table``: a SYN-ACK, an echo reply or an ARP reply (not an ICMP error),
-    which, seen before its question, means the connection started unseen."""
+    which, seen before its question, means the connection started unseen; or a TCP packet
+    without SYN (the capture began inside the connection) going from a service's port to an
+    ephemeral one: the server's. Taken for the orig, it had the connection turned round and a
+    MASQUERADE on the way read as a DNAT to the client's ephemeral port (a namespace lab:
+    the peer spoke first in the capture)."""
     _, answer = _requests(table)
-    answer |= (table["_flags"].to_numpy() == "ACK SYN") & ~table["_related"].to_numpy(dtype=bool)
+    plain = ~table["_related"].to_numpy(dtype=bool)
+    flags = table["_flags"].to_numpy()
+    answer |= (flags == "ACK SYN") & plain
+    sport, dport = (table[c].astype("float64").to_numpy() for c in ("_sport", "_dport"))
+    midway = (table["_proto"].to_numpy() == "tcp") & ~pd.Series(flags).str.contains(
+        "SYN"
+    ).to_numpy()
+    answer |= midway & plain & (sport < EPHEMERAL_PORTS) & (dport >= EPHEMERAL_PORTS)
     return answer
 
 

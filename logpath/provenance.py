@@ -25,7 +25,8 @@ from typing import Any
 # 9: packets join only hosts that packets with an IP ID link (Clocks.links), and a tuple is one
 # connection per host; 10: a connection of ICMP errors alone oriented by its quote, an echo's
 # and an ARP packet's direction by its type, ARP keyed by its addresses, one spelling of a
-# protocol, and without a ruleset an unanswered packet's fate unknown where its logs end
+# protocol, without a ruleset an unanswered packet's fate unknown where its logs end, and a TCP
+# connection begun before the capture oriented by its ports
 VERSION = 10
 
 

@@ -426,3 +426,35 @@ def test_tuple_node_codes_group_the_hops_as_tuple_nodes_do(tmp_path: Path) -> No
         by_way.setdefault((src, dst), set()).add(code)
     assert any(codes & by_way.get((dst, src), set()) for (src, dst), codes in by_way.items())
     assert len({t.split("#")[0] for t in texts}) >= 2  # two hosts
+
+
+@pytest.mark.parametrize("rules", [None, "midstream.rules"])
+def test_a_capture_begun_inside_a_connection_is_oriented_as_conntrack_has_it(
+    tmp_path: Path, rules: str | None
+) -> None:
+    """lab/midstream: c1 connected through MASQUERADE before the capture began; in the log the
+    peer speaks first, from its service port to c1's ephemeral one. The connection is the one
+    conntrack holds (midstream.conntrack, read here): c1 → peer, SNAT; not peer → c1 with a
+    DNAT to c1's ephemeral port."""
+    here = SAMPLES / "lab" / "midstream"
+    entry = (here / "midstream.conntrack").read_text().split()
+    fields = [word.split("=", 1) for word in entry if "=" in word]
+    orig = {k: v for k, v in fields[:4]}
+    reply = {k: v for k, v in fields[4:8]}
+    traced = trace_sample(
+        tmp_path, "lab/midstream/midstream.dmesg", rules=rules and f"lab/midstream/{rules}"
+    )
+    (flow,) = summarise_flows(traced)
+    assert (flow.orig.src, flow.orig.sport, flow.orig.dst, flow.orig.dport) == (
+        orig["src"],
+        int(orig["sport"]),
+        orig["dst"],
+        int(orig["dport"]),
+    )
+    assert (flow.reply.src, flow.reply.sport, flow.reply.dst, flow.reply.dport) == (
+        reply["src"],
+        int(reply["sport"]),
+        reply["dst"],
+        int(reply["dport"]),
+    )
+    assert [(t.type, t.to_addr) for t in flow.nat] == [("snat", f"{reply['dst']}:{reply['dport']}")]
