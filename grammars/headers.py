@@ -78,6 +78,17 @@ dmesg_relative = leaf(
 kmsg = leaf(
     r"(?P<pri>\d{1,3}),(?P<kseq>\d+),(?P<usec>\d+),[-c](?:,[^;]*)?;", "<pri>,<seq>,<usec>,<flag>;"
 )
+# A program's message, not the kernel's: the syslog and journalctl headers above with another
+# tag (and RFC 5424's with another APP-NAME). Such a line has no header to the grammar, and
+# its LOG-looking text would be read as a packet, the header taken for the prefix: any local user
+# can write one to /var/log/syslog (logger "... IN=eth0 OUT= SRC=..."). ``logpath.hops`` rejects
+# a line whose prefix starts so. Python's and RE2's syntax alike (Arrow matches it).
+PROGRAM_HEADER = (
+    rf"^(?:(?:{MONTH} [ \d]\d \d\d:\d\d:\d\d"
+    r"(?:\.\d+)?(?: \d{4})?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*|\d{9,}\.\d+"
+    r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+)"
+    r" \S+ [^\s\[\]:]+(?:\[\d+\])?: |<\d{1,3}>1 \S+ \S+ \S+ \S+ \S+ )"
+)
 # rsyslog's $RepeatedMsgReduction: the message stands in brackets after the header.
 repeated = leaf(r"message repeated (?P<repeated>\d+) times: \[", "message repeated N times: [")
 

@@ -466,23 +466,15 @@ def _address_problems(f: dict[str, pa.Array], addresses: dict[str, pa.Array]) ->
         )
 
 
-# A syslog or journal header of a program's message, not the kernel's (the grammar's headers
-# take only "kernel"): a line with one has no header to the grammar, and its LOG-looking text
-# would be read as a packet, the header taken for the prefix. Any local user can write such a
-# line to /var/log/syslog (logger "... IN=eth0 OUT= SRC=..."). RE2's syntax (Arrow).
-_PROGRAM_HEADER = (
-    r"^(?:(?:(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d"
-    r"(?:\.\d+)?(?: \d{4})?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*|\d{9,}\.\d+"
-    r"|(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+)"
-    r" \S+ [^\s\[\]:]+(?:\[\d+\])?: |<\d{1,3}>1 \S+ \S+ \S+ \S+ \S+ )"
-)
 PROGRAM_EXPECTED = "a kernel message (this header names another program)"
 
 
 def _text_problems(f: dict[str, pa.Array]) -> Iterator[_Problem]:
+    from logpath.grammars.headers import PROGRAM_HEADER  # the grammar: only when parsing
+
     prefix = f["prefix"]
     if prefix.null_count < len(prefix):
-        program = pc.fill_null(pc.match_substring_regex(prefix, _PROGRAM_HEADER), False)
+        program = pc.fill_null(pc.match_substring_regex(prefix, PROGRAM_HEADER), False)
         yield _Problem(program, "prefix", PROGRAM_EXPECTED)
     for name, most in NAME_LIMITS.items():
         length = pc.binary_length(f[name])
