@@ -1771,10 +1771,9 @@ class Kept:
 def _distinct_ids(flows: pa.Table) -> pa.Table:
     """The connections with an id each (``flows.distinct_ids``): the trace takes its ids from
     this table by ``flow_n``, so the hops follow."""
-    ids = flows["id"].to_numpy(zero_copy_only=False)
-    if len(pc.unique(flows["id"])) == len(ids):
+    if len(pc.unique(flows["id"])) == flows.num_rows:  # the ids as text only when two clash
         return flows
-    apart = distinct_ids(ids, flows["hosts"].to_pylist())
+    apart = distinct_ids(flows["id"].to_numpy(zero_copy_only=False), flows["hosts"].to_pylist())
     return flows.set_column(flows.schema.get_field_index("id"), "id", pa.array(apart, pa.string()))
 
 

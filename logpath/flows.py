@@ -504,11 +504,11 @@ def _orient(frame: pd.DataFrame, table: pd.DataFrame, tuples: _Tuples) -> pd.Dat
     position = pd.Index(packet).get_indexer(hop_packet)  # hop → its packet's row
     sides = _Sides(position, tuple_code, conn, reverse, len(texts))
     everyone = np.ones(len(packet), dtype=bool)
-    orig, orig_tuples = sides.grow(sides.seeds(_answers_first(table)), everyone)
+    request, answer = _requests(table)
+    orig, orig_tuples = sides.grow(sides.seeds(_answers_first(table, answer)), everyone)
     reply, _ = sides.grow(sides.answering(orig, orig_tuples), ~orig)
     is_orig = orig | ~reply
     is_orig ^= related  # an ICMP error quoting an orig packet travels back (and vice versa)
-    request, answer = _requests(table)
     # an echo's type (an ARP packet's opcode) is its direction: the request opens conntrack's
     # entry; a ping to the host's own address (a gratuitous ARP) shows one tuple both ways,
     # which the sides cannot tell apart
@@ -615,17 +615,16 @@ def _requests(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return plain & request, plain & answer
 
 
-def _answers_first(table: pd.DataFrame) -> np.ndarray:
-    """Per packet of ``table``: a SYN-ACK, an echo reply or an ARP reply (not an ICMP error),
-    which, seen before its question, means the connection started unseen; or a TCP packet
-    without SYN (the capture began inside the connection) going from a service's port to an
-    ephemeral one: the server's. Taken for the orig, it had the connection turned round and a
-    MASQUERADE on the way read as a DNAT to the client's ephemeral port (a namespace lab:
-    the peer spoke first in the capture)."""
-    _, answer = _requests(table)
+def _answers_first(table: pd.DataFrame, answer: np.ndarray) -> np.ndarray:
+    """Per packet of ``table``: a SYN-ACK, an echo reply or an ARP reply (those two are
+    ``answer``, ``_requests``' own; not an ICMP error), which, seen before its question, means
+    the connection started unseen; or a TCP packet without SYN (the capture began inside the
+    connection) going from a service's port to an ephemeral one: the server's. Taken for the
+    orig, it had the connection turned round and a MASQUERADE on the way read as a DNAT to the
+    client's ephemeral port (a namespace lab: the peer spoke first in the capture)."""
     plain = ~table["_related"].to_numpy(dtype=bool)
     flags = table["_flags"].to_numpy()
-    answer |= (flags == "ACK SYN") & plain
+    answer = answer | ((flags == "ACK SYN") & plain)
     sport, dport = (table[c].astype("float64").to_numpy() for c in ("_sport", "_dport"))
     midway = (table["_proto"].to_numpy() == "tcp") & ~pd.Series(flags).str.contains(
         "SYN"
